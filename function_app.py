@@ -1,0 +1,15 @@
+"""The Azure Functions app (Python v2 programming model): registers one blueprint per
+``functions/<name>/``. The same file runs under the Functions host in Azure and under
+the project's local host (``abonno host``)."""
+
+import azure.functions as func
+
+from functions.billing_worker import bp as billing_worker
+from functions.invoice_timer import bp as invoice_timer
+from functions.merchant_http import bp as merchant_http
+from functions.openapi_http import bp as openapi_http
+from functions.salesposter_http import bp as salesposter_http
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+for blueprint in (salesposter_http, merchant_http, invoice_timer, billing_worker, openapi_http):
+    app.register_functions(blueprint)

@@ -1,0 +1,44 @@
+"""Service Bus queue ``billing-work``: one message is one batch of subscribers to bill.
+
+Locally the host feeds this function from the Azurite queue of the same name. A
+message handled twice issues nothing the second time (``bill_subscribers`` is
+idempotent); an exception leaves the message to be retried and, after the queue's
+max delivery count, dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import azure.functions as func
+from pydantic import BaseModel, Field
+
+from shared import bootstrap
+from shared.adapters.bus import BILLING_WORK, decode
+from shared.service.billing import RUN, BatchResult, bill_subscribers
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+class WorkItem(BaseModel):
+    kind: str
+    tenant: str = Field(min_length=1)
+    date: date
+    subscribers: list[int] = Field(max_length=500)
+
+
+def handle(body: bytes) -> BatchResult:
+    item = WorkItem.model_validate(decode(body).body)
+    if item.kind != RUN:
+        raise ValueError(f"unknown work kind {item.kind!r}")
+    result = bill_subscribers(bootstrap.context(), item.tenant, item.date, item.subscribers)
+    log.info("billed %s on %s: %s", item.tenant, item.date, result)
+    return result
+
+
+@bp.function_name("billing_worker")
+@bp.service_bus_queue_trigger(arg_name="msg", queue_name=BILLING_WORK, connection="ServiceBusConnection")
+def billing_worker(msg: func.ServiceBusMessage) -> None:
+    handle(msg.get_body())

@@ -1,0 +1,98 @@
+"""HTTP: ``GET /api/openapi.json``, the OpenAPI 3.1 document of every HTTP endpoint,
+built from the registry that ``functions.http.endpoint`` fills as functions register.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import azure.functions as func
+from pydantic import TypeAdapter
+
+from functions.http import REGISTRY, Call, Endpoint, endpoint
+
+bp = func.Blueprint()
+ROUTE_PREFIX = "/api/"
+PARAM = re.compile(r"{(\w+)(?::[^}]*)?\??}")
+
+
+def _schemas() -> tuple[dict[tuple[str, str, str], Any], dict[str, Any]]:
+    inputs = []
+    for spec in REGISTRY:
+        if spec.body is not None:
+            inputs.append(((spec.name, "body", "validation"), "validation", TypeAdapter(spec.body)))
+        if spec.response is not None:
+            inputs.append(((spec.name, "response", "serialization"), "serialization", TypeAdapter(spec.response)))
+    if not inputs:
+        return {}, {}
+    refs, defs = TypeAdapter.json_schemas(
+        [(key, mode, adapter) for key, mode, adapter in inputs], ref_template="#/components/schemas/{model}")
+    return {k[:2]: v for k, v in refs.items()}, defs.get("$defs", {})
+
+
+def _operation(spec: Endpoint, refs: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": spec.name, "summary": spec.summary, "tags": [spec.tag]}
+    params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+              for p in PARAM.findall(spec.route)]
+    params += [{"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
+               for n, d in spec.params.items()]
+    if params:
+        op["parameters"] = params
+    if (spec.name, "body") in refs:
+        schema = refs[(spec.name, "body")]
+        content = {"application/json": {"schema": schema}}
+        if spec.tag == "Sales poster":
+            content["application/x-www-form-urlencoded"] = {"schema": schema}
+        op["requestBody"] = {"required": True, "content": content}
+    ok: dict[str, Any] = {"description": "OK"}
+    if (spec.name, "response") in refs:
+        ok["content"] = {"application/json": {"schema": refs[(spec.name, "response")]}}
+    op["responses"] = {str(spec.status): ok, **_errors(spec)}
+    if spec.roles is not None:
+        op["security"] = [{"bearer": []}]
+    return op
+
+
+def _errors(spec: Endpoint) -> dict[str, Any]:
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    codes = {"400": "Malformed request", "404": "Not found", "409": "Conflict, try again"}
+    if spec.body is not None:
+        codes["422"] = "Invalid or not accepted, with the field and the reason"
+    if spec.roles is not None:
+        codes |= {"401": "No valid bearer token", "403": "Role missing"}
+    return {code: {"description": text, "content": problem} for code, text in codes.items()}
+
+
+PROBLEM = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "field": {"type": "string"}, "reason": {"type": "string"}}}},
+    },
+    "required": ["title", "status"],
+}
+
+
+def document() -> dict[str, Any]:
+    refs, defs = _schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    for spec in REGISTRY:
+        path = ROUTE_PREFIX + PARAM.sub(lambda m: "{" + m.group(1) + "}", spec.route)
+        for method in spec.methods:
+            paths.setdefault(path, {})[method.lower()] = _operation(spec, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Abonno", "version": "0.1.0",
+                 "description": "Subscription and membership billing for Nordic publishers, unions and associations."},
+        "paths": paths,
+        "components": {"schemas": defs | {"Problem": PROBLEM},
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+    }
+
+
+@endpoint(bp, Endpoint("openapi_document", "openapi.json", ["GET"], "This OpenAPI document", "Meta"))
+def openapi(call: Call) -> Any:
+    return document()

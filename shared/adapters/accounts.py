@@ -1,0 +1,135 @@
+"""The subscriber partition in Table Storage: load an ``Account``, commit ``Changes``.
+
+Layout of table ``Subscribers``, one partition per subscriber
+(``PartitionKey = "{tenant}|{spread}|{subscriber_no}"``; the two hex digits of
+``spread`` keep consecutive subscriber numbers in different key ranges so that a burst
+of new subscribers does not append to one range server):
+
+| RowKey                 | what                                                   |
+|------------------------|--------------------------------------------------------|
+| ``0|subscriber``       | profile, balances per organisation, counters; its ETag |
+|                        | guards the whole partition (optimistic concurrency)    |
+| ``0|sub|{id}``         | a subscription                                         |
+| ``0|out|{event id}``   | outbox message not yet known to be delivered           |
+| ``1|inv|{demand no}``  | an issued invoice (never changed)                      |
+| ``1|led|{seq}``        | a ledger entry (never changed)                         |
+
+``load`` reads the ``0|`` rows only (one round trip, however long the history);
+``commit`` writes everything in one entity-group transaction, replacing the
+subscriber row under ``If-Match`` so a concurrent writer fails with
+``ConcurrencyConflict`` instead of losing an update.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core import MatchConditions
+
+from ..domain.account import Account, Changes, Event
+from ..domain.invoicing import Invoice
+from ..domain.ledger import LedgerEntry
+from ..domain.subscriptions import Subscriber, Subscription
+from .codec import dumps, loads
+from .tables import Operation, Storage, prefix_filter
+
+TABLE = "Subscribers"
+
+
+def partition_key(tenant: str, subscriber_no: int) -> str:
+    spread = zlib.crc32(str(subscriber_no).encode()) & 0xFF
+    return f"{tenant}|{spread:02x}|{subscriber_no:010d}"
+
+
+@dataclass
+class Loaded:
+    account: Account
+    etag: str | None  # None: the subscriber is new and not stored yet
+    outbox: list[Event] = field(default_factory=list)
+
+
+def _account_row(account: Account) -> dict[str, Any]:
+    return {"Subscriber": dumps(account.subscriber), "Balances": json.dumps(dict(account.balances)),
+            "NextDemandNo": account.next_demand_no, "NextLedgerSeq": account.next_ledger_seq,
+            "Name": account.subscriber.name, "Email": account.subscriber.email}
+
+
+def _build(rows: list[dict[str, Any]]) -> Loaded | None:
+    head = next((r for r in rows if r["RowKey"] == "0|subscriber"), None)
+    if head is None:
+        return None
+    subs = {s.id: s for s in (loads(Subscription, r["Body"]) for r in rows if r["RowKey"].startswith("0|sub|"))}
+    outbox = [loads(Event, r["Body"]) for r in rows if r["RowKey"].startswith("0|out|")]
+    account = Account(loads(Subscriber, head["Subscriber"]), subs, json.loads(head["Balances"]),
+                      head["NextDemandNo"], head["NextLedgerSeq"])
+    return Loaded(account, head["etag"], outbox)
+
+
+class AccountRepository:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def load(self, tenant: str, subscriber_no: int) -> Loaded | None:
+        pk = partition_key(tenant, subscriber_no)
+        rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and RowKey lt '1'", {"pk": pk}))
+        return _build(rows)
+
+    def commit(self, tenant: str, loaded: Loaded | None, changes: Changes) -> None:
+        """Write ``changes`` atomically; the outbox rows already loaded are cleared."""
+        pk = partition_key(tenant, changes.account.number)
+        head = {"PartitionKey": pk, "RowKey": "0|subscriber", **_account_row(changes.account)}
+        ops: list[Operation] = []
+        if loaded is None or loaded.etag is None:
+            ops.append(("create", head))
+        else:
+            ops.append(("update", head, {"mode": "replace", "etag": loaded.etag,
+                                         "match_condition": MatchConditions.IfNotModified}))
+            ops += [("delete", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}"}) for e in loaded.outbox]
+        ops += [("upsert", {"PartitionKey": pk, "RowKey": f"0|sub|{s.id}", "Body": dumps(s)})
+                for s in changes.subscriptions]
+        ops += [("create", _invoice_row(pk, inv)) for inv in changes.invoices]
+        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|led|{e.seq:08d}", "Body": dumps(e),
+                            "Amount": e.amount_minor, "Org": e.organization_id}) for e in changes.ledger]
+        ops += [("create", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}", "Body": dumps(e)})
+                for e in changes.events]
+        self.storage.transact(TABLE, ops)
+
+    def history(self, tenant: str, subscriber_no: int) -> tuple[list[Invoice], list[LedgerEntry]]:
+        pk = partition_key(tenant, subscriber_no)
+        rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and RowKey gt '1'", {"pk": pk}))
+        return _history(rows)
+
+    def scan_tenant(self, tenant: str) -> Iterator[tuple[Loaded, list[Invoice], list[LedgerEntry]]]:
+        """Every subscriber of a tenant with history: for reports and search, never a hot path."""
+        query, params = prefix_filter(f"{tenant}|")
+        current: list[dict[str, Any]] = []
+        for row in self.storage.query(TABLE, query, params):
+            if current and row["PartitionKey"] != current[0]["PartitionKey"]:
+                yield _full(current)
+                current = []
+            current.append(row)
+        if current:
+            yield _full(current)
+
+
+def _invoice_row(pk: str, invoice: Invoice) -> dict[str, Any]:
+    return {"PartitionKey": pk, "RowKey": f"1|inv|{invoice.demand_no:08d}", "Body": dumps(invoice),
+            "Number": invoice.number, "Kid": invoice.kid, "Total": invoice.total_minor,
+            "Org": invoice.draft.organization_id}
+
+
+def _history(rows: list[dict[str, Any]]) -> tuple[list[Invoice], list[LedgerEntry]]:
+    invoices = [loads(Invoice, r["Body"]) for r in rows if r["RowKey"].startswith("1|inv|")]
+    ledger = [loads(LedgerEntry, r["Body"]) for r in rows if r["RowKey"].startswith("1|led|")]
+    return invoices, ledger
+
+
+def _full(rows: list[dict[str, Any]]) -> tuple[Loaded, list[Invoice], list[LedgerEntry]]:
+    loaded = _build([r for r in rows if r["RowKey"] < "1"])
+    if loaded is None:
+        raise ValueError(f"partition {rows[0]['PartitionKey']} has no subscriber row")
+    return (loaded, *_history(rows))

@@ -1,0 +1,91 @@
+"""Messages between functions: Service Bus queues in Azure, Azurite queues locally.
+
+The port is ``Bus.send(queue, messages)``. ``ServiceBusBus`` is deliberately thin: it
+turns our ``BusMessage`` into the SDK's own ``ServiceBusMessage`` (``message_id`` set,
+so Service Bus duplicate detection drops a re-sent outbox message) and sends them in
+size-limited batches. ``StorageQueueBus`` writes the same JSON to an Azurite queue of
+the same name, which the local host feeds to the Service Bus-triggered functions.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from azure.core.exceptions import ResourceExistsError
+from azure.servicebus import ServiceBusClient, ServiceBusMessage
+from azure.storage.queue import QueueServiceClient
+
+BILLING_WORK = "billing-work"
+EVENTS = "abonno-events"
+QUEUES = (BILLING_WORK, EVENTS)
+
+
+@dataclass(frozen=True, slots=True)
+class BusMessage:
+    id: str
+    body: dict[str, Any]
+
+    def encode(self) -> str:
+        return json.dumps({"id": self.id, "body": self.body}, separators=(",", ":"))
+
+
+def decode(text: str | bytes) -> BusMessage:
+    data = json.loads(text)
+    return BusMessage(data["id"], data["body"])
+
+
+class Bus(Protocol):
+    def send(self, queue: str, messages: Sequence[BusMessage]) -> None: ...
+
+
+def to_service_bus(message: BusMessage) -> ServiceBusMessage:
+    return ServiceBusMessage(message.encode(), message_id=message.id, content_type="application/json")
+
+
+class ServiceBusBus:
+    def __init__(self, client: ServiceBusClient) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+
+    def send(self, queue: str, messages: Sequence[BusMessage]) -> None:
+        if not messages:
+            return
+        with self._lock, self.client.get_queue_sender(queue) as sender:
+            batch = sender.create_message_batch()
+            for message in messages:
+                sb = to_service_bus(message)
+                try:
+                    batch.add_message(sb)
+                except ValueError:  # batch full: send it and start the next
+                    sender.send_messages(batch)
+                    batch = sender.create_message_batch()
+                    batch.add_message(sb)
+            sender.send_messages(batch)
+
+
+class StorageQueueBus:
+    def __init__(self, service: QueueServiceClient) -> None:
+        self.service = service
+        self.sent = 0
+
+    @classmethod
+    def from_connection_string(cls, conn_str: str) -> StorageQueueBus:
+        return cls(QueueServiceClient.from_connection_string(conn_str))
+
+    def ensure_queues(self, names: Sequence[str] = QUEUES) -> None:
+        for name in names:
+            for suffix in ("", "-poison"):
+                try:
+                    self.service.create_queue(name + suffix)
+                except ResourceExistsError:
+                    pass
+
+    def send(self, queue: str, messages: Sequence[BusMessage]) -> None:
+        client = self.service.get_queue_client(queue)
+        for message in messages:
+            client.send_message(message.encode())
+            self.sent += 1

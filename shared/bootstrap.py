@@ -1,0 +1,95 @@
+"""The composition root: the one place that wires real adapters from app settings.
+
+App settings (Azure) or environment (local host, tests):
+
+| setting | meaning |
+|---|---|
+| ``AzureWebJobsStorage`` | storage connection string (Azurite locally) ... |
+| ``AzureWebJobsStorage__accountName`` | ... or the account name, used with the managed identity |
+| ``ServiceBusConnection__fullyQualifiedNamespace`` | Service Bus namespace (managed identity) |
+| ``ServiceBusConnection`` | ... or a connection string; with neither, Azurite queues are the bus |
+| ``ABONNO_CLOCK`` | ``system`` (default) or ``settable`` (local host and tests) |
+| ``AUTH_ISSUER``, ``AUTH_AUDIENCE``, ``AUTH_JWKS_URL``, ``AUTH_TENANT_CLAIM`` | merchant API tokens |
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from .adapters.auth import TokenValidator
+from .adapters.bus import Bus, ServiceBusBus, StorageQueueBus
+from .adapters.tables import Storage, pooled_transport
+from .clock import Clock, SettableClock, SystemClock
+from .service.context import Context
+
+_lock = threading.Lock()
+_context: Context | None = None
+_validator: TokenValidator | None = None
+settable_clock = SettableClock()
+
+
+def _storage() -> Storage:
+    conn = os.environ.get("AzureWebJobsStorage")
+    if conn:
+        return Storage.from_connection_string(conn)
+    account = os.environ["AzureWebJobsStorage__accountName"]
+    from azure.data.tables import TableServiceClient
+    from azure.identity import DefaultAzureCredential
+
+    return Storage(TableServiceClient(f"https://{account}.table.core.windows.net",
+                                      credential=DefaultAzureCredential(), transport=pooled_transport()))
+
+
+def _bus() -> Bus:
+    namespace = os.environ.get("ServiceBusConnection__fullyQualifiedNamespace")
+    conn = os.environ.get("ServiceBusConnection")
+    if namespace or conn:
+        from azure.servicebus import ServiceBusClient
+
+        if namespace:
+            from azure.identity import DefaultAzureCredential
+
+            return ServiceBusBus(ServiceBusClient(namespace, DefaultAzureCredential()))
+        return ServiceBusBus(ServiceBusClient.from_connection_string(str(conn)))
+    bus = StorageQueueBus.from_connection_string(os.environ["AzureWebJobsStorage"])
+    bus.ensure_queues()
+    return bus
+
+
+def _clock() -> Clock:
+    return settable_clock if os.environ.get("ABONNO_CLOCK") == "settable" else SystemClock()
+
+
+def context() -> Context:
+    global _context
+    with _lock:
+        if _context is None:
+            storage = _storage()
+            storage.ensure_tables()
+            _context = Context.build(storage, _clock(), _bus())
+        return _context
+
+
+def set_context(ctx: Context | None) -> None:
+    """Replace the wiring (tests, local host)."""
+    global _context
+    with _lock:
+        _context = ctx
+
+
+def token_validator() -> TokenValidator:
+    global _validator
+    with _lock:
+        if _validator is None:
+            _validator = TokenValidator(os.environ["AUTH_ISSUER"], os.environ["AUTH_AUDIENCE"],
+                                        os.environ["AUTH_JWKS_URL"],
+                                        os.environ.get("AUTH_TENANT_CLAIM", "abonno_tenant"))
+        return _validator
+
+
+def reset() -> None:
+    global _context, _validator
+    with _lock:
+        _context = None
+        _validator = None

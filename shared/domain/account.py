@@ -1,0 +1,139 @@
+"""One subscriber's account: everything that lives in the subscriber's partition.
+
+The aggregate the use cases load, change with pure functions and commit as one
+entity-group transaction. ``issue`` turns drafts that have invoice numbers into
+invoices with demand numbers and KIDs, ledger debits and outbox events, and advances
+each subscription past the invoiced periods; it reads no clock and does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any
+
+from .catalogue import Catalogue
+from .invoicing import Invoice, InvoiceDraft, draft_invoice, due_period_indexes
+from .kid import KidScheme
+from .ledger import LedgerEntry, invoice_entry
+from .subscriptions import Subscriber, Subscription
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An outbox message: written in the same transaction as the change it reports."""
+
+    id: str  # deterministic, so a re-sent message is recognised as a duplicate
+    type: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    subscriber: Subscriber
+    subscriptions: Mapping[str, Subscription] = field(default_factory=dict)
+    balances: Mapping[str, int] = field(default_factory=dict)  # organization id -> minor units
+    next_demand_no: int = 1
+    next_ledger_seq: int = 1
+
+    @property
+    def number(self) -> int:
+        return self.subscriber.number
+
+    def with_subscription(self, subscription: Subscription) -> Account:
+        return replace(self, subscriptions={**self.subscriptions, subscription.id: subscription})
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What one business operation adds to a partition, committed atomically."""
+
+    account: Account
+    subscriptions: tuple[Subscription, ...] = ()
+    invoices: tuple[Invoice, ...] = ()
+    ledger: tuple[LedgerEntry, ...] = ()
+    events: tuple[Event, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.subscriptions or self.invoices or self.ledger or self.events)
+
+
+def due_drafts(account: Account, catalogue: Catalogue, today: date) -> list[InvoiceDraft]:
+    drafts: list[InvoiceDraft] = []
+    for sub in account.subscriptions.values():
+        plan = catalogue.plan(sub.plan_id)
+        billing = catalogue.billing_plan_of(plan)
+        for index in due_period_indexes(sub, billing, today):
+            drafts.append(draft_invoice(sub, index, today, billing, catalogue.organization_of(plan),
+                                        catalogue.products_of(plan)))
+    return drafts
+
+
+def next_drafts(account: Account, catalogue: Catalogue) -> list[InvoiceDraft]:
+    """The upcoming invoice of each running subscription, as it would be issued today."""
+    drafts = []
+    for sub in account.subscriptions.values():
+        if not sub.runs_in(sub.next_period):
+            continue
+        plan = catalogue.plan(sub.plan_id)
+        billing = catalogue.billing_plan_of(plan)
+        issue_day = max(sub.period(sub.next_period).start - timedelta(days=billing.lead_days), sub.anchor)
+        drafts.append(draft_invoice(sub, sub.next_period, issue_day, billing,
+                                    catalogue.organization_of(plan), catalogue.products_of(plan)))
+    return drafts
+
+
+def _next_usable_demand(scheme: KidScheme, subscriber_no: int, demand_no: int) -> int:
+    while not scheme.usable(subscriber_no, demand_no):
+        demand_no += 1
+    return demand_no
+
+
+def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str, int],
+          catalogue: Catalogue, booked: date, extra: Changes | None = None) -> Changes:
+    """Issue ``drafts`` with the invoice ``numbers`` claimed for their natural keys."""
+    demand_no, seq = account.next_demand_no, account.next_ledger_seq
+    balances = dict(account.balances)
+    subs = dict(account.subscriptions)
+    invoices: list[Invoice] = []
+    ledger: list[LedgerEntry] = []
+    events: list[Event] = []
+    for draft in drafts:
+        org = catalogue.organizations[draft.organization_id]
+        demand_no = _next_usable_demand(org.kid, account.number, demand_no)
+        invoice = Invoice(numbers[draft.natural_key], demand_no, org.kid.encode(account.number, demand_no), draft)
+        invoices.append(invoice)
+        ledger.append(invoice_entry(seq, org.id, org.currency, booked, invoice.number, invoice.total_minor))
+        balances[org.id] = balances.get(org.id, 0) - invoice.total_minor
+        subs[draft.subscription_id] = subs[draft.subscription_id].invoiced(1)
+        events.append(invoice_issued(account.number, invoice))
+        demand_no, seq = demand_no + 1, seq + 1
+    changed = {d.subscription_id for d in drafts}
+    new_account = replace(account, subscriptions=subs, balances=balances, next_demand_no=demand_no,
+                          next_ledger_seq=seq)
+    before = extra or Changes(account)
+    touched = {s.id: s for s in before.subscriptions} | {i: subs[i] for i in changed}
+    return Changes(new_account, tuple(touched.values()), before.invoices + tuple(invoices),
+                   before.ledger + tuple(ledger), before.events + tuple(events))
+
+
+def invoice_issued(subscriber_no: int, invoice: Invoice) -> Event:
+    d = invoice.draft
+    return Event(
+        id=f"invoice-issued.{d.organization_id}.{invoice.number}",
+        type="InvoiceIssued",
+        payload={"subscriber_no": subscriber_no, "invoice_number": invoice.number, "kid": invoice.kid,
+                 "organization_id": d.organization_id, "subscription_id": d.subscription_id,
+                 "total_minor": d.total_minor, "currency": d.currency, "due_date": d.due_date.isoformat()},
+    )
+
+
+def subscription_created(subscriber_no: int, sub: Subscription) -> Event:
+    return Event(
+        id=f"subscription-created.{sub.id}",
+        type="SubscriptionCreated",
+        payload={"subscriber_no": subscriber_no, "subscription_id": sub.id, "plan_id": sub.plan_id,
+                 "start": sub.anchor.isoformat(), "payment_type": sub.payment_type.value},
+    )

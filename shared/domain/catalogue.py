@@ -1,0 +1,181 @@
+"""The catalogue: organisations (C1), products with price history (C2), subscription
+plans (C3) and billing plans (C4).
+
+Manual sections "Organizations" (3), "Products&subscription plans" (6.10) and
+"Billing plan" (7.18). Prices are gross (VAT included) in minor units. A product's
+price applies by the period's start date: the newest price point whose ``valid_from``
+is on or before that day, so future prices can be entered ahead of time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import Enum
+
+from .calendar import Frequency
+from .kid import KidScheme
+from .money import CURRENCIES
+
+
+class CatalogueError(ValueError):
+    """The catalogue is inconsistent or lacks what an operation needs."""
+
+
+class PaymentType(str, Enum):
+    """How a subscriber pays. ``pty`` codes are the sales poster's (manual 7.26, Vipps)."""
+
+    INVOICE = "invoice"
+    VIPPS = "vipps"
+    CARD = "card"
+    AVTALEGIRO = "avtalegiro"
+    EFAKTURA = "efaktura"
+    EHF = "ehf"
+
+    @classmethod
+    def from_pty(cls, code: str) -> PaymentType:
+        """Accept the manual's PTY codes (1 invoice, 2 Vipps, 9 Visa/Mastercard) or a name."""
+        by_code = {"1": cls.INVOICE, "2": cls.VIPPS, "9": cls.CARD}
+        key = code.strip().lower()
+        if key in by_code:
+            return by_code[key]
+        try:
+            return cls(key)
+        except ValueError:
+            raise CatalogueError(f"unknown payment type {code!r}") from None
+
+
+class FeeTaxPolicy(str, Enum):
+    """Manual 7.18: fee VAT follows the products ("distributional") or the fee has none."""
+
+    DISTRIBUTIONAL = "distributional"
+    NO_TAX = "no_tax"
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: str
+    name: str
+    currency: str
+    time_zone: str = "Europe/Oslo"
+    country: str = "NO"
+    organization_number: str | None = None
+    bank_account: str | None = None
+    ocr_agreement_id: str | None = None
+    kid: KidScheme = field(default_factory=KidScheme)
+    invoice_series: str = "main"
+
+    def __post_init__(self) -> None:
+        if self.currency not in CURRENCIES:
+            raise CatalogueError(f"organization {self.id}: unsupported currency {self.currency}")
+
+
+@dataclass(frozen=True, slots=True)
+class PricePoint:
+    frequency: Frequency
+    valid_from: date
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    id: str
+    name: str
+    vat_rate_bp: int
+    prices: tuple[PricePoint, ...]
+    description: str = ""
+    part_number: str | None = None
+    physical: bool = False
+
+    def price_on(self, frequency: Frequency, day: date) -> int:
+        applicable = [p for p in self.prices if p.frequency == frequency and p.valid_from <= day]
+        if not applicable:
+            raise CatalogueError(f"product {self.id} has no {frequency.value} price on {day}")
+        return max(applicable, key=lambda p: p.valid_from).amount_minor
+
+
+@dataclass(frozen=True, slots=True)
+class Fee:
+    payment_type: PaymentType
+    amount_minor: int
+    from_period: int = 1  # 1: from the first period, 2: from the second (manual 7.18)
+
+
+@dataclass(frozen=True, slots=True)
+class BillingPlan:
+    id: str
+    name: str
+    frequency: Frequency
+    lead_days: int = 14  # invoice produced this many days before its due date
+    fees: tuple[Fee, ...] = ()
+    fee_tax_policy: FeeTaxPolicy = FeeTaxPolicy.DISTRIBUTIONAL
+    dunning_process_id: str | None = None
+
+    def fee_for(self, payment_type: PaymentType, period_index: int) -> int:
+        return sum(
+            f.amount_minor
+            for f in self.fees
+            if f.payment_type == payment_type and period_index + 1 >= f.from_period
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionPlan:
+    id: str
+    name: str
+    organization_id: str
+    billing_plan_id: str
+    product_ids: tuple[str, ...]
+    valid_from: date | None = None
+    valid_until: date | None = None
+    disabled: bool = False
+    renewal_name: str | None = None
+
+    def orderable_on(self, day: date) -> bool:
+        return (
+            not self.disabled
+            and (self.valid_from is None or self.valid_from <= day)
+            and (self.valid_until is None or day <= self.valid_until)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    """One tenant's catalogue, validated as a whole so that plans never dangle."""
+
+    organizations: dict[str, Organization]
+    products: dict[str, Product]
+    billing_plans: dict[str, BillingPlan]
+    plans: dict[str, SubscriptionPlan]
+
+    def check(self) -> Catalogue:
+        for plan in self.plans.values():
+            if plan.organization_id not in self.organizations:
+                raise CatalogueError(f"plan {plan.id}: unknown organization {plan.organization_id}")
+            if plan.billing_plan_id not in self.billing_plans:
+                raise CatalogueError(f"plan {plan.id}: unknown billing plan {plan.billing_plan_id}")
+            if not plan.product_ids:
+                raise CatalogueError(f"plan {plan.id}: no products")
+            for product_id in plan.product_ids:
+                if product_id not in self.products:
+                    raise CatalogueError(f"plan {plan.id}: unknown product {product_id}")
+        return self
+
+    def plan(self, plan_id: str) -> SubscriptionPlan:
+        try:
+            return self.plans[plan_id]
+        except KeyError:
+            raise CatalogueError(f"unknown subscription plan {plan_id!r}") from None
+
+    def billing_plan_of(self, plan: SubscriptionPlan) -> BillingPlan:
+        return self.billing_plans[plan.billing_plan_id]
+
+    def organization_of(self, plan: SubscriptionPlan) -> Organization:
+        return self.organizations[plan.organization_id]
+
+    def products_of(self, plan: SubscriptionPlan) -> list[Product]:
+        return [self.products[p] for p in plan.product_ids]
+
+    def cadences(self) -> set[tuple[Frequency, int]]:
+        """The distinct (frequency, lead days) pairs the invoice run must look ahead for."""
+        return {(b.frequency, b.lead_days) for b in self.billing_plans.values()}

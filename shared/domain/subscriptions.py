@@ -1,0 +1,89 @@
+"""Subscribers (S1) and their subscriptions (S2, S3).
+
+A subscription is anchored on its start date; its periods come from
+``calendar.period``. ``next_period`` counts the periods already invoiced: an issued
+invoice locks its period (manual 10.1: "once the invoice gets issued the current
+delivery can no longer be changed until we credit invoice").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date
+from enum import Enum
+
+from stdnum.no import orgnr
+
+from .calendar import Frequency, Period, cadence_key, period
+from .catalogue import PaymentType
+
+
+class SubscriberError(ValueError):
+    """Subscriber data that cannot be accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    number: int
+    name: str
+    email: str
+    phone: str | None = None
+    address: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    country: str = "NO"
+    organization_number: str | None = None  # B2B subscribers (EHF later)
+    created: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.number <= 0:
+            raise SubscriberError("subscriber number must be positive")
+        if "@" not in self.email:
+            raise SubscriberError(f"not an e-mail address: {self.email!r}")
+        if self.organization_number is not None and not orgnr.is_valid(self.organization_number):
+            raise SubscriberError(f"invalid organisation number {self.organization_number!r}")
+
+    def searchable_text(self) -> str:
+        values = (str(self.number), self.name, self.email, self.phone, self.address,
+                  self.postal_code, self.city, self.organization_number)
+        return " ".join(v for v in values if v).lower()
+
+
+class SubscriptionStatus(str, Enum):
+    ACTIVE = "active"
+    FUTURE = "future"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    plan_id: str
+    organization_id: str
+    frequency: Frequency
+    anchor: date
+    payment_type: PaymentType
+    copies: int = 1
+    next_period: int = 0  # periods [0, next_period) are invoiced
+    stop_date: date | None = None  # first day without delivery
+    reporting_tags: tuple[str, ...] = field(default=())
+
+    def period(self, index: int) -> Period:
+        return period(self.anchor, self.frequency, index)
+
+    @property
+    def cadence(self) -> str:
+        return cadence_key(self.anchor, self.frequency)
+
+    def runs_in(self, index: int) -> bool:
+        return self.stop_date is None or self.period(index).start < self.stop_date
+
+    def status_on(self, day: date) -> SubscriptionStatus:
+        if day < self.anchor:
+            return SubscriptionStatus.FUTURE
+        if self.stop_date is not None and day >= self.stop_date:
+            return SubscriptionStatus.ENDED
+        return SubscriptionStatus.ACTIVE
+
+    def invoiced(self, periods: int) -> Subscription:
+        return replace(self, next_period=self.next_period + periods)

@@ -1,0 +1,41 @@
+"""What the use cases are handed: the ports, wired once in ``shared.bootstrap``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from ..adapters.accounts import AccountRepository
+from ..adapters.bus import Bus
+from ..adapters.catalogue_store import CatalogueStore
+from ..adapters.indexes import DueIndex, EmailIndex, Tenants
+from ..adapters.numbering import InvoiceNumbers, SubscriberNumbers
+from ..adapters.tables import Storage
+from ..clock import Clock
+from ..domain.calendar import local_date
+from ..domain.catalogue import Catalogue
+
+
+@dataclass
+class Context:
+    storage: Storage
+    clock: Clock
+    bus: Bus
+    accounts: AccountRepository
+    catalogue: CatalogueStore
+    invoice_numbers: InvoiceNumbers
+    subscriber_numbers: SubscriberNumbers
+    due_index: DueIndex
+    emails: EmailIndex
+    tenants: Tenants
+
+    @classmethod
+    def build(cls, storage: Storage, clock: Clock, bus: Bus) -> Context:
+        return cls(storage, clock, bus, AccountRepository(storage), CatalogueStore(storage),
+                   InvoiceNumbers(storage), SubscriberNumbers(storage), DueIndex(storage),
+                   EmailIndex(storage), Tenants(storage))
+
+    def today(self, catalogue: Catalogue) -> date:
+        """The billing date: today in the tenant's time zone (its first organisation's)."""
+        zones = sorted({o.time_zone for o in catalogue.organizations.values()}) or ["Europe/Oslo"]
+        return local_date(self.clock.now(), zones[0])

@@ -1,0 +1,62 @@
+"""Issue due invoices for one account and commit: the step orders and renewals share.
+
+1. the pure domain says which demands are due (``account.due_drafts``);
+2. invoice numbers are claimed for their natural keys (``InvoiceNumbers``);
+3. ``account.issue`` builds invoices, ledger entries and outbox events;
+4. one entity-group transaction commits it all; then the outbox is published.
+
+A ``ConcurrencyConflict`` at step 4 means someone changed the partition since it was
+read: the caller reloads and runs the steps again, and finds the demand issued.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date
+
+from ..adapters.accounts import Loaded
+from ..adapters.bus import EVENTS, BusMessage
+from ..adapters.codec import to_jsonable
+from ..adapters.numbering import series_key
+from ..domain.account import Account, Changes, Event, due_drafts
+from ..domain.catalogue import Catalogue
+from ..domain.invoicing import InvoiceDraft
+from .context import Context
+
+log = logging.getLogger(__name__)
+MAX_DRAFTS_PER_COMMIT = 30  # 3 entities each: stays under the 100-entity transaction limit
+
+
+def claim_numbers(ctx: Context, tenant: str, catalogue: Catalogue, drafts: Sequence[InvoiceDraft]) -> dict[str, int]:
+    by_series: dict[str, list[str]] = defaultdict(list)
+    for draft in drafts:
+        org = catalogue.organizations[draft.organization_id]
+        by_series[series_key(tenant, org.id, org.invoice_series)].append(draft.natural_key)
+    numbers: dict[str, int] = {}
+    for pk, keys in by_series.items():
+        numbers |= ctx.invoice_numbers.claim(pk, keys)
+    return numbers
+
+
+def plan(account: Account, catalogue: Catalogue, today: date) -> list[InvoiceDraft]:
+    return due_drafts(account, catalogue, today)[:MAX_DRAFTS_PER_COMMIT]
+
+
+def publish(ctx: Context, tenant: str, events: Sequence[Event]) -> None:
+    """Send outbox events; a failure is logged, the rows stay and go out on the next touch."""
+    if not events:
+        return
+    try:
+        ctx.bus.send(EVENTS, [BusMessage(e.id, {"tenant": tenant, "type": e.type,
+                                                "payload": to_jsonable(dict(e.payload))}) for e in events])
+    except Exception:  # noqa: BLE001 - delivery is retried from the outbox
+        log.exception("outbox: %d events for %s not sent; kept for the next attempt", len(events), tenant)
+
+
+def commit(ctx: Context, tenant: str, loaded: Loaded | None, changes: Changes) -> None:
+    ctx.accounts.commit(tenant, loaded, changes)
+    resend = loaded.outbox if loaded else []
+    publish(ctx, tenant, [*resend, *changes.events])
+

@@ -1,0 +1,92 @@
+"""Read models for the merchant API: subscriber overview (manual 6.8), search (S1,
+manual 4 "Search function": any column contains), and the tenant summary.
+
+Search and summary scan the tenant's partitions: they serve customer service and the
+demo, never the billing hot path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..adapters.codec import to_jsonable
+from ..domain.account import next_drafts
+from ..domain.subscriptions import SubscriptionStatus
+from .context import Context
+
+
+class NotFound(LookupError):
+    pass
+
+
+def overview(ctx: Context, tenant: str, subscriber_no: int) -> dict[str, Any]:
+    loaded = ctx.accounts.load(tenant, subscriber_no)
+    if loaded is None:
+        raise NotFound(f"subscriber {subscriber_no}")
+    catalogue = ctx.catalogue.get(tenant)
+    today = ctx.today(catalogue)
+    invoices, ledger = ctx.accounts.history(tenant, subscriber_no)
+    account = loaded.account
+    return {
+        "subscriber": to_jsonable(account.subscriber),
+        "balances": dict(account.balances),
+        "subscriptions": [to_jsonable(s) | {"status": s.status_on(today).value}
+                          for s in account.subscriptions.values()],
+        "invoices": [_invoice(i) for i in invoices],
+        "draft_invoices": [to_jsonable(d) | {"total_minor": d.total_minor}
+                           for d in next_drafts(account, catalogue)],
+        "ledger": [to_jsonable(e) for e in ledger],
+    }
+
+
+def _invoice(invoice: Any) -> dict[str, Any]:
+    return to_jsonable(invoice) | {"total_minor": invoice.total_minor, "vat_minor": invoice.draft.vat_minor}
+
+
+def search(ctx: Context, tenant: str, text: str, limit: int = 50) -> list[dict[str, Any]]:
+    needle = text.strip().lower()
+    hits = []
+    for loaded, _inv, _led in ctx.accounts.scan_tenant(tenant):
+        if needle in loaded.account.subscriber.searchable_text():
+            hits.append(to_jsonable(loaded.account.subscriber))
+            if len(hits) >= limit:
+                break
+    return hits
+
+
+@dataclass
+class Summary:
+    subscribers: int = 0
+    subscriptions_active: int = 0
+    invoices_issued: int = 0
+    invoice_number_first: int | None = None
+    invoice_number_last: int | None = None
+    amount_invoiced_minor: int = 0
+    ledger_balance_minor_total: int = 0
+    currency: str | None = None
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+def summary(ctx: Context, tenant: str) -> Summary:
+    catalogue = ctx.catalogue.get(tenant)
+    today = ctx.today(catalogue)
+    result = Summary()
+    statuses: Counter[str] = Counter()
+    numbers: list[int] = []
+    for loaded, invoices, ledger in ctx.accounts.scan_tenant(tenant):
+        result.subscribers += 1
+        for sub in loaded.account.subscriptions.values():
+            statuses[sub.status_on(today).value] += 1
+        numbers += [i.number for i in invoices]
+        result.amount_invoiced_minor += sum(i.total_minor for i in invoices)
+        result.ledger_balance_minor_total += sum(e.amount_minor for e in ledger)
+    result.invoices_issued = len(numbers)
+    result.invoice_number_first = min(numbers, default=None)
+    result.invoice_number_last = max(numbers, default=None)
+    result.subscriptions_active = statuses[SubscriptionStatus.ACTIVE.value]
+    result.by_status = dict(statuses)
+    currencies = sorted({o.currency for o in catalogue.organizations.values()})
+    result.currency = currencies[0] if len(currencies) == 1 else ",".join(currencies) or None
+    return result
