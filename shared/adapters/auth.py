@@ -5,13 +5,17 @@ The tenant comes from the token only (claim ``AUTH_TENANT_CLAIM``), never from t
 request, so a caller can reach nothing of another tenant (BOLA prevented by
 construction, as in polar's repositories). Roles come from the ``roles`` claim (Entra ID
 app roles). In Azure the JWKS is the tenant's Entra ID / B2C keys endpoint; locally it
-is the development issuer's key file (``file://`` URLs work, via urllib).
+is the development issuer's key file (a ``file://`` URL, read once).
 """
 
 from __future__ import annotations
 
+import json
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -41,14 +45,14 @@ class TokenValidator:
         self.issuer = issuer
         self.audience = audience
         self.tenant_claim = tenant_claim
-        self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600)
+        self._signing_key = _key_source(jwks_url)
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization or not authorization.lower().startswith("bearer "):
             raise AuthError(401, "missing bearer token")
         token = authorization.split(" ", 1)[1].strip()
         try:
-            key = self.jwks.get_signing_key_from_jwt(token).key
+            key = self._signing_key(token)
             claims = jwt.decode(token, key, algorithms=["RS256"], audience=self.audience, issuer=self.issuer,
                                 options={"require": ["exp", "iss", "aud", "sub"]})
         except (jwt.PyJWTError, jwt.PyJWKClientError) as exc:
@@ -58,3 +62,22 @@ class TokenValidator:
             raise AuthError(403, f"token has no {self.tenant_claim} claim")
         roles = claims.get("roles") or []
         return Principal(tenant, str(claims["sub"]), frozenset(r for r in roles if isinstance(r, str)))
+
+
+def _key_source(jwks_url: str) -> Any:
+    """A function from a token to its signing key: remote JWKS (cached) or a local file."""
+    if jwks_url.startswith("file://"):
+        path = urllib.request.url2pathname(urllib.parse.urlsplit(jwks_url).path)
+        with open(path, encoding="utf-8") as handle:
+            keys = jwt.PyJWKSet.from_dict(json.load(handle))
+
+        def local(token: str) -> Any:
+            kid = jwt.get_unverified_header(token).get("kid")
+            for key in keys.keys:
+                if key.key_id == kid:
+                    return key.key
+            raise jwt.PyJWKClientError(f"no key with kid {kid!r}")
+
+        return local
+    client = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600)
+    return lambda token: client.get_signing_key_from_jwt(token).key

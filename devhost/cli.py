@@ -1,0 +1,111 @@
+"""``abonno``: the local host, its test clock, the end-to-end demo, development tokens.
+
+    abonno demo [--subscribers 1000] [--months 3] [--json]
+    abonno host [--port 7071] [--clock 2026-01-01T06:00:00+00:00] [--data .azurite]
+    abonno tick --to 2026-04-01 [--url http://127.0.0.1:7071]
+    abonno token --tenant demo --role admin
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import datetime
+
+import requests
+
+from . import issuer
+from .azurite import Azurite, Ports
+
+
+def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, port: int) -> tuple[object, int]:
+    """Wire the app to Azurite and the settable clock, then serve it. Returns (host, port)."""
+    os.environ["AzureWebJobsStorage"] = azurite.connection_string
+    os.environ["ABONNO_CLOCK"] = "settable"
+    issuer.configure_environment()
+    from shared import bootstrap
+
+    from .host import LocalHost
+
+    if clock_start:
+        bootstrap.settable_clock.set(clock_start)
+    bootstrap.settable_clock.running = running
+    bootstrap.context()  # tables and queues exist before the first request
+    host = LocalHost(bootstrap.settable_clock, azurite.connection_string)
+    server = host.serve(port)
+    return host, server.server_address[1]
+
+
+def cmd_host(args: argparse.Namespace) -> int:
+    azurite = Azurite.running_or_start(Ports(), in_memory=False, location=args.data)
+    clock = datetime.fromisoformat(args.clock) if args.clock else None
+    host, port = start_host(azurite, clock, running=True, port=args.port)
+    print(f"abonno host: http://127.0.0.1:{port}/api/openapi.json  (storage: Azurite {azurite.ports})", flush=True)
+    try:
+        host.run_forever()  # type: ignore[attr-defined]
+    except KeyboardInterrupt:
+        pass
+    finally:
+        azurite.stop()
+    return 0
+
+
+def cmd_tick(args: argparse.Namespace) -> int:
+    response = requests.post(f"{args.url}/_dev/tick", json={"to": args.to}, timeout=3600)
+    response.raise_for_status()
+    print(json.dumps(response.json()))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    print(issuer.token(args.tenant, args.role, ttl=args.ttl))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    summary = run_demo(args.subscribers, args.months, quiet=args.json, port=args.port)
+    print(json.dumps(summary) if args.json else _readable(summary))
+    return 0 if summary["consistent"] else 1
+
+
+def _readable(s: dict[str, object]) -> str:
+    lines = ["", "Abonno demo", "-----------"]
+    lines += [f"{k.replace('_', ' '):32} {v}" for k, v in s.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("ABONNO_LOG", "WARNING"), format="%(asctime)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(prog="abonno", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("host", help="serve function_app.py locally against Azurite")
+    p.add_argument("--port", type=int, default=7071)
+    p.add_argument("--clock", help="start the clock at this ISO time (it then runs on)")
+    p.add_argument("--data", default=".azurite", help="Azurite data folder when the host starts Azurite")
+    p.set_defaults(run=cmd_host)
+    p = sub.add_parser("tick", help="move a running host's clock to a date, firing timers and draining queues")
+    p.add_argument("--to", required=True, help="YYYY-MM-DD")
+    p.add_argument("--url", default="http://127.0.0.1:7071")
+    p.set_defaults(run=cmd_tick)
+    p = sub.add_parser("token", help="print a merchant API token from the development issuer")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--role", action="append", required=True, choices=["admin", "support", "reader"])
+    p.add_argument("--ttl", type=int, default=3600)
+    p.set_defaults(run=cmd_token)
+    p = sub.add_parser("demo", help="end to end: orders over HTTP, months of renewals, a summary")
+    p.add_argument("--subscribers", type=int, default=1000)
+    p.add_argument("--months", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--port", type=int, default=0, help="HTTP port of the in-process host (0: any free)")
+    p.set_defaults(run=cmd_demo)
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

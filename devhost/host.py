@@ -1,0 +1,263 @@
+"""The local function host: runs ``function_app.py`` on this machine against Azurite.
+
+Azure Functions Core Tools cannot be installed here, so this host does the part of
+its job the project needs. It loads the app and inspects each function's trigger:
+
+* HTTP triggers are served on 127.0.0.1 under ``/api/`` with the route templates of
+  the app (``{name}`` parameters; several functions may share a route by method);
+* timer triggers fire from their NCRONTAB schedule (UTC, six fields) as the clock
+  passes them;
+* Service Bus queue triggers are fed from the Azurite queue of the same name; a
+  message that fails five times goes to ``{queue}-poison``, as a queue trigger would.
+
+The clock is the app's settable clock: ``tick(to)`` moves it a day at a time, firing
+timers and draining queues until idle, so months of billing run in seconds. The
+development endpoints (``/_dev/...``) exist only here, never in Azure.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import re
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import azure.functions as func
+from azure.functions.servicebus import ServiceBusMessage
+from azure.functions.timer import TimerRequest
+from azure.storage.queue import QueueServiceClient
+from croniter import croniter
+
+from shared.clock import SettableClock
+
+from . import issuer
+from .azurite import ROOT
+
+log = logging.getLogger("abonno.host")
+MAX_DEQUEUE = 5
+VISIBILITY = 60
+
+
+@dataclass
+class HttpFunction:
+    name: str
+    methods: set[str]
+    pattern: re.Pattern[str]
+    call: Callable[[func.HttpRequest], func.HttpResponse]
+
+
+@dataclass
+class TimerFunction:
+    name: str
+    schedule: str
+    call: Callable[[func.TimerRequest], None]
+
+
+@dataclass
+class QueueFunction:
+    name: str
+    queue: str
+    call: Callable[[func.ServiceBusMessage], None]
+
+
+def route_pattern(route: str) -> re.Pattern[str]:
+    def param(match: re.Match[str]) -> str:
+        name = match.group(2)
+        return f"(?P<{name}>.*)" if match.group(1) else f"(?P<{name}>[^/]+)"
+
+    regex = re.sub(r"{(\*?)(\w+)(?::[^}]*)?\??}", param, route.strip("/"))
+    return re.compile(f"^{regex}$")
+
+
+class LocalHost:
+    def __init__(self, clock: SettableClock, storage_connection: str, app_module: str = "function_app",
+                 workers: int = 4) -> None:
+        self.clock = clock
+        self.queues = QueueServiceClient.from_connection_string(storage_connection)
+        self.workers = workers
+        self.http: list[HttpFunction] = []
+        self.timers: list[TimerFunction] = []
+        self.consumers: list[QueueFunction] = []
+        self.processed = 0
+        self.failed = 0
+        self._tick_lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))  # function_app.py sits at the project root, as in Azure
+        self._load(importlib.import_module(app_module).app)
+
+    def _load(self, app: func.FunctionApp) -> None:
+        for fn in app.get_functions():
+            trigger = fn.get_trigger()
+            name = fn.get_function_name()
+            user = fn.get_user_function()
+            kind = trigger.get_binding_name()
+            if kind == "httpTrigger":
+                methods = {str(getattr(m, "value", m)).upper() for m in (trigger.methods or ["GET", "POST"])}
+                self.http.append(HttpFunction(name, methods, route_pattern(trigger.route or name), user))
+            elif kind == "timerTrigger":
+                self.timers.append(TimerFunction(name, trigger.schedule, user))
+            elif kind == "serviceBusTrigger":
+                self.consumers.append(QueueFunction(name, trigger.queue_name, user))
+            else:
+                log.warning("function %s: trigger %s is not run by the local host", name, kind)
+
+    # ---- HTTP -------------------------------------------------------------------------------
+    def handle_http(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        url = urllib.parse.urlsplit(target)
+        if url.path.startswith("/_dev/"):
+            return self._dev(method, url.path, body)
+        if not url.path.startswith("/api/"):
+            return _json(404, {"title": "Not found", "status": 404})
+        path = url.path[len("/api/"):].strip("/")
+        matches = [(f, m) for f in self.http if (m := f.pattern.match(path))]
+        chosen = next(((f, m) for f, m in matches if method in f.methods), None)
+        if chosen is None:
+            status = 405 if matches else 404
+            return _json(status, {"title": "Method not allowed" if matches else "Not found", "status": status})
+        fn, match = chosen
+        params = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
+        request = func.HttpRequest(method, f"http://localhost{target}", headers=headers, params=params,
+                                   route_params={k: urllib.parse.unquote(v) for k, v in match.groupdict().items()},
+                                   body=body)
+        response = fn.call(request)
+        out = dict(response.headers)
+        out.setdefault("Content-Type", response.mimetype or "application/json")
+        return response.status_code, out, response.get_body()
+
+    def _dev(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if path == "/_dev/jwks.json":
+            return _json(200, issuer.jwks())
+        if path == "/_dev/clock" and method == "GET":
+            return _json(200, {"now": self.clock.now().isoformat()})
+        if path == "/_dev/tick" and method == "POST":
+            target = date.fromisoformat(json.loads(body or b"{}")["to"])
+            return _json(200, self.tick(target))
+        return _json(404, {"title": "Not found", "status": 404})
+
+    def serve(self, port: int = 7071, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                try:
+                    status, headers, payload = owner.handle_http(self.command, self.path, dict(self.headers), body)
+                except Exception:  # noqa: BLE001 - a crashing function is a 500, as in Azure
+                    log.exception("%s %s failed", self.command, self.path)
+                    status, headers, payload = _json(500, {"title": "Internal error", "status": 500})
+                self.send_response(status)
+                for key, value in headers.items():
+                    if key.lower() not in ("content-length", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _any
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.debug("http: " + fmt, *args)
+
+        server = ThreadingHTTPServer((host, port), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, name="abonno-http", daemon=True).start()
+        self._server = server
+        return server
+
+    def shutdown(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # ---- timers -----------------------------------------------------------------------------
+    def fire_timers(self, after: datetime, until: datetime) -> int:
+        """Run every timer whose schedule falls in (after, until]; each at most once per call."""
+        fired = 0
+        for timer in self.timers:
+            schedule = croniter(timer.schedule, after.astimezone(UTC), second_at_beginning=True)
+            if schedule.get_next(datetime) <= until:
+                log.info("timer %s at %s", timer.name, until.isoformat())
+                timer.call(TimerRequest(past_due=False))
+                fired += 1
+        return fired
+
+    # ---- queues -----------------------------------------------------------------------------
+    def drain(self) -> int:
+        """Feed queued messages to their functions until every queue is empty."""
+        handled = 0
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            while True:
+                batch = []
+                for consumer in self.consumers:
+                    client = self.queues.get_queue_client(consumer.queue)
+                    batch += [(consumer, client, m) for m in
+                              client.receive_messages(messages_per_page=32, visibility_timeout=VISIBILITY,
+                                                      max_messages=32)]
+                if not batch:
+                    return handled
+                list(pool.map(lambda item: self._deliver(*item), batch))
+                handled += len(batch)
+
+    def _deliver(self, consumer: QueueFunction, client: Any, message: Any) -> None:
+        body = message.content.encode() if isinstance(message.content, str) else message.content
+        sb = ServiceBusMessage(body=body, message_id=message.id, delivery_count=message.dequeue_count,
+                                    enqueued_time_utc=message.inserted_on, application_properties={},
+                                    user_properties={}, content_type="application/json")
+        try:
+            consumer.call(sb)
+            self.processed += 1
+            client.delete_message(message)
+        except Exception:  # noqa: BLE001 - the message is retried, then moved to poison
+            self.failed += 1
+            log.exception("function %s failed on message %s (attempt %s)", consumer.name, message.id,
+                          message.dequeue_count)
+            if (message.dequeue_count or 0) >= MAX_DEQUEUE:
+                self.queues.get_queue_client(consumer.queue + "-poison").send_message(message.content)
+                client.delete_message(message)
+            else:
+                client.update_message(message, visibility_timeout=0)
+
+    # ---- the test clock ---------------------------------------------------------------------
+    def tick(self, to: date) -> dict[str, Any]:
+        """Move the clock a day at a time up to ``to``, firing timers and draining queues."""
+        started = time.monotonic()
+        days = timers = messages = 0
+        with self._tick_lock:
+            messages += self.drain()
+            while self.clock.now().date() < to:
+                before = self.clock.now()
+                self.clock.set(before + timedelta(days=1))
+                timers += self.fire_timers(before, self.clock.now())
+                messages += self.drain()
+                days += 1
+        return {"now": self.clock.now().isoformat(), "days": days, "timers_fired": timers,
+                "messages": messages, "elapsed_s": round(time.monotonic() - started, 3)}
+
+    def run_forever(self, poll: float = 1.0) -> None:
+        """Live mode: timers on the clock's schedule, queues polled."""
+        last = self.clock.now()
+        while True:
+            now = self.clock.now()
+            if now > last:
+                self.fire_timers(last, now)
+                last = now
+            self.drain()
+            time.sleep(poll)
+
+
+def _json(status: int, payload: Any) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps(payload).encode()
