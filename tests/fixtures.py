@@ -1,0 +1,60 @@
+"""Builders shared by the tests: the newspaper catalogue, orders, HTTP requests."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import azure.functions as func
+from pydantic import TypeAdapter
+
+from devhost.demo import catalogue as demo_catalogue
+from shared.adapters.catalogue_store import KINDS
+from shared.domain.catalogue import PaymentType
+from shared.service.catalogue import put_item
+from shared.service.context import Context
+from shared.service.orders import PlaceOrder
+
+SEGMENT_KIND = {"organizations": "organization", "products": "product", "billing-plans": "billing_plan",
+                "plans": "plan"}
+
+
+def install_catalogue(ctx: Context, tenant: str) -> None:
+    for segment, item_id, body in demo_catalogue():
+        kind = SEGMENT_KIND[segment]
+        put_item(ctx, tenant, kind, TypeAdapter(KINDS[kind]).validate_python(body | {"id": item_id}))
+
+
+def order(tenant: str, n: int = 1, plan: str = "digital-monthly", start: date | None = None,
+          ref: str | None = None, email: str | None = None) -> PlaceOrder:
+    return PlaceOrder(tenant=tenant, plan_id=plan, payment_type=PaymentType.INVOICE, name=f"Kari Nordmann {n}",
+                      email=email or f"kari{n}@example.no", start_date=start, order_ref=ref)
+
+
+def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,
+         route: dict[str, str] | None = None, params: dict[str, str] | None = None,
+         form: bool = False) -> func.HttpRequest:
+    hdrs = dict(headers or {})
+    if form:
+        from urllib.parse import urlencode
+
+        raw = urlencode(body).encode()
+        hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+    elif isinstance(body, (bytes, str)):
+        raw = body.encode() if isinstance(body, str) else body
+        hdrs.setdefault("Content-Type", "application/json")
+    else:
+        raw = json.dumps(body).encode() if body is not None else b""
+        hdrs["Content-Type"] = "application/json"
+    return func.HttpRequest(method, url, headers=hdrs, params=params or {}, route_params=route or {}, body=raw)
+
+
+def function(name: str) -> Any:
+    """The user function of the app's function ``name``, to call directly (Azure's test pattern)."""
+    import function_app
+
+    for fn in function_app.app.get_functions():
+        if fn.get_function_name() == name:
+            return fn.get_user_function()
+    raise LookupError(name)

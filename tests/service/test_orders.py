@@ -1,0 +1,67 @@
+"""Placing orders (S2) against Azurite through the use-case layer."""
+
+from __future__ import annotations
+
+from datetime import date
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from shared.adapters.bus import EVENTS, decode
+from shared.service.context import Context
+from shared.service.orders import OrderRejected, place_order
+from tests.fixtures import order
+
+
+def test_an_order_creates_subscriber_subscription_first_invoice_and_ledger_debit(ctx: Context, shop: str) -> None:
+    placed = place_order(ctx, order(shop))
+    assert placed.created
+    (invoice,) = placed.invoices
+    # 299.00 newspaper (0 % VAT) + 49.00 crossword app (25 % VAT); no invoice fee in period 1
+    assert invoice.total_minor == 34800 and invoice.draft.vat_minor == 980
+    assert invoice.draft.due_date == date(2026, 1, 19)  # ordered 5 Jan, 14 days
+    loaded = ctx.accounts.load(shop, placed.subscriber_no)
+    assert loaded is not None
+    assert loaded.account.balances == {"avisa": -34800}
+    invoices, ledger = ctx.accounts.history(shop, placed.subscriber_no)
+    assert [i.number for i in invoices] == [invoice.number]
+    assert [(e.kind.value, e.amount_minor) for e in ledger] == [("invoice", -34800)]
+    ref = ctx.catalogue.get(shop).organizations["avisa"].kid.decode(invoice.kid)
+    assert (ref.subscriber_no, ref.demand_no) == (placed.subscriber_no, invoice.demand_no)
+
+
+def test_the_order_publishes_its_outbox_events_to_the_bus(ctx: Context, shop: str) -> None:
+    placed = place_order(ctx, order(shop))
+    queue = ctx.bus.service.get_queue_client(EVENTS)  # type: ignore[attr-defined]
+    mine = [m for m in (decode(x.content) for x in queue.peek_messages(max_messages=32))
+            if m.body["tenant"] == shop]
+    assert {m.body["type"] for m in mine} == {"SubscriptionCreated", "InvoiceIssued"}
+    assert any(m.body["payload"].get("invoice_number") == placed.invoices[0].number for m in mine)
+
+
+def test_the_same_order_posted_twice_is_placed_once(ctx: Context, shop: str) -> None:
+    first = place_order(ctx, order(shop, ref="form-123"))
+    again = place_order(ctx, order(shop, ref="form-123"))
+    assert not again.created
+    assert (again.subscriber_no, again.subscription_id) == (first.subscriber_no, first.subscription_id)
+    assert [i.number for i in again.invoices] == [i.number for i in first.invoices]
+    _, ledger = ctx.accounts.history(shop, first.subscriber_no)
+    assert len(ledger) == 1
+
+
+def test_concurrent_orders_with_one_email_make_one_subscriber_with_two_subscriptions(ctx: Context, shop: str) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda n: place_order(ctx, order(shop, n, email="same@example.no")), [1, 2]))
+    assert results[0].subscriber_no == results[1].subscriber_no
+    loaded = ctx.accounts.load(shop, results[0].subscriber_no)
+    assert loaded is not None and len(loaded.account.subscriptions) == 2
+    assert loaded.account.balances["avisa"] == -2 * 34800
+
+
+def test_an_unknown_or_disabled_plan_is_refused(ctx: Context, shop: str) -> None:
+    from shared.domain.catalogue import CatalogueError
+
+    with pytest.raises(CatalogueError):
+        place_order(ctx, order(shop, plan="nope"))
+    with pytest.raises(OrderRejected):
+        place_order(ctx, order(shop, start=date(2030, 1, 1)))

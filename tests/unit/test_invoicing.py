@@ -1,0 +1,158 @@
+"""Invoice timing and content, with the manual's rules (6.3 "Add subscription plan",
+7.18 "Billing plan", 10.1 "How Renewal&Demands work")."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import TypeAdapter
+
+from devhost.demo import catalogue as demo_catalogue
+from shared.adapters.catalogue_store import KINDS
+from shared.domain.account import Account, due_drafts, issue, next_drafts
+from shared.domain.calendar import Frequency
+from shared.domain.catalogue import Catalogue, PaymentType
+from shared.domain.invoicing import due_period_indexes
+from shared.domain.kid import KidScheme
+from shared.domain.ledger import balance
+from shared.domain.subscriptions import Subscriber, Subscription
+
+SEGMENT_FIELD = {"organizations": ("organization", "organizations"), "products": ("product", "products"),
+                 "billing-plans": ("billing_plan", "billing_plans"), "plans": ("plan", "plans")}
+
+
+def newspaper() -> Catalogue:
+    parts: dict[str, dict[str, object]] = {f: {} for _, f in SEGMENT_FIELD.values()}
+    for segment, item_id, body in demo_catalogue():
+        kind, field = SEGMENT_FIELD[segment]
+        parts[field][item_id] = TypeAdapter(KINDS[kind]).validate_python(body | {"id": item_id})
+    return Catalogue(**parts).check()  # type: ignore[arg-type]
+
+
+CAT = newspaper()
+MONTHLY = CAT.billing_plans["monthly-14"]
+
+
+def monthly(anchor: date, next_period: int = 0, **kw: object) -> Subscription:
+    return Subscription("s1", "digital-monthly", "avisa", Frequency.MONTHLY, anchor, PaymentType.INVOICE,
+                        next_period=next_period, **kw)  # type: ignore[arg-type]
+
+
+def account(*subs: Subscription) -> Account:
+    return Account(Subscriber(1001, "Kari Nordmann", "kari@example.no"), {s.id: s for s in subs})
+
+
+def test_first_invoice_is_due_14_days_after_an_order_starting_today() -> None:
+    # manual 7.18: "the due date will be the chosen number of days from subscription startdate"
+    (draft,) = due_drafts(account(monthly(date(2026, 1, 5))), CAT, date(2026, 1, 5))
+    assert (draft.issue_date, draft.due_date) == (date(2026, 1, 5), date(2026, 1, 19))
+
+
+def test_first_invoice_for_a_start_within_the_lead_is_due_order_date_plus_lead() -> None:
+    # manual 6.3: start 10 days ahead is less than the 14 days: due = registration + 14 days
+    (draft,) = due_drafts(account(monthly(date(2026, 1, 15))), CAT, date(2026, 1, 5))
+    assert draft.due_date == date(2026, 1, 19)
+
+
+def test_first_invoice_for_a_start_beyond_the_lead_is_due_on_the_start_date() -> None:
+    # manual 6.3: start 30 days ahead is more than 14 days: due = start date
+    (draft,) = due_drafts(account(monthly(date(2026, 2, 4))), CAT, date(2026, 1, 5))
+    assert (draft.issue_date, draft.due_date) == (date(2026, 1, 5), date(2026, 2, 4))
+
+
+def test_renewal_invoice_is_produced_14_days_before_the_next_period_and_due_on_its_first_day() -> None:
+    sub = monthly(date(2026, 1, 5), next_period=1)
+    assert due_period_indexes(sub, MONTHLY, date(2026, 1, 21)) == []
+    assert due_period_indexes(sub, MONTHLY, date(2026, 1, 22)) == [1]  # 5 Feb - 14 days
+    (draft,) = due_drafts(account(sub), CAT, date(2026, 1, 22))
+    assert draft.due_date == date(2026, 2, 5)
+    assert (draft.lines[0].period_start, draft.lines[0].period_end) == (date(2026, 2, 5), date(2026, 3, 4))
+
+
+def test_a_late_run_catches_up_every_missed_period_and_gives_the_payer_the_full_lead() -> None:
+    sub = monthly(date(2026, 1, 5), next_period=1)
+    drafts = due_drafts(account(sub), CAT, date(2026, 3, 1))
+    assert [d.period_index for d in drafts] == [1, 2]
+    assert all(d.due_date == date(2026, 3, 15) for d in drafts)
+
+
+def test_no_invoice_for_a_period_after_the_stop_date() -> None:
+    sub = monthly(date(2026, 1, 5), next_period=1, stop_date=date(2026, 2, 5))
+    assert due_drafts(account(sub), CAT, date(2026, 3, 1)) == []
+    assert next_drafts(account(sub), CAT) == []
+
+
+def test_the_invoice_fee_is_added_from_the_second_period() -> None:
+    # billing plan: invoice fee 39.00 from period 2; split over 0 % and 25 % by product value
+    first = due_drafts(account(monthly(date(2026, 1, 5))), CAT, date(2026, 1, 5))[0]
+    second = due_drafts(account(monthly(date(2026, 1, 5), 1)), CAT, date(2026, 1, 22))[0]
+    assert first.total_minor == 29900 + 4900
+    assert second.total_minor == 29900 + 4900 + 3900
+    fees = [li for li in second.lines if li.description == "Fee"]
+    assert sum(f.gross_minor for f in fees) == 3900
+    # 39.00 split 299:49 -> 33.51 at 0 % and 5.49 at 25 % (VAT 1.10)
+    assert sorted((f.vat_rate_bp, f.gross_minor, f.vat_minor) for f in fees) == [(0, 3351, 0), (2500, 549, 110)]
+
+
+def test_a_future_price_applies_from_the_period_that_starts_on_or_after_it() -> None:
+    avis = CAT.products["avis"]
+    raised = replace(avis, prices=avis.prices + (replace(avis.prices[0], valid_from=date(2026, 2, 1),
+                                                         amount_minor=32900),))
+    cat = replace(CAT, products={**CAT.products, "avis": raised})
+    jan = due_drafts(account(monthly(date(2026, 1, 5))), cat, date(2026, 1, 5))[0]
+    feb = due_drafts(account(monthly(date(2026, 1, 5), 1)), cat, date(2026, 1, 22))[0]
+    assert (jan.lines[0].unit_price_minor, feb.lines[0].unit_price_minor) == (29900, 32900)
+
+
+def test_issuing_debits_the_ledger_and_advances_the_subscription() -> None:
+    acc = account(monthly(date(2026, 1, 5)))
+    drafts = due_drafts(acc, CAT, date(2026, 1, 5))
+    changes = issue(acc, drafts, {drafts[0].natural_key: 17}, CAT, date(2026, 1, 5))
+    (invoice,) = changes.invoices
+    assert invoice.number == 17 and invoice.kid == CAT.organizations["avisa"].kid.encode(1001, 1)
+    assert [e.amount_minor for e in changes.ledger] == [-34800]
+    assert changes.account.balances == {"avisa": -34800}
+    assert changes.account.subscriptions["s1"].next_period == 1
+    assert [e.type for e in changes.events] == ["InvoiceIssued"]
+    assert due_drafts(changes.account, CAT, date(2026, 1, 5)) == []  # idempotent by construction
+
+
+def test_demand_numbers_skip_those_whose_mod11_kid_would_need_a_dash() -> None:
+    scheme = KidScheme(length=12, modulus="MOD11", subscriber_digits=6, allow_dash=False)
+    cat = replace(CAT, organizations={"avisa": replace(CAT.organizations["avisa"], kid=scheme)})
+    acc = account(monthly(date(2024, 1, 5)))
+    drafts = due_drafts(acc, cat, date(2026, 1, 5))[:30]
+    changes = issue(acc, drafts, {d.natural_key: i for i, d in enumerate(drafts, 1)}, cat, date(2026, 1, 5))
+    demand_nos = [i.demand_no for i in changes.invoices]
+    # 25 monthly periods from 5 Jan 2024 to 5 Jan 2026; some demand numbers are skipped
+    assert len(drafts) == 25 and len(set(demand_nos)) == 25 and max(demand_nos) > 25
+    assert all("-" not in i.kid for i in changes.invoices)
+    assert all(scheme.decode(i.kid).demand_no == i.demand_no for i in changes.invoices)
+
+
+@settings(max_examples=60)
+@given(st.dates(min_value=date(2025, 1, 1), max_value=date(2027, 12, 31)),
+       st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=12))
+def test_ledger_balance_always_equals_minus_what_was_invoiced(anchor: date, steps: list[int]) -> None:
+    acc = account(monthly(anchor))
+    today, ledger, invoiced = anchor, [], 0
+    for step in steps:
+        drafts = due_drafts(acc, CAT, today)
+        changes = issue(acc, drafts, {d.natural_key: i for i, d in enumerate(drafts)}, CAT, today)
+        acc = changes.account
+        ledger += changes.ledger
+        invoiced += sum(i.total_minor for i in changes.invoices)
+        today = today + (date(2000, 1, 1 + step % 28) - date(2000, 1, 1))
+    assert balance(ledger, "avisa") == acc.balances.get("avisa", 0) == -invoiced
+    indexes = [e.seq for e in ledger]
+    assert indexes == list(range(1, len(ledger) + 1))
+
+
+def test_a_subscriber_with_an_invalid_organisation_number_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Subscriber(1, "Firma AS", "post@firma.no", organization_number="123456789")
+    assert Subscriber(1, "Firma AS", "post@firma.no", organization_number="974760673").organization_number
