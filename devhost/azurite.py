@@ -63,14 +63,21 @@ def executable() -> str:
 class Azurite:
     """A running Azurite: started here (and stopped by ``stop``) or found on ``ports``."""
 
-    def __init__(self, ports: Ports, process: subprocess.Popen[bytes] | None, workdir: str | None) -> None:
+    def __init__(self, ports: Ports, process: subprocess.Popen[bytes] | None, workdir: str | None,
+                 connection_string: str | None = None) -> None:
         self.ports = ports
         self.process = process
         self.workdir = workdir
+        self._connection_string = connection_string
 
     @property
     def connection_string(self) -> str:
-        return self.ports.connection_string()
+        return self._connection_string or self.ports.connection_string()
+
+    @classmethod
+    def external(cls, connection_string: str) -> Azurite:
+        """A storage service run by someone else (another Azurite, or a real account)."""
+        return cls(Ports(0, 0, 0), None, None, connection_string)
 
     @classmethod
     def start(cls, ports: Ports | None = None, in_memory: bool = True, location: str | None = None,
@@ -105,6 +112,6 @@ class Azurite:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 self.process.kill()

@@ -40,7 +40,10 @@ def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, po
 
 
 def cmd_host(args: argparse.Namespace) -> int:
-    azurite = Azurite.running_or_start(Ports(), in_memory=False, location=args.data)
+    if args.storage:
+        azurite = Azurite.external(args.storage)
+    else:
+        azurite = Azurite.running_or_start(Ports(), in_memory=False, location=args.data)
     clock = datetime.fromisoformat(args.clock) if args.clock else None
     host, port = start_host(azurite, clock, running=True, port=args.port)
     print(f"abonno host: http://127.0.0.1:{port}/api/openapi.json  (storage: Azurite {azurite.ports})", flush=True)
@@ -87,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=7071)
     p.add_argument("--clock", help="start the clock at this ISO time (it then runs on)")
     p.add_argument("--data", default=".azurite", help="Azurite data folder when the host starts Azurite")
+    p.add_argument("--storage", help="use this storage connection string instead of a local Azurite")
     p.set_defaults(run=cmd_host)
     p = sub.add_parser("tick", help="move a running host's clock to a date, firing timers and draining queues")
     p.add_argument("--to", required=True, help="YYYY-MM-DD")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from datetime import date
 from typing import Any
 
@@ -50,11 +51,14 @@ def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None
     return func.HttpRequest(method, url, headers=hdrs, params=params or {}, route_params=route or {}, body=raw)
 
 
-def function(name: str) -> Any:
-    """The user function of the app's function ``name``, to call directly (Azure's test pattern)."""
+@cache
+def app_functions() -> dict[str, Any]:
+    """The app's functions by name (``get_functions`` may be called only once per app)."""
     import function_app
 
-    for fn in function_app.app.get_functions():
-        if fn.get_function_name() == name:
-            return fn.get_user_function()
-    raise LookupError(name)
+    return {fn.get_function_name(): fn for fn in function_app.app.get_functions()}
+
+
+def function(name: str) -> Any:
+    """The user function of the app's function ``name``, to call directly (Azure's test pattern)."""
+    return app_functions()[name].get_user_function()

@@ -17,18 +17,16 @@ ROUTE_PREFIX = "/api/"
 PARAM = re.compile(r"{(\w+)(?::[^}]*)?\??}")
 
 
-def _schemas() -> tuple[dict[tuple[str, str, str], Any], dict[str, Any]]:
-    inputs = []
+def _schemas() -> tuple[dict[tuple[str, str], Any], dict[str, Any]]:
+    """Request and response schemas of every endpoint, sharing one set of components."""
+    inputs: list[tuple[Any, Any, TypeAdapter[Any]]] = []
     for spec in REGISTRY:
         if spec.body is not None:
-            inputs.append(((spec.name, "body", "validation"), "validation", TypeAdapter(spec.body)))
+            inputs.append(((spec.name, "body"), "validation", TypeAdapter(spec.body)))
         if spec.response is not None:
-            inputs.append(((spec.name, "response", "serialization"), "serialization", TypeAdapter(spec.response)))
-    if not inputs:
-        return {}, {}
-    refs, defs = TypeAdapter.json_schemas(
-        [(key, mode, adapter) for key, mode, adapter in inputs], ref_template="#/components/schemas/{model}")
-    return {k[:2]: v for k, v in refs.items()}, defs.get("$defs", {})
+            inputs.append(((spec.name, "response"), "serialization", TypeAdapter(spec.response)))
+    refs, defs = TypeAdapter.json_schemas(inputs, ref_template="#/components/schemas/{model}")
+    return {key: schema for (key, _mode), schema in refs.items()}, defs.get("$defs", {})
 
 
 def _operation(spec: Endpoint, refs: dict[tuple[str, str], Any]) -> dict[str, Any]:

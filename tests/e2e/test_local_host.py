@@ -1,0 +1,81 @@
+"""End to end: ``abonno host`` as a separate process, driven over HTTP like a customer
+and an operator would: catalogue with a CLI-issued token, an order as a form post,
+the test clock ticked a month with ``abonno tick``, the overview read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from devhost.azurite import Azurite, free_port
+from devhost.demo import catalogue
+
+BIN = Path(sys.executable).parent / "abonno"
+
+
+def cli(*args: str) -> str:
+    return subprocess.run([str(BIN), *args], check=True, capture_output=True, text=True, timeout=600).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def host(azurite: Azurite) -> Iterator[str]:
+    port = free_port()
+    env = os.environ | {"ABONNO_LOG": "WARNING"}
+    process = subprocess.Popen([str(BIN), "host", "--port", str(port), "--storage", azurite.connection_string,
+                                "--clock", "2026-03-02T08:00:00+00:00"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(f"{url}/api/openapi.json", timeout=2).raise_for_status()
+            break
+        except requests.RequestException:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"abonno host did not start: {process.stdout.read() if process.stdout else ''}")
+            time.sleep(0.3)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.mark.e2e
+def test_order_over_http_then_a_month_of_ticks_renews_it(host: str) -> None:
+    tenant = f"e2e{int(time.time())}"
+    token = cli("token", "--tenant", tenant, "--role", "admin")
+    auth = {"Authorization": f"Bearer {token}"}
+    for segment, item_id, body in catalogue():
+        requests.put(f"{host}/api/merchant/catalogue/{segment}/{item_id}", json=body, headers=auth,
+                     timeout=30).raise_for_status()
+    form = {"templatePackageId": "digital-monthly", "PTY": "1", "name": "Per Hansen", "email": "per@example.no"}
+    response = requests.post(f"{host}/api/salesposter/{tenant}/orders", data=form, timeout=30)
+    assert response.status_code == 201, response.text
+    subscriber = response.json()["subscriber_no"]
+    assert response.json()["invoices"][0]["due_date"] == "2026-03-16"
+
+    ticked = cli("tick", "--to", "2026-04-18", "--url", host)  # period 2 (2 May) is produced 18 April
+    assert json.loads(ticked)["days"] == 47
+
+    view = requests.get(f"{host}/api/merchant/subscribers/{subscriber}", headers=auth, timeout=30).json()
+    assert [(i["draft"]["period_index"], i["draft"]["due_date"]) for i in view["invoices"]] == [
+        (0, "2026-03-16"), (1, "2026-04-02"), (2, "2026-05-02")]
+    numbers = [i["number"] for i in view["invoices"]]
+    assert numbers == [numbers[0], numbers[0] + 1, numbers[0] + 2]
+    assert view["balances"] == {"avisa": -(34800 + 38700 + 38700)}
+
+
+@pytest.mark.e2e
+def test_the_host_serves_the_openapi_document_and_404s_unknown_paths(host: str) -> None:
+    doc = requests.get(f"{host}/api/openapi.json", timeout=10).json()
+    assert doc["openapi"].startswith("3.")
+    assert requests.get(f"{host}/api/nothing-here", timeout=10).status_code == 404
+    assert requests.delete(f"{host}/api/openapi.json", timeout=10).status_code == 405
