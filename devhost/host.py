@@ -38,6 +38,7 @@ from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueServiceClient
 from croniter import croniter
 
+from shared.adapters.bus import unpack
 from shared.clock import SettableClock
 
 from . import issuer
@@ -213,12 +214,13 @@ class LocalHost:
                 handled += len(batch)
 
     def _deliver(self, consumer: QueueFunction, client: Any, message: Any) -> None:
-        body = message.content.encode() if isinstance(message.content, str) else message.content
-        sb = ServiceBusMessage(body=body, message_id=message.id, delivery_count=message.dequeue_count,
-                                    enqueued_time_utc=message.inserted_on, application_properties={},
-                                    user_properties={}, content_type="application/json")
+        """Hand each message of an envelope to the function; delete the envelope when all succeeded."""
         try:
-            consumer.call(sb)
+            for item in unpack(message.content):
+                consumer.call(ServiceBusMessage(body=item.encode().encode(), message_id=item.id,
+                                                delivery_count=message.dequeue_count,
+                                                enqueued_time_utc=message.inserted_on, application_properties={},
+                                                user_properties={}, content_type="application/json"))
             self.processed += 1
             client.delete_message(message)
         except Exception:  # noqa: BLE001 - the message is retried, then moved to poison

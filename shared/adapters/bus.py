@@ -5,6 +5,9 @@ turns our ``BusMessage`` into the SDK's own ``ServiceBusMessage`` (``message_id`
 so Service Bus duplicate detection drops a re-sent outbox message) and sends them in
 size-limited batches. ``StorageQueueBus`` writes the same JSON to an Azurite queue of
 the same name, which the local host feeds to the Service Bus-triggered functions.
+Azurite's queue has no batch send, so one ``send`` becomes one queue message carrying
+an envelope of up to ``ENVELOPE_BYTES`` of messages; the host hands each message in it
+to the function separately, as Service Bus would.
 """
 
 from __future__ import annotations
@@ -36,6 +39,32 @@ class BusMessage:
 def decode(text: str | bytes) -> BusMessage:
     data = json.loads(text)
     return BusMessage(data["id"], data["body"])
+
+
+ENVELOPE_BYTES = 48_000  # under the 64 KiB limit of a storage queue message
+
+
+def envelopes(messages: Sequence[BusMessage]) -> list[str]:
+    """Pack messages into as few queue messages as fit (the local bus's batch send)."""
+    packed: list[str] = []
+    current: list[str] = []
+    size = 0
+    for text in (m.encode() for m in messages):
+        if current and size + len(text) > ENVELOPE_BYTES:
+            packed.append("[" + ",".join(current) + "]")
+            current, size = [], 0
+        current.append(text)
+        size += len(text) + 1
+    if current:
+        packed.append("[" + ",".join(current) + "]")
+    return packed
+
+
+def unpack(text: str | bytes) -> list[BusMessage]:
+    """The messages of one local queue message (an envelope, or a single message)."""
+    data = json.loads(text)
+    items = data if isinstance(data, list) else [data]
+    return [BusMessage(d["id"], d["body"]) for d in items]
 
 
 class Bus(Protocol):
@@ -86,6 +115,6 @@ class StorageQueueBus:
 
     def send(self, queue: str, messages: Sequence[BusMessage]) -> None:
         client = self.service.get_queue_client(queue)
-        for message in messages:
-            client.send_message(message.encode())
-            self.sent += 1
+        for envelope in envelopes(messages):
+            client.send_message(envelope)
+        self.sent += len(messages)

@@ -15,7 +15,7 @@ from typing import Any
 
 from .catalogue import Catalogue
 from .invoicing import Invoice, InvoiceDraft, draft_invoice, due_period_indexes
-from .kid import KidScheme
+from .kid import CheckDigitUnavailable, KidScheme
 from .ledger import LedgerEntry, invoice_entry
 from .subscriptions import Subscriber, Subscription
 
@@ -85,10 +85,13 @@ def next_drafts(account: Account, catalogue: Catalogue) -> list[InvoiceDraft]:
     return drafts
 
 
-def _next_usable_demand(scheme: KidScheme, subscriber_no: int, demand_no: int) -> int:
-    while not scheme.usable(subscriber_no, demand_no):
-        demand_no += 1
-    return demand_no
+def _next_kid(scheme: KidScheme, subscriber_no: int, demand_no: int) -> tuple[int, str]:
+    """The first demand number from ``demand_no`` whose KID the agreement allows, and that KID."""
+    while True:
+        try:
+            return demand_no, scheme.encode(subscriber_no, demand_no)
+        except CheckDigitUnavailable:
+            demand_no += 1
 
 
 def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str, int],
@@ -102,8 +105,8 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
     events: list[Event] = []
     for draft in drafts:
         org = catalogue.organizations[draft.organization_id]
-        demand_no = _next_usable_demand(org.kid, account.number, demand_no)
-        invoice = Invoice(numbers[draft.natural_key], demand_no, org.kid.encode(account.number, demand_no), draft)
+        demand_no, kid = _next_kid(org.kid, account.number, demand_no)
+        invoice = Invoice(numbers[draft.natural_key], demand_no, kid, draft)
         invoices.append(invoice)
         ledger.append(invoice_entry(seq, org.id, org.currency, booked, invoice.number, invoice.total_minor))
         balances[org.id] = balances.get(org.id, 0) - invoice.total_minor

@@ -22,6 +22,7 @@ import calendar as _calendar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import Enum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
@@ -64,6 +65,7 @@ class Period:
         return (self.end - self.start).days
 
 
+@lru_cache(maxsize=1 << 16)  # pure, and asked several times per invoice; dateutil is not cheap
 def period_start(anchor: date, frequency: Frequency, index: int) -> date:
     """Start of the ``index``-th period (0 is the first) of a subscription anchored on ``anchor``."""
     if index < 0:

@@ -27,11 +27,12 @@ from datetime import date, timedelta
 from ..adapters.accounts import Loaded
 from ..adapters.bus import BILLING_WORK, BusMessage
 from ..adapters.tables import ConcurrencyConflict
-from ..domain.account import issue
+from ..domain.account import Event, issue
+from ..domain.invoicing import InvoiceDraft
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
 from .context import Context
-from .issuing import claim_numbers, commit, plan
+from .issuing import claim_numbers, commit, plan, publish
 
 log = logging.getLogger(__name__)
 BATCH = 50
@@ -98,20 +99,22 @@ def bill_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequen
         work = [(x, drafts) for x, drafts in work if drafts]
         numbers = claim_numbers(ctx, tenant, catalogue, [d for _, drafts in work for d in drafts])
 
-        def commit_one(item: tuple[Loaded, list]) -> tuple[int, bool]:  # type: ignore[type-arg]
+        def commit_one(item: tuple[Loaded, list[InvoiceDraft]]) -> tuple[int, list[Event] | None]:
             x, drafts = item
             changes = issue(x.account, drafts, numbers, catalogue, today)
             try:
-                commit(ctx, tenant, x, changes)
+                return len(changes.invoices), commit(ctx, tenant, x, changes, publish_now=False)
             except ConcurrencyConflict:
-                return 0, True
-            return len(changes.invoices), False
+                return 0, None
 
-        retry = []
-        for (x, _), (count, conflicted) in zip(work, pool.map(commit_one, work), strict=True):
+        retry, outbox = [], []
+        for (x, _), (count, events) in zip(work, pool.map(commit_one, work), strict=True):
             result.invoices += count
-            if conflicted:
+            if events is None:
                 retry.append(x.account.number)
+            else:
+                outbox += events
+    publish(ctx, tenant, outbox)  # one bus batch for the whole message
     for number in retry:
         result.conflicts += 1
         result.invoices += bill_one(ctx, tenant, today, number)

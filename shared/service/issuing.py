@@ -55,8 +55,14 @@ def publish(ctx: Context, tenant: str, events: Sequence[Event]) -> None:
         log.exception("outbox: %d events for %s not sent; kept for the next attempt", len(events), tenant)
 
 
-def commit(ctx: Context, tenant: str, loaded: Loaded | None, changes: Changes) -> None:
+def commit(ctx: Context, tenant: str, loaded: Loaded | None, changes: Changes, publish_now: bool = True) -> list[Event]:
+    """Commit ``changes``; the outbox to send is this commit's events and any found pending.
+
+    ``publish_now=False`` hands the events back so a batch can send them in one go.
+    """
     ctx.accounts.commit(tenant, loaded, changes)
-    resend = loaded.outbox if loaded else []
-    publish(ctx, tenant, [*resend, *changes.events])
+    events = [*(loaded.outbox if loaded else []), *changes.events]
+    if publish_now:
+        publish(ctx, tenant, events)
+    return events
 

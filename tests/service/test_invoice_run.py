@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from azure.functions.servicebus import ServiceBusMessage
 
-from shared.adapters.bus import BILLING_WORK, decode
+from shared.adapters.bus import BILLING_WORK, unpack
 from shared.clock import SettableClock
 from shared.service.billing import bill_subscribers, plan_invoice_run
 from shared.service.context import Context
@@ -24,9 +24,11 @@ def run_day(ctx: Context, tenant: str, day: date) -> int:
     issued = 0
     while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=30)):
         for message in batch:
-            body = decode(message.content).body
-            assert body["tenant"] == tenant
-            issued += bill_subscribers(ctx, tenant, date.fromisoformat(body["date"]), body["subscribers"]).invoices
+            for item in unpack(message.content):
+                body = item.body
+                assert body["tenant"] == tenant
+                issued += bill_subscribers(ctx, tenant, date.fromisoformat(body["date"]),
+                                           body["subscribers"]).invoices
             queue.delete_message(message)
     return issued
 

@@ -22,3 +22,12 @@ def test_what_the_trigger_receives_decodes_to_the_message_that_was_sent() -> Non
     received = TriggerMessage(body=message.encode().encode(), message_id=message.id,
                               application_properties={}, user_properties={})
     assert decode(received.get_body()) == message
+
+
+def test_the_local_bus_packs_a_batch_into_envelopes_that_unpack_to_the_same_messages() -> None:
+    from shared.adapters.bus import ENVELOPE_BYTES, envelopes, unpack
+
+    messages = [BusMessage(f"m{i}", {"payload": "x" * 500}) for i in range(300)]
+    packed = envelopes(messages)
+    assert len(packed) > 1 and all(len(e) <= ENVELOPE_BYTES + 600 for e in packed)
+    assert [m for e in packed for m in unpack(e)] == messages

@@ -1,0 +1,152 @@
+"""Benchmark the invoice run: N subscriptions all due on one day.
+
+Prints one JSON object:
+  invoices_per_s          renewal invoices issued per second, end to end on Azurite
+  round_trips_per_invoice storage calls counted at the adapter during the run / invoices
+  ceiling_per_s           the same storage shape done directly with the SDK in this run
+                          (per subscriber: one partition read and one entity-group
+                          transaction of as many entities), at the same concurrency
+  ratio                   invoices_per_s / ceiling_per_s
+  engine_invoices_per_s   the pure domain alone (due drafts + issue), one core, no storage
+
+    python -m bench.invoice_run --subscriptions 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
+from typing import Any
+
+from azure.core import MatchConditions
+from tqdm import tqdm
+
+from bench.common import context, emit
+from devhost.azurite import Azurite
+from shared.adapters.bus import BILLING_WORK, unpack
+from shared.adapters.tables import Storage
+from shared.clock import SettableClock
+from shared.domain.account import Account, due_drafts, issue
+from shared.domain.calendar import Frequency
+from shared.domain.catalogue import PaymentType
+from shared.domain.subscriptions import Subscriber, Subscription
+from shared.service.billing import bill_subscribers, plan_invoice_run
+from shared.service.orders import place_order
+from tests.conftest import oslo_morning
+from tests.fixtures import install_catalogue, order
+
+ORDER_DAY, RUN_DAY = date(2026, 1, 5), date(2026, 1, 22)  # renewal of 5 Feb is produced 14 days before
+MESSAGES_IN_FLIGHT = 4
+THREADS_PER_MESSAGE = 16
+
+
+def engine_rate(n: int) -> float:
+    """Invoices per second from the pure domain: a renewal for each of n accounts whose
+    anchors spread over a year (so no cache flatters it), each run on its production day."""
+    from tests.unit.test_invoicing import CAT
+
+    work = []
+    for i in range(n):
+        anchor = ORDER_DAY + timedelta(days=i % 365)
+        sub = Subscription("s", "digital-monthly", "avisa", Frequency.MONTHLY, anchor, PaymentType.INVOICE,
+                           next_period=1)
+        work.append((Account(Subscriber(i + 1, "x", "x@example.no"), {"s": sub}),
+                     sub.period(1).start - timedelta(days=14)))
+    started = time.perf_counter()
+    issued = 0
+    for acc, day in work:
+        drafts = due_drafts(acc, CAT, day)
+        issued += len(issue(acc, drafts, {d.natural_key: 1 for d in drafts}, CAT, day).invoices)
+    assert issued == n
+    return n / (time.perf_counter() - started)
+
+
+def ceiling(storage: Storage, n: int, entities: int) -> float:
+    """Per partition: one read and one transaction of ``entities`` entities, via the SDK."""
+    table = storage.table("Subscribers")
+    tenant = f"ceiling-{uuid.uuid4().hex[:6]}"
+    pks = [f"{tenant}|{i:010d}" for i in range(n)]
+
+    def seed(pk: str) -> None:
+        table.submit_transaction([("create", {"PartitionKey": pk, "RowKey": "0|subscriber", "Body": "x" * 600}),
+                                  ("create", {"PartitionKey": pk, "RowKey": "0|sub|s", "Body": "x" * 300}),
+                                  *[("create", {"PartitionKey": pk, "RowKey": f"0|out|{k}", "Body": "x" * 300})
+                                    for k in range(2)]])
+
+    def work(pk: str) -> None:
+        rows = list(table.query_entities("PartitionKey eq @pk and RowKey lt '1'", parameters={"pk": pk}))
+        head = next(r for r in rows if r["RowKey"] == "0|subscriber")
+        ops: list[Any] = [("update", {"PartitionKey": pk, "RowKey": "0|subscriber", "Body": "y" * 600},
+                           {"mode": "replace", "etag": head.metadata["etag"],
+                            "match_condition": MatchConditions.IfNotModified}),
+                          ("upsert", {"PartitionKey": pk, "RowKey": "0|sub|s", "Body": "y" * 300})]
+        ops += [("delete", {"PartitionKey": pk, "RowKey": f"0|out|{k}"}) for k in range(2)]
+        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|new|{k}", "Body": "y" * 800})
+                for k in range(entities - len(ops))]
+        table.submit_transaction(ops)
+
+    threads = MESSAGES_IN_FLIGHT * THREADS_PER_MESSAGE
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(seed, pks))
+        started = time.perf_counter()
+        list(pool.map(work, pks))
+        return n / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscriptions", type=int, default=5000)
+    args = parser.parse_args()
+    azurite = Azurite.start(in_memory=True)
+    try:
+        clock = SettableClock(oslo_morning(ORDER_DAY))
+        ctx = context(azurite, clock)
+        tenant = f"bench-{uuid.uuid4().hex[:6]}"
+        install_catalogue(ctx, tenant)
+        with ThreadPoolExecutor(32) as pool, tqdm(total=args.subscriptions, desc="orders", file=sys.stderr,
+                                                  disable=None) as bar:
+            for _ in pool.map(lambda i: place_order(ctx, order(tenant, i)), range(1, args.subscriptions + 1)):
+                bar.update()
+
+        clock.set(oslo_morning(RUN_DAY))
+        queue = ctx.bus.service.get_queue_client(BILLING_WORK)  # type: ignore[attr-defined]
+        queue.clear_messages()
+        trips_before = ctx.storage.round_trips.count
+        started = time.perf_counter()
+        plan_invoice_run(ctx, tenant)
+        batches = []
+        while received := list(queue.receive_messages(max_messages=32, visibility_timeout=300)):
+            batches += [item.body for m in received for item in unpack(m.content)]
+        with ThreadPoolExecutor(MESSAGES_IN_FLIGHT) as pool:
+            results = list(pool.map(lambda b: bill_subscribers(ctx, tenant, RUN_DAY, b["subscribers"],
+                                                               workers=THREADS_PER_MESSAGE), batches))
+        elapsed = time.perf_counter() - started
+        invoices = sum(r.invoices for r in results)
+        trips = ctx.storage.round_trips.count - trips_before
+        # a renewal commit: subscriber, subscription, invoice, ledger entry, outbox row,
+        # and the deletes of the order's two delivered outbox rows = 7 entities
+        ceiling_rate = ceiling(ctx.storage, args.subscriptions, entities=7)
+    finally:
+        azurite.stop()
+    rate = invoices / elapsed
+    emit({
+        "subscriptions": args.subscriptions,
+        "invoices": invoices,
+        "elapsed_s": round(elapsed, 2),
+        "invoices_per_s": round(rate, 1),
+        "round_trips_per_invoice": round(trips / max(invoices, 1), 3),
+        "ceiling_per_s": round(ceiling_rate, 1),
+        "ratio": round(rate / ceiling_rate, 3),
+        "engine_invoices_per_s": round(engine_rate(20000), 1),
+        "conflicts": sum(r.conflicts for r in results),
+        "messages": len(batches),
+        "concurrency": {"messages_in_flight": MESSAGES_IN_FLIGHT, "threads_per_message": THREADS_PER_MESSAGE},
+    })
+
+
+if __name__ == "__main__":
+    main()
