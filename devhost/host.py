@@ -8,7 +8,11 @@ its job the project needs. It loads the app and inspects each function's trigger
 * timer triggers fire from their NCRONTAB schedule (UTC, six fields) as the clock
   passes them;
 * Service Bus queue triggers are fed from the Azurite queue of the same name; a
-  message that fails five times goes to ``{queue}-poison``, as a queue trigger would.
+  message that fails five times goes to ``{queue}-poison``, as a queue trigger would;
+* blob triggers poll their Azurite container (in Azure they take Event Grid events,
+  the only blob source Flex Consumption supports); a blob is handed over once per
+  ETag, remembered by a receipt in ``azure-webjobs-hosts`` as the Functions host
+  does, and after five failures its name goes to ``webjobs-blobtrigger-poison``.
 
 The clock is the app's settable clock: ``tick(to)`` moves it a day at a time, firing
 timers and draining queues until idle, so months of billing run in seconds. The
@@ -27,13 +31,16 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import azure.functions as func
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.functions.blob import InputStream
 from azure.functions.servicebus import ServiceBusMessage
+from azure.storage.blob import BlobServiceClient
 from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueServiceClient
 from croniter import croniter
@@ -65,10 +72,29 @@ class TimerFunction:
 
 
 @dataclass
+class BlobFunction:
+    name: str
+    container: str
+    prefix: str
+    call: Callable[[InputStream], None]
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class QueueFunction:
     name: str
     queue: str
     call: Callable[[func.ServiceBusMessage], None]
+
+
+_FUNCTIONS: dict[int, list[Any]] = {}
+
+
+def functions_of(app: func.FunctionApp) -> list[Any]:
+    """The app's functions; ``get_functions`` may be called only once per app object."""
+    if id(app) not in _FUNCTIONS:
+        _FUNCTIONS[id(app)] = app.get_functions()
+    return _FUNCTIONS[id(app)]
 
 
 def route_pattern(route: str) -> re.Pattern[str]:
@@ -85,10 +111,12 @@ class LocalHost:
                  workers: int = 4) -> None:
         self.clock = clock
         self.queues = QueueServiceClient.from_connection_string(storage_connection)
+        self.blobs = BlobServiceClient.from_connection_string(storage_connection)
         self.workers = workers
         self.http: list[HttpFunction] = []
         self.timers: list[TimerFunction] = []
         self.consumers: list[QueueFunction] = []
+        self.blob_functions: list[BlobFunction] = []
         self.processed = 0
         self.failed = 0
         self._tick_lock = threading.Lock()
@@ -96,9 +124,16 @@ class LocalHost:
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))  # function_app.py sits at the project root, as in Azure
         self._load(importlib.import_module(app_module).app)
+        self._ensure_container("azure-webjobs-hosts")
+        for name in [c.queue for c in self.consumers] + ["webjobs-blobtrigger-poison"]:
+            for queue in (name, name + "-poison"):
+                try:
+                    self.queues.create_queue(queue)
+                except ResourceExistsError:
+                    pass
 
     def _load(self, app: func.FunctionApp) -> None:
-        for fn in app.get_functions():
+        for fn in functions_of(app):
             trigger = fn.get_trigger()
             name = fn.get_function_name()
             user = fn.get_user_function()
@@ -110,6 +145,10 @@ class LocalHost:
                 self.timers.append(TimerFunction(name, trigger.schedule, user))
             elif kind == "serviceBusTrigger":
                 self.consumers.append(QueueFunction(name, trigger.queue_name, user))
+            elif kind == "blobTrigger":
+                container, _, pattern = trigger.path.partition("/")
+                self.blob_functions.append(BlobFunction(name, container, pattern.split("{", 1)[0], user))
+                self._ensure_container(container)
             else:
                 log.warning("function %s: trigger %s is not run by the local host", name, kind)
 
@@ -140,6 +179,9 @@ class LocalHost:
         if path == "/_dev/jwks.json":
             return _json(200, issuer.jwks())
         if path == "/_dev/clock" and method == "GET":
+            return _json(200, {"now": self.clock.now().isoformat()})
+        if path == "/_dev/clock" and method == "POST":
+            self.clock.set(datetime.fromisoformat(json.loads(body or b"{}")["now"]))
             return _json(200, {"now": self.clock.now().isoformat()})
         if path == "/_dev/tick" and method == "POST":
             target = date.fromisoformat(json.loads(body or b"{}")["to"])
@@ -196,12 +238,52 @@ class LocalHost:
                 fired += 1
         return fired
 
+    # ---- blobs ------------------------------------------------------------------------------
+    def _ensure_container(self, name: str) -> None:
+        try:
+            self.blobs.create_container(name)
+        except ResourceExistsError:
+            pass
+
+    def poll_blobs(self) -> int:
+        """Hand every new or changed blob to its function once; returns how many were handled."""
+        handled = 0
+        receipts = self.blobs.get_container_client("azure-webjobs-hosts")
+        for fn in self.blob_functions:
+            container = self.blobs.get_container_client(fn.container)
+            for props in container.list_blobs(name_starts_with=fn.prefix or None):
+                receipt = receipts.get_blob_client(
+                    f"blobreceipts/{fn.name}/{fn.container}/{props.name}/{props.etag.strip(chr(34))}")
+                if receipt.exists() or fn.failures.get(props.name, 0) >= MAX_DEQUEUE:
+                    continue
+                handled += self._deliver_blob(fn, container, props, receipt)
+        return handled
+
+    def _deliver_blob(self, fn: BlobFunction, container: Any, props: Any, receipt: Any) -> int:
+        blob = container.get_blob_client(props.name)
+        try:
+            data = blob.download_blob().readall()
+        except ResourceNotFoundError:
+            return 0
+        try:
+            fn.call(InputStream(data=data, name=f"{fn.container}/{props.name}", uri=blob.url, length=len(data)))
+        except Exception:  # noqa: BLE001 - retried on the next poll, then poisoned
+            fn.failures[props.name] = fn.failures.get(props.name, 0) + 1
+            log.exception("function %s failed on blob %s (attempt %d)", fn.name, props.name, fn.failures[props.name])
+            if fn.failures[props.name] >= MAX_DEQUEUE:
+                self.queues.get_queue_client("webjobs-blobtrigger-poison").send_message(
+                    json.dumps({"FunctionId": fn.name, "ContainerName": fn.container, "BlobName": props.name}))
+            return 1
+        receipt.upload_blob(b"", overwrite=True)
+        return 1
+
     # ---- queues -----------------------------------------------------------------------------
     def drain(self) -> int:
-        """Feed queued messages to their functions until every queue is empty."""
+        """Feed blobs and queued messages to their functions until nothing is left."""
         handled = 0
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             while True:
+                handled += self.poll_blobs()
                 batch = []
                 for consumer in self.consumers:
                     client = self.queues.get_queue_client(consumer.queue)

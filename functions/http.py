@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from shared.service.orders import OrderRejected
 from shared.service.queries import NotFound
 
 log = logging.getLogger(__name__)
+TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # tenant ids go into table keys: no '|', no surprises
 
 
 @dataclass
@@ -102,6 +104,10 @@ def dispatch(req: func.HttpRequest, spec: Endpoint, handler: Handler) -> func.Ht
         if spec.roles is not None:
             principal = bootstrap.token_validator().authenticate(req.headers.get("authorization"))
             principal.require(spec.roles)
+            if not TENANT.match(principal.tenant):
+                raise AuthError(403, "the token's tenant is not a valid tenant id")
+        if "tenant" in req.route_params and not TENANT.match(req.route_params["tenant"]):
+            return problem(400, "Bad request", "tenant must be 1-40 lowercase letters, digits or '-'")
         body = None
         if spec.body is not None:
             data = read_body(req)

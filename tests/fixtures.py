@@ -55,8 +55,9 @@ def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None
 def app_functions() -> dict[str, Any]:
     """The app's functions by name (``get_functions`` may be called only once per app)."""
     import function_app
+    from devhost.host import functions_of
 
-    return {fn.get_function_name(): fn for fn in function_app.app.get_functions()}
+    return {fn.get_function_name(): fn for fn in functions_of(function_app.app)}
 
 
 def function(name: str) -> Any:

@@ -79,6 +79,12 @@ def overview(call: Call) -> Any:
     return queries.overview(call.ctx, call.tenant, int(number))
 
 
+@endpoint(bp, Endpoint("kid_lookup", "merchant/kid/{kid}", ["GET"],
+                       "The subscriber and invoice a KID refers to (decoded, no index)", "Subscribers", roles=READ))
+def kid_lookup(call: Call) -> Any:
+    return queries.find_by_kid(call.ctx, call.tenant, call.route["kid"])
+
+
 class SummaryOut(BaseModel):
     subscribers: int
     subscriptions_active: int

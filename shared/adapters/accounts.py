@@ -103,6 +103,11 @@ class AccountRepository:
         rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and RowKey gt '1'", {"pk": pk}))
         return _history(rows)
 
+    def invoice(self, tenant: str, subscriber_no: int, demand_no: int) -> Invoice | None:
+        """One invoice by its demand number (what a KID decodes to): a point read."""
+        row = self.storage.get(TABLE, partition_key(tenant, subscriber_no), f"1|inv|{demand_no:08d}")
+        return loads(Invoice, row["Body"]) if row else None
+
     def scan_tenant(self, tenant: str) -> Iterator[tuple[Loaded, list[Invoice], list[LedgerEntry]]]:
         """Every subscriber of a tenant with history: for reports and search, never a hot path."""
         query, params = prefix_filter(f"{tenant}|")

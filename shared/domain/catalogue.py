@@ -107,9 +107,18 @@ class BillingPlan:
     name: str
     frequency: Frequency
     lead_days: int = 14  # invoice produced this many days before its due date
+    due_days: int | None = None  # payment terms of an invoice issued off schedule; default lead_days
     fees: tuple[Fee, ...] = ()
     fee_tax_policy: FeeTaxPolicy = FeeTaxPolicy.DISTRIBUTIONAL
     dunning_process_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.lead_days < 0 or (self.due_days is not None and self.due_days < 0):
+            raise CatalogueError(f"billing plan {self.id}: days cannot be negative")
+
+    @property
+    def terms_days(self) -> int:
+        return self.lead_days if self.due_days is None else self.due_days
 
     def fee_for(self, payment_type: PaymentType, period_index: int) -> int:
         return sum(

@@ -2,9 +2,10 @@
 
 Timing follows the billing plan (manual 7.18 and 6.3): a renewal invoice is produced
 ``lead_days`` before its due date, which is the period's start; the first invoice is
-produced at once when the subscription is ordered and falls due ``lead_days`` after
-the order, or on the start date when that is later. One rule covers both, and also
-a late run after an outage: ``due = max(period start, issue date + lead days)``.
+produced at once when the subscription is ordered and falls due ``due_days`` (by
+default the same as ``lead_days``) after the order, or on the start date when that is
+later. One rule covers both, and also a late run after an outage:
+``due = max(period start, issue date + due days)``.
 
 Which invoices to issue is a pure function of the subscription and the day
 (``due_period_indexes``), so running the invoice run twice for one day finds nothing
@@ -93,7 +94,7 @@ def production_date(subscription: Subscription, billing: BillingPlan, index: int
 
 
 def due_date(period_start: date, issue_date: date, billing: BillingPlan) -> date:
-    return max(period_start, issue_date + timedelta(days=billing.lead_days))
+    return max(period_start, issue_date + timedelta(days=billing.terms_days))
 
 
 def due_period_indexes(subscription: Subscription, billing: BillingPlan, today: date) -> list[int]:

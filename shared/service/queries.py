@@ -45,6 +45,26 @@ def _invoice(invoice: Any) -> dict[str, Any]:
     return to_jsonable(invoice) | {"total_minor": invoice.total_minor, "vat_minor": invoice.draft.vat_minor}
 
 
+def find_by_kid(ctx: Context, tenant: str, kid: str) -> dict[str, Any]:
+    """The subscriber and invoice a KID refers to: decoded, then one point read (no index).
+
+    Organisations of one tenant have distinct prefixes or lengths (manual 7.23), so at
+    most one organisation's scheme decodes a given KID.
+    """
+    from stdnum.exceptions import ValidationError
+
+    for org in ctx.catalogue.get(tenant).organizations.values():
+        try:
+            ref = org.kid.decode(kid)
+        except ValidationError:
+            continue
+        invoice = ctx.accounts.invoice(tenant, ref.subscriber_no, ref.demand_no)
+        if invoice is not None and invoice.draft.organization_id == org.id:
+            return {"organization_id": org.id, "subscriber_no": ref.subscriber_no, "demand_no": ref.demand_no,
+                    "invoice": _invoice(invoice)}
+    raise NotFound(f"no invoice with KID {kid}")
+
+
 def search(ctx: Context, tenant: str, text: str, limit: int = 50) -> list[dict[str, Any]]:
     needle = text.strip().lower()
     hits = []

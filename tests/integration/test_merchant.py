@@ -87,3 +87,14 @@ def test_search_finds_a_subscriber_by_any_column(ctx: Context, shop: str) -> Non
         status, hits = call("subscribers_search", "GET", token, params={"q": text})
         assert status == 200 and [h["number"] for h in hits] == [placed.subscriber_no], text
     assert call("subscribers_search", "GET", token, params={})[0] == 400
+
+
+def test_a_kid_leads_to_its_subscriber_and_invoice_and_a_wrong_one_to_404(ctx: Context, shop: str) -> None:
+    placed = place_order(ctx, order(shop))
+    invoice = placed.invoices[0]
+    token = issuer.token(shop, ["support"])
+    status, found = call("kid_lookup", "GET", token, {"kid": invoice.kid})
+    assert status == 200
+    assert (found["subscriber_no"], found["invoice"]["number"]) == (placed.subscriber_no, invoice.number)
+    wrong_check_digit = invoice.kid[:-1] + str((int(invoice.kid[-1]) + 1) % 10)
+    assert call("kid_lookup", "GET", token, {"kid": wrong_check_digit})[0] == 404

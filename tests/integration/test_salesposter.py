@@ -55,3 +55,8 @@ def test_an_unknown_plan_is_422_with_the_reason(ctx: Context, shop: str) -> None
     response = post(shop, ORDER | {"templatePackageId": "no-such-plan"})
     assert response.status_code == 422
     assert "no-such-plan" in json.loads(response.get_body())["detail"]
+
+
+def test_a_tenant_id_that_could_break_a_table_key_is_400(ctx: Context, shop: str) -> None:
+    response = post("evil|tenant", ORDER)
+    assert response.status_code == 400

@@ -64,6 +64,13 @@ def test_first_invoice_for_a_start_beyond_the_lead_is_due_on_the_start_date() ->
     assert (draft.issue_date, draft.due_date) == (date(2026, 1, 5), date(2026, 2, 4))
 
 
+def test_due_days_set_the_terms_of_the_first_invoice_but_not_of_renewals() -> None:
+    cat = replace(CAT, billing_plans={**CAT.billing_plans, "monthly-14": replace(MONTHLY, due_days=10)})
+    (first,) = due_drafts(account(monthly(date(2026, 1, 5))), cat, date(2026, 1, 5))
+    (renewal,) = due_drafts(account(monthly(date(2026, 1, 5), 1)), cat, date(2026, 1, 22))
+    assert (first.due_date, renewal.due_date) == (date(2026, 1, 15), date(2026, 2, 5))
+
+
 def test_renewal_invoice_is_produced_14_days_before_the_next_period_and_due_on_its_first_day() -> None:
     sub = monthly(date(2026, 1, 5), next_period=1)
     assert due_period_indexes(sub, MONTHLY, date(2026, 1, 21)) == []
