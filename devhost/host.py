@@ -40,8 +40,8 @@ import azure.functions as func
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.functions.blob import InputStream
 from azure.functions.servicebus import ServiceBusMessage
-from azure.storage.blob import BlobServiceClient
 from azure.functions.timer import TimerRequest
+from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 from croniter import croniter
 
@@ -153,7 +153,8 @@ class LocalHost:
                 log.warning("function %s: trigger %s is not run by the local host", name, kind)
 
     # ---- HTTP -------------------------------------------------------------------------------
-    def handle_http(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def handle_http(self, method: str, target: str, headers: dict[str, str],
+                    body: bytes) -> tuple[int, dict[str, str], bytes]:
         url = urllib.parse.urlsplit(target)
         if url.path.startswith("/_dev/"):
             return self._dev(method, url.path, body)
@@ -199,7 +200,7 @@ class LocalHost:
                 body = self.rfile.read(length) if length else b""
                 try:
                     status, headers, payload = owner.handle_http(self.command, self.path, dict(self.headers), body)
-                except Exception:  # noqa: BLE001 - a crashing function is a 500, as in Azure
+                except Exception:
                     log.exception("%s %s failed", self.command, self.path)
                     status, headers, payload = _json(500, {"title": "Internal error", "status": 500})
                 self.send_response(status)
@@ -267,7 +268,7 @@ class LocalHost:
             return 0
         try:
             fn.call(InputStream(data=data, name=f"{fn.container}/{props.name}", uri=blob.url, length=len(data)))
-        except Exception:  # noqa: BLE001 - retried on the next poll, then poisoned
+        except Exception:
             fn.failures[props.name] = fn.failures.get(props.name, 0) + 1
             log.exception("function %s failed on blob %s (attempt %d)", fn.name, props.name, fn.failures[props.name])
             if fn.failures[props.name] >= MAX_DEQUEUE:
@@ -305,7 +306,7 @@ class LocalHost:
                                                 user_properties={}, content_type="application/json"))
             self.processed += 1
             client.delete_message(message)
-        except Exception:  # noqa: BLE001 - the message is retried, then moved to poison
+        except Exception:
             self.failed += 1
             log.exception("function %s failed on message %s (attempt %s)", consumer.name, message.id,
                           message.dequeue_count)

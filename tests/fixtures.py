@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 from datetime import date
+from functools import cache
 from typing import Any
 
 import azure.functions as func

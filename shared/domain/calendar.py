@@ -21,14 +21,14 @@ from __future__ import annotations
 import calendar as _calendar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
 
-class Frequency(str, Enum):
+class Frequency(StrEnum):
     WEEKLY = "weekly"
     FOUR_WEEKLY = "four_weekly"
     MONTHLY = "monthly"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 
 from .calendar import Frequency
 from .kid import KidScheme
@@ -22,7 +22,7 @@ class CatalogueError(ValueError):
     """The catalogue is inconsistent or lacks what an operation needs."""
 
 
-class PaymentType(str, Enum):
+class PaymentType(StrEnum):
     """How a subscriber pays. ``pty`` codes are the sales poster's (manual 7.26, Vipps)."""
 
     INVOICE = "invoice"
@@ -45,7 +45,7 @@ class PaymentType(str, Enum):
             raise CatalogueError(f"unknown payment type {code!r}") from None
 
 
-class FeeTaxPolicy(str, Enum):
+class FeeTaxPolicy(StrEnum):
     """Manual 7.18: fee VAT follows the products ("distributional") or the fee has none."""
 
     DISTRIBUTIONAL = "distributional"

@@ -93,7 +93,7 @@ def is_valid(number: str, modulus: Modulus, allow_dash: bool = True) -> bool:
         return False
 
 
-def format(number: str) -> str:  # noqa: A001 - python-stdnum's name
+def format(number: str) -> str:
     """Group in blocks of five from the left, as printed on giro forms."""
     number = compact(number)
     return " ".join(number[i : i + 5] for i in range(0, len(number), 5))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 
 from stdnum.no import orgnr
 
@@ -49,7 +49,7 @@ class Subscriber:
         return " ".join(v for v in values if v).lower()
 
 
-class SubscriptionStatus(str, Enum):
+class SubscriptionStatus(StrEnum):
     ACTIVE = "active"
     FUTURE = "future"
     ENDED = "ended"

@@ -28,9 +28,9 @@ from ..adapters.accounts import Loaded
 from ..adapters.bus import BILLING_WORK, BusMessage
 from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Event, issue
-from ..domain.invoicing import InvoiceDraft
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
+from ..domain.invoicing import InvoiceDraft
 from .context import Context
 from .issuing import claim_numbers, commit, plan, publish
 

@@ -51,7 +51,7 @@ def publish(ctx: Context, tenant: str, events: Sequence[Event]) -> None:
     try:
         ctx.bus.send(EVENTS, [BusMessage(e.id, {"tenant": tenant, "type": e.type,
                                                 "payload": to_jsonable(dict(e.payload))}) for e in events])
-    except Exception:  # noqa: BLE001 - delivery is retried from the outbox
+    except Exception:
         log.exception("outbox: %d events for %s not sent; kept for the next attempt", len(events), tenant)
 
 

@@ -38,10 +38,11 @@ def host(azurite: Azurite) -> Iterator[str]:
         try:
             requests.get(f"{url}/api/openapi.json", timeout=2).raise_for_status()
             break
-        except requests.RequestException:
+        except requests.RequestException as exc:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"abonno host did not start: {process.stdout.read() if process.stdout else ''}")
+                output = process.stdout.read() if process.stdout else ""
+                raise RuntimeError(f"abonno host did not start: {output}") from exc
             time.sleep(0.3)
     yield url
     process.terminate()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 import pytest
 

@@ -5,8 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.domain.calendar import (Frequency, cadence_key, cadence_keys_starting_on, local_date, period,
-                                    period_start)
+from shared.domain.calendar import Frequency, cadence_key, cadence_keys_starting_on, local_date, period, period_start
 
 anchors = st.dates(min_value=date(2000, 1, 1), max_value=date(2090, 12, 31))
 frequencies = st.sampled_from(list(Frequency))

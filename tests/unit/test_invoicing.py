@@ -107,8 +107,8 @@ def test_the_invoice_fee_is_added_from_the_second_period() -> None:
 
 def test_a_future_price_applies_from_the_period_that_starts_on_or_after_it() -> None:
     avis = CAT.products["avis"]
-    raised = replace(avis, prices=avis.prices + (replace(avis.prices[0], valid_from=date(2026, 2, 1),
-                                                         amount_minor=32900),))
+    later = replace(avis.prices[0], valid_from=date(2026, 2, 1), amount_minor=32900)
+    raised = replace(avis, prices=(*avis.prices, later))
     cat = replace(CAT, products={**CAT.products, "avis": raised})
     jan = due_drafts(account(monthly(date(2026, 1, 5))), cat, date(2026, 1, 5))[0]
     feb = due_drafts(account(monthly(date(2026, 1, 5), 1)), cat, date(2026, 1, 22))[0]

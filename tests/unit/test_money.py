@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.domain.money import CurrencyMismatch, Money, allocate, divide_half_up, vat_of_gross
-from shared.domain.invoicing import fee_lines, line
 from shared.domain.catalogue import FeeTaxPolicy
+from shared.domain.invoicing import fee_lines, line
+from shared.domain.money import CurrencyMismatch, Money, allocate, divide_half_up, vat_of_gross
 
 amounts = st.integers(min_value=-10**12, max_value=10**12)
 rates = st.sampled_from([0, 1200, 1500, 2500, 600, 2000])
