@@ -25,3 +25,11 @@ def test_the_domain_type_checks_strictly_and_imports_no_azure_sdk() -> None:
     for source in (ROOT / "shared" / "domain").glob("*.py"):
         text = source.read_text()
         assert "import azure" not in text and "from azure" not in text, source.name
+
+
+def test_requirements_txt_for_azure_lists_exactly_the_runtime_dependencies() -> None:
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
+    assert lines == declared

@@ -1,0 +1,209 @@
+// Abonno on Azure: a Flex Consumption function app that reaches storage and Service Bus
+// with a user-assigned managed identity and role assignments, never with keys.
+//
+//   az group create -n rg-abonno-prod -l norwayeast
+//   az deployment group create -g rg-abonno-prod -f infra/bicep/main.bicep \
+//     -p environmentName=prod authIssuer=... authAudience=... authJwksUrl=...
+//
+// Names are deterministic (uniqueString of the resource group and environment), so a
+// redeployment updates the same resources.
+
+targetScope = 'resourceGroup'
+
+@description('Short environment name (prod, test); part of every resource name')
+@minLength(1)
+@maxLength(12)
+param environmentName string
+
+param location string = resourceGroup().location
+
+@description('Merchant API token issuer (Entra ID or B2C), e.g. https://login.microsoftonline.com/<tenant>/v2.0')
+param authIssuer string
+
+@description('Merchant API audience (the app registration\'s application ID URI or client id)')
+param authAudience string
+
+@description('The issuer\'s JWKS URL (its keys endpoint)')
+param authJwksUrl string
+
+@description('Token claim that carries the Abonno tenant id')
+param authTenantClaim string = 'abonno_tenant'
+
+@description('Upper bound of instances the invoice run may scale to')
+param maximumInstanceCount int = 100
+
+var token = toLower(uniqueString(resourceGroup().id, environmentName))
+var appName = 'func-abonno-${environmentName}-${token}'
+var deploymentContainer = 'app-package-${take(token, 10)}'
+var tags = { application: 'abonno', environment: environmentName }
+
+// Built-in role definitions (ids are the same in every tenant)
+var roles = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-abonno-${environmentName}-${token}'
+  location: location
+  tags: tags
+}
+
+// One account: Tables hold all billing state (one partition per subscriber), Blob the
+// bank files and the deployment package, Queues the Functions host's own bookkeeping.
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: 'stabonno${take(token, 13)}'
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: { name: 'Standard_ZRS' }
+  properties: {
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    defaultToOAuthAuthentication: true
+  }
+  resource blobs 'blobServices' = {
+    name: 'default'
+    resource package 'containers' = { name: deploymentContainer }
+    resource inbound 'containers' = { name: 'inbound' }
+    resource rejected 'containers' = { name: 'rejected' }
+  }
+}
+
+// Service Bus Standard: per-subscriber-batch work and outbox events. Duplicate
+// detection drops a re-sent outbox message (message id = event id).
+resource bus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
+  name: 'sb-abonno-${environmentName}-${token}'
+  location: location
+  tags: tags
+  sku: { name: 'Standard', tier: 'Standard' }
+  properties: { disableLocalAuth: true, minimumTlsVersion: '1.2' }
+  resource billingWork 'queues' = {
+    name: 'billing-work'
+    properties: {
+      lockDuration: 'PT5M'
+      maxDeliveryCount: 10
+      requiresDuplicateDetection: true
+      duplicateDetectionHistoryTimeWindow: 'PT1H'
+      deadLetteringOnMessageExpiration: true
+    }
+  }
+  resource events 'queues' = {
+    name: 'abonno-events'
+    properties: {
+      lockDuration: 'PT1M'
+      maxDeliveryCount: 10
+      requiresDuplicateDetection: true
+      duplicateDetectionHistoryTimeWindow: 'P7D'
+      deadLetteringOnMessageExpiration: true
+    }
+  }
+}
+
+resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: 'log-abonno-${environmentName}-${token}'
+  location: location
+  tags: tags
+  properties: { retentionInDays: 30, sku: { name: 'PerGB2018' } }
+}
+
+resource insights 'Microsoft.Insights/components@2020-02-02' = {
+  name: 'appi-abonno-${environmentName}-${token}'
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: { Application_Type: 'web', WorkspaceResourceId: logs.id, DisableLocalAuth: true }
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: 'plan-abonno-${environmentName}-${token}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: { name: 'FC1', tier: 'FlexConsumption' }
+  properties: { reserved: true }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  name: appName
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: { type: 'UserAssigned', userAssignedIdentities: { '${identity.id}': {} } }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    siteConfig: { minTlsVersion: '1.2' }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainer}'
+          authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identity.id }
+        }
+      }
+      scaleAndConcurrency: { instanceMemoryMB: 2048, maximumInstanceCount: maximumInstanceCount }
+      runtime: { name: 'python', version: '3.11' }
+    }
+  }
+  resource settings 'config' = {
+    name: 'appsettings'
+    properties: {
+      AzureWebJobsStorage__accountName: storage.name
+      AzureWebJobsStorage__credential: 'managedidentity'
+      AzureWebJobsStorage__clientId: identity.properties.clientId
+      ServiceBusConnection__fullyQualifiedNamespace: '${bus.name}.servicebus.windows.net'
+      ServiceBusConnection__credential: 'managedidentity'
+      ServiceBusConnection__clientId: identity.properties.clientId
+      AZURE_CLIENT_ID: identity.properties.clientId // DefaultAzureCredential in shared/bootstrap.py
+      APPLICATIONINSIGHTS_CONNECTION_STRING: insights.properties.ConnectionString
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+      AUTH_ISSUER: authIssuer
+      AUTH_AUDIENCE: authAudience
+      AUTH_JWKS_URL: authJwksUrl
+      AUTH_TENANT_CLAIM: authTenantClaim
+    }
+  }
+}
+
+var storageRoles = [roles.storageBlobDataOwner, roles.storageQueueDataContributor, roles.storageTableDataContributor]
+
+resource storageAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in storageRoles: {
+  name: guid(storage.id, identity.id, role)
+  scope: storage
+  properties: {
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role)
+  }
+}]
+
+resource busAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(bus.id, identity.id, roles.serviceBusDataOwner)
+  scope: bus
+  properties: {
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataOwner)
+  }
+}
+
+resource telemetryAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(insights.id, identity.id, roles.monitoringMetricsPublisher)
+  scope: insights
+  properties: {
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+  }
+}
+
+output functionAppName string = app.name
+output functionAppUrl string = 'https://${app.properties.defaultHostName}'
+output storageAccountName string = storage.name
+output serviceBusNamespace string = '${bus.name}.servicebus.windows.net'
