@@ -9,17 +9,20 @@ entities (Table service, "Performing entity group transactions").
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (HttpResponseError, ResourceExistsError, ResourceNotFoundError, ServiceRequestError,
+                                   ServiceResponseError)
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
 from requests import Session
 from requests.adapters import HTTPAdapter
 
 MAX_BATCH = 100
+TRANSPORT_ATTEMPTS = 4
 TABLES = ("Catalogue", "Subscribers", "Numbering", "Indexes", "Tenants")
 
 
@@ -116,9 +119,26 @@ class Storage:
         self.table(table).delete_entity(pk, rk)
 
     def transact(self, table: str, operations: Sequence[Operation]) -> list[dict[str, Any]]:
-        """One entity-group transaction; ConcurrencyConflict on an ETag or insert race."""
+        """One entity-group transaction; ConcurrencyConflict on an ETag or insert race.
+
+        A transport failure (connection reset, no response) leaves it unknown whether the
+        transaction committed; azure-core does not retry a POST, so it is retried here.
+        That is safe because every transaction we send is guarded: it replaces a row
+        under ``If-Match`` or creates rows, so a retry of one that did commit fails as a
+        ``ConcurrencyConflict``, and the caller reloads and finds its work done.
+        """
         check_batch(operations)
-        self.round_trips.add()
+        for attempt in range(TRANSPORT_ATTEMPTS):
+            self.round_trips.add()
+            try:
+                return self._submit(table, operations)
+            except (ServiceRequestError, ServiceResponseError):
+                if attempt == TRANSPORT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _submit(self, table: str, operations: Sequence[Operation]) -> list[dict[str, Any]]:
         try:
             return [dict(r) for r in self.table(table).submit_transaction(list(operations))]
         except TableTransactionError as exc:

@@ -121,3 +121,28 @@ def test_the_worker_handles_a_service_bus_message_and_ignores_its_redelivery(ctx
     billing_worker(message)
     billing_worker(message)  # at-least-once delivery: the same message again
     assert len(invoices_of(ctx, shop, placed.subscriber_no)) == 2
+
+
+def test_a_commit_whose_response_is_lost_is_retried_and_issues_the_invoice_once(ctx: Context, shop: str) -> None:
+    from azure.core.exceptions import ServiceResponseError
+
+    placed = place_order(ctx, order(shop))
+    client = ctx.storage.table("Subscribers")
+    submit = client.submit_transaction
+    lost = []
+
+    def committed_but_reset(operations, **kwargs):  # type: ignore[no-untyped-def]
+        result = submit(operations, **kwargs)
+        if not lost:  # the first transaction commits, then its response never arrives
+            lost.append(True)
+            raise ServiceResponseError("Connection reset by peer")
+        return result
+
+    client.submit_transaction = committed_but_reset  # type: ignore[method-assign]
+    try:
+        result = bill_subscribers(ctx, shop, date(2026, 1, 22), [placed.subscriber_no])
+    finally:
+        client.submit_transaction = submit  # type: ignore[method-assign]
+    assert lost and result.conflicts == 1
+    invoices, ledger = ctx.accounts.history(shop, placed.subscriber_no)
+    assert [i.draft.period_index for i in invoices] == [0, 1] and len(ledger) == 2
