@@ -95,7 +95,7 @@ def bill_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequen
     result = BatchResult(subscribers=len(subscribers))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         loaded = [x for x in pool.map(lambda n: ctx.accounts.load(tenant, n), subscribers) if x is not None]
-        work = [(x, plan(x.account, catalogue, today)) for x in loaded]
+        work = [(x, plan(x, x.account, catalogue, today)) for x in loaded]
         work = [(x, drafts) for x, drafts in work if drafts]
         numbers = claim_numbers(ctx, tenant, catalogue, [d for _, drafts in work for d in drafts])
 
@@ -129,7 +129,7 @@ def bill_one(ctx: Context, tenant: str, today: date, subscriber_no: int, attempt
         loaded = ctx.accounts.load(tenant, subscriber_no)
         if loaded is None:
             return issued
-        drafts = plan(loaded.account, catalogue, today)
+        drafts = plan(loaded, loaded.account, catalogue, today)
         if not drafts:
             return issued
         numbers = claim_numbers(ctx, tenant, catalogue, drafts)

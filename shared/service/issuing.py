@@ -20,13 +20,14 @@ from ..adapters.accounts import Loaded
 from ..adapters.bus import EVENTS, BusMessage
 from ..adapters.codec import to_jsonable
 from ..adapters.numbering import series_key
+from ..adapters.tables import MAX_BATCH
 from ..domain.account import Account, Changes, Event, due_drafts
 from ..domain.catalogue import Catalogue
 from ..domain.invoicing import InvoiceDraft
 from .context import Context
 
 log = logging.getLogger(__name__)
-MAX_DRAFTS_PER_COMMIT = 30  # 3 entities each: stays under the 100-entity transaction limit
+ENTITIES_PER_DRAFT = 3  # invoice, ledger entry, outbox event
 
 
 def claim_numbers(ctx: Context, tenant: str, catalogue: Catalogue, drafts: Sequence[InvoiceDraft]) -> dict[str, int]:
@@ -40,8 +41,16 @@ def claim_numbers(ctx: Context, tenant: str, catalogue: Catalogue, drafts: Seque
     return numbers
 
 
-def plan(account: Account, catalogue: Catalogue, today: date) -> list[InvoiceDraft]:
-    return due_drafts(account, catalogue, today)[:MAX_DRAFTS_PER_COMMIT]
+def plan(loaded: Loaded | None, account: Account, catalogue: Catalogue, today: date,
+         extra_entities: int = 0) -> list[InvoiceDraft]:
+    """What is due, cut to what fits one transaction with everything else it writes.
+
+    The rest is due still, and is issued by the next transaction (the caller loops, or the
+    next run catches up).
+    """
+    fixed = 1 + len(account.subscriptions) + (len(loaded.outbox) if loaded else 0) + extra_entities
+    room = (MAX_BATCH - fixed) // ENTITIES_PER_DRAFT
+    return due_drafts(account, catalogue, today)[: max(room, 0)]
 
 
 def publish(ctx: Context, tenant: str, events: Sequence[Event]) -> None:

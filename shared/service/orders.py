@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
+from dateutil.relativedelta import relativedelta
+
 from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Account, Changes, issue, subscription_created
 from ..domain.catalogue import PaymentType
@@ -69,7 +71,7 @@ def place_order(ctx: Context, order: PlaceOrder) -> OrderPlaced:
     if not plan_.orderable_on(today):
         raise OrderRejected(f"plan {plan_.id} cannot be ordered on {today}")
     start = order.start_date or today
-    if not today.replace(year=today.year - 1) <= start <= today.replace(year=today.year + 1):
+    if not today - relativedelta(years=1) <= start <= today + relativedelta(years=1):
         raise OrderRejected("start date must be within a year of today")
     billing = catalogue.billing_plan_of(plan_)
     sub = Subscription(subscription_id(order), plan_.id, plan_.organization_id, billing.frequency, start,
@@ -84,7 +86,7 @@ def place_order(ctx: Context, order: PlaceOrder) -> OrderPlaced:
                                created=False)
         account = loaded.account if loaded else Account(_subscriber(order, subscriber_no, today))
         account = account.with_subscription(sub)
-        drafts = plan(account, catalogue, today)
+        drafts = plan(loaded, account, catalogue, today, extra_entities=1)  # + SubscriptionCreated
         numbers = claim_numbers(ctx, order.tenant, catalogue, drafts)
         base = Changes(account, (sub,), events=(subscription_created(subscriber_no, sub),))
         changes = issue(account, drafts, numbers, catalogue, today, base)
