@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core.exceptions import (
     HttpResponseError,
@@ -26,6 +26,7 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 from requests import Session
 from requests.adapters import HTTPAdapter
 
+T = TypeVar("T")
 MAX_BATCH = 100
 TRANSPORT_ATTEMPTS = 4
 TABLES = ("Catalogue", "Subscribers", "Numbering", "Indexes", "Tenants")
@@ -111,10 +112,13 @@ class Storage:
         self.table(table).upsert_entity(entity)
 
     def insert(self, table: str, entity: dict[str, Any]) -> bool:
-        """Insert; False if the entity already exists (the atomic create-if-absent)."""
-        self.round_trips.add()
+        """Insert; False if the entity already exists (the atomic create-if-absent).
+
+        Retried on a lost response like ``transact``: a retry of an insert that did
+        happen answers "exists", which every caller treats as "someone has it; read it".
+        """
         try:
-            self.table(table).create_entity(entity)
+            self._retrying(lambda: self.table(table).create_entity(entity))
             return True
         except ResourceExistsError:
             return False
@@ -133,10 +137,14 @@ class Storage:
         ``ConcurrencyConflict``, and the caller reloads and finds its work done.
         """
         check_batch(operations)
+        return self._retrying(lambda: self._submit(table, operations))
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """Run a non-idempotent call (POST), again after a transport failure; counts round trips."""
         for attempt in range(TRANSPORT_ATTEMPTS):
             self.round_trips.add()
             try:
-                return self._submit(table, operations)
+                return call()
             except (ServiceRequestError, ServiceResponseError):
                 if attempt == TRANSPORT_ATTEMPTS - 1:
                     raise
