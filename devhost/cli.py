@@ -77,8 +77,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _readable(s: dict[str, object]) -> str:
-    lines = ["", "Abonno demo", "-----------"]
-    lines += [f"{k.replace('_', ' '):32} {v}" for k, v in s.items()]
+    """The summary for a person: amounts in kroner, the consistency checks spelled out."""
+    currency = str(s.get("currency") or "")
+    lines = ["", f"Abonno demo ({s['tenant']}), clock {s['clock_start']} -> {s['clock_end']}", ""]
+    for key, value in s.items():
+        if key in ("tenant", "clock_start", "clock_end", "currency"):
+            continue
+        if "_minor" in key and isinstance(value, int):
+            value = f"{value / 100:,.2f} {currency}".replace(",", " ")  # display only: money stays integer
+        lines.append(f"  {key.replace('_minor', '').replace('_', ' '):30} {value}")
+    lines += ["", "  invoice numbers consecutive and ledger = -invoiced: " + ("yes" if s["consistent"] else "NO")]
     return "\n".join(lines)
 
 
