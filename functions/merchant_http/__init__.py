@@ -23,7 +23,8 @@ from shared.service.billing import plan_invoice_run
 bp = func.Blueprint()
 WRITE = ("admin",)
 READ = ("admin", "support", "reader")
-SEGMENTS = {"organization": "organizations", "product": "products", "billing_plan": "billing-plans", "plan": "plans"}
+SEGMENTS = {"organization": "organizations", "product": "products", "billing_plan": "billing-plans", "plan": "plans",
+            "dunning_process": "dunning-processes"}
 
 
 def _register_kind(kind: str, segment: str) -> None:

@@ -33,6 +33,7 @@ from azure.core import MatchConditions
 from ..domain.account import Account, Changes, Event
 from ..domain.invoicing import Invoice
 from ..domain.ledger import LedgerEntry
+from ..domain.settlement import OpenDemand
 from ..domain.subscriptions import Subscriber, Subscription
 from .codec import dumps, loads
 from .tables import Operation, Storage, prefix_filter
@@ -55,6 +56,7 @@ class Loaded:
 def _account_row(account: Account) -> dict[str, Any]:
     return {"Subscriber": dumps(account.subscriber), "Balances": json.dumps(dict(account.balances)),
             "NextDemandNo": account.next_demand_no, "NextLedgerSeq": account.next_ledger_seq,
+            "OpenDemands": dumps(list(account.open_demands.values()), list[OpenDemand]),
             "Name": account.subscriber.name, "Email": account.subscriber.email}
 
 
@@ -64,8 +66,9 @@ def _build(rows: list[dict[str, Any]]) -> Loaded | None:
         return None
     subs = {s.id: s for s in (loads(Subscription, r["Body"]) for r in rows if r["RowKey"].startswith("0|sub|"))}
     outbox = [loads(Event, r["Body"]) for r in rows if r["RowKey"].startswith("0|out|")]
+    open_demands = loads(list[OpenDemand], head.get("OpenDemands") or "[]")
     account = Account(loads(Subscriber, head["Subscriber"]), subs, json.loads(head["Balances"]),
-                      head["NextDemandNo"], head["NextLedgerSeq"])
+                      head["NextDemandNo"], head["NextLedgerSeq"], {d.demand_no: d for d in open_demands})
     return Loaded(account, head["etag"], outbox)
 
 

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from ..domain.catalogue import BillingPlan, Catalogue, Organization, Product, SubscriptionPlan
+from ..domain.catalogue import BillingPlan, Catalogue, DunningProcess, Organization, Product, SubscriptionPlan
 from .codec import dumps, loads
 from .tables import Storage
 
@@ -21,8 +21,10 @@ KINDS: dict[str, type[Any]] = {
     "product": Product,
     "billing_plan": BillingPlan,
     "plan": SubscriptionPlan,
+    "dunning_process": DunningProcess,
 }
-FIELDS = {"organization": "organizations", "product": "products", "billing_plan": "billing_plans", "plan": "plans"}
+FIELDS = {"organization": "organizations", "product": "products", "billing_plan": "billing_plans", "plan": "plans",
+          "dunning_process": "dunning_processes"}
 
 
 class CatalogueStore:

@@ -16,7 +16,9 @@ from typing import Any
 from .catalogue import Catalogue
 from .invoicing import Invoice, InvoiceDraft, draft_invoice, due_period_indexes
 from .kid import CheckDigitUnavailable, KidScheme
-from .ledger import LedgerEntry, invoice_entry
+from .ledger import EntryKind, LedgerEntry, invoice_entry
+from .payments import BookedPayment, PaymentState, ReceivedPayment
+from .settlement import OpenDemand, match, settle
 from .subscriptions import Subscriber, Subscription
 
 
@@ -36,6 +38,7 @@ class Account:
     balances: Mapping[str, int] = field(default_factory=dict)  # organization id -> minor units
     next_demand_no: int = 1
     next_ledger_seq: int = 1
+    open_demands: Mapping[int, OpenDemand] = field(default_factory=dict)  # demand no -> what is still owed
 
     @property
     def number(self) -> int:
@@ -54,10 +57,11 @@ class Changes:
     invoices: tuple[Invoice, ...] = ()
     ledger: tuple[LedgerEntry, ...] = ()
     events: tuple[Event, ...] = ()
+    payments: tuple[BookedPayment, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.subscriptions or self.invoices or self.ledger or self.events)
+        return not (self.subscriptions or self.invoices or self.ledger or self.events or self.payments)
 
 
 def due_drafts(account: Account, catalogue: Catalogue, today: date) -> list[InvoiceDraft]:
@@ -100,6 +104,7 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
     demand_no, seq = account.next_demand_no, account.next_ledger_seq
     balances = dict(account.balances)
     subs = dict(account.subscriptions)
+    open_demands = dict(account.open_demands)
     invoices: list[Invoice] = []
     ledger: list[LedgerEntry] = []
     events: list[Event] = []
@@ -110,16 +115,48 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
         invoices.append(invoice)
         ledger.append(invoice_entry(seq, org.id, org.currency, booked, invoice.number, invoice.total_minor))
         balances[org.id] = balances.get(org.id, 0) - invoice.total_minor
+        open_demands[demand_no] = OpenDemand(demand_no, invoice.number, org.id, draft.subscription_id,
+                                             draft.due_date, invoice.total_minor)
         subs[draft.subscription_id] = subs[draft.subscription_id].invoiced(1)
         events.append(invoice_issued(account.number, invoice))
         demand_no, seq = demand_no + 1, seq + 1
     changed = {d.subscription_id for d in drafts}
     new_account = replace(account, subscriptions=subs, balances=balances, next_demand_no=demand_no,
-                          next_ledger_seq=seq)
+                          next_ledger_seq=seq, open_demands=open_demands)
     before = extra or Changes(account)
     touched = {s.id: s for s in before.subscriptions} | {i: subs[i] for i in changed}
     return Changes(new_account, tuple(touched.values()), before.invoices + tuple(invoices),
                    before.ledger + tuple(ledger), before.events + tuple(events))
+
+
+def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catalogue, booked: date) -> Changes:
+    """Book an identified payment: ledger credit, settlement of open demands, events."""
+    org = payment.organization_id
+    mine = [d for d in account.open_demands.values() if d.organization_id == org]
+    result = settle(mine, match(mine, payment.demand_no, payment.amount_minor), payment.amount_minor,
+                    lambda d: catalogue.settlement_policy(account.subscriptions[d.subscription_id].plan_id))
+    seq = account.next_ledger_seq
+    ledger = [LedgerEntry(seq, org, payment.currency, booked, EntryKind.PAYMENT, payment.amount_minor,
+                          payment.reference or payment.id, f"Payment ({payment.source})")]
+    numbers = {d.demand_no: d.invoice_number for d in mine}
+    for a in result.allocations:
+        if a.written_off_minor:
+            seq += 1
+            ledger.append(LedgerEntry(seq, org, payment.currency, booked, EntryKind.WRITE_OFF, a.written_off_minor,
+                                      str(numbers[a.demand_no]), "Within the settlement policy's tolerance"))
+    open_demands = {k: d for k, d in account.open_demands.items() if d.organization_id != org}
+    open_demands |= {d.demand_no: d for d in result.open_after}
+    balances = dict(account.balances)
+    balances[org] = balances.get(org, 0) + payment.amount_minor + result.written_off_minor
+    booked_payment = BookedPayment(payment, PaymentState.COMPLETED, booked, result.allocations, result.credit_minor)
+    events = [Event(f"payment-completed.{payment.id}", "PaymentCompleted",
+                    {"subscriber_no": account.number, "payment_id": payment.id, "amount_minor": payment.amount_minor,
+                     "organization_id": org, "match_type": payment.match_type.value})]
+    events += [Event(f"invoice-paid.{org}.{numbers[a.demand_no]}", "InvoicePaid",
+                     {"subscriber_no": account.number, "invoice_number": numbers[a.demand_no], "organization_id": org})
+               for a in result.allocations if a.settled]
+    new = replace(account, balances=balances, open_demands=open_demands, next_ledger_seq=seq + 1)
+    return Changes(new, ledger=tuple(ledger), events=tuple(events), payments=(booked_payment,))
 
 
 def invoice_issued(subscriber_no: int, invoice: Invoice) -> Event:

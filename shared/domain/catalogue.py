@@ -16,6 +16,7 @@ from enum import StrEnum
 from .calendar import Frequency
 from .kid import KidScheme
 from .money import CURRENCIES
+from .settlement import SettlementPolicy
 
 
 class CatalogueError(ValueError):
@@ -129,6 +130,15 @@ class BillingPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class DunningProcess:
+    """Manual 7.19. Its settlement policy (step 6) is here; reminders and stop rules come later."""
+
+    id: str
+    name: str
+    settlement: SettlementPolicy = field(default_factory=SettlementPolicy)
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriptionPlan:
     id: str
     name: str
@@ -156,8 +166,12 @@ class Catalogue:
     products: dict[str, Product]
     billing_plans: dict[str, BillingPlan]
     plans: dict[str, SubscriptionPlan]
+    dunning_processes: dict[str, DunningProcess] = field(default_factory=dict)
 
     def check(self) -> Catalogue:
+        for billing in self.billing_plans.values():
+            if billing.dunning_process_id and billing.dunning_process_id not in self.dunning_processes:
+                raise CatalogueError(f"billing plan {billing.id}: unknown dunning process {billing.dunning_process_id}")
         for plan in self.plans.values():
             if plan.organization_id not in self.organizations:
                 raise CatalogueError(f"plan {plan.id}: unknown organization {plan.organization_id}")
@@ -184,6 +198,20 @@ class Catalogue:
 
     def products_of(self, plan: SubscriptionPlan) -> list[Product]:
         return [self.products[p] for p in plan.product_ids]
+
+    def settlement_policy(self, plan_id: str) -> SettlementPolicy:
+        """The settlement policy of a plan's billing plan's dunning process; 100 % without one."""
+        billing = self.billing_plan_of(self.plan(plan_id))
+        process = self.dunning_processes.get(billing.dunning_process_id or "")
+        return process.settlement if process else SettlementPolicy()
+
+    def organization_by_account(self, account: str) -> Organization | None:
+        """The organisation whose bank account (or bankgiro) receives payments to ``account``."""
+        digits = "".join(c for c in account if c.isdigit()).lstrip("0")
+        for org in self.organizations.values():
+            if org.bank_account and "".join(c for c in org.bank_account if c.isdigit()).lstrip("0") == digits:
+                return org
+        return None
 
     def cadences(self) -> set[tuple[Frequency, int]]:
         """The distinct (frequency, lead days) pairs the invoice run must look ahead for."""

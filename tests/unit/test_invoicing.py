@@ -163,3 +163,22 @@ def test_a_subscriber_with_an_invalid_organisation_number_is_refused() -> None:
     with pytest.raises(ValueError):
         Subscriber(1, "Firma AS", "post@firma.no", organization_number="123456789")
     assert Subscriber(1, "Firma AS", "post@firma.no", organization_number="974760673").organization_number
+
+
+def test_a_payment_by_kid_settles_its_invoice_and_books_payment_and_ledger() -> None:
+    from shared.domain.account import receive_payment
+    from shared.domain.payments import MatchType, ReceivedPayment
+
+    acc = account(monthly(date(2026, 1, 5)))
+    drafts = due_drafts(acc, CAT, date(2026, 1, 5))
+    acc = issue(acc, drafts, {drafts[0].natural_key: 7}, CAT, date(2026, 1, 5)).account
+    assert [d.open_minor for d in acc.open_demands.values()] == [34800]
+    paid = ReceivedPayment("f1.1", "avisa", "NOK", 40000, date(2026, 1, 10), "ocr_giro",
+                           MatchType.EXTERNAL_IDENTIFIER, demand_no=1)
+    changes = receive_payment(acc, paid, CAT, date(2026, 1, 11))
+    # 400.00 pays the 348.00 invoice; 52.00 stays as credit on the ledger
+    assert changes.account.open_demands == {}
+    assert changes.account.balances == {"avisa": 5200}
+    assert [(e.kind.value, e.amount_minor) for e in changes.ledger] == [("payment", 40000)]
+    assert [e.type for e in changes.events] == ["PaymentCompleted", "InvoicePaid"]
+    assert changes.payments[0].credit_minor == 5200
