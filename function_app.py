@@ -7,9 +7,10 @@ import azure.functions as func
 from functions.billing_worker import bp as billing_worker
 from functions.invoice_timer import bp as invoice_timer
 from functions.merchant_http import bp as merchant_http
+from functions.ocr_blob_trigger import bp as ocr_blob_trigger
 from functions.openapi_http import bp as openapi_http
 from functions.salesposter_http import bp as salesposter_http
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-for blueprint in (salesposter_http, merchant_http, invoice_timer, billing_worker, openapi_http):
+for blueprint in (salesposter_http, merchant_http, invoice_timer, billing_worker, ocr_blob_trigger, openapi_http):
     app.register_functions(blueprint)

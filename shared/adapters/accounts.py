@@ -91,7 +91,9 @@ class AccountRepository:
         else:
             ops.append(("update", head, {"mode": "replace", "etag": loaded.etag,
                                          "match_condition": MatchConditions.IfNotModified}))
-            ops += [("delete", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}"}) for e in loaded.outbox]
+            again = {e.id for e in changes.events}  # an event raised again is not deleted: its create then
+            ops += [("delete", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}"})  # conflicts, as a repeat should
+                    for e in loaded.outbox if e.id not in again]
         ops += [("upsert", {"PartitionKey": pk, "RowKey": f"0|sub|{s.id}", "Body": dumps(s)})
                 for s in changes.subscriptions]
         ops += [("create", _invoice_row(pk, inv)) for inv in changes.invoices]
@@ -99,12 +101,20 @@ class AccountRepository:
                             "Amount": e.amount_minor, "Org": e.organization_id}) for e in changes.ledger]
         ops += [("create", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}", "Body": dumps(e)})
                 for e in changes.events]
+        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|pay|{b.payment.id}", "Body": dumps(b),
+                            "Amount": b.payment.amount_minor, "Org": b.payment.organization_id})
+                for b in changes.payments]  # create: the same payment can never be booked twice
         self.storage.transact(TABLE, ops)
 
     def history(self, tenant: str, subscriber_no: int) -> tuple[list[Invoice], list[LedgerEntry]]:
         pk = partition_key(tenant, subscriber_no)
         rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and RowKey gt '1'", {"pk": pk}))
         return _history(rows)
+
+    def booked(self, tenant: str, subscriber_no: int, payment_ids: list[str]) -> set[str]:
+        """Which of these payments are already on the subscriber's ledger (point reads)."""
+        pk = partition_key(tenant, subscriber_no)
+        return {i for i in payment_ids if self.storage.get(TABLE, pk, f"1|pay|{i}") is not None}
 
     def invoice(self, tenant: str, subscriber_no: int, demand_no: int) -> Invoice | None:
         """One invoice by its demand number (what a KID decodes to): a point read."""

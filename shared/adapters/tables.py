@@ -29,7 +29,7 @@ from requests.adapters import HTTPAdapter
 T = TypeVar("T")
 MAX_BATCH = 100
 TRANSPORT_ATTEMPTS = 4
-TABLES = ("Catalogue", "Subscribers", "Numbering", "Indexes", "Tenants")
+TABLES = ("Catalogue", "Subscribers", "Numbering", "Indexes", "Tenants", "Payments")
 
 
 class BatchRefused(ValueError):

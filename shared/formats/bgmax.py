@@ -256,7 +256,8 @@ def _payment(record: Payment, deposit: _Deposit, counts: dict[str, int]) -> Inco
     deposit.count += 1
     deposit.amount += amount
     payment = IncomingPayment("bgmax", record.serial, amount, deposit.opening.currency, record.reference or None,
-                              date.min, payer_account=record.payer_bankgiro.lstrip("0") or None)
+                              date.min, payer_account=record.payer_bankgiro.lstrip("0") or None,
+                              payee_account=deposit.opening.payee_bankgiro.lstrip("0"))
     deposit.payments.append(payment)
     return payment
 

@@ -78,6 +78,7 @@ def payments(text: str) -> Iterator[IncomingPayment]:
                 reference=(tx.kid or "").strip() or None,
                 payment_date=tx.date or transmission.date or date.min,
                 payer_account=(tx.debit_account or "").strip() or None,
+                payee_account=assignment.account,
                 information=tuple(t for t in ((tx.text or "").strip(),) if t),
             )
 

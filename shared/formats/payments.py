@@ -27,6 +27,7 @@ class IncomingPayment:
     reference: str | None  # KID / OCR reference
     payment_date: date
     extra_references: tuple[str, ...] = ()
+    payee_account: str | None = None  # the organisation's account (OCR) or bankgiro number (BgMax)
     payer_name: str | None = None
     payer_account: str | None = None
     payer_organization_number: str | None = None
