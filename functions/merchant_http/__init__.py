@@ -1,23 +1,25 @@
 """HTTP: the merchant API for customer service and administrators (M2).
 
 Bearer token required (``shared.adapters.auth``); the tenant is the token's. Catalogue
-CRUD (C1-C4), subscriber search (S1: any column contains), subscriber overview with
-subscriptions, invoices (issued and draft) and ledger (manual 6.8), the tenant
-summary, and a manual start of the invoice run.
+CRUD (C1-C4 and dunning processes), subscriber search (S1: any column contains),
+subscriber overview with subscriptions, invoices (issued and draft) and ledger (manual
+6.8), KID lookup, the tenant summary, a manual start of the invoice run, and payments:
+requires processing and its resolution, manual registration, refunds, search (P2, P4).
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import azure.functions as func
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from functions.http import Call, Endpoint, endpoint
 from shared.adapters.catalogue_store import FIELDS, KINDS
 from shared.adapters.codec import to_jsonable
 from shared.service import catalogue as catalogue_service
-from shared.service import queries
+from shared.service import payments_in, queries
 from shared.service.billing import plan_invoice_run
 
 bp = func.Blueprint()
@@ -119,3 +121,82 @@ def start_run(call: Call) -> Any:
     planned = plan_invoice_run(call.ctx, call.tenant)
     return RunOut(tenant=planned.tenant, through=planned.through.isoformat(), subscribers=planned.subscribers,
                   messages=planned.messages).model_dump()
+
+
+# ---- payments (P2, P4) --------------------------------------------------------------------
+
+class ResolveIn(BaseModel):
+    subscriber_no: int = Field(gt=0)
+    organization_id: str = Field(min_length=1)
+    invoice_number: int | None = Field(default=None, gt=0)
+
+
+class PaymentIn(BaseModel):
+    subscriber_no: int = Field(gt=0)
+    organization_id: str = Field(min_length=1)
+    amount_minor: int = Field(gt=0, description="integer minor units (øre, öre)")
+    payment_date: date
+    external_id: str = Field(min_length=1, max_length=100, description="makes registering it twice harmless")
+    invoice_number: int | None = Field(default=None, gt=0)
+    comment: str = Field(default="", max_length=500)
+
+
+class RefundIn(BaseModel):
+    subscriber_no: int = Field(gt=0)
+    organization_id: str = Field(min_length=1)
+    amount_minor: int = Field(gt=0)
+    external_reference: str = Field(min_length=1, max_length=100)
+    comment: str = Field(default="", max_length=500)
+
+
+def _booked(result: payments_in.ImportResult) -> dict[str, Any]:
+    return {"booked": result.booked, "already_booked": result.already_booked,
+            "amount_booked_minor": result.amount_booked_minor}
+
+
+@endpoint(bp, Endpoint("payments_requires_processing", "merchant/payments/requires-processing", ["GET"],
+                       "Payments that could not be identified, with the reason", "Payments", roles=READ))
+def list_requires_processing(call: Call) -> Any:
+    return payments_in.requires_processing(call.ctx, call.tenant)
+
+
+@endpoint(bp, Endpoint("payments_resolve", "merchant/payments/requires-processing/{payment_id}/resolve", ["POST"],
+                       "Assign a set-aside payment to a subscriber (and invoice), booking it", "Payments",
+                       body=ResolveIn, roles=("admin", "support")))
+def resolve(call: Call) -> Any:
+    body: ResolveIn = call.body
+    return _booked(payments_in.resolve(call.ctx, call.tenant, call.route["payment_id"], body.subscriber_no,
+                                       body.organization_id, body.invoice_number))
+
+
+@endpoint(bp, Endpoint("payments_register", "merchant/payments", ["POST"], "Register a payment by hand", "Payments",
+                       body=PaymentIn, roles=("admin", "support"), status=201))
+def register(call: Call) -> Any:
+    b: PaymentIn = call.body
+    return _booked(payments_in.register_payment(call.ctx, call.tenant, b.subscriber_no, b.organization_id,
+                                                b.amount_minor, b.payment_date, b.external_id, b.invoice_number,
+                                                b.comment))
+
+
+@endpoint(bp, Endpoint("payments_search", "merchant/payments", ["GET"], "Search booked payments", "Payments",
+                       roles=READ, params={"from": "first payment date (YYYY-MM-DD)", "to": "last payment date",
+                                           "subscriber_no": "subscriber number", "invoice_number": "invoice number",
+                                           "source": "ocr_giro, bgmax or manual"}))
+def search_payments(call: Call) -> Any:
+    q = call.query
+    return payments_in.search(call.ctx, call.tenant,
+                              date.fromisoformat(q["from"]) if q.get("from") else None,
+                              date.fromisoformat(q["to"]) if q.get("to") else None,
+                              int(q["subscriber_no"]) if q.get("subscriber_no") else None,
+                              int(q["invoice_number"]) if q.get("invoice_number") else None,
+                              q.get("source") or None)
+
+
+@endpoint(bp, Endpoint("refunds_book", "merchant/refunds", ["POST"],
+                       "Book a refund: a debit on the subscriber's ledger", "Payments", body=RefundIn,
+                       roles=("admin",), status=201))
+def book_refund(call: Call) -> Any:
+    b: RefundIn = call.body
+    created = payments_in.book_refund(call.ctx, call.tenant, b.subscriber_no, b.organization_id, b.amount_minor,
+                                      b.external_reference, b.comment)
+    return {"booked": created}

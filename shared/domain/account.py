@@ -159,6 +159,26 @@ def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catal
     return Changes(new, ledger=tuple(ledger), events=tuple(events), payments=(booked_payment,))
 
 
+def refund(account: Account, refund_id: str, organization_id: str, currency: str, amount_minor: int,
+           booked: date, external_reference: str, comment: str) -> Changes:
+    """Money paid back to the subscriber (manual 7.4): a debit on the ledger, never a payment.
+
+    ``refund_id`` names the refund for ever: its outbox event's row makes a second
+    booking of the same refund conflict instead of paying out twice.
+    """
+    if amount_minor <= 0:
+        raise ValueError("a refund is a positive amount")
+    entry = LedgerEntry(account.next_ledger_seq, organization_id, currency, booked, EntryKind.REFUND, -amount_minor,
+                        external_reference, comment or "Refund")
+    balances = dict(account.balances)
+    balances[organization_id] = balances.get(organization_id, 0) - amount_minor
+    event = Event(f"refund.{refund_id}", "RefundBooked",
+                  {"subscriber_no": account.number, "refund_id": refund_id, "amount_minor": amount_minor,
+                   "organization_id": organization_id, "external_reference": external_reference})
+    new = replace(account, balances=balances, next_ledger_seq=account.next_ledger_seq + 1)
+    return Changes(new, ledger=(entry,), events=(event,))
+
+
 def invoice_issued(subscriber_no: int, invoice: Invoice) -> Event:
     d = invoice.draft
     return Event(

@@ -17,6 +17,7 @@ finishing an import that died half-way, books nothing twice.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -25,16 +26,19 @@ from datetime import date
 
 from stdnum.exceptions import ValidationError
 
-from ..adapters.codec import dumps
-from ..adapters.tables import ConcurrencyConflict
-from ..domain.account import Changes, receive_payment
+from ..adapters.accounts import partition_key
+from ..adapters.codec import dumps, loads, to_jsonable
+from ..adapters.tables import ConcurrencyConflict, prefix_filter
+from ..domain.account import Changes, receive_payment, refund
 from ..domain.catalogue import Catalogue
-from ..domain.payments import MatchType, ReceivedPayment
+from ..domain.ledger import EntryKind
+from ..domain.payments import BookedPayment, MatchType, ReceivedPayment
 from ..formats import bgmax, ocr_giro
 from ..formats.detect import BankFileFormat, detect
 from ..formats.payments import IncomingPayment
 from .context import Context
 from .issuing import publish
+from .queries import NotFound
 
 log = logging.getLogger(__name__)
 PAYMENTS_PER_COMMIT = 10  # at most ~7 entities each, with room for the subscriber row and outbox
@@ -146,3 +150,125 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
 
 def _as_incoming(p: ReceivedPayment) -> IncomingPayment:
     return IncomingPayment(p.source, p.id, p.amount_minor, p.currency, p.reference, p.payment_date)
+
+
+# ---- customer service: requires processing, manual payments, refunds, search (P2, P4) ----
+
+def requires_processing(ctx: Context, tenant: str) -> list[dict[str, object]]:
+    rows = ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"})
+    return [{"payment_id": r["RowKey"], "reason": r["Reason"], "file": r["File"], "amount_minor": r["Amount"],
+             "payment": json.loads(r["Body"])} for r in rows if not r.get("ResolvedTo")]
+
+
+def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, organization_id: str,
+            invoice_number: int | None, today: date | None = None) -> ImportResult:
+    """Assign a set-aside payment to a subscriber (and invoice), which books it."""
+    row = ctx.storage.get("Payments", f"rp|{tenant}", payment_id)
+    if row is None:
+        raise NotFound(f"no payment {payment_id} requires processing")
+    incoming = loads(IncomingPayment, row["Body"])
+    catalogue = ctx.catalogue.get(tenant)
+    org = catalogue.organizations.get(organization_id)
+    if org is None:
+        raise NotFound(f"organization {organization_id}")
+    demand_no = _demand_of(ctx, tenant, subscriber_no, invoice_number)
+    match_type = MatchType.SUBSCRIBER_AND_INVOICE if demand_no else MatchType.NO_INVOICE
+    payment = ReceivedPayment(payment_id, org.id, org.currency, incoming.amount_minor, incoming.payment_date,
+                              incoming.source, match_type, incoming.reference, demand_no)
+    result = _book_one(ctx, tenant, subscriber_no, payment, row["File"], today or ctx.today(catalogue))
+    ctx.storage.upsert("Payments", {**{k: v for k, v in row.items() if k != "etag"}, "ResolvedTo": subscriber_no})
+    return result
+
+
+def register_payment(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, amount_minor: int,
+                     payment_date: date, external_id: str, invoice_number: int | None = None,
+                     comment: str = "") -> ImportResult:
+    """A payment registered by hand (P4); ``external_id`` makes registering it twice harmless."""
+    catalogue = ctx.catalogue.get(tenant)
+    org = catalogue.organizations.get(organization_id)
+    if org is None:
+        raise NotFound(f"organization {organization_id}")
+    demand_no = _demand_of(ctx, tenant, subscriber_no, invoice_number)
+    match_type = MatchType.SUBSCRIBER_AND_INVOICE if demand_no else MatchType.NO_INVOICE
+    payment = ReceivedPayment(f"manual.{external_id}", org.id, org.currency, amount_minor, payment_date, "manual",
+                              match_type, comment or None, demand_no)
+    return _book_one(ctx, tenant, subscriber_no, payment, "manual", ctx.today(catalogue))
+
+
+def book_refund(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, amount_minor: int,
+                external_reference: str, comment: str) -> bool:
+    """Book a refund once per external reference; False if it was booked before."""
+    catalogue = ctx.catalogue.get(tenant)
+    org = catalogue.organizations.get(organization_id)
+    if org is None:
+        raise NotFound(f"organization {organization_id}")
+    for _ in range(10):
+        loaded = ctx.accounts.load(tenant, subscriber_no)
+        if loaded is None:
+            raise NotFound(f"subscriber {subscriber_no}")
+        refund_id = f"{org.id}.{external_reference}"
+        changes = refund(loaded.account, refund_id, org.id, org.currency, amount_minor, ctx.today(catalogue),
+                         external_reference, comment)
+        try:
+            ctx.accounts.commit(tenant, loaded, changes)
+        except ConcurrencyConflict:
+            _, ledger = ctx.accounts.history(tenant, subscriber_no)
+            if any(e.kind is EntryKind.REFUND and e.reference == external_reference and e.organization_id == org.id
+                   for e in ledger):
+                return False
+            continue
+        publish(ctx, tenant, [*loaded.outbox, *changes.events])
+        return True
+    raise ConcurrencyConflict(f"refund for subscriber {subscriber_no} kept conflicting")
+
+
+def search(ctx: Context, tenant: str, date_from: date | None = None, date_to: date | None = None,
+           subscriber_no: int | None = None, invoice_number: int | None = None,
+           source: str | None = None) -> list[dict[str, object]]:
+    """Booked payments by date range, subscriber, invoice and source (customer service, not a hot path)."""
+    if subscriber_no is not None:
+        pk = partition_key(tenant, subscriber_no)
+        rows = ctx.storage.query("Subscribers", "PartitionKey eq @pk and RowKey ge '1|pay|' and RowKey lt '1|pay}'",
+                                 {"pk": pk})
+    else:
+        query, params = prefix_filter(f"{tenant}|")
+        rows = (r for r in ctx.storage.query("Subscribers", query, params) if r["RowKey"].startswith("1|pay|"))
+    found = []
+    for row in rows:
+        booked = loads(BookedPayment, row["Body"])
+        p = booked.payment
+        numbers = {a.demand_no for a in booked.allocations}
+        if ((date_from and p.payment_date < date_from) or (date_to and p.payment_date > date_to)
+                or (source and p.source != source)):
+            continue
+        if invoice_number is not None and not _pays_invoice(ctx, tenant, row["PartitionKey"], numbers,
+                                                            invoice_number):
+            continue
+        found.append({"subscriber_no": int(row["PartitionKey"].rsplit("|", 1)[1])} | to_jsonable(booked))
+    return found
+
+
+def _pays_invoice(ctx: Context, tenant: str, pk: str, demand_nos: set[int], invoice_number: int) -> bool:
+    subscriber_no = int(pk.rsplit("|", 1)[1])
+    return any((inv := ctx.accounts.invoice(tenant, subscriber_no, d)) is not None and inv.number == invoice_number
+               for d in demand_nos)
+
+
+def _demand_of(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int | None) -> int | None:
+    if invoice_number is None:
+        return None
+    loaded = ctx.accounts.load(tenant, subscriber_no)
+    if loaded is None:
+        raise NotFound(f"subscriber {subscriber_no}")
+    for demand in loaded.account.open_demands.values():
+        if demand.invoice_number == invoice_number:
+            return demand.demand_no
+    return None  # paid or unknown: the payment is booked without an invoice match
+
+
+def _book_one(ctx: Context, tenant: str, subscriber_no: int, payment: ReceivedPayment, file: str,
+              today: date) -> ImportResult:
+    if ctx.accounts.load(tenant, subscriber_no) is None:
+        raise NotFound(f"subscriber {subscriber_no}")
+    booked, already, _aside, amount = book(ctx, tenant, subscriber_no, [payment], file, today)
+    return ImportResult(file, payment.source, 1, booked, already, 0, amount)
