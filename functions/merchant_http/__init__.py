@@ -96,6 +96,12 @@ class SummaryOut(BaseModel):
     invoice_number_last: int | None
     amount_invoiced_minor: int
     ledger_balance_minor_total: int
+    payments_booked: int
+    amount_paid_minor: int
+    invoices_open: int
+    invoices_paid: int
+    requires_processing: int
+    requires_processing_minor: int
     currency: str | None
     by_status: dict[str, int]
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..adapters.codec import to_jsonable
 from ..domain.account import next_drafts
+from ..domain.ledger import EntryKind
 from ..domain.subscriptions import SubscriptionStatus
 from .context import Context
 
@@ -85,6 +86,12 @@ class Summary:
     invoice_number_last: int | None = None
     amount_invoiced_minor: int = 0
     ledger_balance_minor_total: int = 0
+    payments_booked: int = 0
+    amount_paid_minor: int = 0
+    invoices_open: int = 0
+    invoices_paid: int = 0
+    requires_processing: int = 0
+    requires_processing_minor: int = 0
     currency: str | None = None
     by_status: dict[str, int] = field(default_factory=dict)
 
@@ -102,7 +109,16 @@ def summary(ctx: Context, tenant: str) -> Summary:
         numbers += [i.number for i in invoices]
         result.amount_invoiced_minor += sum(i.total_minor for i in invoices)
         result.ledger_balance_minor_total += sum(e.amount_minor for e in ledger)
+        payments = [e for e in ledger if e.kind is EntryKind.PAYMENT]
+        result.payments_booked += len(payments)
+        result.amount_paid_minor += sum(e.amount_minor for e in payments)
+        result.invoices_open += len(loaded.account.open_demands)
     result.invoices_issued = len(numbers)
+    result.invoices_paid = result.invoices_issued - result.invoices_open
+    for row in ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"}):
+        if not row.get("ResolvedTo"):
+            result.requires_processing += 1
+            result.requires_processing_minor += int(row["Amount"])
     result.invoice_number_first = min(numbers, default=None)
     result.invoice_number_last = max(numbers, default=None)
     result.subscriptions_active = statuses[SubscriptionStatus.ACTIVE.value]

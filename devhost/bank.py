@@ -1,0 +1,75 @@
+"""A simulated Norwegian bank for the demo: it learns of invoices from the InvoiceIssued
+events on the bus (as a payer's bank learns of eFaktura or AvtaleGiro claims) and each
+day drops a real Nets OCR giro file (written with netsgiro) into
+``inbound/{tenant}/`` for the payments of that day.
+
+Most invoices are paid on their due date; some late, some in part, some twice over;
+a few carry a KID that matches nothing, and some are never paid.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueClient
+
+from shared.adapters.bus import EVENTS, unpack
+from shared.formats import ocr_giro
+
+
+@dataclass
+class SimulatedBank:
+    connection_string: str
+    tenant: str
+    account: str
+    rng: random.Random = field(default_factory=lambda: random.Random(47))
+    seen: set[str] = field(default_factory=set)
+    scheduled: dict[date, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
+    files: int = 0
+
+    def learn(self) -> int:
+        """Read new InvoiceIssued events and decide how each invoice will be paid."""
+        queue = QueueClient.from_connection_string(self.connection_string, EVENTS)
+        learned = 0
+        while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=60)):
+            for message in batch:
+                for item in unpack(message.content):
+                    body = item.body
+                    if body.get("tenant") == self.tenant and body.get("type") == "InvoiceIssued":
+                        learned += self._plan(body["payload"])
+                queue.delete_message(message)
+        return learned
+
+    def _plan(self, invoice: dict[str, object]) -> int:
+        kid = str(invoice["kid"])
+        if kid in self.seen:  # outbox events can arrive twice
+            return 0
+        self.seen.add(kid)
+        due, total = date.fromisoformat(str(invoice["due_date"])), int(str(invoice["total_minor"]))
+        roll = self.rng.random()
+        if roll < 0.78:
+            self.scheduled[due].append((kid, total))
+        elif roll < 0.86:
+            self.scheduled[due + timedelta(days=10)].append((kid, total))  # late
+        elif roll < 0.91:
+            self.scheduled[due].append((kid, total * 6 // 10))  # part
+        elif roll < 0.94:
+            self.scheduled[due].append((kid, total * 2))  # twice as much
+        elif roll < 0.96:
+            self.scheduled[due].append(("9" * (len(kid) - 1) + "1", total))  # a KID that matches nothing
+        return 1  # the rest: never paid
+
+    def pay(self, day: date) -> int:
+        """Drop the day's OCR giro file, if anything is paid that day."""
+        paid = self.scheduled.pop(day, [])
+        if not paid:
+            return 0
+        self.files += 1
+        text = ocr_giro.transmission(paid, day, number=f"{self.files:07d}", account=self.account)
+        container = BlobServiceClient.from_connection_string(self.connection_string).get_container_client("inbound")
+        container.upload_blob(f"{self.tenant}/nets-ocr-{day:%Y%m%d}.txt", text.encode(), overwrite=True)
+        return len(paid)

@@ -1,0 +1,27 @@
+"""The demo, as a newcomer runs it: orders, renewals, a bank paying, a summary that agrees."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent / "abonno"
+
+
+@pytest.mark.e2e
+def test_the_demo_pays_and_its_summary_agrees_with_itself(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("AzureWebJobsStorage", "ABONNO_CLOCK")}
+    env["ABONNO_DEV_DIR"] = str(tmp_path)
+    done = subprocess.run([str(BIN), "demo", "--subscribers", "30", "--months", "2", "--json"], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    s = json.loads(done.stdout)
+    assert s["consistent"] is True
+    assert s["invoice_number_last"] - s["invoice_number_first"] + 1 == s["invoices_issued"] > 30
+    assert s["amount_invoiced_minor"] - s["amount_paid_minor"] == -s["ledger_balance_minor_total"]
+    assert s["payments_imported"] > 0 and s["invoices_paid"] > 0
