@@ -29,7 +29,7 @@ from stdnum.exceptions import ValidationError
 from ..adapters.accounts import partition_key
 from ..adapters.codec import dumps, loads, to_jsonable
 from ..adapters.tables import ConcurrencyConflict, prefix_filter
-from ..domain.account import Changes, receive_payment, refund
+from ..domain.account import Changes, Event, receive_payment, refund
 from ..domain.catalogue import Catalogue
 from ..domain.ledger import EntryKind
 from ..domain.payments import BookedPayment, MatchType, ReceivedPayment
@@ -78,8 +78,11 @@ def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> Impor
             result.requires_processing += 1
         else:
             by_subscriber[identified[0]].append(identified[1])
+    outbox: list[Event] = []
     with ThreadPoolExecutor(max_workers=16) as pool:
-        outcomes = list(pool.map(lambda item: book(ctx, tenant, item[0], item[1], name, today), by_subscriber.items()))
+        outcomes = list(pool.map(lambda item: book(ctx, tenant, item[0], item[1], name, today, outbox),
+                                 by_subscriber.items()))
+    publish(ctx, tenant, outbox)  # one bus batch for the whole file
     for booked, already, aside, amount in outcomes:
         result.booked += booked
         result.already_booked += already
@@ -114,8 +117,12 @@ def set_aside(ctx: Context, tenant: str, pid: str, payment: IncomingPayment, rea
 
 
 def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedPayment], file: str,
-         today: date) -> tuple[int, int, int, int]:
-    """Book one subscriber's payments; returns (booked, already booked, set aside, amount booked)."""
+         today: date, outbox: list[Event] | None = None) -> tuple[int, int, int, int]:
+    """Book one subscriber's payments; returns (booked, already booked, set aside, amount booked).
+
+    Outbox events are sent at once, or appended to ``outbox`` for the caller to send in
+    one batch (list.extend is atomic under the GIL, so threads may share it).
+    """
     catalogue = ctx.catalogue.get(tenant)
     booked = already = amount = 0
     pending = list(payments)
@@ -141,7 +148,11 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
             already += len(done)
             pending = [p for p in pending if p.id not in done]
             continue
-        publish(ctx, tenant, [*loaded.outbox, *changes.events])
+        events = [*loaded.outbox, *changes.events]
+        if outbox is None:
+            publish(ctx, tenant, events)
+        else:
+            outbox.extend(events)
         booked += len(chunk)
         amount += sum(p.amount_minor for p in chunk)
         pending = pending[len(chunk):]
