@@ -30,7 +30,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 
-from ..domain.account import Account, Changes, Event
+from ..domain.account import Account, Changes, Event, Mandate
 from ..domain.invoicing import Invoice
 from ..domain.ledger import LedgerEntry
 from ..domain.settlement import OpenDemand
@@ -57,6 +57,7 @@ def _account_row(account: Account) -> dict[str, Any]:
     return {"Subscriber": dumps(account.subscriber), "Balances": json.dumps(dict(account.balances)),
             "NextDemandNo": account.next_demand_no, "NextLedgerSeq": account.next_ledger_seq,
             "OpenDemands": dumps(list(account.open_demands.values()), list[OpenDemand]),
+            "Mandates": dumps(dict(account.mandates), dict[str, Mandate]),
             "Name": account.subscriber.name, "Email": account.subscriber.email}
 
 
@@ -68,7 +69,8 @@ def _build(rows: list[dict[str, Any]]) -> Loaded | None:
     outbox = [loads(Event, r["Body"]) for r in rows if r["RowKey"].startswith("0|out|")]
     open_demands = loads(list[OpenDemand], head.get("OpenDemands") or "[]")
     account = Account(loads(Subscriber, head["Subscriber"]), subs, json.loads(head["Balances"]),
-                      head["NextDemandNo"], head["NextLedgerSeq"], {d.demand_no: d for d in open_demands})
+                      head["NextDemandNo"], head["NextLedgerSeq"], {d.demand_no: d for d in open_demands},
+                      loads(dict[str, Mandate], head.get("Mandates") or "{}"))
     return Loaded(account, head["etag"], outbox)
 
 

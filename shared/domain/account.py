@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
-from .catalogue import Catalogue
+from .catalogue import Catalogue, PaymentType
 from .invoicing import Invoice, InvoiceDraft, draft_invoice, due_period_indexes
 from .kid import CheckDigitUnavailable, KidScheme
 from .ledger import EntryKind, LedgerEntry, invoice_entry
@@ -32,6 +32,16 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Mandate:
+    """An AvtaleGiro mandate (P5): the payer's standing consent to be charged by KID."""
+
+    kid: str
+    active: bool
+    notify: bool
+    changed: date
+
+
+@dataclass(frozen=True, slots=True)
 class Account:
     subscriber: Subscriber
     subscriptions: Mapping[str, Subscription] = field(default_factory=dict)
@@ -39,6 +49,7 @@ class Account:
     next_demand_no: int = 1
     next_ledger_seq: int = 1
     open_demands: Mapping[int, OpenDemand] = field(default_factory=dict)  # demand no -> what is still owed
+    mandates: Mapping[str, Mandate] = field(default_factory=dict)  # organization id -> AvtaleGiro mandate
 
     @property
     def number(self) -> int:
@@ -177,6 +188,30 @@ def refund(account: Account, refund_id: str, organization_id: str, currency: str
                    "organization_id": organization_id, "external_reference": external_reference})
     new = replace(account, balances=balances, next_ledger_seq=account.next_ledger_seq + 1)
     return Changes(new, ledger=(entry,), events=(event,))
+
+
+AVTALEGIRO_MIN_DAYS = 28  # manual 7.24: AvtaleGiro only for subscription terms of four weeks or more
+
+
+def apply_mandate(account: Account, organization_id: str, kid: str, active: bool, notify: bool,
+                  day: date) -> Changes:
+    """A mandate from the bank (manual 7.24): a new one makes AvtaleGiro the payment type of
+    the organisation's subscriptions of four weeks or longer; a deleted one sets them back
+    to invoice. Reporting the same state again changes nothing."""
+    current = account.mandates.get(organization_id)
+    if current is not None and (current.active, current.notify, current.kid) == (active, notify, kid):
+        return Changes(account)
+    mandate = Mandate(kid, active, notify, day)
+    frm, to = (PaymentType.INVOICE, PaymentType.AVTALEGIRO) if active else (PaymentType.AVTALEGIRO, PaymentType.INVOICE)
+    switched = [replace(s, payment_type=to) for s in account.subscriptions.values()
+                if s.organization_id == organization_id and s.payment_type == frm
+                and (s.frequency.months or s.frequency.days >= AVTALEGIRO_MIN_DAYS)]
+    new = replace(account, mandates={**account.mandates, organization_id: mandate},
+                  subscriptions={**account.subscriptions, **{s.id: s for s in switched}})
+    event = Event(f"mandate.{organization_id}.{account.number}.{day}.{int(active)}", "AvtaleGiroMandateChanged",
+                  {"subscriber_no": account.number, "organization_id": organization_id, "kid": kid,
+                   "active": active, "notify": notify})
+    return Changes(new, subscriptions=tuple(switched), events=(event,))
 
 
 def invoice_issued(subscriber_no: int, invoice: Invoice) -> Event:

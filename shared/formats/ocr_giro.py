@@ -33,10 +33,12 @@ class _Totals:
         if isinstance(record, nr.TransactionAmountItem1):
             self.transactions.add(record.transaction_number)
             self.amount += int(record.amount)
+        elif isinstance(record, nr.AvtaleGiroAgreement):
+            self.transactions.add(record.transaction_number)
 
     def check(self, what: str, end: Any) -> None:
         found = (len(self.transactions), self.records, self.amount)
-        said = (int(end.num_transactions), int(end.num_records), int(end.total_amount))
+        said = (int(end.num_transactions), int(end.num_records), int(end.total_amount or 0))
         if found != said:
             raise ControlTotalError(f"{what}: end record says {said[0]} transactions, {said[1]} records, "
                                     f"{said[2]} øre; the file holds {found[0]}, {found[1]}, {found[2]}")
@@ -103,5 +105,54 @@ def transmission(paid: Sequence[tuple[str, int]], on: date, number: str = "10000
             date=on, amount=Decimal(amount) / 100, kid=kid, reference="000000001", text=None, centre_id="13",
             day_code=on.day, partial_settlement_number=1, partial_settlement_serial_number="00001", sign="0",
             form_number="9876543210", bank_date=on, debit_account="12345678903", filler=None))
+    out.assignments.append(assignment)
+    return str(out.to_ocr())
+
+
+@dataclass(frozen=True, slots=True)
+class MandateRecord:
+    """An AvtaleGiro agreement record (AvtaleGiro system specification, "avtaler"):
+    the payer's bank reports a new or changed mandate, a deleted one, or an active one."""
+
+    line_id: str
+    payee_account: str
+    kid: str
+    registration: str  # "new_or_updated" | "deleted" | "active"
+    notify: bool  # the payer wants a notice from the payee before each claim
+
+
+_REGISTRATION = {
+    netsgiro.AvtaleGiroRegistrationType.NEW_OR_UPDATED_AGREEMENT: "new_or_updated",
+    netsgiro.AvtaleGiroRegistrationType.DELETED_AGREEMENT: "deleted",
+    netsgiro.AvtaleGiroRegistrationType.ACTIVE_AGREEMENT: "active",
+}
+
+
+def mandates(text: str) -> Iterator[MandateRecord]:
+    """The AvtaleGiro agreement records of a transmission (after its control totals)."""
+    check_totals(nr.parse(text))
+    transmission = netsgiro.Transmission.from_records(nr.parse(text))
+    for assignment in transmission.assignments:
+        if assignment.type != netsgiro.AssignmentType.AVTALEGIRO_AGREEMENTS:
+            continue
+        for agreement in assignment.transactions:
+            yield MandateRecord(f"{transmission.number}.{assignment.number}.{agreement.number}",
+                                assignment.account, str(agreement.kid).strip(),
+                                _REGISTRATION[agreement.registration_type], bool(agreement.notify))
+
+
+def agreements_transmission(changes: Sequence[tuple[str, str, bool]], on: date, number: str = "2000001",
+                            account: str = "88888888888") -> str:
+    """A transmission of AvtaleGiro agreement records ``(kid, registration, notify)``, by netsgiro."""
+    by_name = {v: k for k, v in _REGISTRATION.items()}
+    out = netsgiro.Transmission(number=number, data_transmitter="00008080", data_recipient=netsgiro.NETS_ID,
+                                date=on)
+    assignment = netsgiro.Assignment(service_code=netsgiro.ServiceCode.AVTALEGIRO,
+                                     type=netsgiro.AssignmentType.AVTALEGIRO_AGREEMENTS,
+                                     number=number[-7:].rjust(7, "0"), account=account)
+    for i, (kid, registration, notify) in enumerate(changes, 1):
+        assignment.transactions.append(netsgiro.Agreement(service_code=netsgiro.ServiceCode.AVTALEGIRO, number=i,
+                                                          registration_type=by_name[registration], kid=kid,
+                                                          notify=notify))
     out.assignments.append(assignment)
     return str(out.to_ocr())

@@ -29,7 +29,7 @@ from stdnum.exceptions import ValidationError
 from ..adapters.accounts import partition_key
 from ..adapters.codec import dumps, loads, to_jsonable
 from ..adapters.tables import ConcurrencyConflict, prefix_filter
-from ..domain.account import Changes, Event, receive_payment, refund
+from ..domain.account import Changes, Event, apply_mandate, receive_payment, refund
 from ..domain.catalogue import Catalogue
 from ..domain.ledger import EntryKind
 from ..domain.payments import BookedPayment, MatchType, ReceivedPayment
@@ -53,6 +53,8 @@ class ImportResult:
     already_booked: int = 0
     requires_processing: int = 0
     amount_booked_minor: int = 0
+    mandates: int = 0
+    mandates_unmatched: int = 0
 
 
 def read(data: bytes) -> tuple[BankFileFormat, list[IncomingPayment]]:
@@ -83,6 +85,8 @@ def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> Impor
         outcomes = list(pool.map(lambda item: book(ctx, tenant, item[0], item[1], name, today, outbox),
                                  by_subscriber.items()))
     publish(ctx, tenant, outbox)  # one bus batch for the whole file
+    if kind is BankFileFormat.OCR_GIRO:
+        import_mandates(ctx, tenant, data, catalogue, today, result)
     for booked, already, aside, amount in outcomes:
         result.booked += booked
         result.already_booked += already
@@ -90,6 +94,41 @@ def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> Impor
         result.amount_booked_minor += amount
     log.info("imported %s for %s: %s", name, tenant, result)
     return result
+
+
+def import_mandates(ctx: Context, tenant: str, data: bytes, catalogue: Catalogue, today: date,
+                    result: ImportResult) -> None:
+    """AvtaleGiro agreement records onto the subscribers' payment agreements (P5)."""
+    for record in ocr_giro.mandates(data.decode("iso-8859-1")):
+        org = catalogue.organization_by_account(record.payee_account)
+        try:
+            ref = org.kid.decode(record.kid) if org else None
+        except ValidationError:
+            ref = None
+        if org is None or ref is None or not _apply_mandate(ctx, tenant, ref.subscriber_no, org.id, record, today):
+            log.warning("AvtaleGiro mandate %s (KID %s) matches no subscriber", record.line_id, record.kid)
+            result.mandates_unmatched += 1
+        else:
+            result.mandates += 1
+
+
+def _apply_mandate(ctx: Context, tenant: str, subscriber_no: int, organization_id: str,
+                   record: ocr_giro.MandateRecord, today: date) -> bool:
+    for _ in range(10):
+        loaded = ctx.accounts.load(tenant, subscriber_no)
+        if loaded is None:
+            return False
+        changes = apply_mandate(loaded.account, organization_id, record.kid, record.registration != "deleted",
+                                record.notify, today)
+        if changes.empty:
+            return True
+        try:
+            ctx.accounts.commit(tenant, loaded, changes)
+        except ConcurrencyConflict:
+            continue
+        publish(ctx, tenant, [*loaded.outbox, *changes.events])
+        return True
+    raise ConcurrencyConflict(f"mandate for subscriber {subscriber_no} kept conflicting")
 
 
 def identify(catalogue: Catalogue, pid: str, payment: IncomingPayment) -> tuple[int, ReceivedPayment] | str:

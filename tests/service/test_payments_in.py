@@ -166,3 +166,28 @@ def test_the_local_host_feeds_a_dropped_file_to_the_blob_trigger(azurite, ctx: C
     assert loaded is not None and loaded.account.balances == {"avisa": 0}
     assert len(ctx.accounts.history(shop, subscriber)[1]) == 2
 
+
+
+def test_avtalegiro_mandates_switch_the_payment_type_and_back_and_a_repeat_changes_nothing(
+        ctx: Context, shop: str) -> None:
+    subscriber, kid, _ = ordered(ctx, shop)
+    unknown = ctx.catalogue.get(shop).organizations["avisa"].kid.encode(9_999_999, 1)
+    new = ocr_giro.agreements_transmission([(kid, "new_or_updated", True), (unknown, "new_or_updated", False)],
+                                           date(2026, 1, 6), account=ACCOUNT).encode()
+    result = import_bank_file(ctx, shop, "avtalegiro-1.txt", new)
+    assert (result.mandates, result.mandates_unmatched, result.payments) == (1, 1, 0)
+    loaded = ctx.accounts.load(shop, subscriber)
+    assert loaded is not None
+    assert [s.payment_type.value for s in loaded.account.subscriptions.values()] == ["avtalegiro"]
+    assert loaded.account.mandates["avisa"].notify is True
+    etag = loaded.etag
+    import_bank_file(ctx, shop, "avtalegiro-1.txt", new)
+    again = ctx.accounts.load(shop, subscriber)
+    assert again is not None and again.etag == etag  # the same mandate again: nothing written
+    deleted = ocr_giro.agreements_transmission([(kid, "deleted", False)], date(2026, 2, 1), number="2000002",
+                                               account=ACCOUNT).encode()
+    import_bank_file(ctx, shop, "avtalegiro-2.txt", deleted)
+    after = ctx.accounts.load(shop, subscriber)
+    assert after is not None
+    assert [s.payment_type.value for s in after.account.subscriptions.values()] == ["invoice"]
+    assert after.account.mandates["avisa"].active is False
