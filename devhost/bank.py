@@ -49,7 +49,9 @@ class SimulatedBank:
         if kid in self.seen:  # outbox events can arrive twice
             return 0
         self.seen.add(kid)
-        due, total = date.fromisoformat(str(invoice["due_date"])), int(str(invoice["total_minor"]))
+        due, total = date.fromisoformat(str(invoice["due_date"])), int(str(invoice["amount_due_minor"]))
+        if total <= 0:  # paid from the subscriber's credit already
+            return 0
         roll = self.rng.random()
         if roll < 0.78:
             self.scheduled[due].append((kid, total))

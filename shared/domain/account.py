@@ -122,12 +122,15 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
     for draft in drafts:
         org = catalogue.organizations[draft.organization_id]
         demand_no, kid = _next_kid(org.kid, account.number, demand_no)
-        invoice = Invoice(numbers[draft.natural_key], demand_no, kid, draft)
+        owed = sum(d.open_minor for d in open_demands.values() if d.organization_id == org.id)
+        credit = max(0, balances.get(org.id, 0) + owed)  # money on the ledger no demand has used
+        invoice = Invoice(numbers[draft.natural_key], demand_no, kid, draft, min(credit, max(draft.total_minor, 0)))
         invoices.append(invoice)
         ledger.append(invoice_entry(seq, org.id, org.currency, booked, invoice.number, invoice.total_minor))
         balances[org.id] = balances.get(org.id, 0) - invoice.total_minor
-        open_demands[demand_no] = OpenDemand(demand_no, invoice.number, org.id, draft.subscription_id,
-                                             draft.due_date, invoice.total_minor)
+        if invoice.amount_due_minor > 0:
+            open_demands[demand_no] = OpenDemand(demand_no, invoice.number, org.id, draft.subscription_id,
+                                                 draft.due_date, invoice.amount_due_minor)
         subs[draft.subscription_id] = subs[draft.subscription_id].invoiced(1)
         events.append(invoice_issued(account.number, invoice))
         demand_no, seq = demand_no + 1, seq + 1
@@ -221,7 +224,9 @@ def invoice_issued(subscriber_no: int, invoice: Invoice) -> Event:
         type="InvoiceIssued",
         payload={"subscriber_no": subscriber_no, "invoice_number": invoice.number, "kid": invoice.kid,
                  "organization_id": d.organization_id, "subscription_id": d.subscription_id,
-                 "total_minor": d.total_minor, "currency": d.currency, "due_date": d.due_date.isoformat()},
+                 "total_minor": d.total_minor, "credit_applied_minor": invoice.credit_applied_minor,
+                 "amount_due_minor": invoice.amount_due_minor, "currency": d.currency,
+                 "due_date": d.due_date.isoformat()},
     )
 
 

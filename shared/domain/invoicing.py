@@ -79,14 +79,24 @@ class InvoiceDraft:
 
 @dataclass(frozen=True, slots=True)
 class Invoice:
+    """An issued invoice. ``credit_applied_minor`` is ledger billing (manual 7.1, L3): credit
+    the subscriber already has on the ledger pays that much of the invoice, shown on it as
+    "paid from your balance"; the ledger debit stays the full total (the credit is already
+    there), and what falls due is ``amount_due_minor``."""
+
     number: int
     demand_no: int
     kid: str
     draft: InvoiceDraft
+    credit_applied_minor: int = 0
 
     @property
     def total_minor(self) -> int:
         return self.draft.total_minor
+
+    @property
+    def amount_due_minor(self) -> int:
+        return self.draft.total_minor - self.credit_applied_minor
 
 
 def production_date(subscription: Subscription, billing: BillingPlan, index: int) -> date:

@@ -43,7 +43,8 @@ def overview(ctx: Context, tenant: str, subscriber_no: int) -> dict[str, Any]:
 
 
 def _invoice(invoice: Any) -> dict[str, Any]:
-    return to_jsonable(invoice) | {"total_minor": invoice.total_minor, "vat_minor": invoice.draft.vat_minor}
+    return to_jsonable(invoice) | {"total_minor": invoice.total_minor, "vat_minor": invoice.draft.vat_minor,
+                                   "amount_due_minor": invoice.amount_due_minor}
 
 
 def find_by_kid(ctx: Context, tenant: str, kid: str) -> dict[str, Any]:

@@ -182,3 +182,24 @@ def test_a_payment_by_kid_settles_its_invoice_and_books_payment_and_ledger() -> 
     assert [(e.kind.value, e.amount_minor) for e in changes.ledger] == [("payment", 40000)]
     assert [e.type for e in changes.events] == ["PaymentCompleted", "InvoicePaid"]
     assert changes.payments[0].credit_minor == 5200
+
+
+def test_credit_from_an_overpayment_pays_part_of_the_next_invoice_and_shows_on_it() -> None:
+    # manual 7.1 ledger billing: 400.00 paid on a 348.00 invoice leaves 52.00 credit; the
+    # next invoice (348.00 + 39.00 fee = 387.00) shows 52.00 paid from the balance, 335.00 due
+    from shared.domain.account import receive_payment
+    from shared.domain.payments import MatchType, ReceivedPayment
+
+    acc = account(monthly(date(2026, 1, 5)))
+    drafts = due_drafts(acc, CAT, date(2026, 1, 5))
+    acc = issue(acc, drafts, {drafts[0].natural_key: 1}, CAT, date(2026, 1, 5)).account
+    paid = ReceivedPayment("p", "avisa", "NOK", 40000, date(2026, 1, 10), "ocr_giro", MatchType.EXTERNAL_IDENTIFIER,
+                           demand_no=1)
+    acc = receive_payment(acc, paid, CAT, date(2026, 1, 10)).account
+    drafts = due_drafts(acc, CAT, date(2026, 1, 22))
+    changes = issue(acc, drafts, {drafts[0].natural_key: 2}, CAT, date(2026, 1, 22))
+    (invoice,) = changes.invoices
+    assert (invoice.total_minor, invoice.credit_applied_minor, invoice.amount_due_minor) == (38700, 5200, 33500)
+    assert [e.amount_minor for e in changes.ledger] == [-38700]  # the full debit: the credit is on the ledger
+    assert changes.account.balances == {"avisa": -33500}
+    assert [d.open_minor for d in changes.account.open_demands.values()] == [33500]

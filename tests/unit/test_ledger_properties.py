@@ -1,7 +1,8 @@
 """Property: under any sequence of invoices, payments (matched or not, partial, over,
 deductions) and refunds, the ledger is exact: its entries sum to the balance, the
 balance is minus what was invoiced plus what was paid and written off, less refunds,
-and every øre of every payment is either allocated to a demand or left as credit."""
+every øre of every payment is either allocated to a demand or left as credit, and
+credit pays later invoices only as far as it exists (ledger billing)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ steps = st.lists(st.one_of(
 def test_the_ledger_always_balances_against_invoices_payments_and_refunds(ops: list[tuple]) -> None:  # type: ignore[type-arg]
     acc = Account(Subscriber(1001, "Kari", "kari@example.no"), {"s1": monthly(date(2026, 1, 5))})
     today, ledger, n = date(2026, 1, 5), [], 0
-    invoiced = paid = refunded = allocated = credit = 0
+    invoiced = paid = refunded = allocated = credit = credit_applied = credit_left = 0
     for op in ops:
         if op[0] == "days":
             today += timedelta(days=op[1])
@@ -41,6 +42,7 @@ def test_the_ledger_always_balances_against_invoices_payments_and_refunds(ops: l
             paid += op[1]
             allocated += sum(a.paid_minor for a in changes.payments[0].allocations)
             credit += changes.payments[0].credit_minor
+            credit_left += max(0, changes.payments[0].credit_minor)
             acc, ledger = changes.account, ledger + list(changes.ledger)
         else:
             n += 1
@@ -50,6 +52,7 @@ def test_the_ledger_always_balances_against_invoices_payments_and_refunds(ops: l
         drafts = due_drafts(acc, CAT, today)
         changes = issue(acc, drafts, {d.natural_key: 100 + i + n * 50 for i, d in enumerate(drafts)}, CAT, today)
         invoiced += sum(i.total_minor for i in changes.invoices)
+        credit_applied += sum(i.credit_applied_minor for i in changes.invoices)
         acc, ledger = changes.account, ledger + list(changes.ledger)
     written_off = sum(e.amount_minor for e in ledger if e.kind is EntryKind.WRITE_OFF)
     balance = acc.balances.get("avisa", 0)
@@ -57,5 +60,7 @@ def test_the_ledger_always_balances_against_invoices_payments_and_refunds(ops: l
     assert balance == -invoiced + paid + written_off - refunded
     assert allocated + credit == paid  # no payment amount lost
     open_total = sum(d.open_minor for d in acc.open_demands.values())
-    assert open_total == invoiced - allocated - written_off  # what is still owed on invoices
+    # what is still owed on invoices: ledger credit applied when they were issued paid some
+    assert open_total == invoiced - allocated - written_off - credit_applied
+    assert credit_applied <= credit_left  # only credit that payments left was applied
     assert all(d.open_minor > 0 for d in acc.open_demands.values())
