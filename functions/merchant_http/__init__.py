@@ -175,6 +175,19 @@ def resolve(call: Call) -> Any:
                                        body.organization_id, body.invoice_number))
 
 
+@endpoint(bp, Endpoint("payments_awaiting_approval", "merchant/payments/awaiting-approval", ["GET"],
+                       "Identified payments of organisations that approve payments by hand", "Payments", roles=READ))
+def list_awaiting_approval(call: Call) -> Any:
+    return payments_in.awaiting_approval(call.ctx, call.tenant)
+
+
+@endpoint(bp, Endpoint("payments_approve", "merchant/payments/awaiting-approval/{payment_id}/approve", ["POST"],
+                       "Approve a payment, which books it", "Payments", roles=("admin",)))
+def approve(call: Call) -> Any:
+    assert call.principal is not None
+    return _booked(payments_in.approve(call.ctx, call.tenant, call.route["payment_id"], call.principal.subject))
+
+
 @endpoint(bp, Endpoint("payments_register", "merchant/payments", ["POST"], "Register a payment by hand", "Payments",
                        body=PaymentIn, roles=("admin", "support"), status=201))
 def register(call: Call) -> Any:

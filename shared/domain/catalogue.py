@@ -65,6 +65,7 @@ class Organization:
     ocr_agreement_id: str | None = None
     kid: KidScheme = field(default_factory=KidScheme)
     invoice_series: str = "main"
+    manual_payment_approval: bool = False  # manual 10.2: identified payments then await approval
 
     def __post_init__(self) -> None:
         if self.currency not in CURRENCIES:

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
@@ -32,7 +33,7 @@ from ..adapters.tables import ConcurrencyConflict, prefix_filter
 from ..domain.account import Changes, Event, apply_mandate, receive_payment, refund
 from ..domain.catalogue import Catalogue
 from ..domain.ledger import EntryKind
-from ..domain.payments import BookedPayment, MatchType, ReceivedPayment
+from ..domain.payments import BookedPayment, MatchType, PaymentState, ReceivedPayment
 from ..formats import bgmax, ocr_giro
 from ..formats.detect import BankFileFormat, detect
 from ..formats.payments import IncomingPayment
@@ -42,6 +43,7 @@ from .queries import NotFound
 
 log = logging.getLogger(__name__)
 PAYMENTS_PER_COMMIT = 10  # at most ~7 entities each, with room for the subscriber row and outbox
+CHUNK = 2000  # payments identified and booked at a time: memory stays flat however long the file
 
 
 @dataclass
@@ -55,14 +57,32 @@ class ImportResult:
     amount_booked_minor: int = 0
     mandates: int = 0
     mandates_unmatched: int = 0
+    awaiting_approval: int = 0
 
 
-def read(data: bytes) -> tuple[BankFileFormat, list[IncomingPayment]]:
-    """The payments of a bank file; raises if the format is unknown or its totals are off."""
+def read(data: bytes) -> tuple[BankFileFormat, Iterator[IncomingPayment]]:
+    """The payments of a bank file, after a first pass has checked all its control totals.
+
+    Raises before anything is yielded if the format is unknown or the totals are off.
+    BgMax is read as a stream both times; netsgiro parses an OCR file whole.
+    """
     kind = detect(data)
     if kind is BankFileFormat.BGMAX:
-        return kind, list(bgmax.payments(bgmax.decode_lines([data])))
-    return kind, list(ocr_giro.payments(data.decode("iso-8859-1")))
+        for _ in bgmax.payments(bgmax.decode_lines([data])):  # pass 1: the totals
+            pass
+        return kind, bgmax.payments(bgmax.decode_lines([data]))
+    return kind, ocr_giro.payments(data.decode("iso-8859-1"))
+
+
+def chunks(items: Iterator[IncomingPayment], size: int) -> Iterator[list[IncomingPayment]]:
+    chunk: list[IncomingPayment] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> ImportResult:
@@ -70,30 +90,40 @@ def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> Impor
     digest = hashlib.sha256(data).hexdigest()[:20]
     catalogue = ctx.catalogue.get(tenant)
     today = ctx.today(catalogue)
-    result = ImportResult(name, kind.value, payments=len(incoming))
+    result = ImportResult(name, kind.value)
+    for chunk in chunks(incoming, CHUNK):
+        _import_chunk(ctx, tenant, name, digest, chunk, catalogue, today, result)
+    if kind is BankFileFormat.OCR_GIRO:
+        import_mandates(ctx, tenant, data, catalogue, today, result)
+    log.info("imported %s for %s: %s", name, tenant, result)
+    return result
+
+
+def _import_chunk(ctx: Context, tenant: str, name: str, digest: str, chunk: list[IncomingPayment],
+                  catalogue: Catalogue, today: date, result: ImportResult) -> None:
+    result.payments += len(chunk)
     by_subscriber: dict[int, list[ReceivedPayment]] = defaultdict(list)
-    for payment in incoming:
+    for payment in chunk:
         pid = f"{digest}.{payment.line_id}"
         identified = identify(catalogue, pid, payment)
         if isinstance(identified, str):
             set_aside(ctx, tenant, pid, payment, identified, name)
             result.requires_processing += 1
+        elif catalogue.organizations[identified[1].organization_id].manual_payment_approval:
+            await_approval(ctx, tenant, identified[0], identified[1], name)
+            result.awaiting_approval += 1
         else:
             by_subscriber[identified[0]].append(identified[1])
     outbox: list[Event] = []
     with ThreadPoolExecutor(max_workers=16) as pool:
         outcomes = list(pool.map(lambda item: book(ctx, tenant, item[0], item[1], name, today, outbox),
                                  by_subscriber.items()))
-    publish(ctx, tenant, outbox)  # one bus batch for the whole file
-    if kind is BankFileFormat.OCR_GIRO:
-        import_mandates(ctx, tenant, data, catalogue, today, result)
+    publish(ctx, tenant, outbox)  # one bus batch per chunk
     for booked, already, aside, amount in outcomes:
         result.booked += booked
         result.already_booked += already
         result.requires_processing += aside
         result.amount_booked_minor += amount
-    log.info("imported %s for %s: %s", name, tenant, result)
-    return result
 
 
 def import_mandates(ctx: Context, tenant: str, data: bytes, catalogue: Catalogue, today: date,
@@ -147,6 +177,31 @@ def identify(catalogue: Catalogue, pid: str, payment: IncomingPayment) -> tuple[
     return ref.subscriber_no, ReceivedPayment(pid, org.id, payment.currency, payment.amount_minor,
                                               payment.payment_date, payment.source, MatchType.EXTERNAL_IDENTIFIER,
                                               payment.reference, ref.demand_no)
+
+
+def await_approval(ctx: Context, tenant: str, subscriber_no: int, payment: ReceivedPayment, file: str) -> None:
+    """An identified payment of an organisation that approves payments by hand (state AwaitingApproval)."""
+    ctx.storage.insert("Payments", {"PartitionKey": f"aa|{tenant}", "RowKey": payment.id, "Body": dumps(payment),
+                                    "SubscriberNo": subscriber_no, "File": file, "Amount": payment.amount_minor})
+
+
+def awaiting_approval(ctx: Context, tenant: str) -> list[dict[str, object]]:
+    rows = ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"aa|{tenant}"})
+    return [{"payment_id": r["RowKey"], "subscriber_no": r["SubscriberNo"], "file": r["File"],
+             "amount_minor": r["Amount"], "state": PaymentState.AWAITING_APPROVAL.value} for r in rows
+            if not r.get("ApprovedBy")]
+
+
+def approve(ctx: Context, tenant: str, payment_id: str, approved_by: str) -> ImportResult:
+    """Approve an identified payment: it is booked (once, however often approved)."""
+    row = ctx.storage.get("Payments", f"aa|{tenant}", payment_id)
+    if row is None:
+        raise NotFound(f"no payment {payment_id} awaits approval")
+    payment = loads(ReceivedPayment, row["Body"])
+    result = _book_one(ctx, tenant, int(row["SubscriberNo"]), payment, row["File"],
+                       ctx.today(ctx.catalogue.get(tenant)))
+    ctx.storage.upsert("Payments", {**{k: v for k, v in row.items() if k != "etag"}, "ApprovedBy": approved_by})
+    return result
 
 
 def set_aside(ctx: Context, tenant: str, pid: str, payment: IncomingPayment, reason: str, file: str) -> None:

@@ -68,3 +68,25 @@ def test_payment_requests_with_bad_fields_are_422(ctx: Context, shop: str) -> No
                            body={"subscriber_no": 0, "organization_id": "avisa", "amount_minor": -5})
     assert status == 422 and {"subscriber_no", "amount_minor", "payment_date", "external_id"} <= {
         e["field"] for e in problem["errors"]}
+
+
+def test_an_organisation_that_approves_payments_by_hand_books_them_only_when_approved(ctx: Context, shop: str) -> None:
+    from dataclasses import replace
+
+    from shared.service.catalogue import put_item
+
+    org = ctx.catalogue.get(shop).organizations["avisa"]
+    put_item(ctx, shop, "organization", replace(org, manual_payment_approval=True))
+    placed = place_order(ctx, order(shop))
+    (invoice,) = placed.invoices
+    data = ocr_giro.transmission([(invoice.kid, invoice.total_minor)], date(2026, 1, 10), account="86011117947")
+    assert import_bank_file(ctx, shop, "ocr.txt", data.encode()).awaiting_approval == 1
+    admin = issuer.token(shop, ["admin"])
+    view = call("subscriber_overview", "GET", admin, {"subscriber_no": str(placed.subscriber_no)})[1]
+    assert view["balances"] == {"avisa": -invoice.total_minor}  # not booked before approval
+    (waiting,) = call("payments_awaiting_approval", "GET", admin)[1]
+    assert waiting["state"] == "AwaitingApproval"
+    assert call("payments_approve", "POST", admin, {"payment_id": waiting["payment_id"]})[1]["booked"] == 1
+    assert call("payments_awaiting_approval", "GET", admin)[1] == []
+    view = call("subscriber_overview", "GET", admin, {"subscriber_no": str(placed.subscriber_no)})[1]
+    assert view["balances"] == {"avisa": 0}
