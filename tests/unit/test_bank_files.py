@@ -146,3 +146,16 @@ def test_the_format_is_told_by_the_content() -> None:
 def test_the_bgmax_writer_refuses_a_negative_amount() -> None:
     with pytest.raises(bgmax.FormatError, match="unsigned"):
         bgmax.format_record(bgmax.Deposit("1", date(2026, 1, 1), "00001", -100, 1))
+
+
+OCR_GOLDEN = GOLDEN.parent / "ocr_giro_three_payments.txt"
+
+
+def test_the_ocr_golden_file_reads_as_written_and_netsgiro_still_writes_it_byte_for_byte() -> None:
+    text = OCR_GOLDEN.read_text()
+    read = list(ocr_giro.payments(text))
+    assert [(p.reference, p.amount_minor, p.payee_account) for p in read] == [
+        ("000100000000016", 34800, "86011117947"), ("000100100000024", 38750, "86011117947"),
+        ("0036633", 12345, "86011117947")]  # the last a MOD11 KID from a real Nets file
+    paid = [(p.reference or "", p.amount_minor) for p in read]
+    assert ocr_giro.transmission(paid, date(2026, 11, 23), number="1000081", account="86011117947") == text
