@@ -31,7 +31,7 @@ from ..adapters.accounts import partition_key
 from ..adapters.codec import dumps, loads, to_jsonable
 from ..adapters.tables import ConcurrencyConflict, prefix_filter
 from ..domain.account import Changes, Event, apply_mandate, receive_payment, refund
-from ..domain.catalogue import Catalogue
+from ..domain.catalogue import Catalogue, Organization
 from ..domain.ledger import EntryKind
 from ..domain.payments import BookedPayment, MatchType, PaymentState, ReceivedPayment
 from ..formats import bgmax, ocr_giro
@@ -272,15 +272,10 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
     if row is None:
         raise NotFound(f"no payment {payment_id} requires processing")
     incoming = loads(IncomingPayment, row["Body"])
-    catalogue = ctx.catalogue.get(tenant)
-    org = catalogue.organizations.get(organization_id)
-    if org is None:
-        raise NotFound(f"organization {organization_id}")
-    demand_no = _demand_of(ctx, tenant, subscriber_no, invoice_number)
-    match_type = MatchType.SUBSCRIBER_AND_INVOICE if demand_no else MatchType.NO_INVOICE
-    payment = ReceivedPayment(payment_id, org.id, org.currency, incoming.amount_minor, incoming.payment_date,
-                              incoming.source, match_type, incoming.reference, demand_no)
-    result = _book_one(ctx, tenant, subscriber_no, payment, row["File"], today or ctx.today(catalogue))
+    payment = _assigned(ctx, tenant, payment_id, subscriber_no, organization_id, invoice_number,
+                        incoming.amount_minor, incoming.payment_date, incoming.source, incoming.reference)
+    result = _book_one(ctx, tenant, subscriber_no, payment, row["File"],
+                       today or ctx.today(ctx.catalogue.get(tenant)))
     ctx.storage.upsert("Payments", {**{k: v for k, v in row.items() if k != "etag"}, "ResolvedTo": subscriber_no})
     return result
 
@@ -289,24 +284,16 @@ def register_payment(ctx: Context, tenant: str, subscriber_no: int, organization
                      payment_date: date, external_id: str, invoice_number: int | None = None,
                      comment: str = "") -> ImportResult:
     """A payment registered by hand (P4); ``external_id`` makes registering it twice harmless."""
-    catalogue = ctx.catalogue.get(tenant)
-    org = catalogue.organizations.get(organization_id)
-    if org is None:
-        raise NotFound(f"organization {organization_id}")
-    demand_no = _demand_of(ctx, tenant, subscriber_no, invoice_number)
-    match_type = MatchType.SUBSCRIBER_AND_INVOICE if demand_no else MatchType.NO_INVOICE
-    payment = ReceivedPayment(f"manual.{external_id}", org.id, org.currency, amount_minor, payment_date, "manual",
-                              match_type, comment or None, demand_no)
-    return _book_one(ctx, tenant, subscriber_no, payment, "manual", ctx.today(catalogue))
+    payment = _assigned(ctx, tenant, f"manual.{external_id}", subscriber_no, organization_id, invoice_number,
+                        amount_minor, payment_date, "manual", comment or None)
+    return _book_one(ctx, tenant, subscriber_no, payment, "manual", ctx.today(ctx.catalogue.get(tenant)))
 
 
 def book_refund(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, amount_minor: int,
                 external_reference: str, comment: str) -> bool:
     """Book a refund once per external reference; False if it was booked before."""
     catalogue = ctx.catalogue.get(tenant)
-    org = catalogue.organizations.get(organization_id)
-    if org is None:
-        raise NotFound(f"organization {organization_id}")
+    org = _organization(catalogue, organization_id)
     for _ in range(10):
         loaded = ctx.accounts.load(tenant, subscriber_no)
         if loaded is None:
@@ -357,6 +344,24 @@ def _pays_invoice(ctx: Context, tenant: str, pk: str, demand_nos: set[int], invo
     subscriber_no = int(pk.rsplit("|", 1)[1])
     return any((inv := ctx.accounts.invoice(tenant, subscriber_no, d)) is not None and inv.number == invoice_number
                for d in demand_nos)
+
+
+def _organization(catalogue: Catalogue, organization_id: str) -> Organization:
+    org = catalogue.organizations.get(organization_id)
+    if org is None:
+        raise NotFound(f"organization {organization_id}")
+    return org
+
+
+def _assigned(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, organization_id: str,
+              invoice_number: int | None, amount_minor: int, payment_date: date, source: str,
+              reference: str | None) -> ReceivedPayment:
+    """A payment customer service assigned to a subscriber (and perhaps an invoice) by hand."""
+    org = _organization(ctx.catalogue.get(tenant), organization_id)
+    demand_no = _demand_of(ctx, tenant, subscriber_no, invoice_number)
+    match_type = MatchType.SUBSCRIBER_AND_INVOICE if demand_no else MatchType.NO_INVOICE
+    return ReceivedPayment(payment_id, org.id, org.currency, amount_minor, payment_date, source, match_type,
+                           reference, demand_no)
 
 
 def _demand_of(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int | None) -> int | None:
