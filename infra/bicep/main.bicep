@@ -105,6 +105,16 @@ resource bus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
   }
 }
 
+// Blob events for ocr_blob_trigger (Event Grid is the only blob trigger source on Flex
+// Consumption). The subscription to the function's webhook needs the app's
+// blobs_extension key, which exists after the first code deployment: see README.
+resource blobEvents 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = {
+  name: 'evgt-abonno-${environmentName}-${token}'
+  location: location
+  tags: tags
+  properties: { source: storage.id, topicType: 'Microsoft.Storage.StorageAccounts' }
+}
+
 resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: 'log-abonno-${environmentName}-${token}'
   location: location
@@ -207,3 +217,4 @@ output functionAppName string = app.name
 output functionAppUrl string = 'https://${app.properties.defaultHostName}'
 output storageAccountName string = storage.name
 output serviceBusNamespace string = '${bus.name}.servicebus.windows.net'
+output blobEventsTopic string = blobEvents.name
