@@ -56,7 +56,9 @@ class Opening:  # TK05
 
 
 @dataclass(frozen=True, slots=True)
-class Payment:  # TK20 (deduction_code None) or TK21
+class AmountRecord:
+    """The layout records 20 to 23 share: payer bankgiro, reference, amount and codes."""
+
     payer_bankgiro: str
     reference: str
     amount_minor: int
@@ -64,18 +66,15 @@ class Payment:  # TK20 (deduction_code None) or TK21
     channel_code: int
     serial: str
     image: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Payment(AmountRecord):  # TK20 (deduction_code None) or TK21
     deduction_code: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class ExtraReference:  # TK22, or TK23 when negative
-    payer_bankgiro: str
-    reference: str
-    amount_minor: int
-    reference_code: int
-    channel_code: int
-    serial: str
-    image: bool = False
+class ExtraReference(AmountRecord):  # TK22, or TK23 when negative
     negative: bool = False
 
 
@@ -300,7 +299,7 @@ def _field(value: object, width: int, align: str = "<", fill: str = " ") -> str:
     return f"{text:{fill}{align}{width}}"
 
 
-def _money_line(code: str, r: Payment | ExtraReference) -> str:
+def _money_line(code: str, r: AmountRecord) -> str:
     return (code + _field(r.payer_bankgiro, 10, ">", "0") + _field(r.reference, 25)
             + _field(r.amount_minor, 18, ">", "0") + str(r.reference_code) + str(r.channel_code)
             + _field(r.serial, 12) + ("1" if r.image else "0"))
