@@ -64,10 +64,19 @@ def check_totals(parsed: Sequence[Any]) -> None:
     raise ControlTotalError("the transmission has no end record: it may be cut short")
 
 
+def read(text: str) -> netsgiro.Transmission:
+    """The transmission, parsed once, after its control totals are checked."""
+    records = nr.parse(text)
+    check_totals(records)
+    return netsgiro.Transmission.from_records(records)
+
+
 def payments(text: str) -> Iterator[IncomingPayment]:
     """The OCR giro payments of a transmission, after its control totals are checked."""
-    check_totals(nr.parse(text))
-    transmission = netsgiro.Transmission.from_records(nr.parse(text))
+    return payments_of(read(text))
+
+
+def payments_of(transmission: netsgiro.Transmission) -> Iterator[IncomingPayment]:
     for assignment in transmission.assignments:
         if assignment.service_code != netsgiro.ServiceCode.OCR_GIRO:
             continue  # AvtaleGiro agreements and claims are read elsewhere
@@ -130,8 +139,10 @@ _REGISTRATION = {
 
 def mandates(text: str) -> Iterator[MandateRecord]:
     """The AvtaleGiro agreement records of a transmission (after its control totals)."""
-    check_totals(nr.parse(text))
-    transmission = netsgiro.Transmission.from_records(nr.parse(text))
+    return mandates_of(read(text))
+
+
+def mandates_of(transmission: netsgiro.Transmission) -> Iterator[MandateRecord]:
     for assignment in transmission.assignments:
         if assignment.type != netsgiro.AssignmentType.AVTALEGIRO_AGREEMENTS:
             continue

@@ -60,18 +60,20 @@ class ImportResult:
     awaiting_approval: int = 0
 
 
-def read(data: bytes) -> tuple[BankFileFormat, Iterator[IncomingPayment]]:
-    """The payments of a bank file, after a first pass has checked all its control totals.
+def read(data: bytes) -> tuple[BankFileFormat, Iterator[IncomingPayment], list[ocr_giro.MandateRecord]]:
+    """The payments (and AvtaleGiro mandates) of a bank file, after its control totals are checked.
 
     Raises before anything is yielded if the format is unknown or the totals are off.
-    BgMax is read as a stream both times; netsgiro parses an OCR file whole.
+    BgMax is read as a stream twice (totals, then payments); netsgiro parses an OCR file
+    once, whole.
     """
     kind = detect(data)
     if kind is BankFileFormat.BGMAX:
         for _ in bgmax.payments(bgmax.decode_lines([data])):  # pass 1: the totals
             pass
-        return kind, bgmax.payments(bgmax.decode_lines([data]))
-    return kind, ocr_giro.payments(data.decode("iso-8859-1"))
+        return kind, bgmax.payments(bgmax.decode_lines([data])), []
+    transmission = ocr_giro.read(data.decode("iso-8859-1"))
+    return kind, ocr_giro.payments_of(transmission), list(ocr_giro.mandates_of(transmission))
 
 
 def chunks(items: Iterator[IncomingPayment], size: int) -> Iterator[list[IncomingPayment]]:
@@ -86,15 +88,14 @@ def chunks(items: Iterator[IncomingPayment], size: int) -> Iterator[list[Incomin
 
 
 def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> ImportResult:
-    kind, incoming = read(data)
+    kind, incoming, mandates = read(data)
     digest = hashlib.sha256(data).hexdigest()[:20]
     catalogue = ctx.catalogue.get(tenant)
     today = ctx.today(catalogue)
     result = ImportResult(name, kind.value)
     for chunk in chunks(incoming, CHUNK):
         _import_chunk(ctx, tenant, name, digest, chunk, catalogue, today, result)
-    if kind is BankFileFormat.OCR_GIRO:
-        import_mandates(ctx, tenant, data, catalogue, today, result)
+    import_mandates(ctx, tenant, mandates, catalogue, today, result)
     log.info("imported %s for %s: %s", name, tenant, result)
     return result
 
@@ -126,10 +127,10 @@ def _import_chunk(ctx: Context, tenant: str, name: str, digest: str, chunk: list
         result.amount_booked_minor += amount
 
 
-def import_mandates(ctx: Context, tenant: str, data: bytes, catalogue: Catalogue, today: date,
-                    result: ImportResult) -> None:
+def import_mandates(ctx: Context, tenant: str, mandates: list[ocr_giro.MandateRecord], catalogue: Catalogue,
+                    today: date, result: ImportResult) -> None:
     """AvtaleGiro agreement records onto the subscribers' payment agreements (P5)."""
-    for record in ocr_giro.mandates(data.decode("iso-8859-1")):
+    for record in mandates:
         org = catalogue.organization_by_account(record.payee_account)
         try:
             ref = org.kid.decode(record.kid) if org else None
