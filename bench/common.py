@@ -7,18 +7,13 @@ import sys
 from typing import Any
 
 from devhost.azurite import Azurite
-from shared.adapters.bus import StorageQueueBus
-from shared.adapters.tables import Storage
 from shared.clock import SettableClock
 from shared.service.context import Context
+from tests.conftest import make_context
 
 
 def context(azurite: Azurite, clock: SettableClock) -> Context:
-    storage = Storage.from_connection_string(azurite.connection_string, pool_size=128)
-    storage.ensure_tables()
-    bus = StorageQueueBus.from_connection_string(azurite.connection_string)
-    bus.ensure_queues()
-    return Context.build(storage, clock, bus)
+    return make_context(azurite.connection_string, clock, pool_size=128)
 
 
 def emit(result: dict[str, Any]) -> None:

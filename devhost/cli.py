@@ -14,14 +14,18 @@ import logging
 import os
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import requests
 
 from . import issuer
 from .azurite import Azurite, Ports
 
+if TYPE_CHECKING:
+    from .host import LocalHost
 
-def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, port: int) -> tuple[object, int]:
+
+def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, port: int) -> tuple[LocalHost, int]:
     """Wire the app to Azurite and the settable clock, then serve it. Returns (host, port)."""
     os.environ["AzureWebJobsStorage"] = azurite.connection_string
     os.environ["ABONNO_CLOCK"] = "settable"
@@ -48,7 +52,7 @@ def cmd_host(args: argparse.Namespace) -> int:
     host, port = start_host(azurite, clock, running=True, port=args.port)
     print(f"abonno host: http://127.0.0.1:{port}/api/openapi.json  (storage: Azurite {azurite.ports})", flush=True)
     try:
-        host.run_forever()  # type: ignore[attr-defined]
+        host.run_forever()
     except KeyboardInterrupt:
         pass
     finally:

@@ -97,12 +97,12 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
             bank.learn()
             paid += bank.pay(day)  # today's OCR file; the next tick's drain imports it
             day += timedelta(days=1)
-            host.tick(day)  # type: ignore[attr-defined]
+            host.tick(day)
             bar.update()
         bar.close()
         summary = session.get(f"{base}/merchant/reports/summary", headers=auth).json()
     finally:
-        host.shutdown()  # type: ignore[attr-defined]
+        host.shutdown()
         azurite.stop()
     first, last, issued = summary["invoice_number_first"], summary["invoice_number_last"], summary["invoices_issued"]
     consecutive = issued == 0 or (last - first + 1 == issued)

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
+
+from azure.storage.blob import BlobServiceClient
 
 from .adapters.auth import TokenValidator
 from .adapters.bus import Bus, ServiceBusBus, StorageQueueBus
@@ -29,16 +32,31 @@ _validator: TokenValidator | None = None
 settable_clock = SettableClock()
 
 
+def _account() -> tuple[str, Any]:
+    """The storage account as (endpoint template, managed-identity credential)."""
+    from azure.identity import DefaultAzureCredential
+
+    account = os.environ["AzureWebJobsStorage__accountName"]
+    return f"https://{account}.{{}}.core.windows.net", DefaultAzureCredential()
+
+
 def _storage() -> Storage:
     conn = os.environ.get("AzureWebJobsStorage")
     if conn:
         return Storage.from_connection_string(conn)
-    account = os.environ["AzureWebJobsStorage__accountName"]
     from azure.data.tables import TableServiceClient
-    from azure.identity import DefaultAzureCredential
 
-    return Storage(TableServiceClient(f"https://{account}.table.core.windows.net",
-                                      credential=DefaultAzureCredential(), transport=pooled_transport()))
+    endpoint, credential = _account()
+    return Storage(TableServiceClient(endpoint.format("table"), credential=credential, transport=pooled_transport()))
+
+
+def blob_service() -> BlobServiceClient:
+    """Blob Storage of the same account: connection string locally, managed identity in Azure."""
+    conn = os.environ.get("AzureWebJobsStorage")
+    if conn:
+        return BlobServiceClient.from_connection_string(conn)
+    endpoint, credential = _account()
+    return BlobServiceClient(endpoint.format("blob"), credential=credential)
 
 
 def _bus() -> Bus:

@@ -36,8 +36,9 @@ def oslo_morning(day: date) -> datetime:
     return datetime.combine(day, time(9), ZoneInfo("Europe/Oslo")).astimezone(UTC)
 
 
-def make_context(conn: str, clock: SettableClock) -> Context:
-    storage = Storage.from_connection_string(conn)
+def make_context(conn: str, clock: SettableClock, pool_size: int = 64) -> Context:
+    """A Context on Azurite with tables and queues made (tests and benchmarks)."""
+    storage = Storage.from_connection_string(conn, pool_size=pool_size)
     storage.ensure_tables()
     bus = StorageQueueBus.from_connection_string(conn)
     bus.ensure_queues()

@@ -11,11 +11,9 @@ idempotent, so a retry after a half-finished run books only what is missing.
 from __future__ import annotations
 
 import logging
-import os
 
 import azure.functions as func
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobServiceClient
 
 from shared import bootstrap
 from shared.formats.bgmax import FormatError
@@ -42,7 +40,7 @@ def handle(name: str, data: bytes) -> ImportResult | None:
 
 def reject(name: str, data: bytes, reason: str) -> None:
     log.warning("bank file %s rejected: %s", name, reason)
-    container = _blobs().get_container_client(REJECTED)
+    container = bootstrap.blob_service().get_container_client(REJECTED)
     try:
         container.create_container()
     except ResourceExistsError:
@@ -50,16 +48,6 @@ def reject(name: str, data: bytes, reason: str) -> None:
     container.upload_blob(name, data, overwrite=True)
     report = f"Bank file {INBOUND}/{name} was rejected and nothing was booked.\n\nReason: {reason}\n"
     container.upload_blob(f"{name}.error.txt", report.encode(), overwrite=True)
-
-
-def _blobs() -> BlobServiceClient:
-    conn = os.environ.get("AzureWebJobsStorage")
-    if conn:
-        return BlobServiceClient.from_connection_string(conn)
-    from azure.identity import DefaultAzureCredential
-
-    account = os.environ["AzureWebJobsStorage__accountName"]
-    return BlobServiceClient(f"https://{account}.blob.core.windows.net", credential=DefaultAzureCredential())
 
 
 @bp.function_name("ocr_blob_trigger")

@@ -99,7 +99,6 @@ class ServiceBusBus:
 class StorageQueueBus:
     def __init__(self, service: QueueServiceClient) -> None:
         self.service = service
-        self.sent = 0
 
     @classmethod
     def from_connection_string(cls, conn_str: str) -> StorageQueueBus:
@@ -117,4 +116,3 @@ class StorageQueueBus:
         client = self.service.get_queue_client(queue)
         for envelope in envelopes(messages):
             client.send_message(envelope)
-        self.sent += len(messages)

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
 
 from stdnum.exceptions import ValidationError
 
@@ -201,7 +202,7 @@ def approve(ctx: Context, tenant: str, payment_id: str, approved_by: str) -> Imp
     payment = loads(ReceivedPayment, row["Body"])
     result = _book_one(ctx, tenant, int(row["SubscriberNo"]), payment, row["File"],
                        ctx.today(ctx.catalogue.get(tenant)))
-    ctx.storage.upsert("Payments", {**{k: v for k, v in row.items() if k != "etag"}, "ApprovedBy": approved_by})
+    _mark(ctx, row, ApprovedBy=approved_by)
     return result
 
 
@@ -277,7 +278,7 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
                         incoming.amount_minor, incoming.payment_date, incoming.source, incoming.reference)
     result = _book_one(ctx, tenant, subscriber_no, payment, row["File"],
                        today or ctx.today(ctx.catalogue.get(tenant)))
-    ctx.storage.upsert("Payments", {**{k: v for k, v in row.items() if k != "etag"}, "ResolvedTo": subscriber_no})
+    _mark(ctx, row, ResolvedTo=subscriber_no)
     return result
 
 
@@ -345,6 +346,11 @@ def _pays_invoice(ctx: Context, tenant: str, pk: str, demand_nos: set[int], invo
     subscriber_no = int(pk.rsplit("|", 1)[1])
     return any((inv := ctx.accounts.invoice(tenant, subscriber_no, d)) is not None and inv.number == invoice_number
                for d in demand_nos)
+
+
+def _mark(ctx: Context, row: dict[str, Any], **done: object) -> None:
+    """Record on a requires-processing or awaiting-approval row that it has been dealt with."""
+    ctx.storage.upsert("Payments", {**{k: v for k, v in row.items() if k != "etag"}, **done})
 
 
 def _organization(catalogue: Catalogue, organization_id: str) -> Organization:
