@@ -38,9 +38,17 @@ def catalogue(org_id: str = "avisa") -> list[tuple[str, str, dict[str, Any]]]:
         ("products", "kryssord", {"name": "Kryssord-appen", "vat_rate_bp": 2500, "prices": [
             {"frequency": "monthly", "valid_from": start, "amount_minor": 4900},
             {"frequency": "yearly", "valid_from": start, "amount_minor": 49000}]}),
+        ("dunning-processes", "standard", {
+            "name": "Two reminders, then payment stop", "consume_partial_payments": True,
+            "write_off_fee_on_exact_match": True,
+            "reminders": [{"delay_days": 7, "min_due_days": 10, "fee_minor": 0},
+                          {"delay_days": 5, "min_due_days": 10, "fee_minor": 3500}],
+            "stop_rule": {"delay_days": 10, "threshold_minor": 10000, "cause": "Stopped due to lack of payment"},
+            "stop_notice_days": 5, "notice_channel": "sms",
+            "balance_invoice": {"days_after_stop": 1, "min_owed_minor": 9000}}),
         ("billing-plans", "monthly-14", {"name": "Monthly, 14 days", "frequency": "monthly", "lead_days": 14,
                                          "fees": [{"payment_type": "invoice", "amount_minor": 3900,
-                                                   "from_period": 2}]}),
+                                                   "from_period": 2}], "dunning_process_id": "standard"}),
         ("billing-plans", "yearly-14", {"name": "Yearly, 14 days", "frequency": "yearly", "lead_days": 14}),
         ("plans", "digital-monthly", {"name": "Digital monthly", "organization_id": org_id,
                                       "billing_plan_id": "monthly-14", "product_ids": ["avis", "kryssord"]}),

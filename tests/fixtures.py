@@ -18,7 +18,7 @@ from shared.service.context import Context
 from shared.service.orders import PlaceOrder
 
 SEGMENT_KIND = {"organizations": "organization", "products": "product", "billing-plans": "billing_plan",
-                "plans": "plan"}
+                "plans": "plan", "dunning-processes": "dunning_process"}
 
 
 def install_catalogue(ctx: Context, tenant: str) -> None:

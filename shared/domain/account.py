@@ -13,12 +13,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
-from .catalogue import Catalogue, PaymentType
-from .invoicing import Invoice, InvoiceDraft, draft_invoice, due_period_indexes
+from .catalogue import Catalogue, DunningProcess, PaymentType
+from .dunning import Reminder
+from .invoicing import CreditNote, DocumentKind, Invoice, InvoiceDraft, draft_invoice, due_period_indexes, line
 from .kid import CheckDigitUnavailable, KidScheme
 from .ledger import EntryKind, LedgerEntry, invoice_entry
 from .payments import BookedPayment, PaymentState, ReceivedPayment
-from .settlement import OpenDemand, match, settle
+from .settlement import OpenDemand, SettlementPolicy, match, settle
 from .subscriptions import Subscriber, Subscription
 
 
@@ -42,6 +43,46 @@ class Mandate:
 
 
 @dataclass(frozen=True, slots=True)
+class Correction:
+    """A credit (negative) or debit (positive) for the organisation's next invoice (manual 7.5)."""
+
+    id: str
+    organization_id: str
+    amount_minor: int
+    text: str
+    created: date
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceCheck:
+    """After a stop: on ``on``, does the subscriber owe enough for a balance invoice (7.11)?"""
+
+    organization_id: str
+    subscription_id: str
+    on: date
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBlock:
+    """Manual 6.9: set by hand; the organisation's threshold blocks without one."""
+
+    reason: str
+    since: date
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderDocument:
+    """A reminder as sent: it refers to its invoice, and paying it settles that invoice."""
+
+    reminder: Reminder
+    invoice_number: int
+    invoice_demand_no: int
+    organization_id: str
+    currency: str
+    subscription_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Account:
     subscriber: Subscriber
     subscriptions: Mapping[str, Subscription] = field(default_factory=dict)
@@ -50,6 +91,10 @@ class Account:
     next_ledger_seq: int = 1
     open_demands: Mapping[int, OpenDemand] = field(default_factory=dict)  # demand no -> what is still owed
     mandates: Mapping[str, Mandate] = field(default_factory=dict)  # organization id -> AvtaleGiro mandate
+    corrections: tuple[Correction, ...] = ()  # not yet invoiced
+    credited: tuple[int, ...] = ()  # invoice numbers with a credit note
+    balance_checks: tuple[BalanceCheck, ...] = ()
+    order_blocks: Mapping[str, OrderBlock] = field(default_factory=dict)  # organization id -> block
 
     @property
     def number(self) -> int:
@@ -57,6 +102,13 @@ class Account:
 
     def with_subscription(self, subscription: Subscription) -> Account:
         return replace(self, subscriptions={**self.subscriptions, subscription.id: subscription})
+
+    def open_total(self, organization_id: str) -> int:
+        return sum(d.open_minor for d in self.open_demands.values() if d.organization_id == organization_id)
+
+    def unbilled_debt(self, organization_id: str) -> int:
+        """What the subscriber owes on the ledger that no open invoice or reminder asks for."""
+        return max(0, -(self.balances.get(organization_id, 0) + self.open_total(organization_id)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +121,26 @@ class Changes:
     ledger: tuple[LedgerEntry, ...] = ()
     events: tuple[Event, ...] = ()
     payments: tuple[BookedPayment, ...] = ()
+    credit_notes: tuple[CreditNote, ...] = ()
+    reminders: tuple[ReminderDocument, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.subscriptions or self.invoices or self.ledger or self.events or self.payments)
+        return not (self.subscriptions or self.invoices or self.ledger or self.events or self.payments
+                    or self.credit_notes or self.reminders)
+
+    @property
+    def entities(self) -> int:
+        """Rows this adds to the partition's transaction, besides the subscriber row."""
+        return (len(self.subscriptions) + len(self.invoices) + len(self.ledger) + len(self.events)
+                + len(self.payments) + len(self.credit_notes) + len(self.reminders))
+
+    def then(self, later: Changes) -> Changes:
+        """These changes followed by ``later`` (computed on ``self.account``), as one."""
+        subs = {s.id: s for s in self.subscriptions} | {s.id: s for s in later.subscriptions}
+        return Changes(later.account, tuple(subs.values()), self.invoices + later.invoices,
+                       self.ledger + later.ledger, self.events + later.events, self.payments + later.payments,
+                       self.credit_notes + later.credit_notes, self.reminders + later.reminders)
 
 
 def due_drafts(account: Account, catalogue: Catalogue, today: date) -> list[InvoiceDraft]:
@@ -86,6 +154,19 @@ def due_drafts(account: Account, catalogue: Catalogue, today: date) -> list[Invo
     return drafts
 
 
+def with_corrections(drafts: Sequence[InvoiceDraft], corrections: Sequence[Correction]) -> list[InvoiceDraft]:
+    """Pending corrections go onto the organisation's first subscription invoice (manual 7.5:
+    "Adding a Credit ... will decrease upcoming invoice amount"), whichever plan it is for."""
+    out = list(drafts)
+    for org in dict.fromkeys(c.organization_id for c in corrections):
+        at = next((i for i, d in enumerate(out) if d.organization_id == org and d.kind is DocumentKind.SUBSCRIPTION),
+                  None)
+        if at is not None:
+            extra = tuple(line(c.text, 1, c.amount_minor, 0) for c in corrections if c.organization_id == org)
+            out[at] = replace(out[at], lines=out[at].lines + extra)
+    return out
+
+
 def next_drafts(account: Account, catalogue: Catalogue) -> list[InvoiceDraft]:
     """The upcoming invoice of each running subscription, as it would be issued today."""
     drafts = []
@@ -97,10 +178,10 @@ def next_drafts(account: Account, catalogue: Catalogue) -> list[InvoiceDraft]:
         issue_day = max(sub.period(sub.next_period).start - timedelta(days=billing.lead_days), sub.anchor)
         drafts.append(draft_invoice(sub, sub.next_period, issue_day, billing,
                                     catalogue.organization_of(plan), catalogue.products_of(plan)))
-    return drafts
+    return with_corrections(drafts, account.corrections)
 
 
-def _next_kid(scheme: KidScheme, subscriber_no: int, demand_no: int) -> tuple[int, str]:
+def next_kid(scheme: KidScheme, subscriber_no: int, demand_no: int) -> tuple[int, str]:
     """The first demand number from ``demand_no`` whose KID the agreement allows, and that KID."""
     while True:
         try:
@@ -111,7 +192,11 @@ def _next_kid(scheme: KidScheme, subscriber_no: int, demand_no: int) -> tuple[in
 
 def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str, int],
           catalogue: Catalogue, booked: date, extra: Changes | None = None) -> Changes:
-    """Issue ``drafts`` with the invoice ``numbers`` claimed for their natural keys."""
+    """Issue ``drafts`` with the invoice ``numbers`` claimed for their natural keys.
+
+    Pending corrections are added to the drafts (and so consumed). A balance invoice
+    asks for debt the ledger already holds: it adds a demand, not a ledger entry.
+    """
     demand_no, seq = account.next_demand_no, account.next_ledger_seq
     balances = dict(account.balances)
     subs = dict(account.subscriptions)
@@ -119,39 +204,69 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
     invoices: list[Invoice] = []
     ledger: list[LedgerEntry] = []
     events: list[Event] = []
+    drafts = with_corrections(drafts, account.corrections)
+    billed_orgs = {d.organization_id for d in drafts if d.kind is DocumentKind.SUBSCRIPTION}
     for draft in drafts:
         org = catalogue.organizations[draft.organization_id]
-        demand_no, kid = _next_kid(org.kid, account.number, demand_no)
+        demand_no, kid = next_kid(org.kid, account.number, demand_no)
         owed = sum(d.open_minor for d in open_demands.values() if d.organization_id == org.id)
         credit = max(0, balances.get(org.id, 0) + owed)  # money on the ledger no demand has used
+        if draft.kind is DocumentKind.BALANCE:
+            credit = 0
         invoice = Invoice(numbers[draft.natural_key], demand_no, kid, draft, min(credit, max(draft.total_minor, 0)))
         invoices.append(invoice)
-        ledger.append(invoice_entry(seq, org.id, org.currency, booked, invoice.number, invoice.total_minor))
-        balances[org.id] = balances.get(org.id, 0) - invoice.total_minor
+        if draft.kind is not DocumentKind.BALANCE:
+            ledger.append(invoice_entry(seq, org.id, org.currency, booked, invoice.number, invoice.total_minor))
+            balances[org.id] = balances.get(org.id, 0) - invoice.total_minor
+            seq += 1
         if invoice.amount_due_minor > 0:
-            open_demands[demand_no] = OpenDemand(demand_no, invoice.number, org.id, draft.subscription_id,
-                                                 draft.due_date, invoice.amount_due_minor)
-        subs[draft.subscription_id] = subs[draft.subscription_id].invoiced(1)
+            span = draft.span
+            open_demands[demand_no] = OpenDemand(
+                demand_no, invoice.number, org.id, draft.subscription_id, draft.due_date, invoice.amount_due_minor,
+                total_minor=invoice.total_minor, amount_due_minor=invoice.amount_due_minor,
+                period_start=span[0] if span else None, period_end=span[1] if span else None, kind=draft.kind.value)
+        if draft.kind is DocumentKind.SUBSCRIPTION:
+            subs[draft.subscription_id] = subs[draft.subscription_id].invoiced(1)
         events.append(invoice_issued(account.number, invoice))
-        demand_no, seq = demand_no + 1, seq + 1
-    changed = {d.subscription_id for d in drafts}
+        demand_no += 1
+    changed = {d.subscription_id for d in drafts if d.kind is DocumentKind.SUBSCRIPTION}
+    corrections = tuple(c for c in account.corrections if c.organization_id not in billed_orgs)
     new_account = replace(account, subscriptions=subs, balances=balances, next_demand_no=demand_no,
-                          next_ledger_seq=seq, open_demands=open_demands)
+                          next_ledger_seq=seq, open_demands=open_demands, corrections=corrections)
     before = extra or Changes(account)
     touched = {s.id: s for s in before.subscriptions} | {i: subs[i] for i in changed}
-    return Changes(new_account, tuple(touched.values()), before.invoices + tuple(invoices),
-                   before.ledger + tuple(ledger), before.events + tuple(events))
+    return replace(before, account=new_account, subscriptions=tuple(touched.values()),
+                   invoices=before.invoices + tuple(invoices), ledger=before.ledger + tuple(ledger),
+                   events=before.events + tuple(events))
+
+
+def _process_of(account: Account, catalogue: Catalogue, demand: OpenDemand) -> DunningProcess | None:
+    sub = account.subscriptions.get(demand.subscription_id)
+    return catalogue.dunning_of(sub.plan_id) if sub is not None else None
 
 
 def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catalogue, booked: date) -> Changes:
     """Book an identified payment: ledger credit, settlement of open demands, events."""
     org = payment.organization_id
     mine = [d for d in account.open_demands.values() if d.organization_id == org]
-    result = settle(mine, match(mine, payment.demand_no, payment.amount_minor), payment.amount_minor,
-                    lambda d: catalogue.settlement_policy(account.subscriptions[d.subscription_id].plan_id))
+    matched = match(mine, payment.demand_no, payment.amount_minor)
     seq = account.next_ledger_seq
     ledger = [LedgerEntry(seq, org, payment.currency, booked, EntryKind.PAYMENT, payment.amount_minor,
                           payment.reference or payment.id, f"Payment ({payment.source})")]
+    fee_written_off = 0
+    exact = next((d for d in mine if d.demand_no == matched == payment.demand_no), None)
+    if exact is not None and exact.fees_open_minor and payment.amount_minor == exact.principal_open_minor:
+        process = _process_of(account, catalogue, exact)
+        if process is not None and process.write_off_fee_on_exact_match:  # manual 7.19 step 3
+            fee_written_off = exact.fees_open_minor
+            seq += 1
+            ledger.append(LedgerEntry(seq, org, payment.currency, booked, EntryKind.WRITE_OFF, fee_written_off,
+                                      str(exact.invoice_number), "Reminder fee written off: invoice paid exactly"))
+            mine = [replace(d, open_minor=d.open_minor - fee_written_off, fees_minor=d.fees_minor - fee_written_off)
+                    if d is exact else d for d in mine]
+    result = settle(mine, matched, payment.amount_minor,
+                    lambda d: catalogue.settlement_policy(account.subscriptions[d.subscription_id].plan_id)
+                    if d.subscription_id in account.subscriptions else SettlementPolicy())
     numbers = {d.demand_no: d.invoice_number for d in mine}
     for a in result.allocations:
         if a.written_off_minor:
@@ -161,7 +276,7 @@ def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catal
     open_demands = {k: d for k, d in account.open_demands.items() if d.organization_id != org}
     open_demands |= {d.demand_no: d for d in result.open_after}
     balances = dict(account.balances)
-    balances[org] = balances.get(org, 0) + payment.amount_minor + result.written_off_minor
+    balances[org] = balances.get(org, 0) + payment.amount_minor + result.written_off_minor + fee_written_off
     booked_payment = BookedPayment(payment, PaymentState.COMPLETED, booked, result.allocations, result.credit_minor)
     events = [Event(f"payment-completed.{payment.id}", "PaymentCompleted",
                     {"subscriber_no": account.number, "payment_id": payment.id, "amount_minor": payment.amount_minor,

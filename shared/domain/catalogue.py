@@ -14,6 +14,7 @@ from datetime import date
 from enum import StrEnum
 
 from .calendar import Frequency
+from .dunning import BalanceInvoiceRule, NoticeChannel, ReminderStep, StopRule
 from .kid import KidScheme
 from .money import CURRENCIES
 from .settlement import SettlementPolicy
@@ -66,6 +67,8 @@ class Organization:
     kid: KidScheme = field(default_factory=KidScheme)
     invoice_series: str = "main"
     manual_payment_approval: bool = False  # manual 10.2: identified payments then await approval
+    order_blockage_minor: int | None = None  # manual 6.9: owing this much or more blocks new orders
+    stop_codes: tuple[str, ...] = ()  # manual 6.13: when set, a stop must give one of these
 
     def __post_init__(self) -> None:
         if self.currency not in CURRENCIES:
@@ -132,11 +135,25 @@ class BillingPlan:
 
 @dataclass(frozen=True, slots=True)
 class DunningProcess:
-    """Manual 7.19. Its settlement policy (step 6) is here; reminders and stop rules come later."""
+    """Manual 7.19 (the steps of its wizard), 7.11 balance invoice and 6.19 notices."""
 
     id: str
     name: str
     settlement: SettlementPolicy = field(default_factory=SettlementPolicy)
+    reminders: tuple[ReminderStep, ...] = ()
+    consume_partial_payments: bool = True
+    write_off_fee_on_exact_match: bool = False
+    stop_rule: StopRule | None = None
+    stop_notice_days: int | None = None  # "payment stop in N days" notice (6.19)
+    notice_channel: NoticeChannel = NoticeChannel.EMAIL
+    balance_invoice: BalanceInvoiceRule | None = None
+
+    def __post_init__(self) -> None:
+        for step in self.reminders:
+            if step.delay_days < 0 or step.min_due_days < 0 or step.fee_minor < 0:
+                raise CatalogueError(f"dunning process {self.id}: reminder days and fees cannot be negative")
+        if self.stop_rule is not None and (self.stop_rule.delay_days < 0 or self.stop_rule.threshold_minor < 0):
+            raise CatalogueError(f"dunning process {self.id}: stop rule values cannot be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +167,7 @@ class SubscriptionPlan:
     valid_until: date | None = None
     disabled: bool = False
     renewal_name: str | None = None
+    automatic_stop: bool = False  # manual 7.8: stops at the end of the first period
 
     def orderable_on(self, day: date) -> bool:
         return (
@@ -200,10 +218,13 @@ class Catalogue:
     def products_of(self, plan: SubscriptionPlan) -> list[Product]:
         return [self.products[p] for p in plan.product_ids]
 
+    def dunning_of(self, plan_id: str) -> DunningProcess | None:
+        """The dunning process of a plan's billing plan; None means no reminders and no stop."""
+        return self.dunning_processes.get(self.billing_plan_of(self.plan(plan_id)).dunning_process_id or "")
+
     def settlement_policy(self, plan_id: str) -> SettlementPolicy:
         """The settlement policy of a plan's billing plan's dunning process; 100 % without one."""
-        billing = self.billing_plan_of(self.plan(plan_id))
-        process = self.dunning_processes.get(billing.dunning_process_id or "")
+        process = self.dunning_of(plan_id)
         return process.settlement if process else SettlementPolicy()
 
     def organization_by_account(self, account: str) -> Organization | None:

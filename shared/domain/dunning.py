@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +41,28 @@ class StopRule:
 
 
 @dataclass(frozen=True, slots=True)
+class BalanceInvoiceRule:
+    """Manual 7.11: ``days_after_stop`` days after a stop, a subscriber who owes at least
+    ``min_owed_minor`` that no invoice or reminder asks for gets one invoice for it."""
+
+    days_after_stop: int = 1
+    min_owed_minor: int = 0
+
+
+class NoticeChannel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"  # manual 6.19: sent by e-mail instead when the phone number is missing
+
+
+@dataclass(frozen=True, slots=True)
 class Reminder:
     step: int  # 1 for the first reminder
     produced: date
     due_date: date
     fee_minor: int
     amount_minor: int  # what the reminder asks for, fees included
+    demand_no: int = 0  # a reminder is a demand of its own, with its own KID
+    kid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,25 +89,42 @@ class PaymentStop:
 Action = IssueReminder | PaymentStop
 
 
+def last_due(case: DunningCase) -> date:
+    return case.reminders[-1].due_date if case.reminders else case.due_date
+
+
+def next_reminder_on(steps: tuple[ReminderStep, ...], case: DunningCase) -> date | None:
+    done = len(case.reminders)
+    if done >= len(steps):
+        return None
+    when = last_due(case) + timedelta(days=steps[done].delay_days)
+    return max(when, case.postponed_to) if case.postponed_to is not None else when
+
+
+def stop_check_on(steps: tuple[ReminderStep, ...], stop: StopRule | None, case: DunningCase) -> date | None:
+    """The day the stop rule looks at this case, once every reminder has been produced."""
+    if stop is None or len(case.reminders) < len(steps):
+        return None
+    return last_due(case) + timedelta(days=stop.delay_days)
+
+
 def evaluate(steps: tuple[ReminderStep, ...], stop: StopRule | None, consume_partial_payments: bool,
              case: DunningCase, owed_minor: int, today: date) -> Action | None:
     """What dunning does today for this invoice, if anything."""
     if case.open_minor <= 0:
         return None
     done = len(case.reminders)
-    last_due = case.reminders[-1].due_date if case.reminders else case.due_date
-    if done < len(steps):
-        step = steps[done]
-        when = last_due + timedelta(days=step.delay_days)
-        if case.postponed_to is not None:
-            when = max(when, case.postponed_to)
+    when = next_reminder_on(steps, case)
+    if when is not None:
         if today < when:
             return None
+        step = steps[done]
         fees = sum(r.fee_minor for r in case.reminders) + step.fee_minor
         base = case.open_minor if consume_partial_payments else case.invoice_total_minor
         return IssueReminder(Reminder(done + 1, today, today + timedelta(days=step.min_due_days), step.fee_minor,
                                       base + fees))
-    if stop is None or today < last_due + timedelta(days=stop.delay_days):
+    check = stop_check_on(steps, stop, case)
+    if stop is None or check is None or today < check:
         return None
     if owed_minor > 0 and owed_minor >= stop.threshold_minor:
         return PaymentStop(stop.cause)

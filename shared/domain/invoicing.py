@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from enum import StrEnum
 
 from .calendar import Period
 from .catalogue import BillingPlan, FeeTaxPolicy, Organization, Product
@@ -51,6 +52,12 @@ def line(description: str, quantity: int, unit_price_minor: int, vat_rate_bp: in
                        span.start if span else None, span.last_day if span else None)
 
 
+class DocumentKind(StrEnum):
+    SUBSCRIPTION = "subscription"  # a subscription period
+    ADDITIONAL = "additional"  # manual 7.10: products or free lines, issued at once
+    BALANCE = "balance"  # manual 7.11: what a stopped subscriber still owes; already on the ledger
+
+
 @dataclass(frozen=True, slots=True)
 class InvoiceDraft:
     """An invoice before it has a number: what the draft view shows and the run issues."""
@@ -62,6 +69,8 @@ class InvoiceDraft:
     issue_date: date
     due_date: date
     lines: tuple[InvoiceLine, ...]
+    kind: DocumentKind = DocumentKind.SUBSCRIPTION
+    ref: str = ""  # what makes a non-subscription invoice unique (its natural key)
 
     @property
     def total_minor(self) -> int:
@@ -74,7 +83,17 @@ class InvoiceDraft:
     @property
     def natural_key(self) -> str:
         """Identifies the demand for ever: one subscription period is invoiced once."""
-        return f"{self.subscription_id}.{self.period_index}"
+        if self.kind is DocumentKind.SUBSCRIPTION:
+            return f"{self.subscription_id}.{self.period_index}"
+        return f"{self.kind.value}.{self.ref}"
+
+    @property
+    def span(self) -> tuple[date, date] | None:
+        """The first day and the first day after of the periods its lines cover."""
+        starts = [li.period_start for li in self.lines if li.period_start]
+        ends = [li.period_end for li in self.lines if li.period_end]
+        return (min(starts), max(ends) + timedelta(days=1)) if starts and ends else None
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +118,21 @@ class Invoice:
         return self.draft.total_minor - self.credit_applied_minor
 
 
+@dataclass(frozen=True, slots=True)
+class CreditNote:
+    """A credit note for a whole invoice (manual 7.15): a negative invoice of its total."""
+
+    number: int
+    invoice_number: int
+    demand_no: int
+    organization_id: str
+    currency: str
+    subscription_id: str
+    issue_date: date
+    total_minor: int  # the amount credited, positive
+    reason: str
+
+
 def production_date(subscription: Subscription, billing: BillingPlan, index: int) -> date:
     return subscription.period(index).start - timedelta(days=billing.lead_days)
 
@@ -111,7 +145,8 @@ def due_period_indexes(subscription: Subscription, billing: BillingPlan, today: 
     """Uninvoiced periods whose production date has come (the first one always has)."""
     due: list[int] = []
     index = subscription.next_period
-    while subscription.runs_in(index) and (index == 0 or production_date(subscription, billing, index) <= today):
+    while subscription.runs_in(index) and ((index == 0 and not subscription.scheduled_start)
+                                           or production_date(subscription, billing, index) <= today):
         due.append(index)
         if len(due) > MAX_PERIODS_PER_RUN:
             raise ValueError(f"subscription {subscription.id}: more than {MAX_PERIODS_PER_RUN} periods due")

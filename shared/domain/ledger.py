@@ -21,6 +21,8 @@ class EntryKind(StrEnum):
     REFUND = "refund"
     WRITE_OFF = "write_off"
     CORRECTION = "correction"
+    REMINDER_FEE = "reminder_fee"
+    CHARGE = "charge"  # what a stop leaves owing for delivered days (manual 6.4, 7.7)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
+from .dunning import Reminder
 from .money import BASIS_POINTS
 
 
@@ -52,12 +53,39 @@ class SettlementPolicy:
 
 @dataclass(frozen=True, slots=True)
 class OpenDemand:
+    """What is still owed on one invoice, and what dunning has done about it.
+
+    ``open_minor`` includes the unpaid reminder fees; payments pay the invoice before
+    the fees. A reminder's demand number (its KID) names this demand too.
+    """
+
     demand_no: int
     invoice_number: int
     organization_id: str
     subscription_id: str
     due_date: date
     open_minor: int
+    total_minor: int = 0  # the invoice's total (what its ledger entry debited)
+    amount_due_minor: int = 0  # what the invoice asked for when issued (total less credit applied)
+    kind: str = "subscription"  # invoicing.DocumentKind
+    fees_minor: int = 0  # reminder fees charged on it
+    reminders: tuple[Reminder, ...] = ()
+    postponed_to: date | None = None
+    postpone_reason: str = ""
+    stop_noticed: bool = False
+    period_start: date | None = None
+    period_end: date | None = None  # first day after the invoiced period
+
+    @property
+    def fees_open_minor(self) -> int:
+        return min(self.fees_minor, self.open_minor)
+
+    @property
+    def principal_open_minor(self) -> int:
+        return self.open_minor - self.fees_open_minor
+
+    def answers_to(self, demand_no: int) -> bool:
+        return demand_no == self.demand_no or any(r.demand_no == demand_no for r in self.reminders)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +110,10 @@ class Settlement:
 def match(open_demands: Sequence[OpenDemand], demand_no: int | None, amount_minor: int) -> int | None:
     """The demand a payment is for: the one its reference names, or else the only open
     demand of exactly the paid amount (fallback matching)."""
-    if demand_no is not None and any(d.demand_no == demand_no for d in open_demands):
-        return demand_no
+    if demand_no is not None:
+        for d in open_demands:
+            if d.answers_to(demand_no):  # the invoice's KID, or one of its reminders'
+                return d.demand_no
     exact = [d for d in open_demands if d.open_minor == amount_minor]
     return exact[0].demand_no if len(exact) == 1 and len(open_demands) == 1 else None
 

@@ -49,6 +49,13 @@ class Subscriber:
         return " ".join(v for v in values if v).lower()
 
 
+class StopKind(StrEnum):
+    CUSTOMER = "customer"  # manual 6.4
+    PAYMENT = "payment"  # manual 7.7
+    PAUSE = "pause"  # manual 6.6
+    AUTOMATIC = "automatic"  # manual 7.8
+
+
 class SubscriptionStatus(StrEnum):
     ACTIVE = "active"
     FUTURE = "future"
@@ -67,6 +74,18 @@ class Subscription:
     next_period: int = 0  # periods [0, next_period) are invoiced
     stop_date: date | None = None  # first day without delivery
     reporting_tags: tuple[str, ...] = field(default=())
+    stop_kind: StopKind | None = None
+    stop_code: str | None = None  # manual 6.13
+    stop_reason: str = ""
+    scheduled_start: bool = False  # a restart after a pause: the first invoice comes lead days ahead, too
+    resumes: str | None = None  # the paused subscription this one restarts
+
+    def period_index_on(self, day: date) -> int:
+        """The index of the period containing ``day`` (0 before the start)."""
+        index = 0
+        while self.period(index).end <= day:
+            index += 1
+        return index
 
     def period(self, index: int) -> Period:
         return period(self.anchor, self.frequency, index)

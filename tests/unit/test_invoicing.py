@@ -22,7 +22,8 @@ from shared.domain.ledger import balance
 from shared.domain.subscriptions import Subscriber, Subscription
 
 SEGMENT_FIELD = {"organizations": ("organization", "organizations"), "products": ("product", "products"),
-                 "billing-plans": ("billing_plan", "billing_plans"), "plans": ("plan", "plans")}
+                 "billing-plans": ("billing_plan", "billing_plans"), "plans": ("plan", "plans"),
+                 "dunning-processes": ("dunning_process", "dunning_processes")}
 
 
 def newspaper() -> Catalogue:

@@ -1,0 +1,187 @@
+"""The dunning visit: what the daily dunning run does to one subscriber (D1-D3).
+
+``collect(account, catalogue, today, number)`` looks at every open demand whose
+subscription's billing plan has a dunning process, asks ``dunning.evaluate`` what is
+due today, and does it:
+
+* a reminder: a demand number and KID of its own (paying it settles the invoice, see
+  ``OpenDemand.answers_to``), its fee debited to the ledger and added to the demand,
+  and a notice (e-mail, or SMS with e-mail when the phone number is missing);
+* "payment stop in N days": a notice, once;
+* a payment stop: ``lifecycle.payment_stop`` for the subscription;
+* a balance invoice, when a stop's balance check falls due and the subscriber owes at
+  least the configured amount that no invoice asks for.
+
+What it did is recorded in the account (the reminders on the demand, the notice flag,
+the stop), so a second visit on the same day finds nothing to do: the dunning run is
+idempotent by construction. ``next_visit`` says when the subscriber needs looking at
+again, for the dunning index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import Any
+
+from .account import Account, Changes, Event, ReminderDocument, next_kid
+from .catalogue import Catalogue, DunningProcess
+from .credit import Number, balance_invoice
+from .dunning import (
+    DunningCase,
+    IssueReminder,
+    NoticeChannel,
+    PaymentStop,
+    Reminder,
+    evaluate,
+    next_reminder_on,
+    stop_check_on,
+)
+from .ledger import EntryKind, LedgerEntry
+from .lifecycle import payment_stop
+from .settlement import OpenDemand
+
+
+def _case(d: OpenDemand) -> DunningCase:
+    return DunningCase(d.amount_due_minor, d.principal_open_minor, d.due_date, d.reminders, d.postponed_to)
+
+
+def process_for(account: Account, catalogue: Catalogue, demand: OpenDemand) -> DunningProcess | None:
+    sub = account.subscriptions.get(demand.subscription_id)
+    return catalogue.dunning_of(sub.plan_id) if sub is not None and sub.plan_id in catalogue.plans else None
+
+
+def owed(account: Account, organization_id: str) -> int:
+    return max(0, -account.balances.get(organization_id, 0))
+
+
+def notice(account: Account, process: DunningProcess, event_id: str, kind: str, payload: dict[str, Any]) -> Event:
+    """A notice for the notification worker: the channel and address are decided here."""
+    s = account.subscriber
+    sms = process.notice_channel is NoticeChannel.SMS and bool(s.phone)
+    return Event(event_id, kind, {"subscriber_no": account.number, "name": s.name,
+                                  "channel": "sms" if sms else "email", "to": s.phone if sms else s.email,
+                                  **payload})
+
+
+def remind(account: Account, catalogue: Catalogue, demand: OpenDemand, process: DunningProcess,
+           reminder: Reminder, today: date) -> Changes:
+    org = catalogue.organizations[demand.organization_id]
+    demand_no, kid = next_kid(org.kid, account.number, account.next_demand_no)
+    reminder = replace(reminder, demand_no=demand_no, kid=kid)
+    seq = account.next_ledger_seq
+    ledger: tuple[LedgerEntry, ...] = ()
+    if reminder.fee_minor:
+        ledger = (LedgerEntry(seq, org.id, org.currency, today, EntryKind.REMINDER_FEE, -reminder.fee_minor,
+                              str(demand.invoice_number), f"Reminder {reminder.step} fee, invoice "
+                              f"{demand.invoice_number}"),)
+    updated = replace(demand, open_minor=demand.open_minor + reminder.fee_minor,
+                      fees_minor=demand.fees_minor + reminder.fee_minor,
+                      reminders=(*demand.reminders, reminder), postponed_to=None, postpone_reason="")
+    balances = {**account.balances, org.id: account.balances.get(org.id, 0) - reminder.fee_minor}
+    new = replace(account, open_demands={**account.open_demands, demand.demand_no: updated}, balances=balances,
+                  next_demand_no=demand_no + 1, next_ledger_seq=seq + len(ledger))
+    doc = ReminderDocument(reminder, demand.invoice_number, demand.demand_no, org.id, org.currency,
+                           demand.subscription_id)
+    event = notice(account, process, f"reminder.{org.id}.{demand.invoice_number}.{reminder.step}", "ReminderIssued",
+                   {"organization_id": org.id, "organization_name": org.name, "invoice_number": demand.invoice_number,
+                    "step": reminder.step, "kid": kid, "amount_minor": reminder.amount_minor,
+                    "fee_minor": reminder.fee_minor, "currency": org.currency,
+                    "due_date": reminder.due_date.isoformat(), "bank_account": org.bank_account})
+    return Changes(new, ledger=ledger, events=(event,), reminders=(doc,))
+
+
+def _stop_notice(account: Account, catalogue: Catalogue, demand: OpenDemand, process: DunningProcess,
+                 today: date) -> Changes | None:
+    rule, days = process.stop_rule, process.stop_notice_days
+    check = stop_check_on(process.reminders, rule, _case(demand))
+    if rule is None or days is None or check is None or demand.stop_noticed or not check - timedelta(days) <= today:
+        return None
+    if today >= check or owed(account, demand.organization_id) < max(rule.threshold_minor, 1):
+        return None
+    org = catalogue.organizations[demand.organization_id]
+    updated = replace(demand, stop_noticed=True)
+    event = notice(account, process, f"stop-notice.{org.id}.{demand.invoice_number}", "PaymentStopNotice",
+                   {"organization_id": org.id, "organization_name": org.name, "invoice_number": demand.invoice_number,
+                    "stop_date": check.isoformat(), "owed_minor": owed(account, org.id), "currency": org.currency,
+                    "kid": demand.reminders[-1].kid if demand.reminders else "", "bank_account": org.bank_account})
+    return Changes(replace(account, open_demands={**account.open_demands, demand.demand_no: updated}),
+                   events=(event,))
+
+
+def collect(account: Account, catalogue: Catalogue, today: date, number: Number) -> Changes:
+    changes = Changes(account)
+    stops: dict[str, str] = {}
+    for demand_no in sorted(account.open_demands, key=lambda n: (account.open_demands[n].due_date, n)):
+        demand = changes.account.open_demands[demand_no]
+        process = process_for(changes.account, catalogue, demand)
+        if process is None:
+            continue
+        action = evaluate(process.reminders, process.stop_rule, process.consume_partial_payments, _case(demand),
+                          owed(changes.account, demand.organization_id), today)
+        if isinstance(action, IssueReminder):
+            changes = changes.then(remind(changes.account, catalogue, demand, process, action.reminder, today))
+        elif isinstance(action, PaymentStop):
+            stops.setdefault(demand.subscription_id, action.cause)
+        elif (noticed := _stop_notice(changes.account, catalogue, demand, process, today)) is not None:
+            changes = changes.then(noticed)
+    for subscription_id, cause in stops.items():
+        changes = changes.then(payment_stop(changes.account, catalogue, subscription_id, cause, today, number))
+    for check in changes.account.balance_checks:
+        if check.on > today:
+            continue
+        rest = tuple(c for c in changes.account.balance_checks if c != check)
+        changes = replace(changes, account=replace(changes.account, balance_checks=rest))
+        sub = changes.account.subscriptions[check.subscription_id]
+        process = catalogue.dunning_of(sub.plan_id)
+        rule = process.balance_invoice if process else None
+        debt = changes.account.unbilled_debt(check.organization_id)
+        if rule is not None and debt > 0 and debt >= rule.min_owed_minor:
+            terms = catalogue.billing_plan_of(catalogue.plan(sub.plan_id)).terms_days
+            changes = changes.then(balance_invoice(changes.account, catalogue, check.organization_id, sub.id, terms,
+                                                   f"{sub.id}.{check.on}", today, number))
+    return changes
+
+
+def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | None:
+    """The first day after ``today`` on which ``collect`` may have something to do."""
+    days: list[date] = [c.on for c in account.balance_checks]
+    for demand in account.open_demands.values():
+        process = process_for(account, catalogue, demand)
+        if process is None:
+            continue
+        case = _case(demand)
+        when = next_reminder_on(process.reminders, case)
+        if when is None:
+            when = stop_check_on(process.reminders, process.stop_rule, case)
+            if when is not None and process.stop_notice_days is not None and not demand.stop_noticed:
+                days.append(when - timedelta(days=process.stop_notice_days))
+        if when is not None:
+            days.append(when)
+    later = [d for d in days if d > today]
+    return min(later) if later else None
+
+
+def postpone(account: Account, demand_no: int, to: date, reason: str, today: date) -> Changes:
+    """Manual 7.9 "Postpone reminder": the next reminder waits until ``to``."""
+    demand = account.open_demands.get(demand_no)
+    if demand is None:
+        raise LookupError(f"no open demand {demand_no}")
+    if not reason.strip() or to <= today:
+        raise ValueError("a postponement needs a reason and a date after today")
+    updated = replace(demand, postponed_to=to, postpone_reason=reason)
+    return Changes(replace(account, open_demands={**account.open_demands, demand_no: updated}),
+                   events=(Event(f"reminder-postponed.{demand.invoice_number}.{to}", "ReminderPostponed",
+                                 {"subscriber_no": account.number, "invoice_number": demand.invoice_number,
+                                  "to": to.isoformat(), "reason": reason}),))
+
+
+def order_blocked(account: Account, catalogue: Catalogue, organization_id: str) -> str | None:
+    """Why the subscriber may not order from the organisation (manual 6.9), or None."""
+    block = account.order_blocks.get(organization_id)
+    if block is not None:
+        return f"order blockage since {block.since}: {block.reason}"
+    threshold = catalogue.organizations[organization_id].order_blockage_minor
+    if threshold is not None and owed(account, organization_id) >= threshold > 0:
+        return f"owes {owed(account, organization_id)} minor units, at or over the order blockage threshold"
+    return None

@@ -1,0 +1,177 @@
+"""Credit and corrections (L4-L6): credit notes, charges, corrections for the next
+invoice, write-offs, additional and balance invoices.
+
+Manual 7.15 "Credit": a credit note is a negative invoice of the whole invoice's
+total. On an unpaid invoice it zeroes the demand; on a paid one the money is credit
+on the ledger, which the next invoice deducts (``account.issue`` applies ledger
+credit); when no invoice follows it stays on the ledger. 7.5 "Write-offs":
+corrections are credits or debits for the upcoming invoice, deletable until
+invoiced. 7.6 "Bulk credit": balances and overdue demands written off. 7.10
+"Additional invoice": products or free lines, issued at once. 7.11 "Balance invoice":
+the debt left on the ledger after a stop, which no other invoice asks for.
+
+Every function here is pure: it takes an ``Account`` and returns ``Changes``. Numbers
+for credit notes and invoices come from ``number(organization_id, natural_key)``, so a
+retried operation gets the same number (the service claims them, see ``issuing``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import date, timedelta
+
+from .account import Account, Changes, Correction, Event, issue
+from .catalogue import Catalogue, CatalogueError
+from .invoicing import CreditNote, DocumentKind, InvoiceDraft, InvoiceLine
+from .ledger import EntryKind, LedgerEntry
+from .settlement import OpenDemand
+
+Number = Callable[[str, str], int]  # (organization id, natural key) -> invoice number
+
+
+class CreditRefused(ValueError):
+    """The credit, correction or write-off cannot be made as asked."""
+
+
+def credit_note_key(invoice_number: int) -> str:
+    return f"credit.{invoice_number}"
+
+
+def credit_invoice(account: Account, invoice_number: int, demand_no: int, organization_id: str, currency: str,
+                   subscription_id: str, total_minor: int, kind: str, reason: str, today: date,
+                   number: Number, keep_fees: bool = False) -> Changes:
+    """A credit note for the whole invoice: +total on the ledger, the demand (and its
+    reminders) closed. Unpaid reminder fees go with it (a mistaken invoice earns no fees),
+    unless ``keep_fees`` (a payment stop: they stay owed on the ledger). Crediting an
+    invoice twice is refused."""
+    if invoice_number in account.credited:
+        raise CreditRefused(f"invoice {invoice_number} is credited already")
+    if kind == DocumentKind.BALANCE:
+        raise CreditRefused("a balance invoice asks for debt already on the ledger: write it off instead")
+    note = CreditNote(number(organization_id, credit_note_key(invoice_number)), invoice_number, demand_no,
+                      organization_id, currency, subscription_id, today, total_minor, reason)
+    seq = account.next_ledger_seq
+    entries = [LedgerEntry(seq, organization_id, currency, today, EntryKind.CREDIT_NOTE, total_minor,
+                           str(invoice_number), f"Credit note {note.number} for invoice {invoice_number}")]
+    demand = account.open_demands.get(demand_no)
+    if demand is not None and demand.fees_open_minor and not keep_fees:
+        entries.append(LedgerEntry(seq + 1, organization_id, currency, today, EntryKind.WRITE_OFF,
+                                   demand.fees_open_minor, str(invoice_number), "Reminder fees of a credited invoice"))
+    moved = sum(e.amount_minor for e in entries)
+    balances = {**account.balances, organization_id: account.balances.get(organization_id, 0) + moved}
+    demands = {k: d for k, d in account.open_demands.items() if k != demand_no}
+    new = replace(account, balances=balances, open_demands=demands, next_ledger_seq=seq + len(entries),
+                  credited=(*account.credited, invoice_number))
+    event = Event(f"credit-note.{organization_id}.{note.number}", "CreditNoteIssued",
+                  {"subscriber_no": account.number, "credit_note_number": note.number,
+                   "invoice_number": invoice_number, "organization_id": organization_id, "currency": currency,
+                   "total_minor": total_minor, "reason": reason})
+    return Changes(new, ledger=tuple(entries), events=(event,), credit_notes=(note,))
+
+
+def credit_demand(account: Account, demand: OpenDemand, currency: str, reason: str, today: date,
+                  number: Number) -> Changes:
+    return credit_invoice(account, demand.invoice_number, demand.demand_no, demand.organization_id, currency,
+                          demand.subscription_id, demand.total_minor, demand.kind, reason, today, number)
+
+
+def charge(account: Account, organization_id: str, currency: str, amount_minor: int, reference: str, text: str,
+           today: date) -> Changes:
+    """A debit on the ledger that no invoice has asked for yet (a stop's delivered days)."""
+    if amount_minor <= 0:
+        return Changes(account)
+    entry = LedgerEntry(account.next_ledger_seq, organization_id, currency, today, EntryKind.CHARGE, -amount_minor,
+                        reference, text)
+    balances = {**account.balances, organization_id: account.balances.get(organization_id, 0) - amount_minor}
+    return Changes(replace(account, balances=balances, next_ledger_seq=account.next_ledger_seq + 1), ledger=(entry,))
+
+
+def delivered_share(total_minor: int, start: date, end: date, stop: date) -> int:
+    """The part of an invoice's total for the days delivered before ``stop`` (rounded down:
+    the subscriber is never charged for a day not delivered)."""
+    days = (end - start).days
+    delivered = min(max((stop - start).days, 0), days)
+    return total_minor * delivered // days if days else total_minor
+
+
+def add_correction(account: Account, correction: Correction) -> Changes:
+    if correction.amount_minor == 0:
+        raise CreditRefused("a correction of zero changes nothing")
+    if any(c.id == correction.id for c in account.corrections):
+        return Changes(account)  # the same correction again: idempotent
+    event = Event(f"correction.{correction.id}", "CorrectionAdded",
+                  {"subscriber_no": account.number, "correction_id": correction.id,
+                   "organization_id": correction.organization_id, "amount_minor": correction.amount_minor,
+                   "text": correction.text})
+    return Changes(replace(account, corrections=(*account.corrections, correction)), events=(event,))
+
+
+def delete_correction(account: Account, correction_id: str) -> Changes:
+    """Manual 7.5: an uninvoiced correction can be deleted; an invoiced one is history."""
+    kept = tuple(c for c in account.corrections if c.id != correction_id)
+    if len(kept) == len(account.corrections):
+        raise CreditRefused(f"no uninvoiced correction {correction_id}")
+    return Changes(replace(account, corrections=kept))
+
+
+def write_off(account: Account, organization_id: str, currency: str, reason: str, today: date,
+              overdue_before: date | None = None) -> Changes:
+    """Write off what the subscriber owes the organisation (manual 7.6): open demands (all,
+    or those due before ``overdue_before``) and the debt no demand asks for. Credit is kept.
+    Nothing owed, nothing written: running it again changes nothing."""
+    seq = account.next_ledger_seq
+    entries: list[LedgerEntry] = []
+    demands = dict(account.open_demands)
+    balance_demands = 0  # a balance invoice's demand has no ledger debit of its own: the debt is it
+    for d in sorted(account.open_demands.values(), key=lambda d: d.demand_no):
+        if d.organization_id == organization_id and (overdue_before is None or d.due_date < overdue_before):
+            del demands[d.demand_no]
+            if d.kind == DocumentKind.BALANCE:
+                balance_demands += d.open_minor
+                continue
+            entries.append(LedgerEntry(seq, organization_id, currency, today, EntryKind.WRITE_OFF, d.open_minor,
+                                       str(d.invoice_number), f"Written off: {reason}"))
+            seq += 1
+    balance = account.balances.get(organization_id, 0) + sum(e.amount_minor for e in entries)
+    new = replace(account, open_demands=demands, balances={**account.balances, organization_id: balance})
+    debt = new.unbilled_debt(organization_id)
+    if overdue_before is not None:
+        debt = min(debt, balance_demands)
+    if debt:
+        entries.append(LedgerEntry(seq, organization_id, currency, today, EntryKind.WRITE_OFF, debt, "balance",
+                                   f"Written off: {reason}"))
+        seq += 1
+        balance += debt
+    if not entries:
+        return Changes(account)
+    amount = sum(e.amount_minor for e in entries)
+    new = replace(new, balances={**account.balances, organization_id: balance}, next_ledger_seq=seq)
+    event = Event(f"write-off.{organization_id}.{account.number}.{account.next_ledger_seq}", "BalanceWrittenOff",
+                  {"subscriber_no": account.number, "organization_id": organization_id, "amount_minor": amount,
+                   "reason": reason})
+    return Changes(new, ledger=tuple(entries), events=(event,))
+
+
+def additional_invoice(account: Account, catalogue: Catalogue, organization_id: str, lines: Sequence[InvoiceLine],
+                       ref: str, due_days: int, today: date, number: Number) -> Changes:
+    """Manual 7.10: a standalone invoice of catalogue products or free lines, issued at once."""
+    if not lines:
+        raise CreditRefused("an additional invoice needs at least one line")
+    org = catalogue.organizations.get(organization_id)
+    if org is None:
+        raise CatalogueError(f"unknown organization {organization_id!r}")
+    draft = InvoiceDraft("", 0, org.id, org.currency, today, today + timedelta(days=due_days), tuple(lines),
+                         DocumentKind.ADDITIONAL, f"{account.number}.{ref}")
+    return issue(account, [draft], {draft.natural_key: number(org.id, draft.natural_key)}, catalogue, today)
+
+
+def balance_invoice(account: Account, catalogue: Catalogue, organization_id: str, subscription_id: str,
+                    due_days: int, ref: str, today: date, number: Number) -> Changes:
+    """Manual 7.11: one invoice for the debt left after a stop that nothing else asks for."""
+    debt = account.unbilled_debt(organization_id)
+    org = catalogue.organizations[organization_id]
+    draft = InvoiceDraft(subscription_id, 0, org.id, org.currency, today, today + timedelta(days=due_days),
+                         (InvoiceLine("Remaining balance", 1, debt, 0, debt, 0),), DocumentKind.BALANCE,
+                         f"{account.number}.{ref}")
+    return issue(account, [draft], {draft.natural_key: number(org.id, draft.natural_key)}, catalogue, today)

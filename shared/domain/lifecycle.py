@@ -1,0 +1,208 @@
+"""Stopping, pausing and restarting subscriptions (S4, S5; manual 6.4 "Subscription
+stop", 6.5 "Change stop", 6.6 "Subscription pause", 6.13 "Stop codes", 7.7 "Payment
+stop", 7.8 "Automatic stop").
+
+A stop has a date ``D``, the first day without delivery. Every invoice of the
+subscription that covers days from ``D`` on and is not credited yet is credited in
+full, and the days before ``D`` that it covered are charged to the ledger ("If a stop
+is made mid-delivery the invoice is credited and ... Ledger will be updated with the
+remaining amount to be paid or credited"). The five cases of 6.4 follow:
+
+1. *before the invoice is issued*: nothing to credit; active until ``D``;
+2. *invoice issued, not paid*: credited; active until ``D``;
+3. *invoice issued and paid*: a stop at the period's end moves ``D`` to the end of the
+   paid period, so nothing is credited ("active until enddate"); a stop on a date
+   mid-period credits it and charges the delivered days, leaving credit;
+4. *invoice credited already*: nothing more to credit; active until ``D``;
+5. *after the end date*: the subscription has ended; no action (refused).
+
+A payment stop (7.7) stops today and credits every open invoice of the subscription,
+charging what was delivered: the debt moves from the invoices and their reminders to
+the ledger, where the balance invoice (7.11) asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+
+from .account import Account, BalanceCheck, Changes, Event
+from .catalogue import Catalogue
+from .credit import Number, charge, credit_invoice, delivered_share
+from .invoicing import DocumentKind, Invoice
+from .subscriptions import StopKind, Subscription
+
+
+class StopRefused(ValueError):
+    """The stop, pause or change cannot be made as asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class Billed:
+    """An issued invoice of a subscription, as a stop sees it."""
+
+    invoice_number: int
+    demand_no: int
+    total_minor: int
+    start: date
+    end: date
+
+
+def billed_of(invoices: Sequence[Invoice]) -> list[Billed]:
+    out = []
+    for inv in invoices:
+        span = inv.draft.span
+        if inv.draft.kind is DocumentKind.SUBSCRIPTION and span is not None:
+            out.append(Billed(inv.number, inv.demand_no, inv.total_minor, *span))
+    return out
+
+
+def _subscription(account: Account, subscription_id: str) -> Subscription:
+    sub = account.subscriptions.get(subscription_id)
+    if sub is None:
+        raise StopRefused(f"no subscription {subscription_id}")
+    return sub
+
+
+def check_stop_reason(catalogue: Catalogue, sub: Subscription, code: str | None, reason: str) -> None:
+    codes = catalogue.organizations[sub.organization_id].stop_codes
+    if codes and code not in codes:
+        raise StopRefused(f"stop code must be one of {', '.join(codes)}")
+    if not codes and not (code or reason.strip()):
+        raise StopRefused("a stop needs a reason")
+
+
+def _cut(account: Account, catalogue: Catalogue, sub: Subscription, stop_on: date, billed: Sequence[Billed],
+         today: date, number: Number, why: str, include_past: bool = False) -> Changes:
+    """Credit every invoice covering days from ``stop_on`` on (or, ``include_past``, every one
+    given); charge the days before ``stop_on`` that each covered."""
+    currency = catalogue.organizations[sub.organization_id].currency
+    changes = Changes(account)
+    for b in sorted(billed, key=lambda b: b.start):
+        if (b.end <= stop_on and not include_past) or b.invoice_number in changes.account.credited:
+            continue
+        changes = changes.then(credit_invoice(changes.account, b.invoice_number, b.demand_no, sub.organization_id,
+                                              currency, sub.id, b.total_minor, DocumentKind.SUBSCRIPTION.value,
+                                              why, today, number, keep_fees=include_past))
+        delivered = delivered_share(b.total_minor, b.start, b.end, stop_on)
+        changes = changes.then(charge(changes.account, sub.organization_id, currency, delivered,
+                                      str(b.invoice_number), f"Delivered {b.start} to {stop_on - timedelta(days=1)}"
+                                      f" of invoice {b.invoice_number}", today))
+    return changes
+
+
+def _stopped(changes: Changes, catalogue: Catalogue, sub: Subscription, stop_on: date, kind: StopKind,
+             code: str | None, reason: str, today: date) -> Changes:
+    stopped = replace(sub, stop_date=stop_on, stop_kind=kind, stop_code=code, stop_reason=reason)
+    account = changes.account.with_subscription(stopped)
+    process = catalogue.dunning_of(sub.plan_id)
+    if process is not None and process.balance_invoice is not None and kind is not StopKind.PAUSE:
+        check = BalanceCheck(sub.organization_id, sub.id,
+                             max(stop_on, today) + timedelta(days=process.balance_invoice.days_after_stop))
+        account = replace(account, balance_checks=(*account.balance_checks, check))
+    event = Event(f"subscription-stopped.{sub.id}.{stop_on}", "SubscriptionStopped",
+                  {"subscriber_no": account.number, "subscription_id": sub.id, "stop_date": stop_on.isoformat(),
+                   "kind": kind.value, "code": code, "reason": reason})
+    return replace(changes, account=account, subscriptions=(*changes.subscriptions, stopped),
+                   events=(*changes.events, event))
+
+
+def _paid(account: Account, billed: Billed) -> bool:
+    return billed.invoice_number not in account.credited and billed.demand_no not in account.open_demands
+
+
+def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period_end: bool,
+         stop_on: date | None, code: str | None, reason: str, invoices: Sequence[Invoice], today: date,
+         number: Number) -> Changes:
+    """Stop a subscription at the end of its period, or from ``stop_on`` (manual 6.4)."""
+    sub = _subscription(account, subscription_id)
+    if sub.stop_date is not None and sub.stop_date <= today:
+        raise StopRefused(f"subscription {sub.id} ended on {sub.stop_date}: no action")  # case 5
+    check_stop_reason(catalogue, sub, code, reason)
+    billed = billed_of(invoices)
+    if at_period_end:
+        day = sub.anchor if today < sub.anchor else sub.period(sub.period_index_on(today)).end
+        by_start = {b.start: b for b in billed}
+        while day in by_start and _paid(account, by_start[day]):  # case 3: paid, so delivered to its end
+            day = by_start[day].end
+    else:
+        if stop_on is None or stop_on < today:
+            raise StopRefused("a stop on a date needs a date from today on")
+        day = stop_on
+    if sub.stop_date is not None and day >= sub.stop_date:
+        raise StopRefused(f"subscription {sub.id} stops on {sub.stop_date} already; change that stop instead")
+    changes = _cut(account, catalogue, sub, day, billed, today, number, f"Subscription stopped from {day}")
+    return _stopped(changes, catalogue, sub, day, StopKind.CUSTOMER, code, reason, today)
+
+
+def change_stop(account: Account, catalogue: Catalogue, subscription_id: str, stop_on: date | None, reason: str,
+                invoices: Sequence[Invoice], today: date, number: Number) -> Changes:
+    """Move or remove a stop still in the future (manual 6.5; a reason is required). An
+    invoice credited by the stop stays credited: restarted, "the subscription will be
+    active without invoice to be paid"."""
+    sub = _subscription(account, subscription_id)
+    if not reason.strip():
+        raise StopRefused("a reason for the change is required")
+    if sub.stop_date is None or sub.stop_date <= today:
+        raise StopRefused(f"subscription {sub.id} has no stop in the future to change")
+    if stop_on is not None and stop_on < today:
+        raise StopRefused("a stop cannot be moved into the past")
+    changes = Changes(account)
+    if stop_on is not None and stop_on < sub.stop_date:
+        changes = _cut(account, catalogue, sub, stop_on, billed_of(invoices), today, number,
+                       f"Stop moved to {stop_on}")
+    changed = replace(sub, stop_date=stop_on, stop_reason=reason,
+                      stop_kind=sub.stop_kind if stop_on is not None else None,
+                      stop_code=sub.stop_code if stop_on is not None else None)
+    balance_checks = tuple(c for c in changes.account.balance_checks
+                           if c.subscription_id != sub.id or stop_on is not None)
+    account = replace(changes.account.with_subscription(changed), balance_checks=balance_checks)
+    event = Event(f"stop-changed.{sub.id}.{sub.stop_date}.{stop_on}", "SubscriptionStopChanged",
+                  {"subscriber_no": account.number, "subscription_id": sub.id,
+                   "from": sub.stop_date.isoformat(), "to": stop_on.isoformat() if stop_on else None,
+                   "reason": reason})
+    return replace(changes, account=account, subscriptions=(*changes.subscriptions, changed),
+                   events=(*changes.events, event))
+
+
+def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_on: date, new_id: str,
+          plan_id: str | None, invoices: Sequence[Invoice], today: date, number: Number) -> Changes:
+    """Pause from the renewal date of the ongoing period to ``restart_on`` (manual 6.6).
+
+    The restart is a new subscription (of the same plan, or ``plan_id``) anchored on the
+    restart date, so it starts "as it was before" by itself; its first invoice comes
+    ``lead_days`` ahead like a renewal's. Invoices of periods inside the pause are
+    credited, paid or not: nothing is delivered then.
+    """
+    sub = _subscription(account, subscription_id)
+    if sub.stop_date is not None and sub.stop_date <= today:
+        raise StopRefused(f"subscription {sub.id} has ended")
+    day = sub.anchor if today < sub.anchor else sub.period(sub.period_index_on(today)).end
+    if restart_on <= day:
+        raise StopRefused(f"the restart date must be after the pause begins on {day}")
+    plan = catalogue.plan(plan_id or sub.plan_id)
+    billing = catalogue.billing_plan_of(plan)
+    changes = _cut(account, catalogue, sub, day, billed_of(invoices), today, number, f"Paused from {day}")
+    changes = _stopped(changes, catalogue, sub, day, StopKind.PAUSE, None, f"Paused until {restart_on}", today)
+    restart = Subscription(new_id, plan.id, plan.organization_id, billing.frequency, restart_on, sub.payment_type,
+                           sub.copies, scheduled_start=True, resumes=sub.id)
+    event = Event(f"subscription-paused.{sub.id}", "SubscriptionPaused",
+                  {"subscriber_no": account.number, "subscription_id": sub.id, "from": day.isoformat(),
+                   "restart_on": restart_on.isoformat(), "restart_subscription_id": new_id})
+    return replace(changes, account=changes.account.with_subscription(restart),
+                   subscriptions=(*changes.subscriptions, restart), events=(*changes.events, event))
+
+
+def payment_stop(account: Account, catalogue: Catalogue, subscription_id: str, cause: str, today: date,
+                 number: Number) -> Changes:
+    """Manual 7.7: stop today, credit the open invoices and charge what was delivered."""
+    sub = account.subscriptions[subscription_id]
+    if sub.stop_date is not None and sub.stop_date <= today:
+        return Changes(account)  # stopped already: nothing more to do
+    billed = [Billed(d.invoice_number, d.demand_no, d.total_minor, d.period_start, d.period_end)
+              for d in account.open_demands.values()
+              if d.subscription_id == sub.id and d.kind == DocumentKind.SUBSCRIPTION
+              and d.period_start is not None and d.period_end is not None]
+    changes = _cut(account, catalogue, sub, today, billed, today, number, cause, include_past=True)
+    return _stopped(changes, catalogue, sub, today, StopKind.PAYMENT, None, cause, today)
