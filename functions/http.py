@@ -23,6 +23,8 @@ from shared import bootstrap
 from shared.adapters.auth import AuthError, Principal
 from shared.adapters.tables import ConcurrencyConflict
 from shared.domain.catalogue import CatalogueError
+from shared.domain.credit import CreditRefused
+from shared.domain.lifecycle import StopRefused
 from shared.domain.subscriptions import SubscriberError
 from shared.service.context import Context
 from shared.service.orders import OrderRejected
@@ -122,7 +124,7 @@ def dispatch(req: func.HttpRequest, spec: Endpoint, handler: Handler) -> func.Ht
         return problem(400, "Malformed body", str(exc))
     except ValidationError as exc:
         return problem(422, "Invalid request", "see errors", _field_errors(exc))
-    except (CatalogueError, OrderRejected, SubscriberError) as exc:
+    except (CatalogueError, OrderRejected, SubscriberError, StopRefused, CreditRefused) as exc:
         return problem(422, "Not accepted", str(exc))
     except (NotFound, KeyError) as exc:
         return problem(404, "Not found", str(exc).strip("'"))

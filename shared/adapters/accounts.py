@@ -12,6 +12,8 @@ of new subscribers does not append to one range server):
 | ``0|sub|{id}``         | a subscription                                         |
 | ``0|out|{event id}``   | outbox message not yet known to be delivered           |
 | ``1|inv|{demand no}``  | an issued invoice (never changed)                      |
+| ``1|rem|{demand no}``  | a reminder (a demand of its own, for its invoice)      |
+| ``1|crn|{number}``     | a credit note                                          |
 | ``1|led|{seq}``        | a ledger entry (never changed)                         |
 
 ``load`` reads the ``0|`` rows only (one round trip, however long the history);
@@ -30,8 +32,8 @@ from typing import Any
 
 from azure.core import MatchConditions
 
-from ..domain.account import Account, Changes, Event, Mandate
-from ..domain.invoicing import Invoice
+from ..domain.account import Account, BalanceCheck, Changes, Correction, Event, Mandate, OrderBlock, ReminderDocument
+from ..domain.invoicing import CreditNote, Invoice
 from ..domain.ledger import LedgerEntry
 from ..domain.settlement import OpenDemand
 from ..domain.subscriptions import Subscriber, Subscription
@@ -58,6 +60,10 @@ def _account_row(account: Account) -> dict[str, Any]:
             "NextDemandNo": account.next_demand_no, "NextLedgerSeq": account.next_ledger_seq,
             "OpenDemands": dumps(list(account.open_demands.values()), list[OpenDemand]),
             "Mandates": dumps(dict(account.mandates), dict[str, Mandate]),
+            "Corrections": dumps(account.corrections, tuple[Correction, ...]),
+            "Credited": json.dumps(list(account.credited)),
+            "BalanceChecks": dumps(account.balance_checks, tuple[BalanceCheck, ...]),
+            "OrderBlocks": dumps(dict(account.order_blocks), dict[str, OrderBlock]),
             "Name": account.subscriber.name, "Email": account.subscriber.email}
 
 
@@ -70,7 +76,11 @@ def _build(rows: list[dict[str, Any]]) -> Loaded | None:
     open_demands = loads(list[OpenDemand], head.get("OpenDemands") or "[]")
     account = Account(loads(Subscriber, head["Subscriber"]), subs, json.loads(head["Balances"]),
                       head["NextDemandNo"], head["NextLedgerSeq"], {d.demand_no: d for d in open_demands},
-                      loads(dict[str, Mandate], head.get("Mandates") or "{}"))
+                      loads(dict[str, Mandate], head.get("Mandates") or "{}"),
+                      loads(tuple[Correction, ...], head.get("Corrections") or "[]"),
+                      tuple(json.loads(head.get("Credited") or "[]")),
+                      loads(tuple[BalanceCheck, ...], head.get("BalanceChecks") or "[]"),
+                      loads(dict[str, OrderBlock], head.get("OrderBlocks") or "{}"))
     return Loaded(account, head["etag"], outbox)
 
 
@@ -106,12 +116,27 @@ class AccountRepository:
         ops += [("create", {"PartitionKey": pk, "RowKey": f"1|pay|{b.payment.id}", "Body": dumps(b),
                             "Amount": b.payment.amount_minor, "Org": b.payment.organization_id})
                 for b in changes.payments]  # create: the same payment can never be booked twice
+        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|rem|{r.reminder.demand_no:08d}", "Body": dumps(r),
+                            "Amount": r.reminder.amount_minor, "Kid": r.reminder.kid, "Org": r.organization_id})
+                for r in changes.reminders]
+        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|crn|{c.number:010d}", "Body": dumps(c),
+                            "Amount": c.total_minor, "Org": c.organization_id}) for c in changes.credit_notes]
         self.storage.transact(TABLE, ops)
 
     def history(self, tenant: str, subscriber_no: int) -> tuple[list[Invoice], list[LedgerEntry]]:
         pk = partition_key(tenant, subscriber_no)
         rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and RowKey gt '1'", {"pk": pk}))
         return _history(rows)
+
+    def documents(self, tenant: str, subscriber_no: int) -> History:
+        """Everything issued to the subscriber: invoices, reminders, credit notes, ledger."""
+        pk = partition_key(tenant, subscriber_no)
+        rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and RowKey gt '1'", {"pk": pk}))
+        return _documents(rows)
+
+    def reminder(self, tenant: str, subscriber_no: int, demand_no: int) -> ReminderDocument | None:
+        row = self.storage.get(TABLE, partition_key(tenant, subscriber_no), f"1|rem|{demand_no:08d}")
+        return loads(ReminderDocument, row["Body"]) if row else None
 
     def booked(self, tenant: str, subscriber_no: int, payment_ids: list[str]) -> set[str]:
         """Which of these payments are already on the subscriber's ledger (point reads)."""
@@ -146,6 +171,21 @@ def _history(rows: list[dict[str, Any]]) -> tuple[list[Invoice], list[LedgerEntr
     invoices = [loads(Invoice, r["Body"]) for r in rows if r["RowKey"].startswith("1|inv|")]
     ledger = [loads(LedgerEntry, r["Body"]) for r in rows if r["RowKey"].startswith("1|led|")]
     return invoices, ledger
+
+
+@dataclass
+class History:
+    invoices: list[Invoice]
+    ledger: list[LedgerEntry]
+    reminders: list[ReminderDocument]
+    credit_notes: list[CreditNote]
+
+
+def _documents(rows: list[dict[str, Any]]) -> History:
+    invoices, ledger = _history(rows)
+    return History(invoices, ledger,
+                   [loads(ReminderDocument, r["Body"]) for r in rows if r["RowKey"].startswith("1|rem|")],
+                   [loads(CreditNote, r["Body"]) for r in rows if r["RowKey"].startswith("1|crn|")])
 
 
 def _full(rows: list[dict[str, Any]]) -> tuple[Loaded, list[Invoice], list[LedgerEntry]]:

@@ -24,7 +24,8 @@ from azure.storage.queue import QueueServiceClient
 
 BILLING_WORK = "billing-work"
 EVENTS = "abonno-events"
-QUEUES = (BILLING_WORK, EVENTS)
+NOTICES = "notices"  # reminders and stop notices for the notification worker (D3)
+QUEUES = (BILLING_WORK, EVENTS, NOTICES)
 
 
 @dataclass(frozen=True, slots=True)

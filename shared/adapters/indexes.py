@@ -15,6 +15,13 @@ is spread over ``BUCKETS`` partitions by subscriber number, so a popular renewal
 *E-mail index* (``"email|{tenant}|{address}"``): the atomic create-if-absent of this row
 decides which subscriber an e-mail address belongs to, also under concurrent orders.
 
+*Dunning index* (``"dun|{tenant}|{yyyy-mm-dd}"``, ``RowKey = "{subscriber_no}"``): the
+subscribers the dunning run must visit on a day besides those whose renewal invoices
+fall due by their cadence (see ``service.dunning``). Written ahead of the transaction
+that makes the visit necessary (a first invoice, a reminder, a stop); a visit that
+finds nothing to do costs one partition read. Rows are never updated: a day's
+partition is read once, when the run passes that day.
+
 KIDs need no index: ``KidScheme.decode`` yields the subscriber and demand numbers.
 """
 
@@ -57,6 +64,23 @@ class DueIndex:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             found: set[int] = set().union(*pool.map(read, keys)) if keys else set()
         return sorted(found)
+
+
+class DunningIndex:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def add(self, tenant: str, day: date, subscriber_no: int) -> None:
+        self.storage.upsert(TABLE, {"PartitionKey": f"dun|{tenant}|{day.isoformat()}",
+                                    "RowKey": f"{subscriber_no:010d}"})
+
+    def subscribers(self, tenant: str, days: Iterable[date]) -> set[int]:
+        found: set[int] = set()
+        for day in days:
+            rows = self.storage.query(TABLE, "PartitionKey eq @pk", {"pk": f"dun|{tenant}|{day.isoformat()}"},
+                                      ["RowKey"])
+            found.update(int(r["RowKey"]) for r in rows)
+        return found
 
 
 class EmailIndex:

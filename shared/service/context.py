@@ -8,7 +8,7 @@ from datetime import date
 from ..adapters.accounts import AccountRepository
 from ..adapters.bus import Bus
 from ..adapters.catalogue_store import CatalogueStore
-from ..adapters.indexes import DueIndex, EmailIndex, Tenants
+from ..adapters.indexes import DueIndex, DunningIndex, EmailIndex, Tenants
 from ..adapters.numbering import InvoiceNumbers, SubscriberNumbers
 from ..adapters.tables import Storage
 from ..clock import Clock
@@ -28,12 +28,13 @@ class Context:
     due_index: DueIndex
     emails: EmailIndex
     tenants: Tenants
+    dunning_index: DunningIndex
 
     @classmethod
     def build(cls, storage: Storage, clock: Clock, bus: Bus) -> Context:
         return cls(storage, clock, bus, AccountRepository(storage), CatalogueStore(storage),
                    InvoiceNumbers(storage), SubscriberNumbers(storage), DueIndex(storage),
-                   EmailIndex(storage), Tenants(storage))
+                   EmailIndex(storage), Tenants(storage), DunningIndex(storage))
 
     def today(self, catalogue: Catalogue) -> date:
         """The billing date: today in the tenant's time zone (its first organisation's)."""

@@ -13,32 +13,57 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from ..adapters.accounts import Loaded
-from ..adapters.bus import EVENTS, BusMessage
+from ..adapters.bus import EVENTS, NOTICES, BusMessage
 from ..adapters.codec import to_jsonable
 from ..adapters.numbering import series_key
 from ..adapters.tables import MAX_BATCH
 from ..domain.account import Account, Changes, Event, due_drafts
 from ..domain.catalogue import Catalogue
+from ..domain.credit import Number
 from ..domain.invoicing import InvoiceDraft
 from .context import Context
 
 log = logging.getLogger(__name__)
 ENTITIES_PER_DRAFT = 3  # invoice, ledger entry, outbox event
+NOTICE_TYPES = frozenset({"ReminderIssued", "PaymentStopNotice"})  # also sent to the notification worker
 
 
 def claim_numbers(ctx: Context, tenant: str, catalogue: Catalogue, drafts: Sequence[InvoiceDraft]) -> dict[str, int]:
+    return claim_keys(ctx, tenant, catalogue, [(d.organization_id, d.natural_key) for d in drafts])
+
+
+def claim_keys(ctx: Context, tenant: str, catalogue: Catalogue, wanted: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """Invoice numbers for (organisation, natural key) pairs, one claim per number series."""
     by_series: dict[str, list[str]] = defaultdict(list)
-    for draft in drafts:
-        org = catalogue.organizations[draft.organization_id]
-        by_series[series_key(tenant, org.id, org.invoice_series)].append(draft.natural_key)
+    for organization_id, key in wanted:
+        org = catalogue.organizations[organization_id]
+        by_series[series_key(tenant, org.id, org.invoice_series)].append(key)
     numbers: dict[str, int] = {}
     for pk, keys in by_series.items():
         numbers |= ctx.invoice_numbers.claim(pk, keys)
     return numbers
+
+
+def numbered(ctx: Context, tenant: str, catalogue: Catalogue, operation: Callable[[Number], Changes]) -> Changes:
+    """Run a pure ``operation`` that may need invoice numbers (credit notes, balance and
+    additional invoices): once to learn which natural keys it asks for, then again with
+    the numbers claimed for them. Pure, so both runs decide the same; the claim is by
+    natural key, so a retry gets the same numbers."""
+    asked: list[tuple[str, str]] = []
+
+    def record(organization_id: str, key: str) -> int:
+        asked.append((organization_id, key))
+        return 0
+
+    dry = operation(record)
+    if not asked:
+        return dry
+    numbers = claim_keys(ctx, tenant, catalogue, asked)
+    return operation(lambda _org, key: numbers[key])
 
 
 def plan(loaded: Loaded | None, account: Account, catalogue: Catalogue, today: date,
@@ -57,9 +82,11 @@ def publish(ctx: Context, tenant: str, events: Sequence[Event]) -> None:
     """Send outbox events; a failure is logged, the rows stay and go out on the next touch."""
     if not events:
         return
+    messages = [BusMessage(e.id, {"tenant": tenant, "type": e.type, "payload": to_jsonable(dict(e.payload))})
+                for e in events]
     try:
-        ctx.bus.send(EVENTS, [BusMessage(e.id, {"tenant": tenant, "type": e.type,
-                                                "payload": to_jsonable(dict(e.payload))}) for e in events])
+        ctx.bus.send(EVENTS, messages)
+        ctx.bus.send(NOTICES, [m for m in messages if m.body["type"] in NOTICE_TYPES])
     except Exception:
         log.exception("outbox: %d events for %s not sent; kept for the next attempt", len(events), tenant)
 

@@ -13,7 +13,7 @@ twice finds its subscription and returns the same result.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from dateutil.relativedelta import relativedelta
@@ -21,8 +21,9 @@ from dateutil.relativedelta import relativedelta
 from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Account, Changes, issue, subscription_created
 from ..domain.catalogue import PaymentType
+from ..domain.collection import next_visit, order_blocked
 from ..domain.invoicing import Invoice
-from ..domain.subscriptions import Subscriber, Subscription
+from ..domain.subscriptions import StopKind, Subscriber, Subscription
 from .context import Context
 from .issuing import claim_numbers, commit, plan
 
@@ -76,6 +77,8 @@ def place_order(ctx: Context, order: PlaceOrder) -> OrderPlaced:
     billing = catalogue.billing_plan_of(plan_)
     sub = Subscription(subscription_id(order), plan_.id, plan_.organization_id, billing.frequency, start,
                        order.payment_type, copies=order.copies)
+    if plan_.automatic_stop:  # manual 7.8: ends with its first period unless ordered again
+        sub = replace(sub, stop_date=sub.period(0).end, stop_kind=StopKind.AUTOMATIC, stop_reason="Automatic stop")
     subscriber_no = _subscriber_for(ctx, order)
     ctx.due_index.add(order.tenant, sub.cadence, subscriber_no, sub.id)  # write-ahead, see indexes.py
     for _ in range(MAX_ATTEMPTS):
@@ -85,11 +88,17 @@ def place_order(ctx: Context, order: PlaceOrder) -> OrderPlaced:
             return OrderPlaced(subscriber_no, sub.id, tuple(i for i in invoices if i.draft.subscription_id == sub.id),
                                created=False)
         account = loaded.account if loaded else Account(_subscriber(order, subscriber_no, today))
+        blocked = order_blocked(account, catalogue, plan_.organization_id)
+        if blocked:
+            raise OrderRejected(f"subscriber {subscriber_no} cannot order: {blocked}")
         account = account.with_subscription(sub)
         drafts = plan(loaded, account, catalogue, today, extra_entities=1)  # + SubscriptionCreated
         numbers = claim_numbers(ctx, order.tenant, catalogue, drafts)
         base = Changes(account, (sub,), events=(subscription_created(subscriber_no, sub),))
         changes = issue(account, drafts, numbers, catalogue, today, base)
+        visit = next_visit(changes.account, catalogue, today)  # a first invoice's reminder: not by cadence
+        if visit is not None:
+            ctx.dunning_index.add(order.tenant, visit, subscriber_no)
         try:
             commit(ctx, order.tenant, loaded, changes)
         except ConcurrencyConflict:

@@ -1,0 +1,231 @@
+"""Customer service on one subscriber: stop, change stop, pause, credit notes,
+corrections, write-offs, additional invoices, postponed reminders, order blockage
+(S4, S5, S7, L4-L6, D1; manual 6.4-6.6, 6.9, 7.5, 7.6, 7.9, 7.10, 7.15).
+
+Each operation is ``change``: load the partition (and the documents, when the domain
+needs the issued invoices), run the pure operation with invoice numbers claimed by
+natural key (``issuing.numbered``), index what the dunning run and the invoice run
+must see, and commit in one transaction; a conflict reloads and runs it again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+from ..adapters.accounts import History
+from ..adapters.codec import to_jsonable
+from ..adapters.tables import ConcurrencyConflict
+from ..domain import collection, credit, lifecycle
+from ..domain.account import Account, Changes, Correction, OrderBlock
+from ..domain.catalogue import Catalogue, CatalogueError
+from ..domain.collection import next_visit
+from ..domain.credit import Number
+from ..domain.invoicing import InvoiceLine, line
+from ..domain.subscriptions import SubscriptionStatus
+from .context import Context
+from .issuing import commit, numbered
+from .queries import NotFound
+
+MAX_ATTEMPTS = 10
+Operation = Callable[[Account, Catalogue, date, Number, History | None], Changes]
+
+
+def change(ctx: Context, tenant: str, subscriber_no: int, operation: Operation, documents: bool = False) -> Changes:
+    catalogue = ctx.catalogue.get(tenant)
+    today = ctx.today(catalogue)
+    for _ in range(MAX_ATTEMPTS):
+        loaded = ctx.accounts.load(tenant, subscriber_no)
+        if loaded is None:
+            raise NotFound(f"subscriber {subscriber_no}")
+        history = ctx.accounts.documents(tenant, subscriber_no) if documents else None
+        account = loaded.account
+        changes = numbered(ctx, tenant, catalogue,
+                           lambda number, a=account, h=history: operation(a, catalogue, today, number, h))
+        if changes.empty and changes.account == loaded.account:
+            return changes
+        for sub in changes.subscriptions:
+            if sub.id not in loaded.account.subscriptions:  # a restart after a pause: the invoice run must see it
+                ctx.due_index.add(tenant, sub.cadence, subscriber_no, sub.id)
+        visit = next_visit(changes.account, catalogue, today)
+        if visit is not None:
+            ctx.dunning_index.add(tenant, visit, subscriber_no)
+        try:
+            commit(ctx, tenant, loaded, changes)
+        except ConcurrencyConflict:
+            continue
+        return changes
+    raise ConcurrencyConflict(f"subscriber {subscriber_no} kept changing")
+
+
+def _invoices_of(history: History | None, subscription_id: str) -> list[Any]:
+    assert history is not None
+    return [i for i in history.invoices if i.draft.subscription_id == subscription_id]
+
+
+def stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, at_period_end: bool,
+         stop_on: date | None, code: str | None, reason: str) -> Changes:
+    return change(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.stop(
+        acc, cat, subscription_id, at_period_end, stop_on, code, reason, _invoices_of(h, subscription_id), today,
+        number), documents=True)
+
+
+def change_stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, stop_on: date | None,
+                reason: str) -> Changes:
+    return change(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.change_stop(
+        acc, cat, subscription_id, stop_on, reason, _invoices_of(h, subscription_id), today, number), documents=True)
+
+
+def pause(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, restart_on: date,
+          plan_id: str | None) -> Changes:
+    new_id = uuid.uuid5(uuid.NAMESPACE_URL, f"abonno:{tenant}:{subscription_id}:restart:{restart_on}").hex[:16]
+    return change(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.pause(
+        acc, cat, subscription_id, restart_on, new_id, plan_id, _invoices_of(h, subscription_id), today, number),
+        documents=True)
+
+
+def credit_invoice(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int, reason: str) -> Changes:
+    def op(acc: Account, cat: Catalogue, today: date, number: Number, h: History | None) -> Changes:
+        assert h is not None
+        inv = next((i for i in h.invoices if i.number == invoice_number), None)
+        if inv is None:
+            raise NotFound(f"invoice {invoice_number} of subscriber {subscriber_no}")
+        if not reason.strip():
+            raise credit.CreditRefused("a credit note needs a reason")
+        d = inv.draft
+        return credit.credit_invoice(acc, inv.number, inv.demand_no, d.organization_id, d.currency,
+                                     d.subscription_id, inv.total_minor, d.kind.value, reason, today, number)
+
+    return change(ctx, tenant, subscriber_no, op, documents=True)
+
+
+def add_correction(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, amount_minor: int,
+                   text: str, correction_id: str) -> Changes:
+    return change(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: credit.add_correction(
+        acc, Correction(correction_id, _org(cat, organization_id), amount_minor, text, today)))
+
+
+def delete_correction(ctx: Context, tenant: str, subscriber_no: int, correction_id: str) -> Changes:
+    return change(ctx, tenant, subscriber_no,
+                  lambda acc, cat, today, number, h: credit.delete_correction(acc, correction_id))
+
+
+def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str,
+              overdue_before: date | None = None) -> Changes:
+    if not reason.strip():
+        raise credit.CreditRefused("a write-off needs a reason")
+    return change(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: credit.write_off(
+        acc, _org(cat, organization_id), cat.organizations[organization_id].currency, reason, today, overdue_before))
+
+
+@dataclass
+class BulkWriteOff:
+    subscribers: int = 0
+    amount_minor: int = 0
+
+
+def bulk_write_off(ctx: Context, tenant: str, organization_id: str, reason: str, due_from: date, due_to: date,
+                   ) -> BulkWriteOff:
+    """Manual 7.6 "Accounting write-off": balances and demands due in [from, to] of
+    subscribers whose subscriptions with the organisation have all ended. An admin
+    operation: it reads the tenant (a scan, never on a hot path). Cannot be undone,
+    but a second run finds nothing left to write off."""
+    catalogue = ctx.catalogue.get(tenant)
+    _org(catalogue, organization_id)
+    today = ctx.today(catalogue)
+    result = BulkWriteOff()
+    for loaded, _inv, _led in ctx.accounts.scan_tenant(tenant):
+        acc = loaded.account
+        subs = [s for s in acc.subscriptions.values() if s.organization_id == organization_id]
+        if not subs or any(s.status_on(today) is not SubscriptionStatus.ENDED for s in subs):
+            continue
+        demands = [d for d in acc.open_demands.values()
+                   if d.organization_id == organization_id and due_from <= d.due_date <= due_to]
+        if not demands and acc.unbilled_debt(organization_id) == 0:
+            continue
+        done = write_off(ctx, tenant, acc.number, organization_id, reason)
+        if done.ledger:
+            result.subscribers += 1
+            result.amount_minor += sum(e.amount_minor for e in done.ledger)
+    return result
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    text: str | None = None
+    amount_minor: int | None = None  # gross, per unit
+    vat_rate_bp: int = 0
+    product_id: str | None = None
+    quantity: int = 1
+
+
+def additional_invoice(ctx: Context, tenant: str, subscriber_no: int, organization_id: str,
+                       lines: list[LineSpec], ref: str, due_days: int) -> Changes:
+    def op(acc: Account, cat: Catalogue, today: date, number: Number, h: History | None) -> Changes:
+        return credit.additional_invoice(acc, cat, _org(cat, organization_id), [_line(cat, spec, today)
+                                                                                  for spec in lines],
+                                         ref, due_days, today, number)
+
+    return change(ctx, tenant, subscriber_no, op)
+
+
+def _line(cat: Catalogue, spec: LineSpec, today: date) -> InvoiceLine:
+    if spec.product_id is not None:
+        product = cat.products.get(spec.product_id)
+        if product is None:
+            raise CatalogueError(f"unknown product {spec.product_id!r}")
+        if spec.amount_minor is None:
+            prices = sorted((p for p in product.prices if p.valid_from <= today), key=lambda p: p.valid_from)
+            if not prices:
+                raise CatalogueError(f"product {product.id} has no price on {today}")
+            amount = prices[-1].amount_minor
+        else:
+            amount = spec.amount_minor
+        return line(spec.text or product.name, spec.quantity, amount, product.vat_rate_bp, product.id)
+    if spec.text is None or spec.amount_minor is None:
+        raise credit.CreditRefused("a free line needs a text and an amount")
+    return line(spec.text, spec.quantity, spec.amount_minor, spec.vat_rate_bp)
+
+
+def postpone_reminder(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int, to: date,
+                      reason: str) -> Changes:
+    def op(acc: Account, cat: Catalogue, today: date, number: Number, h: History | None) -> Changes:
+        demand = next((d for d in acc.open_demands.values() if d.invoice_number == invoice_number), None)
+        if demand is None:
+            raise NotFound(f"no open invoice {invoice_number}")
+        return collection.postpone(acc, demand.demand_no, to, reason, today)
+
+    return change(ctx, tenant, subscriber_no, op)
+
+
+def set_order_block(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str | None) -> Changes:
+    """Add (``reason``) or remove (None) a manual order blockage (manual 6.9)."""
+    def op(acc: Account, cat: Catalogue, today: date, number: Number, h: History | None) -> Changes:
+        blocks = {k: v for k, v in acc.order_blocks.items() if k != _org(cat, organization_id)}
+        if reason is not None:
+            blocks[organization_id] = acc.order_blocks.get(organization_id) or OrderBlock(reason, today)
+        return Changes(replace(acc, order_blocks=blocks))
+
+    return change(ctx, tenant, subscriber_no, op)
+
+
+def _org(cat: Catalogue, organization_id: str) -> str:
+    if organization_id not in cat.organizations:
+        raise CatalogueError(f"unknown organization {organization_id!r}")
+    return organization_id
+
+
+def summary_of(changes: Changes) -> dict[str, Any]:
+    """What an operation did, for the HTTP response."""
+    return {
+        "subscriptions": [to_jsonable(s) for s in changes.subscriptions],
+        "invoices": [to_jsonable(i) | {"total_minor": i.total_minor, "amount_due_minor": i.amount_due_minor,
+                                       "kind": i.draft.kind.value} for i in changes.invoices],
+        "credit_notes": [to_jsonable(c) for c in changes.credit_notes],
+        "ledger": [to_jsonable(e) for e in changes.ledger],
+        "events": [e.type for e in changes.events],
+    }
+
