@@ -4,7 +4,8 @@ day drops a real Nets OCR giro file (written with netsgiro) into
 ``inbound/{tenant}/`` for the payments of that day.
 
 Most invoices are paid on their due date; some late, some in part, some twice over;
-a few carry a KID that matches nothing, and some are never paid.
+a few carry a KID that matches nothing, and some are never paid. Half of the
+reminders are paid, by the reminder's own KID.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class SimulatedBank:
                     body = item.body
                     if body.get("tenant") == self.tenant and body.get("type") == "InvoiceIssued":
                         learned += self._plan(body["payload"])
+                    elif body.get("tenant") == self.tenant and body.get("type") == "ReminderIssued":
+                        learned += self._remind(body["payload"])
                 queue.delete_message(message)
         return learned
 
@@ -64,6 +67,17 @@ class SimulatedBank:
         elif roll < 0.96:
             self.scheduled[due].append(("9" * (len(kid) - 1) + "1", total))  # a KID that matches nothing
         return 1  # the rest: never paid
+
+    def _remind(self, reminder: dict[str, object]) -> int:
+        """Half of the reminded pay the reminder, by its own KID, on its due date."""
+        kid = str(reminder["kid"])
+        if kid in self.seen:
+            return 0
+        self.seen.add(kid)
+        if self.rng.random() < 0.5:
+            due = date.fromisoformat(str(reminder["due_date"]))
+            self.scheduled[due].append((kid, int(str(reminder["amount_minor"]))))
+        return 1
 
     def pay(self, day: date) -> int:
         """Drop the day's OCR giro file, if anything is paid that day."""

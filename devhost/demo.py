@@ -113,9 +113,11 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
         host.shutdown()
         azurite.stop()
     first, last, issued = summary["invoice_number_first"], summary["invoice_number_last"], summary["invoices_issued"]
-    consecutive = issued == 0 or (last - first + 1 == issued)
-    # what was invoiced less what was paid is what the subscribers owe (minus their credit)
-    balanced = summary["amount_invoiced_minor"] - summary["amount_paid_minor"] == -summary["ledger_balance_minor_total"]
+    consecutive = issued == 0 or (last - first + 1 == issued + summary["credit_notes"])  # one series for both
+    # the ledger is what was paid, credited and written off less what was invoiced, charged and fees
+    balanced = summary["ledger_balance_minor_total"] == (
+        summary["amount_paid_minor"] + summary["amount_credited_minor"] + summary["amount_written_off_minor"]
+        - summary["amount_invoiced_minor"] - summary["amount_charged_minor"] - summary["reminder_fees_minor"])
     accounted = summary["payments_booked"] + summary["requires_processing"] == paid
     return {
         "tenant": tenant,
@@ -133,6 +135,11 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
         "invoices_paid": summary["invoices_paid"],
         "invoices_open": summary["invoices_open"],
         "requires_processing": summary["requires_processing"],
+        "reminders_issued": summary["reminders_issued"],
+        "reminder_fees_minor": summary["reminder_fees_minor"],
+        "payment_stops": summary["payment_stops"],
+        "credit_notes": summary["credit_notes"],
+        "balance_invoices": summary["balance_invoices"],
         "clock_start": now.date().isoformat(),
         "clock_end": end.isoformat(),
         "orders_s": round(orders_s, 2),

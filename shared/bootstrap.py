@@ -22,6 +22,7 @@ from azure.storage.blob import BlobServiceClient
 
 from .adapters.auth import TokenValidator
 from .adapters.bus import Bus, ServiceBusBus, StorageQueueBus
+from .adapters.notify import BlobNotifier, Notifier
 from .adapters.tables import Storage, pooled_transport
 from .clock import Clock, SettableClock, SystemClock
 from .service.context import Context
@@ -29,6 +30,7 @@ from .service.context import Context
 _lock = threading.Lock()
 _context: Context | None = None
 _validator: TokenValidator | None = None
+_notifier: Notifier | None = None
 settable_clock = SettableClock()
 
 
@@ -96,6 +98,15 @@ def set_context(ctx: Context | None) -> None:
         _context = ctx
 
 
+def notifier() -> Notifier:
+    """Where notices go: the blob adapter (readable files) until a gateway is wired here."""
+    global _notifier
+    with _lock:
+        if _notifier is None:
+            _notifier = BlobNotifier(blob_service())
+        return _notifier
+
+
 def token_validator() -> TokenValidator:
     global _validator
     with _lock:
@@ -107,7 +118,8 @@ def token_validator() -> TokenValidator:
 
 
 def reset() -> None:
-    global _context, _validator
+    global _context, _validator, _notifier
     with _lock:
         _context = None
         _validator = None
+        _notifier = None

@@ -1,4 +1,5 @@
-"""Service Bus queue ``billing-work``: one message is one batch of subscribers to bill.
+"""Service Bus queue ``billing-work``: one message is one batch of subscribers to bill
+(kind ``invoice``, from the invoice timer) or to dun (kind ``dunning``, from the dunning timer).
 
 Locally the host feeds this function from the Azurite queue of the same name. A
 message handled twice issues nothing the second time (``bill_subscribers`` is
@@ -17,6 +18,8 @@ from pydantic import BaseModel, Field
 from shared import bootstrap
 from shared.adapters.bus import BILLING_WORK, decode
 from shared.service.billing import RUN, BatchResult, bill_subscribers
+from shared.service.dunning import RUN as DUNNING
+from shared.service.dunning import DunningResult, dun_subscribers
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -29,12 +32,16 @@ class WorkItem(BaseModel):
     subscribers: list[int] = Field(max_length=500)
 
 
-def handle(body: bytes) -> BatchResult:
+def handle(body: bytes) -> BatchResult | DunningResult:
     item = WorkItem.model_validate(decode(body).body)
-    if item.kind != RUN:
+    result: BatchResult | DunningResult
+    if item.kind == RUN:
+        result = bill_subscribers(bootstrap.context(), item.tenant, item.date, item.subscribers)
+    elif item.kind == DUNNING:
+        result = dun_subscribers(bootstrap.context(), item.tenant, item.date, item.subscribers)
+    else:
         raise ValueError(f"unknown work kind {item.kind!r}")
-    result = bill_subscribers(bootstrap.context(), item.tenant, item.date, item.subscribers)
-    log.info("billed %s on %s: %s", item.tenant, item.date, result)
+    log.info("%s %s on %s: %s", item.kind, item.tenant, item.date, result)
     return result
 
 

@@ -104,6 +104,14 @@ class SummaryOut(BaseModel):
     requires_processing_minor: int
     currency: str | None
     by_status: dict[str, int]
+    reminders_issued: int
+    reminder_fees_minor: int
+    payment_stops: int
+    credit_notes: int
+    amount_credited_minor: int
+    balance_invoices: int
+    amount_charged_minor: int
+    amount_written_off_minor: int
 
 
 @endpoint(bp, Endpoint("report_summary", "merchant/reports/summary", ["GET"],

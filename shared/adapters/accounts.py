@@ -148,7 +148,7 @@ class AccountRepository:
         row = self.storage.get(TABLE, partition_key(tenant, subscriber_no), f"1|inv|{demand_no:08d}")
         return loads(Invoice, row["Body"]) if row else None
 
-    def scan_tenant(self, tenant: str) -> Iterator[tuple[Loaded, list[Invoice], list[LedgerEntry]]]:
+    def scan_tenant(self, tenant: str) -> Iterator[tuple[Loaded, History]]:
         """Every subscriber of a tenant with history: for reports and search, never a hot path."""
         query, params = prefix_filter(f"{tenant}|")
         current: list[dict[str, Any]] = []
@@ -188,8 +188,8 @@ def _documents(rows: list[dict[str, Any]]) -> History:
                    [loads(CreditNote, r["Body"]) for r in rows if r["RowKey"].startswith("1|crn|")])
 
 
-def _full(rows: list[dict[str, Any]]) -> tuple[Loaded, list[Invoice], list[LedgerEntry]]:
+def _full(rows: list[dict[str, Any]]) -> tuple[Loaded, History]:
     loaded = _build([r for r in rows if r["RowKey"] < "1"])
     if loaded is None:
         raise ValueError(f"partition {rows[0]['PartitionKey']} has no subscriber row")
-    return (loaded, *_history(rows))
+    return loaded, _documents(rows)

@@ -137,7 +137,7 @@ def bulk_write_off(ctx: Context, tenant: str, organization_id: str, reason: str,
     _org(catalogue, organization_id)
     today = ctx.today(catalogue)
     result = BulkWriteOff()
-    for loaded, _inv, _led in ctx.accounts.scan_tenant(tenant):
+    for loaded, _history in ctx.accounts.scan_tenant(tenant):
         acc = loaded.account
         subs = [s for s in acc.subscriptions.values() if s.organization_id == organization_id]
         if not subs or any(s.status_on(today) is not SubscriptionStatus.ENDED for s in subs):

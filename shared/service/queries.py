@@ -13,8 +13,10 @@ from typing import Any
 
 from ..adapters.codec import to_jsonable
 from ..domain.account import next_drafts
+from ..domain.collection import order_blocked
+from ..domain.invoicing import DocumentKind
 from ..domain.ledger import EntryKind
-from ..domain.subscriptions import SubscriptionStatus
+from ..domain.subscriptions import StopKind, SubscriptionStatus
 from .context import Context
 
 
@@ -28,17 +30,25 @@ def overview(ctx: Context, tenant: str, subscriber_no: int) -> dict[str, Any]:
         raise NotFound(f"subscriber {subscriber_no}")
     catalogue = ctx.catalogue.get(tenant)
     today = ctx.today(catalogue)
-    invoices, ledger = ctx.accounts.history(tenant, subscriber_no)
+    history = ctx.accounts.documents(tenant, subscriber_no)
     account = loaded.account
     return {
         "subscriber": to_jsonable(account.subscriber),
         "balances": dict(account.balances),
         "subscriptions": [to_jsonable(s) | {"status": s.status_on(today).value}
                           for s in account.subscriptions.values()],
-        "invoices": [_invoice(i) for i in invoices],
+        "invoices": [_invoice(i) for i in history.invoices],
+        "open_demands": [to_jsonable(d) for d in account.open_demands.values()],
+        "reminders": [to_jsonable(r) for r in history.reminders],
+        "credit_notes": [to_jsonable(c) for c in history.credit_notes],
+        "corrections": [to_jsonable(c) for c in account.corrections],
+        "order_blocked": {org: why for org in sorted({s.organization_id for s in account.subscriptions.values()}
+                                                     | set(account.order_blocks))
+                          if org in catalogue.organizations
+                          and (why := order_blocked(account, catalogue, org)) is not None},
         "draft_invoices": [to_jsonable(d) | {"total_minor": d.total_minor}
                            for d in next_drafts(account, catalogue)],
-        "ledger": [to_jsonable(e) for e in ledger],
+        "ledger": [to_jsonable(e) for e in history.ledger],
     }
 
 
@@ -64,13 +74,17 @@ def find_by_kid(ctx: Context, tenant: str, kid: str) -> dict[str, Any]:
         if invoice is not None and invoice.draft.organization_id == org.id:
             return {"organization_id": org.id, "subscriber_no": ref.subscriber_no, "demand_no": ref.demand_no,
                     "invoice": _invoice(invoice)}
-    raise NotFound(f"no invoice with KID {kid}")
+        reminder = ctx.accounts.reminder(tenant, ref.subscriber_no, ref.demand_no)
+        if reminder is not None and reminder.organization_id == org.id:  # a reminder's KID pays its invoice
+            return {"organization_id": org.id, "subscriber_no": ref.subscriber_no, "demand_no": ref.demand_no,
+                    "reminder": to_jsonable(reminder)}
+    raise NotFound(f"no invoice or reminder with KID {kid}")
 
 
 def search(ctx: Context, tenant: str, text: str, limit: int = 50) -> list[dict[str, Any]]:
     needle = text.strip().lower()
     hits = []
-    for loaded, _inv, _led in ctx.accounts.scan_tenant(tenant):
+    for loaded, _history in ctx.accounts.scan_tenant(tenant):
         if needle in loaded.account.subscriber.searchable_text():
             hits.append(to_jsonable(loaded.account.subscriber))
             if len(hits) >= limit:
@@ -95,6 +109,14 @@ class Summary:
     requires_processing_minor: int = 0
     currency: str | None = None
     by_status: dict[str, int] = field(default_factory=dict)
+    reminders_issued: int = 0
+    reminder_fees_minor: int = 0
+    payment_stops: int = 0
+    credit_notes: int = 0
+    amount_credited_minor: int = 0
+    balance_invoices: int = 0
+    amount_charged_minor: int = 0
+    amount_written_off_minor: int = 0
 
 
 def summary(ctx: Context, tenant: str) -> Summary:
@@ -103,12 +125,22 @@ def summary(ctx: Context, tenant: str) -> Summary:
     result = Summary()
     statuses: Counter[str] = Counter()
     numbers: list[int] = []
-    for loaded, invoices, ledger in ctx.accounts.scan_tenant(tenant):
+    for loaded, history in ctx.accounts.scan_tenant(tenant):
+        invoices, ledger = history.invoices, history.ledger
         result.subscribers += 1
+        result.reminders_issued += len(history.reminders)
+        result.reminder_fees_minor += sum(r.reminder.fee_minor for r in history.reminders)
+        result.credit_notes += len(history.credit_notes)
+        result.amount_credited_minor += sum(c.total_minor for c in history.credit_notes)
+        result.balance_invoices += sum(1 for i in invoices if i.draft.kind is DocumentKind.BALANCE)
+        result.payment_stops += sum(1 for s in loaded.account.subscriptions.values()
+                                    if s.stop_kind is StopKind.PAYMENT)
+        result.amount_written_off_minor += sum(e.amount_minor for e in ledger if e.kind is EntryKind.WRITE_OFF)
+        result.amount_charged_minor += -sum(e.amount_minor for e in ledger if e.kind is EntryKind.CHARGE)
         for sub in loaded.account.subscriptions.values():
             statuses[sub.status_on(today).value] += 1
         numbers += [i.number for i in invoices]
-        result.amount_invoiced_minor += sum(i.total_minor for i in invoices)
+        result.amount_invoiced_minor += sum(i.total_minor for i in invoices if i.draft.kind is not DocumentKind.BALANCE)
         result.ledger_balance_minor_total += sum(e.amount_minor for e in ledger)
         payments = [e for e in ledger if e.kind is EntryKind.PAYMENT]
         result.payments_booked += len(payments)

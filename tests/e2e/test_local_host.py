@@ -71,7 +71,12 @@ def test_order_over_http_then_a_month_of_ticks_renews_it(host: str) -> None:
         (0, "2026-03-16"), (1, "2026-04-02"), (2, "2026-05-02")]
     numbers = [i["number"] for i in view["invoices"]]
     assert numbers == [numbers[0], numbers[0] + 1, numbers[0] + 2]
-    assert view["balances"] == {"avisa": -(34800 + 38700 + 38700)}
+    # never paid: the dunning timer reminded (7 days after the due date, then 5 days after
+    # reminder 1 fell due, with a 35 kr fee) and the reminders carry their own KIDs
+    reminders = [(r["reminder"]["step"], r["reminder"]["produced"], r["invoice_number"]) for r in view["reminders"]]
+    assert reminders == [(1, "2026-03-23", numbers[0]), (2, "2026-04-07", numbers[0]),
+                         (1, "2026-04-09", numbers[1])]
+    assert view["balances"] == {"avisa": -(34800 + 38700 + 38700 + 3500)}
 
 
 @pytest.mark.e2e

@@ -1,0 +1,222 @@
+"""HTTP: customer service on a subscriber, and the dunning run (S4, S5, S7, L4-L6, D1).
+
+Stop (at the period's end or on a date, with a stop code or reason), change or remove
+a future stop, pause with a restart date, credit notes, postponed reminders,
+corrections for the next invoice, write-offs (one subscriber, or in bulk for stopped
+subscriptions), additional invoices, order blockage, and a manual start of the
+dunning run. Bearer token required, as for the rest of the merchant API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import azure.functions as func
+from pydantic import BaseModel, Field
+
+from functions.http import Call, Endpoint, endpoint
+from shared.service import customer_service as cs
+from shared.service.dunning import plan_dunning_run
+
+bp = func.Blueprint()
+ADMIN = ("admin",)
+SUPPORT = ("admin", "support")
+SUBSCRIBER = "merchant/subscribers/{subscriber_no}"
+SUBSCRIPTION = SUBSCRIBER + "/subscriptions/{subscription_id}"
+INVOICE = SUBSCRIBER + "/invoices/{invoice_number}"
+
+
+def _int(call: Call, name: str) -> int:
+    value = call.route[name]
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a number")
+    return int(value)
+
+
+class StopIn(BaseModel):
+    at_period_end: bool = Field(default=True, description="stop when the current (or last paid) period ends")
+    stop_date: date | None = Field(default=None, description="first day without delivery, when not at period end")
+    code: str | None = Field(default=None, description="one of the organisation's stop codes (manual 6.13)")
+    reason: str = Field(default="", max_length=500)
+
+
+class ChangeStopIn(BaseModel):
+    stop_date: date | None = Field(description="the new stop date; null removes the stop")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class PauseIn(BaseModel):
+    restart_on: date
+    plan_id: str | None = Field(default=None, description="restart with another plan")
+
+
+class ReasonIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class PostponeIn(BaseModel):
+    to: date
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class CorrectionIn(BaseModel):
+    organization_id: str = Field(min_length=1)
+    amount_minor: int = Field(description="negative: a credit off the next invoice; positive: a debit on it")
+    text: str = Field(min_length=1, max_length=200)
+    id: str | None = Field(default=None, max_length=64, description="makes posting it twice harmless")
+
+
+class WriteOffIn(BaseModel):
+    organization_id: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class BulkWriteOffIn(WriteOffIn):
+    due_from: date
+    due_to: date
+
+
+class LineIn(BaseModel):
+    product_id: str | None = None
+    text: str | None = Field(default=None, max_length=200)
+    amount_minor: int | None = Field(default=None, description="gross per unit; the product's price if omitted")
+    vat_rate_bp: int = Field(default=0, ge=0, le=10000)
+    quantity: int = Field(default=1, ge=1, le=10000)
+
+
+class AdditionalInvoiceIn(BaseModel):
+    organization_id: str = Field(min_length=1)
+    ref: str = Field(min_length=1, max_length=64, description="unique per subscriber: posting twice issues once")
+    due_days: int = Field(default=14, ge=0, le=365)
+    lines: list[LineIn] = Field(min_length=1, max_length=100)
+
+
+class OrderBlockIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@endpoint(bp, Endpoint("subscription_stop", SUBSCRIPTION + "/stop", ["POST"],
+                       "Stop a subscription at the period's end or on a date (manual 6.4)", "Customer service",
+                       body=StopIn, roles=SUPPORT))
+def stop(call: Call) -> Any:
+    b: StopIn = call.body
+    return cs.summary_of(cs.stop(call.ctx, call.tenant, _int(call, "subscriber_no"), call.route["subscription_id"],
+                                 b.at_period_end and b.stop_date is None, b.stop_date, b.code, b.reason))
+
+
+@endpoint(bp, Endpoint("subscription_change_stop", SUBSCRIPTION + "/stop", ["PUT"],
+                       "Move or remove a future stop; a reason is required (manual 6.5)", "Customer service",
+                       body=ChangeStopIn, roles=SUPPORT))
+def change_stop(call: Call) -> Any:
+    b: ChangeStopIn = call.body
+    return cs.summary_of(cs.change_stop(call.ctx, call.tenant, _int(call, "subscriber_no"),
+                                        call.route["subscription_id"], b.stop_date, b.reason))
+
+
+@endpoint(bp, Endpoint("subscription_pause", SUBSCRIPTION + "/pause", ["POST"],
+                       "Pause from the renewal date until a restart date (manual 6.6)", "Customer service",
+                       body=PauseIn, roles=SUPPORT))
+def pause(call: Call) -> Any:
+    b: PauseIn = call.body
+    return cs.summary_of(cs.pause(call.ctx, call.tenant, _int(call, "subscriber_no"), call.route["subscription_id"],
+                                  b.restart_on, b.plan_id))
+
+
+@endpoint(bp, Endpoint("invoice_credit_note", INVOICE + "/credit-note", ["POST"],
+                       "Credit a whole invoice (manual 7.15)", "Customer service", body=ReasonIn, roles=SUPPORT,
+                       status=201))
+def credit_note(call: Call) -> Any:
+    b: ReasonIn = call.body
+    return cs.summary_of(cs.credit_invoice(call.ctx, call.tenant, _int(call, "subscriber_no"),
+                                           _int(call, "invoice_number"), b.reason))
+
+
+@endpoint(bp, Endpoint("invoice_postpone_reminder", INVOICE + "/postpone-reminder", ["POST"],
+                       "Postpone the invoice's next reminder (manual 7.9)", "Customer service", body=PostponeIn,
+                       roles=SUPPORT))
+def postpone(call: Call) -> Any:
+    b: PostponeIn = call.body
+    return cs.summary_of(cs.postpone_reminder(call.ctx, call.tenant, _int(call, "subscriber_no"),
+                                              _int(call, "invoice_number"), b.to, b.reason))
+
+
+@endpoint(bp, Endpoint("correction_add", SUBSCRIBER + "/corrections", ["POST"],
+                       "A credit or debit for the next invoice (manual 7.5)", "Customer service", body=CorrectionIn,
+                       roles=SUPPORT, status=201))
+def add_correction(call: Call) -> Any:
+    b: CorrectionIn = call.body
+    ident = b.id or call.request.headers.get("idempotency-key") or uuid.uuid4().hex
+    return cs.summary_of(cs.add_correction(call.ctx, call.tenant, _int(call, "subscriber_no"), b.organization_id,
+                                           b.amount_minor, b.text, ident)) | {"id": ident}
+
+
+@endpoint(bp, Endpoint("correction_delete", SUBSCRIBER + "/corrections/{correction_id}", ["DELETE"],
+                       "Delete a correction not yet invoiced (manual 7.5)", "Customer service", roles=SUPPORT,
+                       status=204))
+def delete_correction(call: Call) -> Any:
+    cs.delete_correction(call.ctx, call.tenant, _int(call, "subscriber_no"), call.route["correction_id"])
+    return func.HttpResponse(status_code=204)
+
+
+@endpoint(bp, Endpoint("subscriber_write_off", SUBSCRIBER + "/write-off", ["POST"],
+                       "Write off what the subscriber owes the organisation", "Customer service", body=WriteOffIn,
+                       roles=ADMIN))
+def write_off(call: Call) -> Any:
+    b: WriteOffIn = call.body
+    return cs.summary_of(cs.write_off(call.ctx, call.tenant, _int(call, "subscriber_no"), b.organization_id,
+                                      b.reason))
+
+
+@endpoint(bp, Endpoint("bulk_write_off", "merchant/write-offs", ["POST"],
+                       "Write off balances and overdue demands of stopped subscriptions (manual 7.6)",
+                       "Customer service", body=BulkWriteOffIn, roles=ADMIN))
+def bulk_write_off(call: Call) -> Any:
+    b: BulkWriteOffIn = call.body
+    if b.due_to < b.due_from:
+        raise ValueError("due_to is before due_from")
+    done = cs.bulk_write_off(call.ctx, call.tenant, b.organization_id, b.reason, b.due_from, b.due_to)
+    return {"subscribers": done.subscribers, "amount_minor": done.amount_minor}
+
+
+@endpoint(bp, Endpoint("additional_invoice", SUBSCRIBER + "/additional-invoices", ["POST"],
+                       "Issue an invoice of products or free lines at once (manual 7.10)", "Customer service",
+                       body=AdditionalInvoiceIn, roles=SUPPORT, status=201))
+def additional_invoice(call: Call) -> Any:
+    b: AdditionalInvoiceIn = call.body
+    specs = [cs.LineSpec(li.text, li.amount_minor, li.vat_rate_bp, li.product_id, li.quantity) for li in b.lines]
+    return cs.summary_of(cs.additional_invoice(call.ctx, call.tenant, _int(call, "subscriber_no"),
+                                               b.organization_id, specs, b.ref, b.due_days))
+
+
+@endpoint(bp, Endpoint("order_block_set", SUBSCRIBER + "/order-blocks/{organization_id}", ["PUT"],
+                       "Block new orders from the subscriber (manual 6.9)", "Customer service", body=OrderBlockIn,
+                       roles=SUPPORT))
+def set_order_block(call: Call) -> Any:
+    b: OrderBlockIn = call.body
+    cs.set_order_block(call.ctx, call.tenant, _int(call, "subscriber_no"), call.route["organization_id"], b.reason)
+    return {"blocked": True}
+
+
+@endpoint(bp, Endpoint("order_block_delete", SUBSCRIBER + "/order-blocks/{organization_id}", ["DELETE"],
+                       "Remove a manual order blockage", "Customer service", roles=SUPPORT, status=204))
+def delete_order_block(call: Call) -> Any:
+    cs.set_order_block(call.ctx, call.tenant, _int(call, "subscriber_no"), call.route["organization_id"], None)
+    return func.HttpResponse(status_code=204)
+
+
+class DunningRunOut(BaseModel):
+    tenant: str
+    through: str
+    subscribers: int
+    messages: int
+
+
+@endpoint(bp, Endpoint("dunning_run_start", "merchant/dunning-runs", ["POST"],
+                       "Start the dunning run for today now (the timer does this daily)", "Billing",
+                       response=DunningRunOut, roles=ADMIN, status=202))
+def start_dunning(call: Call) -> Any:
+    planned = plan_dunning_run(call.ctx, call.tenant)
+    return DunningRunOut(tenant=planned.tenant, through=planned.through.isoformat(),
+                         subscribers=planned.subscribers, messages=planned.messages).model_dump()

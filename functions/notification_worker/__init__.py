@@ -1,0 +1,34 @@
+"""Service Bus queue ``notices``: sends each reminder or stop notice through the
+notification port (``shared.adapters.notify``; locally, files in the ``notices``
+blob container). The dunning visit puts the notice in the outbox in the same
+transaction as the reminder, so no notice is lost and none is sent for a reminder
+that was not made; a message handled twice writes the same file again."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared import bootstrap
+from shared.adapters.bus import NOTICES, decode
+from shared.adapters.notify import Notice
+from shared.service.notices import deliver
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+def handle(body: bytes) -> Notice:
+    message = decode(body)
+    ctx = bootstrap.context()
+    day = ctx.clock.now().date().isoformat()
+    notice = deliver(bootstrap.notifier(), message.id, message.body, day)
+    log.info("notice %s sent by %s to %s", notice.id, notice.channel, notice.to)
+    return notice
+
+
+@bp.function_name("notification_worker")
+@bp.service_bus_queue_trigger(arg_name="msg", queue_name=NOTICES, connection="ServiceBusConnection")
+def notification_worker(msg: func.ServiceBusMessage) -> None:
+    handle(msg.get_body())

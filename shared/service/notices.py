@@ -1,0 +1,40 @@
+"""Notices to subscribers (D3; manual 6.19 "Send SMS", 7.9 "Reminders"): the text of a
+reminder and of "payment stop in N days", made from the outbox event the dunning
+visit wrote (which already chose the channel: SMS, or e-mail when there is no phone
+number), and handed to the notification port."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..adapters.notify import Notice, Notifier
+from ..domain.money import Money
+
+KINDS = ("ReminderIssued", "PaymentStopNotice")
+
+
+def render(message_id: str, tenant: str, kind: str, p: dict[str, Any], day: str) -> Notice:
+    """The notice for one event; raises ``ValueError`` for an event that is not a notice."""
+    amount = Money(p["amount_minor"] if kind == "ReminderIssued" else p["owed_minor"], p["currency"])
+    pay = f"Pay {amount} to account {p.get('bank_account') or '-'} with KID {p.get('kid') or '-'}"
+    if kind == "ReminderIssued":
+        subject = f"Reminder {p['step']}: invoice {p['invoice_number']} is unpaid"
+        text = (f"Dear {p['name']},\n\nwe have not received payment of invoice {p['invoice_number']}. "
+                f"{pay} by {p['due_date']}.")
+        if p.get("fee_minor"):
+            text += f" A reminder fee of {Money(p['fee_minor'], p['currency'])} is included."
+    elif kind == "PaymentStopNotice":
+        subject = f"Your subscription will be stopped on {p['stop_date']}"
+        text = (f"Dear {p['name']},\n\nyou owe {amount}. Unless it is paid, your subscription will be "
+                f"stopped on {p['stop_date']}. {pay}, or contact us to change how you pay.")
+    else:
+        raise ValueError(f"{kind} is not a notice")
+    text += f"\n\n{p.get('organization_name') or p['organization_id']}\n"
+    return Notice(message_id, tenant, p["channel"], p["to"], subject, text,
+                  p.get("organization_name") or p["organization_id"], day)
+
+
+def deliver(notifier: Notifier, message_id: str, body: dict[str, Any], day: str) -> Notice:
+    notice = render(message_id, body["tenant"], body["type"], body["payload"], day)
+    notifier.send(notice)
+    return notice
