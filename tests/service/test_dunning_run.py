@@ -1,0 +1,161 @@
+"""The dunning run against Azurite, through the timer's plan, the bus and the worker
+function: reminders, notices, payment stop and balance invoice (manual 7.7, 7.9,
+7.11, 7.19), idempotent, and a year in one subscriber's life."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import date, timedelta
+
+from dateutil.relativedelta import relativedelta
+
+from functions.billing_worker import handle as work
+from functions.notification_worker import handle as notify
+from shared import bootstrap
+from shared.adapters.bus import BILLING_WORK, NOTICES, unpack
+from shared.adapters.notify import CONTAINER
+from shared.domain.invoicing import DocumentKind
+from shared.domain.ledger import EntryKind
+from shared.domain.settlement import OpenDemand
+from shared.domain.subscriptions import StopKind
+from shared.formats import ocr_giro
+from shared.service import payments_in
+from shared.service.billing import plan_invoice_run
+from shared.service.context import Context
+from shared.service.dunning import DunningResult, dun_subscribers, plan_dunning_run
+from shared.service.orders import place_order
+from tests.conftest import oslo_morning
+from tests.fixtures import order
+
+
+def drain(ctx: Context, queue_name: str, handler) -> list:  # type: ignore[no-untyped-def,type-arg]
+    queue = ctx.bus.service.get_queue_client(queue_name)  # type: ignore[attr-defined]
+    results = []
+    while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=30)):
+        for message in batch:
+            for item in unpack(message.content):  # the host hands each message in an envelope over
+                results.append(handler(item.encode().encode()))
+            queue.delete_message(message)
+    return results
+
+
+def day(ctx: Context, tenant: str, on: date) -> list:  # type: ignore[type-arg]
+    """What the timers and workers do on one day: invoice run, then dunning run, then notices."""
+    ctx.clock.set(oslo_morning(on))  # type: ignore[attr-defined]
+    plan_invoice_run(ctx, tenant)
+    drain(ctx, BILLING_WORK, work)
+    plan_dunning_run(ctx, tenant)
+    done = drain(ctx, BILLING_WORK, work)
+    drain(ctx, NOTICES, notify)
+    return done
+
+
+def pay_kid(ctx: Context, tenant: str, kid: str, amount: int, on: date) -> None:
+    text = ocr_giro.transmission([(kid, amount)], on, number=f"{on:%y%m%d}1", account="86011117947")
+    result = payments_in.import_bank_file(ctx, tenant, f"ocr-{on}.txt", text.encode())
+    assert result.booked == 1, result
+
+
+def test_a_renewal_reminded_by_cadence_and_a_first_invoice_by_the_dunning_index(ctx: Context, shop: str) -> None:
+    first = place_order(ctx, order(shop, 1))  # 5 Jan, due 19 Jan: indexed for 26 Jan
+    start = date(2026, 1, 5)
+    reminded = {}
+    for n in range(0, 40):
+        on = start + timedelta(days=n)
+        for result in day(ctx, shop, on):
+            if isinstance(result, DunningResult) and result.reminders:
+                reminded[on] = result.reminders
+    # the first invoice: 19 Jan + 7 = 26 Jan; the renewal due 5 Feb (by cadence): 12 Feb;
+    # the first invoice's second reminder: 5 Feb (due of reminder 1) + 5 = 10 Feb
+    assert reminded == {date(2026, 1, 26): 1, date(2026, 2, 10): 1, date(2026, 2, 12): 1}
+    history = ctx.accounts.documents(shop, first.subscriber_no)
+    assert [(r.reminder.step, r.reminder.amount_minor) for r in history.reminders] == [
+        (1, 34800), (2, 34800 + 3500), (1, 38700)]
+
+
+def test_two_runs_and_a_redelivered_message_for_one_day_remind_once(ctx: Context, shop: str) -> None:
+    placed = place_order(ctx, order(shop, 1))
+    ctx.clock.set(oslo_morning(date(2026, 1, 26)))  # type: ignore[attr-defined]
+    assert plan_dunning_run(ctx, shop).subscribers == 1
+    assert plan_dunning_run(ctx, shop).subscribers == 0  # the same date again: nothing planned
+    (once,) = drain(ctx, BILLING_WORK, work)
+    again = dun_subscribers(ctx, shop, date(2026, 1, 26), [placed.subscriber_no])  # the message redelivered
+    assert (once.reminders, again.reminders) == (1, 0)
+    assert len(ctx.accounts.documents(shop, placed.subscriber_no).reminders) == 1
+
+
+def test_a_reminder_notice_is_an_sms_file_and_an_email_without_a_phone(ctx: Context, shop: str) -> None:
+    place_order(ctx, replace(order(shop, 1), phone="+47 41234567"))  # the process sends SMS
+    place_order(ctx, order(shop, 2))  # no phone number: e-mail instead (manual 6.19)
+    day(ctx, shop, date(2026, 1, 26))
+    container = bootstrap.blob_service().get_container_client(CONTAINER)
+    names = sorted(b.name for b in container.list_blobs(name_starts_with=f"{shop}/"))
+    assert sorted(n.rsplit(".", 1)[1] for n in names) == ["eml", "json"]
+    sms = json.loads(container.download_blob(next(n for n in names if n.endswith(".json"))).readall())
+    assert sms["to"] == "+47 41234567" and "KID" in sms["text"] and "348.00 NOK" in sms["text"]
+    eml = container.download_blob(next(n for n in names if n.endswith(".eml"))).readall().decode()
+    assert "To: kari2@example.no" in eml and "Subject: Reminder 1: invoice" in eml
+
+
+def test_a_year_of_one_subscriber(ctx: Context, shop: str) -> None:
+    """Manual 7.7/7.9/7.11/7.19 in sequence: order, renewals, a late payment, two reminders,
+    a stop notice, payment stop, balance invoice, its payment, a new order, a year of renewals
+    paid on time; every document and ledger entry asserted, and nothing else produced."""
+    placed = place_order(ctx, order(shop, 1, ref="first"))  # 5 Jan 2026
+    n = placed.subscriber_no
+
+    def pay_on(demand: OpenDemand) -> date | None:
+        if demand.kind == DocumentKind.BALANCE:
+            return date(2026, 4, 25)
+        if demand.subscription_id == placed.subscription_id:  # 1 on time, 2 late, 3 and 4 never
+            return {1: demand.due_date, 2: date(2026, 2, 10)}.get(demand.invoice_number)
+        return demand.due_date  # the new order: always on time
+
+    on = date(2026, 1, 5)
+    while on <= date(2027, 1, 4):
+        day(ctx, shop, on)
+        if on == date(2026, 5, 2):
+            place_order(ctx, order(shop, 1, ref="again"))  # the same e-mail: the same subscriber
+        loaded = ctx.accounts.load(shop, n)
+        assert loaded is not None
+        for demand in loaded.account.open_demands.values():
+            if pay_on(demand) == on:
+                invoice = ctx.accounts.invoice(shop, n, demand.demand_no)
+                assert invoice is not None
+                pay_kid(ctx, shop, invoice.kid, demand.open_minor, on)
+        on += timedelta(days=1)
+
+    docs = ctx.accounts.documents(shop, n)
+    acc = ctx.accounts.load(shop, n)
+    assert acc is not None
+    first = acc.account.subscriptions[placed.subscription_id]
+    assert (first.stop_date, first.stop_kind) == (date(2026, 4, 16), StopKind.PAYMENT)
+    invoices = [(i.number, i.draft.kind.value, i.draft.due_date.isoformat(), i.total_minor) for i in docs.invoices]
+    renewals = [(8 + k, "subscription", (date(2026, 5, 16) if k == 0 else date(2026, 5, 2) + relativedelta(months=k))
+                 .isoformat(), 34800 if k == 0 else 38700) for k in range(9)]
+    assert invoices == [
+        (1, "subscription", "2026-01-19", 34800),  # ordered 5 Jan, due in 14 days
+        (2, "subscription", "2026-02-05", 38700),  # renewals add the 39 kr invoice fee
+        (3, "subscription", "2026-03-05", 38700),  # never paid
+        (4, "subscription", "2026-04-05", 38700),  # never paid
+        (7, "balance", "2026-05-01", 38700 + 38700 * 11 // 30 + 3500),  # 17 Apr, a day after the stop
+        *renewals,  # the new order of 2 May, and its renewals to 2 Jan 2027
+    ]
+    assert [(r.invoice_number, r.reminder.step, r.reminder.produced.isoformat(), r.reminder.amount_minor)
+            for r in docs.reminders] == [
+        (3, 1, "2026-03-12", 38700), (3, 2, "2026-03-27", 38700 + 3500), (4, 1, "2026-04-12", 38700)]
+    assert [(c.number, c.invoice_number, c.total_minor) for c in docs.credit_notes] == [(5, 3, 38700), (6, 4, 38700)]
+    kinds = [(e.kind, e.amount_minor) for e in docs.ledger]
+    assert kinds == [
+        (EntryKind.INVOICE, -34800), (EntryKind.PAYMENT, 34800),
+        (EntryKind.INVOICE, -38700), (EntryKind.PAYMENT, 38700),  # late, 10 Feb
+        (EntryKind.INVOICE, -38700), (EntryKind.INVOICE, -38700),
+        (EntryKind.REMINDER_FEE, -3500),
+        (EntryKind.CREDIT_NOTE, 38700), (EntryKind.CHARGE, -38700),  # March delivered whole
+        (EntryKind.CREDIT_NOTE, 38700), (EntryKind.CHARGE, -(38700 * 11 // 30)),  # 5-15 April delivered
+        (EntryKind.PAYMENT, 38700 + 38700 * 11 // 30 + 3500),  # the balance invoice, by its KID
+        *[(kind, sign * amount) for _n, _k, _d, amount in renewals
+          for kind, sign in ((EntryKind.INVOICE, -1), (EntryKind.PAYMENT, 1))],
+    ]
+    assert acc.account.balances["avisa"] == 0 and acc.account.open_demands == {}
