@@ -17,6 +17,7 @@ import azure.functions as func
 from pydantic import BaseModel, Field
 
 from functions.http import Call, Endpoint, endpoint
+from shared.domain.calendar import Frequency
 from shared.service import customer_service as cs
 from shared.service.dunning import plan_dunning_run
 
@@ -84,6 +85,7 @@ class LineIn(BaseModel):
     amount_minor: int | None = Field(default=None, description="gross per unit; the product's price if omitted")
     vat_rate_bp: int = Field(default=0, ge=0, le=10000)
     quantity: int = Field(default=1, ge=1, le=10000)
+    frequency: Frequency = Field(default=Frequency.MONTHLY, description="which product price, if no amount")
 
 
 class AdditionalInvoiceIn(BaseModel):
@@ -185,7 +187,8 @@ def bulk_write_off(call: Call) -> Any:
                        body=AdditionalInvoiceIn, roles=SUPPORT, status=201))
 def additional_invoice(call: Call) -> Any:
     b: AdditionalInvoiceIn = call.body
-    specs = [cs.LineSpec(li.text, li.amount_minor, li.vat_rate_bp, li.product_id, li.quantity) for li in b.lines]
+    specs = [cs.LineSpec(li.text, li.amount_minor, li.vat_rate_bp, li.product_id, li.quantity, li.frequency)
+             for li in b.lines]
     return cs.summary_of(cs.additional_invoice(call.ctx, call.tenant, _int(call, "subscriber_no"),
                                                b.organization_id, specs, b.ref, b.due_days))
 

@@ -21,10 +21,11 @@ from ..adapters.codec import to_jsonable
 from ..adapters.tables import ConcurrencyConflict
 from ..domain import collection, credit, lifecycle
 from ..domain.account import Account, Changes, Correction, OrderBlock
+from ..domain.calendar import Frequency
 from ..domain.catalogue import Catalogue, CatalogueError
 from ..domain.collection import next_visit
 from ..domain.credit import Number
-from ..domain.invoicing import InvoiceLine, line
+from ..domain.invoicing import DocumentKind, InvoiceLine, line
 from ..domain.subscriptions import SubscriptionStatus
 from .context import Context
 from .issuing import commit, numbered
@@ -160,16 +161,19 @@ class LineSpec:
     vat_rate_bp: int = 0
     product_id: str | None = None
     quantity: int = 1
+    frequency: Frequency = Frequency.MONTHLY  # which of the product's prices, when no amount is given
 
 
 def additional_invoice(ctx: Context, tenant: str, subscriber_no: int, organization_id: str,
                        lines: list[LineSpec], ref: str, due_days: int) -> Changes:
     def op(acc: Account, cat: Catalogue, today: date, number: Number, h: History | None) -> Changes:
-        return credit.additional_invoice(acc, cat, _org(cat, organization_id), [_line(cat, spec, today)
-                                                                                  for spec in lines],
-                                         ref, due_days, today, number)
+        assert h is not None
+        built = [_line(cat, spec, today) for spec in lines]
+        if any(i.draft.kind is DocumentKind.ADDITIONAL and i.draft.ref == f"{acc.number}.{ref}" for i in h.invoices):
+            return Changes(acc)  # posted before: issued once
+        return credit.additional_invoice(acc, cat, _org(cat, organization_id), built, ref, due_days, today, number)
 
-    return change(ctx, tenant, subscriber_no, op)
+    return change(ctx, tenant, subscriber_no, op, documents=True)
 
 
 def _line(cat: Catalogue, spec: LineSpec, today: date) -> InvoiceLine:
@@ -177,13 +181,7 @@ def _line(cat: Catalogue, spec: LineSpec, today: date) -> InvoiceLine:
         product = cat.products.get(spec.product_id)
         if product is None:
             raise CatalogueError(f"unknown product {spec.product_id!r}")
-        if spec.amount_minor is None:
-            prices = sorted((p for p in product.prices if p.valid_from <= today), key=lambda p: p.valid_from)
-            if not prices:
-                raise CatalogueError(f"product {product.id} has no price on {today}")
-            amount = prices[-1].amount_minor
-        else:
-            amount = spec.amount_minor
+        amount = product.price_on(spec.frequency, today) if spec.amount_minor is None else spec.amount_minor
         return line(spec.text or product.name, spec.quantity, amount, product.vat_rate_bp, product.id)
     if spec.text is None or spec.amount_minor is None:
         raise credit.CreditRefused("a free line needs a text and an amount")
