@@ -1,0 +1,140 @@
+"""Benchmark the dunning run: N subscribers with an invoice due 19 January, a fifth of
+them unpaid, dunned on 26 January (the first reminder's day).
+
+Prints one JSON object:
+  subscribers_per_s           subscribers visited per second (plan, bus, worker), on Azurite
+  round_trips_per_subscriber  storage calls counted at the adapter during the run / subscribers
+  ceiling_per_s               the same storage shape done directly with the SDK in this run:
+                              a partition read for every subscriber, and for the unpaid ones an
+                              index write and one transaction of as many entities; same
+                              concurrency, same data volume
+  ratio                       subscribers_per_s / ceiling_per_s
+  reminders                   reminders issued (one per unpaid subscriber)
+
+    python -m bench.dunning_run --subscriptions 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+from tqdm import tqdm
+
+from bench.common import context, emit
+from bench.invoice_run import MESSAGES_IN_FLIGHT, THREADS_PER_MESSAGE, Ceiling
+from devhost.azurite import Azurite
+from shared.adapters.bus import BILLING_WORK, unpack
+from shared.adapters.tables import MAX_BATCH, Storage
+from shared.clock import SettableClock
+from shared.domain.account import Account, due_drafts, issue, receive_payment
+from shared.domain.calendar import Frequency
+from shared.domain.catalogue import PaymentType
+from shared.domain.payments import MatchType, ReceivedPayment
+from shared.domain.subscriptions import Subscriber, Subscription
+from shared.service.dunning import dun_subscribers, plan_dunning_run
+from tests.conftest import oslo_morning
+from tests.fixtures import install_catalogue
+
+ORDER_DAY, RUN_DAY = date(2026, 1, 5), date(2026, 1, 26)
+UNPAID_EVERY = 5
+
+
+class DunningCeiling(Ceiling):
+    """A partition read for everyone; for every fifth, an index write and a transaction."""
+
+    def __init__(self, storage: Storage, n: int, entities: int) -> None:
+        super().__init__(storage, n, entities)
+        self.index = storage.table("Indexes")
+
+    def _work(self, pk: str) -> None:
+        if int(pk.rsplit("|", 1)[1]) % UNPAID_EVERY:
+            list(self.table.query_entities("PartitionKey eq @pk and RowKey lt '1'", parameters={"pk": pk}))
+            return
+        self.index.upsert_entity({"PartitionKey": "dun|ceiling|2026-02-10", "RowKey": pk})
+        super()._work(pk)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscriptions", type=int, default=5000)
+    n = parser.parse_args().subscriptions
+    azurite = Azurite.start(in_memory=True)
+    try:
+        ctx = context(azurite, SettableClock(oslo_morning(ORDER_DAY)))
+        tenant = f"bench-{uuid.uuid4().hex[:6]}"
+        install_catalogue(ctx, tenant)
+        catalogue = ctx.catalogue.get(tenant)
+        # a first reminder: subscriber row, reminder row, ReminderIssued event, and the deletes
+        # of the order's two delivered outbox rows = 5 entities
+        ceiling = DunningCeiling(ctx.storage, n, entities=5)
+        ceiling.seed()
+
+        def subscriber(i: int) -> int:
+            number = 10_000 + i
+            sub = Subscription(f"s{number}", "digital-monthly", "avisa", Frequency.MONTHLY, ORDER_DAY,
+                               PaymentType.INVOICE)
+            account = Account(Subscriber(number, f"Payer {i}", f"payer{i}@example.no")).with_subscription(sub)
+            drafts = due_drafts(account, catalogue, ORDER_DAY)
+            changes = issue(account, drafts, {drafts[0].natural_key: number}, catalogue, ORDER_DAY)
+            if i % UNPAID_EVERY:
+                invoice = changes.invoices[0]
+                paid = receive_payment(changes.account, ReceivedPayment(
+                    f"p{i}", "avisa", "NOK", invoice.total_minor, date(2026, 1, 19), "ocr_giro",
+                    MatchType.EXTERNAL_IDENTIFIER, demand_no=invoice.demand_no), catalogue, ORDER_DAY)
+                changes = changes.then(paid)
+            ctx.accounts.commit(tenant, None, changes)
+            return number
+
+        with ThreadPoolExecutor(THREADS_PER_MESSAGE * 2) as pool, tqdm(total=n, desc="subscribers", file=sys.stderr,
+                                                                       disable=None) as bar:
+            numbers = []
+            for number in pool.map(subscriber, range(n)):
+                numbers.append(number)
+                bar.update()
+        # what orders write: every first invoice's first reminder day in the dunning index
+        for start in range(0, n, MAX_BATCH):
+            rows = [{"PartitionKey": f"dun|{tenant}|{RUN_DAY}", "RowKey": f"{k:010d}"}
+                    for k in numbers[start : start + MAX_BATCH]]
+            ctx.storage.transact("Indexes", [("upsert", row) for row in rows])
+
+        ceiling_rate = ceiling.measure()
+        ctx.clock.set(oslo_morning(RUN_DAY))  # type: ignore[attr-defined]
+        queue = ctx.bus.service.get_queue_client(BILLING_WORK)  # type: ignore[attr-defined]
+        queue.clear_messages()
+        trips_before = ctx.storage.round_trips.count
+        started = time.perf_counter()
+        planned = plan_dunning_run(ctx, tenant)
+        batches = []
+        while received := list(queue.receive_messages(max_messages=32, visibility_timeout=300)):
+            batches += [item.body for m in received for item in unpack(m.content)]
+        with ThreadPoolExecutor(MESSAGES_IN_FLIGHT) as pool:
+            results = list(pool.map(lambda b: dun_subscribers(ctx, tenant, RUN_DAY, b["subscribers"],
+                                                              workers=THREADS_PER_MESSAGE), batches))
+        elapsed = time.perf_counter() - started
+        trips = ctx.storage.round_trips.count - trips_before
+    finally:
+        azurite.stop()
+    visited = sum(r.subscribers for r in results)
+    rate = visited / elapsed
+    emit({
+        "subscriptions": n,
+        "visited": visited,
+        "planned": planned.subscribers,
+        "reminders": sum(r.reminders for r in results),
+        "elapsed_s": round(elapsed, 2),
+        "subscribers_per_s": round(rate, 1),
+        "round_trips_per_subscriber": round(trips / max(visited, 1), 3),
+        "ceiling_per_s": round(ceiling_rate, 1),
+        "ratio": round(rate / ceiling_rate, 3),
+        "conflicts": sum(r.conflicts for r in results),
+        "messages": len(batches),
+    })
+
+
+if __name__ == "__main__":
+    main()
