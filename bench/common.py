@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import date
 from typing import Any
 
 from devhost.azurite import Azurite
+from shared.adapters.bus import BILLING_WORK, unpack
 from shared.clock import SettableClock
+from shared.domain.account import Account, Changes, due_drafts, issue
+from shared.domain.calendar import Frequency
+from shared.domain.catalogue import Catalogue, PaymentType
+from shared.domain.subscriptions import Subscriber, Subscription
 from shared.service.context import Context
 from tests.conftest import make_context
 
@@ -19,3 +25,21 @@ def context(azurite: Azurite, clock: SettableClock) -> Context:
 def emit(result: dict[str, Any]) -> None:
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
+
+
+def with_invoice(catalogue: Catalogue, i: int, day: date) -> Changes:
+    """A new subscriber (number 10,000 + i) on the monthly plan from ``day``, its first invoice issued."""
+    number = 10_000 + i
+    sub = Subscription(f"s{number}", "digital-monthly", "avisa", Frequency.MONTHLY, day, PaymentType.INVOICE)
+    account = Account(Subscriber(number, f"Payer {i}", f"payer{i}@example.no")).with_subscription(sub)
+    drafts = due_drafts(account, catalogue, day)
+    return issue(account, drafts, {drafts[0].natural_key: number}, catalogue, day)
+
+
+def work_items(ctx: Context) -> list[dict[str, Any]]:
+    """The bodies of every message the timer put on ``billing-work`` (what the workers get)."""
+    queue = ctx.bus.service.get_queue_client(BILLING_WORK)  # type: ignore[attr-defined]
+    items: list[dict[str, Any]] = []
+    while received := list(queue.receive_messages(max_messages=32, visibility_timeout=300)):
+        items += [item.body for m in received for item in unpack(m.content)]
+    return items

@@ -25,17 +25,14 @@ from datetime import date
 
 from tqdm import tqdm
 
-from bench.common import context, emit
+from bench.common import context, emit, with_invoice, work_items
 from bench.invoice_run import MESSAGES_IN_FLIGHT, THREADS_PER_MESSAGE, Ceiling
 from devhost.azurite import Azurite
-from shared.adapters.bus import BILLING_WORK, unpack
+from shared.adapters.bus import BILLING_WORK
 from shared.adapters.tables import MAX_BATCH, Storage
 from shared.clock import SettableClock
-from shared.domain.account import Account, due_drafts, issue, receive_payment
-from shared.domain.calendar import Frequency
-from shared.domain.catalogue import PaymentType
+from shared.domain.account import receive_payment
 from shared.domain.payments import MatchType, ReceivedPayment
-from shared.domain.subscriptions import Subscriber, Subscription
 from shared.service.dunning import dun_subscribers, plan_dunning_run
 from tests.conftest import oslo_morning
 from tests.fixtures import install_catalogue
@@ -62,7 +59,10 @@ class DunningCeiling(Ceiling):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscriptions", type=int, default=5000)
-    n = parser.parse_args().subscriptions
+    parser.add_argument("--messages-in-flight", type=int, default=16)
+    args = parser.parse_args()
+    n, in_flight = args.subscriptions, args.messages_in_flight
+    threads = MESSAGES_IN_FLIGHT * THREADS_PER_MESSAGE // in_flight  # the ceiling's concurrency, split
     azurite = Azurite.start(in_memory=True)
     try:
         ctx = context(azurite, SettableClock(oslo_morning(ORDER_DAY)))
@@ -75,20 +75,14 @@ def main() -> None:
         ceiling.seed()
 
         def subscriber(i: int) -> int:
-            number = 10_000 + i
-            sub = Subscription(f"s{number}", "digital-monthly", "avisa", Frequency.MONTHLY, ORDER_DAY,
-                               PaymentType.INVOICE)
-            account = Account(Subscriber(number, f"Payer {i}", f"payer{i}@example.no")).with_subscription(sub)
-            drafts = due_drafts(account, catalogue, ORDER_DAY)
-            changes = issue(account, drafts, {drafts[0].natural_key: number}, catalogue, ORDER_DAY)
+            changes = with_invoice(catalogue, i, ORDER_DAY)
             if i % UNPAID_EVERY:
                 invoice = changes.invoices[0]
-                paid = receive_payment(changes.account, ReceivedPayment(
+                changes = changes.then(receive_payment(changes.account, ReceivedPayment(
                     f"p{i}", "avisa", "NOK", invoice.total_minor, date(2026, 1, 19), "ocr_giro",
-                    MatchType.EXTERNAL_IDENTIFIER, demand_no=invoice.demand_no), catalogue, ORDER_DAY)
-                changes = changes.then(paid)
+                    MatchType.EXTERNAL_IDENTIFIER, demand_no=invoice.demand_no), catalogue, ORDER_DAY))
             ctx.accounts.commit(tenant, None, changes)
-            return number
+            return changes.account.number
 
         with ThreadPoolExecutor(THREADS_PER_MESSAGE * 2) as pool, tqdm(total=n, desc="subscribers", file=sys.stderr,
                                                                        disable=None) as bar:
@@ -104,18 +98,17 @@ def main() -> None:
 
         ceiling_rate = ceiling.measure()
         ctx.clock.set(oslo_morning(RUN_DAY))  # type: ignore[attr-defined]
-        queue = ctx.bus.service.get_queue_client(BILLING_WORK)  # type: ignore[attr-defined]
-        queue.clear_messages()
+        ctx.bus.service.get_queue_client(BILLING_WORK).clear_messages()  # type: ignore[attr-defined]
         trips_before = ctx.storage.round_trips.count
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         planned = plan_dunning_run(ctx, tenant)
-        batches = []
-        while received := list(queue.receive_messages(max_messages=32, visibility_timeout=300)):
-            batches += [item.body for m in received for item in unpack(m.content)]
-        with ThreadPoolExecutor(MESSAGES_IN_FLIGHT) as pool:
+        plan_s = time.perf_counter() - started
+        batches = work_items(ctx)
+        with ThreadPoolExecutor(in_flight) as pool:
             results = list(pool.map(lambda b: dun_subscribers(ctx, tenant, RUN_DAY, b["subscribers"],
-                                                              workers=THREADS_PER_MESSAGE), batches))
+                                                              workers=threads), batches))
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         trips = ctx.storage.round_trips.count - trips_before
     finally:
         azurite.stop()
@@ -127,12 +120,15 @@ def main() -> None:
         "planned": planned.subscribers,
         "reminders": sum(r.reminders for r in results),
         "elapsed_s": round(elapsed, 2),
+        "plan_s": round(plan_s, 2),
+        "client_cpu_s": round(cpu, 2),
         "subscribers_per_s": round(rate, 1),
         "round_trips_per_subscriber": round(trips / max(visited, 1), 3),
         "ceiling_per_s": round(ceiling_rate, 1),
         "ratio": round(rate / ceiling_rate, 3),
         "conflicts": sum(r.conflicts for r in results),
         "messages": len(batches),
+        "concurrency": {"messages_in_flight": in_flight, "threads_per_message": threads},
     })
 
 

@@ -25,9 +25,9 @@ from typing import Any
 from azure.core import MatchConditions
 from tqdm import tqdm
 
-from bench.common import context, emit
+from bench.common import context, emit, work_items
 from devhost.azurite import Azurite
-from shared.adapters.bus import BILLING_WORK, unpack
+from shared.adapters.bus import BILLING_WORK
 from shared.adapters.tables import Storage
 from shared.clock import SettableClock
 from shared.domain.account import Account, due_drafts, issue
@@ -129,14 +129,11 @@ def main() -> None:
 
         ceiling_rate = ceiling.measure()
         clock.set(oslo_morning(RUN_DAY))
-        queue = ctx.bus.service.get_queue_client(BILLING_WORK)  # type: ignore[attr-defined]
-        queue.clear_messages()
+        ctx.bus.service.get_queue_client(BILLING_WORK).clear_messages()  # type: ignore[attr-defined]
         trips_before = ctx.storage.round_trips.count
         started = time.perf_counter()
         plan_invoice_run(ctx, tenant)
-        batches = []
-        while received := list(queue.receive_messages(max_messages=32, visibility_timeout=300)):
-            batches += [item.body for m in received for item in unpack(m.content)]
+        batches = work_items(ctx)
         with ThreadPoolExecutor(MESSAGES_IN_FLIGHT) as pool:
             results = list(pool.map(lambda b: bill_subscribers(ctx, tenant, RUN_DAY, b["subscribers"],
                                                                workers=THREADS_PER_MESSAGE), batches))

@@ -24,14 +24,10 @@ from datetime import date
 
 from tqdm import tqdm
 
-from bench.common import context, emit
+from bench.common import context, emit, with_invoice
 from bench.invoice_run import Ceiling
 from devhost.azurite import Azurite
 from shared.clock import SettableClock
-from shared.domain.account import Account, due_drafts, issue
-from shared.domain.calendar import Frequency
-from shared.domain.catalogue import PaymentType
-from shared.domain.subscriptions import Subscriber, Subscription
 from shared.formats import ocr_giro
 from shared.service.payments_in import import_bank_file
 from tests.conftest import oslo_morning
@@ -57,11 +53,7 @@ def main() -> None:
         ceiling.seed()
 
         def open_invoice(i: int) -> tuple[str, int]:
-            number = 10_000 + i
-            sub = Subscription(f"s{number}", "digital-monthly", "avisa", Frequency.MONTHLY, DAY, PaymentType.INVOICE)
-            account = Account(Subscriber(number, f"Payer {i}", f"payer{i}@example.no")).with_subscription(sub)
-            drafts = due_drafts(account, catalogue, DAY)
-            changes = issue(account, drafts, {drafts[0].natural_key: number}, catalogue, DAY)
+            changes = with_invoice(catalogue, i, DAY)
             ctx.accounts.commit(tenant, None, changes)
             return changes.invoices[0].kid, changes.invoices[0].total_minor
 

@@ -3,8 +3,8 @@
 Stop (at the period's end or on a date, with a stop code or reason), change or remove
 a future stop, pause with a restart date, credit notes, postponed reminders,
 corrections for the next invoice, write-offs (one subscriber, or in bulk for stopped
-subscriptions), additional invoices, order blockage, and a manual start of the
-dunning run. Bearer token required, as for the rest of the merchant API.
+subscriptions), additional invoices and order blockage. Bearer token required, as for
+the rest of the merchant API.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pydantic import BaseModel, Field
 from functions.http import Call, Endpoint, endpoint
 from shared.domain.calendar import Frequency
 from shared.service import customer_service as cs
-from shared.service.dunning import plan_dunning_run
 
 bp = func.Blueprint()
 ADMIN = ("admin",)
@@ -207,19 +206,3 @@ def set_order_block(call: Call) -> Any:
 def delete_order_block(call: Call) -> Any:
     cs.set_order_block(call.ctx, call.tenant, _int(call, "subscriber_no"), call.route["organization_id"], None)
     return func.HttpResponse(status_code=204)
-
-
-class DunningRunOut(BaseModel):
-    tenant: str
-    through: str
-    subscribers: int
-    messages: int
-
-
-@endpoint(bp, Endpoint("dunning_run_start", "merchant/dunning-runs", ["POST"],
-                       "Start the dunning run for today now (the timer does this daily)", "Billing",
-                       response=DunningRunOut, roles=ADMIN, status=202))
-def start_dunning(call: Call) -> Any:
-    planned = plan_dunning_run(call.ctx, call.tenant)
-    return DunningRunOut(tenant=planned.tenant, through=planned.through.isoformat(),
-                         subscribers=planned.subscribers, messages=planned.messages).model_dump()

@@ -3,7 +3,7 @@
 Bearer token required (``shared.adapters.auth``); the tenant is the token's. Catalogue
 CRUD (C1-C4 and dunning processes), subscriber search (S1: any column contains),
 subscriber overview with subscriptions, invoices (issued and draft) and ledger (manual
-6.8), KID lookup, the tenant summary, a manual start of the invoice run, and payments:
+6.8), KID lookup, the tenant summary, a manual start of the invoice and dunning runs, and payments:
 requires processing and its resolution, manual registration, refunds, search (P2, P4).
 """
 
@@ -20,7 +20,8 @@ from shared.adapters.catalogue_store import FIELDS, KINDS
 from shared.adapters.codec import to_jsonable
 from shared.service import catalogue as catalogue_service
 from shared.service import payments_in, queries
-from shared.service.billing import plan_invoice_run
+from shared.service.billing import RunPlanned, plan_invoice_run
+from shared.service.dunning import plan_dunning_run
 
 bp = func.Blueprint()
 WRITE = ("admin",)
@@ -132,7 +133,17 @@ class RunOut(BaseModel):
                        "Start the invoice run for today now (the timer does this daily)", "Billing",
                        response=RunOut, roles=WRITE, status=202))
 def start_run(call: Call) -> Any:
-    planned = plan_invoice_run(call.ctx, call.tenant)
+    return _planned(plan_invoice_run(call.ctx, call.tenant))
+
+
+@endpoint(bp, Endpoint("dunning_run_start", "merchant/dunning-runs", ["POST"],
+                       "Start the dunning run for today now (the timer does this daily)", "Billing",
+                       response=RunOut, roles=WRITE, status=202))
+def start_dunning(call: Call) -> Any:
+    return _planned(plan_dunning_run(call.ctx, call.tenant))
+
+
+def _planned(planned: RunPlanned) -> dict[str, Any]:
     return RunOut(tenant=planned.tenant, through=planned.through.isoformat(), subscribers=planned.subscribers,
                   messages=planned.messages).model_dump()
 

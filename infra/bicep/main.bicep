@@ -103,6 +103,17 @@ resource bus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
       deadLetteringOnMessageExpiration: true
     }
   }
+  // reminders and "payment stop in N days" notices for notification_worker (D3)
+  resource notices 'queues' = {
+    name: 'notices'
+    properties: {
+      lockDuration: 'PT1M'
+      maxDeliveryCount: 10
+      requiresDuplicateDetection: true
+      duplicateDetectionHistoryTimeWindow: 'P7D'
+      deadLetteringOnMessageExpiration: true
+    }
+  }
 }
 
 // Blob events for ocr_blob_trigger (Event Grid is the only blob trigger source on Flex

@@ -19,7 +19,7 @@ Two steps, so the work spreads over many workers:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -68,25 +68,34 @@ def cadences_due(catalogue: Catalogue, days: Sequence[date]) -> set[str]:
     return keys
 
 
-def batches(tenant: str, today: date, subscribers: Sequence[int]) -> Iterator[BusMessage]:
+def batches(tenant: str, today: date, subscribers: Sequence[int], kind: str = RUN) -> Iterator[BusMessage]:
     for start in range(0, len(subscribers), BATCH):
         chunk = list(subscribers[start : start + BATCH])
-        yield BusMessage(f"invoice-run.{tenant}.{today}.{chunk[0]}.{chunk[-1]}",
-                         {"kind": RUN, "tenant": tenant, "date": today.isoformat(), "subscribers": chunk})
+        yield BusMessage(f"{kind}-run.{tenant}.{today}.{chunk[0]}.{chunk[-1]}",
+                         {"kind": kind, "tenant": tenant, "date": today.isoformat(), "subscribers": chunk})
+
+
+def plan_run(ctx: Context, tenant: str, kind: str,
+             find: Callable[[Catalogue, list[date]], Sequence[int]]) -> RunPlanned:
+    """The timer's half of a daily run: the days since the last run (its watermark), the
+    subscribers ``find`` names for them, sent to the workers in batches; then the new
+    watermark, so a second run for the day plans nothing."""
+    catalogue = ctx.catalogue.get(tenant)
+    today = ctx.today(catalogue)
+    days = run_days(ctx.tenants.watermark(tenant, kind), today)
+    if not days:
+        return RunPlanned(tenant, today, 0, 0)
+    subscribers = find(catalogue, days)
+    messages = list(batches(tenant, today, subscribers, kind))
+    ctx.bus.send(BILLING_WORK, messages)
+    ctx.tenants.set_watermark(tenant, kind, today)
+    log.info("%s run %s %s: %d subscribers in %d messages", kind, tenant, today, len(subscribers), len(messages))
+    return RunPlanned(tenant, today, len(subscribers), len(messages))
 
 
 def plan_invoice_run(ctx: Context, tenant: str) -> RunPlanned:
-    catalogue = ctx.catalogue.get(tenant)
-    today = ctx.today(catalogue)
-    days = run_days(ctx.tenants.watermark(tenant, RUN), today)
-    if not days:
-        return RunPlanned(tenant, today, 0, 0)
-    subscribers = ctx.due_index.subscribers(tenant, cadences_due(catalogue, days))
-    messages = list(batches(tenant, today, subscribers))
-    ctx.bus.send(BILLING_WORK, messages)
-    ctx.tenants.set_watermark(tenant, RUN, today)
-    log.info("invoice run %s %s: %d subscribers in %d messages", tenant, today, len(subscribers), len(messages))
-    return RunPlanned(tenant, today, len(subscribers), len(messages))
+    return plan_run(ctx, tenant, RUN, lambda catalogue, days: ctx.due_index.subscribers(
+        tenant, cadences_due(catalogue, days)))
 
 
 def bill_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],

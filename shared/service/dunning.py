@@ -7,7 +7,7 @@ stops and balance invoices, daily, fanned out like the invoice run.
   renewal falls due on its period's start, so the cadence says when), and those the
   dunning index names for the day (first invoices, later reminders, stop checks,
   balance invoices: written when the step before them was taken). Batches of
-  ``BATCH`` subscribers go to ``billing-work`` as messages of kind ``dunning``.
+  50 subscribers go to ``billing-work`` as messages of kind ``dunning``.
 * ``dun_subscribers`` (the worker): reads each subscriber, lets ``collection.collect``
   decide, writes the next visit to the dunning index, and commits each subscriber in
   one transaction. What was done is recorded in the account, so a repeated message or
@@ -23,26 +23,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from ..adapters.accounts import Loaded
-from ..adapters.bus import BILLING_WORK, BusMessage
 from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Changes, Event
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
 from ..domain.collection import collect, next_visit
-from .billing import BATCH, run_days
+from .billing import RunPlanned, plan_run
 from .context import Context
 from .issuing import commit, numbered, publish
 
 log = logging.getLogger(__name__)
 RUN = "dunning"
-
-
-@dataclass(frozen=True)
-class DunningPlanned:
-    tenant: str
-    through: date
-    subscribers: int
-    messages: int
 
 
 @dataclass
@@ -90,25 +81,12 @@ def renewal_cadences(catalogue: Catalogue, days: Sequence[date]) -> set[str]:
     return keys
 
 
-def batches(tenant: str, today: date, subscribers: Sequence[int]) -> list[BusMessage]:
-    return [BusMessage(f"dunning-run.{tenant}.{today}.{chunk[0]}.{chunk[-1]}",
-                       {"kind": RUN, "tenant": tenant, "date": today.isoformat(), "subscribers": chunk})
-            for chunk in (list(subscribers[i : i + BATCH]) for i in range(0, len(subscribers), BATCH))]
+def plan_dunning_run(ctx: Context, tenant: str) -> RunPlanned:
+    def find(catalogue: Catalogue, days: list[date]) -> list[int]:
+        found = set(ctx.due_index.subscribers(tenant, renewal_cadences(catalogue, days)))
+        return sorted(found | ctx.dunning_index.subscribers(tenant, days))
 
-
-def plan_dunning_run(ctx: Context, tenant: str) -> DunningPlanned:
-    catalogue = ctx.catalogue.get(tenant)
-    today = ctx.today(catalogue)
-    days = run_days(ctx.tenants.watermark(tenant, RUN), today)
-    if not days:
-        return DunningPlanned(tenant, today, 0, 0)
-    found = set(ctx.due_index.subscribers(tenant, renewal_cadences(catalogue, days)))
-    found |= ctx.dunning_index.subscribers(tenant, days)
-    messages = batches(tenant, today, sorted(found))
-    ctx.bus.send(BILLING_WORK, messages)
-    ctx.tenants.set_watermark(tenant, RUN, today)
-    log.info("dunning run %s %s: %d subscribers in %d messages", tenant, today, len(found), len(messages))
-    return DunningPlanned(tenant, today, len(found), len(messages))
+    return plan_run(ctx, tenant, RUN, find)
 
 
 def _decide(ctx: Context, tenant: str, catalogue: Catalogue, today: date, loaded: Loaded) -> Changes:
