@@ -2,7 +2,9 @@
 notification port (``shared.adapters.notify``; locally, files in the ``notices``
 blob container). The dunning visit puts the notice in the outbox in the same
 transaction as the reminder, so no notice is lost and none is sent for a reminder
-that was not made; a message handled twice writes the same file again."""
+that was not made. The outbox may send a message again (Service Bus drops the repeat
+by its id; the local queue does not): the notice is named by the event and dated by
+the day it was made, so handling it twice writes the same file again."""
 
 from __future__ import annotations
 
@@ -21,9 +23,7 @@ log = logging.getLogger(__name__)
 
 def handle(body: bytes) -> Notice:
     message = decode(body)
-    ctx = bootstrap.context()
-    day = ctx.clock.now().date().isoformat()
-    notice = deliver(bootstrap.notifier(), message.id, message.body, day)
+    notice = deliver(bootstrap.notifier(), message.id, message.body)
     log.info("notice %s sent by %s to %s", notice.id, notice.channel, notice.to)
     return notice
 

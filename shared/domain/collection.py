@@ -55,11 +55,12 @@ def owed(account: Account, organization_id: str) -> int:
     return max(0, -account.balances.get(organization_id, 0))
 
 
-def notice(account: Account, process: DunningProcess, event_id: str, kind: str, payload: dict[str, Any]) -> Event:
+def notice(account: Account, process: DunningProcess, event_id: str, kind: str, today: date,
+           payload: dict[str, Any]) -> Event:
     """A notice for the notification worker: the channel and address are decided here."""
     s = account.subscriber
     sms = process.notice_channel is NoticeChannel.SMS and bool(s.phone)
-    return Event(event_id, kind, {"subscriber_no": account.number, "name": s.name,
+    return Event(event_id, kind, {"subscriber_no": account.number, "name": s.name, "day": today.isoformat(),
                                   "channel": "sms" if sms else "email", "to": s.phone if sms else s.email,
                                   **payload})
 
@@ -84,10 +85,11 @@ def remind(account: Account, catalogue: Catalogue, demand: OpenDemand, process: 
     doc = ReminderDocument(reminder, demand.invoice_number, demand.demand_no, org.id, org.currency,
                            demand.subscription_id)
     event = notice(account, process, f"reminder.{org.id}.{demand.invoice_number}.{reminder.step}", "ReminderIssued",
-                   {"organization_id": org.id, "organization_name": org.name, "invoice_number": demand.invoice_number,
-                    "step": reminder.step, "kid": kid, "amount_minor": reminder.amount_minor,
-                    "fee_minor": reminder.fee_minor, "currency": org.currency,
-                    "due_date": reminder.due_date.isoformat(), "bank_account": org.bank_account})
+                   today, {"organization_id": org.id, "organization_name": org.name,
+                           "invoice_number": demand.invoice_number, "step": reminder.step, "kid": kid,
+                           "amount_minor": reminder.amount_minor, "fee_minor": reminder.fee_minor,
+                           "currency": org.currency, "due_date": reminder.due_date.isoformat(),
+                           "bank_account": org.bank_account})
     return Changes(new, ledger=ledger, events=(event,), reminders=(doc,))
 
 
@@ -101,7 +103,7 @@ def _stop_notice(account: Account, catalogue: Catalogue, demand: OpenDemand, pro
         return None
     org = catalogue.organizations[demand.organization_id]
     updated = replace(demand, stop_noticed=True)
-    event = notice(account, process, f"stop-notice.{org.id}.{demand.invoice_number}", "PaymentStopNotice",
+    event = notice(account, process, f"stop-notice.{org.id}.{demand.invoice_number}", "PaymentStopNotice", today,
                    {"organization_id": org.id, "organization_name": org.name, "invoice_number": demand.invoice_number,
                     "stop_date": check.isoformat(), "owed_minor": owed(account, org.id), "currency": org.currency,
                     "kid": demand.reminders[-1].kid if demand.reminders else "", "bank_account": org.bank_account})

@@ -13,7 +13,7 @@ from ..domain.money import Money
 KINDS = ("ReminderIssued", "PaymentStopNotice")
 
 
-def render(message_id: str, tenant: str, kind: str, p: dict[str, Any], day: str) -> Notice:
+def render(message_id: str, tenant: str, kind: str, p: dict[str, Any]) -> Notice:
     """The notice for one event; raises ``ValueError`` for an event that is not a notice."""
     amount = Money(p["amount_minor"] if kind == "ReminderIssued" else p["owed_minor"], p["currency"])
     pay = f"Pay {amount} to account {p.get('bank_account') or '-'} with KID {p.get('kid') or '-'}"
@@ -31,10 +31,11 @@ def render(message_id: str, tenant: str, kind: str, p: dict[str, Any], day: str)
         raise ValueError(f"{kind} is not a notice")
     text += f"\n\n{p.get('organization_name') or p['organization_id']}\n"
     return Notice(message_id, tenant, p["channel"], p["to"], subject, text,
-                  p.get("organization_name") or p["organization_id"], day)
+                  p.get("organization_name") or p["organization_id"], p["day"])
 
 
-def deliver(notifier: Notifier, message_id: str, body: dict[str, Any], day: str) -> Notice:
-    notice = render(message_id, body["tenant"], body["type"], body["payload"], day)
+def deliver(notifier: Notifier, message_id: str, body: dict[str, Any]) -> Notice:
+    """Render and send; the file (or message) is named by the event, so a redelivery is harmless."""
+    notice = render(message_id, body["tenant"], body["type"], body["payload"])
     notifier.send(notice)
     return notice

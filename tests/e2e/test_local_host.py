@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from azure.storage.blob import BlobServiceClient
 
 from devhost.azurite import Azurite, free_port
 from devhost.demo import catalogue
@@ -77,6 +78,10 @@ def test_order_over_http_then_a_month_of_ticks_renews_it(host: str) -> None:
     assert reminders == [(1, "2026-03-23", numbers[0]), (2, "2026-04-07", numbers[0]),
                          (1, "2026-04-09", numbers[1])]
     assert view["balances"] == {"avisa": -(34800 + 38700 + 38700 + 3500)}
+    # the host fed the notices queue to notification_worker: one e-mail per reminder (no phone)
+    notices = BlobServiceClient.from_connection_string(os.environ["AzureWebJobsStorage"]).get_container_client(
+        "notices")
+    assert sorted(b.name.rsplit(".", 1)[1] for b in notices.list_blobs(name_starts_with=f"{tenant}/")) == ["eml"] * 3
 
 
 @pytest.mark.e2e

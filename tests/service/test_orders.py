@@ -65,3 +65,33 @@ def test_an_unknown_or_disabled_plan_is_refused(ctx: Context, shop: str) -> None
         place_order(ctx, order(shop, plan="nope"))
     with pytest.raises(OrderRejected):
         place_order(ctx, order(shop, start=date(2030, 1, 1)))
+
+
+def test_manual_7_8_automatic_stop_ends_the_subscription_with_its_first_period(ctx: Context, shop: str) -> None:
+    from dataclasses import replace
+
+    from shared.domain.subscriptions import StopKind
+    from shared.service.billing import bill_one
+    from shared.service.catalogue import put_item
+
+    offer = replace(ctx.catalogue.get(shop).plans["digital-monthly"], id="offer", automatic_stop=True)
+    put_item(ctx, shop, "plan", offer)
+    placed = place_order(ctx, order(shop, plan="offer"))  # 5 Jan: one month, 5 Jan to 4 Feb
+    loaded = ctx.accounts.load(shop, placed.subscriber_no)
+    assert loaded is not None
+    sub = loaded.account.subscriptions[placed.subscription_id]
+    assert (sub.stop_date, sub.stop_kind) == (date(2026, 2, 5), StopKind.AUTOMATIC)
+    assert bill_one(ctx, shop, date(2026, 1, 22), placed.subscriber_no) == 0  # no renewal is produced
+
+
+def test_an_order_blockage_threshold_refuses_the_order_of_a_subscriber_who_owes_that_much(ctx: Context,
+                                                                                        shop: str) -> None:
+    from dataclasses import replace
+
+    from shared.service.catalogue import put_item
+
+    org = replace(ctx.catalogue.get(shop).organizations["avisa"], order_blockage_minor=30000)
+    put_item(ctx, shop, "organization", org)
+    place_order(ctx, order(shop, ref="one"))  # owes 348.00 now, over the 300.00 threshold
+    with pytest.raises(OrderRejected, match="order blockage threshold"):
+        place_order(ctx, order(shop, ref="two", plan="digital-yearly"))
