@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from datetime import date
 from typing import Any
 
@@ -15,11 +16,20 @@ from shared.domain.calendar import Frequency
 from shared.domain.catalogue import Catalogue, PaymentType
 from shared.domain.subscriptions import Subscriber, Subscription
 from shared.service.context import Context
-from tests.conftest import make_context
+from tests.conftest import make_context, oslo_morning
+from tests.fixtures import install_catalogue
 
 
 def context(azurite: Azurite, clock: SettableClock) -> Context:
     return make_context(azurite.connection_string, clock, pool_size=128)
+
+
+def shop(azurite: Azurite, day: date) -> tuple[Context, str]:
+    """A context with its clock on ``day`` and a new tenant with the demo newspaper catalogue."""
+    ctx = context(azurite, SettableClock(oslo_morning(day)))
+    tenant = f"bench-{uuid.uuid4().hex[:6]}"
+    install_catalogue(ctx, tenant)
+    return ctx, tenant
 
 
 def emit(result: dict[str, Any]) -> None:

@@ -19,23 +19,20 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 from tqdm import tqdm
 
-from bench.common import context, emit, with_invoice, work_items
+from bench.common import emit, shop, with_invoice, work_items
 from bench.invoice_run import MESSAGES_IN_FLIGHT, THREADS_PER_MESSAGE, Ceiling
 from devhost.azurite import Azurite
 from shared.adapters.bus import BILLING_WORK
 from shared.adapters.tables import MAX_BATCH, Storage
-from shared.clock import SettableClock
 from shared.domain.account import receive_payment
 from shared.domain.payments import MatchType, ReceivedPayment
 from shared.service.dunning import dun_subscribers, plan_dunning_run
 from tests.conftest import oslo_morning
-from tests.fixtures import install_catalogue
 
 ORDER_DAY, RUN_DAY = date(2026, 1, 5), date(2026, 1, 26)
 UNPAID_EVERY = 5
@@ -65,9 +62,7 @@ def main() -> None:
     threads = MESSAGES_IN_FLIGHT * THREADS_PER_MESSAGE // in_flight  # the ceiling's concurrency, split
     azurite = Azurite.start(in_memory=True)
     try:
-        ctx = context(azurite, SettableClock(oslo_morning(ORDER_DAY)))
-        tenant = f"bench-{uuid.uuid4().hex[:6]}"
-        install_catalogue(ctx, tenant)
+        ctx, tenant = shop(azurite, ORDER_DAY)
         catalogue = ctx.catalogue.get(tenant)
         # a first reminder: subscriber row, reminder row, ReminderIssued event, and the deletes
         # of the order's two delivered outbox rows = 5 entities

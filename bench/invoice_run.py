@@ -25,7 +25,7 @@ from typing import Any
 from azure.core import MatchConditions
 from tqdm import tqdm
 
-from bench.common import context, emit, work_items
+from bench.common import emit, shop, work_items
 from devhost.azurite import Azurite
 from shared.adapters.bus import BILLING_WORK
 from shared.adapters.tables import Storage
@@ -37,7 +37,7 @@ from shared.domain.subscriptions import Subscriber, Subscription
 from shared.service.billing import bill_subscribers, plan_invoice_run
 from shared.service.orders import place_order
 from tests.conftest import oslo_morning
-from tests.fixtures import install_catalogue, order
+from tests.fixtures import order
 
 ORDER_DAY, RUN_DAY = date(2026, 1, 5), date(2026, 1, 22)  # renewal of 5 Feb is produced 14 days before
 MESSAGES_IN_FLIGHT = 4
@@ -114,10 +114,8 @@ def main() -> None:
     args = parser.parse_args()
     azurite = Azurite.start(in_memory=True)
     try:
-        clock = SettableClock(oslo_morning(ORDER_DAY))
-        ctx = context(azurite, clock)
-        tenant = f"bench-{uuid.uuid4().hex[:6]}"
-        install_catalogue(ctx, tenant)
+        ctx, tenant = shop(azurite, ORDER_DAY)
+        clock: SettableClock = ctx.clock  # type: ignore[assignment]
         # a renewal commit: subscriber, subscription, invoice, ledger entry, outbox row,
         # and the deletes of the order's two delivered outbox rows = 7 entities
         ceiling = Ceiling(ctx.storage, args.subscriptions, entities=7)

@@ -18,20 +18,16 @@ import argparse
 import resource
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 from tqdm import tqdm
 
-from bench.common import context, emit, with_invoice
+from bench.common import emit, shop, with_invoice
 from bench.invoice_run import Ceiling
 from devhost.azurite import Azurite
-from shared.clock import SettableClock
 from shared.formats import ocr_giro
 from shared.service.payments_in import import_bank_file
-from tests.conftest import oslo_morning
-from tests.fixtures import install_catalogue
 
 DAY = date(2026, 1, 5)
 THREADS = 16
@@ -43,9 +39,7 @@ def main() -> None:
     n = parser.parse_args().payments
     azurite = Azurite.start(in_memory=True)
     try:
-        ctx = context(azurite, SettableClock(oslo_morning(DAY)))
-        tenant = f"bench-{uuid.uuid4().hex[:6]}"
-        install_catalogue(ctx, tenant)
+        ctx, tenant = shop(azurite, DAY)
         catalogue = ctx.catalogue.get(tenant)
         # a payment booking: subscriber row, payment row, ledger entry, PaymentCompleted and
         # InvoicePaid events, and the delete of the invoice's delivered outbox row = 6 entities
