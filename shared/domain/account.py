@@ -129,12 +129,6 @@ class Changes:
         return not (self.subscriptions or self.invoices or self.ledger or self.events or self.payments
                     or self.credit_notes or self.reminders)
 
-    @property
-    def entities(self) -> int:
-        """Rows this adds to the partition's transaction, besides the subscriber row."""
-        return (len(self.subscriptions) + len(self.invoices) + len(self.ledger) + len(self.events)
-                + len(self.payments) + len(self.credit_notes) + len(self.reminders))
-
     def then(self, later: Changes) -> Changes:
         """These changes followed by ``later`` (computed on ``self.account``), as one."""
         subs = {s.id: s for s in self.subscriptions} | {s.id: s for s in later.subscriptions}

@@ -38,6 +38,10 @@ class StopRefused(ValueError):
     """The stop, pause or change cannot be made as asked."""
 
 
+class UnknownSubscription(KeyError):
+    """The subscriber has no such subscription."""
+
+
 @dataclass(frozen=True, slots=True)
 class Billed:
     """An issued invoice of a subscription, as a stop sees it."""
@@ -61,7 +65,7 @@ def billed_of(invoices: Sequence[Invoice]) -> list[Billed]:
 def _subscription(account: Account, subscription_id: str) -> Subscription:
     sub = account.subscriptions.get(subscription_id)
     if sub is None:
-        raise StopRefused(f"no subscription {subscription_id}")
+        raise UnknownSubscription(f"no subscription {subscription_id}")
     return sub
 
 

@@ -41,6 +41,7 @@ def test_stop_at_period_end_credits_the_unpaid_invoice_and_a_change_needs_a_reas
     assert [c["invoice_number"] for c in view["credit_notes"]] == [view["invoices"][1]["number"]]
     status, problem = call("subscription_stop", "POST", token, route, {"stop_date": "2020-01-01", "reason": "x"})
     assert status == 422 and "from today on" in problem["detail"]
+    assert call("subscription_stop", "POST", token, route | {"subscription_id": "nope"}, {"reason": "x"})[0] == 404
 
 
 def test_pause_restarts_with_a_new_subscription_on_the_restart_date(ctx: Context, shop: str) -> None:

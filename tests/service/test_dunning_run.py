@@ -25,6 +25,7 @@ from shared.service.billing import plan_invoice_run
 from shared.service.context import Context
 from shared.service.dunning import DunningResult, dun_subscribers, plan_dunning_run
 from shared.service.orders import place_order
+from shared.service.queries import find_by_kid
 from tests.conftest import oslo_morning
 from tests.fixtures import order
 
@@ -72,6 +73,8 @@ def test_a_renewal_reminded_by_cadence_and_a_first_invoice_by_the_dunning_index(
     history = ctx.accounts.documents(shop, first.subscriber_no)
     assert [(r.reminder.step, r.reminder.amount_minor) for r in history.reminders] == [
         (1, 34800), (2, 34800 + 3500), (1, 38700)]
+    found = find_by_kid(ctx, shop, history.reminders[1].reminder.kid)  # customer service looks a reminder up
+    assert found["reminder"]["invoice_number"] == history.invoices[0].number
 
 
 def test_two_runs_and_a_redelivered_message_for_one_day_remind_once(ctx: Context, shop: str) -> None:
