@@ -111,10 +111,15 @@ def _stop_notice(account: Account, catalogue: Catalogue, demand: OpenDemand, pro
                    events=(event,))
 
 
+REMINDERS_PER_VISIT = 20  # 3 rows each: one visit stays well inside a 100-entity transaction
+
+
 def collect(account: Account, catalogue: Catalogue, today: date, number: Number) -> Changes:
     changes = Changes(account)
     stops: dict[str, str] = {}
     for demand_no in sorted(account.open_demands, key=lambda n: (account.open_demands[n].due_date, n)):
+        if len(changes.reminders) >= REMINDERS_PER_VISIT:
+            break  # the rest are overdue still: next_visit says tomorrow
         demand = changes.account.open_demands[demand_no]
         process = process_for(changes.account, catalogue, demand)
         if process is None:
@@ -146,15 +151,19 @@ def collect(account: Account, catalogue: Catalogue, today: date, number: Number)
 
 
 def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | None:
-    """The first day after ``today`` on which ``collect`` may have something to do."""
-    days: list[date] = [c.on for c in account.balance_checks]
+    """The first day after ``today`` on which ``collect`` may have something to do: a
+    reminder or balance check left for later by a full visit counts as tomorrow."""
+    tomorrow = today + timedelta(days=1)
+    days: list[date] = [max(c.on, tomorrow) for c in account.balance_checks]
     for demand in account.open_demands.values():
         process = process_for(account, catalogue, demand)
         if process is None:
             continue
         case = _case(demand)
         when = next_reminder_on(process.reminders, case)
-        if when is None:
+        if when is not None and demand.principal_open_minor > 0:
+            when = max(when, tomorrow)
+        elif when is None:
             when = stop_check_on(process.reminders, process.stop_rule, case)
             if when is not None and process.stop_notice_days is not None and not demand.stop_noticed:
                 days.append(when - timedelta(days=process.stop_notice_days))

@@ -438,3 +438,15 @@ def test_the_ledger_matches_invoices_reminders_credit_notes_and_stops(steps: lis
         if not any(s.stop_kind is StopKind.PAYMENT for s in acc.subscriptions.values()) and not by_kind[
                 EntryKind.CHARGE]:  # only a stop leaves debt no invoice or reminder asks for
             assert acc.unbilled_debt("avisa") == 0
+
+
+def test_a_visit_issues_at_most_twenty_reminders_and_comes_back_tomorrow_for_the_rest() -> None:
+    numbers = Numbers()
+    acc = subscribed()
+    for month in range(25):  # two years unpaid, invoiced late in one go: 25 open invoices
+        acc = bill(acc, date(2026, 1, 1) + timedelta(days=31 * month), numbers).account
+    day = date(2028, 3, 1)
+    first = collect(acc, CAT, day, numbers)
+    assert len(first.reminders) == 20 and next_visit(first.account, CAT, day) == day + timedelta(days=1)
+    second = collect(first.account, CAT, day + timedelta(days=1), numbers)
+    assert len(second.reminders) == 5
