@@ -26,7 +26,14 @@ from shared.domain.catalogue import (
     SubscriptionPlan,
 )
 from shared.domain.collection import collect, next_visit, order_blocked, postpone
-from shared.domain.credit import CreditRefused, add_correction, additional_invoice, credit_invoice, write_off
+from shared.domain.credit import (
+    CreditRefused,
+    add_correction,
+    additional_invoice,
+    credit_invoice,
+    delivered_share,
+    write_off,
+)
 from shared.domain.dunning import BalanceInvoiceRule, NoticeChannel, ReminderStep, StopRule
 from shared.domain.invoicing import DocumentKind, Invoice, line
 from shared.domain.kid import KidScheme
@@ -450,3 +457,14 @@ def test_a_visit_issues_at_most_twenty_reminders_and_comes_back_tomorrow_for_the
     assert len(first.reminders) == 20 and next_visit(first.account, CAT, day) == day + timedelta(days=1)
     second = collect(first.account, CAT, day + timedelta(days=1), numbers)
     assert len(second.reminders) == 5
+
+
+@given(st.integers(0, 10**9), st.dates(date(2020, 1, 1), date(2030, 1, 1)), st.integers(1, 400),
+       st.integers(-50, 450), st.integers(0, 60))
+def test_the_delivered_share_of_an_invoice_is_never_more_than_it_and_grows_with_the_days(
+        total: int, start: date, days: int, offset: int, more: int) -> None:
+    end, stop_on = start + timedelta(days=days), start + timedelta(days=offset)
+    share = delivered_share(total, start, end, stop_on)
+    assert 0 <= share <= total
+    assert delivered_share(total, start, end, start) == 0 and delivered_share(total, start, end, end) == total
+    assert share <= delivered_share(total, start, end, stop_on + timedelta(days=more))
