@@ -87,14 +87,6 @@ def charge(account: Account, organization_id: str, currency: str, amount_minor: 
     return Changes(replace(account, balances=balances, next_ledger_seq=account.next_ledger_seq + 1), ledger=(entry,))
 
 
-def delivered_share(total_minor: int, start: date, end: date, stop: date) -> int:
-    """The part of an invoice's total for the days delivered before ``stop`` (rounded down:
-    the subscriber is never charged for a day not delivered)."""
-    days = (end - start).days
-    delivered = min(max((stop - start).days, 0), days)
-    return total_minor * delivered // days if days else total_minor
-
-
 def add_correction(account: Account, correction: Correction) -> Changes:
     if correction.amount_minor == 0:
         raise CreditRefused("a correction of zero changes nothing")

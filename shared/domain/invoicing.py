@@ -166,13 +166,29 @@ def fee_lines(fee_minor: int, product_lines: Sequence[InvoiceLine], policy: FeeT
     return [line("Fee", 1, part, rate) for rate, part in zip(rates, parts, strict=True) if part]
 
 
+def delivered_share(total_minor: int, start: date, end: date, stop: date) -> int:
+    """The part of a total for the days from ``start`` delivered before ``stop`` (rounded
+    down: the subscriber is never charged for a day not delivered)."""
+    days = (end - start).days
+    delivered = min(max((stop - start).days, 0), days)
+    return total_minor * delivered // days if days else total_minor
+
+
 def draft_invoice(subscription: Subscription, index: int, issue_date: date, billing: BillingPlan,
                   organization: Organization, products: Sequence[Product]) -> InvoiceDraft:
+    """The invoice of one period. A period a stop cuts short is invoiced for the days
+    delivered before the stop only (manual 6.4 case 1, a stop before the invoice)."""
     span = subscription.period(index)
     product_lines = [
         line(p.name, subscription.copies, p.price_on(subscription.frequency, span.start), p.vat_rate_bp, p.id, span)
         for p in products
     ]
+    stop = subscription.stop_date
+    if stop is not None and span.start < stop < span.end:
+        cut = Period(span.start, stop)
+        product_lines = [line(f"{li.description} ({cut.start} to {cut.last_day})", 1,
+                              delivered_share(li.gross_minor, span.start, span.end, stop), li.vat_rate_bp,
+                              li.product_id, cut) for li in product_lines]
     fees = fee_lines(billing.fee_for(subscription.payment_type, index), product_lines, billing.fee_tax_policy)
     return InvoiceDraft(subscription.id, index, organization.id, organization.currency, issue_date,
                         due_date(span.start, issue_date, billing), tuple(product_lines + fees))

@@ -29,8 +29,8 @@ from datetime import date, timedelta
 
 from .account import Account, BalanceCheck, Changes, Event
 from .catalogue import Catalogue
-from .credit import Number, charge, credit_invoice, delivered_share
-from .invoicing import DocumentKind, Invoice
+from .credit import Number, charge, credit_invoice
+from .invoicing import DocumentKind, Invoice, delivered_share
 from .subscriptions import StopKind, Subscription
 
 

@@ -31,11 +31,10 @@ from shared.domain.credit import (
     add_correction,
     additional_invoice,
     credit_invoice,
-    delivered_share,
     write_off,
 )
 from shared.domain.dunning import BalanceInvoiceRule, NoticeChannel, ReminderStep, StopRule
-from shared.domain.invoicing import DocumentKind, Invoice, line
+from shared.domain.invoicing import DocumentKind, Invoice, delivered_share, line
 from shared.domain.kid import KidScheme
 from shared.domain.ledger import EntryKind
 from shared.domain.lifecycle import StopRefused, change_stop, pause, stop
@@ -239,6 +238,16 @@ def test_6_4_case_1_stop_before_the_invoice_is_issued_runs_to_the_end_date() -> 
     changes = stop(acc, CAT, "s1", True, None, None, "Moving abroad", [inv], date(2026, 1, 10), numbers)
     assert changes.account.subscriptions["s1"].stop_date == date(2026, 2, 1)
     assert changes.credit_notes == () and bill(changes.account, date(2026, 1, 20), numbers).invoices == ()
+
+
+def test_6_4_case_1_a_stop_on_a_date_in_a_period_not_yet_invoiced_invoices_the_delivered_days_only() -> None:
+    acc, inv, numbers = first_invoice()
+    acc = pay(acc, 50000, date(2026, 1, 10), inv.demand_no)
+    acc = stop(acc, CAT, "s1", False, date(2026, 2, 11), None, "Moving", [inv], date(2026, 1, 10), numbers).account
+    billed = bill(acc, date(2026, 1, 18), numbers)
+    (feb,) = billed.invoices  # February, 10 of 28 days delivered
+    assert (feb.total_minor, feb.draft.lines[0].period_end) == (50000 * 10 // 28, date(2026, 2, 10))
+    assert bill(billed.account, date(2026, 2, 18), numbers).invoices == ()  # nothing after the stop
 
 
 def test_6_4_case_2_stop_when_issued_not_paid_credits_the_invoice() -> None:
