@@ -21,7 +21,7 @@ from shared.adapters.codec import to_jsonable
 from shared.service import catalogue as catalogue_service
 from shared.service import payments_in, queries
 from shared.service.billing import RunPlanned, plan_invoice_run
-from shared.service.dunning import plan_dunning_run
+from shared.service.dunning import plan_dunning_run, sweep_dunning
 
 bp = func.Blueprint()
 WRITE = ("admin",)
@@ -138,8 +138,12 @@ def start_run(call: Call) -> Any:
 
 @endpoint(bp, Endpoint("dunning_run_start", "merchant/dunning-runs", ["POST"],
                        "Start the dunning run for today now (the timer does this daily)", "Billing",
-                       response=RunOut, roles=WRITE, status=202))
+                       response=RunOut, roles=WRITE, status=202,
+                       params={"sweep": "true: visit every subscriber with an open invoice, indexed or not (after "
+                                        "attaching a dunning process to a billing plan: stops are retroactive)"}))
 def start_dunning(call: Call) -> Any:
+    if call.query.get("sweep", "").lower() in ("true", "1", "yes"):
+        return _planned(sweep_dunning(call.ctx, call.tenant))
     return _planned(plan_dunning_run(call.ctx, call.tenant))
 
 

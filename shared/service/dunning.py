@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from ..adapters.accounts import Loaded
+from ..adapters.bus import BILLING_WORK
 from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Changes, Event
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
 from ..domain.collection import collect, next_visit
-from .billing import RunPlanned, plan_run
+from .billing import RunPlanned, batches, plan_run
 from .context import Context
 from .issuing import commit, numbered, publish
 
@@ -87,6 +88,20 @@ def plan_dunning_run(ctx: Context, tenant: str) -> RunPlanned:
         return sorted(found | ctx.dunning_index.subscribers(tenant, days))
 
     return plan_run(ctx, tenant, RUN, find)
+
+
+def sweep_dunning(ctx: Context, tenant: str) -> RunPlanned:
+    """Visit every subscriber with an open demand today, indexed or not: for a dunning
+    process attached to a billing plan after its invoices were issued ("Payment stop
+    works retroactive", manual 7.7). An admin operation that reads the whole tenant."""
+    catalogue = ctx.catalogue.get(tenant)
+    today = ctx.today(catalogue)
+    found = sorted(loaded.account.number for loaded, _history in ctx.accounts.scan_tenant(tenant)
+                   if loaded.account.open_demands)
+    messages = list(batches(tenant, today, found, RUN))
+    ctx.bus.send(BILLING_WORK, messages)
+    log.info("dunning sweep %s %s: %d subscribers in %d messages", tenant, today, len(found), len(messages))
+    return RunPlanned(tenant, today, len(found), len(messages))
 
 
 def _decide(ctx: Context, tenant: str, catalogue: Catalogue, today: date, loaded: Loaded) -> Changes:

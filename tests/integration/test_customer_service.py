@@ -133,8 +133,12 @@ def test_postpone_write_off_and_bulk_write_off(ctx: Context, shop: str) -> None:
     assert status == 200
 
 
-def test_the_dunning_run_can_be_started_by_hand(ctx: Context, shop: str) -> None:
+def test_the_dunning_run_can_be_started_by_hand_and_swept_over_everyone_who_owes(ctx: Context, shop: str) -> None:
     token, _n, _sub, _inv = setup(ctx, shop)
+    place_order(ctx, order(shop, 2))
     ctx.clock.set(oslo_morning(date(2026, 1, 26)))  # type: ignore[attr-defined]
     status, planned = call("dunning_run_start", "POST", token)
-    assert status == 202 and planned["subscribers"] == 1 and planned["messages"] == 1
+    assert status == 202 and planned["subscribers"] == 2 and planned["messages"] == 1
+    assert call("dunning_run_start", "POST", token)[1]["subscribers"] == 0  # run for the day already
+    status, swept = call("dunning_run_start", "POST", token, params={"sweep": "true"})
+    assert status == 202 and swept["subscribers"] == 2  # a sweep ignores index and watermark
