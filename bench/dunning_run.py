@@ -49,11 +49,7 @@ class DunningCeiling(Ceiling):
     def measure_half(self, second: bool) -> float:
         """The rate over one half of the partitions: one half before the run, one after."""
         half = len(self.pks) // 2
-        pks = self.pks[half:] if second else self.pks[:half]
-        with ThreadPoolExecutor(self.threads) as pool:
-            started = time.perf_counter()
-            list(pool.map(self._work, pks))
-            return len(pks) / (time.perf_counter() - started)
+        return self.measure(self.pks[half:] if second else self.pks[:half])
 
     def _work(self, pk: str) -> None:
         if int(pk.rsplit("|", 1)[1]) % UNPAID_EVERY:

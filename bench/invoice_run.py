@@ -83,11 +83,13 @@ class Ceiling:
         with ThreadPoolExecutor(self.threads) as pool:
             list(pool.map(self._seed_one, self.pks))
 
-    def measure(self) -> float:
+    def measure(self, pks: list[str] | None = None) -> float:
+        """Partitions worked per second, over all of them or over ``pks``."""
+        pks = self.pks if pks is None else pks
         with ThreadPoolExecutor(self.threads) as pool:
             started = time.perf_counter()
-            list(pool.map(self._work, self.pks))
-            return len(self.pks) / (time.perf_counter() - started)
+            list(pool.map(self._work, pks))
+            return len(pks) / (time.perf_counter() - started)
 
     def _seed_one(self, pk: str) -> None:
         self.table.submit_transaction([("create", {"PartitionKey": pk, "RowKey": "0|subscriber", "Body": "x" * 600}),
