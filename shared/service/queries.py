@@ -147,7 +147,7 @@ def summary(ctx: Context, tenant: str) -> Summary:
         result.amount_paid_minor += sum(e.amount_minor for e in payments)
         result.invoices_open += len(loaded.account.open_demands)
     result.invoices_issued = len(numbers)
-    result.invoices_paid = result.invoices_issued - result.invoices_open
+    result.invoices_paid = result.invoices_issued - result.invoices_open - result.credit_notes  # credited: not paid
     for row in ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"}):
         if not row.get("ResolvedTo"):
             result.requires_processing += 1

@@ -15,7 +15,10 @@ BIN = Path(sys.executable).parent / "abonno"
 
 @pytest.mark.e2e
 def test_the_demo_pays_and_its_summary_agrees_with_itself(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("AzureWebJobsStorage", "ABONNO_CLOCK")}
+    # a newcomer's environment: none of the session's storage, clock or token settings (the
+    # demo makes its own issuer key in ABONNO_DEV_DIR and must check tokens against that)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AzureWebJobsStorage", "ABONNO_CLOCK") and not k.startswith("AUTH_")}
     env["ABONNO_DEV_DIR"] = str(tmp_path)
     done = subprocess.run([str(BIN), "demo", "--subscribers", "30", "--months", "2", "--json"], env=env,
                           capture_output=True, text=True, timeout=600, check=False)
