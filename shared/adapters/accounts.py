@@ -28,7 +28,7 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 
@@ -41,6 +41,7 @@ from .codec import dumps, loads
 from .tables import Operation, Storage, prefix_filter
 
 TABLE = "Subscribers"
+T = TypeVar("T")
 
 
 def partition_key(tenant: str, subscriber_no: int) -> str:
@@ -124,9 +125,8 @@ class AccountRepository:
         self.storage.transact(TABLE, ops)
 
     def history(self, tenant: str, subscriber_no: int) -> tuple[list[Invoice], list[LedgerEntry]]:
-        pk = partition_key(tenant, subscriber_no)
-        rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and RowKey gt '1'", {"pk": pk}))
-        return _history(rows)
+        documents = self.documents(tenant, subscriber_no)
+        return documents.invoices, documents.ledger
 
     def documents(self, tenant: str, subscriber_no: int) -> History:
         """Everything issued to the subscriber: invoices, reminders, credit notes, ledger."""
@@ -167,12 +167,6 @@ def _invoice_row(pk: str, invoice: Invoice) -> dict[str, Any]:
             "Org": invoice.draft.organization_id}
 
 
-def _history(rows: list[dict[str, Any]]) -> tuple[list[Invoice], list[LedgerEntry]]:
-    invoices = [loads(Invoice, r["Body"]) for r in rows if r["RowKey"].startswith("1|inv|")]
-    ledger = [loads(LedgerEntry, r["Body"]) for r in rows if r["RowKey"].startswith("1|led|")]
-    return invoices, ledger
-
-
 @dataclass
 class History:
     invoices: list[Invoice]
@@ -182,10 +176,11 @@ class History:
 
 
 def _documents(rows: list[dict[str, Any]]) -> History:
-    invoices, ledger = _history(rows)
-    return History(invoices, ledger,
-                   [loads(ReminderDocument, r["Body"]) for r in rows if r["RowKey"].startswith("1|rem|")],
-                   [loads(CreditNote, r["Body"]) for r in rows if r["RowKey"].startswith("1|crn|")])
+    def of(kind: type[T], prefix: str) -> list[T]:
+        return [loads(kind, r["Body"]) for r in rows if r["RowKey"].startswith(prefix)]
+
+    return History(of(Invoice, "1|inv|"), of(LedgerEntry, "1|led|"), of(ReminderDocument, "1|rem|"),
+                   of(CreditNote, "1|crn|"))
 
 
 def _full(rows: list[dict[str, Any]]) -> tuple[Loaded, History]:

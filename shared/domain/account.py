@@ -234,9 +234,10 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
                    events=before.events + tuple(events))
 
 
-def _process_of(account: Account, catalogue: Catalogue, demand: OpenDemand) -> DunningProcess | None:
+def process_of(account: Account, catalogue: Catalogue, demand: OpenDemand) -> DunningProcess | None:
+    """The dunning process that follows up a demand; None for one no subscription plan owns."""
     sub = account.subscriptions.get(demand.subscription_id)
-    return catalogue.dunning_of(sub.plan_id) if sub is not None else None
+    return catalogue.dunning_of(sub.plan_id) if sub is not None and sub.plan_id in catalogue.plans else None
 
 
 def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catalogue, booked: date) -> Changes:
@@ -250,7 +251,7 @@ def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catal
     fee_written_off = 0
     exact = next((d for d in mine if d.demand_no == matched == payment.demand_no), None)
     if exact is not None and exact.fees_open_minor and payment.amount_minor == exact.principal_open_minor:
-        process = _process_of(account, catalogue, exact)
+        process = process_of(account, catalogue, exact)
         if process is not None and process.write_off_fee_on_exact_match:  # manual 7.19 step 3
             fee_written_off = exact.fees_open_minor
             seq += 1

@@ -24,7 +24,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-from .account import Account, Changes, Event, ReminderDocument, next_kid
+from .account import Account, Changes, Event, ReminderDocument, next_kid, process_of
 from .catalogue import Catalogue, DunningProcess
 from .credit import Number, balance_invoice
 from .dunning import (
@@ -46,13 +46,11 @@ def _case(d: OpenDemand) -> DunningCase:
     return DunningCase(d.amount_due_minor, d.principal_open_minor, d.due_date, d.reminders, d.postponed_to)
 
 
-def process_for(account: Account, catalogue: Catalogue, demand: OpenDemand) -> DunningProcess | None:
-    sub = account.subscriptions.get(demand.subscription_id)
-    return catalogue.dunning_of(sub.plan_id) if sub is not None and sub.plan_id in catalogue.plans else None
-
-
 def owed(account: Account, organization_id: str) -> int:
     return max(0, -account.balances.get(organization_id, 0))
+
+
+NOTICE_TYPES = frozenset({"ReminderIssued", "PaymentStopNotice"})  # the events that are notices to send
 
 
 def notice(account: Account, process: DunningProcess, event_id: str, kind: str, today: date,
@@ -121,7 +119,7 @@ def collect(account: Account, catalogue: Catalogue, today: date, number: Number)
         if len(changes.reminders) >= REMINDERS_PER_VISIT:
             break  # the rest are overdue still: next_visit says tomorrow
         demand = changes.account.open_demands[demand_no]
-        process = process_for(changes.account, catalogue, demand)
+        process = process_of(changes.account, catalogue, demand)
         if process is None:
             continue
         action = evaluate(process.reminders, process.stop_rule, process.consume_partial_payments, _case(demand),
@@ -156,7 +154,7 @@ def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | No
     tomorrow = today + timedelta(days=1)
     days: list[date] = [max(c.on, tomorrow) for c in account.balance_checks]
     for demand in account.open_demands.values():
-        process = process_for(account, catalogue, demand)
+        process = process_of(account, catalogue, demand)
         if process is None:
             continue
         case = _case(demand)

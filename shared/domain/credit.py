@@ -25,7 +25,6 @@ from .account import Account, Changes, Correction, Event, issue
 from .catalogue import Catalogue, CatalogueError
 from .invoicing import CreditNote, DocumentKind, InvoiceDraft, InvoiceLine
 from .ledger import EntryKind, LedgerEntry
-from .settlement import OpenDemand
 
 Number = Callable[[str, str], int]  # (organization id, natural key) -> invoice number
 
@@ -70,12 +69,6 @@ def credit_invoice(account: Account, invoice_number: int, demand_no: int, organi
     return Changes(new, ledger=tuple(entries), events=(event,), credit_notes=(note,))
 
 
-def credit_demand(account: Account, demand: OpenDemand, currency: str, reason: str, today: date,
-                  number: Number) -> Changes:
-    return credit_invoice(account, demand.invoice_number, demand.demand_no, demand.organization_id, currency,
-                          demand.subscription_id, demand.total_minor, demand.kind, reason, today, number)
-
-
 def charge(account: Account, organization_id: str, currency: str, amount_minor: int, reference: str, text: str,
            today: date) -> Changes:
     """A debit on the ledger that no invoice has asked for yet (a stop's delivered days)."""
@@ -107,29 +100,24 @@ def delete_correction(account: Account, correction_id: str) -> Changes:
     return Changes(replace(account, corrections=kept))
 
 
-def write_off(account: Account, organization_id: str, currency: str, reason: str, today: date,
-              overdue_before: date | None = None) -> Changes:
-    """Write off what the subscriber owes the organisation (manual 7.6): open demands (all,
-    or those due before ``overdue_before``) and the debt no demand asks for. Credit is kept.
-    Nothing owed, nothing written: running it again changes nothing."""
+def write_off(account: Account, organization_id: str, currency: str, reason: str, today: date) -> Changes:
+    """Write off what the subscriber owes the organisation (manual 7.6): its open demands
+    and the debt no demand asks for. Credit is kept. Nothing owed, nothing written:
+    running it again changes nothing."""
     seq = account.next_ledger_seq
     entries: list[LedgerEntry] = []
     demands = dict(account.open_demands)
-    balance_demands = 0  # a balance invoice's demand has no ledger debit of its own: the debt is it
     for d in sorted(account.open_demands.values(), key=lambda d: d.demand_no):
-        if d.organization_id == organization_id and (overdue_before is None or d.due_date < overdue_before):
+        if d.organization_id == organization_id:
             del demands[d.demand_no]
             if d.kind == DocumentKind.BALANCE:
-                balance_demands += d.open_minor
-                continue
+                continue  # no ledger debit of its own: its debt is the unbilled debt written off below
             entries.append(LedgerEntry(seq, organization_id, currency, today, EntryKind.WRITE_OFF, d.open_minor,
                                        str(d.invoice_number), f"Written off: {reason}"))
             seq += 1
     balance = account.balances.get(organization_id, 0) + sum(e.amount_minor for e in entries)
     new = replace(account, open_demands=demands, balances={**account.balances, organization_id: balance})
     debt = new.unbilled_debt(organization_id)
-    if overdue_before is not None:
-        debt = min(debt, balance_demands)
     if debt:
         entries.append(LedgerEntry(seq, organization_id, currency, today, EntryKind.WRITE_OFF, debt, "balance",
                                    f"Written off: {reason}"))

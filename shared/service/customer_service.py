@@ -23,12 +23,11 @@ from ..domain import collection, credit, lifecycle
 from ..domain.account import Account, Changes, Correction, OrderBlock
 from ..domain.calendar import Frequency
 from ..domain.catalogue import Catalogue, CatalogueError
-from ..domain.collection import next_visit
 from ..domain.credit import Number
 from ..domain.invoicing import DocumentKind, InvoiceLine, line
 from ..domain.subscriptions import SubscriptionStatus
 from .context import Context
-from .issuing import commit, numbered
+from .issuing import commit, index_next_visit, numbered
 from .queries import NotFound
 
 MAX_ATTEMPTS = 10
@@ -51,9 +50,7 @@ def change(ctx: Context, tenant: str, subscriber_no: int, operation: Operation, 
         for sub in changes.subscriptions:
             if sub.id not in loaded.account.subscriptions:  # a restart after a pause: the invoice run must see it
                 ctx.due_index.add(tenant, sub.cadence, subscriber_no, sub.id)
-        visit = next_visit(changes.account, catalogue, today)
-        if visit is not None:
-            ctx.dunning_index.add(tenant, visit, subscriber_no)
+        index_next_visit(ctx, tenant, catalogue, changes.account, today)
         try:
             commit(ctx, tenant, loaded, changes)
         except ConcurrencyConflict:
@@ -114,12 +111,11 @@ def delete_correction(ctx: Context, tenant: str, subscriber_no: int, correction_
                   lambda acc, cat, today, number, h: credit.delete_correction(acc, correction_id))
 
 
-def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str,
-              overdue_before: date | None = None) -> Changes:
+def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str) -> Changes:
     if not reason.strip():
         raise credit.CreditRefused("a write-off needs a reason")
     return change(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: credit.write_off(
-        acc, _org(cat, organization_id), cat.organizations[organization_id].currency, reason, today, overdue_before))
+        acc, _org(cat, organization_id), cat.organizations[organization_id].currency, reason, today))
 
 
 @dataclass
@@ -130,10 +126,11 @@ class BulkWriteOff:
 
 def bulk_write_off(ctx: Context, tenant: str, organization_id: str, reason: str, due_from: date, due_to: date,
                    ) -> BulkWriteOff:
-    """Manual 7.6 "Accounting write-off": balances and demands due in [from, to] of
-    subscribers whose subscriptions with the organisation have all ended. An admin
-    operation: it reads the tenant (a scan, never on a hot path). Cannot be undone,
-    but a second run finds nothing left to write off."""
+    """Manual 7.6 "Accounting write-off": subscribers whose subscriptions with the
+    organisation have all ended, and who have a demand due in [from, to] or debt no
+    demand asks for, get all they owe the organisation written off. An admin operation:
+    it reads the tenant (a scan, never on a hot path). Cannot be undone, but a second
+    run finds nothing left to write off."""
     catalogue = ctx.catalogue.get(tenant)
     _org(catalogue, organization_id)
     today = ctx.today(catalogue)

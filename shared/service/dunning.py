@@ -28,10 +28,10 @@ from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Changes, Event
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
-from ..domain.collection import collect, next_visit
+from ..domain.collection import NOTICE_TYPES, collect
 from .billing import RunPlanned, batches, plan_run
 from .context import Context
-from .issuing import commit, numbered, publish
+from .issuing import commit, index_next_visit, numbered, publish
 
 log = logging.getLogger(__name__)
 RUN = "dunning"
@@ -54,7 +54,7 @@ class DunningResult:
         self.payment_stops += sum(1 for e in changes.events if e.type == "SubscriptionStopped")
         self.credit_notes += len(changes.credit_notes)
         self.balance_invoices += len(changes.invoices)
-        self.notices += sum(1 for e in changes.events if e.type in ("ReminderIssued", "PaymentStopNotice"))
+        self.notices += sum(1 for e in changes.events if e.type in NOTICE_TYPES)
 
 
 def renewal_cadences(catalogue: Catalogue, days: Sequence[date]) -> set[str]:
@@ -106,9 +106,7 @@ def sweep_dunning(ctx: Context, tenant: str) -> RunPlanned:
 
 def _decide(ctx: Context, tenant: str, catalogue: Catalogue, today: date, loaded: Loaded) -> Changes:
     changes = numbered(ctx, tenant, catalogue, lambda number: collect(loaded.account, catalogue, today, number))
-    visit = next_visit(changes.account, catalogue, today)
-    if visit is not None:
-        ctx.dunning_index.add(tenant, visit, loaded.account.number)  # ahead of the commit, see indexes.py
+    index_next_visit(ctx, tenant, catalogue, changes.account, today)
     return changes
 
 

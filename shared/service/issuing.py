@@ -23,13 +23,13 @@ from ..adapters.numbering import series_key
 from ..adapters.tables import MAX_BATCH
 from ..domain.account import Account, Changes, Event, due_drafts
 from ..domain.catalogue import Catalogue
+from ..domain.collection import NOTICE_TYPES, next_visit
 from ..domain.credit import Number
 from ..domain.invoicing import InvoiceDraft
 from .context import Context
 
 log = logging.getLogger(__name__)
 ENTITIES_PER_DRAFT = 3  # invoice, ledger entry, outbox event
-NOTICE_TYPES = frozenset({"ReminderIssued", "PaymentStopNotice"})  # also sent to the notification worker
 
 
 def claim_numbers(ctx: Context, tenant: str, catalogue: Catalogue, drafts: Sequence[InvoiceDraft]) -> dict[str, int]:
@@ -76,6 +76,14 @@ def plan(loaded: Loaded | None, account: Account, catalogue: Catalogue, today: d
     fixed = 1 + len(account.subscriptions) + (len(loaded.outbox) if loaded else 0) + extra_entities
     room = (MAX_BATCH - fixed) // ENTITIES_PER_DRAFT
     return due_drafts(account, catalogue, today)[: max(room, 0)]
+
+
+def index_next_visit(ctx: Context, tenant: str, catalogue: Catalogue, account: Account, today: date) -> None:
+    """Enter the day the dunning run must next look at this subscriber, if any, in the
+    dunning index: ahead of the commit that makes the visit necessary (see indexes.py)."""
+    visit = next_visit(account, catalogue, today)
+    if visit is not None:
+        ctx.dunning_index.add(tenant, visit, account.number)
 
 
 def publish(ctx: Context, tenant: str, events: Sequence[Event]) -> None:

@@ -10,8 +10,6 @@ from typing import Any
 from ..adapters.notify import Notice, Notifier
 from ..domain.money import Money
 
-KINDS = ("ReminderIssued", "PaymentStopNotice")
-
 
 def render(message_id: str, tenant: str, kind: str, p: dict[str, Any]) -> Notice:
     """The notice for one event; raises ``ValueError`` for an event that is not a notice."""

@@ -21,11 +21,11 @@ from dateutil.relativedelta import relativedelta
 from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Account, Changes, issue, subscription_created
 from ..domain.catalogue import PaymentType
-from ..domain.collection import next_visit, order_blocked
+from ..domain.collection import order_blocked
 from ..domain.invoicing import Invoice
 from ..domain.subscriptions import StopKind, Subscriber, Subscription
 from .context import Context
-from .issuing import claim_numbers, commit, plan
+from .issuing import claim_numbers, commit, index_next_visit, plan
 
 MAX_ATTEMPTS = 10
 
@@ -96,9 +96,7 @@ def place_order(ctx: Context, order: PlaceOrder) -> OrderPlaced:
         numbers = claim_numbers(ctx, order.tenant, catalogue, drafts)
         base = Changes(account, (sub,), events=(subscription_created(subscriber_no, sub),))
         changes = issue(account, drafts, numbers, catalogue, today, base)
-        visit = next_visit(changes.account, catalogue, today)  # a first invoice's reminder: not by cadence
-        if visit is not None:
-            ctx.dunning_index.add(order.tenant, visit, subscriber_no)
+        index_next_visit(ctx, order.tenant, catalogue, changes.account, today)  # a first invoice: not by cadence
         try:
             commit(ctx, order.tenant, loaded, changes)
         except ConcurrencyConflict:
