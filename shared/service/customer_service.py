@@ -2,23 +2,20 @@
 corrections, write-offs, additional invoices, postponed reminders, order blockage
 (S4, S5, S7, L4-L6, D1; manual 6.4-6.6, 6.9, 7.5, 7.6, 7.9, 7.10, 7.15).
 
-Each operation is ``change``: load the partition (and the documents, when the domain
-needs the issued invoices), run the pure operation with invoice numbers claimed by
-natural key (``issuing.numbered``), index what the dunning run and the invoice run
-must see, and commit in one transaction; a conflict reloads and runs it again.
+Each operation is a pure function from ``shared.domain`` run by
+``issuing.change_account``: load, number, index, commit in one transaction, and on a
+conflict reload and run again.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 from ..adapters.accounts import History
 from ..adapters.codec import to_jsonable
-from ..adapters.tables import ConcurrencyConflict
 from ..domain import collection, credit, lifecycle
 from ..domain.account import Account, Changes, Correction, OrderBlock
 from ..domain.calendar import Frequency
@@ -27,36 +24,8 @@ from ..domain.credit import Number
 from ..domain.invoicing import DocumentKind, InvoiceLine, line
 from ..domain.subscriptions import SubscriptionStatus
 from .context import Context
-from .issuing import commit, index_next_visit, numbered
+from .issuing import change_account
 from .queries import NotFound
-
-MAX_ATTEMPTS = 10
-Operation = Callable[[Account, Catalogue, date, Number, History | None], Changes]
-
-
-def change(ctx: Context, tenant: str, subscriber_no: int, operation: Operation, documents: bool = False) -> Changes:
-    catalogue = ctx.catalogue.get(tenant)
-    today = ctx.today(catalogue)
-    for _ in range(MAX_ATTEMPTS):
-        loaded = ctx.accounts.load(tenant, subscriber_no)
-        if loaded is None:
-            raise NotFound(f"subscriber {subscriber_no}")
-        history = ctx.accounts.documents(tenant, subscriber_no) if documents else None
-        account = loaded.account
-        changes = numbered(ctx, tenant, catalogue,
-                           lambda number, a=account, h=history: operation(a, catalogue, today, number, h))
-        if changes.empty and changes.account == loaded.account:
-            return changes
-        for sub in changes.subscriptions:
-            if sub.id not in loaded.account.subscriptions:  # a restart after a pause: the invoice run must see it
-                ctx.due_index.add(tenant, sub.cadence, subscriber_no, sub.id)
-        index_next_visit(ctx, tenant, catalogue, changes.account, today)
-        try:
-            commit(ctx, tenant, loaded, changes)
-        except ConcurrencyConflict:
-            continue
-        return changes
-    raise ConcurrencyConflict(f"subscriber {subscriber_no} kept changing")
 
 
 def _invoices_of(history: History | None, subscription_id: str) -> list[Any]:
@@ -66,21 +35,21 @@ def _invoices_of(history: History | None, subscription_id: str) -> list[Any]:
 
 def stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, at_period_end: bool,
          stop_on: date | None, code: str | None, reason: str) -> Changes:
-    return change(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.stop(
+    return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.stop(
         acc, cat, subscription_id, at_period_end, stop_on, code, reason, _invoices_of(h, subscription_id), today,
         number), documents=True)
 
 
 def change_stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, stop_on: date | None,
                 reason: str) -> Changes:
-    return change(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.change_stop(
+    return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.change_stop(
         acc, cat, subscription_id, stop_on, reason, _invoices_of(h, subscription_id), today, number), documents=True)
 
 
 def pause(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, restart_on: date,
           plan_id: str | None) -> Changes:
     new_id = uuid.uuid5(uuid.NAMESPACE_URL, f"abonno:{tenant}:{subscription_id}:restart:{restart_on}").hex[:16]
-    return change(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.pause(
+    return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.pause(
         acc, cat, subscription_id, restart_on, new_id, plan_id, _invoices_of(h, subscription_id), today, number),
         documents=True)
 
@@ -97,24 +66,24 @@ def credit_invoice(ctx: Context, tenant: str, subscriber_no: int, invoice_number
         return credit.credit_invoice(acc, inv.number, inv.demand_no, d.organization_id, d.currency,
                                      d.subscription_id, inv.total_minor, d.kind.value, reason, today, number)
 
-    return change(ctx, tenant, subscriber_no, op, documents=True)
+    return change_account(ctx, tenant, subscriber_no, op, documents=True)
 
 
 def add_correction(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, amount_minor: int,
                    text: str, correction_id: str) -> Changes:
-    return change(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: credit.add_correction(
+    return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: credit.add_correction(
         acc, Correction(correction_id, _org(cat, organization_id), amount_minor, text, today)))
 
 
 def delete_correction(ctx: Context, tenant: str, subscriber_no: int, correction_id: str) -> Changes:
-    return change(ctx, tenant, subscriber_no,
+    return change_account(ctx, tenant, subscriber_no,
                   lambda acc, cat, today, number, h: credit.delete_correction(acc, correction_id))
 
 
 def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str) -> Changes:
     if not reason.strip():
         raise credit.CreditRefused("a write-off needs a reason")
-    return change(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: credit.write_off(
+    return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: credit.write_off(
         acc, _org(cat, organization_id), cat.organizations[organization_id].currency, reason, today))
 
 
@@ -170,7 +139,7 @@ def additional_invoice(ctx: Context, tenant: str, subscriber_no: int, organizati
             return Changes(acc)  # posted before: issued once
         return credit.additional_invoice(acc, cat, _org(cat, organization_id), built, ref, due_days, today, number)
 
-    return change(ctx, tenant, subscriber_no, op, documents=True)
+    return change_account(ctx, tenant, subscriber_no, op, documents=True)
 
 
 def _line(cat: Catalogue, spec: LineSpec, today: date) -> InvoiceLine:
@@ -193,7 +162,7 @@ def postpone_reminder(ctx: Context, tenant: str, subscriber_no: int, invoice_num
             raise NotFound(f"no open invoice {invoice_number}")
         return collection.postpone(acc, demand.demand_no, to, reason, today)
 
-    return change(ctx, tenant, subscriber_no, op)
+    return change_account(ctx, tenant, subscriber_no, op)
 
 
 def set_order_block(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str | None) -> Changes:
@@ -204,7 +173,7 @@ def set_order_block(ctx: Context, tenant: str, subscriber_no: int, organization_
             blocks[organization_id] = acc.order_blocks.get(organization_id) or OrderBlock(reason, today)
         return Changes(replace(acc, order_blocks=blocks))
 
-    return change(ctx, tenant, subscriber_no, op)
+    return change_account(ctx, tenant, subscriber_no, op)
 
 
 def _org(cat: Catalogue, organization_id: str) -> str:

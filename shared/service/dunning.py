@@ -31,7 +31,8 @@ from ..domain.catalogue import Catalogue
 from ..domain.collection import NOTICE_TYPES, collect
 from .billing import RunPlanned, batches, plan_run
 from .context import Context
-from .issuing import commit, index_next_visit, numbered, publish
+from .issuing import change_account, commit, index_next_visit, numbered, publish, unchanged
+from .queries import NotFound
 
 log = logging.getLogger(__name__)
 RUN = "dunning"
@@ -121,7 +122,7 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
         if loaded is None:
             return number, None, []
         changes = _decide(ctx, tenant, catalogue, today, loaded)
-        if changes.empty:
+        if unchanged(loaded, changes):
             return number, changes, []
         try:
             return number, changes, commit(ctx, tenant, loaded, changes, publish_now=False)
@@ -144,19 +145,12 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
     return result
 
 
-def dun_one(ctx: Context, tenant: str, today: date, subscriber_no: int, result: DunningResult,
-            attempts: int = 10) -> None:
-    catalogue = ctx.catalogue.get(tenant)
-    for _ in range(attempts):
-        loaded = ctx.accounts.load(tenant, subscriber_no)
-        if loaded is None:
-            return
-        changes = _decide(ctx, tenant, catalogue, today, loaded)
-        if changes.empty:
-            return
-        try:
-            commit(ctx, tenant, loaded, changes)
-        except ConcurrencyConflict:
-            continue
-        result.add(changes)
+def dun_one(ctx: Context, tenant: str, today: date, subscriber_no: int, result: DunningResult) -> None:
+    """One subscriber's visit on its own, as after a conflict in a batch."""
+    try:
+        changes = change_account(ctx, tenant, subscriber_no,
+                                 lambda account, catalogue, day, number, _h: collect(account, catalogue, day, number),
+                                 today=today)
+    except NotFound:
         return
+    result.add(changes)

@@ -7,6 +7,8 @@
 
 A ``ConcurrencyConflict`` at step 4 means someone changed the partition since it was
 read: the caller reloads and runs the steps again, and finds the demand issued.
+``change_account`` does the same for any other operation on one subscriber
+(customer service, a dunning visit redone alone).
 """
 
 from __future__ import annotations
@@ -16,17 +18,18 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from ..adapters.accounts import Loaded
+from ..adapters.accounts import History, Loaded
 from ..adapters.bus import EVENTS, NOTICES, BusMessage
 from ..adapters.codec import to_jsonable
 from ..adapters.numbering import series_key
-from ..adapters.tables import MAX_BATCH
+from ..adapters.tables import MAX_BATCH, ConcurrencyConflict
 from ..domain.account import Account, Changes, Event, due_drafts
 from ..domain.catalogue import Catalogue
 from ..domain.collection import NOTICE_TYPES, next_visit
 from ..domain.credit import Number
 from ..domain.invoicing import InvoiceDraft
 from .context import Context
+from .queries import NotFound
 
 log = logging.getLogger(__name__)
 ENTITIES_PER_DRAFT = 3  # invoice, ledger entry, outbox event
@@ -76,6 +79,47 @@ def plan(loaded: Loaded | None, account: Account, catalogue: Catalogue, today: d
     fixed = 1 + len(account.subscriptions) + (len(loaded.outbox) if loaded else 0) + extra_entities
     room = (MAX_BATCH - fixed) // ENTITIES_PER_DRAFT
     return due_drafts(account, catalogue, today)[: max(room, 0)]
+
+
+def unchanged(loaded: Loaded, changes: Changes) -> bool:
+    """Nothing to commit: no rows added and the account as it was loaded (an operation may
+    change only the subscriber row, such as a balance check done with or an order block)."""
+    return changes.empty and changes.account == loaded.account
+
+
+MAX_ATTEMPTS = 10
+Operation = Callable[[Account, Catalogue, date, Number, History | None], Changes]
+
+
+def change_account(ctx: Context, tenant: str, subscriber_no: int, operation: Operation, documents: bool = False,
+                   today: date | None = None) -> Changes:
+    """One business operation on one subscriber: load the partition (and its documents, if
+    the operation needs the issued invoices), run the pure ``operation`` with invoice
+    numbers claimed (``numbered``), index what the invoice and dunning runs must see,
+    commit; a conflict reloads and runs it again. ``today`` defaults to the tenant's."""
+    catalogue = ctx.catalogue.get(tenant)
+    today = today or ctx.today(catalogue)
+    for _ in range(MAX_ATTEMPTS):
+        loaded = ctx.accounts.load(tenant, subscriber_no)
+        if loaded is None:
+            raise NotFound(f"subscriber {subscriber_no}")
+        history = ctx.accounts.documents(tenant, subscriber_no) if documents else None
+        account = loaded.account
+        changes = numbered(ctx, tenant, catalogue,
+                           lambda number, a=account, h=history: operation(a, catalogue, today, number, h))
+        if unchanged(loaded, changes):
+            return changes
+        for sub in changes.subscriptions:
+            if sub.id not in loaded.account.subscriptions:  # a restart after a pause: the invoice run must see it
+                ctx.due_index.add(tenant, sub.cadence, subscriber_no, sub.id)
+        index_next_visit(ctx, tenant, catalogue, changes.account, today)
+        try:
+            commit(ctx, tenant, loaded, changes)
+        except ConcurrencyConflict:
+            continue
+        return changes
+    raise ConcurrencyConflict(f"subscriber {subscriber_no} kept changing")
+
 
 
 def index_next_visit(ctx: Context, tenant: str, catalogue: Catalogue, account: Account, today: date) -> None:

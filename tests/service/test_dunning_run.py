@@ -162,3 +162,17 @@ def test_a_year_of_one_subscriber(ctx: Context, shop: str) -> None:
           for kind, sign in ((EntryKind.INVOICE, -1), (EntryKind.PAYMENT, 1))],
     ]
     assert acc.account.balances["avisa"] == 0 and acc.account.open_demands == {}
+
+
+def test_a_balance_check_that_finds_too_little_owed_is_done_with_and_stored(ctx: Context, shop: str) -> None:
+    from shared.service import customer_service
+
+    placed = place_order(ctx, order(shop, 1))  # 5 Jan
+    payments_in.register_payment(ctx, shop, placed.subscriber_no, "avisa", 34800, date(2026, 1, 6), "paid-1")
+    customer_service.stop(ctx, shop, placed.subscriber_no, placed.subscription_id, True, None, None, "Moving")
+    loaded = ctx.accounts.load(shop, placed.subscriber_no)
+    assert loaded is not None and [c.on for c in loaded.account.balance_checks] == [date(2026, 2, 6)]
+    result = dun_subscribers(ctx, shop, date(2026, 2, 6), [placed.subscriber_no])  # owes nothing: no invoice
+    assert result.balance_invoices == 0
+    loaded = ctx.accounts.load(shop, placed.subscriber_no)
+    assert loaded is not None and loaded.account.balance_checks == ()
