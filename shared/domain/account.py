@@ -240,6 +240,12 @@ def process_of(account: Account, catalogue: Catalogue, demand: OpenDemand) -> Du
     return catalogue.dunning_of(sub.plan_id) if sub is not None and sub.plan_id in catalogue.plans else None
 
 
+def settlement_policy_of(account: Account, catalogue: Catalogue, demand: OpenDemand) -> SettlementPolicy:
+    """The settlement policy of the demand's dunning process; 100 % without one."""
+    process = process_of(account, catalogue, demand)
+    return process.settlement if process else SettlementPolicy()
+
+
 def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catalogue, booked: date) -> Changes:
     """Book an identified payment: ledger credit, settlement of open demands, events."""
     org = payment.organization_id
@@ -259,9 +265,7 @@ def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catal
                                       str(exact.invoice_number), "Reminder fee written off: invoice paid exactly"))
             mine = [replace(d, open_minor=d.open_minor - fee_written_off, fees_minor=d.fees_minor - fee_written_off)
                     if d is exact else d for d in mine]
-    result = settle(mine, matched, payment.amount_minor,
-                    lambda d: catalogue.settlement_policy(account.subscriptions[d.subscription_id].plan_id)
-                    if d.subscription_id in account.subscriptions else SettlementPolicy())
+    result = settle(mine, matched, payment.amount_minor, lambda d: settlement_policy_of(account, catalogue, d))
     numbers = {d.demand_no: d.invoice_number for d in mine}
     for a in result.allocations:
         if a.written_off_minor:

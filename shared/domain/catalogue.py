@@ -222,11 +222,6 @@ class Catalogue:
         """The dunning process of a plan's billing plan; None means no reminders and no stop."""
         return self.dunning_processes.get(self.billing_plan_of(self.plan(plan_id)).dunning_process_id or "")
 
-    def settlement_policy(self, plan_id: str) -> SettlementPolicy:
-        """The settlement policy of a plan's billing plan's dunning process; 100 % without one."""
-        process = self.dunning_of(plan_id)
-        return process.settlement if process else SettlementPolicy()
-
     def organization_by_account(self, account: str) -> Organization | None:
         """The organisation whose bank account (or bankgiro) receives payments to ``account``."""
         digits = "".join(c for c in account if c.isdigit()).lstrip("0")
