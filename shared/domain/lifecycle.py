@@ -126,7 +126,7 @@ def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period
     check_stop_reason(catalogue, sub, code, reason)
     billed = billed_of(invoices)
     if at_period_end:
-        day = sub.anchor if today < sub.anchor else sub.period(sub.period_index_on(today)).end
+        day = sub.renewal_on(today)
         by_start = {b.start: b for b in billed}
         while day in by_start and _paid(account, by_start[day]):  # case 3: paid, so delivered to its end
             day = by_start[day].end
@@ -182,7 +182,7 @@ def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_
     sub = _subscription(account, subscription_id)
     if sub.stop_date is not None and sub.stop_date <= today:
         raise StopRefused(f"subscription {sub.id} has ended")
-    day = sub.anchor if today < sub.anchor else sub.period(sub.period_index_on(today)).end
+    day = sub.renewal_on(today)
     if restart_on <= day:
         raise StopRefused(f"the restart date must be after the pause begins on {day}")
     plan = catalogue.plan(plan_id or sub.plan_id)

@@ -80,12 +80,14 @@ class Subscription:
     scheduled_start: bool = False  # a restart after a pause: the first invoice comes lead days ahead, too
     resumes: str | None = None  # the paused subscription this one restarts
 
-    def period_index_on(self, day: date) -> int:
-        """The index of the period containing ``day`` (0 before the start)."""
+    def renewal_on(self, day: date) -> date:
+        """The renewal date of the period ongoing on ``day``: its end (the start, before the start)."""
+        if day < self.anchor:
+            return self.anchor
         index = 0
         while self.period(index).end <= day:
             index += 1
-        return index
+        return self.period(index).end
 
     def period(self, index: int) -> Period:
         return period(self.anchor, self.frequency, index)
