@@ -33,17 +33,16 @@ class SimulatedBank:
     files: int = 0
 
     def learn(self) -> int:
-        """Read new InvoiceIssued events and decide how each invoice will be paid."""
+        """Read new InvoiceIssued and ReminderIssued events and decide how each will be paid."""
         queue = QueueClient.from_connection_string(self.connection_string, EVENTS)
+        handlers = {"InvoiceIssued": self._plan, "ReminderIssued": self._remind}
         learned = 0
         while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=60)):
             for message in batch:
                 for item in unpack(message.content):
-                    body = item.body
-                    if body.get("tenant") == self.tenant and body.get("type") == "InvoiceIssued":
-                        learned += self._plan(body["payload"])
-                    elif body.get("tenant") == self.tenant and body.get("type") == "ReminderIssued":
-                        learned += self._remind(body["payload"])
+                    handler = handlers.get(item.body.get("type", ""))
+                    if handler is not None and item.body.get("tenant") == self.tenant:
+                        learned += handler(item.body["payload"])
                 queue.delete_message(message)
         return learned
 
