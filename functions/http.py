@@ -48,6 +48,13 @@ class Call:
         assert self.principal is not None
         return self.principal.tenant
 
+    def number(self, name: str) -> int:
+        """A numeric route parameter (subscriber or invoice number); 400 if it is not one."""
+        value = self.route[name]
+        if not value.isdigit():
+            raise ValueError(f"{name} must be a number")
+        return int(value)
+
 
 @dataclass
 class Endpoint:

@@ -28,13 +28,6 @@ SUBSCRIPTION = SUBSCRIBER + "/subscriptions/{subscription_id}"
 INVOICE = SUBSCRIBER + "/invoices/{invoice_number}"
 
 
-def _int(call: Call, name: str) -> int:
-    value = call.route[name]
-    if not value.isdigit():
-        raise ValueError(f"{name} must be a number")
-    return int(value)
-
-
 class StopIn(BaseModel):
     at_period_end: bool = Field(default=True, description="stop when the current (or last paid) period ends")
     stop_date: date | None = Field(default=None, description="first day without delivery, when not at period end")
@@ -103,7 +96,7 @@ class OrderBlockIn(BaseModel):
                        body=StopIn, roles=SUPPORT))
 def stop(call: Call) -> Any:
     b: StopIn = call.body
-    return cs.summary_of(cs.stop(call.ctx, call.tenant, _int(call, "subscriber_no"), call.route["subscription_id"],
+    return cs.summary_of(cs.stop(call.ctx, call.tenant, call.number("subscriber_no"), call.route["subscription_id"],
                                  b.at_period_end and b.stop_date is None, b.stop_date, b.code, b.reason))
 
 
@@ -112,7 +105,7 @@ def stop(call: Call) -> Any:
                        body=ChangeStopIn, roles=SUPPORT))
 def change_stop(call: Call) -> Any:
     b: ChangeStopIn = call.body
-    return cs.summary_of(cs.change_stop(call.ctx, call.tenant, _int(call, "subscriber_no"),
+    return cs.summary_of(cs.change_stop(call.ctx, call.tenant, call.number("subscriber_no"),
                                         call.route["subscription_id"], b.stop_date, b.reason))
 
 
@@ -121,7 +114,7 @@ def change_stop(call: Call) -> Any:
                        body=PauseIn, roles=SUPPORT))
 def pause(call: Call) -> Any:
     b: PauseIn = call.body
-    return cs.summary_of(cs.pause(call.ctx, call.tenant, _int(call, "subscriber_no"), call.route["subscription_id"],
+    return cs.summary_of(cs.pause(call.ctx, call.tenant, call.number("subscriber_no"), call.route["subscription_id"],
                                   b.restart_on, b.plan_id))
 
 
@@ -130,8 +123,8 @@ def pause(call: Call) -> Any:
                        status=201))
 def credit_note(call: Call) -> Any:
     b: ReasonIn = call.body
-    return cs.summary_of(cs.credit_invoice(call.ctx, call.tenant, _int(call, "subscriber_no"),
-                                           _int(call, "invoice_number"), b.reason))
+    return cs.summary_of(cs.credit_invoice(call.ctx, call.tenant, call.number("subscriber_no"),
+                                           call.number("invoice_number"), b.reason))
 
 
 @endpoint(bp, Endpoint("invoice_postpone_reminder", INVOICE + "/postpone-reminder", ["POST"],
@@ -139,8 +132,8 @@ def credit_note(call: Call) -> Any:
                        roles=SUPPORT))
 def postpone(call: Call) -> Any:
     b: PostponeIn = call.body
-    return cs.summary_of(cs.postpone_reminder(call.ctx, call.tenant, _int(call, "subscriber_no"),
-                                              _int(call, "invoice_number"), b.to, b.reason))
+    return cs.summary_of(cs.postpone_reminder(call.ctx, call.tenant, call.number("subscriber_no"),
+                                              call.number("invoice_number"), b.to, b.reason))
 
 
 @endpoint(bp, Endpoint("correction_add", SUBSCRIBER + "/corrections", ["POST"],
@@ -149,7 +142,7 @@ def postpone(call: Call) -> Any:
 def add_correction(call: Call) -> Any:
     b: CorrectionIn = call.body
     ident = b.id or call.request.headers.get("idempotency-key") or uuid.uuid4().hex
-    return cs.summary_of(cs.add_correction(call.ctx, call.tenant, _int(call, "subscriber_no"), b.organization_id,
+    return cs.summary_of(cs.add_correction(call.ctx, call.tenant, call.number("subscriber_no"), b.organization_id,
                                            b.amount_minor, b.text, ident)) | {"id": ident}
 
 
@@ -157,7 +150,7 @@ def add_correction(call: Call) -> Any:
                        "Delete a correction not yet invoiced (manual 7.5)", "Customer service", roles=SUPPORT,
                        status=204))
 def delete_correction(call: Call) -> Any:
-    cs.delete_correction(call.ctx, call.tenant, _int(call, "subscriber_no"), call.route["correction_id"])
+    cs.delete_correction(call.ctx, call.tenant, call.number("subscriber_no"), call.route["correction_id"])
     return func.HttpResponse(status_code=204)
 
 
@@ -166,7 +159,7 @@ def delete_correction(call: Call) -> Any:
                        roles=ADMIN))
 def write_off(call: Call) -> Any:
     b: WriteOffIn = call.body
-    return cs.summary_of(cs.write_off(call.ctx, call.tenant, _int(call, "subscriber_no"), b.organization_id,
+    return cs.summary_of(cs.write_off(call.ctx, call.tenant, call.number("subscriber_no"), b.organization_id,
                                       b.reason))
 
 
@@ -188,7 +181,7 @@ def additional_invoice(call: Call) -> Any:
     b: AdditionalInvoiceIn = call.body
     specs = [cs.LineSpec(li.text, li.amount_minor, li.vat_rate_bp, li.product_id, li.quantity, li.frequency)
              for li in b.lines]
-    return cs.summary_of(cs.additional_invoice(call.ctx, call.tenant, _int(call, "subscriber_no"),
+    return cs.summary_of(cs.additional_invoice(call.ctx, call.tenant, call.number("subscriber_no"),
                                                b.organization_id, specs, b.ref, b.due_days))
 
 
@@ -197,12 +190,12 @@ def additional_invoice(call: Call) -> Any:
                        roles=SUPPORT))
 def set_order_block(call: Call) -> Any:
     b: OrderBlockIn = call.body
-    cs.set_order_block(call.ctx, call.tenant, _int(call, "subscriber_no"), call.route["organization_id"], b.reason)
+    cs.set_order_block(call.ctx, call.tenant, call.number("subscriber_no"), call.route["organization_id"], b.reason)
     return {"blocked": True}
 
 
 @endpoint(bp, Endpoint("order_block_delete", SUBSCRIBER + "/order-blocks/{organization_id}", ["DELETE"],
                        "Remove a manual order blockage", "Customer service", roles=SUPPORT, status=204))
 def delete_order_block(call: Call) -> Any:
-    cs.set_order_block(call.ctx, call.tenant, _int(call, "subscriber_no"), call.route["organization_id"], None)
+    cs.set_order_block(call.ctx, call.tenant, call.number("subscriber_no"), call.route["organization_id"], None)
     return func.HttpResponse(status_code=204)

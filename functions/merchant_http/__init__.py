@@ -77,10 +77,7 @@ def search(call: Call) -> Any:
                        "Subscriber overview: subscriptions, invoices (issued and draft), ledger", "Subscribers",
                        roles=READ))
 def overview(call: Call) -> Any:
-    number = call.route["subscriber_no"]
-    if not number.isdigit():
-        raise ValueError("subscriber_no must be a number")
-    return queries.overview(call.ctx, call.tenant, int(number))
+    return queries.overview(call.ctx, call.tenant, call.number("subscriber_no"))
 
 
 @endpoint(bp, Endpoint("kid_lookup", "merchant/kid/{kid}", ["GET"],
