@@ -4,6 +4,7 @@ them unpaid, dunned on 26 January (the first reminder's day).
 Prints one JSON object:
   subscribers_per_s           subscribers visited per second (plan, bus, worker), on Azurite
   round_trips_per_subscriber  storage calls counted at the adapter during the run / subscribers
+  client_cpu_ms_per_subscriber  CPU time of this (client) process during the run / subscribers visited
   ceiling_per_s               the same storage shape done directly with the SDK in this run:
                               a partition read for every subscriber, and for the unpaid ones an
                               index write and one transaction of as many entities; same
@@ -127,6 +128,7 @@ def main() -> None:
         "client_cpu_s": round(cpu, 2),
         "subscribers_per_s": round(rate, 1),
         "round_trips_per_subscriber": round(trips / max(visited, 1), 3),
+        "client_cpu_ms_per_subscriber": round(1000 * cpu / max(visited, 1), 2),
         "ceiling_per_s": round(ceiling_rate, 1),
         "ceiling_before_after_per_s": [round(ceiling_before, 1), round(ceiling_after, 1)],
         "ratio": round(rate / ceiling_rate, 3),

@@ -3,6 +3,8 @@
 Prints one JSON object:
   invoices_per_s          renewal invoices issued per second, end to end on Azurite
   round_trips_per_invoice storage calls counted at the adapter during the run / invoices
+  client_cpu_ms_per_invoice  CPU time of this (client) process during the run / invoices:
+                          what a Functions instance pays per invoice (Azurite not included)
   ceiling_per_s           the same storage shape done directly with the SDK in this run
                           (per subscriber: one partition read and one entity-group
                           transaction of as many entities), at the same concurrency
@@ -131,13 +133,14 @@ def main() -> None:
         clock.set(oslo_morning(RUN_DAY))
         ctx.bus.service.get_queue_client(BILLING_WORK).clear_messages()  # type: ignore[attr-defined]
         trips_before = ctx.storage.round_trips.count
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         plan_invoice_run(ctx, tenant)
         batches = work_items(ctx)
         with ThreadPoolExecutor(MESSAGES_IN_FLIGHT) as pool:
             results = list(pool.map(lambda b: bill_subscribers(ctx, tenant, RUN_DAY, b["subscribers"],
                                                                workers=THREADS_PER_MESSAGE), batches))
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         invoices = sum(r.invoices for r in results)
         trips = ctx.storage.round_trips.count - trips_before
     finally:
@@ -149,6 +152,7 @@ def main() -> None:
         "elapsed_s": round(elapsed, 2),
         "invoices_per_s": round(rate, 1),
         "round_trips_per_invoice": round(trips / max(invoices, 1), 3),
+        "client_cpu_ms_per_invoice": round(1000 * cpu / max(invoices, 1), 2),
         "ceiling_per_s": round(ceiling_rate, 1),
         "ratio": round(rate / ceiling_rate, 3),
         "engine_invoices_per_s": round(engine_rate(20000), 1),

@@ -3,6 +3,7 @@
 Prints one JSON object:
   payments_per_s          payments identified and booked per second, end to end on Azurite
   round_trips_per_payment storage calls counted at the adapter during the import / payments
+  client_cpu_ms_per_payment  CPU time of this (client) process during the import / payments booked
   ceiling_per_s           the same storage shape done directly with the SDK in this run (per
                           subscriber: one partition read and one transaction of as many
                           entities), same concurrency, same data volume
@@ -60,9 +61,10 @@ def main() -> None:
         data = ocr_giro.transmission(paid, DAY, account="86011117947").encode()
         ceiling_rate = ceiling.measure()
         trips_before = ctx.storage.round_trips.count
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = import_bank_file(ctx, tenant, "bench.txt", data)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         trips = ctx.storage.round_trips.count - trips_before
     finally:
@@ -75,6 +77,7 @@ def main() -> None:
         "elapsed_s": round(elapsed, 2),
         "payments_per_s": round(rate, 1),
         "round_trips_per_payment": round(trips / max(result.booked, 1), 3),
+        "client_cpu_ms_per_payment": round(1000 * cpu / max(result.booked, 1), 2),
         "ceiling_per_s": round(ceiling_rate, 1),
         "ratio": round(rate / ceiling_rate, 3),
         "file_bytes": len(data),
