@@ -106,11 +106,12 @@ def payments_of(transmission: netsgiro.Transmission) -> Iterator[IncomingPayment
 
 
 def transmission(paid: Sequence[tuple[str, int]], on: date, number: str = "1000001",
-                 account: str = "88888888888") -> str:
+                 account: str = "88888888888", types: Sequence[int] = ()) -> str:
     """An OCR giro transmission paying ``(kid, amount in øre)`` pairs, written by netsgiro.
 
     What a bank sends; the demo's simulated bank and the tests use it. Øre become kroner
-    exactly (``Decimal(øre) / 100``), never through a float.
+    exactly (``Decimal(øre) / 100``), never through a float. ``types`` gives each
+    transaction's type (default 21, purchase with free text; 18 and 20 are reversals).
     """
     from decimal import Decimal
 
@@ -121,7 +122,8 @@ def transmission(paid: Sequence[tuple[str, int]], on: date, number: str = "10000
                                      account=account, agreement_id="000000000", date=on)
     for i, (kid, amount) in enumerate(paid, 1):
         assignment.transactions.append(netsgiro.Transaction(
-            service_code=netsgiro.ServiceCode.OCR_GIRO, type=netsgiro.TransactionType.PURCHASE_WITH_TEXT, number=i,
+            service_code=netsgiro.ServiceCode.OCR_GIRO, number=i,
+            type=netsgiro.TransactionType(types[i - 1] if types else netsgiro.TransactionType.PURCHASE_WITH_TEXT),
             date=on, amount=Decimal(amount) / 100, kid=kid, reference="000000001", text=None, centre_id="13",
             day_code=on.day, partial_settlement_number=1, partial_settlement_serial_number="00001", sign="0",
             form_number="9876543210", bank_date=on, debit_account="12345678903", filler=None))
