@@ -23,6 +23,23 @@ payments since its opening record (count and amount: payments minus deductions),
 end record against the counts of the whole file. A mismatch raises
 ``ControlTotalError``; callers read the file once to validate and once to book, so
 nothing is booked from a file that does not add up, and memory stays flat.
+
+``read_file`` (used by ``read.read_bank_file``) is the strict reader of a whole file:
+
+- a payment's ``line_id`` is ``{deposit}.{payment}``, ordinals in the file, never the BGC
+  serial number (Bankgirot's own example file repeats serials within a deposit);
+- TK20 is a payment, TK21 a deduction (``RecordKind.DEDUCTION``, its amount positive);
+  the deposit record's amount is payments minus deductions and is the ControlTotal;
+- TK22/TK23 are extra references of the payment before them. Their amounts are the
+  payer's breakdown of that payment, not money of their own: the deposit record counts
+  and sums only TK20/TK21, and the end record counts TK22 and TK23 together. TK23
+  ("minus", e.g. a credit note the payer deducted) is kept as a negative amount in
+  ``IncomingPayment.extra_reference_amounts``, never as a record with its own sign;
+- reference code 2 means Bankgirot checked the reference as an OCR number, so it must be
+  digits; codes 3 to 5 (references in TK22/23, unchecked, wrong) may be free text;
+- a payment whose records (TK20-29) cannot be read with certainty is an
+  ``UnreadableRecord``; an amount that is not digits, or any damaged TK01/05/15/70,
+  rejects the file (the totals could not be proven).
 """
 
 from __future__ import annotations
@@ -440,7 +457,7 @@ def read_file(lines: Sequence[str], digest: str) -> BankFile:
         raise ControlTotalError(f"end record says {end}, the file holds {found}")
     identity = f"bgmax:{'+'.join(dict.fromkeys(payees)) or '-'}:{start.timestamp}"
     return BankFile("bgmax", identity, digest, tuple(records), (),
-                    tuple(ControlTotal(c, n, a, a) for c, (n, a) in sorted(totals.items())), start.test)
+                    tuple(ControlTotal(c, n, a, a) for c, (n, a) in sorted(totals.items()) if n), start.test)
 
 
 def _padded(number: int, line: str) -> str:

@@ -7,6 +7,21 @@ records; it does not check the end records' control totals, so this module does:
 assignment and for the transmission, the number of transactions, the number of
 records and the total amount. Amounts stay integer øre end to end (netsgiro's records
 carry øre; its ``Decimal`` kroner are not used).
+
+``read_file`` (used by ``read.read_bank_file``) is the strict reader: it walks the
+records itself and has netsgiro parse each one, so one damaged transaction is set aside
+(``UnreadableRecord``) instead of failing the file, and it reads what netsgiro refuses:
+
+- a MOD11 KID ending in ``-`` (check value 10): netsgiro's pattern allows digits and
+  spaces only, so the '-' is read from the line and netsgiro parses the rest;
+- transaction types 18 and 20 ("reversing", manual 2.1) are ``RecordKind.REVERSAL`` with
+  a positive amount. Nets adds them into the end records' total amount (manual 2.5,
+  field 7), so the net ControlTotal is that total minus twice the reversals;
+- a '-' sign (field 11) on a transaction that is not a reversal is not guessed at: set aside;
+- AvtaleGiro claim and cancellation assignments (service code 21, types 00 and 36) are
+  sent *to* Nets: such a file is ``NotIncomingPayments``, as is one with no OCR giro or
+  agreement assignment; an agreements-only transmission is valid (mandates, no money);
+- ``line_id`` is ``{assignment}.{transaction}``, ordinals in the file.
 """
 
 from __future__ import annotations
@@ -296,7 +311,7 @@ class _Reader:
             raise NotIncomingPayments("not an incoming payment file: it holds no OCR giro or AvtaleGiro "
                                       "agreement assignment")
         totals = (ControlTotal(CURRENCY, self.ocr.transactions, self.ocr.amount - 2 * self.reversed,
-                               self.ocr.amount),) if self.ocr.records else ()
+                               self.ocr.amount),) if self.ocr.transactions else ()
         return BankFile("ocr_giro", f"nets:{start.data_transmitter}:{start.transmission_number}", self.digest,
                         tuple(self.records), tuple(self.mandates), totals)
 

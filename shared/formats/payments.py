@@ -58,7 +58,8 @@ class RecordKind(StrEnum):
 class IncomingPayment:
     source: str  # "ocr_giro" | "bgmax"
     line_id: str  # the record's position in the file: "{assignment/deposit}.{record}", 1-based ordinals
-    amount_minor: int  # never negative; ``kind`` says the direction
+    amount_minor: int  # never negative from read_bank_file (``kind`` says the direction); the legacy
+    # bgmax.payments still yields a deduction negative
     currency: str
     reference: str | None  # KID / OCR reference
     payment_date: date
@@ -105,7 +106,8 @@ class MandateRecord:
 
 @dataclass(frozen=True, slots=True)
 class ControlTotal:
-    """What a file's own control records say, per currency, as a net sum.
+    """What a file's own control records say, per currency, as a net sum. Only currencies
+    with records appear (an empty deposit or assignment adds no ControlTotal).
 
     ``records``: money records (OCR giro: transactions of OCR giro assignments; BgMax:
     TK20 + TK21, the deposit records' "number of payments").
@@ -150,7 +152,7 @@ class BankFile:
 
     def check_totals(self) -> None:
         """Raise ControlTotalError unless the records add up to the file's totals, per currency."""
-        said = {(t.currency, t.records, t.amount_minor) for t in self.totals if t.records or t.amount_minor}
+        said = {(t.currency, t.records, t.amount_minor) for t in self.totals}
         found = {(t.currency, t.records, t.amount_minor) for t in self.found()}
         if said != found:
             raise ControlTotalError(f"the file's control records say {sorted(said)}, its records add up to "

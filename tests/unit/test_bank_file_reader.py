@@ -99,7 +99,7 @@ def test_an_agreements_only_transmission_is_valid_and_carries_its_mandates() -> 
 
 
 def test_an_avtalegiro_claim_file_is_not_an_incoming_payment_file() -> None:
-    with pytest.raises(NotIncomingPayments, match="not an incoming payment file: .*claim"):
+    with pytest.raises(NotIncomingPayments, match=r"not an incoming payment file: .*claim"):
         read_bank_file((REAL / "avtalegiro_claims_netsgiro.txt").read_bytes())
 
 
@@ -234,3 +234,11 @@ def test_every_issued_kid_reads_back_from_ocr_giro_and_bgmax(scheme: KidScheme, 
     mandates = read_bank_file(ocr_giro.agreements_transmission([(kid, "new_or_updated", True)],
                                                                  date(2026, 1, 10)).encode()).mandates
     assert scheme.decode(mandates[0].kid) == KidRef(subscriber, demand)
+
+
+def test_an_empty_assignment_adds_no_total_and_the_record_api_keeps_its_format_error() -> None:
+    head = ocr_giro.transmission([("12345", 1)], date(2026, 1, 1)).splitlines()[:2]
+    lines = [*head, "NY090088" + "00000000" + "00000002" + "0" * 17 + "010126" * 3 + "0" * 21,
+             "NY000089" + "00000000" + "00000004" + "0" * 17 + "010126" + "0" * 33]
+    assert read_bank_file("\n".join(lines).encode()).totals == ()
+    assert bgmax.FormatError is FormatError
