@@ -193,7 +193,7 @@ REVERSAL_TYPES = frozenset({18, 20})  # "reversing with KID", "reversing with fr
 TEXT_TYPES = frozenset({20, 21})  # these carry amount item 3 (free text)
 PAYMENT_TYPES = frozenset(range(10, 22))  # manual 2.4 field 3: 10-17 giro, 18-21 terminals and internet
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_KID = re.compile(r"\d+-?")  # MOD11 may end in '-' (check value 10)
+_KID = re.compile(r"[0-9]+-?")  # ASCII digits, MOD11 may end in '-' (netsgiro's \d takes any script's digits)
 _OUTGOING = {("21", "00"): "an AvtaleGiro claim assignment (betalingskrav: service code 21, assignment type 00)",
              ("21", "36"): "an AvtaleGiro cancellation assignment (sletteanmodning: service code 21, type 36)"}
 
@@ -220,11 +220,19 @@ def _with_dash(cls: type[Any], line: str, kid: slice) -> tuple[Any, str | None]:
         raise _Unreadable(f"KID field {field_!r} is not a right-aligned KID of digits (and a final '-')")
     if field_.endswith("-"):
         line = line[: kid.stop - 1] + "0" + line[kid.stop :]
+    return _item(cls, line), field_.strip() or None
+
+
+_ITEMS = {nr.TransactionAmountItem1: "amount item 1", nr.TransactionAmountItem2: "amount item 2",
+          nr.TransactionAmountItem3: "amount item 3", nr.AvtaleGiroAgreement: "agreement record"}
+
+
+def _item(cls: type[Any], line: str) -> Any:
     try:
-        record = cls.from_string(line)
+        return cls.from_string(line)
     except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise _Unreadable(str(exc)) from None
-    return record, field_.strip() or None
+        raise _Unreadable(f"{_ITEMS.get(cls, cls.__name__)} is not laid out as the OCR giro manual says "
+                          f"(a field with a wrong value or length; netsgiro: {exc})") from None
 
 
 @dataclass
@@ -372,7 +380,7 @@ class _Reader:
 
     def agreement(self, line_id: str, account: str) -> MandateRecord:
         number, line = self.next()
-        if line[:8] != "NY219470" or _CONTROL.search(line) or len(line) != 80:
+        if line[:8] != "NY219470" or _CONTROL.search(line) or len(line) != 80 or not line.isascii():
             raise FormatError(f"line {number}: expected an AvtaleGiro agreement record (NY219470), got {line[:8]!r}")
         try:
             agreement, kid = _with_dash(nr.AvtaleGiroAgreement, line, slice(16, 41))
@@ -392,8 +400,8 @@ def _kind(transaction_type: int) -> RecordKind:
 
 def _record(numbered: tuple[int, str], cls: type[Any]) -> Any:
     number, line = numbered
-    if len(line) != 80 or _CONTROL.search(line):
-        raise FormatError(f"line {number}: a {cls.__name__} record must be 80 printable characters")
+    if len(line) != 80 or _CONTROL.search(line) or not line.isascii():
+        raise FormatError(f"line {number}: a {cls.__name__} record must be 80 printable ASCII characters")
     return _parse(cls, line, f"line {number}")
 
 
@@ -404,6 +412,8 @@ def _payment(t: _Transaction) -> IncomingPayment:
             raise _Unreadable(f"a record of {len(line)} characters, not 80")
         if _CONTROL.search(line):
             raise _Unreadable("control characters in a record")
+        if line[6:8] != "32" and not line.isascii():  # only amount item 3 carries free text
+            raise _Unreadable("characters outside ASCII in a record of digits")
         if line[4:8] != t.lines[0][4:6] + line[6:8] or line[8:15] != t.lines[0][8:15]:
             raise _Unreadable("its records disagree on transaction type or number")
     kinds = [line[6:8] for line in t.lines]
@@ -412,11 +422,8 @@ def _payment(t: _Transaction) -> IncomingPayment:
     item1, kid = _with_dash(nr.TransactionAmountItem1, t.lines[0], slice(49, 74))
     if item1.sign == "-" and t.type not in REVERSAL_TYPES:
         raise _Unreadable(f"a negative sign on a transaction of type {t.type}, which is not a reversal")
-    try:
-        item2 = nr.TransactionAmountItem2.from_string(t.lines[1])
-        item3 = nr.TransactionAmountItem3.from_string(t.lines[2]) if len(t.lines) == 3 else None
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise _Unreadable(str(exc)) from None
+    item2 = _item(nr.TransactionAmountItem2, t.lines[1])
+    item3 = _item(nr.TransactionAmountItem3, t.lines[2]) if len(t.lines) == 3 else None
     debit = (item2.debit_account or "").strip()
     return IncomingPayment(
         source="ocr_giro", line_id=t.line_id, amount_minor=t.amount, currency=CURRENCY, reference=kid,

@@ -242,3 +242,35 @@ def test_an_empty_assignment_adds_no_total_and_the_record_api_keeps_its_format_e
              "NY000089" + "00000000" + "00000004" + "0" * 17 + "010126" + "0" * 33]
     assert read_bank_file("\n".join(lines).encode()).totals == ()
     assert bgmax.FormatError is FormatError
+
+
+def _ocr() -> str:
+    return ocr_giro.transmission([("000100000000016", 34800), ("12345", 100)], date(2026, 1, 10), types=[10, 10])
+
+
+@pytest.mark.parametrize(("damage", "error"), [
+    (lambda t: t[: len(t) // 2], FormatError),  # cut mid-record
+    (lambda t: t.splitlines()[0] + "\n" + "\x00\xff binary" * 20, FormatError),
+    (lambda t: "\n".join(t.splitlines()[:-1]), FormatError),  # no transmission end
+    (lambda t: t + "\nNY000089" + "0" * 72, FormatError),  # data after the end
+    (lambda t: t.replace("000000000000034800", "0000000000000348O0"), FormatError),  # amount not digits
+    (lambda t: t.replace("NY0910", "NY0410", 1), FormatError),  # not an OCR giro transaction
+    (lambda t: t.replace("NY090020", "NY040020"), NotIncomingPayments),  # another Nets service
+    (lambda t: t.replace("000000000000034800", "000000000000034801"), ControlTotalError),
+])
+def test_an_ocr_file_whose_structure_is_broken_is_rejected_whole(damage: object, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        read_bank_file(damage(_ocr()).encode("latin-1"))  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("damage", "expected"), [
+    (lambda t: t.replace("000100000000016", "0001000\t0000016"), "control characters"),
+    (lambda t: t.replace("000100000000016", "0001000000000\u0661\u0666"), "ASCII"),  # Arabic-Indic digits
+    (lambda t: t.replace("000100000000016", "00010000 000016"), "KID field"),
+    (lambda t: t.replace("0000001100126", "0000001320126", 1), "amount item 1 is not laid out"),  # 32 January
+])
+def test_an_ocr_transaction_that_cannot_be_read_with_certainty_is_set_aside(damage: object, expected: str) -> None:
+    first, second = read_bank_file(damage(_ocr()).encode("utf-8")).payments  # type: ignore[operator]
+    assert isinstance(first, UnreadableRecord) and expected in first.reason, first
+    assert (first.amount_minor, first.line_id, first.currency) == (34800, "1.1", "NOK")
+    assert isinstance(second, IncomingPayment) and second.reference == "12345"
