@@ -141,7 +141,8 @@ class BankFile:
     test: bool = False  # BgMax test marker 'T'
 
     def found(self) -> tuple[ControlTotal, ...]:
-        """The totals the records add up to, per currency, in the shape of ``totals``."""
+        """The totals the records add up to, per currency, in the shape of ``totals``
+        (``stated_amount_minor`` left 0: only the file states it)."""
         counts: dict[str, int] = defaultdict(int)
         sums: dict[str, int] = defaultdict(int)
         for record in self.payments:

@@ -17,8 +17,9 @@ Decoding and normalising, before anything is read:
 | trailing blank lines | dropped |
 
 The readers work on these normalised lines, and ``BankFile.content_digest`` is the
-SHA-256 of them joined with LF, so the same transmission re-encoded (ISO-8859-1 <->
-UTF-8) or with other line endings has the same digest and reads the same. A file in
+SHA-256 (hex) of them joined with LF (no final LF), encoded as UTF-8, so the same
+transmission re-encoded (ISO-8859-1 <-> UTF-8) or with other line endings has the same
+digest and reads the same. A file in
 ISO-8859-1 whose non-ASCII bytes happen to form valid UTF-8 (e.g. ``Ã¥``) would be read
 as UTF-8; no bank text we know of does that, and the fields we book on are ASCII digits.
 

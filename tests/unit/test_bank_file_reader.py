@@ -274,3 +274,43 @@ def test_an_ocr_transaction_that_cannot_be_read_with_certainty_is_set_aside(dama
     assert isinstance(first, UnreadableRecord) and expected in first.reason, first
     assert (first.amount_minor, first.line_id, first.currency) == (34800, "1.1", "NOK")
     assert isinstance(second, IncomingPayment) and second.reference == "12345"
+
+
+# ---- any file a bank could send reads back exactly --------------------------------------
+
+serials = st.sampled_from(["", "000000000001", "000000000002"])  # blank and repeated, as real files have them
+bg_payments = st.lists(st.tuples(st.text("0123456789", min_size=1, max_size=25), st.integers(1, 10**9),
+                                 st.booleans(), serials), min_size=1, max_size=5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["SEK", "EUR"]), bg_payments), min_size=1, max_size=3))
+def test_any_bgmax_file_reads_back_every_payment_in_order_with_totals_per_currency(
+        deposits: list[tuple[str, list[tuple[str, int, bool, str]]]]) -> None:
+    records: list[bgmax.Record] = [bgmax.Start("20260110061500000000")]
+    for n, (currency, paid) in enumerate(deposits, 1):
+        total = sum(-a if d else a for _, a, d, _ in paid)
+        assume(total >= 0)
+        records += [bgmax.Opening("5551234", currency),
+                    *(bgmax.Payment("9876543", ref, a, 2, 1, s, deduction_code=0 if d else None)
+                      for ref, a, d, s in paid),
+                    bgmax.Deposit("1234567890", date(2026, 1, 10), f"{n:05d}", total, len(paid), currency)]
+    deductions = sum(d for _, paid in deposits for _, _, d, _ in paid)
+    records.append(bgmax.End(sum(len(p) for _, p in deposits) - deductions, deductions, 0, len(deposits)))
+    read = read_bank_file(bgmax.write(records))
+    adds_up(read)
+    assert [(r.line_id, r.reference, r.amount_minor, r.kind, r.currency) for r in read.payments] == [  # type: ignore[union-attr]
+        (f"{n}.{i}", ref, a, RecordKind.DEDUCTION if d else RecordKind.PAYMENT, currency)
+        for n, (currency, paid) in enumerate(deposits, 1) for i, (ref, a, d, _) in enumerate(paid, 1)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.text("0123456789", min_size=1, max_size=25), st.integers(0, 10**12),
+                          st.sampled_from([10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21])), min_size=1, max_size=12))
+def test_any_ocr_giro_transmission_reads_back_every_transaction_with_its_kind(
+        paid: list[tuple[str, int, int]]) -> None:
+    text = ocr_giro.transmission([(k, a) for k, a, _ in paid], date(2026, 1, 10), types=[t for _, _, t in paid])
+    read = read_bank_file(text.encode())
+    adds_up(read)
+    assert [(r.reference, r.amount_minor, r.kind) for r in read.payments] == [  # type: ignore[union-attr]
+        (k, a, RecordKind.REVERSAL if t in (18, 20) else RecordKind.PAYMENT) for k, a, t in paid]
