@@ -4,8 +4,11 @@ A KID is 2 to 25 digits; its last character is a check digit computed with MOD10
 (Luhn) or MOD11 (weights 2, 3, 4, 5, 6, 7 repeating from the right). With MOD11 a
 remainder that gives check value 10 is written ``-`` where the bank agreement allows
 it; otherwise such numbers must be avoided (Nets OCR giro system manual, "KID";
-AvtaleGiro system specification, "KID"). MOD10 uses python-stdnum's ``luhn``; the
-MOD11 variant with these weights is not in python-stdnum, so it is written here.
+AvtaleGiro system specification, "KID"). Such KIDs are issued and read back from every
+bank file format: ``shared/formats`` reads the '-' that netsgiro's OCR pattern refuses
+(``tests/unit/test_bank_file_reader.py`` proves it for every scheme). MOD10 uses
+python-stdnum's ``luhn``; the MOD11 variant with these weights is not in python-stdnum,
+so it is written here.
 
 The module follows python-stdnum's shape (``compact``, ``validate``, ``is_valid``,
 ``format``), and adds ``KidScheme``, which lays out an organisation's KIDs as

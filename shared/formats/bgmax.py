@@ -23,22 +23,45 @@ payments since its opening record (count and amount: payments minus deductions),
 end record against the counts of the whole file. A mismatch raises
 ``ControlTotalError``; callers read the file once to validate and once to book, so
 nothing is booked from a file that does not add up, and memory stays flat.
+
+``read_file`` (used by ``read.read_bank_file``) is the strict reader of a whole file:
+
+- a payment's ``line_id`` is ``{deposit}.{payment}``, ordinals in the file, never the BGC
+  serial number (Bankgirot's own example file repeats serials within a deposit);
+- TK20 is a payment, TK21 a deduction (``RecordKind.DEDUCTION``, its amount positive);
+  the deposit record's amount is payments minus deductions and is the ControlTotal;
+- TK22/TK23 are extra references of the payment before them. Their amounts are the
+  payer's breakdown of that payment, not money of their own: the deposit record counts
+  and sums only TK20/TK21, and the end record counts TK22 and TK23 together. TK23
+  ("minus", e.g. a credit note the payer deducted) is kept as a negative amount in
+  ``IncomingPayment.extra_reference_amounts``, never as a record with its own sign;
+- reference code 2 means Bankgirot checked the reference as an OCR number, so it must be
+  digits; codes 3 to 5 (references in TK22/23, unchecked, wrong) may be free text;
+- a payment whose records (TK20-29) cannot be read with certainty is an
+  ``UnreadableRecord``; an amount that is not digits, or any damaged TK01/05/15/70,
+  rejects the file (the totals could not be proven).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from .payments import ControlTotalError, IncomingPayment
+from .payments import (
+    BankFile,
+    ControlTotal,
+    ControlTotalError,
+    FormatError,
+    IncomingPayment,
+    RecordKind,
+    UnreadableRecord,
+)
 
 ENCODING = "iso-8859-1"
 WIDTH = 80
-
-
-class FormatError(ValueError):
-    """A record that is not laid out as the BgMax specification says."""
+__all__ = ["FormatError"]  # kept here for callers of the record API; defined in .payments
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,3 +361,208 @@ def format_record(r: Record) -> str:
 def write(records_: Iterable[Record]) -> bytes:
     """A BgMax file of these records, ISO-8859-1, CRLF-free lines of 80 characters."""
     return "".join(format_record(r) + "\n" for r in records_).encode(ENCODING)
+
+
+# ---- the strict reader: every payment record accounted for (read.read_bank_file) --------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+MONEY = ("20", "21")  # payment, deduction: the deposit records count and sum these
+EXTRA = ("22", "23")  # extra reference, extra reference "minus": a breakdown of the payment before them
+DETAILS = ("25", "26", "27", "28", "29")  # information, name, address 1 and 2, organisation number
+OCR_CHECKED = 2  # reference code 2: an OCR reference Bankgirot has checked, so digits only
+
+
+class _Unreadable(Exception):
+    """A record of a payment that cannot be read with certainty (the payment is set aside)."""
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+@dataclass
+class _Group:
+    """A payment (TK20) or deduction (TK21) with the records that follow it."""
+
+    line_id: str
+    lines: list[str]
+    amount: int
+    kind: RecordKind
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _OpenDeposit:
+    ordinal: int
+    payee_bankgiro: str
+    currency: str
+    groups: list[_Group] = field(default_factory=list)
+
+
+def read_file(lines: Sequence[str], digest: str) -> BankFile:
+    """The payments and deductions of a BgMax file, per deposit, with the file's totals.
+
+    Structure must be exact (TK01 first, deposits TK05 ... TK15, TK70 last, amounts and
+    counts digits), else ``FormatError``/``ControlTotalError``/``NotIncomingPayments``.
+    A payment any of whose records cannot be read with certainty (control characters
+    such as a tab, non-digits in a numeric field or in a checked OCR reference, a record
+    longer than 80 characters) becomes an ``UnreadableRecord``; its amount, from its own
+    TK20/TK21, still counts in the totals, which hold it to the deposit record.
+    """
+    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    if not numbered:
+        raise FormatError("the file is empty")
+    start = _start(*numbered[0])
+    records: list[IncomingPayment | UnreadableRecord] = []
+    counts = {"20": 0, "21": 0, "22": 0, "23": 0, "15": 0}
+    totals: dict[str, list[int]] = {}
+    payees: list[str] = []
+    deposit: _OpenDeposit | None = None
+    end = None
+    for number, line in numbered[1:]:
+        code = line[:2]
+        if end is not None:
+            raise FormatError(f"line {number}: data after the end record (70)")
+        if code == "70":
+            if deposit is not None:
+                raise FormatError(f"line {number}: end record inside deposit {deposit.ordinal} (no deposit record 15)")
+            end = _end(number, line)
+        elif code == "05":
+            if deposit is not None:
+                raise FormatError(f"line {number}: opening record inside deposit {deposit.ordinal} "
+                                  "(no deposit record 15)")
+            deposit = _opening(number, line, counts["15"] + 1)
+            payees.append(deposit.payee_bankgiro)
+        elif deposit is None:
+            raise FormatError(f"line {number}: record {code!r} outside a deposit")
+        elif code in MONEY:
+            counts[code] += 1
+            deposit.groups.append(_group(number, line, f"{deposit.ordinal}.{len(deposit.groups) + 1}"))
+        elif code in EXTRA or code in DETAILS:
+            if not deposit.groups:
+                raise FormatError(f"line {number}: record {code!r} before any payment of its deposit")
+            counts[code] = counts.get(code, 0) + 1
+            _attach(deposit.groups[-1], number, line)
+        elif code == "15":
+            counts["15"] += 1
+            records.extend(_close_deposit(number, line, deposit, totals))
+            deposit = None
+        else:
+            raise FormatError(f"line {number}: unknown record type {code!r}")
+    if end is None:
+        raise FormatError("the file has no end record (70): it may be cut short")
+    found = End(counts["20"], counts["21"], counts["22"] + counts["23"], counts["15"])
+    if end != found:
+        raise ControlTotalError(f"end record says {end}, the file holds {found}")
+    identity = f"bgmax:{'+'.join(dict.fromkeys(payees)) or '-'}:{start.timestamp}"
+    return BankFile("bgmax", identity, digest, tuple(records), (),
+                    tuple(ControlTotal(c, n, a, a) for c, (n, a) in sorted(totals.items()) if n), start.test)
+
+
+def _padded(number: int, line: str) -> str:
+    if _CONTROL.search(line[:2]) or len(line) > WIDTH:
+        raise FormatError(f"line {number}: not an 80-character BgMax record")
+    return line.ljust(WIDTH)
+
+
+def _start(number: int, line: str) -> Start:
+    line = _padded(number, line)
+    if _CONTROL.search(line) or line[2:22].rstrip() != "BGMAX":
+        raise FormatError(f"line {number}: not a BgMax start record (01BGMAX)")
+    if not _digits(line[22:24]) or not _digits(line[24:44]) or line[44] not in "TP":
+        raise FormatError(f"line {number}: start record without version, timestamp or test marker T/P")
+    return Start(line[24:44], line[44] == "T", int(line[22:24]))
+
+
+def _end(number: int, line: str) -> End:
+    line = _padded(number, line)
+    fields = [line[i : i + 8] for i in (2, 10, 18, 26)]
+    if _CONTROL.search(line) or not all(_digits(f) for f in fields):
+        raise FormatError(f"line {number}: end record (70) counts are not digits")
+    return End(*(int(f) for f in fields))
+
+
+def _opening(number: int, line: str, ordinal: int) -> _OpenDeposit:
+    line = _padded(number, line)
+    if _CONTROL.search(line) or not _digits(line[2:12]) or not _CURRENCY.fullmatch(line[22:25]):
+        raise FormatError(f"line {number}: opening record (05) without payee bankgiro or currency")
+    return _OpenDeposit(ordinal, line[2:12].lstrip("0"), line[22:25])
+
+
+def _group(number: int, raw: str, line_id: str) -> _Group:
+    line = _padded(number, raw) if len(raw) <= WIDTH else raw
+    if not _digits(line[37:55]):
+        raise FormatError(f"line {number}: amount {line[37:55]!r} of record {line[:2]} is not 18 digits")
+    kind = RecordKind.DEDUCTION if line[:2] == "21" else RecordKind.PAYMENT
+    group = _Group(line_id, [raw], int(line[37:55]), kind)
+    group.problems.extend(_money_problems(line))
+    if kind is RecordKind.DEDUCTION and not _digits(line[70]):
+        group.problems.append(f"deduction code {line[70]!r} is not a digit")
+    return group
+
+
+def _money_problems(line: str) -> list[str]:
+    """Why a record of layout 20-23 cannot be read with certainty (empty if it can)."""
+    problems = []
+    if len(line) > WIDTH:
+        problems.append(f"record {line[:2]} is {len(line)} characters, not {WIDTH}")
+    if _CONTROL.search(line):
+        problems.append(f"control characters in record {line[:2]}: {line!r}")
+    if not _digits(line[2:12]) or not _digits(line[55:57]) or line[69] not in "01 ":
+        problems.append(f"record {line[:2]}: payer bankgiro, reference code, channel or image marker not as specified")
+    elif int(line[55]) == OCR_CHECKED and not _digits(line[12:37].strip(" ")):
+        problems.append(f"record {line[:2]}: OCR reference {line[12:37].strip()!r} (code 2) is not digits")
+    return problems
+
+
+def _attach(group: _Group, number: int, raw: str) -> None:
+    group.lines.append(raw)
+    if len(raw) > WIDTH or _CONTROL.search(raw):
+        group.problems.append(f"line {number}: record {raw[:2]} is damaged (control characters or too long)")
+    elif raw[:2] in EXTRA:
+        group.problems.extend(f"line {number}: {p}" for p in _money_problems(raw.ljust(WIDTH)))
+        if not _digits(raw.ljust(WIDTH)[37:55]):
+            group.problems.append(f"line {number}: extra reference amount is not digits")
+
+
+def _close_deposit(number: int, raw: str, deposit: _OpenDeposit,
+           totals: dict[str, list[int]]) -> Iterator[IncomingPayment | UnreadableRecord]:
+    line = _padded(number, raw)
+    day = line[37:45]
+    if (_CONTROL.search(line) or not _digits(line[50:68]) or not _digits(line[71:79]) or not _digits(day)
+            or line[68:71] != deposit.currency):
+        raise FormatError(f"line {number}: deposit record (15) without amount, count, date or its deposit's currency")
+    try:
+        paid_on = date(int(day[:4]), int(day[4:6]), int(day[6:]))
+    except ValueError:
+        raise FormatError(f"line {number}: deposit record (15) has no valid payment date ({day!r})") from None
+    amount, count = int(line[50:68]), int(line[71:79])
+    found = sum(-g.amount if g.kind is RecordKind.DEDUCTION else g.amount for g in deposit.groups)
+    if (count, amount) != (len(deposit.groups), found):
+        raise ControlTotalError(f"deposit {deposit.ordinal} (line {number}): record says {count} payments of "
+                                f"{amount}, the file holds {len(deposit.groups)} of {found}")
+    total = totals.setdefault(deposit.currency, [0, 0])
+    total[0] += count
+    total[1] += amount
+    for group in deposit.groups:
+        yield _read(group, deposit, paid_on)
+
+
+def _read(group: _Group, deposit: _OpenDeposit, paid_on: date) -> IncomingPayment | UnreadableRecord:
+    raw = "\n".join(group.lines)
+    if group.problems:
+        return UnreadableRecord(group.line_id, raw, "; ".join(group.problems), group.amount, deposit.currency,
+                                deposit.payee_bankgiro, group.kind, "bgmax")
+    first, *rest = (parse_record(line) for line in group.lines)
+    assert isinstance(first, Payment)
+    payment = IncomingPayment(
+        "bgmax", group.line_id, group.amount, deposit.currency, first.reference or None, paid_on,
+        payee_account=deposit.payee_bankgiro, payer_account=first.payer_bankgiro.lstrip("0") or None,
+        kind=group.kind, raw=raw, deduction_code=first.deduction_code)
+    for record in rest:
+        payment = _enrich(payment, record)
+        if isinstance(record, ExtraReference):
+            amount = -record.amount_minor if record.negative else record.amount_minor
+            payment = replace(payment, extra_reference_amounts=(*payment.extra_reference_amounts, amount))
+    return payment
