@@ -56,7 +56,7 @@ def _lines(data: bytes) -> list[bytes]:
 @st.composite
 def mutations(draw: st.DrawFn, data: bytes) -> bytes:
     for _ in range(draw(st.integers(1, 3))):
-        op = draw(st.sampled_from(["cut", "dup", "drop", "swap", "flip", "tail", "serial", "tab", "digit"]))
+        op = draw(st.sampled_from(["cut", "dup", "drop", "swap", "flip", "tail", "serial", "tab", "digit", "char"]))
         lines = _lines(data)
         i, j = draw(st.integers(0, len(lines) - 1)), draw(st.integers(0, len(lines) - 1))
         if op == "cut":
@@ -75,6 +75,9 @@ def mutations(draw: st.DrawFn, data: bytes) -> bytes:
             data += draw(st.binary(min_size=1, max_size=64))
         elif op == "serial":
             data = _serials(data, draw(st.sampled_from([b" " * 12, b"000000000007"])))
+        elif op == "char" and data:  # any character, UTF-8 encoded: other scripts' digits, controls, BOMs
+            at = draw(st.integers(0, len(data) - 1))
+            data = data[:at] + draw(st.characters(codec="utf-8")).encode() + data[at + 1 :]
         elif op in ("tab", "digit") and data:
             at = draw(st.integers(0, len(data) - 1))
             data = data[:at] + (b"\t" if op == "tab" else str(draw(st.integers(0, 9))).encode()) + data[at + 1 :]

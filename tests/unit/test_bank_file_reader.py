@@ -314,3 +314,9 @@ def test_any_ocr_giro_transmission_reads_back_every_transaction_with_its_kind(
     adds_up(read)
     assert [(r.reference, r.amount_minor, r.kind) for r in read.payments] == [  # type: ignore[union-attr]
         (k, a, RecordKind.REVERSAL if t in (18, 20) else RecordKind.PAYMENT) for k, a, t in paid]
+
+
+def test_a_bankgirot_autogiro_file_is_not_an_incoming_payment_file() -> None:
+    opening = "01" + "20260110" + "AUTOGIRO".ljust(44) + "123456" + "0005551234"
+    with pytest.raises(NotIncomingPayments, match="Autogiro"):
+        read_bank_file(opening.ljust(80).encode())
