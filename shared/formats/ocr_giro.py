@@ -13,7 +13,8 @@ records itself and has netsgiro parse each one, so one damaged transaction is se
 (``UnreadableRecord``) instead of failing the file, and it reads what netsgiro refuses:
 
 - a MOD11 KID ending in ``-`` (check value 10): netsgiro's pattern allows digits and
-  spaces only, so the '-' is read from the line and netsgiro parses the rest;
+  spaces only, so the '-' is read from the line and netsgiro parses the rest (netsgiro
+  *writes* such a KID as given, so ``transmission`` needs no help);
 - transaction types 18 and 20 ("reversing", manual 2.1) are ``RecordKind.REVERSAL`` with
   a positive amount. Nets adds them into the end records' total amount (manual 2.5,
   field 7), so the net ControlTotal is that total minus twice the reversals;

@@ -267,6 +267,7 @@ def test_an_ocr_file_whose_structure_is_broken_is_rejected_whole(damage: object,
     (lambda t: t.replace("000100000000016", "0001000\t0000016"), "control characters"),
     (lambda t: t.replace("000100000000016", "0001000000000\u0661\u0666"), "ASCII"),  # Arabic-Indic digits
     (lambda t: t.replace("000100000000016", "00010000 000016"), "KID field"),
+    (lambda t: t.replace("000100000000016000000", "000100000000016000000 x"), "characters, not 80"),
     (lambda t: t.replace("0000001100126", "0000001320126", 1), "amount item 1 is not laid out"),  # 32 January
 ])
 def test_an_ocr_transaction_that_cannot_be_read_with_certainty_is_set_aside(damage: object, expected: str) -> None:
