@@ -19,7 +19,7 @@ from shared.formats import bgmax, ocr_giro, read_bank_file
 from shared.formats.payments import BankFile, BankFileError
 from shared.formats.read import decode
 
-from .test_bank_file_reader import adds_up
+from .test_bank_file_reader import adds_up, mixed_transmission
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -44,8 +44,8 @@ def _written_bgmax() -> bytes:
         bgmax.End(3, 1, 2, 2)])
 
 
-BASES = [_written_ocr(), _written_bgmax(), (DATA / "bgmax_two_deposits.txt").read_bytes(),
-         (DATA / "ocr_giro_three_payments.txt").read_bytes(),
+BASES = [_written_ocr(), _written_bgmax(), mixed_transmission().encode(),
+         (DATA / "bgmax_two_deposits.txt").read_bytes(), (DATA / "ocr_giro_three_payments.txt").read_bytes(),
          *(p.read_bytes() for p in sorted((DATA / "real").glob("*.txt")) if "claims" not in p.name)]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
+from netsgiro import records as nr
 
 from shared.domain.kid import KidRef, KidScheme
 from shared.formats import bgmax, ocr_giro, read_bank_file
@@ -321,3 +322,35 @@ def test_a_bankgirot_autogiro_file_is_not_an_incoming_payment_file() -> None:
     opening = "01" + "20260110" + "AUTOGIRO".ljust(44) + "123456" + "0005551234"
     with pytest.raises(NotIncomingPayments, match="Autogiro"):
         read_bank_file(opening.ljust(80).encode())
+
+
+def mixed_transmission() -> str:
+    """One Nets transmission with an OCR giro assignment and an AvtaleGiro agreements assignment."""
+    payments = ocr_giro.transmission([("000100000000016", 34800), ("00000010000000-", 100)], date(2026, 1, 10),
+                                     types=[10, 18]).splitlines()
+    agreements = ocr_giro.agreements_transmission([("000100000000016", "new_or_updated", True)],
+                                                  date(2026, 1, 10)).splitlines()
+    body = payments[:-1] + agreements[1:-1]
+    end = nr.TransmissionEnd(service_code=0, num_transactions=3, num_records=len(body) + 1, total_amount=34900,
+                             nets_date=date(2026, 1, 10))
+    return "\n".join([*body, end.to_ocr()]) + "\n"
+
+
+def test_a_transmission_of_payments_and_agreements_carries_both_with_their_positions() -> None:
+    read = read_bank_file(mixed_transmission().encode())
+    adds_up(read)
+    assert [(r.line_id, r.kind, r.amount_minor) for r in read.payments] == [
+        ("1.1", RecordKind.PAYMENT, 34800), ("1.2", RecordKind.REVERSAL, 100)]
+    assert [(m.line_id, m.kid) for m in read.mandates] == [("2.1", "000100000000016")]
+    assert read.totals[0].stated_amount_minor == 34900 and read.totals[0].amount_minor == 34700
+
+
+def test_a_bgmax_file_for_two_bankgiro_numbers_names_both_in_its_identity() -> None:
+    data = bgmax.write([bgmax.Start("20260110061500000000"), bgmax.Opening("5551234"),
+                        bgmax.Payment("9876543", "4711000000033", 100, 2, 1, ""),
+                        bgmax.Deposit("1", date(2026, 1, 10), "00001", 100, 1), bgmax.Opening("7771234"),
+                        bgmax.Payment("9876543", "4711000000033", 100, 2, 1, ""),
+                        bgmax.Deposit("1", date(2026, 1, 10), "00002", 100, 1), bgmax.End(2, 0, 0, 2)])
+    read = read_bank_file(data)
+    assert read.identity == "bgmax:5551234+7771234:20260110061500000000"
+    assert [r.payee_account for r in read.payments] == ["5551234", "7771234"]  # type: ignore[union-attr]
