@@ -555,7 +555,8 @@ def _read(group: _Group, deposit: _OpenDeposit, paid_on: date) -> IncomingPaymen
         return UnreadableRecord(group.line_id, raw, "; ".join(group.problems), group.amount, deposit.currency,
                                 deposit.payee_bankgiro, group.kind, "bgmax")
     first, *rest = (parse_record(line) for line in group.lines)
-    assert isinstance(first, Payment)
+    if not isinstance(first, Payment):  # _group opened it on code 20/21, so never
+        raise FormatError(f"payment {group.line_id} does not begin with a payment record")
     payment = IncomingPayment(
         "bgmax", group.line_id, group.amount, deposit.currency, first.reference or None, paid_on,
         payee_account=deposit.payee_bankgiro, payer_account=first.payer_bankgiro.lstrip("0") or None,
