@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ..adapters.accounts import Loaded
 from ..adapters.bus import BILLING_WORK
 from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Changes, Event
@@ -106,12 +105,6 @@ def sweep_dunning(ctx: Context, tenant: str) -> RunPlanned:
     return RunPlanned(tenant, today, len(found), len(messages))
 
 
-def _decide(ctx: Context, tenant: str, catalogue: Catalogue, today: date, loaded: Loaded) -> Changes:
-    changes = numbered(ctx, tenant, catalogue, lambda number: collect(loaded.account, catalogue, today, number))
-    index_next_visit(ctx, tenant, catalogue, changes.account, today)
-    return changes
-
-
 def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
                     workers: int = 16) -> DunningResult:
     catalogue = ctx.catalogue.get(tenant)
@@ -124,8 +117,12 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
             return number, None, [], False
         done: Changes | None = None
         outbox = list(loaded.outbox)
-        for _ in range(MAX_PARTS):  # a visit too big for one transaction goes on in parts
-            changes = _decide(ctx, tenant, catalogue, today, loaded)
+        for part in range(MAX_PARTS):  # a visit too big for one transaction goes on in parts
+            changes = numbered(ctx, tenant, catalogue,
+                               lambda number, account=loaded.account: collect(account, catalogue, today, number))
+            if part and unchanged(loaded, changes):
+                break  # the visit is done: found in memory, at no cost
+            index_next_visit(ctx, tenant, catalogue, changes.account, today)
             if unchanged(loaded, changes):
                 break
             if done is not None:  # the part before: its outbox rows go with this one, so send them first
@@ -133,8 +130,8 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
                 outbox = []
             try:
                 loaded = ctx.accounts.commit(tenant, loaded, changes)
-            except ConcurrencyConflict:
-                return number, done, outbox, True
+            except ConcurrencyConflict:  # redone alone, which sends what it finds in the outbox
+                return number, done, outbox if done is not None else [], True
             outbox += changes.events
             done = changes if done is None else done.then(changes)
         return number, done, outbox, False
