@@ -38,7 +38,7 @@ from .dunning import (
     stop_check_on,
 )
 from .ledger import EntryKind, LedgerEntry
-from .lifecycle import payment_stop
+from .lifecycle import payment_stop, unfinished
 from .settlement import OpenDemand
 
 
@@ -109,15 +109,27 @@ def _stop_notice(account: Account, catalogue: Catalogue, demand: OpenDemand, pro
                    events=(event,))
 
 
-REMINDERS_PER_VISIT = 20  # 3 rows each: one visit stays well inside a 100-entity transaction
+VISIT_ROWS = 60  # what one part of a visit may write: with the subscriber row and the outbox rows of the
+ROWS_PER_STEP = 4  # part before it, inside a 100-entity transaction; a reminder writes 4 rows
+ROWS_PER_CREDIT = 5  # a credit note, its demand row, two ledger entries and an event
+
+
+def rows(changes: Changes) -> int:
+    """At most how many rows ``changes`` writes: every document, entry, event and
+    subscription, and for each event the demand, check or subscription row it changed."""
+    return (2 * len(changes.events) + len(changes.ledger) + len(changes.reminders) + len(changes.invoices)
+            + len(changes.credit_notes) + len(changes.subscriptions))
 
 
 def collect(account: Account, catalogue: Catalogue, today: date, number: Number) -> Changes:
+    """One part of the visit: what fits one transaction (``VISIT_ROWS``). What is left
+    is due still: ``collect`` again on the result does the next part (the worker does,
+    at once), until it finds nothing to do."""
     changes = Changes(account)
-    stops: dict[str, str] = {}
+    stops: dict[str, str] = {s.id: s.stop_reason for s in account.subscriptions.values() if unfinished(account, s)}
     for demand_no in sorted(account.open_demands, key=lambda n: (account.open_demands[n].due_date, n)):
-        if len(changes.reminders) >= REMINDERS_PER_VISIT:
-            break  # the rest are overdue still: next_visit says tomorrow
+        if rows(changes) + ROWS_PER_STEP > VISIT_ROWS:
+            break  # the rest are due still: the next part
         demand = changes.account.open_demands[demand_no]
         process = process_of(changes.account, catalogue, demand)
         if process is None:
@@ -131,9 +143,12 @@ def collect(account: Account, catalogue: Catalogue, today: date, number: Number)
         elif (noticed := _stop_notice(changes.account, catalogue, demand, process, today)) is not None:
             changes = changes.then(noticed)
     for subscription_id, cause in stops.items():
-        changes = changes.then(payment_stop(changes.account, catalogue, subscription_id, cause, today, number))
+        room = (VISIT_ROWS - rows(changes) - ROWS_PER_STEP) // ROWS_PER_CREDIT  # the stop's own rows
+        if room > 0:
+            changes = changes.then(payment_stop(changes.account, catalogue, subscription_id, cause, today, number,
+                                                limit=room))
     for check in changes.account.balance_checks:
-        if check.on > today:
+        if check.on > today or rows(changes) + ROWS_PER_STEP > VISIT_ROWS:
             continue
         rest = tuple(c for c in changes.account.balance_checks if c != check)
         changes = replace(changes, account=replace(changes.account, balance_checks=rest))
@@ -153,6 +168,7 @@ def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | No
     reminder or balance check left for later by a full visit counts as tomorrow."""
     tomorrow = today + timedelta(days=1)
     days: list[date] = [max(c.on, tomorrow) for c in account.balance_checks]
+    days += [tomorrow for s in account.subscriptions.values() if unfinished(account, s)]
     for demand in account.open_demands.values():
         process = process_of(account, catalogue, demand)
         if process is None:

@@ -199,14 +199,28 @@ def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_
 
 
 def payment_stop(account: Account, catalogue: Catalogue, subscription_id: str, cause: str, today: date,
-                 number: Number) -> Changes:
-    """Manual 7.7: stop today, credit the open invoices and charge what was delivered."""
+                 number: Number, limit: int | None = None) -> Changes:
+    """Manual 7.7: stop today, credit the open invoices and charge what was delivered.
+
+    ``limit`` credits at most that many (the oldest) at once, so that one part fits a
+    transaction; called again, a payment stop with open invoices left credits the next
+    ones, from the day it stopped (``unfinished``)."""
     sub = account.subscriptions[subscription_id]
+    billed = sorted((Billed(d.invoice_number, d.demand_no, d.total_minor, d.period_start, d.period_end)
+                     for d in account.open_demands.values()
+                     if d.subscription_id == sub.id and d.kind == DocumentKind.SUBSCRIPTION
+                     and d.period_start is not None and d.period_end is not None), key=lambda b: b.start)
+    part = billed[:limit] if limit is not None else billed
     if sub.stop_date is not None and sub.stop_date <= today:
-        return Changes(account)  # stopped already: nothing more to do
-    billed = [Billed(d.invoice_number, d.demand_no, d.total_minor, d.period_start, d.period_end)
-              for d in account.open_demands.values()
-              if d.subscription_id == sub.id and d.kind == DocumentKind.SUBSCRIPTION
-              and d.period_start is not None and d.period_end is not None]
-    changes = _cut(account, catalogue, sub, today, billed, today, number, cause, include_past=True)
+        if not unfinished(account, sub):
+            return Changes(account)  # stopped already: nothing more to do
+        return _cut(account, catalogue, sub, sub.stop_date, part, today, number, sub.stop_reason, include_past=True)
+    changes = _cut(account, catalogue, sub, today, part, today, number, cause, include_past=True)
     return _stopped(changes, catalogue, sub, today, StopKind.PAYMENT, None, cause, today)
+
+
+def unfinished(account: Account, sub: Subscription) -> bool:
+    """A payment stop made in parts with open invoices of the subscription still to credit."""
+    return sub.stop_kind is StopKind.PAYMENT and any(
+        d.subscription_id == sub.id and d.kind == DocumentKind.SUBSCRIPTION and d.period_start is not None
+        and d.period_end is not None for d in account.open_demands.values())

@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ..adapters.accounts import Loaded
 from ..adapters.bus import BILLING_WORK
 from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Changes, Event
@@ -31,11 +30,12 @@ from ..domain.catalogue import Catalogue
 from ..domain.collection import NOTICE_TYPES, collect
 from .billing import RunPlanned, batches, plan_run
 from .context import Context
-from .issuing import change_account, commit, index_next_visit, numbered, publish, unchanged
+from .issuing import change_account, index_next_visit, numbered, publish, unchanged
 from .queries import NotFound
 
 log = logging.getLogger(__name__)
 RUN = "dunning"
+MAX_PARTS = 100  # transactions one visit may take (a payment stop crediting 500 invoices takes about 50)
 
 
 @dataclass
@@ -105,39 +105,46 @@ def sweep_dunning(ctx: Context, tenant: str) -> RunPlanned:
     return RunPlanned(tenant, today, len(found), len(messages))
 
 
-def _decide(ctx: Context, tenant: str, catalogue: Catalogue, today: date, loaded: Loaded) -> Changes:
-    changes = numbered(ctx, tenant, catalogue, lambda number: collect(loaded.account, catalogue, today, number))
-    index_next_visit(ctx, tenant, catalogue, changes.account, today)
-    return changes
-
-
 def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
                     workers: int = 16) -> DunningResult:
     catalogue = ctx.catalogue.get(tenant)
     result = DunningResult(subscribers=len(subscribers))
 
-    def one(number: int) -> tuple[int, Changes | None, list[Event] | None]:
-        """(number, what was done, its outbox); outbox None: it conflicted, redo it alone."""
+    def one(number: int) -> tuple[int, Changes | None, list[Event], bool]:
+        """(number, what was done, its outbox, whether it conflicted and must be redone alone)."""
         loaded = ctx.accounts.load(tenant, number)
         if loaded is None:
-            return number, None, []
-        changes = _decide(ctx, tenant, catalogue, today, loaded)
-        if unchanged(loaded, changes):
-            return number, changes, []
-        try:
-            return number, changes, commit(ctx, tenant, loaded, changes, publish_now=False)
-        except ConcurrencyConflict:
-            return number, None, None
+            return number, None, [], False
+        done: Changes | None = None
+        outbox = list(loaded.outbox)
+        for part in range(MAX_PARTS):  # a visit too big for one transaction goes on in parts
+            changes = numbered(ctx, tenant, catalogue,
+                               lambda number, account=loaded.account: collect(account, catalogue, today, number))
+            if part and unchanged(loaded, changes):
+                break  # the visit is done: found in memory, at no cost
+            index_next_visit(ctx, tenant, catalogue, changes.account, today)
+            if unchanged(loaded, changes):
+                break
+            if done is not None:  # the part before: its outbox rows go with this one, so send them first
+                publish(ctx, tenant, outbox)
+                outbox = []
+            try:
+                loaded = ctx.accounts.commit(tenant, loaded, changes)
+            except ConcurrencyConflict:  # redone alone, which sends what it finds in the outbox
+                return number, done, outbox if done is not None else [], True
+            outbox += changes.events
+            done = changes if done is None else done.then(changes)
+        return number, done, outbox, False
 
     outbox: list[Event] = []
     retry: list[int] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for number, changes, events in pool.map(one, subscribers):
-            if events is None:
-                retry.append(number)
-            elif changes is not None:
+        for number, changes, events, conflicted in pool.map(one, subscribers):
+            if changes is not None:
                 result.add(changes)
-                outbox += events
+            outbox += events
+            if conflicted:
+                retry.append(number)
     publish(ctx, tenant, outbox)
     for number in retry:
         result.conflicts += 1
@@ -147,10 +154,12 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
 
 def dun_one(ctx: Context, tenant: str, today: date, subscriber_no: int, result: DunningResult) -> None:
     """One subscriber's visit on its own, as after a conflict in a batch."""
-    try:
-        changes = change_account(ctx, tenant, subscriber_no,
-                                 lambda account, catalogue, day, number, _h: collect(account, catalogue, day, number),
-                                 today=today)
-    except NotFound:
-        return
-    result.add(changes)
+    for _ in range(MAX_PARTS):
+        try:
+            changes = change_account(ctx, tenant, subscriber_no, lambda account, catalogue, day, number, _h:
+                                     collect(account, catalogue, day, number), today=today)
+        except NotFound:
+            return
+        result.add(changes)
+        if changes.empty:
+            return
