@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from .calendar import Period
 from .catalogue import BillingPlan, FeeTaxPolicy, Organization, Product
+from .limits import check_days, check_minor
 from .money import allocate, vat_of_gross
 from .subscriptions import Subscription
 
@@ -46,7 +47,7 @@ class InvoiceLine:
 
 def line(description: str, quantity: int, unit_price_minor: int, vat_rate_bp: int,
          product_id: str | None = None, span: Period | None = None) -> InvoiceLine:
-    gross = unit_price_minor * quantity
+    gross = check_minor(f"line {description!r}: amount", unit_price_minor * quantity)
     return InvoiceLine(description, quantity, unit_price_minor, vat_rate_bp, gross,
                        vat_of_gross(gross, vat_rate_bp), product_id,
                        span.start if span else None, span.last_day if span else None)
@@ -134,6 +135,7 @@ class CreditNote:
 
 
 def production_date(subscription: Subscription, billing: BillingPlan, index: int) -> date:
+    check_days(f"billing plan {billing.id}: lead days", billing.lead_days)
     return subscription.period(index).start - timedelta(days=billing.lead_days)
 
 
