@@ -21,7 +21,7 @@ from enum import StrEnum
 
 from .calendar import Period
 from .catalogue import BillingPlan, FeeTaxPolicy, Organization, Product
-from .limits import check_days, check_minor
+from .limits import ValueOutOfRange, check_days, check_minor
 from .money import allocate, vat_of_gross
 from .subscriptions import Subscription
 
@@ -151,7 +151,7 @@ def due_period_indexes(subscription: Subscription, billing: BillingPlan, today: 
                                            or production_date(subscription, billing, index) <= today):
         due.append(index)
         if len(due) > MAX_PERIODS_PER_RUN:
-            raise ValueError(f"subscription {subscription.id}: more than {MAX_PERIODS_PER_RUN} periods due")
+            raise ValueOutOfRange(f"subscription {subscription.id}: more than {MAX_PERIODS_PER_RUN} periods due")
         index += 1
     return due
 

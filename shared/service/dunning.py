@@ -11,13 +11,15 @@ stops and balance invoices, daily, fanned out like the invoice run.
 * ``dun_subscribers`` (the worker): reads each subscriber, lets ``collection.collect``
   decide, writes the next visit to the dunning index, and commits each subscriber in
   one transaction. What was done is recorded in the account, so a repeated message or
-  a second run for the day does nothing more.
+  a second run for the day does nothing more. A subscriber whose visit fails is
+  recorded as needing attention and visited again by the next run; the rest of the
+  batch is visited (``isolation``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -31,6 +33,7 @@ from ..domain.catalogue import Catalogue
 from ..domain.collection import NOTICE_TYPES, collect
 from .billing import RunPlanned, batches, plan_run
 from .context import Context
+from .isolation import attempt, each, resolve, settle
 from .issuing import change_account, commit, index_next_visit, numbered, publish, unchanged
 from .queries import NotFound
 
@@ -48,6 +51,7 @@ class DunningResult:
     balance_invoices: int = 0
     notices: int = 0
     conflicts: int = 0
+    needs_attention: int = 0
 
     def add(self, changes: Changes) -> None:
         self.reminders += len(changes.reminders)
@@ -112,36 +116,46 @@ def _decide(ctx: Context, tenant: str, catalogue: Catalogue, today: date, loaded
 
 
 def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
-                    workers: int = 16) -> DunningResult:
+                    workers: int = 16, attention: Collection[int] = ()) -> DunningResult:
+    """Visit a batch; a subscriber that fails is recorded as needing attention, the rest
+    are visited. ``attention``: subscribers recorded before, whose rows go when they succeed."""
     catalogue = ctx.catalogue.get(tenant)
     result = DunningResult(subscribers=len(subscribers))
+    failures: dict[int, Exception] = {}
 
-    def one(number: int) -> tuple[int, Changes | None, list[Event] | None]:
-        """(number, what was done, its outbox); outbox None: it conflicted, redo it alone."""
+    def one(number: int) -> tuple[Changes | None, list[Event] | None]:
+        """(what was done, its outbox); outbox None: it conflicted, redo it alone."""
         loaded = ctx.accounts.load(tenant, number)
         if loaded is None:
-            return number, None, []
+            return None, []
         changes = _decide(ctx, tenant, catalogue, today, loaded)
         if unchanged(loaded, changes):
-            return number, changes, []
+            return changes, []
         try:
-            return number, changes, commit(ctx, tenant, loaded, changes, publish_now=False)
+            return changes, commit(ctx, tenant, loaded, changes, publish_now=False)
         except ConcurrencyConflict:
-            return number, None, None
+            return None, None
 
     outbox: list[Event] = []
     retry: list[int] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for number, changes, events in pool.map(one, subscribers):
+        for number, (changes, events) in each(pool, one, subscribers, failures, int):
             if events is None:
                 retry.append(number)
             elif changes is not None:
                 result.add(changes)
                 outbox += events
     publish(ctx, tenant, outbox)
-    for number in retry:
-        result.conflicts += 1
+
+    def redo(number: int) -> None:
         dun_one(ctx, tenant, today, number, result)
+
+    result.conflicts = len(retry)
+    for number in retry:
+        attempt(failures, redo, number)
+    recorded = settle(ctx, tenant, RUN, today, failures, redo)
+    result.needs_attention = len(recorded)
+    resolve(ctx, tenant, RUN, set(attention) - recorded)
     return result
 
 
