@@ -132,13 +132,16 @@ class AttentionStore:
             return _attention(entity)
         raise ConcurrencyConflict(f"attention row {rk} kept changing")
 
-    def resolve(self, tenant: str, run: str, subscriber_no: int, ref: str = "") -> bool:
-        """Remove the row; False if there was none."""
+    def find(self, tenant: str, run: str, subscriber_no: int, ref: str = "") -> Attention | None:
+        row = self.storage.get(TABLE, _pk(run), _rk(tenant, subscriber_no, ref))
+        return _attention(row) if row else None
+
+    def resolve(self, tenant: str, run: str, subscriber_no: int, ref: str = "") -> None:
+        """Remove the row (a row already gone is no error)."""
         try:
             self.storage.delete(TABLE, _pk(run), _rk(tenant, subscriber_no, ref))
         except ResourceNotFoundError:
-            return False
-        return True
+            pass
 
     def all(self, tenant: str) -> list[Attention]:
         """Every row of the tenant, of every run: for customer service, never a hot path."""

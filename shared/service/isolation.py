@@ -110,9 +110,9 @@ def record(ctx: Context, tenant: str, run: str, subscriber_no: int, day: date, e
 def resolve(ctx: Context, tenant: str, run: str, succeeded: Iterable[int]) -> None:
     """Remove the rows of subscribers the run held and that have now gone through."""
     for number in sorted(set(succeeded)):
-        if ctx.attention.resolve(tenant, run, number):
-            log.info("%s of %s: subscriber %d went through; no longer needs attention",
-                     OPERATIONS.get(run, run), tenant, number)
+        ctx.attention.resolve(tenant, run, number)
+        log.info("%s of %s: %s went through; no longer needs attention", OPERATIONS.get(run, run), tenant,
+                 "the tenant's run" if number == TENANT_RUN else f"subscriber {number}")
 
 
 def for_each_tenant(ctx: Context, run: str, plan: Callable[[Context, str], T]) -> list[T]:
@@ -128,3 +128,19 @@ def for_each_tenant(ctx: Context, run: str, plan: Callable[[Context, str], T]) -
                 log.exception("%s of %s failed and could not be recorded", OPERATIONS.get(run, run), tenant)
     return planned
 
+
+
+def needs_attention(ctx: Context, tenant: str) -> list[dict[str, Any]]:
+    """Customer service's list: what each run could not do, newest failure first."""
+    rows = sorted(ctx.attention.all(tenant), key=lambda a: (a.day, a.run, a.subscriber_no), reverse=True)
+    return [{"operation": OPERATIONS.get(a.run, a.run), "run": a.run,
+             "subscriber_no": None if a.subscriber_no == TENANT_RUN else a.subscriber_no, "ref": a.ref or None,
+             "first_day": a.first_day, "day": a.day, "count": a.count, "reason": a.reason} for a in rows]
+
+
+def dismiss(ctx: Context, tenant: str, run: str, subscriber_no: int, ref: str = "") -> bool:
+    """Customer service marks one as handled (a notice sent by hand, say); False if none."""
+    if run not in OPERATIONS or ctx.attention.find(tenant, run, subscriber_no, ref) is None:
+        return False
+    ctx.attention.resolve(tenant, run, subscriber_no, ref)
+    return True

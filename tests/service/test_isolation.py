@@ -363,3 +363,30 @@ def test_a_reason_is_short_and_shows_no_address() -> None:
     assert isolation.reason(exc).startswith("ValueError: <e-mail> owes xxx")
     assert len(isolation.reason(exc)) == isolation.REASON_LENGTH
 
+
+
+# ---- customer service sees them -------------------------------------------------------------
+
+def test_customer_service_lists_what_needs_attention_and_dismisses_a_notice(ctx: Context, shop: str) -> None:
+    from devhost import issuer
+    from tests.integration.test_merchant import call
+
+    numbers = subscribers(ctx, shop, 2)
+    poison_correction(ctx, shop, numbers[0])
+    run(ctx, plan_invoice_run, shop, RENEWAL_DAY)
+    body = {"tenant": shop, "type": "PaymentStopNotice", "payload": {"subscriber_no": numbers[1]}}
+    notify(BusMessage("stop-notice.avisa.2", body).encode().encode())
+    reader, support = issuer.token(shop, ["reader"]), issuer.token(shop, ["support"])
+    status, listed = call("attention_list", "GET", reader)
+    assert status == 200
+    assert [(r["operation"], r["subscriber_no"], r["ref"], r["count"]) for r in listed] == [
+        ("notice", numbers[1], "stop-notice.avisa.2", 1), ("invoice run", numbers[0], None, 1)]
+    assert listed[1]["reason"].startswith("ValueOutOfRange: correction huge") and listed[1]["day"] == "2026-01-22"
+    assert call("attention_list", "GET", issuer.token("someone-else", ["admin"]))[1] == []  # tenant's own only
+    route = {"run": "notice", "subscriber_no": str(numbers[1])}
+    assert call("attention_dismiss", "DELETE", reader, route, params={"ref": "stop-notice.avisa.2"})[0] == 403
+    assert call("attention_dismiss", "DELETE", support, route, params={"ref": "stop-notice.avisa.2"})[0] == 204
+    assert call("attention_dismiss", "DELETE", support, route, params={"ref": "stop-notice.avisa.2"})[0] == 404
+    assert call("attention_dismiss", "DELETE", support, {"run": "a|b", "subscriber_no": "1"})[0] == 404
+    assert call("attention_dismiss", "DELETE", support, {"run": "invoice", "subscriber_no": "x"})[0] == 400
+    assert [r["operation"] for r in call("attention_list", "GET", reader)[1]] == ["invoice run"]
