@@ -149,7 +149,7 @@ class Changes:
 
 def due_drafts(account: Account, catalogue: Catalogue, today: date) -> list[InvoiceDraft]:
     for c in account.corrections:  # checked before invoice numbers are claimed for these drafts
-        check_minor(f"correction {c.id}", c.amount_minor)
+        check_minor(c.amount_minor, "correction %s", c.id)
     drafts: list[InvoiceDraft] = []
     for sub in account.subscriptions.values():
         plan = catalogue.plan(sub.plan_id)

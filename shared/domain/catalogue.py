@@ -233,5 +233,5 @@ class Catalogue:
 
     def cadences(self) -> set[tuple[Frequency, int]]:
         """The distinct (frequency, lead days) pairs the invoice run must look ahead for."""
-        return {(b.frequency, check_days(f"billing plan {b.id}: lead days", b.lead_days))
+        return {(b.frequency, check_days(b.lead_days, "billing plan %s: lead days", b.id))
                 for b in self.billing_plans.values()}

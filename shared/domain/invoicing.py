@@ -47,7 +47,7 @@ class InvoiceLine:
 
 def line(description: str, quantity: int, unit_price_minor: int, vat_rate_bp: int,
          product_id: str | None = None, span: Period | None = None) -> InvoiceLine:
-    gross = check_minor(f"line {description!r}: amount", unit_price_minor * quantity)
+    gross = check_minor(unit_price_minor * quantity, "line %r: amount", description)
     return InvoiceLine(description, quantity, unit_price_minor, vat_rate_bp, gross,
                        vat_of_gross(gross, vat_rate_bp), product_id,
                        span.start if span else None, span.last_day if span else None)
@@ -135,7 +135,7 @@ class CreditNote:
 
 
 def production_date(subscription: Subscription, billing: BillingPlan, index: int) -> date:
-    check_days(f"billing plan {billing.id}: lead days", billing.lead_days)
+    check_days(billing.lead_days, "billing plan %s: lead days", billing.id)
     return subscription.period(index).start - timedelta(days=billing.lead_days)
 
 

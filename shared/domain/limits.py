@@ -8,16 +8,16 @@ entry of the function that would use it, naming the value, instead of an
 claimed. The service layer treats any such failure as this subscriber's (or tenant's)
 alone: the rest of the batch is billed (see ``shared/service/isolation.py``).
 
-    >>> check_day("restart", date(2100, 12, 31))
+    >>> check_day(date(2100, 12, 31), "restart")
     datetime.date(2100, 12, 31)
-    >>> check_day("restart", date(9999, 12, 31))
+    >>> check_day(date(9999, 12, 31), "restart")
     Traceback (most recent call last):
     ...
     shared.domain.limits.ValueOutOfRange: restart 9999-12-31 is outside 2000-01-01..2100-12-31
-    >>> check_minor("correction", -10**12)
+    >>> check_minor(-10**12, "correction %s", "c1")
     Traceback (most recent call last):
     ...
-    shared.domain.limits.ValueOutOfRange: correction -1000000000000 is outside -100000000000..100000000000
+    shared.domain.limits.ValueOutOfRange: correction c1 -1000000000000 is outside -100000000000..100000000000
 """
 
 from __future__ import annotations
@@ -34,19 +34,21 @@ class ValueOutOfRange(ValueError):
     """A value outside what billing can compute with; names the value and the range."""
 
 
-def check_day(what: str, day: date) -> date:
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise ValueOutOfRange(f"{what} {day} is outside {FIRST_DAY}..{LAST_DAY}")
-    return day
+def check_day(day: date, what: str, *args: object) -> date:
+    """``day`` if it lies in the calendar window; ``what % args`` names it otherwise
+    (formatted only then: these checks sit on the invoice run's hot path)."""
+    if FIRST_DAY <= day <= LAST_DAY:
+        return day
+    raise ValueOutOfRange(f"{what % args} {day} is outside {FIRST_DAY}..{LAST_DAY}")
 
 
-def check_days(what: str, days: int, most: int = MAX_LEAD_DAYS) -> int:
-    if not 0 <= days <= most:
-        raise ValueOutOfRange(f"{what} {days} is outside 0..{most}")
-    return days
+def check_days(days: int, what: str, *args: object) -> int:
+    if 0 <= days <= MAX_LEAD_DAYS:
+        return days
+    raise ValueOutOfRange(f"{what % args} {days} is outside 0..{MAX_LEAD_DAYS}")
 
 
-def check_minor(what: str, amount: int) -> int:
-    if not -MAX_MINOR <= amount <= MAX_MINOR:
-        raise ValueOutOfRange(f"{what} {amount} is outside {-MAX_MINOR}..{MAX_MINOR}")
-    return amount
+def check_minor(amount: int, what: str, *args: object) -> int:
+    if -MAX_MINOR <= amount <= MAX_MINOR:
+        return amount
+    raise ValueOutOfRange(f"{what % args} {amount} is outside {-MAX_MINOR}..{MAX_MINOR}")
