@@ -41,6 +41,7 @@ from tests.fixtures import install_catalogue, order
 
 RENEWAL_DAY = date(2026, 1, 22)  # orders of 5 Jan renew on 5 Feb, produced 14 days before
 PLAN = billing.plan
+COLLECT = dunning.collect
 
 
 @pytest.fixture(autouse=True)
@@ -341,6 +342,33 @@ def test_exactly_the_healthy_subscribers_are_billed_and_exactly_the_poisoned_are
     assert {a.subscriber_no for a in ctx.attention.all(tenant)} == set(numbers) - healthy
     assert sum(r.invoices for r in results) == len(healthy)
 
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(poisons=st.lists(st.sampled_from([None, None, "demand", "decision"]), min_size=1, max_size=6))
+def test_exactly_the_healthy_subscribers_are_reminded_and_exactly_the_poisoned_are_recorded(
+        ctx: Context, poisons: list[str | None], monkeypatch: pytest.MonkeyPatch) -> None:
+    tenant = f"q{uuid.uuid4().hex[:10]}"  # each example: a new tenant ordering on 5 Jan, reminded on the 26th
+    ctx.clock.set(oslo_morning(date(2026, 1, 5)))  # type: ignore[attr-defined]
+    install_catalogue(ctx, tenant)
+    numbers = subscribers(ctx, tenant, len(poisons))
+    for number, poison in zip(numbers, poisons, strict=True):
+        if poison == "demand":
+            poison_demand(ctx, tenant, number)
+    decided_badly = {n for n, p in zip(numbers, poisons, strict=True) if p == "decision"}
+
+    def collect(account: Any, *args: Any) -> Changes:
+        if account.number in decided_badly:
+            raise LookupError("injected")
+        return COLLECT(account, *args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dunning, "collect", collect)
+        results: list[DunningResult] = run(ctx, plan_dunning_run, tenant, date(2026, 1, 26))
+    healthy = {n for n, p in zip(numbers, poisons, strict=True) if p is None}
+    assert {n for n in numbers if ctx.accounts.documents(tenant, n).reminders} == healthy
+    assert {a.subscriber_no for a in ctx.attention.all(tenant)} == set(numbers) - healthy
+    assert sum(r.reminders for r in results) == len(healthy)
 
 def test_transient_means_storage_and_network_failures_not_faults_of_the_data() -> None:
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
