@@ -45,8 +45,9 @@ EMAIL = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
 
 
 def reason(exc: BaseException) -> str:
-    """What customer service is shown: type and message, no e-mail address, no traceback."""
-    text = " ".join(str(exc).split())
+    """What customer service is shown: type and the message's first line (a storage error
+    goes on with request ids and the response body), no e-mail address, no traceback."""
+    text = " ".join((str(exc).strip().splitlines() or [""])[0].split())
     return EMAIL.sub("<e-mail>", f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:REASON_LENGTH]
 
 

@@ -390,6 +390,9 @@ def test_a_reason_is_short_and_shows_no_address() -> None:
     exc = ValueError("kari.nordmann@example.no owes " + "x" * 1000)
     assert isolation.reason(exc).startswith("ValueError: <e-mail> owes xxx")
     assert len(isolation.reason(exc)) == isolation.REASON_LENGTH
+    storage = ServiceResponseError("The specified resource does not exist.\nRequestId:9f67\nContent: <?xml ...")
+    assert isolation.reason(storage) == "ServiceResponseError: The specified resource does not exist."
+    assert isolation.reason(KeyError()) == "KeyError"
 
 
 
