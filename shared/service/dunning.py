@@ -11,13 +11,15 @@ stops and balance invoices, daily, fanned out like the invoice run.
 * ``dun_subscribers`` (the worker): reads each subscriber, lets ``collection.collect``
   decide, writes the next visit to the dunning index, and commits each subscriber in
   one transaction. What was done is recorded in the account, so a repeated message or
-  a second run for the day does nothing more.
+  a second run for the day does nothing more. A subscriber whose visit fails is
+  recorded as needing attention and visited again by the next run; the rest of the
+  batch is visited (``isolation``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -30,6 +32,7 @@ from ..domain.catalogue import Catalogue
 from ..domain.collection import NOTICE_TYPES, collect
 from .billing import RunPlanned, batches, plan_run
 from .context import Context
+from .isolation import attempt, each, resolve, settle
 from .issuing import change_account, index_next_visit, numbered, publish, unchanged
 from .queries import NotFound
 
@@ -48,6 +51,7 @@ class DunningResult:
     balance_invoices: int = 0
     notices: int = 0
     conflicts: int = 0
+    needs_attention: int = 0
 
     def add(self, changes: Changes) -> None:
         self.reminders += len(changes.reminders)
@@ -106,15 +110,18 @@ def sweep_dunning(ctx: Context, tenant: str) -> RunPlanned:
 
 
 def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
-                    workers: int = 16) -> DunningResult:
+                    workers: int = 16, attention: Collection[int] = ()) -> DunningResult:
+    """Visit a batch; a subscriber that fails is recorded as needing attention, the rest
+    are visited. ``attention``: subscribers recorded before, whose rows go when they succeed."""
     catalogue = ctx.catalogue.get(tenant)
     result = DunningResult(subscribers=len(subscribers))
+    failures: dict[int, Exception] = {}
 
-    def one(number: int) -> tuple[int, Changes | None, list[Event], bool]:
-        """(number, what was done, its outbox, whether it conflicted and must be redone alone)."""
+    def one(number: int) -> tuple[Changes | None, list[Event], bool]:
+        """(what was done, its outbox, whether it conflicted and must be redone alone)."""
         loaded = ctx.accounts.load(tenant, number)
         if loaded is None:
-            return number, None, [], False
+            return None, [], False
         done: Changes | None = None
         outbox = list(loaded.outbox)
         for part in range(MAX_PARTS):  # a visit too big for one transaction goes on in parts
@@ -131,24 +138,31 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
             try:
                 loaded = ctx.accounts.commit(tenant, loaded, changes)
             except ConcurrencyConflict:  # redone alone, which sends what it finds in the outbox
-                return number, done, outbox if done is not None else [], True
+                return done, outbox if done is not None else [], True
             outbox += changes.events
             done = changes if done is None else done.then(changes)
-        return number, done, outbox, False
+        return done, outbox, False
 
     outbox: list[Event] = []
     retry: list[int] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for number, changes, events, conflicted in pool.map(one, subscribers):
+        for number, (changes, events, conflicted) in each(pool, one, subscribers, failures, int):
             if changes is not None:
                 result.add(changes)
             outbox += events
             if conflicted:
                 retry.append(number)
     publish(ctx, tenant, outbox)
-    for number in retry:
-        result.conflicts += 1
+
+    def redo(number: int) -> None:
         dun_one(ctx, tenant, today, number, result)
+
+    result.conflicts = len(retry)
+    for number in retry:
+        attempt(failures, redo, number)
+    recorded = settle(ctx, tenant, RUN, today, failures, redo)
+    result.needs_attention = len(recorded)
+    resolve(ctx, tenant, RUN, set(attention) - recorded)
     return result
 
 
