@@ -58,11 +58,12 @@ from ..domain.ledger import LedgerEntry
 from ..domain.settlement import OpenDemand
 from ..domain.subscriptions import Subscriber, Subscription
 from .codec import dumps, loads
-from .tables import MAX_BATCH, Operation, Storage, TooManyEntities, prefix_filter
+from .tables import MAX_BATCH, ConcurrencyConflict, Operation, Storage, TooManyEntities, prefix_filter
 
 TABLE = "Subscribers"
 HEAD = "0|subscriber"
 LAYOUT = 2  # 1: items as JSON in the subscriber row; 2: items in rows of their own
+MAX_FENCE_ATTEMPTS = 20
 T = TypeVar("T")
 
 
@@ -275,6 +276,24 @@ class AccountRepository:
         """One invoice by its demand number (what a KID decodes to): a point read."""
         row = self.storage.get(TABLE, partition_key(tenant, subscriber_no), f"1|inv|{demand_no:08d}")
         return loads(Invoice, row["Body"]) if row else None
+
+    def fence(self, tenant: str, subscriber_no: int) -> bool:
+        """Touch the subscriber row under its ETag: every commit based on an earlier load now
+        fails with a conflict (used before releasing an invoice number, see numbering.py).
+        False if the subscriber has no row yet."""
+        pk = partition_key(tenant, subscriber_no)
+        for _ in range(MAX_FENCE_ATTEMPTS):
+            row = self.storage.get(TABLE, pk, HEAD)
+            if row is None:
+                return False
+            try:
+                self.storage.transact(TABLE, [("update", {"PartitionKey": pk, "RowKey": HEAD},
+                                               {"mode": "merge", "etag": row["etag"],
+                                                "match_condition": MatchConditions.IfNotModified})])
+                return True
+            except ConcurrencyConflict:
+                continue
+        raise ConcurrencyConflict(f"subscriber {subscriber_no} kept changing")
 
     def scan_tenant(self, tenant: str) -> Iterator[tuple[Loaded, History]]:
         """Every subscriber of a tenant with history: for reports and search, never a hot path."""
