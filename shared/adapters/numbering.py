@@ -42,8 +42,10 @@ or the account changed so that the document is no longer due) is released:
    reloads and claims again.
 3. *verify*: the subscriber's documents are read; a number a document carries (a racer
    committed it before the fence) is restored, never freed.
-4. ``free``: the number goes onto the counter's ``Free`` list and the void claim row is
-   deleted, in one transaction; the next claim in the series takes it first.
+4. ``free``: the number goes onto the counter's ``Free`` list (or, if it is the last one
+   handed out, the counter steps back) and the void claim row is deleted, in one
+   transaction; the next claim in the series takes it first. So at every moment the
+   issued numbers and the free list together are exactly ``1 .. Next - 1``.
 
 A process that dies between the claim and the commit, and whose work is never retried,
 leaves a claim without a document; ``service.issuing.release_unissued`` (the auditor's
@@ -285,8 +287,12 @@ class InvoiceNumbers:
             state = self.counter.current(pk)
             deletes: list[Operation] = [("delete", {"PartitionKey": pk, "RowKey": f"claim|{k}"},
                                          {"etag": c.etag, "match_condition": IF_MATCH}) for k, c in deletable.items()]
+            free, top = {*state.free, *numbers}, state.next
+            while top - 1 in free:  # released numbers at the top: the counter steps back instead
+                top -= 1
+                free.discard(top)
             try:
-                self.counter.advance(pk, state, state.next, sorted({*state.free, *numbers}), deletes)
+                self.counter.advance(pk, state, top, sorted(free), deletes)
                 return
             except ConcurrencyConflict:
                 now = self.read_claims(pk, list(deletable))
