@@ -8,10 +8,12 @@ through the invoice timer, the bus and the billing worker.
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
 import uuid
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,6 +72,7 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
     from .cli import start_host
 
     started = time.monotonic()
+    os.environ.setdefault("ABONNO_TRUST_FORWARDED_FOR", "true")  # the demo's customers, as Front Door forwards them
     azurite = Azurite.running_or_start()
     now = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
     host, port = start_host(azurite, now, running=False, port=port)
@@ -85,7 +88,9 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
         orders = [_order(i, tenant, now, rng) for i in range(1, subscribers + 1)]
 
         def post(order: dict[str, Any]) -> int:
-            response = session.post(f"{base}/salesposter/{tenant}/orders", data=order)  # a form post
+            client = zlib.crc32(order["email"].encode()) & 0xFFFFFF  # each customer from an address of their own
+            headers = {"X-Forwarded-For": f"10.{client >> 16}.{(client >> 8) & 255}.{client & 255}"}
+            response = session.post(f"{base}/salesposter/{tenant}/orders", data=order, headers=headers)  # a form post
             response.raise_for_status()
             return response.status_code
 
