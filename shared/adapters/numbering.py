@@ -39,7 +39,9 @@ or the account changed so that the document is no longer due) is released:
 2. *fence*: the subscriber row is touched under its ETag (``AccountRepository.fence``).
    Every operation loads the partition *before* it claims and commits under that
    load's ETag, so anyone who could still hold the old number fails its commit,
-   reloads and claims again.
+   reloads and claims again. (A subscriber with no row yet has no documents; the only
+   other holder of its claim keys is a repeat of the same order, bound to the same
+   content by its reference, whose transaction is the same and fails the same way.)
 3. *verify*: the subscriber's documents are read; a number a document carries (a racer
    committed it before the fence) is restored, never freed.
 4. ``free``: the number goes onto the counter's ``Free`` list (or, if it is the last one

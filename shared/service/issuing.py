@@ -124,7 +124,7 @@ def release(ctx: Context, tenant: str, catalogue: Catalogue, subscriber_no: int,
     voided = {pk: v for pk, keys in by_series.items() if (v := ctx.invoice_numbers.void(pk, keys))}
     if not voided:
         return
-    ctx.accounts.fence(tenant, subscriber_no)  # no row yet: nobody can have committed one of these
+    ctx.accounts.fence(tenant, subscriber_no)  # no row yet: no documents (see numbering.py, step 2)
     carried = carried_numbers(ctx, tenant, catalogue, subscriber_no)
     for pk, claims in voided.items():
         ctx.invoice_numbers.restore(pk, {k: c for k, c in claims.items() if (pk, c.number) in carried})

@@ -137,13 +137,15 @@ def subscription_id(order: PlaceOrder) -> str:
 
 
 def place_order(ctx: Context, order: PlaceOrder, subscriber_no: int | None = None) -> OrderPlaced:
-    """The trusted path: the subscriber given, else the one the e-mail belongs to, else a new one."""
-    subscriber_no = subscriber_no or _subscriber_for(ctx, order)
-    sub_id = subscription_id(order)
+    """The trusted path: the subscriber given, else the one the e-mail belongs to, else a new
+    one. A reference reused for another order is refused before anything is written."""
+    owner = subscriber_no or ctx.emails.find(order.tenant, order.email)
+    record = OrderRecord(fingerprint(order), owner or ctx.subscriber_numbers.next(order.tenant),
+                         subscription_id(order))
     if order.order_ref:
-        record = _bind(ctx, order, OrderRecord(fingerprint(order), subscriber_no, sub_id))
-        sub_id = record.subscription_id
-    return _place(ctx, order, subscriber_no, sub_id)
+        record = _bind(ctx, order, record)
+    number = subscriber_no or owner or ctx.emails.claim(order.tenant, order.email, record.subscriber_no)
+    return _place(ctx, order, number, record.subscription_id)
 
 
 def take_order(ctx: Context, order: PlaceOrder) -> OrderTaken:
@@ -264,13 +266,6 @@ def _payment(placed: OrderPlaced, catalogue: Catalogue) -> Payment | None:
         return None
     org = catalogue.organizations[first.draft.organization_id]
     return Payment(first.amount_due_minor, first.draft.currency, first.draft.due_date, first.kid, org.bank_account)
-
-
-def _subscriber_for(ctx: Context, order: PlaceOrder) -> int:
-    existing = ctx.emails.find(order.tenant, order.email)
-    if existing is not None:
-        return existing
-    return ctx.emails.claim(order.tenant, order.email, ctx.subscriber_numbers.next(order.tenant))
 
 
 def _subscriber(order: PlaceOrder, number: int, today: date) -> Subscriber:
