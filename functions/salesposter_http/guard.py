@@ -1,7 +1,8 @@
 """Limits on the public sales poster (S2): body size and a per-client rate limit.
 
 The sales poster is anonymous, so it gets what an anonymous endpoint needs before any
-parsing or storage work: a body larger than ``MAX_BODY`` bytes is refused with 413, and
+parsing or storage work: a body larger than ``MAX_BODY`` bytes is refused with 413, one
+nesting deeper than ``MAX_DEPTH`` with 400 (Python's parser would recurse), and
 each client (its IP address and the tenant) has a token bucket of
 ``ABONNO_PUBLIC_RATE_LIMIT`` requests (``"{burst}/{seconds}"``: ``burst`` requests at
 once, refilled evenly over ``seconds``; ``0`` turns the limit off); a client with an
@@ -28,6 +29,7 @@ import azure.functions as func
 from shared.service.context import Context
 
 MAX_BODY = 16 * 1024
+MAX_DEPTH = 8  # an order is a flat object; deeper JSON is refused before the parser recurses
 DEFAULT_RATE = "60/60"
 MAX_CLIENTS = 50_000
 
@@ -99,6 +101,9 @@ def public_limits(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | No
     size = req.headers.get("content-length")
     if len(req.get_body() or b"") > MAX_BODY or (size is not None and size.isdigit() and int(size) > MAX_BODY):
         return _problem(413, "Payload too large", f"the body may be at most {MAX_BODY} bytes")
+    form = (req.headers.get("content-type") or "").lower().startswith(("application/x-www-form", "multipart/"))
+    if not form and nesting(req.get_body() or b"") > MAX_DEPTH:
+        return _problem(400, "Malformed body", f"the body may nest at most {MAX_DEPTH} levels deep")
     buckets = limiter(os.environ.get("ABONNO_PUBLIC_RATE_LIMIT", DEFAULT_RATE))
     if buckets is None:
         return None
@@ -107,6 +112,23 @@ def public_limits(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | No
         return _problem(429, "Too many requests", "too many orders from this client; try again later",
                         {"Retry-After": str(max(1, math.ceil(wait)))})
     return None
+
+
+def nesting(raw: bytes) -> int:
+    """How deep JSON arrays and objects nest in ``raw`` (brackets inside strings don't count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            escaped, in_string = (not escaped and byte == 0x5C), in_string and (escaped or byte != 0x22)
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def _problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> func.HttpResponse:

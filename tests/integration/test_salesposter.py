@@ -135,6 +135,14 @@ def test_a_body_over_16_kib_is_413_and_changes_nothing(ctx: Context, shop: str) 
     assert stored(ctx, shop) == []
 
 
+@pytest.mark.parametrize("body", ["[" * 5000 + "]" * 5000, '{"a":' * 2000 + "1" + "}" * 2000,
+                                  json.dumps(ORDER | {"name": {"x": [[[[[[[[["deep"]]]]]]]]]}})])
+def test_deeply_nested_json_is_400_not_a_recursion_error(ctx: Context, shop: str, body: str) -> None:
+    response = post(shop, body)
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
+    assert stored(ctx, shop) == []
+
+
 def test_a_burst_from_one_client_gets_429_with_retry_after_and_recovers(ctx: Context, shop: str,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ABONNO_PUBLIC_RATE_LIMIT", "3/60")  # 3 at once, one more every 20 s
@@ -208,7 +216,9 @@ def test_a_tenant_id_that_could_break_a_table_key_is_400(ctx: Context, shop: str
 
 FIELDS = ["templatePackageId", "plan_id", "PTY", "payment_type", "name", "email", "phone", "address", "postal_code",
           "city", "organization_number", "start_date", "copies", "order_ref"]
-VALUES = st.one_of(st.text(max_size=40), st.integers(-2**40, 2**40), st.none(), st.booleans(),
+NESTED = st.recursive(st.integers() | st.text(max_size=5), lambda inner: st.lists(inner, max_size=2)
+                      | st.dictionaries(st.text(max_size=3), inner, max_size=2), max_leaves=30)
+VALUES = st.one_of(NESTED, st.text(max_size=40), st.integers(-2**40, 2**40), st.none(), st.booleans(),
                    st.floats(allow_nan=True), st.lists(st.text(max_size=5), max_size=3),
                    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
                    st.sampled_from(["1", "digital-monthly", "a/b#c?d@example.no", "ola\x00@x.no", "9999-12-31",
