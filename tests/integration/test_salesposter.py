@@ -80,6 +80,14 @@ def test_an_order_ref_reused_with_another_body_is_409_and_changes_nothing(ctx: C
     assert stored(ctx, shop) == before and invoice_numbers(ctx, shop) == [1]
 
 
+def test_an_idempotency_key_reused_with_another_body_is_409(ctx: Context, shop: str) -> None:
+    key = {"Idempotency-Key": "9f1c-22"}
+    assert post(shop, ORDER, headers=key).status_code == 201
+    assert post(shop, ORDER | {"copies": 2}, headers=key).status_code == 409
+    assert post(shop, ORDER, headers=key).status_code == 200
+    assert invoice_numbers(ctx, shop) == [1]
+
+
 def test_ten_concurrent_posts_of_one_order_ref_with_different_emails_make_one_order(ctx: Context,
                                                                                     shop: str) -> None:
     bodies = [ORDER | {"order_ref": "same-ref", "email": f"buyer{i}@example.no"} for i in range(10)]
