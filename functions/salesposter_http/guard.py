@@ -93,7 +93,14 @@ def client_ip(req: func.HttpRequest) -> str:
     if not hops:
         return "direct"
     trusted = os.environ.get("ABONNO_TRUST_FORWARDED_FOR", "").lower() in ("1", "true", "yes")
-    return (hops[0] if trusted else hops[-1])[:64]
+    return without_port(hops[0] if trusted else hops[-1])[:64]
+
+
+def without_port(hop: str) -> str:
+    """``203.0.113.7:52341`` -> ``203.0.113.7`` (Azure's front end adds the port), ``[::1]:80`` -> ``::1``."""
+    if hop.startswith("["):
+        return hop[1:].split("]", 1)[0]
+    return hop.rsplit(":", 1)[0] if hop.count(":") == 1 else hop
 
 
 def public_limits(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | None:
@@ -107,7 +114,8 @@ def public_limits(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | No
     buckets = limiter(os.environ.get("ABONNO_PUBLIC_RATE_LIMIT", DEFAULT_RATE))
     if buckets is None:
         return None
-    wait = buckets.take(f"{client_ip(req)}|{req.route_params.get('tenant', '')}", ctx.clock.now().timestamp())
+    tenant = req.route_params.get("tenant", "")[:40]
+    wait = buckets.take(f"{client_ip(req)}|{tenant}", ctx.clock.now().timestamp())
     if wait > 0:
         return _problem(429, "Too many requests", "too many orders from this client; try again later",
                         {"Retry-After": str(max(1, math.ceil(wait)))})
