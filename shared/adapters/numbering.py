@@ -51,13 +51,16 @@ or the account changed so that the document is no longer due) is released:
 
 A process that dies between the claim and the commit, and whose work is never retried,
 leaves a claim without a document; ``service.issuing.release_unissued`` (the auditor's
-sweep, an admin scan) finds such claims and releases them the same way, so the series
-is gapless once the sweep has run. The counter's value and ETag are cached per process,
-so an uncontended claim costs one round trip, amortised over every invoice of a
-worker's batch. Within a process, claims are *group-committed*: while one transaction
-is in flight, further claimers wait, and the next transaction claims for all of them at
-once (up to 99 documents), so many concurrent orders share a round trip instead of
-queueing for one each.
+sweep, an admin scan: ``POST /api/merchant/invoice-numbers/sweep``) finds claims older
+than an hour that no document carries and releases them the same way, so the series is
+gapless once the sweep has run. (The hour: no commit is in flight that long, which
+matters for a subscriber whose partition the claim's own order has yet to create.)
+
+The counter's value and ETag are cached per process, so an uncontended claim costs one
+round trip, amortised over every invoice of a worker's batch. Within a process, claims
+are *group-committed*: while one transaction is in flight, further claimers wait, and
+the next transaction claims for all of them at once (up to 99 documents), so many
+concurrent orders share a round trip instead of queueing for one each.
 """
 
 from __future__ import annotations
@@ -224,7 +227,7 @@ class InvoiceNumbers:
 
     @staticmethod
     def _claim_op(pk: str, key: str, number: int, void_etag: str | None) -> Operation:
-        row = {"PartitionKey": pk, "RowKey": f"claim|{key}", "Number": number}
+        row = {"PartitionKey": pk, "RowKey": f"claim|{key}", "Number": number, "Claimed": int(time.time())}
         if void_etag is None:
             return ("create", row)
         return ("update", row, {"mode": "replace", "etag": void_etag, "match_condition": IF_MATCH})
@@ -237,11 +240,13 @@ class InvoiceNumbers:
                 found[key] = Claim(int(row["Number"]), row.get("State") == VOID, str(row["etag"]))
         return found
 
-    def claims(self, pk: str) -> dict[str, int]:
-        """Every live claim of the series: claim key -> number (an admin scan)."""
+    def claims(self, pk: str, older_than: float | None = None) -> dict[str, int]:
+        """Every live claim of the series: claim key -> number (an admin scan); with
+        ``older_than`` (seconds since the epoch) only those claimed before then."""
         rows = self.storage.query(TABLE, "PartitionKey eq @pk and RowKey ge 'claim|' and RowKey lt 'claim}'",
                                   {"pk": pk})
-        return {r["RowKey"][len("claim|"):]: int(r["Number"]) for r in rows if r.get("State") != VOID}
+        return {r["RowKey"][len("claim|"):]: int(r["Number"]) for r in rows if r.get("State") != VOID
+                and (older_than is None or int(r.get("Claimed") or 0) < older_than)}
 
     def unissued(self, pk: str, issued: set[int]) -> dict[str, int]:
         """Claims whose number no document carries: what the sweep releases."""

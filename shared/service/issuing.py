@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
@@ -143,16 +144,20 @@ def carried_numbers(ctx: Context, tenant: str, catalogue: Catalogue, subscriber_
                         else "main"), n) for org, n in pairs}
 
 
-def release_unissued(ctx: Context, tenant: str) -> int:
-    """The auditor's sweep (an admin scan): release every claim of the tenant's series that
-    no document carries, such as one left by a process that died between its claim and
-    its commit and was never retried. Returns how many claims it looked at releasing."""
+SWEEP_GRACE_S = 3600  # no commit is in flight for an hour: an older claim with no document is loose
+
+
+def release_unissued(ctx: Context, tenant: str, grace_s: float = SWEEP_GRACE_S) -> int:
+    """The auditor's sweep (an admin scan): release every claim of the tenant's series,
+    older than ``grace_s``, that no document carries, such as one left by a process that
+    died between its claim and its commit and was never retried. Returns how many."""
     catalogue = ctx.catalogue.get(tenant)
     series = {series_of(tenant, catalogue, org): org for org in catalogue.organizations}
+    before = time.time() - grace_s
     found = 0
     for pk, org in series.items():
         by_subscriber: dict[int, dict[tuple[str, str], int]] = defaultdict(dict)
-        for key, number in ctx.invoice_numbers.claims(pk).items():
+        for key, number in ctx.invoice_numbers.claims(pk, older_than=before).items():
             subscriber, _, natural = key.partition(".")
             if subscriber.isdigit():
                 by_subscriber[int(subscriber)][(org, natural)] = number
