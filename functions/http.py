@@ -69,6 +69,7 @@ class Endpoint:
     status: int = 200
     params: Mapping[str, str] = field(default_factory=dict)  # query parameters: name -> description
     guard: Callable[[func.HttpRequest, Context], func.HttpResponse | None] | None = None  # runs before parsing
+    statuses: Mapping[int, str] = field(default_factory=dict)  # other statuses it answers: code -> meaning
 
 
 REGISTRY: list[Endpoint] = []

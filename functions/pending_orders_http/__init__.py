@@ -51,7 +51,8 @@ def list_pending(call: Call) -> Any:
 
 @endpoint(bp, Endpoint("pending_order_confirm", BASE + "/{id}/confirm", ["POST"],
                        "Confirm a held order: place it on the subscriber whose e-mail it gave", "Orders",
-                       response=ConfirmedOut, roles=SUPPORT))
+                       response=ConfirmedOut, roles=SUPPORT,
+                       statuses={409: "Decided already", 422: "Order blockage, with customer service's reason"}))
 def confirm(call: Call) -> Any:
     try:
         placed = confirm_pending(call.ctx, call.tenant, call.route["id"])
@@ -62,7 +63,7 @@ def confirm(call: Call) -> Any:
 
 
 @endpoint(bp, Endpoint("pending_order_reject", BASE + "/{id}/reject", ["POST"], "Reject a held order", "Orders",
-                       roles=SUPPORT, status=204))
+                       roles=SUPPORT, status=204, statuses={409: "Decided already"}))
 def reject(call: Call) -> Any:
     reject_pending(call.ctx, call.tenant, call.route["id"])
     return func.HttpResponse(status_code=204)

@@ -97,7 +97,11 @@ def idempotency_key(call: Call, form: OrderForm) -> str | None:
 
 @endpoint(bp, Endpoint("salesposter_order", "salesposter/{tenant}/orders", ["POST"],
                        "Place an order from the sales poster (JSON or form post)", "Sales poster",
-                       body=OrderForm, response=OrderAnswer, status=201, guard=public_limits))
+                       body=OrderForm, response=OrderAnswer, status=201, guard=public_limits,
+                       statuses={200: "The same order posted again: the same answer",
+                                 202: "Held for customer service: the e-mail is an existing subscriber's",
+                                 409: "The order_ref / Idempotency-Key was used for a different order",
+                                 413: "Body over 16 KiB", 429: "Too many requests from this client (Retry-After)"}))
 def order(call: Call) -> Any:
     form: OrderForm = call.body
     taken = take_order(call.ctx, PlaceOrder(

@@ -252,3 +252,9 @@ def test_random_bodies_never_get_a_5xx(ctx: Context, shop: str, monkeypatch: pyt
 def test_random_bytes_never_get_a_5xx(ctx: Context, shop: str, monkeypatch: pytest.MonkeyPatch, raw: bytes) -> None:
     monkeypatch.setenv("ABONNO_PUBLIC_RATE_LIMIT", "0")
     assert post(shop, raw).status_code < 500
+
+
+def test_the_openapi_document_declares_every_status_the_sales_poster_answers(ctx: Context) -> None:
+    doc = answer(function("openapi_document")(http("GET", "/api/openapi.json")))
+    responses = doc["paths"]["/api/salesposter/{tenant}/orders"]["post"]["responses"]
+    assert {"200", "201", "202", "400", "409", "413", "422", "429"} <= set(responses)
