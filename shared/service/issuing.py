@@ -292,12 +292,23 @@ def commit(ctx: Context, tenant: str, loaded: Loaded | None, changes: Changes, p
     """Commit ``changes``; the outbox to send is this commit's events and any found pending.
 
     ``publish_now=False`` hands the events back so a batch can send them in one go. The
-    invoice numbers the changes carry are marked used in ``claims``; without ``claims``, a
-    commit that fails for any reason but a conflict (which the caller retries with the
-    same claims) releases them here.
+    invoice numbers the changes carry are marked used in ``claims`` (see ``write``).
     """
+    write(ctx, tenant, loaded, changes, claims)
+    events = [*(loaded.outbox if loaded else []), *changes.events]
+    if publish_now:
+        publish(ctx, tenant, events)
+    return events
+
+
+def write(ctx: Context, tenant: str, loaded: Loaded | None, changes: Changes,
+          claims: Claims | None = None) -> Loaded:
+    """The transaction of ``changes``; returns the partition as it is now. The numbers the
+    changes carry are marked used in ``claims``; without ``claims``, a transaction that
+    fails for any reason but a conflict (which the caller retries with the same claims)
+    releases them here, so a failure leaves no gap in the series."""
     try:
-        ctx.accounts.commit(tenant, loaded, changes)
+        written = ctx.accounts.commit(tenant, loaded, changes)
     except ConcurrencyConflict:
         raise
     except Exception:
@@ -306,10 +317,7 @@ def commit(ctx: Context, tenant: str, loaded: Loaded | None, changes: Changes, p
         raise
     if claims is not None:
         claims.committed(changes)
-    events = [*(loaded.outbox if loaded else []), *changes.events]
-    if publish_now:
-        publish(ctx, tenant, events)
-    return events
+    return written
 
 
 def release_documents(ctx: Context, tenant: str, changes: Changes) -> None:
