@@ -208,3 +208,24 @@ def test_the_sweep_endpoint_is_for_admins_and_releases_loose_claims(ctx: Context
     assert (status, done) == (200, {"released": 1})
     place_order(ctx, order(shop, 1))
     assert issued(ctx, shop) == [1]
+
+
+def test_a_failed_transaction_outside_a_claims_session_releases_its_numbers(ctx: Context, shop: str) -> None:
+    # the dunning run's path: numbers claimed by ``numbered`` alone, the transaction by ``write``
+    from shared.domain import credit
+    from shared.service.issuing import numbered, write
+
+    placed = place_order(ctx, order(shop, 1))  # invoice 1
+    loaded = ctx.accounts.load(shop, placed.subscriber_no)
+    assert loaded is not None
+    inv = placed.invoices[0]
+    changes = numbered(ctx, shop, ctx.catalogue.get(shop), lambda number: credit.credit_invoice(
+        loaded.account, inv.number, inv.demand_no, "avisa", "NOK", placed.subscription_id, inv.total_minor,
+        "subscription", "Mistake", date(2026, 1, 5), number))
+    assert [c.number for c in changes.credit_notes] == [2]
+    failing, _ = flaky(ctx, [True])
+    with pytest.raises(TooLarge):
+        write(failing, shop, loaded, changes)
+    assert 2 not in ctx.invoice_numbers.claims(series(ctx, shop)).values()
+    place_order(ctx, order(shop, 2))
+    assert issued(ctx, shop) == [1, 2]
