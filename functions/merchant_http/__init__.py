@@ -15,9 +15,11 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel, Field
 
-from functions.http import Call, Endpoint, endpoint
+from functions.http import Call, Endpoint, endpoint, problem
 from shared.adapters.catalogue_store import FIELDS, KINDS
 from shared.adapters.codec import to_jsonable
+from shared.adapters.imports import ImportLog
+from shared.domain.import_report import ImportReport
 from shared.service import catalogue as catalogue_service
 from shared.service import payments_in, queries
 from shared.service.billing import RunPlanned, plan_invoice_run
@@ -187,12 +189,16 @@ def list_requires_processing(call: Call) -> Any:
 
 
 @endpoint(bp, Endpoint("payments_resolve", "merchant/payments/requires-processing/{payment_id}/resolve", ["POST"],
-                       "Assign a set-aside payment to a subscriber (and invoice), booking it", "Payments",
+                       "Assign a set-aside payment to a subscriber (and invoice), booking it once (409 if it "
+                       "was resolved already or is being resolved)", "Payments",
                        body=ResolveIn, roles=("admin", "support")))
 def resolve(call: Call) -> Any:
     body: ResolveIn = call.body
-    return _booked(payments_in.resolve(call.ctx, call.tenant, call.route["payment_id"], body.subscriber_no,
-                                       body.organization_id, body.invoice_number))
+    try:
+        return _booked(payments_in.resolve(call.ctx, call.tenant, call.route["payment_id"], body.subscriber_no,
+                                           body.organization_id, body.invoice_number))
+    except payments_in.PaymentRefused as exc:
+        return problem(422, "Not accepted", str(exc))
 
 
 @endpoint(bp, Endpoint("payments_awaiting_approval", "merchant/payments/awaiting-approval", ["GET"],
@@ -202,7 +208,8 @@ def list_awaiting_approval(call: Call) -> Any:
 
 
 @endpoint(bp, Endpoint("payments_approve", "merchant/payments/awaiting-approval/{payment_id}/approve", ["POST"],
-                       "Approve a payment, which books it", "Payments", roles=("admin",)))
+                       "Approve a payment, which books it once (409 if it was approved already)", "Payments",
+                       roles=("admin",)))
 def approve(call: Call) -> Any:
     assert call.principal is not None
     return _booked(payments_in.approve(call.ctx, call.tenant, call.route["payment_id"], call.principal.subject))
@@ -239,3 +246,23 @@ def book_refund(call: Call) -> Any:
     created = payments_in.book_refund(call.ctx, call.tenant, b.subscriber_no, b.organization_id, b.amount_minor,
                                       b.external_reference, b.comment)
     return {"booked": created}
+
+
+# ---- import reports (P1) ------------------------------------------------------------------
+
+@endpoint(bp, Endpoint("payments_imports", "merchant/payments/imports", ["GET"],
+                       "Import reports of the tenant's bank files, newest first: where every record landed, per "
+                       "currency, checked against the file's control totals", "Payments",
+                       response=list[ImportReport], roles=READ))
+def list_imports(call: Call) -> Any:
+    return [to_jsonable(r) for r in ImportLog(call.ctx.storage).reports(call.tenant)]
+
+
+@endpoint(bp, Endpoint("payments_import", "merchant/payments/imports/{report_id}", ["GET"],
+                       "One bank file's import report (linked from a rejected file's .error.txt)", "Payments",
+                       response=ImportReport, roles=READ))
+def get_import(call: Call) -> Any:
+    report = ImportLog(call.ctx.storage).report(call.tenant, call.route["report_id"])
+    if report is None:
+        raise KeyError(f"no import report {call.route['report_id']}")
+    return to_jsonable(report)

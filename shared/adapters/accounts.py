@@ -55,6 +55,7 @@ from azure.core import MatchConditions
 from ..domain.account import Account, BalanceCheck, Changes, Correction, Event, Mandate, OrderBlock, ReminderDocument
 from ..domain.invoicing import CreditNote, Invoice
 from ..domain.ledger import LedgerEntry
+from ..domain.payments import BookedPayment, row_id
 from ..domain.settlement import OpenDemand
 from ..domain.subscriptions import Subscriber, Subscription
 from .codec import dumps, loads
@@ -231,7 +232,7 @@ class AccountRepository:
                             "Amount": e.amount_minor, "Org": e.organization_id}) for e in changes.ledger]
         ops += [("create", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}", "Body": dumps(e)})
                 for e in changes.events]
-        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|pay|{b.payment.id}", "Body": dumps(b),
+        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|pay|{row_id(b.payment)}", "Body": dumps(b),
                             "Amount": b.payment.amount_minor, "Org": b.payment.organization_id})
                 for b in changes.payments]  # create: the same payment can never be booked twice
         ops += [("create", {"PartitionKey": pk, "RowKey": f"1|rem|{r.reminder.demand_no:08d}", "Body": dumps(r),
@@ -271,6 +272,13 @@ class AccountRepository:
         """Which of these payments are already on the subscriber's ledger (point reads)."""
         pk = partition_key(tenant, subscriber_no)
         return {i for i in payment_ids if self.storage.get(TABLE, pk, f"1|pay|{i}") is not None}
+
+    def payments(self, tenant: str, subscriber_no: int) -> list[BookedPayment]:
+        """The subscriber's booked payments and reversals (one query of the ``1|pay|`` rows)."""
+        pk = partition_key(tenant, subscriber_no)
+        rows = self.storage.query(TABLE, "PartitionKey eq @pk and RowKey ge '1|pay|' and RowKey lt '1|pay}'",
+                                  {"pk": pk})
+        return [loads(BookedPayment, r["Body"]) for r in rows]
 
     def invoice(self, tenant: str, subscriber_no: int, demand_no: int) -> Invoice | None:
         """One invoice by its demand number (what a KID decodes to): a point read."""

@@ -207,6 +207,9 @@ class Tenants:
     def register(self, tenant: str) -> None:
         self.storage.upsert("Tenants", {"PartitionKey": "tenant", "RowKey": tenant})
 
+    def exists(self, tenant: str) -> bool:
+        return self.storage.get("Tenants", "tenant", tenant) is not None
+
     def all(self) -> list[str]:
         return [r["RowKey"] for r in self.storage.query("Tenants", "PartitionKey eq 'tenant'")]
 
