@@ -94,24 +94,28 @@ class SummaryOut(BaseModel):
     invoices_issued: int
     invoice_number_first: int | None
     invoice_number_last: int | None
-    amount_invoiced_minor: int
-    ledger_balance_minor_total: int
+    amount_invoiced_minor: int | None
+    ledger_balance_minor_total: int | None
     payments_booked: int
-    amount_paid_minor: int
+    amount_paid_minor: int | None
     invoices_open: int
     invoices_paid: int
     requires_processing: int
-    requires_processing_minor: int
+    requires_processing_minor: int | None
     currency: str | None
     by_status: dict[str, int]
     reminders_issued: int
-    reminder_fees_minor: int
+    reminder_fees_minor: int | None
     payment_stops: int
     credit_notes: int
-    amount_credited_minor: int
+    amount_credited_minor: int | None
     balance_invoices: int
-    amount_charged_minor: int
-    amount_written_off_minor: int
+    amount_charged_minor: int | None
+    amount_written_off_minor: int | None
+    amount_reversed_minor: int | None = Field(default=None, description="reversals the bank made")
+    by_currency: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="the money figures per currency; the top-level ones are null when the "
+        "tenant has more than one currency")
 
 
 @endpoint(bp, Endpoint("report_summary", "merchant/reports/summary", ["GET"],
