@@ -30,17 +30,18 @@ from tests.fixtures import order
 
 ACCOUNT = "86011117947"
 DAY = date(2026, 1, 10)
+OCR = netsgiro.ServiceCode.OCR_GIRO
 PURCHASE, REVERSING = netsgiro.TransactionType.PURCHASE_WITH_TEXT, netsgiro.TransactionType.REVERSING_WITH_KID
 
 
 def nets(*items: tuple[str, int, netsgiro.TransactionType], number: str = "1000001", account: str = ACCOUNT) -> str:
     """An OCR giro transmission of (KID, øre, transaction type), written by netsgiro."""
     out = netsgiro.Transmission(number=number, data_transmitter="00008080", data_recipient=netsgiro.NETS_ID, date=DAY)
-    assignment = netsgiro.Assignment(service_code=netsgiro.ServiceCode.OCR_GIRO, type=netsgiro.AssignmentType.TRANSACTIONS,
-                                     number=number, account=account, agreement_id="000000000", date=DAY)
+    assignment = netsgiro.Assignment(service_code=OCR, type=netsgiro.AssignmentType.TRANSACTIONS, number=number,
+                                     account=account, agreement_id="000000000", date=DAY)
     for i, (kid, amount, kind) in enumerate(items, 1):
         assignment.transactions.append(netsgiro.Transaction(
-            service_code=netsgiro.ServiceCode.OCR_GIRO, type=kind, number=i, date=DAY, amount=Decimal(amount) / 100, kid=kid,
+            service_code=OCR, type=kind, number=i, date=DAY, amount=Decimal(amount) / 100, kid=kid,
             reference="000000001", text=None, centre_id="13", day_code=DAY.day, partial_settlement_number=1,
             partial_settlement_serial_number="00001", sign="0", form_number="9876543210", bank_date=DAY,
             debit_account="12345678903", filler=None))
