@@ -48,7 +48,8 @@ from ..domain.import_report import ImportReport, Landing, MandateLanding, Outcom
 from ..domain.invoicing import Invoice
 from ..domain.ledger import EntryKind
 from ..domain.payments import BookedPayment, MatchType, PaymentKind, PaymentState, ReceivedPayment
-from ..formats.payments import BankFile, IncomingPayment, RecordKind, UnreadableRecord, read_bank_file
+from ..formats import read_bank_file
+from ..formats.payments import BankFile, IncomingPayment, RecordKind, UnreadableRecord
 from .context import Context
 from .issuing import index_next_visit, publish
 from .queries import NotFound
@@ -195,7 +196,7 @@ def _currency_default(bank: BankFile) -> str:
 
 
 def _duplicate(record: Record, bank: BankFile) -> Landing:
-    kind = record.kind.value if isinstance(record, IncomingPayment) else "payment"
+    kind = record.kind.value
     return Landing(record.line_id, record.currency or _currency_default(bank), kind, record.amount_minor,
                    Outcome.DUPLICATE)
 
@@ -265,7 +266,7 @@ def _landing(record: IncomingPayment, outcome: Outcome) -> Landing:
 def _aside(ctx: Context, job: _Import, pid: str, record: Record, reason: Reason, text: str,
            currency: str = "") -> None:
     set_aside(ctx, job.tenant, pid, record, reason, text, job.file, job.key)
-    kind = record.kind.value if isinstance(record, IncomingPayment) else "payment"
+    kind = record.kind.value
     job.landings.append(Landing(record.line_id, record.currency or currency, kind, record.amount_minor,
                                 Outcome.SET_ASIDE, reason, text, record.raw[:200]))
 

@@ -19,7 +19,7 @@ from devhost.azurite import Azurite
 from functions.ocr_blob_trigger import handle
 from shared.domain.catalogue import Organization
 from shared.domain.import_report import Outcome
-from shared.formats import bgmax, ocr_giro
+from shared.formats import bgmax, ocr_giro, read_bank_file
 from shared.formats import payments as formats
 from shared.service import payments_in
 from shared.service.catalogue import put_item
@@ -168,8 +168,8 @@ def test_a_bgmax_deduction_is_set_aside_and_never_settles_an_invoice(ctx: Contex
 def test_an_unreadable_record_is_set_aside_with_its_reason_and_raw_line(
         ctx: Context, shop: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _, kid, total = ordered(ctx, shop)
-    read = formats.read_bank_file(nets((kid, total, PURCHASE)).encode())
-    bad = formats.UnreadableRecord("2", "22000987\t654347120000000", "a tab in the reference", 700, "NOK")
+    read = read_bank_file(nets((kid, total, PURCHASE)).encode())
+    bad = formats.UnreadableRecord("2", "22000987\t654347120000000", "a tab in the reference", 700, "NOK", ACCOUNT)
     fake = replace(read, payments=(*read.payments, bad), totals=(formats.ControlTotal("NOK", 2, total + 700),))
     monkeypatch.setattr(payments_in, "read_bank_file", lambda data: fake)
     report = payments_in.import_bank_file(ctx, shop, "x.txt", b"")
@@ -181,7 +181,7 @@ def test_an_unreadable_record_is_set_aside_with_its_reason_and_raw_line(
 def test_an_import_whose_records_do_not_add_up_is_an_error_and_the_file_is_flagged(
         azurite: Azurite, ctx: Context, shop: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _, kid, total = ordered(ctx, shop)
-    read = formats.read_bank_file(nets((kid, total, PURCHASE)).encode())
+    read = read_bank_file(nets((kid, total, PURCHASE)).encode())
     fake = replace(read, totals=(formats.ControlTotal("NOK", 2, total + 1),))  # a record we never saw
     monkeypatch.setattr(payments_in, "read_bank_file", lambda data: fake)
     report = handle(f"{shop}/short.txt", b"whatever")
