@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import netsgiro
@@ -293,3 +294,29 @@ def test_the_summary_keeps_sums_per_currency(ctx: Context, shop: str) -> None:
     assert result.by_currency["NOK"]["amount_paid_minor"] == total
     assert result.by_currency["EUR"]["amount_paid_minor"] == 1000
     assert result.amount_paid_minor is None  # no sum of øre and euro cents
+
+
+# ---- real files nobody on the project wrote --------------------------------------------------
+
+REAL = sorted((Path(__file__).resolve().parent.parent / "data" / "real").glob("*.txt"))
+
+
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.stem)
+def test_every_record_of_a_real_bank_file_lands_in_exactly_one_place(ctx: Context, shop: str, path: Path) -> None:
+    data = path.read_bytes()
+    report = handle(f"{shop}/{path.name}", data)
+    assert report is not None
+    if "claims" in path.name:
+        assert report.status == "rejected" and "not an incoming payment file" in report.reason
+        return
+    assert report.status == "imported" and report.balanced, report.problems
+    assert report.records == sum(t.records for t in report.totals)
+    aside = [r for r in rp(ctx, shop) if r["kind"] != "mandate"]
+    assert len(aside) == report.records == report.count(Outcome.SET_ASIDE)  # none of them pays our shop
+    assert len({r["payment_id"] for r in aside}) == len(aside)  # repeated or blank serials lose nothing
+    assert sum(int(r["amount_minor"]) for r in aside) == sum(
+        int(str(c["set_aside"]["amount_minor"])) for c in report.by_currency.values()  # type: ignore[index]
+        if "set_aside" in c)
+    crlf = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    again = handle(f"{shop}/{path.name}.again", crlf)
+    assert again is not None and again.status == "duplicate" and again.count(Outcome.BOOKED) == 0
