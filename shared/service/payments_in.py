@@ -49,7 +49,7 @@ from ..domain.invoicing import Invoice
 from ..domain.ledger import EntryKind
 from ..domain.payments import BookedPayment, MatchType, PaymentKind, PaymentState, ReceivedPayment
 from ..formats import read_bank_file
-from ..formats.payments import BankFile, IncomingPayment, RecordKind, UnreadableRecord
+from ..formats.payments import BankFile, BankFileError, IncomingPayment, RecordKind, UnreadableRecord
 from .context import Context
 from .issuing import index_next_visit, publish
 from .queries import NotFound
@@ -112,23 +112,24 @@ def receive_bank_file(ctx: Context, drop: BankFileDrop, name: str, data: bytes) 
     if not file or "/" in file or not _tenant_exists(ctx, tenant):
         why = (f"tenant {tenant!r} does not exist" if file and "/" not in file
                else "a bank file must be dropped in a tenant's folder: inbound/{tenant}/{file}")
-        drop.quarantine(name, data, _report_text(name, f"quarantined: {why}. Nothing was written."))
+        drop.quarantine(name, data, f"Bank file inbound/{name} was quarantined: {why}. Nothing was written.\n")
         imports.decide(name, data, "quarantined")
         log.warning("bank file %s quarantined: %s", name, why)
         return None
     if attempts > MAX_ATTEMPTS:
         return _reject(ctx, drop, tenant, name, data, f"the import failed {attempts - 1} times (storage unavailable "
-                                                     "or the process died); not tried again")
+                                                     "or the process died); not tried again", partial=True)
     try:
         report = import_bank_file(ctx, tenant, file, data)
     except Exception as exc:
         if is_transient(exc):
             raise  # the host tries again; the attempts are counted above
         log.exception("bank file %s could not be imported", name)
-        return _reject(ctx, drop, tenant, name, data, f"{type(exc).__name__}: {exc}")
+        refused_whole = isinstance(exc, (BankFileError, TransmissionConflict))  # raised before anything is booked
+        return _reject(ctx, drop, tenant, name, data, f"{type(exc).__name__}: {exc}", partial=not refused_whole)
     if not report.balanced:
-        drop.reject(name, data, _report_text(name, "its records did not all land somewhere; see the import "
-                                                   f"report {report.id}: " + "; ".join(report.problems)))
+        drop.reject(name, data, _report_text(name, "its records did not all land somewhere: " + "; ".join(
+            report.problems), report.id, partial=True))
     imports.decide(name, data, report.status.value, report.id)
     return report
 
@@ -137,19 +138,22 @@ def _tenant_exists(ctx: Context, tenant: str) -> bool:
     return bool(TENANT_ID.match(tenant)) and ctx.tenants.exists(tenant)
 
 
-def _reject(ctx: Context, drop: BankFileDrop, tenant: str, name: str, data: bytes, reason: str) -> ImportReport:
+def _reject(ctx: Context, drop: BankFileDrop, tenant: str, name: str, data: bytes, reason: str,
+            partial: bool = False) -> ImportReport:
     imports = ImportLog(ctx.storage)
     report = rejected(f"rejected.{hashlib.sha256(data).hexdigest()[:24]}", name.partition("/")[2],
                       ctx.clock.now().isoformat(), reason)
     imports.save(tenant, report)
-    drop.reject(name, data, _report_text(name, reason, report.id))
+    drop.reject(name, data, _report_text(name, reason, report.id, partial))
     imports.decide(name, data, "rejected", report.id)
     log.warning("bank file %s rejected: %s", name, reason)
     return report
 
 
-def _report_text(name: str, reason: str, report_id: str = "") -> str:
-    text = f"Bank file inbound/{name} was rejected and nothing was booked.\n\nReason: {reason}\n"
+def _report_text(name: str, reason: str, report_id: str = "", partial: bool = False) -> str:
+    booked = ("Whatever it booked before it stopped stays booked, once; dropping the file again under another "
+              "name finishes the import and books only what is missing." if partial else "Nothing was booked.")
+    text = f"Bank file inbound/{name} was rejected. {booked}\n\nReason: {reason}\n"
     if report_id:
         text += f"\nImport report: GET /api/merchant/payments/imports/{report_id}\n"
     return text
@@ -169,7 +173,7 @@ def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> Impor
         raise TransmissionConflict(f"transmission {bank.identity} was imported before (file {claim.file}) with "
                                    "other content; the same identity with different content is refused")
     if claim.state == "imported":
-        report = build(f"{key}~dup~{bank.content_digest[:16]}", name, bank.format, bank.identity,
+        report = build(f"{key}~dup~{hashlib.sha256(data).hexdigest()[:16]}", name, bank.format, bank.identity,
                        bank.content_digest, created, [_duplicate(r, bank) for r in bank.payments], totals,
                        duplicate_of=key)
         imports.save(tenant, report)
@@ -505,6 +509,8 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
     row = ctx.storage.get("Payments", f"rp|{tenant}", payment_id)
     if row is None:
         raise NotFound(f"no payment {payment_id} requires processing")
+    if _state(row, "ResolvedTo") == "done":
+        raise ConcurrencyConflict(f"payment {payment_id} was resolved already")
     if row.get("Kind", "payment") != "payment":
         raise PaymentRefused(f"{payment_id} is a {row.get('Kind')} set aside, not a payment; it cannot be resolved "
                              "onto a subscriber as one")
@@ -514,6 +520,8 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
     if payment.currency != incoming.currency:
         raise PaymentRefused(f"the payment is in {incoming.currency}; {organization_id} keeps its books in "
                              f"{payment.currency}")
+    if ctx.accounts.load(tenant, subscriber_no) is None:
+        raise NotFound(f"subscriber {subscriber_no}")  # before the claim: a wrong number leaves the row open
     _claim(ctx, row, "resolved", f"{subscriber_no}|{organization_id}|{invoice_number or ''}")
     result = _book_one(ctx, tenant, subscriber_no, payment, row["File"],
                        today or ctx.today(ctx.catalogue.get(tenant)))

@@ -148,6 +148,7 @@ def test_a_resolve_that_died_after_its_claim_can_be_finished_by_the_same_resolve
     from datetime import timedelta
 
     subscriber = place_order(ctx, order(shop)).subscriber_no
+    someone_else = place_order(ctx, order(shop, 2)).subscriber_no
     payment_id = _set_aside_payment(ctx, shop, 7000)
     row = ctx.storage.get("Payments", f"rp|{shop}", payment_id)
     assert row is not None
@@ -156,10 +157,12 @@ def test_a_resolve_that_died_after_its_claim_can_be_finished_by_the_same_resolve
     body = {"subscriber_no": subscriber, "organization_id": "avisa"}
     assert call("payments_resolve", "POST", support, {"payment_id": payment_id}, body)[0] == 409  # still claimed
     clock.advance(timedelta(minutes=2))
-    other = {"subscriber_no": subscriber + 1, "organization_id": "avisa"}
+    other = {"subscriber_no": someone_else, "organization_id": "avisa"}
     assert call("payments_resolve", "POST", support, {"payment_id": payment_id}, other)[0] == 409  # not its claim
     status, booked = call("payments_resolve", "POST", support, {"payment_id": payment_id}, body)
     assert (status, booked["booked"], booked["amount_booked_minor"]) == (200, 1, 7000)
+    nobody = {"subscriber_no": 9_999_999, "organization_id": "avisa"}
+    assert call("payments_resolve", "POST", support, {"payment_id": payment_id}, nobody)[0] == 409  # done
 
 
 def test_a_reversal_or_deduction_set_aside_cannot_be_resolved_as_a_payment(ctx: Context, shop: str) -> None:

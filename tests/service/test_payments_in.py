@@ -152,7 +152,7 @@ def test_a_file_whose_totals_do_not_add_up_is_rejected_with_a_report_and_books_n
     assert report is not None and report.status == "rejected"
     rejected = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client("rejected")
     text = rejected.download_blob(f"{shop}/bad.txt.error.txt").readall().decode()
-    assert "ControlTotalError" in text and "nothing was booked" in text and report.id in text
+    assert "ControlTotalError" in text and "Nothing was booked" in text and report.id in text
     loaded = ctx.accounts.load(shop, subscriber)
     assert loaded is not None and loaded.account.balances == {"avisa": -total}
 
