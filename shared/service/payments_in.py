@@ -124,8 +124,9 @@ def receive_bank_file(ctx: Context, drop: BankFileDrop, name: str, data: bytes) 
     except Exception as exc:
         if is_transient(exc):
             raise  # the host tries again; the attempts are counted above
-        log.exception("bank file %s could not be imported", name)
         refused_whole = isinstance(exc, (BankFileError, TransmissionConflict))  # raised before anything is booked
+        if not refused_whole:
+            log.exception("bank file %s failed part-way", name)
         return _reject(ctx, drop, tenant, name, data, f"{type(exc).__name__}: {exc}", partial=not refused_whole)
     if not report.balanced:
         drop.reject(name, data, _report_text(name, "its records did not all land somewhere: " + "; ".join(
