@@ -109,12 +109,7 @@ def receive_bank_file(ctx: Context, drop: BankFileDrop, name: str, data: bytes) 
         log.info("bank file %s was handled before (%s); nothing to do", name, decided)
         return None
     tenant, _, file = name.partition("/")
-    if not file or "/" in file or not _tenant_exists(ctx, tenant):
-        why = (f"tenant {tenant!r} does not exist" if file and "/" not in file
-               else "a bank file must be dropped in a tenant's folder: inbound/{tenant}/{file}")
-        drop.quarantine(name, data, f"Bank file inbound/{name} was quarantined: {why}. Nothing was written.\n")
-        imports.decide(name, data, "quarantined")
-        log.warning("bank file %s quarantined: %s", name, why)
+    if _quarantined(ctx, drop, name, data):
         return None
     if attempts > MAX_ATTEMPTS:
         return _reject(ctx, drop, tenant, name, data, f"the import failed {attempts - 1} times (storage unavailable "
@@ -135,8 +130,18 @@ def receive_bank_file(ctx: Context, drop: BankFileDrop, name: str, data: bytes) 
     return report
 
 
-def _tenant_exists(ctx: Context, tenant: str) -> bool:
-    return bool(TENANT_ID.match(tenant)) and ctx.tenants.exists(tenant)
+def _quarantined(ctx: Context, drop: BankFileDrop, name: str, data: bytes) -> bool:
+    """A file outside a tenant's folder, or for a tenant that does not exist, goes to
+    ``quarantine/`` with a report; nothing is written for any tenant."""
+    tenant, _, file = name.partition("/")
+    if file and "/" not in file and TENANT_ID.match(tenant) and ctx.tenants.exists(tenant):
+        return False
+    why = (f"tenant {tenant!r} does not exist" if file and "/" not in file
+           else "a bank file must be dropped in a tenant's folder: inbound/{tenant}/{file}")
+    drop.quarantine(name, data, f"Bank file inbound/{name} was quarantined: {why}. Nothing was written.\n")
+    ImportLog(ctx.storage).decide(name, data, "quarantined")
+    log.warning("bank file %s quarantined: %s", name, why)
+    return True
 
 
 def _reject(ctx: Context, drop: BankFileDrop, tenant: str, name: str, data: bytes, reason: str,
@@ -217,51 +222,74 @@ def _chunks(items: Iterable[Record], size: int) -> Iterator[list[Record]]:
         yield chunk
 
 
+@dataclass
+class _Identified:
+    """A chunk's records after identification: what is to be booked, per subscriber."""
+
+    payments: dict[int, list[ReceivedPayment]] = field(default_factory=lambda: defaultdict(list))
+    reversals: dict[int, list[ReceivedPayment]] = field(default_factory=lambda: defaultdict(list))
+    records: dict[str, IncomingPayment] = field(default_factory=dict)
+
+
 def _import_chunk(ctx: Context, job: _Import, chunk: list[Record], currency: str) -> None:
-    payments: dict[int, list[ReceivedPayment]] = defaultdict(list)
-    reversals: dict[int, list[ReceivedPayment]] = defaultdict(list)
-    records: dict[str, IncomingPayment] = {}
+    found = _Identified()
     for record in chunk:
-        pid = f"{job.key}.{record.line_id}"
-        if isinstance(record, UnreadableRecord):
-            _aside(ctx, job, pid, record, Reason.UNREADABLE, f"unreadable: {record.reason}", currency)
-            continue
-        records[pid] = record
-        if record.kind is RecordKind.DEDUCTION:
-            _aside(ctx, job, pid, record, Reason.DEDUCTION, f"a deduction (BgMax TK21) of {record.amount_minor} "
-                   f"{record.currency} with reference {record.reference}: for customer service to settle")
-            continue
-        identified = identify(job.catalogue, pid, record)
-        if isinstance(identified, Failed):
-            reason, text = identified.reason, identified.text
-            if record.kind is RecordKind.REVERSAL:
-                reason, text = Reason.REVERSAL_NOT_FOUND, f"reversal of a payment we cannot find: {text}"
-            _aside(ctx, job, pid, record, reason, text)
-        elif record.kind is RecordKind.REVERSAL:
-            reversals[identified[0]].append(replace(identified[1], kind=PaymentKind.REVERSAL))
-        elif job.catalogue.organizations[identified[1].organization_id].manual_payment_approval:
-            await_approval(ctx, job.tenant, identified[0], identified[1], job.file)
-            job.landings.append(_landing(record, Outcome.AWAITING_APPROVAL))
-        else:
-            payments[identified[0]].append(identified[1])
+        _sort(ctx, job, record, found, currency)
+    _book_payments(ctx, job, found)
+    _book_reversals(ctx, job, found)  # after the payments: a file may pay and reverse
+
+
+def _sort(ctx: Context, job: _Import, record: Record, found: _Identified, currency: str) -> None:
+    """Set a record aside with its reason, put it to approval, or queue it for booking."""
+    pid = f"{job.key}.{record.line_id}"
+    if isinstance(record, UnreadableRecord):
+        _aside(ctx, job, pid, record, Reason.UNREADABLE, f"unreadable: {record.reason}", currency)
+        return
+    found.records[pid] = record
+    if record.kind is RecordKind.DEDUCTION:
+        _aside(ctx, job, pid, record, Reason.DEDUCTION, f"a deduction (BgMax TK21) of {record.amount_minor} "
+               f"{record.currency} with reference {record.reference}: for customer service to settle")
+        return
+    identified = identify(job.catalogue, pid, record)
+    if isinstance(identified, Failed):
+        reason, text = identified.reason, identified.text
+        if record.kind is RecordKind.REVERSAL:
+            reason, text = Reason.REVERSAL_NOT_FOUND, f"reversal of a payment we cannot find: {text}"
+        _aside(ctx, job, pid, record, reason, text)
+    elif record.kind is RecordKind.REVERSAL:
+        found.reversals[identified[0]].append(replace(identified[1], kind=PaymentKind.REVERSAL))
+    elif job.catalogue.organizations[identified[1].organization_id].manual_payment_approval:
+        await_approval(ctx, job.tenant, identified[0], identified[1], job.file)
+        job.landings.append(_landing(record, Outcome.AWAITING_APPROVAL))
+    else:
+        found.payments[identified[0]].append(identified[1])
+
+
+def _book_payments(ctx: Context, job: _Import, found: _Identified) -> None:
+    """Subscribers in parallel, one bus batch for the chunk's outbox."""
     outbox: list[Event] = []
     with ThreadPoolExecutor(max_workers=16) as pool:
         outcomes = list(pool.map(lambda item: book(ctx, job.tenant, item[0], item[1], job.file, job.today, outbox),
-                                 payments.items()))
-    publish(ctx, job.tenant, outbox)  # one bus batch per chunk
+                                 found.payments.items()))
+    publish(ctx, job.tenant, outbox)
     for outcome in outcomes:
         for pid, (where, why) in outcome.items():
-            if where is Outcome.SET_ASIDE:
-                _aside(ctx, job, pid, records[pid], Reason.NO_SUCH_SUBSCRIBER, why)
-            else:
-                job.landings.append(_landing(records[pid], where))
-    for subscriber_no, items in reversals.items():  # after the payments: a file may pay and reverse
+            _landed(ctx, job, found.records[pid], pid, where, Reason.NO_SUCH_SUBSCRIBER, why)
+
+
+def _book_reversals(ctx: Context, job: _Import, found: _Identified) -> None:
+    for subscriber_no, items in found.reversals.items():
         for reversal in items:
             where, why = book_reversal(ctx, job, subscriber_no, reversal)
-            if where is Outcome.SET_ASIDE:
-                _aside(ctx, job, reversal.id, records[reversal.id], Reason.REVERSAL_NOT_FOUND, why)
-            else:
-                job.landings.append(_landing(records[reversal.id], where))
+            _landed(ctx, job, found.records[reversal.id], reversal.id, where, Reason.REVERSAL_NOT_FOUND, why)
+
+
+def _landed(ctx: Context, job: _Import, record: IncomingPayment, pid: str, where: Outcome, reason: Reason,
+            why: str) -> None:
+    if where is Outcome.SET_ASIDE:
+        _aside(ctx, job, pid, record, reason, why)
+    else:
+        job.landings.append(_landing(record, where))
 
 
 def _landing(record: IncomingPayment, outcome: Outcome) -> Landing:
