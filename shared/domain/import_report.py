@@ -43,6 +43,7 @@ class Reason(StrEnum):
     NO_REFERENCE = "no_reference"
     NOT_A_KID = "not_a_kid"
     NO_SUCH_SUBSCRIBER = "no_such_subscriber"
+    TOO_MANY_DEMANDS = "too_many_demands"  # settles more open invoices than one transaction can book
     REVERSAL_NOT_FOUND = "reversal_not_found"
     DEDUCTION = "deduction"
     UNREADABLE = "unreadable"

@@ -59,6 +59,7 @@ PAYMENTS_PER_COMMIT = 10  # at most ~7 entities each, with room for the subscrib
 CHUNK = 2000  # records identified and booked at a time
 RESUME_AFTER = timedelta(seconds=60)  # a resolve or approval claimed this long ago and not finished may be redone
 Record = IncomingPayment | UnreadableRecord
+Landed = tuple[Outcome, Reason | None, str]  # where a payment landed, why it was set aside
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # what the merchant API accepts as a tenant id
 
 
@@ -273,8 +274,8 @@ def _book_payments(ctx: Context, job: _Import, found: _Identified) -> None:
                                  found.payments.items()))
     publish(ctx, job.tenant, outbox)
     for outcome in outcomes:
-        for pid, (where, why) in outcome.items():
-            _landed(ctx, job, found.records[pid], pid, where, Reason.NO_SUCH_SUBSCRIBER, why)
+        for pid, (where, reason, why) in outcome.items():
+            _landed(ctx, job, found.records[pid], pid, where, reason or Reason.NO_SUCH_SUBSCRIBER, why)
 
 
 def _book_reversals(ctx: Context, job: _Import, found: _Identified) -> None:
@@ -426,7 +427,7 @@ def set_aside(ctx: Context, tenant: str, pid: str, record: Record, reason: Reaso
 
 
 def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedPayment], file: str,
-         today: date, outbox: list[Event] | None = None) -> dict[str, tuple[Outcome, str]]:
+         today: date, outbox: list[Event] | None = None) -> dict[str, Landed]:
     """Book one subscriber's payments; where each landed (booked, already booked, or set aside
     because the subscriber does not exist) and why.
 
@@ -434,7 +435,7 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
     one batch (list.extend is atomic under the GIL, so threads may share it).
     """
     catalogue = ctx.catalogue.get(tenant)
-    landed: dict[str, tuple[Outcome, str]] = {}
+    landed: dict[str, Landed] = {}
     per_commit = PAYMENTS_PER_COMMIT
     pending = list(payments)
     for _ in range(10 + 2 * len(payments)):
@@ -442,8 +443,8 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
             break
         loaded = ctx.accounts.load(tenant, subscriber_no)
         if loaded is None:
-            return landed | {p.id: (Outcome.SET_ASIDE, f"KID {p.reference} names subscriber {subscriber_no}, who "
-                                    "does not exist") for p in pending}
+            return landed | {p.id: (Outcome.SET_ASIDE, Reason.NO_SUCH_SUBSCRIBER, f"KID {p.reference} names "
+                                    f"subscriber {subscriber_no}, who does not exist") for p in pending}
         chunk = pending[:per_commit]
         changes = Changes(loaded.account)
         for p in chunk:
@@ -456,13 +457,13 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
             if len(chunk) > 1:
                 per_commit = 1
                 continue
-            landed[chunk[0].id] = (Outcome.SET_ASIDE, "settles more open invoices at once than one transaction "
-                                   f"can book ({exc}): customer service books it in parts")
+            landed[chunk[0].id] = (Outcome.SET_ASIDE, Reason.TOO_MANY_DEMANDS, "settles more open invoices at once "
+                                   f"than one transaction can book ({exc}): customer service books it in parts")
             pending = pending[1:]
             continue
         except ConcurrencyConflict:
             done = ctx.accounts.booked(tenant, subscriber_no, [p.id for p in chunk])
-            landed |= {i: (Outcome.ALREADY_BOOKED, "") for i in done}
+            landed |= {i: (Outcome.ALREADY_BOOKED, None, "") for i in done}
             pending = [p for p in pending if p.id not in done]
             continue
         events = [*loaded.outbox, *changes.events]
@@ -470,7 +471,7 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
             publish(ctx, tenant, events)
         else:
             outbox.extend(events)
-        landed |= {p.id: (Outcome.BOOKED, "") for p in chunk}
+        landed |= {p.id: (Outcome.BOOKED, None, "") for p in chunk}
         pending = pending[len(chunk):]
     if pending:
         raise ConcurrencyConflict(f"payments for subscriber {subscriber_no} kept conflicting")
@@ -685,7 +686,9 @@ def _book_one(ctx: Context, tenant: str, subscriber_no: int, payment: ReceivedPa
               today: date) -> ImportResult:
     if ctx.accounts.load(tenant, subscriber_no) is None:
         raise NotFound(f"subscriber {subscriber_no}")
-    ((where, _),) = book(ctx, tenant, subscriber_no, [payment], file, today).values()
+    ((where, _, why),) = book(ctx, tenant, subscriber_no, [payment], file, today).values()
+    if where is Outcome.SET_ASIDE:
+        raise PaymentRefused(why)
     booked = where is Outcome.BOOKED
     return ImportResult(file, payment.source, 1, int(booked), int(where is Outcome.ALREADY_BOOKED), 0,
                         payment.amount_minor if booked else 0)
