@@ -31,6 +31,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
@@ -410,8 +411,9 @@ def approve(ctx: Context, tenant: str, payment_id: str, approved_by: str) -> Imp
         raise NotFound(f"no payment {payment_id} awaits approval")
     payment = loads(ReceivedPayment, row["Body"])
     _claim(ctx, row, "approved", approved_by)
-    result = _book_one(ctx, tenant, int(row["SubscriberNo"]), payment, row["File"],
-                       ctx.today(ctx.catalogue.get(tenant)))
+    with _released_on_refusal(ctx, row):
+        result = _book_one(ctx, tenant, int(row["SubscriberNo"]), payment, row["File"],
+                           ctx.today(ctx.catalogue.get(tenant)))
     _done(ctx, row, ApprovedBy=approved_by)
     return result
 
@@ -553,8 +555,9 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
     if ctx.accounts.load(tenant, subscriber_no) is None:
         raise NotFound(f"subscriber {subscriber_no}")  # before the claim: a wrong number leaves the row open
     _claim(ctx, row, "resolved", f"{subscriber_no}|{organization_id}|{invoice_number or ''}")
-    result = _book_one(ctx, tenant, subscriber_no, payment, row["File"],
-                       today or ctx.today(ctx.catalogue.get(tenant)))
+    with _released_on_refusal(ctx, row):
+        result = _book_one(ctx, tenant, subscriber_no, payment, row["File"],
+                           today or ctx.today(ctx.catalogue.get(tenant)))
     _done(ctx, row, ResolvedTo=subscriber_no)
     return result
 
@@ -579,6 +582,17 @@ def _claim(ctx: Context, row: dict[str, Any], what: str, target: str) -> None:
     entity = {k: v for k, v in row.items() if k != "etag"} | {"State": "claimed", "Target": target, "ClaimedAt": now}
     ctx.storage.transact("Payments", [("update", entity, {"mode": "replace", "etag": row["etag"],
                                                           "match_condition": MatchConditions.IfNotModified})])
+
+
+@contextmanager
+def _released_on_refusal(ctx: Context, row: dict[str, Any]) -> Iterator[None]:
+    """A booking refused after the claim (nothing booked) leaves the row open again."""
+    try:
+        yield
+    except (PaymentRefused, NotFound):
+        ctx.storage.upsert("Payments", {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"],
+                                        "State": "open", "Target": ""})
+        raise
 
 
 def _done(ctx: Context, row: dict[str, Any], **done: object) -> None:

@@ -203,3 +203,22 @@ def test_two_organisations_on_one_account_and_currency_are_refused(ctx: Context,
     status, problem = call("catalogue_put_organization", "PUT", admin, {"id": "avisa-2"}, body)
     assert status == 422 and "already receives payments" in problem["detail"]
     assert "avisa-2" not in ctx.catalogue.get(shop).organizations
+
+
+def test_a_resolve_refused_after_its_claim_leaves_the_payment_open_for_the_next_try(
+        ctx: Context, shop: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    subscriber = place_order(ctx, order(shop)).subscriber_no
+    payment_id = _set_aside_payment(ctx, shop, 7000)
+    book_one = payments_in._book_one
+
+    def refused(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise payments_in.PaymentRefused("settles more open invoices than one transaction can book")
+
+    monkeypatch.setattr(payments_in, "_book_one", refused)
+    support = issuer.token(shop, ["support"])
+    body = {"subscriber_no": subscriber, "organization_id": "avisa"}
+    assert call("payments_resolve", "POST", support, {"payment_id": payment_id}, body)[0] == 422
+    (row,) = payments_in.requires_processing(ctx, shop)
+    assert row["state"] == "open"
+    monkeypatch.setattr(payments_in, "_book_one", book_one)
+    assert call("payments_resolve", "POST", support, {"payment_id": payment_id}, body)[1]["booked"] == 1
