@@ -23,7 +23,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-LISTED = 500  # set-aside records listed one by one in a report; the rest are counted
+LISTED = 50  # set-aside records (and unmatched mandates) listed one by one; the rest are counted. The
+# stored report stays well inside one Table Storage property (64 KiB); every record set aside is in
+# requires processing with its reason and raw line anyway
 
 
 class Outcome(StrEnum):
@@ -195,14 +197,16 @@ def build(report_id: str, file: str, fmt: str, identity: str, digest: str, creat
     aside = [land for land in landings if land.outcome is Outcome.SET_ASIDE]
     listed: tuple[dict[str, object], ...] = tuple(
         {"line_id": a.line_id, "currency": a.currency, "kind": a.kind, "amount_minor": a.amount_minor,
-         "reason": a.reason.value if a.reason else None, "text": a.text, "raw": a.raw} for a in aside[:LISTED])
+         "reason": a.reason.value if a.reason else None, "text": a.text[:200], "raw": a.raw[:200]}
+        for a in aside[:LISTED])
     unmatched: tuple[dict[str, object], ...] = tuple(
-        {"line_id": m.line_id, "kid": m.kid, "reason": m.reason.value if m.reason else None, "text": m.text}
-        for m in mandates if not m.matched)
+        {"line_id": m.line_id, "kid": m.kid[:30], "reason": m.reason.value if m.reason else None,
+         "text": m.text[:200]} for m in [m for m in mandates if not m.matched][:LISTED])
     status = Status.DUPLICATE if duplicate_of else Status.IMPORTED if not problems else Status.UNBALANCED
     return ImportReport(report_id, file, fmt, identity, digest, created, status, tuple(totals), by_currency, listed,
                         max(0, len(aside) - LISTED),
-                        {"matched": sum(m.matched for m in mandates), "unmatched": len(unmatched)}, unmatched,
+                        {"matched": sum(m.matched for m in mandates),
+                         "unmatched": sum(not m.matched for m in mandates)}, unmatched,
                         not problems, tuple(problems), duplicate_of)
 
 
