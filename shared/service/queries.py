@@ -118,6 +118,7 @@ class Summary:
     amount_charged_minor: int | None = 0
     amount_written_off_minor: int | None = 0
     amount_reversed_minor: int | None = 0
+    number_series_gapless: bool = True  # invoices and credit notes of each organisation are first..last, once each
     by_currency: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
@@ -157,6 +158,7 @@ def _summary(ctx: Context, tenant: str, add: Any) -> Summary:
     result = Summary()
     statuses: Counter[str] = Counter()
     numbers: list[int] = []
+    series: dict[str, list[int]] = {}  # organisation -> every number of its series issued (invoices, credit notes)
     for loaded, history in ctx.accounts.scan_tenant(tenant):
         invoices, ledger = history.invoices, history.ledger
         result.subscribers += 1
@@ -178,6 +180,9 @@ def _summary(ctx: Context, tenant: str, add: Any) -> Summary:
         for sub in loaded.account.subscriptions.values():
             statuses[sub.status_on(today).value] += 1
         numbers += [i.number for i in invoices]
+        for org, number in [*((i.draft.organization_id, i.number) for i in invoices),
+                            *((c.organization_id, c.number) for c in history.credit_notes)]:
+            series.setdefault(org, []).append(number)
         for i in invoices:
             if i.draft.kind is not DocumentKind.BALANCE:
                 add(i.draft.currency, "amount_invoiced_minor", i.total_minor)
@@ -189,8 +194,10 @@ def _summary(ctx: Context, tenant: str, add: Any) -> Summary:
         if row.get("State", "done" if row.get("ResolvedTo") else "open") != "done" and row.get("Kind") != "mandate":
             result.requires_processing += 1
             add(row.get("Currency") or "unknown", "requires_processing_minor", int(row["Amount"]))
-    result.invoice_number_first = min(numbers, default=None)
-    result.invoice_number_last = max(numbers, default=None)
+    issued = [n for ns in series.values() for n in ns]  # the series: credit notes take invoice numbers too
+    result.invoice_number_first = min(issued, default=None)
+    result.invoice_number_last = max(issued, default=None)
+    result.number_series_gapless = all(sorted(ns) == list(range(min(ns), max(ns) + 1)) for ns in series.values())
     result.subscriptions_active = statuses[SubscriptionStatus.ACTIVE.value]
     result.by_status = dict(statuses)
     return result
