@@ -37,9 +37,11 @@ from .dunning import (
     next_reminder_on,
     stop_check_on,
 )
+from .invoicing import DocumentKind
 from .ledger import EntryKind, LedgerEntry
 from .lifecycle import payment_stop
 from .settlement import OpenDemand
+from .subscriptions import Subscription
 
 
 def _case(d: OpenDemand) -> DunningCase:
@@ -48,6 +50,22 @@ def _case(d: OpenDemand) -> DunningCase:
 
 def owed(account: Account, organization_id: str) -> int:
     return max(0, -account.balances.get(organization_id, 0))
+
+
+def dunned_by(account: Account, catalogue: Catalogue, demand: OpenDemand) -> DunningProcess | None:
+    """The process that reminds and stops for a demand; none for a balance invoice (7.11:
+    it bills what a stop left owing, so it is never reminded nor stops anything again)."""
+    return None if demand.kind == DocumentKind.BALANCE else process_of(account, catalogue, demand)
+
+
+def stoppable(sub: Subscription | None, stop_on: date) -> bool:
+    """Can a payment stop on ``stop_on`` still stop this subscription (manual 7.7, 6.19)?
+
+    Not when there is no such subscription, nor when a stop already set ends it on or
+    before ``stop_on`` (it has ended, was payment-stopped, or a customer stop, pause or
+    automatic stop comes first): a "payment stop in N days" notice would then announce
+    a stop that never comes, and the stop itself has nothing left to stop."""
+    return sub is not None and (sub.stop_date is None or sub.stop_date > stop_on)
 
 
 NOTICE_TYPES = frozenset({"ReminderIssued", "PaymentStopNotice"})  # the events that are notices to send
@@ -99,6 +117,8 @@ def _stop_notice(account: Account, catalogue: Catalogue, demand: OpenDemand, pro
         return None
     if today >= check or owed(account, demand.organization_id) < max(rule.threshold_minor, 1):
         return None
+    if not stoppable(account.subscriptions.get(demand.subscription_id), check):
+        return None
     org = catalogue.organizations[demand.organization_id]
     updated = replace(demand, stop_noticed=True)
     event = notice(account, process, f"stop-notice.{org.id}.{demand.invoice_number}", "PaymentStopNotice", today,
@@ -119,7 +139,7 @@ def collect(account: Account, catalogue: Catalogue, today: date, number: Number)
         if len(changes.reminders) >= REMINDERS_PER_VISIT:
             break  # the rest are overdue still: next_visit says tomorrow
         demand = changes.account.open_demands[demand_no]
-        process = process_of(changes.account, catalogue, demand)
+        process = dunned_by(changes.account, catalogue, demand)
         if process is None:
             continue
         action = evaluate(process.reminders, process.stop_rule, process.consume_partial_payments, _case(demand),
@@ -127,7 +147,8 @@ def collect(account: Account, catalogue: Catalogue, today: date, number: Number)
         if isinstance(action, IssueReminder):
             changes = changes.then(remind(changes.account, catalogue, demand, process, action.reminder, today))
         elif isinstance(action, PaymentStop):
-            stops.setdefault(demand.subscription_id, action.cause)
+            if stoppable(changes.account.subscriptions.get(demand.subscription_id), today):
+                stops.setdefault(demand.subscription_id, action.cause)
         elif (noticed := _stop_notice(changes.account, catalogue, demand, process, today)) is not None:
             changes = changes.then(noticed)
     for subscription_id, cause in stops.items():
@@ -154,7 +175,7 @@ def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | No
     tomorrow = today + timedelta(days=1)
     days: list[date] = [max(c.on, tomorrow) for c in account.balance_checks]
     for demand in account.open_demands.values():
-        process = process_of(account, catalogue, demand)
+        process = dunned_by(account, catalogue, demand)
         if process is None:
             continue
         case = _case(demand)
@@ -163,6 +184,8 @@ def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | No
             when = max(when, tomorrow)
         elif when is None:
             when = stop_check_on(process.reminders, process.stop_rule, case)
+            if when is not None and not stoppable(account.subscriptions.get(demand.subscription_id), when):
+                when = None  # the subscription ends before: no notice, no stop to check
             if when is not None and process.stop_notice_days is not None and not demand.stop_noticed:
                 days.append(when - timedelta(days=process.stop_notice_days))
         if when is not None:
