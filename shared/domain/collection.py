@@ -24,7 +24,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-from .account import Account, Changes, Event, ReminderDocument, next_kid, process_of
+from .account import Account, BalanceCheck, Changes, Event, ReminderDocument, next_kid, process_of
 from .catalogue import Catalogue, DunningProcess
 from .credit import Number, balance_invoice
 from .dunning import (
@@ -38,7 +38,7 @@ from .dunning import (
     stop_check_on,
 )
 from .invoicing import DocumentKind
-from .ledger import EntryKind, LedgerEntry
+from .ledger import EntryKind, LedgerEntry, merge_vat
 from .lifecycle import payment_stop
 from .settlement import OpenDemand
 from .subscriptions import Subscription
@@ -153,20 +153,33 @@ def collect(account: Account, catalogue: Catalogue, today: date, number: Number)
             changes = changes.then(noticed)
     for subscription_id, cause in stops.items():
         changes = changes.then(payment_stop(changes.account, catalogue, subscription_id, cause, today, number))
-    for check in changes.account.balance_checks:
-        if check.on > today:
-            continue
-        rest = tuple(c for c in changes.account.balance_checks if c != check)
-        changes = replace(changes, account=replace(changes.account, balance_checks=rest))
-        sub = changes.account.subscriptions[check.subscription_id]
-        process = catalogue.dunning_of(sub.plan_id)
-        rule = process.balance_invoice if process else None
-        debt = changes.account.unbilled_debt(check.organization_id)
-        if rule is not None and debt > 0 and debt >= rule.min_owed_minor:
-            terms = catalogue.billing_plan_of(catalogue.plan(sub.plan_id)).terms_days
-            changes = changes.then(balance_invoice(changes.account, catalogue, check.organization_id, sub.id, terms,
-                                                   f"{sub.id}.{check.on}", today, number))
+    while (check := next((c for c in changes.account.balance_checks if c.on <= today), None)) is not None:
+        changes = changes.then(_balance_check(changes.account, catalogue, check, today, number))
     return changes
+
+
+def _balance_check(account: Account, catalogue: Catalogue, check: BalanceCheck, today: date,
+                   number: Number) -> Changes:
+    """A stop's balance check falls due (7.11): a balance invoice if enough is owed that no
+    invoice asks for. It bills the charges of every pending check of the organisation (the
+    debt is the organisation's); checked and found too little, its charges go on to the
+    organisation's next pending check, so a later balance invoice still names their VAT."""
+    org = check.organization_id
+    rest = [c for c in account.balance_checks if c != check]
+    sub = account.subscriptions[check.subscription_id]
+    process = catalogue.dunning_of(sub.plan_id)
+    rule = process.balance_invoice if process else None
+    debt = account.unbilled_debt(org)
+    if rule is None or debt <= 0 or debt < rule.min_owed_minor:
+        later = next((i for i, c in enumerate(rest) if c.organization_id == org), None)
+        if later is not None:
+            rest[later] = replace(rest[later], charged=merge_vat((*rest[later].charged, *check.charged)))
+        return Changes(replace(account, balance_checks=tuple(rest)))
+    charged = merge_vat(p for c in (check, *rest) if c.organization_id == org for p in c.charged)
+    rest = [replace(c, charged=()) if c.organization_id == org else c for c in rest]
+    terms = catalogue.billing_plan_of(catalogue.plan(sub.plan_id)).terms_days
+    return balance_invoice(replace(account, balance_checks=tuple(rest)), catalogue, org, sub.id, terms,
+                           f"{sub.id}.{check.on}", today, number, charged)
 
 
 def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | None:

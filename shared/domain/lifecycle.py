@@ -9,7 +9,11 @@ is made mid-delivery the invoice is credited and ... Ledger will be updated with
 remaining amount to be paid or credited"). The five cases of 6.4 follow:
 
 1. *before the invoice is issued*: nothing to credit; active until ``D``;
-2. *invoice issued, not paid*: credited; active until ``D``;
+2. *invoice issued, not paid*: credited; active until ``D``. This holds for the invoice
+   of the period running until ``D`` too: an unpaid invoice of days before the stop is
+   credited and those days are charged (its reminder fees stay owed), as a payment
+   stop does, so the debt is on the ledger for the balance invoice and nothing of a
+   stopped subscription is reminded after it ends;
 3. *invoice issued and paid*: a stop at the period's end moves ``D`` to the end of the
    paid period, so nothing is credited ("active until enddate"); a stop on a date
    mid-period credits it and charges the delivered days, leaving credit;
@@ -19,6 +23,11 @@ remaining amount to be paid or credited"). The five cases of 6.4 follow:
 A payment stop (7.7) stops today and credits every open invoice of the subscription,
 charging what was delivered: the debt moves from the invoices and their reminders to
 the ledger, where the balance invoice (7.11) asks for it.
+
+VAT is kept throughout: a credit note carries the credited invoice's lines negated, a
+charge carries the invoice's gross per rate pro-rated to the delivered days
+(``invoicing.prorate``), and the stop's balance check keeps the charges per rate for
+the balance invoice to bill.
 """
 
 from __future__ import annotations
@@ -30,7 +39,9 @@ from datetime import date, timedelta
 from .account import Account, BalanceCheck, Changes, Event
 from .catalogue import Catalogue
 from .credit import Number, charge, credit_invoice
-from .invoicing import DocumentKind, Invoice, delivered_share
+from .invoicing import DocumentKind, Invoice, InvoiceLine, prorate, summary_lines, vat_parts
+from .ledger import EntryKind, VatPart, merge_vat
+from .settlement import OpenDemand
 from .subscriptions import StopKind, Subscription
 
 
@@ -51,6 +62,7 @@ class Billed:
     total_minor: int
     start: date
     end: date
+    lines: tuple[InvoiceLine, ...]  # what a credit note negates and a charge pro-rates
 
 
 def billed_of(invoices: Sequence[Invoice]) -> list[Billed]:
@@ -58,8 +70,19 @@ def billed_of(invoices: Sequence[Invoice]) -> list[Billed]:
     for inv in invoices:
         span = inv.draft.span
         if inv.draft.kind is DocumentKind.SUBSCRIPTION and span is not None:
-            out.append(Billed(inv.number, inv.demand_no, inv.total_minor, *span))
+            out.append(Billed(inv.number, inv.demand_no, inv.total_minor, *span, inv.draft.lines))
     return out
+
+
+def billed_of_demand(d: OpenDemand) -> Billed | None:
+    """An open invoice as the account alone knows it (a dunning visit reads no documents):
+    its lines are its VAT breakdown, one per rate. A demand stored before it had one is
+    taken as one line without VAT, which is all that was known of it."""
+    if d.kind != DocumentKind.SUBSCRIPTION or d.period_start is None or d.period_end is None:
+        return None
+    lines = summary_lines(d.vat, f"Invoice {d.invoice_number}") if d.vat else (
+        InvoiceLine(f"Invoice {d.invoice_number}", 1, d.total_minor, 0, d.total_minor, 0),)
+    return Billed(d.invoice_number, d.demand_no, d.total_minor, d.period_start, d.period_end, lines)
 
 
 def _subscription(account: Account, subscription_id: str) -> Subscription:
@@ -77,23 +100,38 @@ def check_stop_reason(catalogue: Catalogue, sub: Subscription, code: str | None,
         raise StopRefused("a stop needs a reason")
 
 
+def covering(billed: Sequence[Billed], day: date) -> list[Billed]:
+    """The invoices that cover days from ``day`` on."""
+    return [b for b in billed if b.end > day]
+
+
+def delivered_vat(b: Billed, stop_on: date) -> tuple[VatPart, ...]:
+    """What of an invoice was delivered before ``stop_on``, per VAT rate (rounded down)."""
+    days = (b.end - b.start).days
+    return prorate(vat_parts(b.lines), min(max((stop_on - b.start).days, 0), days), days)
+
+
 def _cut(account: Account, catalogue: Catalogue, sub: Subscription, stop_on: date, billed: Sequence[Billed],
-         today: date, number: Number, why: str, include_past: bool = False) -> Changes:
-    """Credit every invoice covering days from ``stop_on`` on (or, ``include_past``, every one
-    given); charge the days before ``stop_on`` that each covered."""
+         today: date, number: Number, why: str, keep_fees: bool = False) -> Changes:
+    """Credit every invoice given that is not credited yet; charge the days before
+    ``stop_on`` that each covered, per VAT rate."""
     currency = catalogue.organizations[sub.organization_id].currency
     changes = Changes(account)
     for b in sorted(billed, key=lambda b: b.start):
-        if (b.end <= stop_on and not include_past) or b.invoice_number in changes.account.credited:
+        if b.invoice_number in changes.account.credited:
             continue
         changes = changes.then(credit_invoice(changes.account, b.invoice_number, b.demand_no, sub.organization_id,
                                               currency, sub.id, b.total_minor, DocumentKind.SUBSCRIPTION.value,
-                                              why, today, number, keep_fees=include_past))
-        delivered = delivered_share(b.total_minor, b.start, b.end, stop_on)
-        changes = changes.then(charge(changes.account, sub.organization_id, currency, delivered,
+                                              why, today, number, keep_fees=keep_fees, lines=b.lines))
+        changes = changes.then(charge(changes.account, sub.organization_id, currency, delivered_vat(b, stop_on),
                                       str(b.invoice_number), f"Delivered {b.start} to {stop_on - timedelta(days=1)}"
                                       f" of invoice {b.invoice_number}", today))
     return changes
+
+
+def charged(changes: Changes) -> tuple[VatPart, ...]:
+    """The charges for delivered days among ``changes``, per VAT rate."""
+    return merge_vat(p for e in changes.ledger if e.kind is EntryKind.CHARGE for p in e.vat)
 
 
 def _stopped(changes: Changes, catalogue: Catalogue, sub: Subscription, stop_on: date, kind: StopKind,
@@ -103,7 +141,8 @@ def _stopped(changes: Changes, catalogue: Catalogue, sub: Subscription, stop_on:
     process = catalogue.dunning_of(sub.plan_id)
     if process is not None and process.balance_invoice is not None and kind is not StopKind.PAUSE:
         check = BalanceCheck(sub.organization_id, sub.id,
-                             max(stop_on, today) + timedelta(days=process.balance_invoice.days_after_stop))
+                             max(stop_on, today) + timedelta(days=process.balance_invoice.days_after_stop),
+                             charged(changes))
         account = replace(account, balance_checks=(*account.balance_checks, check))
     event = Event(f"subscription-stopped.{sub.id}.{stop_on}", "SubscriptionStopped",
                   {"subscriber_no": account.number, "subscription_id": sub.id, "stop_date": stop_on.isoformat(),
@@ -136,7 +175,10 @@ def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period
         day = stop_on
     if sub.stop_date is not None and day >= sub.stop_date:
         raise StopRefused(f"subscription {sub.id} stops on {sub.stop_date} already; change that stop instead")
-    changes = _cut(account, catalogue, sub, day, billed, today, number, f"Subscription stopped from {day}")
+    why = f"Subscription stopped from {day}"
+    unpaid = [b for b in billed if b.end <= day and b.demand_no in account.open_demands]  # case 2, delivered
+    changes = _cut(account, catalogue, sub, day, unpaid, today, number, why, keep_fees=True)
+    changes = changes.then(_cut(changes.account, catalogue, sub, day, covering(billed, day), today, number, why))
     return _stopped(changes, catalogue, sub, day, StopKind.CUSTOMER, code, reason, today)
 
 
@@ -154,13 +196,15 @@ def change_stop(account: Account, catalogue: Catalogue, subscription_id: str, st
         raise StopRefused("a stop cannot be moved into the past")
     changes = Changes(account)
     if stop_on is not None and stop_on < sub.stop_date:
-        changes = _cut(account, catalogue, sub, stop_on, billed_of(invoices), today, number,
+        changes = _cut(account, catalogue, sub, stop_on, covering(billed_of(invoices), stop_on), today, number,
                        f"Stop moved to {stop_on}")
     changed = replace(sub, stop_date=stop_on, stop_reason=reason,
                       stop_kind=sub.stop_kind if stop_on is not None else None,
                       stop_code=sub.stop_code if stop_on is not None else None)
-    balance_checks = tuple(c for c in changes.account.balance_checks
-                           if c.subscription_id != sub.id or stop_on is not None)
+    more = charged(changes)  # the moved stop's charges are billed with the stop's
+    balance_checks = tuple(replace(c, charged=merge_vat((*c.charged, *more))) if c.subscription_id == sub.id else c
+                           for c in changes.account.balance_checks  # removed: charges made stay billed
+                           if c.subscription_id != sub.id or stop_on is not None or c.charged)
     account = replace(changes.account.with_subscription(changed), balance_checks=balance_checks)
     event = Event(f"stop-changed.{sub.id}.{sub.stop_date}.{stop_on}", "SubscriptionStopChanged",
                   {"subscriber_no": account.number, "subscription_id": sub.id,
@@ -187,7 +231,8 @@ def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_
         raise StopRefused(f"the restart date must be after the pause begins on {day}")
     plan = catalogue.plan(plan_id or sub.plan_id)
     billing = catalogue.billing_plan_of(plan)
-    changes = _cut(account, catalogue, sub, day, billed_of(invoices), today, number, f"Paused from {day}")
+    changes = _cut(account, catalogue, sub, day, covering(billed_of(invoices), day), today, number,
+                   f"Paused from {day}")
     changes = _stopped(changes, catalogue, sub, day, StopKind.PAUSE, None, f"Paused until {restart_on}", today)
     restart = Subscription(new_id, plan.id, plan.organization_id, billing.frequency, restart_on, sub.payment_type,
                            sub.copies, scheduled_start=True, resumes=sub.id)
@@ -204,9 +249,7 @@ def payment_stop(account: Account, catalogue: Catalogue, subscription_id: str, c
     sub = account.subscriptions[subscription_id]
     if sub.stop_date is not None and sub.stop_date <= today:
         return Changes(account)  # stopped already: nothing more to do
-    billed = [Billed(d.invoice_number, d.demand_no, d.total_minor, d.period_start, d.period_end)
-              for d in account.open_demands.values()
-              if d.subscription_id == sub.id and d.kind == DocumentKind.SUBSCRIPTION
-              and d.period_start is not None and d.period_end is not None]
-    changes = _cut(account, catalogue, sub, today, billed, today, number, cause, include_past=True)
+    billed = [b for d in account.open_demands.values() if d.subscription_id == sub.id
+              and (b := billed_of_demand(d)) is not None]
+    changes = _cut(account, catalogue, sub, today, billed, today, number, cause, keep_fees=True)
     return _stopped(changes, catalogue, sub, today, StopKind.PAYMENT, None, cause, today)

@@ -30,7 +30,7 @@ from shared.domain.credit import (
     CreditRefused,
     add_correction,
     additional_invoice,
-    credit_invoice,
+    credit_issued,
     write_off,
 )
 from shared.domain.dunning import BalanceInvoiceRule, NoticeChannel, ReminderStep, StopRule
@@ -283,8 +283,7 @@ def test_6_4_a_stop_mid_period_credits_the_paid_invoice_and_charges_the_delivere
 
 def test_6_4_case_4_stop_when_the_invoice_was_credited_credits_nothing_more() -> None:
     acc, inv, numbers = first_invoice()
-    acc = credit_invoice(acc, inv.number, inv.demand_no, "avisa", "NOK", "s1", inv.total_minor, "subscription",
-                         "Wrong price", date(2026, 1, 5), numbers).account
+    acc = credit_issued(acc, inv, "Wrong price", date(2026, 1, 5), numbers).account
     changes = stop(acc, CAT, "s1", False, START, None, "Never wanted it", [inv], date(2026, 1, 1), numbers)
     assert changes.credit_notes == () and changes.account.subscriptions["s1"].stop_date == START
 
@@ -339,20 +338,17 @@ def test_6_6_pause_credits_the_paused_periods_and_restarts_by_itself() -> None:
 def test_7_15_credit_note_on_a_paid_invoice_is_deducted_from_the_next_invoice() -> None:
     acc, inv, numbers = first_invoice()
     acc = pay(acc, 50000, date(2026, 1, 10), inv.demand_no)
-    credited = credit_invoice(acc, inv.number, inv.demand_no, "avisa", "NOK", "s1", inv.total_minor, "subscription",
-                              "Delivery failed", date(2026, 1, 12), numbers)
+    credited = credit_issued(acc, inv, "Delivery failed", date(2026, 1, 12), numbers)
     assert credited.credit_notes[0].total_minor == 50000 and credited.account.balances["avisa"] == 50000
     feb = bill(credited.account, date(2026, 1, 18), numbers).invoices[0]
     assert (feb.credit_applied_minor, feb.amount_due_minor) == (50000, 0)
     with pytest.raises(CreditRefused, match="already"):
-        credit_invoice(credited.account, inv.number, inv.demand_no, "avisa", "NOK", "s1", 50000, "subscription",
-                       "again", date(2026, 1, 12), numbers)
+        credit_issued(credited.account, inv, "again", date(2026, 1, 12), numbers)
 
 
 def test_7_15_credit_note_on_an_unpaid_invoice_zeroes_it() -> None:
     acc, inv, numbers = first_invoice()
-    credited = credit_invoice(acc, inv.number, inv.demand_no, "avisa", "NOK", "s1", inv.total_minor, "subscription",
-                              "Wrong", date(2026, 1, 12), numbers)
+    credited = credit_issued(acc, inv, "Wrong", date(2026, 1, 12), numbers)
     assert credited.account.open_demands == {} and credited.account.balances["avisa"] == 0
     assert collect(credited.account, CAT, date(2026, 2, 1), numbers).empty  # nothing left to remind
 
@@ -427,8 +423,7 @@ def test_the_ledger_matches_invoices_reminders_credit_notes_and_stops(steps: lis
                            and i.draft.kind is DocumentKind.SUBSCRIPTION), key=lambda i: i.number)
             if open_:
                 inv = open_[op[1] % len(open_)]
-                acc = apply(credit_invoice(acc, inv.number, inv.demand_no, "avisa", "NOK", "s1", inv.total_minor,
-                                           "subscription", "test", today, numbers))
+                acc = apply(credit_issued(acc, inv, "test", today, numbers))
         elif op[0] == "correct":
             acc = apply(add_correction(acc, Correction(f"c{n}", "avisa", op[1], "Correction", today)))
         elif op[0] == "stop" and not stopped:
