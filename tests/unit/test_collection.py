@@ -210,6 +210,11 @@ def test_manual_7_7_stop_rule_delay_10_threshold_100_stops_credits_and_charges_w
     balance = collect(stopped.account, CAT, date(2026, 2, 27), numbers)
     (bal,) = balance.invoices
     assert (bal.draft.kind, bal.total_minor, bal.draft.due_date) == (DocumentKind.BALANCE, owed, date(2026, 3, 13))
+    # it bills the charges per VAT rate (the paper is 0 %) and the reminder fees, which carry no VAT
+    assert [(li.description, li.vat_rate_bp, li.gross_minor, li.vat_minor) for li in bal.draft.lines] == [
+        ("Delivered before the stop, VAT 0 %", 0, 50000 + 50000 * 25 // 28, 0),
+        ("Reminder fees and other debt", 0, 2 * 3500, 0)]
+    assert [c.lines[0].gross_minor for c in stopped.credit_notes] == [-50000, -50000]  # the invoices, negated
     assert balance.ledger == ()  # the debt is on the ledger already
     assert balance.account.unbilled_debt("avisa") == 0
     assert collect(balance.account, CAT, date(2026, 2, 27), numbers).empty
