@@ -20,6 +20,7 @@ again, for the dunning index.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -37,11 +38,11 @@ from .dunning import (
     next_reminder_on,
     stop_check_on,
 )
-from .invoicing import DocumentKind
+from .invoicing import DocumentKind, Invoice
 from .ledger import EntryKind, LedgerEntry, merge_vat
 from .lifecycle import payment_stop
 from .settlement import OpenDemand
-from .subscriptions import Subscription
+from .subscriptions import StopKind, Subscription
 
 
 def _case(d: OpenDemand) -> DunningCase:
@@ -132,7 +133,11 @@ def _stop_notice(account: Account, catalogue: Catalogue, demand: OpenDemand, pro
 REMINDERS_PER_VISIT = 20  # 3 rows each: one visit stays well inside a 100-entity transaction
 
 
-def collect(account: Account, catalogue: Catalogue, today: date, number: Number) -> Changes:
+def collect(account: Account, catalogue: Catalogue, today: date, number: Number,
+            invoices: Sequence[Invoice] = ()) -> Changes:
+    """The visit of ``today``. A payment stop credits the open ``invoices`` given line for
+    line (the service reads them when a dry visit stops: ``payment_stopped``), others per
+    VAT rate from their demands."""
     changes = Changes(account)
     stops: dict[str, str] = {}
     for demand_no in sorted(account.open_demands, key=lambda n: (account.open_demands[n].due_date, n)):
@@ -152,7 +157,8 @@ def collect(account: Account, catalogue: Catalogue, today: date, number: Number)
         elif (noticed := _stop_notice(changes.account, catalogue, demand, process, today)) is not None:
             changes = changes.then(noticed)
     for subscription_id, cause in stops.items():
-        changes = changes.then(payment_stop(changes.account, catalogue, subscription_id, cause, today, number))
+        changes = changes.then(payment_stop(changes.account, catalogue, subscription_id, cause, today, number,
+                                            invoices))
     while (check := next((c for c in changes.account.balance_checks if c.on <= today), None)) is not None:
         changes = changes.then(_balance_check(changes.account, catalogue, check, today, number))
     return changes
@@ -180,6 +186,13 @@ def _balance_check(account: Account, catalogue: Catalogue, check: BalanceCheck, 
     terms = catalogue.billing_plan_of(catalogue.plan(sub.plan_id)).terms_days
     return balance_invoice(replace(account, balance_checks=tuple(rest)), catalogue, org, sub.id, terms,
                            f"{sub.id}.{check.on}", today, number, charged)
+
+
+def payment_stopped(account: Account, changes: Changes) -> list[int]:
+    """The open demands of the subscriptions a visit payment-stopped: what it credits."""
+    stopped = {e.payload["subscription_id"] for e in changes.events
+               if e.type == "SubscriptionStopped" and e.payload["kind"] == StopKind.PAYMENT}
+    return sorted(d.demand_no for d in account.open_demands.values() if d.subscription_id in stopped)
 
 
 def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | None:

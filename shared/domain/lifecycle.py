@@ -244,12 +244,15 @@ def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_
 
 
 def payment_stop(account: Account, catalogue: Catalogue, subscription_id: str, cause: str, today: date,
-                 number: Number) -> Changes:
-    """Manual 7.7: stop today, credit the open invoices and charge what was delivered."""
+                 number: Number, invoices: Sequence[Invoice] = ()) -> Changes:
+    """Manual 7.7: stop today, credit the open invoices and charge what was delivered. The
+    credit notes mirror the ``invoices`` given line for line; an open invoice not given is
+    credited per VAT rate, from its demand."""
     sub = account.subscriptions[subscription_id]
     if sub.stop_date is not None and sub.stop_date <= today:
         return Changes(account)  # stopped already: nothing more to do
+    issued = {b.demand_no: b for b in billed_of(invoices)}
     billed = [b for d in account.open_demands.values() if d.subscription_id == sub.id
-              and (b := billed_of_demand(d)) is not None]
+              and (b := issued.get(d.demand_no) or billed_of_demand(d)) is not None]
     changes = _cut(account, catalogue, sub, today, billed, today, number, cause, keep_fees=True)
     return _stopped(changes, catalogue, sub, today, StopKind.PAYMENT, None, cause, today)

@@ -25,10 +25,11 @@ from datetime import date, timedelta
 from ..adapters.accounts import Loaded
 from ..adapters.bus import BILLING_WORK
 from ..adapters.tables import ConcurrencyConflict
-from ..domain.account import Changes, Event
+from ..domain.account import Account, Changes, Event
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
-from ..domain.collection import NOTICE_TYPES, collect
+from ..domain.collection import NOTICE_TYPES, collect, payment_stopped
+from ..domain.credit import Number
 from .billing import RunPlanned, batches, plan_run
 from .context import Context
 from .issuing import change_account, commit, index_next_visit, numbered, publish, unchanged
@@ -105,8 +106,21 @@ def sweep_dunning(ctx: Context, tenant: str) -> RunPlanned:
     return RunPlanned(tenant, today, len(found), len(messages))
 
 
+def visit(ctx: Context, tenant: str, account: Account, catalogue: Catalogue, today: date,
+          number: Number) -> Changes:
+    """``collect``; when it payment-stops, again with the invoices it credits read (point
+    reads), so each credit note mirrors its invoice line for line. Only a stop reads more."""
+    changes = collect(account, catalogue, today, number)
+    demands = payment_stopped(account, changes)
+    if not demands:
+        return changes
+    invoices = [i for no in demands if (i := ctx.accounts.invoice(tenant, account.number, no)) is not None]
+    return collect(account, catalogue, today, number, invoices)
+
+
 def _decide(ctx: Context, tenant: str, catalogue: Catalogue, today: date, loaded: Loaded) -> Changes:
-    changes = numbered(ctx, tenant, catalogue, lambda number: collect(loaded.account, catalogue, today, number))
+    changes = numbered(ctx, tenant, catalogue,
+                       lambda number: visit(ctx, tenant, loaded.account, catalogue, today, number))
     index_next_visit(ctx, tenant, catalogue, changes.account, today)
     return changes
 
@@ -149,7 +163,8 @@ def dun_one(ctx: Context, tenant: str, today: date, subscriber_no: int, result: 
     """One subscriber's visit on its own, as after a conflict in a batch."""
     try:
         changes = change_account(ctx, tenant, subscriber_no,
-                                 lambda account, catalogue, day, number, _h: collect(account, catalogue, day, number),
+                                 lambda account, catalogue, day, number, _h: visit(ctx, tenant, account, catalogue,
+                                                                                   day, number),
                                  today=today)
     except NotFound:
         return
