@@ -10,8 +10,8 @@ remaining amount to be paid or credited"). The five cases of 6.4 follow:
 
 1. *before the invoice is issued*: nothing to credit; active until ``D``;
 2. *invoice issued, not paid*: credited; active until ``D``. This holds for the invoice
-   of the period running until ``D`` too: an unpaid invoice of days before the stop is
-   credited and those days are charged (its reminder fees stay owed), as a payment
+   of the period running until ``D`` too: an unpaid invoice of a period begun by today
+   and ending by ``D`` is credited and its days charged (its reminder fees stay owed), as a payment
    stop does, so the debt is on the ledger for the balance invoice and nothing of a
    stopped subscription is reminded after it ends;
 3. *invoice issued and paid*: a stop at the period's end moves ``D`` to the end of the
@@ -176,7 +176,7 @@ def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period
     if sub.stop_date is not None and day >= sub.stop_date:
         raise StopRefused(f"subscription {sub.id} stops on {sub.stop_date} already; change that stop instead")
     why = f"Subscription stopped from {day}"
-    unpaid = [b for b in billed if b.end <= day and b.demand_no in account.open_demands]  # case 2, delivered
+    unpaid = [b for b in billed if b.start <= today and b.end <= day and b.demand_no in account.open_demands]
     changes = _cut(account, catalogue, sub, day, unpaid, today, number, why, keep_fees=True)
     changes = changes.then(_cut(changes.account, catalogue, sub, day, covering(billed, day), today, number, why))
     return _stopped(changes, catalogue, sub, day, StopKind.CUSTOMER, code, reason, today)

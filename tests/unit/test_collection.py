@@ -267,6 +267,37 @@ def test_6_4_case_2_stop_when_issued_not_paid_credits_the_invoice() -> None:
     assert changes.account.open_demands == {} and changes.account.balances["avisa"] == 0
 
 
+def test_6_4_case_2_the_unpaid_current_invoice_is_credited_its_days_charged_and_billed_not_reminded() -> None:
+    acc, inv, numbers = first_invoice()
+    acc = collect(acc, CAT, date(2026, 1, 22), numbers).account  # reminder 1 of January, due 1 Feb
+    feb = bill(acc, date(2026, 1, 18), numbers)
+    changes = stop(feb.account, CAT, "s1", True, None, None, "Too expensive", [inv, *feb.invoices],
+                   date(2026, 1, 25), numbers)
+    assert changes.account.subscriptions["s1"].stop_date == date(2026, 2, 1)
+    assert [(c.invoice_number, c.total_minor) for c in changes.credit_notes] == [(inv.number, 50000),
+                                                                                 (feb.invoices[0].number, 50000)]
+    assert [(e.kind, e.amount_minor) for e in changes.ledger] == [
+        (EntryKind.CREDIT_NOTE, 50000), (EntryKind.CHARGE, -50000), (EntryKind.CREDIT_NOTE, 50000)]
+    acc = changes.account
+    assert acc.open_demands == {} and acc.unbilled_debt("avisa") == 50000  # January, delivered, owed
+    issued: list[Invoice] = []
+    for day in range(25, 60):  # no reminder 2 of January, no stop notice: nothing is dunned
+        visit = collect(acc, CAT, date(2026, 1, 1) + timedelta(days=day), numbers)
+        assert visit.reminders == () and [e.type for e in visit.events] in ([], ["InvoiceIssued"])
+        acc, issued = visit.account, issued + list(visit.invoices)
+    assert [(i.draft.kind, i.draft.issue_date, i.total_minor) for i in issued] == [
+        (DocumentKind.BALANCE, date(2026, 2, 2), 50000)]  # a day after the stop
+
+
+def test_a_stop_on_a_later_date_leaves_invoices_of_periods_not_begun_to_be_paid() -> None:
+    acc, inv, numbers = first_invoice()
+    acc = pay(acc, 50000, date(2026, 1, 10), inv.demand_no)
+    feb = bill(acc, date(2026, 1, 18), numbers)  # February, not begun, unpaid
+    changes = stop(feb.account, CAT, "s1", False, date(2026, 3, 1), None, "Moving", [inv, *feb.invoices],
+                   date(2026, 1, 20), numbers)
+    assert changes.credit_notes == () and list(changes.account.open_demands) == [feb.invoices[0].demand_no]
+
+
 def test_6_4_case_3_stop_when_issued_and_paid_runs_to_the_end_of_the_paid_period() -> None:
     acc, inv, numbers = first_invoice()
     acc = pay(acc, 50000, date(2026, 1, 10), inv.demand_no)
