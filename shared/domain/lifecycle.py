@@ -11,9 +11,9 @@ remaining amount to be paid or credited"). The five cases of 6.4 follow:
 1. *before the invoice is issued*: nothing to credit; active until ``D``;
 2. *invoice issued, not paid*: credited; active until ``D``. This holds for the invoice
    of the period running until ``D`` too: an unpaid invoice of a period begun by today
-   and ending by ``D`` is credited and its days charged (its reminder fees stay owed), as a payment
-   stop does, so the debt is on the ledger for the balance invoice and nothing of a
-   stopped subscription is reminded after it ends;
+   and ending by ``D`` is credited and its days charged (its reminder fees stay owed),
+   as a payment stop does, so the debt is on the ledger for the balance invoice and
+   nothing of a stopped subscription is reminded after it ends;
 3. *invoice issued and paid*: a stop at the period's end moves ``D`` to the end of the
    paid period, so nothing is credited ("active until enddate"); a stop on a date
    mid-period credits it and charges the delivered days, leaving credit;
