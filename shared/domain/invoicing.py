@@ -39,10 +39,10 @@ class InvoiceLine:
     product_id: str | None = None
     period_start: date | None = None
     period_end: date | None = None  # last day, inclusive
+    net_minor: int = 0  # gross less VAT: derived (stored for readers; a row without it loads)
 
-    @property
-    def net_minor(self) -> int:
-        return self.gross_minor - self.vat_minor
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "net_minor", self.gross_minor - self.vat_minor)
 
     def __neg__(self) -> InvoiceLine:
         """The line as a credit note carries it: every amount negated (VAT rounds half away

@@ -86,6 +86,11 @@ def test_additional_invoice_is_issued_once_per_ref(ctx: Context, shop: str) -> N
     status, done = call("additional_invoice", "POST", token, {"subscriber_no": str(n)}, body)
     assert status == 201 and done["invoices"][0]["total_minor"] == 2 * 14900 + 4900
     assert done["invoices"][0]["kind"] == "additional"
+    # each line carries its VAT rate, net and VAT: the bag 2 x 149.00 at 25 % (VAT 59.60), the app 49.00 at 25 %
+    assert [(li["vat_rate_bp"], li["gross_minor"], li["net_minor"], li["vat_minor"])
+            for li in done["invoices"][0]["draft"]["lines"]] == [(2500, 29800, 23840, 5960), (2500, 4900, 3920, 980)]
+    assert [(e["kind"], e["vat"]) for e in done["ledger"]] == [
+        ("invoice", [{"rate_bp": 2500, "gross_minor": 34700, "vat_minor": 6940, "net_minor": 27760}])]
     status, again = call("additional_invoice", "POST", token, {"subscriber_no": str(n)}, body)
     assert status == 201 and again["invoices"] == []  # the same ref: nothing issued twice
     assert len(overview(token, n)["invoices"]) == 2
