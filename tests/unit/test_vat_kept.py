@@ -1,7 +1,7 @@
 """VAT is kept through stops, pauses, credits and payment stops (L4, manual 6.4, 7.7,
 7.11, 7.15). Pure and fast: random subscriptions of products at 0, 12, 15 and 25 % VAT
-(prices gross), random days, payments, credit notes, corrections, stops, pauses and
-write-offs, with the dunning visit every day. After every step:
+(prices gross), random days, payments, credit notes, corrections, stops, changed or
+removed stops, pauses and write-offs, with the dunning visit every day. After every step:
 
 * every document's total is the sum of its lines, and every line is net + VAT;
 * a credit note is the credited invoice's lines negated;
@@ -41,7 +41,7 @@ from shared.domain.credit import CreditRefused, add_correction, credit_issued, w
 from shared.domain.invoicing import DocumentKind, Invoice, InvoiceLine, vat_parts
 from shared.domain.kid import KidScheme
 from shared.domain.ledger import EntryKind, LedgerEntry, VatPart, merge_vat
-from shared.domain.lifecycle import StopRefused, pause, stop
+from shared.domain.lifecycle import StopRefused, change_stop, pause, stop
 from shared.domain.money import vat_of_gross
 from shared.domain.payments import MatchType, ReceivedPayment
 from shared.domain.subscriptions import Subscriber, Subscription
@@ -97,6 +97,8 @@ class Model:
     def apply(self, changes: Changes, with_invoices: bool = False) -> None:
         stops = {e.payload["subscription_id"]: date.fromisoformat(e.payload["stop_date"])
                  for e in changes.events if e.type == "SubscriptionStopped"}
+        stops |= {e.payload["subscription_id"]: date.fromisoformat(e.payload["to"])
+                  for e in changes.events if e.type == "SubscriptionStopChanged" and e.payload["to"]}
         for note in changes.credit_notes:
             self.delivered_until[note.invoice_number] = stops.get(note.subscription_id)
             if with_invoices:
@@ -216,6 +218,7 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("correct"), st.integers(-4000, 4000).filter(bool)),
     st.tuples(st.just("stop"), st.booleans(), st.integers(0, 50)),
     st.tuples(st.just("pause"), st.integers(20, 90)),
+    st.tuples(st.just("change"), st.one_of(st.none(), st.integers(0, 40))),
     st.tuples(st.just("write_off"),),
 ), min_size=1, max_size=25)
 prices = st.dictionaries(st.sampled_from(RATES), st.integers(10000, 90000), min_size=1, max_size=4)
@@ -247,11 +250,14 @@ def test_vat_invoiced_less_vat_credited_is_the_vat_of_what_was_delivered_per_rat
                 m.apply(credit_issued(m.acc, open_[op[1] % len(open_)], "Goodwill", today, m.numbers), True)
         elif op[0] == "correct":
             m.apply(add_correction(m.acc, Correction(f"c{n}", "avisa", op[1], "Correction", today)))
-        elif op[0] in ("stop", "pause"):
+        elif op[0] in ("stop", "pause", "change"):
             sub_id = max(m.acc.subscriptions)  # the newest: a restart after a pause, if any
             mine = [i for i in m.invoices.values() if i.draft.subscription_id == sub_id]
             with suppress(StopRefused, CreditRefused):
-                if op[0] == "stop":
+                if op[0] == "change":
+                    to = None if op[1] is None else today + timedelta(days=op[1])
+                    m.apply(change_stop(m.acc, m.cat, sub_id, to, "Changed", mine, today, m.numbers), True)
+                elif op[0] == "stop":
                     m.apply(stop(m.acc, m.cat, sub_id, op[1], today + timedelta(days=op[2]), None, "test",
                                  mine, today, m.numbers), True)
                 else:
