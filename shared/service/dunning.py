@@ -30,6 +30,7 @@ from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
 from ..domain.collection import NOTICE_TYPES, collect, payment_stopped
 from ..domain.credit import Number
+from ..domain.invoicing import Invoice
 from .billing import RunPlanned, batches, plan_run
 from .context import Context
 from .issuing import change_account, commit, index_next_visit, numbered, publish, unchanged
@@ -106,21 +107,28 @@ def sweep_dunning(ctx: Context, tenant: str) -> RunPlanned:
     return RunPlanned(tenant, today, len(found), len(messages))
 
 
+Read = dict[int, Invoice | None]  # invoices read by demand number, kept across the runs of one visit
+
+
 def visit(ctx: Context, tenant: str, account: Account, catalogue: Catalogue, today: date,
-          number: Number) -> Changes:
+          number: Number, read: Read) -> Changes:
     """``collect``; when it payment-stops, again with the invoices it credits read (point
-    reads), so each credit note mirrors its invoice line for line. Only a stop reads more."""
+    reads, once per visit), so each credit note mirrors its invoice line for line. Only a
+    stop reads more."""
     changes = collect(account, catalogue, today, number)
     demands = payment_stopped(account, changes)
     if not demands:
         return changes
-    invoices = [i for no in demands if (i := ctx.accounts.invoice(tenant, account.number, no)) is not None]
-    return collect(account, catalogue, today, number, invoices)
+    for no in demands:
+        if no not in read:
+            read[no] = ctx.accounts.invoice(tenant, account.number, no)
+    return collect(account, catalogue, today, number, [i for no in demands if (i := read[no]) is not None])
 
 
 def _decide(ctx: Context, tenant: str, catalogue: Catalogue, today: date, loaded: Loaded) -> Changes:
+    read: Read = {}
     changes = numbered(ctx, tenant, catalogue,
-                       lambda number: visit(ctx, tenant, loaded.account, catalogue, today, number))
+                       lambda number: visit(ctx, tenant, loaded.account, catalogue, today, number, read))
     index_next_visit(ctx, tenant, catalogue, changes.account, today)
     return changes
 
@@ -161,10 +169,11 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
 
 def dun_one(ctx: Context, tenant: str, today: date, subscriber_no: int, result: DunningResult) -> None:
     """One subscriber's visit on its own, as after a conflict in a batch."""
+    read: Read = {}
     try:
         changes = change_account(ctx, tenant, subscriber_no,
                                  lambda account, catalogue, day, number, _h: visit(ctx, tenant, account, catalogue,
-                                                                                   day, number),
+                                                                                   day, number, read),
                                  today=today)
     except NotFound:
         return
