@@ -13,7 +13,8 @@ remaining amount to be paid or credited"). The five cases of 6.4 follow:
    of the period running until ``D`` too: an unpaid invoice of a period begun by today
    and ending by ``D`` is credited and its days charged (its reminder fees stay owed),
    as a payment stop does, so the debt is on the ledger for the balance invoice and
-   nothing of a stopped subscription is reminded after it ends;
+   nothing of a stopped subscription is reminded after it ends (without a balance
+   invoice configured the invoice stays open: nothing else would ask for the debt);
 3. *invoice issued and paid*: a stop at the period's end moves ``D`` to the end of the
    paid period, so nothing is credited ("active until enddate"); a stop on a date
    mid-period credits it and charges the delivered days, leaving credit;
@@ -155,6 +156,18 @@ def _paid(account: Account, billed: Billed) -> bool:
     return billed.invoice_number not in account.credited and billed.demand_no not in account.open_demands
 
 
+def _unpaid_delivered(account: Account, catalogue: Catalogue, sub: Subscription, billed: Sequence[Billed],
+                      stop_on: date, today: date) -> list[Billed]:
+    """Case 2 for the current period: unpaid invoices of periods begun by today and ending
+    by the stop, which the stop credits and charges for the balance invoice to bill; none
+    when no balance invoice is configured (7.11), as nothing would then ask for the debt:
+    the invoice stays open and asks for it itself."""
+    process = catalogue.dunning_of(sub.plan_id)
+    if process is None or process.balance_invoice is None:
+        return []
+    return [b for b in billed if b.start <= today and b.end <= stop_on and b.demand_no in account.open_demands]
+
+
 def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period_end: bool,
          stop_on: date | None, code: str | None, reason: str, invoices: Sequence[Invoice], today: date,
          number: Number) -> Changes:
@@ -176,8 +189,8 @@ def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period
     if sub.stop_date is not None and day >= sub.stop_date:
         raise StopRefused(f"subscription {sub.id} stops on {sub.stop_date} already; change that stop instead")
     why = f"Subscription stopped from {day}"
-    unpaid = [b for b in billed if b.start <= today and b.end <= day and b.demand_no in account.open_demands]
-    changes = _cut(account, catalogue, sub, day, unpaid, today, number, why, keep_fees=True)
+    changes = _cut(account, catalogue, sub, day, _unpaid_delivered(account, catalogue, sub, billed, day, today),
+                   today, number, why, keep_fees=True)
     changes = changes.then(_cut(changes.account, catalogue, sub, day, covering(billed, day), today, number, why))
     return _stopped(changes, catalogue, sub, day, StopKind.CUSTOMER, code, reason, today)
 

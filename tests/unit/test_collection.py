@@ -289,6 +289,13 @@ def test_6_4_case_2_the_unpaid_current_invoice_is_credited_its_days_charged_and_
         (DocumentKind.BALANCE, date(2026, 2, 2), 50000)]  # a day after the stop
 
 
+def test_without_a_balance_invoice_the_unpaid_current_invoice_stays_open_to_ask_for_the_debt() -> None:
+    cat = catalogue(replace(PROCESS, balance_invoice=None))
+    acc, inv, numbers = first_invoice()
+    changes = stop(acc, cat, "s1", True, None, None, "Too expensive", [inv], date(2026, 1, 25), numbers)
+    assert changes.credit_notes == () and list(changes.account.open_demands) == [inv.demand_no]
+
+
 def test_a_stop_on_a_later_date_leaves_invoices_of_periods_not_begun_to_be_paid() -> None:
     acc, inv, numbers = first_invoice()
     acc = pay(acc, 50000, date(2026, 1, 10), inv.demand_no)
