@@ -40,9 +40,9 @@ from .dunning import (
 )
 from .invoicing import DocumentKind, Invoice
 from .ledger import EntryKind, LedgerEntry, merge_vat
-from .lifecycle import payment_stop
+from .lifecycle import close_ended, ends_unpaid, payment_stop
 from .settlement import OpenDemand
-from .subscriptions import StopKind, Subscription
+from .subscriptions import Subscription
 
 
 def _case(d: OpenDemand) -> DunningCase:
@@ -135,12 +135,17 @@ REMINDERS_PER_VISIT = 20  # 3 rows each: one visit stays well inside a 100-entit
 
 def collect(account: Account, catalogue: Catalogue, today: date, number: Number,
             invoices: Sequence[Invoice] = ()) -> Changes:
-    """The visit of ``today``. A payment stop credits the open ``invoices`` given line for
-    line (the service reads them when a dry visit stops: ``payment_stopped``), others per
-    VAT rate from their demands."""
+    """The visit of ``today``. The unpaid invoices of a subscription that has ended are
+    credited and charged first (``lifecycle.close_ended``), so they are never reminded.
+    Credit notes mirror the open ``invoices`` given line for line (the service reads them
+    when a dry visit credits: ``credited``), others are per VAT rate from their demands."""
     changes = Changes(account)
+    for subscription_id in sorted({d.subscription_id for d in account.open_demands.values()
+                                   if d.kind == DocumentKind.SUBSCRIPTION}):
+        changes = changes.then(close_ended(changes.account, catalogue, subscription_id, today, number, invoices))
     stops: dict[str, str] = {}
-    for demand_no in sorted(account.open_demands, key=lambda n: (account.open_demands[n].due_date, n)):
+    demands = changes.account.open_demands
+    for demand_no in sorted(demands, key=lambda n: (demands[n].due_date, n)):
         if len(changes.reminders) >= REMINDERS_PER_VISIT:
             break  # the rest are overdue still: next_visit says tomorrow
         demand = changes.account.open_demands[demand_no]
@@ -188,11 +193,10 @@ def _balance_check(account: Account, catalogue: Catalogue, check: BalanceCheck, 
                            f"{sub.id}.{check.on}", today, number, charged)
 
 
-def payment_stopped(account: Account, changes: Changes) -> list[int]:
-    """The open demands of the subscriptions a visit payment-stopped: what it credits."""
-    stopped = {e.payload["subscription_id"] for e in changes.events
-               if e.type == "SubscriptionStopped" and e.payload["kind"] == StopKind.PAYMENT}
-    return sorted(d.demand_no for d in account.open_demands.values() if d.subscription_id in stopped)
+def credited(changes: Changes) -> list[int]:
+    """The demands a visit credited (a payment stop, an ended subscription): the invoices
+    the service reads so that the credit notes mirror them."""
+    return sorted(c.demand_no for c in changes.credit_notes)
 
 
 def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | None:
@@ -216,6 +220,9 @@ def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | No
                 days.append(when - timedelta(days=process.stop_notice_days))
         if when is not None:
             days.append(when)
+        sub = account.subscriptions.get(demand.subscription_id)
+        if sub is not None and sub.stop_date is not None and ends_unpaid(catalogue, sub):
+            days.append(sub.stop_date)  # unpaid when it ends: credited then, for the balance invoice
     later = [d for d in days if d > today]
     return min(later) if later else None
 

@@ -19,7 +19,10 @@ remaining amount to be paid or credited"). The five cases of 6.4 follow:
    paid period, so nothing is credited ("active until enddate"); a stop on a date
    mid-period credits it and charges the delivered days, leaving credit;
 4. *invoice credited already*: nothing more to credit; active until ``D``;
-5. *after the end date*: the subscription has ended; no action (refused).
+5. *after the end date*: the subscription has ended; no action (refused). An invoice
+   issued after the stop was set (for the days a period the stop cuts short still
+   delivers) and unpaid when it ends is credited then and its days charged, for the
+   balance invoice (``close_ended``, run by the dunning visit of the end date).
 
 A payment stop (7.7) stops today and credits every open invoice of the subscription,
 charging what was delivered: the debt moves from the invoices and their reminders to
@@ -40,6 +43,7 @@ from datetime import date, timedelta
 from .account import Account, BalanceCheck, Changes, Event
 from .catalogue import Catalogue
 from .credit import Number, charge, credit_invoice
+from .dunning import BalanceInvoiceRule
 from .invoicing import DocumentKind, Invoice, InvoiceLine, prorate, summary_lines, vat_parts
 from .ledger import EntryKind, VatPart, merge_vat
 from .settlement import OpenDemand
@@ -162,8 +166,7 @@ def _unpaid_delivered(account: Account, catalogue: Catalogue, sub: Subscription,
     by the stop, which the stop credits and charges for the balance invoice to bill; none
     when no balance invoice is configured (7.11), as nothing would then ask for the debt:
     the invoice stays open and asks for it itself."""
-    process = catalogue.dunning_of(sub.plan_id)
-    if process is None or process.balance_invoice is None:
+    if balance_rule(catalogue, sub) is None:
         return []
     return [b for b in billed if b.start <= today and b.end <= stop_on and b.demand_no in account.open_demands]
 
@@ -256,6 +259,14 @@ def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_
                    subscriptions=(*changes.subscriptions, restart), events=(*changes.events, event))
 
 
+def _open_billed(account: Account, sub: Subscription, invoices: Sequence[Invoice]) -> list[Billed]:
+    """The subscription's open invoices: the ``invoices`` given where there, else as their
+    demands know them (per VAT rate)."""
+    issued = {b.demand_no: b for b in billed_of(invoices)}
+    return [b for d in account.open_demands.values() if d.subscription_id == sub.id
+            and (b := issued.get(d.demand_no) or billed_of_demand(d)) is not None]
+
+
 def payment_stop(account: Account, catalogue: Catalogue, subscription_id: str, cause: str, today: date,
                  number: Number, invoices: Sequence[Invoice] = ()) -> Changes:
     """Manual 7.7: stop today, credit the open invoices and charge what was delivered. The
@@ -264,8 +275,39 @@ def payment_stop(account: Account, catalogue: Catalogue, subscription_id: str, c
     sub = account.subscriptions[subscription_id]
     if sub.stop_date is not None and sub.stop_date <= today:
         return Changes(account)  # stopped already: nothing more to do
-    issued = {b.demand_no: b for b in billed_of(invoices)}
-    billed = [b for d in account.open_demands.values() if d.subscription_id == sub.id
-              and (b := issued.get(d.demand_no) or billed_of_demand(d)) is not None]
-    changes = _cut(account, catalogue, sub, today, billed, today, number, cause, keep_fees=True)
+    changes = _cut(account, catalogue, sub, today, _open_billed(account, sub, invoices), today, number, cause,
+                   keep_fees=True)
     return _stopped(changes, catalogue, sub, today, StopKind.PAYMENT, None, cause, today)
+
+
+def balance_rule(catalogue: Catalogue, sub: Subscription) -> BalanceInvoiceRule | None:
+    """The balance invoice (7.11) that asks for what a stop of this subscription leaves."""
+    process = catalogue.dunning_of(sub.plan_id)
+    return process.balance_invoice if process is not None else None
+
+
+def ends_unpaid(catalogue: Catalogue, sub: Subscription | None) -> bool:
+    """A stopped subscription (not a pause) whose unpaid invoices go to the balance invoice
+    when it ends (6.4 case 2: "not paid before enddate: invoice credited"): only where a
+    balance invoice is configured to ask for the debt."""
+    return (sub is not None and sub.stop_date is not None and sub.stop_kind is not StopKind.PAUSE
+            and balance_rule(catalogue, sub) is not None)
+
+
+def close_ended(account: Account, catalogue: Catalogue, subscription_id: str, today: date, number: Number,
+                invoices: Sequence[Invoice] = ()) -> Changes:
+    """A subscription has ended with invoices unpaid (issued after its stop was set, for
+    the days it still delivered): credit them, charge what they delivered (their reminder
+    fees stay owed) and check for a balance invoice, as a payment stop does, so nothing of
+    an ended subscription is reminded after it ends."""
+    sub = account.subscriptions[subscription_id]
+    rule = balance_rule(catalogue, sub)
+    if sub.stop_date is None or sub.stop_date > today or sub.stop_kind is StopKind.PAUSE or rule is None:
+        return Changes(account)
+    changes = _cut(account, catalogue, sub, sub.stop_date, _open_billed(account, sub, invoices), today, number,
+                   f"Unpaid when the subscription ended on {sub.stop_date}", keep_fees=True)
+    if changes.empty:
+        return changes
+    check = BalanceCheck(sub.organization_id, sub.id, today + timedelta(days=rule.days_after_stop), charged(changes))
+    return replace(changes, account=replace(changes.account,
+                                            balance_checks=(*changes.account.balance_checks, check)))

@@ -28,7 +28,7 @@ from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Account, Changes, Event
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
-from ..domain.collection import NOTICE_TYPES, collect, payment_stopped
+from ..domain.collection import NOTICE_TYPES, collect, credited
 from ..domain.credit import Number
 from ..domain.invoicing import Invoice
 from .billing import RunPlanned, batches, plan_run
@@ -112,11 +112,11 @@ Read = dict[int, Invoice | None]  # invoices read by demand number, kept across 
 
 def visit(ctx: Context, tenant: str, account: Account, catalogue: Catalogue, today: date,
           number: Number, read: Read) -> Changes:
-    """``collect``; when it payment-stops, again with the invoices it credits read (point
-    reads, once per visit), so each credit note mirrors its invoice line for line. Only a
-    stop reads more."""
+    """``collect``; when it credits (a payment stop, an ended subscription's unpaid
+    invoices), again with the invoices it credits read (point reads, once per visit), so
+    each credit note mirrors its invoice line for line. Only such a visit reads more."""
     changes = collect(account, catalogue, today, number)
-    demands = payment_stopped(account, changes)
+    demands = credited(changes)
     if not demands:
         return changes
     for no in demands:

@@ -255,6 +255,26 @@ def test_6_4_case_1_a_stop_on_a_date_in_a_period_not_yet_invoiced_invoices_the_d
     assert bill(billed.account, date(2026, 2, 18), numbers).invoices == ()  # nothing after the stop
 
 
+def test_an_invoice_of_delivered_days_unpaid_when_the_subscription_ends_is_credited_then_not_reminded() -> None:
+    acc, inv, numbers = first_invoice()
+    acc = pay(acc, 50000, date(2026, 1, 10), inv.demand_no)
+    acc = stop(acc, CAT, "s1", False, date(2026, 2, 11), None, "Moving", [inv], date(2026, 1, 10), numbers).account
+    feb = bill(acc, date(2026, 1, 18), numbers)  # 1-10 Feb delivered: 500.00 * 10 // 28 = 178.57, due 1 Feb
+    acc, seen = feb.account, Changes(feb.account)
+    for day in range(31, 80):  # 1 Feb to 20 Mar
+        seen = seen.then(collect(acc, CAT, date(2026, 1, 1) + timedelta(days=day), numbers))
+        acc = seen.account
+    assert [(r.reminder.step, r.reminder.produced) for r in seen.reminders] == [(1, date(2026, 2, 8))]  # not after
+    (note,) = seen.credit_notes
+    assert (note.invoice_number, note.issue_date, note.total_minor) == (feb.invoices[0].number, date(2026, 2, 11),
+                                                                       50000 * 10 // 28)
+    assert [(e.kind, e.amount_minor) for e in seen.ledger] == [(EntryKind.CREDIT_NOTE, 17857),
+                                                               (EntryKind.CHARGE, -17857)]  # delivered whole
+    assert [(i.draft.kind, i.draft.issue_date, i.total_minor) for i in seen.invoices] == [
+        (DocumentKind.BALANCE, date(2026, 2, 12), 17857)]
+    assert [e.type for e in seen.events if e.type == "PaymentStopNotice"] == []
+
+
 def test_6_4_case_2_stop_when_issued_not_paid_credits_the_invoice() -> None:
     acc, inv, numbers = first_invoice()
     acc = pay(acc, 50000, date(2026, 1, 10), inv.demand_no)
