@@ -6,7 +6,7 @@ its job the project needs. It loads the app and inspects each function's trigger
 * HTTP triggers are served on 127.0.0.1 under ``/api/`` with the route templates of
   the app (``{name}`` parameters; several functions may share a route by method);
 * timer triggers fire from their NCRONTAB schedule (UTC, six fields) as the clock
-  passes them;
+  passes them; a timer that raises is logged and fires again at its next occurrence;
 * Service Bus queue triggers are fed from the Azurite queue of the same name; a
   message that fails five times goes to ``{queue}-poison``, as a queue trigger would;
 * blob triggers poll their Azurite container (in Azure they take Event Grid events,
@@ -15,7 +15,8 @@ its job the project needs. It loads the app and inspects each function's trigger
   does, and after five failures its name goes to ``webjobs-blobtrigger-poison``.
 
 The clock is the app's settable clock: ``tick(to)`` moves it a day at a time, firing
-timers and draining queues until idle, so months of billing run in seconds. The
+timers and draining queues until idle, so months of billing run in seconds. No function
+that raises stops the host: it logs, and retries or poisons as the Functions host does. The
 development endpoints (``/_dev/...``) exist only here, never in Azure.
 """
 
@@ -235,8 +236,12 @@ class LocalHost:
             schedule = croniter(timer.schedule, after.astimezone(UTC), second_at_beginning=True)
             if schedule.get_next(datetime) <= until:
                 log.info("timer %s at %s", timer.name, until.isoformat())
-                timer.call(TimerRequest(past_due=False))
                 fired += 1
+                try:
+                    timer.call(TimerRequest(past_due=False))
+                except Exception:  # as the Functions host: logged, and the next occurrence fires as usual
+                    self.failed += 1
+                    log.exception("timer %s failed at %s", timer.name, until.isoformat())
         return fired
 
     # ---- blobs ------------------------------------------------------------------------------
@@ -333,15 +338,24 @@ class LocalHost:
                 "messages": messages, "elapsed_s": round(time.monotonic() - started, 3)}
 
     def run_forever(self, poll: float = 1.0) -> None:
-        """Live mode: timers on the clock's schedule, queues polled."""
+        """Live mode: timers on the clock's schedule, queues polled; nothing a function or
+        the storage emulator raises stops the loop."""
         last = self.clock.now()
         while True:
-            now = self.clock.now()
+            last = self.beat(last)
+            time.sleep(poll)
+
+    def beat(self, last: datetime) -> datetime:
+        """One round of live mode: the timers due since ``last``, then the queues; returns
+        the time it ran up to. A failure is logged and the next round runs as usual."""
+        now = self.clock.now()
+        try:
             if now > last:
                 self.fire_timers(last, now)
-                last = now
             self.drain()
-            time.sleep(poll)
+        except Exception:
+            log.exception("host round at %s failed; continuing", now.isoformat())
+        return max(now, last)
 
 
 def _json(status: int, payload: Any) -> tuple[int, dict[str, str], bytes]:

@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from shared import bootstrap
 from shared.adapters.auth import AuthError, Principal
-from shared.adapters.tables import ConcurrencyConflict
+from shared.adapters.tables import ConcurrencyConflict, StorageLimit
 from shared.domain.catalogue import CatalogueError
 from shared.domain.credit import CreditRefused
 from shared.domain.lifecycle import StopRefused
@@ -133,6 +133,8 @@ def dispatch(req: func.HttpRequest, spec: Endpoint, handler: Handler) -> func.Ht
         return problem(422, "Invalid request", "see errors", _field_errors(exc))
     except (CatalogueError, OrderRejected, SubscriberError, StopRefused, CreditRefused) as exc:
         return problem(422, "Not accepted", str(exc))
+    except StorageLimit as exc:  # a value or an operation beyond what Table Storage holds: nothing was written
+        return problem(422, "Too large to store", str(exc))
     except (NotFound, KeyError) as exc:
         return problem(404, "Not found", str(exc).strip("'"))
     except ConcurrencyConflict as exc:

@@ -3,8 +3,10 @@
 
 Locally the host feeds this function from the Azurite queue of the same name. A
 message handled twice issues nothing the second time (``bill_subscribers`` is
-idempotent); an exception leaves the message to be retried and, after the queue's
-max delivery count, dead-lettered.
+idempotent). A subscriber that fails is recorded as needing attention and the rest of
+the batch is billed, so the message completes; only a failure to record (storage
+unreachable) or a malformed message raises, leaving the message to be retried and,
+after the queue's max delivery count, dead-lettered.
 """
 
 from __future__ import annotations
@@ -30,15 +32,19 @@ class WorkItem(BaseModel):
     tenant: str = Field(min_length=1)
     date: date
     subscribers: list[int] = Field(max_length=500)
+    attention: list[int] = Field(default_factory=list, max_length=500,
+                                 description="subscribers that failed before: their rows go when they succeed")
 
 
 def handle(body: bytes) -> BatchResult | DunningResult:
     item = WorkItem.model_validate(decode(body).body)
     result: BatchResult | DunningResult
     if item.kind == RUN:
-        result = bill_subscribers(bootstrap.context(), item.tenant, item.date, item.subscribers)
+        result = bill_subscribers(bootstrap.context(), item.tenant, item.date, item.subscribers,
+                                  attention=item.attention)
     elif item.kind == DUNNING:
-        result = dun_subscribers(bootstrap.context(), item.tenant, item.date, item.subscribers)
+        result = dun_subscribers(bootstrap.context(), item.tenant, item.date, item.subscribers,
+                                 attention=item.attention)
     else:
         raise ValueError(f"unknown work kind {item.kind!r}")
     log.info("%s %s on %s: %s", item.kind, item.tenant, item.date, result)

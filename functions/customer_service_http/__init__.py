@@ -3,7 +3,8 @@
 Stop (at the period's end or on a date, with a stop code or reason), change or remove
 a future stop, pause with a restart date, credit notes, postponed reminders,
 corrections for the next invoice, write-offs (one subscriber, or in bulk for stopped
-subscriptions), additional invoices and order blockage. Bearer token required, as for
+subscriptions), additional invoices and order blockage; what the invoice run, the
+dunning run or a notice could not do (needs attention). Bearer token required, as for
 the rest of the merchant API.
 """
 
@@ -19,10 +20,13 @@ from pydantic import BaseModel, Field
 from functions.http import Call, Endpoint, endpoint
 from shared.domain.calendar import Frequency
 from shared.service import customer_service as cs
+from shared.service import isolation
+from shared.service.queries import NotFound
 
 bp = func.Blueprint()
 ADMIN = ("admin",)
 SUPPORT = ("admin", "support")
+READ = ("admin", "support", "reader")
 SUBSCRIBER = "merchant/subscribers/{subscriber_no}"
 SUBSCRIPTION = SUBSCRIBER + "/subscriptions/{subscription_id}"
 INVOICE = SUBSCRIBER + "/invoices/{invoice_number}"
@@ -198,4 +202,33 @@ def set_order_block(call: Call) -> Any:
                        "Remove a manual order blockage", "Customer service", roles=SUPPORT, status=204))
 def delete_order_block(call: Call) -> Any:
     cs.set_order_block(call.ctx, call.tenant, call.number("subscriber_no"), call.route["organization_id"], None)
+    return func.HttpResponse(status_code=204)
+
+
+class AttentionOut(BaseModel):
+    operation: str = Field(description="invoice run, dunning visit or notice")
+    run: str = Field(description="invoice, dunning or notice: the path segment to dismiss it")
+    subscriber_no: int | None = Field(description="null: the tenant's whole run could not be planned")
+    ref: str | None = Field(description="the notice's event id, for a notice")
+    first_day: date
+    day: date = Field(description="the last day it failed")
+    count: int = Field(description="how many times it failed")
+    reason: str = Field(description="the error's type and message")
+
+
+@endpoint(bp, Endpoint("attention_list", "merchant/attention", ["GET"],
+                       "Subscribers (or runs) the invoice run, dunning run or a notice could not handle; each run "
+                       "retries them and removes them when they go through", "Customer service",
+                       response=list[AttentionOut], roles=READ))
+def attention_list(call: Call) -> Any:
+    return isolation.needs_attention(call.ctx, call.tenant)
+
+
+@endpoint(bp, Endpoint("attention_dismiss", "merchant/attention/{run}/{subscriber_no}", ["DELETE"],
+                       "Mark one as handled (a notice sent by hand, a subscriber dealt with)", "Customer service",
+                       roles=SUPPORT, status=204, params={"ref": "the notice's event id, for a notice"}))
+def attention_dismiss(call: Call) -> Any:
+    if not isolation.dismiss(call.ctx, call.tenant, call.route["run"], call.number("subscriber_no"),
+                             call.query.get("ref", "")):
+        raise NotFound(f"nothing needs attention for {call.route['run']} of subscriber {call.route['subscriber_no']}")
     return func.HttpResponse(status_code=204)

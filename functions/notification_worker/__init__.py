@@ -4,7 +4,9 @@ blob container). The dunning visit puts the notice in the outbox in the same
 transaction as the reminder, so no notice is lost and none is sent for a reminder
 that was not made. The outbox may send a message again (Service Bus drops the repeat
 by its id; the local queue does not): the notice is named by the event and dated by
-the day it was made, so handling it twice writes the same file again."""
+the day it was made, so handling it twice writes the same file again. A notice that
+cannot be made is recorded as needing attention for its subscriber, and its message
+completes (``notices.send``)."""
 
 from __future__ import annotations
 
@@ -15,16 +17,17 @@ import azure.functions as func
 from shared import bootstrap
 from shared.adapters.bus import NOTICES, decode
 from shared.adapters.notify import Notice
-from shared.service.notices import deliver
+from shared.service.notices import send
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 
-def handle(body: bytes) -> Notice:
+def handle(body: bytes) -> Notice | None:
     message = decode(body)
-    notice = deliver(bootstrap.notifier(), message.id, message.body)
-    log.info("notice %s sent by %s to %s", notice.id, notice.channel, notice.to)
+    notice = send(bootstrap.context(), bootstrap.notifier(), message.id, message.body)
+    if notice is not None:
+        log.info("notice %s sent by %s", notice.id, notice.channel)  # no address in the log
     return notice
 
 

@@ -9,26 +9,46 @@ of new subscribers does not append to one range server):
 |------------------------|--------------------------------------------------------|
 | ``0|subscriber``       | profile, balances per organisation, counters; its ETag |
 |                        | guards the whole partition (optimistic concurrency)    |
+| ``0|bal|{seq}``        | a balance check due after a stop (``BalanceCheck``)    |
+| ``0|blk|{org}``        | a manual order blockage (``OrderBlock``)               |
+| ``0|cor|{seq}``        | a correction not yet invoiced (``Correction``)         |
+| ``0|dem|{demand no}``  | an open demand (``OpenDemand``): deleted when settled  |
+| ``0|man|{org}``        | an AvtaleGiro mandate (``Mandate``)                    |
 | ``0|sub|{id}``         | a subscription                                         |
 | ``0|out|{event id}``   | outbox message not yet known to be delivered           |
 | ``1|inv|{demand no}``  | an issued invoice (never changed)                      |
 | ``1|rem|{demand no}``  | a reminder (a demand of its own, for its invoice)      |
 | ``1|crn|{number}``     | a credit note                                          |
 | ``1|led|{seq}``        | a ledger entry (never changed)                         |
+| ``1|pay|{payment id}`` | a booked payment (created, so never booked twice)      |
 
-``load`` reads the ``0|`` rows only (one round trip, however long the history);
-``commit`` writes everything in one entity-group transaction, replacing the
-subscriber row under ``If-Match`` so a concurrent writer fails with
-``ConcurrencyConflict`` instead of losing an update.
+The subscriber row holds only what is bounded: the profile, the counters and one
+balance per organisation of the tenant's catalogue. Everything that grows with the
+subscriber's history has rows of its own (``{org}`` is the organisation id, escaped
+for a key; ``{seq}`` keeps the order of a sequence: a new item gets a number after the
+last). ``Account.credited`` is not stored: it is what the ``1|crn|`` rows say
+(``History.credited``), read by the operations that credit, which read the documents.
+
+``load`` reads the ``0|`` rows only (one query, however long the history); ``commit``
+writes one entity-group transaction: the subscriber row replaced under ``If-Match`` (so
+a concurrent writer fails with ``ConcurrencyConflict`` instead of losing an update),
+and of the ``0|`` item rows only those that differ from what was loaded (created,
+replaced or deleted; the diff of the loaded rows against ``changes.account``), besides
+the new documents, ledger entries and outbox rows. It returns the partition as it now
+is, so a caller can go on with another transaction without reading it again. A
+subscriber row of the first layout (open demands, mandates, corrections, credited
+invoices, balance checks and order blocks as JSON properties of the subscriber row)
+still loads; its first commit moves them to rows of their own.
 """
 
 from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote
 
 from azure.core import MatchConditions
 
@@ -38,9 +58,11 @@ from ..domain.ledger import LedgerEntry
 from ..domain.settlement import OpenDemand
 from ..domain.subscriptions import Subscriber, Subscription
 from .codec import dumps, loads
-from .tables import Operation, Storage, prefix_filter
+from .tables import MAX_BATCH, Operation, Storage, TooManyEntities, prefix_filter
 
 TABLE = "Subscribers"
+HEAD = "0|subscriber"
+LAYOUT = 2  # 1: items as JSON in the subscriber row; 2: items in rows of their own
 T = TypeVar("T")
 
 
@@ -49,40 +71,128 @@ def partition_key(tenant: str, subscriber_no: int) -> str:
     return f"{tenant}|{spread:02x}|{subscriber_no:010d}"
 
 
+@dataclass(frozen=True)
+class Keyed:
+    """Account items in a mapping, one row each under ``prefix`` + its key."""
+
+    prefix: str
+    kind: Any
+    field: str
+    key: Callable[[Any], str]
+    parse: Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Ordered:
+    """Account items in a tuple, one row each under ``prefix`` + a sequence number."""
+
+    prefix: str
+    kind: Any
+    field: str
+
+
+KEYED = (Keyed("0|dem|", OpenDemand, "open_demands", lambda n: f"{n:08d}", int),
+         Keyed("0|man|", Mandate, "mandates", lambda org: quote(org, safe=""), unquote),
+         Keyed("0|blk|", OrderBlock, "order_blocks", lambda org: quote(org, safe=""), unquote))
+ORDERED = (Ordered("0|cor|", Correction, "corrections"), Ordered("0|bal|", BalanceCheck, "balance_checks"))
+ITEM_PREFIXES = tuple(k.prefix for k in (*KEYED, *ORDERED))
+
+
 @dataclass
 class Loaded:
     account: Account
     etag: str | None  # None: the subscriber is new and not stored yet
     outbox: list[Event] = field(default_factory=list)
+    stored: dict[str, Any] = field(default_factory=dict)  # item rows as stored: RowKey -> domain value
 
 
-def _account_row(account: Account) -> dict[str, Any]:
+def _head_row(account: Account) -> dict[str, Any]:
     return {"Subscriber": dumps(account.subscriber), "Balances": json.dumps(dict(account.balances)),
             "NextDemandNo": account.next_demand_no, "NextLedgerSeq": account.next_ledger_seq,
-            "OpenDemands": dumps(list(account.open_demands.values()), list[OpenDemand]),
-            "Mandates": dumps(dict(account.mandates), dict[str, Mandate]),
-            "Corrections": dumps(account.corrections, tuple[Correction, ...]),
-            "Credited": json.dumps(list(account.credited)),
-            "BalanceChecks": dumps(account.balance_checks, tuple[BalanceCheck, ...]),
-            "OrderBlocks": dumps(dict(account.order_blocks), dict[str, OrderBlock]),
-            "Name": account.subscriber.name, "Email": account.subscriber.email}
+            "Name": account.subscriber.name, "Email": account.subscriber.email, "Layout": LAYOUT}
+
+
+def _item_rows(account: Account, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """Every item row ``account`` needs: RowKey -> domain value. An ordered item keeps the
+    row it is stored in while its order holds; new ones are numbered after the last."""
+    rows: dict[str, Any] = {}
+    for k in KEYED:
+        rows |= {k.prefix + k.key(key): value for key, value in getattr(account, k.field).items()}
+    for o in ORDERED:
+        rows |= _ordered_rows(o.prefix, getattr(account, o.field), stored)
+    return rows
+
+
+def _ordered_rows(prefix: str, items: Sequence[Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    before = sorted((k, v) for k, v in stored.items() if k.startswith(prefix))
+    rows: dict[str, Any] = {}
+    i = j = 0
+    while i < len(before) and j < len(items):
+        if before[i][1] == items[j]:  # kept in place: same row
+            rows[before[i][0]] = items[j]
+            j += 1
+        i += 1
+    last = int(before[-1][0][len(prefix):]) if before else 0
+    for n, item in enumerate(items[j:], start=last + 1):
+        rows[f"{prefix}{n:010d}"] = item
+    return rows
+
+
+def _item_ops(pk: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[Operation]:
+    """Create, replace or delete the item rows that differ; an unchanged row is not written."""
+    ops: list[Operation] = []
+    for rk, value in wanted.items():
+        if rk not in stored:
+            ops.append(("create", _item_entity(pk, rk, value)))
+        elif stored[rk] is not value and stored[rk] != value:
+            ops.append(("update", _item_entity(pk, rk, value), {"mode": "replace"}))
+    ops += [("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in stored if rk not in wanted]
+    return ops
+
+
+def _item_entity(pk: str, rk: str, value: Any) -> dict[str, Any]:
+    return {"PartitionKey": pk, "RowKey": rk, "Body": dumps(value)}
+
+
+def _stored_items(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    kinds = {k.prefix: k.kind for k in (*KEYED, *ORDERED)}
+    return {r["RowKey"]: loads(kinds[r["RowKey"][:6]], r["Body"]) for r in rows if r["RowKey"][:6] in kinds}
+
+
+def _account(head: dict[str, Any], stored: Mapping[str, Any], subs: dict[str, Subscription]) -> Account:
+    items: dict[str, Any] = {}
+    for k in KEYED:
+        rows = {k.parse(rk[len(k.prefix):]): v for rk, v in stored.items() if rk.startswith(k.prefix)}
+        items[k.field] = {**_first_layout(head, k.field), **rows}
+    for o in ORDERED:
+        rows = [v for rk, v in sorted(stored.items()) if rk.startswith(o.prefix)]
+        items[o.field] = (*_first_layout(head, o.field), *rows)
+    return Account(loads(Subscriber, head["Subscriber"]), subs, json.loads(head["Balances"]),
+                   head["NextDemandNo"], head["NextLedgerSeq"], **items)
+
+
+FIRST_LAYOUT: dict[str, tuple[str, Any, str]] = {  # account field: (column, type, empty)
+    "open_demands": ("OpenDemands", list[OpenDemand], "[]"), "mandates": ("Mandates", dict[str, Mandate], "{}"),
+    "order_blocks": ("OrderBlocks", dict[str, OrderBlock], "{}"),
+    "corrections": ("Corrections", tuple[Correction, ...], "[]"),
+    "balance_checks": ("BalanceChecks", tuple[BalanceCheck, ...], "[]")}
+
+
+def _first_layout(head: dict[str, Any], name: str) -> Any:
+    """Items a subscriber row of the first layout holds as JSON (none in a row of the second)."""
+    column, kind, empty = FIRST_LAYOUT[name]
+    value = loads(kind, head.get(column) or empty)
+    return {d.demand_no: d for d in value} if name == "open_demands" else value
 
 
 def _build(rows: list[dict[str, Any]]) -> Loaded | None:
-    head = next((r for r in rows if r["RowKey"] == "0|subscriber"), None)
+    head = next((r for r in rows if r["RowKey"] == HEAD), None)
     if head is None:
         return None
     subs = {s.id: s for s in (loads(Subscription, r["Body"]) for r in rows if r["RowKey"].startswith("0|sub|"))}
     outbox = [loads(Event, r["Body"]) for r in rows if r["RowKey"].startswith("0|out|")]
-    open_demands = loads(list[OpenDemand], head.get("OpenDemands") or "[]")
-    account = Account(loads(Subscriber, head["Subscriber"]), subs, json.loads(head["Balances"]),
-                      head["NextDemandNo"], head["NextLedgerSeq"], {d.demand_no: d for d in open_demands},
-                      loads(dict[str, Mandate], head.get("Mandates") or "{}"),
-                      loads(tuple[Correction, ...], head.get("Corrections") or "[]"),
-                      tuple(json.loads(head.get("Credited") or "[]")),
-                      loads(tuple[BalanceCheck, ...], head.get("BalanceChecks") or "[]"),
-                      loads(dict[str, OrderBlock], head.get("OrderBlocks") or "{}"))
-    return Loaded(account, head["etag"], outbox)
+    stored = _stored_items(rows)
+    return Loaded(_account(head, stored, subs), head["etag"], outbox, stored)
 
 
 class AccountRepository:
@@ -94,10 +204,15 @@ class AccountRepository:
         rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and RowKey lt '1'", {"pk": pk}))
         return _build(rows)
 
-    def commit(self, tenant: str, loaded: Loaded | None, changes: Changes) -> None:
-        """Write ``changes`` atomically; the outbox rows already loaded are cleared."""
+    def operations(self, tenant: str, loaded: Loaded | None, changes: Changes) -> list[Operation]:
+        """The entity operations ``commit`` would send for ``changes``, the subscriber row first."""
+        return self._plan(tenant, loaded, changes)[0]
+
+    def _plan(self, tenant: str, loaded: Loaded | None, changes: Changes) -> tuple[list[Operation], dict[str, Any]]:
         pk = partition_key(tenant, changes.account.number)
-        head = {"PartitionKey": pk, "RowKey": "0|subscriber", **_account_row(changes.account)}
+        head = {"PartitionKey": pk, "RowKey": HEAD, **_head_row(changes.account)}
+        stored = loaded.stored if loaded is not None else {}
+        items = _item_rows(changes.account, stored)
         ops: list[Operation] = []
         if loaded is None or loaded.etag is None:
             ops.append(("create", head))
@@ -107,6 +222,7 @@ class AccountRepository:
             again = {e.id for e in changes.events}  # an event raised again is not deleted: its create then
             ops += [("delete", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}"})  # conflicts, as a repeat should
                     for e in loaded.outbox if e.id not in again]
+        ops += _item_ops(pk, stored, items)
         ops += [("upsert", {"PartitionKey": pk, "RowKey": f"0|sub|{s.id}", "Body": dumps(s)})
                 for s in changes.subscriptions]
         ops += [("create", _invoice_row(pk, inv)) for inv in changes.invoices]
@@ -122,7 +238,19 @@ class AccountRepository:
                 for r in changes.reminders]
         ops += [("create", {"PartitionKey": pk, "RowKey": f"1|crn|{c.number:010d}", "Body": dumps(c),
                             "Amount": c.total_minor, "Org": c.organization_id}) for c in changes.credit_notes]
-        self.storage.transact(TABLE, ops)
+        return ops, items
+
+    def commit(self, tenant: str, loaded: Loaded | None, changes: Changes) -> Loaded:
+        """Write ``changes`` atomically (the outbox rows already loaded are cleared) and
+        return the partition as it is now. ``TooManyEntities`` before anything is sent if
+        they need more than one transaction holds."""
+        ops, items = self._plan(tenant, loaded, changes)
+        if len(ops) > MAX_BATCH:
+            raise TooManyEntities(f"subscriber {changes.account.number}: this operation writes {len(ops)} rows, "
+                                  f"more than one transaction holds ({MAX_BATCH}); do it in smaller parts")
+        result = self.storage.transact(TABLE, ops)
+        account = replace(changes.account, credited=()) if changes.account.credited else changes.account
+        return Loaded(account, result[0].get("etag"), list(changes.events), items)
 
     def history(self, tenant: str, subscriber_no: int) -> tuple[list[Invoice], list[LedgerEntry]]:
         documents = self.documents(tenant, subscriber_no)
@@ -174,6 +302,16 @@ class History:
     reminders: list[ReminderDocument]
     credit_notes: list[CreditNote]
 
+    @property
+    def credited(self) -> tuple[int, ...]:
+        """Invoice numbers with a credit note: ``Account.credited``, derived, not stored."""
+        return tuple(sorted({c.invoice_number for c in self.credit_notes}))
+
+
+def with_documents(loaded: Loaded, history: History) -> Loaded:
+    """``loaded`` with what only the documents tell: which invoices are credited."""
+    return replace(loaded, account=replace(loaded.account, credited=history.credited))
+
 
 def _documents(rows: list[dict[str, Any]]) -> History:
     def of(kind: type[T], prefix: str) -> list[T]:
@@ -187,4 +325,5 @@ def _full(rows: list[dict[str, Any]]) -> tuple[Loaded, History]:
     loaded = _build([r for r in rows if r["RowKey"] < "1"])
     if loaded is None:
         raise ValueError(f"partition {rows[0]['PartitionKey']} has no subscriber row")
-    return loaded, _documents(rows)
+    history = _documents(rows)
+    return with_documents(loaded, history), history

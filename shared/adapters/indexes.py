@@ -106,7 +106,8 @@ class EmailIndex:
 
 
 class Tenants:
-    """The registry of tenants the timers run for, and each run's watermark."""
+    """The registry of tenants the timers run for, and each run's watermark (read with the
+    run's attention rows: ``AttentionStore.run_state``)."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -116,10 +117,6 @@ class Tenants:
 
     def all(self) -> list[str]:
         return [r["RowKey"] for r in self.storage.query("Tenants", "PartitionKey eq 'tenant'")]
-
-    def watermark(self, tenant: str, run: str) -> date | None:
-        row = self.storage.get("Tenants", f"run|{run}", tenant)
-        return date.fromisoformat(row["Through"]) if row else None
 
     def set_watermark(self, tenant: str, run: str, through: date) -> None:
         self.storage.upsert("Tenants", {"PartitionKey": f"run|{run}", "RowKey": tenant,

@@ -3,15 +3,24 @@
 Every call that goes to the service passes through ``Storage`` so round trips can be
 counted per operation (the figure the benchmarks steer by). ``transact`` refuses what
 Azure would refuse but Azurite accepts: a batch spanning partitions, or more than 100
-entities (Table service, "Performing entity group transactions").
+entities (Table service, "Performing entity group transactions"). Every write also
+refuses, before anything is sent, an entity Azure would reject or the SDK could not
+encode ("Understanding the Table service data model"): a property over 64 KiB (a
+string is UTF-16: 32 Ki characters), an entity over 1 MiB, more than 252 properties,
+an ``int`` outside Int32 (an Int64 goes as ``(value, EdmType.INT64)``), a datetime
+before 1601, a key over 1 KiB or with ``/ \\ # ?`` or a control character. So a value
+that cannot be stored fails the whole operation with a typed ``StorageLimit`` and
+writes nothing, instead of half-writing or failing inside the SDK.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from azure.core.exceptions import (
@@ -22,7 +31,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.pipeline.transport import RequestsTransport
-from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
+from azure.data.tables import EdmType, TableClient, TableServiceClient, TableTransactionError
 from requests import Session
 from requests.adapters import HTTPAdapter
 
@@ -34,6 +43,22 @@ TABLES = ("Catalogue", "Subscribers", "Numbering", "Indexes", "Tenants", "Paymen
 
 class BatchRefused(ValueError):
     """A transaction Azure Table Storage would reject."""
+
+
+class StorageLimit(ValueError):
+    """A value or an operation beyond a Table Storage limit: refused before anything is sent."""
+
+
+class EntityTooLarge(StorageLimit):
+    """A property over 64 KiB, an entity over 1 MiB, or too many properties."""
+
+
+class ValueOutOfRange(StorageLimit):
+    """A value the Table service cannot hold (Int32/Int64 bounds, dates before 1601, a bad key)."""
+
+
+class TooManyEntities(BatchRefused, StorageLimit):
+    """One operation that would write more than 100 entities in its transaction."""
 
 
 class ConcurrencyConflict(Exception):
@@ -108,6 +133,7 @@ class Storage:
                 yield dict(entity) | {"etag": entity.metadata.get("etag")}
 
     def upsert(self, table: str, entity: dict[str, Any]) -> None:
+        check_entity(entity)
         self.round_trips.add()
         self.table(table).upsert_entity(entity)
 
@@ -117,6 +143,7 @@ class Storage:
         Retried on a lost response like ``transact``: a retry of an insert that did
         happen answers "exists", which every caller treats as "someone has it; read it".
         """
+        check_entity(entity)
         try:
             self._retrying(lambda: self.table(table).create_entity(entity))
             return True
@@ -169,13 +196,77 @@ def check_batch(operations: Iterable[Operation]) -> None:
     if not ops:
         raise BatchRefused("empty transaction")
     if len(ops) > MAX_BATCH:
-        raise BatchRefused(f"{len(ops)} entities in one transaction; Azure allows {MAX_BATCH}")
+        raise TooManyEntities(f"{len(ops)} entities in one transaction; Azure allows {MAX_BATCH}")
     partitions = {op[1]["PartitionKey"] for op in ops}
     if len(partitions) != 1:
         raise BatchRefused(f"transaction spans {len(partitions)} partitions")
     keys = [op[1]["RowKey"] for op in ops]
     if len(set(keys)) != len(keys):
         raise BatchRefused("an entity appears twice in one transaction")
+    for op in ops:
+        if op[0] != "delete":
+            check_entity(op[1])
+
+
+MAX_PROPERTY_BYTES = 64 * 1024
+MAX_ENTITY_BYTES = 1024 * 1024
+MAX_PROPERTIES = 252  # besides PartitionKey, RowKey and Timestamp
+MAX_KEY_CHARS = 1024
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+EARLIEST = datetime(1601, 1, 1, tzinfo=UTC)
+BAD_KEY = re.compile("[/\\\\#?\x00-\x1f\x7f-\x9f]")
+SYSTEM = ("PartitionKey", "RowKey", "etag", "Timestamp")
+
+
+def _utf16_bytes(text: str) -> int:
+    return 2 * len(text) if text.isascii() else len(text.encode("utf-16-le"))
+
+
+def check_entity(entity: Mapping[str, Any]) -> None:
+    """Refuse an entity the Table service (or the SDK) would refuse; its size as the
+    service counts it: 4 bytes + keys in UTF-16 + per property 8 bytes, its name in
+    UTF-16 and its value."""
+    size = 4
+    for key in ("PartitionKey", "RowKey"):
+        value = str(entity.get(key, ""))
+        if len(value) > MAX_KEY_CHARS or BAD_KEY.search(value):
+            raise ValueOutOfRange(f"{key} {value[:60]!r}...: at most {MAX_KEY_CHARS} characters, "
+                                  "no / \\ # ? or control characters")
+        size += _utf16_bytes(value)
+    names = [n for n in entity if n not in SYSTEM]
+    if len(names) > MAX_PROPERTIES:
+        raise EntityTooLarge(f"{len(names)} properties; Table Storage allows {MAX_PROPERTIES}")
+    for name in names:
+        size += 8 + _utf16_bytes(name) + _value_bytes(name, entity[name])
+    if size > MAX_ENTITY_BYTES:
+        raise EntityTooLarge(f"entity {entity.get('RowKey')!r} is {size} bytes; Table Storage allows "
+                             f"{MAX_ENTITY_BYTES} (1 MiB)")
+
+
+def _value_bytes(name: str, value: Any) -> int:
+    kind: Any = None
+    if isinstance(value, tuple):
+        value, kind = value
+    if isinstance(value, str) and kind not in (EdmType.INT64, "Edm.Int64"):
+        size = 4 + _utf16_bytes(value)
+    elif isinstance(value, (bytes, bytearray)):
+        size = 4 + len(value)
+    elif type(value) is int or kind in (EdmType.INT64, "Edm.Int64"):
+        low, high = INT32 if kind is None else INT64
+        if not low <= int(value) <= high:
+            raise ValueOutOfRange(f"{name} = {value} is outside {'Int32' if kind is None else 'Int64'} "
+                                  f"[{low}, {high}]")
+        return 8
+    elif isinstance(value, datetime):
+        if (value if value.tzinfo else value.replace(tzinfo=UTC)) < EARLIEST:
+            raise ValueOutOfRange(f"{name} = {value}: Table Storage dates start in 1601")
+        return 8
+    else:
+        return 16  # bool, float, GUID, None: fixed and small
+    if size > MAX_PROPERTY_BYTES:
+        raise EntityTooLarge(f"property {name} is {size} bytes; Table Storage allows {MAX_PROPERTY_BYTES} (64 KiB)")
+    return size
 
 
 def prefix_filter(prefix: str, column: str = "PartitionKey") -> tuple[str, dict[str, Any]]:

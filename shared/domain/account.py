@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from .catalogue import Catalogue, DunningProcess, PaymentType
@@ -23,10 +23,12 @@ from .invoicing import (
     draft_invoice,
     due_period_indexes,
     line,
+    production_date,
     vat_parts,
 )
 from .kid import CheckDigitUnavailable, KidScheme
 from .ledger import EntryKind, LedgerEntry, VatPart, invoice_entry
+from .limits import check_minor
 from .payments import BookedPayment, PaymentState, ReceivedPayment
 from .settlement import OpenDemand, SettlementPolicy, match, settle
 from .subscriptions import Subscriber, Subscription
@@ -148,6 +150,8 @@ class Changes:
 
 
 def due_drafts(account: Account, catalogue: Catalogue, today: date) -> list[InvoiceDraft]:
+    for c in account.corrections:  # checked before invoice numbers are claimed for these drafts
+        check_minor(c.amount_minor, "correction %s", c.id)
     drafts: list[InvoiceDraft] = []
     for sub in account.subscriptions.values():
         plan = catalogue.plan(sub.plan_id)
@@ -179,7 +183,7 @@ def next_drafts(account: Account, catalogue: Catalogue) -> list[InvoiceDraft]:
             continue
         plan = catalogue.plan(sub.plan_id)
         billing = catalogue.billing_plan_of(plan)
-        issue_day = max(sub.period(sub.next_period).start - timedelta(days=billing.lead_days), sub.anchor)
+        issue_day = max(production_date(sub, billing, sub.next_period), sub.anchor)
         drafts.append(draft_invoice(sub, sub.next_period, issue_day, billing,
                                     catalogue.organization_of(plan), catalogue.products_of(plan)))
     return with_corrections(drafts, account.corrections)

@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
+from .limits import check_day
+
 
 class Frequency(StrEnum):
     WEEKLY = "weekly"
@@ -70,6 +72,7 @@ def period_start(anchor: date, frequency: Frequency, index: int) -> date:
     """Start of the ``index``-th period (0 is the first) of a subscription anchored on ``anchor``."""
     if index < 0:
         raise ValueError("period index must be non-negative")
+    check_day(anchor, "period anchor")
     if frequency.months:
         return anchor + relativedelta(months=frequency.months * index)
     return anchor + timedelta(days=frequency.days * index)

@@ -16,6 +16,7 @@ from enum import StrEnum
 from .calendar import Frequency
 from .dunning import BalanceInvoiceRule, NoticeChannel, ReminderStep, StopRule
 from .kid import KidScheme
+from .limits import check_days
 from .money import CURRENCIES
 from .settlement import SettlementPolicy
 
@@ -232,4 +233,5 @@ class Catalogue:
 
     def cadences(self) -> set[tuple[Frequency, int]]:
         """The distinct (frequency, lead days) pairs the invoice run must look ahead for."""
-        return {(b.frequency, b.lead_days) for b in self.billing_plans.values()}
+        return {(b.frequency, check_days(b.lead_days, "billing plan %s: lead days", b.id))
+                for b in self.billing_plans.values()}

@@ -40,7 +40,7 @@ from .dunning import (
 )
 from .invoicing import DocumentKind, Invoice
 from .ledger import EntryKind, LedgerEntry, merge_vat
-from .lifecycle import close_ended, ends_unpaid, payment_stop
+from .lifecycle import close_ended, ends_unpaid, payment_stop, unfinished
 from .settlement import OpenDemand
 from .subscriptions import Subscription
 
@@ -57,6 +57,13 @@ def dunned_by(account: Account, catalogue: Catalogue, demand: OpenDemand) -> Dun
     """The process that reminds and stops for a demand; none for a balance invoice (7.11:
     it bills what a stop left owing, so it is never reminded nor stops anything again)."""
     return None if demand.kind == DocumentKind.BALANCE else process_of(account, catalogue, demand)
+
+
+def _closing(account: Account, catalogue: Catalogue, demand: OpenDemand, today: date) -> bool:
+    """An invoice of a subscription that has ended, credited by ``close_ended`` (in this
+    part or the next): never reminded."""
+    sub = account.subscriptions.get(demand.subscription_id)
+    return sub is not None and sub.stop_date is not None and sub.stop_date <= today and ends_unpaid(catalogue, sub)
 
 
 def stoppable(sub: Subscription | None, stop_on: date) -> bool:
@@ -130,27 +137,43 @@ def _stop_notice(account: Account, catalogue: Catalogue, demand: OpenDemand, pro
                    events=(event,))
 
 
-REMINDERS_PER_VISIT = 20  # 3 rows each: one visit stays well inside a 100-entity transaction
+VISIT_ROWS = 60  # what one part of a visit may write: with the subscriber row and the outbox rows of the
+ROWS_PER_STEP = 4  # part before it, inside a 100-entity transaction; a reminder writes 4 rows
+ROWS_PER_CREDIT = 5  # a credit note, its demand row, two ledger entries and an event
+
+
+def rows(changes: Changes) -> int:
+    """At most how many rows ``changes`` writes: every document, entry, event and
+    subscription, and for each event the demand, check or subscription row it changed."""
+    return (2 * len(changes.events) + len(changes.ledger) + len(changes.reminders) + len(changes.invoices)
+            + len(changes.credit_notes) + len(changes.subscriptions))
 
 
 def collect(account: Account, catalogue: Catalogue, today: date, number: Number,
             invoices: Sequence[Invoice] = ()) -> Changes:
-    """The visit of ``today``. The unpaid invoices of a subscription that has ended are
-    credited and charged first (``lifecycle.close_ended``), so they are never reminded.
-    Credit notes mirror the open ``invoices`` given line for line (the service reads them
-    when a dry visit credits: ``credited``), others are per VAT rate from their demands."""
+    """One part of the visit of ``today``: what fits one transaction (``VISIT_ROWS``).
+    What is left is due still: ``collect`` again on the result does the next part (the
+    worker does, at once), until it finds nothing to do.
+
+    The unpaid invoices of a subscription that has ended are credited and charged first
+    (``lifecycle.close_ended``), so they are never reminded. Credit notes mirror the open
+    ``invoices`` given line for line (the service reads them when a dry visit credits:
+    ``credited``), others are per VAT rate from their demands."""
     changes = Changes(account)
     for subscription_id in sorted({d.subscription_id for d in account.open_demands.values()
                                    if d.kind == DocumentKind.SUBSCRIPTION}):
-        changes = changes.then(close_ended(changes.account, catalogue, subscription_id, today, number, invoices))
-    stops: dict[str, str] = {}
+        room = (VISIT_ROWS - rows(changes) - ROWS_PER_STEP) // ROWS_PER_CREDIT
+        if room > 0:
+            changes = changes.then(close_ended(changes.account, catalogue, subscription_id, today, number, invoices,
+                                               limit=room))
+    stops: dict[str, str] = {s.id: s.stop_reason for s in account.subscriptions.values() if unfinished(account, s)}
     demands = changes.account.open_demands
     for demand_no in sorted(demands, key=lambda n: (demands[n].due_date, n)):
-        if len(changes.reminders) >= REMINDERS_PER_VISIT:
-            break  # the rest are overdue still: next_visit says tomorrow
+        if rows(changes) + ROWS_PER_STEP > VISIT_ROWS:
+            break  # the rest are due still: the next part
         demand = changes.account.open_demands[demand_no]
         process = dunned_by(changes.account, catalogue, demand)
-        if process is None:
+        if process is None or _closing(changes.account, catalogue, demand, today):
             continue
         action = evaluate(process.reminders, process.stop_rule, process.consume_partial_payments, _case(demand),
                           owed(changes.account, demand.organization_id), today)
@@ -162,9 +185,13 @@ def collect(account: Account, catalogue: Catalogue, today: date, number: Number,
         elif (noticed := _stop_notice(changes.account, catalogue, demand, process, today)) is not None:
             changes = changes.then(noticed)
     for subscription_id, cause in stops.items():
-        changes = changes.then(payment_stop(changes.account, catalogue, subscription_id, cause, today, number,
-                                            invoices))
+        room = (VISIT_ROWS - rows(changes) - ROWS_PER_STEP) // ROWS_PER_CREDIT  # the stop's own rows
+        if room > 0:
+            changes = changes.then(payment_stop(changes.account, catalogue, subscription_id, cause, today, number,
+                                                limit=room, invoices=invoices))
     while (check := next((c for c in changes.account.balance_checks if c.on <= today), None)) is not None:
+        if rows(changes) + ROWS_PER_STEP > VISIT_ROWS:
+            break  # the next part
         changes = changes.then(_balance_check(changes.account, catalogue, check, today, number))
     return changes
 
@@ -204,6 +231,7 @@ def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | No
     reminder or balance check left for later by a full visit counts as tomorrow."""
     tomorrow = today + timedelta(days=1)
     days: list[date] = [max(c.on, tomorrow) for c in account.balance_checks]
+    days += [tomorrow for s in account.subscriptions.values() if unfinished(account, s)]
     for demand in account.open_demands.values():
         process = dunned_by(account, catalogue, demand)
         if process is None:
@@ -222,7 +250,7 @@ def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | No
             days.append(when)
         sub = account.subscriptions.get(demand.subscription_id)
         if sub is not None and sub.stop_date is not None and ends_unpaid(catalogue, sub):
-            days.append(sub.stop_date)  # unpaid when it ends: credited then, for the balance invoice
+            days.append(max(sub.stop_date, tomorrow))  # unpaid when it ends: credited then (or next part)
     later = [d for d in days if d > today]
     return min(later) if later else None
 

@@ -115,21 +115,24 @@ def delete_correction(account: Account, correction_id: str) -> Changes:
     return Changes(replace(account, corrections=kept))
 
 
-def write_off(account: Account, organization_id: str, currency: str, reason: str, today: date) -> Changes:
+def write_off(account: Account, organization_id: str, currency: str, reason: str, today: date,
+              limit: int | None = None) -> Changes:
     """Write off what the subscriber owes the organisation (manual 7.6): its open demands
     and the debt no demand asks for. Credit is kept. Nothing owed, nothing written:
-    running it again changes nothing."""
+    running it again changes nothing. ``limit``: at most that many demands at once (the
+    oldest), so one part fits a transaction; running it again writes off the rest."""
     seq = account.next_ledger_seq
     entries: list[LedgerEntry] = []
     demands = dict(account.open_demands)
-    for d in sorted(account.open_demands.values(), key=lambda d: d.demand_no):
-        if d.organization_id == organization_id:
-            del demands[d.demand_no]
-            if d.kind == DocumentKind.BALANCE:
-                continue  # no ledger debit of its own: its debt is the unbilled debt written off below
-            entries.append(LedgerEntry(seq, organization_id, currency, today, EntryKind.WRITE_OFF, d.open_minor,
-                                       str(d.invoice_number), f"Written off: {reason}"))
-            seq += 1
+    mine = sorted((d for d in account.open_demands.values() if d.organization_id == organization_id),
+                  key=lambda d: d.demand_no)
+    for d in mine[:limit] if limit is not None else mine:
+        del demands[d.demand_no]
+        if d.kind == DocumentKind.BALANCE:
+            continue  # no ledger debit of its own: its debt is the unbilled debt written off below
+        entries.append(LedgerEntry(seq, organization_id, currency, today, EntryKind.WRITE_OFF, d.open_minor,
+                                   str(d.invoice_number), f"Written off: {reason}"))
+        seq += 1
     balance = account.balances.get(organization_id, 0) + sum(e.amount_minor for e in entries)
     new = replace(account, open_demands=demands, balances={**account.balances, organization_id: balance})
     debt = new.unbilled_debt(organization_id)

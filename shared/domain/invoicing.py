@@ -22,6 +22,7 @@ from enum import StrEnum
 from .calendar import Period
 from .catalogue import BillingPlan, FeeTaxPolicy, Organization, Product
 from .ledger import VatPart, merge_vat
+from .limits import ValueOutOfRange, check_days, check_minor
 from .money import allocate, vat_of_gross
 from .subscriptions import Subscription
 
@@ -86,7 +87,7 @@ def prorate(parts: Sequence[VatPart], delivered_days: int, days: int) -> tuple[V
 
 def line(description: str, quantity: int, unit_price_minor: int, vat_rate_bp: int,
          product_id: str | None = None, span: Period | None = None) -> InvoiceLine:
-    gross = unit_price_minor * quantity
+    gross = check_minor(unit_price_minor * quantity, "line %r: amount", description)
     return InvoiceLine(description, quantity, unit_price_minor, vat_rate_bp, gross,
                        vat_of_gross(gross, vat_rate_bp), product_id,
                        span.start if span else None, span.last_day if span else None)
@@ -179,6 +180,7 @@ class CreditNote:
 
 
 def production_date(subscription: Subscription, billing: BillingPlan, index: int) -> date:
+    check_days(billing.lead_days, "billing plan %s: lead days", billing.id)
     return subscription.period(index).start - timedelta(days=billing.lead_days)
 
 
@@ -194,7 +196,7 @@ def due_period_indexes(subscription: Subscription, billing: BillingPlan, today: 
                                            or production_date(subscription, billing, index) <= today):
         due.append(index)
         if len(due) > MAX_PERIODS_PER_RUN:
-            raise ValueError(f"subscription {subscription.id}: more than {MAX_PERIODS_PER_RUN} periods due")
+            raise ValueOutOfRange(f"subscription {subscription.id}: more than {MAX_PERIODS_PER_RUN} periods due")
         index += 1
     return due
 

@@ -162,13 +162,14 @@ def _paid(account: Account, billed: Billed) -> bool:
 
 def _unpaid_delivered(account: Account, catalogue: Catalogue, sub: Subscription, billed: Sequence[Billed],
                       stop_on: date, today: date) -> list[Billed]:
-    """Case 2 for the current period: unpaid invoices of periods begun by today and ending
-    by the stop, which the stop credits and charges for the balance invoice to bill; none
+    """Case 2 for the current period: its unpaid invoice, when the period ends by the stop,
+    which the stop credits and charges for the balance invoice to bill (older unpaid ones
+    are credited when the subscription ends, ``close_ended``, in parts if many); none
     when no balance invoice is configured (7.11), as nothing would then ask for the debt:
     the invoice stays open and asks for it itself."""
     if balance_rule(catalogue, sub) is None:
         return []
-    return [b for b in billed if b.start <= today and b.end <= stop_on and b.demand_no in account.open_demands]
+    return [b for b in billed if b.start <= today < b.end <= stop_on and b.demand_no in account.open_demands]
 
 
 def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period_end: bool,
@@ -268,16 +269,31 @@ def _open_billed(account: Account, sub: Subscription, invoices: Sequence[Invoice
 
 
 def payment_stop(account: Account, catalogue: Catalogue, subscription_id: str, cause: str, today: date,
-                 number: Number, invoices: Sequence[Invoice] = ()) -> Changes:
+                 number: Number, limit: int | None = None, invoices: Sequence[Invoice] = ()) -> Changes:
     """Manual 7.7: stop today, credit the open invoices and charge what was delivered. The
     credit notes mirror the ``invoices`` given line for line; an open invoice not given is
-    credited per VAT rate, from its demand."""
+    credited per VAT rate, from its demand.
+
+    ``limit`` credits at most that many (the oldest) at once, so that one part fits a
+    transaction; called again, a payment stop with open invoices left credits the next
+    ones, from the day it stopped (``unfinished``), their charges added to its balance check."""
     sub = account.subscriptions[subscription_id]
+    billed = sorted(_open_billed(account, sub, invoices), key=lambda b: b.start)
+    part = billed[:limit] if limit is not None else billed
     if sub.stop_date is not None and sub.stop_date <= today:
-        return Changes(account)  # stopped already: nothing more to do
-    changes = _cut(account, catalogue, sub, today, _open_billed(account, sub, invoices), today, number, cause,
-                   keep_fees=True)
+        if not unfinished(account, sub):
+            return Changes(account)  # stopped already: nothing more to do
+        more = _cut(account, catalogue, sub, sub.stop_date, part, today, number, sub.stop_reason, keep_fees=True)
+        return _with_charges(more, sub, today)
+    changes = _cut(account, catalogue, sub, today, part, today, number, cause, keep_fees=True)
     return _stopped(changes, catalogue, sub, today, StopKind.PAYMENT, None, cause, today)
+
+
+def unfinished(account: Account, sub: Subscription) -> bool:
+    """A payment stop made in parts with open invoices of the subscription still to credit."""
+    return sub.stop_kind is StopKind.PAYMENT and any(
+        d.subscription_id == sub.id and d.kind == DocumentKind.SUBSCRIPTION and d.period_start is not None
+        and d.period_end is not None for d in account.open_demands.values())
 
 
 def balance_rule(catalogue: Catalogue, sub: Subscription) -> BalanceInvoiceRule | None:
@@ -287,27 +303,42 @@ def balance_rule(catalogue: Catalogue, sub: Subscription) -> BalanceInvoiceRule 
 
 
 def ends_unpaid(catalogue: Catalogue, sub: Subscription | None) -> bool:
-    """A stopped subscription (not a pause) whose unpaid invoices go to the balance invoice
-    when it ends (6.4 case 2: "not paid before enddate: invoice credited"): only where a
-    balance invoice is configured to ask for the debt."""
-    return (sub is not None and sub.stop_date is not None and sub.stop_kind is not StopKind.PAUSE
-            and balance_rule(catalogue, sub) is not None)
+    """A subscription stopped by customer service or automatically (a pause goes on; a
+    payment stop credits its own, ``unfinished``) whose unpaid invoices go to the balance
+    invoice when it ends (6.4 case 2: "not paid before enddate: invoice credited"): only
+    where a balance invoice is configured to ask for the debt."""
+    return (sub is not None and sub.stop_date is not None
+            and sub.stop_kind not in (StopKind.PAUSE, StopKind.PAYMENT) and balance_rule(catalogue, sub) is not None)
+
+
+def _with_charges(changes: Changes, sub: Subscription, today: date, rule: BalanceInvoiceRule | None = None) -> Changes:
+    """Charges made after a stop go to its pending balance check (or, ``rule``, a new one)."""
+    more = charged(changes)
+    if not more:
+        return changes
+    checks = changes.account.balance_checks
+    mine = next((i for i, c in enumerate(checks) if c.subscription_id == sub.id), None)
+    if mine is not None:
+        checks = (*checks[:mine], replace(checks[mine], charged=merge_vat((*checks[mine].charged, *more))),
+                  *checks[mine + 1:])
+    elif rule is not None:
+        checks = (*checks, BalanceCheck(sub.organization_id, sub.id, today + timedelta(days=rule.days_after_stop),
+                                        more))
+    return replace(changes, account=replace(changes.account, balance_checks=checks))
 
 
 def close_ended(account: Account, catalogue: Catalogue, subscription_id: str, today: date, number: Number,
-                invoices: Sequence[Invoice] = ()) -> Changes:
+                invoices: Sequence[Invoice] = (), limit: int | None = None) -> Changes:
     """A subscription has ended with invoices unpaid (issued after its stop was set, for
-    the days it still delivered): credit them, charge what they delivered (their reminder
-    fees stay owed) and check for a balance invoice, as a payment stop does, so nothing of
-    an ended subscription is reminded after it ends."""
+    the days it still delivered, or older ones): credit them (at most ``limit``, the
+    oldest), charge what they delivered (their reminder fees stay owed) and have a balance
+    invoice bill it, as a payment stop does, so nothing of an ended subscription is
+    reminded after it ends."""
     sub = account.subscriptions[subscription_id]
     rule = balance_rule(catalogue, sub)
-    if sub.stop_date is None or sub.stop_date > today or sub.stop_kind is StopKind.PAUSE or rule is None:
+    if sub.stop_date is None or sub.stop_date > today or not ends_unpaid(catalogue, sub) or rule is None:
         return Changes(account)
-    changes = _cut(account, catalogue, sub, sub.stop_date, _open_billed(account, sub, invoices), today, number,
-                   f"Unpaid when the subscription ended on {sub.stop_date}", keep_fees=True)
-    if changes.empty:
-        return changes
-    check = BalanceCheck(sub.organization_id, sub.id, today + timedelta(days=rule.days_after_stop), charged(changes))
-    return replace(changes, account=replace(changes.account,
-                                            balance_checks=(*changes.account.balance_checks, check)))
+    billed = sorted(_open_billed(account, sub, invoices), key=lambda b: b.start)
+    changes = _cut(account, catalogue, sub, sub.stop_date, billed[:limit] if limit is not None else billed, today,
+                   number, f"Unpaid when the subscription ended on {sub.stop_date}", keep_fees=True)
+    return _with_charges(changes, sub, today, rule)

@@ -14,17 +14,22 @@ Two steps, so the work spreads over many workers:
   transaction, concurrently. A subscriber that conflicts (changed meanwhile) is redone
   alone. Nothing is due twice, so a repeated message, a repeated run or two racing
   runs issue each invoice once.
+
+One bad tenant or subscriber never stops the others (``isolation``): a subscriber that
+fails is recorded as needing attention and retried by the next run; the rest of its
+batch is billed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from ..adapters.accounts import Loaded
+from ..adapters.attention import TENANT_RUN
 from ..adapters.bus import BILLING_WORK, BusMessage
 from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Event, issue
@@ -32,6 +37,7 @@ from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
 from ..domain.invoicing import InvoiceDraft
 from .context import Context
+from .isolation import attempt, each, resolve, settle
 from .issuing import claim_numbers, commit, plan, publish
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,7 @@ class BatchResult:
     subscribers: int = 0
     invoices: int = 0
     conflicts: int = 0
+    needs_attention: int = 0
 
 
 def run_days(last: date | None, today: date) -> list[date]:
@@ -68,27 +75,38 @@ def cadences_due(catalogue: Catalogue, days: Sequence[date]) -> set[str]:
     return keys
 
 
-def batches(tenant: str, today: date, subscribers: Sequence[int], kind: str = RUN) -> Iterator[BusMessage]:
+def batches(tenant: str, today: date, subscribers: Sequence[int], kind: str = RUN,
+            attention: Collection[int] = ()) -> Iterator[BusMessage]:
+    """Bus messages of ``BATCH`` subscribers; those of ``attention`` failed before and are
+    named in the message, so the worker can clear their rows when they go through."""
     for start in range(0, len(subscribers), BATCH):
         chunk = list(subscribers[start : start + BATCH])
-        yield BusMessage(f"{kind}-run.{tenant}.{today}.{chunk[0]}.{chunk[-1]}",
-                         {"kind": kind, "tenant": tenant, "date": today.isoformat(), "subscribers": chunk})
+        body = {"kind": kind, "tenant": tenant, "date": today.isoformat(), "subscribers": chunk}
+        if held := [n for n in chunk if n in attention]:
+            body["attention"] = held
+        yield BusMessage(f"{kind}-run.{tenant}.{today}.{chunk[0]}.{chunk[-1]}", body)
 
 
 def plan_run(ctx: Context, tenant: str, kind: str,
              find: Callable[[Catalogue, list[date]], Sequence[int]]) -> RunPlanned:
     """The timer's half of a daily run: the days since the last run (its watermark), the
-    subscribers ``find`` names for them, sent to the workers in batches; then the new
-    watermark, so a second run for the day plans nothing."""
+    subscribers ``find`` names for them and those the run failed before (its attention
+    rows, read in the same round trip), sent to the workers in batches; then the new
+    watermark, so a second run for the day plans nothing. A failure before the watermark
+    is written leaves it on the last day done: the next run catches up."""
     catalogue = ctx.catalogue.get(tenant)
     today = ctx.today(catalogue)
-    days = run_days(ctx.tenants.watermark(tenant, kind), today)
+    state = ctx.attention.run_state(tenant, kind)
+    days = run_days(state.done_through, today)
     if not days:
         return RunPlanned(tenant, today, 0, 0)
-    subscribers = find(catalogue, days)
-    messages = list(batches(tenant, today, subscribers, kind))
+    retry = state.attention - {TENANT_RUN}
+    subscribers = sorted(set(find(catalogue, days)) | retry)
+    messages = list(batches(tenant, today, subscribers, kind, retry))
     ctx.bus.send(BILLING_WORK, messages)
     ctx.tenants.set_watermark(tenant, kind, today)
+    if TENANT_RUN in state.attention:
+        resolve(ctx, tenant, kind, [TENANT_RUN])
     log.info("%s run %s %s: %d subscribers in %d messages", kind, tenant, today, len(subscribers), len(messages))
     return RunPlanned(tenant, today, len(subscribers), len(messages))
 
@@ -99,14 +117,28 @@ def plan_invoice_run(ctx: Context, tenant: str) -> RunPlanned:
 
 
 def bill_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
-                     workers: int = 16) -> BatchResult:
+                     workers: int = 16, attention: Collection[int] = ()) -> BatchResult:
+    """Bill a batch; a subscriber that fails is recorded as needing attention, the rest
+    are billed. ``attention``: subscribers recorded before, whose rows go when they succeed."""
     catalogue = ctx.catalogue.get(tenant)
     result = BatchResult(subscribers=len(subscribers))
+    failures: dict[int, Exception] = {}
+
+    def prepare(number: int) -> tuple[Loaded, list[InvoiceDraft]] | None:
+        loaded = ctx.accounts.load(tenant, number)
+        return None if loaded is None else (loaded, plan(loaded, loaded.account, catalogue, today))
+
+    retry: list[int] = []  # conflicted: redone alone
+    alone: list[int] = []  # the batch's number claim failed: each billed alone
+    outbox: list[Event] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        loaded = [x for x in pool.map(lambda n: ctx.accounts.load(tenant, n), subscribers) if x is not None]
-        work = [(x, plan(x, x.account, catalogue, today)) for x in loaded]
-        work = [(x, drafts) for x, drafts in work if drafts]
-        numbers = claim_numbers(ctx, tenant, catalogue, [d for _, drafts in work for d in drafts])
+        work = [w for _, w in each(pool, prepare, subscribers, failures, int) if w is not None and w[1]]
+        try:
+            numbers = claim_numbers(ctx, tenant, catalogue, [d for _, drafts in work for d in drafts])
+        except Exception:  # one subscriber's drafts may break the shared claim
+            log.warning("invoice run %s %s: the batch's number claim failed; each subscriber alone", tenant, today,
+                        exc_info=True)
+            numbers, alone, work = {}, [x.account.number for x, _ in work], []
 
         def commit_one(item: tuple[Loaded, list[InvoiceDraft]]) -> tuple[int, list[Event] | None]:
             x, drafts = item
@@ -116,17 +148,23 @@ def bill_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequen
             except ConcurrencyConflict:
                 return 0, None
 
-        retry, outbox = [], []
-        for (x, _), (count, events) in zip(work, pool.map(commit_one, work), strict=True):
+        for (x, _), (count, events) in each(pool, commit_one, work, failures, lambda w: w[0].account.number):
             result.invoices += count
             if events is None:
                 retry.append(x.account.number)
             else:
                 outbox += events
     publish(ctx, tenant, outbox)  # one bus batch for the whole message
-    for number in retry:
-        result.conflicts += 1
+
+    def redo(number: int) -> None:
         result.invoices += bill_one(ctx, tenant, today, number)
+
+    result.conflicts = len(retry)
+    for number in retry + alone:
+        attempt(failures, redo, number)
+    recorded = settle(ctx, tenant, RUN, today, failures, redo)
+    result.needs_attention = len(recorded)
+    resolve(ctx, tenant, RUN, set(attention) - recorded)
     return result
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from ..adapters.accounts import AccountRepository
+from ..adapters.attention import AttentionStore
 from ..adapters.bus import Bus
 from ..adapters.catalogue_store import CatalogueStore
 from ..adapters.indexes import DueIndex, DunningIndex, EmailIndex, Tenants
@@ -29,12 +30,13 @@ class Context:
     emails: EmailIndex
     tenants: Tenants
     dunning_index: DunningIndex
+    attention: AttentionStore
 
     @classmethod
     def build(cls, storage: Storage, clock: Clock, bus: Bus) -> Context:
         return cls(storage, clock, bus, AccountRepository(storage), CatalogueStore(storage),
                    InvoiceNumbers(storage), SubscriberNumbers(storage), DueIndex(storage),
-                   EmailIndex(storage), Tenants(storage), DunningIndex(storage))
+                   EmailIndex(storage), Tenants(storage), DunningIndex(storage), AttentionStore(storage))
 
     def today(self, catalogue: Catalogue) -> date:
         """The billing date: today in the tenant's time zone (its first organisation's)."""

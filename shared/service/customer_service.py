@@ -78,11 +78,26 @@ def delete_correction(ctx: Context, tenant: str, subscriber_no: int, correction_
                   lambda acc, cat, today, number, h: credit.delete_correction(acc, correction_id))
 
 
+WRITE_OFFS_PER_PART = 40  # a ledger entry and a demand row each: one part fits a transaction
+MAX_PARTS = 1000
+
+
 def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str) -> Changes:
+    """Write off in parts of ``WRITE_OFFS_PER_PART`` demands, each part one transaction
+    (each leaves the account consistent; a write-off cut short is finished by running it again)."""
     if not reason.strip():
         raise credit.CreditRefused("a write-off needs a reason")
-    return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: credit.write_off(
-        acc, _org(cat, organization_id), cat.organizations[organization_id].currency, reason, today))
+    def part() -> Changes:
+        return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: credit.write_off(
+            acc, _org(cat, organization_id), cat.organizations[organization_id].currency, reason, today,
+            limit=WRITE_OFFS_PER_PART))
+
+    done = part()
+    for _ in range(MAX_PARTS):
+        if done.empty or not any(d.organization_id == organization_id for d in done.account.open_demands.values()):
+            break
+        done = done.then(part())
+    return done
 
 
 @dataclass

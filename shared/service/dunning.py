@@ -11,18 +11,19 @@ stops and balance invoices, daily, fanned out like the invoice run.
 * ``dun_subscribers`` (the worker): reads each subscriber, lets ``collection.collect``
   decide, writes the next visit to the dunning index, and commits each subscriber in
   one transaction. What was done is recorded in the account, so a repeated message or
-  a second run for the day does nothing more.
+  a second run for the day does nothing more. A subscriber whose visit fails is
+  recorded as needing attention and visited again by the next run; the rest of the
+  batch is visited (``isolation``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ..adapters.accounts import Loaded
 from ..adapters.bus import BILLING_WORK
 from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Account, Changes, Event
@@ -33,11 +34,13 @@ from ..domain.credit import Number
 from ..domain.invoicing import Invoice
 from .billing import RunPlanned, batches, plan_run
 from .context import Context
-from .issuing import change_account, commit, index_next_visit, numbered, publish, unchanged
+from .isolation import attempt, each, resolve, settle
+from .issuing import change_account, index_next_visit, numbered, publish, unchanged
 from .queries import NotFound
 
 log = logging.getLogger(__name__)
 RUN = "dunning"
+MAX_PARTS = 100  # transactions one visit may take (a payment stop crediting 500 invoices takes about 50)
 
 
 @dataclass
@@ -50,6 +53,7 @@ class DunningResult:
     balance_invoices: int = 0
     notices: int = 0
     conflicts: int = 0
+    needs_attention: int = 0
 
     def add(self, changes: Changes) -> None:
         self.reminders += len(changes.reminders)
@@ -125,56 +129,73 @@ def visit(ctx: Context, tenant: str, account: Account, catalogue: Catalogue, tod
     return collect(account, catalogue, today, number, [i for no in demands if (i := read[no]) is not None])
 
 
-def _decide(ctx: Context, tenant: str, catalogue: Catalogue, today: date, loaded: Loaded) -> Changes:
-    read: Read = {}
-    changes = numbered(ctx, tenant, catalogue,
-                       lambda number: visit(ctx, tenant, loaded.account, catalogue, today, number, read))
-    index_next_visit(ctx, tenant, catalogue, changes.account, today)
-    return changes
-
-
 def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
-                    workers: int = 16) -> DunningResult:
+                    workers: int = 16, attention: Collection[int] = ()) -> DunningResult:
+    """Visit a batch; a subscriber that fails is recorded as needing attention, the rest
+    are visited. ``attention``: subscribers recorded before, whose rows go when they succeed."""
     catalogue = ctx.catalogue.get(tenant)
     result = DunningResult(subscribers=len(subscribers))
+    failures: dict[int, Exception] = {}
 
-    def one(number: int) -> tuple[int, Changes | None, list[Event] | None]:
-        """(number, what was done, its outbox); outbox None: it conflicted, redo it alone."""
+    def one(number: int) -> tuple[Changes | None, list[Event], bool]:
+        """(what was done, its outbox, whether it conflicted and must be redone alone)."""
         loaded = ctx.accounts.load(tenant, number)
         if loaded is None:
-            return number, None, []
-        changes = _decide(ctx, tenant, catalogue, today, loaded)
-        if unchanged(loaded, changes):
-            return number, changes, []
-        try:
-            return number, changes, commit(ctx, tenant, loaded, changes, publish_now=False)
-        except ConcurrencyConflict:
-            return number, None, None
+            return None, [], False
+        done: Changes | None = None
+        outbox = list(loaded.outbox)
+        read: Read = {}
+        for part in range(MAX_PARTS):  # a visit too big for one transaction goes on in parts
+            changes = numbered(ctx, tenant, catalogue, lambda number, account=loaded.account: visit(
+                ctx, tenant, account, catalogue, today, number, read))
+            if part and unchanged(loaded, changes):
+                break  # the visit is done: found in memory, at no cost
+            index_next_visit(ctx, tenant, catalogue, changes.account, today)
+            if unchanged(loaded, changes):
+                break
+            if done is not None:  # the part before: its outbox rows go with this one, so send them first
+                publish(ctx, tenant, outbox)
+                outbox = []
+            try:
+                loaded = ctx.accounts.commit(tenant, loaded, changes)
+            except ConcurrencyConflict:  # redone alone, which sends what it finds in the outbox
+                return done, outbox if done is not None else [], True
+            outbox += changes.events
+            done = changes if done is None else done.then(changes)
+        return done, outbox, False
 
     outbox: list[Event] = []
     retry: list[int] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for number, changes, events in pool.map(one, subscribers):
-            if events is None:
-                retry.append(number)
-            elif changes is not None:
+        for number, (changes, events, conflicted) in each(pool, one, subscribers, failures, int):
+            if changes is not None:
                 result.add(changes)
-                outbox += events
+            outbox += events
+            if conflicted:
+                retry.append(number)
     publish(ctx, tenant, outbox)
-    for number in retry:
-        result.conflicts += 1
+
+    def redo(number: int) -> None:
         dun_one(ctx, tenant, today, number, result)
+
+    result.conflicts = len(retry)
+    for number in retry:
+        attempt(failures, redo, number)
+    recorded = settle(ctx, tenant, RUN, today, failures, redo)
+    result.needs_attention = len(recorded)
+    resolve(ctx, tenant, RUN, set(attention) - recorded)
     return result
 
 
 def dun_one(ctx: Context, tenant: str, today: date, subscriber_no: int, result: DunningResult) -> None:
     """One subscriber's visit on its own, as after a conflict in a batch."""
     read: Read = {}
-    try:
-        changes = change_account(ctx, tenant, subscriber_no,
-                                 lambda account, catalogue, day, number, _h: visit(ctx, tenant, account, catalogue,
-                                                                                   day, number, read),
-                                 today=today)
-    except NotFound:
-        return
-    result.add(changes)
+    for _ in range(MAX_PARTS):
+        try:
+            changes = change_account(ctx, tenant, subscriber_no, lambda account, catalogue, day, number, _h:
+                                     visit(ctx, tenant, account, catalogue, day, number, read), today=today)
+        except NotFound:
+            return
+        result.add(changes)
+        if changes.empty:
+            return

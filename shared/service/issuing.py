@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from ..adapters.accounts import History, Loaded
+from ..adapters.accounts import History, Loaded, with_documents
 from ..adapters.bus import EVENTS, NOTICES, BusMessage
 from ..adapters.codec import to_jsonable
 from ..adapters.numbering import series_key
@@ -32,7 +32,7 @@ from .context import Context
 from .queries import NotFound
 
 log = logging.getLogger(__name__)
-ENTITIES_PER_DRAFT = 3  # invoice, ledger entry, outbox event
+ENTITIES_PER_DRAFT = 4  # invoice, its open demand row, ledger entry, outbox event
 
 
 def claim_numbers(ctx: Context, tenant: str, catalogue: Catalogue, drafts: Sequence[InvoiceDraft]) -> dict[str, int]:
@@ -76,7 +76,8 @@ def plan(loaded: Loaded | None, account: Account, catalogue: Catalogue, today: d
     The rest is due still, and is issued by the next transaction (the caller loops, or the
     next run catches up).
     """
-    fixed = 1 + len(account.subscriptions) + (len(loaded.outbox) if loaded else 0) + extra_entities
+    fixed = (1 + len(account.subscriptions) + len(account.corrections)  # corrections invoiced: rows deleted
+             + (len(loaded.outbox) if loaded else 0) + extra_entities)
     room = (MAX_BATCH - fixed) // ENTITIES_PER_DRAFT
     return due_drafts(account, catalogue, today)[: max(room, 0)]
 
@@ -104,6 +105,8 @@ def change_account(ctx: Context, tenant: str, subscriber_no: int, operation: Ope
         if loaded is None:
             raise NotFound(f"subscriber {subscriber_no}")
         history = ctx.accounts.documents(tenant, subscriber_no) if documents else None
+        if history is not None:
+            loaded = with_documents(loaded, history)  # the credited invoices: the documents say
         account = loaded.account
         changes = numbered(ctx, tenant, catalogue,
                            lambda number, a=account, h=history: operation(a, catalogue, today, number, h))

@@ -1,14 +1,26 @@
 """Notices to subscribers (D3; manual 6.19 "Send SMS", 7.9 "Reminders"): the text of a
 reminder and of "payment stop in N days", made from the outbox event the dunning
 visit wrote (which already chose the channel: SMS, or e-mail when there is no phone
-number), and handed to the notification port."""
+number), and handed to the notification port.
+
+A notice that cannot be made or sent for a reason a retry will not change (an event
+missing a field, a currency we do not know) is recorded as needing attention for its
+subscriber (``isolation``) and its message completes, so it never blocks the queue; a
+passing storage failure raises, and the bus redelivers it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from ..adapters.attention import transient
 from ..adapters.notify import Notice, Notifier
 from ..domain.money import Money
+from .context import Context
+from .isolation import record
+
+RUN = "notice"
+TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 
 def render(message_id: str, tenant: str, kind: str, p: dict[str, Any]) -> Notice:
@@ -37,3 +49,16 @@ def deliver(notifier: Notifier, message_id: str, body: dict[str, Any]) -> Notice
     notice = render(message_id, body["tenant"], body["type"], body["payload"])
     notifier.send(notice)
     return notice
+
+
+def send(ctx: Context, notifier: Notifier, message_id: str, body: dict[str, Any]) -> Notice | None:
+    """``deliver``, or record why it could not be for the subscriber it is for; None then.
+    A message that names no tenant and subscriber raises: it is for the poison queue."""
+    try:
+        return deliver(notifier, message_id, body)
+    except Exception as exc:
+        tenant, number = body.get("tenant"), (body.get("payload") or {}).get("subscriber_no")
+        if transient(exc) or not (isinstance(tenant, str) and TENANT.match(tenant) and isinstance(number, int)):
+            raise
+        record(ctx, tenant, RUN, number, ctx.clock.now().date(), exc, ref=message_id)
+        return None

@@ -30,7 +30,7 @@ from stdnum.exceptions import ValidationError
 
 from ..adapters.accounts import partition_key
 from ..adapters.codec import dumps, loads, to_jsonable
-from ..adapters.tables import ConcurrencyConflict, prefix_filter
+from ..adapters.tables import ConcurrencyConflict, TooManyEntities, prefix_filter
 from ..domain.account import Changes, Event, apply_mandate, receive_payment, refund
 from ..domain.catalogue import Catalogue, Organization
 from ..domain.ledger import EntryKind
@@ -220,7 +220,8 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
     one batch (list.extend is atomic under the GIL, so threads may share it).
     """
     catalogue = ctx.catalogue.get(tenant)
-    booked = already = amount = 0
+    booked = already = amount = aside = 0
+    per_commit = PAYMENTS_PER_COMMIT
     pending = list(payments)
     for _ in range(10 + 2 * len(payments)):
         if not pending:
@@ -231,7 +232,7 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
                 set_aside(ctx, tenant, p.id, _as_incoming(p), f"KID names subscriber {subscriber_no}, who does not "
                           "exist", file)
             return booked, already, len(pending), amount
-        chunk = pending[:PAYMENTS_PER_COMMIT]
+        chunk = pending[:per_commit]
         changes = Changes(loaded.account)
         for p in chunk:
             step = receive_payment(changes.account, p, catalogue, today)
@@ -239,6 +240,15 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
                               payments=changes.payments + step.payments)
         try:
             ctx.accounts.commit(tenant, loaded, changes)
+        except TooManyEntities as exc:  # nothing was sent: one payment at a time, or set aside if one is too big
+            if len(chunk) > 1:
+                per_commit = 1
+                continue
+            set_aside(ctx, tenant, chunk[0].id, _as_incoming(chunk[0]), "settles more open invoices at once than one "
+                      f"transaction can book ({exc}): customer service books it in parts", file)
+            aside += 1
+            pending = pending[1:]
+            continue
         except ConcurrencyConflict:
             done = ctx.accounts.booked(tenant, subscriber_no, [p.id for p in chunk])
             already += len(done)
@@ -252,7 +262,7 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
         booked += len(chunk)
         amount += sum(p.amount_minor for p in chunk)
         pending = pending[len(chunk):]
-    return booked, already, 0, amount
+    return booked, already, aside, amount
 
 
 def _as_incoming(p: ReceivedPayment) -> IncomingPayment:

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import UTC, datetime
 
 import pytest
+from azure.data.tables import EdmType
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from devhost import issuer
 from shared.adapters.numbering import InvoiceNumbers, SubscriberNumbers
-from shared.adapters.tables import BatchRefused, ConcurrencyConflict, Storage
+from shared.adapters.tables import (
+    BatchRefused,
+    ConcurrencyConflict,
+    EntityTooLarge,
+    Storage,
+    StorageLimit,
+    ValueOutOfRange,
+    check_entity,
+)
 from shared.service.context import Context
+from shared.service.orders import place_order
+from tests.fixtures import order
+from tests.integration.test_merchant import call
 
 
 def test_a_transaction_spanning_two_partitions_is_refused_before_it_is_sent(ctx: Context) -> None:
@@ -77,3 +93,69 @@ def test_subscriber_numbers_are_unique_across_processes(azurite) -> None:  # typ
             for _ in range(2))
     numbers = [a.next(tenant) for _ in range(7)] + [b.next(tenant) for _ in range(7)]
     assert len(set(numbers)) == 14
+
+
+# ---- storage limits: refused before anything is sent (issue 8, part 4) ----
+
+def _rows(ctx: Context, pk: str) -> list[dict[str, object]]:
+    return list(ctx.storage.query("Indexes", "PartitionKey eq @pk", {"pk": pk}))
+
+
+@pytest.mark.parametrize(("bad", "error"), [
+    ({"Text": "ø" * (32 * 1024)}, EntityTooLarge),  # UTF-16: 2 bytes a character, 64 KiB + 4
+    ({"Blob": b"x" * (64 * 1024)}, EntityTooLarge),
+    ({f"P{i}": "x" * 30000 for i in range(18)}, EntityTooLarge),  # each fits, together over 1 MiB
+    ({f"P{i}": 1 for i in range(253)}, EntityTooLarge),
+    ({"Amount": 2**31}, ValueOutOfRange),
+    ({"Amount": -(2**31) - 1}, ValueOutOfRange),
+    ({"Amount": (2**63, EdmType.INT64)}, ValueOutOfRange),
+    ({"When": datetime(1600, 12, 31, tzinfo=UTC)}, ValueOutOfRange),
+    ({"RowKey": "a#b"}, ValueOutOfRange),
+    ({"RowKey": "a\nb"}, ValueOutOfRange),
+    ({"RowKey": "k" * 1025}, ValueOutOfRange),
+])
+def test_a_value_table_storage_cannot_hold_fails_the_whole_transaction_before_anything_is_sent(
+        ctx: Context, bad: dict[str, object], error: type[Exception]) -> None:
+    pk = f"limit-{uuid.uuid4().hex}"
+    before = ctx.storage.round_trips.count
+    with pytest.raises(error):
+        ctx.storage.transact("Indexes", [("upsert", {"PartitionKey": pk, "RowKey": "fine", "V": 1}),
+                                         ("upsert", {"PartitionKey": pk, "RowKey": "bad"} | bad)])
+    with pytest.raises(error):
+        ctx.storage.insert("Indexes", {"PartitionKey": pk, "RowKey": "bad"} | bad)
+    assert ctx.storage.round_trips.count == before and _rows(ctx, pk) == []
+
+
+def test_values_at_the_limits_are_stored() -> None:
+    check_entity({"PartitionKey": "p", "RowKey": "r", "Text": "x" * (32 * 1024 - 2),
+                  "Small": 2**31 - 1, "Big": (2**63 - 1, EdmType.INT64), "When": datetime(1601, 1, 1, tzinfo=UTC)})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.from_regex(r"[A-Z][a-z]{0,8}", fullmatch=True),
+                       st.one_of(st.text(max_size=40), st.integers(), st.booleans(),
+                                 st.datetimes(timezones=st.just(UTC))), max_size=6))
+def test_whatever_the_guard_lets_through_azurite_stores_and_gives_back(ctx: Context,
+                                                                      props: dict[str, object]) -> None:
+    entity = {"PartitionKey": f"fuzz-{uuid.uuid4().hex}", "RowKey": "r"} | props
+    try:
+        check_entity(entity)
+    except StorageLimit:
+        assert any(type(v) is int and not -(2**31) <= v < 2**31 for v in props.values()) or any(
+            isinstance(v, datetime) and v.year < 1601 for v in props.values())
+        return
+    ctx.storage.upsert("Indexes", entity)  # never a TypeError from the SDK
+    row = ctx.storage.get("Indexes", entity["PartitionKey"], "r")  # type: ignore[arg-type]
+    assert row is not None and {k: row[k] for k in props if not isinstance(props[k], datetime)} == {
+        k: v for k, v in props.items() if not isinstance(v, datetime)}
+
+
+def test_a_correction_too_large_to_store_is_422_and_changes_nothing(ctx: Context, shop: str) -> None:
+    placed = place_order(ctx, order(shop))
+    before = ctx.accounts.load(shop, placed.subscriber_no)
+    status, problem = call("correction_add", "POST", issuer.token(shop, ["admin"]),
+                           {"subscriber_no": str(placed.subscriber_no)},
+                           {"organization_id": "avisa", "amount_minor": -100, "text": "x" * 40_000})
+    assert status == 422 and problem["title"] in ("Too large to store", "Invalid request"), problem
+    after = ctx.accounts.load(shop, placed.subscriber_no)
+    assert before is not None and after is not None and after.account == before.account and after.etag == before.etag

@@ -25,7 +25,7 @@ from shared.domain.catalogue import (
     Product,
     SubscriptionPlan,
 )
-from shared.domain.collection import collect, next_visit, order_blocked, postpone
+from shared.domain.collection import ROWS_PER_STEP, VISIT_ROWS, collect, next_visit, order_blocked, postpone, rows
 from shared.domain.credit import (
     CreditRefused,
     add_correction,
@@ -514,16 +514,39 @@ def test_the_ledger_matches_invoices_reminders_credit_notes_and_stops(steps: lis
             assert acc.unbilled_debt("avisa") == 0
 
 
-def test_a_visit_issues_at_most_twenty_reminders_and_comes_back_tomorrow_for_the_rest() -> None:
+def test_a_visit_is_done_in_parts_that_fit_a_transaction_and_each_part_goes_on_where_the_last_stopped() -> None:
     numbers = Numbers()
     acc = subscribed()
     for month in range(25):  # two years unpaid, invoiced late in one go: 25 open invoices
         acc = bill(acc, date(2026, 1, 1) + timedelta(days=31 * month), numbers).account
     day = date(2028, 3, 1)
     first = collect(acc, CAT, day, numbers)
-    assert len(first.reminders) == 20 and next_visit(first.account, CAT, day) == day + timedelta(days=1)
-    second = collect(first.account, CAT, day + timedelta(days=1), numbers)
-    assert len(second.reminders) == 5
+    # a fee-free reminder writes 3 rows (reminder, demand, event): 19 * 3 = 57 fit in 60
+    assert len(first.reminders) == 19 and rows(first) <= VISIT_ROWS < rows(first) + ROWS_PER_STEP
+    assert next_visit(first.account, CAT, day) == day + timedelta(days=1)  # had the worker stopped there
+    second = collect(first.account, CAT, day, numbers)
+    assert len(second.reminders) == 6
+    assert collect(second.account, CAT, day, numbers).empty
+
+
+def test_25_invoices_unpaid_when_a_stopped_subscription_ends_are_credited_in_parts_and_billed_once() -> None:
+    numbers = Numbers()
+    acc = subscribed()
+    for month in range(25):  # 25 open invoices, January 2026 to January 2028
+        acc = bill(acc, date(2026, 1, 1) + timedelta(days=31 * month), numbers).account
+    end = date(2028, 2, 1)
+    acc = acc.with_subscription(replace(acc.subscriptions["s1"], stop_date=end, stop_kind=StopKind.CUSTOMER))
+    parts = [collect(acc, CAT, end, numbers)]
+    while not parts[-1].empty:
+        assert rows(parts[-1]) <= VISIT_ROWS  # each part fits a transaction
+        parts.append(collect(parts[-1].account, CAT, end, numbers))
+    done = parts[-1].account
+    assert len(parts) > 2 and sum(len(p.credit_notes) for p in parts) == 25 and done.open_demands == {}
+    assert all(p.reminders == () for p in parts)  # none reminded while the parts go on
+    assert done.unbilled_debt("avisa") == 25 * 50000 and sum(c.charged[0].gross_minor for c in
+                                                             done.balance_checks) == 25 * 50000
+    balance = collect(done, CAT, end + timedelta(days=1), numbers).invoices  # one, of every charge's VAT
+    assert [[(li.vat_rate_bp, li.gross_minor) for li in b.draft.lines] for b in balance] == [[(0, 25 * 50000)]]
 
 
 @given(st.integers(0, 10**9), st.dates(date(2020, 1, 1), date(2030, 1, 1)), st.integers(1, 400),

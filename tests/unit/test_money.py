@@ -6,9 +6,10 @@ from hypothesis import strategies as st
 
 from shared.domain.catalogue import FeeTaxPolicy
 from shared.domain.invoicing import fee_lines, line
+from shared.domain.limits import MAX_MINOR
 from shared.domain.money import CurrencyMismatch, Money, allocate, divide_half_up, vat_of_gross
 
-amounts = st.integers(min_value=-10**12, max_value=10**12)
+amounts = st.integers(min_value=-MAX_MINOR, max_value=MAX_MINOR)  # a line beyond is ValueOutOfRange
 rates = st.sampled_from([0, 1200, 1500, 2500, 600, 2000])
 
 

@@ -1,0 +1,131 @@
+"""The subscriber partition's rows: what grows with history has rows of its own, a commit
+writes only the rows that changed, and the first layout still loads (issue 8, part 4)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.adapters.accounts import HEAD, TABLE, AccountRepository, Loaded, _item_rows, partition_key
+from shared.adapters.codec import dumps
+from shared.domain.account import Account, BalanceCheck, Changes, Correction, Mandate, OrderBlock
+from shared.domain.settlement import OpenDemand
+from shared.domain.subscriptions import Subscriber
+from shared.service.context import Context
+
+DAY = date(2026, 1, 5)
+ORGS = ("avisa", "a/b#c?", "ø x\\y")  # organisation ids a key could not hold as they are
+
+
+def demand(n: int, open_minor: int) -> OpenDemand:
+    return OpenDemand(n, 1000 + n, "avisa", "s1", DAY + timedelta(days=n), open_minor, total_minor=open_minor,
+                      amount_due_minor=open_minor, period_start=DAY, period_end=DAY + timedelta(days=30))
+
+
+Step = tuple[str, int, int]  # (what, which, how much)
+steps = st.tuples(st.sampled_from(["demand", "pay", "mandate", "unmandate", "block", "unblock", "correct",
+                                   "uncorrect", "check", "uncheck", "balance", "counters"]),
+                  st.integers(0, 40), st.integers(1, 10**6))
+
+
+def apply(account: Account, step: Step) -> Account:
+    what, i, amount = step
+    org = ORGS[i % len(ORGS)]
+    match what:
+        case "demand":
+            return replace(account, open_demands={**account.open_demands, i: demand(i, amount)})
+        case "pay":
+            return replace(account, open_demands={k: v for k, v in account.open_demands.items() if k != i})
+        case "mandate":
+            return replace(account, mandates={**account.mandates, org: Mandate(str(amount), amount % 2 == 0, True,
+                                                                               DAY)})
+        case "unmandate":
+            return replace(account, mandates={k: v for k, v in account.mandates.items() if k != org})
+        case "block":
+            return replace(account, order_blocks={**account.order_blocks, org: OrderBlock(f"r{amount}", DAY)})
+        case "unblock":
+            return replace(account, order_blocks={k: v for k, v in account.order_blocks.items() if k != org})
+        case "correct":
+            correction = Correction(f"c{amount}", org, -amount, "Credit", DAY)
+            return replace(account, corrections=(*account.corrections, correction))
+        case "uncorrect":
+            return replace(account, corrections=tuple(c for n, c in enumerate(account.corrections) if n != i % 4))
+        case "check":
+            check = BalanceCheck(org, "s1", DAY + timedelta(days=amount % 100))
+            return replace(account, balance_checks=(*account.balance_checks, check))
+        case "uncheck":
+            return replace(account, balance_checks=tuple(c for n, c in enumerate(account.balance_checks)
+                                                         if n != i % 3))
+        case "balance":
+            return replace(account, balances={**account.balances, org: -amount})
+    return replace(account, next_demand_no=account.next_demand_no + i, next_ledger_seq=account.next_ledger_seq + 1)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(steps, min_size=1, max_size=4), min_size=1, max_size=6))
+def test_random_account_changes_committed_and_reloaded_give_back_the_account_and_touch_only_changed_rows(
+        ctx: Context, commits: list[list[Step]]) -> None:
+    repo, tenant = AccountRepository(ctx.storage), f"p{uuid.uuid4().hex[:10]}"
+    account = Account(Subscriber(7, "Kari Nordmann", "kari@example.no"))
+    loaded: Loaded | None = None
+    for batch in [[], *commits]:
+        for step in batch:
+            account = apply(account, step)
+        stored = loaded.stored if loaded else {}
+        wanted = _item_rows(account, stored)
+        ops = repo.operations(tenant, loaded, Changes(account))
+        assert ops[0][1]["RowKey"] == HEAD and (loaded is None or ops[0][2]["etag"] == loaded.etag)  # type: ignore[misc]
+        for op in ops[1:]:  # every item row written differs from what is stored
+            rk = op[1]["RowKey"]
+            assert rk not in stored or rk not in wanted or stored[rk] != wanted[rk], (op[0], rk)
+        before = ctx.storage.round_trips.count
+        loaded = repo.commit(tenant, loaded, Changes(account))
+        again = repo.load(tenant, 7)
+        assert ctx.storage.round_trips.count - before == 2  # one transaction, one query
+        assert again is not None and again.account == account == loaded.account
+        assert again.etag == loaded.etag and again.stored == loaded.stored
+
+
+def first_layout(pk: str, account: Account) -> dict[str, Any]:
+    """The subscriber row as the first layout wrote it: every item in a JSON property."""
+    return {"PartitionKey": pk, "RowKey": HEAD, "Subscriber": dumps(account.subscriber),
+            "Balances": json.dumps(dict(account.balances)), "NextDemandNo": account.next_demand_no,
+            "NextLedgerSeq": account.next_ledger_seq,
+            "OpenDemands": dumps(list(account.open_demands.values()), list[OpenDemand]),
+            "Mandates": dumps(dict(account.mandates), dict[str, Mandate]),
+            "Corrections": dumps(account.corrections, tuple[Correction, ...]), "Credited": json.dumps([1001]),
+            "BalanceChecks": dumps(account.balance_checks, tuple[BalanceCheck, ...]),
+            "OrderBlocks": dumps(dict(account.order_blocks), dict[str, OrderBlock]),
+            "Name": account.subscriber.name, "Email": account.subscriber.email}
+
+
+def test_a_subscriber_row_of_the_first_layout_loads_and_its_first_commit_moves_its_items_to_rows(
+        ctx: Context) -> None:
+    tenant = f"m{uuid.uuid4().hex[:10]}"
+    account = Account(Subscriber(8, "Ola", "ola@example.no"), balances={"avisa": -30000}, next_demand_no=4,
+                      open_demands={n: demand(n, 10000) for n in (1, 2, 3)},
+                      mandates={"avisa": Mandate("123", True, False, DAY)},
+                      corrections=(Correction("c1", "avisa", -500, "Goodwill", DAY),),
+                      balance_checks=(BalanceCheck("avisa", "s1", DAY),),
+                      order_blocks={"avisa": OrderBlock("fraud", DAY)})
+    pk = partition_key(tenant, 8)
+    ctx.storage.transact(TABLE, [("create", first_layout(pk, account))])
+    loaded = ctx.accounts.load(tenant, 8)
+    assert loaded is not None and loaded.account == account  # credited: from the credit notes, not the row
+    paid = replace(account, open_demands={n: d for n, d in account.open_demands.items() if n != 1},
+                   balances={"avisa": -20000})
+    ctx.accounts.commit(tenant, loaded, Changes(paid))
+    head = ctx.storage.get(TABLE, pk, HEAD)
+    assert head is not None and not {"OpenDemands", "Mandates", "Corrections", "Credited", "BalanceChecks",
+                                     "OrderBlocks"} & set(head)
+    rows = {r["RowKey"] for r in ctx.storage.query(TABLE, "PartitionKey eq @pk", {"pk": pk})}
+    assert rows == {HEAD, "0|dem|00000002", "0|dem|00000003", "0|man|avisa", "0|blk|avisa", "0|cor|0000000001",
+                    "0|bal|0000000001"}
+    again = ctx.accounts.load(tenant, 8)
+    assert again is not None and again.account == paid
