@@ -260,3 +260,7 @@ def test_documents_stored_before_vat_breakdowns_still_load() -> None:
                                ' "subscription_id": "s1", "due_date": "2026-03-05", "open_minor": 38700}')
     check = loads(BalanceCheck, '{"organization_id": "avisa", "subscription_id": "s1", "on": "2026-03-02"}')
     assert (note.lines, entry.vat, demand.vat, check.charged) == ((), (), (), ())
+    from shared.domain.invoicing import InvoiceLine
+    old_line = loads(InvoiceLine, '{"description": "Kryssord", "quantity": 1, "unit_price_minor": 4900,'
+                                  ' "vat_rate_bp": 2500, "gross_minor": 4900, "vat_minor": 980}')
+    assert old_line.net_minor == 3920  # derived when read
