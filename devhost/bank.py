@@ -4,8 +4,10 @@ day drops a real Nets OCR giro file (written with netsgiro) into
 ``inbound/{tenant}/`` for the payments of that day.
 
 Most invoices are paid on their due date; some late, some in part, some twice over;
-a few carry a KID that matches nothing, and some are never paid. Half of the
-reminders are paid, by the reminder's own KID.
+a few carry a KID that matches nothing, and some are never paid; a few payments are
+reversed by the bank a few days later (OCR giro transaction type 18). Half of the
+reminders are paid, by the reminder's own KID. One day's file is sent twice, the second
+time with CRLF line endings (the import must see the same transmission and book nothing).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from azure.storage.queue import QueueClient
 from shared.adapters.bus import EVENTS, unpack
 from shared.formats import ocr_giro
 
+PAID, REVERSED = 21, 18  # OCR giro transaction types: purchase with free text; reversal with KID
+
 
 @dataclass
 class SimulatedBank:
@@ -29,8 +33,10 @@ class SimulatedBank:
     account: str
     rng: random.Random = field(default_factory=lambda: random.Random(47))
     seen: set[str] = field(default_factory=set)
-    scheduled: dict[date, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
+    scheduled: dict[date, list[tuple[str, int, int]]] = field(default_factory=lambda: defaultdict(list))
     files: int = 0
+    records: int = 0  # money records sent in distinct transmissions
+    resent: int = 0  # files sent again (the same transmission)
 
     def learn(self) -> int:
         """Read new InvoiceIssued and ReminderIssued events and decide how each will be paid."""
@@ -55,16 +61,19 @@ class SimulatedBank:
         if total <= 0:  # paid from the subscriber's credit already
             return 0
         roll = self.rng.random()
-        if roll < 0.78:
-            self.scheduled[due].append((kid, total))
+        if roll < 0.02:
+            self.scheduled[due].append((kid, total, PAID))
+            self.scheduled[due + timedelta(days=3)].append((kid, total, REVERSED))  # the bank takes it back
+        elif roll < 0.78:
+            self.scheduled[due].append((kid, total, PAID))
         elif roll < 0.86:
-            self.scheduled[due + timedelta(days=10)].append((kid, total))  # late
+            self.scheduled[due + timedelta(days=10)].append((kid, total, PAID))  # late
         elif roll < 0.91:
-            self.scheduled[due].append((kid, total * 6 // 10))  # part
+            self.scheduled[due].append((kid, total * 6 // 10, PAID))  # part
         elif roll < 0.94:
-            self.scheduled[due].append((kid, total * 2))  # twice as much
+            self.scheduled[due].append((kid, total * 2, PAID))  # twice as much
         elif roll < 0.96:
-            self.scheduled[due].append(("9" * (len(kid) - 1) + "1", total))  # a KID that matches nothing
+            self.scheduled[due].append(("9" * (len(kid) - 1) + "1", total, PAID))  # a KID that matches nothing
         return 1  # the rest: never paid
 
     def _remind(self, reminder: dict[str, object]) -> int:
@@ -75,16 +84,22 @@ class SimulatedBank:
         self.seen.add(kid)
         if self.rng.random() < 0.5:
             due = date.fromisoformat(str(reminder["due_date"]))
-            self.scheduled[due].append((kid, int(str(reminder["amount_minor"]))))
+            self.scheduled[due].append((kid, int(str(reminder["amount_minor"])), PAID))
         return 1
 
     def pay(self, day: date) -> int:
-        """Drop the day's OCR giro file, if anything is paid that day."""
+        """Drop the day's OCR giro file, if anything is paid that day; returns the payments in it."""
         paid = self.scheduled.pop(day, [])
         if not paid:
             return 0
         self.files += 1
-        text = ocr_giro.transmission(paid, day, number=f"{self.files:07d}", account=self.account)
+        self.records += len(paid)
+        text = ocr_giro.transmission([(kid, amount) for kid, amount, _ in paid], day, number=f"{self.files:07d}",
+                                     account=self.account, types=[kind for *_, kind in paid])
         container = BlobServiceClient.from_connection_string(self.connection_string).get_container_client("inbound")
         container.upload_blob(f"{self.tenant}/nets-ocr-{day:%Y%m%d}.txt", text.encode(), overwrite=True)
-        return len(paid)
+        if self.files == 3:  # the same transmission again, with CRLF: a duplicate, books nothing
+            self.resent += 1
+            container.upload_blob(f"{self.tenant}/nets-ocr-{day:%Y%m%d}-resent.txt",
+                                  text.replace("\n", "\r\n").encode(), overwrite=True)
+        return sum(1 for *_, kind in paid if kind == PAID)

@@ -8,10 +8,12 @@ through the invoice timer, the bus and the billing worker.
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
 import uuid
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,10 +68,29 @@ def _order(i: int, tenant: str, today: datetime, rng: random.Random) -> dict[str
             "postal_code": "6003", "city": "Ålesund", "start_date": start.isoformat(), "order_ref": f"demo-{i}"}
 
 
+def import_totals(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The import reports' totals: records of distinct transmissions and where they landed."""
+    def count(report: dict[str, Any], outcome: str) -> int:
+        return sum(c.get(outcome, {}).get("count", 0) for c in report["by_currency"].values())
+
+    fresh = [r for r in reports if r["status"] != "duplicate"]
+    duplicates = [r for r in reports if r["status"] == "duplicate"]
+    return {
+        "import_records": sum(c["records"] for r in fresh for c in r["by_currency"].values()),
+        "import_booked": sum(count(r, "booked") for r in fresh),
+        "import_already_booked": sum(count(r, "already_booked") for r in fresh),
+        "import_set_aside": sum(count(r, "set_aside") for r in fresh),
+        "import_reversed": sum(count(r, "reversed") for r in fresh),
+        "import_duplicate_files": sum(1 for r in duplicates if count(r, "booked") == 0),
+        "imports_add_up": all(r["balanced"] and r["status"] == "imported" for r in fresh),
+    }
+
+
 def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) -> dict[str, Any]:
     from .cli import start_host
 
     started = time.monotonic()
+    os.environ.setdefault("ABONNO_TRUST_FORWARDED_FOR", "true")  # the demo's customers, as Front Door forwards them
     azurite = Azurite.running_or_start()
     now = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
     host, port = start_host(azurite, now, running=False, port=port)
@@ -85,7 +106,9 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
         orders = [_order(i, tenant, now, rng) for i in range(1, subscribers + 1)]
 
         def post(order: dict[str, Any]) -> int:
-            response = session.post(f"{base}/salesposter/{tenant}/orders", data=order)  # a form post
+            client = zlib.crc32(order["email"].encode()) & 0xFFFFFF  # each customer from an address of their own
+            headers = {"X-Forwarded-For": f"10.{client >> 16}.{(client >> 8) & 255}.{client & 255}"}
+            response = session.post(f"{base}/salesposter/{tenant}/orders", data=order, headers=headers)  # a form post
             response.raise_for_status()
             return response.status_code
 
@@ -109,6 +132,7 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
             bar.update()
         bar.close()
         summary = session.get(f"{base}/merchant/reports/summary", headers=auth).json()
+        reports = session.get(f"{base}/merchant/payments/imports", headers=auth).json()
     finally:
         host.shutdown()
         azurite.stop()
@@ -117,8 +141,15 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
     # the ledger is what was paid, credited and written off less what was invoiced, charged and fees
     balanced = summary["ledger_balance_minor_total"] == (
         summary["amount_paid_minor"] + summary["amount_credited_minor"] + summary["amount_written_off_minor"]
-        - summary["amount_invoiced_minor"] - summary["amount_charged_minor"] - summary["reminder_fees_minor"])
-    accounted = summary["payments_booked"] + summary["requires_processing"] == paid
+        - summary["amount_invoiced_minor"] - summary["amount_charged_minor"] - summary["reminder_fees_minor"]
+        - summary["amount_reversed_minor"])
+    imports = import_totals(reports)
+    # every record the bank sent landed in exactly one place, each file's report adds up to its
+    # control totals, and a file sent twice booked nothing the second time
+    accounted = (imports["import_records"] == bank.records and imports["imports_add_up"]
+                 and imports["import_booked"] + imports["import_already_booked"] == summary["payments_booked"]
+                 and imports["import_set_aside"] == summary["requires_processing"]
+                 and imports["import_duplicate_files"] == bank.resent)
     return {
         "tenant": tenant,
         "orders_placed": subscribers,
@@ -135,6 +166,8 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
         "invoices_paid": summary["invoices_paid"],
         "invoices_open": summary["invoices_open"],
         "requires_processing": summary["requires_processing"],
+        "bank_files": bank.files + bank.resent,
+        **{k: v for k, v in imports.items() if k != "import_already_booked"},
         "reminders_issued": summary["reminders_issued"],
         "reminder_fees_minor": summary["reminder_fees_minor"],
         "payment_stops": summary["payment_stops"],

@@ -27,7 +27,7 @@ from shared.domain.credit import CreditRefused
 from shared.domain.lifecycle import StopRefused
 from shared.domain.subscriptions import SubscriberError
 from shared.service.context import Context
-from shared.service.orders import OrderRejected
+from shared.service.orders import OrderConflict, OrderRejected
 from shared.service.queries import NotFound
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ class Endpoint:
     roles: Sequence[str] | None = None
     status: int = 200
     params: Mapping[str, str] = field(default_factory=dict)  # query parameters: name -> description
+    guard: Callable[[func.HttpRequest, Context], func.HttpResponse | None] | None = None  # runs before parsing
+    statuses: Mapping[int, str] = field(default_factory=dict)  # other statuses it answers: code -> meaning
 
 
 REGISTRY: list[Endpoint] = []
@@ -109,6 +111,9 @@ def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
 def dispatch(req: func.HttpRequest, spec: Endpoint, handler: Handler) -> func.HttpResponse:
     try:
         ctx = bootstrap.context()
+        refused = spec.guard(req, ctx) if spec.guard is not None else None
+        if refused is not None:
+            return refused
         principal = None
         if spec.roles is not None:
             principal = bootstrap.token_validator().authenticate(req.headers.get("authorization"))
@@ -139,6 +144,8 @@ def dispatch(req: func.HttpRequest, spec: Endpoint, handler: Handler) -> func.Ht
         return problem(404, "Not found", str(exc).strip("'"))
     except ConcurrencyConflict as exc:
         return problem(409, "Conflict, try again", str(exc))
+    except OrderConflict as exc:
+        return problem(409, "Conflict", str(exc))
     except ValueError as exc:
         return problem(400, "Bad request", str(exc))
 

@@ -15,9 +15,11 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel, Field
 
-from functions.http import Call, Endpoint, endpoint
+from functions.http import Call, Endpoint, endpoint, problem
 from shared.adapters.catalogue_store import FIELDS, KINDS
 from shared.adapters.codec import to_jsonable
+from shared.adapters.imports import ImportLog
+from shared.domain.import_report import ImportReport
 from shared.service import catalogue as catalogue_service
 from shared.service import payments_in, queries
 from shared.service.billing import RunPlanned, plan_invoice_run
@@ -92,24 +94,28 @@ class SummaryOut(BaseModel):
     invoices_issued: int
     invoice_number_first: int | None
     invoice_number_last: int | None
-    amount_invoiced_minor: int
-    ledger_balance_minor_total: int
+    amount_invoiced_minor: int | None
+    ledger_balance_minor_total: int | None
     payments_booked: int
-    amount_paid_minor: int
+    amount_paid_minor: int | None
     invoices_open: int
     invoices_paid: int
     requires_processing: int
-    requires_processing_minor: int
+    requires_processing_minor: int | None
     currency: str | None
     by_status: dict[str, int]
     reminders_issued: int
-    reminder_fees_minor: int
+    reminder_fees_minor: int | None
     payment_stops: int
     credit_notes: int
-    amount_credited_minor: int
+    amount_credited_minor: int | None
     balance_invoices: int
-    amount_charged_minor: int
-    amount_written_off_minor: int
+    amount_charged_minor: int | None
+    amount_written_off_minor: int | None
+    amount_reversed_minor: int | None = Field(default=None, description="reversals the bank made")
+    by_currency: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="the money figures per currency; the top-level ones are null when the "
+        "tenant has more than one currency")
 
 
 @endpoint(bp, Endpoint("report_summary", "merchant/reports/summary", ["GET"],
@@ -187,12 +193,16 @@ def list_requires_processing(call: Call) -> Any:
 
 
 @endpoint(bp, Endpoint("payments_resolve", "merchant/payments/requires-processing/{payment_id}/resolve", ["POST"],
-                       "Assign a set-aside payment to a subscriber (and invoice), booking it", "Payments",
+                       "Assign a set-aside payment to a subscriber (and invoice), booking it once (409 if it "
+                       "was resolved already or is being resolved)", "Payments",
                        body=ResolveIn, roles=("admin", "support")))
 def resolve(call: Call) -> Any:
     body: ResolveIn = call.body
-    return _booked(payments_in.resolve(call.ctx, call.tenant, call.route["payment_id"], body.subscriber_no,
-                                       body.organization_id, body.invoice_number))
+    try:
+        return _booked(payments_in.resolve(call.ctx, call.tenant, call.route["payment_id"], body.subscriber_no,
+                                           body.organization_id, body.invoice_number))
+    except payments_in.PaymentRefused as exc:
+        return problem(422, "Not accepted", str(exc))
 
 
 @endpoint(bp, Endpoint("payments_awaiting_approval", "merchant/payments/awaiting-approval", ["GET"],
@@ -202,7 +212,8 @@ def list_awaiting_approval(call: Call) -> Any:
 
 
 @endpoint(bp, Endpoint("payments_approve", "merchant/payments/awaiting-approval/{payment_id}/approve", ["POST"],
-                       "Approve a payment, which books it", "Payments", roles=("admin",)))
+                       "Approve a payment, which books it once (409 if it was approved already)", "Payments",
+                       roles=("admin",)))
 def approve(call: Call) -> Any:
     assert call.principal is not None
     return _booked(payments_in.approve(call.ctx, call.tenant, call.route["payment_id"], call.principal.subject))
@@ -239,3 +250,23 @@ def book_refund(call: Call) -> Any:
     created = payments_in.book_refund(call.ctx, call.tenant, b.subscriber_no, b.organization_id, b.amount_minor,
                                       b.external_reference, b.comment)
     return {"booked": created}
+
+
+# ---- import reports (P1) ------------------------------------------------------------------
+
+@endpoint(bp, Endpoint("payments_imports", "merchant/payments/imports", ["GET"],
+                       "Import reports of the tenant's bank files, newest first: where every record landed, per "
+                       "currency, checked against the file's control totals", "Payments",
+                       response=list[ImportReport], roles=READ))
+def list_imports(call: Call) -> Any:
+    return [to_jsonable(r) for r in ImportLog(call.ctx.storage).reports(call.tenant)]
+
+
+@endpoint(bp, Endpoint("payments_import", "merchant/payments/imports/{report_id}", ["GET"],
+                       "One bank file's import report (linked from a rejected file's .error.txt)", "Payments",
+                       response=ImportReport, roles=READ))
+def get_import(call: Call) -> Any:
+    report = ImportLog(call.ctx.storage).report(call.tenant, call.route["report_id"])
+    if report is None:
+        raise KeyError(f"no import report {call.route['report_id']}")
+    return to_jsonable(report)

@@ -47,6 +47,10 @@ def _operation(spec: Endpoint, refs: dict[tuple[str, str], Any]) -> dict[str, An
     if (spec.name, "response") in refs:
         ok["content"] = {"application/json": {"schema": refs[(spec.name, "response")]}}
     op["responses"] = {str(spec.status): ok, **_errors(spec)}
+    for code, text in spec.statuses.items():  # more answers: 2xx with the response's schema, else a problem
+        body = {"content": ok["content"]} if code < 300 and "content" in ok else {} if code < 300 else {
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        op["responses"][str(code)] = {"description": text, **body}
     if spec.roles is not None:
         op["security"] = [{"bearer": []}]
     return op

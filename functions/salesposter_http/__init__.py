@@ -3,39 +3,62 @@
 ``POST /api/salesposter/{tenant}/orders`` takes JSON or an HTML form post. Field names
 follow the sales poster URL where it has them (``templatePackageId`` for the plan,
 ``PTY`` for the payment type: 1 invoice, 2 Vipps, 9 card, per the manual).
+
+Public and anonymous, so it answers only what the person who posted needs: the order
+is accepted and what to pay for it (amount, due date, KID and account of its first
+invoice), or it is pending confirmation by customer service (the e-mail address is an
+existing subscriber's). Never a subscriber number, another invoice, a balance or why
+an order blockage was set. Every field is bounded; the body size and each client's
+rate are limited before anything is parsed (``guard``).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import azure.functions as func
-from pydantic import AliasChoices, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from functions.http import Call, Endpoint, endpoint, json_response
 from shared.domain.catalogue import PaymentType
-from shared.service.orders import OrderPlaced, PlaceOrder, place_order
+from shared.service.orders import OrderTaken, PlaceOrder, take_order
+
+from .guard import public_limits
 
 bp = func.Blueprint()
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+
+
+def _printable(value: str) -> str:
+    if CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_printable)]
 
 
 class OrderForm(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    plan_id: Annotated[str, Field(min_length=1, validation_alias=AliasChoices("plan_id", "templatePackageId"))]
-    payment_type: Annotated[str, Field(validation_alias=AliasChoices("payment_type", "PTY", "pty"),
+    plan_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                                  validation_alias=AliasChoices("plan_id", "templatePackageId"))]
+    payment_type: Annotated[str, Field(max_length=20, validation_alias=AliasChoices("payment_type", "PTY", "pty"),
                                        description="PTY code (1 invoice, 2 Vipps, 9 card) or a payment type name")]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    email: EmailStr
-    phone: Annotated[str | None, Field(max_length=30)] = None
-    address: Annotated[str | None, Field(max_length=200)] = None
-    postal_code: Annotated[str | None, Field(max_length=20)] = None
-    city: Annotated[str | None, Field(max_length=100)] = None
-    organization_number: str | None = None
-    start_date: date | None = None
-    copies: Annotated[int, Field(ge=1, le=1000)] = 1
-    order_ref: Annotated[str | None, Field(max_length=100, description="idempotency key of the order")] = None
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
+    email: Annotated[EmailStr, Field(max_length=254), AfterValidator(_printable)]
+    phone: Annotated[str | None, Field(max_length=30, pattern=r"^\+?[0-9 ()-]{3,30}$")] = None
+    address: Annotated[Text | None, Field(max_length=200)] = None
+    postal_code: Annotated[str | None, Field(max_length=20, pattern=r"^[A-Za-z0-9 -]{1,20}$")] = None
+    city: Annotated[Text | None, Field(max_length=100)] = None
+    organization_number: Annotated[str | None, Field(max_length=20, pattern=r"^[A-Za-z0-9 -]{1,20}$")] = None
+    start_date: Annotated[date | None, Field(description="within a year of today")] = None
+    copies: Annotated[int, Field(ge=1, le=999)] = 1
+    order_ref: Annotated[str | None, Field(max_length=100, pattern=SAFE_ID,
+                                           description="idempotency key of the order")] = None
 
     @field_validator("payment_type")
     @classmethod
@@ -43,37 +66,49 @@ class OrderForm(BaseModel):
         return PaymentType.from_pty(value.split(",")[0]).value
 
 
-class OrderInvoice(BaseModel):
-    number: int
-    kid: str
-    total_minor: int
+class OrderPayment(BaseModel):
+    amount_minor: int
     currency: str
     due_date: date
+    kid: str
+    account: str | None = Field(description="the account to pay to")
 
 
-class OrderResult(BaseModel):
-    subscriber_no: int
-    subscription_id: str
-    created: bool
-    invoices: list[OrderInvoice]
+class OrderAnswer(BaseModel):
+    status: Literal["accepted", "pending_confirmation"]
+    payment: OrderPayment | None = Field(
+        default=None, description="what to pay for this order: its first invoice (none while pending)")
 
 
-def result(placed: OrderPlaced) -> dict[str, Any]:
-    invoices = [OrderInvoice(number=i.number, kid=i.kid, total_minor=i.total_minor, currency=i.draft.currency,
-                             due_date=i.draft.due_date) for i in placed.invoices]
-    return OrderResult(subscriber_no=placed.subscriber_no, subscription_id=placed.subscription_id,
-                       created=placed.created, invoices=invoices).model_dump(mode="json")
+def answer(taken: OrderTaken) -> dict[str, Any]:
+    p = taken.payment
+    payment = OrderPayment(amount_minor=p.amount_minor, currency=p.currency, due_date=p.due_date, kid=p.kid,
+                           account=p.account) if p else None
+    status: Literal["accepted", "pending_confirmation"] = "accepted" if taken.accepted else "pending_confirmation"
+    return OrderAnswer(status=status, payment=payment).model_dump(mode="json")
+
+
+def idempotency_key(call: Call, form: OrderForm) -> str | None:
+    key = form.order_ref or call.request.headers.get("idempotency-key")
+    if key is not None and not re.match(SAFE_ID, key):
+        raise ValueError("Idempotency-Key must be 1-100 letters, digits or . _ : -")
+    return key
 
 
 @endpoint(bp, Endpoint("salesposter_order", "salesposter/{tenant}/orders", ["POST"],
                        "Place an order from the sales poster (JSON or form post)", "Sales poster",
-                       body=OrderForm, response=OrderResult, status=201))
+                       body=OrderForm, response=OrderAnswer, status=201, guard=public_limits,
+                       statuses={200: "The same order posted again: the same answer",
+                                 202: "Held for customer service: the e-mail is an existing subscriber's",
+                                 409: "The order_ref / Idempotency-Key was used for a different order",
+                                 413: "Body over 16 KiB", 429: "Too many requests from this client (Retry-After)"}))
 def order(call: Call) -> Any:
     form: OrderForm = call.body
-    key = form.order_ref or call.request.headers.get("idempotency-key")
-    placed = place_order(call.ctx, PlaceOrder(
+    taken = take_order(call.ctx, PlaceOrder(
         tenant=call.route["tenant"], plan_id=form.plan_id, payment_type=PaymentType(form.payment_type),
         name=form.name, email=str(form.email), phone=form.phone, address=form.address,
         postal_code=form.postal_code, city=form.city, organization_number=form.organization_number,
-        start_date=form.start_date, copies=form.copies, order_ref=key))
-    return result(placed) if placed.created else json_response(result(placed), 200)  # a repeat: 200, not 201
+        start_date=form.start_date, copies=form.copies, order_ref=idempotency_key(call, form)))
+    if not taken.accepted:
+        return json_response(answer(taken), 202)  # held for customer service: nothing to pay yet
+    return answer(taken) if taken.created else json_response(answer(taken), 200)  # a repeat: 200, not 201

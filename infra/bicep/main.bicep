@@ -32,6 +32,15 @@ param authTenantClaim string = 'abonno_tenant'
 @description('Upper bound of instances the invoice run may scale to')
 param maximumInstanceCount int = 100
 
+@description('Put Azure Front Door (Standard) with a WAF policy in front of the app: the global per-client rate limit and body size rule for the public sales poster')
+param publicEdge bool = true
+
+@description('Sales poster requests per client IP per minute at the edge (WAF rate-limit rule)')
+param salesPosterRequestsPerMinute int = 60
+
+@description('Per-instance token bucket of the sales poster in the app: "{burst}/{seconds}", 0 = off (README)')
+param publicRateLimit string = '60/60'
+
 var token = toLower(uniqueString(resourceGroup().id, environmentName))
 var appName = 'func-abonno-${environmentName}-${token}'
 var deploymentContainer = 'app-package-${take(token, 10)}'
@@ -188,6 +197,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       AUTH_AUDIENCE: authAudience
       AUTH_JWKS_URL: authJwksUrl
       AUTH_TENANT_CLAIM: authTenantClaim
+      ABONNO_PUBLIC_RATE_LIMIT: publicRateLimit
+      ABONNO_TRUST_FORWARDED_FOR: publicEdge ? 'true' : 'false' // Front Door puts the caller's address first
     }
   }
 }
@@ -224,8 +235,140 @@ resource telemetryAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }
 
+// The public edge: Front Door Standard with a WAF policy whose custom rules limit each
+// client IP's rate on the sales poster (answered 429) and refuse bodies over 16 KiB by
+// Content-Length, before a request
+// reaches an instance. The app enforces both too (per instance; functions/salesposter_http).
+resource edgeWaf 'Microsoft.Network/FrontDoorWebApplicationFirewallPolicies@2022-05-01' = if (publicEdge) {
+  name: 'wafabonno${environmentName}${take(token, 8)}'
+  location: 'Global'
+  tags: tags
+  sku: { name: 'Standard_AzureFrontDoor' }
+  properties: {
+    policySettings: {
+      enabledState: 'Enabled'
+      mode: 'Prevention'
+      requestBodyCheck: 'Enabled'
+      customBlockResponseStatusCode: 429 // what a rate-limited client is told (also for an oversized body)
+    }
+    customRules: {
+      rules: [
+        {
+          name: 'SalesPosterRatePerClient'
+          priority: 100
+          enabledState: 'Enabled'
+          ruleType: 'RateLimitRule'
+          rateLimitDurationInMinutes: 1
+          rateLimitThreshold: salesPosterRequestsPerMinute
+          matchConditions: [
+            {
+              matchVariable: 'RequestUri'
+              operator: 'Contains'
+              negateCondition: false
+              matchValue: [ '/api/salesposter/' ]
+              transforms: [ 'Lowercase' ]
+            }
+          ]
+          action: 'Block'
+        }
+        {
+          name: 'SalesPosterBodySize'
+          priority: 110
+          enabledState: 'Enabled'
+          ruleType: 'MatchRule'
+          matchConditions: [
+            {
+              matchVariable: 'RequestUri'
+              operator: 'Contains'
+              negateCondition: false
+              matchValue: [ '/api/salesposter/' ]
+              transforms: [ 'Lowercase' ]
+            }
+            {
+              matchVariable: 'RequestHeader'
+              selector: 'Content-Length'
+              operator: 'GreaterThan'
+              negateCondition: false
+              matchValue: [ '16384' ]
+            }
+          ]
+          action: 'Block'
+        }
+      ]
+    }
+  }
+}
+
+resource edge 'Microsoft.Cdn/profiles@2023-05-01' = if (publicEdge) {
+  name: 'afd-abonno-${environmentName}-${token}'
+  location: 'global'
+  tags: tags
+  sku: { name: 'Standard_AzureFrontDoor' }
+}
+
+resource edgeEndpoint 'Microsoft.Cdn/profiles/afdEndpoints@2023-05-01' = if (publicEdge) {
+  parent: edge
+  name: 'abonno-${environmentName}-${take(token, 8)}'
+  location: 'global'
+  properties: { enabledState: 'Enabled' }
+}
+
+resource edgeOrigins 'Microsoft.Cdn/profiles/originGroups@2023-05-01' = if (publicEdge) {
+  parent: edge
+  name: 'functions'
+  properties: {
+    loadBalancingSettings: { sampleSize: 4, successfulSamplesRequired: 3, additionalLatencyInMilliseconds: 50 }
+    healthProbeSettings: {
+      probePath: '/api/openapi.json'
+      probeRequestType: 'GET'
+      probeProtocol: 'Https'
+      probeIntervalInSeconds: 120
+    }
+  }
+}
+
+resource edgeOrigin 'Microsoft.Cdn/profiles/originGroups/origins@2023-05-01' = if (publicEdge) {
+  parent: edgeOrigins
+  name: 'function-app'
+  properties: {
+    hostName: app.properties.defaultHostName
+    originHostHeader: app.properties.defaultHostName
+    httpsPort: 443
+    priority: 1
+    weight: 1000
+    enabledState: 'Enabled'
+  }
+}
+
+resource edgeRoute 'Microsoft.Cdn/profiles/afdEndpoints/routes@2023-05-01' = if (publicEdge) {
+  parent: edgeEndpoint
+  name: 'api'
+  dependsOn: [ edgeOrigin ]
+  properties: {
+    originGroup: { id: edgeOrigins.id }
+    supportedProtocols: [ 'Https' ]
+    patternsToMatch: [ '/api/*' ]
+    forwardingProtocol: 'HttpsOnly'
+    linkToDefaultDomain: 'Enabled'
+    httpsRedirect: 'Disabled'
+  }
+}
+
+resource edgeSecurity 'Microsoft.Cdn/profiles/securityPolicies@2023-05-01' = if (publicEdge) {
+  parent: edge
+  name: 'waf'
+  properties: {
+    parameters: {
+      type: 'WebApplicationFirewall'
+      wafPolicy: { id: edgeWaf.id }
+      associations: [ { domains: [ { id: edgeEndpoint.id } ], patternsToMatch: [ '/*' ] } ]
+    }
+  }
+}
+
 output functionAppName string = app.name
 output functionAppUrl string = 'https://${app.properties.defaultHostName}'
 output storageAccountName string = storage.name
+output publicEndpoint string = publicEdge ? 'https://${edgeEndpoint.properties.hostName}' : ''
 output serviceBusNamespace string = '${bus.name}.servicebus.windows.net'
 output blobEventsTopic string = blobEvents.name

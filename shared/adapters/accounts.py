@@ -55,14 +55,16 @@ from azure.core import MatchConditions
 from ..domain.account import Account, BalanceCheck, Changes, Correction, Event, Mandate, OrderBlock, ReminderDocument
 from ..domain.invoicing import CreditNote, Invoice
 from ..domain.ledger import LedgerEntry
+from ..domain.payments import BookedPayment, row_id
 from ..domain.settlement import OpenDemand
 from ..domain.subscriptions import Subscriber, Subscription
 from .codec import dumps, loads
-from .tables import MAX_BATCH, Operation, Storage, TooManyEntities, prefix_filter
+from .tables import MAX_BATCH, ConcurrencyConflict, Operation, Storage, TooManyEntities, prefix_filter
 
 TABLE = "Subscribers"
 HEAD = "0|subscriber"
 LAYOUT = 2  # 1: items as JSON in the subscriber row; 2: items in rows of their own
+MAX_FENCE_ATTEMPTS = 20
 T = TypeVar("T")
 
 
@@ -230,7 +232,7 @@ class AccountRepository:
                             "Amount": e.amount_minor, "Org": e.organization_id}) for e in changes.ledger]
         ops += [("create", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}", "Body": dumps(e)})
                 for e in changes.events]
-        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|pay|{b.payment.id}", "Body": dumps(b),
+        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|pay|{row_id(b.payment)}", "Body": dumps(b),
                             "Amount": b.payment.amount_minor, "Org": b.payment.organization_id})
                 for b in changes.payments]  # create: the same payment can never be booked twice
         ops += [("create", {"PartitionKey": pk, "RowKey": f"1|rem|{r.reminder.demand_no:08d}", "Body": dumps(r),
@@ -271,10 +273,35 @@ class AccountRepository:
         pk = partition_key(tenant, subscriber_no)
         return {i for i in payment_ids if self.storage.get(TABLE, pk, f"1|pay|{i}") is not None}
 
+    def payments(self, tenant: str, subscriber_no: int) -> list[BookedPayment]:
+        """The subscriber's booked payments and reversals (one query of the ``1|pay|`` rows)."""
+        pk = partition_key(tenant, subscriber_no)
+        rows = self.storage.query(TABLE, "PartitionKey eq @pk and RowKey ge '1|pay|' and RowKey lt '1|pay}'",
+                                  {"pk": pk})
+        return [loads(BookedPayment, r["Body"]) for r in rows]
+
     def invoice(self, tenant: str, subscriber_no: int, demand_no: int) -> Invoice | None:
         """One invoice by its demand number (what a KID decodes to): a point read."""
         row = self.storage.get(TABLE, partition_key(tenant, subscriber_no), f"1|inv|{demand_no:08d}")
         return loads(Invoice, row["Body"]) if row else None
+
+    def fence(self, tenant: str, subscriber_no: int) -> bool:
+        """Touch the subscriber row under its ETag: every commit based on an earlier load now
+        fails with a conflict (used before releasing an invoice number, see numbering.py).
+        False if the subscriber has no row yet."""
+        pk = partition_key(tenant, subscriber_no)
+        for _ in range(MAX_FENCE_ATTEMPTS):
+            row = self.storage.get(TABLE, pk, HEAD)
+            if row is None:
+                return False
+            try:
+                self.storage.transact(TABLE, [("update", {"PartitionKey": pk, "RowKey": HEAD},
+                                               {"mode": "merge", "etag": row["etag"],
+                                                "match_condition": MatchConditions.IfNotModified})])
+                return True
+            except ConcurrencyConflict:
+                continue
+        raise ConcurrencyConflict(f"subscriber {subscriber_no} kept changing")
 
     def scan_tenant(self, tenant: str) -> Iterator[tuple[Loaded, History]]:
         """Every subscriber of a tenant with history: for reports and search, never a hot path."""

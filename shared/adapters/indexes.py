@@ -12,8 +12,21 @@ is spread over ``BUCKETS`` partitions by subscriber number, so a popular renewal
 (the 1st of the month) is read from 16 partitions in parallel rather than one hot one
 (Table Storage serves about 2,000 entities/s per partition).
 
-*E-mail index* (``"email|{tenant}|{address}"``): the atomic create-if-absent of this row
-decides which subscriber an e-mail address belongs to, also under concurrent orders.
+*E-mail index* (``"email|{tenant}|{digest}"``, the SHA-256 of the trimmed, lower-cased
+address, so no character a caller types can break a key): the atomic create-if-absent
+of this row decides which subscriber an e-mail address belongs to, also under
+concurrent orders.
+
+*Order records* (``"order|{tenant}|{digest of order_ref}"``): an order reference (the
+sales poster's form id or an ``Idempotency-Key``) is bound, by create-if-absent, to the
+fingerprint of the order it came with and the subscriber and subscription that order
+makes. A racer that loses reads the winner's row: the same fingerprint places the same
+order (or answers with it); another fingerprint is a reuse of the key, refused.
+
+*Pending orders* (``"pending|{tenant}"``, ``RowKey = "{order id}"``): anonymous orders
+whose e-mail belongs to an existing subscriber, held for customer service to confirm
+(attach to that subscriber) or reject (S2, manual 5: the sales poster's user is its
+e-mail; someone not logged in as that user cannot order on that account).
 
 *Dunning index* (``"dun|{tenant}|{yyyy-mm-dd}"``, ``RowKey = "{subscriber_no}"``): the
 subscribers the dunning run must visit on a day besides those whose renewal invoices
@@ -27,9 +40,15 @@ KIDs need no index: ``KidScheme.decode`` yields the subscriber and demand number
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
+
+from azure.core import MatchConditions
 
 from .tables import Storage, prefix_filter
 
@@ -89,7 +108,7 @@ class EmailIndex:
 
     @staticmethod
     def _pk(tenant: str, email: str) -> str:
-        return f"email|{tenant}|{email.strip().lower()}"
+        return f"email|{tenant}|{digest(email.strip().lower())}"
 
     def find(self, tenant: str, email: str) -> int | None:
         row = self.storage.get(TABLE, self._pk(tenant, email), "")
@@ -105,6 +124,79 @@ class EmailIndex:
         return owner
 
 
+def digest(text: str) -> str:
+    """A key-safe name for caller-supplied text (Table keys refuse ``/ \\ # ?`` and control
+    characters)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    fingerprint: str
+    subscriber_no: int  # the new subscriber this order makes, if its e-mail is nobody's yet
+    subscription_id: str
+
+
+class OrderRecords:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def bind(self, tenant: str, order_ref: str, record: OrderRecord) -> OrderRecord:
+        """Bind ``order_ref`` to ``record`` unless it is bound already; returns the binding."""
+        pk = f"order|{tenant}|{digest(order_ref)}"
+        row = {"PartitionKey": pk, "RowKey": "", "Fingerprint": record.fingerprint,
+               "SubscriberNo": record.subscriber_no, "SubscriptionId": record.subscription_id}
+        if self.storage.insert(TABLE, row):
+            return record
+        found = self.storage.get(TABLE, pk, "")
+        assert found is not None
+        return OrderRecord(found["Fingerprint"], int(found["SubscriberNo"]), found["SubscriptionId"])
+
+
+@dataclass(frozen=True)
+class PendingOrder:
+    id: str
+    subscriber_no: int  # the existing subscriber whose e-mail the order gave
+    order: dict[str, Any]  # the order as posted (``PlaceOrder`` fields, JSON)
+    received: str
+    state: str = "pending"  # pending, confirmed, rejected
+    etag: str = ""
+
+
+class PendingOrders:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def add(self, tenant: str, pending: PendingOrder) -> PendingOrder:
+        """Hold ``pending`` unless an order with its id is held already; returns the held one."""
+        row = {"PartitionKey": f"pending|{tenant}", "RowKey": pending.id, "SubscriberNo": pending.subscriber_no,
+               "Order": json.dumps(pending.order), "Received": pending.received, "State": pending.state}
+        self.storage.insert(TABLE, row)
+        found = self.get(tenant, pending.id)
+        assert found is not None
+        return found
+
+    def get(self, tenant: str, order_id: str) -> PendingOrder | None:
+        row = self.storage.get(TABLE, f"pending|{tenant}", order_id)
+        return _pending(row) if row else None
+
+    def list(self, tenant: str, state: str = "pending") -> list[PendingOrder]:
+        rows = self.storage.query(TABLE, "PartitionKey eq @pk and State eq @state",
+                                  {"pk": f"pending|{tenant}", "state": state})
+        return [_pending(r) for r in rows]
+
+    def decide(self, tenant: str, pending: PendingOrder, state: str) -> None:
+        """Move ``pending`` to ``state`` under its ETag: a second decision conflicts."""
+        row = {"PartitionKey": f"pending|{tenant}", "RowKey": pending.id, "State": state}
+        self.storage.transact(TABLE, [("update", row, {"mode": "merge", "etag": pending.etag,
+                                                       "match_condition": MatchConditions.IfNotModified})])
+
+
+def _pending(row: dict[str, Any]) -> PendingOrder:
+    return PendingOrder(row["RowKey"], int(row["SubscriberNo"]), json.loads(row["Order"]), row["Received"],
+                        row["State"], str(row["etag"]))
+
+
 class Tenants:
     """The registry of tenants the timers run for, and each run's watermark (read with the
     run's attention rows: ``AttentionStore.run_state``)."""
@@ -114,6 +206,9 @@ class Tenants:
 
     def register(self, tenant: str) -> None:
         self.storage.upsert("Tenants", {"PartitionKey": "tenant", "RowKey": tenant})
+
+    def exists(self, tenant: str) -> bool:
+        return self.storage.get("Tenants", "tenant", tenant) is not None
 
     def all(self) -> list[str]:
         return [r["RowKey"] for r in self.storage.query("Tenants", "PartitionKey eq 'tenant'")]

@@ -2,39 +2,75 @@
 
 Design. Table ``Numbering`` holds one partition per series
 (``"{tenant}|{organization}|{series}"``) with a counter row and one *claim* row per
-demand, keyed by the demand's natural key (``"{subscription}.{period}"``): one
-subscription period is invoiced once, so it owns one number for ever.
+document, keyed by the document's *claim key*: the subscriber's number and the
+document's natural key within that subscriber's account
+(``"{subscriber_no}.{subscription}.{period}"``, ``"{subscriber_no}.credit.{invoice}"``,
+``"{subscriber_no}.additional.{ref}"``, see ``service.issuing.claim_key``). Within one
+account a natural key names one document for ever (a subscription id is unique in its
+account, a period is invoiced once, an invoice is credited once), and the series
+partition names the organisation, so organisation + subscriber + natural key names
+exactly one document: no input can make two documents share a claim, and so a number.
+(The demand number would do too, but it is not stable: a retry that reloads an account
+changed meanwhile can get another demand number for the same period; the natural key
+stays, so a retry finds its claim.)
 
-Claiming numbers for a batch of demands is one entity-group transaction in that
-partition: replace the counter (``If-Match`` its ETag) and insert the claim rows with
-the next consecutive numbers. Either all of it happens or none:
+Claiming numbers for a batch of documents is one entity-group transaction in that
+partition: replace the counter (``If-Match`` its ETag; it holds ``Next`` and the
+``Free`` list) and insert the claim rows, taking released numbers from ``Free`` first
+(lowest first), then consecutive numbers from ``Next``. Either all of it happens or none:
 
 * two workers claiming at once: one transaction wins, the other fails its ETag check,
   re-reads the counter and claims after it; numbers never repeat;
-* two workers claiming *the same demand* (two invoice runs racing for one
+* two workers claiming *the same document* (two invoice runs racing for one
   subscriber): the loser's insert of the existing claim fails, it reads the claim and
   uses the same number; the subscriber partition's own ETag then lets exactly one of
-  them write the invoice, so the number is used once;
-* a worker that dies after claiming and before writing the invoice: the retry computes
-  the same demand, finds its claim and uses that number; no gap.
+  them write the document, so the number is used once;
+* a worker that fails or dies after claiming and before its commit: the retry (a
+  conflict reload, a redelivered bus message, the client posting the order again)
+  computes the same claim key, finds its claim and uses that number.
 
-A gap can only stay where a demand is claimed and then no longer issued at all (its
-subscription was changed between the claim and the commit, a window of milliseconds);
-``unissued`` lists such claims for the auditor. The counter's value and ETag are
-cached per process, so an uncontended claim costs one round trip, amortised over every
-invoice of a worker's batch. Within a process, claims are *group-committed*: while one
-transaction is in flight, further claimers wait, and the next transaction claims for
-all of them at once (up to 99 demands), so many concurrent orders share a round trip
-instead of queueing for one each.
+Numbers never used are released and reused. The service tracks the claims of one
+operation (``service.issuing.Claims``); when it ends, any claim its commits did not
+carry (the transaction failed for good: a value too large for a property, a bad date;
+or the account changed so that the document is no longer due) is released:
+
+1. ``void``: the claim row is marked void (``If-Match``). From then on no claimer is
+   handed its number: a claimer that meets a void claim replaces it with a new number.
+2. *fence*: the subscriber row is touched under its ETag (``AccountRepository.fence``).
+   Every operation loads the partition *before* it claims and commits under that
+   load's ETag, so anyone who could still hold the old number fails its commit,
+   reloads and claims again. (A subscriber with no row yet has no documents; the only
+   other holder of its claim keys is a repeat of the same order, bound to the same
+   content by its reference, whose transaction is the same and fails the same way.)
+3. *verify*: the subscriber's documents are read; a number a document carries (a racer
+   committed it before the fence) is restored, never freed.
+4. ``free``: the number goes onto the counter's ``Free`` list (or, if it is the last one
+   handed out, the counter steps back) and the void claim row is deleted, in one
+   transaction; the next claim in the series takes it first. So at every moment the
+   issued numbers and the free list together are exactly ``1 .. Next - 1``.
+
+A process that dies between the claim and the commit, and whose work is never retried,
+leaves a claim without a document; ``service.issuing.release_unissued`` (the auditor's
+sweep, an admin scan: ``POST /api/merchant/invoice-numbers/sweep``) finds claims older
+than an hour that no document carries and releases them the same way, so the series is
+gapless once the sweep has run. (The hour: no commit is in flight that long, which
+matters for a subscriber whose partition the claim's own order has yet to create.)
+
+The counter's value and ETag are cached per process, so an uncontended claim costs one
+round trip, amortised over every invoice of a worker's batch. Within a process, claims
+are *group-committed*: while one transaction is in flight, further claimers wait, and
+the next transaction claims for all of them at once (up to 99 documents), so many
+concurrent orders share a round trip instead of queueing for one each.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from azure.core import MatchConditions
 
@@ -42,10 +78,19 @@ from .tables import MAX_BATCH, ConcurrencyConflict, Operation, Storage
 
 TABLE = "Numbering"
 MAX_ATTEMPTS = 50
+VOID = "void"
+IF_MATCH = MatchConditions.IfNotModified
 
 
 def series_key(tenant: str, organization_id: str, series: str) -> str:
     return f"{tenant}|{organization_id}|{series}"
+
+
+@dataclass(frozen=True)
+class CounterState:
+    next: int
+    free: tuple[int, ...]  # released numbers, lowest first: claimed before ``next``
+    etag: str
 
 
 class Counter:
@@ -54,30 +99,33 @@ class Counter:
     def __init__(self, storage: Storage, first: int) -> None:
         self.storage = storage
         self.first = first
-        self._cache: dict[str, tuple[int, str]] = {}
+        self._cache: dict[str, CounterState] = {}
 
-    def current(self, pk: str) -> tuple[int, str]:
+    def current(self, pk: str) -> CounterState:
         return self._cache.get(pk) or self._read(pk)
 
-    def _read(self, pk: str) -> tuple[int, str]:
+    def forget(self, pk: str) -> None:
+        self._cache.pop(pk, None)
+
+    def _read(self, pk: str) -> CounterState:
         row = self.storage.get(TABLE, pk, "counter")
         if row is None:
             self.storage.insert(TABLE, {"PartitionKey": pk, "RowKey": "counter", "Next": self.first})
             row = self.storage.get(TABLE, pk, "counter")
             assert row is not None
-        return int(row["Next"]), str(row["etag"])
+        return CounterState(int(row["Next"]), tuple(sorted(json.loads(row.get("Free") or "[]"))), str(row["etag"]))
 
-    def advance(self, pk: str, value: int, etag: str, by: int, with_rows: Sequence[dict[str, Any]] = ()) -> None:
-        """Move the counter from ``value`` to ``value + by`` and write ``with_rows``, atomically."""
-        ops: list[Operation] = [("update", {"PartitionKey": pk, "RowKey": "counter", "Next": value + by},
-                                 {"mode": "replace", "etag": etag, "match_condition": MatchConditions.IfNotModified})]
-        ops += [("create", {"PartitionKey": pk, **row}) for row in with_rows]
+    def advance(self, pk: str, state: CounterState, to: int, free: Sequence[int] = (),
+                with_ops: Sequence[Operation] = ()) -> None:
+        """Set the counter to ``to`` with ``free`` released numbers and apply ``with_ops``, atomically."""
+        row = {"PartitionKey": pk, "RowKey": "counter", "Next": to, "Free": json.dumps(sorted(free))}
+        ops: list[Operation] = [("update", row, {"mode": "replace", "etag": state.etag, "match_condition": IF_MATCH})]
         try:
-            results = self.storage.transact(TABLE, ops)
+            results = self.storage.transact(TABLE, [*ops, *with_ops])
         except ConcurrencyConflict:
-            self._cache.pop(pk, None)
+            self.forget(pk)
             raise
-        self._cache[pk] = (value + by, results[0]["etag"])
+        self._cache[pk] = CounterState(to, tuple(sorted(free)), results[0]["etag"])
 
 
 def _backoff(attempt: int) -> None:
@@ -100,6 +148,13 @@ class _Series:
         self.busy = False
 
 
+@dataclass(frozen=True)
+class Claim:
+    number: int
+    void: bool
+    etag: str
+
+
 class InvoiceNumbers:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -112,7 +167,7 @@ class InvoiceNumbers:
             return self._series.setdefault(pk, _Series())
 
     def claim(self, pk: str, keys: Sequence[str]) -> dict[str, int]:
-        """Numbers for ``keys`` (natural keys of demands), existing claims reused."""
+        """Numbers for ``keys`` (claim keys of documents), existing claims reused."""
         request, series = _Request(list(dict.fromkeys(keys))), self._of(pk)
         with series.cond:
             series.waiting.append(request)
@@ -147,38 +202,110 @@ class InvoiceNumbers:
 
     def _claim_chunk(self, pk: str, keys: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
+        void: dict[str, str] = {}  # claim key -> ETag of its void claim row, to be replaced
         for attempt in range(MAX_ATTEMPTS):
             todo = [k for k in keys if k not in found]
             if not todo:
                 return found
-            nxt, etag = self.counter.current(pk)
-            numbers = {k: nxt + i for i, k in enumerate(todo)}
+            state = self.counter.current(pk)
+            reused = state.free[: len(todo)]
+            fresh = len(todo) - len(reused)
+            numbers = dict(zip(todo, [*reused, *range(state.next, state.next + fresh)], strict=True))
             try:
-                self.counter.advance(pk, nxt, etag, len(todo),
-                                     [{"RowKey": f"claim|{k}", "Number": n} for k, n in numbers.items()])
+                self.counter.advance(pk, state, state.next + fresh, state.free[len(reused):],
+                                     [self._claim_op(pk, k, n, void.get(k)) for k, n in numbers.items()])
             except ConcurrencyConflict:
-                found |= self._existing_claims(pk, todo)
+                for key, claim in self.read_claims(pk, todo).items():
+                    if claim.void:
+                        void[key] = claim.etag
+                    else:
+                        found[key] = claim.number
                 _backoff(attempt)
                 continue
             return found | numbers
         raise ConcurrencyConflict(f"could not claim invoice numbers in {pk} after {MAX_ATTEMPTS} attempts")
 
-    def _existing_claims(self, pk: str, keys: list[str]) -> dict[str, int]:
+    @staticmethod
+    def _claim_op(pk: str, key: str, number: int, void_etag: str | None) -> Operation:
+        row = {"PartitionKey": pk, "RowKey": f"claim|{key}", "Number": number, "Claimed": int(time.time())}
+        if void_etag is None:
+            return ("create", row)
+        return ("update", row, {"mode": "replace", "etag": void_etag, "match_condition": IF_MATCH})
+
+    def read_claims(self, pk: str, keys: Sequence[str]) -> dict[str, Claim]:
         found = {}
         for key in keys:
             row = self.storage.get(TABLE, pk, f"claim|{key}")
             if row is not None:
-                found[key] = int(row["Number"])
+                found[key] = Claim(int(row["Number"]), row.get("State") == VOID, str(row["etag"]))
         return found
 
-    def claims(self, pk: str) -> dict[str, int]:
+    def claims(self, pk: str, older_than: float | None = None) -> dict[str, int]:
+        """Every live claim of the series: claim key -> number (an admin scan); with
+        ``older_than`` (seconds since the epoch) only those claimed before then."""
         rows = self.storage.query(TABLE, "PartitionKey eq @pk and RowKey ge 'claim|' and RowKey lt 'claim}'",
                                   {"pk": pk})
-        return {r["RowKey"][len("claim|"):]: int(r["Number"]) for r in rows}
+        return {r["RowKey"][len("claim|"):]: int(r["Number"]) for r in rows if r.get("State") != VOID
+                and (older_than is None or int(r.get("Claimed") or 0) < older_than)}
 
     def unissued(self, pk: str, issued: set[int]) -> dict[str, int]:
-        """Claims whose number no invoice carries: the only possible gaps, for audit."""
+        """Claims whose number no document carries: what the sweep releases."""
         return {k: n for k, n in self.claims(pk).items() if n not in issued}
+
+    def free_numbers(self, pk: str) -> tuple[int, ...]:
+        self.counter.forget(pk)
+        return self.counter.current(pk).free
+
+    # Release (see the module docstring): void -> fence (the caller) -> verify (the caller) -> free.
+
+    def void(self, pk: str, held: Mapping[str, int]) -> dict[str, Claim]:
+        """Mark the claims ``held`` (claim key -> number) void, where they still hold that
+        number; returns the voided claims with their new ETags."""
+        voided: dict[str, Claim] = {}
+        for key, claim in self.read_claims(pk, list(held)).items():
+            if claim.void or claim.number != held[key]:
+                continue
+            row = {"PartitionKey": pk, "RowKey": f"claim|{key}", "State": VOID}
+            try:
+                (result,) = self.storage.transact(TABLE, [("update", row, {"mode": "merge", "etag": claim.etag,
+                                                                           "match_condition": IF_MATCH})])
+            except ConcurrencyConflict:
+                continue  # changed under us: someone else is releasing or replaced it
+            voided[key] = Claim(claim.number, True, str(result["etag"]))
+        return voided
+
+    def restore(self, pk: str, voided: Mapping[str, Claim]) -> None:
+        """Undo ``void`` for claims whose number a document carries after all."""
+        for key, claim in voided.items():
+            row = {"PartitionKey": pk, "RowKey": f"claim|{key}", "Number": claim.number}
+            try:
+                self.storage.transact(TABLE, [("update", row, {"mode": "replace", "etag": claim.etag,
+                                                               "match_condition": IF_MATCH})])
+            except ConcurrencyConflict:
+                pass  # a claimer replaced the void claim: its new number is its own to use or release
+
+    def free(self, pk: str, voided: Mapping[str, Claim]) -> None:
+        """Put the numbers of ``voided`` claims (verified unused) on the free list and delete
+        the claim rows that are still as voided, in one transaction. A row a claimer has
+        replaced meanwhile holds a new number of its own and is left alone."""
+        numbers = {c.number for c in voided.values()}
+        deletable = dict(voided)
+        for attempt in range(MAX_ATTEMPTS):
+            state = self.counter.current(pk)
+            deletes: list[Operation] = [("delete", {"PartitionKey": pk, "RowKey": f"claim|{k}"},
+                                         {"etag": c.etag, "match_condition": IF_MATCH}) for k, c in deletable.items()]
+            free, top = {*state.free, *numbers}, state.next
+            while top - 1 in free:  # released numbers at the top: the counter steps back instead
+                top -= 1
+                free.discard(top)
+            try:
+                self.counter.advance(pk, state, top, sorted(free), deletes)
+                return
+            except ConcurrencyConflict:
+                now = self.read_claims(pk, list(deletable))
+                deletable = {k: c for k, c in deletable.items() if k in now and now[k].etag == c.etag}
+                _backoff(attempt)
+        raise ConcurrencyConflict(f"could not release invoice numbers in {pk}")
 
 
 class SubscriberNumbers:
@@ -199,11 +326,11 @@ class SubscriberNumbers:
 
     def _reserve(self, pk: str) -> list[int]:
         for attempt in range(MAX_ATTEMPTS):
-            value, etag = self.counter.current(pk)
+            state = self.counter.current(pk)
             try:
-                self.counter.advance(pk, value, etag, self.block)
+                self.counter.advance(pk, state, state.next + self.block)
             except ConcurrencyConflict:
                 _backoff(attempt)
                 continue
-            return list(range(value, value + self.block))
+            return list(range(state.next, state.next + self.block))
         raise ConcurrencyConflict(f"could not reserve subscriber numbers in {pk}")

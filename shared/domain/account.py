@@ -29,8 +29,8 @@ from .invoicing import (
 from .kid import CheckDigitUnavailable, KidScheme
 from .ledger import EntryKind, LedgerEntry, VatPart, invoice_entry
 from .limits import check_minor
-from .payments import BookedPayment, PaymentState, ReceivedPayment
-from .settlement import OpenDemand, SettlementPolicy, match, settle
+from .payments import BookedPayment, PaymentKind, PaymentState, ReceivedPayment
+from .settlement import Allocation, OpenDemand, SettlementPolicy, match, settle
 from .subscriptions import Subscriber, Subscription
 
 
@@ -301,6 +301,73 @@ def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catal
                for a in result.allocations if a.settled]
     new = replace(account, balances=balances, open_demands=open_demands, next_ledger_seq=seq + 1)
     return Changes(new, ledger=tuple(ledger), events=tuple(events), payments=(booked_payment,))
+
+
+def reversal_target(payments: Sequence[BookedPayment], reference: str | None, amount_minor: int,
+                    reversal_id: str) -> BookedPayment | None:
+    """The booked payment a reversal takes back: same KID and amount, not reversed yet (the
+    oldest first); the one this reversal already took back if it was booked before."""
+    taken = {b.payment.reverses: b.payment.id for b in payments if b.payment.kind is PaymentKind.REVERSAL}
+    for b in payments:
+        p = b.payment
+        if (p.kind is PaymentKind.PAYMENT and p.reference == reference and p.amount_minor == amount_minor
+                and taken.get(p.id, reversal_id) == reversal_id):
+            return b
+    return None
+
+
+def reverse_payment(account: Account, reversal: ReceivedPayment, original: BookedPayment,
+                    invoices: Mapping[int, Invoice], booked: date) -> Changes:
+    """Book a reversal against the payment it takes back (OCR giro transaction types 18, 20).
+
+    A ledger debit of its own kind (never a negative payment); what the payment paid on each
+    demand is owed again: a demand still open grows, a settled one is reopened from its
+    invoice (``invoices``: demand number -> invoice, for those no longer open), and a
+    write-off the payment allowed is taken back with it. A demand credited since stays
+    closed: the money is then debt on the ledger, which a balance invoice bills.
+    """
+    if reversal.amount_minor != original.payment.amount_minor or reversal.kind is not PaymentKind.REVERSAL:
+        raise ValueError("a reversal takes back a payment of exactly its amount")
+    org, currency = original.payment.organization_id, original.payment.currency
+    open_demands = dict(account.open_demands)
+    written_back = 0
+    reopened: list[Allocation] = []
+    for a in original.allocations:
+        again = a.paid_minor + a.written_off_minor
+        current = open_demands.get(a.demand_no)
+        invoice = invoices.get(a.demand_no)
+        if current is not None:
+            open_demands[a.demand_no] = replace(current, open_minor=current.open_minor + again)
+        elif invoice is not None and invoice.number not in account.credited:
+            open_demands[a.demand_no] = _reopened(invoice, again)
+        else:
+            continue
+        written_back += a.written_off_minor
+        reopened.append(Allocation(a.demand_no, -a.paid_minor, -a.written_off_minor, False))
+    seq = account.next_ledger_seq
+    ledger = [LedgerEntry(seq, org, currency, booked, EntryKind.REVERSAL, -reversal.amount_minor,
+                          reversal.reference or reversal.id, f"Reversal of payment {original.payment.id}")]
+    if written_back:
+        ledger.append(LedgerEntry(seq + 1, org, currency, booked, EntryKind.REVERSAL, -written_back,
+                                  reversal.reference or reversal.id, "Write-off taken back with its payment"))
+    balances = dict(account.balances)
+    balances[org] = balances.get(org, 0) - reversal.amount_minor - written_back
+    record = BookedPayment(reversal, PaymentState.COMPLETED, booked, tuple(reopened), -original.credit_minor)
+    event = Event(f"payment-reversed.{reversal.id}", "PaymentReversed",
+                  {"subscriber_no": account.number, "payment_id": reversal.id, "reverses": original.payment.id,
+                   "amount_minor": reversal.amount_minor, "organization_id": org,
+                   "reopened": [a.demand_no for a in reopened]})
+    new = replace(account, balances=balances, open_demands=open_demands, next_ledger_seq=seq + len(ledger))
+    return Changes(new, ledger=tuple(ledger), events=(event,), payments=(record,))
+
+
+def _reopened(invoice: Invoice, open_minor: int) -> OpenDemand:
+    d = invoice.draft
+    span = d.span
+    return OpenDemand(invoice.demand_no, invoice.number, d.organization_id, d.subscription_id, d.due_date, open_minor,
+                      total_minor=invoice.total_minor, amount_due_minor=invoice.amount_due_minor,
+                      period_start=span[0] if span else None, period_end=span[1] if span else None,
+                      kind=d.kind.value)
 
 
 def refund(account: Account, refund_id: str, organization_id: str, currency: str, amount_minor: int,

@@ -189,6 +189,13 @@ class Catalogue:
     dunning_processes: dict[str, DunningProcess] = field(default_factory=dict)
 
     def check(self) -> Catalogue:
+        receiving: dict[tuple[str, str], str] = {}
+        for org in self.organizations.values():
+            if org.bank_account:
+                other = receiving.setdefault((_account_digits(org.bank_account), org.currency), org.id)
+                if other != org.id:
+                    raise CatalogueError(f"organization {org.id}: bank account {org.bank_account} in {org.currency} "
+                                         f"already receives payments for organization {other}")
         for billing in self.billing_plans.values():
             if billing.dunning_process_id and billing.dunning_process_id not in self.dunning_processes:
                 raise CatalogueError(f"billing plan {billing.id}: unknown dunning process {billing.dunning_process_id}")
@@ -223,11 +230,13 @@ class Catalogue:
         """The dunning process of a plan's billing plan; None means no reminders and no stop."""
         return self.dunning_processes.get(self.billing_plan_of(self.plan(plan_id)).dunning_process_id or "")
 
-    def organization_by_account(self, account: str) -> Organization | None:
-        """The organisation whose bank account (or bankgiro) receives payments to ``account``."""
-        digits = "".join(c for c in account if c.isdigit()).lstrip("0")
+    def organization_by_account(self, account: str, currency: str | None) -> Organization | None:
+        """The organisation whose bank account (or bankgiro) receives payments to ``account``
+        in ``currency`` (None: in any currency; the first found). Account and currency
+        together name at most one organisation (``check``)."""
+        digits = _account_digits(account)
         for org in self.organizations.values():
-            if org.bank_account and "".join(c for c in org.bank_account if c.isdigit()).lstrip("0") == digits:
+            if org.bank_account and _account_digits(org.bank_account) == digits and currency in (None, org.currency):
                 return org
         return None
 
@@ -235,3 +244,7 @@ class Catalogue:
         """The distinct (frequency, lead days) pairs the invoice run must look ahead for."""
         return {(b.frequency, check_days(b.lead_days, "billing plan %s: lead days", b.id))
                 for b in self.billing_plans.values()}
+
+
+def _account_digits(account: str) -> str:
+    return "".join(c for c in account if c.isdigit()).lstrip("0")

@@ -61,6 +61,7 @@ class EntryKind(StrEnum):
     CORRECTION = "correction"
     REMINDER_FEE = "reminder_fee"
     CHARGE = "charge"  # what a stop leaves owing for delivered days (manual 6.4, 7.7)
+    REVERSAL = "reversal"  # the bank took a payment back (and with it the write-off it allowed)
 
 
 @dataclass(frozen=True, slots=True)

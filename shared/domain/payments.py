@@ -4,7 +4,8 @@ A payment is identified when organisation, subscriber, currency, amount, payment
 and value date are known; it then awaits approval, and approved it is completed. Bank
 file payments whose KID decodes to a subscriber of the paying organisation are
 identified by ``MatchUsingExternalIdentifier`` and approved at once; those that cannot
-be identified go to "requires processing" instead (they never reach a ledger).
+be identified go to "requires processing" instead (they never reach a ledger). A
+reversal is not a negative payment: it is booked against the payment it takes back.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ class PaymentState(StrEnum):
     AWAITING_IDENTIFICATION = "AwaitingIdentification"
     AWAITING_APPROVAL = "AwaitingApproval"
     COMPLETED = "Completed"
+
+
+class PaymentKind(StrEnum):
+    PAYMENT = "payment"
+    REVERSAL = "reversal"  # takes back a payment booked before (OCR giro transaction types 18, 20)
 
 
 class MatchType(StrEnum):
@@ -41,6 +47,14 @@ class ReceivedPayment:
     match_type: MatchType
     reference: str | None = None
     demand_no: int | None = None
+    kind: PaymentKind = PaymentKind.PAYMENT
+    reverses: str | None = None  # a reversal: the id of the payment it takes back
+
+
+def row_id(payment: ReceivedPayment) -> str:
+    """The key of a booked payment in its subscriber's partition. A reversal is keyed by the
+    payment it takes back, so a payment can be reversed once, however many reversals name it."""
+    return f"{payment.reverses}~rev" if payment.reverses else payment.id
 
 
 @dataclass(frozen=True, slots=True)

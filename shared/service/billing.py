@@ -38,7 +38,7 @@ from ..domain.catalogue import Catalogue
 from ..domain.invoicing import InvoiceDraft
 from .context import Context
 from .isolation import attempt, each, resolve, settle
-from .issuing import claim_numbers, commit, plan, publish
+from .issuing import Claims, commit, plan, publish
 
 log = logging.getLogger(__name__)
 BATCH = 50
@@ -119,7 +119,9 @@ def plan_invoice_run(ctx: Context, tenant: str) -> RunPlanned:
 def bill_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
                      workers: int = 16, attention: Collection[int] = ()) -> BatchResult:
     """Bill a batch; a subscriber that fails is recorded as needing attention, the rest
-    are billed. ``attention``: subscribers recorded before, whose rows go when they succeed."""
+    are billed. ``attention``: subscribers recorded before, whose rows go when they succeed.
+    Invoice numbers claimed for the batch that no commit carried (a failed subscriber's)
+    are released when it ends (``issuing.Claims``)."""
     catalogue = ctx.catalogue.get(tenant)
     result = BatchResult(subscribers=len(subscribers))
     failures: dict[int, Exception] = {}
@@ -131,46 +133,52 @@ def bill_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequen
     retry: list[int] = []  # conflicted: redone alone
     alone: list[int] = []  # the batch's number claim failed: each billed alone
     outbox: list[Event] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        work = [w for _, w in each(pool, prepare, subscribers, failures, int) if w is not None and w[1]]
-        try:
-            numbers = claim_numbers(ctx, tenant, catalogue, [d for _, drafts in work for d in drafts])
-        except Exception:  # one subscriber's drafts may break the shared claim
-            log.warning("invoice run %s %s: the batch's number claim failed; each subscriber alone", tenant, today,
-                        exc_info=True)
-            numbers, alone, work = {}, [x.account.number for x, _ in work], []
-
-        def commit_one(item: tuple[Loaded, list[InvoiceDraft]]) -> tuple[int, list[Event] | None]:
-            x, drafts = item
-            changes = issue(x.account, drafts, numbers, catalogue, today)
+    with Claims(ctx, tenant, catalogue) as claims:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            work = [w for _, w in each(pool, prepare, subscribers, failures, int) if w is not None and w[1]]
             try:
-                return len(changes.invoices), commit(ctx, tenant, x, changes, publish_now=False)
-            except ConcurrencyConflict:
-                return 0, None
+                numbers = claims.numbers([(x.account.number, d.organization_id, d.natural_key)
+                                          for x, drafts in work for d in drafts])
+            except Exception:  # one subscriber's drafts may break the shared claim
+                log.warning("invoice run %s %s: the batch's number claim failed; each subscriber alone", tenant,
+                            today, exc_info=True)
+                numbers, alone, work = {}, [x.account.number for x, _ in work], []
 
-        for (x, _), (count, events) in each(pool, commit_one, work, failures, lambda w: w[0].account.number):
-            result.invoices += count
-            if events is None:
-                retry.append(x.account.number)
-            else:
-                outbox += events
-    publish(ctx, tenant, outbox)  # one bus batch for the whole message
+            def commit_one(item: tuple[Loaded, list[InvoiceDraft]]) -> tuple[int, list[Event] | None]:
+                x, drafts = item
+                changes = issue(x.account, drafts, numbers[x.account.number], catalogue, today)
+                try:
+                    return len(changes.invoices), commit(ctx, tenant, x, changes, publish_now=False, claims=claims)
+                except ConcurrencyConflict:
+                    return 0, None
 
-    def redo(number: int) -> None:
-        result.invoices += bill_one(ctx, tenant, today, number)
+            for (x, _), (count, events) in each(pool, commit_one, work, failures, lambda w: w[0].account.number):
+                result.invoices += count
+                if events is None:
+                    retry.append(x.account.number)
+                else:
+                    outbox += events
+        publish(ctx, tenant, outbox)  # one bus batch for the whole message
 
-    result.conflicts = len(retry)
-    for number in retry + alone:
-        attempt(failures, redo, number)
-    recorded = settle(ctx, tenant, RUN, today, failures, redo)
+        def redo(number: int) -> None:
+            result.invoices += bill_one(ctx, tenant, today, number, claims=claims)
+
+        result.conflicts = len(retry)
+        for number in retry + alone:
+            attempt(failures, redo, number)
+        recorded = settle(ctx, tenant, RUN, today, failures, redo)
     result.needs_attention = len(recorded)
     resolve(ctx, tenant, RUN, set(attention) - recorded)
     return result
 
 
-def bill_one(ctx: Context, tenant: str, today: date, subscriber_no: int, attempts: int = 10) -> int:
+def bill_one(ctx: Context, tenant: str, today: date, subscriber_no: int, attempts: int = 10,
+             claims: Claims | None = None) -> int:
     """Issue what is due for one subscriber, retrying on conflicts; returns invoices issued."""
     catalogue = ctx.catalogue.get(tenant)
+    if claims is None:
+        with Claims(ctx, tenant, catalogue) as own:
+            return bill_one(ctx, tenant, today, subscriber_no, attempts, own)
     issued = 0
     for _ in range(attempts):
         loaded = ctx.accounts.load(tenant, subscriber_no)
@@ -179,10 +187,10 @@ def bill_one(ctx: Context, tenant: str, today: date, subscriber_no: int, attempt
         drafts = plan(loaded, loaded.account, catalogue, today)
         if not drafts:
             return issued
-        numbers = claim_numbers(ctx, tenant, catalogue, drafts)
+        numbers = claims.for_drafts(subscriber_no, drafts)
         changes = issue(loaded.account, drafts, numbers, catalogue, today)
         try:
-            commit(ctx, tenant, loaded, changes)
+            commit(ctx, tenant, loaded, changes, claims=claims)
         except ConcurrencyConflict:
             continue
         issued += len(changes.invoices)

@@ -9,7 +9,7 @@ from ..adapters.accounts import AccountRepository
 from ..adapters.attention import AttentionStore
 from ..adapters.bus import Bus
 from ..adapters.catalogue_store import CatalogueStore
-from ..adapters.indexes import DueIndex, DunningIndex, EmailIndex, Tenants
+from ..adapters.indexes import DueIndex, DunningIndex, EmailIndex, OrderRecords, PendingOrders, Tenants
 from ..adapters.numbering import InvoiceNumbers, SubscriberNumbers
 from ..adapters.tables import Storage
 from ..clock import Clock
@@ -31,12 +31,15 @@ class Context:
     tenants: Tenants
     dunning_index: DunningIndex
     attention: AttentionStore
+    orders: OrderRecords
+    pending: PendingOrders
 
     @classmethod
     def build(cls, storage: Storage, clock: Clock, bus: Bus) -> Context:
         return cls(storage, clock, bus, AccountRepository(storage), CatalogueStore(storage),
                    InvoiceNumbers(storage), SubscriberNumbers(storage), DueIndex(storage),
-                   EmailIndex(storage), Tenants(storage), DunningIndex(storage), AttentionStore(storage))
+                   EmailIndex(storage), Tenants(storage), DunningIndex(storage), AttentionStore(storage),
+                   OrderRecords(storage), PendingOrders(storage))
 
     def today(self, catalogue: Catalogue) -> date:
         """The billing date: today in the tenant's time zone (its first organisation's)."""

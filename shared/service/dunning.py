@@ -35,7 +35,7 @@ from ..domain.invoicing import Invoice
 from .billing import RunPlanned, batches, plan_run
 from .context import Context
 from .isolation import attempt, each, resolve, settle
-from .issuing import change_account, index_next_visit, numbered, publish, unchanged
+from .issuing import change_account, index_next_visit, numbered, publish, unchanged, write
 from .queries import NotFound
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
                 publish(ctx, tenant, outbox)
                 outbox = []
             try:
-                loaded = ctx.accounts.commit(tenant, loaded, changes)
+                loaded = write(ctx, tenant, loaded, changes)  # a failure releases its invoice numbers
             except ConcurrencyConflict:  # redone alone, which sends what it finds in the outbox
                 return done, outbox if done is not None else [], True
             outbox += changes.events

@@ -1,37 +1,71 @@
-"""Place an order from the sales poster (S2; manual 5 "New order", 6.3, 10 "Dataflow").
+"""Place an order from the sales poster (S2; manual 5 "New order", 6.3, 6.9, 10 "Dataflow").
 
-An order creates (or finds, by e-mail) the subscriber, adds the subscription with its
-payment agreement, issues the first period's invoice at once (due per the billing
-plan, manual 6.3) and leaves the next period as a draft that the overview computes
-from the subscription, so it changes whenever the subscription does.
+An order creates the subscriber, adds the subscription with its payment agreement,
+issues the first period's invoice at once (due per the billing plan, manual 6.3) and
+leaves the next period as a draft that the overview computes from the subscription, so
+it changes whenever the subscription does.
 
 Idempotent: an order carries ``order_ref`` (the sales poster's form id, or an
-``Idempotency-Key``); the subscription id derives from it, so the same order posted
-twice finds its subscription and returns the same result.
+``Idempotency-Key``). The reference is bound once, atomically, to the fingerprint of the
+order's normalised content and to the subscriber and subscription it makes
+(``OrderRecords``); the same order posted again finds its subscription and returns the
+same result, and the reference reused for a *different* order is refused
+(``OrderConflict``, HTTP 409, as Stripe does with a reused idempotency key), never
+merged into the first order or placed as a second one.
+
+Two callers. ``take_order`` is the anonymous sales poster: an order whose e-mail
+address belongs to an existing subscriber is not attached to that person's account
+(manual 5: the sales poster's user *is* the e-mail address, and only that user may
+order on it); it is held as a *pending order* for customer service, who confirm it
+(``confirm_pending``: placed on that subscriber, with the order blockage checked then)
+or reject it. ``place_order`` is the trusted path (customer service, a confirmed
+pending order, tests and benchmarks), which finds the subscriber by e-mail.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
+from ..adapters.indexes import OrderRecord, PendingOrder, digest
 from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Account, Changes, issue, subscription_created
-from ..domain.catalogue import PaymentType
+from ..domain.catalogue import Catalogue, PaymentType
 from ..domain.collection import order_blocked
 from ..domain.invoicing import Invoice
 from ..domain.subscriptions import StopKind, Subscriber, Subscription
 from .context import Context
-from .issuing import claim_numbers, commit, index_next_visit, plan
+from .issuing import Claims, commit, index_next_visit, plan
+from .queries import NotFound
 
 MAX_ATTEMPTS = 10
+PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
 
 
 class OrderRejected(ValueError):
     """The order cannot be accepted (plan not orderable, start date out of range, ...)."""
+
+
+class OrderBlocked(OrderRejected):
+    """Refused by an order blockage (manual 6.9). ``str()`` is what an anonymous caller may
+    read; ``reason`` is customer service's, for the merchant API only."""
+
+    PUBLIC = "The order cannot be accepted. Please contact customer service."
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(self.PUBLIC)
+        self.reason = reason
+
+
+class OrderConflict(Exception):
+    """The order reference was used before for a different order, or the pending order has
+    been decided already."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +84,16 @@ class PlaceOrder:
     copies: int = 1
     order_ref: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"payment_type": self.payment_type.value,
+                               "start_date": self.start_date.isoformat() if self.start_date else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlaceOrder:
+        start = data.get("start_date")
+        return cls(**data | {"payment_type": PaymentType(data["payment_type"]),
+                             "start_date": date.fromisoformat(start) if start else None})
+
 
 @dataclass(frozen=True)
 class OrderPlaced:
@@ -59,57 +103,169 @@ class OrderPlaced:
     created: bool  # False when the same order had been placed before
 
 
+@dataclass(frozen=True)
+class Payment:
+    """What the person who ordered must pay for this order: its first invoice."""
+
+    amount_minor: int
+    currency: str
+    due_date: date
+    kid: str
+    account: str | None
+
+
+@dataclass(frozen=True)
+class OrderTaken:
+    """The sales poster's answer: accepted with what to pay, or pending confirmation."""
+
+    accepted: bool
+    created: bool
+    payment: Payment | None = None
+
+
+def fingerprint(order: PlaceOrder) -> str:
+    """The order's content, normalised (trimmed, e-mail lower-cased), without its reference."""
+    data = order.to_json() | {"order_ref": None, "email": order.email.strip().lower()}
+    data = {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
 def subscription_id(order: PlaceOrder) -> str:
     if order.order_ref:
         return uuid.uuid5(uuid.NAMESPACE_URL, f"abonno:{order.tenant}:{order.order_ref}").hex[:16]
     return uuid.uuid4().hex[:16]
 
 
-def place_order(ctx: Context, order: PlaceOrder) -> OrderPlaced:
+def place_order(ctx: Context, order: PlaceOrder, subscriber_no: int | None = None) -> OrderPlaced:
+    """The trusted path: the subscriber given, else the one the e-mail belongs to, else a new
+    one. A reference reused for another order is refused before anything is written."""
+    owner = subscriber_no or ctx.emails.find(order.tenant, order.email)
+    record = OrderRecord(fingerprint(order), owner or ctx.subscriber_numbers.next(order.tenant),
+                         subscription_id(order))
+    if order.order_ref:
+        record = _bind(ctx, order, record)
+    number = subscriber_no or owner or ctx.emails.claim(order.tenant, order.email, record.subscriber_no)
+    return _place(ctx, order, number, record.subscription_id)
+
+
+def take_order(ctx: Context, order: PlaceOrder) -> OrderTaken:
+    """The anonymous sales poster: a new subscriber places the order; an e-mail that is an
+    existing subscriber's holds it for customer service. Answers only what the caller
+    needs: accepted and what to pay for this order, or pending."""
     catalogue = ctx.catalogue.get(order.tenant)
+    _check(order, catalogue, ctx.today(catalogue))
+    record = OrderRecord(fingerprint(order), ctx.subscriber_numbers.next(order.tenant), subscription_id(order))
+    if order.order_ref:
+        record = _bind(ctx, order, record)
+    owner = ctx.emails.claim(order.tenant, order.email, record.subscriber_no)
+    if owner != record.subscriber_no:
+        _hold(ctx, order, owner)
+        return OrderTaken(accepted=False, created=True)
+    placed = _place(ctx, order, record.subscriber_no, record.subscription_id)
+    return OrderTaken(accepted=True, created=placed.created, payment=_payment(placed, catalogue))
+
+
+def pending_orders(ctx: Context, tenant: str, state: str = PENDING) -> list[PendingOrder]:
+    return ctx.pending.list(tenant, state)
+
+
+def confirm_pending(ctx: Context, tenant: str, order_id: str) -> OrderPlaced:
+    """Customer service confirms a pending order: placed on the subscriber whose e-mail it
+    gave (the order blockage is checked now). Confirming again conflicts."""
+    pending = _undecided(ctx, tenant, order_id)
+    order = PlaceOrder.from_json(pending.order)
+    order = replace(order, order_ref=order.order_ref or f"pending.{pending.id}")  # a retried confirm: one order
+    placed = place_order(ctx, order, subscriber_no=pending.subscriber_no)
+    _decide(ctx, tenant, pending, CONFIRMED)
+    return placed
+
+
+def reject_pending(ctx: Context, tenant: str, order_id: str) -> None:
+    _decide(ctx, tenant, _undecided(ctx, tenant, order_id), REJECTED)
+
+
+def _undecided(ctx: Context, tenant: str, order_id: str) -> PendingOrder:
+    pending = ctx.pending.get(tenant, order_id)
+    if pending is None:
+        raise NotFound(f"pending order {order_id}")
+    if pending.state != PENDING:
+        raise OrderConflict(f"pending order {order_id} is {pending.state} already")
+    return pending
+
+
+def _decide(ctx: Context, tenant: str, pending: PendingOrder, state: str) -> None:
+    try:
+        ctx.pending.decide(tenant, pending, state)
+    except ConcurrencyConflict as exc:
+        raise OrderConflict(f"pending order {pending.id} was decided meanwhile") from exc
+
+
+def _hold(ctx: Context, order: PlaceOrder, owner: int) -> PendingOrder:
+    order_id = digest(f"ref:{order.order_ref}")[:24] if order.order_ref else uuid.uuid4().hex[:24]
+    received = ctx.clock.now().isoformat(timespec="seconds")
+    return ctx.pending.add(order.tenant, PendingOrder(order_id, owner, order.to_json(), received))
+
+
+def _bind(ctx: Context, order: PlaceOrder, record: OrderRecord) -> OrderRecord:
+    assert order.order_ref
+    bound = ctx.orders.bind(order.tenant, order.order_ref, record)
+    if bound.fingerprint != record.fingerprint:
+        raise OrderConflict("this order reference (order_ref or Idempotency-Key) was used for a different order")
+    return bound
+
+
+def _check(order: PlaceOrder, catalogue: Catalogue, today: date) -> None:
     plan_ = catalogue.plan(order.plan_id)
-    today = ctx.today(catalogue)
     if not plan_.orderable_on(today):
         raise OrderRejected(f"plan {plan_.id} cannot be ordered on {today}")
     start = order.start_date or today
     if not today - relativedelta(years=1) <= start <= today + relativedelta(years=1):
         raise OrderRejected("start date must be within a year of today")
+    _subscriber(order, 1, today)  # the details make a valid subscriber
+
+
+def _place(ctx: Context, order: PlaceOrder, subscriber_no: int, sub_id: str) -> OrderPlaced:
+    catalogue = ctx.catalogue.get(order.tenant)
+    today = ctx.today(catalogue)
+    _check(order, catalogue, today)
+    plan_ = catalogue.plan(order.plan_id)
     billing = catalogue.billing_plan_of(plan_)
-    sub = Subscription(subscription_id(order), plan_.id, plan_.organization_id, billing.frequency, start,
+    sub = Subscription(sub_id, plan_.id, plan_.organization_id, billing.frequency, order.start_date or today,
                        order.payment_type, copies=order.copies)
     if plan_.automatic_stop:  # manual 7.8: ends with its first period unless ordered again
         sub = replace(sub, stop_date=sub.period(0).end, stop_kind=StopKind.AUTOMATIC, stop_reason="Automatic stop")
-    subscriber_no = _subscriber_for(ctx, order)
     ctx.due_index.add(order.tenant, sub.cadence, subscriber_no, sub.id)  # write-ahead, see indexes.py
-    for _ in range(MAX_ATTEMPTS):
-        loaded = ctx.accounts.load(order.tenant, subscriber_no)
-        if loaded and sub.id in loaded.account.subscriptions:
-            invoices, _ledger = ctx.accounts.history(order.tenant, subscriber_no)
-            return OrderPlaced(subscriber_no, sub.id, tuple(i for i in invoices if i.draft.subscription_id == sub.id),
-                               created=False)
-        account = loaded.account if loaded else Account(_subscriber(order, subscriber_no, today))
-        blocked = order_blocked(account, catalogue, plan_.organization_id)
-        if blocked:
-            raise OrderRejected(f"subscriber {subscriber_no} cannot order: {blocked}")
-        account = account.with_subscription(sub)
-        drafts = plan(loaded, account, catalogue, today, extra_entities=1)  # + SubscriptionCreated
-        numbers = claim_numbers(ctx, order.tenant, catalogue, drafts)
-        base = Changes(account, (sub,), events=(subscription_created(subscriber_no, sub),))
-        changes = issue(account, drafts, numbers, catalogue, today, base)
-        index_next_visit(ctx, order.tenant, catalogue, changes.account, today)  # a first invoice: not by cadence
-        try:
-            commit(ctx, order.tenant, loaded, changes)
-        except ConcurrencyConflict:
-            continue
-        return OrderPlaced(subscriber_no, sub.id, changes.invoices, created=True)
+    with Claims(ctx, order.tenant, catalogue) as claims:  # numbers no commit carried are released
+        for _ in range(MAX_ATTEMPTS):
+            loaded = ctx.accounts.load(order.tenant, subscriber_no)
+            if loaded and sub.id in loaded.account.subscriptions:
+                invoices, _ledger = ctx.accounts.history(order.tenant, subscriber_no)
+                return OrderPlaced(subscriber_no, sub.id,
+                                   tuple(i for i in invoices if i.draft.subscription_id == sub.id), created=False)
+            account = loaded.account if loaded else Account(_subscriber(order, subscriber_no, today))
+            blocked = order_blocked(account, catalogue, plan_.organization_id)
+            if blocked:
+                raise OrderBlocked(f"subscriber {subscriber_no} cannot order: {blocked}")
+            account = account.with_subscription(sub)
+            drafts = plan(loaded, account, catalogue, today, extra_entities=1)  # + SubscriptionCreated
+            numbers = claims.for_drafts(subscriber_no, drafts)
+            base = Changes(account, (sub,), events=(subscription_created(subscriber_no, sub),))
+            changes = issue(account, drafts, numbers, catalogue, today, base)
+            index_next_visit(ctx, order.tenant, catalogue, changes.account, today)  # a first invoice: not by cadence
+            try:
+                commit(ctx, order.tenant, loaded, changes, claims=claims)
+            except ConcurrencyConflict:
+                continue
+            return OrderPlaced(subscriber_no, sub.id, changes.invoices, created=True)
     raise ConcurrencyConflict(f"order for subscriber {subscriber_no} kept conflicting")
 
 
-def _subscriber_for(ctx: Context, order: PlaceOrder) -> int:
-    existing = ctx.emails.find(order.tenant, order.email)
-    if existing is not None:
-        return existing
-    return ctx.emails.claim(order.tenant, order.email, ctx.subscriber_numbers.next(order.tenant))
+def _payment(placed: OrderPlaced, catalogue: Catalogue) -> Payment | None:
+    first = min(placed.invoices, key=lambda i: i.number, default=None)
+    if first is None:
+        return None
+    org = catalogue.organizations[first.draft.organization_id]
+    return Payment(first.amount_due_minor, first.draft.currency, first.draft.due_date, first.kid, org.bank_account)
 
 
 def _subscriber(order: PlaceOrder, number: int, today: date) -> Subscriber:
@@ -118,4 +274,3 @@ def _subscriber(order: PlaceOrder, number: int, today: date) -> Subscriber:
                           order.city, organization_number=order.organization_number, created=today)
     except ValueError as exc:
         raise OrderRejected(str(exc)) from exc
-

@@ -1,17 +1,25 @@
-"""Import a bank file (P1, P2): every payment identified and booked, or set aside.
+"""Import a bank file (P1, P2): every record of it accounted for, exactly once.
 
-1. the format is told by the content; the file's control totals are checked before
-   anything is booked (a file that fails them books nothing, see the blob trigger);
-2. each payment is identified: the organisation by the account paid to, the subscriber
-   and demand by decoding the KID with that organisation's scheme;
-3. what cannot be identified (unknown account, reference that fails its check digit or
-   names no subscriber, wrong currency) goes to *requires processing*, never dropped;
-4. identified payments are booked per subscriber in one transaction each
-   (``account.receive_payment``), subscribers in parallel.
+1. the file is read (``formats.payments.read_bank_file``): its format told by the content,
+   its control totals checked; a file that cannot be read is refused whole;
+2. the transmission's identity (what the bank guarantees: Nets data sender and
+   transmission number, BgMax bankgiro and creation time) is taken once per tenant with
+   the digest of the decoded, line-ending-normalised content: the same transmission again
+   (any encoding or line ending) books nothing and is reported as a duplicate; the same
+   identity with other content is refused;
+3. each record is identified: the organisation by the account paid to and the currency,
+   the subscriber and demand by the KID decoded with that organisation's scheme. Payments
+   are booked per subscriber in one transaction each (``account.receive_payment``);
+   reversals are booked against the payment they take back (``account.reverse_payment``);
+   whatever cannot be identified, every deduction and every unreadable record goes to
+   *requires processing* with its reason and raw line;
+4. an import report (``domain.import_report``) says where each record landed, per
+   currency, and checks that against the file's control totals; it is stored, served by
+   the merchant API and logged.
 
-Idempotent: a payment's id is the file's digest plus the payment's place in the file,
-and its row is *created* in the subscriber's partition, so importing a file again, or
-finishing an import that died half-way, books nothing twice.
+Idempotent and crash-safe: a payment's id is the transmission's identity plus the
+record's position in the file, and its row is *created* in the subscriber's partition,
+so an import that died half-way, run again, books only what is missing.
 """
 
 from __future__ import annotations
@@ -19,36 +27,55 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import date
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from typing import Any
 
+from azure.core import MatchConditions
 from stdnum.exceptions import ValidationError
 
 from ..adapters.accounts import partition_key
 from ..adapters.codec import dumps, loads, to_jsonable
+from ..adapters.imports import MAX_ATTEMPTS, BankFileDrop, ImportLog, is_transient, key_of
 from ..adapters.tables import ConcurrencyConflict, TooManyEntities, prefix_filter
-from ..domain.account import Changes, Event, apply_mandate, receive_payment, refund
+from ..domain.account import Changes, Event, apply_mandate, receive_payment, refund, reversal_target, reverse_payment
 from ..domain.catalogue import Catalogue, Organization
+from ..domain.import_report import ImportReport, Landing, MandateLanding, Outcome, Reason, Total, build, rejected
+from ..domain.invoicing import Invoice
 from ..domain.ledger import EntryKind
-from ..domain.payments import BookedPayment, MatchType, PaymentState, ReceivedPayment
-from ..formats import bgmax, ocr_giro
-from ..formats.detect import BankFileFormat, detect
-from ..formats.payments import IncomingPayment
+from ..domain.payments import BookedPayment, MatchType, PaymentKind, PaymentState, ReceivedPayment
+from ..formats import read_bank_file
+from ..formats.payments import BankFile, BankFileError, IncomingPayment, RecordKind, UnreadableRecord
 from .context import Context
-from .issuing import publish
+from .issuing import index_next_visit, publish
 from .queries import NotFound
 
 log = logging.getLogger(__name__)
 PAYMENTS_PER_COMMIT = 10  # at most ~7 entities each, with room for the subscriber row and outbox
-CHUNK = 2000  # payments identified and booked at a time: memory stays flat however long the file
+CHUNK = 2000  # records identified and booked at a time
+RESUME_AFTER = timedelta(seconds=60)  # a resolve or approval claimed this long ago and not finished may be redone
+Record = IncomingPayment | UnreadableRecord
+Landed = tuple[Outcome, Reason | None, str]  # where a payment landed, why it was set aside
+TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # what the merchant API accepts as a tenant id
+
+
+class TransmissionConflict(ValueError):
+    """A transmission identity already imported with other content."""
+
+
+class PaymentRefused(ValueError):
+    """A set-aside record that cannot be handled the way asked (a reversal resolved as a payment)."""
 
 
 @dataclass
 class ImportResult:
+    """What booking one payment by hand did (resolve, approve, register)."""
+
     file: str
     format: str
     payments: int = 0
@@ -56,29 +83,138 @@ class ImportResult:
     already_booked: int = 0
     requires_processing: int = 0
     amount_booked_minor: int = 0
-    mandates: int = 0
-    mandates_unmatched: int = 0
-    awaiting_approval: int = 0
 
 
-def read(data: bytes) -> tuple[BankFileFormat, Iterator[IncomingPayment], list[ocr_giro.MandateRecord]]:
-    """The payments (and AvtaleGiro mandates) of a bank file, after its control totals are checked.
+@dataclass
+class _Import:
+    tenant: str
+    file: str
+    key: str
+    catalogue: Catalogue
+    today: date
+    landings: list[Landing] = field(default_factory=list)
 
-    Raises before anything is yielded if the format is unknown or the totals are off.
-    BgMax is read as a stream twice (totals, then payments); netsgiro parses an OCR file
-    once, whole.
+
+# ---- the blob trigger's use case -----------------------------------------------------------
+
+def receive_bank_file(ctx: Context, drop: BankFileDrop, name: str, data: bytes) -> ImportReport | None:
+    """A file dropped at ``inbound/{name}`` (``name`` = ``{tenant}/{file}``): import it once.
+
+    Any failure but a transient storage error ends with the file in ``rejected/`` beside an
+    ``.error.txt`` report, after one attempt; the decision is kept in storage, so a host
+    that restarts (or redelivers) finds it and does nothing more. A transient storage error
+    is raised for the host to retry, at most ``MAX_ATTEMPTS`` times over all restarts.
     """
-    kind = detect(data)
-    if kind is BankFileFormat.BGMAX:
-        for _ in bgmax.payments(bgmax.decode_lines([data])):  # pass 1: the totals
-            pass
-        return kind, bgmax.payments(bgmax.decode_lines([data])), []
-    transmission = ocr_giro.read(data.decode("iso-8859-1"))
-    return kind, ocr_giro.payments_of(transmission), list(ocr_giro.mandates_of(transmission))
+    imports = ImportLog(ctx.storage)
+    attempts, decided = imports.attempt(name, data)
+    if decided is not None:
+        log.info("bank file %s was handled before (%s); nothing to do", name, decided)
+        return None
+    tenant, _, file = name.partition("/")
+    if _quarantined(ctx, drop, name, data):
+        return None
+    if attempts > MAX_ATTEMPTS:
+        return _reject(ctx, drop, tenant, name, data, f"the import failed {attempts - 1} times (storage unavailable "
+                                                     "or the process died); not tried again", partial=True)
+    try:
+        report = import_bank_file(ctx, tenant, file, data)
+    except Exception as exc:
+        if is_transient(exc):
+            raise  # the host tries again; the attempts are counted above
+        refused_whole = isinstance(exc, (BankFileError, TransmissionConflict))  # raised before anything is booked
+        if not refused_whole:
+            log.exception("bank file %s failed part-way", name)
+        return _reject(ctx, drop, tenant, name, data, f"{type(exc).__name__}: {exc}", partial=not refused_whole)
+    if not report.balanced:
+        drop.reject(name, data, _report_text(name, "its records did not all land somewhere: " + "; ".join(
+            report.problems), report.id, partial=True))
+    imports.decide(name, data, report.status.value, report.id)
+    return report
 
 
-def chunks(items: Iterator[IncomingPayment], size: int) -> Iterator[list[IncomingPayment]]:
-    chunk: list[IncomingPayment] = []
+def _quarantined(ctx: Context, drop: BankFileDrop, name: str, data: bytes) -> bool:
+    """A file outside a tenant's folder, or for a tenant that does not exist, goes to
+    ``quarantine/`` with a report; nothing is written for any tenant."""
+    tenant, _, file = name.partition("/")
+    if file and "/" not in file and TENANT_ID.match(tenant) and ctx.tenants.exists(tenant):
+        return False
+    why = (f"tenant {tenant!r} does not exist" if file and "/" not in file
+           else "a bank file must be dropped in a tenant's folder: inbound/{tenant}/{file}")
+    drop.quarantine(name, data, f"Bank file inbound/{name} was quarantined: {why}. Nothing was written.\n")
+    ImportLog(ctx.storage).decide(name, data, "quarantined")
+    log.warning("bank file %s quarantined: %s", name, why)
+    return True
+
+
+def _reject(ctx: Context, drop: BankFileDrop, tenant: str, name: str, data: bytes, reason: str,
+            partial: bool = False) -> ImportReport:
+    imports = ImportLog(ctx.storage)
+    report = rejected(f"rejected.{hashlib.sha256(data).hexdigest()[:24]}", name.partition("/")[2],
+                      ctx.clock.now().isoformat(), reason)
+    imports.save(tenant, report)
+    drop.reject(name, data, _report_text(name, reason, report.id, partial))
+    imports.decide(name, data, "rejected", report.id)
+    log.warning("bank file %s rejected: %s", name, reason)
+    return report
+
+
+def _report_text(name: str, reason: str, report_id: str = "", partial: bool = False) -> str:
+    booked = ("Whatever it booked before it stopped stays booked, once; dropping the file again under another "
+              "name finishes the import and books only what is missing." if partial else "Nothing was booked.")
+    text = f"Bank file inbound/{name} was rejected. {booked}\n\nReason: {reason}\n"
+    if report_id:
+        text += f"\nImport report: GET /api/merchant/payments/imports/{report_id}\n"
+    return text
+
+
+# ---- the import ----------------------------------------------------------------------------
+
+def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> ImportReport:
+    """Read, identify, book and report one bank file; raises if the file cannot be read."""
+    bank = read_bank_file(data)
+    imports = ImportLog(ctx.storage)
+    key = key_of(bank.identity)
+    claim = imports.claim(tenant, key, bank.content_digest, name)
+    created = ctx.clock.now().isoformat()
+    totals = [Total(t.currency, t.records, t.amount_minor) for t in bank.totals]
+    if claim.digest != bank.content_digest:
+        raise TransmissionConflict(f"transmission {bank.identity} was imported before (file {claim.file}) with "
+                                   "other content; the same identity with different content is refused")
+    if claim.state == "imported":
+        report = build(f"{key}~dup~{hashlib.sha256(data).hexdigest()[:16]}", name, bank.format, bank.identity,
+                       bank.content_digest, created, [_duplicate(r, bank) for r in bank.payments], totals,
+                       duplicate_of=key)
+        imports.save(tenant, report)
+        log.info("bank file %s for %s is transmission %s again: nothing booked; %s", name, tenant, bank.identity,
+                 report.summary_line())
+        return report
+    catalogue = ctx.catalogue.get(tenant)
+    job = _Import(tenant, name, key, catalogue, ctx.today(catalogue))
+    for chunk in _chunks(bank.payments, CHUNK):
+        _import_chunk(ctx, job, chunk, _currency_default(bank))
+    mandates = import_mandates(ctx, job, bank.mandates)
+    report = build(key, name, bank.format, bank.identity, bank.content_digest, created, job.landings, totals,
+                   mandates)
+    imports.save(tenant, report)
+    imports.imported(tenant, key, bank.content_digest, name)
+    log.info("imported %s for %s (transmission %s): %s", name, tenant, bank.identity, report.summary_line())
+    return report
+
+
+def _currency_default(bank: BankFile) -> str:
+    """The currency of a record that does not say (an unreadable one): the file's, if it has one."""
+    currencies = {t.currency for t in bank.totals}
+    return currencies.pop() if len(currencies) == 1 else "unknown"
+
+
+def _duplicate(record: Record, bank: BankFile) -> Landing:
+    kind = record.kind.value
+    return Landing(record.line_id, record.currency or _currency_default(bank), kind, record.amount_minor,
+                   Outcome.DUPLICATE)
+
+
+def _chunks(items: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    chunk: list[Record] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:
@@ -88,64 +224,125 @@ def chunks(items: Iterator[IncomingPayment], size: int) -> Iterator[list[Incomin
         yield chunk
 
 
-def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> ImportResult:
-    kind, incoming, mandates = read(data)
-    digest = hashlib.sha256(data).hexdigest()[:20]
-    catalogue = ctx.catalogue.get(tenant)
-    today = ctx.today(catalogue)
-    result = ImportResult(name, kind.value)
-    for chunk in chunks(incoming, CHUNK):
-        _import_chunk(ctx, tenant, name, digest, chunk, catalogue, today, result)
-    import_mandates(ctx, tenant, mandates, catalogue, today, result)
-    log.info("imported %s for %s: %s", name, tenant, result)
-    return result
+@dataclass
+class _Identified:
+    """A chunk's records after identification: what is to be booked, per subscriber."""
+
+    payments: dict[int, list[ReceivedPayment]] = field(default_factory=lambda: defaultdict(list))
+    reversals: dict[int, list[ReceivedPayment]] = field(default_factory=lambda: defaultdict(list))
+    records: dict[str, IncomingPayment] = field(default_factory=dict)
 
 
-def _import_chunk(ctx: Context, tenant: str, name: str, digest: str, chunk: list[IncomingPayment],
-                  catalogue: Catalogue, today: date, result: ImportResult) -> None:
-    result.payments += len(chunk)
-    by_subscriber: dict[int, list[ReceivedPayment]] = defaultdict(list)
-    for payment in chunk:
-        pid = f"{digest}.{payment.line_id}"
-        identified = identify(catalogue, pid, payment)
-        if isinstance(identified, str):
-            set_aside(ctx, tenant, pid, payment, identified, name)
-            result.requires_processing += 1
-        elif catalogue.organizations[identified[1].organization_id].manual_payment_approval:
-            await_approval(ctx, tenant, identified[0], identified[1], name)
-            result.awaiting_approval += 1
-        else:
-            by_subscriber[identified[0]].append(identified[1])
+def _import_chunk(ctx: Context, job: _Import, chunk: list[Record], currency: str) -> None:
+    found = _Identified()
+    for record in chunk:
+        _sort(ctx, job, record, found, currency)
+    _book_payments(ctx, job, found)
+    _book_reversals(ctx, job, found)  # after the payments: a file may pay and reverse
+
+
+def _sort(ctx: Context, job: _Import, record: Record, found: _Identified, currency: str) -> None:
+    """Set a record aside with its reason, put it to approval, or queue it for booking."""
+    pid = f"{job.key}.{record.line_id}"
+    if isinstance(record, UnreadableRecord):
+        _aside(ctx, job, pid, record, Reason.UNREADABLE, f"unreadable: {record.reason}", currency)
+        return
+    found.records[pid] = record
+    if record.kind is RecordKind.DEDUCTION:
+        _aside(ctx, job, pid, record, Reason.DEDUCTION, f"a deduction (BgMax TK21) of {record.amount_minor} "
+               f"{record.currency} with reference {record.reference}: for customer service to settle")
+        return
+    identified = identify(job.catalogue, pid, record)
+    if isinstance(identified, Failed):
+        reason, text = identified.reason, identified.text
+        if record.kind is RecordKind.REVERSAL:
+            reason, text = Reason.REVERSAL_NOT_FOUND, f"reversal of a payment we cannot find: {text}"
+        _aside(ctx, job, pid, record, reason, text)
+    elif record.kind is RecordKind.REVERSAL:
+        found.reversals[identified[0]].append(replace(identified[1], kind=PaymentKind.REVERSAL))
+    elif job.catalogue.organizations[identified[1].organization_id].manual_payment_approval:
+        await_approval(ctx, job.tenant, identified[0], identified[1], job.file)
+        job.landings.append(_landing(record, Outcome.AWAITING_APPROVAL))
+    else:
+        found.payments[identified[0]].append(identified[1])
+
+
+def _book_payments(ctx: Context, job: _Import, found: _Identified) -> None:
+    """Subscribers in parallel, one bus batch for the chunk's outbox."""
     outbox: list[Event] = []
     with ThreadPoolExecutor(max_workers=16) as pool:
-        outcomes = list(pool.map(lambda item: book(ctx, tenant, item[0], item[1], name, today, outbox),
-                                 by_subscriber.items()))
-    publish(ctx, tenant, outbox)  # one bus batch per chunk
-    for booked, already, aside, amount in outcomes:
-        result.booked += booked
-        result.already_booked += already
-        result.requires_processing += aside
-        result.amount_booked_minor += amount
+        outcomes = list(pool.map(lambda item: book(ctx, job.tenant, item[0], item[1], job.file, job.today, outbox),
+                                 found.payments.items()))
+    publish(ctx, job.tenant, outbox)
+    for outcome in outcomes:
+        for pid, (where, reason, why) in outcome.items():
+            _landed(ctx, job, found.records[pid], pid, where, reason or Reason.NO_SUCH_SUBSCRIBER, why)
 
 
-def import_mandates(ctx: Context, tenant: str, mandates: list[ocr_giro.MandateRecord], catalogue: Catalogue,
-                    today: date, result: ImportResult) -> None:
-    """AvtaleGiro agreement records onto the subscribers' payment agreements (P5)."""
+def _book_reversals(ctx: Context, job: _Import, found: _Identified) -> None:
+    for subscriber_no, items in found.reversals.items():
+        for reversal in items:
+            where, why = book_reversal(ctx, job, subscriber_no, reversal)
+            _landed(ctx, job, found.records[reversal.id], reversal.id, where, Reason.REVERSAL_NOT_FOUND, why)
+
+
+def _landed(ctx: Context, job: _Import, record: IncomingPayment, pid: str, where: Outcome, reason: Reason,
+            why: str) -> None:
+    if where is Outcome.SET_ASIDE:
+        _aside(ctx, job, pid, record, reason, why)
+    else:
+        job.landings.append(_landing(record, where))
+
+
+def _landing(record: IncomingPayment, outcome: Outcome) -> Landing:
+    return Landing(record.line_id, record.currency, record.kind.value, record.amount_minor, outcome)
+
+
+def _aside(ctx: Context, job: _Import, pid: str, record: Record, reason: Reason, text: str,
+           currency: str = "") -> None:
+    set_aside(ctx, job.tenant, pid, record, reason, text, job.file, job.key)
+    kind = record.kind.value
+    job.landings.append(Landing(record.line_id, record.currency or currency, kind, record.amount_minor,
+                                Outcome.SET_ASIDE, reason, text, record.raw[:200]))
+
+
+def import_mandates(ctx: Context, job: _Import, mandates: Sequence[Any]) -> list[MandateLanding]:
+    """AvtaleGiro agreement records onto the subscribers' payment agreements (P5); what
+    matches no subscriber goes to requires processing with the reason."""
+    out = []
     for record in mandates:
-        org = catalogue.organization_by_account(record.payee_account)
-        try:
-            ref = org.kid.decode(record.kid) if org else None
-        except ValidationError:
-            ref = None
-        if org is None or ref is None or not _apply_mandate(ctx, tenant, ref.subscriber_no, org.id, record, today):
-            log.warning("AvtaleGiro mandate %s (KID %s) matches no subscriber", record.line_id, record.kid)
-            result.mandates_unmatched += 1
+        org = job.catalogue.organization_by_account(record.payee_account, "NOK")
+        if org is None:
+            why = (Reason.MANDATE_UNKNOWN_ACCOUNT, f"mandate for account {record.payee_account}, which belongs to "
+                   "no NOK organisation")
         else:
-            result.mandates += 1
+            try:
+                ref = org.kid.decode(record.kid)
+            except ValidationError as exc:
+                why = (Reason.MANDATE_NOT_A_KID, f"KID {record.kid} is not a KID of {org.id}: {exc}")
+            else:
+                if _apply_mandate(ctx, job.tenant, ref.subscriber_no, org.id, record, job.today):
+                    out.append(MandateLanding(record.line_id, record.kid, True))
+                    continue
+                why = (Reason.MANDATE_NO_SUCH_SUBSCRIBER, f"KID {record.kid} names subscriber {ref.subscriber_no} "
+                       f"of {org.id}, who does not exist")
+        _mandate_aside(ctx, job, record, *why)
+        out.append(MandateLanding(record.line_id, record.kid, False, *why))
+    return out
 
 
-def _apply_mandate(ctx: Context, tenant: str, subscriber_no: int, organization_id: str,
-                   record: ocr_giro.MandateRecord, today: date) -> bool:
+def _mandate_aside(ctx: Context, job: _Import, record: Any, reason: Reason, text: str) -> None:
+    log.warning("AvtaleGiro mandate %s of %s set aside: %s", record.line_id, job.file, text)
+    ctx.storage.insert("Payments", {"PartitionKey": f"rp|{job.tenant}", "RowKey": f"{job.key}.m{record.line_id}",
+                                    "Body": json.dumps({"kid": record.kid, "registration": record.registration,
+                                                        "notify": record.notify, "account": record.payee_account}),
+                                    "Kind": "mandate", "ReasonCode": reason.value, "Reason": text,
+                                    "File": job.file, "Report": job.key, "Amount": 0, "Currency": "NOK",
+                                    "State": "open"})
+
+
+def _apply_mandate(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, record: Any,
+                   today: date) -> bool:
     for _ in range(10):
         loaded = ctx.accounts.load(tenant, subscriber_no)
         if loaded is None:
@@ -163,19 +360,31 @@ def _apply_mandate(ctx: Context, tenant: str, subscriber_no: int, organization_i
     raise ConcurrencyConflict(f"mandate for subscriber {subscriber_no} kept conflicting")
 
 
-def identify(catalogue: Catalogue, pid: str, payment: IncomingPayment) -> tuple[int, ReceivedPayment] | str:
-    """(subscriber number, payment) or the reason it cannot be identified."""
-    org = catalogue.organization_by_account(payment.payee_account or "")
+@dataclass(frozen=True)
+class Failed:
+    """Why a record cannot be identified."""
+
+    reason: Reason
+    text: str
+
+
+def identify(catalogue: Catalogue, pid: str, payment: IncomingPayment) -> tuple[int, ReceivedPayment] | Failed:
+    """(subscriber number, payment), or why it cannot be identified."""
+    account = payment.payee_account or ""
+    org = catalogue.organization_by_account(account, payment.currency)
     if org is None:
-        return f"paid to account {payment.payee_account}, which belongs to no organisation"
-    if payment.currency != org.currency:
-        return f"paid in {payment.currency}; {org.id} keeps its books in {org.currency}"
+        other = catalogue.organization_by_account(account, None)
+        if other is not None:
+            return Failed(Reason.WRONG_CURRENCY, f"paid in {payment.currency} to account {account}; no "
+                          f"organisation keeps its books in {payment.currency} on it")
+        return Failed(Reason.UNKNOWN_ACCOUNT, f"paid to account {payment.payee_account}, which belongs to no "
+                      "organisation")
     if not payment.reference:
-        return "no reference (KID/OCR) on the payment"
+        return Failed(Reason.NO_REFERENCE, "no reference (KID/OCR) on the payment")
     try:
         ref = org.kid.decode(payment.reference)
     except ValidationError as exc:
-        return f"reference {payment.reference} is not a KID of {org.id}: {exc}"
+        return Failed(Reason.NOT_A_KID, f"reference {payment.reference} is not a KID of {org.id}: {exc}")
     return ref.subscriber_no, ReceivedPayment(pid, org.id, payment.currency, payment.amount_minor,
                                               payment.payment_date, payment.source, MatchType.EXTERNAL_IDENTIFIER,
                                               payment.reference, ref.demand_no)
@@ -184,43 +393,51 @@ def identify(catalogue: Catalogue, pid: str, payment: IncomingPayment) -> tuple[
 def await_approval(ctx: Context, tenant: str, subscriber_no: int, payment: ReceivedPayment, file: str) -> None:
     """An identified payment of an organisation that approves payments by hand (state AwaitingApproval)."""
     ctx.storage.insert("Payments", {"PartitionKey": f"aa|{tenant}", "RowKey": payment.id, "Body": dumps(payment),
-                                    "SubscriberNo": subscriber_no, "File": file, "Amount": payment.amount_minor})
+                                    "SubscriberNo": subscriber_no, "File": file, "Amount": payment.amount_minor,
+                                    "Currency": payment.currency, "State": "open"})
 
 
 def awaiting_approval(ctx: Context, tenant: str) -> list[dict[str, object]]:
     rows = ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"aa|{tenant}"})
     return [{"payment_id": r["RowKey"], "subscriber_no": r["SubscriberNo"], "file": r["File"],
-             "amount_minor": r["Amount"], "state": PaymentState.AWAITING_APPROVAL.value} for r in rows
-            if not r.get("ApprovedBy")]
+             "amount_minor": r["Amount"], "currency": r.get("Currency"), "state": PaymentState.AWAITING_APPROVAL.value}
+            for r in rows if _state(r, "ApprovedBy") != "done"]
 
 
 def approve(ctx: Context, tenant: str, payment_id: str, approved_by: str) -> ImportResult:
-    """Approve an identified payment: it is booked (once, however often approved)."""
+    """Approve an identified payment: it is booked once; a second or concurrent approval is a conflict."""
     row = ctx.storage.get("Payments", f"aa|{tenant}", payment_id)
     if row is None:
         raise NotFound(f"no payment {payment_id} awaits approval")
     payment = loads(ReceivedPayment, row["Body"])
-    result = _book_one(ctx, tenant, int(row["SubscriberNo"]), payment, row["File"],
-                       ctx.today(ctx.catalogue.get(tenant)))
-    _mark(ctx, row, ApprovedBy=approved_by)
+    _claim(ctx, row, "approved", approved_by)
+    with _released_on_refusal(ctx, row):
+        result = _book_one(ctx, tenant, int(row["SubscriberNo"]), payment, row["File"],
+                           ctx.today(ctx.catalogue.get(tenant)))
+    _done(ctx, row, ApprovedBy=approved_by)
     return result
 
 
-def set_aside(ctx: Context, tenant: str, pid: str, payment: IncomingPayment, reason: str, file: str) -> None:
-    """Put a payment on the requires-processing list (once, however often it is imported)."""
-    ctx.storage.insert("Payments", {"PartitionKey": f"rp|{tenant}", "RowKey": pid, "Body": dumps(payment),
-                                    "Reason": reason, "File": file, "Amount": payment.amount_minor})
+def set_aside(ctx: Context, tenant: str, pid: str, record: Record, reason: Reason, text: str, file: str,
+              report_id: str = "") -> None:
+    """Put a record on the requires-processing list (once, however often it is imported)."""
+    kind = record.kind.value if isinstance(record, IncomingPayment) else "unreadable"
+    ctx.storage.insert("Payments", {"PartitionKey": f"rp|{tenant}", "RowKey": pid, "Body": dumps(record),
+                                    "Kind": kind, "ReasonCode": reason.value, "Reason": text, "File": file,
+                                    "Report": report_id, "Amount": record.amount_minor or 0,
+                                    "Currency": record.currency or "", "Raw": record.raw[:1000], "State": "open"})
 
 
 def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedPayment], file: str,
-         today: date, outbox: list[Event] | None = None) -> tuple[int, int, int, int]:
-    """Book one subscriber's payments; returns (booked, already booked, set aside, amount booked).
+         today: date, outbox: list[Event] | None = None) -> dict[str, Landed]:
+    """Book one subscriber's payments; where each landed (booked, already booked, or set aside
+    because the subscriber does not exist) and why.
 
     Outbox events are sent at once, or appended to ``outbox`` for the caller to send in
     one batch (list.extend is atomic under the GIL, so threads may share it).
     """
     catalogue = ctx.catalogue.get(tenant)
-    booked = already = amount = aside = 0
+    landed: dict[str, Landed] = {}
     per_commit = PAYMENTS_PER_COMMIT
     pending = list(payments)
     for _ in range(10 + 2 * len(payments)):
@@ -228,10 +445,8 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
             break
         loaded = ctx.accounts.load(tenant, subscriber_no)
         if loaded is None:
-            for p in pending:
-                set_aside(ctx, tenant, p.id, _as_incoming(p), f"KID names subscriber {subscriber_no}, who does not "
-                          "exist", file)
-            return booked, already, len(pending), amount
+            return landed | {p.id: (Outcome.SET_ASIDE, Reason.NO_SUCH_SUBSCRIBER, f"KID {p.reference} names "
+                                    f"subscriber {subscriber_no}, who does not exist") for p in pending}
         chunk = pending[:per_commit]
         changes = Changes(loaded.account)
         for p in chunk:
@@ -244,14 +459,13 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
             if len(chunk) > 1:
                 per_commit = 1
                 continue
-            set_aside(ctx, tenant, chunk[0].id, _as_incoming(chunk[0]), "settles more open invoices at once than one "
-                      f"transaction can book ({exc}): customer service books it in parts", file)
-            aside += 1
+            landed[chunk[0].id] = (Outcome.SET_ASIDE, Reason.TOO_MANY_DEMANDS, "settles more open invoices at once "
+                                   f"than one transaction can book ({exc}): customer service books it in parts")
             pending = pending[1:]
             continue
         except ConcurrencyConflict:
             done = ctx.accounts.booked(tenant, subscriber_no, [p.id for p in chunk])
-            already += len(done)
+            landed |= {i: (Outcome.ALREADY_BOOKED, None, "") for i in done}
             pending = [p for p in pending if p.id not in done]
             continue
         events = [*loaded.outbox, *changes.events]
@@ -259,37 +473,131 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
             publish(ctx, tenant, events)
         else:
             outbox.extend(events)
-        booked += len(chunk)
-        amount += sum(p.amount_minor for p in chunk)
+        landed |= {p.id: (Outcome.BOOKED, None, "") for p in chunk}
         pending = pending[len(chunk):]
-    return booked, already, aside, amount
+    if pending:
+        raise ConcurrencyConflict(f"payments for subscriber {subscriber_no} kept conflicting")
+    return landed
 
 
-def _as_incoming(p: ReceivedPayment) -> IncomingPayment:
-    return IncomingPayment(p.source, p.id, p.amount_minor, p.currency, p.reference, p.payment_date)
+def book_reversal(ctx: Context, job: _Import, subscriber_no: int, reversal: ReceivedPayment) -> tuple[Outcome, str]:
+    """Book a reversal against the payment it takes back (same KID and amount), or say why not."""
+    for _ in range(10):
+        loaded = ctx.accounts.load(job.tenant, subscriber_no)
+        if loaded is None:
+            return Outcome.SET_ASIDE, f"reversal of a payment we cannot find: subscriber {subscriber_no} does not exist"
+        booked = ctx.accounts.payments(job.tenant, subscriber_no)
+        if any(b.payment.id == reversal.id for b in booked):
+            return Outcome.ALREADY_BOOKED, ""
+        original = reversal_target(booked, reversal.reference, reversal.amount_minor, reversal.id)
+        if original is None:
+            return Outcome.SET_ASIDE, (f"reversal of a payment we cannot find: no payment of {reversal.amount_minor} "
+                                       f"by KID {reversal.reference} is booked for subscriber {subscriber_no}")
+        reversal = replace(reversal, organization_id=original.payment.organization_id, reverses=original.payment.id)
+        invoices = _invoices(ctx, job.tenant, subscriber_no, loaded.account.open_demands, original)
+        changes = reverse_payment(loaded.account, reversal, original, invoices, job.today)
+        index_next_visit(ctx, job.tenant, job.catalogue, changes.account, job.today)
+        try:
+            ctx.accounts.commit(job.tenant, loaded, changes)
+        except ConcurrencyConflict:
+            continue
+        publish(ctx, job.tenant, [*loaded.outbox, *changes.events])
+        return Outcome.REVERSED, ""
+    raise ConcurrencyConflict(f"reversal for subscriber {subscriber_no} kept conflicting")
+
+
+def _invoices(ctx: Context, tenant: str, subscriber_no: int, open_demands: Any,
+              original: BookedPayment) -> dict[int, Invoice]:
+    """The invoices a reversal may reopen: those the payment paid that are no longer open."""
+    found = {}
+    for a in original.allocations:
+        if a.demand_no not in open_demands:
+            invoice = ctx.accounts.invoice(tenant, subscriber_no, a.demand_no)
+            if invoice is not None:
+                found[a.demand_no] = invoice
+    return found
 
 
 # ---- customer service: requires processing, manual payments, refunds, search (P2, P4) ----
 
 def requires_processing(ctx: Context, tenant: str) -> list[dict[str, object]]:
+    """What customer service must look at: payments, reversals, deductions and unreadable records
+    set aside, and AvtaleGiro mandates that match no subscriber, each with its reason."""
     rows = ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"})
-    return [{"payment_id": r["RowKey"], "reason": r["Reason"], "file": r["File"], "amount_minor": r["Amount"],
-             "payment": json.loads(r["Body"])} for r in rows if not r.get("ResolvedTo")]
+    return [{"payment_id": r["RowKey"], "kind": r.get("Kind", "payment"), "reason_code": r.get("ReasonCode"),
+             "reason": r["Reason"], "file": r["File"], "report_id": r.get("Report") or None,
+             "amount_minor": r["Amount"], "currency": r.get("Currency") or None, "raw": r.get("Raw") or None,
+             "state": _state(r, "ResolvedTo"), "payment": json.loads(r["Body"])}
+            for r in rows if _state(r, "ResolvedTo") != "done"]
 
 
 def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, organization_id: str,
             invoice_number: int | None, today: date | None = None) -> ImportResult:
-    """Assign a set-aside payment to a subscriber (and invoice), which books it."""
+    """Assign a set-aside payment to a subscriber (and invoice), which books it once.
+
+    A state transition on the requires-processing row, guarded by its ETag: of two
+    concurrent resolves one wins, the other is a ``ConcurrencyConflict`` (409) and books nothing.
+    """
     row = ctx.storage.get("Payments", f"rp|{tenant}", payment_id)
     if row is None:
         raise NotFound(f"no payment {payment_id} requires processing")
+    if _state(row, "ResolvedTo") == "done":
+        raise ConcurrencyConflict(f"payment {payment_id} was resolved already")
+    if row.get("Kind", "payment") != "payment":
+        raise PaymentRefused(f"{payment_id} is a {row.get('Kind')} set aside, not a payment; it cannot be resolved "
+                             "onto a subscriber as one")
     incoming = loads(IncomingPayment, row["Body"])
     payment = _assigned(ctx, tenant, payment_id, subscriber_no, organization_id, invoice_number,
                         incoming.amount_minor, incoming.payment_date, incoming.source, incoming.reference)
-    result = _book_one(ctx, tenant, subscriber_no, payment, row["File"],
-                       today or ctx.today(ctx.catalogue.get(tenant)))
-    _mark(ctx, row, ResolvedTo=subscriber_no)
+    if payment.currency != incoming.currency:
+        raise PaymentRefused(f"the payment is in {incoming.currency}; {organization_id} keeps its books in "
+                             f"{payment.currency}")
+    if ctx.accounts.load(tenant, subscriber_no) is None:
+        raise NotFound(f"subscriber {subscriber_no}")  # before the claim: a wrong number leaves the row open
+    _claim(ctx, row, "resolved", f"{subscriber_no}|{organization_id}|{invoice_number or ''}")
+    with _released_on_refusal(ctx, row):
+        result = _book_one(ctx, tenant, subscriber_no, payment, row["File"],
+                           today or ctx.today(ctx.catalogue.get(tenant)))
+    _done(ctx, row, ResolvedTo=subscriber_no)
     return result
+
+
+def _state(row: dict[str, Any], done_column: str) -> str:
+    """open | claimed | done (rows written before states existed say done by their column)."""
+    return str(row.get("State") or ("done" if row.get(done_column) else "open"))
+
+
+def _claim(ctx: Context, row: dict[str, Any], what: str, target: str) -> None:
+    """Move the row from open to claimed under its ETag (one winner among concurrent calls).
+
+    A claim for the same target that was never finished (the process died between claim
+    and booking) may be taken again after ``RESUME_AFTER``; booking is idempotent.
+    """
+    state, now = _state(row, "ResolvedTo" if what == "resolved" else "ApprovedBy"), ctx.clock.now()
+    if state == "done":
+        raise ConcurrencyConflict(f"payment {row['RowKey']} was {what} already")
+    if state == "claimed" and not (row.get("Target") == target and row.get("ClaimedAt")
+                                   and now - row["ClaimedAt"] >= RESUME_AFTER):
+        raise ConcurrencyConflict(f"payment {row['RowKey']} is being {what} by another request")
+    entity = {k: v for k, v in row.items() if k != "etag"} | {"State": "claimed", "Target": target, "ClaimedAt": now}
+    ctx.storage.transact("Payments", [("update", entity, {"mode": "replace", "etag": row["etag"],
+                                                          "match_condition": MatchConditions.IfNotModified})])
+
+
+@contextmanager
+def _released_on_refusal(ctx: Context, row: dict[str, Any]) -> Iterator[None]:
+    """A booking refused after the claim (nothing booked) leaves the row open again."""
+    try:
+        yield
+    except (PaymentRefused, NotFound):
+        ctx.storage.upsert("Payments", {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"],
+                                        "State": "open", "Target": ""})
+        raise
+
+
+def _done(ctx: Context, row: dict[str, Any], **done: object) -> None:
+    ctx.storage.upsert("Payments", {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], "State": "done",
+                                    **done})
 
 
 def register_payment(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, amount_minor: int,
@@ -358,11 +666,6 @@ def _pays_invoice(ctx: Context, tenant: str, pk: str, demand_nos: set[int], invo
                for d in demand_nos)
 
 
-def _mark(ctx: Context, row: dict[str, Any], **done: object) -> None:
-    """Record on a requires-processing or awaiting-approval row that it has been dealt with."""
-    ctx.storage.upsert("Payments", {**{k: v for k, v in row.items() if k != "etag"}, **done})
-
-
 def _organization(catalogue: Catalogue, organization_id: str) -> Organization:
     org = catalogue.organizations.get(organization_id)
     if org is None:
@@ -397,5 +700,9 @@ def _book_one(ctx: Context, tenant: str, subscriber_no: int, payment: ReceivedPa
               today: date) -> ImportResult:
     if ctx.accounts.load(tenant, subscriber_no) is None:
         raise NotFound(f"subscriber {subscriber_no}")
-    booked, already, _aside, amount = book(ctx, tenant, subscriber_no, [payment], file, today)
-    return ImportResult(file, payment.source, 1, booked, already, 0, amount)
+    ((where, _, why),) = book(ctx, tenant, subscriber_no, [payment], file, today).values()
+    if where is Outcome.SET_ASIDE:
+        raise PaymentRefused(why)
+    booked = where is Outcome.BOOKED
+    return ImportResult(file, payment.source, 1, int(booked), int(where is Outcome.ALREADY_BOOKED), 0,
+                        payment.amount_minor if booked else 0)

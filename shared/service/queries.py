@@ -99,27 +99,59 @@ class Summary:
     invoices_issued: int = 0
     invoice_number_first: int | None = None
     invoice_number_last: int | None = None
-    amount_invoiced_minor: int = 0
-    ledger_balance_minor_total: int = 0
+    amount_invoiced_minor: int | None = 0
+    ledger_balance_minor_total: int | None = 0
     payments_booked: int = 0
-    amount_paid_minor: int = 0
+    amount_paid_minor: int | None = 0
     invoices_open: int = 0
     invoices_paid: int = 0
     requires_processing: int = 0
-    requires_processing_minor: int = 0
+    requires_processing_minor: int | None = 0
     currency: str | None = None
     by_status: dict[str, int] = field(default_factory=dict)
     reminders_issued: int = 0
-    reminder_fees_minor: int = 0
+    reminder_fees_minor: int | None = 0
     payment_stops: int = 0
     credit_notes: int = 0
-    amount_credited_minor: int = 0
+    amount_credited_minor: int | None = 0
     balance_invoices: int = 0
-    amount_charged_minor: int = 0
-    amount_written_off_minor: int = 0
+    amount_charged_minor: int | None = 0
+    amount_written_off_minor: int | None = 0
+    amount_reversed_minor: int | None = 0
+    by_currency: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+MONEY = ("amount_invoiced_minor", "ledger_balance_minor_total", "amount_paid_minor", "requires_processing_minor",
+         "reminder_fees_minor", "amount_credited_minor", "amount_charged_minor", "amount_written_off_minor",
+         "amount_reversed_minor")
 
 
 def summary(ctx: Context, tenant: str) -> Summary:
+    """The tenant's figures. Money is summed per currency (``by_currency``); the top-level
+    amounts are that currency's when the tenant has one, and null when it has several (øre
+    and euro cents never add up)."""
+    money: dict[str, Counter[str]] = {}
+
+    def add(currency: str, what: str, amount: int) -> None:
+        money.setdefault(currency, Counter())[what] += amount
+
+    result = _summary(ctx, tenant, add)
+    for currency in money:
+        money[currency].update({m: 0 for m in MONEY})  # every figure present, zero or not
+    result.by_currency = {c: {m: money[c][m] for m in MONEY} for c in sorted(money)}
+    if len(money) <= 1:
+        only = next(iter(result.by_currency.values()), {m: 0 for m in MONEY})
+        for m in MONEY:
+            setattr(result, m, only[m])
+    else:
+        for m in MONEY:
+            setattr(result, m, None)
+    currencies = sorted(set(money) | {o.currency for o in ctx.catalogue.get(tenant).organizations.values()})
+    result.currency = currencies[0] if len(currencies) == 1 else ",".join(currencies) or None
+    return result
+
+
+def _summary(ctx: Context, tenant: str, add: Any) -> Summary:
     catalogue = ctx.catalogue.get(tenant)
     today = ctx.today(catalogue)
     result = Summary()
@@ -129,33 +161,36 @@ def summary(ctx: Context, tenant: str) -> Summary:
         invoices, ledger = history.invoices, history.ledger
         result.subscribers += 1
         result.reminders_issued += len(history.reminders)
-        result.reminder_fees_minor += sum(r.reminder.fee_minor for r in history.reminders)
+        for r in history.reminders:
+            add(r.currency, "reminder_fees_minor", r.reminder.fee_minor)
         result.credit_notes += len(history.credit_notes)
-        result.amount_credited_minor += sum(c.total_minor for c in history.credit_notes)
+        for c in history.credit_notes:
+            add(c.currency, "amount_credited_minor", c.total_minor)
         result.balance_invoices += sum(1 for i in invoices if i.draft.kind is DocumentKind.BALANCE)
         result.payment_stops += sum(1 for s in loaded.account.subscriptions.values()
                                     if s.stop_kind is StopKind.PAYMENT)
-        result.amount_written_off_minor += sum(e.amount_minor for e in ledger if e.kind is EntryKind.WRITE_OFF)
-        result.amount_charged_minor += -sum(e.amount_minor for e in ledger if e.kind is EntryKind.CHARGE)
+        for e in ledger:
+            add(e.currency, "ledger_balance_minor_total", e.amount_minor)
+            what = {EntryKind.WRITE_OFF: "amount_written_off_minor", EntryKind.CHARGE: "amount_charged_minor",
+                    EntryKind.PAYMENT: "amount_paid_minor", EntryKind.REVERSAL: "amount_reversed_minor"}.get(e.kind)
+            if what is not None:
+                add(e.currency, what, abs(e.amount_minor) if e.kind is not EntryKind.PAYMENT else e.amount_minor)
         for sub in loaded.account.subscriptions.values():
             statuses[sub.status_on(today).value] += 1
         numbers += [i.number for i in invoices]
-        result.amount_invoiced_minor += sum(i.total_minor for i in invoices if i.draft.kind is not DocumentKind.BALANCE)
-        result.ledger_balance_minor_total += sum(e.amount_minor for e in ledger)
-        payments = [e for e in ledger if e.kind is EntryKind.PAYMENT]
-        result.payments_booked += len(payments)
-        result.amount_paid_minor += sum(e.amount_minor for e in payments)
+        for i in invoices:
+            if i.draft.kind is not DocumentKind.BALANCE:
+                add(i.draft.currency, "amount_invoiced_minor", i.total_minor)
+        result.payments_booked += sum(1 for e in ledger if e.kind is EntryKind.PAYMENT)
         result.invoices_open += len(loaded.account.open_demands)
     result.invoices_issued = len(numbers)
     result.invoices_paid = result.invoices_issued - result.invoices_open - result.credit_notes  # credited: not paid
     for row in ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"}):
-        if not row.get("ResolvedTo"):
+        if row.get("State", "done" if row.get("ResolvedTo") else "open") != "done" and row.get("Kind") != "mandate":
             result.requires_processing += 1
-            result.requires_processing_minor += int(row["Amount"])
+            add(row.get("Currency") or "unknown", "requires_processing_minor", int(row["Amount"]))
     result.invoice_number_first = min(numbers, default=None)
     result.invoice_number_last = max(numbers, default=None)
     result.subscriptions_active = statuses[SubscriptionStatus.ACTIVE.value]
     result.by_status = dict(statuses)
-    currencies = sorted({o.currency for o in catalogue.organizations.values()})
-    result.currency = currencies[0] if len(currencies) == 1 else ",".join(currencies) or None
     return result

@@ -30,3 +30,6 @@ def test_the_demo_pays_and_its_summary_agrees_with_itself(tmp_path: Path) -> Non
     assert s["invoices_issued"] > 30 and s["payments_imported"] > 0 and s["invoices_paid"] > 0
     assert s["reminders_issued"] > 0  # unpaid invoices are followed up
     assert {"reminder_fees_minor", "payment_stops", "balance_invoices"} <= s.keys()
+    # every bank-file record accounted for by the import reports; the file sent twice booked nothing
+    assert s["imports_add_up"] is True and s["import_records"] >= s["payments_imported"]
+    assert s["import_duplicate_files"] == 1 and s["bank_files"] > 1

@@ -103,10 +103,14 @@ def test_order_blockage_by_hand_stops_new_orders_until_removed(ctx: Context, sho
     route = {"subscriber_no": str(n), "organization_id": "avisa"}
     assert call("order_block_set", "PUT", token, route, {"reason": "Bad credit check"})[0] == 200
     assert "Bad credit check" in overview(token, n)["order_blocked"]["avisa"]
-    status, _ = call_salesposter(shop, "blocked-order")
-    assert status == 422
+    status, body = call_salesposter(shop, "blocked-order")  # the subscriber's e-mail: held for customer service
+    assert status == 202 and b"Bad credit check" not in body and str(n).encode() not in body
+    (held,) = call("pending_orders_list", "GET", token)[1]
+    status, problem = call("pending_order_confirm", "POST", token, {"id": held["id"]})
+    assert status == 422 and "Bad credit check" in problem["detail"]  # customer service sees why
     assert call("order_block_delete", "DELETE", token, route)[0] == 204
-    assert call_salesposter(shop, "allowed-order")[0] == 201
+    status, placed = call("pending_order_confirm", "POST", token, {"id": held["id"]})
+    assert status == 200 and placed["subscriber_no"] == n
 
 
 def call_salesposter(shop: str, ref: str) -> tuple[int, Any]:

@@ -15,6 +15,7 @@ from functions.notification_worker import handle as notify
 from shared import bootstrap
 from shared.adapters.bus import BILLING_WORK, NOTICES, unpack
 from shared.adapters.notify import CONTAINER
+from shared.domain.import_report import Outcome
 from shared.domain.invoicing import DocumentKind
 from shared.domain.ledger import EntryKind
 from shared.domain.settlement import OpenDemand
@@ -55,7 +56,7 @@ def day(ctx: Context, tenant: str, on: date) -> list:  # type: ignore[type-arg]
 def pay_kid(ctx: Context, tenant: str, kid: str, amount: int, on: date) -> None:
     text = ocr_giro.transmission([(kid, amount)], on, number=f"{on:%y%m%d}1", account="86011117947")
     result = payments_in.import_bank_file(ctx, tenant, f"ocr-{on}.txt", text.encode())
-    assert result.booked == 1, result
+    assert result.count(Outcome.BOOKED) == 1, result
 
 
 def test_a_renewal_reminded_by_cadence_and_a_first_invoice_by_the_dunning_index(ctx: Context, shop: str) -> None:

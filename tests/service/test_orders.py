@@ -9,7 +9,7 @@ import pytest
 
 from shared.adapters.bus import EVENTS, unpack
 from shared.service.context import Context
-from shared.service.orders import OrderRejected, place_order
+from shared.service.orders import OrderBlocked, OrderRejected, place_order
 from tests.fixtures import order
 
 
@@ -93,5 +93,45 @@ def test_an_order_blockage_threshold_refuses_the_order_of_a_subscriber_who_owes_
     org = replace(ctx.catalogue.get(shop).organizations["avisa"], order_blockage_minor=30000)
     put_item(ctx, shop, "organization", org)
     place_order(ctx, order(shop, ref="one"))  # owes 348.00 now, over the 300.00 threshold
-    with pytest.raises(OrderRejected, match="order blockage threshold"):
+    with pytest.raises(OrderBlocked) as refused:
         place_order(ctx, order(shop, ref="two", plan="digital-yearly"))
+    assert "order blockage threshold" in refused.value.reason  # for customer service
+    assert "threshold" not in str(refused.value) and "owes" not in str(refused.value)  # what a caller may read
+
+
+def test_an_order_ref_reused_with_another_email_is_refused_three_times_over(ctx: Context, shop: str) -> None:
+    # issue 8: three posts of one order_ref with different e-mails all got invoice number 1
+    from shared.service.orders import OrderConflict
+
+    first = place_order(ctx, order(shop, 1, ref="form-9"))
+    for n in (2, 3):
+        with pytest.raises(OrderConflict):
+            place_order(ctx, order(shop, n, ref="form-9"))
+    assert ctx.emails.find(shop, "kari2@example.no") is None  # nothing written for a refused order
+    assert [p.number for p in first.invoices] == [1]
+    assert len(list(ctx.accounts.scan_tenant(shop))) == 1
+
+
+def test_subscribers_whose_subscriptions_share_an_id_never_share_a_number(ctx: Context, shop: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # the class behind the duplicates: the claim key names the subscriber, whatever the subscription id
+    from shared.service import customer_service, orders
+    from shared.service.billing import bill_subscribers
+
+    monkeypatch.setattr(orders, "subscription_id", lambda _order: "same-id")
+    placed = [place_order(ctx, order(shop, n)) for n in (1, 2, 3)]
+    assert {p.subscription_id for p in placed} == {"same-id"}
+    bill_subscribers(ctx, shop, date(2026, 1, 22), [p.subscriber_no for p in placed])  # one batch, one claim
+    for p in placed:
+        customer_service.credit_invoice(ctx, shop, p.subscriber_no, p.invoices[0].number, "Mistake")
+    numbers = sorted(n for _loaded, h in ctx.accounts.scan_tenant(shop)
+                     for n in [*(i.number for i in h.invoices), *(c.number for c in h.credit_notes)])
+    assert numbers == list(range(1, 10))  # 3 first invoices, 3 renewals, 3 credit notes
+
+
+def test_concurrent_identical_orders_with_one_ref_place_one_order(ctx: Context, shop: str) -> None:
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda _: place_order(ctx, order(shop, 1, ref="same")), range(10)))
+    assert len({(r.subscriber_no, r.subscription_id) for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+    assert {tuple(i.number for i in r.invoices) for r in results} == {(1,)}

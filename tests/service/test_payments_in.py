@@ -9,6 +9,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from shared.domain.catalogue import Organization
+from shared.domain.import_report import Outcome
 from shared.formats import bgmax, ocr_giro
 from shared.service.catalogue import put_item
 from shared.service.context import Context
@@ -25,8 +26,8 @@ def ordered(ctx: Context, tenant: str, n: int = 1) -> tuple[int, str, int]:
     return placed.subscriber_no, invoice.kid, invoice.total_minor
 
 
-def ocr(*paid: tuple[str, int], account: str = ACCOUNT) -> bytes:
-    return ocr_giro.transmission(list(paid), date(2026, 1, 10), account=account).encode()
+def ocr(*paid: tuple[str, int], account: str = ACCOUNT, number: str = "1000001") -> bytes:
+    return ocr_giro.transmission(list(paid), date(2026, 1, 10), number=number, account=account).encode()
 
 
 def set_aside(ctx: Context, tenant: str) -> list[dict]:  # type: ignore[type-arg]
@@ -36,7 +37,9 @@ def set_aside(ctx: Context, tenant: str) -> list[dict]:  # type: ignore[type-arg
 def test_a_kid_payment_settles_its_invoice_and_zeroes_the_ledger(ctx: Context, shop: str) -> None:
     subscriber, kid, total = ordered(ctx, shop)
     result = import_bank_file(ctx, shop, "ocr1.txt", ocr((kid, total)))
-    assert (result.booked, result.requires_processing, result.amount_booked_minor) == (1, 0, total)
+    assert (result.count(Outcome.BOOKED), result.count(Outcome.SET_ASIDE), result.amount(Outcome.BOOKED)) == (
+        1, 0, total)
+    assert result.balanced and result.status == "imported"
     loaded = ctx.accounts.load(shop, subscriber)
     assert loaded is not None
     assert loaded.account.balances == {"avisa": 0} and loaded.account.open_demands == {}
@@ -49,7 +52,7 @@ def test_the_same_file_imported_twice_books_nothing_the_second_time(ctx: Context
     data = ocr((kid, total))
     import_bank_file(ctx, shop, "ocr1.txt", data)
     again = import_bank_file(ctx, shop, "ocr1-copy.txt", data)
-    assert (again.booked, again.already_booked) == (0, 1)
+    assert (again.status, again.count(Outcome.BOOKED), again.count(Outcome.DUPLICATE)) == ("duplicate", 0, 1)
     _, ledger = ctx.accounts.history(shop, subscriber)
     assert len(ledger) == 2
 
@@ -59,8 +62,10 @@ def test_unidentifiable_payments_are_set_aside_with_a_reason_and_never_dropped(c
     bad_check_digit = kid[:-1] + str((int(kid[-1]) + 1) % 10)
     no_such_subscriber = ctx.catalogue.get(shop).organizations["avisa"].kid.encode(9_999_999, 1)
     result = import_bank_file(ctx, shop, "ocr2.txt", ocr((bad_check_digit, 100), (no_such_subscriber, 200)))
-    other_account = import_bank_file(ctx, shop, "ocr3.txt", ocr((kid, 300), account="12345678903"))
-    assert (result.booked, result.requires_processing, other_account.requires_processing) == (0, 2, 1)
+    other_account = import_bank_file(ctx, shop, "ocr3.txt", ocr((kid, 300), account="12345678903", number="1000002"))
+    assert (result.count(Outcome.BOOKED), result.count(Outcome.SET_ASIDE)) == (0, 2)
+    assert other_account.count(Outcome.SET_ASIDE) == 1 and result.balanced and other_account.balanced
+    assert result.by_currency["NOK"]["reasons"] == {"not_a_kid": 1, "no_such_subscriber": 1}
     reasons = sorted(r["Reason"] for r in set_aside(ctx, shop))
     assert len(reasons) == 3
     assert any("not a KID" in r for r in reasons) and any("does not exist" in r for r in reasons)
@@ -97,7 +102,7 @@ def test_an_import_that_died_half_way_is_finished_by_the_next_run_without_double
         import_bank_file(ctx, shop, "ocr5.txt", data)
     monkeypatch.setattr(ctx.accounts, "commit", commit)
     rerun = import_bank_file(ctx, shop, "ocr5.txt", data)
-    assert rerun.booked + rerun.already_booked == 6 and rerun.already_booked == 3
+    assert (rerun.count(Outcome.BOOKED), rerun.count(Outcome.ALREADY_BOOKED)) == (3, 3) and rerun.balanced
     for subscriber, _, _ in payments:
         loaded = ctx.accounts.load(shop, subscriber)
         assert loaded is not None and loaded.account.balances == {"avisa": 0}
@@ -128,7 +133,7 @@ def test_a_bgmax_file_pays_a_swedish_organisations_invoice(ctx: Context, shop: s
         bgmax.Payment("9876543", kid, total, 2, 1, "000000000001"),
         bgmax.Deposit("123456789012", date(2026, 1, 10), "00001", total, 1), bgmax.End(1, 0, 0, 1)])
     result = import_bank_file(ctx, shop, "bgmax.txt", data)
-    assert (result.format, result.booked) == ("bgmax", 1)
+    assert (result.format, result.count(Outcome.BOOKED)) == ("bgmax", 1)
     loaded = ctx.accounts.load(shop, subscriber)
     assert loaded is not None and loaded.account.balances == {"avisa": 0}
 
@@ -143,10 +148,11 @@ def test_a_file_whose_totals_do_not_add_up_is_rejected_with_a_report_and_books_n
     text = ocr((kid, total)).decode()
     end = next(li for li in text.splitlines() if li.startswith("NY000089"))
     tampered = text.replace(end, end[:24] + str(int(end[24:41]) + 1).zfill(17) + end[41:]).encode()
-    assert handle(f"{shop}/bad.txt", tampered) is None
+    report = handle(f"{shop}/bad.txt", tampered)
+    assert report is not None and report.status == "rejected"
     rejected = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client("rejected")
-    report = rejected.download_blob(f"{shop}/bad.txt.error.txt").readall().decode()
-    assert "ControlTotalError" in report and "nothing was booked" in report
+    text = rejected.download_blob(f"{shop}/bad.txt.error.txt").readall().decode()
+    assert "ControlTotalError" in text and "Nothing was booked" in text and report.id in text
     loaded = ctx.accounts.load(shop, subscriber)
     assert loaded is not None and loaded.account.balances == {"avisa": -total}
 
@@ -175,7 +181,8 @@ def test_avtalegiro_mandates_switch_the_payment_type_and_back_and_a_repeat_chang
     new = ocr_giro.agreements_transmission([(kid, "new_or_updated", True), (unknown, "new_or_updated", False)],
                                            date(2026, 1, 6), account=ACCOUNT).encode()
     result = import_bank_file(ctx, shop, "avtalegiro-1.txt", new)
-    assert (result.mandates, result.mandates_unmatched, result.payments) == (1, 1, 0)
+    assert (result.mandates, result.records) == ({"matched": 1, "unmatched": 1}, 0)
+    assert [m["reason"] for m in result.mandates_unmatched] == ["mandate_no_such_subscriber"]
     loaded = ctx.accounts.load(shop, subscriber)
     assert loaded is not None
     assert [s.payment_type.value for s in loaded.account.subscriptions.values()] == ["avtalegiro"]
