@@ -24,9 +24,10 @@ from .invoicing import (
     due_period_indexes,
     line,
     production_date,
+    vat_parts,
 )
 from .kid import CheckDigitUnavailable, KidScheme
-from .ledger import EntryKind, LedgerEntry, invoice_entry
+from .ledger import EntryKind, LedgerEntry, VatPart, invoice_entry
 from .limits import check_minor
 from .payments import BookedPayment, PaymentKind, PaymentState, ReceivedPayment
 from .settlement import Allocation, OpenDemand, SettlementPolicy, match, settle
@@ -70,6 +71,7 @@ class BalanceCheck:
     organization_id: str
     subscription_id: str
     on: date
+    charged: tuple[VatPart, ...] = ()  # per VAT rate, the delivered days the stop charged: what the invoice bills
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +224,8 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
         invoice = Invoice(numbers[draft.natural_key], demand_no, kid, draft, min(credit, max(draft.total_minor, 0)))
         invoices.append(invoice)
         if draft.kind is not DocumentKind.BALANCE:
-            ledger.append(invoice_entry(seq, org.id, org.currency, booked, invoice.number, invoice.total_minor))
+            ledger.append(invoice_entry(seq, org.id, org.currency, booked, invoice.number, invoice.total_minor,
+                                        vat_parts(draft.lines)))
             balances[org.id] = balances.get(org.id, 0) - invoice.total_minor
             seq += 1
         if invoice.amount_due_minor > 0:
@@ -230,7 +233,8 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
             open_demands[demand_no] = OpenDemand(
                 demand_no, invoice.number, org.id, draft.subscription_id, draft.due_date, invoice.amount_due_minor,
                 total_minor=invoice.total_minor, amount_due_minor=invoice.amount_due_minor,
-                period_start=span[0] if span else None, period_end=span[1] if span else None, kind=draft.kind.value)
+                period_start=span[0] if span else None, period_end=span[1] if span else None, kind=draft.kind.value,
+                vat=vat_parts(draft.lines))
         if draft.kind is DocumentKind.SUBSCRIPTION:
             subs[draft.subscription_id] = subs[draft.subscription_id].invoiced(1)
         events.append(invoice_issued(account.number, invoice))

@@ -20,11 +20,12 @@ again, for the dunning index.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-from .account import Account, Changes, Event, ReminderDocument, next_kid, process_of
+from .account import Account, BalanceCheck, Changes, Event, ReminderDocument, next_kid, process_of
 from .catalogue import Catalogue, DunningProcess
 from .credit import Number, balance_invoice
 from .dunning import (
@@ -37,9 +38,11 @@ from .dunning import (
     next_reminder_on,
     stop_check_on,
 )
-from .ledger import EntryKind, LedgerEntry
-from .lifecycle import payment_stop, unfinished
+from .invoicing import DocumentKind, Invoice
+from .ledger import EntryKind, LedgerEntry, merge_vat
+from .lifecycle import close_ended, ends_unpaid, payment_stop, unfinished
 from .settlement import OpenDemand
+from .subscriptions import Subscription
 
 
 def _case(d: OpenDemand) -> DunningCase:
@@ -48,6 +51,29 @@ def _case(d: OpenDemand) -> DunningCase:
 
 def owed(account: Account, organization_id: str) -> int:
     return max(0, -account.balances.get(organization_id, 0))
+
+
+def dunned_by(account: Account, catalogue: Catalogue, demand: OpenDemand) -> DunningProcess | None:
+    """The process that reminds and stops for a demand; none for a balance invoice (7.11:
+    it bills what a stop left owing, so it is never reminded nor stops anything again)."""
+    return None if demand.kind == DocumentKind.BALANCE else process_of(account, catalogue, demand)
+
+
+def _closing(account: Account, catalogue: Catalogue, demand: OpenDemand, today: date) -> bool:
+    """An invoice of a subscription that has ended, credited by ``close_ended`` (in this
+    part or the next): never reminded."""
+    sub = account.subscriptions.get(demand.subscription_id)
+    return sub is not None and sub.stop_date is not None and sub.stop_date <= today and ends_unpaid(catalogue, sub)
+
+
+def stoppable(sub: Subscription | None, stop_on: date) -> bool:
+    """Can a payment stop on ``stop_on`` still stop this subscription (manual 7.7, 6.19)?
+
+    Not when there is no such subscription, nor when a stop already set ends it on or
+    before ``stop_on`` (it has ended, was payment-stopped, or a customer stop, pause or
+    automatic stop comes first): a "payment stop in N days" notice would then announce
+    a stop that never comes, and the stop itself has nothing left to stop."""
+    return sub is not None and (sub.stop_date is None or sub.stop_date > stop_on)
 
 
 NOTICE_TYPES = frozenset({"ReminderIssued", "PaymentStopNotice"})  # the events that are notices to send
@@ -99,6 +125,8 @@ def _stop_notice(account: Account, catalogue: Catalogue, demand: OpenDemand, pro
         return None
     if today >= check or owed(account, demand.organization_id) < max(rule.threshold_minor, 1):
         return None
+    if not stoppable(account.subscriptions.get(demand.subscription_id), check):
+        return None
     org = catalogue.organizations[demand.organization_id]
     updated = replace(demand, stop_noticed=True)
     event = notice(account, process, f"stop-notice.{org.id}.{demand.invoice_number}", "PaymentStopNotice", today,
@@ -121,46 +149,81 @@ def rows(changes: Changes) -> int:
             + len(changes.credit_notes) + len(changes.subscriptions))
 
 
-def collect(account: Account, catalogue: Catalogue, today: date, number: Number) -> Changes:
-    """One part of the visit: what fits one transaction (``VISIT_ROWS``). What is left
-    is due still: ``collect`` again on the result does the next part (the worker does,
-    at once), until it finds nothing to do."""
+def collect(account: Account, catalogue: Catalogue, today: date, number: Number,
+            invoices: Sequence[Invoice] = ()) -> Changes:
+    """One part of the visit of ``today``: what fits one transaction (``VISIT_ROWS``).
+    What is left is due still: ``collect`` again on the result does the next part (the
+    worker does, at once), until it finds nothing to do.
+
+    The unpaid invoices of a subscription that has ended are credited and charged first
+    (``lifecycle.close_ended``), so they are never reminded. Credit notes mirror the open
+    ``invoices`` given line for line (the service reads them when a dry visit credits:
+    ``credited``), others are per VAT rate from their demands."""
     changes = Changes(account)
+    for subscription_id in sorted({d.subscription_id for d in account.open_demands.values()
+                                   if d.kind == DocumentKind.SUBSCRIPTION}):
+        room = (VISIT_ROWS - rows(changes) - ROWS_PER_STEP) // ROWS_PER_CREDIT
+        if room > 0:
+            changes = changes.then(close_ended(changes.account, catalogue, subscription_id, today, number, invoices,
+                                               limit=room))
     stops: dict[str, str] = {s.id: s.stop_reason for s in account.subscriptions.values() if unfinished(account, s)}
-    for demand_no in sorted(account.open_demands, key=lambda n: (account.open_demands[n].due_date, n)):
+    demands = changes.account.open_demands
+    for demand_no in sorted(demands, key=lambda n: (demands[n].due_date, n)):
         if rows(changes) + ROWS_PER_STEP > VISIT_ROWS:
             break  # the rest are due still: the next part
         demand = changes.account.open_demands[demand_no]
-        process = process_of(changes.account, catalogue, demand)
-        if process is None:
+        process = dunned_by(changes.account, catalogue, demand)
+        if process is None or _closing(changes.account, catalogue, demand, today):
             continue
         action = evaluate(process.reminders, process.stop_rule, process.consume_partial_payments, _case(demand),
                           owed(changes.account, demand.organization_id), today)
         if isinstance(action, IssueReminder):
             changes = changes.then(remind(changes.account, catalogue, demand, process, action.reminder, today))
         elif isinstance(action, PaymentStop):
-            stops.setdefault(demand.subscription_id, action.cause)
+            if stoppable(changes.account.subscriptions.get(demand.subscription_id), today):
+                stops.setdefault(demand.subscription_id, action.cause)
         elif (noticed := _stop_notice(changes.account, catalogue, demand, process, today)) is not None:
             changes = changes.then(noticed)
     for subscription_id, cause in stops.items():
         room = (VISIT_ROWS - rows(changes) - ROWS_PER_STEP) // ROWS_PER_CREDIT  # the stop's own rows
         if room > 0:
             changes = changes.then(payment_stop(changes.account, catalogue, subscription_id, cause, today, number,
-                                                limit=room))
-    for check in changes.account.balance_checks:
-        if check.on > today or rows(changes) + ROWS_PER_STEP > VISIT_ROWS:
-            continue
-        rest = tuple(c for c in changes.account.balance_checks if c != check)
-        changes = replace(changes, account=replace(changes.account, balance_checks=rest))
-        sub = changes.account.subscriptions[check.subscription_id]
-        process = catalogue.dunning_of(sub.plan_id)
-        rule = process.balance_invoice if process else None
-        debt = changes.account.unbilled_debt(check.organization_id)
-        if rule is not None and debt > 0 and debt >= rule.min_owed_minor:
-            terms = catalogue.billing_plan_of(catalogue.plan(sub.plan_id)).terms_days
-            changes = changes.then(balance_invoice(changes.account, catalogue, check.organization_id, sub.id, terms,
-                                                   f"{sub.id}.{check.on}", today, number))
+                                                limit=room, invoices=invoices))
+    while (check := next((c for c in changes.account.balance_checks if c.on <= today), None)) is not None:
+        if rows(changes) + ROWS_PER_STEP > VISIT_ROWS:
+            break  # the next part
+        changes = changes.then(_balance_check(changes.account, catalogue, check, today, number))
     return changes
+
+
+def _balance_check(account: Account, catalogue: Catalogue, check: BalanceCheck, today: date,
+                   number: Number) -> Changes:
+    """A stop's balance check falls due (7.11): a balance invoice if enough is owed that no
+    invoice asks for. It bills the charges of every pending check of the organisation (the
+    debt is the organisation's); checked and found too little, its charges go on to the
+    organisation's next pending check, so a later balance invoice still names their VAT."""
+    org = check.organization_id
+    rest = [c for c in account.balance_checks if c != check]
+    sub = account.subscriptions[check.subscription_id]
+    process = catalogue.dunning_of(sub.plan_id)
+    rule = process.balance_invoice if process else None
+    debt = account.unbilled_debt(org)
+    if rule is None or debt <= 0 or debt < rule.min_owed_minor:
+        later = next((i for i, c in enumerate(rest) if c.organization_id == org), None)
+        if later is not None:
+            rest[later] = replace(rest[later], charged=merge_vat((*rest[later].charged, *check.charged)))
+        return Changes(replace(account, balance_checks=tuple(rest)))
+    charged = merge_vat(p for c in (check, *rest) if c.organization_id == org for p in c.charged)
+    rest = [replace(c, charged=()) if c.organization_id == org else c for c in rest]
+    terms = catalogue.billing_plan_of(catalogue.plan(sub.plan_id)).terms_days
+    return balance_invoice(replace(account, balance_checks=tuple(rest)), catalogue, org, sub.id, terms,
+                           f"{sub.id}.{check.on}", today, number, charged)
+
+
+def credited(changes: Changes) -> list[int]:
+    """The demands a visit credited (a payment stop, an ended subscription): the invoices
+    the service reads so that the credit notes mirror them."""
+    return sorted(c.demand_no for c in changes.credit_notes)
 
 
 def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | None:
@@ -170,7 +233,7 @@ def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | No
     days: list[date] = [max(c.on, tomorrow) for c in account.balance_checks]
     days += [tomorrow for s in account.subscriptions.values() if unfinished(account, s)]
     for demand in account.open_demands.values():
-        process = process_of(account, catalogue, demand)
+        process = dunned_by(account, catalogue, demand)
         if process is None:
             continue
         case = _case(demand)
@@ -179,10 +242,15 @@ def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | No
             when = max(when, tomorrow)
         elif when is None:
             when = stop_check_on(process.reminders, process.stop_rule, case)
+            if when is not None and not stoppable(account.subscriptions.get(demand.subscription_id), when):
+                when = None  # the subscription ends before: no notice, no stop to check
             if when is not None and process.stop_notice_days is not None and not demand.stop_noticed:
                 days.append(when - timedelta(days=process.stop_notice_days))
         if when is not None:
             days.append(when)
+        sub = account.subscriptions.get(demand.subscription_id)
+        if sub is not None and sub.stop_date is not None and ends_unpaid(catalogue, sub):
+            days.append(max(sub.stop_date, tomorrow))  # unpaid when it ends: credited then (or next part)
     later = [d for d in days if d > today]
     return min(later) if later else None
 

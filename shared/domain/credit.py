@@ -23,8 +23,8 @@ from datetime import date, timedelta
 
 from .account import Account, Changes, Correction, Event, issue
 from .catalogue import Catalogue, CatalogueError
-from .invoicing import CreditNote, DocumentKind, InvoiceDraft, InvoiceLine
-from .ledger import EntryKind, LedgerEntry
+from .invoicing import CreditNote, DocumentKind, Invoice, InvoiceDraft, InvoiceLine, summary_lines, vat_parts
+from .ledger import EntryKind, LedgerEntry, VatPart, merge_vat
 
 Number = Callable[[str, str], int]  # (organization id, natural key) -> invoice number
 
@@ -39,8 +39,9 @@ def credit_note_key(invoice_number: int) -> str:
 
 def credit_invoice(account: Account, invoice_number: int, demand_no: int, organization_id: str, currency: str,
                    subscription_id: str, total_minor: int, kind: str, reason: str, today: date,
-                   number: Number, keep_fees: bool = False) -> Changes:
-    """A credit note for the whole invoice: +total on the ledger, the demand (and its
+                   number: Number, keep_fees: bool = False, *, lines: Sequence[InvoiceLine]) -> Changes:
+    """A credit note for the whole invoice: its ``lines`` negated (so the VAT of each rate
+    is credited exactly as it was invoiced), +total on the ledger, the demand (and its
     reminders) closed. Unpaid reminder fees go with it (a mistaken invoice earns no fees),
     unless ``keep_fees`` (a payment stop: they stay owed on the ledger). Crediting an
     invoice twice is refused."""
@@ -48,11 +49,15 @@ def credit_invoice(account: Account, invoice_number: int, demand_no: int, organi
         raise CreditRefused(f"invoice {invoice_number} is credited already")
     if kind == DocumentKind.BALANCE:
         raise CreditRefused("a balance invoice asks for debt already on the ledger: write it off instead")
+    if sum(li.gross_minor for li in lines) != total_minor:
+        raise ValueError(f"the lines given for invoice {invoice_number} do not sum to its total {total_minor}")
+    credited = tuple(-li for li in lines)
     note = CreditNote(number(organization_id, credit_note_key(invoice_number)), invoice_number, demand_no,
-                      organization_id, currency, subscription_id, today, total_minor, reason)
+                      organization_id, currency, subscription_id, today, total_minor, reason, credited)
     seq = account.next_ledger_seq
     entries = [LedgerEntry(seq, organization_id, currency, today, EntryKind.CREDIT_NOTE, total_minor,
-                           str(invoice_number), f"Credit note {note.number} for invoice {invoice_number}")]
+                           str(invoice_number), f"Credit note {note.number} for invoice {invoice_number}",
+                           vat_parts(credited))]
     demand = account.open_demands.get(demand_no)
     if demand is not None and demand.fees_open_minor and not keep_fees:
         entries.append(LedgerEntry(seq + 1, organization_id, currency, today, EntryKind.WRITE_OFF,
@@ -69,13 +74,23 @@ def credit_invoice(account: Account, invoice_number: int, demand_no: int, organi
     return Changes(new, ledger=tuple(entries), events=(event,), credit_notes=(note,))
 
 
-def charge(account: Account, organization_id: str, currency: str, amount_minor: int, reference: str, text: str,
-           today: date) -> Changes:
-    """A debit on the ledger that no invoice has asked for yet (a stop's delivered days)."""
+def credit_issued(account: Account, invoice: Invoice, reason: str, today: date, number: Number) -> Changes:
+    """A credit note for an issued invoice (manual 7.15), mirroring its lines."""
+    d = invoice.draft
+    return credit_invoice(account, invoice.number, invoice.demand_no, d.organization_id, d.currency,
+                          d.subscription_id, invoice.total_minor, d.kind.value, reason, today, number,
+                          lines=d.lines)
+
+
+def charge(account: Account, organization_id: str, currency: str, vat: Sequence[VatPart], reference: str,
+           text: str, today: date) -> Changes:
+    """A debit on the ledger that no invoice has asked for yet (a stop's delivered days),
+    of the VAT ``parts`` given: it carries them, and its amount is their sum."""
+    amount_minor = sum(p.gross_minor for p in vat)
     if amount_minor <= 0:
         return Changes(account)
     entry = LedgerEntry(account.next_ledger_seq, organization_id, currency, today, EntryKind.CHARGE, -amount_minor,
-                        reference, text)
+                        reference, text, merge_vat(vat))
     balances = {**account.balances, organization_id: account.balances.get(organization_id, 0) - amount_minor}
     return Changes(replace(account, balances=balances, next_ledger_seq=account.next_ledger_seq + 1), ledger=(entry,))
 
@@ -149,12 +164,24 @@ def additional_invoice(account: Account, catalogue: Catalogue, organization_id: 
     return issue(account, [draft], {draft.natural_key: number(org.id, draft.natural_key)}, catalogue, today)
 
 
+def balance_lines(debt_minor: int, charged: Sequence[VatPart]) -> tuple[InvoiceLine, ...]:
+    """What a balance invoice bills, traced back: the charges for delivered days it covers,
+    one line per VAT rate with their VAT as charged, and what else the ledger holds (unpaid
+    reminder fees, less payments and credit: no supply, so no VAT) on a line of its own."""
+    lines = summary_lines(charged, "Delivered before the stop")
+    rest = debt_minor - sum(p.gross_minor for p in charged)
+    if rest:
+        text = "Reminder fees and other debt" if rest > 0 else "Less payments and credit on the account"
+        lines += (InvoiceLine(text, 1, rest, 0, rest, 0),)
+    return lines
+
+
 def balance_invoice(account: Account, catalogue: Catalogue, organization_id: str, subscription_id: str,
-                    due_days: int, ref: str, today: date, number: Number) -> Changes:
-    """Manual 7.11: one invoice for the debt left after a stop that nothing else asks for."""
+                    due_days: int, ref: str, today: date, number: Number, charged: Sequence[VatPart] = ()) -> Changes:
+    """Manual 7.11: one invoice for the debt left after a stop that nothing else asks for,
+    with the VAT breakdown of the ``charged`` delivered days it bills."""
     debt = account.unbilled_debt(organization_id)
     org = catalogue.organizations[organization_id]
     draft = InvoiceDraft(subscription_id, 0, org.id, org.currency, today, today + timedelta(days=due_days),
-                         (InvoiceLine("Remaining balance", 1, debt, 0, debt, 0),), DocumentKind.BALANCE,
-                         f"{account.number}.{ref}")
+                         balance_lines(debt, merge_vat(charged)), DocumentKind.BALANCE, f"{account.number}.{ref}")
     return issue(account, [draft], {draft.natural_key: number(org.id, draft.natural_key)}, catalogue, today)

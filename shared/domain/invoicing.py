@@ -14,13 +14,14 @@ the second time: idempotent by construction (Kill Bill's invoice generator).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
 from .calendar import Period
 from .catalogue import BillingPlan, FeeTaxPolicy, Organization, Product
+from .ledger import VatPart, merge_vat
 from .limits import ValueOutOfRange, check_days, check_minor
 from .money import allocate, vat_of_gross
 from .subscriptions import Subscription
@@ -39,10 +40,49 @@ class InvoiceLine:
     product_id: str | None = None
     period_start: date | None = None
     period_end: date | None = None  # last day, inclusive
+    net_minor: int = 0  # gross less VAT: derived (stored for readers; a row without it loads)
 
-    @property
-    def net_minor(self) -> int:
-        return self.gross_minor - self.vat_minor
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "net_minor", self.gross_minor - self.vat_minor)
+
+    def __neg__(self) -> InvoiceLine:
+        """The line as a credit note carries it: every amount negated (VAT rounds half away
+        from zero, so the negated VAT is the VAT of the negated gross)."""
+        return InvoiceLine(self.description, self.quantity, -self.unit_price_minor, self.vat_rate_bp,
+                           -self.gross_minor, -self.vat_minor, self.product_id, self.period_start, self.period_end)
+
+
+def vat_parts(lines: Iterable[InvoiceLine]) -> tuple[VatPart, ...]:
+    """A document's VAT breakdown: gross, net and VAT per rate, as its lines sum them."""
+    return merge_vat(VatPart(li.vat_rate_bp, li.gross_minor, li.vat_minor) for li in lines)
+
+
+def summary_lines(parts: Iterable[VatPart], text: str) -> tuple[InvoiceLine, ...]:
+    """One line per rate carrying exactly a breakdown's gross and VAT (no VAT recomputed)."""
+    return tuple(InvoiceLine(f"{text}, VAT {p.rate_bp / 100:g} %", 1, p.gross_minor, p.rate_bp, p.gross_minor,
+                             p.vat_minor) for p in parts)
+
+
+def prorate(parts: Sequence[VatPart], delivered_days: int, days: int) -> tuple[VatPart, ...]:
+    """The share of a document's per-rate gross for ``delivered_days`` of its ``days``: each
+    rate rounded down, then the øre that rounding left are given to the rates with the
+    largest remainders, so the parts sum exactly to the delivered share of the total (also
+    rounded down, ``delivered_share``). VAT is split out of each part by the one rule;
+    a document delivered whole keeps its own VAT.
+
+        >>> [(p.rate_bp, p.gross_minor, p.vat_minor) for p in prorate(
+        ...     [VatPart(0, 29900, 0), VatPart(2500, 4900, 980)], 5, 31)]
+        [(0, 4822, 0), (2500, 790, 158)]
+    """
+    if days <= 0 or delivered_days >= days:
+        return merge_vat(parts)  # delivered whole: exactly the document's own VAT
+    exact = [p.gross_minor * max(delivered_days, 0) for p in parts]
+    shares = [e // days for e in exact]
+    target = sum(exact) // days
+    by_remainder = sorted(range(len(parts)), key=lambda i: (-(exact[i] % days), i))
+    for i in by_remainder[: target - sum(shares)]:
+        shares[i] += 1
+    return merge_vat(VatPart.of_gross(p.rate_bp, g) for p, g in zip(parts, shares, strict=True))
 
 
 def line(description: str, quantity: int, unit_price_minor: int, vat_rate_bp: int,
@@ -132,6 +172,11 @@ class CreditNote:
     issue_date: date
     total_minor: int  # the amount credited, positive
     reason: str
+    lines: tuple[InvoiceLine, ...] = ()  # the credited invoice's lines, negated: they sum to -total_minor
+
+    @property
+    def vat(self) -> tuple[VatPart, ...]:
+        return vat_parts(self.lines)
 
 
 def production_date(subscription: Subscription, billing: BillingPlan, index: int) -> date:

@@ -9,16 +9,29 @@ is made mid-delivery the invoice is credited and ... Ledger will be updated with
 remaining amount to be paid or credited"). The five cases of 6.4 follow:
 
 1. *before the invoice is issued*: nothing to credit; active until ``D``;
-2. *invoice issued, not paid*: credited; active until ``D``;
+2. *invoice issued, not paid*: credited; active until ``D``. This holds for the invoice
+   of the period running until ``D`` too: an unpaid invoice of a period begun by today
+   and ending by ``D`` is credited and its days charged (its reminder fees stay owed),
+   as a payment stop does, so the debt is on the ledger for the balance invoice and
+   nothing of a stopped subscription is reminded after it ends (without a balance
+   invoice configured the invoice stays open: nothing else would ask for the debt);
 3. *invoice issued and paid*: a stop at the period's end moves ``D`` to the end of the
    paid period, so nothing is credited ("active until enddate"); a stop on a date
    mid-period credits it and charges the delivered days, leaving credit;
 4. *invoice credited already*: nothing more to credit; active until ``D``;
-5. *after the end date*: the subscription has ended; no action (refused).
+5. *after the end date*: the subscription has ended; no action (refused). An invoice
+   issued after the stop was set (for the days a period the stop cuts short still
+   delivers) and unpaid when it ends is credited then and its days charged, for the
+   balance invoice (``close_ended``, run by the dunning visit of the end date).
 
 A payment stop (7.7) stops today and credits every open invoice of the subscription,
 charging what was delivered: the debt moves from the invoices and their reminders to
 the ledger, where the balance invoice (7.11) asks for it.
+
+VAT is kept throughout: a credit note carries the credited invoice's lines negated, a
+charge carries the invoice's gross per rate pro-rated to the delivered days
+(``invoicing.prorate``), and the stop's balance check keeps the charges per rate for
+the balance invoice to bill.
 """
 
 from __future__ import annotations
@@ -30,7 +43,10 @@ from datetime import date, timedelta
 from .account import Account, BalanceCheck, Changes, Event
 from .catalogue import Catalogue
 from .credit import Number, charge, credit_invoice
-from .invoicing import DocumentKind, Invoice, delivered_share
+from .dunning import BalanceInvoiceRule
+from .invoicing import DocumentKind, Invoice, InvoiceLine, prorate, summary_lines, vat_parts
+from .ledger import EntryKind, VatPart, merge_vat
+from .settlement import OpenDemand
 from .subscriptions import StopKind, Subscription
 
 
@@ -51,6 +67,7 @@ class Billed:
     total_minor: int
     start: date
     end: date
+    lines: tuple[InvoiceLine, ...]  # what a credit note negates and a charge pro-rates
 
 
 def billed_of(invoices: Sequence[Invoice]) -> list[Billed]:
@@ -58,8 +75,19 @@ def billed_of(invoices: Sequence[Invoice]) -> list[Billed]:
     for inv in invoices:
         span = inv.draft.span
         if inv.draft.kind is DocumentKind.SUBSCRIPTION and span is not None:
-            out.append(Billed(inv.number, inv.demand_no, inv.total_minor, *span))
+            out.append(Billed(inv.number, inv.demand_no, inv.total_minor, *span, inv.draft.lines))
     return out
+
+
+def billed_of_demand(d: OpenDemand) -> Billed | None:
+    """An open invoice as the account alone knows it (a dunning visit reads no documents):
+    its lines are its VAT breakdown, one per rate. A demand stored before it had one is
+    taken as one line without VAT, which is all that was known of it."""
+    if d.kind != DocumentKind.SUBSCRIPTION or d.period_start is None or d.period_end is None:
+        return None
+    lines = summary_lines(d.vat, f"Invoice {d.invoice_number}") if d.vat else (
+        InvoiceLine(f"Invoice {d.invoice_number}", 1, d.total_minor, 0, d.total_minor, 0),)
+    return Billed(d.invoice_number, d.demand_no, d.total_minor, d.period_start, d.period_end, lines)
 
 
 def _subscription(account: Account, subscription_id: str) -> Subscription:
@@ -77,23 +105,38 @@ def check_stop_reason(catalogue: Catalogue, sub: Subscription, code: str | None,
         raise StopRefused("a stop needs a reason")
 
 
+def covering(billed: Sequence[Billed], day: date) -> list[Billed]:
+    """The invoices that cover days from ``day`` on."""
+    return [b for b in billed if b.end > day]
+
+
+def delivered_vat(b: Billed, stop_on: date) -> tuple[VatPart, ...]:
+    """What of an invoice was delivered before ``stop_on``, per VAT rate (rounded down)."""
+    days = (b.end - b.start).days
+    return prorate(vat_parts(b.lines), min(max((stop_on - b.start).days, 0), days), days)
+
+
 def _cut(account: Account, catalogue: Catalogue, sub: Subscription, stop_on: date, billed: Sequence[Billed],
-         today: date, number: Number, why: str, include_past: bool = False) -> Changes:
-    """Credit every invoice covering days from ``stop_on`` on (or, ``include_past``, every one
-    given); charge the days before ``stop_on`` that each covered."""
+         today: date, number: Number, why: str, keep_fees: bool = False) -> Changes:
+    """Credit every invoice given that is not credited yet; charge the days before
+    ``stop_on`` that each covered, per VAT rate."""
     currency = catalogue.organizations[sub.organization_id].currency
     changes = Changes(account)
     for b in sorted(billed, key=lambda b: b.start):
-        if (b.end <= stop_on and not include_past) or b.invoice_number in changes.account.credited:
+        if b.invoice_number in changes.account.credited:
             continue
         changes = changes.then(credit_invoice(changes.account, b.invoice_number, b.demand_no, sub.organization_id,
                                               currency, sub.id, b.total_minor, DocumentKind.SUBSCRIPTION.value,
-                                              why, today, number, keep_fees=include_past))
-        delivered = delivered_share(b.total_minor, b.start, b.end, stop_on)
-        changes = changes.then(charge(changes.account, sub.organization_id, currency, delivered,
+                                              why, today, number, keep_fees=keep_fees, lines=b.lines))
+        changes = changes.then(charge(changes.account, sub.organization_id, currency, delivered_vat(b, stop_on),
                                       str(b.invoice_number), f"Delivered {b.start} to {stop_on - timedelta(days=1)}"
                                       f" of invoice {b.invoice_number}", today))
     return changes
+
+
+def charged(changes: Changes) -> tuple[VatPart, ...]:
+    """The charges for delivered days among ``changes``, per VAT rate."""
+    return merge_vat(p for e in changes.ledger if e.kind is EntryKind.CHARGE for p in e.vat)
 
 
 def _stopped(changes: Changes, catalogue: Catalogue, sub: Subscription, stop_on: date, kind: StopKind,
@@ -103,7 +146,8 @@ def _stopped(changes: Changes, catalogue: Catalogue, sub: Subscription, stop_on:
     process = catalogue.dunning_of(sub.plan_id)
     if process is not None and process.balance_invoice is not None and kind is not StopKind.PAUSE:
         check = BalanceCheck(sub.organization_id, sub.id,
-                             max(stop_on, today) + timedelta(days=process.balance_invoice.days_after_stop))
+                             max(stop_on, today) + timedelta(days=process.balance_invoice.days_after_stop),
+                             charged(changes))
         account = replace(account, balance_checks=(*account.balance_checks, check))
     event = Event(f"subscription-stopped.{sub.id}.{stop_on}", "SubscriptionStopped",
                   {"subscriber_no": account.number, "subscription_id": sub.id, "stop_date": stop_on.isoformat(),
@@ -114,6 +158,18 @@ def _stopped(changes: Changes, catalogue: Catalogue, sub: Subscription, stop_on:
 
 def _paid(account: Account, billed: Billed) -> bool:
     return billed.invoice_number not in account.credited and billed.demand_no not in account.open_demands
+
+
+def _unpaid_delivered(account: Account, catalogue: Catalogue, sub: Subscription, billed: Sequence[Billed],
+                      stop_on: date, today: date) -> list[Billed]:
+    """Case 2 for the current period: its unpaid invoice, when the period ends by the stop,
+    which the stop credits and charges for the balance invoice to bill (older unpaid ones
+    are credited when the subscription ends, ``close_ended``, in parts if many); none
+    when no balance invoice is configured (7.11), as nothing would then ask for the debt:
+    the invoice stays open and asks for it itself."""
+    if balance_rule(catalogue, sub) is None:
+        return []
+    return [b for b in billed if b.start <= today < b.end <= stop_on and b.demand_no in account.open_demands]
 
 
 def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period_end: bool,
@@ -136,7 +192,10 @@ def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period
         day = stop_on
     if sub.stop_date is not None and day >= sub.stop_date:
         raise StopRefused(f"subscription {sub.id} stops on {sub.stop_date} already; change that stop instead")
-    changes = _cut(account, catalogue, sub, day, billed, today, number, f"Subscription stopped from {day}")
+    why = f"Subscription stopped from {day}"
+    changes = _cut(account, catalogue, sub, day, _unpaid_delivered(account, catalogue, sub, billed, day, today),
+                   today, number, why, keep_fees=True)
+    changes = changes.then(_cut(changes.account, catalogue, sub, day, covering(billed, day), today, number, why))
     return _stopped(changes, catalogue, sub, day, StopKind.CUSTOMER, code, reason, today)
 
 
@@ -154,13 +213,15 @@ def change_stop(account: Account, catalogue: Catalogue, subscription_id: str, st
         raise StopRefused("a stop cannot be moved into the past")
     changes = Changes(account)
     if stop_on is not None and stop_on < sub.stop_date:
-        changes = _cut(account, catalogue, sub, stop_on, billed_of(invoices), today, number,
+        changes = _cut(account, catalogue, sub, stop_on, covering(billed_of(invoices), stop_on), today, number,
                        f"Stop moved to {stop_on}")
     changed = replace(sub, stop_date=stop_on, stop_reason=reason,
                       stop_kind=sub.stop_kind if stop_on is not None else None,
                       stop_code=sub.stop_code if stop_on is not None else None)
-    balance_checks = tuple(c for c in changes.account.balance_checks
-                           if c.subscription_id != sub.id or stop_on is not None)
+    more = charged(changes)  # the moved stop's charges are billed with the stop's
+    balance_checks = tuple(replace(c, charged=merge_vat((*c.charged, *more))) if c.subscription_id == sub.id else c
+                           for c in changes.account.balance_checks  # removed: charges made stay billed
+                           if c.subscription_id != sub.id or stop_on is not None or c.charged)
     account = replace(changes.account.with_subscription(changed), balance_checks=balance_checks)
     event = Event(f"stop-changed.{sub.id}.{sub.stop_date}.{stop_on}", "SubscriptionStopChanged",
                   {"subscriber_no": account.number, "subscription_id": sub.id,
@@ -187,7 +248,8 @@ def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_
         raise StopRefused(f"the restart date must be after the pause begins on {day}")
     plan = catalogue.plan(plan_id or sub.plan_id)
     billing = catalogue.billing_plan_of(plan)
-    changes = _cut(account, catalogue, sub, day, billed_of(invoices), today, number, f"Paused from {day}")
+    changes = _cut(account, catalogue, sub, day, covering(billed_of(invoices), day), today, number,
+                   f"Paused from {day}")
     changes = _stopped(changes, catalogue, sub, day, StopKind.PAUSE, None, f"Paused until {restart_on}", today)
     restart = Subscription(new_id, plan.id, plan.organization_id, billing.frequency, restart_on, sub.payment_type,
                            sub.copies, scheduled_start=True, resumes=sub.id)
@@ -198,24 +260,32 @@ def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_
                    subscriptions=(*changes.subscriptions, restart), events=(*changes.events, event))
 
 
+def _open_billed(account: Account, sub: Subscription, invoices: Sequence[Invoice]) -> list[Billed]:
+    """The subscription's open invoices: the ``invoices`` given where there, else as their
+    demands know them (per VAT rate)."""
+    issued = {b.demand_no: b for b in billed_of(invoices)}
+    return [b for d in account.open_demands.values() if d.subscription_id == sub.id
+            and (b := issued.get(d.demand_no) or billed_of_demand(d)) is not None]
+
+
 def payment_stop(account: Account, catalogue: Catalogue, subscription_id: str, cause: str, today: date,
-                 number: Number, limit: int | None = None) -> Changes:
-    """Manual 7.7: stop today, credit the open invoices and charge what was delivered.
+                 number: Number, limit: int | None = None, invoices: Sequence[Invoice] = ()) -> Changes:
+    """Manual 7.7: stop today, credit the open invoices and charge what was delivered. The
+    credit notes mirror the ``invoices`` given line for line; an open invoice not given is
+    credited per VAT rate, from its demand.
 
     ``limit`` credits at most that many (the oldest) at once, so that one part fits a
     transaction; called again, a payment stop with open invoices left credits the next
-    ones, from the day it stopped (``unfinished``)."""
+    ones, from the day it stopped (``unfinished``), their charges added to its balance check."""
     sub = account.subscriptions[subscription_id]
-    billed = sorted((Billed(d.invoice_number, d.demand_no, d.total_minor, d.period_start, d.period_end)
-                     for d in account.open_demands.values()
-                     if d.subscription_id == sub.id and d.kind == DocumentKind.SUBSCRIPTION
-                     and d.period_start is not None and d.period_end is not None), key=lambda b: b.start)
+    billed = sorted(_open_billed(account, sub, invoices), key=lambda b: b.start)
     part = billed[:limit] if limit is not None else billed
     if sub.stop_date is not None and sub.stop_date <= today:
         if not unfinished(account, sub):
             return Changes(account)  # stopped already: nothing more to do
-        return _cut(account, catalogue, sub, sub.stop_date, part, today, number, sub.stop_reason, include_past=True)
-    changes = _cut(account, catalogue, sub, today, part, today, number, cause, include_past=True)
+        more = _cut(account, catalogue, sub, sub.stop_date, part, today, number, sub.stop_reason, keep_fees=True)
+        return _with_charges(more, sub, today)
+    changes = _cut(account, catalogue, sub, today, part, today, number, cause, keep_fees=True)
     return _stopped(changes, catalogue, sub, today, StopKind.PAYMENT, None, cause, today)
 
 
@@ -224,3 +294,51 @@ def unfinished(account: Account, sub: Subscription) -> bool:
     return sub.stop_kind is StopKind.PAYMENT and any(
         d.subscription_id == sub.id and d.kind == DocumentKind.SUBSCRIPTION and d.period_start is not None
         and d.period_end is not None for d in account.open_demands.values())
+
+
+def balance_rule(catalogue: Catalogue, sub: Subscription) -> BalanceInvoiceRule | None:
+    """The balance invoice (7.11) that asks for what a stop of this subscription leaves."""
+    process = catalogue.dunning_of(sub.plan_id)
+    return process.balance_invoice if process is not None else None
+
+
+def ends_unpaid(catalogue: Catalogue, sub: Subscription | None) -> bool:
+    """A subscription stopped by customer service or automatically (a pause goes on; a
+    payment stop credits its own, ``unfinished``) whose unpaid invoices go to the balance
+    invoice when it ends (6.4 case 2: "not paid before enddate: invoice credited"): only
+    where a balance invoice is configured to ask for the debt."""
+    return (sub is not None and sub.stop_date is not None
+            and sub.stop_kind not in (StopKind.PAUSE, StopKind.PAYMENT) and balance_rule(catalogue, sub) is not None)
+
+
+def _with_charges(changes: Changes, sub: Subscription, today: date, rule: BalanceInvoiceRule | None = None) -> Changes:
+    """Charges made after a stop go to its pending balance check (or, ``rule``, a new one)."""
+    more = charged(changes)
+    if not more:
+        return changes
+    checks = changes.account.balance_checks
+    mine = next((i for i, c in enumerate(checks) if c.subscription_id == sub.id), None)
+    if mine is not None:
+        checks = (*checks[:mine], replace(checks[mine], charged=merge_vat((*checks[mine].charged, *more))),
+                  *checks[mine + 1:])
+    elif rule is not None:
+        checks = (*checks, BalanceCheck(sub.organization_id, sub.id, today + timedelta(days=rule.days_after_stop),
+                                        more))
+    return replace(changes, account=replace(changes.account, balance_checks=checks))
+
+
+def close_ended(account: Account, catalogue: Catalogue, subscription_id: str, today: date, number: Number,
+                invoices: Sequence[Invoice] = (), limit: int | None = None) -> Changes:
+    """A subscription has ended with invoices unpaid (issued after its stop was set, for
+    the days it still delivered, or older ones): credit them (at most ``limit``, the
+    oldest), charge what they delivered (their reminder fees stay owed) and have a balance
+    invoice bill it, as a payment stop does, so nothing of an ended subscription is
+    reminded after it ends."""
+    sub = account.subscriptions[subscription_id]
+    rule = balance_rule(catalogue, sub)
+    if sub.stop_date is None or sub.stop_date > today or not ends_unpaid(catalogue, sub) or rule is None:
+        return Changes(account)
+    billed = sorted(_open_billed(account, sub, invoices), key=lambda b: b.start)
+    changes = _cut(account, catalogue, sub, sub.stop_date, billed[:limit] if limit is not None else billed, today,
+                   number, f"Unpaid when the subscription ended on {sub.stop_date}", keep_fees=True)
+    return _with_charges(changes, sub, today, rule)

@@ -26,6 +26,7 @@ from datetime import date
 from enum import StrEnum
 
 from .dunning import Reminder
+from .ledger import VatPart
 from .money import BASIS_POINTS
 
 
@@ -75,6 +76,7 @@ class OpenDemand:
     stop_noticed: bool = False
     period_start: date | None = None
     period_end: date | None = None  # first day after the invoiced period
+    vat: tuple[VatPart, ...] = ()  # the invoice's VAT breakdown, for a credit note without the invoice at hand
 
     @property
     def fees_open_minor(self) -> int:

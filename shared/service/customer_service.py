@@ -62,9 +62,7 @@ def credit_invoice(ctx: Context, tenant: str, subscriber_no: int, invoice_number
             raise NotFound(f"invoice {invoice_number} of subscriber {subscriber_no}")
         if not reason.strip():
             raise credit.CreditRefused("a credit note needs a reason")
-        d = inv.draft
-        return credit.credit_invoice(acc, inv.number, inv.demand_no, d.organization_id, d.currency,
-                                     d.subscription_id, inv.total_minor, d.kind.value, reason, today, number)
+        return credit.credit_issued(acc, inv, reason, today, number)
 
     return change_account(ctx, tenant, subscriber_no, op, documents=True)
 

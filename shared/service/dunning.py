@@ -26,10 +26,12 @@ from datetime import date, timedelta
 
 from ..adapters.bus import BILLING_WORK
 from ..adapters.tables import ConcurrencyConflict
-from ..domain.account import Changes, Event
+from ..domain.account import Account, Changes, Event
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
-from ..domain.collection import NOTICE_TYPES, collect
+from ..domain.collection import NOTICE_TYPES, collect, credited
+from ..domain.credit import Number
+from ..domain.invoicing import Invoice
 from .billing import RunPlanned, batches, plan_run
 from .context import Context
 from .isolation import attempt, each, resolve, settle
@@ -109,6 +111,24 @@ def sweep_dunning(ctx: Context, tenant: str) -> RunPlanned:
     return RunPlanned(tenant, today, len(found), len(messages))
 
 
+Read = dict[int, Invoice | None]  # invoices read by demand number, kept across the runs of one visit
+
+
+def visit(ctx: Context, tenant: str, account: Account, catalogue: Catalogue, today: date,
+          number: Number, read: Read) -> Changes:
+    """``collect``; when it credits (a payment stop, an ended subscription's unpaid
+    invoices), again with the invoices it credits read (point reads, once per visit), so
+    each credit note mirrors its invoice line for line. Only such a visit reads more."""
+    changes = collect(account, catalogue, today, number)
+    demands = credited(changes)
+    if not demands:
+        return changes
+    for no in demands:
+        if no not in read:
+            read[no] = ctx.accounts.invoice(tenant, account.number, no)
+    return collect(account, catalogue, today, number, [i for no in demands if (i := read[no]) is not None])
+
+
 def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
                     workers: int = 16, attention: Collection[int] = ()) -> DunningResult:
     """Visit a batch; a subscriber that fails is recorded as needing attention, the rest
@@ -124,9 +144,10 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
             return None, [], False
         done: Changes | None = None
         outbox = list(loaded.outbox)
+        read: Read = {}
         for part in range(MAX_PARTS):  # a visit too big for one transaction goes on in parts
-            changes = numbered(ctx, tenant, catalogue,
-                               lambda number, account=loaded.account: collect(account, catalogue, today, number))
+            changes = numbered(ctx, tenant, catalogue, lambda number, account=loaded.account: visit(
+                ctx, tenant, account, catalogue, today, number, read))
             if part and unchanged(loaded, changes):
                 break  # the visit is done: found in memory, at no cost
             index_next_visit(ctx, tenant, catalogue, changes.account, today)
@@ -168,10 +189,11 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
 
 def dun_one(ctx: Context, tenant: str, today: date, subscriber_no: int, result: DunningResult) -> None:
     """One subscriber's visit on its own, as after a conflict in a batch."""
+    read: Read = {}
     for _ in range(MAX_PARTS):
         try:
             changes = change_account(ctx, tenant, subscriber_no, lambda account, catalogue, day, number, _h:
-                                     collect(account, catalogue, day, number), today=today)
+                                     visit(ctx, tenant, account, catalogue, day, number, read), today=today)
         except NotFound:
             return
         result.add(changes)

@@ -31,14 +31,15 @@ def test_stop_at_period_end_credits_the_unpaid_invoice_and_a_change_needs_a_reas
     assert bill_one(ctx, shop, date(2026, 1, 22), n) == 1  # February's invoice, not paid
     route = {"subscriber_no": str(n), "subscription_id": sub}
     status, done = call("subscription_stop", "POST", token, route, {"reason": "Too expensive"})
-    assert status == 200 and done["events"] == ["CreditNoteIssued", "SubscriptionStopped"]  # case 2 of 6.4
+    # case 2 of 6.4: February's invoice credited; January's, overdue, credited and its days charged
+    assert status == 200 and done["events"] == ["CreditNoteIssued", "CreditNoteIssued", "SubscriptionStopped"]
     assert done["subscriptions"][0]["stop_date"] == "2026-02-05"
     status, problem = call("subscription_change_stop", "PUT", token, route, {"stop_date": None, "reason": ""})
     assert status == 422 and problem["errors"][0]["field"] == "reason"
     status, done = call("subscription_change_stop", "PUT", token, route, {"stop_date": None, "reason": "Stays"})
     assert status == 200 and done["subscriptions"][0]["stop_date"] is None
     view = overview(token, n)
-    assert [c["invoice_number"] for c in view["credit_notes"]] == [view["invoices"][1]["number"]]
+    assert [c["invoice_number"] for c in view["credit_notes"]] == [i["number"] for i in view["invoices"]]
     status, problem = call("subscription_stop", "POST", token, route, {"stop_date": "2020-01-01", "reason": "x"})
     assert status == 422 and "from today on" in problem["detail"]
     assert call("subscription_stop", "POST", token, route | {"subscription_id": "nope"}, {"reason": "x"})[0] == 404
@@ -85,6 +86,11 @@ def test_additional_invoice_is_issued_once_per_ref(ctx: Context, shop: str) -> N
     status, done = call("additional_invoice", "POST", token, {"subscriber_no": str(n)}, body)
     assert status == 201 and done["invoices"][0]["total_minor"] == 2 * 14900 + 4900
     assert done["invoices"][0]["kind"] == "additional"
+    # each line carries its VAT rate, net and VAT: the bag 2 x 149.00 at 25 % (VAT 59.60), the app 49.00 at 25 %
+    assert [(li["vat_rate_bp"], li["gross_minor"], li["net_minor"], li["vat_minor"])
+            for li in done["invoices"][0]["draft"]["lines"]] == [(2500, 29800, 23840, 5960), (2500, 4900, 3920, 980)]
+    assert [(e["kind"], e["vat"]) for e in done["ledger"]] == [
+        ("invoice", [{"rate_bp": 2500, "gross_minor": 34700, "vat_minor": 6940, "net_minor": 27760}])]
     status, again = call("additional_invoice", "POST", token, {"subscriber_no": str(n)}, body)
     assert status == 201 and again["invoices"] == []  # the same ref: nothing issued twice
     assert len(overview(token, n)["invoices"]) == 2

@@ -150,6 +150,14 @@ def test_a_year_of_one_subscriber(ctx: Context, shop: str) -> None:
             for r in docs.reminders] == [
         (3, 1, "2026-03-12", 38700), (3, 2, "2026-03-27", 38700 + 3500), (4, 1, "2026-04-12", 38700)]
     assert [(c.number, c.invoice_number, c.total_minor) for c in docs.credit_notes] == [(5, 3, 38700), (6, 4, 38700)]
+    by_number = {i.number: i for i in docs.invoices}  # the payment stop read them: mirrored line for line
+    assert all(c.lines == tuple(-li for li in by_number[c.invoice_number].draft.lines) for c in docs.credit_notes)
+    # the balance invoice bills the charges per rate: March whole (33 251 at 0 %, 5 449 at 25 % with VAT 10.90)
+    # and 11/30 of April: 12 192.03 and 1 997.97 rounded down, the øre left to the larger remainder (25 %):
+    # 12 192 + 1 998 = 14 190 = 38 700 * 11 // 30, VAT of 19.98 at 25 % = 4.00; then the reminder fee, no VAT
+    balance_lines = next(i for i in docs.invoices if i.draft.kind is DocumentKind.BALANCE).draft.lines
+    assert [(li.vat_rate_bp, li.gross_minor, li.vat_minor) for li in balance_lines] == [
+        (0, 33251 + 12192, 0), (2500, 5449 + 1998, 1090 + 400), (0, 3500, 0)]
     kinds = [(e.kind, e.amount_minor) for e in docs.ledger]
     assert kinds == [
         (EntryKind.INVOICE, -34800), (EntryKind.PAYMENT, 34800),

@@ -219,9 +219,8 @@ def test_a_failed_transaction_outside_a_claims_session_releases_its_numbers(ctx:
     loaded = ctx.accounts.load(shop, placed.subscriber_no)
     assert loaded is not None
     inv = placed.invoices[0]
-    changes = numbered(ctx, shop, ctx.catalogue.get(shop), lambda number: credit.credit_invoice(
-        loaded.account, inv.number, inv.demand_no, "avisa", "NOK", placed.subscription_id, inv.total_minor,
-        "subscription", "Mistake", date(2026, 1, 5), number))
+    changes = numbered(ctx, shop, ctx.catalogue.get(shop), lambda number: credit.credit_issued(
+        loaded.account, inv, "Mistake", date(2026, 1, 5), number))
     assert [c.number for c in changes.credit_notes] == [2]
     failing, _ = flaky(ctx, [True])
     with pytest.raises(TooLarge):

@@ -30,7 +30,7 @@ from shared.domain.credit import (
     CreditRefused,
     add_correction,
     additional_invoice,
-    credit_invoice,
+    credit_issued,
     write_off,
 )
 from shared.domain.dunning import BalanceInvoiceRule, NoticeChannel, ReminderStep, StopRule
@@ -210,6 +210,11 @@ def test_manual_7_7_stop_rule_delay_10_threshold_100_stops_credits_and_charges_w
     balance = collect(stopped.account, CAT, date(2026, 2, 27), numbers)
     (bal,) = balance.invoices
     assert (bal.draft.kind, bal.total_minor, bal.draft.due_date) == (DocumentKind.BALANCE, owed, date(2026, 3, 13))
+    # it bills the charges per VAT rate (the paper is 0 %) and the reminder fees, which carry no VAT
+    assert [(li.description, li.vat_rate_bp, li.gross_minor, li.vat_minor) for li in bal.draft.lines] == [
+        ("Delivered before the stop, VAT 0 %", 0, 50000 + 50000 * 25 // 28, 0),
+        ("Reminder fees and other debt", 0, 2 * 3500, 0)]
+    assert [c.lines[0].gross_minor for c in stopped.credit_notes] == [-50000, -50000]  # the invoices, negated
     assert balance.ledger == ()  # the debt is on the ledger already
     assert balance.account.unbilled_debt("avisa") == 0
     assert collect(balance.account, CAT, date(2026, 2, 27), numbers).empty
@@ -250,6 +255,26 @@ def test_6_4_case_1_a_stop_on_a_date_in_a_period_not_yet_invoiced_invoices_the_d
     assert bill(billed.account, date(2026, 2, 18), numbers).invoices == ()  # nothing after the stop
 
 
+def test_an_invoice_of_delivered_days_unpaid_when_the_subscription_ends_is_credited_then_not_reminded() -> None:
+    acc, inv, numbers = first_invoice()
+    acc = pay(acc, 50000, date(2026, 1, 10), inv.demand_no)
+    acc = stop(acc, CAT, "s1", False, date(2026, 2, 11), None, "Moving", [inv], date(2026, 1, 10), numbers).account
+    feb = bill(acc, date(2026, 1, 18), numbers)  # 1-10 Feb delivered: 500.00 * 10 // 28 = 178.57, due 1 Feb
+    acc, seen = feb.account, Changes(feb.account)
+    for day in range(31, 80):  # 1 Feb to 20 Mar
+        seen = seen.then(collect(acc, CAT, date(2026, 1, 1) + timedelta(days=day), numbers))
+        acc = seen.account
+    assert [(r.reminder.step, r.reminder.produced) for r in seen.reminders] == [(1, date(2026, 2, 8))]  # not after
+    (note,) = seen.credit_notes
+    assert (note.invoice_number, note.issue_date, note.total_minor) == (feb.invoices[0].number, date(2026, 2, 11),
+                                                                       50000 * 10 // 28)
+    assert [(e.kind, e.amount_minor) for e in seen.ledger] == [(EntryKind.CREDIT_NOTE, 17857),
+                                                               (EntryKind.CHARGE, -17857)]  # delivered whole
+    assert [(i.draft.kind, i.draft.issue_date, i.total_minor) for i in seen.invoices] == [
+        (DocumentKind.BALANCE, date(2026, 2, 12), 17857)]
+    assert [e.type for e in seen.events if e.type == "PaymentStopNotice"] == []
+
+
 def test_6_4_case_2_stop_when_issued_not_paid_credits_the_invoice() -> None:
     acc, inv, numbers = first_invoice()
     acc = pay(acc, 50000, date(2026, 1, 10), inv.demand_no)
@@ -260,6 +285,44 @@ def test_6_4_case_2_stop_when_issued_not_paid_credits_the_invoice() -> None:
     assert (note.invoice_number, note.total_minor) == (feb.invoices[0].number, 50000)
     assert changes.account.subscriptions["s1"].stop_date == date(2026, 2, 1)
     assert changes.account.open_demands == {} and changes.account.balances["avisa"] == 0
+
+
+def test_6_4_case_2_the_unpaid_current_invoice_is_credited_its_days_charged_and_billed_not_reminded() -> None:
+    acc, inv, numbers = first_invoice()
+    acc = collect(acc, CAT, date(2026, 1, 22), numbers).account  # reminder 1 of January, due 1 Feb
+    feb = bill(acc, date(2026, 1, 18), numbers)
+    changes = stop(feb.account, CAT, "s1", True, None, None, "Too expensive", [inv, *feb.invoices],
+                   date(2026, 1, 25), numbers)
+    assert changes.account.subscriptions["s1"].stop_date == date(2026, 2, 1)
+    assert [(c.invoice_number, c.total_minor) for c in changes.credit_notes] == [(inv.number, 50000),
+                                                                                 (feb.invoices[0].number, 50000)]
+    assert [(e.kind, e.amount_minor) for e in changes.ledger] == [
+        (EntryKind.CREDIT_NOTE, 50000), (EntryKind.CHARGE, -50000), (EntryKind.CREDIT_NOTE, 50000)]
+    acc = changes.account
+    assert acc.open_demands == {} and acc.unbilled_debt("avisa") == 50000  # January, delivered, owed
+    issued: list[Invoice] = []
+    for day in range(25, 60):  # no reminder 2 of January, no stop notice: nothing is dunned
+        visit = collect(acc, CAT, date(2026, 1, 1) + timedelta(days=day), numbers)
+        assert visit.reminders == () and [e.type for e in visit.events] in ([], ["InvoiceIssued"])
+        acc, issued = visit.account, issued + list(visit.invoices)
+    assert [(i.draft.kind, i.draft.issue_date, i.total_minor) for i in issued] == [
+        (DocumentKind.BALANCE, date(2026, 2, 2), 50000)]  # a day after the stop
+
+
+def test_without_a_balance_invoice_the_unpaid_current_invoice_stays_open_to_ask_for_the_debt() -> None:
+    cat = catalogue(replace(PROCESS, balance_invoice=None))
+    acc, inv, numbers = first_invoice()
+    changes = stop(acc, cat, "s1", True, None, None, "Too expensive", [inv], date(2026, 1, 25), numbers)
+    assert changes.credit_notes == () and list(changes.account.open_demands) == [inv.demand_no]
+
+
+def test_a_stop_on_a_later_date_leaves_invoices_of_periods_not_begun_to_be_paid() -> None:
+    acc, inv, numbers = first_invoice()
+    acc = pay(acc, 50000, date(2026, 1, 10), inv.demand_no)
+    feb = bill(acc, date(2026, 1, 18), numbers)  # February, not begun, unpaid
+    changes = stop(feb.account, CAT, "s1", False, date(2026, 3, 1), None, "Moving", [inv, *feb.invoices],
+                   date(2026, 1, 20), numbers)
+    assert changes.credit_notes == () and list(changes.account.open_demands) == [feb.invoices[0].demand_no]
 
 
 def test_6_4_case_3_stop_when_issued_and_paid_runs_to_the_end_of_the_paid_period() -> None:
@@ -283,8 +346,7 @@ def test_6_4_a_stop_mid_period_credits_the_paid_invoice_and_charges_the_delivere
 
 def test_6_4_case_4_stop_when_the_invoice_was_credited_credits_nothing_more() -> None:
     acc, inv, numbers = first_invoice()
-    acc = credit_invoice(acc, inv.number, inv.demand_no, "avisa", "NOK", "s1", inv.total_minor, "subscription",
-                         "Wrong price", date(2026, 1, 5), numbers).account
+    acc = credit_issued(acc, inv, "Wrong price", date(2026, 1, 5), numbers).account
     changes = stop(acc, CAT, "s1", False, START, None, "Never wanted it", [inv], date(2026, 1, 1), numbers)
     assert changes.credit_notes == () and changes.account.subscriptions["s1"].stop_date == START
 
@@ -339,20 +401,17 @@ def test_6_6_pause_credits_the_paused_periods_and_restarts_by_itself() -> None:
 def test_7_15_credit_note_on_a_paid_invoice_is_deducted_from_the_next_invoice() -> None:
     acc, inv, numbers = first_invoice()
     acc = pay(acc, 50000, date(2026, 1, 10), inv.demand_no)
-    credited = credit_invoice(acc, inv.number, inv.demand_no, "avisa", "NOK", "s1", inv.total_minor, "subscription",
-                              "Delivery failed", date(2026, 1, 12), numbers)
+    credited = credit_issued(acc, inv, "Delivery failed", date(2026, 1, 12), numbers)
     assert credited.credit_notes[0].total_minor == 50000 and credited.account.balances["avisa"] == 50000
     feb = bill(credited.account, date(2026, 1, 18), numbers).invoices[0]
     assert (feb.credit_applied_minor, feb.amount_due_minor) == (50000, 0)
     with pytest.raises(CreditRefused, match="already"):
-        credit_invoice(credited.account, inv.number, inv.demand_no, "avisa", "NOK", "s1", 50000, "subscription",
-                       "again", date(2026, 1, 12), numbers)
+        credit_issued(credited.account, inv, "again", date(2026, 1, 12), numbers)
 
 
 def test_7_15_credit_note_on_an_unpaid_invoice_zeroes_it() -> None:
     acc, inv, numbers = first_invoice()
-    credited = credit_invoice(acc, inv.number, inv.demand_no, "avisa", "NOK", "s1", inv.total_minor, "subscription",
-                              "Wrong", date(2026, 1, 12), numbers)
+    credited = credit_issued(acc, inv, "Wrong", date(2026, 1, 12), numbers)
     assert credited.account.open_demands == {} and credited.account.balances["avisa"] == 0
     assert collect(credited.account, CAT, date(2026, 2, 1), numbers).empty  # nothing left to remind
 
@@ -427,8 +486,7 @@ def test_the_ledger_matches_invoices_reminders_credit_notes_and_stops(steps: lis
                            and i.draft.kind is DocumentKind.SUBSCRIPTION), key=lambda i: i.number)
             if open_:
                 inv = open_[op[1] % len(open_)]
-                acc = apply(credit_invoice(acc, inv.number, inv.demand_no, "avisa", "NOK", "s1", inv.total_minor,
-                                           "subscription", "test", today, numbers))
+                acc = apply(credit_issued(acc, inv, "test", today, numbers))
         elif op[0] == "correct":
             acc = apply(add_correction(acc, Correction(f"c{n}", "avisa", op[1], "Correction", today)))
         elif op[0] == "stop" and not stopped:
@@ -469,6 +527,26 @@ def test_a_visit_is_done_in_parts_that_fit_a_transaction_and_each_part_goes_on_w
     second = collect(first.account, CAT, day, numbers)
     assert len(second.reminders) == 6
     assert collect(second.account, CAT, day, numbers).empty
+
+
+def test_25_invoices_unpaid_when_a_stopped_subscription_ends_are_credited_in_parts_and_billed_once() -> None:
+    numbers = Numbers()
+    acc = subscribed()
+    for month in range(25):  # 25 open invoices, January 2026 to January 2028
+        acc = bill(acc, date(2026, 1, 1) + timedelta(days=31 * month), numbers).account
+    end = date(2028, 2, 1)
+    acc = acc.with_subscription(replace(acc.subscriptions["s1"], stop_date=end, stop_kind=StopKind.CUSTOMER))
+    parts = [collect(acc, CAT, end, numbers)]
+    while not parts[-1].empty:
+        assert rows(parts[-1]) <= VISIT_ROWS  # each part fits a transaction
+        parts.append(collect(parts[-1].account, CAT, end, numbers))
+    done = parts[-1].account
+    assert len(parts) > 2 and sum(len(p.credit_notes) for p in parts) == 25 and done.open_demands == {}
+    assert all(p.reminders == () for p in parts)  # none reminded while the parts go on
+    assert done.unbilled_debt("avisa") == 25 * 50000 and sum(c.charged[0].gross_minor for c in
+                                                             done.balance_checks) == 25 * 50000
+    balance = collect(done, CAT, end + timedelta(days=1), numbers).invoices  # one, of every charge's VAT
+    assert [[(li.vat_rate_bp, li.gross_minor) for li in b.draft.lines] for b in balance] == [[(0, 25 * 50000)]]
 
 
 @given(st.integers(0, 10**9), st.dates(date(2020, 1, 1), date(2030, 1, 1)), st.integers(1, 400),

@@ -16,9 +16,9 @@ from shared.adapters.catalogue_store import KINDS
 from shared.domain.account import Account, due_drafts, issue, next_drafts
 from shared.domain.calendar import Frequency
 from shared.domain.catalogue import Catalogue, PaymentType
-from shared.domain.invoicing import due_period_indexes
+from shared.domain.invoicing import delivered_share, due_period_indexes, prorate, vat_parts
 from shared.domain.kid import KidScheme
-from shared.domain.ledger import balance
+from shared.domain.ledger import VatPart, balance, merge_vat
 from shared.domain.subscriptions import Subscriber, Subscription
 
 SEGMENT_FIELD = {"organizations": ("organization", "organizations"), "products": ("product", "products"),
@@ -204,3 +204,63 @@ def test_credit_from_an_overpayment_pays_part_of_the_next_invoice_and_shows_on_i
     assert [e.amount_minor for e in changes.ledger] == [-38700]  # the full debit: the credit is on the ledger
     assert changes.account.balances == {"avisa": -33500}
     assert [d.open_minor for d in changes.account.open_demands.values()] == [33500]
+
+
+# ---- VAT kept on every document (L4; prices are gross) ----------------------------------------
+
+def test_an_invoice_and_its_ledger_entry_carry_net_and_vat_per_rate() -> None:
+    acc = account(monthly(date(2026, 1, 5), 1))
+    drafts = due_drafts(acc, CAT, date(2026, 1, 22))
+    changes = issue(acc, drafts, {drafts[0].natural_key: 2}, CAT, date(2026, 1, 22))
+    # 299.00 paper at 0 %, 49.00 app at 25 % (VAT 9.80), fee 39.00 split 33.51 / 5.49 (VAT 1.10)
+    expected = (VatPart(0, 29900 + 3351, 0), VatPart(2500, 4900 + 549, 980 + 110))
+    assert vat_parts(changes.invoices[0].draft.lines) == expected
+    assert changes.ledger[0].vat == expected and expected[1].net_minor == 5449 - 1090
+    assert next(iter(changes.account.open_demands.values())).vat == expected  # for a stop without the invoice
+
+
+def test_five_of_thirty_one_days_of_a_mixed_vat_invoice_are_charged_per_rate_summing_to_the_share() -> None:
+    # 348.00 for 31 days, 5 delivered: 348.00 * 5 // 31 = 56.12; per rate 299.00 * 5 / 31 = 48.2258
+    # and 49.00 * 5 / 31 = 7.9032, rounded down 48.22 + 7.90 = 56.12: nothing left to give out
+    parts = prorate((VatPart(0, 29900, 0), VatPart(2500, 4900, 980)), 5, 31)
+    assert parts == (VatPart(0, 4822, 0), VatPart(2500, 790, 158))
+    assert sum(p.gross_minor for p in parts) == delivered_share(34800, date(2026, 1, 5), date(2026, 2, 5),
+                                                                date(2026, 1, 10))
+
+
+@given(st.lists(st.tuples(st.sampled_from([0, 1200, 1500, 2500]), st.integers(-50000, 500000)), min_size=1,
+                max_size=6), st.integers(1, 400), st.integers(0, 400))
+def test_a_pro_rated_charge_sums_exactly_to_the_delivered_share_and_each_rate_is_within_an_ore(
+        lines: list[tuple[int, int]], days: int, delivered: int) -> None:
+    parts = merge_vat(VatPart.of_gross(rate, gross) for rate, gross in lines)
+    total = sum(p.gross_minor for p in parts)
+    shares = {p.rate_bp: p for p in prorate(parts, delivered, days)}
+    expected = total if delivered >= days else total * delivered // days
+    assert sum(p.gross_minor for p in shares.values()) == expected
+    for p in parts:
+        got = shares[p.rate_bp].gross_minor if p.rate_bp in shares else 0
+        exact_floor = p.gross_minor if delivered >= days else p.gross_minor * delivered // days
+        assert exact_floor <= got <= exact_floor + (0 if delivered >= days else 1)
+    assert all(s.net_minor + s.vat_minor == s.gross_minor for s in shares.values())
+
+
+def test_documents_stored_before_vat_breakdowns_still_load() -> None:
+    from shared.adapters.codec import loads
+    from shared.domain.account import BalanceCheck
+    from shared.domain.invoicing import CreditNote
+    from shared.domain.ledger import LedgerEntry
+    from shared.domain.settlement import OpenDemand
+
+    note = loads(CreditNote, '{"number": 5, "invoice_number": 3, "demand_no": 3, "organization_id": "avisa",'
+                             ' "currency": "NOK", "subscription_id": "s1", "issue_date": "2026-03-01",'
+                             ' "total_minor": 38700, "reason": "Stopped"}')
+    entry = loads(LedgerEntry, '{"seq": 9, "organization_id": "avisa", "currency": "NOK", "booked": "2026-03-01",'
+                               ' "kind": "charge", "amount_minor": -38700, "reference": "3", "text": "Delivered"}')
+    demand = loads(OpenDemand, '{"demand_no": 3, "invoice_number": 3, "organization_id": "avisa",'
+                               ' "subscription_id": "s1", "due_date": "2026-03-05", "open_minor": 38700}')
+    check = loads(BalanceCheck, '{"organization_id": "avisa", "subscription_id": "s1", "on": "2026-03-02"}')
+    assert (note.lines, entry.vat, demand.vat, check.charged) == ((), (), (), ())
+    from shared.domain.invoicing import InvoiceLine
+    old_line = loads(InvoiceLine, '{"description": "Kryssord", "quantity": 1, "unit_price_minor": 4900,'
+                                  ' "vat_rate_bp": 2500, "gross_minor": 4900, "vat_minor": 980}')
+    assert old_line.net_minor == 3920  # derived when read
