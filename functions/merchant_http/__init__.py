@@ -113,6 +113,8 @@ class SummaryOut(BaseModel):
     amount_charged_minor: int | None
     amount_written_off_minor: int | None
     amount_reversed_minor: int | None = Field(default=None, description="reversals the bank made")
+    number_series_gapless: bool = Field(description="every organisation's invoice and credit note numbers run "
+                                        "from its first to its last, each once")
     by_currency: dict[str, dict[str, int]] = Field(
         default_factory=dict, description="the money figures per currency; the top-level ones are null when the "
         "tenant has more than one currency")
