@@ -91,7 +91,7 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
 
     started = time.monotonic()
     os.environ.setdefault("ABONNO_TRUST_FORWARDED_FOR", "true")  # the demo's customers, as Front Door forwards them
-    azurite = Azurite.running_or_start()
+    azurite = Azurite.start(in_memory=True)  # its own, on free ports: nothing else's queues or tenants
     now = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
     host, port = start_host(azurite, now, running=False, port=port)
     base = f"http://127.0.0.1:{port}/api"
