@@ -1,7 +1,7 @@
 """``abonno``: the local host, its test clock, the end-to-end demo, development tokens.
 
     abonno demo [--subscribers 1000] [--months 3] [--json]
-    abonno host [--port 7071] [--clock 2026-01-01T06:00:00+00:00] [--data .azurite]
+    abonno host [--port 7071] [--clock 2026-01-01T06:00:00+00:00 | --system-clock] [--data .azurite]
     abonno tick --to 2026-04-01 [--url http://127.0.0.1:7071]
     abonno token --tenant demo --role admin
 """
@@ -25,12 +25,15 @@ if TYPE_CHECKING:
     from .host import LocalHost
 
 
-def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, port: int) -> tuple[LocalHost, int]:
-    """Wire the app to Azurite and the settable clock, then serve it. Returns (host, port)."""
+def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, port: int,
+               settable: bool = True) -> tuple[LocalHost, int]:
+    """Wire the app to Azurite and the settable clock (or the system clock, without the
+    ``/_dev`` endpoints), then serve it. Returns (host, port)."""
     os.environ["AzureWebJobsStorage"] = azurite.connection_string
-    os.environ["ABONNO_CLOCK"] = "settable"
+    os.environ["ABONNO_CLOCK"] = "settable" if settable else "system"
     issuer.configure_environment()
     from shared import bootstrap
+    from shared.clock import SystemClock
 
     from .host import LocalHost
 
@@ -38,7 +41,7 @@ def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, po
         bootstrap.settable_clock.set(clock_start)
     bootstrap.settable_clock.running = running
     bootstrap.context()  # tables and queues exist before the first request
-    host = LocalHost(bootstrap.settable_clock, azurite.connection_string)
+    host = LocalHost(bootstrap.settable_clock if settable else SystemClock(), azurite.connection_string)
     server = host.serve(port)
     return host, server.server_address[1]
 
@@ -49,7 +52,7 @@ def cmd_host(args: argparse.Namespace) -> int:
     else:
         azurite = Azurite.running_or_start(Ports(), in_memory=False, location=args.data)
     clock = datetime.fromisoformat(args.clock) if args.clock else None
-    host, port = start_host(azurite, clock, running=True, port=args.port)
+    host, port = start_host(azurite, clock, running=True, port=args.port, settable=not args.system_clock)
     print(f"abonno host: http://127.0.0.1:{port}/api/openapi.json  (storage: Azurite {azurite.ports})", flush=True)
     try:
         host.run_forever()
@@ -104,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clock", help="start the clock at this ISO time (it then runs on)")
     p.add_argument("--data", default=".azurite", help="Azurite data folder when the host starts Azurite")
     p.add_argument("--storage", help="use this storage connection string instead of a local Azurite")
+    p.add_argument("--system-clock", action="store_true",
+                   help="run on the system clock: no settable clock, no /_dev endpoints (as in Azure)")
     p.set_defaults(run=cmd_host)
     p = sub.add_parser("tick", help="move a running host's clock to a date, firing timers and draining queues")
     p.add_argument("--to", required=True, help="YYYY-MM-DD")

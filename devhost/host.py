@@ -17,7 +17,9 @@ its job the project needs. It loads the app and inspects each function's trigger
 The clock is the app's settable clock: ``tick(to)`` moves it a day at a time, firing
 timers and draining queues until idle, so months of billing run in seconds. No function
 that raises stops the host: it logs, and retries or poisons as the Functions host does. The
-development endpoints (``/_dev/...``) exist only here, never in Azure.
+development endpoints (``/_dev/...``: the clock, tick, the development JWKS) exist only
+here, never in Azure, and only when the host runs on the settable clock: they need no
+token, so a host on the system clock (``abonno host --system-clock``) answers 404.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from azure.storage.queue import QueueServiceClient
 from croniter import croniter
 
 from shared.adapters.bus import unpack
-from shared.clock import SettableClock
+from shared.clock import Clock, SettableClock
 
 from . import issuer
 from .azurite import ROOT
@@ -108,7 +110,7 @@ def route_pattern(route: str) -> re.Pattern[str]:
 
 
 class LocalHost:
-    def __init__(self, clock: SettableClock, storage_connection: str, app_module: str = "function_app",
+    def __init__(self, clock: Clock, storage_connection: str, app_module: str = "function_app",
                  workers: int = 4) -> None:
         self.clock = clock
         self.queues = QueueServiceClient.from_connection_string(storage_connection)
@@ -165,10 +167,12 @@ class LocalHost:
         matches = [(f, m) for f in self.http if (m := f.pattern.match(path))]
         chosen = next(((f, m) for f, m in matches if method in f.methods), None)
         if chosen is None:
-            status = 405 if matches else 404
-            return _json(status, {"title": "Method not allowed" if matches else "Not found", "status": status})
+            if not matches:
+                return _json(404, {"title": "Not found", "status": 404})
+            status, headers, payload = _json(405, {"title": "Method not allowed", "status": 405})
+            return status, headers | {"Allow": ", ".join(sorted({m for f, _ in matches for m in f.methods}))}, payload
         fn, match = chosen
-        params = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
+        params = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         request = func.HttpRequest(method, f"http://localhost{target}", headers=headers, params=params,
                                    route_params={k: urllib.parse.unquote(v) for k, v in match.groupdict().items()},
                                    body=body)
@@ -178,23 +182,35 @@ class LocalHost:
         return response.status_code, out, response.get_body()
 
     def _dev(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if not isinstance(self.clock, SettableClock):
+            return _json(404, {"title": "Not found", "status": 404})
         if path == "/_dev/jwks.json":
             return _json(200, issuer.jwks())
         if path == "/_dev/clock" and method == "GET":
             return _json(200, {"now": self.clock.now().isoformat()})
-        if path == "/_dev/clock" and method == "POST":
-            self.clock.set(datetime.fromisoformat(json.loads(body or b"{}")["now"]))
+        if method != "POST" or path not in ("/_dev/clock", "/_dev/tick"):
+            return _json(404, {"title": "Not found", "status": 404})
+        try:
+            sent = json.loads(body or b"{}")
+            moment = datetime.fromisoformat(sent["now"]) if path == "/_dev/clock" else None
+            target = date.fromisoformat(sent["to"]) if path == "/_dev/tick" else None
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError("naive")
+        except (ValueError, KeyError, TypeError):
+            return _json(400, {"title": "Bad request", "status": 400,
+                               "detail": 'send {"now": "<ISO time with offset>"} or {"to": "YYYY-MM-DD"}'})
+        if moment is not None:
+            self.clock.set(moment)
             return _json(200, {"now": self.clock.now().isoformat()})
-        if path == "/_dev/tick" and method == "POST":
-            target = date.fromisoformat(json.loads(body or b"{}")["to"])
-            return _json(200, self.tick(target))
-        return _json(404, {"title": "Not found", "status": 404})
+        assert target is not None
+        return _json(200, self.tick(target))
 
     def serve(self, port: int = 7071, host: str = "127.0.0.1") -> ThreadingHTTPServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16  # headers and body leave in one write, flushed per request (no Nagle stall)
 
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -210,9 +226,13 @@ class LocalHost:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _any
+            def __getattr__(self, name: str) -> Any:  # every method, known or not, is routed (405 if not served)
+                if name.startswith("do_"):
+                    return self._any
+                raise AttributeError(name)
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("http: " + fmt, *args)
@@ -326,6 +346,8 @@ class LocalHost:
         """Move the clock a day at a time up to ``to``, firing timers and draining queues."""
         started = time.monotonic()
         days = timers = messages = 0
+        if not isinstance(self.clock, SettableClock):
+            raise TypeError("only a host on the settable clock can be ticked")
         with self._tick_lock:
             messages += self.drain()
             while self.clock.now().date() < to:
@@ -359,4 +381,5 @@ class LocalHost:
 
 
 def _json(status: int, payload: Any) -> tuple[int, dict[str, str], bytes]:
-    return status, {"Content-Type": "application/json"}, json.dumps(payload).encode()
+    kind = "application/problem+json" if status >= 400 else "application/json"
+    return status, {"Content-Type": kind}, json.dumps(payload).encode()

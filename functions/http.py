@@ -1,37 +1,78 @@
 """HTTP plumbing every HTTP function shares: parse -> one use case -> response.
 
 ``endpoint`` registers a handler on a blueprint *and* in the OpenAPI registry, so the
-document served at ``/api/openapi.json`` lists exactly the endpoints that exist. Errors
-become RFC 9457 problem documents: bad input is 400/422 with the field and the reason,
-a missing object 404, a lost race 409; never a 500 for anything the caller sent.
+document served at ``/api/openapi.json`` lists exactly the endpoints that exist. Every
+route and query parameter is checked by its name's bounded type and every body by its
+model (``functions.validation``) before the handler runs. Errors become RFC 9457 problem
+documents: a malformed request is 400, a body too large 413, an invalid value 422 with the
+field and the constraint, a missing object 404, a lost race or an item in use 409. Any
+other exception is a server fault: 500 with a generic text and an error id that is
+logged with the traceback, never the exception's own text.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import urllib.parse
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+from azure.core.exceptions import HttpResponseError
 from pydantic import TypeAdapter, ValidationError
 
 from shared import bootstrap
-from shared.adapters.auth import AuthError, Principal
+from shared.adapters.auth import AuthError, Principal, is_tenant_id
 from shared.adapters.tables import ConcurrencyConflict, StorageLimit
-from shared.domain.catalogue import CatalogueError
+from shared.domain.catalogue import CatalogueError, CatalogueInUse
 from shared.domain.credit import CreditRefused
-from shared.domain.lifecycle import StopRefused
+from shared.domain.lifecycle import StopRefused, UnknownSubscription
+from shared.domain.money import CurrencyMismatch
 from shared.domain.subscriptions import SubscriberError
 from shared.service.context import Context
 from shared.service.orders import OrderConflict, OrderRejected
 from shared.service.queries import NotFound
 
+from . import validation
+from .validation import MAX_BODY, BodyTooLarge
+
 log = logging.getLogger(__name__)
-TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # tenant ids go into table keys: no '|', no surprises
+SOURCE = tuple(str(Path(__file__).resolve().parent.parent / d) for d in ("shared", "functions"))
+
+# Exceptions that say something about the request, by class (the most specific listed
+# class of an exception wins): status and title. Anything not listed is a server fault.
+STATUS_OF: dict[type[BaseException], tuple[int, str]] = {
+    BodyTooLarge: (413, "Body too large"),
+    NotFound: (404, "Not found"),
+    UnknownSubscription: (404, "Not found"),
+    ConcurrencyConflict: (409, "Conflict, try again"),
+    CatalogueInUse: (409, "In use"),
+    OrderConflict: (409, "Conflict"),
+    CatalogueError: (422, "Not accepted"),
+    OrderRejected: (422, "Not accepted"),
+    SubscriberError: (422, "Not accepted"),
+    StopRefused: (422, "Not accepted"),
+    CreditRefused: (422, "Not accepted"),
+    CurrencyMismatch: (422, "Not accepted"),
+    StorageLimit: (422, "Too large to store"),  # beyond what Table Storage holds: nothing was written
+    json.JSONDecodeError: (400, "Malformed body"),
+    UnicodeDecodeError: (400, "Malformed body"),
+    ValueError: (400, "Bad request"),
+}
+STORAGE_LIMITS = {"PropertyValueTooLarge", "EntityTooLarge", "RequestBodyTooLarge", "OutOfRangeInput",
+                  "PropertyNameTooLong", "TooManyProperties", "InvalidInput", "InvalidValueType"}
+
+
+class BadParameter(ValueError):
+    """A route or query parameter that is not of its type: 400 with the field."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
+        self.errors = errors
 
 
 @dataclass
@@ -40,8 +81,8 @@ class Call:
     ctx: Context
     principal: Principal | None
     body: Any
-    route: Mapping[str, str]
-    query: Mapping[str, str]
+    route: Mapping[str, Any]  # validated: numbers are ints, ids safe strings
+    query: Mapping[str, str]  # validated by name; the handler parses them
 
     @property
     def tenant(self) -> str:
@@ -49,11 +90,8 @@ class Call:
         return self.principal.tenant
 
     def number(self, name: str) -> int:
-        """A numeric route parameter (subscriber or invoice number); 400 if it is not one."""
-        value = self.route[name]
-        if not value.isdigit():
-            raise ValueError(f"{name} must be a number")
-        return int(value)
+        """A numeric route parameter (subscriber or invoice number), checked by dispatch."""
+        return int(self.route[name])
 
 
 @dataclass
@@ -70,6 +108,7 @@ class Endpoint:
     params: Mapping[str, str] = field(default_factory=dict)  # query parameters: name -> description
     guard: Callable[[func.HttpRequest, Context], func.HttpResponse | None] | None = None  # runs before parsing
     statuses: Mapping[int, str] = field(default_factory=dict)  # other statuses it answers: code -> meaning
+    types: Mapping[str, Any] = field(default_factory=dict)  # a parameter's type, where not its name's
 
 
 REGISTRY: list[Endpoint] = []
@@ -90,22 +129,66 @@ def json_response(payload: Any, status: int = 200) -> func.HttpResponse:
 
 
 def read_body(req: func.HttpRequest) -> dict[str, Any]:
-    """JSON, or an HTML form post (the sales poster is a form); 400 if neither parses."""
+    """JSON, or an HTML form post (the sales poster is a form), within the size and depth
+    limits; 413 if too large, 400 if neither parses."""
     raw = req.get_body() or b""
-    ctype = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data") and raw:
-        form = urllib.parse.parse_qs(raw.decode("utf-8"), keep_blank_values=False)
+    if len(raw) > MAX_BODY:
+        raise BodyTooLarge(f"the body is larger than {MAX_BODY // 1024} KiB")
+    if _is_form(req) and raw:
+        form = urllib.parse.parse_qs(raw.decode("utf-8"), keep_blank_values=False, max_num_fields=100)
         return {k: v[0] if len(v) == 1 else v for k, v in form.items()}
     if not raw.strip():
         return {}
-    data = json.loads(raw)
+    data = validation.parse_json(raw)
     if not isinstance(data, dict):
         raise ValueError("the body must be a JSON object")
     return data
 
 
-def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [{"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]} for e in exc.errors()]
+def _validated_body(req: func.HttpRequest, model: Any) -> Any:
+    """The body as ``model``: a form's strings converted, JSON strictly (``true`` is no number)."""
+    data = read_body(req)
+    if _is_form(req):
+        return TypeAdapter(model).validate_python(data)
+    return TypeAdapter(model).validate_json(json.dumps(data), strict=True)
+
+
+def _is_form(req: func.HttpRequest) -> bool:
+    ctype = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    return ctype in ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _reason(msg: str) -> str:
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _field_errors(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in prefix + tuple(e["loc"])) or "body", "reason": _reason(e["msg"])}
+            for e in exc.errors(include_url=False, include_input=False)]
+
+
+def _parameters(req: func.HttpRequest, spec: Endpoint) -> tuple[dict[str, Any], dict[str, str]]:
+    """Route and query parameters checked by their names' types (400 with the fields)."""
+    route: dict[str, Any] = {}
+    errors: list[dict[str, str]] = []
+    wanted = [("path", k, v) for k, v in req.route_params.items() if k != "tenant"]
+    wanted += [("query", k, v) for k, v in req.params.items() if k in spec.params]
+    errors += [{"field": f"query.{k}", "reason": "unknown query parameter"} for k in req.params if k not in spec.params]
+    if "idempotency-key" in req.headers:  # makes a retried post harmless; it becomes part of a key
+        wanted.append(("header", "idempotency-key", req.headers["idempotency-key"]))
+    for where, name, raw in wanted:
+        try:
+            value = validation.parameter(name, raw, spec.types.get(name))
+        except ValidationError as exc:
+            errors += _field_errors(exc, (where, name))
+            continue
+        if where == "path":
+            route[name] = value
+    if errors:
+        raise BadParameter(errors)
+    if "tenant" in req.route_params:
+        route["tenant"] = req.route_params["tenant"]
+    return route, {k: v for k, v in req.params.items() if k in spec.params}
 
 
 def dispatch(req: func.HttpRequest, spec: Endpoint, handler: Handler) -> func.HttpResponse:
@@ -118,41 +201,64 @@ def dispatch(req: func.HttpRequest, spec: Endpoint, handler: Handler) -> func.Ht
         if spec.roles is not None:
             principal = bootstrap.token_validator().authenticate(req.headers.get("authorization"))
             principal.require(spec.roles)
-            if not TENANT.match(principal.tenant):
-                raise AuthError(403, "the token's tenant is not a valid tenant id")
-        if "tenant" in req.route_params and not TENANT.match(req.route_params["tenant"]):
+        if "tenant" in req.route_params and not is_tenant_id(req.route_params["tenant"]):
             return problem(400, "Bad request", "tenant must be 1-40 lowercase letters, digits or '-'")
+        route, query = _parameters(req, spec)
         body = None
         if spec.body is not None:
-            data = read_body(req)
-            body = TypeAdapter(spec.body).validate_python(data | _body_extras(req))
-        result = handler(Call(req, ctx, principal, body, dict(req.route_params), dict(req.params)))
+            body = _validated_body(req, spec.body)
+        result = handler(Call(req, ctx, principal, body, route, query))
         if isinstance(result, func.HttpResponse):
             return result
         return json_response(result, spec.status)
     except AuthError as exc:
         return problem(exc.status, "Unauthorized" if exc.status == 401 else "Forbidden", exc.reason)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return problem(400, "Malformed body", str(exc))
+    except BadParameter as exc:
+        return problem(400, "Bad request", "see errors", exc.errors)
     except ValidationError as exc:
         return problem(422, "Invalid request", "see errors", _field_errors(exc))
-    except (CatalogueError, OrderRejected, SubscriberError, StopRefused, CreditRefused) as exc:
-        return problem(422, "Not accepted", str(exc))
-    except StorageLimit as exc:  # a value or an operation beyond what Table Storage holds: nothing was written
-        return problem(422, "Too large to store", str(exc))
-    except (NotFound, KeyError) as exc:
-        return problem(404, "Not found", str(exc).strip("'"))
-    except ConcurrencyConflict as exc:
-        return problem(409, "Conflict, try again", str(exc))
-    except OrderConflict as exc:
-        return problem(409, "Conflict", str(exc))
-    except ValueError as exc:
-        return problem(400, "Bad request", str(exc))
+    except HttpResponseError as exc:
+        if getattr(exc, "error_code", None) in STORAGE_LIMITS:
+            return problem(422, "Not accepted", "a value is too large or out of range to be stored")
+        return _server_fault(req, exc)
+    except Exception as exc:
+        return _expected(exc) or _server_fault(req, exc)
 
 
-def _body_extras(req: func.HttpRequest) -> dict[str, Any]:
-    """Route parameters named like body fields (``id``) fill them in."""
-    return {k: v for k, v in req.route_params.items() if k == "id"}
+def _expected(exc: Exception) -> func.HttpResponse | None:
+    """The problem document for an exception that is about the request, else None."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            status, title = STATUS_OF[cls]
+            return problem(status, title, _detail(exc, cls))
+    return None
+
+
+def _detail(exc: Exception, cls: type[BaseException]) -> str:
+    """The exception's text when our code wrote it; a library's text is not shown."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    if isinstance(exc, UnicodeDecodeError):
+        return "the body is not UTF-8"
+    if isinstance(exc, KeyError):
+        return str(exc.args[0]) if exc.args else "not found"
+    if cls is not ValueError or _raised_by_us(exc):
+        return str(exc)
+    return "a value is not valid"
+
+
+def _raised_by_us(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename.startswith(SOURCE)
+
+
+def _server_fault(req: func.HttpRequest, exc: BaseException) -> func.HttpResponse:
+    error_id = uuid.uuid4().hex[:12]
+    log.error("error %s: %s %s failed", error_id, req.method, urllib.parse.urlsplit(req.url).path,
+              exc_info=(type(exc), exc, exc.__traceback__))
+    return problem(500, "Internal error", f"the request failed on our side; quote error {error_id} to support")
 
 
 def endpoint(bp: func.Blueprint, spec: Endpoint) -> Callable[[Handler], Handler]:

@@ -14,6 +14,7 @@ App settings (Azure) or environment (local host, tests):
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
@@ -27,6 +28,10 @@ from .adapters.tables import Storage, pooled_transport
 from .clock import Clock, SettableClock, SystemClock
 from .service.context import Context
 
+# The Azure SDK logs every request URL at INFO; a URL names table keys, and an index key
+# can hold an e-mail address. Logs at INFO carry no personal data, so that logger says
+# only what goes wrong.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 _lock = threading.Lock()
 _context: Context | None = None
 _validator: TokenValidator | None = None

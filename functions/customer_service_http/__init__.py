@@ -12,12 +12,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 import azure.functions as func
 from pydantic import BaseModel, Field
 
 from functions.http import Call, Endpoint, endpoint
+from functions.validation import (
+    NUMBER_OR_ZERO,
+    Body,
+    Code,
+    Day,
+    Days,
+    Id,
+    MinorAmount,
+    Name,
+    Note,
+    Quantity,
+    Reason,
+    SignedMinor,
+    VatBp,
+)
 from shared.domain.calendar import Frequency
 from shared.service import customer_service as cs
 from shared.service import isolation
@@ -32,67 +47,67 @@ SUBSCRIPTION = SUBSCRIBER + "/subscriptions/{subscription_id}"
 INVOICE = SUBSCRIBER + "/invoices/{invoice_number}"
 
 
-class StopIn(BaseModel):
+class StopIn(Body):
     at_period_end: bool = Field(default=True, description="stop when the current (or last paid) period ends")
-    stop_date: date | None = Field(default=None, description="first day without delivery, when not at period end")
-    code: str | None = Field(default=None, description="one of the organisation's stop codes (manual 6.13)")
-    reason: str = Field(default="", max_length=500)
+    stop_date: Day | None = Field(default=None, description="first day without delivery, when not at period end")
+    code: Code | None = Field(default=None, description="one of the organisation's stop codes (manual 6.13)")
+    reason: Note = ""
 
 
-class ChangeStopIn(BaseModel):
-    stop_date: date | None = Field(description="the new stop date; null removes the stop")
-    reason: str = Field(min_length=1, max_length=500)
+class ChangeStopIn(Body):
+    stop_date: Day | None = Field(description="the new stop date; null removes the stop")
+    reason: Reason
 
 
-class PauseIn(BaseModel):
-    restart_on: date
-    plan_id: str | None = Field(default=None, description="restart with another plan")
+class PauseIn(Body):
+    restart_on: Day
+    plan_id: Id | None = Field(default=None, description="restart with another plan")
 
 
-class ReasonIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=500)
+class ReasonIn(Body):
+    reason: Reason
 
 
-class PostponeIn(BaseModel):
-    to: date
-    reason: str = Field(min_length=1, max_length=500)
+class PostponeIn(Body):
+    to: Day
+    reason: Reason
 
 
-class CorrectionIn(BaseModel):
-    organization_id: str = Field(min_length=1)
-    amount_minor: int = Field(description="negative: a credit off the next invoice; positive: a debit on it")
-    text: str = Field(min_length=1, max_length=200)
-    id: str | None = Field(default=None, max_length=64, description="makes posting it twice harmless")
+class CorrectionIn(Body):
+    organization_id: Id
+    amount_minor: SignedMinor = Field(description="negative: a credit off the next invoice; positive: a debit on it")
+    text: Name
+    id: Id | None = Field(default=None, description="makes posting it twice harmless")
 
 
-class WriteOffIn(BaseModel):
-    organization_id: str = Field(min_length=1)
-    reason: str = Field(min_length=1, max_length=500)
+class WriteOffIn(Body):
+    organization_id: Id
+    reason: Reason
 
 
 class BulkWriteOffIn(WriteOffIn):
-    due_from: date
-    due_to: date
+    due_from: Day
+    due_to: Day
 
 
-class LineIn(BaseModel):
-    product_id: str | None = None
-    text: str | None = Field(default=None, max_length=200)
-    amount_minor: int | None = Field(default=None, description="gross per unit; the product's price if omitted")
-    vat_rate_bp: int = Field(default=0, ge=0, le=10000)
-    quantity: int = Field(default=1, ge=1, le=10000)
+class LineIn(Body):
+    product_id: Id | None = None
+    text: Name | None = None
+    amount_minor: MinorAmount | None = Field(default=None, description="gross per unit; the product's price if omitted")
+    vat_rate_bp: VatBp = 0
+    quantity: Quantity = 1
     frequency: Frequency = Field(default=Frequency.MONTHLY, description="which product price, if no amount")
 
 
-class AdditionalInvoiceIn(BaseModel):
-    organization_id: str = Field(min_length=1)
-    ref: str = Field(min_length=1, max_length=64, description="unique per subscriber: posting twice issues once")
-    due_days: int = Field(default=14, ge=0, le=365)
+class AdditionalInvoiceIn(Body):
+    organization_id: Id
+    ref: Id = Field(description="unique per subscriber: posting twice issues once")
+    due_days: Days = 14
     lines: list[LineIn] = Field(min_length=1, max_length=100)
 
 
-class OrderBlockIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=500)
+class OrderBlockIn(Body):
+    reason: Reason
 
 
 @endpoint(bp, Endpoint("subscription_stop", SUBSCRIPTION + "/stop", ["POST"],
@@ -145,7 +160,7 @@ def postpone(call: Call) -> Any:
                        roles=SUPPORT, status=201))
 def add_correction(call: Call) -> Any:
     b: CorrectionIn = call.body
-    ident = b.id or call.request.headers.get("idempotency-key") or uuid.uuid4().hex
+    ident = b.id or call.request.headers.get("idempotency-key") or uuid.uuid4().hex  # checked by dispatch
     return cs.summary_of(cs.add_correction(call.ctx, call.tenant, call.number("subscriber_no"), b.organization_id,
                                            b.amount_minor, b.text, ident)) | {"id": ident}
 
@@ -226,7 +241,8 @@ def attention_list(call: Call) -> Any:
 
 @endpoint(bp, Endpoint("attention_dismiss", "merchant/attention/{run}/{subscriber_no}", ["DELETE"],
                        "Mark one as handled (a notice sent by hand, a subscriber dealt with)", "Customer service",
-                       roles=SUPPORT, status=204, params={"ref": "the notice's event id, for a notice"}))
+                       roles=SUPPORT, status=204, params={"ref": "the notice's event id, for a notice"},
+                       types={"subscriber_no": NUMBER_OR_ZERO, "run": Literal["invoice", "dunning", "notice"]}))
 def attention_dismiss(call: Call) -> Any:
     if not isolation.dismiss(call.ctx, call.tenant, call.route["run"], call.number("subscriber_no"),
                              call.query.get("ref", "")):

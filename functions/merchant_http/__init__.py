@@ -16,6 +16,7 @@ import azure.functions as func
 from pydantic import BaseModel, Field
 
 from functions.http import Call, Endpoint, endpoint, problem
+from functions.validation import Body, Day, Id, Note, Number, PositiveMinor, Ref, bounded, to_domain
 from shared.adapters.catalogue_store import FIELDS, KINDS
 from shared.adapters.codec import to_jsonable
 from shared.adapters.imports import ImportLog
@@ -46,16 +47,20 @@ def _register_kind(kind: str, segment: str) -> None:
     @endpoint(bp, Endpoint(f"catalogue_get_{kind}", base + "/{id}", ["GET"], f"Get one of {segment}", "Catalogue",
                            response=model, roles=READ))
     def get_item(call: Call) -> Any:
-        return to_jsonable(getattr(call.ctx.catalogue.get(call.tenant), field)[call.route["id"]])
+        item = getattr(call.ctx.catalogue.get(call.tenant), field).get(call.route["id"])
+        if item is None:
+            raise queries.NotFound(f"no {kind.replace('_', ' ')} {call.route['id']}")
+        return to_jsonable(item)
 
     @endpoint(bp, Endpoint(f"catalogue_put_{kind}", base + "/{id}", ["PUT"], f"Create or replace one of {segment}",
-                           "Catalogue", body=model, response=model, roles=WRITE))
+                           "Catalogue", body=bounded(model), response=model, roles=WRITE))
     def put_item(call: Call) -> Any:
-        return to_jsonable(catalogue_service.put_item(call.ctx, call.tenant, kind, call.body))
+        item = to_domain(model, call.body, call.route["id"])
+        return to_jsonable(catalogue_service.put_item(call.ctx, call.tenant, kind, item))
 
     @endpoint(bp, Endpoint(f"catalogue_delete_{kind}", base + "/{id}", ["DELETE"],
-                           f"Delete one of {segment} (refused while a plan uses it)", "Catalogue", roles=WRITE,
-                           status=204))
+                           f"Delete one of {segment} (409 while a plan, subscription or invoice uses it)",
+                           "Catalogue", roles=WRITE, status=204))
     def delete_item(call: Call) -> Any:
         catalogue_service.delete_item(call.ctx, call.tenant, kind, call.route["id"])
         return func.HttpResponse(status_code=204)
@@ -159,28 +164,28 @@ def _planned(planned: RunPlanned) -> dict[str, Any]:
 
 # ---- payments (P2, P4) --------------------------------------------------------------------
 
-class ResolveIn(BaseModel):
-    subscriber_no: int = Field(gt=0)
-    organization_id: str = Field(min_length=1)
-    invoice_number: int | None = Field(default=None, gt=0)
+class ResolveIn(Body):
+    subscriber_no: Number
+    organization_id: Id
+    invoice_number: Number | None = None
 
 
-class PaymentIn(BaseModel):
-    subscriber_no: int = Field(gt=0)
-    organization_id: str = Field(min_length=1)
-    amount_minor: int = Field(gt=0, description="integer minor units (øre, öre)")
-    payment_date: date
-    external_id: str = Field(min_length=1, max_length=100, description="makes registering it twice harmless")
-    invoice_number: int | None = Field(default=None, gt=0)
-    comment: str = Field(default="", max_length=500)
+class PaymentIn(Body):
+    subscriber_no: Number
+    organization_id: Id
+    amount_minor: PositiveMinor
+    payment_date: Day
+    external_id: Ref = Field(description="makes registering it twice harmless")
+    invoice_number: Number | None = None
+    comment: Note = ""
 
 
-class RefundIn(BaseModel):
-    subscriber_no: int = Field(gt=0)
-    organization_id: str = Field(min_length=1)
-    amount_minor: int = Field(gt=0)
-    external_reference: str = Field(min_length=1, max_length=100)
-    comment: str = Field(default="", max_length=500)
+class RefundIn(Body):
+    subscriber_no: Number
+    organization_id: Id
+    amount_minor: PositiveMinor
+    external_reference: Ref
+    comment: Note = ""
 
 
 def _booked(result: payments_in.ImportResult) -> dict[str, Any]:
@@ -270,5 +275,5 @@ def list_imports(call: Call) -> Any:
 def get_import(call: Call) -> Any:
     report = ImportLog(call.ctx.storage).report(call.tenant, call.route["report_id"])
     if report is None:
-        raise KeyError(f"no import report {call.route['report_id']}")
+        raise queries.NotFound(f"no import report {call.route['report_id']}")
     return to_jsonable(report)

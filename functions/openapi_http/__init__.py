@@ -11,6 +11,7 @@ import azure.functions as func
 from pydantic import TypeAdapter
 
 from functions.http import REGISTRY, Call, Endpoint, endpoint
+from functions.validation import MAX_BODY, parameter_schema
 
 bp = func.Blueprint()
 ROUTE_PREFIX = "/api/"
@@ -31,10 +32,10 @@ def _schemas() -> tuple[dict[tuple[str, str], Any], dict[str, Any]]:
 
 def _operation(spec: Endpoint, refs: dict[tuple[str, str], Any]) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": spec.name, "summary": spec.summary, "tags": [spec.tag]}
-    params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+    params = [{"name": p, "in": "path", "required": True, "schema": _parameter(p, spec)}
               for p in PARAM.findall(spec.route)]
-    params += [{"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
-               for n, d in spec.params.items()]
+    params += [{"name": n, "in": "query", "required": False, "description": d,
+                "schema": parameter_schema(n, spec.types.get(n))} for n, d in spec.params.items()]
     if params:
         op["parameters"] = params
     if (spec.name, "body") in refs:
@@ -56,14 +57,24 @@ def _operation(spec: Endpoint, refs: dict[tuple[str, str], Any]) -> dict[str, An
     return op
 
 
+def _parameter(name: str, spec: Endpoint) -> dict[str, Any]:
+    if name == "tenant":
+        return {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}
+    return parameter_schema(name, spec.types.get(name))
+
+
 def _errors(spec: Endpoint) -> dict[str, Any]:
+    """Every status ``functions.http.dispatch`` can answer for this endpoint, and its own."""
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    codes = {"400": "Malformed request", "404": "Not found", "409": "Conflict, try again"}
+    codes = {"400": "Malformed request or parameter, with the field and the reason", "404": "Not found"}
+    if spec.body is not None or set(spec.methods) & {"POST", "PUT", "PATCH", "DELETE"}:
+        codes |= {"409": "Conflict: try again, or the item is in use", "422": "Invalid or not accepted, with the "
+                  "field and the reason"}
     if spec.body is not None:
-        codes["422"] = "Invalid or not accepted, with the field and the reason"
+        codes["413"] = f"Body larger than {MAX_BODY // 1024} KiB"
     if spec.roles is not None:
-        codes |= {"401": "No valid bearer token", "403": "Role missing"}
-    return {code: {"description": text, "content": problem} for code, text in codes.items()}
+        codes |= {"401": "No valid bearer token", "403": "Role missing, or the token's tenant is not valid"}
+    return {code: {"description": text, "content": problem} for code, text in sorted(codes.items())}
 
 
 PROBLEM = {

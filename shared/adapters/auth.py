@@ -11,6 +11,7 @@ is the development issuer's key file (a ``file://`` URL, read once).
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
@@ -20,6 +21,22 @@ from typing import Any
 import jwt
 
 ROLES = ("admin", "support", "reader")
+TENANT = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # matched whole (fullmatch): no trailing newline, no case games
+REASONS: dict[type[Exception], str] = {  # our words for the library's errors (its text is not shown)
+    jwt.ExpiredSignatureError: "the token has expired",
+    jwt.ImmatureSignatureError: "the token is not valid yet",
+    jwt.InvalidAudienceError: "the token is for another audience",
+    jwt.InvalidIssuerError: "the token is from another issuer",
+    jwt.MissingRequiredClaimError: "the token lacks a required claim (exp, iss, aud, sub)",
+    jwt.InvalidAlgorithmError: "the token is not signed with RS256",
+    jwt.InvalidSignatureError: "the token's signature does not verify",
+    jwt.PyJWKClientError: "the token's signing key is unknown",
+}
+
+
+def is_tenant_id(value: object) -> bool:
+    """A tenant id: 1-40 lowercase letters, digits or '-', exactly (it goes into table keys)."""
+    return isinstance(value, str) and TENANT.fullmatch(value) is not None
 
 
 class AuthError(Exception):
@@ -56,12 +73,21 @@ class TokenValidator:
             claims = jwt.decode(token, key, algorithms=["RS256"], audience=self.audience, issuer=self.issuer,
                                 options={"require": ["exp", "iss", "aud", "sub"]})
         except (jwt.PyJWTError, jwt.PyJWKClientError) as exc:
-            raise AuthError(401, f"invalid token: {exc}") from exc
+            raise AuthError(401, _reason(exc)) from exc
         tenant = claims.get(self.tenant_claim)
-        if not isinstance(tenant, str) or not tenant:
+        if tenant is None:
             raise AuthError(403, f"token has no {self.tenant_claim} claim")
+        if not is_tenant_id(tenant):
+            raise AuthError(403, f"the token's {self.tenant_claim} claim is not a valid tenant id")
         roles = claims.get("roles") or []
         return Principal(tenant, str(claims["sub"]), frozenset(r for r in roles if isinstance(r, str)))
+
+
+def _reason(exc: Exception) -> str:
+    for cls in type(exc).__mro__:
+        if cls in REASONS:
+            return REASONS[cls]
+    return "the token is malformed or not signed by the identity provider"
 
 
 def _key_source(jwks_url: str) -> Any:

@@ -52,6 +52,7 @@ class CatalogueStore:
         return Catalogue(**parts)
 
     def put(self, tenant: str, kind: str, item: Any) -> None:
+        item.check_bounds()  # the one write path: nothing out of bounds is stored
         self.storage.upsert(TABLE, {"PartitionKey": tenant, "RowKey": f"{kind}|{item.id}", "Body": dumps(item)})
         self.invalidate(tenant)
 

@@ -5,24 +5,79 @@ Manual sections "Organizations" (3), "Products&subscription plans" (6.10) and
 "Billing plan" (7.18). Prices are gross (VAT included) in minor units. A product's
 price applies by the period's start date: the newest price point whose ``valid_from``
 is on or before that day, so future prices can be entered ahead of time.
+
+Every item checks its own values before it is stored (``check_bounds``: ids in a safe
+alphabet, amounts within ``MAX_MINOR``, days within a year, VAT 0-100 %, dates in
+``FIRST_DAY..LAST_DAY``, known time zones, bounded texts and lists); the catalogue store
+refuses to write an item that fails it, so nothing the invoice run cannot compute with is
+stored by any path. The HTTP boundary checks the same bounds first, field by field
+(``functions.validation``). Reading is not checked: an item stored before these checks
+existed still loads, and ``shared.domain.limits`` names its bad value where it is used.
 """
 
 from __future__ import annotations
 
+import re
+import zoneinfo
+from collections.abc import Sized
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from functools import cache
 
 from .calendar import Frequency
 from .dunning import BalanceInvoiceRule, NoticeChannel, ReminderStep, StopRule
 from .kid import KidScheme
-from .limits import check_days
+from .limits import FIRST_DAY, LAST_DAY, MAX_LEAD_DAYS, MAX_MINOR, check_days
 from .money import CURRENCIES
 from .settlement import SettlementPolicy
 
 
 class CatalogueError(ValueError):
     """The catalogue is inconsistent or lacks what an operation needs."""
+
+
+class CatalogueInUse(CatalogueError):
+    """An item cannot be deleted while subscriptions, invoices or other items use it."""
+
+
+MAX_DAYS = MAX_LEAD_DAYS
+SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _id(what: str, value: str | None, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not SAFE_ID.fullmatch(value):
+        raise CatalogueError(f"{what} must be 1-64 of A-Z a-z 0-9 . _ -")
+
+
+def _text(what: str, value: str | None, longest: int, shortest: int = 0) -> None:
+    if value is None:
+        return
+    if not shortest <= len(value) <= longest or CONTROL.search(value):
+        raise CatalogueError(f"{what} must be {shortest}-{longest} characters without control characters")
+
+
+def _between(what: str, value: int | None, low: int, high: int) -> None:
+    if value is not None and not low <= value <= high:
+        raise CatalogueError(f"{what} must be from {low} to {high}")
+
+
+def _day(what: str, value: date | None) -> None:
+    if value is not None and not FIRST_DAY <= value <= LAST_DAY:
+        raise CatalogueError(f"{what} must be a date from {FIRST_DAY} to {LAST_DAY}")
+
+
+def _count(what: str, values: Sized, most: int) -> None:
+    if len(values) > most:
+        raise CatalogueError(f"{what}: at most {most}")
 
 
 class PaymentType(StrEnum):
@@ -75,12 +130,33 @@ class Organization:
         if self.currency not in CURRENCIES:
             raise CatalogueError(f"organization {self.id}: unsupported currency {self.currency}")
 
+    def check_bounds(self) -> None:
+        """Every value within what billing computes with (see the module docstring)."""
+        _id("organization id", self.id)
+        what = f"organization {self.id}"
+        if self.time_zone not in _zones():
+            raise CatalogueError(f"{what}: time_zone must be an IANA time zone such as Europe/Oslo")
+        if not re.fullmatch(r"[A-Z]{2}", self.country):
+            raise CatalogueError(f"{what}: country must be an ISO 3166 code of two capital letters")
+        _text(f"{what}: name", self.name, 200, 1)
+        for name in ("organization_number", "bank_account", "ocr_agreement_id"):
+            _text(f"{what}: {name}", getattr(self, name), 64)
+        _id(f"{what}: invoice_series", self.invoice_series)
+        _between(f"{what}: order_blockage_minor", self.order_blockage_minor, 0, MAX_MINOR)
+        _count(f"{what}: stop_codes", self.stop_codes, 100)
+        for code in self.stop_codes:
+            _text(f"{what}: a stop code", code, 64, 1)
+
 
 @dataclass(frozen=True, slots=True)
 class PricePoint:
     frequency: Frequency
     valid_from: date
     amount_minor: int
+
+    def check_bounds(self) -> None:
+        _day("price valid_from", self.valid_from)
+        _between("price amount_minor", self.amount_minor, 0, MAX_MINOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +168,17 @@ class Product:
     description: str = ""
     part_number: str | None = None
     physical: bool = False
+
+    def check_bounds(self) -> None:
+        _id("product id", self.id)
+        what = f"product {self.id}"
+        _text(f"{what}: name", self.name, 200, 1)
+        _between(f"{what}: vat_rate_bp", self.vat_rate_bp, 0, 10_000)
+        _count(f"{what}: prices", self.prices, 200)
+        for price in self.prices:
+            price.check_bounds()
+        _text(f"{what}: description", self.description, 2000)
+        _text(f"{what}: part_number", self.part_number, 64)
 
     def price_on(self, frequency: Frequency, day: date) -> int:
         applicable = [p for p in self.prices if p.frequency == frequency and p.valid_from <= day]
@@ -105,6 +192,10 @@ class Fee:
     payment_type: PaymentType
     amount_minor: int
     from_period: int = 1  # 1: from the first period, 2: from the second (manual 7.18)
+
+    def check_bounds(self) -> None:
+        _between("fee amount_minor", self.amount_minor, 0, MAX_MINOR)
+        _between("fee from_period", self.from_period, 1, 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +212,17 @@ class BillingPlan:
     def __post_init__(self) -> None:
         if self.lead_days < 0 or (self.due_days is not None and self.due_days < 0):
             raise CatalogueError(f"billing plan {self.id}: days cannot be negative")
+
+    def check_bounds(self) -> None:
+        _id("billing plan id", self.id)
+        what = f"billing plan {self.id}"
+        _text(f"{what}: name", self.name, 200, 1)
+        _between(f"{what}: lead_days", self.lead_days, 0, MAX_DAYS)
+        _between(f"{what}: due_days", self.due_days, 0, MAX_DAYS)
+        _count(f"{what}: fees", self.fees, 20)
+        for fee in self.fees:
+            fee.check_bounds()
+        _id(f"{what}: dunning_process_id", self.dunning_process_id, optional=True)
 
     @property
     def terms_days(self) -> int:
@@ -156,6 +258,26 @@ class DunningProcess:
         if self.stop_rule is not None and (self.stop_rule.delay_days < 0 or self.stop_rule.threshold_minor < 0):
             raise CatalogueError(f"dunning process {self.id}: stop rule values cannot be negative")
 
+    def check_bounds(self) -> None:
+        _id("dunning process id", self.id)
+        what = f"dunning process {self.id}"
+        _text(f"{what}: name", self.name, 200, 1)
+        _count(f"{what}: reminders", self.reminders, 20)
+        for step in self.reminders:
+            _between(f"{what}: reminder delay_days", step.delay_days, 0, MAX_DAYS)
+            _between(f"{what}: reminder min_due_days", step.min_due_days, 0, MAX_DAYS)
+            _between(f"{what}: reminder fee_minor", step.fee_minor, 0, MAX_MINOR)
+        if self.stop_rule is not None:
+            _between(f"{what}: stop_rule delay_days", self.stop_rule.delay_days, 0, MAX_DAYS)
+            _between(f"{what}: stop_rule threshold_minor", self.stop_rule.threshold_minor, 0, MAX_MINOR)
+            _text(f"{what}: stop_rule cause", self.stop_rule.cause, 200)
+        _between(f"{what}: stop_notice_days", self.stop_notice_days, 0, MAX_DAYS)
+        if self.balance_invoice is not None:
+            _between(f"{what}: balance_invoice days_after_stop", self.balance_invoice.days_after_stop, 0, MAX_DAYS)
+            _between(f"{what}: balance_invoice min_owed_minor", self.balance_invoice.min_owed_minor, 0, MAX_MINOR)
+        if self.settlement.value > MAX_MINOR:
+            raise CatalogueError(f"{what}: settlement value must be at most {MAX_MINOR}")
+
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionPlan:
@@ -169,6 +291,21 @@ class SubscriptionPlan:
     disabled: bool = False
     renewal_name: str | None = None
     automatic_stop: bool = False  # manual 7.8: stops at the end of the first period
+
+    def check_bounds(self) -> None:
+        _id("plan id", self.id)
+        what = f"plan {self.id}"
+        _text(f"{what}: name", self.name, 200, 1)
+        _text(f"{what}: renewal_name", self.renewal_name, 200)
+        _id(f"{what}: organization_id", self.organization_id)
+        _id(f"{what}: billing_plan_id", self.billing_plan_id)
+        _count(f"{what}: product_ids", self.product_ids, 50)
+        for product_id in self.product_ids:
+            _id(f"{what}: a product id", product_id)
+        _day(f"{what}: valid_from", self.valid_from)
+        _day(f"{what}: valid_until", self.valid_until)
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise CatalogueError(f"{what}: valid_until is before valid_from")
 
     def orderable_on(self, day: date) -> bool:
         return (

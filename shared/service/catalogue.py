@@ -1,4 +1,14 @@
-"""Configure the catalogue (C1-C4): put and delete items, keeping the whole consistent."""
+"""Configure the catalogue (C1-C4): put and delete items, keeping the whole consistent.
+
+Catalogue items in use are retired, never deleted: a delete is refused with
+``CatalogueInUse`` (HTTP 409) while another item refers to it (a plan to its
+organisation, billing plan and products; a billing plan to its dunning process) or while
+any subscription or invoice of the tenant does (a subscription to its plan and
+organisation, an invoice to its organisation and products). So the overview, KID lookup
+and every later run keep finding what existing documents point at. A plan is retired by
+``disabled`` or ``valid_until``; everything else simply stays. The in-use check scans the
+tenant's subscribers: a rare administrator operation, never on a billing path.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +16,9 @@ from dataclasses import replace
 from typing import Any
 
 from ..adapters.catalogue_store import FIELDS
-from ..domain.catalogue import Catalogue, CatalogueError
+from ..domain.catalogue import Catalogue, CatalogueError, CatalogueInUse
 from .context import Context
+from .queries import NotFound
 
 
 def put_item(ctx: Context, tenant: str, kind: str, item: Any) -> Any:
@@ -23,15 +34,38 @@ def put_item(ctx: Context, tenant: str, kind: str, item: Any) -> Any:
 
 
 def delete_item(ctx: Context, tenant: str, kind: str, item_id: str) -> None:
+    """Delete an item nothing uses; ``CatalogueInUse`` names what still does."""
     current = ctx.catalogue.get(tenant)
     field = FIELDS[kind]
     items = dict(getattr(current, field))
     if item_id not in items:
-        raise KeyError(item_id)
+        raise NotFound(f"no {kind.replace('_', ' ')} {item_id}")
     del items[item_id]
-    replace(current, **{field: items}).check()  # refuses deleting what a plan uses
+    try:
+        replace(current, **{field: items}).check()
+    except CatalogueError as exc:
+        raise CatalogueInUse(f"{kind.replace('_', ' ')} {item_id} is in use ({exc}); retire it instead") from exc
+    user = _used_by_documents(ctx, tenant, kind, item_id)
+    if user is not None:
+        raise CatalogueInUse(f"{kind.replace('_', ' ')} {item_id} is in use by {user}; retire it instead")
     ctx.catalogue.delete(tenant, kind, item_id)
 
+
+def _used_by_documents(ctx: Context, tenant: str, kind: str, item_id: str) -> str | None:
+    """The first subscription or invoice that refers to the item, described; None if none does."""
+    if kind not in ("organization", "plan", "product"):
+        return None  # billing plans and dunning processes are reached through plans only
+    for loaded, history in ctx.accounts.scan_tenant(tenant):
+        number = loaded.account.number
+        for sub in loaded.account.subscriptions.values():
+            if item_id == {"plan": sub.plan_id, "organization": sub.organization_id}.get(kind):
+                return f"subscription {sub.id} of subscriber {number}"
+        for invoice in history.invoices:
+            if kind == "organization" and invoice.draft.organization_id == item_id:
+                return f"invoice {invoice.number} of subscriber {number}"
+            if kind == "product" and any(li.product_id == item_id for li in invoice.draft.lines):
+                return f"invoice {invoice.number} of subscriber {number}"
+    return None
 
 
 def _check_frequencies(catalogue: Catalogue) -> None:

@@ -181,9 +181,9 @@ def postpone_reminder(ctx: Context, tenant: str, subscriber_no: int, invoice_num
 def set_order_block(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str | None) -> Changes:
     """Add (``reason``) or remove (None) a manual order blockage (manual 6.9)."""
     def op(acc: Account, cat: Catalogue, today: date, number: Number, h: History | None) -> Changes:
-        blocks = {k: v for k, v in acc.order_blocks.items() if k != _org(cat, organization_id)}
-        if reason is not None:
-            blocks[organization_id] = acc.order_blocks.get(organization_id) or OrderBlock(reason, today)
+        blocks = {k: v for k, v in acc.order_blocks.items() if k != organization_id}
+        if reason is not None:  # a block names a known organisation; removing one always works
+            blocks[_org(cat, organization_id)] = acc.order_blocks.get(organization_id) or OrderBlock(reason, today)
         return Changes(replace(acc, order_blocks=blocks))
 
     return change_account(ctx, tenant, subscriber_no, op)

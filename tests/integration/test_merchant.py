@@ -48,7 +48,7 @@ def test_catalogue_crud_keeps_the_catalogue_consistent(ctx: Context, shop: str) 
     status, problem = call("catalogue_put_plan", "PUT", admin, {"id": "x"}, bad_plan)
     assert status == 422 and "unknown billing plan" in problem["detail"]
     status, problem = call("catalogue_delete_product", "DELETE", admin, {"id": "avis"})
-    assert status == 422  # plans use it
+    assert status == 409 and "in use" in problem["detail"]  # plans use it: retire, never delete
     assert call("catalogue_delete_product", "DELETE", admin, {"id": "lordag"})[0] == 204
     assert call("catalogue_get_product", "GET", admin, {"id": "lordag"})[0] == 404
 

@@ -418,6 +418,6 @@ def test_customer_service_lists_what_needs_attention_and_dismisses_a_notice(ctx:
     assert call("attention_dismiss", "DELETE", reader, route, params={"ref": "stop-notice.avisa.2"})[0] == 403
     assert call("attention_dismiss", "DELETE", support, route, params={"ref": "stop-notice.avisa.2"})[0] == 204
     assert call("attention_dismiss", "DELETE", support, route, params={"ref": "stop-notice.avisa.2"})[0] == 404
-    assert call("attention_dismiss", "DELETE", support, {"run": "a|b", "subscriber_no": "1"})[0] == 404
+    assert call("attention_dismiss", "DELETE", support, {"run": "a|b", "subscriber_no": "1"})[0] == 400  # not a run
     assert call("attention_dismiss", "DELETE", support, {"run": "invoice", "subscriber_no": "x"})[0] == 400
     assert [r["operation"] for r in call("attention_list", "GET", reader)[1]] == ["invoice run"]
