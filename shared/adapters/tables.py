@@ -31,7 +31,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.pipeline.transport import RequestsTransport
-from azure.data.tables import EdmType, TableClient, TableServiceClient, TableTransactionError
+from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, TableTransactionError
 from requests import Session
 from requests.adapters import HTTPAdapter
 
@@ -118,7 +118,7 @@ class Storage:
         self.round_trips.add()
         try:
             entity = self.table(table).get_entity(pk, rk)
-            return dict(entity) | {"etag": entity.metadata.get("etag")}
+            return _from_table(entity) | {"etag": entity.metadata.get("etag")}
         except ResourceNotFoundError:
             return None
 
@@ -130,9 +130,10 @@ class Storage:
         for page in pages:
             self.round_trips.add()
             for entity in page:
-                yield dict(entity) | {"etag": entity.metadata.get("etag")}
+                yield _from_table(entity) | {"etag": entity.metadata.get("etag")}
 
     def upsert(self, table: str, entity: dict[str, Any]) -> None:
+        entity = _to_table(entity)
         check_entity(entity)
         self.round_trips.add()
         self.table(table).upsert_entity(entity)
@@ -143,6 +144,7 @@ class Storage:
         Retried on a lost response like ``transact``: a retry of an insert that did
         happen answers "exists", which every caller treats as "someone has it; read it".
         """
+        entity = _to_table(entity)
         check_entity(entity)
         try:
             self._retrying(lambda: self.table(table).create_entity(entity))
@@ -163,6 +165,7 @@ class Storage:
         under ``If-Match`` or creates rows, so a retry of one that did commit fails as a
         ``ConcurrencyConflict``, and the caller reloads and finds its work done.
         """
+        operations = [(op[0], _to_table(op[1]), *op[2:]) for op in operations]  # type: ignore[misc]
         check_batch(operations)
         return self._retrying(lambda: self._submit(table, operations))
 
@@ -217,6 +220,19 @@ INT64 = (-(2**63), 2**63 - 1)
 EARLIEST = datetime(1601, 1, 1, tzinfo=UTC)
 BAD_KEY = re.compile("[/\\\\#?\x00-\x1f\x7f-\x9f]")
 SYSTEM = ("PartitionKey", "RowKey", "etag", "Timestamp")
+
+
+def _to_table(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """The entity with every int beyond Int32 typed Int64 (the SDK sends a plain int as
+    Int32 and refuses a larger one), so money within business limits always stores."""
+    return {k: (v, EdmType.INT64) if type(v) is int and not INT32[0] <= v <= INT32[1] else v
+            for k, v in entity.items()}
+
+
+def _from_table(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """The entity with Int64 values as plain ints again (the SDK returns them wrapped)."""
+    return {k: v.value if isinstance(v, EntityProperty) and v.edm_type is EdmType.INT64 else v
+            for k, v in entity.items()}
 
 
 def _utf16_bytes(text: str) -> int:
