@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import azure.functions as func
 
+from functions.validation import depth
 from shared.service.context import Context
 
 MAX_BODY = 16 * 1024
@@ -109,7 +110,7 @@ def public_limits(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | No
     if len(req.get_body() or b"") > MAX_BODY or (size is not None and size.isdigit() and int(size) > MAX_BODY):
         return _problem(413, "Payload too large", f"the body may be at most {MAX_BODY} bytes")
     form = (req.headers.get("content-type") or "").lower().startswith(("application/x-www-form", "multipart/"))
-    if not form and nesting(req.get_body() or b"") > MAX_DEPTH:
+    if not form and depth(req.get_body() or b"") > MAX_DEPTH:
         return _problem(400, "Malformed body", f"the body may nest at most {MAX_DEPTH} levels deep")
     buckets = limiter(os.environ.get("ABONNO_PUBLIC_RATE_LIMIT", DEFAULT_RATE))
     if buckets is None:
@@ -120,23 +121,6 @@ def public_limits(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | No
         return _problem(429, "Too many requests", "too many orders from this client; try again later",
                         {"Retry-After": str(max(1, math.ceil(wait)))})
     return None
-
-
-def nesting(raw: bytes) -> int:
-    """How deep JSON arrays and objects nest in ``raw`` (brackets inside strings don't count)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            escaped, in_string = (not escaped and byte == 0x5C), in_string and (escaped or byte != 0x22)
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return deepest
 
 
 def _problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> func.HttpResponse:

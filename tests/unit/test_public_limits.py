@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from functions.salesposter_http.guard import TokenBuckets, client_ip, nesting
+from functions.salesposter_http.guard import TokenBuckets, client_ip
+from functions.validation import depth as nesting
 
 
 @given(st.lists(st.floats(0, 600, allow_nan=False), max_size=200))
