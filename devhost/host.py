@@ -216,7 +216,10 @@ class LocalHost:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 try:
-                    status, headers, payload = owner.handle_http(self.command, self.path, dict(self.headers), body)
+                    headers = {k: v for k, v in self.headers.items() if k.lower() != "x-forwarded-for"}
+                    hops = [*(self.headers.get_all("X-Forwarded-For") or []), self.client_address[0]]
+                    headers["X-Forwarded-For"] = ", ".join(hops)  # as Azure's front end: the peer appended
+                    status, headers, payload = owner.handle_http(self.command, self.path, headers, body)
                 except Exception:
                     log.exception("%s %s failed", self.command, self.path)
                     status, headers, payload = _json(500, {"title": "Internal error", "status": 500})

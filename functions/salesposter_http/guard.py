@@ -10,10 +10,12 @@ empty bucket gets 429 with ``Retry-After``. The buckets live in the process, so 
 instances a client gets up to N times the rate: the edge rule (Front Door / API
 Management, see README) is the global limit, this one protects each instance.
 
-The client's IP is the *first* hop of ``X-Forwarded-For`` when
-``ABONNO_TRUST_FORWARDED_FOR`` is set (behind Front Door or API Management, which
-put the caller's address first), else the *last* hop, the address the nearest proxy
-(the Functions front end) saw, which a caller cannot forge.
+The client's IP comes from ``X-Forwarded-For``, counted from the end: each proxy
+*appends* the address it saw, and everything before that is whatever the caller sent,
+so the first hop is forgeable. Without ``ABONNO_TRUST_FORWARDED_FOR`` it is the *last*
+hop, the address the Functions front end saw; with it (behind Front Door or API
+Management, which append the caller's address before the front end appends theirs) the
+hop before the last.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def client_ip(req: func.HttpRequest) -> str:
     if not hops:
         return "direct"
     trusted = os.environ.get("ABONNO_TRUST_FORWARDED_FOR", "").lower() in ("1", "true", "yes")
-    return without_port(hops[0] if trusted else hops[-1])[:64]
+    return without_port(hops[-2] if trusted and len(hops) > 1 else hops[-1])[:64]  # hops[0]: the caller's to forge
 
 
 def without_port(hop: str) -> str:

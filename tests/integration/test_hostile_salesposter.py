@@ -4,12 +4,16 @@ order, never an exception (which the host turns into a 500)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devhost.azurite import Azurite, free_port
+from devhost.host import LocalHost
 from shared.service.context import Context
 from tests.integration.test_salesposter import post, stored
 
@@ -33,3 +37,35 @@ def test_deep_json_under_any_content_type_is_4xx_never_an_exception(ctx: Context
     response: Any = post(shop, body, headers={"Content-Type": ctype})  # raised RecursionError: a 500
     assert 400 <= response.status_code < 500 and response.mimetype == "application/problem+json"
     assert stored(ctx, shop) == []
+
+
+@pytest.fixture
+def served(ctx: Context, azurite: Azurite) -> Iterator[str]:
+    """The local host serving the app over HTTP, on the test's storage and clock."""
+    host = LocalHost(ctx.clock, azurite.connection_string)  # type: ignore[arg-type]
+    port = free_port()
+    host.serve(port)
+    yield f"http://127.0.0.1:{port}"
+    host.shutdown()
+
+
+HOP = st.one_of(st.ip_addresses().map(str), st.sampled_from(["unknown", "127.0.0.1", "10.0.0.1:443", "[::1]:80"]))
+_settings = iter(range(10**6))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(forged=st.lists(st.lists(HOP, min_size=1, max_size=3), min_size=3, max_size=6), trusted=st.booleans())
+def test_forged_forwarded_for_headers_do_not_dodge_the_rate_limit(shop: str, served: str,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  forged: list[list[str]], trusted: bool) -> None:
+    """One client over real HTTP, a new X-Forwarded-For every request (as if behind the
+    edge, which appends the caller's address, when trusted): still one bucket."""
+    monkeypatch.setenv("ABONNO_PUBLIC_RATE_LIMIT", f"2/{3600 + next(_settings)}")  # a fresh bucket per example
+    monkeypatch.setenv("ABONNO_TRUST_FORWARDED_FOR", "true" if trusted else "false")
+    statuses = []
+    for hops in forged:
+        sent = ", ".join(hops + (["198.51.100.77"] if trusted else []))  # the edge appends what it saw
+        response = requests.post(f"{served}/api/salesposter/{shop}/orders", json={},
+                                 headers={"X-Forwarded-For": sent}, timeout=30)
+        statuses.append(response.status_code)
+    assert statuses[:2] == [422, 422] and set(statuses[2:]) == {429}, statuses
