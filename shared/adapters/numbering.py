@@ -275,9 +275,10 @@ class InvoiceNumbers:
         return voided
 
     def restore(self, pk: str, voided: Mapping[str, Claim]) -> None:
-        """Undo ``void`` for claims whose number a document carries after all."""
+        """Undo ``void`` for claims whose number a document carries after all, or may still
+        (a commit in doubt: the sweep's hour of grace starts again)."""
         for key, claim in voided.items():
-            row = {"PartitionKey": pk, "RowKey": f"claim|{key}", "Number": claim.number}
+            row = {"PartitionKey": pk, "RowKey": f"claim|{key}", "Number": claim.number, "Claimed": int(time.time())}
             try:
                 self.storage.transact(TABLE, [("update", row, {"mode": "replace", "etag": claim.etag,
                                                                "match_condition": IF_MATCH})])

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 
 from ..adapters.accounts import History, Loaded, with_documents
+from ..adapters.attention import transient
 from ..adapters.bus import EVENTS, NOTICES, BusMessage
 from ..adapters.codec import to_jsonable
 from ..adapters.numbering import series_key
@@ -58,7 +59,9 @@ class Claims:
     ``close`` (also on the way out of a ``with`` block, exception or not) releases every
     claim no commit carried: a transaction that failed for good, an account that changed
     so the document was no longer due. The release is safe against anyone still holding
-    the number (void, fence, verify: numbering.py), so the series keeps no gap.
+    the number (void, fence, verify: numbering.py), so the series keeps no gap. Where
+    nothing can be fenced (a new subscriber, no row yet) and the operation ended in a
+    failure that leaves its commit in doubt, the claims stay (``release``, ``in_doubt``).
     """
 
     def __init__(self, ctx: Context, tenant: str, catalogue: Catalogue) -> None:
@@ -88,7 +91,8 @@ class Claims:
         with self._lock:
             self._used |= numbers_of(changes)
 
-    def close(self) -> None:
+    def close(self, failure: BaseException | None = None) -> None:
+        """Release what no commit carried; ``failure``: what ended the operation, if anything."""
         with self._lock:
             unused = {k: n for k, n in self._held.items() if (k[1], n) not in self._used}
             self._held.clear()
@@ -96,14 +100,15 @@ class Claims:
         for (subscriber_no, org, key), number in unused.items():
             by_subscriber[subscriber_no][(org, key)] = number
         for subscriber_no, held in by_subscriber.items():
-            release(self.ctx, self.tenant, self.catalogue, subscriber_no, held)
+            release(self.ctx, self.tenant, self.catalogue, subscriber_no, held,
+                    in_doubt=failure is not None and transient(failure))
 
     def __enter__(self) -> Claims:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, _type: object, failure: BaseException | None, _tb: object) -> None:
         try:
-            self.close()
+            self.close(failure)
         except Exception:  # storage away: the sweep (release_unissued) finds them later
             log.exception("could not release unused invoice numbers of %s", self.tenant)
 
@@ -115,17 +120,28 @@ def numbers_of(changes: Changes) -> set[tuple[str, int]]:
 
 
 def release(ctx: Context, tenant: str, catalogue: Catalogue, subscriber_no: int,
-            held: Mapping[tuple[str, str], int]) -> None:
+            held: Mapping[tuple[str, str], int], in_doubt: bool = False) -> None:
     """Release claims of one subscriber ((organisation, natural key) -> number) that no
     commit of ours carried: void them, fence the subscriber partition, and free the
-    numbers no document of the subscriber carries (numbering.py, steps 1-4)."""
+    numbers no document of the subscriber carries (numbering.py, steps 1-4).
+
+    ``in_doubt``: our commit failed in a way that may have committed after all, or may
+    still (a timeout, a dropped connection, a 5xx). With a subscriber row the fence stops
+    it; a new subscriber has no row to fence, so a transaction still on its way, or a
+    racer placing the same order, would land the number after we freed it, and the next
+    claim would hand it out again. Then the claims stay: the retry (same claim keys)
+    uses them, else the sweep releases them once no commit can be in flight."""
     by_series: dict[str, dict[str, int]] = defaultdict(dict)
     for (org, key), number in held.items():
         by_series[series_of(tenant, catalogue, org)][claim_key(subscriber_no, key)] = number
     voided = {pk: v for pk, keys in by_series.items() if (v := ctx.invoice_numbers.void(pk, keys))}
     if not voided:
         return
-    ctx.accounts.fence(tenant, subscriber_no)  # no row yet: no documents (see numbering.py, step 2)
+    if not ctx.accounts.fence(tenant, subscriber_no) and in_doubt:  # nothing to fence: leave them claimed
+        for pk, claims in voided.items():
+            ctx.invoice_numbers.restore(pk, claims)
+        log.info("kept invoice numbers of new subscriber %s claimed: its commit is in doubt", subscriber_no)
+        return
     carried = carried_numbers(ctx, tenant, catalogue, subscriber_no)
     for pk, claims in voided.items():
         ctx.invoice_numbers.restore(pk, {k: c for k, c in claims.items() if (pk, c.number) in carried})
@@ -311,22 +327,22 @@ def write(ctx: Context, tenant: str, loaded: Loaded | None, changes: Changes,
         written = ctx.accounts.commit(tenant, loaded, changes)
     except ConcurrencyConflict:
         raise
-    except Exception:
+    except Exception as exc:
         if claims is None:
-            release_documents(ctx, tenant, changes)
+            release_documents(ctx, tenant, changes, in_doubt=transient(exc))
         raise
     if claims is not None:
         claims.committed(changes)
     return written
 
 
-def release_documents(ctx: Context, tenant: str, changes: Changes) -> None:
+def release_documents(ctx: Context, tenant: str, changes: Changes, in_doubt: bool = False) -> None:
     """Release the numbers of the documents in ``changes``, which did not commit."""
     held = {(i.draft.organization_id, i.draft.natural_key): i.number for i in changes.invoices}
     held |= {(c.organization_id, credit_note_key(c.invoice_number)): c.number for c in changes.credit_notes}
     if not held:
         return
     try:
-        release(ctx, tenant, ctx.catalogue.get(tenant), changes.account.number, held)
+        release(ctx, tenant, ctx.catalogue.get(tenant), changes.account.number, held, in_doubt)
     except Exception:  # the sweep (release_unissued) finds them later
         log.exception("could not release invoice numbers of subscriber %s", changes.account.number)
