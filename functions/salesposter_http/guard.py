@@ -20,6 +20,7 @@ hop before the last.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -96,7 +97,22 @@ def client_ip(req: func.HttpRequest) -> str:
     if not hops:
         return "direct"
     trusted = os.environ.get("ABONNO_TRUST_FORWARDED_FOR", "").lower() in ("1", "true", "yes")
-    return without_port(hops[-2] if trusted and len(hops) > 1 else hops[-1])[:64]  # hops[0]: the caller's to forge
+    return network(without_port(hops[-2] if trusted and len(hops) > 1 else hops[-1]))[:64]  # hops[0]: forgeable
+
+
+def network(address: str) -> str:
+    """The client an address stands for: an IPv4 address, or the /64 an IPv6 address is in
+    (one subscriber line gets a whole /64 and may use any of its 2^64 addresses, so a
+    bucket per address is no limit at all)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def without_port(hop: str) -> str:

@@ -4,6 +4,7 @@ order, never an exception (which the host turns into a 500)."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,4 +69,18 @@ def test_forged_forwarded_for_headers_do_not_dodge_the_rate_limit(shop: str, ser
         response = requests.post(f"{served}/api/salesposter/{shop}/orders", json={},
                                  headers={"X-Forwarded-For": sent}, timeout=30)
         statuses.append(response.status_code)
+    assert statuses[:2] == [422, 422] and set(statuses[2:]) == {429}, statuses
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=st.integers(0, 2**64 - 1), hosts=st.lists(st.integers(0, 2**64 - 1), min_size=3, max_size=5,
+                                                        unique=True))
+def test_rotating_ipv6_addresses_within_one_64_does_not_dodge_the_rate_limit(ctx: Context, shop: str,
+                                                                              monkeypatch: pytest.MonkeyPatch,
+                                                                              prefix: int, hosts: list[int]) -> None:
+    """One subscriber line has a /64: a new address per request is still one client."""
+    monkeypatch.setenv("ABONNO_PUBLIC_RATE_LIMIT", f"2/{3600 + next(_settings)}")
+    monkeypatch.delenv("ABONNO_TRUST_FORWARDED_FOR", raising=False)
+    addresses = [str(ipaddress.IPv6Address((prefix << 64) | host)) for host in hosts]
+    statuses = [post(shop, {}, headers={"X-Forwarded-For": f"[{a}]:443"}).status_code for a in addresses]
     assert statuses[:2] == [422, 422] and set(statuses[2:]) == {429}, statuses

@@ -39,7 +39,7 @@ def test_the_client_is_the_first_hop_only_when_forwarding_is_trusted(monkeypatch
     assert client_ip(request("198.51.100.9, 203.0.113.7:52341")) == "203.0.113.7"  # the hop our front end added
     monkeypatch.setenv("ABONNO_TRUST_FORWARDED_FOR", "true")
     assert client_ip(request("198.51.100.9:1234, 203.0.113.7")) == "198.51.100.9"
-    assert client_ip(request("[2001:db8::1]:443")) == "2001:db8::1"
+    assert client_ip(request("[2001:db8::1]:443")) == "2001:db8::/64"  # an IPv6 client is its /64
     assert client_ip(request(None)) == "direct"
 
 
