@@ -35,7 +35,7 @@ from ..domain.invoicing import Invoice
 from .billing import RunPlanned, batches, plan_run
 from .context import Context
 from .isolation import attempt, each, resolve, settle
-from .issuing import change_account, index_next_visit, numbered, publish, unchanged, write
+from .issuing import Claims, change_account, index_next_visit, numbered, publish, unchanged, write
 from .queries import NotFound
 
 log = logging.getLogger(__name__)
@@ -132,12 +132,15 @@ def visit(ctx: Context, tenant: str, account: Account, catalogue: Catalogue, tod
 def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
                     workers: int = 16, attention: Collection[int] = ()) -> DunningResult:
     """Visit a batch; a subscriber that fails is recorded as needing attention, the rest
-    are visited. ``attention``: subscribers recorded before, whose rows go when they succeed."""
+    are visited. ``attention``: subscribers recorded before, whose rows go when they succeed.
+    Invoice numbers claimed for the batch that no commit carried (a visit that lost its race
+    and, redone alone, no longer needed them: the debt was paid meanwhile) are released when
+    it ends (``issuing.Claims``), as in the invoice run."""
     catalogue = ctx.catalogue.get(tenant)
     result = DunningResult(subscribers=len(subscribers))
     failures: dict[int, Exception] = {}
 
-    def one(number: int) -> tuple[Changes | None, list[Event], bool]:
+    def one(number: int, claims: Claims) -> tuple[Changes | None, list[Event], bool]:
         """(what was done, its outbox, whether it conflicted and must be redone alone)."""
         loaded = ctx.accounts.load(tenant, number)
         if loaded is None:
@@ -147,7 +150,7 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
         read: Read = {}
         for part in range(MAX_PARTS):  # a visit too big for one transaction goes on in parts
             changes = numbered(ctx, tenant, catalogue, lambda number, account=loaded.account: visit(
-                ctx, tenant, account, catalogue, today, number, read))
+                ctx, tenant, account, catalogue, today, number, read), claims)
             if part and unchanged(loaded, changes):
                 break  # the visit is done: found in memory, at no cost
             index_next_visit(ctx, tenant, catalogue, changes.account, today)
@@ -157,7 +160,7 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
                 publish(ctx, tenant, outbox)
                 outbox = []
             try:
-                loaded = write(ctx, tenant, loaded, changes)  # a failure releases its invoice numbers
+                loaded = write(ctx, tenant, loaded, changes, claims)  # unused numbers: released by ``claims``
             except ConcurrencyConflict:  # redone alone, which sends what it finds in the outbox
                 return done, outbox if done is not None else [], True
             outbox += changes.events
@@ -166,22 +169,24 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
 
     outbox: list[Event] = []
     retry: list[int] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for number, (changes, events, conflicted) in each(pool, one, subscribers, failures, int):
-            if changes is not None:
-                result.add(changes)
-            outbox += events
-            if conflicted:
-                retry.append(number)
-    publish(ctx, tenant, outbox)
+    with Claims(ctx, tenant, catalogue) as claims:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for number, (changes, events, conflicted) in each(pool, lambda n: one(n, claims), subscribers,
+                                                              failures, int):
+                if changes is not None:
+                    result.add(changes)
+                outbox += events
+                if conflicted:
+                    retry.append(number)
+        publish(ctx, tenant, outbox)
 
-    def redo(number: int) -> None:
-        dun_one(ctx, tenant, today, number, result)
+        def redo(number: int) -> None:
+            dun_one(ctx, tenant, today, number, result)
 
-    result.conflicts = len(retry)
-    for number in retry:
-        attempt(failures, redo, number)
-    recorded = settle(ctx, tenant, RUN, today, failures, redo)
+        result.conflicts = len(retry)
+        for number in retry:
+            attempt(failures, redo, number)
+        recorded = settle(ctx, tenant, RUN, today, failures, redo)
     result.needs_attention = len(recorded)
     resolve(ctx, tenant, RUN, set(attention) - recorded)
     return result
