@@ -44,7 +44,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -185,11 +185,12 @@ class PendingOrders:
                                   {"pk": f"pending|{tenant}", "state": state})
         return [_pending(r) for r in rows]
 
-    def decide(self, tenant: str, pending: PendingOrder, state: str) -> None:
+    def decide(self, tenant: str, pending: PendingOrder, state: str) -> PendingOrder:
         """Move ``pending`` to ``state`` under its ETag: a second decision conflicts."""
         row = {"PartitionKey": f"pending|{tenant}", "RowKey": pending.id, "State": state}
-        self.storage.transact(TABLE, [("update", row, {"mode": "merge", "etag": pending.etag,
-                                                       "match_condition": MatchConditions.IfNotModified})])
+        (result,) = self.storage.transact(TABLE, [("update", row, {"mode": "merge", "etag": pending.etag,
+                                                                   "match_condition": MatchConditions.IfNotModified})])
+        return replace(pending, state=state, etag=str(result["etag"]))
 
 
 def _pending(row: dict[str, Any]) -> PendingOrder:

@@ -33,6 +33,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
+from ..adapters.attention import transient
 from ..adapters.indexes import OrderRecord, PendingOrder, digest
 from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Account, Changes, issue, subscription_created
@@ -46,6 +47,7 @@ from .queries import NotFound
 
 MAX_ATTEMPTS = 10
 PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
+CONFIRMING = "confirming"  # decided, being placed: a reject can no longer win, a retried confirm resumes
 
 
 class OrderRejected(ValueError):
@@ -166,16 +168,36 @@ def take_order(ctx: Context, order: PlaceOrder) -> OrderTaken:
 
 
 def pending_orders(ctx: Context, tenant: str, state: str = PENDING) -> list[PendingOrder]:
+    if state == PENDING:  # one whose confirmation was cut short is still to be confirmed
+        return ctx.pending.list(tenant, PENDING) + ctx.pending.list(tenant, CONFIRMING)
     return ctx.pending.list(tenant, state)
 
 
 def confirm_pending(ctx: Context, tenant: str, order_id: str) -> OrderPlaced:
     """Customer service confirms a pending order: placed on the subscriber whose e-mail it
-    gave (the order blockage is checked now). Confirming again conflicts."""
-    pending = _undecided(ctx, tenant, order_id)
+    gave (the order blockage is checked now). Confirming again conflicts.
+
+    The decision is taken (``CONFIRMING``, under the row's ETag) *before* the order is
+    placed, so a reject racing the confirm either wins before anything is placed or
+    conflicts; before, the confirm placed the order and then lost the decision to the
+    reject: billed, and shown as rejected. A refusal (the order blockage) puts it back
+    to pending; a confirm cut short (the process died) is resumed by confirming again,
+    the order reference making the placement once."""
+    pending = ctx.pending.get(tenant, order_id)
+    if pending is None:
+        raise NotFound(f"pending order {order_id}")
+    if pending.state not in (PENDING, CONFIRMING):
+        raise OrderConflict(f"pending order {order_id} is {pending.state} already")
+    if pending.state == PENDING:
+        pending = _decide(ctx, tenant, pending, CONFIRMING)
     order = PlaceOrder.from_json(pending.order)
     order = replace(order, order_ref=order.order_ref or f"pending.{pending.id}")  # a retried confirm: one order
-    placed = place_order(ctx, order, subscriber_no=pending.subscriber_no)
+    try:
+        placed = place_order(ctx, order, subscriber_no=pending.subscriber_no)
+    except Exception as exc:
+        if not transient(exc):  # refused: customer service may still reject it
+            _decide(ctx, tenant, pending, PENDING)
+        raise
     _decide(ctx, tenant, pending, CONFIRMED)
     return placed
 
@@ -193,9 +215,9 @@ def _undecided(ctx: Context, tenant: str, order_id: str) -> PendingOrder:
     return pending
 
 
-def _decide(ctx: Context, tenant: str, pending: PendingOrder, state: str) -> None:
+def _decide(ctx: Context, tenant: str, pending: PendingOrder, state: str) -> PendingOrder:
     try:
-        ctx.pending.decide(tenant, pending, state)
+        return ctx.pending.decide(tenant, pending, state)
     except ConcurrencyConflict as exc:
         raise OrderConflict(f"pending order {pending.id} was decided meanwhile") from exc
 
