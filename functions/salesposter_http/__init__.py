@@ -89,10 +89,15 @@ def answer(taken: OrderTaken) -> dict[str, Any]:
 
 
 def idempotency_key(call: Call, form: OrderForm) -> str | None:
-    key = form.order_ref or call.request.headers.get("idempotency-key")
-    if key is not None and not re.match(SAFE_ID, key):
+    """The order's reference: ``order_ref`` or the ``Idempotency-Key`` header. Both given and
+    different is two identities for one order, refused: taking either would make a retry
+    that keeps the other one a second order."""
+    header = call.request.headers.get("idempotency-key")
+    if header is not None and not re.fullmatch(SAFE_ID, header):  # match's $ lets a trailing newline by
         raise ValueError("Idempotency-Key must be 1-100 letters, digits or . _ : -")
-    return key
+    if form.order_ref is not None and header is not None and header != form.order_ref:
+        raise ValueError("order_ref and the Idempotency-Key header differ; send one, or the same in both")
+    return form.order_ref or header
 
 
 @endpoint(bp, Endpoint("salesposter_order", "salesposter/{tenant}/orders", ["POST"],

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from devhost.azurite import Azurite, free_port
 from devhost.host import LocalHost
 from shared.service.context import Context
-from tests.integration.test_salesposter import post, stored
+from tests.integration.test_salesposter import ORDER, post, stored
 
 # Content types a client may send: the parser reads anything but a form as JSON, so the
 # depth guard must not trust a prefix ("application/x-www-form-foo", "multipart/mixed").
@@ -84,3 +84,28 @@ def test_rotating_ipv6_addresses_within_one_64_does_not_dodge_the_rate_limit(ctx
     addresses = [str(ipaddress.IPv6Address((prefix << 64) | host)) for host in hosts]
     statuses = [post(shop, {}, headers={"X-Forwarded-For": f"[{a}]:443"}).status_code for a in addresses]
     assert statuses[:2] == [422, 422] and set(statuses[2:]) == {429}, statuses
+
+
+REF = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,20}\Z")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ref=REF, key=REF)
+def test_an_order_ref_and_an_idempotency_key_that_differ_are_refused(ctx: Context, shop: str,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     ref: str, key: str) -> None:
+    """Two identities for one order: whichever were taken, a retry keeping the other would
+    place it twice."""
+    monkeypatch.setenv("ABONNO_PUBLIC_RATE_LIMIT", "0")
+    before = stored(ctx, shop)
+    response = post(shop, ORDER | {"order_ref": ref}, headers={"Idempotency-Key": key})
+    if ref != key:
+        assert response.status_code == 400 and response.mimetype == "application/problem+json"
+        assert stored(ctx, shop) == before
+    else:
+        assert response.status_code in (200, 201, 202)
+
+
+def test_an_idempotency_key_with_a_trailing_newline_is_refused(ctx: Context, shop: str) -> None:
+    assert post(shop, ORDER, headers={"Idempotency-Key": "abc\n"}).status_code == 400
+    assert stored(ctx, shop) == []
