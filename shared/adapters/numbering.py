@@ -248,6 +248,15 @@ class InvoiceNumbers:
         return {r["RowKey"][len("claim|"):]: int(r["Number"]) for r in rows if r.get("State") != VOID
                 and (older_than is None or int(r.get("Claimed") or 0) < older_than)}
 
+    def stale_voids(self, pk: str, older_than: float) -> dict[str, Claim]:
+        """Void claims whose release was cut short (voided before ``older_than``, seconds
+        since the epoch, and never freed): their number is on no free list and handed to no
+        one, so the sweep finishes their release (an admin scan)."""
+        rows = self.storage.query(TABLE, "PartitionKey eq @pk and RowKey ge 'claim|' and RowKey lt 'claim}'",
+                                  {"pk": pk})
+        return {r["RowKey"][len("claim|"):]: Claim(int(r["Number"]), True, str(r["etag"])) for r in rows
+                if r.get("State") == VOID and int(r.get("Voided") or r.get("Claimed") or 0) < older_than}
+
     def unissued(self, pk: str, issued: set[int]) -> dict[str, int]:
         """Claims whose number no document carries: what the sweep releases."""
         return {k: n for k, n in self.claims(pk).items() if n not in issued}
@@ -265,7 +274,7 @@ class InvoiceNumbers:
         for key, claim in self.read_claims(pk, list(held)).items():
             if claim.void or claim.number != held[key]:
                 continue
-            row = {"PartitionKey": pk, "RowKey": f"claim|{key}", "State": VOID}
+            row = {"PartitionKey": pk, "RowKey": f"claim|{key}", "State": VOID, "Voided": int(time.time())}
             try:
                 (result,) = self.storage.transact(TABLE, [("update", row, {"mode": "merge", "etag": claim.etag,
                                                                            "match_condition": IF_MATCH})])
@@ -304,6 +313,7 @@ class InvoiceNumbers:
                 return
             except ConcurrencyConflict:
                 now = self.read_claims(pk, list(deletable))
+                numbers -= {c.number for k, c in deletable.items() if k not in now}  # freed by someone else
                 deletable = {k: c for k, c in deletable.items() if k in now and now[k].etag == c.etag}
                 _backoff(attempt)
         raise ConcurrencyConflict(f"could not release invoice numbers in {pk}")

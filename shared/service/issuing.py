@@ -24,7 +24,7 @@ from ..adapters.accounts import History, Loaded, with_documents
 from ..adapters.attention import transient
 from ..adapters.bus import EVENTS, NOTICES, BusMessage
 from ..adapters.codec import to_jsonable
-from ..adapters.numbering import series_key
+from ..adapters.numbering import Claim, series_key
 from ..adapters.tables import MAX_BATCH, ConcurrencyConflict
 from ..domain.account import Account, Changes, Event, due_drafts
 from ..domain.catalogue import Catalogue
@@ -135,6 +135,13 @@ def release(ctx: Context, tenant: str, catalogue: Catalogue, subscriber_no: int,
     for (org, key), number in held.items():
         by_series[series_of(tenant, catalogue, org)][claim_key(subscriber_no, key)] = number
     voided = {pk: v for pk, keys in by_series.items() if (v := ctx.invoice_numbers.void(pk, keys))}
+    finish_release(ctx, tenant, catalogue, subscriber_no, voided, in_doubt)
+
+
+def finish_release(ctx: Context, tenant: str, catalogue: Catalogue, subscriber_no: int,
+                   voided: Mapping[str, Mapping[str, Claim]], in_doubt: bool = False) -> None:
+    """Steps 2-4 of a release (fence, verify, free) for claims voided already: by
+    ``release``, or by a release cut short that the sweep finishes."""
     if not voided:
         return
     if not ctx.accounts.fence(tenant, subscriber_no) and in_doubt:  # nothing to fence: leave them claimed
@@ -183,6 +190,14 @@ def release_unissued(ctx: Context, tenant: str, grace_s: float = SWEEP_GRACE_S) 
             if loose:
                 found += len(loose)
                 release(ctx, tenant, catalogue, subscriber_no, loose)
+        voids: dict[int, dict[str, Claim]] = defaultdict(dict)  # releases cut short after the void
+        for key, claim in ctx.invoice_numbers.stale_voids(pk, older_than=before).items():
+            subscriber, _, _natural = key.partition(".")
+            if subscriber.isdigit():
+                voids[int(subscriber)][key] = claim
+        for subscriber_no, claims in voids.items():
+            found += len(claims)
+            finish_release(ctx, tenant, catalogue, subscriber_no, {pk: claims})
     return found
 
 
