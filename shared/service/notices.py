@@ -20,7 +20,7 @@ from .context import Context
 from .isolation import record
 
 RUN = "notice"
-TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 
 
 def render(message_id: str, tenant: str, kind: str, p: dict[str, Any]) -> Notice:

@@ -67,3 +67,14 @@ def test_a_confirm_refused_by_the_order_blockage_leaves_the_order_pending_for_a_
     assert [p["state"] for p in call("pending_orders_list", "GET", token)[1]] == ["pending"]
     assert call("pending_order_reject", "POST", token, {"id": held["id"]})[0] == 204
     assert invoice_numbers(ctx, shop) == [1]
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(suffix=st.sampled_from(["\n", "\r\n", "\x00", " ", "\t", "\u2028"]))
+def test_a_tenant_with_a_trailing_control_character_is_refused_in_a_token_and_in_a_path(
+        ctx: Context, shop: str, suffix: str) -> None:
+    """``re.match`` with ``$`` lets a trailing newline by: the check must match the whole id."""
+    status, _problem = call("pending_orders_list", "GET", issuer.token(shop + suffix, ["admin"]))
+    assert status == 403
+    response = post(shop + suffix, ORDER)
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
