@@ -61,7 +61,7 @@ CHUNK = 2000  # records identified and booked at a time
 RESUME_AFTER = timedelta(seconds=60)  # a resolve or approval claimed this long ago and not finished may be redone
 Record = IncomingPayment | UnreadableRecord
 Landed = tuple[Outcome, Reason | None, str]  # where a payment landed, why it was set aside
-TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # what the merchant API accepts as a tenant id
+TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # what the merchant API accepts as a tenant id
 
 
 class TransmissionConflict(ValueError):
@@ -136,7 +136,7 @@ def _quarantined(ctx: Context, drop: BankFileDrop, name: str, data: bytes) -> bo
     """A file outside a tenant's folder, or for a tenant that does not exist, goes to
     ``quarantine/`` with a report; nothing is written for any tenant."""
     tenant, _, file = name.partition("/")
-    if file and "/" not in file and TENANT_ID.match(tenant) and ctx.tenants.exists(tenant):
+    if file and "/" not in file and TENANT_ID.fullmatch(tenant) and ctx.tenants.exists(tenant):
         return False
     why = (f"tenant {tenant!r} does not exist" if file and "/" not in file
            else "a bank file must be dropped in a tenant's folder: inbound/{tenant}/{file}")
