@@ -190,7 +190,8 @@ def bulk_write_off(call: Call) -> Any:
     if b.due_to < b.due_from:
         raise ValueError("due_to is before due_from")
     done = cs.bulk_write_off(call.ctx, call.tenant, b.organization_id, b.reason, b.due_from, b.due_to)
-    return {"subscribers": done.subscribers, "amount_minor": done.amount_minor}
+    return {"subscribers": done.subscribers, "amount_minor": done.amount_minor,
+            "failed": [{"subscriber_no": n, "reason": r} for n, r in sorted(done.failed.items())]}
 
 
 @endpoint(bp, Endpoint("additional_invoice", SUBSCRIBER + "/additional-invoices", ["POST"],

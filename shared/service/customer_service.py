@@ -9,8 +9,9 @@ conflict reload and run again.
 
 from __future__ import annotations
 
+import logging
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -24,8 +25,11 @@ from ..domain.credit import Number
 from ..domain.invoicing import DocumentKind, InvoiceLine, line
 from ..domain.subscriptions import SubscriptionStatus
 from .context import Context
+from .isolation import reason as why
 from .issuing import change_account
 from .queries import NotFound
+
+log = logging.getLogger(__name__)
 
 
 def _invoices_of(history: History | None, subscription_id: str) -> list[Any]:
@@ -104,6 +108,7 @@ def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: st
 class BulkWriteOff:
     subscribers: int = 0
     amount_minor: int = 0
+    failed: dict[int, str] = field(default_factory=dict)  # subscriber -> why: one never stops the rest
 
 
 def bulk_write_off(ctx: Context, tenant: str, organization_id: str, reason: str, due_from: date, due_to: date,
@@ -126,7 +131,12 @@ def bulk_write_off(ctx: Context, tenant: str, organization_id: str, reason: str,
                    if d.organization_id == organization_id and due_from <= d.due_date <= due_to]
         if not demands and acc.unbilled_debt(organization_id) == 0:
             continue
-        done = write_off(ctx, tenant, acc.number, organization_id, reason)
+        try:
+            done = write_off(ctx, tenant, acc.number, organization_id, reason)
+        except Exception as exc:  # this subscriber's alone: reported, the others written off
+            log.warning("bulk write-off of subscriber %s failed: %s", acc.number, why(exc))
+            result.failed[acc.number] = why(exc)
+            continue
         if done.ledger:
             result.subscribers += 1
             result.amount_minor += sum(e.amount_minor for e in done.ledger)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,3 +83,30 @@ def test_the_bulk_write_off_is_not_stopped_by_one_subscribers_outbox(ctx: Contex
     for no in subscribers:
         after = ctx.accounts.load(shop, no)
         assert after is not None and not after.account.open_demands
+
+
+def test_the_bulk_write_off_reports_a_failing_subscriber_and_writes_off_the_others(
+        ctx: Context, clock: SettableClock, shop: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    weekly_plan_with_one_reminder_then_stop(ctx, shop)
+    subscribers = [indebted(ctx, clock, shop, f"f{i}@example.no") for i in range(3)]
+    for no in subscribers:
+        loaded = ctx.accounts.load(shop, no)
+        assert loaded is not None
+        (sub,) = loaded.account.subscriptions.values()
+        customer_service.stop(ctx, shop, no, sub.id, False, TODAY, None, "Moved")
+    clock.set(oslo_morning(TODAY + timedelta(days=30)))
+    real = customer_service.write_off
+
+    def poisoned(ctx_: Context, tenant: str, no: int, *args: object) -> object:
+        if no == subscribers[1]:
+            raise OverflowError("date value out of range for f1@example.no")
+        return real(ctx_, tenant, no, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(customer_service, "write_off", poisoned)
+    done = customer_service.bulk_write_off(ctx, shop, "avisa", "Ended, unpaid", date(2025, 1, 1),
+                                           TODAY + timedelta(days=30))
+    assert done.subscribers == 2
+    assert done.failed == {subscribers[1]: "OverflowError: date value out of range for <e-mail>"}
+    for no in subscribers:
+        after = ctx.accounts.load(shop, no)
+        assert after is not None and bool(after.account.open_demands) == (no == subscribers[1])
