@@ -37,17 +37,19 @@ from datetime import date, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
+from azure.data.tables import EdmType
 from stdnum.exceptions import ValidationError
 
 from ..adapters.accounts import partition_key
 from ..adapters.codec import dumps, loads, to_jsonable
 from ..adapters.imports import MAX_ATTEMPTS, BankFileDrop, ImportLog, is_transient, key_of
-from ..adapters.tables import ConcurrencyConflict, TooManyEntities, prefix_filter
+from ..adapters.tables import ConcurrencyConflict, StorageLimit, TooManyEntities, prefix_filter
 from ..domain.account import Changes, Event, apply_mandate, receive_payment, refund, reversal_target, reverse_payment
 from ..domain.catalogue import Catalogue, Organization
 from ..domain.import_report import ImportReport, Landing, MandateLanding, Outcome, Reason, Total, build, rejected
 from ..domain.invoicing import Invoice
 from ..domain.ledger import EntryKind
+from ..domain.limits import ValueOutOfRange
 from ..domain.payments import BookedPayment, MatchType, PaymentKind, PaymentState, ReceivedPayment
 from ..formats import read_bank_file
 from ..formats.payments import BankFile, BankFileError, IncomingPayment, RecordKind, UnreadableRecord
@@ -393,14 +395,15 @@ def identify(catalogue: Catalogue, pid: str, payment: IncomingPayment) -> tuple[
 def await_approval(ctx: Context, tenant: str, subscriber_no: int, payment: ReceivedPayment, file: str) -> None:
     """An identified payment of an organisation that approves payments by hand (state AwaitingApproval)."""
     ctx.storage.insert("Payments", {"PartitionKey": f"aa|{tenant}", "RowKey": payment.id, "Body": dumps(payment),
-                                    "SubscriberNo": subscriber_no, "File": file, "Amount": payment.amount_minor,
+                                    "SubscriberNo": subscriber_no, "File": file,
+                                    "Amount": money_value(payment.amount_minor),
                                     "Currency": payment.currency, "State": "open"})
 
 
 def awaiting_approval(ctx: Context, tenant: str) -> list[dict[str, object]]:
     rows = ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"aa|{tenant}"})
     return [{"payment_id": r["RowKey"], "subscriber_no": r["SubscriberNo"], "file": r["File"],
-             "amount_minor": r["Amount"], "currency": r.get("Currency"), "state": PaymentState.AWAITING_APPROVAL.value}
+             "amount_minor": amount_of(r), "currency": r.get("Currency"), "state": PaymentState.AWAITING_APPROVAL.value}
             for r in rows if _state(r, "ApprovedBy") != "done"]
 
 
@@ -424,7 +427,7 @@ def set_aside(ctx: Context, tenant: str, pid: str, record: Record, reason: Reaso
     kind = record.kind.value if isinstance(record, IncomingPayment) else "unreadable"
     ctx.storage.insert("Payments", {"PartitionKey": f"rp|{tenant}", "RowKey": pid, "Body": dumps(record),
                                     "Kind": kind, "ReasonCode": reason.value, "Reason": text, "File": file,
-                                    "Report": report_id, "Amount": record.amount_minor or 0,
+                                    "Report": report_id, "Amount": money_value(record.amount_minor or 0),
                                     "Currency": record.currency or "", "Raw": record.raw[:1000], "State": "open"})
 
 
@@ -449,18 +452,17 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
                                     f"subscriber {subscriber_no}, who does not exist") for p in pending}
         chunk = pending[:per_commit]
         changes = Changes(loaded.account)
-        for p in chunk:
-            step = receive_payment(changes.account, p, catalogue, today)
-            changes = replace(step, ledger=changes.ledger + step.ledger, events=changes.events + step.events,
-                              payments=changes.payments + step.payments)
         try:
+            for p in chunk:
+                step = receive_payment(changes.account, p, catalogue, today)
+                changes = replace(step, ledger=changes.ledger + step.ledger, events=changes.events + step.events,
+                                  payments=changes.payments + step.payments)
             ctx.accounts.commit(tenant, loaded, changes)
-        except TooManyEntities as exc:  # nothing was sent: one payment at a time, or set aside if one is too big
+        except (StorageLimit, ValueOutOfRange) as exc:  # nothing was sent: one payment at a time, then set aside
             if len(chunk) > 1:
                 per_commit = 1
                 continue
-            landed[chunk[0].id] = (Outcome.SET_ASIDE, Reason.TOO_MANY_DEMANDS, "settles more open invoices at once "
-                                   f"than one transaction can book ({exc}): customer service books it in parts")
+            landed[chunk[0].id] = _unbookable(exc)
             pending = pending[1:]
             continue
         except ConcurrencyConflict:
@@ -478,6 +480,27 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
     if pending:
         raise ConcurrencyConflict(f"payments for subscriber {subscriber_no} kept conflicting")
     return landed
+
+
+def _unbookable(exc: Exception) -> Landed:
+    """Where a payment goes whose booking cannot be written (nothing was sent): set aside with the
+    reason, so one payment never stops the others of its file (``book``)."""
+    if isinstance(exc, TooManyEntities):
+        return (Outcome.SET_ASIDE, Reason.TOO_MANY_DEMANDS, "settles more open invoices at once than one "
+                f"transaction can book ({exc}): customer service books it in parts")
+    return (Outcome.SET_ASIDE, Reason.CANNOT_BOOK, f"cannot be booked as it is ({exc}): for customer service")
+
+
+def money_value(amount_minor: int) -> int | tuple[int, EdmType]:
+    """An amount from a bank file as a table property: Int64 where Int32 cannot hold it (the
+    files' amount fields have 17 and 18 digits); read back with ``amount_of``."""
+    return amount_minor if -(2**31) <= amount_minor < 2**31 else (amount_minor, EdmType.INT64)
+
+
+def amount_of(row: dict[str, Any]) -> int:
+    """The ``Amount`` of a Payments row, written as Int32 or Int64 (an ``EntityProperty``)."""
+    value = row.get("Amount") or 0
+    return int(getattr(value, "value", value))
 
 
 def book_reversal(ctx: Context, job: _Import, subscriber_no: int, reversal: ReceivedPayment) -> tuple[Outcome, str]:
@@ -526,7 +549,7 @@ def requires_processing(ctx: Context, tenant: str) -> list[dict[str, object]]:
     rows = ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"})
     return [{"payment_id": r["RowKey"], "kind": r.get("Kind", "payment"), "reason_code": r.get("ReasonCode"),
              "reason": r["Reason"], "file": r["File"], "report_id": r.get("Report") or None,
-             "amount_minor": r["Amount"], "currency": r.get("Currency") or None, "raw": r.get("Raw") or None,
+             "amount_minor": amount_of(r), "currency": r.get("Currency") or None, "raw": r.get("Raw") or None,
              "state": _state(r, "ResolvedTo"), "payment": json.loads(r["Body"])}
             for r in rows if _state(r, "ResolvedTo") != "done"]
 
