@@ -35,6 +35,7 @@ nothing is booked from a file that does not add up, and memory stays flat.
   and sums only TK20/TK21, and the end record counts TK22 and TK23 together. TK23
   ("minus", e.g. a credit note the payer deducted) is kept as a negative amount in
   ``IncomingPayment.extra_reference_amounts``, never as a record with its own sign;
+- a test file (TK01 test marker ``T``) is ``NotIncomingPayments``: its payments are not money;
 - reference code 2 means Bankgirot checked the reference as an OCR number, so it must be
   digits; codes 3 to 5 (references in TK22/23, unchecked, wrong) may be free text;
 - a payment whose records (TK20-29) cannot be read with certainty is an
@@ -55,6 +56,7 @@ from .payments import (
     ControlTotalError,
     FormatError,
     IncomingPayment,
+    NotIncomingPayments,
     RecordKind,
     UnreadableRecord,
 )
@@ -414,6 +416,9 @@ def read_file(lines: Sequence[str], digest: str) -> BankFile:
     if not numbered:
         raise FormatError("the file is empty")
     start = _start(*numbered[0])
+    if start.test:
+        raise NotIncomingPayments("not an incoming payment file: a BgMax test file (test marker 'T' in the start "
+                                  "record); its payments are not money and are not booked")
     records: list[IncomingPayment | UnreadableRecord] = []
     counts = {"20": 0, "21": 0, "22": 0, "23": 0, "15": 0}
     totals: dict[str, list[int]] = {}

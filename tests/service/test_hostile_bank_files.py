@@ -5,14 +5,20 @@ not the one file that showed it."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date
 
+import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from devhost.azurite import Azurite
 from functions.ocr_blob_trigger import handle
 from shared.domain.import_report import Outcome, Status
+from shared.formats import bgmax, read_bank_file
+from shared.formats.payments import NotIncomingPayments
+from shared.service import payments_in
+from shared.service.catalogue import put_item
 from shared.service.context import Context
 from tests.fixtures import install_catalogue
 from tests.service.test_bank_file_import import PURCHASE, REVERSING, ledger, nets, ordered, rp
@@ -56,3 +62,22 @@ def test_no_amount_a_bank_file_can_carry_stops_the_file_the_others_book_and_the_
     assert ledger(ctx, shop, target[0]) == [("invoice", -target[2])]
     (aside,) = rp(ctx, shop)
     assert aside["amount_minor"] == amount
+
+
+@pytest.mark.parametrize("marker", ["T"])
+def test_a_bgmax_test_file_is_never_booked(ctx: Context, shop: str, marker: str) -> None:
+    """Bankgirot marks test files 'T' in TK01 (production 'P'): their payments are not money.
+    Before, a test file was booked like a production file."""
+    put_item(ctx, shop, "organization", replace(ctx.catalogue.get(shop).organizations["avisa"], currency="SEK",
+                                                bank_account="5551234"))
+    subscriber, kid, total = ordered(ctx, shop)
+    data = bgmax.write([bgmax.Start("20260110061500000000", test=marker == "T"), bgmax.Opening("5551234"),
+                        bgmax.Payment("9876543", kid, total, 2, 1, "1"),
+                        bgmax.Deposit("1", DAY, "00001", total, 1), bgmax.End(1, 0, 0, 1)])
+    with pytest.raises(NotIncomingPayments, match="test"):
+        read_bank_file(data)
+    report = handle(f"{shop}/test.txt", data)
+    assert report is not None and report.status == Status.REJECTED and "test" in report.reason
+    assert ledger(ctx, shop, subscriber) == [("invoice", -total)]
+    production = data.replace(b"20260110061500000000T", b"20260110061500000000P")
+    assert payments_in.import_bank_file(ctx, shop, "prod.txt", production).count(Outcome.BOOKED) == 1
