@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -413,6 +414,9 @@ def approve(ctx: Context, tenant: str, payment_id: str, approved_by: str) -> Imp
     if row is None:
         raise NotFound(f"no payment {payment_id} awaits approval")
     payment = loads(ReceivedPayment, row["Body"])
+    if row.get("ReversedBy"):
+        raise ConcurrencyConflict(f"payment {payment_id} was reversed by the bank ({row['ReversedBy']}) before it "
+                                  "was approved; there is nothing to book")
     _claim(ctx, row, "approved", approved_by)
     with _released_on_refusal(ctx, row):
         result = _book_one(ctx, tenant, int(row["SubscriberNo"]), payment, row["File"],
@@ -504,8 +508,9 @@ def amount_of(row: dict[str, Any]) -> int:
 
 
 def book_reversal(ctx: Context, job: _Import, subscriber_no: int, reversal: ReceivedPayment) -> tuple[Outcome, str]:
-    """Book a reversal against the payment it takes back (same KID and amount), or say why not."""
-    for _ in range(10):
+    """Book a reversal against the payment it takes back (same KID and amount), or say why not.
+    A payment still awaiting approval is taken back before it is booked (``_reverse_awaiting``)."""
+    for attempt in range(10):
         loaded = ctx.accounts.load(job.tenant, subscriber_no)
         if loaded is None:
             return Outcome.SET_ASIDE, f"reversal of a payment we cannot find: subscriber {subscriber_no} does not exist"
@@ -514,6 +519,12 @@ def book_reversal(ctx: Context, job: _Import, subscriber_no: int, reversal: Rece
             return Outcome.ALREADY_BOOKED, ""
         original = reversal_target(booked, reversal.reference, reversal.amount_minor, reversal.id)
         if original is None:
+            awaiting = _reverse_awaiting(ctx, job.tenant, subscriber_no, reversal, {b.payment.id for b in booked})
+            if awaiting is None:  # an approval is booking it right now: look again
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            if awaiting:
+                return Outcome.REVERSED, ""
             return Outcome.SET_ASIDE, (f"reversal of a payment we cannot find: no payment of {reversal.amount_minor} "
                                        f"by KID {reversal.reference} is booked for subscriber {subscriber_no}")
         reversal = replace(reversal, organization_id=original.payment.organization_id, reverses=original.payment.id)
@@ -527,6 +538,38 @@ def book_reversal(ctx: Context, job: _Import, subscriber_no: int, reversal: Rece
         publish(ctx, job.tenant, [*loaded.outbox, *changes.events])
         return Outcome.REVERSED, ""
     raise ConcurrencyConflict(f"reversal for subscriber {subscriber_no} kept conflicting")
+
+
+def _reverse_awaiting(ctx: Context, tenant: str, subscriber_no: int, reversal: ReceivedPayment,
+                      booked: set[str]) -> bool | None:
+    """Take back a payment of the same subscriber, KID and amount that awaits approval: its row
+    goes from open to done (``ReversedBy``) under its ETag, so no approval can book it after.
+
+    True if taken back (now or by this reversal before), False if there is none, None if an
+    approval holds one (claimed, or done but not yet among ``booked``): the caller looks again.
+    Reads the awaiting rows only for a reversal that found no booked payment (rare).
+    """
+    race = False
+    for row in sorted(ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"aa|{tenant}"}),
+                      key=lambda r: r["RowKey"]):
+        if row.get("ReversedBy") == reversal.id:
+            return True
+        payment = loads(ReceivedPayment, row["Body"])
+        if (int(row["SubscriberNo"]) != subscriber_no or payment.reference != reversal.reference
+                or payment.amount_minor != reversal.amount_minor or row.get("ReversedBy")):
+            continue
+        state = _state(row, "ApprovedBy")
+        if state == "claimed" or (state == "done" and payment.id not in booked):
+            race = True
+        elif state == "open":
+            entity = {k: v for k, v in row.items() if k != "etag"} | {"State": "done", "ReversedBy": reversal.id}
+            try:
+                ctx.storage.transact("Payments", [("update", entity, {
+                    "mode": "replace", "etag": row["etag"], "match_condition": MatchConditions.IfNotModified})])
+            except ConcurrencyConflict:
+                return None
+            return True
+    return None if race else False
 
 
 def _invoices(ctx: Context, tenant: str, subscriber_no: int, open_demands: Any,

@@ -5,6 +5,7 @@ not the one file that showed it."""
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from devhost.azurite import Azurite
 from functions.ocr_blob_trigger import handle
+from shared.adapters.tables import ConcurrencyConflict
 from shared.domain.import_report import Outcome, Status
 from shared.formats import bgmax, read_bank_file
 from shared.formats.payments import NotIncomingPayments
@@ -81,3 +83,53 @@ def test_a_bgmax_test_file_is_never_booked(ctx: Context, shop: str, marker: str)
     assert ledger(ctx, shop, subscriber) == [("invoice", -total)]
     production = data.replace(b"20260110061500000000T", b"20260110061500000000P")
     assert payments_in.import_bank_file(ctx, shop, "prod.txt", production).count(Outcome.BOOKED) == 1
+
+
+def _approving(ctx: Context, shop: str) -> None:
+    put_item(ctx, shop, "organization", replace(ctx.catalogue.get(shop).organizations["avisa"],
+                                                manual_payment_approval=True))
+
+
+@pytest.mark.parametrize("when", ["same file", "next file"])
+def test_a_reversal_of_a_payment_awaiting_approval_takes_it_back_so_approval_books_nothing(
+        ctx: Context, shop: str, when: str) -> None:
+    """Before: the reversal looked only at booked payments, was set aside 'cannot find', and
+    approving the payment then booked money the bank had taken back."""
+    _approving(ctx, shop)
+    subscriber, kid, total = ordered(ctx, shop)
+    if when == "same file":
+        report = payments_in.import_bank_file(ctx, shop, "a.txt",
+                                              nets((kid, total, PURCHASE), (kid, total, REVERSING)).encode())
+    else:
+        payments_in.import_bank_file(ctx, shop, "a.txt", nets((kid, total, PURCHASE)).encode())
+        report = payments_in.import_bank_file(ctx, shop, "b.txt",
+                                              nets((kid, total, REVERSING), number="1000002").encode())
+    assert report.balanced and report.count(Outcome.REVERSED) == 1 and report.count(Outcome.SET_ASIDE) == 0
+    assert payments_in.awaiting_approval(ctx, shop) == [] and rp(ctx, shop) == []
+    row_id = f"{report.id.split('~')[0]}.1.1" if when == "same file" else None
+    if row_id:
+        with pytest.raises(ConcurrencyConflict, match="reversed"):
+            payments_in.approve(ctx, shop, row_id, "boss")
+    assert ledger(ctx, shop, subscriber) == [("invoice", -total)]
+
+
+def _approve(ctx: Context, shop: str, payment_id: str) -> object:
+    try:
+        return payments_in.approve(ctx, shop, payment_id, "boss")
+    except ConcurrencyConflict as exc:
+        return exc
+
+
+def test_approval_racing_the_reversal_books_the_payment_and_its_reversal_or_neither(ctx: Context, shop: str) -> None:
+    _approving(ctx, shop)
+    for n in range(4):
+        subscriber, kid, total = ordered(ctx, shop, n + 1)
+        payments_in.import_bank_file(ctx, shop, f"p{n}.txt", nets((kid, total, PURCHASE), number=f"10000{n}1").encode())
+        (waiting,) = [a for a in payments_in.awaiting_approval(ctx, shop) if a["subscriber_no"] == subscriber]
+        reversal = nets((kid, total, REVERSING), number=f"10000{n}2").encode()
+        with ThreadPoolExecutor(2) as pool:
+            approved = pool.submit(_approve, ctx, shop, str(waiting["payment_id"]))
+            report = pool.submit(payments_in.import_bank_file, ctx, shop, f"r{n}.txt", reversal).result()
+            approved.result()
+        assert report.balanced and report.count(Outcome.REVERSED) == 1, report.summary_line()
+        assert sum(amount for _, amount in ledger(ctx, shop, subscriber)) == -total
