@@ -234,6 +234,7 @@ class _Identified:
     payments: dict[int, list[ReceivedPayment]] = field(default_factory=lambda: defaultdict(list))
     reversals: dict[int, list[ReceivedPayment]] = field(default_factory=lambda: defaultdict(list))
     records: dict[str, IncomingPayment] = field(default_factory=dict)
+    unidentified: list[tuple[ReceivedPayment, Failed]] = field(default_factory=list)  # reversals without a KID match
 
 
 def _import_chunk(ctx: Context, job: _Import, chunk: list[Record], currency: str) -> None:
@@ -257,10 +258,12 @@ def _sort(ctx: Context, job: _Import, record: Record, found: _Identified, curren
         return
     identified = identify(job.catalogue, pid, record)
     if isinstance(identified, Failed):
-        reason, text = identified.reason, identified.text
-        if record.kind is RecordKind.REVERSAL:
-            reason, text = Reason.REVERSAL_NOT_FOUND, f"reversal of a payment we cannot find: {text}"
-        _aside(ctx, job, pid, record, reason, text)
+        if record.kind is RecordKind.REVERSAL:  # perhaps of a payment customer service resolved by hand
+            found.unidentified.append((ReceivedPayment(
+                pid, "", record.currency, record.amount_minor, record.payment_date, record.source,
+                MatchType.EXTERNAL_IDENTIFIER, record.reference, kind=PaymentKind.REVERSAL), identified))
+            return
+        _aside(ctx, job, pid, record, identified.reason, identified.text)
     elif record.kind is RecordKind.REVERSAL:
         found.reversals[identified[0]].append(replace(identified[1], kind=PaymentKind.REVERSAL))
     elif job.catalogue.organizations[identified[1].organization_id].manual_payment_approval:
@@ -283,10 +286,37 @@ def _book_payments(ctx: Context, job: _Import, found: _Identified) -> None:
 
 
 def _book_reversals(ctx: Context, job: _Import, found: _Identified) -> None:
-    for subscriber_no, items in found.reversals.items():
-        for reversal in items:
+    """Each reversal against the payment it takes back: in the partition its KID names, else in
+    that of a subscriber customer service resolved a payment of the same KID and amount to."""
+    queue = [(reversal, subscriber_no, "") for subscriber_no, items in found.reversals.items() for reversal in items]
+    queue += [(reversal, None, f"reversal of a payment we cannot find: {failed.text}")
+              for reversal, failed in found.unidentified]
+    for reversal, subscriber_no, why in queue:
+        record = found.records[reversal.id]
+        where = Outcome.SET_ASIDE
+        if subscriber_no is not None:
             where, why = book_reversal(ctx, job, subscriber_no, reversal)
-            _landed(ctx, job, found.records[reversal.id], reversal.id, where, Reason.REVERSAL_NOT_FOUND, why)
+        if where is Outcome.SET_ASIDE:
+            for other in _resolved_to(ctx, job.tenant, record, subscriber_no):
+                where, _ = book_reversal(ctx, job, other, reversal)
+                if where is not Outcome.SET_ASIDE:
+                    break
+        _landed(ctx, job, record, reversal.id, where, Reason.REVERSAL_NOT_FOUND, why)
+
+
+def _resolved_to(ctx: Context, tenant: str, reversal: IncomingPayment, tried: int | None) -> list[int]:
+    """Subscribers customer service resolved a payment of the reversal's KID, amount and account to
+    (oldest first). Reads the requires-processing rows, only for a reversal not found otherwise."""
+    found: list[int] = []
+    for row in ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"}):
+        if row.get("Kind", "payment") != "payment" or not row.get("ResolvedTo") or _state(row, "ResolvedTo") != "done":
+            continue
+        body = json.loads(row["Body"])
+        if (body.get("reference") == reversal.reference and body.get("amount_minor") == reversal.amount_minor
+                and body.get("payee_account") == reversal.payee_account and body.get("currency") == reversal.currency
+                and int(row["ResolvedTo"]) not in (*found, tried)):
+            found.append(int(row["ResolvedTo"]))
+    return found
 
 
 def _landed(ctx: Context, job: _Import, record: IncomingPayment, pid: str, where: Outcome, reason: Reason,

@@ -23,7 +23,7 @@ from shared.service import payments_in
 from shared.service.catalogue import put_item
 from shared.service.context import Context
 from tests.fixtures import install_catalogue
-from tests.service.test_bank_file_import import PURCHASE, REVERSING, ledger, nets, ordered, rp
+from tests.service.test_bank_file_import import ACCOUNT, PURCHASE, REVERSING, ledger, nets, ordered, rp
 
 DAY = date(2026, 1, 10)
 OCR_MAX = 10**17 - 10**6  # OCR giro amount fields hold 17 digits of øre (the end records sum them too)
@@ -133,3 +133,25 @@ def test_approval_racing_the_reversal_books_the_payment_and_its_reversal_or_neit
             approved.result()
         assert report.balanced and report.count(Outcome.REVERSED) == 1, report.summary_line()
         assert sum(amount for _, amount in ledger(ctx, shop, subscriber)) == -total
+
+
+@pytest.mark.parametrize("why", ["bad check digit", "no such subscriber", "unknown account"])
+def test_a_reversal_of_a_payment_resolved_by_hand_takes_it_back_from_whom_it_was_resolved_to(
+        ctx: Context, shop: str, why: str) -> None:
+    """Before: the reversal was identified by its KID only, found nobody (or nobody who had the
+    payment), and was set aside, where resolve refuses reversals: the money the bank took
+    back stayed booked for good."""
+    subscriber, kid, total = ordered(ctx, shop)
+    account = "12345678903" if why == "unknown account" else ACCOUNT
+    reference = {"bad check digit": kid[:-1] + str((int(kid[-1]) + 1) % 10),
+                 "no such subscriber": ctx.catalogue.get(shop).organizations["avisa"].kid.encode(9_999_999, 1),
+                 "unknown account": kid}[why]
+    payments_in.import_bank_file(ctx, shop, "a.txt", nets((reference, total, PURCHASE), account=account).encode())
+    (aside,) = rp(ctx, shop)
+    payments_in.resolve(ctx, shop, str(aside["payment_id"]), subscriber, "avisa", None)
+    report = payments_in.import_bank_file(
+        ctx, shop, "b.txt", nets((reference, total, REVERSING), (reference, total, REVERSING), number="1000002",
+                                 account=account).encode())
+    assert report.balanced and report.count(Outcome.REVERSED) == 1 and report.count(Outcome.SET_ASIDE) == 1
+    assert sum(amount for _, amount in ledger(ctx, shop, subscriber)) == -total  # the second one: nothing left
+    assert [r["reason_code"] for r in rp(ctx, shop)] == ["reversal_not_found"]
