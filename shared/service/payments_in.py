@@ -639,10 +639,8 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
         raise NotFound(f"no payment {payment_id} requires processing")
     if _state(row, "ResolvedTo") == "done":
         raise ConcurrencyConflict(f"payment {payment_id} was resolved already")
-    if row.get("Kind", "payment") != "payment":
-        raise PaymentRefused(f"{payment_id} is a {row.get('Kind')} set aside, not a payment; it cannot be resolved "
-                             "onto a subscriber as one")
-    incoming = loads(IncomingPayment, row["Body"])
+    today = today or ctx.today(ctx.catalogue.get(tenant))
+    incoming = _resolvable(row, payment_id, today)
     payment = _assigned(ctx, tenant, payment_id, subscriber_no, organization_id, invoice_number,
                         incoming.amount_minor, incoming.payment_date, incoming.source, incoming.reference)
     if payment.currency != incoming.currency:
@@ -652,10 +650,26 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
         raise NotFound(f"subscriber {subscriber_no}")  # before the claim: a wrong number leaves the row open
     _claim(ctx, row, "resolved", f"{subscriber_no}|{organization_id}|{invoice_number or ''}")
     with _released_on_refusal(ctx, row):
-        result = _book_one(ctx, tenant, subscriber_no, payment, row["File"],
-                           today or ctx.today(ctx.catalogue.get(tenant)))
+        result = _book_one(ctx, tenant, subscriber_no, payment, row["File"], today)
     _done(ctx, row, ResolvedTo=subscriber_no)
     return result
+
+
+def _resolvable(row: dict[str, Any], payment_id: str, today: date) -> IncomingPayment:
+    """The payment a requires-processing row holds, for customer service to assign: a payment,
+    or an unreadable record of a payment whose amount and currency were read (the person
+    resolving it reads the raw line; its date, which may be damaged, becomes today's)."""
+    kind = row.get("Kind", "payment")
+    if kind == "payment":
+        return loads(IncomingPayment, row["Body"])
+    if kind == "unreadable":
+        record = loads(UnreadableRecord, row["Body"])
+        if record.kind is RecordKind.PAYMENT and record.amount_minor is not None and record.currency:
+            return IncomingPayment(record.source, record.line_id, record.amount_minor, record.currency, None, today,
+                                   payee_account=record.payee_account, raw=record.raw)
+        kind = f"unreadable {record.kind.value}"
+    raise PaymentRefused(f"{payment_id} is a {kind} set aside, not a payment; it cannot be resolved onto a "
+                         "subscriber as one")
 
 
 def _state(row: dict[str, Any], done_column: str) -> str:

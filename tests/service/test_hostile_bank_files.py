@@ -155,3 +155,44 @@ def test_a_reversal_of_a_payment_resolved_by_hand_takes_it_back_from_whom_it_was
     assert report.balanced and report.count(Outcome.REVERSED) == 1 and report.count(Outcome.SET_ASIDE) == 1
     assert sum(amount for _, amount in ledger(ctx, shop, subscriber)) == -total  # the second one: nothing left
     assert [r["reason_code"] for r in rp(ctx, shop)] == ["reversal_not_found"]
+
+
+def _damaged(ctx: Context, shop: str, fmt: str, kind: str) -> tuple[bytes, int, int]:
+    """A file of one record that cannot be read with certainty: (bytes, subscriber, amount)."""
+    subscriber, kid, total = ordered(ctx, shop)
+    if fmt == "ocr_giro":
+        lines = nets((kid, total, PURCHASE if kind == "payment" else REVERSING)).split("\n")
+        at = next(i for i, line in enumerate(lines) if line[6:8] == "30")
+        lines[at] = lines[at][:60] + "X" + lines[at][61:]  # a letter in the KID
+        return "\n".join(lines).encode(), subscriber, total
+    put_item(ctx, shop, "organization", replace(ctx.catalogue.get(shop).organizations["avisa"], currency="SEK",
+                                                bank_account="5551234"))
+    data = bgmax.write([bgmax.Start("20260110061500000000"), bgmax.Opening("5551234"),
+                        bgmax.Payment("9876543", kid, total, 2, 1, "1"),
+                        bgmax.ExtraReference("9876543", "22000987\t6543", 0, 3, 1, ""),
+                        bgmax.Deposit("1", DAY, "00001", total, 1), bgmax.End(1, 0, 1, 1)])
+    return data, subscriber, total
+
+
+@pytest.mark.parametrize("fmt", ["ocr_giro", "bgmax"])
+def test_an_unreadable_payment_set_aside_can_be_resolved_by_customer_service_once(
+        ctx: Context, shop: str, fmt: str) -> None:
+    """Before: resolve refused every unreadable record (422), so money that arrived in a damaged
+    record could never leave requires processing: it was listed and summed there for good."""
+    data, subscriber, total = _damaged(ctx, shop, fmt, "payment")
+    report = payments_in.import_bank_file(ctx, shop, "x.txt", data)
+    assert report.balanced and report.by_currency[report.totals[0].currency]["reasons"] == {"unreadable": 1}
+    (aside,) = rp(ctx, shop)
+    result = payments_in.resolve(ctx, shop, str(aside["payment_id"]), subscriber, "avisa", None)
+    assert (result.booked, result.amount_booked_minor) == (1, total)
+    assert rp(ctx, shop) == [] and ledger(ctx, shop, subscriber) == [("invoice", -total), ("payment", total)]
+    with pytest.raises(ConcurrencyConflict):
+        payments_in.resolve(ctx, shop, str(aside["payment_id"]), subscriber, "avisa", None)
+
+
+def test_an_unreadable_reversal_is_still_refused_by_resolve(ctx: Context, shop: str) -> None:
+    data, subscriber, _ = _damaged(ctx, shop, "ocr_giro", "reversal")
+    payments_in.import_bank_file(ctx, shop, "x.txt", data)
+    (aside,) = rp(ctx, shop)
+    with pytest.raises(payments_in.PaymentRefused):
+        payments_in.resolve(ctx, shop, str(aside["payment_id"]), subscriber, "avisa", None)
