@@ -177,31 +177,57 @@ def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> Impor
     bank = read_bank_file(data)
     imports = ImportLog(ctx.storage)
     key = key_of(bank.identity)
-    claim = imports.claim(tenant, key, bank.content_digest, name)
+    done = _claim_transmissions(imports, tenant, key, bank, name)
     created = ctx.clock.now().isoformat()
     totals = [Total(t.currency, t.records, t.amount_minor) for t in bank.totals]
-    if claim.digest != bank.content_digest:
-        raise TransmissionConflict(f"transmission {bank.identity} was imported before (file {claim.file}) with "
-                                   "other content; the same identity with different content is refused")
-    if claim.state == "imported":
+    if len(done) == len(bank.transmissions()):
         report = build(f"{key}~dup~{hashlib.sha256(data).hexdigest()[:16]}", name, bank.format, bank.identity,
                        bank.content_digest, created, [_duplicate(r, bank) for r in bank.payments], totals,
-                       duplicate_of=key)
+                       duplicate_of=next(iter(done.values())))
         imports.save(tenant, report)
         log.info("bank file %s for %s is transmission %s again: nothing booked; %s", name, tenant, bank.identity,
                  report.summary_line())
         return report
     catalogue = ctx.catalogue.get(tenant)
     job = _Import(tenant, name, key, catalogue, ctx.today(catalogue))
-    for chunk in _chunks(bank.payments, CHUNK):
+    job.landings += [_duplicate(r, bank) for r in bank.payments if bank.transmission_of(r) in done]
+    fresh = (r for r in bank.payments if bank.transmission_of(r) not in done)
+    for chunk in _chunks(fresh, CHUNK):
         _import_chunk(ctx, job, chunk, _currency_default(bank))
     mandates = import_mandates(ctx, job, bank.mandates)
     report = build(key, name, bank.format, bank.identity, bank.content_digest, created, job.landings, totals,
                    mandates)
     imports.save(tenant, report)
-    imports.imported(tenant, key, bank.content_digest, name)
+    for identity, digest, _ in bank.transmissions():
+        if identity not in done:
+            imports.imported(tenant, key_of(identity), digest, name, key)
     log.info("imported %s for %s (transmission %s): %s", name, tenant, bank.identity, report.summary_line())
     return report
+
+
+def _claim_transmissions(imports: ImportLog, tenant: str, key: str, bank: BankFile, name: str) -> dict[str, str]:
+    """Take each transmission the file holds for this import (``key``); the transmissions
+    imported before, by this file or another, with the import that did (their records are
+    duplicates). Raises TransmissionConflict, giving back what it took, when one was imported
+    with other content or is being imported from another file."""
+    taken, done, refused = [], {}, ""
+    for identity, digest, _ in bank.transmissions():
+        claim = imports.claim(tenant, key_of(identity), digest, name, key)
+        if claim.fresh:
+            taken.append(key_of(identity))
+        if claim.digest != digest:
+            refused = (f"transmission {identity} was imported before (file {claim.file}) with other content; the "
+                       "same identity with different content is refused")
+        elif claim.state == "imported":
+            done[identity] = claim.report_id
+        elif claim.report_id != key:
+            refused = (f"transmission {identity} is being imported from file {claim.file}; drop this file again "
+                       "when that import has finished")
+        if refused:
+            for taken_key in taken:
+                imports.release(tenant, taken_key)
+            raise TransmissionConflict(refused)
+    return done
 
 
 def _currency_default(bank: BankFile) -> str:

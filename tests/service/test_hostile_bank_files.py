@@ -196,3 +196,48 @@ def test_an_unreadable_reversal_is_still_refused_by_resolve(ctx: Context, shop: 
     (aside,) = rp(ctx, shop)
     with pytest.raises(payments_in.PaymentRefused):
         payments_in.resolve(ctx, shop, str(aside["payment_id"]), subscriber, "avisa", None)
+
+
+def _bgmax(timestamp: str, deposits: list[tuple[str, list[tuple[str, int]]]]) -> bytes:
+    """A BgMax file: per deposit (payee bankgiro, [(reference, öre)]), end record counted."""
+    records: list[bgmax.Record] = [bgmax.Start(timestamp)]
+    for i, (payee, paid) in enumerate(deposits, 1):
+        records += [bgmax.Opening(payee), *(bgmax.Payment("9876543", ref, amount, 2 if ref else 3, 1, "")
+                                            for ref, amount in paid),
+                    bgmax.Deposit("1", DAY, f"{i:05d}", sum(a for _, a in paid), len(paid))]
+    records.append(bgmax.End(sum(len(p) for _, p in deposits), 0, 0, len(deposits)))
+    return bgmax.write(records)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck),
+          phases=(Phase.explicit, Phase.generate))
+@example(order=["AB", "A"], changed=False)
+@example(order=["A", "AB"], changed=False)
+@example(order=["AB", "B"], changed=True)
+@given(order=st.permutations(["AB", "A", "B"]), changed=st.booleans())
+def test_one_bgmax_transmission_split_or_merged_differently_books_each_payment_once(
+        ctx: Context, order: list[str], changed: bool) -> None:
+    """A BgMax transmission's identity is the receiving bankgiro and the TK01 timestamp (issue 8),
+    so a file of deposits to two bankgiros holds two transmissions. Before, the identity was
+    the file's set of bankgiros: the same deposits re-sent in a file of one of them were a
+    'new' transmission and every payment in it was booked again. Changed content under an
+    identity already taken is refused, in whichever file it comes."""
+    shop = _fresh(ctx)
+    put_item(ctx, shop, "organization", replace(ctx.catalogue.get(shop).organizations["avisa"], currency="SEK",
+                                                bank_account="5551234"))
+    put_item(ctx, shop, "organization", replace(ctx.catalogue.get(shop).organizations["avisa"], id="other",
+                                                currency="SEK", bank_account="7778888"))
+    (sa, ka, ta), (sb, _, tb) = ordered(ctx, shop, 1), ordered(ctx, shop, 2)
+    deposits = {"A": ("5551234", [(ka, ta)]), "B": ("7778888", [("", 100)])}
+    files = {name: _bgmax("20260110061500000000", [deposits[p] for p in name]) for name in order}
+    if changed:  # the last file says something else about a deposit an earlier one already told
+        last = order[-1]
+        files[last] = _bgmax("20260110061500000000", [(deposits[p][0], [(r, a + 1) for r, a in deposits[p][1]])
+                                                      for p in last])
+    reports = [handle(f"{shop}/{name}.txt", files[name]) for name in order]
+    assert all(r is not None and r.balanced for r in reports)
+    assert ledger(ctx, shop, sa) == [("invoice", -ta), ("payment", ta)]
+    assert len([r for r in rp(ctx, shop) if r["kind"] == "payment"]) == 1  # B's payment without reference, once
+    assert ledger(ctx, shop, sb) == [("invoice", -tb)]
+    if changed and any(set(order[-1]) & set(o) for o in order[:-1]):
+        assert reports[-1] is not None and reports[-1].status == Status.REJECTED
