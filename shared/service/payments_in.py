@@ -96,6 +96,7 @@ class _Import:
     catalogue: Catalogue
     today: date
     landings: list[Landing] = field(default_factory=list)
+    handled: frozenset[str] = frozenset()  # set-aside records customer service took (resumed imports only)
 
 
 # ---- the blob trigger's use case -----------------------------------------------------------
@@ -177,7 +178,7 @@ def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> Impor
     bank = read_bank_file(data)
     imports = ImportLog(ctx.storage)
     key = key_of(bank.identity)
-    done = _claim_transmissions(imports, tenant, key, bank, name)
+    done, resumed = _claim_transmissions(imports, tenant, key, bank, name)
     created = ctx.clock.now().isoformat()
     totals = [Total(t.currency, t.records, t.amount_minor) for t in bank.totals]
     if len(done) == len(bank.transmissions()):
@@ -190,6 +191,8 @@ def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> Impor
         return report
     catalogue = ctx.catalogue.get(tenant)
     job = _Import(tenant, name, key, catalogue, ctx.today(catalogue))
+    if resumed:  # what customer service resolved since the import died is theirs: never booked again
+        job.handled = _handled(ctx, tenant, key)
     job.landings += [_duplicate(r, bank) for r in bank.payments if bank.transmission_of(r) in done]
     fresh = (r for r in bank.payments if bank.transmission_of(r) not in done)
     for chunk in _chunks(fresh, CHUNK):
@@ -205,12 +208,16 @@ def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> Impor
     return report
 
 
-def _claim_transmissions(imports: ImportLog, tenant: str, key: str, bank: BankFile, name: str) -> dict[str, str]:
-    """Take each transmission the file holds for this import (``key``); the transmissions
+def _claim_transmissions(imports: ImportLog, tenant: str, key: str, bank: BankFile,
+                         name: str) -> tuple[dict[str, str], bool]:
+    """Take each transmission the file holds for this import (``key``): the transmissions
     imported before, by this file or another, with the import that did (their records are
-    duplicates). Raises TransmissionConflict, giving back what it took, when one was imported
-    with other content or is being imported from another file."""
-    taken, done, refused = [], {}, ""
+    duplicates), and whether any was taken before (an import resumed). Raises
+    TransmissionConflict, giving back what it took, when one was imported with other content
+    or is being imported from another file."""
+    taken: list[str] = []
+    done: dict[str, str] = {}
+    refused = ""
     for identity, digest, _ in bank.transmissions():
         claim = imports.claim(tenant, key_of(identity), digest, name, key)
         if claim.fresh:
@@ -227,7 +234,14 @@ def _claim_transmissions(imports: ImportLog, tenant: str, key: str, bank: BankFi
             for taken_key in taken:
                 imports.release(tenant, taken_key)
             raise TransmissionConflict(refused)
-    return done
+    return done, len(taken) < len(bank.transmissions())
+
+
+def _handled(ctx: Context, tenant: str, key: str) -> frozenset[str]:
+    """Ids of this import's set-aside records that customer service resolved (or is resolving)."""
+    query, params = prefix_filter(f"{key}.", "RowKey")
+    rows = ctx.storage.query("Payments", f"PartitionKey eq @pk and {query}", {"pk": f"rp|{tenant}", **params})
+    return frozenset(r["RowKey"] for r in rows if _state(r, "ResolvedTo") != "open")
 
 
 def _currency_default(bank: BankFile) -> str:
@@ -274,6 +288,10 @@ def _import_chunk(ctx: Context, job: _Import, chunk: list[Record], currency: str
 def _sort(ctx: Context, job: _Import, record: Record, found: _Identified, currency: str) -> None:
     """Set a record aside with its reason, put it to approval, or queue it for booking."""
     pid = f"{job.key}.{record.line_id}"
+    if pid in job.handled:
+        job.landings.append(Landing(record.line_id, record.currency or currency, record.kind.value,
+                                    record.amount_minor, Outcome.ALREADY_BOOKED))
+        return
     if isinstance(record, UnreadableRecord):
         _aside(ctx, job, pid, record, Reason.UNREADABLE, f"unreadable: {record.reason}", currency)
         return

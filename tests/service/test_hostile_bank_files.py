@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from devhost.azurite import Azurite
 from functions.ocr_blob_trigger import handle
+from shared.adapters.imports import ImportLog
 from shared.adapters.tables import ConcurrencyConflict
 from shared.domain.import_report import Outcome, Status
 from shared.formats import bgmax, read_bank_file
@@ -241,3 +242,30 @@ def test_one_bgmax_transmission_split_or_merged_differently_books_each_payment_o
     assert ledger(ctx, shop, sb) == [("invoice", -tb)]
     if changed and any(set(order[-1]) & set(o) for o in order[:-1]):
         assert reports[-1] is not None and reports[-1].status == Status.REJECTED
+
+
+def test_a_payment_resolved_by_hand_is_not_booked_again_when_its_import_is_finished_later(
+        ctx: Context, shop: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import that died after setting a payment aside is finished by dropping the file again
+    (the rejected report says so). Before: a payment customer service had resolved by hand in
+    between was identified afresh (the catalogue now knew its account) and booked a second time."""
+    subscriber, kid, total = ordered(ctx, shop)
+    other, _, other_total = ordered(ctx, shop, 2)
+    data = nets((kid, total, PURCHASE), number="1000001", account="12345678903").encode()
+    save = ImportLog.save
+
+    def dies(self: ImportLog, tenant: str, report: object) -> None:
+        raise RuntimeError("process killed")
+
+    monkeypatch.setattr(ImportLog, "save", dies)
+    with pytest.raises(RuntimeError):
+        payments_in.import_bank_file(ctx, shop, "a.txt", data)
+    monkeypatch.setattr(ImportLog, "save", save)
+    (aside,) = rp(ctx, shop)
+    payments_in.resolve(ctx, shop, str(aside["payment_id"]), other, "avisa", None)  # the payer, by the name
+    put_item(ctx, shop, "organization", replace(ctx.catalogue.get(shop).organizations["avisa"], id="twin",
+                                                bank_account="12345678903"))  # the account was missing
+    report = payments_in.import_bank_file(ctx, shop, "a-again.txt", data)
+    assert report.balanced and report.count(Outcome.BOOKED) == 0
+    assert ledger(ctx, shop, subscriber) == [("invoice", -total)]
+    assert ledger(ctx, shop, other) == [("invoice", -other_total), ("payment", total)]
