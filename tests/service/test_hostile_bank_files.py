@@ -25,6 +25,7 @@ from shared.service.catalogue import put_item
 from shared.service.context import Context
 from tests.fixtures import install_catalogue
 from tests.service.test_bank_file_import import ACCOUNT, PURCHASE, REVERSING, ledger, nets, ordered, rp
+from tests.unit.test_bank_file_fuzz import _written_bgmax, _written_ocr
 
 DAY = date(2026, 1, 10)
 OCR_MAX = 10**17 - 10**6  # OCR giro amount fields hold 17 digits of øre (the end records sum them too)
@@ -200,12 +201,13 @@ def test_an_unreadable_reversal_is_still_refused_by_resolve(ctx: Context, shop: 
 
 
 def _bgmax(timestamp: str, deposits: list[tuple[str, list[tuple[str, int]]]]) -> bytes:
-    """A BgMax file: per deposit (payee bankgiro, [(reference, öre)]), end record counted."""
+    """A BgMax file: per deposit (payee bankgiro, [(reference, öre)]), end record counted. A
+    deposit's serial is its bankgiro's (the bank's own numbering survives a split)."""
     records: list[bgmax.Record] = [bgmax.Start(timestamp)]
-    for i, (payee, paid) in enumerate(deposits, 1):
+    for payee, paid in deposits:
         records += [bgmax.Opening(payee), *(bgmax.Payment("9876543", ref, amount, 2 if ref else 3, 1, "")
                                             for ref, amount in paid),
-                    bgmax.Deposit("1", DAY, f"{i:05d}", sum(a for _, a in paid), len(paid))]
+                    bgmax.Deposit("1", DAY, payee[-5:], sum(a for _, a in paid), len(paid))]
     records.append(bgmax.End(sum(len(p) for _, p in deposits), 0, 0, len(deposits)))
     return bgmax.write(records)
 
@@ -269,3 +271,18 @@ def test_a_payment_resolved_by_hand_is_not_booked_again_when_its_import_is_finis
     assert report.balanced and report.count(Outcome.BOOKED) == 0
     assert ledger(ctx, shop, subscriber) == [("invoice", -total)]
     assert ledger(ctx, shop, other) == [("invoice", -other_total), ("payment", total)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(base=st.sampled_from(["ocr", "bgmax"]), endings=st.lists(
+    st.sampled_from(["\n", "\r\n", "\r", "\r\r\n", "\n\r", "\n \n", "\n\t\n"]), min_size=1, max_size=8))
+def test_the_same_transmission_with_any_mix_of_line_endings_reads_the_same(base: str, endings: list[str]) -> None:
+    """Line endings mixed within a file, CR CR LF (a CRLF file sent twice through ASCII-mode FTP)
+    and blank lines between records: the readers skip blank lines, so these are the same
+    transmission. Before, the digest counted the blank lines in between: the copy was refused
+    as 'the same identity with other content' instead of being a duplicate."""
+    data = (_written_ocr() if base == "ocr" else _written_bgmax()).decode("iso-8859-1")
+    lines = data.rstrip("\n").split("\n")
+    mixed = "".join(line + endings[i % len(endings)] for i, line in enumerate(lines))
+    first, again = read_bank_file(data.encode("iso-8859-1")), read_bank_file(mixed.encode("utf-8"))
+    assert again == first
