@@ -630,10 +630,12 @@ def _reverse_awaiting(ctx: Context, tenant: str, subscriber_no: int, reversal: R
             return True
         payment = loads(ReceivedPayment, row["Body"])
         if (int(row["SubscriberNo"]) != subscriber_no or payment.reference != reversal.reference
-                or payment.amount_minor != reversal.amount_minor or row.get("ReversedBy")):
-            continue
+                or payment.amount_minor != reversal.amount_minor or row.get("ReversedBy") or payment.id in booked):
+            continue  # another payment, taken back already, or booked (``reversal_target`` saw it)
         state = _state(row, "ApprovedBy")
-        if state == "claimed" or (state == "done" and payment.id not in booked):
+        if state == "claimed" and _stale(ctx, row):
+            state = "open"  # the approval died between its claim and the booking: nothing was booked
+        if state in ("claimed", "done"):  # being booked, or booked since ``booked`` was read
             race = True
         elif state == "open":
             entity = {k: v for k, v in row.items() if k != "etag"} | {"State": "done", "ReversedBy": reversal.id}
@@ -736,6 +738,12 @@ def _claim(ctx: Context, row: dict[str, Any], what: str, target: str) -> None:
     entity = {k: v for k, v in row.items() if k != "etag"} | {"State": "claimed", "Target": target, "ClaimedAt": now}
     ctx.storage.transact("Payments", [("update", entity, {"mode": "replace", "etag": row["etag"],
                                                           "match_condition": MatchConditions.IfNotModified})])
+
+
+def _stale(ctx: Context, row: dict[str, Any]) -> bool:
+    """A claim older than ``RESUME_AFTER``: the call that took it died before it finished."""
+    claimed = row.get("ClaimedAt")
+    return bool(claimed) and ctx.clock.now() - claimed >= RESUME_AFTER
 
 
 @contextmanager

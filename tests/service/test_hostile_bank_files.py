@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -17,6 +17,7 @@ from devhost.azurite import Azurite
 from functions.ocr_blob_trigger import handle
 from shared.adapters.imports import ImportLog
 from shared.adapters.tables import ConcurrencyConflict
+from shared.clock import SettableClock
 from shared.domain.import_report import Outcome, Status
 from shared.formats import bgmax, read_bank_file
 from shared.formats.payments import NotIncomingPayments
@@ -286,3 +287,29 @@ def test_the_same_transmission_with_any_mix_of_line_endings_reads_the_same(base:
     mixed = "".join(line + endings[i % len(endings)] for i, line in enumerate(lines))
     first, again = read_bank_file(data.encode("iso-8859-1")), read_bank_file(mixed.encode("utf-8"))
     assert again == first
+
+
+def test_a_reversal_takes_back_a_payment_whose_approval_died_after_its_claim(
+        ctx: Context, shop: str, clock: SettableClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An approval that died between its claim and the booking leaves the row claimed. A reversal
+    arriving later must not wait on it for ever (the file failed part-way): a claim older
+    than the resume window whose payment is not booked is taken back, and the approval,
+    tried again, books nothing."""
+    _approving(ctx, shop)
+    subscriber, kid, total = ordered(ctx, shop)
+    payments_in.import_bank_file(ctx, shop, "p.txt", nets((kid, total, PURCHASE)).encode())
+    (waiting,) = payments_in.awaiting_approval(ctx, shop)
+
+    def dies(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("process killed")
+
+    monkeypatch.setattr(payments_in, "_book_one", dies)
+    with pytest.raises(RuntimeError):
+        payments_in.approve(ctx, shop, str(waiting["payment_id"]), "boss")
+    monkeypatch.undo()
+    clock.advance(timedelta(minutes=5))
+    report = payments_in.import_bank_file(ctx, shop, "r.txt", nets((kid, total, REVERSING), number="1000002").encode())
+    assert report.balanced and report.count(Outcome.REVERSED) == 1
+    with pytest.raises(ConcurrencyConflict):
+        payments_in.approve(ctx, shop, str(waiting["payment_id"]), "boss")
+    assert ledger(ctx, shop, subscriber) == [("invoice", -total)]
