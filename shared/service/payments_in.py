@@ -228,8 +228,8 @@ def _claim_transmissions(imports: ImportLog, tenant: str, key: str, bank: BankFi
         elif claim.state == "imported":
             done[identity] = claim.report_id
         elif claim.report_id != key:
-            refused = (f"transmission {identity} is being imported from file {claim.file}; drop this file again "
-                       "when that import has finished")
+            refused = (f"transmission {identity} is being imported from file {claim.file}; drop this file again, "
+                       "under another name, when that import has finished")
         if refused:
             for taken_key in taken:
                 imports.release(tenant, taken_key)
