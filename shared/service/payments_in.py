@@ -38,7 +38,6 @@ from datetime import date, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.data.tables import EdmType
 from stdnum.exceptions import ValidationError
 
 from ..adapters.accounts import partition_key
@@ -471,14 +470,14 @@ def await_approval(ctx: Context, tenant: str, subscriber_no: int, payment: Recei
     """An identified payment of an organisation that approves payments by hand (state AwaitingApproval)."""
     ctx.storage.insert("Payments", {"PartitionKey": f"aa|{tenant}", "RowKey": payment.id, "Body": dumps(payment),
                                     "SubscriberNo": subscriber_no, "File": file,
-                                    "Amount": money_value(payment.amount_minor),
+                                    "Amount": payment.amount_minor,
                                     "Currency": payment.currency, "State": "open"})
 
 
 def awaiting_approval(ctx: Context, tenant: str) -> list[dict[str, object]]:
     rows = ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"aa|{tenant}"})
     return [{"payment_id": r["RowKey"], "subscriber_no": r["SubscriberNo"], "file": r["File"],
-             "amount_minor": amount_of(r), "currency": r.get("Currency"), "state": PaymentState.AWAITING_APPROVAL.value}
+             "amount_minor": r["Amount"], "currency": r.get("Currency"), "state": PaymentState.AWAITING_APPROVAL.value}
             for r in rows if _state(r, "ApprovedBy") != "done"]
 
 
@@ -505,7 +504,7 @@ def set_aside(ctx: Context, tenant: str, pid: str, record: Record, reason: Reaso
     kind = record.kind.value if isinstance(record, IncomingPayment) else "unreadable"
     ctx.storage.insert("Payments", {"PartitionKey": f"rp|{tenant}", "RowKey": pid, "Body": dumps(record),
                                     "Kind": kind, "ReasonCode": reason.value, "Reason": text, "File": file,
-                                    "Report": report_id, "Amount": money_value(record.amount_minor or 0),
+                                    "Report": report_id, "Amount": record.amount_minor or 0,
                                     "Currency": record.currency or "", "Raw": record.raw[:1000], "State": "open"})
 
 
@@ -567,18 +566,6 @@ def _unbookable(exc: Exception) -> Landed:
         return (Outcome.SET_ASIDE, Reason.TOO_MANY_DEMANDS, "settles more open invoices at once than one "
                 f"transaction can book ({exc}): customer service books it in parts")
     return (Outcome.SET_ASIDE, Reason.CANNOT_BOOK, f"cannot be booked as it is ({exc}): for customer service")
-
-
-def money_value(amount_minor: int) -> int | tuple[int, EdmType]:
-    """An amount from a bank file as a table property: Int64 where Int32 cannot hold it (the
-    files' amount fields have 17 and 18 digits); read back with ``amount_of``."""
-    return amount_minor if -(2**31) <= amount_minor < 2**31 else (amount_minor, EdmType.INT64)
-
-
-def amount_of(row: dict[str, Any]) -> int:
-    """The ``Amount`` of a Payments row, written as Int32 or Int64 (an ``EntityProperty``)."""
-    value = row.get("Amount") or 0
-    return int(getattr(value, "value", value))
 
 
 def book_reversal(ctx: Context, job: _Import, subscriber_no: int, reversal: ReceivedPayment) -> tuple[Outcome, str]:
@@ -668,7 +655,7 @@ def requires_processing(ctx: Context, tenant: str) -> list[dict[str, object]]:
     rows = ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"})
     return [{"payment_id": r["RowKey"], "kind": r.get("Kind", "payment"), "reason_code": r.get("ReasonCode"),
              "reason": r["Reason"], "file": r["File"], "report_id": r.get("Report") or None,
-             "amount_minor": amount_of(r), "currency": r.get("Currency") or None, "raw": r.get("Raw") or None,
+             "amount_minor": r["Amount"], "currency": r.get("Currency") or None, "raw": r.get("Raw") or None,
              "state": _state(r, "ResolvedTo"), "payment": json.loads(r["Body"])}
             for r in rows if _state(r, "ResolvedTo") != "done"]
 

@@ -193,7 +193,7 @@ def _summary(ctx: Context, tenant: str, add: Any) -> Summary:
     for row in ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"}):
         if row.get("State", "done" if row.get("ResolvedTo") else "open") != "done" and row.get("Kind") != "mandate":
             result.requires_processing += 1
-            add(row.get("Currency") or "unknown", "requires_processing_minor", _amount(row))
+            add(row.get("Currency") or "unknown", "requires_processing_minor", int(row["Amount"]))
     issued = [n for ns in series.values() for n in ns]  # the series: credit notes take invoice numbers too
     result.invoice_number_first = min(issued, default=None)
     result.invoice_number_last = max(issued, default=None)
@@ -202,8 +202,3 @@ def _summary(ctx: Context, tenant: str, add: Any) -> Summary:
     result.by_status = dict(statuses)
     return result
 
-
-def _amount(row: dict[str, Any]) -> int:
-    """A Payments row's ``Amount``: Int32 in older rows, Int64 (an ``EntityProperty``) in newer ones."""
-    value = row.get("Amount") or 0
-    return int(getattr(value, "value", value))

@@ -19,6 +19,7 @@ from shared.adapters.imports import ImportLog
 from shared.adapters.tables import ConcurrencyConflict
 from shared.clock import SettableClock
 from shared.domain.import_report import Outcome, Status
+from shared.domain.limits import MAX_MINOR
 from shared.formats import bgmax, read_bank_file
 from shared.formats.payments import NotIncomingPayments
 from shared.service import payments_in
@@ -42,15 +43,18 @@ def _fresh(ctx: Context) -> str:
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck),
           phases=(Phase.explicit, Phase.generate))  # every example costs an Azurite tenant: no shrinking
 @example(amount=2**31, where="unknown KID", position=0)
+@example(amount=2**31, where="our KID", position=2)
 @example(amount=OCR_MAX, where="our KID", position=1)
-@example(amount=10**11 + 1, where="reversal", position=2)
+@example(amount=MAX_MINOR + 1, where="reversal", position=2)
 @given(amount=st.integers(2**31 - 1, OCR_MAX), where=st.sampled_from(["unknown KID", "our KID", "reversal"]),
        position=st.integers(0, 2))
 def test_no_amount_a_bank_file_can_carry_stops_the_file_the_others_book_and_the_report_adds_up(
         azurite: Azurite, ctx: Context, amount: int, where: str, position: int) -> None:
     """Before: a record of 2^31 øre or more (21.5 M NOK; the field holds 17 digits) failed the
     set-aside or ledger row (Int32) and the whole file went to rejected/ part-way, the
-    payments after it never booked, and dropping it again failed the same way."""
+    payments after it never booked, and dropping it again failed the same way. Now a
+    payment within the business limits (10^11 minor units) books, one beyond them is set
+    aside (cannot_book), and nothing stops the file's other payments."""
     shop = _fresh(ctx)
     others = [ordered(ctx, shop, n) for n in (1, 2)]
     target = ordered(ctx, shop, 3)
@@ -61,12 +65,14 @@ def test_no_amount_a_bank_file_can_carry_stops_the_file_the_others_book_and_the_
     report = handle(f"{shop}/big.txt", nets(*items).encode())
     assert report is not None and report.status == Status.IMPORTED, report
     assert report.balanced and report.records == 3
-    assert report.count(Outcome.BOOKED) == 2 and report.count(Outcome.SET_ASIDE) == 1
+    books = where == "our KID" and amount <= MAX_MINOR
+    assert report.count(Outcome.BOOKED) == 2 + books and report.count(Outcome.SET_ASIDE) == 1 - books
     for subscriber, _, total in others:
         assert ledger(ctx, shop, subscriber) == [("invoice", -total), ("payment", total)]
-    assert ledger(ctx, shop, target[0]) == [("invoice", -target[2])]
-    (aside,) = rp(ctx, shop)
-    assert aside["amount_minor"] == amount
+    assert ledger(ctx, shop, target[0]) == [("invoice", -target[2])] + [("payment", amount)] * books
+    assert [r["amount_minor"] for r in rp(ctx, shop)] == [amount] * (not books)
+    if where == "our KID" and not books:
+        assert rp(ctx, shop)[0]["reason_code"] == "cannot_book"
 
 
 @pytest.mark.parametrize("marker", ["T"])
