@@ -674,6 +674,10 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
         raise ConcurrencyConflict(f"payment {payment_id} was resolved already")
     today = today or ctx.today(ctx.catalogue.get(tenant))
     incoming = _resolvable(row, payment_id, today)
+    reversed_by = _set_aside_reversal(ctx, tenant, incoming)
+    if reversed_by:
+        raise PaymentRefused(f"the bank reversed this payment (reversal {reversed_by}, set aside): there is nothing "
+                             "to book")
     payment = _assigned(ctx, tenant, payment_id, subscriber_no, organization_id, invoice_number,
                         incoming.amount_minor, incoming.payment_date, incoming.source, incoming.reference)
     if payment.currency != incoming.currency:
@@ -686,6 +690,22 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
         result = _book_one(ctx, tenant, subscriber_no, payment, row["File"], today)
     _done(ctx, row, ResolvedTo=subscriber_no)
     return result
+
+
+def _set_aside_reversal(ctx: Context, tenant: str, payment: IncomingPayment) -> str | None:
+    """A reversal of this payment (same KID, amount, account and currency) set aside because the
+    payment was not booked: the bank took the money back, so resolving the payment books nothing.
+    One query of the requires-processing rows, on a call customer service makes by hand."""
+    if payment.reference is None:
+        return None
+    for row in ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"}):
+        if row.get("Kind") != "reversal" or _state(row, "ResolvedTo") == "done":
+            continue
+        body = json.loads(row["Body"])
+        if (body.get("reference"), body.get("amount_minor"), body.get("payee_account"), body.get("currency")) == (
+                payment.reference, payment.amount_minor, payment.payee_account, payment.currency):
+            return str(row["RowKey"])
+    return None
 
 
 def _resolvable(row: dict[str, Any], payment_id: str, today: date) -> IncomingPayment:

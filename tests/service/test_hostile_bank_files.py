@@ -319,3 +319,23 @@ def test_a_reversal_takes_back_a_payment_whose_approval_died_after_its_claim(
     with pytest.raises(ConcurrencyConflict):
         payments_in.approve(ctx, shop, str(waiting["payment_id"]), "boss")
     assert ledger(ctx, shop, subscriber) == [("invoice", -total)]
+
+
+@pytest.mark.parametrize("when", ["same file", "next file"])
+def test_a_payment_set_aside_whose_reversal_came_is_refused_by_resolve(ctx: Context, shop: str, when: str) -> None:
+    """Before: the reversal found no booked payment and was set aside next to the payment; customer
+    service then resolved the payment and booked money the bank had taken back."""
+    subscriber, kid, total = ordered(ctx, shop)
+    wrong = kid[:-1] + str((int(kid[-1]) + 1) % 10)
+    paid, back = (wrong, total, PURCHASE), (wrong, total, REVERSING)
+    if when == "same file":
+        report = payments_in.import_bank_file(ctx, shop, "a.txt", nets(paid, back).encode())
+    else:
+        payments_in.import_bank_file(ctx, shop, "a.txt", nets(paid).encode())
+        report = payments_in.import_bank_file(ctx, shop, "b.txt", nets(back, number="1000002").encode())
+    assert report.balanced
+    (payment,) = [r for r in rp(ctx, shop) if r["kind"] == "payment"]
+    with pytest.raises(payments_in.PaymentRefused, match="reversed"):
+        payments_in.resolve(ctx, shop, str(payment["payment_id"]), subscriber, "avisa", None)
+    assert ledger(ctx, shop, subscriber) == [("invoice", -total)]
+    assert [r["state"] for r in rp(ctx, shop)] == ["open", "open"]  # both stay for customer service
