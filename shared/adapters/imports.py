@@ -52,7 +52,8 @@ class Claim:
     digest: str
     state: str  # "importing" | "imported"
     file: str
-    report_id: str
+    report_id: str  # the import (file identity's key) that took it
+    fresh: bool = False  # taken by this call
 
 
 class ImportLog:
@@ -60,18 +61,25 @@ class ImportLog:
         self.storage = storage
 
     # ---- transmissions --------------------------------------------------------------------
-    def claim(self, tenant: str, key: str, digest: str, file: str) -> Claim:
-        """Take a transmission's identity for this content (or learn who has it)."""
-        row = {"PartitionKey": f"tx|{tenant}", "RowKey": key, "Digest": digest, "State": "importing", "File": file}
+    def claim(self, tenant: str, key: str, digest: str, file: str, report: str = "") -> Claim:
+        """Take a transmission's identity for this content for import ``report`` (default: the
+        transmission's own key), or learn who has it."""
+        report = report or key
+        row = {"PartitionKey": f"tx|{tenant}", "RowKey": key, "Digest": digest, "State": "importing", "File": file,
+               "Report": report}
         if self.storage.insert(TABLE, row):
-            return Claim(digest, "importing", file, key)
+            return Claim(digest, "importing", file, report, fresh=True)
         found = self.storage.get(TABLE, f"tx|{tenant}", key)
         assert found is not None
-        return Claim(found["Digest"], found["State"], found["File"], key)
+        return Claim(found["Digest"], found["State"], found["File"], found.get("Report") or key)
 
-    def imported(self, tenant: str, key: str, digest: str, file: str) -> None:
+    def imported(self, tenant: str, key: str, digest: str, file: str, report: str = "") -> None:
         self.storage.upsert(TABLE, {"PartitionKey": f"tx|{tenant}", "RowKey": key, "Digest": digest,
-                                    "State": "imported", "File": file})
+                                    "State": "imported", "File": file, "Report": report or key})
+
+    def release(self, tenant: str, key: str) -> None:
+        """Give back a claim this import took and will not use (another part of its file was refused)."""
+        self.storage.delete(TABLE, f"tx|{tenant}", key)
 
     # ---- reports --------------------------------------------------------------------------
     def save(self, tenant: str, report: ImportReport) -> None:

@@ -263,7 +263,9 @@ def settlement_policy_of(account: Account, catalogue: Catalogue, demand: OpenDem
 
 
 def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catalogue, booked: date) -> Changes:
-    """Book an identified payment: ledger credit, settlement of open demands, events."""
+    """Book an identified payment: ledger credit, settlement of open demands, events. A payment
+    beyond the business limits raises ``ValueOutOfRange`` (the import sets it aside)."""
+    check_minor(payment.amount_minor, "payment %s", payment.id)
     org = payment.organization_id
     mine = [d for d in account.open_demands.values() if d.organization_id == org]
     matched = match(mine, payment.demand_no, payment.amount_minor)

@@ -46,6 +46,7 @@ class Reason(StrEnum):
     NOT_A_KID = "not_a_kid"
     NO_SUCH_SUBSCRIBER = "no_such_subscriber"
     TOO_MANY_DEMANDS = "too_many_demands"  # settles more open invoices than one transaction can book
+    CANNOT_BOOK = "cannot_book"  # its booking cannot be written (an amount no ledger row holds)
     REVERSAL_NOT_FOUND = "reversal_not_found"
     DEDUCTION = "deduction"
     UNREADABLE = "unreadable"

@@ -35,6 +35,7 @@ nothing is booked from a file that does not add up, and memory stays flat.
   and sums only TK20/TK21, and the end record counts TK22 and TK23 together. TK23
   ("minus", e.g. a credit note the payer deducted) is kept as a negative amount in
   ``IncomingPayment.extra_reference_amounts``, never as a record with its own sign;
+- a test file (TK01 test marker ``T``) is ``NotIncomingPayments``: its payments are not money;
 - reference code 2 means Bankgirot checked the reference as an OCR number, so it must be
   digits; codes 3 to 5 (references in TK22/23, unchecked, wrong) may be free text;
 - a payment whose records (TK20-29) cannot be read with certainty is an
@@ -44,6 +45,7 @@ nothing is booked from a file that does not add up, and memory stays flat.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -55,6 +57,7 @@ from .payments import (
     ControlTotalError,
     FormatError,
     IncomingPayment,
+    NotIncomingPayments,
     RecordKind,
     UnreadableRecord,
 )
@@ -414,13 +417,19 @@ def read_file(lines: Sequence[str], digest: str) -> BankFile:
     if not numbered:
         raise FormatError("the file is empty")
     start = _start(*numbered[0])
+    if start.test:
+        raise NotIncomingPayments("not an incoming payment file: a BgMax test file (test marker 'T' in the start "
+                                  "record); its payments are not money and are not booked")
     records: list[IncomingPayment | UnreadableRecord] = []
     counts = {"20": 0, "21": 0, "22": 0, "23": 0, "15": 0}
     totals: dict[str, list[int]] = {}
     payees: list[str] = []
+    told: dict[str, list[str]] = {}  # each receiving bankgiro's deposits, their lines (one transmission each)
     deposit: _OpenDeposit | None = None
     end = None
     for number, line in numbered[1:]:
+        if deposit is not None:
+            told[deposit.payee_bankgiro].append(line)
         code = line[:2]
         if end is not None:
             raise FormatError(f"line {number}: data after the end record (70)")
@@ -434,6 +443,7 @@ def read_file(lines: Sequence[str], digest: str) -> BankFile:
                                   "(no deposit record 15)")
             deposit = _opening(number, line, counts["15"] + 1)
             payees.append(deposit.payee_bankgiro)
+            told.setdefault(deposit.payee_bankgiro, []).append(line)
         elif deposit is None:
             raise FormatError(f"line {number}: record {code!r} outside a deposit")
         elif code in MONEY:
@@ -456,8 +466,14 @@ def read_file(lines: Sequence[str], digest: str) -> BankFile:
     if end != found:
         raise ControlTotalError(f"end record says {end}, the file holds {found}")
     identity = f"bgmax:{'+'.join(dict.fromkeys(payees)) or '-'}:{start.timestamp}"
+    parts = tuple((f"bgmax:{payee}:{start.timestamp}", _digest([numbered[0][1], *lines]), payee)
+                  for payee, lines in told.items())
     return BankFile("bgmax", identity, digest, tuple(records), (),
-                    tuple(ControlTotal(c, n, a, a) for c, (n, a) in sorted(totals.items()) if n), start.test)
+                    tuple(ControlTotal(c, n, a, a) for c, (n, a) in sorted(totals.items()) if n), start.test, parts)
+
+
+def _digest(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 def _padded(number: int, line: str) -> str:

@@ -139,6 +139,22 @@ class BankFile:
     mandates: tuple[MandateRecord, ...]
     totals: tuple[ControlTotal, ...]
     test: bool = False  # BgMax test marker 'T'
+    # The transmissions the file holds, as its senders guarantee them: (identity, digest of that
+    # transmission's normalised lines, payee account whose records belong to it, "" for all).
+    # Empty: one, the file itself. A BgMax file holds one per receiving bankgiro (its identity is
+    # bankgiro and TK01 timestamp), so the same deposits split or merged into other files are the
+    # same transmissions.
+    parts: tuple[tuple[str, str, str], ...] = ()
+
+    def transmissions(self) -> tuple[tuple[str, str, str], ...]:
+        return self.parts or ((self.identity, self.content_digest, ""),)
+
+    def transmission_of(self, record: IncomingPayment | UnreadableRecord) -> str:
+        """The identity of the transmission a money record belongs to."""
+        for identity, _, payee in self.transmissions():
+            if not payee or payee == record.payee_account:
+                return identity
+        return self.identity
 
     def found(self) -> tuple[ControlTotal, ...]:
         """The totals the records add up to, per currency, in the shape of ``totals``

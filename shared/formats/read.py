@@ -17,7 +17,7 @@ Decoding and normalising, before anything is read:
 | trailing blank lines | dropped |
 
 The readers work on these normalised lines, and ``BankFile.content_digest`` is the
-SHA-256 (hex) of them joined with LF (no final LF), encoded as UTF-8, so the same
+SHA-256 (hex) of the non-blank ones joined with LF (no final LF), encoded as UTF-8, so the same
 transmission re-encoded (ISO-8859-1 <-> UTF-8) or with other line endings has the same
 digest and reads the same. A file in
 ISO-8859-1 whose non-ASCII bytes happen to form valid UTF-8 (e.g. ``Ã¥``) would be read
@@ -56,7 +56,10 @@ def normalise(text: str) -> list[str]:
 
 
 def digest(lines: list[str]) -> str:
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+    """SHA-256 of the lines the readers read: blank ones (which they skip) are not content, so a
+    CR CR LF copy (a CRLF file through ASCII-mode FTP) or one with blank lines between records
+    is the same transmission."""
+    return hashlib.sha256("\n".join(line for line in lines if line.strip()).encode("utf-8")).hexdigest()
 
 
 def read_bank_file(data: bytes) -> BankFile:

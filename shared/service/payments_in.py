@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,12 +43,13 @@ from stdnum.exceptions import ValidationError
 from ..adapters.accounts import partition_key
 from ..adapters.codec import dumps, loads, to_jsonable
 from ..adapters.imports import MAX_ATTEMPTS, BankFileDrop, ImportLog, is_transient, key_of
-from ..adapters.tables import ConcurrencyConflict, TooManyEntities, prefix_filter
+from ..adapters.tables import ConcurrencyConflict, StorageLimit, TooManyEntities, prefix_filter
 from ..domain.account import Changes, Event, apply_mandate, receive_payment, refund, reversal_target, reverse_payment
 from ..domain.catalogue import Catalogue, Organization
 from ..domain.import_report import ImportReport, Landing, MandateLanding, Outcome, Reason, Total, build, rejected
 from ..domain.invoicing import Invoice
 from ..domain.ledger import EntryKind
+from ..domain.limits import ValueOutOfRange
 from ..domain.payments import BookedPayment, MatchType, PaymentKind, PaymentState, ReceivedPayment
 from ..formats import read_bank_file
 from ..formats.payments import BankFile, BankFileError, IncomingPayment, RecordKind, UnreadableRecord
@@ -93,6 +95,7 @@ class _Import:
     catalogue: Catalogue
     today: date
     landings: list[Landing] = field(default_factory=list)
+    handled: frozenset[str] = frozenset()  # set-aside records customer service took (resumed imports only)
 
 
 # ---- the blob trigger's use case -----------------------------------------------------------
@@ -174,31 +177,70 @@ def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> Impor
     bank = read_bank_file(data)
     imports = ImportLog(ctx.storage)
     key = key_of(bank.identity)
-    claim = imports.claim(tenant, key, bank.content_digest, name)
+    done, resumed = _claim_transmissions(imports, tenant, key, bank, name)
     created = ctx.clock.now().isoformat()
     totals = [Total(t.currency, t.records, t.amount_minor) for t in bank.totals]
-    if claim.digest != bank.content_digest:
-        raise TransmissionConflict(f"transmission {bank.identity} was imported before (file {claim.file}) with "
-                                   "other content; the same identity with different content is refused")
-    if claim.state == "imported":
+    if len(done) == len(bank.transmissions()):
         report = build(f"{key}~dup~{hashlib.sha256(data).hexdigest()[:16]}", name, bank.format, bank.identity,
                        bank.content_digest, created, [_duplicate(r, bank) for r in bank.payments], totals,
-                       duplicate_of=key)
+                       duplicate_of=next(iter(done.values())))
         imports.save(tenant, report)
         log.info("bank file %s for %s is transmission %s again: nothing booked; %s", name, tenant, bank.identity,
                  report.summary_line())
         return report
     catalogue = ctx.catalogue.get(tenant)
     job = _Import(tenant, name, key, catalogue, ctx.today(catalogue))
-    for chunk in _chunks(bank.payments, CHUNK):
+    if resumed:  # what customer service resolved since the import died is theirs: never booked again
+        job.handled = _handled(ctx, tenant, key)
+    job.landings += [_duplicate(r, bank) for r in bank.payments if bank.transmission_of(r) in done]
+    fresh = (r for r in bank.payments if bank.transmission_of(r) not in done)
+    for chunk in _chunks(fresh, CHUNK):
         _import_chunk(ctx, job, chunk, _currency_default(bank))
     mandates = import_mandates(ctx, job, bank.mandates)
     report = build(key, name, bank.format, bank.identity, bank.content_digest, created, job.landings, totals,
                    mandates)
     imports.save(tenant, report)
-    imports.imported(tenant, key, bank.content_digest, name)
+    for identity, digest, _ in bank.transmissions():
+        if identity not in done:
+            imports.imported(tenant, key_of(identity), digest, name, key)
     log.info("imported %s for %s (transmission %s): %s", name, tenant, bank.identity, report.summary_line())
     return report
+
+
+def _claim_transmissions(imports: ImportLog, tenant: str, key: str, bank: BankFile,
+                         name: str) -> tuple[dict[str, str], bool]:
+    """Take each transmission the file holds for this import (``key``): the transmissions
+    imported before, by this file or another, with the import that did (their records are
+    duplicates), and whether any was taken before (an import resumed). Raises
+    TransmissionConflict, giving back what it took, when one was imported with other content
+    or is being imported from another file."""
+    taken: list[str] = []
+    done: dict[str, str] = {}
+    refused = ""
+    for identity, digest, _ in bank.transmissions():
+        claim = imports.claim(tenant, key_of(identity), digest, name, key)
+        if claim.fresh:
+            taken.append(key_of(identity))
+        if claim.digest != digest:
+            refused = (f"transmission {identity} was imported before (file {claim.file}) with other content; the "
+                       "same identity with different content is refused")
+        elif claim.state == "imported":
+            done[identity] = claim.report_id
+        elif claim.report_id != key:
+            refused = (f"transmission {identity} is being imported from file {claim.file}; drop this file again, "
+                       "under another name, when that import has finished")
+        if refused:
+            for taken_key in taken:
+                imports.release(tenant, taken_key)
+            raise TransmissionConflict(refused)
+    return done, len(taken) < len(bank.transmissions())
+
+
+def _handled(ctx: Context, tenant: str, key: str) -> frozenset[str]:
+    """Ids of this import's set-aside records that customer service resolved (or is resolving)."""
+    query, params = prefix_filter(f"{key}.", "RowKey")
+    rows = ctx.storage.query("Payments", f"PartitionKey eq @pk and {query}", {"pk": f"rp|{tenant}", **params})
+    return frozenset(r["RowKey"] for r in rows if _state(r, "ResolvedTo") != "open")
 
 
 def _currency_default(bank: BankFile) -> str:
@@ -231,6 +273,7 @@ class _Identified:
     payments: dict[int, list[ReceivedPayment]] = field(default_factory=lambda: defaultdict(list))
     reversals: dict[int, list[ReceivedPayment]] = field(default_factory=lambda: defaultdict(list))
     records: dict[str, IncomingPayment] = field(default_factory=dict)
+    unidentified: list[tuple[ReceivedPayment, Failed]] = field(default_factory=list)  # reversals without a KID match
 
 
 def _import_chunk(ctx: Context, job: _Import, chunk: list[Record], currency: str) -> None:
@@ -244,6 +287,10 @@ def _import_chunk(ctx: Context, job: _Import, chunk: list[Record], currency: str
 def _sort(ctx: Context, job: _Import, record: Record, found: _Identified, currency: str) -> None:
     """Set a record aside with its reason, put it to approval, or queue it for booking."""
     pid = f"{job.key}.{record.line_id}"
+    if pid in job.handled:
+        job.landings.append(Landing(record.line_id, record.currency or currency, record.kind.value,
+                                    record.amount_minor, Outcome.ALREADY_BOOKED))
+        return
     if isinstance(record, UnreadableRecord):
         _aside(ctx, job, pid, record, Reason.UNREADABLE, f"unreadable: {record.reason}", currency)
         return
@@ -254,10 +301,12 @@ def _sort(ctx: Context, job: _Import, record: Record, found: _Identified, curren
         return
     identified = identify(job.catalogue, pid, record)
     if isinstance(identified, Failed):
-        reason, text = identified.reason, identified.text
-        if record.kind is RecordKind.REVERSAL:
-            reason, text = Reason.REVERSAL_NOT_FOUND, f"reversal of a payment we cannot find: {text}"
-        _aside(ctx, job, pid, record, reason, text)
+        if record.kind is RecordKind.REVERSAL:  # perhaps of a payment customer service resolved by hand
+            found.unidentified.append((ReceivedPayment(
+                pid, "", record.currency, record.amount_minor, record.payment_date, record.source,
+                MatchType.EXTERNAL_IDENTIFIER, record.reference, kind=PaymentKind.REVERSAL), identified))
+            return
+        _aside(ctx, job, pid, record, identified.reason, identified.text)
     elif record.kind is RecordKind.REVERSAL:
         found.reversals[identified[0]].append(replace(identified[1], kind=PaymentKind.REVERSAL))
     elif job.catalogue.organizations[identified[1].organization_id].manual_payment_approval:
@@ -280,10 +329,37 @@ def _book_payments(ctx: Context, job: _Import, found: _Identified) -> None:
 
 
 def _book_reversals(ctx: Context, job: _Import, found: _Identified) -> None:
-    for subscriber_no, items in found.reversals.items():
-        for reversal in items:
+    """Each reversal against the payment it takes back: in the partition its KID names, else in
+    that of a subscriber customer service resolved a payment of the same KID and amount to."""
+    queue = [(reversal, subscriber_no, "") for subscriber_no, items in found.reversals.items() for reversal in items]
+    queue += [(reversal, None, f"reversal of a payment we cannot find: {failed.text}")
+              for reversal, failed in found.unidentified]
+    for reversal, subscriber_no, why in queue:
+        record = found.records[reversal.id]
+        where = Outcome.SET_ASIDE
+        if subscriber_no is not None:
             where, why = book_reversal(ctx, job, subscriber_no, reversal)
-            _landed(ctx, job, found.records[reversal.id], reversal.id, where, Reason.REVERSAL_NOT_FOUND, why)
+        if where is Outcome.SET_ASIDE:
+            for other in _resolved_to(ctx, job.tenant, record, subscriber_no):
+                where, _ = book_reversal(ctx, job, other, reversal)
+                if where is not Outcome.SET_ASIDE:
+                    break
+        _landed(ctx, job, record, reversal.id, where, Reason.REVERSAL_NOT_FOUND, why)
+
+
+def _resolved_to(ctx: Context, tenant: str, reversal: IncomingPayment, tried: int | None) -> list[int]:
+    """Subscribers customer service resolved a payment of the reversal's KID, amount and account to
+    (oldest first). Reads the requires-processing rows, only for a reversal not found otherwise."""
+    found: list[int] = []
+    for row in ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"}):
+        if row.get("Kind", "payment") != "payment" or not row.get("ResolvedTo") or _state(row, "ResolvedTo") != "done":
+            continue
+        body = json.loads(row["Body"])
+        if (body.get("reference") == reversal.reference and body.get("amount_minor") == reversal.amount_minor
+                and body.get("payee_account") == reversal.payee_account and body.get("currency") == reversal.currency
+                and int(row["ResolvedTo"]) not in (*found, tried)):
+            found.append(int(row["ResolvedTo"]))
+    return found
 
 
 def _landed(ctx: Context, job: _Import, record: IncomingPayment, pid: str, where: Outcome, reason: Reason,
@@ -393,7 +469,8 @@ def identify(catalogue: Catalogue, pid: str, payment: IncomingPayment) -> tuple[
 def await_approval(ctx: Context, tenant: str, subscriber_no: int, payment: ReceivedPayment, file: str) -> None:
     """An identified payment of an organisation that approves payments by hand (state AwaitingApproval)."""
     ctx.storage.insert("Payments", {"PartitionKey": f"aa|{tenant}", "RowKey": payment.id, "Body": dumps(payment),
-                                    "SubscriberNo": subscriber_no, "File": file, "Amount": payment.amount_minor,
+                                    "SubscriberNo": subscriber_no, "File": file,
+                                    "Amount": payment.amount_minor,
                                     "Currency": payment.currency, "State": "open"})
 
 
@@ -410,6 +487,9 @@ def approve(ctx: Context, tenant: str, payment_id: str, approved_by: str) -> Imp
     if row is None:
         raise NotFound(f"no payment {payment_id} awaits approval")
     payment = loads(ReceivedPayment, row["Body"])
+    if row.get("ReversedBy"):
+        raise ConcurrencyConflict(f"payment {payment_id} was reversed by the bank ({row['ReversedBy']}) before it "
+                                  "was approved; there is nothing to book")
     _claim(ctx, row, "approved", approved_by)
     with _released_on_refusal(ctx, row):
         result = _book_one(ctx, tenant, int(row["SubscriberNo"]), payment, row["File"],
@@ -449,18 +529,17 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
                                     f"subscriber {subscriber_no}, who does not exist") for p in pending}
         chunk = pending[:per_commit]
         changes = Changes(loaded.account)
-        for p in chunk:
-            step = receive_payment(changes.account, p, catalogue, today)
-            changes = replace(step, ledger=changes.ledger + step.ledger, events=changes.events + step.events,
-                              payments=changes.payments + step.payments)
         try:
+            for p in chunk:
+                step = receive_payment(changes.account, p, catalogue, today)
+                changes = replace(step, ledger=changes.ledger + step.ledger, events=changes.events + step.events,
+                                  payments=changes.payments + step.payments)
             ctx.accounts.commit(tenant, loaded, changes)
-        except TooManyEntities as exc:  # nothing was sent: one payment at a time, or set aside if one is too big
+        except (StorageLimit, ValueOutOfRange) as exc:  # nothing was sent: one payment at a time, then set aside
             if len(chunk) > 1:
                 per_commit = 1
                 continue
-            landed[chunk[0].id] = (Outcome.SET_ASIDE, Reason.TOO_MANY_DEMANDS, "settles more open invoices at once "
-                                   f"than one transaction can book ({exc}): customer service books it in parts")
+            landed[chunk[0].id] = _unbookable(exc)
             pending = pending[1:]
             continue
         except ConcurrencyConflict:
@@ -480,9 +559,19 @@ def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedP
     return landed
 
 
+def _unbookable(exc: Exception) -> Landed:
+    """Where a payment goes whose booking cannot be written (nothing was sent): set aside with the
+    reason, so one payment never stops the others of its file (``book``)."""
+    if isinstance(exc, TooManyEntities):
+        return (Outcome.SET_ASIDE, Reason.TOO_MANY_DEMANDS, "settles more open invoices at once than one "
+                f"transaction can book ({exc}): customer service books it in parts")
+    return (Outcome.SET_ASIDE, Reason.CANNOT_BOOK, f"cannot be booked as it is ({exc}): for customer service")
+
+
 def book_reversal(ctx: Context, job: _Import, subscriber_no: int, reversal: ReceivedPayment) -> tuple[Outcome, str]:
-    """Book a reversal against the payment it takes back (same KID and amount), or say why not."""
-    for _ in range(10):
+    """Book a reversal against the payment it takes back (same KID and amount), or say why not.
+    A payment still awaiting approval is taken back before it is booked (``_reverse_awaiting``)."""
+    for attempt in range(10):
         loaded = ctx.accounts.load(job.tenant, subscriber_no)
         if loaded is None:
             return Outcome.SET_ASIDE, f"reversal of a payment we cannot find: subscriber {subscriber_no} does not exist"
@@ -491,6 +580,12 @@ def book_reversal(ctx: Context, job: _Import, subscriber_no: int, reversal: Rece
             return Outcome.ALREADY_BOOKED, ""
         original = reversal_target(booked, reversal.reference, reversal.amount_minor, reversal.id)
         if original is None:
+            awaiting = _reverse_awaiting(ctx, job.tenant, subscriber_no, reversal, {b.payment.id for b in booked})
+            if awaiting is None:  # an approval is booking it right now: look again
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            if awaiting:
+                return Outcome.REVERSED, ""
             return Outcome.SET_ASIDE, (f"reversal of a payment we cannot find: no payment of {reversal.amount_minor} "
                                        f"by KID {reversal.reference} is booked for subscriber {subscriber_no}")
         reversal = replace(reversal, organization_id=original.payment.organization_id, reverses=original.payment.id)
@@ -504,6 +599,40 @@ def book_reversal(ctx: Context, job: _Import, subscriber_no: int, reversal: Rece
         publish(ctx, job.tenant, [*loaded.outbox, *changes.events])
         return Outcome.REVERSED, ""
     raise ConcurrencyConflict(f"reversal for subscriber {subscriber_no} kept conflicting")
+
+
+def _reverse_awaiting(ctx: Context, tenant: str, subscriber_no: int, reversal: ReceivedPayment,
+                      booked: set[str]) -> bool | None:
+    """Take back a payment of the same subscriber, KID and amount that awaits approval: its row
+    goes from open to done (``ReversedBy``) under its ETag, so no approval can book it after.
+
+    True if taken back (now or by this reversal before), False if there is none, None if an
+    approval holds one (claimed, or done but not yet among ``booked``): the caller looks again.
+    Reads the awaiting rows only for a reversal that found no booked payment (rare).
+    """
+    race = False
+    for row in sorted(ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"aa|{tenant}"}),
+                      key=lambda r: r["RowKey"]):
+        if row.get("ReversedBy") == reversal.id:
+            return True
+        payment = loads(ReceivedPayment, row["Body"])
+        if (int(row["SubscriberNo"]) != subscriber_no or payment.reference != reversal.reference
+                or payment.amount_minor != reversal.amount_minor or row.get("ReversedBy") or payment.id in booked):
+            continue  # another payment, taken back already, or booked (``reversal_target`` saw it)
+        state = _state(row, "ApprovedBy")
+        if state == "claimed" and _stale(ctx, row):
+            state = "open"  # the approval died between its claim and the booking: nothing was booked
+        if state in ("claimed", "done"):  # being booked, or booked since ``booked`` was read
+            race = True
+        elif state == "open":
+            entity = {k: v for k, v in row.items() if k != "etag"} | {"State": "done", "ReversedBy": reversal.id}
+            try:
+                ctx.storage.transact("Payments", [("update", entity, {
+                    "mode": "replace", "etag": row["etag"], "match_condition": MatchConditions.IfNotModified})])
+            except ConcurrencyConflict:
+                return None
+            return True
+    return None if race else False
 
 
 def _invoices(ctx: Context, tenant: str, subscriber_no: int, open_demands: Any,
@@ -543,10 +672,12 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
         raise NotFound(f"no payment {payment_id} requires processing")
     if _state(row, "ResolvedTo") == "done":
         raise ConcurrencyConflict(f"payment {payment_id} was resolved already")
-    if row.get("Kind", "payment") != "payment":
-        raise PaymentRefused(f"{payment_id} is a {row.get('Kind')} set aside, not a payment; it cannot be resolved "
-                             "onto a subscriber as one")
-    incoming = loads(IncomingPayment, row["Body"])
+    today = today or ctx.today(ctx.catalogue.get(tenant))
+    incoming = _resolvable(row, payment_id, today)
+    reversed_by = _set_aside_reversal(ctx, tenant, incoming)
+    if reversed_by:
+        raise PaymentRefused(f"the bank reversed this payment (reversal {reversed_by}, set aside): there is nothing "
+                             "to book")
     payment = _assigned(ctx, tenant, payment_id, subscriber_no, organization_id, invoice_number,
                         incoming.amount_minor, incoming.payment_date, incoming.source, incoming.reference)
     if payment.currency != incoming.currency:
@@ -556,10 +687,42 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
         raise NotFound(f"subscriber {subscriber_no}")  # before the claim: a wrong number leaves the row open
     _claim(ctx, row, "resolved", f"{subscriber_no}|{organization_id}|{invoice_number or ''}")
     with _released_on_refusal(ctx, row):
-        result = _book_one(ctx, tenant, subscriber_no, payment, row["File"],
-                           today or ctx.today(ctx.catalogue.get(tenant)))
+        result = _book_one(ctx, tenant, subscriber_no, payment, row["File"], today)
     _done(ctx, row, ResolvedTo=subscriber_no)
     return result
+
+
+def _set_aside_reversal(ctx: Context, tenant: str, payment: IncomingPayment) -> str | None:
+    """A reversal of this payment (same KID, amount, account and currency) set aside because the
+    payment was not booked: the bank took the money back, so resolving the payment books nothing.
+    One query of the requires-processing rows, on a call customer service makes by hand."""
+    if payment.reference is None:
+        return None
+    for row in ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"}):
+        if row.get("Kind") != "reversal" or _state(row, "ResolvedTo") == "done":
+            continue
+        body = json.loads(row["Body"])
+        if (body.get("reference"), body.get("amount_minor"), body.get("payee_account"), body.get("currency")) == (
+                payment.reference, payment.amount_minor, payment.payee_account, payment.currency):
+            return str(row["RowKey"])
+    return None
+
+
+def _resolvable(row: dict[str, Any], payment_id: str, today: date) -> IncomingPayment:
+    """The payment a requires-processing row holds, for customer service to assign: a payment,
+    or an unreadable record of a payment whose amount and currency were read (the person
+    resolving it reads the raw line; its date, which may be damaged, becomes today's)."""
+    kind = row.get("Kind", "payment")
+    if kind == "payment":
+        return loads(IncomingPayment, row["Body"])
+    if kind == "unreadable":
+        record = loads(UnreadableRecord, row["Body"])
+        if record.kind is RecordKind.PAYMENT and record.amount_minor is not None and record.currency:
+            return IncomingPayment(record.source, record.line_id, record.amount_minor, record.currency, None, today,
+                                   payee_account=record.payee_account, raw=record.raw)
+        kind = f"unreadable {record.kind.value}"
+    raise PaymentRefused(f"{payment_id} is a {kind} set aside, not a payment; it cannot be resolved onto a "
+                         "subscriber as one")
 
 
 def _state(row: dict[str, Any], done_column: str) -> str:
@@ -582,6 +745,12 @@ def _claim(ctx: Context, row: dict[str, Any], what: str, target: str) -> None:
     entity = {k: v for k, v in row.items() if k != "etag"} | {"State": "claimed", "Target": target, "ClaimedAt": now}
     ctx.storage.transact("Payments", [("update", entity, {"mode": "replace", "etag": row["etag"],
                                                           "match_condition": MatchConditions.IfNotModified})])
+
+
+def _stale(ctx: Context, row: dict[str, Any]) -> bool:
+    """A claim older than ``RESUME_AFTER``: the call that took it died before it finished."""
+    claimed = row.get("ClaimedAt")
+    return bool(claimed) and ctx.clock.now() - claimed >= RESUME_AFTER
 
 
 @contextmanager

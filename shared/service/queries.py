@@ -201,3 +201,4 @@ def _summary(ctx: Context, tenant: str, add: Any) -> Summary:
     result.subscriptions_active = statuses[SubscriptionStatus.ACTIVE.value]
     result.by_status = dict(statuses)
     return result
+

@@ -31,7 +31,7 @@ def _written_ocr() -> bytes:
 
 def _written_bgmax() -> bytes:
     return bgmax.write([
-        bgmax.Start("20260110061500000000", test=True), bgmax.Opening("5551234"),
+        bgmax.Start("20260110061500000000"), bgmax.Opening("5551234"),
         bgmax.Payment("9876543", "4711000000033", 10000, 2, 1, "000000000001"), bgmax.Name("Åsa Öberg"),
         bgmax.Payment("9876543", "4711000000041", 2500, 2, 1, "000000000001", deduction_code=0),
         bgmax.Payment("9876543", "", 8000, 3, 1, ""),
