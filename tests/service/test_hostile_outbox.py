@@ -66,15 +66,21 @@ def test_a_write_off_works_whatever_the_transaction_before_left_in_the_outbox(
     assert final is not None and not [e for e in final.outbox if e.type == "Probe"]  # all gone in the end
 
 
-def test_the_bulk_write_off_is_not_stopped_by_one_subscribers_outbox(ctx: Context, clock: SettableClock,
-                                                                     shop: str) -> None:
+def stopped_debtors(ctx: Context, clock: SettableClock, shop: str, prefix: str) -> list[int]:
+    """Three subscribers who owe and whose subscriptions were stopped today."""
     weekly_plan_with_one_reminder_then_stop(ctx, shop)
-    subscribers = [indebted(ctx, clock, shop, f"b{i}@example.no") for i in range(3)]
+    subscribers = [indebted(ctx, clock, shop, f"{prefix}{i}@example.no") for i in range(3)]
     for no in subscribers:
         loaded = ctx.accounts.load(shop, no)
         assert loaded is not None
         (sub,) = loaded.account.subscriptions.values()
         customer_service.stop(ctx, shop, no, sub.id, False, TODAY, None, "Moved")
+    return subscribers
+
+
+def test_the_bulk_write_off_is_not_stopped_by_one_subscribers_outbox(ctx: Context, clock: SettableClock,
+                                                                     shop: str) -> None:
+    subscribers = stopped_debtors(ctx, clock, shop, "b")
     leave_outbox_rows(ctx, shop, subscribers[0], 40)
     clock.set(oslo_morning(TODAY + timedelta(days=30)))
     done = customer_service.bulk_write_off(ctx, shop, "avisa", "Ended, unpaid", date(2025, 1, 1),
@@ -87,13 +93,7 @@ def test_the_bulk_write_off_is_not_stopped_by_one_subscribers_outbox(ctx: Contex
 
 def test_the_bulk_write_off_reports_a_failing_subscriber_and_writes_off_the_others(
         ctx: Context, clock: SettableClock, shop: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    weekly_plan_with_one_reminder_then_stop(ctx, shop)
-    subscribers = [indebted(ctx, clock, shop, f"f{i}@example.no") for i in range(3)]
-    for no in subscribers:
-        loaded = ctx.accounts.load(shop, no)
-        assert loaded is not None
-        (sub,) = loaded.account.subscriptions.values()
-        customer_service.stop(ctx, shop, no, sub.id, False, TODAY, None, "Moved")
+    subscribers = stopped_debtors(ctx, clock, shop, "f")
     clock.set(oslo_morning(TODAY + timedelta(days=30)))
     real = customer_service.write_off
 
