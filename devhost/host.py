@@ -122,7 +122,8 @@ class LocalHost:
         self.blob_functions: list[BlobFunction] = []
         self.processed = 0
         self.failed = 0
-        self._tick_lock = threading.Lock()
+        self._tick_lock = threading.Lock()  # a tick and a live round never drain or fire at once
+        self._fired_until: datetime | None = None  # timers a tick has fired up to
         self._server: ThreadingHTTPServer | None = None
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))  # function_app.py sits at the project root, as in Azure
@@ -357,6 +358,7 @@ class LocalHost:
                 before = self.clock.now()
                 self.clock.set(before + timedelta(days=1))
                 timers += self.fire_timers(before, self.clock.now())
+                self._fired_until = self.clock.now()
                 messages += self.drain()
                 days += 1
         return {"now": self.clock.now().isoformat(), "days": days, "timers_fired": timers,
@@ -372,15 +374,21 @@ class LocalHost:
 
     def beat(self, last: datetime) -> datetime:
         """One round of live mode: the timers due since ``last``, then the queues; returns
-        the time it ran up to. A failure is logged and the next round runs as usual."""
-        now = self.clock.now()
-        try:
-            if now > last:
-                self.fire_timers(last, now)
-            self.drain()
-        except Exception:
-            log.exception("host round at %s failed; continuing", now.isoformat())
-        return max(now, last)
+        the time it ran up to. A failure is logged and the next round runs as usual.
+
+        It takes the tick's lock: a round draining beside a tick would hold messages out of
+        the tick's sight, so the tick could answer before their work is done (and what a
+        caller reads next would be half-written); the timers a tick fired are not fired again."""
+        with self._tick_lock:
+            now = self.clock.now()
+            since = max(last, self._fired_until or last)
+            try:
+                if now > since:
+                    self.fire_timers(since, now)
+                self.drain()
+            except Exception:
+                log.exception("host round at %s failed; continuing", now.isoformat())
+            return max(now, last)
 
 
 def _json(status: int, payload: Any) -> tuple[int, dict[str, str], bytes]:

@@ -1,10 +1,13 @@
 """A tiny function app whose functions fail, for testing that the local host survives them."""
 
+import time
+
 import azure.functions as func
 
 app = func.FunctionApp()
 fired: list[str] = []
 handled: list[str] = []
+started: list[str] = []
 
 
 @app.function_name("boom_timer")
@@ -24,6 +27,9 @@ def later_timer(timer: func.TimerRequest) -> None:
 @app.service_bus_queue_trigger(arg_name="msg", queue_name="probe-work", connection="ServiceBusConnection")
 def probe_worker(msg: func.ServiceBusMessage) -> None:
     body = msg.get_body().decode()
+    if "SLOW" in body:
+        started.append(body)
+        time.sleep(1.0)
     if "FAIL" in body:
         raise ValueError("this message always fails")
     handled.append(body)

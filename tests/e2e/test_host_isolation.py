@@ -5,6 +5,8 @@ and the other tenants are billed while the host keeps ticking."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -60,6 +62,42 @@ def test_a_round_of_live_mode_that_raises_is_logged_and_the_loop_goes_on(
     monkeypatch.setattr(host, "drain", unreachable)
     before = host.clock.now()
     assert host.beat(before) == before  # returned: run_forever sleeps and beats again
+
+
+def test_a_tick_beside_live_mode_answers_only_when_the_work_is_done_and_fires_each_timer_once(
+        azurite: Azurite) -> None:
+    # `abonno host` beats in the background while `abonno tick` moves the clock: a round that
+    # took a message out of the tick's sight must not let the tick answer before it is handled
+    faulty_app.fired.clear(), faulty_app.handled.clear(), faulty_app.started.clear()
+    clock = SettableClock(datetime(2026, 1, 5, 8, tzinfo=UTC))
+    host = LocalHost(clock, azurite.connection_string, app_module="tests.e2e.faulty_app")
+    queue = QueueClient.from_connection_string(azurite.connection_string, "probe-work")
+    queue.clear_messages()
+    stop = threading.Event()
+
+    def live() -> None:
+        last = clock.now()
+        while not stop.is_set():
+            last = host.beat(last)
+            time.sleep(0.05)
+
+    beating = threading.Thread(target=live, daemon=True)
+    beating.start()
+    try:
+        for envelope in envelopes([BusMessage("slow", {"text": "SLOW"})]):
+            queue.send_message(envelope)
+        deadline = time.monotonic() + 20
+        while not faulty_app.started and time.monotonic() < deadline:  # the live round has it
+            time.sleep(0.02)
+        assert faulty_app.started
+        done = host.tick(date(2026, 1, 7))
+        assert any("SLOW" in m for m in faulty_app.handled)  # the tick waited for the round's work
+        assert done["days"] == 2 and faulty_app.fired == ["boom", "later"] * 2
+        time.sleep(0.3)  # live rounds after the tick fire nothing the tick fired
+        assert faulty_app.fired == ["boom", "later"] * 2
+    finally:
+        stop.set()
+        beating.join(timeout=10)
 
 
 def test_the_host_keeps_billing_other_tenants_when_one_tenants_invoice_run_raises(
