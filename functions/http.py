@@ -115,13 +115,15 @@ REGISTRY: list[Endpoint] = []
 Handler = Callable[[Call], Any]
 
 
-def problem(status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None) -> func.HttpResponse:
+def problem(status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None,
+            headers: dict[str, str] | None = None) -> func.HttpResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
     if errors:
         body["errors"] = errors
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/problem+json")
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/problem+json",
+                             headers=headers)
 
 
 def json_response(payload: Any, status: int = 200) -> func.HttpResponse:

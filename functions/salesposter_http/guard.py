@@ -21,7 +21,6 @@ hop before the last.
 from __future__ import annotations
 
 import ipaddress
-import json
 import math
 import os
 import threading
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 
 import azure.functions as func
 
+from functions.http import problem
 from functions.validation import depth
 from shared.service.context import Context
 
@@ -126,22 +126,16 @@ def public_limits(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | No
     """413 for a body over ``MAX_BODY``, 429 for a client over its rate; None to go on."""
     size = req.headers.get("content-length")
     if len(req.get_body() or b"") > MAX_BODY or (size is not None and size.isdigit() and int(size) > MAX_BODY):
-        return _problem(413, "Payload too large", f"the body may be at most {MAX_BODY} bytes")
+        return problem(413, "Payload too large", f"the body may be at most {MAX_BODY} bytes")
     form = (req.headers.get("content-type") or "").lower().startswith(("application/x-www-form", "multipart/"))
     if not form and depth(req.get_body() or b"") > MAX_DEPTH:
-        return _problem(400, "Malformed body", f"the body may nest at most {MAX_DEPTH} levels deep")
+        return problem(400, "Malformed body", f"the body may nest at most {MAX_DEPTH} levels deep")
     buckets = limiter(os.environ.get("ABONNO_PUBLIC_RATE_LIMIT", DEFAULT_RATE))
     if buckets is None:
         return None
     tenant = req.route_params.get("tenant", "")[:40]
     wait = buckets.take(f"{client_ip(req)}|{tenant}", ctx.clock.now().timestamp())
     if wait > 0:
-        return _problem(429, "Too many requests", "too many orders from this client; try again later",
-                        {"Retry-After": str(max(1, math.ceil(wait)))})
+        return problem(429, "Too many requests", "too many orders from this client; try again later",
+                       headers={"Retry-After": str(max(1, math.ceil(wait)))})
     return None
-
-
-def _problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/problem+json",
-                             headers=headers)
