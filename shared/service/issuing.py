@@ -201,13 +201,6 @@ def release_unissued(ctx: Context, tenant: str, grace_s: float = SWEEP_GRACE_S) 
     return found
 
 
-def claim_numbers(ctx: Context, tenant: str, catalogue: Catalogue, subscriber_no: int,
-                  drafts: Sequence[InvoiceDraft], claims: Claims | None = None) -> dict[str, int]:
-    """Numbers for one subscriber's drafts, by natural key (what ``account.issue`` takes).
-    Without ``claims`` nothing tracks them but ``commit``, which releases them if it fails."""
-    return (claims or Claims(ctx, tenant, catalogue)).for_drafts(subscriber_no, drafts)
-
-
 def numbered(ctx: Context, tenant: str, catalogue: Catalogue, operation: Callable[[Number], Changes],
              claims: Claims | None = None) -> Changes:
     """Run a pure ``operation`` that may need invoice numbers (credit notes, balance and
