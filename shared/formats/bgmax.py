@@ -45,7 +45,6 @@ nothing is booked from a file that does not add up, and memory stays flat.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -61,6 +60,7 @@ from .payments import (
     RecordKind,
     UnreadableRecord,
 )
+from .payments import digest as digest_of
 
 ENCODING = "iso-8859-1"
 WIDTH = 80
@@ -466,14 +466,10 @@ def read_file(lines: Sequence[str], digest: str) -> BankFile:
     if end != found:
         raise ControlTotalError(f"end record says {end}, the file holds {found}")
     identity = f"bgmax:{'+'.join(dict.fromkeys(payees)) or '-'}:{start.timestamp}"
-    parts = tuple((f"bgmax:{payee}:{start.timestamp}", _digest([numbered[0][1], *lines]), payee)
+    parts = tuple((f"bgmax:{payee}:{start.timestamp}", digest_of([numbered[0][1], *lines]), payee)
                   for payee, lines in told.items())
     return BankFile("bgmax", identity, digest, tuple(records), (),
                     tuple(ControlTotal(c, n, a, a) for c, (n, a) in sorted(totals.items()) if n), start.test, parts)
-
-
-def _digest(lines: list[str]) -> str:
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 def _padded(number: int, line: str) -> str:

@@ -21,7 +21,9 @@ an accepted file never holds an ``UnreadableRecord`` without an amount).
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -174,3 +176,10 @@ class BankFile:
         if said != found:
             raise ControlTotalError(f"the file's control records say {sorted(said)}, its records add up to "
                                     f"{sorted(found)} (currency, records, net amount)")
+
+
+def digest(lines: Sequence[str]) -> str:
+    """SHA-256 of the lines the readers read: blank ones (which they skip) are not content, so a
+    CR CR LF copy (a CRLF file through ASCII-mode FTP) or one with blank lines between records
+    is the same transmission."""
+    return hashlib.sha256("\n".join(line for line in lines if line.strip()).encode("utf-8")).hexdigest()

@@ -30,10 +30,8 @@ creation timestamp of TK01), so it does not change with encoding or line endings
 
 from __future__ import annotations
 
-import hashlib
-
 from . import bgmax, ocr_giro
-from .payments import BankFile, NotIncomingPayments, UnknownFormat
+from .payments import BankFile, NotIncomingPayments, UnknownFormat, digest
 
 BOM = "\ufeff"
 
@@ -53,13 +51,6 @@ def normalise(text: str) -> list[str]:
     while lines and not lines[-1]:
         lines.pop()
     return lines
-
-
-def digest(lines: list[str]) -> str:
-    """SHA-256 of the lines the readers read: blank ones (which they skip) are not content, so a
-    CR CR LF copy (a CRLF file through ASCII-mode FTP) or one with blank lines between records
-    is the same transmission."""
-    return hashlib.sha256("\n".join(line for line in lines if line.strip()).encode("utf-8")).hexdigest()
 
 
 def read_bank_file(data: bytes) -> BankFile:
