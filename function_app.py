@@ -4,7 +4,6 @@ the project's local host (``abonno host``)."""
 
 import azure.functions as func
 
-from functions.billing_worker import bp as billing_worker
 from functions.customer_service_http import bp as customer_service_http
 from functions.dunning_timer import bp as dunning_timer
 from functions.invoice_timer import bp as invoice_timer
@@ -14,10 +13,11 @@ from functions.numbering_http import bp as numbering_http
 from functions.ocr_blob_trigger import bp as ocr_blob_trigger
 from functions.openapi_http import bp as openapi_http
 from functions.pending_orders_http import bp as pending_orders_http
+from functions.run_worker import bp as run_worker
 from functions.salesposter_http import bp as salesposter_http
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-for blueprint in (salesposter_http, merchant_http, invoice_timer, billing_worker, ocr_blob_trigger, openapi_http,
+for blueprint in (salesposter_http, merchant_http, invoice_timer, run_worker, ocr_blob_trigger, openapi_http,
                   customer_service_http, dunning_timer, notification_worker, pending_orders_http,
                   numbering_http):
     app.register_functions(blueprint)

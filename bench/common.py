@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 
 from devhost.azurite import Azurite
-from shared.adapters.bus import BILLING_WORK, unpack
+from shared.adapters.bus import RUN_WORK, unpack
 from shared.clock import SettableClock
 from shared.domain.account import Account, Changes, due_drafts, issue
 from shared.domain.calendar import Frequency
@@ -47,8 +47,8 @@ def with_invoice(catalogue: Catalogue, i: int, day: date) -> Changes:
 
 
 def work_items(ctx: Context) -> list[dict[str, Any]]:
-    """The bodies of every message the timer put on ``billing-work`` (what the workers get)."""
-    queue = ctx.bus.service.get_queue_client(BILLING_WORK)  # type: ignore[attr-defined]
+    """The bodies of every message the timer put on ``run-work`` (what the workers get)."""
+    queue = ctx.bus.service.get_queue_client(RUN_WORK)  # type: ignore[attr-defined]
     items: list[dict[str, Any]] = []
     while received := list(queue.receive_messages(max_messages=32, visibility_timeout=300)):
         items += [item.body for m in received for item in unpack(m.content)]

@@ -29,11 +29,11 @@ from tqdm import tqdm
 from bench.common import emit, shop, with_invoice, work_items
 from bench.invoice_run import MESSAGES_IN_FLIGHT, THREADS_PER_MESSAGE, Ceiling
 from devhost.azurite import Azurite
-from shared.adapters.bus import BILLING_WORK
+from shared.adapters.bus import RUN_WORK
 from shared.adapters.tables import MAX_BATCH, Storage
 from shared.domain.account import receive_payment
 from shared.domain.payments import MatchType, ReceivedPayment
-from shared.service.dunning import dun_subscribers, plan_dunning_run
+from shared.service.dunning import dun_subscribers, start_dunning_run
 from tests.conftest import oslo_morning
 
 ORDER_DAY, RUN_DAY = date(2026, 1, 5), date(2026, 1, 26)
@@ -100,10 +100,10 @@ def main() -> None:
 
         ceiling_before = ceiling.measure_half(second=False)
         ctx.clock.set(oslo_morning(RUN_DAY))  # type: ignore[attr-defined]
-        ctx.bus.service.get_queue_client(BILLING_WORK).clear_messages()  # type: ignore[attr-defined]
+        ctx.bus.service.get_queue_client(RUN_WORK).clear_messages()  # type: ignore[attr-defined]
         trips_before = ctx.storage.round_trips.count
         started, cpu = time.perf_counter(), time.process_time()
-        planned = plan_dunning_run(ctx, tenant)
+        planned = start_dunning_run(ctx, tenant)
         plan_s = time.perf_counter() - started
         batches = work_items(ctx)
         with ThreadPoolExecutor(in_flight) as pool:

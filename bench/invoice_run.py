@@ -29,14 +29,14 @@ from tqdm import tqdm
 
 from bench.common import emit, shop, work_items
 from devhost.azurite import Azurite
-from shared.adapters.bus import BILLING_WORK
+from shared.adapters.bus import RUN_WORK
 from shared.adapters.tables import Storage
 from shared.clock import SettableClock
 from shared.domain.account import Account, due_drafts, issue
 from shared.domain.calendar import Frequency
 from shared.domain.catalogue import PaymentType
 from shared.domain.subscriptions import Subscriber, Subscription
-from shared.service.billing import bill_subscribers, plan_invoice_run
+from shared.service.billing import bill_subscribers, start_invoice_run
 from shared.service.orders import place_order
 from tests.conftest import oslo_morning
 from tests.fixtures import order
@@ -131,10 +131,10 @@ def main() -> None:
 
         ceiling_rate = ceiling.measure()
         clock.set(oslo_morning(RUN_DAY))
-        ctx.bus.service.get_queue_client(BILLING_WORK).clear_messages()  # type: ignore[attr-defined]
+        ctx.bus.service.get_queue_client(RUN_WORK).clear_messages()  # type: ignore[attr-defined]
         trips_before = ctx.storage.round_trips.count
         started, cpu = time.perf_counter(), time.process_time()
-        plan_invoice_run(ctx, tenant)
+        start_invoice_run(ctx, tenant)
         batches = work_items(ctx)
         with ThreadPoolExecutor(MESSAGES_IN_FLIGHT) as pool:
             results = list(pool.map(lambda b: bill_subscribers(ctx, tenant, RUN_DAY, b["subscribers"],

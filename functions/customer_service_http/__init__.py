@@ -34,9 +34,9 @@ from functions.validation import (
     VatBp,
 )
 from shared.domain.calendar import Frequency
+from shared.ports import NotFound
 from shared.service import customer_service as cs
 from shared.service import isolation
-from shared.service.queries import NotFound
 
 bp = func.Blueprint()
 ADMIN = ("admin",)

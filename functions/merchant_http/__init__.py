@@ -21,10 +21,11 @@ from shared.adapters.catalogue_store import FIELDS, KINDS
 from shared.adapters.codec import to_jsonable
 from shared.adapters.imports import ImportLog
 from shared.domain.import_report import ImportReport
+from shared.ports import NotFound
 from shared.service import catalogue as catalogue_service
 from shared.service import payments_in, queries
-from shared.service.billing import RunPlanned, plan_invoice_run
-from shared.service.dunning import plan_dunning_run, sweep_dunning
+from shared.service.billing import RunStarted, start_invoice_run
+from shared.service.dunning import start_dunning_run, sweep_dunning
 
 bp = func.Blueprint()
 WRITE = ("admin",)
@@ -49,7 +50,7 @@ def _register_kind(kind: str, segment: str) -> None:
     def get_item(call: Call) -> Any:
         item = getattr(call.ctx.catalogue.get(call.tenant), field).get(call.route["id"])
         if item is None:
-            raise queries.NotFound(f"no {kind.replace('_', ' ')} {call.route['id']}")
+            raise NotFound(f"no {kind.replace('_', ' ')} {call.route['id']}")
         return to_jsonable(item)
 
     @endpoint(bp, Endpoint(f"catalogue_put_{kind}", base + "/{id}", ["PUT"], f"Create or replace one of {segment}",
@@ -143,7 +144,7 @@ class RunOut(BaseModel):
                        "Start the invoice run for today now (the timer does this daily)", "Billing",
                        response=RunOut, roles=WRITE, status=202))
 def start_run(call: Call) -> Any:
-    return _planned(plan_invoice_run(call.ctx, call.tenant))
+    return _planned(start_invoice_run(call.ctx, call.tenant))
 
 
 @endpoint(bp, Endpoint("dunning_run_start", "merchant/dunning-runs", ["POST"],
@@ -154,10 +155,10 @@ def start_run(call: Call) -> Any:
 def start_dunning(call: Call) -> Any:
     if call.query.get("sweep", "").lower() in ("true", "1", "yes"):
         return _planned(sweep_dunning(call.ctx, call.tenant))
-    return _planned(plan_dunning_run(call.ctx, call.tenant))
+    return _planned(start_dunning_run(call.ctx, call.tenant))
 
 
-def _planned(planned: RunPlanned) -> dict[str, Any]:
+def _planned(planned: RunStarted) -> dict[str, Any]:
     return RunOut(tenant=planned.tenant, through=planned.through.isoformat(), subscribers=planned.subscribers,
                   messages=planned.messages).model_dump()
 
@@ -275,5 +276,5 @@ def list_imports(call: Call) -> Any:
 def get_import(call: Call) -> Any:
     report = ImportLog(call.ctx.storage).report(call.tenant, call.route["report_id"])
     if report is None:
-        raise queries.NotFound(f"no import report {call.route['report_id']}")
+        raise NotFound(f"no import report {call.route['report_id']}")
     return to_jsonable(report)

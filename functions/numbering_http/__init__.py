@@ -14,7 +14,7 @@ import azure.functions as func
 from pydantic import BaseModel
 
 from functions.http import Call, Endpoint, endpoint
-from shared.service.issuing import release_unissued
+from shared.service.unit_of_work import release_unissued
 
 bp = func.Blueprint()
 

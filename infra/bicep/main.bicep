@@ -93,7 +93,7 @@ resource bus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
   sku: { name: 'Standard', tier: 'Standard' }
   properties: { disableLocalAuth: true, minimumTlsVersion: '1.2' }
   resource billingWork 'queues' = {
-    name: 'billing-work'
+    name: 'run-work'
     properties: {
       lockDuration: 'PT5M'
       maxDeliveryCount: 10

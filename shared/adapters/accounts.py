@@ -58,8 +58,9 @@ from ..domain.ledger import LedgerEntry
 from ..domain.payments import BookedPayment, row_id
 from ..domain.settlement import OpenDemand
 from ..domain.subscriptions import Subscriber, Subscription
+from ..ports import ConcurrencyConflict
 from .codec import dumps, loads
-from .tables import MAX_BATCH, ConcurrencyConflict, Operation, Storage, TooManyEntities, prefix_filter
+from .tables import MAX_BATCH, Operation, Storage, TooManyEntities, prefix_filter
 
 TABLE = "Subscribers"
 HEAD = "0|subscriber"

@@ -35,7 +35,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from .tables import ConcurrencyConflict, Storage
+from ..ports import ConcurrencyConflict
+from .tables import Storage
 
 TABLE = "Tenants"
 TENANT_RUN = 0  # the subscriber number of a row about the tenant's whole run

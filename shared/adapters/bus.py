@@ -22,10 +22,10 @@ from azure.core.exceptions import ResourceExistsError
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 from azure.storage.queue import QueueServiceClient
 
-BILLING_WORK = "billing-work"
+RUN_WORK = "run-work"
 EVENTS = "abonno-events"
 NOTICES = "notices"  # reminders and stop notices for the notification worker (D3)
-QUEUES = (BILLING_WORK, EVENTS, NOTICES)
+QUEUES = (RUN_WORK, EVENTS, NOTICES)
 
 
 @dataclass(frozen=True, slots=True)

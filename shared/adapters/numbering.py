@@ -5,7 +5,7 @@ Design. Table ``Numbering`` holds one partition per series
 document, keyed by the document's *claim key*: the subscriber's number and the
 document's natural key within that subscriber's account
 (``"{subscriber_no}.{subscription}.{period}"``, ``"{subscriber_no}.credit.{invoice}"``,
-``"{subscriber_no}.additional.{ref}"``, see ``service.issuing.claim_key``). Within one
+``"{subscriber_no}.additional.{ref}"``, see ``service.unit_of_work.claim_key``). Within one
 account a natural key names one document for ever (a subscription id is unique in its
 account, a period is invoiced once, an invoice is credited once), and the series
 partition names the organisation, so organisation + subscriber + natural key names
@@ -30,7 +30,7 @@ partition: replace the counter (``If-Match`` its ETag; it holds ``Next`` and the
   computes the same claim key, finds its claim and uses that number.
 
 Numbers never used are released and reused. The service tracks the claims of one
-operation (``service.issuing.Claims``); when it ends, any claim its commits did not
+operation (``service.unit_of_work.Claims``); when it ends, any claim its commits did not
 carry (the transaction failed for good: a value too large for a property, a bad date;
 or the account changed so that the document is no longer due) is released:
 
@@ -50,7 +50,7 @@ or the account changed so that the document is no longer due) is released:
    issued numbers and the free list together are exactly ``1 .. Next - 1``.
 
 A process that dies between the claim and the commit, and whose work is never retried,
-leaves a claim without a document; ``service.issuing.release_unissued`` (the auditor's
+leaves a claim without a document; ``service.unit_of_work.release_unissued`` (the auditor's
 sweep, an admin scan: ``POST /api/merchant/invoice-numbers/sweep``) finds claims older
 than an hour that no document carries and releases them the same way, so the series is
 gapless once the sweep has run. (The hour: no commit is in flight that long, which
@@ -74,7 +74,8 @@ from dataclasses import dataclass
 
 from azure.core import MatchConditions
 
-from .tables import MAX_BATCH, ConcurrencyConflict, Operation, Storage
+from ..ports import ConcurrencyConflict
+from .tables import MAX_BATCH, Operation, Storage
 
 TABLE = "Numbering"
 MAX_ATTEMPTS = 50

@@ -35,6 +35,8 @@ from azure.data.tables import EdmType, EntityProperty, TableClient, TableService
 from requests import Session
 from requests.adapters import HTTPAdapter
 
+from ..ports import ConcurrencyConflict
+
 T = TypeVar("T")
 MAX_BATCH = 100
 TRANSPORT_ATTEMPTS = 4
@@ -59,10 +61,6 @@ class ValueOutOfRange(StorageLimit):
 
 class TooManyEntities(BatchRefused, StorageLimit):
     """One operation that would write more than 100 entities in its transaction."""
-
-
-class ConcurrencyConflict(Exception):
-    """Someone else changed the partition since it was read (ETag mismatch or insert race)."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ the debt left on the ledger after a stop, which no other invoice asks for.
 
 Every function here is pure: it takes an ``Account`` and returns ``Changes``. Numbers
 for credit notes and invoices come from ``number(organization_id, natural_key)``, so a
-retried operation gets the same number (the service claims them, see ``issuing``).
+retried operation gets the same number (the service claims them, see ``unit_of_work``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Two steps, so the work spreads over many workers:
 
-* ``plan_invoice_run`` (the timer): for each day since the last run, and each
+* ``start_invoice_run`` (the timer): for each day since the last run, and each
   (frequency, lead days) of the tenant's billing plans, the subscriptions whose period
   starts ``lead`` days later are read from the due index; their subscriber numbers go
   out in batches (one bus message per ``BATCH`` subscribers: Service Bus Standard
@@ -30,24 +30,24 @@ from datetime import date, timedelta
 
 from ..adapters.accounts import Loaded
 from ..adapters.attention import TENANT_RUN
-from ..adapters.bus import BILLING_WORK, BusMessage
-from ..adapters.tables import ConcurrencyConflict
+from ..adapters.bus import RUN_WORK, BusMessage
 from ..domain.account import Event, issue
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
 from ..domain.invoicing import InvoiceDraft
+from ..ports import ConcurrencyConflict
 from .context import Context
 from .isolation import attempt, each, resolve, settle
-from .issuing import Claims, commit, plan, publish
+from .unit_of_work import Claims, commit, drafts_that_fit, publish
 
 log = logging.getLogger(__name__)
 BATCH = 50
 MAX_CATCH_UP_DAYS = 62
-RUN = "invoice"
+INVOICE_RUN = "invoice"
 
 
 @dataclass(frozen=True)
-class RunPlanned:
+class RunStarted:
     tenant: str
     through: date
     subscribers: int
@@ -75,7 +75,7 @@ def cadences_due(catalogue: Catalogue, days: Sequence[date]) -> set[str]:
     return keys
 
 
-def batches(tenant: str, today: date, subscribers: Sequence[int], kind: str = RUN,
+def batches(tenant: str, today: date, subscribers: Sequence[int], kind: str = INVOICE_RUN,
             attention: Collection[int] = ()) -> Iterator[BusMessage]:
     """Bus messages of ``BATCH`` subscribers; those of ``attention`` failed before and are
     named in the message, so the worker can clear their rows when they go through."""
@@ -87,8 +87,8 @@ def batches(tenant: str, today: date, subscribers: Sequence[int], kind: str = RU
         yield BusMessage(f"{kind}-run.{tenant}.{today}.{chunk[0]}.{chunk[-1]}", body)
 
 
-def plan_run(ctx: Context, tenant: str, kind: str,
-             find: Callable[[Catalogue, list[date]], Sequence[int]]) -> RunPlanned:
+def start_run(ctx: Context, tenant: str, kind: str,
+             find: Callable[[Catalogue, list[date]], Sequence[int]]) -> RunStarted:
     """The timer's half of a daily run: the days since the last run (its watermark), the
     subscribers ``find`` names for them and those the run failed before (its attention
     rows, read in the same round trip), sent to the workers in batches; then the new
@@ -99,20 +99,20 @@ def plan_run(ctx: Context, tenant: str, kind: str,
     state = ctx.attention.run_state(tenant, kind)
     days = run_days(state.done_through, today)
     if not days:
-        return RunPlanned(tenant, today, 0, 0)
+        return RunStarted(tenant, today, 0, 0)
     retry = state.attention - {TENANT_RUN}
     subscribers = sorted(set(find(catalogue, days)) | retry)
     messages = list(batches(tenant, today, subscribers, kind, retry))
-    ctx.bus.send(BILLING_WORK, messages)
+    ctx.bus.send(RUN_WORK, messages)
     ctx.tenants.set_watermark(tenant, kind, today)
     if TENANT_RUN in state.attention:
         resolve(ctx, tenant, kind, [TENANT_RUN])
     log.info("%s run %s %s: %d subscribers in %d messages", kind, tenant, today, len(subscribers), len(messages))
-    return RunPlanned(tenant, today, len(subscribers), len(messages))
+    return RunStarted(tenant, today, len(subscribers), len(messages))
 
 
-def plan_invoice_run(ctx: Context, tenant: str) -> RunPlanned:
-    return plan_run(ctx, tenant, RUN, lambda catalogue, days: ctx.due_index.subscribers(
+def start_invoice_run(ctx: Context, tenant: str) -> RunStarted:
+    return start_run(ctx, tenant, INVOICE_RUN, lambda catalogue, days: ctx.due_index.subscribers(
         tenant, cadences_due(catalogue, days)))
 
 
@@ -121,14 +121,14 @@ def bill_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequen
     """Bill a batch; a subscriber that fails is recorded as needing attention, the rest
     are billed. ``attention``: subscribers recorded before, whose rows go when they succeed.
     Invoice numbers claimed for the batch that no commit carried (a failed subscriber's)
-    are released when it ends (``issuing.Claims``)."""
+    are released when it ends (``unit_of_work.Claims``)."""
     catalogue = ctx.catalogue.get(tenant)
     result = BatchResult(subscribers=len(subscribers))
     failures: dict[int, Exception] = {}
 
     def prepare(number: int) -> tuple[Loaded, list[InvoiceDraft]] | None:
         loaded = ctx.accounts.load(tenant, number)
-        return None if loaded is None else (loaded, plan(loaded, loaded.account, catalogue, today))
+        return None if loaded is None else (loaded, drafts_that_fit(loaded, loaded.account, catalogue, today))
 
     retry: list[int] = []  # conflicted: redone alone
     alone: list[int] = []  # the batch's number claim failed: each billed alone
@@ -166,9 +166,9 @@ def bill_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequen
         result.conflicts = len(retry)
         for number in retry + alone:
             attempt(failures, redo, number)
-        recorded = settle(ctx, tenant, RUN, today, failures, redo)
+        recorded = settle(ctx, tenant, INVOICE_RUN, today, failures, redo)
     result.needs_attention = len(recorded)
-    resolve(ctx, tenant, RUN, set(attention) - recorded)
+    resolve(ctx, tenant, INVOICE_RUN, set(attention) - recorded)
     return result
 
 
@@ -184,7 +184,7 @@ def bill_one(ctx: Context, tenant: str, today: date, subscriber_no: int, attempt
         loaded = ctx.accounts.load(tenant, subscriber_no)
         if loaded is None:
             return issued
-        drafts = plan(loaded, loaded.account, catalogue, today)
+        drafts = drafts_that_fit(loaded, loaded.account, catalogue, today)
         if not drafts:
             return issued
         numbers = claims.for_drafts(subscriber_no, drafts)

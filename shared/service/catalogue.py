@@ -17,8 +17,8 @@ from typing import Any
 
 from ..adapters.catalogue_store import FIELDS
 from ..domain.catalogue import Catalogue, CatalogueError, CatalogueInUse
+from ..ports import NotFound
 from .context import Context
-from .queries import NotFound
 
 
 def put_item(ctx: Context, tenant: str, kind: str, item: Any) -> Any:

@@ -3,7 +3,7 @@ corrections, write-offs, additional invoices, postponed reminders, order blockag
 (S4, S5, S7, L4-L6, D1; manual 6.4-6.6, 6.9, 7.5, 7.6, 7.9, 7.10, 7.15).
 
 Each operation is a pure function from ``shared.domain`` run by
-``issuing.change_account``: load, number, index, commit in one transaction, and on a
+``unit_of_work.change_account``: load, number, index, commit in one transaction, and on a
 conflict reload and run again.
 """
 
@@ -17,17 +17,17 @@ from typing import Any
 
 from ..adapters.accounts import History
 from ..adapters.codec import to_jsonable
-from ..domain import collection, credit, lifecycle
+from ..domain import credit, dunning_visit, lifecycle
 from ..domain.account import Account, Changes, Correction, OrderBlock
 from ..domain.calendar import Frequency
 from ..domain.catalogue import Catalogue, CatalogueError
 from ..domain.credit import Number
 from ..domain.invoicing import DocumentKind, InvoiceLine, line
 from ..domain.subscriptions import SubscriptionStatus
+from ..ports import NotFound
 from .context import Context
 from .isolation import reason as why
-from .issuing import change_account
-from .queries import NotFound
+from .unit_of_work import change_account
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def postpone_reminder(ctx: Context, tenant: str, subscriber_no: int, invoice_num
         demand = next((d for d in acc.open_demands.values() if d.invoice_number == invoice_number), None)
         if demand is None:
             raise NotFound(f"no open invoice {invoice_number}")
-        return collection.postpone(acc, demand.demand_no, to, reason, today)
+        return dunning_visit.postpone(acc, demand.demand_no, to, reason, today)
 
     return change_account(ctx, tenant, subscriber_no, op)
 

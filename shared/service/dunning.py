@@ -1,14 +1,14 @@
 """The dunning run (D1-D3; manual 7.7, 7.9, 7.11, 7.19): reminders, notices, payment
 stops and balance invoices, daily, fanned out like the invoice run.
 
-* ``plan_dunning_run`` (the timer): for each day since the last run it finds the
+* ``start_dunning_run`` (the timer): for each day since the last run it finds the
   subscribers to visit without scanning: those whose *renewal* invoices reach their
   first reminder (or stop check) that day, read from the due index by cadence (a
   renewal falls due on its period's start, so the cadence says when), and those the
   dunning index names for the day (first invoices, later reminders, stop checks,
   balance invoices: written when the step before them was taken). Batches of
-  50 subscribers go to ``billing-work`` as messages of kind ``dunning``.
-* ``dun_subscribers`` (the worker): reads each subscriber, lets ``collection.collect``
+  50 subscribers go to ``run-work`` as messages of kind ``dunning``.
+* ``dun_subscribers`` (the worker): reads each subscriber, lets ``dunning_visit.dun``
   decide, writes the next visit to the dunning index, and commits each subscriber in
   one transaction. What was done is recorded in the account, so a repeated message or
   a second run for the day does nothing more. A subscriber whose visit fails is
@@ -24,22 +24,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ..adapters.bus import BILLING_WORK
-from ..adapters.tables import ConcurrencyConflict
+from ..adapters.bus import RUN_WORK
 from ..domain.account import Account, Changes, Event
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
-from ..domain.collection import NOTICE_TYPES, collect, credited
 from ..domain.credit import Number
+from ..domain.dunning_visit import NOTICE_TYPES, credited, dun
 from ..domain.invoicing import Invoice
-from .billing import RunPlanned, batches, plan_run
+from ..ports import ConcurrencyConflict, NotFound
+from .billing import RunStarted, batches, start_run
 from .context import Context
 from .isolation import attempt, each, resolve, settle
-from .issuing import Claims, change_account, index_next_visit, numbered, publish, unchanged, write
-from .queries import NotFound
+from .unit_of_work import Claims, change_account, index_next_visit, numbered, publish, unchanged, write
 
 log = logging.getLogger(__name__)
-RUN = "dunning"
+DUNNING_RUN = "dunning"
 MAX_PARTS = 100  # transactions one visit may take (a payment stop crediting 500 invoices takes about 50)
 
 
@@ -89,15 +88,15 @@ def renewal_cadences(catalogue: Catalogue, days: Sequence[date]) -> set[str]:
     return keys
 
 
-def plan_dunning_run(ctx: Context, tenant: str) -> RunPlanned:
+def start_dunning_run(ctx: Context, tenant: str) -> RunStarted:
     def find(catalogue: Catalogue, days: list[date]) -> list[int]:
         found = set(ctx.due_index.subscribers(tenant, renewal_cadences(catalogue, days)))
         return sorted(found | ctx.dunning_index.subscribers(tenant, days))
 
-    return plan_run(ctx, tenant, RUN, find)
+    return start_run(ctx, tenant, DUNNING_RUN, find)
 
 
-def sweep_dunning(ctx: Context, tenant: str) -> RunPlanned:
+def sweep_dunning(ctx: Context, tenant: str) -> RunStarted:
     """Visit every subscriber with an open demand today, indexed or not: for a dunning
     process attached to a billing plan after its invoices were issued ("Payment stop
     works retroactive", manual 7.7). An admin operation that reads the whole tenant."""
@@ -105,10 +104,10 @@ def sweep_dunning(ctx: Context, tenant: str) -> RunPlanned:
     today = ctx.today(catalogue)
     found = sorted(loaded.account.number for loaded, _history in ctx.accounts.scan_tenant(tenant)
                    if loaded.account.open_demands)
-    messages = list(batches(tenant, today, found, RUN))
-    ctx.bus.send(BILLING_WORK, messages)
+    messages = list(batches(tenant, today, found, DUNNING_RUN))
+    ctx.bus.send(RUN_WORK, messages)
     log.info("dunning sweep %s %s: %d subscribers in %d messages", tenant, today, len(found), len(messages))
-    return RunPlanned(tenant, today, len(found), len(messages))
+    return RunStarted(tenant, today, len(found), len(messages))
 
 
 Read = dict[int, Invoice | None]  # invoices read by demand number, kept across the runs of one visit
@@ -119,14 +118,14 @@ def visit(ctx: Context, tenant: str, account: Account, catalogue: Catalogue, tod
     """``collect``; when it credits (a payment stop, an ended subscription's unpaid
     invoices), again with the invoices it credits read (point reads, once per visit), so
     each credit note mirrors its invoice line for line. Only such a visit reads more."""
-    changes = collect(account, catalogue, today, number)
+    changes = dun(account, catalogue, today, number)
     demands = credited(changes)
     if not demands:
         return changes
     for no in demands:
         if no not in read:
             read[no] = ctx.accounts.invoice(tenant, account.number, no)
-    return collect(account, catalogue, today, number, [i for no in demands if (i := read[no]) is not None])
+    return dun(account, catalogue, today, number, [i for no in demands if (i := read[no]) is not None])
 
 
 def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
@@ -135,7 +134,7 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
     are visited. ``attention``: subscribers recorded before, whose rows go when they succeed.
     Invoice numbers claimed for the batch that no commit carried (a visit that lost its race
     and, redone alone, no longer needed them: the debt was paid meanwhile) are released when
-    it ends (``issuing.Claims``), as in the invoice run."""
+    it ends (``unit_of_work.Claims``), as in the invoice run."""
     catalogue = ctx.catalogue.get(tenant)
     result = DunningResult(subscribers=len(subscribers))
     failures: dict[int, Exception] = {}
@@ -186,9 +185,9 @@ def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequenc
         result.conflicts = len(retry)
         for number in retry:
             attempt(failures, redo, number)
-        recorded = settle(ctx, tenant, RUN, today, failures, redo)
+        recorded = settle(ctx, tenant, DUNNING_RUN, today, failures, redo)
     result.needs_attention = len(recorded)
-    resolve(ctx, tenant, RUN, set(attention) - recorded)
+    resolve(ctx, tenant, DUNNING_RUN, set(attention) - recorded)
     return result
 
 

@@ -116,12 +116,12 @@ def resolve(ctx: Context, tenant: str, run: str, succeeded: Iterable[int]) -> No
                  "the tenant's run" if number == TENANT_RUN else f"subscriber {number}")
 
 
-def for_each_tenant(ctx: Context, run: str, plan: Callable[[Context, str], T]) -> list[T]:
-    """The timer's loop: every tenant's run planned, a failing one recorded and skipped."""
+def for_each_tenant(ctx: Context, run: str, start: Callable[[Context, str], T]) -> list[T]:
+    """The timer's loop: every tenant's run started, a failing one recorded and skipped."""
     planned: list[T] = []
     for tenant in ctx.tenants.all():
         try:
-            planned.append(plan(ctx, tenant))
+            planned.append(start(ctx, tenant))
         except Exception as exc:  # one tenant never stops another's run
             try:
                 record(ctx, tenant, run, TENANT_RUN, ctx.clock.now().date(), exc)

@@ -19,7 +19,7 @@ from ..domain.money import Money
 from .context import Context
 from .isolation import record
 
-RUN = "notice"
+NOTICE_RUN = "notice"
 TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 
 
@@ -60,5 +60,5 @@ def send(ctx: Context, notifier: Notifier, message_id: str, body: dict[str, Any]
         tenant, number = body.get("tenant"), (body.get("payload") or {}).get("subscriber_no")
         if transient(exc) or not (isinstance(tenant, str) and TENANT.match(tenant) and isinstance(number, int)):
             raise
-        record(ctx, tenant, RUN, number, ctx.clock.now().date(), exc, ref=message_id)
+        record(ctx, tenant, NOTICE_RUN, number, ctx.clock.now().date(), exc, ref=message_id)
         return None

@@ -35,15 +35,14 @@ from dateutil.relativedelta import relativedelta
 
 from ..adapters.attention import transient
 from ..adapters.indexes import OrderRecord, PendingOrder, digest
-from ..adapters.tables import ConcurrencyConflict
 from ..domain.account import Account, Changes, issue, subscription_created
 from ..domain.catalogue import Catalogue, PaymentType
-from ..domain.collection import order_blocked
+from ..domain.dunning_visit import order_blocked
 from ..domain.invoicing import Invoice
 from ..domain.subscriptions import StopKind, Subscriber, Subscription
+from ..ports import ConcurrencyConflict, NotFound
 from .context import Context
-from .issuing import Claims, commit, index_next_visit, plan
-from .queries import NotFound
+from .unit_of_work import Claims, commit, drafts_that_fit, index_next_visit
 
 MAX_ATTEMPTS = 10
 PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
@@ -269,7 +268,7 @@ def _place(ctx: Context, order: PlaceOrder, subscriber_no: int, sub_id: str) -> 
             if blocked:
                 raise OrderBlocked(f"subscriber {subscriber_no} cannot order: {blocked}")
             account = account.with_subscription(sub)
-            drafts = plan(loaded, account, catalogue, today, extra_entities=1)  # + SubscriptionCreated
+            drafts = drafts_that_fit(loaded, account, catalogue, today, extra_entities=1)  # + SubscriptionCreated
             numbers = claims.for_drafts(subscriber_no, drafts)
             base = Changes(account, (sub,), events=(subscription_created(subscriber_no, sub),))
             changes = issue(account, drafts, numbers, catalogue, today, base)

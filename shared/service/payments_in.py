@@ -43,7 +43,7 @@ from stdnum.exceptions import ValidationError
 from ..adapters.accounts import partition_key
 from ..adapters.codec import dumps, loads, to_jsonable
 from ..adapters.imports import MAX_ATTEMPTS, BankFileDrop, ImportLog, is_transient, key_of
-from ..adapters.tables import ConcurrencyConflict, StorageLimit, TooManyEntities, prefix_filter
+from ..adapters.tables import StorageLimit, TooManyEntities, prefix_filter
 from ..domain.account import Changes, Event, apply_mandate, receive_payment, refund, reversal_target, reverse_payment
 from ..domain.catalogue import Catalogue, Organization
 from ..domain.import_report import ImportReport, Landing, MandateLanding, Outcome, Reason, Total, build, rejected
@@ -53,9 +53,9 @@ from ..domain.limits import ValueOutOfRange
 from ..domain.payments import BookedPayment, MatchType, PaymentKind, PaymentState, ReceivedPayment
 from ..formats import read_bank_file
 from ..formats.payments import BankFile, BankFileError, IncomingPayment, RecordKind, UnreadableRecord
+from ..ports import ConcurrencyConflict, NotFound
 from .context import Context
-from .issuing import index_next_visit, publish
-from .queries import NotFound
+from .unit_of_work import index_next_visit, publish
 
 log = logging.getLogger(__name__)
 PAYMENTS_PER_COMMIT = 10  # at most ~7 entities each, with room for the subscriber row and outbox

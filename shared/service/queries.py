@@ -13,15 +13,12 @@ from typing import Any
 
 from ..adapters.codec import to_jsonable
 from ..domain.account import next_drafts
-from ..domain.collection import order_blocked
+from ..domain.dunning_visit import order_blocked
 from ..domain.invoicing import DocumentKind
 from ..domain.ledger import EntryKind
 from ..domain.subscriptions import StopKind, SubscriptionStatus
+from ..ports import NotFound
 from .context import Context
-
-
-class NotFound(LookupError):
-    pass
 
 
 def overview(ctx: Context, tenant: str, subscriber_no: int) -> dict[str, Any]:

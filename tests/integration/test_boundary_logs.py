@@ -12,7 +12,7 @@ import pytest
 
 from functions import notification_worker
 from shared.adapters.bus import BusMessage
-from shared.service.billing import bill_one, plan_invoice_run
+from shared.service.billing import bill_one, start_invoice_run
 from shared.service.context import Context
 from shared.service.orders import place_order
 from tests.conftest import oslo_morning
@@ -27,7 +27,7 @@ def test_an_order_and_a_billing_run_log_no_email_address(ctx: Context, shop: str
     placed = place_order(ctx, order(shop, 3, email="kari.nordmann@example.no"))
     ctx.clock.set(oslo_morning(date(2026, 1, 22)))  # type: ignore[attr-defined]
     assert bill_one(ctx, shop, date(2026, 1, 22), placed.subscriber_no) == 1
-    plan_invoice_run(ctx, shop)
+    start_invoice_run(ctx, shop)
     reminder = {"step": 1, "invoice_number": 1, "amount_minor": 34800, "currency": "NOK", "due_date": "2026-02-01",
                 "name": "Kari Nordmann", "channel": "email", "to": "kari.nordmann@example.no",
                 "organization_id": "avisa", "day": "2026-01-22"}

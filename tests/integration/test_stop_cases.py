@@ -26,15 +26,15 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from devhost import issuer
 from devhost.azurite import Azurite
-from functions.billing_worker import handle as work
 from functions.notification_worker import handle as notify
+from functions.run_worker import handle as work
 from shared import bootstrap
-from shared.adapters.bus import BILLING_WORK, NOTICES, QUEUES
+from shared.adapters.bus import NOTICES, QUEUES, RUN_WORK
 from shared.adapters.notify import CONTAINER
 from shared.clock import SettableClock
-from shared.service.billing import plan_invoice_run
+from shared.service.billing import start_invoice_run
 from shared.service.context import Context
-from shared.service.dunning import plan_dunning_run
+from shared.service.dunning import start_dunning_run
 from shared.service.orders import place_order
 from tests.conftest import make_context, oslo_morning
 from tests.fixtures import install_catalogue, order
@@ -136,11 +136,11 @@ def live(ctx: Context, cases: dict[str, Case]) -> None:
         if on <= DAILY_UNTIL or on.weekday() == 0 or on == LAST or any(on in c.script for c in cases.values()):
             ctx.clock.set(oslo_morning(on))  # type: ignore[attr-defined]
             for c in cases.values():
-                plan_invoice_run(ctx, c.shop)
-            drain(ctx, BILLING_WORK, work)
+                start_invoice_run(ctx, c.shop)
+            drain(ctx, RUN_WORK, work)
             for c in cases.values():
-                plan_dunning_run(ctx, c.shop)
-            drain(ctx, BILLING_WORK, work)
+                start_dunning_run(ctx, c.shop)
+            drain(ctx, RUN_WORK, work)
             drain(ctx, NOTICES, notify)
             for c in cases.values():
                 if on in c.script:

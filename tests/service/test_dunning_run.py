@@ -10,10 +10,10 @@ from datetime import date, timedelta
 
 from dateutil.relativedelta import relativedelta
 
-from functions.billing_worker import handle as work
 from functions.notification_worker import handle as notify
+from functions.run_worker import handle as work
 from shared import bootstrap
-from shared.adapters.bus import BILLING_WORK, NOTICES, unpack
+from shared.adapters.bus import NOTICES, RUN_WORK, unpack
 from shared.adapters.notify import CONTAINER
 from shared.domain.import_report import Outcome
 from shared.domain.invoicing import DocumentKind
@@ -22,9 +22,9 @@ from shared.domain.settlement import OpenDemand
 from shared.domain.subscriptions import StopKind
 from shared.formats import ocr_giro
 from shared.service import payments_in
-from shared.service.billing import plan_invoice_run
+from shared.service.billing import start_invoice_run
 from shared.service.context import Context
-from shared.service.dunning import DunningResult, dun_subscribers, plan_dunning_run
+from shared.service.dunning import DunningResult, dun_subscribers, start_dunning_run
 from shared.service.orders import place_order
 from shared.service.queries import find_by_kid
 from tests.conftest import oslo_morning
@@ -45,10 +45,10 @@ def drain(ctx: Context, queue_name: str, handler) -> list:  # type: ignore[no-un
 def day(ctx: Context, tenant: str, on: date) -> list:  # type: ignore[type-arg]
     """What the timers and workers do on one day: invoice run, then dunning run, then notices."""
     ctx.clock.set(oslo_morning(on))  # type: ignore[attr-defined]
-    plan_invoice_run(ctx, tenant)
-    drain(ctx, BILLING_WORK, work)
-    plan_dunning_run(ctx, tenant)
-    done = drain(ctx, BILLING_WORK, work)
+    start_invoice_run(ctx, tenant)
+    drain(ctx, RUN_WORK, work)
+    start_dunning_run(ctx, tenant)
+    done = drain(ctx, RUN_WORK, work)
     drain(ctx, NOTICES, notify)
     return done
 
@@ -81,9 +81,9 @@ def test_a_renewal_reminded_by_cadence_and_a_first_invoice_by_the_dunning_index(
 def test_two_runs_and_a_redelivered_message_for_one_day_remind_once(ctx: Context, shop: str) -> None:
     placed = place_order(ctx, order(shop, 1))
     ctx.clock.set(oslo_morning(date(2026, 1, 26)))  # type: ignore[attr-defined]
-    assert plan_dunning_run(ctx, shop).subscribers == 1
-    assert plan_dunning_run(ctx, shop).subscribers == 0  # the same date again: nothing planned
-    (once,) = drain(ctx, BILLING_WORK, work)
+    assert start_dunning_run(ctx, shop).subscribers == 1
+    assert start_dunning_run(ctx, shop).subscribers == 0  # the same date again: nothing planned
+    (once,) = drain(ctx, RUN_WORK, work)
     again = dun_subscribers(ctx, shop, date(2026, 1, 26), [placed.subscriber_no])  # the message redelivered
     assert (once.reminders, again.reminders) == (1, 0)
     assert len(ctx.accounts.documents(shop, placed.subscriber_no).reminders) == 1

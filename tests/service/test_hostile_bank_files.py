@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from devhost.azurite import Azurite
 from functions.ocr_blob_trigger import handle
 from shared.adapters.imports import ImportLog
-from shared.adapters.tables import ConcurrencyConflict
 from shared.clock import SettableClock
 from shared.domain.import_report import Outcome, Status
 from shared.domain.limits import MAX_MINOR
 from shared.formats import bgmax, read_bank_file
 from shared.formats.payments import NotIncomingPayments
+from shared.ports import ConcurrencyConflict
 from shared.service import payments_in
 from shared.service.catalogue import put_item
 from shared.service.context import Context

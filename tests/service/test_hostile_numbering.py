@@ -101,7 +101,7 @@ def test_a_new_subscribers_number_in_doubt_is_never_freed_while_it_may_still_lan
 
 
 def test_a_claim_kept_for_a_commit_in_doubt_waits_out_the_sweeps_grace(ctx: Context, shop: str) -> None:
-    from shared.service.issuing import release_unissued
+    from shared.service.unit_of_work import release_unissued
 
     late = LateCommit(ctx.accounts, IN_DOUBT[0], lands=False)  # it never lands: the sweep frees it, later
     with pytest.raises(ServiceResponseError):

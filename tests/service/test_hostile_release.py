@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from shared.adapters.numbering import InvoiceNumbers
 from shared.service.billing import bill_one
 from shared.service.context import Context
-from shared.service.issuing import release_unissued
 from shared.service.orders import place_order
+from shared.service.unit_of_work import release_unissued
 from tests.conftest import oslo_morning
 from tests.fixtures import install_catalogue, order
 from tests.service.test_numbering_gapless import TooLarge, flaky, issued

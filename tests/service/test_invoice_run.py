@@ -7,10 +7,10 @@ from datetime import date, timedelta
 
 from azure.functions.servicebus import ServiceBusMessage
 
-from shared.adapters.bus import BILLING_WORK, unpack
+from shared.adapters.bus import RUN_WORK, unpack
 from shared.clock import SettableClock
 from shared.domain.calendar import Frequency
-from shared.service.billing import bill_one, bill_subscribers, plan_invoice_run
+from shared.service.billing import bill_one, bill_subscribers, start_invoice_run
 from shared.service.context import Context
 from shared.service.orders import place_order
 from tests.conftest import make_context, oslo_morning
@@ -20,8 +20,8 @@ from tests.fixtures import order
 def run_day(ctx: Context, tenant: str, day: date) -> int:
     """What the timer and the worker do for one day, driven directly."""
     ctx.clock.set(oslo_morning(day))  # type: ignore[attr-defined]
-    plan_invoice_run(ctx, tenant)
-    queue = ctx.bus.service.get_queue_client(BILLING_WORK)  # type: ignore[attr-defined]
+    start_invoice_run(ctx, tenant)
+    queue = ctx.bus.service.get_queue_client(RUN_WORK)  # type: ignore[attr-defined]
     issued = 0
     while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=30)):
         for message in batch:
@@ -90,7 +90,7 @@ def test_the_timer_batches_subscribers_into_bus_messages(ctx: Context, shop: str
     for n in range(1, 4):
         place_order(ctx, order(shop, n))
     ctx.clock.set(oslo_morning(date(2026, 1, 22)))  # type: ignore[attr-defined]
-    planned = plan_invoice_run(ctx, shop)
+    planned = start_invoice_run(ctx, shop)
     assert (planned.subscribers, planned.messages) == (3, 1)
 
 
@@ -112,15 +112,15 @@ def test_a_year_of_one_subscriber_issues_exactly_twelve_consecutive_monthly_invo
 
 
 def test_the_worker_handles_a_service_bus_message_and_ignores_its_redelivery(ctx: Context, shop: str) -> None:
-    from functions.billing_worker import billing_worker
+    from functions.run_worker import run_worker
 
     placed = place_order(ctx, order(shop))
     ctx.clock.set(oslo_morning(date(2026, 1, 22)))  # type: ignore[attr-defined]
     body = (b'{"id":"m1","body":{"kind":"invoice","tenant":"%s","date":"2026-01-22","subscribers":[%d]}}'
             % (shop.encode(), placed.subscriber_no))
     message = ServiceBusMessage(body=body, message_id="m1", application_properties={}, user_properties={})
-    billing_worker(message)
-    billing_worker(message)  # at-least-once delivery: the same message again
+    run_worker(message)
+    run_worker(message)  # at-least-once delivery: the same message again
     assert len(invoices_of(ctx, shop, placed.subscriber_no)) == 2
 
 

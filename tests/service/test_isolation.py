@@ -19,29 +19,29 @@ from azure.core.exceptions import ServiceResponseError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.billing_worker import handle as work
 from functions.dunning_timer import dunning_timer
 from functions.invoice_timer import invoice_timer
 from functions.notification_worker import handle as notify
+from functions.run_worker import handle as work
 from shared import bootstrap
 from shared.adapters import attention
 from shared.adapters.attention import TENANT_RUN, Attention
-from shared.adapters.bus import BILLING_WORK, BusMessage, unpack
+from shared.adapters.bus import RUN_WORK, BusMessage, unpack
 from shared.adapters.catalogue_store import TABLE as CATALOGUE
 from shared.adapters.codec import dumps
 from shared.adapters.indexes import Tenants
 from shared.domain.account import Changes, Correction
 from shared.service import billing, dunning, isolation
-from shared.service.billing import BatchResult, bill_subscribers, plan_invoice_run
+from shared.service.billing import BatchResult, bill_subscribers, start_invoice_run
 from shared.service.context import Context
-from shared.service.dunning import DunningResult, plan_dunning_run
+from shared.service.dunning import DunningResult, start_dunning_run
 from shared.service.orders import place_order
 from tests.conftest import oslo_morning
 from tests.fixtures import install_catalogue, order
 
 RENEWAL_DAY = date(2026, 1, 22)  # orders of 5 Jan renew on 5 Feb, produced 14 days before
-PLAN = billing.plan
-COLLECT = dunning.collect
+PLAN = billing.drafts_that_fit
+COLLECT = dunning.dun
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +85,7 @@ def run(ctx: Context, plan: Callable[[Context, str], Any], tenant: str, day: dat
     """The timer's plan for ``tenant``, then every message through the worker function."""
     ctx.clock.set(oslo_morning(day))  # type: ignore[attr-defined]
     plan(ctx, tenant)
-    return drain(ctx, BILLING_WORK, work)
+    return drain(ctx, RUN_WORK, work)
 
 
 def drain(ctx: Context, queue_name: str, handler: Callable[[bytes], Any]) -> list[Any]:
@@ -112,7 +112,7 @@ def test_a_batch_with_a_restart_in_9999_and_a_correction_of_10_to_30_bills_the_o
     numbers = subscribers(ctx, shop, 6)
     poison_restart(ctx, shop, numbers[1])
     poison_correction(ctx, shop, numbers[4])
-    (result,) = run(ctx, plan_invoice_run, shop, RENEWAL_DAY)  # one message of six: it completes
+    (result,) = run(ctx, start_invoice_run, shop, RENEWAL_DAY)  # one message of six: it completes
     assert (result.invoices, result.needs_attention) == (4, 2)
     assert [invoiced(ctx, shop, n) for n in numbers] == [2, 1, 2, 2, 1, 2]
     found = rows(ctx, shop)
@@ -137,19 +137,19 @@ def test_the_same_failure_again_is_one_row_counted_twice_and_issues_nothing_more
 def test_the_next_run_retries_a_recorded_subscriber_and_clears_it_once_fixed(ctx: Context, shop: str) -> None:
     numbers = subscribers(ctx, shop, 2)
     poison_correction(ctx, shop, numbers[0])
-    run(ctx, plan_invoice_run, shop, RENEWAL_DAY)
-    (result,) = run(ctx, plan_invoice_run, shop, RENEWAL_DAY + timedelta(days=1))  # not due by cadence: retried
+    run(ctx, start_invoice_run, shop, RENEWAL_DAY)
+    (result,) = run(ctx, start_invoice_run, shop, RENEWAL_DAY + timedelta(days=1))  # not due by cadence: retried
     assert (result.subscribers, result.invoices, result.needs_attention) == (1, 0, 1)
     assert ctx.attention.all(shop)[0].count == 2
     loaded = ctx.accounts.load(shop, numbers[0])  # customer service fixes the correction
     assert loaded is not None
     fixed = Correction("huge", "avisa", -1000, "typo fixed", date(2026, 1, 5))
     ctx.accounts.commit(shop, loaded, Changes(replace(loaded.account, corrections=(fixed,))))
-    (result,) = run(ctx, plan_invoice_run, shop, RENEWAL_DAY + timedelta(days=2))
+    (result,) = run(ctx, start_invoice_run, shop, RENEWAL_DAY + timedelta(days=2))
     assert (result.invoices, result.needs_attention) == (1, 0)
     assert ctx.attention.all(shop) == []
     assert ctx.accounts.documents(shop, numbers[0]).invoices[-1].total_minor == 34800 + 3900 - 1000
-    assert run(ctx, plan_invoice_run, shop, RENEWAL_DAY + timedelta(days=3)) == []  # nobody to retry
+    assert run(ctx, start_invoice_run, shop, RENEWAL_DAY + timedelta(days=3)) == []  # nobody to retry
 
 
 def test_a_decision_that_raises_for_one_subscriber_leaves_the_others_billed(
@@ -163,7 +163,7 @@ def test_a_decision_that_raises_for_one_subscriber_leaves_the_others_billed(
         return real(account, *args, **kw)
 
     monkeypatch.setattr(billing, "issue", issue)
-    (result,) = run(ctx, plan_invoice_run, shop, RENEWAL_DAY)
+    (result,) = run(ctx, start_invoice_run, shop, RENEWAL_DAY)
     assert (result.invoices, result.needs_attention) == (4, 1)
     (row,) = ctx.attention.all(shop)
     assert row.reason == "RuntimeError: bad data for <e-mail>"  # no address shown to customer service
@@ -181,7 +181,7 @@ def test_a_passing_storage_failure_is_retried_alone_and_recorded_only_if_it_pers
         return load(tenant, number)
 
     monkeypatch.setattr(ctx.accounts, "load", flaky)
-    (result,) = run(ctx, plan_invoice_run, shop, RENEWAL_DAY)
+    (result,) = run(ctx, start_invoice_run, shop, RENEWAL_DAY)
     assert (result.invoices, result.needs_attention) == (2, 1)
     assert [(a.subscriber_no, a.reason) for a in ctx.attention.all(shop)] == [
         (numbers[1], "ServiceResponseError: connection reset")]
@@ -204,7 +204,7 @@ def test_when_even_recording_fails_the_message_raises_to_be_redelivered(
 def test_a_dunning_batch_with_a_demand_due_in_9999_reminds_the_others(ctx: Context, shop: str) -> None:
     numbers = subscribers(ctx, shop, 4)  # first invoices due 19 Jan, reminded 26 Jan
     poison_demand(ctx, shop, numbers[2])
-    (result,) = run(ctx, plan_dunning_run, shop, date(2026, 1, 26))
+    (result,) = run(ctx, start_dunning_run, shop, date(2026, 1, 26))
     assert isinstance(result, DunningResult)
     assert (result.reminders, result.needs_attention) == (3, 1)
     (row,) = ctx.attention.all(shop)
@@ -215,20 +215,20 @@ def test_a_dunning_batch_with_a_demand_due_in_9999_reminds_the_others(ctx: Conte
 def test_a_visit_that_raises_is_recorded_and_cleared_when_it_next_succeeds(
         ctx: Context, shop: str, monkeypatch: pytest.MonkeyPatch) -> None:
     numbers = subscribers(ctx, shop, 3)
-    real = dunning.collect
+    real = dunning.dun
     broken = {numbers[0]}
 
-    def collect(account: Any, *args: Any) -> Changes:
+    def dun(account: Any, *args: Any) -> Changes:
         if account.number in broken:
             raise KeyError("organization")
         return real(account, *args)
 
-    monkeypatch.setattr(dunning, "collect", collect)
-    (result,) = run(ctx, plan_dunning_run, shop, date(2026, 1, 26))
+    monkeypatch.setattr(dunning, "dun", dun)
+    (result,) = run(ctx, start_dunning_run, shop, date(2026, 1, 26))
     assert (result.reminders, result.needs_attention) == (2, 1)
     assert rows(ctx, shop)[("dunning", numbers[0])].reason == "KeyError: 'organization'"
     broken.clear()
-    (result,) = run(ctx, plan_dunning_run, shop, date(2026, 1, 27))  # the next run visits it again
+    (result,) = run(ctx, start_dunning_run, shop, date(2026, 1, 27))  # the next run visits it again
     assert (result.subscribers, result.reminders, result.needs_attention) == (1, 1, 0)
     assert ctx.attention.all(shop) == []
 
@@ -282,7 +282,7 @@ def test_a_tenant_whose_billing_plan_has_lead_days_of_a_billion_stops_no_other_t
     store_raw(ctx, bad, "billing_plan", replace(plan, lead_days=10**9))
     ctx.clock.set(oslo_morning(RENEWAL_DAY))  # type: ignore[attr-defined]
     invoice_timer(None)  # the timer function itself
-    results = drain(ctx, BILLING_WORK, work)
+    results = drain(ctx, RUN_WORK, work)
     assert sorted(r.invoices for r in results) == [2, 2]  # tenants a and c renewed
     assert all(invoiced(ctx, t, n) == 2 for t in (a, c) for n in placed[t])
     (row,) = ctx.attention.all(bad)
@@ -294,7 +294,7 @@ def test_a_tenant_whose_billing_plan_has_lead_days_of_a_billion_stops_no_other_t
     store_raw(ctx, bad, "billing_plan", plan)  # fixed: the next day's run catches up from 5 Jan
     ctx.clock.set(oslo_morning(RENEWAL_DAY + timedelta(days=1)))  # type: ignore[attr-defined]
     invoice_timer(None)
-    drain(ctx, BILLING_WORK, work)
+    drain(ctx, RUN_WORK, work)
     assert all(invoiced(ctx, bad, n) == 2 for n in placed[bad])
     assert ctx.attention.all(bad) == []
 
@@ -308,7 +308,7 @@ def test_a_tenant_whose_dunning_planning_overflows_stops_no_other_tenants_dunnin
               replace(process, reminders=(replace(process.reminders[0], delay_days=10**9),)))
     ctx.clock.set(oslo_morning(date(2026, 1, 26)))  # type: ignore[attr-defined]
     dunning_timer(None)
-    drain(ctx, BILLING_WORK, work)
+    drain(ctx, RUN_WORK, work)
     assert [len(ctx.accounts.documents(t, placed[t][0]).reminders) for t in (a, bad, c)] == [1, 0, 1]
     (row,) = ctx.attention.all(bad)
     assert (row.run, row.subscriber_no, row.reason.split(":")[0]) == ("dunning", TENANT_RUN, "OverflowError")
@@ -335,8 +335,8 @@ def test_exactly_the_healthy_subscribers_are_billed_and_exactly_the_poisoned_are
         return PLAN(loaded, *args, **kw)
 
     with monkeypatch.context() as patch:  # undone after each example
-        patch.setattr(billing, "plan", plan)
-        results: list[BatchResult] = run(ctx, plan_invoice_run, tenant, RENEWAL_DAY)
+        patch.setattr(billing, "drafts_that_fit", plan)
+        results: list[BatchResult] = run(ctx, start_invoice_run, tenant, RENEWAL_DAY)
     healthy = {n for n, p in zip(numbers, poisons, strict=True) if p is None}
     assert {n for n in numbers if invoiced(ctx, tenant, n) == 2} == healthy
     assert {a.subscriber_no for a in ctx.attention.all(tenant)} == set(numbers) - healthy
@@ -357,14 +357,14 @@ def test_exactly_the_healthy_subscribers_are_reminded_and_exactly_the_poisoned_a
             poison_demand(ctx, tenant, number)
     decided_badly = {n for n, p in zip(numbers, poisons, strict=True) if p == "decision"}
 
-    def collect(account: Any, *args: Any) -> Changes:
+    def dun(account: Any, *args: Any) -> Changes:
         if account.number in decided_badly:
             raise LookupError("injected")
         return COLLECT(account, *args)
 
     with monkeypatch.context() as patch:
-        patch.setattr(dunning, "collect", collect)
-        results: list[DunningResult] = run(ctx, plan_dunning_run, tenant, date(2026, 1, 26))
+        patch.setattr(dunning, "dun", dun)
+        results: list[DunningResult] = run(ctx, start_dunning_run, tenant, date(2026, 1, 26))
     healthy = {n for n, p in zip(numbers, poisons, strict=True) if p is None}
     assert {n for n in numbers if ctx.accounts.documents(tenant, n).reminders} == healthy
     assert {a.subscriber_no for a in ctx.attention.all(tenant)} == set(numbers) - healthy
@@ -373,7 +373,7 @@ def test_exactly_the_healthy_subscribers_are_reminded_and_exactly_the_poisoned_a
 def test_transient_means_storage_and_network_failures_not_faults_of_the_data() -> None:
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-    from shared.adapters.tables import ConcurrencyConflict
+    from shared.ports import ConcurrencyConflict
 
     def http(status: int) -> HttpResponseError:
         error = HttpResponseError(message=str(status))
@@ -404,7 +404,7 @@ def test_customer_service_lists_what_needs_attention_and_dismisses_a_notice(ctx:
 
     numbers = subscribers(ctx, shop, 2)
     poison_correction(ctx, shop, numbers[0])
-    run(ctx, plan_invoice_run, shop, RENEWAL_DAY)
+    run(ctx, start_invoice_run, shop, RENEWAL_DAY)
     body = {"tenant": shop, "type": "PaymentStopNotice", "payload": {"subscriber_no": numbers[1]}}
     notify(BusMessage("stop-notice.avisa.2", body).encode().encode())
     reader, support = issuer.token(shop, ["reader"]), issuer.token(shop, ["support"])

@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 
 from shared.adapters.accounts import AccountRepository
 from shared.adapters.numbering import series_key
-from shared.adapters.tables import ConcurrencyConflict
 from shared.domain.account import Changes, issue
-from shared.service import customer_service, issuing
+from shared.ports import ConcurrencyConflict
+from shared.service import customer_service, unit_of_work
 from shared.service.billing import bill_one, bill_subscribers
 from shared.service.context import Context
-from shared.service.issuing import Claims, claim_key, release_unissued
 from shared.service.orders import place_order
+from shared.service.unit_of_work import Claims, claim_key, release_unissued
 from tests.conftest import oslo_morning
 from tests.fixtures import install_catalogue, order
 
@@ -125,7 +125,7 @@ def test_a_holder_of_a_released_number_cannot_commit_it(ctx: Context, shop: str)
     today = date(2026, 1, 22)
     loaded = ctx.accounts.load(shop, placed.subscriber_no)  # the slow worker loads, claims...
     assert loaded is not None
-    drafts = issuing.plan(loaded, loaded.account, catalogue, today)
+    drafts = unit_of_work.drafts_that_fit(loaded, loaded.account, catalogue, today)
     numbers = Claims(ctx, shop, catalogue).for_drafts(placed.subscriber_no, drafts)
     with Claims(ctx, shop, catalogue) as other:  # ...another process claims the same and releases it
         other.for_drafts(placed.subscriber_no, drafts)
@@ -137,7 +137,7 @@ def test_a_holder_of_a_released_number_cannot_commit_it(ctx: Context, shop: str)
 
 def test_a_claim_left_by_a_process_that_died_is_released_by_the_sweep(ctx: Context, shop: str,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(issuing, "release", lambda *a, **k: None)  # it died before it could release
+    monkeypatch.setattr(unit_of_work, "release", lambda *a, **k: None)  # it died before it could release
     failing, _ = flaky(ctx, [True])
     with pytest.raises(TooLarge):
         place_order(failing, order(shop, 1))
@@ -201,7 +201,7 @@ def test_the_sweep_endpoint_is_for_admins_and_releases_loose_claims(ctx: Context
     from devhost import issuer
     from tests.integration.test_merchant import call
 
-    monkeypatch.setattr(issuing.release_unissued, "__defaults__", (-1,))  # no grace: the claim is old enough
+    monkeypatch.setattr(unit_of_work.release_unissued, "__defaults__", (-1,))  # no grace: the claim is old enough
     ctx.invoice_numbers.claim(series(ctx, shop), ["1234.sub.0"])  # a claim whose process died
     assert call("invoice_numbers_sweep", "POST", issuer.token(shop, ["support"]))[0] == 403
     status, done = call("invoice_numbers_sweep", "POST", issuer.token(shop, ["admin"]))
@@ -213,7 +213,7 @@ def test_the_sweep_endpoint_is_for_admins_and_releases_loose_claims(ctx: Context
 def test_a_failed_transaction_outside_a_claims_session_releases_its_numbers(ctx: Context, shop: str) -> None:
     # the dunning run's path: numbers claimed by ``numbered`` alone, the transaction by ``write``
     from shared.domain import credit
-    from shared.service.issuing import numbered, write
+    from shared.service.unit_of_work import numbered, write
 
     placed = place_order(ctx, order(shop, 1))  # invoice 1
     loaded = ctx.accounts.load(shop, placed.subscriber_no)

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain.account import Account
-from shared.domain.collection import collect, next_visit, stoppable
+from shared.domain.dunning_visit import dun, next_visit, stoppable
 from shared.domain.subscriptions import StopKind, Subscription
-from tests.unit.test_collection import CAT, Numbers, bill, subscribed
+from tests.unit.test_dunning_visit import CAT, Numbers, bill, subscribed
 
-STOP_CHECK = date(2026, 2, 26)  # January's invoice unpaid: reminder 2 due 16 Feb + delay 10 (see test_collection)
+STOP_CHECK = date(2026, 2, 26)  # January's invoice unpaid: reminder 2 due 16 Feb + delay 10 (see test_dunning_visit)
 NOTICE_DAY = STOP_CHECK - timedelta(days=5)
 FIRST, LAST = date(2026, 1, 1), date(2026, 4, 30)
 
@@ -27,7 +27,7 @@ def walk(acc: Account, numbers: Numbers, until: date) -> tuple[list[tuple[date, 
     seen = []
     day = FIRST
     while day <= until:
-        changes = collect(bill(acc, day, numbers).account, CAT, day, numbers)
+        changes = dun(bill(acc, day, numbers).account, CAT, day, numbers)
         seen += [(day, e.type) for e in changes.events]
         acc = changes.account
         day += timedelta(days=1)
@@ -91,7 +91,7 @@ def test_every_stop_notice_is_followed_by_that_stop_and_none_goes_to_an_ended_su
             acc = acc.with_subscription(replace(acc.subscriptions["s1"], stop_date=stop_date, stop_kind=kind))
         acc = bill(acc, day, numbers).account
         before: Subscription = acc.subscriptions["s1"]
-        changes = collect(acc, CAT, day, numbers)
+        changes = dun(acc, CAT, day, numbers)
         for e in changes.events:
             if e.type == "PaymentStopNotice":
                 on = date.fromisoformat(e.payload["stop_date"])

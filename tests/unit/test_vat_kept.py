@@ -36,8 +36,8 @@ from shared.domain.catalogue import (
     Product,
     SubscriptionPlan,
 )
-from shared.domain.collection import collect
 from shared.domain.credit import CreditRefused, add_correction, credit_issued, write_off
+from shared.domain.dunning_visit import dun
 from shared.domain.invoicing import DocumentKind, Invoice, InvoiceLine, vat_parts
 from shared.domain.kid import KidScheme
 from shared.domain.ledger import EntryKind, LedgerEntry, VatPart, merge_vat
@@ -45,7 +45,7 @@ from shared.domain.lifecycle import StopRefused, change_stop, pause, stop
 from shared.domain.money import vat_of_gross
 from shared.domain.payments import MatchType, ReceivedPayment
 from shared.domain.subscriptions import Subscriber, Subscription
-from tests.unit.test_collection import PROCESS, Numbers
+from tests.unit.test_dunning_visit import PROCESS, Numbers
 
 RATES = (0, 1200, 1500, 2500)
 START = date(2026, 1, 1)
@@ -244,7 +244,7 @@ def test_vat_invoiced_less_vat_credited_is_the_vat_of_what_was_delivered_per_rat
             for _ in range(op[1]):
                 today += timedelta(days=1)
                 m.bill(today)
-                m.apply(collect(m.acc, m.cat, today, m.numbers, list(m.invoices.values()) if read else ()), read)
+                m.apply(dun(m.acc, m.cat, today, m.numbers, list(m.invoices.values()) if read else ()), read)
         elif op[0] == "pay":
             payment = ReceivedPayment(f"p{n}", "avisa", "NOK", op[1], today, "ocr_giro",
                                       MatchType.EXTERNAL_IDENTIFIER, demand_no=op[2] or None)

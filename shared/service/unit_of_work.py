@@ -25,14 +25,14 @@ from ..adapters.attention import transient
 from ..adapters.bus import EVENTS, NOTICES, BusMessage
 from ..adapters.codec import to_jsonable
 from ..adapters.numbering import Claim, series_key
-from ..adapters.tables import MAX_BATCH, ConcurrencyConflict
+from ..adapters.tables import MAX_BATCH
 from ..domain.account import Account, Changes, Event, due_drafts
 from ..domain.catalogue import Catalogue
-from ..domain.collection import NOTICE_TYPES, next_visit
 from ..domain.credit import Number, credit_note_key
+from ..domain.dunning_visit import NOTICE_TYPES, next_visit
 from ..domain.invoicing import InvoiceDraft
+from ..ports import ConcurrencyConflict, NotFound
 from .context import Context
-from .queries import NotFound
 
 log = logging.getLogger(__name__)
 ENTITIES_PER_DRAFT = 4  # invoice, its open demand row, ledger entry, outbox event
@@ -234,7 +234,7 @@ def numbered(ctx: Context, tenant: str, catalogue: Catalogue, operation: Callabl
     return changes
 
 
-def plan(loaded: Loaded | None, account: Account, catalogue: Catalogue, today: date,
+def drafts_that_fit(loaded: Loaded | None, account: Account, catalogue: Catalogue, today: date,
          extra_entities: int = 0) -> list[InvoiceDraft]:
     """What is due, cut to what fits one transaction with everything else it writes.
 

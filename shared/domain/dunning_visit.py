@@ -1,6 +1,6 @@
 """The dunning visit: what the daily dunning run does to one subscriber (D1-D3).
 
-``collect(account, catalogue, today, number)`` looks at every open demand whose
+``dun(account, catalogue, today, number)`` looks at every open demand whose
 subscription's billing plan has a dunning process, asks ``dunning.evaluate`` what is
 due today, and does it:
 
@@ -149,7 +149,7 @@ def rows(changes: Changes) -> int:
             + len(changes.credit_notes) + len(changes.subscriptions))
 
 
-def collect(account: Account, catalogue: Catalogue, today: date, number: Number,
+def dun(account: Account, catalogue: Catalogue, today: date, number: Number,
             invoices: Sequence[Invoice] = ()) -> Changes:
     """One part of the visit of ``today``: what fits one transaction (``VISIT_ROWS``).
     What is left is due still: ``collect`` again on the result does the next part (the

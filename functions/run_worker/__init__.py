@@ -1,4 +1,4 @@
-"""Service Bus queue ``billing-work``: one message is one batch of subscribers to bill
+"""Service Bus queue ``run-work``: one message is one batch of subscribers to bill
 (kind ``invoice``, from the invoice timer) or to dun (kind ``dunning``, from the dunning timer).
 
 Locally the host feeds this function from the Azurite queue of the same name. A
@@ -18,10 +18,9 @@ import azure.functions as func
 from pydantic import BaseModel, Field
 
 from shared import bootstrap
-from shared.adapters.bus import BILLING_WORK, decode
-from shared.service.billing import RUN, BatchResult, bill_subscribers
-from shared.service.dunning import RUN as DUNNING
-from shared.service.dunning import DunningResult, dun_subscribers
+from shared.adapters.bus import RUN_WORK, decode
+from shared.service.billing import INVOICE_RUN, BatchResult, bill_subscribers
+from shared.service.dunning import DUNNING_RUN, DunningResult, dun_subscribers
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -39,10 +38,10 @@ class WorkItem(BaseModel):
 def handle(body: bytes) -> BatchResult | DunningResult:
     item = WorkItem.model_validate(decode(body).body)
     result: BatchResult | DunningResult
-    if item.kind == RUN:
+    if item.kind == INVOICE_RUN:
         result = bill_subscribers(bootstrap.context(), item.tenant, item.date, item.subscribers,
                                   attention=item.attention)
-    elif item.kind == DUNNING:
+    elif item.kind == DUNNING_RUN:
         result = dun_subscribers(bootstrap.context(), item.tenant, item.date, item.subscribers,
                                  attention=item.attention)
     else:
@@ -51,7 +50,7 @@ def handle(body: bytes) -> BatchResult | DunningResult:
     return result
 
 
-@bp.function_name("billing_worker")
-@bp.service_bus_queue_trigger(arg_name="msg", queue_name=BILLING_WORK, connection="ServiceBusConnection")
-def billing_worker(msg: func.ServiceBusMessage) -> None:
+@bp.function_name("run_worker")
+@bp.service_bus_queue_trigger(arg_name="msg", queue_name=RUN_WORK, connection="ServiceBusConnection")
+def run_worker(msg: func.ServiceBusMessage) -> None:
     handle(msg.get_body())

@@ -25,7 +25,6 @@ from shared.domain.catalogue import (
     Product,
     SubscriptionPlan,
 )
-from shared.domain.collection import ROWS_PER_STEP, VISIT_ROWS, collect, next_visit, order_blocked, postpone, rows
 from shared.domain.credit import (
     CreditRefused,
     add_correction,
@@ -34,6 +33,7 @@ from shared.domain.credit import (
     write_off,
 )
 from shared.domain.dunning import BalanceInvoiceRule, NoticeChannel, ReminderStep, StopRule
+from shared.domain.dunning_visit import ROWS_PER_STEP, VISIT_ROWS, dun, next_visit, order_blocked, postpone, rows
 from shared.domain.invoicing import DocumentKind, Invoice, delivered_share, line
 from shared.domain.kid import KidScheme
 from shared.domain.ledger import EntryKind
@@ -105,7 +105,7 @@ def test_first_invoice_is_500_due_on_the_15th() -> None:
 def test_manual_7_9_example_1_invoice_500_paid_400_gives_a_reminder_of_100() -> None:
     acc, inv, numbers = first_invoice()
     acc = pay(acc, 40000, date(2026, 1, 10), inv.demand_no)
-    changes = collect(acc, CAT, date(2026, 1, 22), numbers)  # due 15 Jan + delay 7
+    changes = dun(acc, CAT, date(2026, 1, 22), numbers)  # due 15 Jan + delay 7
     (doc,) = changes.reminders
     assert (doc.reminder.amount_minor, doc.invoice_number, doc.reminder.due_date) == (10000, inv.number,
                                                                                       date(2026, 2, 1))
@@ -113,7 +113,7 @@ def test_manual_7_9_example_1_invoice_500_paid_400_gives_a_reminder_of_100() -> 
     assert [e.type for e in changes.events] == ["ReminderIssued"]
     assert (changes.events[0].payload["channel"], changes.events[0].payload["to"]) == ("sms", "+47 41234567")
     no_phone = replace(acc, subscriber=replace(acc.subscriber, phone=None))
-    event = collect(no_phone, CAT, date(2026, 1, 22), numbers).events[0]  # manual 6.19: e-mail instead
+    event = dun(no_phone, CAT, date(2026, 1, 22), numbers).events[0]  # manual 6.19: e-mail instead
     assert (event.payload["channel"], event.payload["to"]) == ("email", "kari@example.no")
 
 
@@ -121,7 +121,7 @@ def test_manual_7_9_example_2_a_credit_before_the_reminder_leaves_it_at_100_and_
     acc, inv, numbers = first_invoice()
     acc = pay(acc, 40000, date(2026, 1, 10), inv.demand_no)
     acc = add_correction(acc, Correction("c1", "avisa", -10000, "Goodwill", date(2026, 1, 12))).account
-    changes = collect(acc, CAT, date(2026, 1, 22), numbers)
+    changes = dun(acc, CAT, date(2026, 1, 22), numbers)
     assert changes.reminders[0].reminder.amount_minor == 10000  # direct payments only lower a reminder
     nxt = bill(changes.account, date(2026, 1, 18), numbers)  # February's invoice, 14 days ahead
     (feb,) = nxt.invoices
@@ -131,7 +131,7 @@ def test_manual_7_9_example_2_a_credit_before_the_reminder_leaves_it_at_100_and_
 
 def test_paying_the_reminder_kid_settles_the_original_invoice() -> None:
     acc, _inv, numbers = first_invoice()
-    changes = collect(acc, CAT, date(2026, 1, 22), numbers)
+    changes = dun(acc, CAT, date(2026, 1, 22), numbers)
     kid_demand = changes.reminders[0].reminder.demand_no
     acc = pay(changes.account, 50000, date(2026, 1, 25), kid_demand)
     assert acc.open_demands == {} and acc.balances["avisa"] == 0
@@ -139,10 +139,10 @@ def test_paying_the_reminder_kid_settles_the_original_invoice() -> None:
 
 def test_manual_7_19_reminder_2_five_days_after_reminder_1_falls_due_and_the_fee_accumulates() -> None:
     acc, _inv, numbers = first_invoice()
-    acc = collect(acc, CAT, date(2026, 1, 22), numbers).account  # reminder 1 due 1 Feb
+    acc = dun(acc, CAT, date(2026, 1, 22), numbers).account  # reminder 1 due 1 Feb
     assert next_visit(acc, CAT, date(2026, 1, 22)) == date(2026, 2, 6)
-    assert collect(acc, CAT, date(2026, 2, 5), numbers).empty
-    second = collect(acc, CAT, date(2026, 2, 6), numbers)
+    assert dun(acc, CAT, date(2026, 2, 5), numbers).empty
+    second = dun(acc, CAT, date(2026, 2, 6), numbers)
     (doc,) = second.reminders
     assert (doc.reminder.step, doc.reminder.amount_minor, doc.reminder.fee_minor) == (2, 53500, 3500)
     assert [e.kind for e in second.ledger] == [EntryKind.REMINDER_FEE] and second.ledger[0].amount_minor == -3500
@@ -150,20 +150,20 @@ def test_manual_7_19_reminder_2_five_days_after_reminder_1_falls_due_and_the_fee
 
 def test_the_same_day_twice_issues_one_reminder() -> None:
     acc, _inv, numbers = first_invoice()
-    once = collect(acc, CAT, date(2026, 1, 22), numbers)
-    assert collect(once.account, CAT, date(2026, 1, 22), numbers).empty
+    once = dun(acc, CAT, date(2026, 1, 22), numbers)
+    assert dun(once.account, CAT, date(2026, 1, 22), numbers).empty
 
 
 def test_write_off_unpaid_reminder_fee_on_exact_match() -> None:
     acc, inv, numbers = first_invoice()
-    acc = collect(acc, CAT, date(2026, 1, 22), numbers).account
-    acc = collect(acc, CAT, date(2026, 2, 6), numbers).account  # fee 35 on reminder 2
+    acc = dun(acc, CAT, date(2026, 1, 22), numbers).account
+    acc = dun(acc, CAT, date(2026, 2, 6), numbers).account  # fee 35 on reminder 2
     acc = pay(acc, 50000, date(2026, 2, 8), inv.demand_no)  # the invoice's own KID, its exact amount
     assert acc.open_demands == {} and acc.balances["avisa"] == 0
     without = replace(PROCESS, write_off_fee_on_exact_match=False)
     cat = catalogue(without)
     acc2, inv2, n2 = first_invoice()
-    acc2 = collect(collect(acc2, cat, date(2026, 1, 22), n2).account, cat, date(2026, 2, 6), n2).account
+    acc2 = dun(dun(acc2, cat, date(2026, 1, 22), n2).account, cat, date(2026, 2, 6), n2).account
     acc2 = receive_payment(acc2, ReceivedPayment("p", "avisa", "NOK", 50000, date(2026, 2, 8), "ocr_giro",
                                                  MatchType.EXTERNAL_IDENTIFIER, demand_no=inv2.demand_no),
                            cat, date(2026, 2, 8)).account
@@ -173,30 +173,30 @@ def test_write_off_unpaid_reminder_fee_on_exact_match() -> None:
 def test_postponed_reminder_waits_for_its_new_date() -> None:
     acc, inv, numbers = first_invoice()
     acc = postpone(acc, inv.demand_no, date(2026, 1, 30), "Customer is travelling", date(2026, 1, 20)).account
-    assert collect(acc, CAT, date(2026, 1, 29), numbers).empty
-    assert len(collect(acc, CAT, date(2026, 1, 30), numbers).reminders) == 1
+    assert dun(acc, CAT, date(2026, 1, 29), numbers).empty
+    assert len(dun(acc, CAT, date(2026, 1, 30), numbers).reminders) == 1
 
 
 def dunned_to_stop() -> tuple[Account, Invoice, Numbers]:
     """Unpaid January invoice: reminder 1 on 22 Jan (due 1 Feb), reminder 2 on 6 Feb (due 16 Feb);
     February's invoice issued 18 Jan is unpaid too."""
     acc, inv, numbers = first_invoice()
-    acc = collect(acc, CAT, date(2026, 1, 22), numbers).account
+    acc = dun(acc, CAT, date(2026, 1, 22), numbers).account
     acc = bill(acc, date(2026, 1, 18), numbers).account
     for day in (date(2026, 2, 6), date(2026, 2, 8)):
-        acc = collect(acc, CAT, day, numbers).account
+        acc = dun(acc, CAT, day, numbers).account
     return acc, inv, numbers
 
 
 def test_manual_7_7_stop_rule_delay_10_threshold_100_stops_credits_and_charges_what_was_delivered() -> None:
     acc, _inv, numbers = dunned_to_stop()
     # reminder 2 of January's invoice falls due 16 Feb; + delay 10 = 26 Feb. Notice 5 days ahead.
-    notice = collect(acc, CAT, date(2026, 2, 21), numbers)
+    notice = dun(acc, CAT, date(2026, 2, 21), numbers)
     assert [e.type for e in notice.events] == ["PaymentStopNotice"]
     assert notice.events[0].payload["channel"] == "sms" and notice.events[0].payload["stop_date"] == "2026-02-26"
-    acc = collect(notice.account, CAT, date(2026, 2, 23), numbers).account  # February's reminder 2, fee 35
-    assert collect(acc, CAT, date(2026, 2, 25), numbers).empty
-    stopped = collect(acc, CAT, date(2026, 2, 26), numbers)
+    acc = dun(notice.account, CAT, date(2026, 2, 23), numbers).account  # February's reminder 2, fee 35
+    assert dun(acc, CAT, date(2026, 2, 25), numbers).empty
+    stopped = dun(acc, CAT, date(2026, 2, 26), numbers)
     sub = stopped.account.subscriptions["s1"]
     assert (sub.stop_date, sub.stop_kind) == (date(2026, 2, 26), StopKind.PAYMENT)
     # both open invoices credited in full; January delivered whole, February 25 of 28 days
@@ -207,7 +207,7 @@ def test_manual_7_7_stop_rule_delay_10_threshold_100_stops_credits_and_charges_w
     owed = -stopped.account.balances["avisa"]
     assert owed == 50000 + 50000 * 25 // 28 + 2 * 3500  # delivered days and two reminder fees
     # manual 7.11: a balance invoice one day after the stop, since 90 kr or more is owed
-    balance = collect(stopped.account, CAT, date(2026, 2, 27), numbers)
+    balance = dun(stopped.account, CAT, date(2026, 2, 27), numbers)
     (bal,) = balance.invoices
     assert (bal.draft.kind, bal.total_minor, bal.draft.due_date) == (DocumentKind.BALANCE, owed, date(2026, 3, 13))
     # it bills the charges per VAT rate (the paper is 0 %) and the reminder fees, which carry no VAT
@@ -217,14 +217,14 @@ def test_manual_7_7_stop_rule_delay_10_threshold_100_stops_credits_and_charges_w
     assert [c.lines[0].gross_minor for c in stopped.credit_notes] == [-50000, -50000]  # the invoices, negated
     assert balance.ledger == ()  # the debt is on the ledger already
     assert balance.account.unbilled_debt("avisa") == 0
-    assert collect(balance.account, CAT, date(2026, 2, 27), numbers).empty
+    assert dun(balance.account, CAT, date(2026, 2, 27), numbers).empty
 
 
 def test_the_stop_rule_spares_a_subscriber_under_the_threshold() -> None:
     acc, _inv, numbers = dunned_to_stop()
     acc = pay(acc, 50000 + 50000 + 3500 - 9999, date(2026, 2, 20), pid="most")
     assert -acc.balances["avisa"] == 9999
-    assert collect(acc, CAT, date(2026, 2, 26), numbers).account.subscriptions["s1"].stop_date is None
+    assert dun(acc, CAT, date(2026, 2, 26), numbers).account.subscriptions["s1"].stop_date is None
 
 
 def test_no_dunning_process_no_reminders_and_no_stop() -> None:
@@ -232,7 +232,7 @@ def test_no_dunning_process_no_reminders_and_no_stop() -> None:
     numbers = Numbers()
     acc = bill(subscribed(), START, numbers, cat).account
     for day in range(0, 200, 3):
-        assert collect(acc, cat, START + timedelta(days=day), numbers).empty
+        assert dun(acc, cat, START + timedelta(days=day), numbers).empty
 
 
 # ---- manual 6.4: the five stop cases ---------------------------------------------------------
@@ -262,7 +262,7 @@ def test_an_invoice_of_delivered_days_unpaid_when_the_subscription_ends_is_credi
     feb = bill(acc, date(2026, 1, 18), numbers)  # 1-10 Feb delivered: 500.00 * 10 // 28 = 178.57, due 1 Feb
     acc, seen = feb.account, Changes(feb.account)
     for day in range(31, 80):  # 1 Feb to 20 Mar
-        seen = seen.then(collect(acc, CAT, date(2026, 1, 1) + timedelta(days=day), numbers))
+        seen = seen.then(dun(acc, CAT, date(2026, 1, 1) + timedelta(days=day), numbers))
         acc = seen.account
     assert [(r.reminder.step, r.reminder.produced) for r in seen.reminders] == [(1, date(2026, 2, 8))]  # not after
     (note,) = seen.credit_notes
@@ -289,7 +289,7 @@ def test_6_4_case_2_stop_when_issued_not_paid_credits_the_invoice() -> None:
 
 def test_6_4_case_2_the_unpaid_current_invoice_is_credited_its_days_charged_and_billed_not_reminded() -> None:
     acc, inv, numbers = first_invoice()
-    acc = collect(acc, CAT, date(2026, 1, 22), numbers).account  # reminder 1 of January, due 1 Feb
+    acc = dun(acc, CAT, date(2026, 1, 22), numbers).account  # reminder 1 of January, due 1 Feb
     feb = bill(acc, date(2026, 1, 18), numbers)
     changes = stop(feb.account, CAT, "s1", True, None, None, "Too expensive", [inv, *feb.invoices],
                    date(2026, 1, 25), numbers)
@@ -302,7 +302,7 @@ def test_6_4_case_2_the_unpaid_current_invoice_is_credited_its_days_charged_and_
     assert acc.open_demands == {} and acc.unbilled_debt("avisa") == 50000  # January, delivered, owed
     issued: list[Invoice] = []
     for day in range(25, 60):  # no reminder 2 of January, no stop notice: nothing is dunned
-        visit = collect(acc, CAT, date(2026, 1, 1) + timedelta(days=day), numbers)
+        visit = dun(acc, CAT, date(2026, 1, 1) + timedelta(days=day), numbers)
         assert visit.reminders == () and [e.type for e in visit.events] in ([], ["InvoiceIssued"])
         acc, issued = visit.account, issued + list(visit.invoices)
     assert [(i.draft.kind, i.draft.issue_date, i.total_minor) for i in issued] == [
@@ -413,13 +413,13 @@ def test_7_15_credit_note_on_an_unpaid_invoice_zeroes_it() -> None:
     acc, inv, numbers = first_invoice()
     credited = credit_issued(acc, inv, "Wrong", date(2026, 1, 12), numbers)
     assert credited.account.open_demands == {} and credited.account.balances["avisa"] == 0
-    assert collect(credited.account, CAT, date(2026, 2, 1), numbers).empty  # nothing left to remind
+    assert dun(credited.account, CAT, date(2026, 2, 1), numbers).empty  # nothing left to remind
 
 
 def test_7_6_write_off_clears_overdue_demands_and_the_balance_and_is_idempotent() -> None:
     acc, _inv, numbers = dunned_to_stop()
-    acc = collect(acc, CAT, date(2026, 2, 26), numbers).account  # stopped; debt on the ledger
-    acc = collect(acc, CAT, date(2026, 2, 27), numbers).account  # balance invoice
+    acc = dun(acc, CAT, date(2026, 2, 26), numbers).account  # stopped; debt on the ledger
+    acc = dun(acc, CAT, date(2026, 2, 27), numbers).account  # balance invoice
     written = write_off(acc, "avisa", "NOK", "Uncollectable", date(2026, 5, 1))
     assert written.account.balances["avisa"] == 0 and written.account.open_demands == {}
     assert write_off(written.account, "avisa", "NOK", "Uncollectable", date(2026, 5, 1)).empty
@@ -476,7 +476,7 @@ def test_the_ledger_matches_invoices_reminders_credit_notes_and_stops(steps: lis
             for _ in range(op[1]):
                 today += timedelta(days=1)
                 acc = apply(bill(acc, today, numbers))
-                acc = apply(collect(acc, CAT, today, numbers))
+                acc = apply(dun(acc, CAT, today, numbers))
         elif op[0] == "pay":
             payment = ReceivedPayment(f"p{n}", "avisa", "NOK", op[1], today, "ocr_giro", MatchType.EXTERNAL_IDENTIFIER,
                                       demand_no=op[2] or None)
@@ -520,13 +520,13 @@ def test_a_visit_is_done_in_parts_that_fit_a_transaction_and_each_part_goes_on_w
     for month in range(25):  # two years unpaid, invoiced late in one go: 25 open invoices
         acc = bill(acc, date(2026, 1, 1) + timedelta(days=31 * month), numbers).account
     day = date(2028, 3, 1)
-    first = collect(acc, CAT, day, numbers)
+    first = dun(acc, CAT, day, numbers)
     # a fee-free reminder writes 3 rows (reminder, demand, event): 19 * 3 = 57 fit in 60
     assert len(first.reminders) == 19 and rows(first) <= VISIT_ROWS < rows(first) + ROWS_PER_STEP
     assert next_visit(first.account, CAT, day) == day + timedelta(days=1)  # had the worker stopped there
-    second = collect(first.account, CAT, day, numbers)
+    second = dun(first.account, CAT, day, numbers)
     assert len(second.reminders) == 6
-    assert collect(second.account, CAT, day, numbers).empty
+    assert dun(second.account, CAT, day, numbers).empty
 
 
 def test_25_invoices_unpaid_when_a_stopped_subscription_ends_are_credited_in_parts_and_billed_once() -> None:
@@ -536,16 +536,16 @@ def test_25_invoices_unpaid_when_a_stopped_subscription_ends_are_credited_in_par
         acc = bill(acc, date(2026, 1, 1) + timedelta(days=31 * month), numbers).account
     end = date(2028, 2, 1)
     acc = acc.with_subscription(replace(acc.subscriptions["s1"], stop_date=end, stop_kind=StopKind.CUSTOMER))
-    parts = [collect(acc, CAT, end, numbers)]
+    parts = [dun(acc, CAT, end, numbers)]
     while not parts[-1].empty:
         assert rows(parts[-1]) <= VISIT_ROWS  # each part fits a transaction
-        parts.append(collect(parts[-1].account, CAT, end, numbers))
+        parts.append(dun(parts[-1].account, CAT, end, numbers))
     done = parts[-1].account
     assert len(parts) > 2 and sum(len(p.credit_notes) for p in parts) == 25 and done.open_demands == {}
     assert all(p.reminders == () for p in parts)  # none reminded while the parts go on
     assert done.unbilled_debt("avisa") == 25 * 50000 and sum(c.charged[0].gross_minor for c in
                                                              done.balance_checks) == 25 * 50000
-    balance = collect(done, CAT, end + timedelta(days=1), numbers).invoices  # one, of every charge's VAT
+    balance = dun(done, CAT, end + timedelta(days=1), numbers).invoices  # one, of every charge's VAT
     assert [[(li.vat_rate_bp, li.gross_minor) for li in b.draft.lines] for b in balance] == [[(0, 25 * 50000)]]
 
 
