@@ -15,7 +15,8 @@ of new subscribers does not append to one range server):
 | ``0|dem|{demand no}``  | an open demand (``OpenDemand``): deleted when settled  |
 | ``0|man|{org}``        | an AvtaleGiro mandate (``Mandate``)                    |
 | ``0|sub|{id}``         | a subscription                                         |
-| ``0|out|{event id}``   | outbox message not yet known to be delivered           |
+| ``0|out|{event id}``   | outbox message not yet known to be delivered: the      |
+|                        | codec's event envelope (``codec.dump_event``)          |
 | ``1|inv|{demand no}``  | an issued invoice (never changed)                      |
 | ``1|rem|{demand no}``  | a reminder (a demand of its own, for its invoice)      |
 | ``1|crn|{number}``     | a credit note                                          |
@@ -52,14 +53,15 @@ from urllib.parse import quote, unquote
 
 from azure.core import MatchConditions
 
-from ..domain.account import Account, BalanceCheck, Changes, Correction, Event, Mandate, OrderBlock, ReminderDocument
+from ..domain.account import Account, BalanceCheck, Changes, Correction, Mandate, OrderBlock, ReminderDocument
+from ..domain.events import Event
 from ..domain.invoicing import CreditNote, Invoice
 from ..domain.ledger import LedgerEntry
 from ..domain.payments import BookedPayment, row_id
 from ..domain.settlement import OpenDemand
 from ..domain.subscriptions import Subscriber, Subscription
 from ..ports import ConcurrencyConflict
-from .codec import dumps, loads
+from .codec import dump_event, dumps, load_event, loads
 from .tables import MAX_BATCH, Operation, Storage, TooManyEntities, prefix_filter
 
 TABLE = "Subscribers"
@@ -193,7 +195,7 @@ def _build(rows: list[dict[str, Any]]) -> Loaded | None:
     if head is None:
         return None
     subs = {s.id: s for s in (loads(Subscription, r["Body"]) for r in rows if r["RowKey"].startswith("0|sub|"))}
-    outbox = [loads(Event, r["Body"]) for r in rows if r["RowKey"].startswith("0|out|")]
+    outbox = [load_event(r["Body"]) for r in rows if r["RowKey"].startswith("0|out|")]
     stored = _stored_items(rows)
     return Loaded(_account(head, stored, subs), head["etag"], outbox, stored)
 
@@ -239,7 +241,7 @@ class AccountRepository:
         ops += [("create", _invoice_row(pk, inv)) for inv in changes.invoices]
         ops += [("create", {"PartitionKey": pk, "RowKey": f"1|led|{e.seq:08d}", "Body": dumps(e),
                             "Amount": e.amount_minor, "Org": e.organization_id}) for e in changes.ledger]
-        ops += [("create", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}", "Body": dumps(e)})
+        ops += [("create", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}", "Body": dump_event(e)})
                 for e in changes.events]
         ops += [("create", {"PartitionKey": pk, "RowKey": f"1|pay|{row_id(b.payment)}", "Body": dumps(b),
                             "Amount": b.payment.amount_minor, "Org": b.payment.organization_id})

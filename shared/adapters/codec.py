@@ -2,16 +2,30 @@
 
 The domain is plain dataclasses; pydantic validates and serialises them at the edge,
 so a stored entity that no longer parses fails loudly instead of half-loading.
+
+Events travel as an envelope, ``{"id", "type", "version", "payload"}``: in the outbox
+row's ``Body`` and, without the id (it is the message id) and with the tenant, as a bus
+message body. ``event_from`` reads one through ``events.REGISTRY``: an envelope without a
+version (written before events had one) is version 1, and an older version's payload is
+upgraded by its class before it is validated.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import TypeAdapter
 
+from ..domain.events import REGISTRY, Event
+
 T = TypeVar("T")
+
+
+class UnknownEvent(ValueError):
+    """An event of a type, or a version, this code does not know."""
 
 
 @cache
@@ -24,9 +38,39 @@ def dumps(value: Any, kind: Any | None = None) -> str:
 
 
 def loads(kind: type[T], text: str | bytes) -> T:
-    result: T = _adapter(kind).validate_json(text)
-    return result
+    return cast(T, _adapter(kind).validate_json(text))
 
 
 def to_jsonable(value: Any, kind: Any | None = None) -> Any:
     return _adapter(kind or type(value)).dump_python(value, mode="json")
+
+
+def event_envelope(event: Event) -> dict[str, Any]:
+    """``{"id", "type", "version", "payload"}``: the payload is the event's fields but the id."""
+    data: dict[str, Any] = to_jsonable(event)
+    del data["id"]
+    wire = type(event).WIRE
+    return {"id": event.id, "type": event.TYPE, "version": event.VERSION,
+            "payload": {wire.get(name, name): value for name, value in data.items()}}
+
+
+def event_from(envelope: Mapping[str, Any], registry: Mapping[str, type[Event]] = REGISTRY) -> Event:
+    """The event an envelope carries, its payload upgraded to the current version."""
+    cls = registry.get(envelope["type"])
+    version = envelope.get("version", 1)  # rows and messages from before versions: version 1
+    if cls is None or not isinstance(version, int) or version > cls.VERSION:
+        raise UnknownEvent(f"event {envelope.get('id')!r}: no type {envelope['type']!r} version {version!r} here")
+    payload = dict(envelope["payload"])
+    if version < cls.VERSION:
+        payload = cls.upgrade(version, payload)
+    names = {key: name for name, key in cls.WIRE.items()}
+    fields = {names.get(key, key): value for key, value in payload.items()}
+    return cast(Event, _adapter(cls).validate_python({**fields, "id": envelope["id"]}))
+
+
+def dump_event(event: Event) -> str:
+    return json.dumps(event_envelope(event), separators=(",", ":"))
+
+
+def load_event(text: str | bytes) -> Event:
+    return event_from(json.loads(text))

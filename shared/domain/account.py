@@ -11,10 +11,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
 
 from .catalogue import Catalogue, DunningProcess, PaymentType
 from .dunning import Reminder
+from .events import (
+    AvtaleGiroMandateChanged,
+    Event,
+    InvoiceIssued,
+    InvoicePaid,
+    PaymentCompleted,
+    PaymentReversed,
+    RefundBooked,
+    SubscriptionCreated,
+)
 from .invoicing import (
     CreditNote,
     DocumentKind,
@@ -32,15 +41,6 @@ from .limits import check_minor
 from .payments import BookedPayment, PaymentKind, PaymentState, ReceivedPayment
 from .settlement import Allocation, OpenDemand, SettlementPolicy, match, settle
 from .subscriptions import Subscriber, Subscription
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """An outbox message: written in the same transaction as the change it reports."""
-
-    id: str  # deterministic, so a re-sent message is recognised as a duplicate
-    type: str
-    payload: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,11 +295,9 @@ def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catal
     balances = dict(account.balances)
     balances[org] = balances.get(org, 0) + payment.amount_minor + result.written_off_minor + fee_written_off
     booked_payment = BookedPayment(payment, PaymentState.COMPLETED, booked, result.allocations, result.credit_minor)
-    events = [Event(f"payment-completed.{payment.id}", "PaymentCompleted",
-                    {"subscriber_no": account.number, "payment_id": payment.id, "amount_minor": payment.amount_minor,
-                     "organization_id": org, "match_type": payment.match_type.value})]
-    events += [Event(f"invoice-paid.{org}.{numbers[a.demand_no]}", "InvoicePaid",
-                     {"subscriber_no": account.number, "invoice_number": numbers[a.demand_no], "organization_id": org})
+    events: list[Event] = [PaymentCompleted(f"payment-completed.{payment.id}", account.number, payment.id,
+                                            payment.amount_minor, org, payment.match_type)]
+    events += [InvoicePaid(f"invoice-paid.{org}.{numbers[a.demand_no]}", account.number, numbers[a.demand_no], org)
                for a in result.allocations if a.settled]
     new = replace(account, balances=balances, open_demands=open_demands, next_ledger_seq=seq + 1)
     return Changes(new, ledger=tuple(ledger), events=tuple(events), payments=(booked_payment,))
@@ -355,10 +353,8 @@ def reverse_payment(account: Account, reversal: ReceivedPayment, original: Booke
     balances = dict(account.balances)
     balances[org] = balances.get(org, 0) - reversal.amount_minor - written_back
     record = BookedPayment(reversal, PaymentState.COMPLETED, booked, tuple(reopened), -original.credit_minor)
-    event = Event(f"payment-reversed.{reversal.id}", "PaymentReversed",
-                  {"subscriber_no": account.number, "payment_id": reversal.id, "reverses": original.payment.id,
-                   "amount_minor": reversal.amount_minor, "organization_id": org,
-                   "reopened": [a.demand_no for a in reopened]})
+    event = PaymentReversed(f"payment-reversed.{reversal.id}", account.number, reversal.id, original.payment.id,
+                            reversal.amount_minor, org, tuple(a.demand_no for a in reopened))
     new = replace(account, balances=balances, open_demands=open_demands, next_ledger_seq=seq + len(ledger))
     return Changes(new, ledger=tuple(ledger), events=(event,), payments=(record,))
 
@@ -385,9 +381,8 @@ def refund(account: Account, refund_id: str, organization_id: str, currency: str
                         external_reference, comment or "Refund")
     balances = dict(account.balances)
     balances[organization_id] = balances.get(organization_id, 0) - amount_minor
-    event = Event(f"refund.{refund_id}", "RefundBooked",
-                  {"subscriber_no": account.number, "refund_id": refund_id, "amount_minor": amount_minor,
-                   "organization_id": organization_id, "external_reference": external_reference})
+    event = RefundBooked(f"refund.{refund_id}", account.number, refund_id, amount_minor, organization_id,
+                         external_reference)
     new = replace(account, balances=balances, next_ledger_seq=account.next_ledger_seq + 1)
     return Changes(new, ledger=(entry,), events=(event,))
 
@@ -410,29 +405,18 @@ def apply_mandate(account: Account, organization_id: str, kid: str, active: bool
                 and (s.frequency.months or s.frequency.days >= AVTALEGIRO_MIN_DAYS)]
     new = replace(account, mandates={**account.mandates, organization_id: mandate},
                   subscriptions={**account.subscriptions, **{s.id: s for s in switched}})
-    event = Event(f"mandate.{organization_id}.{account.number}.{day}.{int(active)}", "AvtaleGiroMandateChanged",
-                  {"subscriber_no": account.number, "organization_id": organization_id, "kid": kid,
-                   "active": active, "notify": notify})
+    event = AvtaleGiroMandateChanged(f"mandate.{organization_id}.{account.number}.{day}.{int(active)}",
+                                     account.number, organization_id, kid, active, notify)
     return Changes(new, subscriptions=tuple(switched), events=(event,))
 
 
-def invoice_issued(subscriber_no: int, invoice: Invoice) -> Event:
+def invoice_issued(subscriber_no: int, invoice: Invoice) -> InvoiceIssued:
     d = invoice.draft
-    return Event(
-        id=f"invoice-issued.{d.organization_id}.{invoice.number}",
-        type="InvoiceIssued",
-        payload={"subscriber_no": subscriber_no, "invoice_number": invoice.number, "kid": invoice.kid,
-                 "organization_id": d.organization_id, "subscription_id": d.subscription_id,
-                 "total_minor": d.total_minor, "credit_applied_minor": invoice.credit_applied_minor,
-                 "amount_due_minor": invoice.amount_due_minor, "currency": d.currency,
-                 "due_date": d.due_date.isoformat()},
-    )
+    return InvoiceIssued(f"invoice-issued.{d.organization_id}.{invoice.number}", subscriber_no, invoice.number,
+                         invoice.kid, d.organization_id, d.subscription_id, d.total_minor,
+                         invoice.credit_applied_minor, invoice.amount_due_minor, d.currency, d.due_date)
 
 
-def subscription_created(subscriber_no: int, sub: Subscription) -> Event:
-    return Event(
-        id=f"subscription-created.{sub.id}",
-        type="SubscriptionCreated",
-        payload={"subscriber_no": subscriber_no, "subscription_id": sub.id, "plan_id": sub.plan_id,
-                 "start": sub.anchor.isoformat(), "payment_type": sub.payment_type.value},
-    )
+def subscription_created(subscriber_no: int, sub: Subscription) -> SubscriptionCreated:
+    return SubscriptionCreated(f"subscription-created.{sub.id}", subscriber_no, sub.id, sub.plan_id, sub.anchor,
+                               sub.payment_type)

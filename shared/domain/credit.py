@@ -21,8 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 
-from .account import Account, Changes, Correction, Event, issue
+from .account import Account, Changes, Correction, issue
 from .catalogue import Catalogue, CatalogueError
+from .events import BalanceWrittenOff, CorrectionAdded, CreditNoteIssued
 from .invoicing import CreditNote, DocumentKind, Invoice, InvoiceDraft, InvoiceLine, summary_lines, vat_parts
 from .ledger import EntryKind, LedgerEntry, VatPart, merge_vat
 
@@ -67,10 +68,8 @@ def credit_invoice(account: Account, invoice_number: int, demand_no: int, organi
     demands = {k: d for k, d in account.open_demands.items() if k != demand_no}
     new = replace(account, balances=balances, open_demands=demands, next_ledger_seq=seq + len(entries),
                   credited=(*account.credited, invoice_number))
-    event = Event(f"credit-note.{organization_id}.{note.number}", "CreditNoteIssued",
-                  {"subscriber_no": account.number, "credit_note_number": note.number,
-                   "invoice_number": invoice_number, "organization_id": organization_id, "currency": currency,
-                   "total_minor": total_minor, "reason": reason})
+    event = CreditNoteIssued(f"credit-note.{organization_id}.{note.number}", account.number, note.number,
+                             invoice_number, organization_id, currency, total_minor, reason)
     return Changes(new, ledger=tuple(entries), events=(event,), credit_notes=(note,))
 
 
@@ -100,10 +99,8 @@ def add_correction(account: Account, correction: Correction) -> Changes:
         raise CreditRefused("a correction of zero changes nothing")
     if any(c.id == correction.id for c in account.corrections):
         return Changes(account)  # the same correction again: idempotent
-    event = Event(f"correction.{correction.id}", "CorrectionAdded",
-                  {"subscriber_no": account.number, "correction_id": correction.id,
-                   "organization_id": correction.organization_id, "amount_minor": correction.amount_minor,
-                   "text": correction.text})
+    event = CorrectionAdded(f"correction.{correction.id}", account.number, correction.id,
+                            correction.organization_id, correction.amount_minor, correction.text)
     return Changes(replace(account, corrections=(*account.corrections, correction)), events=(event,))
 
 
@@ -145,9 +142,8 @@ def write_off(account: Account, organization_id: str, currency: str, reason: str
         return Changes(account)
     amount = sum(e.amount_minor for e in entries)
     new = replace(new, balances={**account.balances, organization_id: balance}, next_ledger_seq=seq)
-    event = Event(f"write-off.{organization_id}.{account.number}.{account.next_ledger_seq}", "BalanceWrittenOff",
-                  {"subscriber_no": account.number, "organization_id": organization_id, "amount_minor": amount,
-                   "reason": reason})
+    event = BalanceWrittenOff(f"write-off.{organization_id}.{account.number}.{account.next_ledger_seq}",
+                              account.number, organization_id, amount, reason)
     return Changes(new, ledger=tuple(entries), events=(event,))
 
 

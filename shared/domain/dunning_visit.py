@@ -23,9 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any
 
-from .account import Account, BalanceCheck, Changes, Event, ReminderDocument, next_kid, process_of
+from .account import Account, BalanceCheck, Changes, ReminderDocument, next_kid, process_of
 from .catalogue import Catalogue, DunningProcess
 from .credit import Number, balance_invoice
 from .dunning import (
@@ -38,6 +37,7 @@ from .dunning import (
     next_reminder_on,
     stop_check_on,
 )
+from .events import PaymentStopNotice, ReminderIssued, ReminderPostponed
 from .invoicing import DocumentKind, Invoice
 from .ledger import EntryKind, LedgerEntry, merge_vat
 from .lifecycle import close_ended, ends_unpaid, payment_stop, unfinished
@@ -76,17 +76,13 @@ def stoppable(sub: Subscription | None, stop_on: date) -> bool:
     return sub is not None and (sub.stop_date is None or sub.stop_date > stop_on)
 
 
-NOTICE_TYPES = frozenset({"ReminderIssued", "PaymentStopNotice"})  # the events that are notices to send
-
-
-def notice(account: Account, process: DunningProcess, event_id: str, kind: str, today: date,
-           payload: dict[str, Any]) -> Event:
-    """A notice for the notification worker: the channel and address are decided here."""
+def addressed(account: Account, process: DunningProcess) -> tuple[NoticeChannel, str]:
+    """How a notice reaches the subscriber: by SMS where the process says so and there is a
+    phone number, else by e-mail (manual 6.19)."""
     s = account.subscriber
-    sms = process.notice_channel is NoticeChannel.SMS and bool(s.phone)
-    return Event(event_id, kind, {"subscriber_no": account.number, "name": s.name, "day": today.isoformat(),
-                                  "channel": "sms" if sms else "email", "to": s.phone if sms else s.email,
-                                  **payload})
+    if process.notice_channel is NoticeChannel.SMS and s.phone:
+        return NoticeChannel.SMS, s.phone
+    return NoticeChannel.EMAIL, s.email
 
 
 def remind(account: Account, catalogue: Catalogue, demand: OpenDemand, process: DunningProcess,
@@ -108,12 +104,13 @@ def remind(account: Account, catalogue: Catalogue, demand: OpenDemand, process: 
                   next_demand_no=demand_no + 1, next_ledger_seq=seq + len(ledger))
     doc = ReminderDocument(reminder, demand.invoice_number, demand.demand_no, org.id, org.currency,
                            demand.subscription_id)
-    event = notice(account, process, f"reminder.{org.id}.{demand.invoice_number}.{reminder.step}", "ReminderIssued",
-                   today, {"organization_id": org.id, "organization_name": org.name,
-                           "invoice_number": demand.invoice_number, "step": reminder.step, "kid": kid,
-                           "amount_minor": reminder.amount_minor, "fee_minor": reminder.fee_minor,
-                           "currency": org.currency, "due_date": reminder.due_date.isoformat(),
-                           "bank_account": org.bank_account})
+    channel, to = addressed(account, process)
+    event = ReminderIssued(
+        f"reminder.{org.id}.{demand.invoice_number}.{reminder.step}", subscriber_no=account.number,
+        name=account.subscriber.name, day=today, channel=channel, to=to, organization_id=org.id,
+        organization_name=org.name, invoice_number=demand.invoice_number, kid=kid, currency=org.currency,
+        bank_account=org.bank_account, step=reminder.step, amount_minor=reminder.amount_minor,
+        fee_minor=reminder.fee_minor, due_date=reminder.due_date)
     return Changes(new, ledger=ledger, events=(event,), reminders=(doc,))
 
 
@@ -129,10 +126,12 @@ def _stop_notice(account: Account, catalogue: Catalogue, demand: OpenDemand, pro
         return None
     org = catalogue.organizations[demand.organization_id]
     updated = replace(demand, stop_noticed=True)
-    event = notice(account, process, f"stop-notice.{org.id}.{demand.invoice_number}", "PaymentStopNotice", today,
-                   {"organization_id": org.id, "organization_name": org.name, "invoice_number": demand.invoice_number,
-                    "stop_date": check.isoformat(), "owed_minor": owed(account, org.id), "currency": org.currency,
-                    "kid": demand.reminders[-1].kid if demand.reminders else "", "bank_account": org.bank_account})
+    channel, to = addressed(account, process)
+    event = PaymentStopNotice(
+        f"stop-notice.{org.id}.{demand.invoice_number}", subscriber_no=account.number, name=account.subscriber.name,
+        day=today, channel=channel, to=to, organization_id=org.id, organization_name=org.name,
+        invoice_number=demand.invoice_number, kid=demand.reminders[-1].kid if demand.reminders else "",
+        currency=org.currency, bank_account=org.bank_account, stop_date=check, owed_minor=owed(account, org.id))
     return Changes(replace(account, open_demands={**account.open_demands, demand.demand_no: updated}),
                    events=(event,))
 
@@ -264,9 +263,8 @@ def postpone(account: Account, demand_no: int, to: date, reason: str, today: dat
         raise ValueError("a postponement needs a reason and a date after today")
     updated = replace(demand, postponed_to=to, postpone_reason=reason)
     return Changes(replace(account, open_demands={**account.open_demands, demand_no: updated}),
-                   events=(Event(f"reminder-postponed.{demand.invoice_number}.{to}", "ReminderPostponed",
-                                 {"subscriber_no": account.number, "invoice_number": demand.invoice_number,
-                                  "to": to.isoformat(), "reason": reason}),))
+                   events=(ReminderPostponed(f"reminder-postponed.{demand.invoice_number}.{to}", account.number,
+                                             demand.invoice_number, to, reason),))
 
 
 def order_blocked(account: Account, catalogue: Catalogue, organization_id: str) -> str | None:

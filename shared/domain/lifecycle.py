@@ -40,10 +40,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from .account import Account, BalanceCheck, Changes, Event
+from .account import Account, BalanceCheck, Changes
 from .catalogue import Catalogue
 from .credit import Number, charge, credit_invoice
 from .dunning import BalanceInvoiceRule
+from .events import SubscriptionPaused, SubscriptionStopChanged, SubscriptionStopped
 from .invoicing import DocumentKind, Invoice, InvoiceLine, prorate, summary_lines, vat_parts
 from .ledger import EntryKind, VatPart, merge_vat
 from .settlement import OpenDemand
@@ -149,9 +150,8 @@ def _stopped(changes: Changes, catalogue: Catalogue, sub: Subscription, stop_on:
                              max(stop_on, today) + timedelta(days=process.balance_invoice.days_after_stop),
                              charged(changes))
         account = replace(account, balance_checks=(*account.balance_checks, check))
-    event = Event(f"subscription-stopped.{sub.id}.{stop_on}", "SubscriptionStopped",
-                  {"subscriber_no": account.number, "subscription_id": sub.id, "stop_date": stop_on.isoformat(),
-                   "kind": kind.value, "code": code, "reason": reason})
+    event = SubscriptionStopped(f"subscription-stopped.{sub.id}.{stop_on}", account.number, sub.id, stop_on, kind,
+                                code, reason)
     return replace(changes, account=account, subscriptions=(*changes.subscriptions, stopped),
                    events=(*changes.events, event))
 
@@ -223,10 +223,8 @@ def change_stop(account: Account, catalogue: Catalogue, subscription_id: str, st
                            for c in changes.account.balance_checks  # removed: charges made stay billed
                            if c.subscription_id != sub.id or stop_on is not None or c.charged)
     account = replace(changes.account.with_subscription(changed), balance_checks=balance_checks)
-    event = Event(f"stop-changed.{sub.id}.{sub.stop_date}.{stop_on}", "SubscriptionStopChanged",
-                  {"subscriber_no": account.number, "subscription_id": sub.id,
-                   "from": sub.stop_date.isoformat(), "to": stop_on.isoformat() if stop_on else None,
-                   "reason": reason})
+    event = SubscriptionStopChanged(f"stop-changed.{sub.id}.{sub.stop_date}.{stop_on}", account.number, sub.id,
+                                    sub.stop_date, stop_on, reason)
     return replace(changes, account=account, subscriptions=(*changes.subscriptions, changed),
                    events=(*changes.events, event))
 
@@ -253,9 +251,7 @@ def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_
     changes = _stopped(changes, catalogue, sub, day, StopKind.PAUSE, None, f"Paused until {restart_on}", today)
     restart = Subscription(new_id, plan.id, plan.organization_id, billing.frequency, restart_on, sub.payment_type,
                            sub.copies, scheduled_start=True, resumes=sub.id)
-    event = Event(f"subscription-paused.{sub.id}", "SubscriptionPaused",
-                  {"subscriber_no": account.number, "subscription_id": sub.id, "from": day.isoformat(),
-                   "restart_on": restart_on.isoformat(), "restart_subscription_id": new_id})
+    event = SubscriptionPaused(f"subscription-paused.{sub.id}", account.number, sub.id, day, restart_on, new_id)
     return replace(changes, account=changes.account.with_subscription(restart),
                    subscriptions=(*changes.subscriptions, restart), events=(*changes.events, event))
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from shared.adapters.accounts import HEAD, TABLE, AccountRepository, Loaded, _item_rows, partition_key
 from shared.adapters.codec import dumps
 from shared.domain.account import Account, BalanceCheck, Changes, Correction, Mandate, OrderBlock
+from shared.domain.events import InvoicePaid
 from shared.domain.settlement import OpenDemand
 from shared.domain.subscriptions import Subscriber
 from shared.service.context import Context
@@ -129,3 +130,19 @@ def test_a_subscriber_row_of_the_first_layout_loads_and_its_first_commit_moves_i
                     "0|bal|0000000001"}
     again = ctx.accounts.load(tenant, 8)
     assert again is not None and again.account == paid
+
+
+def test_an_outbox_row_written_before_events_were_typed_loads_and_is_sent_and_deleted(ctx: Context) -> None:
+    tenant = f"o{uuid.uuid4().hex[:10]}"
+    account = Account(Subscriber(9, "Kari", "kari@example.no"), balances={"avisa": 0})
+    pk = partition_key(tenant, 9)
+    ctx.accounts.commit(tenant, None, Changes(account))
+    old_body = json.dumps({"id": "invoice-paid.avisa.3", "type": "InvoicePaid",  # no version: the first form
+                           "payload": {"subscriber_no": 9, "invoice_number": 3, "organization_id": "avisa"}})
+    ctx.storage.transact(TABLE, [("create", {"PartitionKey": pk, "RowKey": "0|out|invoice-paid.avisa.3",
+                                             "Body": old_body})])
+    loaded = ctx.accounts.load(tenant, 9)
+    assert loaded is not None and loaded.outbox == [InvoicePaid("invoice-paid.avisa.3", 9, 3, "avisa")]
+    ctx.accounts.commit(tenant, loaded, Changes(replace(account, balances={"avisa": 100})))
+    again = ctx.accounts.load(tenant, 9)
+    assert again is not None and again.outbox == []  # sent with that commit, so deleted by it

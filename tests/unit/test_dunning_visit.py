@@ -34,6 +34,7 @@ from shared.domain.credit import (
 )
 from shared.domain.dunning import BalanceInvoiceRule, NoticeChannel, ReminderStep, StopRule
 from shared.domain.dunning_visit import ROWS_PER_STEP, VISIT_ROWS, dun, next_visit, order_blocked, postpone, rows
+from shared.domain.events import PaymentStopNotice, ReminderIssued
 from shared.domain.invoicing import DocumentKind, Invoice, delivered_share, line
 from shared.domain.kid import KidScheme
 from shared.domain.ledger import EntryKind
@@ -111,10 +112,13 @@ def test_manual_7_9_example_1_invoice_500_paid_400_gives_a_reminder_of_100() -> 
                                                                                       date(2026, 2, 1))
     assert doc.reminder.kid and doc.reminder.kid != inv.kid  # a KID of its own
     assert [e.type for e in changes.events] == ["ReminderIssued"]
-    assert (changes.events[0].payload["channel"], changes.events[0].payload["to"]) == ("sms", "+47 41234567")
+    reminded = changes.events[0]
+    assert isinstance(reminded, ReminderIssued)
+    assert (reminded.channel, reminded.to) == ("sms", "+47 41234567")
     no_phone = replace(acc, subscriber=replace(acc.subscriber, phone=None))
     event = dun(no_phone, CAT, date(2026, 1, 22), numbers).events[0]  # manual 6.19: e-mail instead
-    assert (event.payload["channel"], event.payload["to"]) == ("email", "kari@example.no")
+    assert isinstance(event, ReminderIssued)
+    assert (event.channel, event.to) == ("email", "kari@example.no")
 
 
 def test_manual_7_9_example_2_a_credit_before_the_reminder_leaves_it_at_100_and_goes_to_the_next_invoice() -> None:
@@ -193,7 +197,9 @@ def test_manual_7_7_stop_rule_delay_10_threshold_100_stops_credits_and_charges_w
     # reminder 2 of January's invoice falls due 16 Feb; + delay 10 = 26 Feb. Notice 5 days ahead.
     notice = dun(acc, CAT, date(2026, 2, 21), numbers)
     assert [e.type for e in notice.events] == ["PaymentStopNotice"]
-    assert notice.events[0].payload["channel"] == "sms" and notice.events[0].payload["stop_date"] == "2026-02-26"
+    noticed = notice.events[0]
+    assert isinstance(noticed, PaymentStopNotice)
+    assert noticed.channel == "sms" and noticed.stop_date.isoformat() == "2026-02-26"
     acc = dun(notice.account, CAT, date(2026, 2, 23), numbers).account  # February's reminder 2, fee 35
     assert dun(acc, CAT, date(2026, 2, 25), numbers).empty
     stopped = dun(acc, CAT, date(2026, 2, 26), numbers)

@@ -38,6 +38,7 @@ from shared.domain.catalogue import (
 )
 from shared.domain.credit import CreditRefused, add_correction, credit_issued, write_off
 from shared.domain.dunning_visit import dun
+from shared.domain.events import SubscriptionStopChanged, SubscriptionStopped
 from shared.domain.invoicing import DocumentKind, Invoice, InvoiceLine, vat_parts
 from shared.domain.kid import KidScheme
 from shared.domain.ledger import EntryKind, LedgerEntry, VatPart, merge_vat
@@ -100,10 +101,9 @@ class Model:
         credit note charges the days before the stop it made, moved to, or (an unpaid
         invoice when the subscription ended) the stop the subscription had."""
         stops = {s.id: s.stop_date for s in changes.account.subscriptions.values()}
-        stops |= {e.payload["subscription_id"]: date.fromisoformat(e.payload["stop_date"])
-                  for e in changes.events if e.type == "SubscriptionStopped"}
-        stops |= {e.payload["subscription_id"]: date.fromisoformat(e.payload["to"])
-                  for e in changes.events if e.type == "SubscriptionStopChanged" and e.payload["to"]}
+        stops |= {e.subscription_id: e.stop_date for e in changes.events if isinstance(e, SubscriptionStopped)}
+        stops |= {e.subscription_id: e.to for e in changes.events
+                  if isinstance(e, SubscriptionStopChanged) and e.to}
         for note in changes.credit_notes:
             self.delivered_until[note.invoice_number] = None if goodwill else stops.get(note.subscription_id)
             if with_invoices:
@@ -274,7 +274,7 @@ def test_vat_invoiced_less_vat_credited_is_the_vat_of_what_was_delivered_per_rat
         check_vat(m)
         check_money(m)
     event(f"rates: {len(price)}")
-    event(f"payment stop: {any(e.payload.get('kind') == 'payment' for e in m.docs.events)}")
+    event(f"payment stop: {any(isinstance(e, SubscriptionStopped) and e.kind == 'payment' for e in m.docs.events)}")
     event(f"charges: {min(sum(e.kind is EntryKind.CHARGE for e in m.docs.ledger), 3)}")
     event(f"balance invoices: {sum(i.draft.kind is DocumentKind.BALANCE for i in m.invoices.values()) > 0}")
     event(f"credit notes: {min(len(m.docs.credit_notes), 3)}")
