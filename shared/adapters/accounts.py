@@ -54,14 +54,14 @@ from urllib.parse import quote, unquote
 from azure.core import MatchConditions
 
 from ..domain.account import Account, BalanceCheck, Changes, Correction, Mandate, OrderBlock, ReminderDocument
+from ..domain.demands import OpenDemand
 from ..domain.events import Event
 from ..domain.invoicing import CreditNote, Invoice
 from ..domain.ledger import LedgerEntry
 from ..domain.payments import BookedPayment, row_id
-from ..domain.settlement import OpenDemand
 from ..domain.subscriptions import Subscriber, Subscription
 from ..ports import ConcurrencyConflict
-from .codec import dump_event, dumps, load_event, loads
+from .codec import demand_from, dump_demand, dump_event, dumps, load_demand, load_event, loads
 from .tables import MAX_BATCH, Operation, Storage, TooManyEntities, prefix_filter
 
 TABLE = "Subscribers"
@@ -156,12 +156,18 @@ def _item_ops(pk: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> 
 
 
 def _item_entity(pk: str, rk: str, value: Any) -> dict[str, Any]:
-    return {"PartitionKey": pk, "RowKey": rk, "Body": dumps(value)}
+    """An open demand keeps its flat form (``codec.demand_json``), the others their dataclass's."""
+    body = dump_demand(value) if isinstance(value, OpenDemand) else dumps(value)
+    return {"PartitionKey": pk, "RowKey": rk, "Body": body}
+
+
+def _load_item(kind: Any, body: str) -> Any:
+    return load_demand(body) if kind is OpenDemand else loads(kind, body)
 
 
 def _stored_items(rows: list[dict[str, Any]]) -> dict[str, Any]:
     kinds = {k.prefix: k.kind for k in (*KEYED, *ORDERED)}
-    return {r["RowKey"]: loads(kinds[r["RowKey"][:6]], r["Body"]) for r in rows if r["RowKey"][:6] in kinds}
+    return {r["RowKey"]: _load_item(kinds[r["RowKey"][:6]], r["Body"]) for r in rows if r["RowKey"][:6] in kinds}
 
 
 def _account(head: dict[str, Any], stored: Mapping[str, Any], subs: dict[str, Subscription]) -> Account:
@@ -177,7 +183,7 @@ def _account(head: dict[str, Any], stored: Mapping[str, Any], subs: dict[str, Su
 
 
 FIRST_LAYOUT: dict[str, tuple[str, Any, str]] = {  # account field: (column, type, empty)
-    "open_demands": ("OpenDemands", list[OpenDemand], "[]"), "mandates": ("Mandates", dict[str, Mandate], "{}"),
+    "open_demands": ("OpenDemands", list[dict[str, Any]], "[]"), "mandates": ("Mandates", dict[str, Mandate], "{}"),
     "order_blocks": ("OrderBlocks", dict[str, OrderBlock], "{}"),
     "corrections": ("Corrections", tuple[Correction, ...], "[]"),
     "balance_checks": ("BalanceChecks", tuple[BalanceCheck, ...], "[]")}
@@ -187,7 +193,9 @@ def _first_layout(head: dict[str, Any], name: str) -> Any:
     """Items a subscriber row of the first layout holds as JSON (none in a row of the second)."""
     column, kind, empty = FIRST_LAYOUT[name]
     value = loads(kind, head.get(column) or empty)
-    return {d.demand_no: d for d in value} if name == "open_demands" else value
+    if name == "open_demands":
+        return {d.demand_no: d for d in map(demand_from, value)}
+    return value
 
 
 def _build(rows: list[dict[str, Any]]) -> Loaded | None:

@@ -8,6 +8,10 @@ row's ``Body`` and, without the id (it is the message id) and with the tenant, a
 message body. ``event_from`` reads one through ``events.REGISTRY``: an envelope without a
 version (written before events had one) is version 1, and an older version's payload is
 upgraded by its class before it is validated.
+
+An open demand is one flat object (``demand_json``), as it was stored and shown before
+``OpenDemand`` was split into its terms, what is open and its dunning state: the stored
+``0|dem|`` rows and the overview keep their form, and rows written before still load.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, TypeVar, cast
 
 from pydantic import TypeAdapter
 
+from ..domain.demands import DemandTerms, DunningState, OpenDemand
 from ..domain.events import REGISTRY, Event
 
 T = TypeVar("T")
@@ -74,3 +79,29 @@ def dump_event(event: Event) -> str:
 
 def load_event(text: str | bytes) -> Event:
     return event_from(json.loads(text))
+
+
+_TERMS = tuple(DemandTerms.__dataclass_fields__)
+_DUNNING = tuple(DunningState.__dataclass_fields__)
+
+
+def demand_json(demand: OpenDemand) -> dict[str, Any]:
+    """An open demand as one flat object: its terms, what is open and its dunning state."""
+    data: dict[str, Any] = to_jsonable(demand)
+    return {**data.pop("terms"), **data.pop("dunning"), **data}
+
+
+def demand_from(data: Mapping[str, Any]) -> OpenDemand:
+    """The open demand of a flat object (``demand_json``): a field it lacks has its default."""
+    terms = {k: v for k, v in data.items() if k in _TERMS}
+    dunning = {k: v for k, v in data.items() if k in _DUNNING}
+    rest = {k: v for k, v in data.items() if k not in _TERMS and k not in _DUNNING}
+    return cast(OpenDemand, _adapter(OpenDemand).validate_python({**rest, "terms": terms, "dunning": dunning}))
+
+
+def dump_demand(demand: OpenDemand) -> str:
+    return json.dumps(demand_json(demand), separators=(",", ":"))
+
+
+def load_demand(text: str | bytes) -> OpenDemand:
+    return demand_from(json.loads(text))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from .catalogue import Catalogue, DunningProcess, PaymentType
+from .demands import DemandTerms, OpenDemand
 from .dunning import Reminder
 from .events import (
     AvtaleGiroMandateChanged,
@@ -39,7 +40,7 @@ from .kid import CheckDigitUnavailable, KidScheme
 from .ledger import EntryKind, LedgerEntry, VatPart, invoice_entry
 from .limits import check_minor
 from .payments import BookedPayment, PaymentKind, PaymentState, ReceivedPayment
-from .settlement import Allocation, OpenDemand, SettlementPolicy, match, settle
+from .settlement import Allocation, SettlementPolicy, match, settle
 from .subscriptions import Subscriber, Subscription
 
 
@@ -116,7 +117,7 @@ class Account:
         return replace(self, subscriptions={**self.subscriptions, subscription.id: subscription})
 
     def open_total(self, organization_id: str) -> int:
-        return sum(d.open_minor for d in self.open_demands.values() if d.organization_id == organization_id)
+        return sum(d.open_minor for d in self.open_demands.values() if d.terms.organization_id == organization_id)
 
     def unbilled_debt(self, organization_id: str) -> int:
         """What the subscriber owes on the ledger that no open invoice or reminder asks for."""
@@ -217,7 +218,7 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
     for draft in drafts:
         org = catalogue.organizations[draft.organization_id]
         demand_no, kid = next_kid(org.kid, account.number, demand_no)
-        owed = sum(d.open_minor for d in open_demands.values() if d.organization_id == org.id)
+        owed = sum(d.open_minor for d in open_demands.values() if d.terms.organization_id == org.id)
         credit = max(0, balances.get(org.id, 0) + owed)  # money on the ledger no demand has used
         if draft.kind is DocumentKind.BALANCE:
             credit = 0
@@ -229,12 +230,8 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
             balances[org.id] = balances.get(org.id, 0) - invoice.total_minor
             seq += 1
         if invoice.amount_due_minor > 0:
-            span = draft.span
-            open_demands[demand_no] = OpenDemand(
-                demand_no, invoice.number, org.id, draft.subscription_id, draft.due_date, invoice.amount_due_minor,
-                total_minor=invoice.total_minor, amount_due_minor=invoice.amount_due_minor,
-                period_start=span[0] if span else None, period_end=span[1] if span else None, kind=draft.kind.value,
-                vat=vat_parts(draft.lines))
+            terms = replace(terms_of(invoice), vat=vat_parts(draft.lines))
+            open_demands[demand_no] = OpenDemand(demand_no, terms, invoice.amount_due_minor)
         if draft.kind is DocumentKind.SUBSCRIPTION:
             subs[draft.subscription_id] = subs[draft.subscription_id].invoiced(1)
         events.append(invoice_issued(account.number, invoice))
@@ -252,7 +249,7 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
 
 def process_of(account: Account, catalogue: Catalogue, demand: OpenDemand) -> DunningProcess | None:
     """The dunning process that follows up a demand; None for one no subscription plan owns."""
-    sub = account.subscriptions.get(demand.subscription_id)
+    sub = account.subscriptions.get(demand.terms.subscription_id)
     return catalogue.dunning_of(sub.plan_id) if sub is not None and sub.plan_id in catalogue.plans else None
 
 
@@ -267,7 +264,7 @@ def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catal
     beyond the business limits raises ``ValueOutOfRange`` (the import sets it aside)."""
     check_minor(payment.amount_minor, "payment %s", payment.id)
     org = payment.organization_id
-    mine = [d for d in account.open_demands.values() if d.organization_id == org]
+    mine = [d for d in account.open_demands.values() if d.terms.organization_id == org]
     matched = match(mine, payment.demand_no, payment.amount_minor)
     seq = account.next_ledger_seq
     ledger = [LedgerEntry(seq, org, payment.currency, booked, EntryKind.PAYMENT, payment.amount_minor,
@@ -280,17 +277,18 @@ def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catal
             fee_written_off = exact.fees_open_minor
             seq += 1
             ledger.append(LedgerEntry(seq, org, payment.currency, booked, EntryKind.WRITE_OFF, fee_written_off,
-                                      str(exact.invoice_number), "Reminder fee written off: invoice paid exactly"))
+                                      str(exact.terms.invoice_number),
+                                      "Reminder fee written off: invoice paid exactly"))
             mine = [replace(d, open_minor=d.open_minor - fee_written_off, fees_minor=d.fees_minor - fee_written_off)
                     if d is exact else d for d in mine]
     result = settle(mine, matched, payment.amount_minor, lambda d: settlement_policy_of(account, catalogue, d))
-    numbers = {d.demand_no: d.invoice_number for d in mine}
+    numbers = {d.demand_no: d.terms.invoice_number for d in mine}
     for a in result.allocations:
         if a.written_off_minor:
             seq += 1
             ledger.append(LedgerEntry(seq, org, payment.currency, booked, EntryKind.WRITE_OFF, a.written_off_minor,
                                       str(numbers[a.demand_no]), "Within the settlement policy's tolerance"))
-    open_demands = {k: d for k, d in account.open_demands.items() if d.organization_id != org}
+    open_demands = {k: d for k, d in account.open_demands.items() if d.terms.organization_id != org}
     open_demands |= {d.demand_no: d for d in result.open_after}
     balances = dict(account.balances)
     balances[org] = balances.get(org, 0) + payment.amount_minor + result.written_off_minor + fee_written_off
@@ -339,7 +337,7 @@ def reverse_payment(account: Account, reversal: ReceivedPayment, original: Booke
         if current is not None:
             open_demands[a.demand_no] = replace(current, open_minor=current.open_minor + again)
         elif invoice is not None and invoice.number not in account.credited:
-            open_demands[a.demand_no] = _reopened(invoice, again)
+            open_demands[a.demand_no] = OpenDemand(a.demand_no, terms_of(invoice), again)
         else:
             continue
         written_back += a.written_off_minor
@@ -359,13 +357,12 @@ def reverse_payment(account: Account, reversal: ReceivedPayment, original: Booke
     return Changes(new, ledger=tuple(ledger), events=(event,), payments=(record,))
 
 
-def _reopened(invoice: Invoice, open_minor: int) -> OpenDemand:
+def terms_of(invoice: Invoice) -> DemandTerms:
+    """What an issued invoice asks for, as its open demand keeps it."""
     d = invoice.draft
     span = d.span
-    return OpenDemand(invoice.demand_no, invoice.number, d.organization_id, d.subscription_id, d.due_date, open_minor,
-                      total_minor=invoice.total_minor, amount_due_minor=invoice.amount_due_minor,
-                      period_start=span[0] if span else None, period_end=span[1] if span else None,
-                      kind=d.kind.value)
+    return DemandTerms(invoice.number, d.organization_id, d.subscription_id, d.due_date, d.kind, invoice.total_minor,
+                       invoice.amount_due_minor, span[0] if span else None, span[1] if span else None)
 
 
 def refund(account: Account, refund_id: str, organization_id: str, currency: str, amount_minor: int,

@@ -121,14 +121,14 @@ def write_off(account: Account, organization_id: str, currency: str, reason: str
     seq = account.next_ledger_seq
     entries: list[LedgerEntry] = []
     demands = dict(account.open_demands)
-    mine = sorted((d for d in account.open_demands.values() if d.organization_id == organization_id),
+    mine = sorted((d for d in account.open_demands.values() if d.terms.organization_id == organization_id),
                   key=lambda d: d.demand_no)
     for d in mine[:limit] if limit is not None else mine:
         del demands[d.demand_no]
-        if d.kind == DocumentKind.BALANCE:
+        if d.terms.kind is DocumentKind.BALANCE:
             continue  # no ledger debit of its own: its debt is the unbilled debt written off below
         entries.append(LedgerEntry(seq, organization_id, currency, today, EntryKind.WRITE_OFF, d.open_minor,
-                                   str(d.invoice_number), f"Written off: {reason}"))
+                                   str(d.terms.invoice_number), f"Written off: {reason}"))
         seq += 1
     balance = account.balances.get(organization_id, 0) + sum(e.amount_minor for e in entries)
     new = replace(account, open_demands=demands, balances={**account.balances, organization_id: balance})

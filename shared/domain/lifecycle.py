@@ -43,11 +43,11 @@ from datetime import date, timedelta
 from .account import Account, BalanceCheck, Changes
 from .catalogue import Catalogue
 from .credit import Number, charge, credit_invoice
+from .demands import OpenDemand
 from .dunning import BalanceInvoiceRule
 from .events import SubscriptionPaused, SubscriptionStopChanged, SubscriptionStopped
 from .invoicing import DocumentKind, Invoice, InvoiceLine, prorate, summary_lines, vat_parts
 from .ledger import EntryKind, VatPart, merge_vat
-from .settlement import OpenDemand
 from .subscriptions import StopKind, Subscription
 
 
@@ -84,11 +84,12 @@ def billed_of_demand(d: OpenDemand) -> Billed | None:
     """An open invoice as the account alone knows it (a dunning visit reads no documents):
     its lines are its VAT breakdown, one per rate. A demand stored before it had one is
     taken as one line without VAT, which is all that was known of it."""
-    if d.kind != DocumentKind.SUBSCRIPTION or d.period_start is None or d.period_end is None:
+    t = d.terms
+    if t.kind is not DocumentKind.SUBSCRIPTION or t.period_start is None or t.period_end is None:
         return None
-    lines = summary_lines(d.vat, f"Invoice {d.invoice_number}") if d.vat else (
-        InvoiceLine(f"Invoice {d.invoice_number}", 1, d.total_minor, 0, d.total_minor, 0),)
-    return Billed(d.invoice_number, d.demand_no, d.total_minor, d.period_start, d.period_end, lines)
+    lines = summary_lines(t.vat, f"Invoice {t.invoice_number}") if t.vat else (
+        InvoiceLine(f"Invoice {t.invoice_number}", 1, t.total_minor, 0, t.total_minor, 0),)
+    return Billed(t.invoice_number, d.demand_no, t.total_minor, t.period_start, t.period_end, lines)
 
 
 def _subscription(account: Account, subscription_id: str) -> Subscription:
@@ -260,7 +261,7 @@ def _open_billed(account: Account, sub: Subscription, invoices: Sequence[Invoice
     """The subscription's open invoices: the ``invoices`` given where there, else as their
     demands know them (per VAT rate)."""
     issued = {b.demand_no: b for b in billed_of(invoices)}
-    return [b for d in account.open_demands.values() if d.subscription_id == sub.id
+    return [b for d in account.open_demands.values() if d.terms.subscription_id == sub.id
             and (b := issued.get(d.demand_no) or billed_of_demand(d)) is not None]
 
 
@@ -288,8 +289,8 @@ def payment_stop(account: Account, catalogue: Catalogue, subscription_id: str, c
 def unfinished(account: Account, sub: Subscription) -> bool:
     """A payment stop made in parts with open invoices of the subscription still to credit."""
     return sub.stop_kind is StopKind.PAYMENT and any(
-        d.subscription_id == sub.id and d.kind == DocumentKind.SUBSCRIPTION and d.period_start is not None
-        and d.period_end is not None for d in account.open_demands.values())
+        d.terms.subscription_id == sub.id and d.terms.kind is DocumentKind.SUBSCRIPTION
+        and d.terms.period_start is not None and d.terms.period_end is not None for d in account.open_demands.values())
 
 
 def balance_rule(catalogue: Catalogue, sub: Subscription) -> BalanceInvoiceRule | None:

@@ -98,7 +98,8 @@ def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: st
 
     done = part()
     for _ in range(MAX_PARTS):
-        if done.empty or not any(d.organization_id == organization_id for d in done.account.open_demands.values()):
+        if done.empty or not any(d.terms.organization_id == organization_id
+                                 for d in done.account.open_demands.values()):
             break
         done = done.then(part())
     return done
@@ -128,7 +129,7 @@ def bulk_write_off(ctx: Context, tenant: str, organization_id: str, reason: str,
         if not subs or any(s.status_on(today) is not SubscriptionStatus.ENDED for s in subs):
             continue
         demands = [d for d in acc.open_demands.values()
-                   if d.organization_id == organization_id and due_from <= d.due_date <= due_to]
+                   if d.terms.organization_id == organization_id and due_from <= d.terms.due_date <= due_to]
         if not demands and acc.unbilled_debt(organization_id) == 0:
             continue
         try:
@@ -180,7 +181,7 @@ def _line(cat: Catalogue, spec: LineSpec, today: date) -> InvoiceLine:
 def postpone_reminder(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int, to: date,
                       reason: str) -> Changes:
     def op(acc: Account, cat: Catalogue, today: date, number: Number, h: History | None) -> Changes:
-        demand = next((d for d in acc.open_demands.values() if d.invoice_number == invoice_number), None)
+        demand = next((d for d in acc.open_demands.values() if d.terms.invoice_number == invoice_number), None)
         if demand is None:
             raise NotFound(f"no open invoice {invoice_number}")
         return dunning_visit.postpone(acc, demand.demand_no, to, reason, today)

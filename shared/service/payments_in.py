@@ -860,7 +860,7 @@ def _demand_of(ctx: Context, tenant: str, subscriber_no: int, invoice_number: in
     if loaded is None:
         raise NotFound(f"subscriber {subscriber_no}")
     for demand in loaded.account.open_demands.values():
-        if demand.invoice_number == invoice_number:
+        if demand.terms.invoice_number == invoice_number:
             return demand.demand_no
     return None  # paid or unknown: the payment is booked without an invoice match
 

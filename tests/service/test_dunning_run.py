@@ -15,10 +15,10 @@ from functions.run_worker import handle as work
 from shared import bootstrap
 from shared.adapters.bus import NOTICES, RUN_WORK, unpack
 from shared.adapters.notify import CONTAINER
+from shared.domain.demands import OpenDemand
 from shared.domain.import_report import Outcome
 from shared.domain.invoicing import DocumentKind
 from shared.domain.ledger import EntryKind
-from shared.domain.settlement import OpenDemand
 from shared.domain.subscriptions import StopKind
 from shared.formats import ocr_giro
 from shared.service import payments_in
@@ -110,11 +110,11 @@ def test_a_year_of_one_subscriber(ctx: Context, shop: str) -> None:
     n = placed.subscriber_no
 
     def pay_on(demand: OpenDemand) -> date | None:
-        if demand.kind == DocumentKind.BALANCE:
+        if demand.terms.kind == DocumentKind.BALANCE:
             return date(2026, 4, 25)
-        if demand.subscription_id == placed.subscription_id:  # 1 on time, 2 late, 3 and 4 never
-            return {1: demand.due_date, 2: date(2026, 2, 10)}.get(demand.invoice_number)
-        return demand.due_date  # the new order: always on time
+        if demand.terms.subscription_id == placed.subscription_id:  # 1 on time, 2 late, 3 and 4 never
+            return {1: demand.terms.due_date, 2: date(2026, 2, 10)}.get(demand.terms.invoice_number)
+        return demand.terms.due_date  # the new order: always on time
 
     on = date(2026, 1, 5)
     while on <= date(2027, 1, 4):

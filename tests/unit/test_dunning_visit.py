@@ -514,7 +514,7 @@ def test_the_ledger_matches_invoices_reminders_credit_notes_and_stops(steps: lis
         assert by_kind[EntryKind.REMINDER_FEE] == -sum(r.reminder.fee_minor for r in docs.reminders)
         assert by_kind[EntryKind.PAYMENT] == sum(p.payment.amount_minor for p in docs.payments)
         for d in acc.open_demands.values():  # every open demand asks for what its invoice and reminders did
-            assert 0 < d.open_minor <= d.amount_due_minor + d.fees_minor
+            assert 0 < d.open_minor <= d.terms.amount_due_minor + d.fees_minor
         if not any(s.stop_kind is StopKind.PAYMENT for s in acc.subscriptions.values()) and not by_kind[
                 EntryKind.CHARGE]:  # only a stop leaves debt no invoice or reminder asks for
             assert acc.unbilled_debt("avisa") == 0

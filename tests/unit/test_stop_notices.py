@@ -69,7 +69,7 @@ def test_no_dunning_visit_is_planned_for_a_notice_to_an_ended_subscription() -> 
     _events, ended = walk(with_stop(date(2026, 2, 1), StopKind.CUSTOMER), Numbers(), date(2026, 2, 16))
     # January, unpaid when the subscription ended on 1 Feb, was credited then and its days
     # charged; the balance invoice of 2 Feb asks for it, and is never dunned
-    assert [d.kind for d in ended.open_demands.values()] == ["balance"]
+    assert [d.terms.kind for d in ended.open_demands.values()] == ["balance"]
     assert next_visit(ended, CAT, date(2026, 2, 16)) is None
 
 
