@@ -18,7 +18,7 @@ retried operation gets the same number (the service claims them, see ``unit_of_w
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from .account import Account, Changes, Correction, issue
@@ -38,47 +38,67 @@ def credit_note_key(invoice_number: int) -> str:
     return f"credit.{invoice_number}"
 
 
-def credit_invoice(account: Account, invoice_number: int, demand_no: int, organization_id: str, currency: str,
-                   subscription_id: str, total_minor: int, kind: str, reason: str, today: date,
-                   number: Number, keep_fees: bool = False, *, lines: Sequence[InvoiceLine]) -> Changes:
+@dataclass(frozen=True, slots=True)
+class CreditInvoice:
+    """Credit the whole of an issued invoice (manual 7.15): the invoice as the credit note
+    needs it, why, and whether its unpaid reminder fees stay owed (``keep_fees``)."""
+
+    invoice_number: int
+    demand_no: int
+    organization_id: str
+    currency: str
+    subscription_id: str
+    total_minor: int
+    kind: DocumentKind
+    lines: tuple[InvoiceLine, ...]  # what the credit note negates
+    reason: str
+    keep_fees: bool = False
+
+    @classmethod
+    def of(cls, invoice: Invoice, reason: str, keep_fees: bool = False) -> CreditInvoice:
+        d = invoice.draft
+        return cls(invoice.number, invoice.demand_no, d.organization_id, d.currency, d.subscription_id,
+                   invoice.total_minor, d.kind, d.lines, reason, keep_fees)
+
+
+def credit_invoice(account: Account, command: CreditInvoice, today: date, number: Number) -> Changes:
     """A credit note for the whole invoice: its ``lines`` negated (so the VAT of each rate
     is credited exactly as it was invoiced), +total on the ledger, the demand (and its
     reminders) closed. Unpaid reminder fees go with it (a mistaken invoice earns no fees),
     unless ``keep_fees`` (a payment stop: they stay owed on the ledger). Crediting an
     invoice twice is refused."""
-    if invoice_number in account.credited:
-        raise CreditRefused(f"invoice {invoice_number} is credited already")
-    if kind == DocumentKind.BALANCE:
+    c = command
+    if c.invoice_number in account.credited:
+        raise CreditRefused(f"invoice {c.invoice_number} is credited already")
+    if c.kind is DocumentKind.BALANCE:
         raise CreditRefused("a balance invoice asks for debt already on the ledger: write it off instead")
-    if sum(li.gross_minor for li in lines) != total_minor:
-        raise ValueError(f"the lines given for invoice {invoice_number} do not sum to its total {total_minor}")
-    credited = tuple(-li for li in lines)
-    note = CreditNote(number(organization_id, credit_note_key(invoice_number)), invoice_number, demand_no,
-                      organization_id, currency, subscription_id, today, total_minor, reason, credited)
+    if sum(li.gross_minor for li in c.lines) != c.total_minor:
+        raise ValueError(f"the lines given for invoice {c.invoice_number} do not sum to its total {c.total_minor}")
+    credited = tuple(-li for li in c.lines)
+    note = CreditNote(number(c.organization_id, credit_note_key(c.invoice_number)), c.invoice_number, c.demand_no,
+                      c.organization_id, c.currency, c.subscription_id, today, c.total_minor, c.reason, credited)
     seq = account.next_ledger_seq
-    entries = [LedgerEntry(seq, organization_id, currency, today, EntryKind.CREDIT_NOTE, total_minor,
-                           str(invoice_number), f"Credit note {note.number} for invoice {invoice_number}",
+    entries = [LedgerEntry(seq, c.organization_id, c.currency, today, EntryKind.CREDIT_NOTE, c.total_minor,
+                           str(c.invoice_number), f"Credit note {note.number} for invoice {c.invoice_number}",
                            vat_parts(credited))]
-    demand = account.open_demands.get(demand_no)
-    if demand is not None and demand.fees_open_minor and not keep_fees:
-        entries.append(LedgerEntry(seq + 1, organization_id, currency, today, EntryKind.WRITE_OFF,
-                                   demand.fees_open_minor, str(invoice_number), "Reminder fees of a credited invoice"))
+    demand = account.open_demands.get(c.demand_no)
+    if demand is not None and demand.fees_open_minor and not c.keep_fees:
+        entries.append(LedgerEntry(seq + 1, c.organization_id, c.currency, today, EntryKind.WRITE_OFF,
+                                   demand.fees_open_minor, str(c.invoice_number),
+                                   "Reminder fees of a credited invoice"))
     moved = sum(e.amount_minor for e in entries)
-    balances = {**account.balances, organization_id: account.balances.get(organization_id, 0) + moved}
-    demands = {k: d for k, d in account.open_demands.items() if k != demand_no}
+    balances = {**account.balances, c.organization_id: account.balances.get(c.organization_id, 0) + moved}
+    demands = {k: d for k, d in account.open_demands.items() if k != c.demand_no}
     new = replace(account, balances=balances, open_demands=demands, next_ledger_seq=seq + len(entries),
-                  credited=(*account.credited, invoice_number))
-    event = CreditNoteIssued(f"credit-note.{organization_id}.{note.number}", account.number, note.number,
-                             invoice_number, organization_id, currency, total_minor, reason)
+                  credited=(*account.credited, c.invoice_number))
+    event = CreditNoteIssued(f"credit-note.{c.organization_id}.{note.number}", account.number, note.number,
+                             c.invoice_number, c.organization_id, c.currency, c.total_minor, c.reason)
     return Changes(new, ledger=tuple(entries), events=(event,), credit_notes=(note,))
 
 
 def credit_issued(account: Account, invoice: Invoice, reason: str, today: date, number: Number) -> Changes:
     """A credit note for an issued invoice (manual 7.15), mirroring its lines."""
-    d = invoice.draft
-    return credit_invoice(account, invoice.number, invoice.demand_no, d.organization_id, d.currency,
-                          d.subscription_id, invoice.total_minor, d.kind.value, reason, today, number,
-                          lines=d.lines)
+    return credit_invoice(account, CreditInvoice.of(invoice, reason), today, number)
 
 
 def charge(account: Account, organization_id: str, currency: str, vat: Sequence[VatPart], reference: str,
@@ -147,16 +167,26 @@ def write_off(account: Account, organization_id: str, currency: str, reason: str
     return Changes(new, ledger=tuple(entries), events=(event,))
 
 
-def additional_invoice(account: Account, catalogue: Catalogue, organization_id: str, lines: Sequence[InvoiceLine],
-                       ref: str, due_days: int, today: date, number: Number) -> Changes:
+@dataclass(frozen=True, slots=True)
+class AdditionalInvoice:
+    """Manual 7.10: invoice ``lines`` now, due in ``due_days``; ``ref`` names it for ever."""
+
+    organization_id: str
+    lines: tuple[InvoiceLine, ...]
+    ref: str
+    due_days: int
+
+
+def additional_invoice(account: Account, catalogue: Catalogue, command: AdditionalInvoice, today: date,
+                       number: Number) -> Changes:
     """Manual 7.10: a standalone invoice of catalogue products or free lines, issued at once."""
-    if not lines:
+    if not command.lines:
         raise CreditRefused("an additional invoice needs at least one line")
-    org = catalogue.organizations.get(organization_id)
+    org = catalogue.organizations.get(command.organization_id)
     if org is None:
-        raise CatalogueError(f"unknown organization {organization_id!r}")
-    draft = InvoiceDraft("", 0, org.id, org.currency, today, today + timedelta(days=due_days), tuple(lines),
-                         DocumentKind.ADDITIONAL, f"{account.number}.{ref}")
+        raise CatalogueError(f"unknown organization {command.organization_id!r}")
+    draft = InvoiceDraft("", 0, org.id, org.currency, today, today + timedelta(days=command.due_days),
+                         command.lines, DocumentKind.ADDITIONAL, f"{account.number}.{command.ref}")
     return issue(account, [draft], {draft.natural_key: number(org.id, draft.natural_key)}, catalogue, today)
 
 

@@ -42,7 +42,7 @@ from datetime import date, timedelta
 
 from .account import Account, BalanceCheck, Changes
 from .catalogue import Catalogue
-from .credit import Number, charge, credit_invoice
+from .credit import CreditInvoice, Number, charge, credit_invoice
 from .demands import OpenDemand
 from .dunning import BalanceInvoiceRule
 from .events import SubscriptionPaused, SubscriptionStopChanged, SubscriptionStopped
@@ -127,9 +127,9 @@ def _cut(account: Account, catalogue: Catalogue, sub: Subscription, stop_on: dat
     for b in sorted(billed, key=lambda b: b.start):
         if b.invoice_number in changes.account.credited:
             continue
-        changes = changes.then(credit_invoice(changes.account, b.invoice_number, b.demand_no, sub.organization_id,
-                                              currency, sub.id, b.total_minor, DocumentKind.SUBSCRIPTION.value,
-                                              why, today, number, keep_fees=keep_fees, lines=b.lines))
+        command = CreditInvoice(b.invoice_number, b.demand_no, sub.organization_id, currency, sub.id, b.total_minor,
+                                DocumentKind.SUBSCRIPTION, b.lines, why, keep_fees)
+        changes = changes.then(credit_invoice(changes.account, command, today, number))
         changes = changes.then(charge(changes.account, sub.organization_id, currency, delivered_vat(b, stop_on),
                                       str(b.invoice_number), f"Delivered {b.start} to {stop_on - timedelta(days=1)}"
                                       f" of invoice {b.invoice_number}", today))
@@ -173,16 +173,48 @@ def _unpaid_delivered(account: Account, catalogue: Catalogue, sub: Subscription,
     return [b for b in billed if b.start <= today < b.end <= stop_on and b.demand_no in account.open_demands]
 
 
-def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period_end: bool,
-         stop_on: date | None, code: str | None, reason: str, invoices: Sequence[Invoice], today: date,
-         number: Number) -> Changes:
+@dataclass(frozen=True, slots=True)
+class StopSubscription:
+    """Manual 6.4: stop at the end of the period (``at_period_end``) or from ``stop_on``,
+    with a stop code (6.13) or a reason."""
+
+    subscription_id: str
+    at_period_end: bool
+    stop_on: date | None
+    code: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeStop:
+    """Manual 6.5: move a stop still in the future to ``stop_on``, or remove it (None)."""
+
+    subscription_id: str
+    stop_on: date | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PauseSubscription:
+    """Manual 6.6: pause until ``restart_on``; the restart is subscription ``new_id``, of
+    the same plan or ``plan_id``."""
+
+    subscription_id: str
+    restart_on: date
+    new_id: str
+    plan_id: str | None = None
+
+
+def stop(account: Account, catalogue: Catalogue, command: StopSubscription, invoices: Sequence[Invoice],
+         today: date, number: Number) -> Changes:
     """Stop a subscription at the end of its period, or from ``stop_on`` (manual 6.4)."""
-    sub = _subscription(account, subscription_id)
+    sub = _subscription(account, command.subscription_id)
+    code, reason, stop_on = command.code, command.reason, command.stop_on
     if sub.stop_date is not None and sub.stop_date <= today:
         raise StopRefused(f"subscription {sub.id} ended on {sub.stop_date}: no action")  # case 5
     check_stop_reason(catalogue, sub, code, reason)
     billed = billed_of(invoices)
-    if at_period_end:
+    if command.at_period_end:
         day = sub.renewal_on(today)
         by_start = {b.start: b for b in billed}
         while day in by_start and _paid(account, by_start[day]):  # case 3: paid, so delivered to its end
@@ -200,12 +232,13 @@ def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period
     return _stopped(changes, catalogue, sub, day, StopKind.CUSTOMER, code, reason, today)
 
 
-def change_stop(account: Account, catalogue: Catalogue, subscription_id: str, stop_on: date | None, reason: str,
-                invoices: Sequence[Invoice], today: date, number: Number) -> Changes:
+def change_stop(account: Account, catalogue: Catalogue, command: ChangeStop, invoices: Sequence[Invoice],
+                today: date, number: Number) -> Changes:
     """Move or remove a stop still in the future (manual 6.5; a reason is required). An
     invoice credited by the stop stays credited: restarted, "the subscription will be
     active without invoice to be paid"."""
-    sub = _subscription(account, subscription_id)
+    sub = _subscription(account, command.subscription_id)
+    stop_on, reason = command.stop_on, command.reason
     if not reason.strip():
         raise StopRefused("a reason for the change is required")
     if sub.stop_date is None or sub.stop_date <= today:
@@ -230,8 +263,8 @@ def change_stop(account: Account, catalogue: Catalogue, subscription_id: str, st
                    events=(*changes.events, event))
 
 
-def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_on: date, new_id: str,
-          plan_id: str | None, invoices: Sequence[Invoice], today: date, number: Number) -> Changes:
+def pause(account: Account, catalogue: Catalogue, command: PauseSubscription, invoices: Sequence[Invoice],
+          today: date, number: Number) -> Changes:
     """Pause from the renewal date of the ongoing period to ``restart_on`` (manual 6.6).
 
     The restart is a new subscription (of the same plan, or ``plan_id``) anchored on the
@@ -239,13 +272,14 @@ def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_
     ``lead_days`` ahead like a renewal's. Invoices of periods inside the pause are
     credited, paid or not: nothing is delivered then.
     """
-    sub = _subscription(account, subscription_id)
+    sub = _subscription(account, command.subscription_id)
+    restart_on, new_id = command.restart_on, command.new_id
     if sub.stop_date is not None and sub.stop_date <= today:
         raise StopRefused(f"subscription {sub.id} has ended")
     day = sub.renewal_on(today)
     if restart_on <= day:
         raise StopRefused(f"the restart date must be after the pause begins on {day}")
-    plan = catalogue.plan(plan_id or sub.plan_id)
+    plan = catalogue.plan(command.plan_id or sub.plan_id)
     billing = catalogue.billing_plan_of(plan)
     changes = _cut(account, catalogue, sub, day, covering(billed_of(invoices), day), today, number,
                    f"Paused from {day}")

@@ -39,23 +39,24 @@ def _invoices_of(history: History | None, subscription_id: str) -> list[Any]:
 
 def stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, at_period_end: bool,
          stop_on: date | None, code: str | None, reason: str) -> Changes:
+    command = lifecycle.StopSubscription(subscription_id, at_period_end, stop_on, code, reason)
     return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.stop(
-        acc, cat, subscription_id, at_period_end, stop_on, code, reason, _invoices_of(h, subscription_id), today,
-        number), documents=True)
+        acc, cat, command, _invoices_of(h, subscription_id), today, number), documents=True)
 
 
 def change_stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, stop_on: date | None,
                 reason: str) -> Changes:
+    command = lifecycle.ChangeStop(subscription_id, stop_on, reason)
     return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.change_stop(
-        acc, cat, subscription_id, stop_on, reason, _invoices_of(h, subscription_id), today, number), documents=True)
+        acc, cat, command, _invoices_of(h, subscription_id), today, number), documents=True)
 
 
 def pause(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, restart_on: date,
           plan_id: str | None) -> Changes:
     new_id = uuid.uuid5(uuid.NAMESPACE_URL, f"abonno:{tenant}:{subscription_id}:restart:{restart_on}").hex[:16]
+    command = lifecycle.PauseSubscription(subscription_id, restart_on, new_id, plan_id)
     return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.pause(
-        acc, cat, subscription_id, restart_on, new_id, plan_id, _invoices_of(h, subscription_id), today, number),
-        documents=True)
+        acc, cat, command, _invoices_of(h, subscription_id), today, number), documents=True)
 
 
 def credit_invoice(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int, reason: str) -> Changes:
@@ -161,7 +162,8 @@ def additional_invoice(ctx: Context, tenant: str, subscriber_no: int, organizati
         built = [_line(cat, spec, today) for spec in lines]
         if any(i.draft.kind is DocumentKind.ADDITIONAL and i.draft.ref == f"{acc.number}.{ref}" for i in h.invoices):
             return Changes(acc)  # posted before: issued once
-        return credit.additional_invoice(acc, cat, _org(cat, organization_id), built, ref, due_days, today, number)
+        command = credit.AdditionalInvoice(_org(cat, organization_id), tuple(built), ref, due_days)
+        return credit.additional_invoice(acc, cat, command, today, number)
 
     return change_account(ctx, tenant, subscriber_no, op, documents=True)
 

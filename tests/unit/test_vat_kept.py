@@ -42,7 +42,15 @@ from shared.domain.events import SubscriptionStopChanged, SubscriptionStopped
 from shared.domain.invoicing import DocumentKind, Invoice, InvoiceLine, vat_parts
 from shared.domain.kid import KidScheme
 from shared.domain.ledger import EntryKind, LedgerEntry, VatPart, merge_vat
-from shared.domain.lifecycle import StopRefused, change_stop, pause, stop
+from shared.domain.lifecycle import (
+    ChangeStop,
+    PauseSubscription,
+    StopRefused,
+    StopSubscription,
+    change_stop,
+    pause,
+    stop,
+)
 from shared.domain.money import vat_of_gross
 from shared.domain.payments import MatchType, ReceivedPayment
 from shared.domain.subscriptions import Subscriber, Subscription
@@ -262,13 +270,13 @@ def test_vat_invoiced_less_vat_credited_is_the_vat_of_what_was_delivered_per_rat
             with suppress(StopRefused, CreditRefused):
                 if op[0] == "change":
                     to = None if op[1] is None else today + timedelta(days=op[1])
-                    m.apply(change_stop(m.acc, m.cat, sub_id, to, "Changed", mine, today, m.numbers), True)
+                    m.apply(change_stop(m.acc, m.cat, ChangeStop(sub_id, to, "Changed"), mine, today, m.numbers), True)
                 elif op[0] == "stop":
-                    m.apply(stop(m.acc, m.cat, sub_id, op[1], today + timedelta(days=op[2]), None, "test",
-                                 mine, today, m.numbers), True)
+                    command = StopSubscription(sub_id, op[1], today + timedelta(days=op[2]), None, "test")
+                    m.apply(stop(m.acc, m.cat, command, mine, today, m.numbers), True)
                 else:
-                    m.apply(pause(m.acc, m.cat, sub_id, today + timedelta(days=op[1]), f"{sub_id}r", None,
-                                  mine, today, m.numbers), True)
+                    paused = PauseSubscription(sub_id, today + timedelta(days=op[1]), f"{sub_id}r", None)
+                    m.apply(pause(m.acc, m.cat, paused, mine, today, m.numbers), True)
         elif op[0] == "write_off":
             m.apply(write_off(m.acc, "avisa", "NOK", "test", today))
         check_vat(m)
