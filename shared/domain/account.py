@@ -365,21 +365,31 @@ def terms_of(invoice: Invoice) -> DemandTerms:
                        invoice.amount_due_minor, span[0] if span else None, span[1] if span else None)
 
 
-def refund(account: Account, refund_id: str, organization_id: str, currency: str, amount_minor: int,
-           booked: date, external_reference: str, comment: str) -> Changes:
-    """Money paid back to the subscriber (manual 7.4): a debit on the ledger, never a payment.
+@dataclass(frozen=True, slots=True)
+class BookRefund:
+    """Manual 7.4: ``amount_minor`` paid back to the subscriber. ``refund_id`` names the
+    refund for ever: its outbox event's row makes a second booking of the same refund
+    conflict instead of paying out twice."""
 
-    ``refund_id`` names the refund for ever: its outbox event's row makes a second
-    booking of the same refund conflict instead of paying out twice.
-    """
-    if amount_minor <= 0:
+    refund_id: str
+    organization_id: str
+    currency: str
+    amount_minor: int
+    external_reference: str
+    comment: str = ""
+
+
+def refund(account: Account, command: BookRefund, booked: date) -> Changes:
+    """Money paid back to the subscriber (manual 7.4): a debit on the ledger, never a payment."""
+    c = command
+    if c.amount_minor <= 0:
         raise ValueError("a refund is a positive amount")
-    entry = LedgerEntry(account.next_ledger_seq, organization_id, currency, booked, EntryKind.REFUND, -amount_minor,
-                        external_reference, comment or "Refund")
+    entry = LedgerEntry(account.next_ledger_seq, c.organization_id, c.currency, booked, EntryKind.REFUND,
+                        -c.amount_minor, c.external_reference, c.comment or "Refund")
     balances = dict(account.balances)
-    balances[organization_id] = balances.get(organization_id, 0) - amount_minor
-    event = RefundBooked(f"refund.{refund_id}", account.number, refund_id, amount_minor, organization_id,
-                         external_reference)
+    balances[c.organization_id] = balances.get(c.organization_id, 0) - c.amount_minor
+    event = RefundBooked(f"refund.{c.refund_id}", account.number, c.refund_id, c.amount_minor, c.organization_id,
+                         c.external_reference)
     new = replace(account, balances=balances, next_ledger_seq=account.next_ledger_seq + 1)
     return Changes(new, ledger=(entry,), events=(event,))
 

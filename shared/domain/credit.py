@@ -202,12 +202,25 @@ def balance_lines(debt_minor: int, charged: Sequence[VatPart]) -> tuple[InvoiceL
     return lines
 
 
-def balance_invoice(account: Account, catalogue: Catalogue, organization_id: str, subscription_id: str,
-                    due_days: int, ref: str, today: date, number: Number, charged: Sequence[VatPart] = ()) -> Changes:
+@dataclass(frozen=True, slots=True)
+class BalanceInvoice:
+    """Manual 7.11: invoice what the subscriber owes the organisation that nothing else asks
+    for, due in ``due_days``; ``ref`` names it; ``charged``: the delivered days it bills."""
+
+    organization_id: str
+    subscription_id: str
+    due_days: int
+    ref: str
+    charged: tuple[VatPart, ...] = ()
+
+
+def balance_invoice(account: Account, catalogue: Catalogue, command: BalanceInvoice, today: date,
+                    number: Number) -> Changes:
     """Manual 7.11: one invoice for the debt left after a stop that nothing else asks for,
     with the VAT breakdown of the ``charged`` delivered days it bills."""
-    debt = account.unbilled_debt(organization_id)
-    org = catalogue.organizations[organization_id]
-    draft = InvoiceDraft(subscription_id, 0, org.id, org.currency, today, today + timedelta(days=due_days),
-                         balance_lines(debt, merge_vat(charged)), DocumentKind.BALANCE, f"{account.number}.{ref}")
+    c = command
+    debt = account.unbilled_debt(c.organization_id)
+    org = catalogue.organizations[c.organization_id]
+    draft = InvoiceDraft(c.subscription_id, 0, org.id, org.currency, today, today + timedelta(days=c.due_days),
+                         balance_lines(debt, merge_vat(c.charged)), DocumentKind.BALANCE, f"{account.number}.{c.ref}")
     return issue(account, [draft], {draft.natural_key: number(org.id, draft.natural_key)}, catalogue, today)

@@ -26,7 +26,7 @@ from datetime import date, timedelta
 
 from .account import Account, BalanceCheck, Changes, ReminderDocument, next_kid, process_of
 from .catalogue import Catalogue, DunningProcess
-from .credit import Number, balance_invoice
+from .credit import BalanceInvoice, Number, balance_invoice
 from .demands import OpenDemand
 from .dunning import (
     DunningCase,
@@ -219,8 +219,8 @@ def _balance_check(account: Account, catalogue: Catalogue, check: BalanceCheck, 
     charged = merge_vat(p for c in (check, *rest) if c.organization_id == org for p in c.charged)
     rest = [replace(c, charged=()) if c.organization_id == org else c for c in rest]
     terms = catalogue.billing_plan_of(catalogue.plan(sub.plan_id)).terms_days
-    return balance_invoice(replace(account, balance_checks=tuple(rest)), catalogue, org, sub.id, terms,
-                           f"{sub.id}.{check.on}", today, number, charged)
+    command = BalanceInvoice(org, sub.id, terms, f"{sub.id}.{check.on}", charged)
+    return balance_invoice(replace(account, balance_checks=tuple(rest)), catalogue, command, today, number)
 
 
 def credited(changes: Changes) -> list[int]:
