@@ -155,38 +155,20 @@ def rows(changes: Changes) -> int:
 def dun(account: Account, catalogue: Catalogue, today: date, number: Number,
             invoices: Sequence[Invoice] = ()) -> Changes:
     """One part of the visit of ``today``: what fits one transaction (``VISIT_ROWS``).
-    What is left is due still: ``collect`` again on the result does the next part (the
+    What is left is due still: ``dun`` again on the result does the next part (the
     worker does, at once), until it finds nothing to do.
 
     The unpaid invoices of a subscription that has ended are credited and charged first
     (``lifecycle.close_ended``), so they are never reminded. Credit notes mirror the open
     ``invoices`` given line for line (the service reads them when a dry visit credits:
     ``credited``), others are per VAT rate from their demands."""
-    changes = Changes(account)
-    for subscription_id in sorted({d.terms.subscription_id for d in account.open_demands.values()
-                                   if d.terms.kind is DocumentKind.SUBSCRIPTION}):
-        room = (VISIT_ROWS - rows(changes) - ROWS_PER_STEP) // ROWS_PER_CREDIT
-        if room > 0:
-            changes = changes.then(close_ended(changes.account, catalogue, subscription_id, today, number, invoices,
-                                               limit=room))
+    changes = _close_ended(Changes(account), catalogue, today, number, invoices)
     stops: dict[str, str] = {s.id: s.stop_reason for s in account.subscriptions.values() if unfinished(account, s)}
     demands = changes.account.open_demands
     for demand_no in sorted(demands, key=lambda n: (demands[n].terms.due_date, n)):
         if rows(changes) + ROWS_PER_STEP > VISIT_ROWS:
             break  # the rest are due still: the next part
-        demand = changes.account.open_demands[demand_no]
-        process = dunned_by(changes.account, catalogue, demand)
-        if process is None or _closing(changes.account, catalogue, demand, today):
-            continue
-        action = evaluate(process.reminders, process.stop_rule, process.consume_partial_payments, _case(demand),
-                          owed(changes.account, demand.terms.organization_id), today)
-        if isinstance(action, IssueReminder):
-            changes = changes.then(remind(changes.account, catalogue, demand, process, action.reminder, today))
-        elif isinstance(action, PaymentStop):
-            if stoppable(changes.account.subscriptions.get(demand.terms.subscription_id), today):
-                stops.setdefault(demand.terms.subscription_id, action.cause)
-        elif (noticed := _stop_notice(changes.account, catalogue, demand, process, today)) is not None:
-            changes = changes.then(noticed)
+        changes = _dun_demand(changes, catalogue, changes.account.open_demands[demand_no], today, stops)
     for subscription_id, cause in stops.items():
         room = (VISIT_ROWS - rows(changes) - ROWS_PER_STEP) // ROWS_PER_CREDIT  # the stop's own rows
         if room > 0:
@@ -197,6 +179,38 @@ def dun(account: Account, catalogue: Catalogue, today: date, number: Number,
             break  # the next part
         changes = changes.then(_balance_check(changes.account, catalogue, check, today, number))
     return changes
+
+
+def _close_ended(changes: Changes, catalogue: Catalogue, today: date, number: Number,
+                 invoices: Sequence[Invoice]) -> Changes:
+    """Credit and charge the unpaid invoices of the subscriptions that have ended, as many
+    as fit beside one dunning step."""
+    for subscription_id in sorted({d.terms.subscription_id for d in changes.account.open_demands.values()
+                                   if d.terms.kind is DocumentKind.SUBSCRIPTION}):
+        room = (VISIT_ROWS - rows(changes) - ROWS_PER_STEP) // ROWS_PER_CREDIT
+        if room > 0:
+            changes = changes.then(close_ended(changes.account, catalogue, subscription_id, today, number, invoices,
+                                               limit=room))
+    return changes
+
+
+def _dun_demand(changes: Changes, catalogue: Catalogue, demand: OpenDemand, today: date,
+                stops: dict[str, str]) -> Changes:
+    """What dunning does today about one demand: a reminder, a stop notice, or a payment
+    stop of its subscription (entered in ``stops``, done after every demand was seen)."""
+    process = dunned_by(changes.account, catalogue, demand)
+    if process is None or _closing(changes.account, catalogue, demand, today):
+        return changes
+    action = evaluate(process.reminders, process.stop_rule, process.consume_partial_payments, _case(demand),
+                      owed(changes.account, demand.terms.organization_id), today)
+    if isinstance(action, IssueReminder):
+        return changes.then(remind(changes.account, catalogue, demand, process, action.reminder, today))
+    if isinstance(action, PaymentStop):
+        if stoppable(changes.account.subscriptions.get(demand.terms.subscription_id), today):
+            stops.setdefault(demand.terms.subscription_id, action.cause)
+        return changes
+    noticed = _stop_notice(changes.account, catalogue, demand, process, today)
+    return changes if noticed is None else changes.then(noticed)
 
 
 def _balance_check(account: Account, catalogue: Catalogue, check: BalanceCheck, today: date,
@@ -230,7 +244,7 @@ def credited(changes: Changes) -> list[int]:
 
 
 def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | None:
-    """The first day after ``today`` on which ``collect`` may have something to do: a
+    """The first day after ``today`` on which ``dun`` may have something to do: a
     reminder or balance check left for later by a full visit counts as tomorrow."""
     tomorrow = today + timedelta(days=1)
     days: list[date] = [max(c.on, tomorrow) for c in account.balance_checks]

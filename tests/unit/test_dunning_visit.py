@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from itertools import count
 
@@ -482,62 +482,81 @@ ops = st.lists(st.one_of(
 ), min_size=1, max_size=30)
 
 
+@dataclass
+class Books:
+    """What the property's operations did: the account on ``today`` and every document."""
+
+    acc: Account
+    today: date
+    numbers: Numbers
+    docs: Changes
+    invoices: dict[int, Invoice] = field(default_factory=dict)
+    stopped: bool = False
+
+    def apply(self, changes: Changes) -> None:
+        self.docs = replace(self.docs.then(changes), account=changes.account)
+        self.invoices.update({i.number: i for i in changes.invoices})
+        self.acc = changes.account
+
+
+def operate(b: Books, n: int, op: tuple) -> None:  # type: ignore[type-arg]
+    """One operation of the property: days pass (billed and dunned), a payment, a credit
+    note, a correction, a stop or a write-off."""
+    if op[0] == "days":
+        for _ in range(op[1]):
+            b.today += timedelta(days=1)
+            b.apply(bill(b.acc, b.today, b.numbers))
+            b.apply(dun(b.acc, CAT, b.today, b.numbers))
+    elif op[0] == "pay":
+        payment = ReceivedPayment(f"p{n}", "avisa", "NOK", op[1], b.today, "ocr_giro", MatchType.EXTERNAL_IDENTIFIER,
+                                  demand_no=op[2] or None)
+        b.apply(receive_payment(b.acc, payment, CAT, b.today))
+    elif op[0] == "credit":
+        open_ = sorted((i for i in b.invoices.values() if i.number not in b.acc.credited
+                       and i.draft.kind is DocumentKind.SUBSCRIPTION), key=lambda i: i.number)
+        if open_:
+            inv = open_[op[1] % len(open_)]
+            b.apply(credit_issued(b.acc, inv, "test", b.today, b.numbers))
+    elif op[0] == "correct":
+        b.apply(add_correction(b.acc, Correction(f"c{n}", "avisa", op[1], "Correction", b.today)))
+    elif op[0] == "stop" and not b.stopped:
+        with suppress(StopRefused):  # payment-stopped already: case 5, no action
+            b.apply(stop(b.acc, CAT, StopSubscription("s1", False, b.today + timedelta(days=op[1]), None, "test"),
+                         list(b.invoices.values()), b.today, b.numbers))
+        b.stopped = True
+    elif op[0] == "write_off":
+        b.apply(write_off(b.acc, "avisa", "NOK", "test", b.today))
+
+
+def check_the_ledger(b: Books) -> None:
+    acc, docs, invoices = b.acc, b.docs, b.invoices
+    entries = docs.ledger
+    balance = acc.balances.get("avisa", 0)
+    assert balance == sum(e.amount_minor for e in entries)  # the balance is the sum of its entries
+    by_kind = {k: sum(e.amount_minor for e in entries if e.kind is k) for k in EntryKind}
+    assert by_kind[EntryKind.INVOICE] == -sum(i.total_minor for i in invoices.values()
+                                              if i.draft.kind is not DocumentKind.BALANCE)
+    assert by_kind[EntryKind.CREDIT_NOTE] == sum(c.total_minor for c in docs.credit_notes)
+    assert by_kind[EntryKind.REMINDER_FEE] == -sum(r.reminder.fee_minor for r in docs.reminders)
+    assert by_kind[EntryKind.PAYMENT] == sum(p.payment.amount_minor for p in docs.payments)
+    for d in acc.open_demands.values():  # every open demand asks for what its invoice and reminders did
+        assert 0 < d.open_minor <= d.terms.amount_due_minor + d.fees_minor
+    if not any(s.stop_kind is StopKind.PAYMENT for s in acc.subscriptions.values()) and not by_kind[
+            EntryKind.CHARGE]:  # only a stop leaves debt no invoice or reminder asks for
+        assert acc.unbilled_debt("avisa") == 0
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops)
 def test_the_ledger_matches_invoices_reminders_credit_notes_and_stops(steps: list[tuple]) -> None:  # type: ignore[type-arg]
-    acc, numbers, today = subscribed(), Numbers(), START
-    invoices: dict[int, Invoice] = {}
-    docs = Changes(acc)
-    stopped = False
-
-    def apply(changes: Changes) -> Account:
-        nonlocal docs
-        docs = replace(docs.then(changes), account=changes.account)
-        invoices.update({i.number: i for i in changes.invoices})
-        return changes.account
-
-    acc = apply(bill(acc, today, numbers))
+    acc = subscribed()
+    books = Books(acc, START, Numbers(), Changes(acc))
+    books.apply(bill(acc, START, books.numbers))
     for n, op in enumerate(steps):
-        if op[0] == "days":
-            for _ in range(op[1]):
-                today += timedelta(days=1)
-                acc = apply(bill(acc, today, numbers))
-                acc = apply(dun(acc, CAT, today, numbers))
-        elif op[0] == "pay":
-            payment = ReceivedPayment(f"p{n}", "avisa", "NOK", op[1], today, "ocr_giro", MatchType.EXTERNAL_IDENTIFIER,
-                                      demand_no=op[2] or None)
-            acc = apply(receive_payment(acc, payment, CAT, today))
-        elif op[0] == "credit":
-            open_ = sorted((i for i in invoices.values() if i.number not in acc.credited
-                           and i.draft.kind is DocumentKind.SUBSCRIPTION), key=lambda i: i.number)
-            if open_:
-                inv = open_[op[1] % len(open_)]
-                acc = apply(credit_issued(acc, inv, "test", today, numbers))
-        elif op[0] == "correct":
-            acc = apply(add_correction(acc, Correction(f"c{n}", "avisa", op[1], "Correction", today)))
-        elif op[0] == "stop" and not stopped:
-            with suppress(StopRefused):  # payment-stopped already: case 5, no action
-                acc = apply(stop(acc, CAT, StopSubscription("s1", False, today + timedelta(days=op[1]), None, "test"),
-                                 list(invoices.values()), today, numbers))
-            stopped = True
-        elif op[0] == "write_off":
-            acc = apply(write_off(acc, "avisa", "NOK", "test", today))
-        entries = docs.ledger
-        balance = acc.balances.get("avisa", 0)
-        event(f"reminders: {min(len(docs.reminders), 3)}, payment stop: "
-              f"{any(s.stop_kind is StopKind.PAYMENT for s in acc.subscriptions.values())}")
-        assert balance == sum(e.amount_minor for e in entries)  # the balance is the sum of its entries
-        by_kind = {k: sum(e.amount_minor for e in entries if e.kind is k) for k in EntryKind}
-        assert by_kind[EntryKind.INVOICE] == -sum(i.total_minor for i in invoices.values()
-                                                  if i.draft.kind is not DocumentKind.BALANCE)
-        assert by_kind[EntryKind.CREDIT_NOTE] == sum(c.total_minor for c in docs.credit_notes)
-        assert by_kind[EntryKind.REMINDER_FEE] == -sum(r.reminder.fee_minor for r in docs.reminders)
-        assert by_kind[EntryKind.PAYMENT] == sum(p.payment.amount_minor for p in docs.payments)
-        for d in acc.open_demands.values():  # every open demand asks for what its invoice and reminders did
-            assert 0 < d.open_minor <= d.terms.amount_due_minor + d.fees_minor
-        if not any(s.stop_kind is StopKind.PAYMENT for s in acc.subscriptions.values()) and not by_kind[
-                EntryKind.CHARGE]:  # only a stop leaves debt no invoice or reminder asks for
-            assert acc.unbilled_debt("avisa") == 0
+        operate(books, n, op)
+        event(f"reminders: {min(len(books.docs.reminders), 3)}, payment stop: "
+              f"{any(s.stop_kind is StopKind.PAYMENT for s in books.acc.subscriptions.values())}")
+        check_the_ledger(books)
 
 
 def test_a_visit_is_done_in_parts_that_fit_a_transaction_and_each_part_goes_on_where_the_last_stopped() -> None:
