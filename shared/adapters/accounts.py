@@ -176,8 +176,8 @@ def _account(head: dict[str, Any], stored: Mapping[str, Any], subs: dict[str, Su
         rows = {k.parse(rk[len(k.prefix):]): v for rk, v in stored.items() if rk.startswith(k.prefix)}
         items[k.field] = {**_first_layout(head, k.field), **rows}
     for o in ORDERED:
-        rows = [v for rk, v in sorted(stored.items()) if rk.startswith(o.prefix)]
-        items[o.field] = (*_first_layout(head, o.field), *rows)
+        ordered = [v for rk, v in sorted(stored.items()) if rk.startswith(o.prefix)]
+        items[o.field] = (*_first_layout(head, o.field), *ordered)
     return Account(loads(Subscriber, head["Subscriber"]), subs, json.loads(head["Balances"]),
                    head["NextDemandNo"], head["NextLedgerSeq"], **items)
 

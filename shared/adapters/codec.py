@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from functools import cache
 from typing import Any, TypeVar, cast
 
 from pydantic import TypeAdapter
@@ -33,9 +32,14 @@ class UnknownEvent(ValueError):
     """An event of a type, or a version, this code does not know."""
 
 
-@cache
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}  # built once per type: building one costs milliseconds
+
+
 def _adapter(kind: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(kind)
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:  # two threads may both build one: either will do
+        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+    return adapter
 
 
 def dumps(value: Any, kind: Any | None = None) -> str:
