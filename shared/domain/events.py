@@ -20,7 +20,7 @@ and address already.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
 
@@ -49,10 +49,6 @@ class Event:
     def upgrade(cls, version: int, payload: dict[str, Any]) -> dict[str, Any]:
         """A payload of an older ``version`` as the current version has it (none older yet)."""
         raise ValueError(f"{cls.TYPE} has no version {version}")
-
-    @classmethod
-    def payload_fields(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls) if f.name != "id")
 
 
 @dataclass(frozen=True, slots=True)
