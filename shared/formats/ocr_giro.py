@@ -28,7 +28,7 @@ records itself and has netsgiro parse each one, so one damaged transaction is se
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -47,78 +47,6 @@ from .payments import (
     RecordKind,
     UnreadableRecord,
 )
-
-
-@dataclass
-class _Totals:
-    transactions: set[int] = field(default_factory=set)
-    records: int = 0
-    amount: int = 0
-
-    def add(self, record: Any) -> None:
-        self.records += 1
-        if isinstance(record, nr.TransactionAmountItem1):
-            self.transactions.add(record.transaction_number)
-            self.amount += int(record.amount)
-        elif isinstance(record, nr.AvtaleGiroAgreement):
-            self.transactions.add(record.transaction_number)
-
-    def check(self, what: str, end: Any) -> None:
-        found = (len(self.transactions), self.records, self.amount)
-        said = (int(end.num_transactions), int(end.num_records), int(end.total_amount or 0))
-        if found != said:
-            raise ControlTotalError(f"{what}: end record says {said[0]} transactions, {said[1]} records, "
-                                    f"{said[2]} øre; the file holds {found[0]}, {found[1]}, {found[2]}")
-
-
-def check_totals(parsed: Sequence[Any]) -> None:
-    """Raise ControlTotalError unless every end record agrees with what it closes."""
-    transmission, assignment = _Totals(), None
-    for record in parsed:
-        transmission.add(record)
-        if isinstance(record, nr.AssignmentStart):
-            assignment = _Totals()
-        if assignment is not None:
-            assignment.add(record)
-        if isinstance(record, nr.AssignmentEnd):
-            if assignment is None:
-                raise ControlTotalError("assignment end without its start")
-            assignment.check("assignment", record)
-            assignment = None
-        elif isinstance(record, nr.TransmissionEnd):
-            transmission.check("transmission", record)
-            return
-    raise ControlTotalError("the transmission has no end record: it may be cut short")
-
-
-def read(text: str) -> netsgiro.Transmission:
-    """The transmission, parsed once, after its control totals are checked."""
-    records = nr.parse(text)
-    check_totals(records)
-    return netsgiro.Transmission.from_records(records)
-
-
-def payments(text: str) -> Iterator[IncomingPayment]:
-    """The OCR giro payments of a transmission, after its control totals are checked."""
-    return payments_of(read(text))
-
-
-def payments_of(transmission: netsgiro.Transmission) -> Iterator[IncomingPayment]:
-    for assignment in transmission.assignments:
-        if assignment.service_code != netsgiro.ServiceCode.OCR_GIRO:
-            continue  # AvtaleGiro agreements and claims are read elsewhere
-        for tx in assignment.transactions:
-            yield IncomingPayment(
-                source="ocr_giro",
-                line_id=f"{transmission.number}.{assignment.number}.{tx.number}",
-                amount_minor=int(tx.amount_in_cents),
-                currency="NOK",
-                reference=(tx.kid or "").strip() or None,
-                payment_date=tx.date or transmission.date or date.min,
-                payer_account=(tx.debit_account or "").strip() or None,
-                payee_account=assignment.account,
-                information=tuple(t for t in ((tx.text or "").strip(),) if t),
-            )
 
 
 def transmission(paid: Sequence[tuple[str, int]], on: date, number: str = "1000001",
@@ -152,21 +80,6 @@ _REGISTRATION = {
     netsgiro.AvtaleGiroRegistrationType.DELETED_AGREEMENT: "deleted",
     netsgiro.AvtaleGiroRegistrationType.ACTIVE_AGREEMENT: "active",
 }
-
-
-def mandates(text: str) -> Iterator[MandateRecord]:
-    """The AvtaleGiro agreement records of a transmission (after its control totals)."""
-    return mandates_of(read(text))
-
-
-def mandates_of(transmission: netsgiro.Transmission) -> Iterator[MandateRecord]:
-    for assignment in transmission.assignments:
-        if assignment.type != netsgiro.AssignmentType.AVTALEGIRO_AGREEMENTS:
-            continue
-        for agreement in assignment.transactions:
-            yield MandateRecord(f"{transmission.number}.{assignment.number}.{agreement.number}",
-                                assignment.account, str(agreement.kid).strip(),
-                                _REGISTRATION[agreement.registration_type], bool(agreement.notify))
 
 
 def agreements_transmission(changes: Sequence[tuple[str, str, bool]], on: date, number: str = "2000001",
@@ -224,7 +137,7 @@ def _with_dash(cls: type[Any], line: str, kid: slice) -> tuple[Any, str | None]:
     return _item(cls, line), field_.strip() or None
 
 
-_ITEMS = {nr.TransactionAmountItem1: "amount item 1", nr.TransactionAmountItem2: "amount item 2",
+_ITEMS: dict[type[Any], str] = {nr.TransactionAmountItem1: "amount item 1", nr.TransactionAmountItem2: "amount item 2",
           nr.TransactionAmountItem3: "amount item 3", nr.AvtaleGiroAgreement: "agreement record"}
 
 

@@ -195,11 +195,6 @@ def test_identity_and_digest_do_not_change_with_encoding_or_line_endings() -> No
     assert all(read_bank_file(v) == first for v in variants)
 
 
-def test_old_entry_points_still_read() -> None:
-    assert [p.amount_minor for p in ocr_giro.payments((REAL / "ocr_giro_transactions_netsgiro.txt").read_text())]
-    assert len(list(ocr_giro.mandates((REAL / "avtalegiro_agreements_netsgiro.txt").read_text()))) == 16
-
-
 # ---- every KID we issue reads back from every format we import -----------------------------
 
 @st.composite
