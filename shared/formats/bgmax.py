@@ -298,33 +298,35 @@ class Layout:
         return type(record) is self.record and all(getattr(record, k) == v for k, v in self.implied)
 
 
-A, N = Kind.ALPHANUMERIC, Kind.NUMERIC
+_A, _N = Kind.ALPHANUMERIC, Kind.NUMERIC  # the two kinds most fields are, short so the table reads as one
 _AMOUNT = Field("amount_minor", 38, 18, Kind.AMOUNT)
 _REFERENCE = Field("reference", 13, 25, Kind.REFERENCE)
 _REFERENCE_CODE = Field("reference_code", 56, 1, Kind.INTEGER)
-_AMOUNT_FIELDS = (Field("payer_bankgiro", 3, 10, N), _REFERENCE, _AMOUNT, _REFERENCE_CODE,
+_AMOUNT_FIELDS = (Field("payer_bankgiro", 3, 10, _N), _REFERENCE, _AMOUNT, _REFERENCE_CODE,
                   Field("channel_code", 57, 1, Kind.INTEGER),
-                  Field("serial", 58, 12, A),  # BGC serial number: real files leave it blank and repeat it
+                  Field("serial", 58, 12, _A),  # BGC serial number: real files leave it blank and repeat it
                   Field("image", 70, 1, Kind.MARKER, marks="10 "))
 
+# checked=False: the organisation number and the deposit's payee account were never held to
+# digits (a damaged one neither set a payment aside nor rejected a file); the table keeps that.
 LAYOUTS: dict[str, Layout] = {layout.code: layout for layout in (
-    Layout("01", Start, (Field("layout", 3, 20, A, constant="BGMAX"), Field("version", 23, 2, Kind.INTEGER),
-                         Field("timestamp", 25, 20, N), Field("test", 45, 1, Kind.MARKER, marks="TP"))),
-    Layout("05", Opening, (Field("payee_bankgiro", 3, 10, N), Field("payee_plusgiro", 13, 10, A),
+    Layout("01", Start, (Field("layout", 3, 20, _A, constant="BGMAX"), Field("version", 23, 2, Kind.INTEGER),
+                         Field("timestamp", 25, 20, _N), Field("test", 45, 1, Kind.MARKER, marks="TP"))),
+    Layout("05", Opening, (Field("payee_bankgiro", 3, 10, _N), Field("payee_plusgiro", 13, 10, _A),
                            Field("currency", 23, 3, Kind.CURRENCY))),
     Layout("20", Payment, _AMOUNT_FIELDS, implied=(("deduction_code", None),)),
     Layout("21", Payment, (*_AMOUNT_FIELDS, Field("deduction_code", 71, 1, Kind.INTEGER))),
     Layout("22", ExtraReference, _AMOUNT_FIELDS, implied=(("negative", False),)),
     Layout("23", ExtraReference, _AMOUNT_FIELDS, implied=(("negative", True),)),
-    Layout("25", Information, (Field("text", 3, 50, A),)),
-    Layout("26", Name, (Field("name", 3, 35, A), Field("extra_name", 38, 35, A))),
-    Layout("27", Address1, (Field("address", 3, 35, A), Field("postcode", 38, 9, A))),
-    Layout("28", Address2, (Field("town", 3, 35, A), Field("country", 38, 35, A), Field("country_code", 73, 2, A))),
-    Layout("29", OrganizationNumber, (Field("number", 3, 12, N, checked=False),)),
-    Layout("15", Deposit, (Field("payee_account", 3, 35, N, checked=False), Field("payment_date", 38, 8, Kind.DATE),
-                           Field("serial", 46, 5, A), Field("amount_minor", 51, 18, Kind.AMOUNT),
+    Layout("25", Information, (Field("text", 3, 50, _A),)),
+    Layout("26", Name, (Field("name", 3, 35, _A), Field("extra_name", 38, 35, _A))),
+    Layout("27", Address1, (Field("address", 3, 35, _A), Field("postcode", 38, 9, _A))),
+    Layout("28", Address2, (Field("town", 3, 35, _A), Field("country", 38, 35, _A), Field("country_code", 73, 2, _A))),
+    Layout("29", OrganizationNumber, (Field("number", 3, 12, _N, checked=False),)),
+    Layout("15", Deposit, (Field("payee_account", 3, 35, _N, checked=False), Field("payment_date", 38, 8, Kind.DATE),
+                           Field("serial", 46, 5, _A), Field("amount_minor", 51, 18, Kind.AMOUNT),
                            Field("currency", 69, 3, Kind.CURRENCY), Field("payments", 72, 8, Kind.INTEGER),
-                           Field("deposit_type", 80, 1, A))),
+                           Field("deposit_type", 80, 1, _A))),
     Layout("70", End, tuple(Field(name, 3 + 8 * i, 8, Kind.INTEGER)
                             for i, name in enumerate(("payments", "deductions", "extra_references", "deposits")))),
 )}
