@@ -90,17 +90,9 @@ def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: st
     (each leaves the account consistent; a write-off cut short is finished by running it again)."""
     if not reason.strip():
         raise credit.CreditRefused("a write-off needs a reason")
-    def part() -> Changes:
-        return change(ctx, tenant, subscriber_no, lambda seen: credit.write_off(
-            seen.account, _org(seen.catalogue, organization_id),
-            seen.catalogue.organizations[organization_id].currency, reason, seen.today, limit=WRITE_OFFS_PER_PART))
-
-    done = part()
-    for _ in range(MAX_PARTS):
-        if done.empty or not any(d.organization_id == organization_id for d in done.account.open_demands.values()):
-            break
-        done = done.then(part())
-    return done
+    return change(ctx, tenant, subscriber_no, lambda seen: credit.write_off(
+        seen.account, _org(seen.catalogue, organization_id), seen.catalogue.organizations[organization_id].currency,
+        reason, seen.today, limit=WRITE_OFFS_PER_PART), parts=MAX_PARTS)
 
 
 @dataclass
