@@ -4,12 +4,16 @@ same for all of them. Proved over the use cases, against Azurite, by fault injec
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ServiceResponseError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.adapters.accounts import AccountRepository
 from shared.adapters.bus import EVENTS, BusMessage
@@ -21,7 +25,7 @@ from shared.service.context import Context
 from shared.service.orders import place_order
 from shared.service.unit_of_work import MAX_ATTEMPTS, Conflicted, NoSuchSubscriber, Seen, UnitOfWork, change
 from tests.conftest import oslo_morning
-from tests.fixtures import order
+from tests.fixtures import install_catalogue, order
 from tests.service.test_numbering_gapless import issued
 
 RENEWAL_DAY = date(2026, 1, 22)
@@ -53,12 +57,17 @@ class Recording:
     real: Any
     sent: list[tuple[str, list[str]]] = field(default_factory=list)
 
-    def send(self, queue: str, messages: list[BusMessage]) -> None:
+    def send(self, queue: str, messages: Sequence[BusMessage]) -> None:
         self.sent.append((queue, [m.id for m in messages]))
         self.real.send(queue, messages)
 
     def events(self) -> list[str]:
         return [i for queue, ids in self.sent if queue == EVENTS for i in ids]
+
+
+def racing(ctx: Context, accounts: object) -> Context:
+    """``ctx`` with a stand-in for its subscriber repository."""
+    return replace(ctx, accounts=accounts)  # type: ignore[arg-type]
 
 
 UseCase = Callable[[Context, str, int, int], Any]  # (ctx, tenant, subscriber, its first invoice)
@@ -78,10 +87,10 @@ def test_every_use_case_gives_up_after_the_one_retry_limit_and_leaves_no_gap(
     placed = place_order(ctx, order(shop, 1))  # invoice 1
     ctx.clock.set(oslo_morning(RENEWAL_DAY))  # type: ignore[attr-defined]
     before = placed_account(ctx, shop, placed.subscriber_no)
-    racing = Racing(ctx.accounts)
+    race = Racing(ctx.accounts)
     with pytest.raises(ConcurrencyConflict):
-        USE_CASES[use_case](replace(ctx, accounts=racing), shop, placed.subscriber_no, placed.invoices[0].number)
-    assert racing.commits == MAX_ATTEMPTS
+        USE_CASES[use_case](racing(ctx, race), shop, placed.subscriber_no, placed.invoices[0].number)
+    assert race.commits == MAX_ATTEMPTS
     assert placed_account(ctx, shop, placed.subscriber_no) == before
     USE_CASES[use_case](ctx, shop, placed.subscriber_no, placed.invoices[0].number)  # the race is over: it goes
     place_order(ctx, order(shop, 2))
@@ -100,9 +109,9 @@ def test_every_use_case_goes_through_after_fewer_conflicts_than_the_limit(
         ctx: Context, shop: str, use_case: str) -> None:
     placed = place_order(ctx, order(shop, 1))
     ctx.clock.set(oslo_morning(RENEWAL_DAY))  # type: ignore[attr-defined]
-    racing = Racing(ctx.accounts, conflicts=MAX_ATTEMPTS - 1)
-    USE_CASES[use_case](replace(ctx, accounts=racing), shop, placed.subscriber_no, placed.invoices[0].number)
-    assert racing.commits >= MAX_ATTEMPTS
+    race = Racing(ctx.accounts, conflicts=MAX_ATTEMPTS - 1)
+    USE_CASES[use_case](racing(ctx, race), shop, placed.subscriber_no, placed.invoices[0].number)
+    assert race.commits >= MAX_ATTEMPTS
     place_order(ctx, order(shop, 2))
     numbers = issued(ctx, shop)
     assert numbers == list(range(1, len(numbers) + 1))
@@ -146,7 +155,7 @@ def test_a_conflict_in_the_middle_of_parts_goes_on_from_what_committed(ctx: Cont
                 raise ConcurrencyConflict("a racer")
             return real.commit(tenant, loaded, changes)
 
-    done = change(replace(ctx, accounts=SecondConflicts(real)), shop, no, probe(3, []), parts=10)
+    done = change(racing(ctx, SecondConflicts(real)), shop, no, probe(3, []), parts=10)
     assert commits == [1, 2, 2, 3]
     assert [e.id for e in done.events] == [f"probe.{no}.{i}" for i in range(3)]
     assert len(placed_account(ctx, shop, no).corrections) == 3
@@ -154,17 +163,17 @@ def test_a_conflict_in_the_middle_of_parts_goes_on_from_what_committed(ctx: Cont
 
 def test_with_one_attempt_a_conflict_says_what_parts_committed(ctx: Context, shop: str) -> None:
     no = place_order(ctx, order(shop, 1)).subscriber_no
-    racing = Racing(ctx.accounts, conflicts=0)
-    original = racing.commit
+    race = Racing(ctx.accounts, conflicts=0)
+    original = race.commit
 
     def second_conflicts(tenant: str, loaded: Any, changes: Changes) -> Any:
-        if racing.commits == 1:
-            racing.commits += 1
+        if race.commits == 1:
+            race.commits += 1
             raise ConcurrencyConflict("a racer")
         return original(tenant, loaded, changes)
 
-    racing.commit = second_conflicts  # type: ignore[method-assign]
-    with UnitOfWork(replace(ctx, accounts=racing), shop) as uow, pytest.raises(Conflicted) as raised:
+    race.commit = second_conflicts  # type: ignore[method-assign]
+    with UnitOfWork(racing(ctx, race), shop) as uow, pytest.raises(Conflicted) as raised:
         uow.change(no, probe(3, []), parts=10, attempts=1)
     assert raised.value.done is not None and len(raised.value.done.account.corrections) == 1
 
@@ -180,7 +189,63 @@ def test_a_batch_publishes_its_events_in_one_send(ctx: Context, shop: str,
     monkeypatch.setattr(isolation, "BACKOFF_S", 0.0)
     numbers = [place_order(ctx, order(shop, i)).subscriber_no for i in range(4)]
     bus = Recording(ctx.bus)
-    racing = Racing(ctx.accounts, conflicts=1)  # the first commit conflicts: redone alone, sent on its own
-    result = bill_subscribers(replace(ctx, bus=bus, accounts=racing), shop, RENEWAL_DAY, numbers)
+    race = Racing(ctx.accounts, conflicts=1)  # the first commit conflicts: redone alone, sent on its own
+    result = bill_subscribers(replace(racing(ctx, race), bus=bus), shop, RENEWAL_DAY, numbers)
     assert (result.invoices, result.conflicts, result.needs_attention) == (4, 1, 0)
     assert [queue for queue, _ in bus.sent].count(EVENTS) == 2  # the batch's three in one, the redone one alone
+
+
+@dataclass
+class Fated:
+    """The subscriber repository where each subscriber's commits meet their fate: ``conflict``
+    (the first one conflicts), ``transient`` (the first one meets a dropped connection),
+    ``always`` (every one conflicts: a racer that never stops), anything else passes."""
+
+    real: AccountRepository
+    fates: dict[int, str]
+    commits: dict[int, int] = field(default_factory=dict)
+
+    def commit(self, tenant: str, loaded: Any, changes: Changes) -> Any:
+        no = changes.account.number
+        self.commits[no] = self.commits.get(no, 0) + 1
+        fate = self.fates.get(no)
+        if fate == "always" or (fate == "conflict" and self.commits[no] == 1):
+            raise ConcurrencyConflict("a racer")
+        if fate == "transient" and self.commits[no] == 1:
+            raise ServiceResponseError("connection reset")
+        return self.real.commit(tenant, loaded, changes)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+FATES = st.lists(st.sampled_from(["ok", "ok", "conflict", "transient", "always"]), min_size=1, max_size=5)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fates=FATES)
+def test_the_batch_runner_does_each_subscriber_once_whatever_its_neighbours_meet(
+        ctx: Context, fates: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(isolation, "BACKOFF_S", 0.0)
+    tenant = f"u{uuid.uuid4().hex[:10]}"
+    ctx.clock.set(oslo_morning(date(2026, 1, 5)))  # type: ignore[attr-defined]
+    install_catalogue(ctx, tenant)
+    numbers = [place_order(ctx, order(tenant, i)).subscriber_no for i in range(len(fates))]
+    fated = dict(zip(numbers, fates, strict=True))
+    bus = Recording(ctx.bus)
+    result = bill_subscribers(replace(racing(ctx, Fated(ctx.accounts, fated)), bus=bus), tenant, RENEWAL_DAY,
+                              numbers)
+    stuck = {n for n, f in fated.items() if f == "always"}
+    assert result.invoices == len(numbers) - len(stuck)
+    assert result.conflicts == sum(1 for f in fates if f in ("conflict", "always"))
+    assert result.needs_attention == len(stuck)
+    assert {a.subscriber_no for a in ctx.attention.all(tenant)} == stuck
+    assert [len(ctx.accounts.documents(tenant, n).invoices) for n in numbers] == [
+        1 if n in stuck else 2 for n in numbers]
+    sends = [ids for queue, ids in bus.sent if queue == EVENTS]
+    batch = 1 if "ok" in fates else 0  # one send for what the fast path committed, if anything
+    assert len(sends) == batch + sum(1 for f in fates if f in ("conflict", "transient"))  # and each redo's
+    again = bill_subscribers(ctx, tenant, RENEWAL_DAY, numbers, attention=sorted(stuck))  # the racer has stopped
+    assert (again.invoices, again.needs_attention) == (len(stuck), 0)
+    assert ctx.attention.all(tenant) == []
+    assert issued(ctx, tenant) == list(range(1, 2 * len(numbers) + 1))  # no number lost to the failures
