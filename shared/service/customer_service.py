@@ -82,7 +82,7 @@ def delete_correction(ctx: Context, tenant: str, subscriber_no: int, correction_
 
 
 WRITE_OFFS_PER_PART = 40  # a ledger entry and a demand row each: one part fits a transaction
-MAX_PARTS = 1000
+WRITE_OFF_PARTS = 1000  # 40,000 demands: more than any subscriber has
 
 
 def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str) -> Changes:
@@ -92,7 +92,7 @@ def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: st
         raise credit.CreditRefused("a write-off needs a reason")
     return change(ctx, tenant, subscriber_no, lambda seen: credit.write_off(
         seen.account, _org(seen.catalogue, organization_id), seen.catalogue.organizations[organization_id].currency,
-        reason, seen.today, limit=WRITE_OFFS_PER_PART), parts=MAX_PARTS)
+        reason, seen.today, limit=WRITE_OFFS_PER_PART), parts=WRITE_OFF_PARTS)
 
 
 @dataclass
