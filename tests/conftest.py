@@ -14,8 +14,8 @@ import pytest
 from devhost import issuer
 from devhost.azurite import Azurite
 from shared import bootstrap
-from shared.adapters.bus import QUEUES, StorageQueueBus
-from shared.adapters.tables import Storage
+from shared.adapters.bus import QUEUES
+from shared.bootstrap import AzureContext
 from shared.clock import SettableClock
 from shared.service.context import Context
 from tests.fixtures import install_catalogue
@@ -36,13 +36,9 @@ def oslo_morning(day: date) -> datetime:
     return datetime.combine(day, time(9), ZoneInfo("Europe/Oslo")).astimezone(UTC)
 
 
-def make_context(conn: str, clock: SettableClock, pool_size: int = 64) -> Context:
-    """A Context on Azurite with tables and queues made (tests and benchmarks)."""
-    storage = Storage.from_connection_string(conn, pool_size=pool_size)
-    storage.ensure_tables()
-    bus = StorageQueueBus.from_connection_string(conn)
-    bus.ensure_queues()
-    return Context.build(storage, clock, bus)
+def make_context(conn: str, clock: SettableClock, pool_size: int = 64) -> AzureContext:
+    """A Context on Azurite with tables and queues made (the composition root's ``connect``)."""
+    return bootstrap.connect(conn, clock, pool_size)
 
 
 @pytest.fixture
@@ -51,7 +47,7 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-def ctx(azurite: Azurite, clock: SettableClock) -> Iterator[Context]:
+def ctx(azurite: Azurite, clock: SettableClock) -> Iterator[AzureContext]:
     context = make_context(azurite.connection_string, clock)
     for queue in QUEUES:  # no test sees messages another test left behind
         context.bus.service.get_queue_client(queue).clear_messages()  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """Messages between functions: Service Bus queues in Azure, Azurite queues locally.
 
-The port is ``Bus.send(queue, messages)``. ``ServiceBusBus`` is deliberately thin: it
+The port is ``shared.ports.Bus``: ``send(queue, messages)``. ``ServiceBusBus`` is deliberately thin: it
 turns our ``BusMessage`` into the SDK's own ``ServiceBusMessage`` (``message_id`` set,
 so Service Bus duplicate detection drops a re-sent outbox message) and sends them in
 size-limited batches. ``StorageQueueBus`` writes the same JSON to an Azurite queue of
@@ -15,26 +15,19 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 from azure.core.exceptions import ResourceExistsError
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 from azure.storage.queue import QueueServiceClient
+
+from ..ports import Bus as Bus  # re-exported: the port lives in shared/ports.py
+from ..ports import BusMessage
 
 RUN_WORK = "run-work"
 EVENTS = "abonno-events"
 NOTICES = "notices"  # reminders and stop notices for the notification worker (D3)
 QUEUES = (RUN_WORK, EVENTS, NOTICES)
 
-
-@dataclass(frozen=True, slots=True)
-class BusMessage:
-    id: str
-    body: dict[str, Any]
-
-    def encode(self) -> str:
-        return json.dumps({"id": self.id, "body": self.body}, separators=(",", ":"))
 
 
 def decode(text: str | bytes) -> BusMessage:
@@ -67,9 +60,6 @@ def unpack(text: str | bytes) -> list[BusMessage]:
     items = data if isinstance(data, list) else [data]
     return [BusMessage(d["id"], d["body"]) for d in items]
 
-
-class Bus(Protocol):
-    def send(self, queue: str, messages: Sequence[BusMessage]) -> None: ...
 
 
 def to_service_bus(message: BusMessage) -> ServiceBusMessage:

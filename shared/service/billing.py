@@ -28,14 +28,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ..adapters.accounts import Loaded
-from ..adapters.attention import TENANT_RUN
-from ..adapters.bus import RUN_WORK, BusMessage
+from ..adapters.bus import RUN_WORK
 from ..domain.account import Event, issue
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
 from ..domain.invoicing import InvoiceDraft
-from ..ports import ConcurrencyConflict
+from ..ports import TENANT_RUN, BusMessage, ConcurrencyConflict, Loaded
 from .context import Context
 from .isolation import attempt, each, resolve, settle
 from .unit_of_work import Claims, commit, drafts_that_fit, publish

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from ..adapters.accounts import History
 from ..adapters.codec import to_jsonable
 from ..domain import credit, dunning_visit, lifecycle
 from ..domain.account import Account, Changes, Correction, OrderBlock
@@ -24,7 +23,7 @@ from ..domain.catalogue import Catalogue, CatalogueError
 from ..domain.credit import Number
 from ..domain.invoicing import DocumentKind, InvoiceLine, line
 from ..domain.subscriptions import SubscriptionStatus
-from ..ports import NotFound
+from ..ports import History, NotFound
 from .context import Context
 from .isolation import reason as why
 from .unit_of_work import change_account

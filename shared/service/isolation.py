@@ -31,7 +31,7 @@ from concurrent.futures import Executor
 from datetime import date
 from typing import Any, TypeVar
 
-from ..adapters.attention import TENANT_RUN, transient
+from ..ports import TENANT_RUN, transient
 from .context import Context
 
 log = logging.getLogger(__name__)

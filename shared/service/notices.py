@@ -13,9 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..adapters.attention import transient
-from ..adapters.notify import Notice, Notifier
 from ..domain.money import Money
+from ..ports import Notice, Notifier, transient
 from .context import Context
 from .isolation import record
 

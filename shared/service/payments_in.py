@@ -42,8 +42,8 @@ from stdnum.exceptions import ValidationError
 
 from ..adapters.accounts import partition_key
 from ..adapters.codec import dumps, loads, to_jsonable
-from ..adapters.imports import MAX_ATTEMPTS, BankFileDrop, ImportLog, is_transient, key_of
-from ..adapters.tables import StorageLimit, TooManyEntities, prefix_filter
+from ..adapters.imports import MAX_ATTEMPTS, is_transient, key_of
+from ..adapters.tables import prefix_filter
 from ..domain.account import Changes, Event, apply_mandate, receive_payment, refund, reversal_target, reverse_payment
 from ..domain.catalogue import Catalogue, Organization
 from ..domain.import_report import ImportReport, Landing, MandateLanding, Outcome, Reason, Total, build, rejected
@@ -53,7 +53,7 @@ from ..domain.limits import ValueOutOfRange
 from ..domain.payments import BookedPayment, MatchType, PaymentKind, PaymentState, ReceivedPayment
 from ..formats import read_bank_file
 from ..formats.payments import BankFile, BankFileError, IncomingPayment, RecordKind, UnreadableRecord
-from ..ports import ConcurrencyConflict, NotFound
+from ..ports import ConcurrencyConflict, FileDrop, ImportJournal, NotFound, StorageLimit, TooManyEntities
 from .context import Context
 from .unit_of_work import index_next_visit, publish
 
@@ -100,7 +100,7 @@ class _Import:
 
 # ---- the blob trigger's use case -----------------------------------------------------------
 
-def receive_bank_file(ctx: Context, drop: BankFileDrop, name: str, data: bytes) -> ImportReport | None:
+def receive_bank_file(ctx: Context, drop: FileDrop, name: str, data: bytes) -> ImportReport | None:
     """A file dropped at ``inbound/{name}`` (``name`` = ``{tenant}/{file}``): import it once.
 
     Any failure but a transient storage error ends with the file in ``rejected/`` beside an
@@ -108,7 +108,7 @@ def receive_bank_file(ctx: Context, drop: BankFileDrop, name: str, data: bytes) 
     that restarts (or redelivers) finds it and does nothing more. A transient storage error
     is raised for the host to retry, at most ``MAX_ATTEMPTS`` times over all restarts.
     """
-    imports = ImportLog(ctx.storage)
+    imports = ctx.imports
     attempts, decided = imports.attempt(name, data)
     if decided is not None:
         log.info("bank file %s was handled before (%s); nothing to do", name, decided)
@@ -135,7 +135,7 @@ def receive_bank_file(ctx: Context, drop: BankFileDrop, name: str, data: bytes) 
     return report
 
 
-def _quarantined(ctx: Context, drop: BankFileDrop, name: str, data: bytes) -> bool:
+def _quarantined(ctx: Context, drop: FileDrop, name: str, data: bytes) -> bool:
     """A file outside a tenant's folder, or for a tenant that does not exist, goes to
     ``quarantine/`` with a report; nothing is written for any tenant."""
     tenant, _, file = name.partition("/")
@@ -144,14 +144,14 @@ def _quarantined(ctx: Context, drop: BankFileDrop, name: str, data: bytes) -> bo
     why = (f"tenant {tenant!r} does not exist" if file and "/" not in file
            else "a bank file must be dropped in a tenant's folder: inbound/{tenant}/{file}")
     drop.quarantine(name, data, f"Bank file inbound/{name} was quarantined: {why}. Nothing was written.\n")
-    ImportLog(ctx.storage).decide(name, data, "quarantined")
+    ctx.imports.decide(name, data, "quarantined")
     log.warning("bank file %s quarantined: %s", name, why)
     return True
 
 
-def _reject(ctx: Context, drop: BankFileDrop, tenant: str, name: str, data: bytes, reason: str,
+def _reject(ctx: Context, drop: FileDrop, tenant: str, name: str, data: bytes, reason: str,
             partial: bool = False) -> ImportReport:
-    imports = ImportLog(ctx.storage)
+    imports = ctx.imports
     report = rejected(f"rejected.{hashlib.sha256(data).hexdigest()[:24]}", name.partition("/")[2],
                       ctx.clock.now().isoformat(), reason)
     imports.save(tenant, report)
@@ -175,7 +175,7 @@ def _report_text(name: str, reason: str, report_id: str = "", partial: bool = Fa
 def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> ImportReport:
     """Read, identify, book and report one bank file; raises if the file cannot be read."""
     bank = read_bank_file(data)
-    imports = ImportLog(ctx.storage)
+    imports = ctx.imports
     key = key_of(bank.identity)
     done, resumed = _claim_transmissions(imports, tenant, key, bank, name)
     created = ctx.clock.now().isoformat()
@@ -207,7 +207,7 @@ def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> Impor
     return report
 
 
-def _claim_transmissions(imports: ImportLog, tenant: str, key: str, bank: BankFile,
+def _claim_transmissions(imports: ImportJournal, tenant: str, key: str, bank: BankFile,
                          name: str) -> tuple[dict[str, str], bool]:
     """Take each transmission the file holds for this import (``key``): the transmissions
     imported before, by this file or another, with the import that did (their records are

@@ -20,18 +20,17 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 
-from ..adapters.accounts import History, Loaded, with_documents
-from ..adapters.attention import transient
-from ..adapters.bus import EVENTS, NOTICES, BusMessage
+from ..adapters.bus import EVENTS, NOTICES
 from ..adapters.codec import to_jsonable
-from ..adapters.numbering import Claim, series_key
+from ..adapters.numbering import series_key
 from ..adapters.tables import MAX_BATCH
 from ..domain.account import Account, Changes, Event, due_drafts
 from ..domain.catalogue import Catalogue
 from ..domain.credit import Number, credit_note_key
 from ..domain.dunning_visit import NOTICE_TYPES, next_visit
 from ..domain.invoicing import InvoiceDraft
-from ..ports import ConcurrencyConflict, NotFound
+from ..ports import BusMessage, ConcurrencyConflict, History, Loaded, NotFound, transient, with_documents
+from ..ports import NumberClaim as Claim
 from .context import Context
 
 log = logging.getLogger(__name__)
