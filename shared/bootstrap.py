@@ -148,6 +148,13 @@ def set_context(ctx: Context | None) -> None:
         _context = ctx
 
 
+def set_notifier(notifier: Notifier | None) -> None:
+    """Replace where notices go (tests)."""
+    global _notifier
+    with _lock:
+        _notifier = notifier
+
+
 def notifier() -> Notifier:
     """Where notices go: the blob adapter (readable files) until a gateway is wired here."""
     global _notifier

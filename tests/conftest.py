@@ -1,5 +1,9 @@
 """Test fixtures: one Azurite for the session (started here; if it cannot start, every
-storage test errors loudly), and a fresh tenant per test so tests never share data."""
+storage test errors loudly), and a fresh tenant per test so tests never share data.
+
+``ctx`` is the context on Azurite. A test marked ``@pytest.mark.fakes`` runs twice, with
+``ctx`` on Azurite and on the in-memory fakes of ``tests/fakes`` (``-k in_memory`` runs only
+the second: no Azurite is started for it); ``fake_ctx`` is the fakes' context alone."""
 
 from __future__ import annotations
 
@@ -18,7 +22,19 @@ from shared.adapters.bus import QUEUES
 from shared.bootstrap import AzureContext
 from shared.clock import SettableClock
 from shared.service.context import Context
+from tests.fakes import FakeContext, fake_context
 from tests.fixtures import install_catalogue
+
+BACKENDS = ("azurite", "in_memory")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fakes: also run the test with ctx on the in-memory fakes (tests/fakes)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("fakes") and "ctx" in metafunc.fixturenames:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +63,28 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-def ctx(azurite: Azurite, clock: SettableClock) -> Iterator[AzureContext]:
+def backend(request: pytest.FixtureRequest) -> str:
+    """Where ``ctx`` lives: Azurite, or (for a test marked ``fakes``) each in turn."""
+    return str(getattr(request, "param", "azurite"))
+
+
+@pytest.fixture
+def fake_ctx(clock: SettableClock) -> Iterator[FakeContext]:
+    """Every port on its in-memory fake, wired in as the app's context and notifier."""
+    context = fake_context(clock)
+    bootstrap.set_context(context)
+    bootstrap.set_notifier(context.notifier)
+    yield context
+    bootstrap.set_context(None)
+    bootstrap.set_notifier(None)
+
+
+@pytest.fixture
+def ctx(backend: str, request: pytest.FixtureRequest, clock: SettableClock) -> Iterator[Context]:
+    if backend == "in_memory":
+        yield request.getfixturevalue("fake_ctx")
+        return
+    azurite: Azurite = request.getfixturevalue("azurite")
     context = make_context(azurite.connection_string, clock)
     for queue in QUEUES:  # no test sees messages another test left behind
         context.bus.service.get_queue_client(queue).clear_messages()  # type: ignore[attr-defined]
