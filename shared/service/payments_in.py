@@ -25,7 +25,6 @@ so an import that died half-way, run again, books only what is missing.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import time
@@ -37,13 +36,11 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
-from azure.core import MatchConditions
 from stdnum.exceptions import ValidationError
 
-from ..adapters.accounts import partition_key
-from ..adapters.codec import dumps, loads, to_jsonable
+from ..adapters.codec import to_jsonable
 from ..adapters.imports import MAX_ATTEMPTS, BankFileDrop, ImportLog, is_transient, key_of
-from ..adapters.tables import StorageLimit, TooManyEntities, prefix_filter
+from ..adapters.tables import StorageLimit, TooManyEntities
 from ..domain.account import Changes, Event, apply_mandate, receive_payment, refund, reversal_target, reverse_payment
 from ..domain.catalogue import Catalogue, Organization
 from ..domain.import_report import ImportReport, Landing, MandateLanding, Outcome, Reason, Total, build, rejected
@@ -53,7 +50,7 @@ from ..domain.limits import ValueOutOfRange
 from ..domain.payments import BookedPayment, MatchType, PaymentKind, PaymentState, ReceivedPayment
 from ..formats import read_bank_file
 from ..formats.payments import BankFile, BankFileError, IncomingPayment, RecordKind, UnreadableRecord
-from ..ports import ConcurrencyConflict, NotFound
+from ..ports import AwaitingPayment, ConcurrencyConflict, Handling, Hold, MandateAside, NotFound, SetAside
 from .context import Context
 from .unit_of_work import index_next_visit, publish
 
@@ -108,7 +105,7 @@ def receive_bank_file(ctx: Context, drop: BankFileDrop, name: str, data: bytes) 
     that restarts (or redelivers) finds it and does nothing more. A transient storage error
     is raised for the host to retry, at most ``MAX_ATTEMPTS`` times over all restarts.
     """
-    imports = ImportLog(ctx.storage)
+    imports = ctx.imports
     attempts, decided = imports.attempt(name, data)
     if decided is not None:
         log.info("bank file %s was handled before (%s); nothing to do", name, decided)
@@ -144,14 +141,14 @@ def _quarantined(ctx: Context, drop: BankFileDrop, name: str, data: bytes) -> bo
     why = (f"tenant {tenant!r} does not exist" if file and "/" not in file
            else "a bank file must be dropped in a tenant's folder: inbound/{tenant}/{file}")
     drop.quarantine(name, data, f"Bank file inbound/{name} was quarantined: {why}. Nothing was written.\n")
-    ImportLog(ctx.storage).decide(name, data, "quarantined")
+    ctx.imports.decide(name, data, "quarantined")
     log.warning("bank file %s quarantined: %s", name, why)
     return True
 
 
 def _reject(ctx: Context, drop: BankFileDrop, tenant: str, name: str, data: bytes, reason: str,
             partial: bool = False) -> ImportReport:
-    imports = ImportLog(ctx.storage)
+    imports = ctx.imports
     report = rejected(f"rejected.{hashlib.sha256(data).hexdigest()[:24]}", name.partition("/")[2],
                       ctx.clock.now().isoformat(), reason)
     imports.save(tenant, report)
@@ -175,7 +172,7 @@ def _report_text(name: str, reason: str, report_id: str = "", partial: bool = Fa
 def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> ImportReport:
     """Read, identify, book and report one bank file; raises if the file cannot be read."""
     bank = read_bank_file(data)
-    imports = ImportLog(ctx.storage)
+    imports = ctx.imports
     key = key_of(bank.identity)
     done, resumed = _claim_transmissions(imports, tenant, key, bank, name)
     created = ctx.clock.now().isoformat()
@@ -238,9 +235,7 @@ def _claim_transmissions(imports: ImportLog, tenant: str, key: str, bank: BankFi
 
 def _handled(ctx: Context, tenant: str, key: str) -> frozenset[str]:
     """Ids of this import's set-aside records that customer service resolved (or is resolving)."""
-    query, params = prefix_filter(f"{key}.", "RowKey")
-    rows = ctx.storage.query("Payments", f"PartitionKey eq @pk and {query}", {"pk": f"rp|{tenant}", **params})
-    return frozenset(r["RowKey"] for r in rows if _state(r, "ResolvedTo") != "open")
+    return frozenset(a.id for a in ctx.inbox.set_asides(tenant, f"{key}.") if a.hold.state is not Handling.OPEN)
 
 
 def _currency_default(bank: BankFile) -> str:
@@ -351,14 +346,11 @@ def _resolved_to(ctx: Context, tenant: str, reversal: IncomingPayment, tried: in
     """Subscribers customer service resolved a payment of the reversal's KID, amount and account to
     (oldest first). Reads the requires-processing rows, only for a reversal not found otherwise."""
     found: list[int] = []
-    for row in ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"}):
-        if row.get("Kind", "payment") != "payment" or not row.get("ResolvedTo") or _state(row, "ResolvedTo") != "done":
+    for aside in ctx.inbox.set_asides(tenant):
+        if aside.kind != "payment" or not aside.resolved_to or aside.hold.state is not Handling.DONE:
             continue
-        body = json.loads(row["Body"])
-        if (body.get("reference") == reversal.reference and body.get("amount_minor") == reversal.amount_minor
-                and body.get("payee_account") == reversal.payee_account and body.get("currency") == reversal.currency
-                and int(row["ResolvedTo"]) not in (*found, tried)):
-            found.append(int(row["ResolvedTo"]))
+        if _same_payment(aside.record, reversal) and aside.resolved_to not in (*found, tried):
+            found.append(aside.resolved_to)
     return found
 
 
@@ -409,12 +401,9 @@ def import_mandates(ctx: Context, job: _Import, mandates: Sequence[Any]) -> list
 
 def _mandate_aside(ctx: Context, job: _Import, record: Any, reason: Reason, text: str) -> None:
     log.warning("AvtaleGiro mandate %s of %s set aside: %s", record.line_id, job.file, text)
-    ctx.storage.insert("Payments", {"PartitionKey": f"rp|{job.tenant}", "RowKey": f"{job.key}.m{record.line_id}",
-                                    "Body": json.dumps({"kid": record.kid, "registration": record.registration,
-                                                        "notify": record.notify, "account": record.payee_account}),
-                                    "Kind": "mandate", "ReasonCode": reason.value, "Reason": text,
-                                    "File": job.file, "Report": job.key, "Amount": 0, "Currency": "NOK",
-                                    "State": "open"})
+    mandate = MandateAside(record.kid, record.registration, record.notify, record.payee_account)
+    ctx.inbox.set_aside(job.tenant, SetAside(f"{job.key}.m{record.line_id}", "mandate", mandate, reason.value, text,
+                                             job.file, job.key, 0, "NOK"))
 
 
 def _apply_mandate(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, record: Any,
@@ -468,33 +457,29 @@ def identify(catalogue: Catalogue, pid: str, payment: IncomingPayment) -> tuple[
 
 def await_approval(ctx: Context, tenant: str, subscriber_no: int, payment: ReceivedPayment, file: str) -> None:
     """An identified payment of an organisation that approves payments by hand (state AwaitingApproval)."""
-    ctx.storage.insert("Payments", {"PartitionKey": f"aa|{tenant}", "RowKey": payment.id, "Body": dumps(payment),
-                                    "SubscriberNo": subscriber_no, "File": file,
-                                    "Amount": payment.amount_minor,
-                                    "Currency": payment.currency, "State": "open"})
+    ctx.inbox.await_approval(tenant, AwaitingPayment(payment, subscriber_no, file, payment.currency))
 
 
 def awaiting_approval(ctx: Context, tenant: str) -> list[dict[str, object]]:
-    rows = ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"aa|{tenant}"})
-    return [{"payment_id": r["RowKey"], "subscriber_no": r["SubscriberNo"], "file": r["File"],
-             "amount_minor": r["Amount"], "currency": r.get("Currency"), "state": PaymentState.AWAITING_APPROVAL.value}
-            for r in rows if _state(r, "ApprovedBy") != "done"]
+    return [{"payment_id": a.id, "subscriber_no": a.subscriber_no, "file": a.file,
+             "amount_minor": a.payment.amount_minor, "currency": a.currency,
+             "state": PaymentState.AWAITING_APPROVAL.value}
+            for a in ctx.inbox.awaiting(tenant) if a.hold.state is not Handling.DONE]
 
 
 def approve(ctx: Context, tenant: str, payment_id: str, approved_by: str) -> ImportResult:
     """Approve an identified payment: it is booked once; a second or concurrent approval is a conflict."""
-    row = ctx.storage.get("Payments", f"aa|{tenant}", payment_id)
-    if row is None:
+    awaiting = ctx.inbox.awaiting_payment(tenant, payment_id)
+    if awaiting is None:
         raise NotFound(f"no payment {payment_id} awaits approval")
-    payment = loads(ReceivedPayment, row["Body"])
-    if row.get("ReversedBy"):
-        raise ConcurrencyConflict(f"payment {payment_id} was reversed by the bank ({row['ReversedBy']}) before it "
-                                  "was approved; there is nothing to book")
-    _claim(ctx, row, "approved", approved_by)
-    with _released_on_refusal(ctx, row):
-        result = _book_one(ctx, tenant, int(row["SubscriberNo"]), payment, row["File"],
+    if awaiting.reversed_by:
+        raise ConcurrencyConflict(f"payment {payment_id} was reversed by the bank ({awaiting.reversed_by}) before "
+                                  "it was approved; there is nothing to book")
+    _claim(ctx, tenant, awaiting, "approved", approved_by)
+    with _released_on_refusal(ctx, tenant, awaiting):
+        result = _book_one(ctx, tenant, awaiting.subscriber_no, awaiting.payment, awaiting.file,
                            ctx.today(ctx.catalogue.get(tenant)))
-    _done(ctx, row, ApprovedBy=approved_by)
+    ctx.inbox.approved(tenant, awaiting, approved_by)
     return result
 
 
@@ -502,10 +487,8 @@ def set_aside(ctx: Context, tenant: str, pid: str, record: Record, reason: Reaso
               report_id: str = "") -> None:
     """Put a record on the requires-processing list (once, however often it is imported)."""
     kind = record.kind.value if isinstance(record, IncomingPayment) else "unreadable"
-    ctx.storage.insert("Payments", {"PartitionKey": f"rp|{tenant}", "RowKey": pid, "Body": dumps(record),
-                                    "Kind": kind, "ReasonCode": reason.value, "Reason": text, "File": file,
-                                    "Report": report_id, "Amount": record.amount_minor or 0,
-                                    "Currency": record.currency or "", "Raw": record.raw[:1000], "State": "open"})
+    ctx.inbox.set_aside(tenant, SetAside(pid, kind, record, reason.value, text, file, report_id,
+                                         record.amount_minor or 0, record.currency or "", record.raw[:1000]))
 
 
 def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedPayment], file: str,
@@ -611,24 +594,21 @@ def _reverse_awaiting(ctx: Context, tenant: str, subscriber_no: int, reversal: R
     Reads the awaiting rows only for a reversal that found no booked payment (rare).
     """
     race = False
-    for row in sorted(ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"aa|{tenant}"}),
-                      key=lambda r: r["RowKey"]):
-        if row.get("ReversedBy") == reversal.id:
+    for awaiting in ctx.inbox.awaiting(tenant):
+        if awaiting.reversed_by == reversal.id:
             return True
-        payment = loads(ReceivedPayment, row["Body"])
-        if (int(row["SubscriberNo"]) != subscriber_no or payment.reference != reversal.reference
-                or payment.amount_minor != reversal.amount_minor or row.get("ReversedBy") or payment.id in booked):
+        payment = awaiting.payment
+        if (awaiting.subscriber_no != subscriber_no or payment.reference != reversal.reference
+                or payment.amount_minor != reversal.amount_minor or awaiting.reversed_by or payment.id in booked):
             continue  # another payment, taken back already, or booked (``reversal_target`` saw it)
-        state = _state(row, "ApprovedBy")
-        if state == "claimed" and _stale(ctx, row):
-            state = "open"  # the approval died between its claim and the booking: nothing was booked
-        if state in ("claimed", "done"):  # being booked, or booked since ``booked`` was read
+        state = awaiting.hold.state
+        if state is Handling.CLAIMED and _stale(ctx, awaiting.hold):
+            state = Handling.OPEN  # the approval died between its claim and the booking: nothing was booked
+        if state is not Handling.OPEN:  # being booked, or booked since ``booked`` was read
             race = True
-        elif state == "open":
-            entity = {k: v for k, v in row.items() if k != "etag"} | {"State": "done", "ReversedBy": reversal.id}
+        else:
             try:
-                ctx.storage.transact("Payments", [("update", entity, {
-                    "mode": "replace", "etag": row["etag"], "match_condition": MatchConditions.IfNotModified})])
+                ctx.inbox.take_back(tenant, awaiting, reversal.id)
             except ConcurrencyConflict:
                 return None
             return True
@@ -652,12 +632,10 @@ def _invoices(ctx: Context, tenant: str, subscriber_no: int, open_demands: Any,
 def requires_processing(ctx: Context, tenant: str) -> list[dict[str, object]]:
     """What customer service must look at: payments, reversals, deductions and unreadable records
     set aside, and AvtaleGiro mandates that match no subscriber, each with its reason."""
-    rows = ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"})
-    return [{"payment_id": r["RowKey"], "kind": r.get("Kind", "payment"), "reason_code": r.get("ReasonCode"),
-             "reason": r["Reason"], "file": r["File"], "report_id": r.get("Report") or None,
-             "amount_minor": r["Amount"], "currency": r.get("Currency") or None, "raw": r.get("Raw") or None,
-             "state": _state(r, "ResolvedTo"), "payment": json.loads(r["Body"])}
-            for r in rows if _state(r, "ResolvedTo") != "done"]
+    return [{"payment_id": a.id, "kind": a.kind, "reason_code": a.reason_code, "reason": a.reason, "file": a.file,
+             "report_id": a.report_id or None, "amount_minor": a.amount_minor, "currency": a.currency or None,
+             "raw": a.raw or None, "state": a.hold.state.value, "payment": to_jsonable(a.record)}
+            for a in ctx.inbox.set_asides(tenant) if a.hold.state is not Handling.DONE]
 
 
 def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, organization_id: str,
@@ -667,13 +645,13 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
     A state transition on the requires-processing row, guarded by its ETag: of two
     concurrent resolves one wins, the other is a ``ConcurrencyConflict`` (409) and books nothing.
     """
-    row = ctx.storage.get("Payments", f"rp|{tenant}", payment_id)
-    if row is None:
+    aside = ctx.inbox.set_aside_record(tenant, payment_id)
+    if aside is None:
         raise NotFound(f"no payment {payment_id} requires processing")
-    if _state(row, "ResolvedTo") == "done":
+    if aside.hold.state is Handling.DONE:
         raise ConcurrencyConflict(f"payment {payment_id} was resolved already")
     today = today or ctx.today(ctx.catalogue.get(tenant))
-    incoming = _resolvable(row, payment_id, today)
+    incoming = _resolvable(aside, today)
     reversed_by = _set_aside_reversal(ctx, tenant, incoming)
     if reversed_by:
         raise PaymentRefused(f"the bank reversed this payment (reversal {reversed_by}, set aside): there is nothing "
@@ -685,10 +663,10 @@ def resolve(ctx: Context, tenant: str, payment_id: str, subscriber_no: int, orga
                              f"{payment.currency}")
     if ctx.accounts.load(tenant, subscriber_no) is None:
         raise NotFound(f"subscriber {subscriber_no}")  # before the claim: a wrong number leaves the row open
-    _claim(ctx, row, "resolved", f"{subscriber_no}|{organization_id}|{invoice_number or ''}")
-    with _released_on_refusal(ctx, row):
-        result = _book_one(ctx, tenant, subscriber_no, payment, row["File"], today)
-    _done(ctx, row, ResolvedTo=subscriber_no)
+    _claim(ctx, tenant, aside, "resolved", f"{subscriber_no}|{organization_id}|{invoice_number or ''}")
+    with _released_on_refusal(ctx, tenant, aside):
+        result = _book_one(ctx, tenant, subscriber_no, payment, aside.file, today)
+    ctx.inbox.resolved(tenant, aside, subscriber_no)
     return result
 
 
@@ -698,75 +676,62 @@ def _set_aside_reversal(ctx: Context, tenant: str, payment: IncomingPayment) -> 
     One query of the requires-processing rows, on a call customer service makes by hand."""
     if payment.reference is None:
         return None
-    for row in ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"}):
-        if row.get("Kind") != "reversal" or _state(row, "ResolvedTo") == "done":
-            continue
-        body = json.loads(row["Body"])
-        if (body.get("reference"), body.get("amount_minor"), body.get("payee_account"), body.get("currency")) == (
-                payment.reference, payment.amount_minor, payment.payee_account, payment.currency):
-            return str(row["RowKey"])
+    for aside in ctx.inbox.set_asides(tenant):
+        if aside.kind == "reversal" and aside.hold.state is not Handling.DONE and _same_payment(aside.record, payment):
+            return aside.id
     return None
 
 
-def _resolvable(row: dict[str, Any], payment_id: str, today: date) -> IncomingPayment:
+def _same_payment(record: IncomingPayment | UnreadableRecord | MandateAside, payment: IncomingPayment) -> bool:
+    """A set-aside record of the same KID, amount, account and currency as ``payment``."""
+    return (isinstance(record, IncomingPayment) and record.reference == payment.reference
+            and record.amount_minor == payment.amount_minor and record.payee_account == payment.payee_account
+            and record.currency == payment.currency)
+
+
+def _resolvable(aside: SetAside, today: date) -> IncomingPayment:
     """The payment a requires-processing row holds, for customer service to assign: a payment,
     or an unreadable record of a payment whose amount and currency were read (the person
     resolving it reads the raw line; its date, which may be damaged, becomes today's)."""
-    kind = row.get("Kind", "payment")
-    if kind == "payment":
-        return loads(IncomingPayment, row["Body"])
-    if kind == "unreadable":
-        record = loads(UnreadableRecord, row["Body"])
+    kind, record = aside.kind, aside.record
+    if kind == "payment" and isinstance(record, IncomingPayment):
+        return record
+    if kind == "unreadable" and isinstance(record, UnreadableRecord):
         if record.kind is RecordKind.PAYMENT and record.amount_minor is not None and record.currency:
             return IncomingPayment(record.source, record.line_id, record.amount_minor, record.currency, None, today,
                                    payee_account=record.payee_account, raw=record.raw)
         kind = f"unreadable {record.kind.value}"
-    raise PaymentRefused(f"{payment_id} is a {kind} set aside, not a payment; it cannot be resolved onto a "
+    raise PaymentRefused(f"{aside.id} is a {kind} set aside, not a payment; it cannot be resolved onto a "
                          "subscriber as one")
 
 
-def _state(row: dict[str, Any], done_column: str) -> str:
-    """open | claimed | done (rows written before states existed say done by their column)."""
-    return str(row.get("State") or ("done" if row.get(done_column) else "open"))
-
-
-def _claim(ctx: Context, row: dict[str, Any], what: str, target: str) -> None:
+def _claim(ctx: Context, tenant: str, record: SetAside | AwaitingPayment, what: str, target: str) -> None:
     """Move the row from open to claimed under its ETag (one winner among concurrent calls).
 
     A claim for the same target that was never finished (the process died between claim
     and booking) may be taken again after ``RESUME_AFTER``; booking is idempotent.
     """
-    state, now = _state(row, "ResolvedTo" if what == "resolved" else "ApprovedBy"), ctx.clock.now()
-    if state == "done":
-        raise ConcurrencyConflict(f"payment {row['RowKey']} was {what} already")
-    if state == "claimed" and not (row.get("Target") == target and row.get("ClaimedAt")
-                                   and now - row["ClaimedAt"] >= RESUME_AFTER):
-        raise ConcurrencyConflict(f"payment {row['RowKey']} is being {what} by another request")
-    entity = {k: v for k, v in row.items() if k != "etag"} | {"State": "claimed", "Target": target, "ClaimedAt": now}
-    ctx.storage.transact("Payments", [("update", entity, {"mode": "replace", "etag": row["etag"],
-                                                          "match_condition": MatchConditions.IfNotModified})])
+    hold = record.hold
+    if hold.state is Handling.DONE:
+        raise ConcurrencyConflict(f"payment {record.id} was {what} already")
+    if hold.state is Handling.CLAIMED and not (hold.target == target and _stale(ctx, hold)):
+        raise ConcurrencyConflict(f"payment {record.id} is being {what} by another request")
+    ctx.inbox.claim(tenant, record, target, ctx.clock.now())
 
 
-def _stale(ctx: Context, row: dict[str, Any]) -> bool:
+def _stale(ctx: Context, hold: Hold) -> bool:
     """A claim older than ``RESUME_AFTER``: the call that took it died before it finished."""
-    claimed = row.get("ClaimedAt")
-    return bool(claimed) and ctx.clock.now() - claimed >= RESUME_AFTER
+    return hold.claimed_at is not None and ctx.clock.now() - hold.claimed_at >= RESUME_AFTER
 
 
 @contextmanager
-def _released_on_refusal(ctx: Context, row: dict[str, Any]) -> Iterator[None]:
-    """A booking refused after the claim (nothing booked) leaves the row open again."""
+def _released_on_refusal(ctx: Context, tenant: str, record: SetAside | AwaitingPayment) -> Iterator[None]:
+    """A booking refused after the claim (nothing booked) leaves the record open again."""
     try:
         yield
     except (PaymentRefused, NotFound):
-        ctx.storage.upsert("Payments", {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"],
-                                        "State": "open", "Target": ""})
+        ctx.inbox.release(tenant, record)
         raise
-
-
-def _done(ctx: Context, row: dict[str, Any], **done: object) -> None:
-    ctx.storage.upsert("Payments", {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], "State": "done",
-                                    **done})
 
 
 def register_payment(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, amount_minor: int,
@@ -807,30 +772,20 @@ def search(ctx: Context, tenant: str, date_from: date | None = None, date_to: da
            subscriber_no: int | None = None, invoice_number: int | None = None,
            source: str | None = None) -> list[dict[str, object]]:
     """Booked payments by date range, subscriber, invoice and source (customer service, not a hot path)."""
-    if subscriber_no is not None:
-        pk = partition_key(tenant, subscriber_no)
-        rows = ctx.storage.query("Subscribers", "PartitionKey eq @pk and RowKey ge '1|pay|' and RowKey lt '1|pay}'",
-                                 {"pk": pk})
-    else:
-        query, params = prefix_filter(f"{tenant}|")
-        rows = (r for r in ctx.storage.query("Subscribers", query, params) if r["RowKey"].startswith("1|pay|"))
     found = []
-    for row in rows:
-        booked = loads(BookedPayment, row["Body"])
+    for payer, booked in ctx.inbox.booked_payments(tenant, subscriber_no):
         p = booked.payment
         numbers = {a.demand_no for a in booked.allocations}
         if ((date_from and p.payment_date < date_from) or (date_to and p.payment_date > date_to)
                 or (source and p.source != source)):
             continue
-        if invoice_number is not None and not _pays_invoice(ctx, tenant, row["PartitionKey"], numbers,
-                                                            invoice_number):
+        if invoice_number is not None and not _pays_invoice(ctx, tenant, payer, numbers, invoice_number):
             continue
-        found.append({"subscriber_no": int(row["PartitionKey"].rsplit("|", 1)[1])} | to_jsonable(booked))
+        found.append({"subscriber_no": payer} | to_jsonable(booked))
     return found
 
 
-def _pays_invoice(ctx: Context, tenant: str, pk: str, demand_nos: set[int], invoice_number: int) -> bool:
-    subscriber_no = int(pk.rsplit("|", 1)[1])
+def _pays_invoice(ctx: Context, tenant: str, subscriber_no: int, demand_nos: set[int], invoice_number: int) -> bool:
     return any((inv := ctx.accounts.invoice(tenant, subscriber_no, d)) is not None and inv.number == invoice_number
                for d in demand_nos)
 

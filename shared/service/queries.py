@@ -17,7 +17,7 @@ from ..domain.dunning_visit import order_blocked
 from ..domain.invoicing import DocumentKind
 from ..domain.ledger import EntryKind
 from ..domain.subscriptions import StopKind, SubscriptionStatus
-from ..ports import NotFound
+from ..ports import Handling, NotFound
 from .context import Context
 
 
@@ -187,10 +187,10 @@ def _summary(ctx: Context, tenant: str, add: Any) -> Summary:
         result.invoices_open += len(loaded.account.open_demands)
     result.invoices_issued = len(numbers)
     result.invoices_paid = result.invoices_issued - result.invoices_open - result.credit_notes  # credited: not paid
-    for row in ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"}):
-        if row.get("State", "done" if row.get("ResolvedTo") else "open") != "done" and row.get("Kind") != "mandate":
+    for aside in ctx.inbox.set_asides(tenant):
+        if aside.hold.state is not Handling.DONE and aside.kind != "mandate":
             result.requires_processing += 1
-            add(row.get("Currency") or "unknown", "requires_processing_minor", int(row["Amount"]))
+            add(aside.currency or "unknown", "requires_processing_minor", aside.amount_minor)
     issued = [n for ns in series.values() for n in ns]  # the series: credit notes take invoice numbers too
     result.invoice_number_first = min(issued, default=None)
     result.invoice_number_last = max(issued, default=None)

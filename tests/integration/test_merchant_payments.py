@@ -150,9 +150,9 @@ def test_a_resolve_that_died_after_its_claim_can_be_finished_by_the_same_resolve
     subscriber = place_order(ctx, order(shop)).subscriber_no
     someone_else = place_order(ctx, order(shop, 2)).subscriber_no
     payment_id = _set_aside_payment(ctx, shop, 7000)
-    row = ctx.storage.get("Payments", f"rp|{shop}", payment_id)
-    assert row is not None
-    payments_in._claim(ctx, row, "resolved", f"{subscriber}|avisa|")  # the process died here
+    aside = ctx.inbox.set_aside_record(shop, payment_id)
+    assert aside is not None
+    payments_in._claim(ctx, shop, aside, "resolved", f"{subscriber}|avisa|")  # the process died here
     support = issuer.token(shop, ["support"])
     body = {"subscriber_no": subscriber, "organization_id": "avisa"}
     assert call("payments_resolve", "POST", support, {"payment_id": payment_id}, body)[0] == 409  # still claimed
