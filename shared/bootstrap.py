@@ -37,6 +37,7 @@ from .adapters.imports import ImportLog
 from .adapters.indexes import DueIndex, DunningIndex, EmailIndex, OrderRecords, PendingOrders, Tenants
 from .adapters.notify import BlobNotifier
 from .adapters.numbering import InvoiceNumbers, SubscriberNumbers
+from .adapters.payments_inbox import PaymentsInbox
 from .adapters.tables import Storage, pooled_transport
 from .clock import SettableClock, SystemClock
 from .ports import Bus, Clock, Notifier
@@ -63,7 +64,8 @@ def build(storage: Storage, clock: Clock, bus: Bus) -> AzureContext:
                         invoice_numbers=InvoiceNumbers(storage), subscriber_numbers=SubscriberNumbers(storage),
                         due_index=DueIndex(storage), emails=EmailIndex(storage), tenants=Tenants(storage),
                         dunning_index=DunningIndex(storage), attention=AttentionStore(storage),
-                        orders=OrderRecords(storage), pending=PendingOrders(storage), imports=ImportLog(storage),
+                        orders=OrderRecords(storage), pending=PendingOrders(storage), inbox=PaymentsInbox(storage),
+                        imports=ImportLog(storage),
                         storage=storage)
 
 

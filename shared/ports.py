@@ -21,6 +21,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
@@ -30,7 +31,8 @@ from .domain.catalogue import Catalogue
 from .domain.import_report import ImportReport
 from .domain.invoicing import CreditNote, Invoice
 from .domain.ledger import LedgerEntry
-from .domain.payments import BookedPayment
+from .domain.payments import BookedPayment, ReceivedPayment
+from .formats.payments import IncomingPayment, UnreadableRecord
 
 # ---- errors -------------------------------------------------------------------------------
 
@@ -393,3 +395,126 @@ class PaymentProvider(Protocol):
                       description: str, idempotency_key: str) -> Charge: ...
     def refund(self, tenant: str, charge_id: str, amount_minor: int, currency: str,
                idempotency_key: str) -> Refund: ...
+
+
+# ==== payments inbox (helper "payments", issue 9) =============================================
+# What the bank-file import and customer service keep about payments that are not (yet) on a
+# ledger: payments awaiting approval, and records set aside for customer service ("requires
+# processing"; manual 10.2). Implemented by ``adapters.payments_inbox.PaymentsInbox`` (table
+# ``Payments``) and, for tests, ``tests.fakes.payments_inbox.FakePaymentsInbox``.
+
+
+class Handling(StrEnum):
+    """Where customer service's handling of an inbox record is: one call at a time claims it."""
+
+    OPEN = "open"
+    CLAIMED = "claimed"  # a resolve or approval is booking it (or died doing so: see ``claimed_at``)
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class MandateAside:
+    """An AvtaleGiro mandate record that matches no subscriber (what customer service sees of it)."""
+
+    kid: str
+    registration: str
+    notify: bool
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The handling state of an inbox record as read; ``etag`` guards the next change of it."""
+
+    state: Handling = Handling.OPEN
+    target: str = ""  # what the claim books onto (a subscriber, or who approves)
+    claimed_at: datetime | None = None
+    etag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A record on the requires-processing list: why it is there and the record as imported."""
+
+    id: str  # the payment id: ``{import}.{line id}`` (``{import}.m{line id}`` for a mandate)
+    kind: str  # payment | reversal | deduction | unreadable | mandate
+    record: IncomingPayment | UnreadableRecord | MandateAside
+    reason_code: str | None  # ``import_report.Reason``; None on rows older than reason codes
+    reason: str
+    file: str
+    report_id: str = ""
+    amount_minor: int = 0
+    currency: str = ""  # "" when the record does not say
+    raw: str = ""
+    resolved_to: int | None = None  # the subscriber customer service booked it onto
+    hold: Hold = Hold()
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitingPayment:
+    """An identified payment of an organisation that approves payments by hand (AwaitingApproval)."""
+
+    payment: ReceivedPayment
+    subscriber_no: int
+    file: str
+    currency: str | None = None  # as listed (rows older than the column have none)
+    approved_by: str | None = None
+    reversed_by: str | None = None  # the bank took it back before it was approved
+    hold: Hold = Hold()
+
+    @property
+    def id(self) -> str:
+        return self.payment.id
+
+
+class PaymentsInboxPort(Protocol):
+    """Payments awaiting approval and records set aside, per tenant; claims under ETags.
+
+    ``claim`` and ``take_back`` change a record only if it is as it was read (its
+    ``hold.etag``): of two concurrent calls one wins, the other gets ``ConcurrencyConflict``.
+    """
+
+    def set_aside(self, tenant: str, aside: SetAside) -> bool:
+        """Put a record on the list once (however often it is imported); False if it was there."""
+        ...
+
+    def set_asides(self, tenant: str, id_prefix: str = "") -> list[SetAside]:
+        """The tenant's set-aside records (handled ones too), those whose id starts with ``id_prefix``."""
+        ...
+
+    def set_aside_record(self, tenant: str, payment_id: str) -> SetAside | None: ...
+
+    def await_approval(self, tenant: str, awaiting: AwaitingPayment) -> bool:
+        """Keep a payment for approval once; False if it was kept before."""
+        ...
+
+    def awaiting(self, tenant: str) -> list[AwaitingPayment]:
+        """The tenant's payments for approval (approved and taken back ones too), by id."""
+        ...
+
+    def awaiting_payment(self, tenant: str, payment_id: str) -> AwaitingPayment | None: ...
+
+    def claim(self, tenant: str, record: SetAside | AwaitingPayment, target: str, at: datetime) -> None:
+        """Open (or stale-claimed) to claimed for ``target``, under the record's ETag."""
+        ...
+
+    def release(self, tenant: str, record: SetAside | AwaitingPayment) -> None:
+        """Back to open: the claimed booking was refused and booked nothing."""
+        ...
+
+    def resolved(self, tenant: str, aside: SetAside, subscriber_no: int) -> None:
+        """Done: booked onto ``subscriber_no``."""
+        ...
+
+    def approved(self, tenant: str, awaiting: AwaitingPayment, approved_by: str) -> None:
+        """Done: approved (and booked) by ``approved_by``."""
+        ...
+
+    def take_back(self, tenant: str, awaiting: AwaitingPayment, reversal_id: str) -> None:
+        """Done without booking: the bank reversed it (``reversal_id``) before it was approved;
+        under its ETag, so no approval books it after."""
+        ...
+
+    def booked_payments(self, tenant: str, subscriber_no: int | None = None) -> Iterator[tuple[int, BookedPayment]]:
+        """(subscriber number, booked payment) of one subscriber or of the whole tenant (a scan)."""
+        ...

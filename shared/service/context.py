@@ -21,6 +21,7 @@ from ..ports import (
     ImportJournal,
     InvoiceNumbering,
     OrderReferences,
+    PaymentsInboxPort,
     PendingOrderQueue,
     SubscriberNumbering,
     TenantRegistry,
@@ -42,7 +43,8 @@ class Context:
     attention: AttentionRows
     orders: OrderReferences
     pending: PendingOrderQueue
-    imports: ImportJournal
+    inbox: PaymentsInboxPort  # payments awaiting approval, records set aside
+    imports: ImportJournal  # bank file transmissions, import reports, the blob trigger's attempts
 
     def today(self, catalogue: Catalogue) -> date:
         """The billing date: today in the tenant's time zone (its first organisation's)."""

@@ -27,12 +27,30 @@ from .indexes import (
 )
 from .messages import FakeBus, FakeNotifier
 from .numbering import FakeInvoiceNumbers, FakeSubscriberNumbers
+from .payments_inbox import FakePaymentsInbox
 from .provider import FakePaymentProvider
 
-__all__ = ["FakeAccounts", "FakeAttention", "FakeBus", "FakeCatalogue", "FakeContext", "FakeDueIndex",
-           "FakeDunningIndex", "FakeEmails", "FakeFileDrop", "FakeImportJournal", "FakeInvoiceNumbers",
-           "FakeNotifier", "FakeOrderRecords", "FakePaymentProvider", "FakePendingOrders", "FakeSubscriberNumbers",
-           "FakeTenants", "fake_context"]
+__all__ = [
+    "FakeAccounts",
+    "FakeAttention",
+    "FakeBus",
+    "FakeCatalogue",
+    "FakeContext",
+    "FakeDueIndex",
+    "FakeDunningIndex",
+    "FakeEmails",
+    "FakeFileDrop",
+    "FakeImportJournal",
+    "FakeInvoiceNumbers",
+    "FakeNotifier",
+    "FakeOrderRecords",
+    "FakePaymentProvider",
+    "FakePaymentsInbox",
+    "FakePendingOrders",
+    "FakeSubscriberNumbers",
+    "FakeTenants",
+    "fake_context",
+]
 
 
 @dataclass
@@ -52,6 +70,7 @@ class FakeContext(Context):
     attention: FakeAttention
     orders: FakeOrderRecords
     pending: FakePendingOrders
+    inbox: FakePaymentsInbox
     imports: FakeImportJournal
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
     drop: FakeFileDrop = field(default_factory=FakeFileDrop)
@@ -64,4 +83,5 @@ def fake_context(clock: SettableClock) -> FakeContext:
                        invoice_numbers=FakeInvoiceNumbers(), subscriber_numbers=FakeSubscriberNumbers(),
                        due_index=FakeDueIndex(), emails=FakeEmails(), tenants=FakeTenants(watermarks),
                        dunning_index=FakeDunningIndex(), attention=FakeAttention(watermarks),
-                       orders=FakeOrderRecords(), pending=FakePendingOrders(), imports=FakeImportJournal())
+                       orders=FakeOrderRecords(), pending=FakePendingOrders(), inbox=FakePaymentsInbox(),
+                       imports=FakeImportJournal())

@@ -101,6 +101,7 @@ def test_a_reminder_notice_is_an_sms_file_and_an_email_without_a_phone(ctx: Cont
     assert "To: kari2@example.no" in eml and "Subject: Reminder 1: invoice" in eml
 
 
+@pytest.mark.fakes
 def test_a_year_of_one_subscriber(ctx: Context, shop: str) -> None:
     """Manual 7.7/7.9/7.11/7.19 in sequence: order, renewals, a late payment, two reminders,
     a stop notice, payment stop, balance invoice, its payment, a new order, a year of renewals
@@ -172,6 +173,7 @@ def test_a_year_of_one_subscriber(ctx: Context, shop: str) -> None:
     assert acc.account.balances["avisa"] == 0 and acc.account.open_demands == {}
 
 
+@pytest.mark.fakes
 def test_a_balance_check_that_finds_too_little_owed_is_done_with_and_stored(ctx: Context, shop: str) -> None:
     from shared.service import customer_service
 
