@@ -87,7 +87,7 @@ class FakeAccounts(Faults):
         self._lock = threading.Lock()
 
     def load(self, tenant: str, subscriber_no: int) -> Loaded | None:
-        self.fault("load")
+        self.fault("load", tenant, subscriber_no)
         with self._lock:
             p = self.partitions.get((tenant, subscriber_no))
             if p is None:
@@ -96,7 +96,7 @@ class FakeAccounts(Faults):
             return copy.deepcopy(Loaded(account, p.etag, sorted(p.outbox.values(), key=lambda e: e.id)))
 
     def commit(self, tenant: str, loaded: Loaded | None, changes: Changes) -> Loaded:
-        self.fault("commit")
+        self.fault("commit", tenant, changes.account.number)
         changes = copy.deepcopy(changes)
         key = (tenant, changes.account.number)
         with self._lock:
@@ -150,7 +150,7 @@ class FakeAccounts(Faults):
         return documents.invoices, documents.ledger
 
     def documents(self, tenant: str, subscriber_no: int) -> History:
-        self.fault("documents")
+        self.fault("documents", tenant, subscriber_no)
         with self._lock:
             p = self.partitions.get((tenant, subscriber_no))
             if p is None:
@@ -170,12 +170,12 @@ class FakeAccounts(Faults):
         return copy.deepcopy([b for _k, b in sorted(p.payments.items())]) if p else []
 
     def invoice(self, tenant: str, subscriber_no: int, demand_no: int) -> Invoice | None:
-        self.fault("invoice")
+        self.fault("invoice", tenant, subscriber_no)
         p = self.partitions.get((tenant, subscriber_no))
         return copy.deepcopy(p.invoices.get(demand_no)) if p else None
 
     def fence(self, tenant: str, subscriber_no: int) -> bool:
-        self.fault("fence")
+        self.fault("fence", tenant, subscriber_no)
         with self._lock:
             p = self.partitions.get((tenant, subscriber_no))
             if p is None:
