@@ -3,7 +3,7 @@
 ``build`` puts the Azure adapters of ``shared/adapters`` behind the ports of
 ``shared/ports.py`` in a ``Context`` (the service layer sees only the ports);
 ``context()`` does it once per process from the app settings below, ``connect`` for a
-connection string (tests, benchmarks, the local host). Tests wire in-memory fakes
+connection string (tests, benchmarks). Tests wire in-memory fakes
 instead (``tests/fakes``).
 
 App settings (Azure) or environment (local host, tests):
@@ -65,8 +65,7 @@ def build(storage: Storage, clock: Clock, bus: Bus) -> AzureContext:
                         due_index=DueIndex(storage), emails=EmailIndex(storage), tenants=Tenants(storage),
                         dunning_index=DunningIndex(storage), attention=AttentionStore(storage),
                         orders=OrderRecords(storage), pending=PendingOrders(storage), inbox=PaymentsInbox(storage),
-                        imports=ImportLog(storage),
-                        storage=storage)
+                        imports=ImportLog(storage), storage=storage)
 
 
 def connect(conn: str, clock: Clock, pool_size: int = 64) -> AzureContext:
