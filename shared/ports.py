@@ -26,8 +26,9 @@ from typing import Any, Protocol
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-from .domain.account import Account, Changes, Event, ReminderDocument
+from .domain.account import Account, Changes, ReminderDocument
 from .domain.catalogue import Catalogue
+from .domain.events import Event
 from .domain.import_report import ImportReport
 from .domain.invoicing import CreditNote, Invoice
 from .domain.ledger import LedgerEntry

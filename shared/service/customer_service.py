@@ -37,24 +37,27 @@ def _invoices_of(seen: Seen, subscription_id: str) -> list[Invoice]:
 
 def stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, at_period_end: bool,
          stop_on: date | None, code: str | None, reason: str) -> Changes:
+    command = lifecycle.StopSubscription(subscription_id, at_period_end, stop_on, code, reason)
     return change(ctx, tenant, subscriber_no, lambda seen: lifecycle.stop(
-        seen.account, seen.catalogue, subscription_id, at_period_end, stop_on, code, reason,
-        _invoices_of(seen, subscription_id), seen.today, seen.number), documents=True)
+        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
+        documents=True)
 
 
 def change_stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, stop_on: date | None,
                 reason: str) -> Changes:
+    command = lifecycle.ChangeStop(subscription_id, stop_on, reason)
     return change(ctx, tenant, subscriber_no, lambda seen: lifecycle.change_stop(
-        seen.account, seen.catalogue, subscription_id, stop_on, reason, _invoices_of(seen, subscription_id),
-        seen.today, seen.number), documents=True)
+        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
+        documents=True)
 
 
 def pause(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, restart_on: date,
           plan_id: str | None) -> Changes:
     new_id = uuid.uuid5(uuid.NAMESPACE_URL, f"abonno:{tenant}:{subscription_id}:restart:{restart_on}").hex[:16]
+    command = lifecycle.PauseSubscription(subscription_id, restart_on, new_id, plan_id)
     return change(ctx, tenant, subscriber_no, lambda seen: lifecycle.pause(
-        seen.account, seen.catalogue, subscription_id, restart_on, new_id, plan_id,
-        _invoices_of(seen, subscription_id), seen.today, seen.number), documents=True)
+        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
+        documents=True)
 
 
 def credit_invoice(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int, reason: str) -> Changes:
@@ -97,7 +100,8 @@ def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: st
 
     done = part()
     for _ in range(MAX_PARTS):
-        if done.empty or not any(d.organization_id == organization_id for d in done.account.open_demands.values()):
+        if done.empty or not any(d.terms.organization_id == organization_id
+                                 for d in done.account.open_demands.values()):
             break
         done = done.then(part())
     return done
@@ -127,7 +131,7 @@ def bulk_write_off(ctx: Context, tenant: str, organization_id: str, reason: str,
         if not subs or any(s.status_on(today) is not SubscriptionStatus.ENDED for s in subs):
             continue
         demands = [d for d in acc.open_demands.values()
-                   if d.organization_id == organization_id and due_from <= d.due_date <= due_to]
+                   if d.terms.organization_id == organization_id and due_from <= d.terms.due_date <= due_to]
         if not demands and acc.unbilled_debt(organization_id) == 0:
             continue
         try:
@@ -160,8 +164,8 @@ def additional_invoice(ctx: Context, tenant: str, subscriber_no: int, organizati
         built = [_line(cat, spec, seen.today) for spec in lines]
         if any(i.draft.kind is DocumentKind.ADDITIONAL and i.draft.ref == f"{acc.number}.{ref}" for i in h.invoices):
             return Changes(acc)  # posted before: issued once
-        return credit.additional_invoice(acc, cat, _org(cat, organization_id), built, ref, due_days, seen.today,
-                                         seen.number)
+        command = credit.AdditionalInvoice(_org(cat, organization_id), tuple(built), ref, due_days)
+        return credit.additional_invoice(acc, cat, command, seen.today, seen.number)
 
     return change(ctx, tenant, subscriber_no, decide, documents=True)
 
@@ -181,7 +185,8 @@ def _line(cat: Catalogue, spec: LineSpec, today: date) -> InvoiceLine:
 def postpone_reminder(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int, to: date,
                       reason: str) -> Changes:
     def decide(seen: Seen) -> Changes:
-        demand = next((d for d in seen.account.open_demands.values() if d.invoice_number == invoice_number), None)
+        demand = next((d for d in seen.account.open_demands.values() if d.terms.invoice_number == invoice_number),
+                      None)
         if demand is None:
             raise NotFound(f"no open invoice {invoice_number}")
         return dunning_visit.postpone(seen.account, demand.demand_no, to, reason, seen.today)

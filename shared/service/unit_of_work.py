@@ -39,16 +39,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
-from ..adapters.bus import EVENTS, NOTICES
-from ..adapters.codec import to_jsonable
+from ..adapters.bus import EVENTS, NOTICES, event_message
 from ..adapters.numbering import series_key
 from ..adapters.tables import MAX_BATCH
 from ..domain.account import Account, Changes, Event, due_drafts
 from ..domain.catalogue import Catalogue
 from ..domain.credit import Number, credit_note_key
-from ..domain.dunning_visit import NOTICE_TYPES, next_visit
+from ..domain.dunning_visit import next_visit
 from ..domain.invoicing import InvoiceDraft
-from ..ports import BusMessage, ConcurrencyConflict, History, Loaded, NotFound, transient, with_documents
+from ..ports import ConcurrencyConflict, History, Loaded, NotFound, transient, with_documents
 from ..ports import NumberClaim as Claim
 from .context import Context
 
@@ -512,11 +511,9 @@ def publish(ctx: Context, tenant: str, events: Sequence[Event]) -> None:
     """Send outbox events; a failure is logged, the rows stay and go out on the next touch."""
     if not events:
         return
-    messages = [BusMessage(e.id, {"tenant": tenant, "type": e.type, "payload": to_jsonable(dict(e.payload))})
-                for e in events]
     try:
-        ctx.bus.send(EVENTS, messages)
-        ctx.bus.send(NOTICES, [m for m in messages if m.body["type"] in NOTICE_TYPES])
+        ctx.bus.send(EVENTS, [event_message(tenant, e) for e in events])
+        ctx.bus.send(NOTICES, [event_message(tenant, e) for e in events if e.NOTICE])
     except Exception:
         log.exception("outbox: %d events for %s not sent; kept for the next attempt", len(events), tenant)
 

@@ -20,7 +20,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shared.domain.account import Account, Changes, Event, ReminderDocument
+from shared.domain.account import Account, Changes, ReminderDocument
+from shared.domain.events import Event
 from shared.domain.invoicing import CreditNote, Invoice
 from shared.domain.ledger import LedgerEntry
 from shared.domain.payments import BookedPayment, row_id

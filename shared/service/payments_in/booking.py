@@ -16,11 +16,11 @@ from datetime import date, timedelta
 
 from ...domain.account import Changes, Event, apply_mandate, receive_payment, reversal_target, reverse_payment
 from ...domain.catalogue import Catalogue
+from ...domain.demands import OpenDemand
 from ...domain.import_report import Outcome, Reason
 from ...domain.invoicing import Invoice
 from ...domain.limits import ValueOutOfRange
 from ...domain.payments import BookedPayment, ReceivedPayment
-from ...domain.settlement import OpenDemand
 from ...formats.payments import MandateRecord
 from ...ports import ConcurrencyConflict, Handling, Hold, StorageLimit, TooManyEntities
 from ..context import Context

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from ...adapters.codec import to_jsonable
-from ...domain.account import refund
+from ...domain.account import BookRefund, refund
 from ...domain.catalogue import Catalogue, Organization
 from ...domain.import_report import Outcome
 from ...domain.ledger import EntryKind
@@ -58,8 +58,8 @@ def book_refund(ctx: Context, tenant: str, subscriber_no: int, organization_id: 
         if loaded is None:
             raise NotFound(f"subscriber {subscriber_no}")
         refund_id = f"{org.id}.{external_reference}"
-        changes = refund(loaded.account, refund_id, org.id, org.currency, amount_minor, ctx.today(catalogue),
-                         external_reference, comment)
+        command = BookRefund(refund_id, org.id, org.currency, amount_minor, external_reference, comment)
+        changes = refund(loaded.account, command, ctx.today(catalogue))
         try:
             ctx.accounts.commit(tenant, loaded, changes)
         except ConcurrencyConflict:
@@ -120,7 +120,7 @@ def _demand_of(ctx: Context, tenant: str, subscriber_no: int, invoice_number: in
     if loaded is None:
         raise NotFound(f"subscriber {subscriber_no}")
     for demand in loaded.account.open_demands.values():
-        if demand.invoice_number == invoice_number:
+        if demand.terms.invoice_number == invoice_number:
             return demand.demand_no
     return None  # paid or unknown: the payment is booked without an invoice match
 
