@@ -85,7 +85,7 @@ def delete_correction(ctx: Context, tenant: str, subscriber_no: int, correction_
 
 
 WRITE_OFFS_PER_PART = 40  # a ledger entry and a demand row each: one part fits a transaction
-MAX_PARTS = 1000
+WRITE_OFF_PARTS = 1000  # 40,000 demands: more than any subscriber has
 
 
 def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str) -> Changes:
@@ -93,18 +93,9 @@ def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: st
     (each leaves the account consistent; a write-off cut short is finished by running it again)."""
     if not reason.strip():
         raise credit.CreditRefused("a write-off needs a reason")
-    def part() -> Changes:
-        return change(ctx, tenant, subscriber_no, lambda seen: credit.write_off(
-            seen.account, _org(seen.catalogue, organization_id),
-            seen.catalogue.organizations[organization_id].currency, reason, seen.today, limit=WRITE_OFFS_PER_PART))
-
-    done = part()
-    for _ in range(MAX_PARTS):
-        if done.empty or not any(d.terms.organization_id == organization_id
-                                 for d in done.account.open_demands.values()):
-            break
-        done = done.then(part())
-    return done
+    return change(ctx, tenant, subscriber_no, lambda seen: credit.write_off(
+        seen.account, _org(seen.catalogue, organization_id), seen.catalogue.organizations[organization_id].currency,
+        reason, seen.today, limit=WRITE_OFFS_PER_PART), parts=WRITE_OFF_PARTS)
 
 
 @dataclass

@@ -42,10 +42,11 @@ from datetime import date
 from ..adapters.bus import EVENTS, NOTICES, event_message
 from ..adapters.numbering import series_key
 from ..adapters.tables import MAX_BATCH
-from ..domain.account import Account, Changes, Event, due_drafts
+from ..domain.account import Account, Changes, due_drafts
 from ..domain.catalogue import Catalogue
 from ..domain.credit import Number, credit_note_key
 from ..domain.dunning_visit import next_visit
+from ..domain.events import Event
 from ..domain.invoicing import InvoiceDraft
 from ..ports import ConcurrencyConflict, History, Loaded, NotFound, transient, with_documents
 from ..ports import NumberClaim as Claim
@@ -294,9 +295,9 @@ class Seen:
     ``number(organisation id, natural key)`` gives the invoice number of a document the
     decision issues (see ``numbered``). ``loaded`` is None for a new subscriber (``new``);
     ``history`` holds the documents if the operation asked for them (``documents=True``).
-    ``attempt`` counts the conflicts so far (a retry may look at what raced it), ``part``
-    the transactions already committed by a decision taken in parts. Fields may be added;
-    decisions read the ones they need by name."""
+    ``attempt`` counts the conflicts so far (a retry may look at what raced it); ``part`` is
+    0 until the operation has committed a transaction, then how many it has (a decision
+    taken in parts). Fields may be added; decisions read the ones they need by name."""
 
     account: Account
     catalogue: Catalogue
@@ -401,7 +402,8 @@ class UnitOfWork:
     def _parts(self, seen: Seen, decide: Decision, done: Changes | None, how: _How) -> Changes:
         loaded = seen.loaded
         pending: list[Event] = list(loaded.outbox) if loaded else []  # sent after the commit that clears them
-        part = 0 if done is None else 1
+        part = 0 if done is None else 1  # a retry goes on from what the attempts before committed
+        seen = replace(seen, part=part)
         while True:
             changes = self._decide(seen, decide, how.numbers if part == 0 else None)
             if part and unchanged_or_new(loaded, changes):
