@@ -404,9 +404,12 @@ class UnitOfWork:
         pending: list[Event] = list(loaded.outbox) if loaded else []  # sent after the commit that clears them
         part = 0 if done is None else 1  # a retry goes on from what the attempts before committed
         seen = replace(seen, part=part)
+        wrote = False
         while True:
             changes = self._decide(seen, decide, how.numbers if part == 0 else None)
             if part and unchanged_or_new(loaded, changes):
+                if not wrote:  # a retry finding the rest done by its racer: the outbox is the racer's to send
+                    return done if done is not None else changes
                 break  # done: found in memory, at no cost
             if how.touch or not unchanged_or_new(loaded, changes):
                 self.index(loaded, changes, how.visits)
@@ -422,6 +425,7 @@ class UnitOfWork:
             except ConcurrencyConflict:
                 raise _Conflict(done) from None
             pending += changes.events
+            wrote = True
             done = changes if done is None else done.then(changes)
             part += 1
             if part >= how.parts:
