@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,12 @@ from shared.domain.ledger import LedgerEntry
 from shared.domain.payments import BookedPayment
 from shared.domain.subscriptions import Subscription
 from shared.ports import BusMessage
-from shared.service import notices
+from shared.service import customer_service, notices
 from shared.service.context import Context
+from shared.service.dunning import dun_subscribers
 from shared.service.orders import place_order
 from shared.service.unit_of_work import change
+from tests.conftest import oslo_morning
 from tests.fixtures import order
 from tests.service.test_unit_of_work import Racing, Recording, probe, racing
 
@@ -99,3 +102,28 @@ def test_a_retry_that_finds_the_racer_finished_the_parts_sends_nothing_again(ctx
     assert racer_bus.events().count(f"probe.{no}.1") == 1
     loaded = real.load(shop, no)
     assert loaded is not None and len(loaded.account.corrections) == 2
+
+
+@pytest.mark.fakes
+def test_a_dunning_visit_redone_after_its_racer_settled_the_debt_sends_nothing_again(ctx: Context, shop: str) -> None:
+    no = place_order(ctx, order(shop, 1)).subscriber_no  # 5 Jan, due 19 Jan: a reminder on 26 Jan
+    visit_day = date(2026, 1, 26)
+    ctx.clock.set(oslo_morning(visit_day))  # type: ignore[attr-defined]
+    real = ctx.accounts
+    racer_bus = Recording(ctx.bus)
+
+    class WrittenOffMeanwhile(Racing):
+        raced: bool = False
+
+        def commit(self, tenant: str, loaded: Any, changes: Changes) -> Any:
+            if not self.raced:  # customer service writes the debt off while the run is at its commit
+                self.raced = True
+                customer_service.write_off(replace(ctx, bus=racer_bus), shop, no, "avisa", "Agreed")
+            return real.commit(tenant, loaded, changes)
+
+    ours = Recording(ctx.bus)
+    result = dun_subscribers(replace(racing(ctx, WrittenOffMeanwhile(real)), bus=ours), shop, visit_day, [no])
+    assert result.conflicts == 1 and result.reminders == 0 and result.needs_attention == 0
+    written_off = [i for i in racer_bus.events() if i.startswith("write-off.")]
+    assert len(written_off) == 1  # the racer sent its event after its commit
+    assert not set(written_off) & set(ours.events())  # the redone visit committed nothing: it sends nothing
