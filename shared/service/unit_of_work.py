@@ -18,7 +18,7 @@ of a document it issues. ``UnitOfWork.change`` then:
 4. commits in one entity-group transaction with the outbox events, and publishes them
    after (``collect=True``: kept for one ``flush`` per batch);
 5. on a ``ConcurrencyConflict`` reads again and decides again, at most ``MAX_ATTEMPTS``
-   times (the one retry limit), then raises ``Conflicted``.
+   times in a row (the one retry limit; a commit of a part counts anew), then raises ``Conflicted``.
 
 ``parts=n``: a decision too big for one transaction goes on in further transactions, on
 what the last committed (the dunning visit, a backlog of renewals). ``numbers``: claimed
@@ -295,7 +295,7 @@ class Seen:
     ``number(organisation id, natural key)`` gives the invoice number of a document the
     decision issues (see ``numbered``). ``loaded`` is None for a new subscriber (``new``);
     ``history`` holds the documents if the operation asked for them (``documents=True``).
-    ``attempt`` counts the conflicts so far (a retry may look at what raced it); ``part`` is
+    ``attempt`` counts the conflicts since the last commit (a retry may look at what raced it); ``part`` is
     0 until the operation has committed a transaction, then how many it has (a decision
     taken in parts). Fields may be added; decisions read the ones they need by name."""
 
@@ -381,7 +381,7 @@ class UnitOfWork:
            visit), ahead of the commit;
         4. commit in one entity-group transaction with the outbox, then publish it (or collect
            it, ``collect``); a ``ConcurrencyConflict`` reads again and decides again, at most
-           ``attempts`` times (then ``Conflicted``).
+           ``attempts`` times in a row without a commit between (then ``Conflicted``).
 
         Nothing to commit returns the unchanged ``Changes``. ``parts`` > 1: a decision too big
         for one transaction goes on, on what the last one committed, until it decides nothing
@@ -390,13 +390,15 @@ class UnitOfWork:
         outbox rows it found (the dunning run). ``visits=False``: the dunning index is not
         written (renewal invoices: the dunning run finds them by cadence in the due index)."""
         done: Changes | None = None
-        for attempt in range(attempts):
-            first = seen if seen is not None and attempt == 0 else self.read(subscriber_no, documents, new)
+        tries, attempt = 0, 0  # attempt: conflicts since the last commit (each part had the whole limit before)
+        while attempt < attempts:
+            first = seen if seen is not None and tries == 0 else self.read(subscriber_no, documents, new)
             try:
                 return self._parts(replace(first, attempt=attempt), decide, done,
-                                   _How(parts, numbers if attempt == 0 else None, touch, visits))
+                                   _How(parts, numbers if tries == 0 else None, touch, visits))
             except _Conflict as conflict:
-                done = conflict.done
+                attempt = 1 if conflict.done is not done else attempt + 1  # a part committed: count anew
+                done, tries = conflict.done, tries + 1
         raise Conflicted(f"subscriber {subscriber_no} kept changing", done)
 
     def _parts(self, seen: Seen, decide: Decision, done: Changes | None, how: _How) -> Changes:

@@ -31,14 +31,17 @@ from shared.domain.invoicing import CreditNote, Invoice
 from shared.domain.ledger import LedgerEntry
 from shared.domain.payments import BookedPayment
 from shared.domain.subscriptions import Subscription
-from shared.ports import BusMessage
+from shared.ports import BusMessage, ConcurrencyConflict
 from shared.service import customer_service, notices
+from shared.service.billing import bill_one
 from shared.service.context import Context
+from shared.service.customer_service import WRITE_OFFS_PER_PART
 from shared.service.dunning import dun_subscribers
 from shared.service.orders import place_order
-from shared.service.unit_of_work import change
+from shared.service.unit_of_work import MAX_ATTEMPTS, change
 from tests.conftest import oslo_morning
 from tests.fixtures import order
+from tests.service.test_large_account import weekly_plan_with_one_reminder_then_stop
 from tests.service.test_unit_of_work import Racing, Recording, probe, racing
 
 OLD = json.loads((Path(__file__).resolve().parent.parent / "data" / "f35507d_rows.json").read_text())
@@ -127,3 +130,43 @@ def test_a_dunning_visit_redone_after_its_racer_settled_the_debt_sends_nothing_a
     written_off = [i for i in racer_bus.events() if i.startswith("write-off.")]
     assert len(written_off) == 1  # the racer sent its event after its commit
     assert not set(written_off) & set(ours.events())  # the redone visit committed nothing: it sends nothing
+
+
+@pytest.mark.fakes
+@pytest.mark.parametrize("use_case", ["parts", "write-off"])
+def test_the_retry_limit_counts_the_conflicts_since_the_last_commit_of_a_decision_in_parts(
+        ctx: Context, shop: str, use_case: str) -> None:
+    """Before, each part of a write-off (and of a dunning visit redone alone) was an operation of
+    its own with the whole retry limit; a decision in parts that meets fewer conflicts than the
+    limit before each of its commits goes through still, however many it meets in all."""
+    weekly_plan_with_one_reminder_then_stop(ctx, shop)
+    ctx.clock.set(oslo_morning(date(2025, 1, 6)))  # type: ignore[attr-defined]
+    no = place_order(ctx, order(shop, 1, plan="weekly")).subscriber_no
+    between = MAX_ATTEMPTS - 1  # conflicts before every commit: more than the limit in all
+
+    class Contended(Racing):
+        def commit(self, tenant: str, loaded: Any, changes: Changes) -> Any:
+            self.commits += 1
+            if self.commits % (between + 1):
+                raise ConcurrencyConflict("a racer got there first")
+            return self.real.commit(tenant, loaded, changes)
+
+    race = Contended(ctx.accounts)
+    if use_case == "parts":
+        done = change(racing(ctx, race), shop, no, probe(3, []), parts=10)
+        assert len(done.account.corrections) == 3
+    else:
+        today = date(2026, 1, 5)  # a year of weekly invoices unpaid: more than one part of a write-off holds
+        ctx.clock.set(oslo_morning(today))  # type: ignore[attr-defined]
+        while bill_one(ctx, shop, today, no):
+            pass
+        assert len(open_demands(ctx, shop, no)) > WRITE_OFFS_PER_PART
+        customer_service.write_off(racing(ctx, race), shop, no, "avisa", "Gone abroad")
+        assert open_demands(ctx, shop, no) == []
+    assert race.commits > MAX_ATTEMPTS
+
+
+def open_demands(ctx: Context, tenant: str, subscriber_no: int) -> list[Any]:
+    loaded = ctx.accounts.load(tenant, subscriber_no)
+    assert loaded is not None
+    return list(loaded.account.open_demands.values())
