@@ -22,7 +22,6 @@ from datetime import date
 from stdnum.exceptions import ValidationError
 
 from ...adapters.imports import ImportLog, key_of
-from ...domain.account import Event
 from ...domain.catalogue import Catalogue
 from ...domain.import_report import ImportReport, Landing, MandateLanding, Outcome, Reason, Total, build
 from ...domain.payments import MatchType, PaymentKind, ReceivedPayment
@@ -30,7 +29,7 @@ from ...formats import read_bank_file
 from ...formats.payments import BankFile, IncomingPayment, MandateRecord, RecordKind, UnreadableRecord
 from ...ports import AwaitingPayment, Handling, MandateAside, SetAside
 from ..context import Context
-from ..unit_of_work import publish
+from ..unit_of_work import UnitOfWork
 from .booking import book, book_mandate, book_reversal
 
 log = logging.getLogger(__name__)
@@ -156,6 +155,10 @@ class _Identified:
     unidentified: list[tuple[ReceivedPayment, Failed]] = field(default_factory=list)  # reversals without a KID match
 
 
+def _unit_of_work(ctx: Context, job: _Import, collect: bool = False) -> UnitOfWork:
+    return UnitOfWork(ctx, job.tenant, job.today, collect=collect, catalogue=job.catalogue)
+
+
 def _import_chunk(ctx: Context, job: _Import, chunk: list[Record], currency: str) -> None:
     found = _Identified()
     for record in chunk:
@@ -197,12 +200,9 @@ def _sort(ctx: Context, job: _Import, record: Record, found: _Identified, curren
 
 
 def _book_payments(ctx: Context, job: _Import, found: _Identified) -> None:
-    """Subscribers in parallel, one bus batch for the chunk's outbox."""
-    outbox: list[Event] = []
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        outcomes = list(pool.map(lambda item: book(ctx, job.tenant, item[0], item[1], job.file, job.today, outbox),
-                                 found.payments.items()))
-    publish(ctx, job.tenant, outbox)
+    """Subscribers in parallel in one unit of work, one bus batch for the chunk's outbox."""
+    with _unit_of_work(ctx, job, collect=True) as uow, ThreadPoolExecutor(max_workers=16) as pool:
+        outcomes = list(pool.map(lambda item: book(uow, *item), found.payments.items()))
     for outcome in outcomes:
         for pid, (where, reason, why) in outcome.items():
             _landed(ctx, job, found.records[pid], pid, where, reason or Reason.NO_SUCH_SUBSCRIBER, why)
@@ -215,17 +215,18 @@ def _book_reversals(ctx: Context, job: _Import, found: _Identified) -> None:
         (reversal, subscriber_no, "") for subscriber_no, items in found.reversals.items() for reversal in items]
     queue += [(reversal, None, f"reversal of a payment we cannot find: {failed.text}")
               for reversal, failed in found.unidentified]
-    for reversal, subscriber_no, why in queue:
-        record = found.records[reversal.id]
-        where = Outcome.SET_ASIDE
-        if subscriber_no is not None:
-            where, why = book_reversal(ctx, job.tenant, job.catalogue, job.today, subscriber_no, reversal)
-        if where is Outcome.SET_ASIDE:
-            for other in _resolved_to(ctx, job.tenant, record, subscriber_no):
-                where, _ = book_reversal(ctx, job.tenant, job.catalogue, job.today, other, reversal)
-                if where is not Outcome.SET_ASIDE:
-                    break
-        _landed(ctx, job, record, reversal.id, where, Reason.REVERSAL_NOT_FOUND, why)
+    with _unit_of_work(ctx, job) as uow:
+        for reversal, subscriber_no, why in queue:
+            record = found.records[reversal.id]
+            where = Outcome.SET_ASIDE
+            if subscriber_no is not None:
+                where, why = book_reversal(uow, subscriber_no, reversal)
+            if where is Outcome.SET_ASIDE:
+                for other in _resolved_to(ctx, job.tenant, record, subscriber_no):
+                    where, _ = book_reversal(uow, other, reversal)
+                    if where is not Outcome.SET_ASIDE:
+                        break
+            _landed(ctx, job, record, reversal.id, where, Reason.REVERSAL_NOT_FOUND, why)
 
 
 def _resolved_to(ctx: Context, tenant: str, reversal: IncomingPayment, tried: int | None) -> list[int]:
@@ -271,25 +272,29 @@ def import_mandates(ctx: Context, job: _Import, mandates: Sequence[MandateRecord
     """AvtaleGiro agreement records onto the subscribers' payment agreements (P5); what
     matches no subscriber goes to requires processing with the reason."""
     out = []
-    for record in mandates:
-        org = job.catalogue.organization_by_account(record.payee_account, "NOK")
-        if org is None:
-            why = (Reason.MANDATE_UNKNOWN_ACCOUNT, f"mandate for account {record.payee_account}, which belongs to "
-                   "no NOK organisation")
-        else:
-            try:
-                ref = org.kid.decode(record.kid)
-            except ValidationError as exc:
-                why = (Reason.MANDATE_NOT_A_KID, f"KID {record.kid} is not a KID of {org.id}: {exc}")
-            else:
-                if book_mandate(ctx, job.tenant, ref.subscriber_no, org.id, record, job.today):
-                    out.append(MandateLanding(record.line_id, record.kid, True))
-                    continue
-                why = (Reason.MANDATE_NO_SUCH_SUBSCRIBER, f"KID {record.kid} names subscriber {ref.subscriber_no} "
-                       f"of {org.id}, who does not exist")
-        _mandate_aside(ctx, job, record, *why)
-        out.append(MandateLanding(record.line_id, record.kid, False, *why))
+    with _unit_of_work(ctx, job) as uow:
+        for record in mandates:
+            out.append(_import_mandate(ctx, job, uow, record))
     return out
+
+
+def _import_mandate(ctx: Context, job: _Import, uow: UnitOfWork, record: MandateRecord) -> MandateLanding:
+    org = job.catalogue.organization_by_account(record.payee_account, "NOK")
+    if org is None:
+        why = (Reason.MANDATE_UNKNOWN_ACCOUNT, f"mandate for account {record.payee_account}, which belongs to no "
+               "NOK organisation")
+    else:
+        try:
+            ref = org.kid.decode(record.kid)
+        except ValidationError as exc:
+            why = (Reason.MANDATE_NOT_A_KID, f"KID {record.kid} is not a KID of {org.id}: {exc}")
+        else:
+            if book_mandate(uow, ref.subscriber_no, org.id, record):
+                return MandateLanding(record.line_id, record.kid, True)
+            why = (Reason.MANDATE_NO_SUCH_SUBSCRIBER, f"KID {record.kid} names subscriber {ref.subscriber_no} "
+                   f"of {org.id}, who does not exist")
+    _mandate_aside(ctx, job, record, *why)
+    return MandateLanding(record.line_id, record.kid, False, *why)
 
 
 def _mandate_aside(ctx: Context, job: _Import, record: MandateRecord, reason: Reason, text: str) -> None:
