@@ -29,7 +29,6 @@ from datetime import datetime  # noqa: E402
 from enum import StrEnum  # noqa: E402
 from typing import Protocol  # noqa: E402
 
-from .domain.import_report import ImportReport  # noqa: E402
 from .domain.payments import BookedPayment, ReceivedPayment  # noqa: E402
 from .formats.payments import IncomingPayment, UnreadableRecord  # noqa: E402
 
@@ -148,35 +147,3 @@ class PaymentsInboxPort(Protocol):
     def booked_payments(self, tenant: str, subscriber_no: int | None = None) -> Iterator[tuple[int, BookedPayment]]:
         """(subscriber number, booked payment) of one subscriber or of the whole tenant (a scan)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class TransmissionClaim:
-    """Who has a transmission's identity: its content digest, and the import that took it."""
-
-    digest: str
-    state: str  # "importing" | "imported"
-    file: str
-    report_id: str  # the import (file identity's key) that took it
-    fresh: bool = False  # taken by this call
-
-
-class ImportLogPort(Protocol):
-    """Bank file bookkeeping: transmissions taken once per tenant, import reports, and the blob
-    trigger's attempts and decisions (``adapters.imports.ImportLog``)."""
-
-    def claim(self, tenant: str, key: str, digest: str, file: str, report: str = "") -> TransmissionClaim: ...
-
-    def imported(self, tenant: str, key: str, digest: str, file: str, report: str = "") -> None: ...
-
-    def release(self, tenant: str, key: str) -> None: ...
-
-    def save(self, tenant: str, report: ImportReport) -> None: ...
-
-    def report(self, tenant: str, report_id: str) -> ImportReport | None: ...
-
-    def reports(self, tenant: str) -> list[ImportReport]: ...
-
-    def attempt(self, name: str, data: bytes) -> tuple[int, str | None]: ...
-
-    def decide(self, name: str, data: bytes, decision: str, report_id: str = "") -> None: ...

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from azure.core import MatchConditions
@@ -25,7 +26,6 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Servic
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from ..domain.import_report import ImportReport
-from ..ports import TransmissionClaim
 from .codec import dumps, loads
 from .tables import Storage
 
@@ -47,22 +47,31 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, HttpResponseError) and (exc.status_code or 0) in (408, 429, 500, 502, 503, 504)
 
 
+@dataclass(frozen=True)
+class Claim:
+    digest: str
+    state: str  # "importing" | "imported"
+    file: str
+    report_id: str  # the import (file identity's key) that took it
+    fresh: bool = False  # taken by this call
+
+
 class ImportLog:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
     # ---- transmissions --------------------------------------------------------------------
-    def claim(self, tenant: str, key: str, digest: str, file: str, report: str = "") -> TransmissionClaim:
+    def claim(self, tenant: str, key: str, digest: str, file: str, report: str = "") -> Claim:
         """Take a transmission's identity for this content for import ``report`` (default: the
         transmission's own key), or learn who has it."""
         report = report or key
         row = {"PartitionKey": f"tx|{tenant}", "RowKey": key, "Digest": digest, "State": "importing", "File": file,
                "Report": report}
         if self.storage.insert(TABLE, row):
-            return TransmissionClaim(digest, "importing", file, report, fresh=True)
+            return Claim(digest, "importing", file, report, fresh=True)
         found = self.storage.get(TABLE, f"tx|{tenant}", key)
         assert found is not None
-        return TransmissionClaim(found["Digest"], found["State"], found["File"], found.get("Report") or key)
+        return Claim(found["Digest"], found["State"], found["File"], found.get("Report") or key)
 
     def imported(self, tenant: str, key: str, digest: str, file: str, report: str = "") -> None:
         self.storage.upsert(TABLE, {"PartitionKey": f"tx|{tenant}", "RowKey": key, "Digest": digest,
