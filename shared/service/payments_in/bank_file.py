@@ -44,6 +44,8 @@ class TransmissionConflict(ValueError):
 
 @dataclass
 class _Import:
+    """One import of one file: where it books, and where its records landed so far."""
+
     tenant: str
     file: str
     key: str
@@ -156,6 +158,7 @@ class _Identified:
 
 
 def _unit_of_work(ctx: Context, job: _Import, collect: bool = False) -> UnitOfWork:
+    """The import's session with the unit of work: its catalogue and day, read once per file."""
     return UnitOfWork(ctx, job.tenant, job.today, collect=collect, catalogue=job.catalogue)
 
 
