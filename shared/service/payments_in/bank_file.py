@@ -31,6 +31,7 @@ from ...ports import AwaitingPayment, Handling, MandateAside, SetAside
 from ..context import Context
 from ..unit_of_work import UnitOfWork
 from .booking import book, book_mandate, book_reversal
+from .identification import Failed, identify
 
 log = logging.getLogger(__name__)
 
@@ -305,36 +306,6 @@ def _mandate_aside(ctx: Context, job: _Import, record: MandateRecord, reason: Re
     mandate = MandateAside(record.kid, record.registration, record.notify, record.payee_account)
     ctx.inbox.set_aside(job.tenant, SetAside(f"{job.key}.m{record.line_id}", "mandate", mandate, reason.value, text,
                                              job.file, job.key, 0, "NOK"))
-
-
-@dataclass(frozen=True)
-class Failed:
-    """Why a record cannot be identified."""
-
-    reason: Reason
-    text: str
-
-
-def identify(catalogue: Catalogue, pid: str, payment: IncomingPayment) -> tuple[int, ReceivedPayment] | Failed:
-    """(subscriber number, payment), or why it cannot be identified."""
-    account = payment.payee_account or ""
-    org = catalogue.organization_by_account(account, payment.currency)
-    if org is None:
-        other = catalogue.organization_by_account(account, None)
-        if other is not None:
-            return Failed(Reason.WRONG_CURRENCY, f"paid in {payment.currency} to account {account}; no "
-                          f"organisation keeps its books in {payment.currency} on it")
-        return Failed(Reason.UNKNOWN_ACCOUNT, f"paid to account {payment.payee_account}, which belongs to no "
-                      "organisation")
-    if not payment.reference:
-        return Failed(Reason.NO_REFERENCE, "no reference (KID/OCR) on the payment")
-    try:
-        ref = org.kid.decode(payment.reference)
-    except ValidationError as exc:
-        return Failed(Reason.NOT_A_KID, f"reference {payment.reference} is not a KID of {org.id}: {exc}")
-    return ref.subscriber_no, ReceivedPayment(pid, org.id, payment.currency, payment.amount_minor,
-                                              payment.payment_date, payment.source, MatchType.EXTERNAL_IDENTIFIER,
-                                              payment.reference, ref.demand_no)
 
 
 def await_approval(ctx: Context, tenant: str, subscriber_no: int, payment: ReceivedPayment, file: str) -> None:
