@@ -37,24 +37,27 @@ def _invoices_of(seen: Seen, subscription_id: str) -> list[Invoice]:
 
 def stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, at_period_end: bool,
          stop_on: date | None, code: str | None, reason: str) -> Changes:
+    command = lifecycle.StopSubscription(subscription_id, at_period_end, stop_on, code, reason)
     return change(ctx, tenant, subscriber_no, lambda seen: lifecycle.stop(
-        seen.account, seen.catalogue, subscription_id, at_period_end, stop_on, code, reason,
-        _invoices_of(seen, subscription_id), seen.today, seen.number), documents=True)
+        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
+        documents=True)
 
 
 def change_stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, stop_on: date | None,
                 reason: str) -> Changes:
+    command = lifecycle.ChangeStop(subscription_id, stop_on, reason)
     return change(ctx, tenant, subscriber_no, lambda seen: lifecycle.change_stop(
-        seen.account, seen.catalogue, subscription_id, stop_on, reason, _invoices_of(seen, subscription_id),
-        seen.today, seen.number), documents=True)
+        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
+        documents=True)
 
 
 def pause(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, restart_on: date,
           plan_id: str | None) -> Changes:
     new_id = uuid.uuid5(uuid.NAMESPACE_URL, f"abonno:{tenant}:{subscription_id}:restart:{restart_on}").hex[:16]
+    command = lifecycle.PauseSubscription(subscription_id, restart_on, new_id, plan_id)
     return change(ctx, tenant, subscriber_no, lambda seen: lifecycle.pause(
-        seen.account, seen.catalogue, subscription_id, restart_on, new_id, plan_id,
-        _invoices_of(seen, subscription_id), seen.today, seen.number), documents=True)
+        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
+        documents=True)
 
 
 def credit_invoice(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int, reason: str) -> Changes:
@@ -82,7 +85,7 @@ def delete_correction(ctx: Context, tenant: str, subscriber_no: int, correction_
 
 
 WRITE_OFFS_PER_PART = 40  # a ledger entry and a demand row each: one part fits a transaction
-MAX_PARTS = 1000
+WRITE_OFF_PARTS = 1000  # 40,000 demands: more than any subscriber has
 
 
 def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str) -> Changes:
@@ -90,17 +93,9 @@ def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: st
     (each leaves the account consistent; a write-off cut short is finished by running it again)."""
     if not reason.strip():
         raise credit.CreditRefused("a write-off needs a reason")
-    def part() -> Changes:
-        return change(ctx, tenant, subscriber_no, lambda seen: credit.write_off(
-            seen.account, _org(seen.catalogue, organization_id),
-            seen.catalogue.organizations[organization_id].currency, reason, seen.today, limit=WRITE_OFFS_PER_PART))
-
-    done = part()
-    for _ in range(MAX_PARTS):
-        if done.empty or not any(d.organization_id == organization_id for d in done.account.open_demands.values()):
-            break
-        done = done.then(part())
-    return done
+    return change(ctx, tenant, subscriber_no, lambda seen: credit.write_off(
+        seen.account, _org(seen.catalogue, organization_id), seen.catalogue.organizations[organization_id].currency,
+        reason, seen.today, limit=WRITE_OFFS_PER_PART), parts=WRITE_OFF_PARTS)
 
 
 @dataclass
@@ -127,7 +122,7 @@ def bulk_write_off(ctx: Context, tenant: str, organization_id: str, reason: str,
         if not subs or any(s.status_on(today) is not SubscriptionStatus.ENDED for s in subs):
             continue
         demands = [d for d in acc.open_demands.values()
-                   if d.organization_id == organization_id and due_from <= d.due_date <= due_to]
+                   if d.terms.organization_id == organization_id and due_from <= d.terms.due_date <= due_to]
         if not demands and acc.unbilled_debt(organization_id) == 0:
             continue
         try:
@@ -160,8 +155,8 @@ def additional_invoice(ctx: Context, tenant: str, subscriber_no: int, organizati
         built = [_line(cat, spec, seen.today) for spec in lines]
         if any(i.draft.kind is DocumentKind.ADDITIONAL and i.draft.ref == f"{acc.number}.{ref}" for i in h.invoices):
             return Changes(acc)  # posted before: issued once
-        return credit.additional_invoice(acc, cat, _org(cat, organization_id), built, ref, due_days, seen.today,
-                                         seen.number)
+        command = credit.AdditionalInvoice(_org(cat, organization_id), tuple(built), ref, due_days)
+        return credit.additional_invoice(acc, cat, command, seen.today, seen.number)
 
     return change(ctx, tenant, subscriber_no, decide, documents=True)
 
@@ -181,7 +176,8 @@ def _line(cat: Catalogue, spec: LineSpec, today: date) -> InvoiceLine:
 def postpone_reminder(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int, to: date,
                       reason: str) -> Changes:
     def decide(seen: Seen) -> Changes:
-        demand = next((d for d in seen.account.open_demands.values() if d.invoice_number == invoice_number), None)
+        demand = next((d for d in seen.account.open_demands.values() if d.terms.invoice_number == invoice_number),
+                      None)
         if demand is None:
             raise NotFound(f"no open invoice {invoice_number}")
         return dunning_visit.postpone(seen.account, demand.demand_no, to, reason, seen.today)

@@ -28,7 +28,8 @@ from ..domain.account import Account, Changes
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
 from ..domain.credit import Number
-from ..domain.dunning_visit import NOTICE_TYPES, credited, dun
+from ..domain.dunning_visit import credited, dun
+from ..domain.events import SubscriptionStopped
 from ..domain.invoicing import Invoice
 from .billing import RunStarted, batches, start_run
 from .context import Context
@@ -54,10 +55,10 @@ class DunningResult:
     def add(self, changes: Changes) -> None:
         self.reminders += len(changes.reminders)
         self.reminder_fees_minor += sum(r.reminder.fee_minor for r in changes.reminders)
-        self.payment_stops += sum(1 for e in changes.events if e.type == "SubscriptionStopped")
+        self.payment_stops += sum(1 for e in changes.events if isinstance(e, SubscriptionStopped))
         self.credit_notes += len(changes.credit_notes)
         self.balance_invoices += len(changes.invoices)
-        self.notices += sum(1 for e in changes.events if e.type in NOTICE_TYPES)
+        self.notices += sum(1 for e in changes.events if e.NOTICE)
 
 
 def renewal_cadences(catalogue: Catalogue, days: Sequence[date]) -> set[str]:

@@ -6,12 +6,14 @@ in the workers.
   at tenant level, and the next tenant runs. Its watermark is written only after its
   messages went out, so it stays on the day before the failure and the run catches up
   once the cause is fixed; the row goes when the tenant's run next succeeds.
-* **Workers isolate subscribers.** A batch keeps its fast path (one claim of invoice
-  numbers, commits in parallel). A subscriber whose load, decision or commit raises is
-  set aside (``each``); after the batch, ``settle`` tries the transient failures
-  (storage unreachable, throttled, conflicting) again alone, up to ``RETRIES`` rounds,
-  and records every failure left as needing attention; the rest of the batch is billed
-  and the message completes. Only when recording fails too (storage is down) does the
+* **Workers isolate subscribers** (``for_each_subscriber``, the one batch runner the
+  invoice and dunning runs declare their decision on). A batch keeps its fast path (one
+  claim of invoice numbers, commits in parallel, one publish). A subscriber whose load,
+  decision or commit raises is set aside (``each``); one that conflicted is redone alone;
+  after the batch, ``settle`` tries the transient failures (storage unreachable,
+  throttled, conflicting) again alone, up to ``RETRIES`` rounds, and records every
+  failure left as needing attention; the rest of the batch is billed and the message
+  completes. Only when recording fails too (storage is down) does the
   exception escape, so the bus redelivers the message: the batch is idempotent.
 * **Retried until it succeeds.** The timer adds the subscribers its run holds attention
   rows for to the day's batches (marked in the message), and the worker removes a row

@@ -41,14 +41,14 @@ from datetime import date
 
 from ..adapters.accounts import History, Loaded, with_documents
 from ..adapters.attention import transient
-from ..adapters.bus import EVENTS, NOTICES, BusMessage
-from ..adapters.codec import to_jsonable
+from ..adapters.bus import EVENTS, NOTICES, event_message
 from ..adapters.numbering import Claim, series_key
 from ..adapters.tables import MAX_BATCH
-from ..domain.account import Account, Changes, Event, due_drafts
+from ..domain.account import Account, Changes, due_drafts
 from ..domain.catalogue import Catalogue
 from ..domain.credit import Number, credit_note_key
-from ..domain.dunning_visit import NOTICE_TYPES, next_visit
+from ..domain.dunning_visit import next_visit
+from ..domain.events import Event
 from ..domain.invoicing import InvoiceDraft
 from ..ports import ConcurrencyConflict, NotFound
 from .context import Context
@@ -296,9 +296,9 @@ class Seen:
     ``number(organisation id, natural key)`` gives the invoice number of a document the
     decision issues (see ``numbered``). ``loaded`` is None for a new subscriber (``new``);
     ``history`` holds the documents if the operation asked for them (``documents=True``).
-    ``attempt`` counts the conflicts so far (a retry may look at what raced it), ``part``
-    the transactions already committed by a decision taken in parts. Fields may be added;
-    decisions read the ones they need by name."""
+    ``attempt`` counts the conflicts so far (a retry may look at what raced it); ``part`` is
+    0 until the operation has committed a transaction, then how many it has (a decision
+    taken in parts). Fields may be added; decisions read the ones they need by name."""
 
     account: Account
     catalogue: Catalogue
@@ -403,7 +403,8 @@ class UnitOfWork:
     def _parts(self, seen: Seen, decide: Decision, done: Changes | None, how: _How) -> Changes:
         loaded = seen.loaded
         pending: list[Event] = list(loaded.outbox) if loaded else []  # sent after the commit that clears them
-        part = 0 if done is None else 1
+        part = 0 if done is None else 1  # a retry goes on from what the attempts before committed
+        seen = replace(seen, part=part)
         while True:
             changes = self._decide(seen, decide, how.numbers if part == 0 else None)
             if part and unchanged_or_new(loaded, changes):
@@ -513,11 +514,9 @@ def publish(ctx: Context, tenant: str, events: Sequence[Event]) -> None:
     """Send outbox events; a failure is logged, the rows stay and go out on the next touch."""
     if not events:
         return
-    messages = [BusMessage(e.id, {"tenant": tenant, "type": e.type, "payload": to_jsonable(dict(e.payload))})
-                for e in events]
     try:
-        ctx.bus.send(EVENTS, messages)
-        ctx.bus.send(NOTICES, [m for m in messages if m.body["type"] in NOTICE_TYPES])
+        ctx.bus.send(EVENTS, [event_message(tenant, e) for e in events])
+        ctx.bus.send(NOTICES, [event_message(tenant, e) for e in events if e.NOTICE])
     except Exception:
         log.exception("outbox: %d events for %s not sent; kept for the next attempt", len(events), tenant)
 

@@ -20,11 +20,11 @@ from functools import partial
 
 from ...adapters.tables import StorageLimit, TooManyEntities
 from ...domain.account import Changes, apply_mandate, receive_payment, reversal_target, reverse_payment
+from ...domain.demands import OpenDemand
 from ...domain.import_report import Outcome, Reason
 from ...domain.invoicing import Invoice
 from ...domain.limits import ValueOutOfRange
 from ...domain.payments import BookedPayment, ReceivedPayment
-from ...domain.settlement import OpenDemand
 from ...formats.payments import MandateRecord
 from ...ports import ConcurrencyConflict, Handling, Hold
 from ..context import Context

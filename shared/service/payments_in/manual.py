@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from ...adapters.codec import to_jsonable
-from ...domain.account import Changes, refund
+from ...domain.account import BookRefund, Changes, refund
 from ...domain.catalogue import Catalogue, Organization
 from ...domain.import_report import Outcome
 from ...domain.ledger import EntryKind
@@ -63,8 +63,9 @@ def book_refund(ctx: Context, tenant: str, subscriber_no: int, organization_id: 
                          and e.organization_id == org.id for e in ledger)
             if before:
                 return Changes(seen.account)
-        return refund(seen.account, f"{org.id}.{external_reference}", org.id, org.currency, amount_minor, seen.today,
-                      external_reference, comment)
+        command = BookRefund(f"{org.id}.{external_reference}", org.id, org.currency, amount_minor, external_reference,
+                             comment)
+        return refund(seen.account, command, seen.today)
 
     with UnitOfWork(ctx, tenant, catalogue=catalogue) as uow:
         uow.change(subscriber_no, decide, visits=False)
@@ -118,7 +119,7 @@ def _demand_of(ctx: Context, tenant: str, subscriber_no: int, invoice_number: in
     if loaded is None:
         raise NotFound(f"subscriber {subscriber_no}")
     for demand in loaded.account.open_demands.values():
-        if demand.invoice_number == invoice_number:
+        if demand.terms.invoice_number == invoice_number:
             return demand.demand_no
     return None  # paid or unknown: the payment is booked without an invoice match
 
