@@ -9,19 +9,21 @@ from datetime import date
 from typing import Any
 
 from devhost.azurite import Azurite
+from shared import bootstrap
 from shared.adapters.bus import RUN_WORK, unpack
+from shared.bootstrap import AzureContext
 from shared.clock import SettableClock
 from shared.domain.account import Account, Changes, due_drafts, issue
 from shared.domain.calendar import Frequency
 from shared.domain.catalogue import Catalogue, PaymentType
 from shared.domain.subscriptions import Subscriber, Subscription
 from shared.service.context import Context
-from tests.conftest import make_context, oslo_morning
+from tests.conftest import oslo_morning
 from tests.fixtures import install_catalogue
 
 
-def context(azurite: Azurite, clock: SettableClock) -> Context:
-    return make_context(azurite.connection_string, clock, pool_size=128)
+def context(azurite: Azurite, clock: SettableClock) -> AzureContext:
+    return bootstrap.connect(azurite.connection_string, clock, pool_size=128)
 
 
 def shop(azurite: Azurite, day: date) -> tuple[Context, str]:

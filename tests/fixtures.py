@@ -11,11 +11,14 @@ import azure.functions as func
 from pydantic import TypeAdapter
 
 from devhost.demo import catalogue as demo_catalogue
+from shared.adapters.bus import unpack
 from shared.adapters.catalogue_store import KINDS
 from shared.domain.catalogue import PaymentType
+from shared.ports import BusMessage
 from shared.service.catalogue import put_item
 from shared.service.context import Context
 from shared.service.orders import PlaceOrder
+from tests.fakes import FakeBus
 
 SEGMENT_KIND = {"organizations": "organization", "products": "product", "billing-plans": "billing_plan",
                 "plans": "plan", "dunning-processes": "dunning_process"}
@@ -25,6 +28,28 @@ def install_catalogue(ctx: Context, tenant: str) -> None:
     for segment, item_id, body in demo_catalogue():
         kind = SEGMENT_KIND[segment]
         put_item(ctx, tenant, kind, TypeAdapter(KINDS[kind]).validate_python(body | {"id": item_id}))
+
+
+def queued(ctx: Context, queue: str) -> list[BusMessage]:
+    """The messages waiting on ``queue`` (left there), on Azurite's queues or the fake bus."""
+    if isinstance(ctx.bus, FakeBus):
+        return ctx.bus.messages(queue)
+    client = ctx.bus.service.get_queue_client(queue)  # type: ignore[attr-defined]
+    return [m for x in client.peek_messages(max_messages=32) for m in unpack(x.content)]
+
+
+def received(ctx: Context, queue: str, max_messages: int = 32) -> list[BusMessage]:
+    """Messages taken off ``queue`` (what its worker is handed); empty when none wait."""
+    if isinstance(ctx.bus, FakeBus):
+        return ctx.bus.take(queue)
+    client = ctx.bus.service.get_queue_client(queue)  # type: ignore[attr-defined]
+    taken: list[BusMessage] = []
+    for message in client.receive_messages(max_messages=max_messages, visibility_timeout=30):
+        taken += unpack(message.content)  # the host hands each message in an envelope over
+        client.delete_message(message)
+        if len(taken) >= max_messages:
+            break
+    return taken
 
 
 def order(tenant: str, n: int = 1, plan: str = "digital-monthly", start: date | None = None,

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from ..adapters.accounts import History
 from ..adapters.codec import demand_json, to_jsonable
 from ..domain.account import Account, next_drafts
 from ..domain.dunning_visit import order_blocked
 from ..domain.invoicing import DocumentKind, Invoice
 from ..domain.ledger import EntryKind, LedgerEntry
 from ..domain.subscriptions import StopKind, SubscriptionStatus
-from ..ports import Handling, NotFound, SetAside
+from ..ports import Handling, History, NotFound, SetAside
 from .context import Context
 
 

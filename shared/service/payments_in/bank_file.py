@@ -21,13 +21,13 @@ from datetime import date
 
 from stdnum.exceptions import ValidationError
 
-from ...adapters.imports import ImportLog, key_of
+from ...adapters.imports import key_of
 from ...domain.catalogue import Catalogue
 from ...domain.import_report import ImportReport, Landing, MandateLanding, Outcome, Reason, Total, build
 from ...domain.payments import MatchType, PaymentKind, ReceivedPayment
 from ...formats import read_bank_file
 from ...formats.payments import BankFile, IncomingPayment, MandateRecord, RecordKind, UnreadableRecord
-from ...ports import AwaitingPayment, Handling, MandateAside, SetAside
+from ...ports import AwaitingPayment, Handling, ImportJournal, MandateAside, SetAside
 from ..context import Context
 from ..unit_of_work import UnitOfWork
 from .booking import book, book_mandate, book_reversal
@@ -91,7 +91,7 @@ def import_bank_file(ctx: Context, tenant: str, name: str, data: bytes) -> Impor
     return report
 
 
-def _claim_transmissions(imports: ImportLog, tenant: str, key: str, bank: BankFile,
+def _claim_transmissions(imports: ImportJournal, tenant: str, key: str, bank: BankFile,
                          name: str) -> tuple[dict[str, str], bool]:
     """Take each transmission the file holds for this import (``key``): the transmissions
     imported before, by this file or another, with the import that did (their records are

@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 
-from ...adapters.tables import StorageLimit, TooManyEntities
 from ...domain.account import Changes, apply_mandate, receive_payment, reversal_target, reverse_payment
 from ...domain.demands import OpenDemand
 from ...domain.import_report import Outcome, Reason
@@ -26,7 +25,7 @@ from ...domain.invoicing import Invoice
 from ...domain.limits import ValueOutOfRange
 from ...domain.payments import BookedPayment, ReceivedPayment
 from ...formats.payments import MandateRecord
-from ...ports import ConcurrencyConflict, Handling, Hold
+from ...ports import ConcurrencyConflict, Handling, Hold, StorageLimit, TooManyEntities
 from ..context import Context
 from ..unit_of_work import MAX_ATTEMPTS, NoSuchSubscriber, Seen, UnitOfWork
 

@@ -12,9 +12,10 @@ import hashlib
 import logging
 import re
 
-from ...adapters.imports import MAX_ATTEMPTS, BankFileDrop, is_transient
+from ...adapters.imports import MAX_ATTEMPTS, is_transient
 from ...domain.import_report import ImportReport, rejected
 from ...formats.payments import BankFileError
+from ...ports import FileDrop
 from ..context import Context
 from .bank_file import TransmissionConflict, import_bank_file
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # what the merchant API accepts as a tenant id
 
 
-def receive_bank_file(ctx: Context, drop: BankFileDrop, name: str, data: bytes) -> ImportReport | None:
+def receive_bank_file(ctx: Context, drop: FileDrop, name: str, data: bytes) -> ImportReport | None:
     """A file dropped at ``inbound/{name}`` (``name`` = ``{tenant}/{file}``): import it once.
 
     Any failure but a transient storage error ends with the file in ``rejected/`` beside an
@@ -58,7 +59,7 @@ def receive_bank_file(ctx: Context, drop: BankFileDrop, name: str, data: bytes) 
     return report
 
 
-def _quarantined(ctx: Context, drop: BankFileDrop, name: str, data: bytes) -> bool:
+def _quarantined(ctx: Context, drop: FileDrop, name: str, data: bytes) -> bool:
     """A file outside a tenant's folder, or for a tenant that does not exist, goes to
     ``quarantine/`` with a report; nothing is written for any tenant."""
     tenant, _, file = name.partition("/")
@@ -72,7 +73,7 @@ def _quarantined(ctx: Context, drop: BankFileDrop, name: str, data: bytes) -> bo
     return True
 
 
-def _reject(ctx: Context, drop: BankFileDrop, tenant: str, name: str, data: bytes, reason: str,
+def _reject(ctx: Context, drop: FileDrop, tenant: str, name: str, data: bytes, reason: str,
             partial: bool = False) -> ImportReport:
     imports = ctx.imports
     report = rejected(f"rejected.{hashlib.sha256(data).hexdigest()[:24]}", name.partition("/")[2],
