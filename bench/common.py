@@ -9,19 +9,24 @@ from datetime import date
 from typing import Any
 
 from devhost.azurite import Azurite
-from shared.adapters.bus import RUN_WORK, unpack
+from devhost.builders import install_catalogue, oslo_morning
+from shared.adapters.bus import RUN_WORK, StorageQueueBus, unpack
+from shared.adapters.tables import Storage
 from shared.clock import SettableClock
 from shared.domain.account import Account, Changes, due_drafts, issue
 from shared.domain.calendar import Frequency
 from shared.domain.catalogue import Catalogue, PaymentType
 from shared.domain.subscriptions import Subscriber, Subscription
 from shared.service.context import Context
-from tests.conftest import make_context, oslo_morning
-from tests.fixtures import install_catalogue
 
 
 def context(azurite: Azurite, clock: SettableClock) -> Context:
-    return make_context(azurite.connection_string, clock, pool_size=128)
+    """A context on the benchmark's Azurite, its tables and queues made."""
+    storage = Storage.from_connection_string(azurite.connection_string, pool_size=128)
+    storage.ensure_tables()
+    bus = StorageQueueBus.from_connection_string(azurite.connection_string)
+    bus.ensure_queues()
+    return Context.build(storage, clock, bus)
 
 
 def shop(azurite: Azurite, day: date) -> tuple[Context, str]:
