@@ -49,9 +49,15 @@ RULES = (
     Rule("shared.domain imports nothing of ours outside shared.domain, and no Azure SDK or requests",
          lambda m: under(m, "shared.domain"),
          lambda i: (under(i, *OURS) and not under(i, "shared.domain")) or under(i, "azure", "requests")),
-    Rule("shared.ports imports nothing of ours but shared.domain (the values the ports speak in)",
+    Rule("shared.formats imports nothing of ours outside shared.formats and shared.domain, and no Azure SDK "
+         "or requests",
+         lambda m: under(m, "shared.formats"),
+         lambda i: (under(i, *OURS) and not under(i, "shared.formats", "shared.domain"))
+         or under(i, "azure", "requests")),
+    Rule("shared.ports imports nothing of ours but shared.domain and shared.formats (the values the ports "
+         "speak in)",
          lambda m: m == "shared.ports",
-         lambda i: under(i, *OURS) and not under(i, "shared.domain")),
+         lambda i: under(i, *OURS) and not under(i, "shared.domain", "shared.formats")),
     Rule("shared.service and shared.adapters never import the entrypoints (functions, function_app)",
          lambda m: under(m, "shared.service", "shared.adapters"),
          lambda i: under(i, *ENTRYPOINTS)),
