@@ -5,7 +5,13 @@ Bankgirot's technical manual "Bankgiro Inbetalningar" (record and file descripti
 the BgMax file, layout version 01): 80-character records in ISO-8859-1, one file holding
 one or more deposits (``TK05`` ... ``TK15``), each with its payments.
 
-| record | name | fields used |
+The layout is declared once, in ``LAYOUTS``: for each record type (transaktionskod, the
+first two characters) its fields with name, position (1-based, as the manual counts),
+length and ``Kind``, as netsgiro declares the Nets records. The record API
+(``parse_record``, ``format_record``, ``write``) and the strict reader's checks are
+derived from that table; no other code slices a record.
+
+| record | name | fields |
 |---|---|---|
 | 01 | start | layout name ``BGMAX``, version, timestamp, test marker (``T``/``P``) |
 | 05 | opening (deposit start) | payee bankgiro, payee plusgiro, currency |
@@ -18,13 +24,10 @@ one or more deposits (``TK05`` ... ``TK15``), each with its payments.
 | 15 | deposit | payee account, payment date, deposit serial, amount, currency, number of payments |
 | 70 | end | numbers of payment, deduction, extra reference and deposit records |
 
-Control totals are checked as the file streams by: each deposit record against the
-payments since its opening record (count and amount: payments minus deductions), the
-end record against the counts of the whole file. A mismatch raises
-``ControlTotalError``; callers read the file once to validate and once to book, so
-nothing is booked from a file that does not add up, and memory stays flat.
-
-``read_file`` (used by ``read.read_bank_file``) is the strict reader of a whole file:
+``read_file`` (used by ``read.read_bank_file``) is the strict reader of a whole file. The
+control totals are checked as it goes: each deposit record against the payments since
+its opening record (count and amount: payments minus deductions), the end record against
+the counts of the whole file; a mismatch raises ``ControlTotalError``.
 
 - a payment's ``line_id`` is ``{deposit}.{payment}``, ordinals in the file, never the BGC
   serial number (Bankgirot's own example file repeats serials within a deposit);
@@ -46,9 +49,12 @@ nothing is booked from a file that does not add up, and memory stays flat.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from enum import Enum
+from typing import Any, TypeVar
 
 from .payments import (
     BankFile,
@@ -66,6 +72,8 @@ ENCODING = "iso-8859-1"
 WIDTH = 80
 __all__ = ["FormatError"]  # kept here for callers of the record API; defined in .payments
 
+
+# ---- the records ----------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Start:  # TK01
@@ -156,209 +164,194 @@ Record = (Start | Opening | Payment | ExtraReference | Information | Name | Addr
           | OrganizationNumber | Deposit | End)
 
 
-# ---- reading records ---------------------------------------------------------------------
+# ---- the layout, declared once ------------------------------------------------------------
 
-def _num(text: str, what: str) -> int:
-    if not text.strip().isdigit():
-        raise FormatError(f"{what}: expected digits, got {text!r}")
-    return int(text)
+class Kind(Enum):
+    """How a field is written and read (the manual's numeric and alphanumeric, refined)."""
+
+    NUMERIC = "numeric"  # digits kept as text (bankgiro, account, organisation number, timestamp)
+    INTEGER = "integer"  # a number: a count, a code, the layout version
+    AMOUNT = "amount"  # öre, unsigned
+    DATE = "date"  # YYYYMMDD
+    ALPHANUMERIC = "alphanumeric"  # text, left-aligned; read without the trailing fill
+    REFERENCE = "reference"  # the payer's reference: written left-aligned, read without surrounding
+    #                          spaces (banks right-align it: Bankgirot's own example file does)
+    CURRENCY = "currency"  # ISO 4217: three capital letters
+    MARKER = "marker"  # one character: Field.marks[0] means yes, the others no
 
 
-def _money(line: str) -> tuple[str, str, int, int, int, str, bool]:
-    return (line[2:12], line[12:37].strip(), _num(line[37:55], "amount"), _num(line[55], "reference code"),
-            _num(line[56], "channel code"), line[57:69], line[69:70] == "1")
+_NUMBERS = (Kind.NUMERIC, Kind.INTEGER, Kind.AMOUNT)  # right-aligned, zero-filled
+_EXPECTED = {Kind.NUMERIC: "digits", Kind.INTEGER: "digits", Kind.AMOUNT: "digits", Kind.DATE: "a date (YYYYMMDD)",
+             Kind.CURRENCY: "a currency code (three capital letters)"}
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field of a record: the record's attribute ``name`` at ``position`` (1-based, as the
+    manual counts) for ``length`` characters."""
+
+    name: str
+    position: int
+    length: int
+    kind: Kind
+    marks: str = ""  # MARKER: the character for yes, then those read as no (the first of them is written)
+    constant: str = ""  # a fixed value (the layout name BGMAX), not an attribute of the record
+    checked: bool = True  # False: carried but never relied on, so its damage makes no record uncertain
+
+    @property
+    def span(self) -> slice:
+        return slice(self.position - 1, self.position - 1 + self.length)
+
+    def text(self, line: str) -> str:
+        return line[self.span]
+
+    def problem(self, line: str) -> str | None:
+        """Why this field of a (padded) line is not what its kind allows; None if it is."""
+        text = self.text(line)
+        if self.constant:
+            return None if text.rstrip() == self.constant else f"{self.name} {text!r} is not {self.constant!r}"
+        if not self.checked or _valid(self, text):
+            return None
+        expected = _EXPECTED.get(self.kind, f"one of {self.marks!r}")
+        return f"{self.name} {text!r} is not {expected}"
+
+    def decode(self, line: str) -> object:
+        """The value of this field of a (padded) line that has no ``problem``."""
+        text = self.text(line)
+        if self.kind in (Kind.INTEGER, Kind.AMOUNT):
+            return int(text)
+        if self.kind is Kind.DATE:
+            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        if self.kind is Kind.MARKER:
+            return text == self.marks[0]
+        if self.kind in (Kind.NUMERIC, Kind.REFERENCE):
+            return text.strip()
+        return text.rstrip()
+
+    def encode(self, value: object) -> str:
+        """The field's characters for a value (FormatError if it does not fit)."""
+        if self.kind is Kind.DATE:
+            if not isinstance(value, date):
+                raise FormatError(f"{self.name}: expected a date, got {value!r}")
+            value = f"{value.year:04d}{value.month:02d}{value.day:02d}"
+        elif self.kind is Kind.MARKER:
+            value = self.marks[0] if value else self.marks[1]
+        if isinstance(value, int) and value < 0:
+            raise FormatError(f"BgMax amounts and counts are unsigned, got {value}")
+        text = str(value)
+        if len(text) > self.length:
+            raise FormatError(f"{self.name}: {text!r} is longer than {self.length}")
+        return text.rjust(self.length, "0") if self.kind in _NUMBERS else text.ljust(self.length)
+
+
+def _valid(spec: Field, text: str) -> bool:
+    if spec.kind in _NUMBERS:
+        return _digits(text)
+    if spec.kind is Kind.DATE:
+        return _digits(text) and _is_date(text)
+    if spec.kind is Kind.CURRENCY:
+        return _CURRENCY.fullmatch(text) is not None
+    if spec.kind is Kind.MARKER:
+        return len(text) == 1 and text in spec.marks
+    return True  # text: control characters and length are the whole record's concern
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A record type: its code (positions 1-2), the record class and its fields. ``implied``
+    holds what the code itself says (TK23: a negative extra reference)."""
+
+    code: str
+    record: type[Any]
+    fields: tuple[Field, ...]
+    implied: tuple[tuple[str, object], ...] = ()
+
+    def problems(self, line: str) -> list[str]:
+        return [p for f in self.fields if (p := f.problem(line)) is not None]
+
+    def parse(self, line: str) -> Record:
+        values = {f.name: f.decode(line) for f in self.fields if not f.constant}
+        record: Record = self.record(**values, **dict(self.implied))
+        return record
+
+    def format(self, record: Record) -> str:
+        line = self.code.ljust(WIDTH)
+        for f in self.fields:
+            text = f.encode(f.constant or getattr(record, f.name))
+            line = line[: f.span.start] + text + line[f.span.stop :]
+        return line
+
+    def writes(self, record: Record) -> bool:
+        return type(record) is self.record and all(getattr(record, k) == v for k, v in self.implied)
+
+
+_A, _N = Kind.ALPHANUMERIC, Kind.NUMERIC  # the two kinds most fields are, short so the table reads as one
+_AMOUNT = Field("amount_minor", 38, 18, Kind.AMOUNT)
+_REFERENCE = Field("reference", 13, 25, Kind.REFERENCE)
+_REFERENCE_CODE = Field("reference_code", 56, 1, Kind.INTEGER)
+_AMOUNT_FIELDS = (Field("payer_bankgiro", 3, 10, _N), _REFERENCE, _AMOUNT, _REFERENCE_CODE,
+                  Field("channel_code", 57, 1, Kind.INTEGER),
+                  Field("serial", 58, 12, _A),  # BGC serial number: real files leave it blank and repeat it
+                  Field("image", 70, 1, Kind.MARKER, marks="10 "))
+
+# checked=False: the organisation number and the deposit's payee account were never held to
+# digits (a damaged one neither set a payment aside nor rejected a file); the table keeps that.
+LAYOUTS: dict[str, Layout] = {layout.code: layout for layout in (
+    Layout("01", Start, (Field("layout", 3, 20, _A, constant="BGMAX"), Field("version", 23, 2, Kind.INTEGER),
+                         Field("timestamp", 25, 20, _N), Field("test", 45, 1, Kind.MARKER, marks="TP"))),
+    Layout("05", Opening, (Field("payee_bankgiro", 3, 10, _N), Field("payee_plusgiro", 13, 10, _A),
+                           Field("currency", 23, 3, Kind.CURRENCY))),
+    Layout("20", Payment, _AMOUNT_FIELDS, implied=(("deduction_code", None),)),
+    Layout("21", Payment, (*_AMOUNT_FIELDS, Field("deduction_code", 71, 1, Kind.INTEGER))),
+    Layout("22", ExtraReference, _AMOUNT_FIELDS, implied=(("negative", False),)),
+    Layout("23", ExtraReference, _AMOUNT_FIELDS, implied=(("negative", True),)),
+    Layout("25", Information, (Field("text", 3, 50, _A),)),
+    Layout("26", Name, (Field("name", 3, 35, _A), Field("extra_name", 38, 35, _A))),
+    Layout("27", Address1, (Field("address", 3, 35, _A), Field("postcode", 38, 9, _A))),
+    Layout("28", Address2, (Field("town", 3, 35, _A), Field("country", 38, 35, _A), Field("country_code", 73, 2, _A))),
+    Layout("29", OrganizationNumber, (Field("number", 3, 12, _N, checked=False),)),
+    Layout("15", Deposit, (Field("payee_account", 3, 35, _N, checked=False), Field("payment_date", 38, 8, Kind.DATE),
+                           Field("serial", 46, 5, _A), Field("amount_minor", 51, 18, Kind.AMOUNT),
+                           Field("currency", 69, 3, Kind.CURRENCY), Field("payments", 72, 8, Kind.INTEGER),
+                           Field("deposit_type", 80, 1, _A))),
+    Layout("70", End, tuple(Field(name, 3 + 8 * i, 8, Kind.INTEGER)
+                            for i, name in enumerate(("payments", "deductions", "extra_references", "deposits")))),
+)}
+
+
+# ---- the record API, derived from the layout ---------------------------------------------
 
 def parse_record(raw: str) -> Record:
+    """One record by its declared layout; FormatError if a field is not what its kind allows."""
     line = raw.rstrip("\r\n").ljust(WIDTH)
-    code = line[:2]
-    if code == "01":
-        if line[2:22].strip() != "BGMAX":
-            raise FormatError("start record without layout name BGMAX")
-        return Start(line[24:44], line[44] == "T", _num(line[22:24], "version"))
-    if code == "05":
-        return Opening(line[2:12], line[22:25], line[12:22].strip())
-    if code in ("20", "21"):
-        bg, ref, amount, rc, ch, serial, image = _money(line)
-        deduction = _num(line[70], "deduction code") if code == "21" else None
-        return Payment(bg, ref, amount, rc, ch, serial, image, deduction)
-    if code in ("22", "23"):
-        return ExtraReference(*_money(line), negative=code == "23")
-    if code == "25":
-        return Information(line[2:52].rstrip())
-    if code == "26":
-        return Name(line[2:37].rstrip(), line[37:72].rstrip())
-    if code == "27":
-        return Address1(line[2:37].rstrip(), line[37:46].strip())
-    if code == "28":
-        return Address2(line[2:37].rstrip(), line[37:72].rstrip(), line[72:74].strip())
-    if code == "29":
-        return OrganizationNumber(line[2:14].strip())
-    if code == "15":
-        day = line[37:45]
-        return Deposit(line[2:37].strip(), date(_num(day[:4], "year"), _num(day[4:6], "month"), _num(day[6:], "day")),
-                       line[45:50], _num(line[50:68], "deposit amount"), _num(line[71:79], "number of payments"),
-                       line[68:71], line[79].strip())
-    if code == "70":
-        return End(*(_num(line[i : i + 8], "count") for i in (2, 10, 18, 26)))
-    raise FormatError(f"unknown record type {code!r}")
+    layout = LAYOUTS.get(line[:2])
+    if layout is None:
+        raise FormatError(f"unknown record type {line[:2]!r}")
+    problems = layout.problems(line)
+    if problems:
+        raise FormatError(f"record {layout.code}: {'; '.join(problems)}")
+    return layout.parse(line)
 
 
-def records(lines: Iterable[str]) -> Iterator[Record]:
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            yield parse_record(line)
-        except (FormatError, ValueError, IndexError) as exc:
-            raise FormatError(f"line {number}: {exc}") from exc
-
-
-def decode_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """ISO-8859-1 lines from a byte stream (a blob download), without reading it whole."""
-    rest = b""
-    for chunk in chunks:
-        rest += chunk
-        *complete, rest = rest.split(b"\n")
-        for line in complete:
-            yield line.decode(ENCODING)
-    if rest:
-        yield rest.decode(ENCODING)
-
-
-# ---- reading payments, with the control totals -------------------------------------------
-
-@dataclass
-class _Deposit:
-    opening: Opening
-    payments: list[IncomingPayment] = field(default_factory=list)
-    count: int = 0
-    amount: int = 0
-
-
-def payments(lines: Iterable[str]) -> Iterator[IncomingPayment]:
-    """The file's payments, deposit by deposit; raises ControlTotalError where totals differ.
-
-    A deposit's payments are yielded when its deposit record (which carries the date and
-    the totals) has been checked, so a deposit is held in memory, never the file.
-    """
-    counts = {"payments": 0, "deductions": 0, "extra_references": 0, "deposits": 0}
-    started = ended = False
-    deposit: _Deposit | None = None
-    current: IncomingPayment | None = None
-    for record in records(lines):
-        if isinstance(record, Start):
-            started = True
-        elif not started:
-            raise FormatError("the file does not begin with a start record (01)")
-        elif isinstance(record, Opening):
-            deposit = _Deposit(record)
-        elif isinstance(record, End):
-            _check_end(record, counts)
-            ended = True
-        elif deposit is None:
-            raise FormatError(f"{type(record).__name__} outside a deposit")
-        elif isinstance(record, Payment):
-            current = _payment(record, deposit, counts)
-        elif isinstance(record, Deposit):
-            yield from _close(record, deposit)
-            counts["deposits"] += 1
-            deposit, current = None, None
-        elif current is None:
-            raise FormatError(f"{type(record).__name__} before any payment")
-        else:
-            counts["extra_references"] += isinstance(record, ExtraReference)
-            current = _enrich(current, record)
-            deposit.payments[-1] = current
-    if not ended:
-        raise ControlTotalError("the file has no end record (70): it may be cut short")
-
-
-def _payment(record: Payment, deposit: _Deposit, counts: dict[str, int]) -> IncomingPayment:
-    deduction = record.deduction_code is not None
-    counts["deductions" if deduction else "payments"] += 1
-    amount = -record.amount_minor if deduction else record.amount_minor
-    deposit.count += 1
-    deposit.amount += amount
-    payment = IncomingPayment("bgmax", record.serial, amount, deposit.opening.currency, record.reference or None,
-                              date.min, payer_account=record.payer_bankgiro.lstrip("0") or None,
-                              payee_account=deposit.opening.payee_bankgiro.lstrip("0"))
-    deposit.payments.append(payment)
-    return payment
-
-
-def _enrich(payment: IncomingPayment, record: Record) -> IncomingPayment:
-    if isinstance(record, ExtraReference):
-        return replace(payment, extra_references=(*payment.extra_references, record.reference))
-    if isinstance(record, Information):
-        return replace(payment, information=(*payment.information, record.text.strip()))
-    if isinstance(record, Name):
-        return replace(payment, payer_name=" ".join(p for p in (record.name, record.extra_name) if p))
-    if isinstance(record, OrganizationNumber):
-        return replace(payment, payer_organization_number=record.number.lstrip("0") or None)
-    return payment  # addresses: kept in the file, not needed for matching
-
-
-def _close(record: Deposit, deposit: _Deposit) -> Iterator[IncomingPayment]:
-    if record.payments != deposit.count or record.amount_minor != deposit.amount:
-        raise ControlTotalError(
-            f"deposit {record.serial}: record says {record.payments} payments of {record.amount_minor}, "
-            f"the file holds {deposit.count} of {deposit.amount}")
-    for payment in deposit.payments:
-        yield replace(payment, payment_date=record.payment_date, line_id=f"{record.serial}.{payment.line_id}")
-
-
-def _check_end(record: End, counts: dict[str, int]) -> None:
-    found = End(counts["payments"], counts["deductions"], counts["extra_references"], counts["deposits"])
-    if record != found:
-        raise ControlTotalError(f"end record says {record}, the file holds {found}")
-
-
-# ---- writing ------------------------------------------------------------------------------
-
-def _field(value: object, width: int, align: str = "<", fill: str = " ") -> str:
-    if isinstance(value, int) and value < 0:
-        raise FormatError(f"BgMax amounts and counts are unsigned, got {value}")
-    text = str(value)
-    if len(text) > width:
-        raise FormatError(f"{text!r} is longer than {width}")
-    return f"{text:{fill}{align}{width}}"
-
-
-def _money_line(code: str, r: AmountRecord) -> str:
-    return (code + _field(r.payer_bankgiro, 10, ">", "0") + _field(r.reference, 25)
-            + _field(r.amount_minor, 18, ">", "0") + str(r.reference_code) + str(r.channel_code)
-            + _field(r.serial, 12) + ("1" if r.image else "0"))
-
-
-def format_record(r: Record) -> str:
-    if isinstance(r, Start):
-        line = "01" + _field("BGMAX", 20) + f"{r.version:02d}" + _field(r.timestamp, 20) + ("T" if r.test else "P")
-    elif isinstance(r, Opening):
-        line = "05" + _field(r.payee_bankgiro, 10, ">", "0") + _field(r.payee_plusgiro, 10) + _field(r.currency, 3)
-    elif isinstance(r, Payment):
-        line = _money_line("21" if r.deduction_code is not None else "20", r)
-        line += str(r.deduction_code) if r.deduction_code is not None else ""
-    elif isinstance(r, ExtraReference):
-        line = _money_line("23" if r.negative else "22", r)
-    elif isinstance(r, Information):
-        line = "25" + _field(r.text, 50)
-    elif isinstance(r, Name):
-        line = "26" + _field(r.name, 35) + _field(r.extra_name, 35)
-    elif isinstance(r, Address1):
-        line = "27" + _field(r.address, 35) + _field(r.postcode, 9)
-    elif isinstance(r, Address2):
-        line = "28" + _field(r.town, 35) + _field(r.country, 35) + _field(r.country_code, 2)
-    elif isinstance(r, OrganizationNumber):
-        line = "29" + _field(r.number, 12, ">", "0")
-    elif isinstance(r, Deposit):
-        line = ("15" + _field(r.payee_account, 35, ">", "0") + r.payment_date.strftime("%Y%m%d") + _field(r.serial, 5)
-                + _field(r.amount_minor, 18, ">", "0") + _field(r.currency, 3) + _field(r.payments, 8, ">", "0")
-                + _field(r.deposit_type, 1))
-    else:
-        line = "70" + "".join(_field(n, 8, ">", "0") for n in (r.payments, r.deductions, r.extra_references,
-                                                                r.deposits))
-    return line.ljust(WIDTH)
+def format_record(record: Record) -> str:
+    """The 80 characters of a record, by its declared layout (FormatError if a value does not fit)."""
+    for layout in LAYOUTS.values():
+        if layout.writes(record):
+            return layout.format(record)
+    raise FormatError(f"no BgMax layout for {record!r}")
 
 
 def write(records_: Iterable[Record]) -> bytes:
@@ -369,19 +362,11 @@ def write(records_: Iterable[Record]) -> bytes:
 # ---- the strict reader: every payment record accounted for (read.read_bank_file) --------
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CURRENCY = re.compile(r"[A-Z]{3}")
 MONEY = ("20", "21")  # payment, deduction: the deposit records count and sum these
 EXTRA = ("22", "23")  # extra reference, extra reference "minus": a breakdown of the payment before them
 DETAILS = ("25", "26", "27", "28", "29")  # information, name, address 1 and 2, organisation number
 OCR_CHECKED = 2  # reference code 2: an OCR reference Bankgirot has checked, so digits only
-
-
-class _Unreadable(Exception):
-    """A record of a payment that cannot be read with certainty (the payment is set aside)."""
-
-
-def _digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -416,149 +401,133 @@ def read_file(lines: Sequence[str], digest: str) -> BankFile:
     numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
     if not numbered:
         raise FormatError("the file is empty")
-    start = _start(*numbered[0])
+    start = _structural(*numbered[0], Start, "start record (01BGMAX)")
     if start.test:
         raise NotIncomingPayments("not an incoming payment file: a BgMax test file (test marker 'T' in the start "
                                   "record); its payments are not money and are not booked")
-    records: list[IncomingPayment | UnreadableRecord] = []
-    counts = {"20": 0, "21": 0, "22": 0, "23": 0, "15": 0}
-    totals: dict[str, list[int]] = {}
-    payees: list[str] = []
-    told: dict[str, list[str]] = {}  # each receiving bankgiro's deposits, their lines (one transmission each)
-    deposit: _OpenDeposit | None = None
-    end = None
+    reader = _Reader()
     for number, line in numbered[1:]:
-        if deposit is not None:
-            told[deposit.payee_bankgiro].append(line)
-        code = line[:2]
-        if end is not None:
+        reader.read(number, line)
+    return reader.bank_file(start, numbered[0][1], digest)
+
+
+class _Reader:
+    """The records after the start record: deposits (05 ... 15) with their payments, then 70."""
+
+    def __init__(self) -> None:
+        self.records: list[IncomingPayment | UnreadableRecord] = []
+        self.counts: Counter[str] = Counter()  # records by type
+        self.totals: dict[str, list[int]] = {}  # per currency: records, net amount
+        self.told: dict[str, list[str]] = {}  # each receiving bankgiro's deposits, their lines (one transmission)
+        self.deposit: _OpenDeposit | None = None
+        self.end: End | None = None
+
+    def read(self, number: int, line: str) -> None:
+        if self.deposit is not None:
+            self.told[self.deposit.payee_bankgiro].append(line)
+        if self.end is not None:
             raise FormatError(f"line {number}: data after the end record (70)")
-        if code == "70":
-            if deposit is not None:
-                raise FormatError(f"line {number}: end record inside deposit {deposit.ordinal} (no deposit record 15)")
-            end = _end(number, line)
-        elif code == "05":
-            if deposit is not None:
-                raise FormatError(f"line {number}: opening record inside deposit {deposit.ordinal} "
-                                  "(no deposit record 15)")
-            deposit = _opening(number, line, counts["15"] + 1)
-            payees.append(deposit.payee_bankgiro)
-            told.setdefault(deposit.payee_bankgiro, []).append(line)
-        elif deposit is None:
+        code = line[:2]
+        if code in ("05", "70"):
+            self.between_deposits(number, line)
+        elif self.deposit is None:
             raise FormatError(f"line {number}: record {code!r} outside a deposit")
-        elif code in MONEY:
-            counts[code] += 1
-            deposit.groups.append(_group(number, line, f"{deposit.ordinal}.{len(deposit.groups) + 1}"))
-        elif code in EXTRA or code in DETAILS:
-            if not deposit.groups:
-                raise FormatError(f"line {number}: record {code!r} before any payment of its deposit")
-            counts[code] = counts.get(code, 0) + 1
-            _attach(deposit.groups[-1], number, line)
         elif code == "15":
-            counts["15"] += 1
-            records.extend(_close_deposit(number, line, deposit, totals))
-            deposit = None
+            self.close(number, line, self.deposit)
         else:
+            self.payment_record(number, line, self.deposit)
+
+    def between_deposits(self, number: int, line: str) -> None:
+        end = line[:2] == "70"
+        if self.deposit is not None:
+            raise FormatError(f"line {number}: {'end' if end else 'opening'} record inside deposit "
+                              f"{self.deposit.ordinal} (no deposit record 15)")
+        if end:
+            self.end = _structural(number, line, End, "end record (70)")
+            return
+        opening = _structural(number, line, Opening, "opening record (05)")
+        self.deposit = _OpenDeposit(self.counts["15"] + 1, opening.payee_bankgiro.lstrip("0"), opening.currency)
+        self.told.setdefault(self.deposit.payee_bankgiro, []).append(line)
+
+    def payment_record(self, number: int, line: str, deposit: _OpenDeposit) -> None:
+        code = line[:2]
+        if code in MONEY:
+            deposit.groups.append(_group(number, line, f"{deposit.ordinal}.{len(deposit.groups) + 1}"))
+        elif code not in EXTRA + DETAILS:
             raise FormatError(f"line {number}: unknown record type {code!r}")
-    if end is None:
-        raise FormatError("the file has no end record (70): it may be cut short")
-    found = End(counts["20"], counts["21"], counts["22"] + counts["23"], counts["15"])
-    if end != found:
-        raise ControlTotalError(f"end record says {end}, the file holds {found}")
-    identity = f"bgmax:{'+'.join(dict.fromkeys(payees)) or '-'}:{start.timestamp}"
-    parts = tuple((f"bgmax:{payee}:{start.timestamp}", digest_of([numbered[0][1], *lines]), payee)
-                  for payee, lines in told.items())
-    return BankFile("bgmax", identity, digest, tuple(records), (),
-                    tuple(ControlTotal(c, n, a, a) for c, (n, a) in sorted(totals.items()) if n), start.test, parts)
+        elif not deposit.groups:
+            raise FormatError(f"line {number}: record {code!r} before any payment of its deposit")
+        else:
+            deposit.groups[-1].lines.append(line)
+            deposit.groups[-1].problems.extend(f"line {number}: {p}" for p in _problems(line))
+        self.counts[code] += 1
+
+    def close(self, number: int, line: str, deposit: _OpenDeposit) -> None:
+        record = _structural(number, line, Deposit, "deposit record (15)")
+        if record.currency != deposit.currency:
+            raise FormatError(f"line {number}: deposit record (15) in {record.currency}, its opening record in "
+                              f"{deposit.currency}")
+        found = sum(-g.amount if g.kind is RecordKind.DEDUCTION else g.amount for g in deposit.groups)
+        if (record.payments, record.amount_minor) != (len(deposit.groups), found):
+            raise ControlTotalError(f"deposit {deposit.ordinal} (line {number}): record says {record.payments} "
+                                    f"payments of {record.amount_minor}, the file holds {len(deposit.groups)} of "
+                                    f"{found}")
+        total = self.totals.setdefault(deposit.currency, [0, 0])
+        total[0] += record.payments
+        total[1] += record.amount_minor
+        self.records.extend(_read(group, deposit, record.payment_date) for group in deposit.groups)
+        self.counts["15"] += 1
+        self.deposit = None
+
+    def bank_file(self, start: Start, first_line: str, digest: str) -> BankFile:
+        if self.end is None:
+            raise FormatError("the file has no end record (70): it may be cut short")
+        found = End(self.counts["20"], self.counts["21"], self.counts["22"] + self.counts["23"], self.counts["15"])
+        if self.end != found:
+            raise ControlTotalError(f"end record says {self.end}, the file holds {found}")
+        identity = f"bgmax:{'+'.join(self.told) or '-'}:{start.timestamp}"
+        parts = tuple((f"bgmax:{payee}:{start.timestamp}", digest_of([first_line, *lines]), payee)
+                      for payee, lines in self.told.items())
+        totals = tuple(ControlTotal(c, n, a, a) for c, (n, a) in sorted(self.totals.items()) if n)
+        return BankFile("bgmax", identity, digest, tuple(self.records), (), totals, start.test, parts)
 
 
-def _padded(number: int, line: str) -> str:
-    if _CONTROL.search(line[:2]) or len(line) > WIDTH:
-        raise FormatError(f"line {number}: not an 80-character BgMax record")
-    return line.ljust(WIDTH)
-
-
-def _start(number: int, line: str) -> Start:
-    line = _padded(number, line)
-    if _CONTROL.search(line) or line[2:22].rstrip() != "BGMAX":
-        raise FormatError(f"line {number}: not a BgMax start record (01BGMAX)")
-    if not _digits(line[22:24]) or not _digits(line[24:44]) or line[44] not in "TP":
-        raise FormatError(f"line {number}: start record without version, timestamp or test marker T/P")
-    return Start(line[24:44], line[44] == "T", int(line[22:24]))
-
-
-def _end(number: int, line: str) -> End:
-    line = _padded(number, line)
-    fields = [line[i : i + 8] for i in (2, 10, 18, 26)]
-    if _CONTROL.search(line) or not all(_digits(f) for f in fields):
-        raise FormatError(f"line {number}: end record (70) counts are not digits")
-    return End(*(int(f) for f in fields))
-
-
-def _opening(number: int, line: str, ordinal: int) -> _OpenDeposit:
-    line = _padded(number, line)
-    if _CONTROL.search(line) or not _digits(line[2:12]) or not _CURRENCY.fullmatch(line[22:25]):
-        raise FormatError(f"line {number}: opening record (05) without payee bankgiro or currency")
-    return _OpenDeposit(ordinal, line[2:12].lstrip("0"), line[22:25])
+def _structural(number: int, raw: str, of: type[_R], what: str) -> _R:
+    """A start, opening, deposit or end record: any damage rejects the file (its totals could not be proven)."""
+    if len(raw) > WIDTH or _CONTROL.search(raw):
+        raise FormatError(f"line {number}: {what} is not a BgMax record of 80 printable characters")
+    line = raw.ljust(WIDTH)
+    layout = LAYOUTS.get(line[:2])
+    problems = layout.problems(line) if layout else [f"record type {line[:2]!r}"]
+    if problems or layout is None:
+        raise FormatError(f"line {number}: not a {what}: {'; '.join(problems)}")
+    record = layout.parse(line)
+    if not isinstance(record, of):
+        raise FormatError(f"line {number}: not a {what}: record type {line[:2]!r}")
+    return record
 
 
 def _group(number: int, raw: str, line_id: str) -> _Group:
-    line = _padded(number, raw) if len(raw) <= WIDTH else raw
-    if not _digits(line[37:55]):
-        raise FormatError(f"line {number}: amount {line[37:55]!r} of record {line[:2]} is not 18 digits")
+    line = raw.ljust(WIDTH)
+    if _AMOUNT.problem(line):
+        raise FormatError(f"line {number}: amount {_AMOUNT.text(line)!r} of record {line[:2]} is not 18 digits")
     kind = RecordKind.DEDUCTION if line[:2] == "21" else RecordKind.PAYMENT
-    group = _Group(line_id, [raw], int(line[37:55]), kind)
-    group.problems.extend(_money_problems(line))
-    if kind is RecordKind.DEDUCTION and not _digits(line[70]):
-        group.problems.append(f"deduction code {line[70]!r} is not a digit")
-    return group
+    return _Group(line_id, [raw], int(_AMOUNT.text(line)), kind, _problems(raw))
 
 
-def _money_problems(line: str) -> list[str]:
-    """Why a record of layout 20-23 cannot be read with certainty (empty if it can)."""
+def _problems(raw: str) -> list[str]:
+    """Why a record of a payment (TK20-29) cannot be read with certainty (empty if it can)."""
+    code, line = raw[:2], raw.ljust(WIDTH)
     problems = []
     if len(line) > WIDTH:
-        problems.append(f"record {line[:2]} is {len(line)} characters, not {WIDTH}")
+        problems.append(f"record {code} is {len(line)} characters, not {WIDTH}")
     if _CONTROL.search(line):
-        problems.append(f"control characters in record {line[:2]}: {line!r}")
-    if not _digits(line[2:12]) or not _digits(line[55:57]) or line[69] not in "01 ":
-        problems.append(f"record {line[:2]}: payer bankgiro, reference code, channel or image marker not as specified")
-    elif int(line[55]) == OCR_CHECKED and not _digits(line[12:37].strip(" ")):
-        problems.append(f"record {line[:2]}: OCR reference {line[12:37].strip()!r} (code 2) is not digits")
+        problems.append(f"control characters in record {code}: {line!r}")
+    problems += [f"record {code}: {p}" for p in LAYOUTS[code].problems(line)]
+    if (code in MONEY + EXTRA and _REFERENCE_CODE.problem(line) is None
+            and _REFERENCE_CODE.decode(line) == OCR_CHECKED and not _digits(_REFERENCE.text(line).strip(" "))):
+        problems.append(f"record {code}: OCR reference {_REFERENCE.text(line).strip()!r} (code 2) is not digits")
     return problems
-
-
-def _attach(group: _Group, number: int, raw: str) -> None:
-    group.lines.append(raw)
-    if len(raw) > WIDTH or _CONTROL.search(raw):
-        group.problems.append(f"line {number}: record {raw[:2]} is damaged (control characters or too long)")
-    elif raw[:2] in EXTRA:
-        group.problems.extend(f"line {number}: {p}" for p in _money_problems(raw.ljust(WIDTH)))
-        if not _digits(raw.ljust(WIDTH)[37:55]):
-            group.problems.append(f"line {number}: extra reference amount is not digits")
-
-
-def _close_deposit(number: int, raw: str, deposit: _OpenDeposit,
-           totals: dict[str, list[int]]) -> Iterator[IncomingPayment | UnreadableRecord]:
-    line = _padded(number, raw)
-    day = line[37:45]
-    if (_CONTROL.search(line) or not _digits(line[50:68]) or not _digits(line[71:79]) or not _digits(day)
-            or line[68:71] != deposit.currency):
-        raise FormatError(f"line {number}: deposit record (15) without amount, count, date or its deposit's currency")
-    try:
-        paid_on = date(int(day[:4]), int(day[4:6]), int(day[6:]))
-    except ValueError:
-        raise FormatError(f"line {number}: deposit record (15) has no valid payment date ({day!r})") from None
-    amount, count = int(line[50:68]), int(line[71:79])
-    found = sum(-g.amount if g.kind is RecordKind.DEDUCTION else g.amount for g in deposit.groups)
-    if (count, amount) != (len(deposit.groups), found):
-        raise ControlTotalError(f"deposit {deposit.ordinal} (line {number}): record says {count} payments of "
-                                f"{amount}, the file holds {len(deposit.groups)} of {found}")
-    total = totals.setdefault(deposit.currency, [0, 0])
-    total[0] += count
-    total[1] += amount
-    for group in deposit.groups:
-        yield _read(group, deposit, paid_on)
 
 
 def _read(group: _Group, deposit: _OpenDeposit, paid_on: date) -> IncomingPayment | UnreadableRecord:
@@ -574,8 +543,20 @@ def _read(group: _Group, deposit: _OpenDeposit, paid_on: date) -> IncomingPaymen
         payee_account=deposit.payee_bankgiro, payer_account=first.payer_bankgiro.lstrip("0") or None,
         kind=group.kind, raw=raw, deduction_code=first.deduction_code)
     for record in rest:
-        payment = _enrich(payment, record)
-        if isinstance(record, ExtraReference):
-            amount = -record.amount_minor if record.negative else record.amount_minor
-            payment = replace(payment, extra_reference_amounts=(*payment.extra_reference_amounts, amount))
+        payment = _with(payment, record)
+    return payment
+
+
+def _with(payment: IncomingPayment, record: Record) -> IncomingPayment:
+    """The payment with what a record after it adds (addresses stay in its raw lines: not needed to match)."""
+    if isinstance(record, ExtraReference):
+        amount = -record.amount_minor if record.negative else record.amount_minor
+        return replace(payment, extra_references=(*payment.extra_references, record.reference),
+                       extra_reference_amounts=(*payment.extra_reference_amounts, amount))
+    if isinstance(record, Information):
+        return replace(payment, information=(*payment.information, record.text.strip()))
+    if isinstance(record, Name):
+        return replace(payment, payer_name=" ".join(p for p in (record.name, record.extra_name) if p))
+    if isinstance(record, OrganizationNumber):
+        return replace(payment, payer_organization_number=record.number.lstrip("0") or None)
     return payment

@@ -28,7 +28,7 @@ records itself and has netsgiro parse each one, so one damaged transaction is se
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -47,78 +47,6 @@ from .payments import (
     RecordKind,
     UnreadableRecord,
 )
-
-
-@dataclass
-class _Totals:
-    transactions: set[int] = field(default_factory=set)
-    records: int = 0
-    amount: int = 0
-
-    def add(self, record: Any) -> None:
-        self.records += 1
-        if isinstance(record, nr.TransactionAmountItem1):
-            self.transactions.add(record.transaction_number)
-            self.amount += int(record.amount)
-        elif isinstance(record, nr.AvtaleGiroAgreement):
-            self.transactions.add(record.transaction_number)
-
-    def check(self, what: str, end: Any) -> None:
-        found = (len(self.transactions), self.records, self.amount)
-        said = (int(end.num_transactions), int(end.num_records), int(end.total_amount or 0))
-        if found != said:
-            raise ControlTotalError(f"{what}: end record says {said[0]} transactions, {said[1]} records, "
-                                    f"{said[2]} øre; the file holds {found[0]}, {found[1]}, {found[2]}")
-
-
-def check_totals(parsed: Sequence[Any]) -> None:
-    """Raise ControlTotalError unless every end record agrees with what it closes."""
-    transmission, assignment = _Totals(), None
-    for record in parsed:
-        transmission.add(record)
-        if isinstance(record, nr.AssignmentStart):
-            assignment = _Totals()
-        if assignment is not None:
-            assignment.add(record)
-        if isinstance(record, nr.AssignmentEnd):
-            if assignment is None:
-                raise ControlTotalError("assignment end without its start")
-            assignment.check("assignment", record)
-            assignment = None
-        elif isinstance(record, nr.TransmissionEnd):
-            transmission.check("transmission", record)
-            return
-    raise ControlTotalError("the transmission has no end record: it may be cut short")
-
-
-def read(text: str) -> netsgiro.Transmission:
-    """The transmission, parsed once, after its control totals are checked."""
-    records = nr.parse(text)
-    check_totals(records)
-    return netsgiro.Transmission.from_records(records)
-
-
-def payments(text: str) -> Iterator[IncomingPayment]:
-    """The OCR giro payments of a transmission, after its control totals are checked."""
-    return payments_of(read(text))
-
-
-def payments_of(transmission: netsgiro.Transmission) -> Iterator[IncomingPayment]:
-    for assignment in transmission.assignments:
-        if assignment.service_code != netsgiro.ServiceCode.OCR_GIRO:
-            continue  # AvtaleGiro agreements and claims are read elsewhere
-        for tx in assignment.transactions:
-            yield IncomingPayment(
-                source="ocr_giro",
-                line_id=f"{transmission.number}.{assignment.number}.{tx.number}",
-                amount_minor=int(tx.amount_in_cents),
-                currency="NOK",
-                reference=(tx.kid or "").strip() or None,
-                payment_date=tx.date or transmission.date or date.min,
-                payer_account=(tx.debit_account or "").strip() or None,
-                payee_account=assignment.account,
-                information=tuple(t for t in ((tx.text or "").strip(),) if t),
-            )
 
 
 def transmission(paid: Sequence[tuple[str, int]], on: date, number: str = "1000001",
@@ -154,21 +82,6 @@ _REGISTRATION = {
 }
 
 
-def mandates(text: str) -> Iterator[MandateRecord]:
-    """The AvtaleGiro agreement records of a transmission (after its control totals)."""
-    return mandates_of(read(text))
-
-
-def mandates_of(transmission: netsgiro.Transmission) -> Iterator[MandateRecord]:
-    for assignment in transmission.assignments:
-        if assignment.type != netsgiro.AssignmentType.AVTALEGIRO_AGREEMENTS:
-            continue
-        for agreement in assignment.transactions:
-            yield MandateRecord(f"{transmission.number}.{assignment.number}.{agreement.number}",
-                                assignment.account, str(agreement.kid).strip(),
-                                _REGISTRATION[agreement.registration_type], bool(agreement.notify))
-
-
 def agreements_transmission(changes: Sequence[tuple[str, str, bool]], on: date, number: str = "2000001",
                             account: str = "88888888888") -> str:
     """A transmission of AvtaleGiro agreement records ``(kid, registration, notify)``, by netsgiro."""
@@ -195,6 +108,18 @@ TEXT_TYPES = frozenset({20, 21})  # these carry amount item 3 (free text)
 PAYMENT_TYPES = frozenset(range(10, 22))  # manual 2.4 field 3: 10-17 giro, 18-21 terminals and internet
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _KID = re.compile(r"[0-9]+-?")  # ASCII digits, MOD11 may end in '-' (netsgiro's \d takes any script's digits)
+# The positions this reader reads itself, before netsgiro parses a record (netsgiro holds each
+# record's whole layout; these are what decide which record a line is, and the fields it
+# refuses that we read: manual 2.2-2.5, 0-based slices).
+FORMAT = slice(0, 2)  # "NY"
+SERVICE = slice(2, 4)  # service code: 00 transmission, 09 OCR giro, 21 AvtaleGiro
+TYPE = slice(4, 6)  # transaction or assignment type
+RECORD = slice(6, 8)  # record type: 10/89 transmission, 20/88 assignment, 30-32 amount items, 70 agreement
+HEAD = slice(0, 8)  # the four together
+NUMBER = slice(8, 15)  # transaction number (amount items)
+AMOUNT = slice(32, 49)  # amount item 1: øre, 17 digits
+ITEM1_KID = slice(49, 74)  # amount item 1: KID, right-aligned
+AGREEMENT_KID = slice(16, 41)  # AvtaleGiro agreement record: KID, right-aligned
 _OUTGOING = {("21", "00"): "an AvtaleGiro claim assignment (betalingskrav: service code 21, assignment type 00)",
              ("21", "36"): "an AvtaleGiro cancellation assignment (sletteanmodning: service code 21, type 36)"}
 
@@ -224,7 +149,7 @@ def _with_dash(cls: type[Any], line: str, kid: slice) -> tuple[Any, str | None]:
     return _item(cls, line), field_.strip() or None
 
 
-_ITEMS = {nr.TransactionAmountItem1: "amount item 1", nr.TransactionAmountItem2: "amount item 2",
+_ITEMS: dict[type[Any], str] = {nr.TransactionAmountItem1: "amount item 1", nr.TransactionAmountItem2: "amount item 2",
           nr.TransactionAmountItem3: "amount item 3", nr.AvtaleGiroAgreement: "agreement record"}
 
 
@@ -258,11 +183,11 @@ class _Transaction:
 
     @property
     def type(self) -> int:
-        return int(self.lines[0][4:6])
+        return int(self.lines[0][TYPE])
 
     @property
     def amount(self) -> int:
-        return int(self.lines[0][32:49])
+        return int(self.lines[0][AMOUNT])
 
 
 def read_file(lines: Sequence[str], digest: str) -> BankFile:
@@ -303,13 +228,13 @@ class _Reader:
         transmission = _Count(records=1)
         while True:
             number, line = self.next()
-            if line[:8] == "NY000089":
+            if line[HEAD] == "NY000089":
                 end = _record((number, line), nr.TransmissionEnd)
                 transmission.records += 1
                 transmission.check("transmission", end)
                 break
-            if line[6:8] != "20":
-                raise FormatError(f"line {number}: record type {line[6:8]!r} outside an assignment")
+            if line[RECORD] != "20":
+                raise FormatError(f"line {number}: record type {line[RECORD]!r} outside an assignment")
             count = self.assignment(number, line)
             transmission.transactions += count.transactions
             transmission.records += count.records
@@ -325,7 +250,7 @@ class _Reader:
                         tuple(self.records), tuple(self.mandates), totals)
 
     def assignment(self, number: int, line: str) -> _Count:
-        service, type_ = line[2:4], line[4:6]
+        service, type_ = line[SERVICE], line[TYPE]
         if (service, type_) in _OUTGOING:
             raise NotIncomingPayments(f"not an incoming payment file: line {number} starts {_OUTGOING[service, type_]}"
                                       ", which is sent to Nets, not from it")
@@ -336,7 +261,7 @@ class _Reader:
         self.assignments += 1
         count = _Count(records=1)
         ordinal = 0
-        while self.peek()[6:8] != "88":
+        while self.peek()[RECORD] != "88":
             ordinal += 1
             line_id = f"{self.assignments}.{ordinal}"
             if service == OCR_GIRO:
@@ -360,14 +285,14 @@ class _Reader:
 
     def transaction(self, line_id: str, account: str) -> _Transaction:
         number, line = self.next()
-        if line[:2] != "NY" or line[2:4] != OCR_GIRO or line[6:8] != "30":
-            raise FormatError(f"line {number}: expected amount item 1 (NY09..30) of a transaction, got {line[:8]!r}")
-        if not line[4:6].isdigit() or int(line[4:6]) not in PAYMENT_TYPES:
-            raise FormatError(f"line {number}: transaction type {line[4:6]!r} is not an OCR giro transaction type")
-        if not _digits(line[32:49]):
-            raise FormatError(f"line {number}: amount {line[32:49]!r} is not 17 digits")
+        if line[FORMAT] != "NY" or line[SERVICE] != OCR_GIRO or line[RECORD] != "30":
+            raise FormatError(f"line {number}: expected amount item 1 (NY09..30) of a transaction, got {line[HEAD]!r}")
+        if not line[TYPE].isdigit() or int(line[TYPE]) not in PAYMENT_TYPES:
+            raise FormatError(f"line {number}: transaction type {line[TYPE]!r} is not an OCR giro transaction type")
+        if not _digits(line[AMOUNT]):
+            raise FormatError(f"line {number}: amount {line[AMOUNT]!r} is not 17 digits")
         transaction = _Transaction(line_id, account, [line])
-        while self.peek()[:4] == "NY09" and self.peek()[6:8] in ("31", "32"):
+        while self.peek()[:4] == "NY" + OCR_GIRO and self.peek()[RECORD] in ("31", "32"):
             transaction.lines.append(self.next()[1])
         try:
             self.records.append(_payment(transaction))
@@ -381,10 +306,10 @@ class _Reader:
 
     def agreement(self, line_id: str, account: str) -> MandateRecord:
         number, line = self.next()
-        if line[:8] != "NY219470" or _CONTROL.search(line) or len(line) != 80 or not line.isascii():
-            raise FormatError(f"line {number}: expected an AvtaleGiro agreement record (NY219470), got {line[:8]!r}")
+        if line[HEAD] != "NY219470" or _CONTROL.search(line) or len(line) != 80 or not line.isascii():
+            raise FormatError(f"line {number}: expected an AvtaleGiro agreement record (NY219470), got {line[HEAD]!r}")
         try:
-            agreement, kid = _with_dash(nr.AvtaleGiroAgreement, line, slice(16, 41))
+            agreement, kid = _with_dash(nr.AvtaleGiroAgreement, line, AGREEMENT_KID)
         except _Unreadable as exc:
             raise FormatError(f"line {number}: AvtaleGiro agreement unreadable: {exc}") from None
         return MandateRecord(line_id, account, kid or "", _REGISTRATION[agreement.registration_type],
@@ -413,14 +338,14 @@ def _payment(t: _Transaction) -> IncomingPayment:
             raise _Unreadable(f"a record of {len(line)} characters, not 80")
         if _CONTROL.search(line):
             raise _Unreadable("control characters in a record")
-        if line[6:8] != "32" and not line.isascii():  # only amount item 3 carries free text
+        if line[RECORD] != "32" and not line.isascii():  # only amount item 3 carries free text
             raise _Unreadable("characters outside ASCII in a record of digits")
-        if line[4:8] != t.lines[0][4:6] + line[6:8] or line[8:15] != t.lines[0][8:15]:
+        if line[TYPE] != t.lines[0][TYPE] or line[NUMBER] != t.lines[0][NUMBER]:
             raise _Unreadable("its records disagree on transaction type or number")
-    kinds = [line[6:8] for line in t.lines]
+    kinds = [line[RECORD] for line in t.lines]
     if kinds != (["30", "31", "32"] if t.type in TEXT_TYPES else ["30", "31"]):
         raise _Unreadable(f"records {kinds} do not make a transaction of type {t.type}")
-    item1, kid = _with_dash(nr.TransactionAmountItem1, t.lines[0], slice(49, 74))
+    item1, kid = _with_dash(nr.TransactionAmountItem1, t.lines[0], ITEM1_KID)
     if item1.sign == "-" and t.type not in REVERSAL_TYPES:
         raise _Unreadable(f"a negative sign on a transaction of type {t.type}, which is not a reversal")
     item2 = _item(nr.TransactionAmountItem2, t.lines[1])

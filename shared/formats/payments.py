@@ -60,8 +60,7 @@ class RecordKind(StrEnum):
 class IncomingPayment:
     source: str  # "ocr_giro" | "bgmax"
     line_id: str  # the record's position in the file: "{assignment/deposit}.{record}", 1-based ordinals
-    amount_minor: int  # never negative from read_bank_file (``kind`` says the direction); the legacy
-    # bgmax.payments still yields a deduction negative
+    amount_minor: int  # never negative (``kind`` says the direction)
     currency: str
     reference: str | None  # KID / OCR reference
     payment_date: date

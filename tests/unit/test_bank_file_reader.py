@@ -104,9 +104,15 @@ def test_an_avtalegiro_claim_file_is_not_an_incoming_payment_file() -> None:
         read_bank_file((REAL / "avtalegiro_claims_netsgiro.txt").read_bytes())
 
 
+def _transmission_end(records: int, on: date) -> str:
+    """A Nets transmission end record of no transactions, written by netsgiro."""
+    return str(nr.TransmissionEnd(service_code=0, num_transactions=0, num_records=records, total_amount=0,
+                                  nets_date=on).to_ocr())
+
+
 def test_a_transmission_without_assignments_is_not_an_incoming_payment_file() -> None:
     text = ocr_giro.transmission([("12345", 100)], date(2026, 1, 1)).splitlines()
-    empty = [text[0], "NY000089" + "0" * 8 + "00000002" + "0" * 17 + "010126" + "0" * 33]
+    empty = [text[0], _transmission_end(records=2, on=date(2026, 1, 1))]
     with pytest.raises(NotIncomingPayments, match="no OCR giro"):
         read_bank_file("\n".join(empty).encode())
 
@@ -195,11 +201,6 @@ def test_identity_and_digest_do_not_change_with_encoding_or_line_endings() -> No
     assert all(read_bank_file(v) == first for v in variants)
 
 
-def test_old_entry_points_still_read() -> None:
-    assert [p.amount_minor for p in ocr_giro.payments((REAL / "ocr_giro_transactions_netsgiro.txt").read_text())]
-    assert len(list(ocr_giro.mandates((REAL / "avtalegiro_agreements_netsgiro.txt").read_text()))) == 16
-
-
 # ---- every KID we issue reads back from every format we import -----------------------------
 
 @st.composite
@@ -239,8 +240,10 @@ def test_every_issued_kid_reads_back_from_ocr_giro_and_bgmax(scheme: KidScheme, 
 
 def test_an_empty_assignment_adds_no_total_and_the_record_api_keeps_its_format_error() -> None:
     head = ocr_giro.transmission([("12345", 1)], date(2026, 1, 1)).splitlines()[:2]
-    lines = [*head, "NY090088" + "00000000" + "00000002" + "0" * 17 + "010126" * 3 + "0" * 21,
-             "NY000089" + "00000000" + "00000004" + "0" * 17 + "010126" + "0" * 33]
+    day = date(2026, 1, 1)
+    lines = [*head, nr.AssignmentEnd(service_code=9, assignment_type=0, num_transactions=0, num_records=2,
+                                     total_amount=0, nets_date_1=day, nets_date_2=day, nets_date_3=day).to_ocr(),
+             _transmission_end(records=4, on=day)]
     assert read_bank_file("\n".join(lines).encode()).totals == ()
     assert bgmax.FormatError is FormatError
 
