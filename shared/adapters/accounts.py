@@ -15,7 +15,8 @@ of new subscribers does not append to one range server):
 | ``0|dem|{demand no}``  | an open demand (``OpenDemand``): deleted when settled  |
 | ``0|man|{org}``        | an AvtaleGiro mandate (``Mandate``)                    |
 | ``0|sub|{id}``         | a subscription                                         |
-| ``0|out|{event id}``   | outbox message not yet known to be delivered           |
+| ``0|out|{event id}``   | outbox message not yet known to be delivered: the      |
+|                        | codec's event envelope (``codec.dump_event``)          |
 | ``1|inv|{demand no}``  | an issued invoice (never changed)                      |
 | ``1|rem|{demand no}``  | a reminder (a demand of its own, for its invoice)      |
 | ``1|crn|{number}``     | a credit note                                          |
@@ -52,14 +53,15 @@ from urllib.parse import quote, unquote
 
 from azure.core import MatchConditions
 
-from ..domain.account import Account, BalanceCheck, Changes, Correction, Event, Mandate, OrderBlock, ReminderDocument
+from ..domain.account import Account, BalanceCheck, Changes, Correction, Mandate, OrderBlock, ReminderDocument
+from ..domain.demands import OpenDemand
+from ..domain.events import Event
 from ..domain.invoicing import CreditNote, Invoice
 from ..domain.ledger import LedgerEntry
 from ..domain.payments import BookedPayment, row_id
-from ..domain.settlement import OpenDemand
 from ..domain.subscriptions import Subscriber, Subscription
 from ..ports import ConcurrencyConflict
-from .codec import dumps, loads
+from .codec import demand_from, dump_demand, dump_event, dumps, load_demand, load_event, loads
 from .tables import MAX_BATCH, Operation, Storage, TooManyEntities, prefix_filter
 
 TABLE = "Subscribers"
@@ -154,12 +156,18 @@ def _item_ops(pk: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> 
 
 
 def _item_entity(pk: str, rk: str, value: Any) -> dict[str, Any]:
-    return {"PartitionKey": pk, "RowKey": rk, "Body": dumps(value)}
+    """An open demand keeps its flat form (``codec.demand_json``), the others their dataclass's."""
+    body = dump_demand(value) if isinstance(value, OpenDemand) else dumps(value)
+    return {"PartitionKey": pk, "RowKey": rk, "Body": body}
+
+
+def _load_item(kind: Any, body: str) -> Any:
+    return load_demand(body) if kind is OpenDemand else loads(kind, body)
 
 
 def _stored_items(rows: list[dict[str, Any]]) -> dict[str, Any]:
     kinds = {k.prefix: k.kind for k in (*KEYED, *ORDERED)}
-    return {r["RowKey"]: loads(kinds[r["RowKey"][:6]], r["Body"]) for r in rows if r["RowKey"][:6] in kinds}
+    return {r["RowKey"]: _load_item(kinds[r["RowKey"][:6]], r["Body"]) for r in rows if r["RowKey"][:6] in kinds}
 
 
 def _account(head: dict[str, Any], stored: Mapping[str, Any], subs: dict[str, Subscription]) -> Account:
@@ -168,14 +176,14 @@ def _account(head: dict[str, Any], stored: Mapping[str, Any], subs: dict[str, Su
         rows = {k.parse(rk[len(k.prefix):]): v for rk, v in stored.items() if rk.startswith(k.prefix)}
         items[k.field] = {**_first_layout(head, k.field), **rows}
     for o in ORDERED:
-        rows = [v for rk, v in sorted(stored.items()) if rk.startswith(o.prefix)]
-        items[o.field] = (*_first_layout(head, o.field), *rows)
+        ordered = [v for rk, v in sorted(stored.items()) if rk.startswith(o.prefix)]
+        items[o.field] = (*_first_layout(head, o.field), *ordered)
     return Account(loads(Subscriber, head["Subscriber"]), subs, json.loads(head["Balances"]),
                    head["NextDemandNo"], head["NextLedgerSeq"], **items)
 
 
 FIRST_LAYOUT: dict[str, tuple[str, Any, str]] = {  # account field: (column, type, empty)
-    "open_demands": ("OpenDemands", list[OpenDemand], "[]"), "mandates": ("Mandates", dict[str, Mandate], "{}"),
+    "open_demands": ("OpenDemands", list[dict[str, Any]], "[]"), "mandates": ("Mandates", dict[str, Mandate], "{}"),
     "order_blocks": ("OrderBlocks", dict[str, OrderBlock], "{}"),
     "corrections": ("Corrections", tuple[Correction, ...], "[]"),
     "balance_checks": ("BalanceChecks", tuple[BalanceCheck, ...], "[]")}
@@ -185,7 +193,9 @@ def _first_layout(head: dict[str, Any], name: str) -> Any:
     """Items a subscriber row of the first layout holds as JSON (none in a row of the second)."""
     column, kind, empty = FIRST_LAYOUT[name]
     value = loads(kind, head.get(column) or empty)
-    return {d.demand_no: d for d in value} if name == "open_demands" else value
+    if name == "open_demands":
+        return {d.demand_no: d for d in map(demand_from, value)}
+    return value
 
 
 def _build(rows: list[dict[str, Any]]) -> Loaded | None:
@@ -193,7 +203,7 @@ def _build(rows: list[dict[str, Any]]) -> Loaded | None:
     if head is None:
         return None
     subs = {s.id: s for s in (loads(Subscription, r["Body"]) for r in rows if r["RowKey"].startswith("0|sub|"))}
-    outbox = [loads(Event, r["Body"]) for r in rows if r["RowKey"].startswith("0|out|")]
+    outbox = [load_event(r["Body"]) for r in rows if r["RowKey"].startswith("0|out|")]
     stored = _stored_items(rows)
     return Loaded(_account(head, stored, subs), head["etag"], outbox, stored)
 
@@ -239,7 +249,7 @@ class AccountRepository:
         ops += [("create", _invoice_row(pk, inv)) for inv in changes.invoices]
         ops += [("create", {"PartitionKey": pk, "RowKey": f"1|led|{e.seq:08d}", "Body": dumps(e),
                             "Amount": e.amount_minor, "Org": e.organization_id}) for e in changes.ledger]
-        ops += [("create", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}", "Body": dumps(e)})
+        ops += [("create", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}", "Body": dump_event(e)})
                 for e in changes.events]
         ops += [("create", {"PartitionKey": pk, "RowKey": f"1|pay|{row_id(b.payment)}", "Body": dumps(b),
                             "Amount": b.payment.amount_minor, "Org": b.payment.organization_id})

@@ -5,7 +5,9 @@ turns our ``BusMessage`` into the SDK's own ``ServiceBusMessage`` (``message_id`
 so Service Bus duplicate detection drops a re-sent outbox message) and sends them in
 size-limited batches. ``StorageQueueBus`` writes the same JSON to an Azurite queue of
 the same name, which the local host feeds to the Service Bus-triggered functions.
-Azurite's queue has no batch send, so one ``send`` becomes one queue message carrying
+An event's message (``event_message``) has the event id as its message id and the body
+``{"tenant", "type", "version", "payload"}`` (the codec's envelope); ``event_of`` reads it
+back as the typed event. Azurite's queue has no batch send, so one ``send`` becomes one queue message carrying
 an envelope of up to ``ENVELOPE_BYTES`` of messages; the host hands each message in it
 to the function separately, as Service Bus would.
 """
@@ -21,6 +23,9 @@ from typing import Any, Protocol
 from azure.core.exceptions import ResourceExistsError
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 from azure.storage.queue import QueueServiceClient
+
+from ..domain.events import Event
+from .codec import event_envelope, event_from
 
 RUN_WORK = "run-work"
 EVENTS = "abonno-events"
@@ -40,6 +45,18 @@ class BusMessage:
 def decode(text: str | bytes) -> BusMessage:
     data = json.loads(text)
     return BusMessage(data["id"], data["body"])
+
+
+def event_message(tenant: str, event: Event) -> BusMessage:
+    """The message that carries an outbox event: its id is the event's, for duplicate detection."""
+    envelope = event_envelope(event)
+    del envelope["id"]
+    return BusMessage(event.id, {"tenant": tenant, **envelope})
+
+
+def event_of(message: BusMessage) -> Event:
+    """The typed event a message of ``event_message`` carries (``codec.UnknownEvent`` if none)."""
+    return event_from({**message.body, "id": message.id})
 
 
 ENVELOPE_BYTES = 48_000  # under the 64 KiB limit of a storage queue message

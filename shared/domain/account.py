@@ -11,10 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
 
 from .catalogue import Catalogue, DunningProcess, PaymentType
+from .demands import DemandTerms, OpenDemand
 from .dunning import Reminder
+from .events import (
+    AvtaleGiroMandateChanged,
+    Event,
+    InvoiceIssued,
+    InvoicePaid,
+    PaymentCompleted,
+    PaymentReversed,
+    RefundBooked,
+    SubscriptionCreated,
+)
 from .invoicing import (
     CreditNote,
     DocumentKind,
@@ -30,17 +40,8 @@ from .kid import CheckDigitUnavailable, KidScheme
 from .ledger import EntryKind, LedgerEntry, VatPart, invoice_entry
 from .limits import check_minor
 from .payments import BookedPayment, PaymentKind, PaymentState, ReceivedPayment
-from .settlement import Allocation, OpenDemand, SettlementPolicy, match, settle
+from .settlement import Allocation, SettlementPolicy, match, settle
 from .subscriptions import Subscriber, Subscription
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """An outbox message: written in the same transaction as the change it reports."""
-
-    id: str  # deterministic, so a re-sent message is recognised as a duplicate
-    type: str
-    payload: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ class Account:
         return replace(self, subscriptions={**self.subscriptions, subscription.id: subscription})
 
     def open_total(self, organization_id: str) -> int:
-        return sum(d.open_minor for d in self.open_demands.values() if d.organization_id == organization_id)
+        return sum(d.open_minor for d in self.open_demands.values() if d.terms.organization_id == organization_id)
 
     def unbilled_debt(self, organization_id: str) -> int:
         """What the subscriber owes on the ledger that no open invoice or reminder asks for."""
@@ -217,7 +218,7 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
     for draft in drafts:
         org = catalogue.organizations[draft.organization_id]
         demand_no, kid = next_kid(org.kid, account.number, demand_no)
-        owed = sum(d.open_minor for d in open_demands.values() if d.organization_id == org.id)
+        owed = sum(d.open_minor for d in open_demands.values() if d.terms.organization_id == org.id)
         credit = max(0, balances.get(org.id, 0) + owed)  # money on the ledger no demand has used
         if draft.kind is DocumentKind.BALANCE:
             credit = 0
@@ -229,12 +230,8 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
             balances[org.id] = balances.get(org.id, 0) - invoice.total_minor
             seq += 1
         if invoice.amount_due_minor > 0:
-            span = draft.span
-            open_demands[demand_no] = OpenDemand(
-                demand_no, invoice.number, org.id, draft.subscription_id, draft.due_date, invoice.amount_due_minor,
-                total_minor=invoice.total_minor, amount_due_minor=invoice.amount_due_minor,
-                period_start=span[0] if span else None, period_end=span[1] if span else None, kind=draft.kind.value,
-                vat=vat_parts(draft.lines))
+            terms = replace(terms_of(invoice), vat=vat_parts(draft.lines))
+            open_demands[demand_no] = OpenDemand(demand_no, terms, invoice.amount_due_minor)
         if draft.kind is DocumentKind.SUBSCRIPTION:
             subs[draft.subscription_id] = subs[draft.subscription_id].invoiced(1)
         events.append(invoice_issued(account.number, invoice))
@@ -252,7 +249,7 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
 
 def process_of(account: Account, catalogue: Catalogue, demand: OpenDemand) -> DunningProcess | None:
     """The dunning process that follows up a demand; None for one no subscription plan owns."""
-    sub = account.subscriptions.get(demand.subscription_id)
+    sub = account.subscriptions.get(demand.terms.subscription_id)
     return catalogue.dunning_of(sub.plan_id) if sub is not None and sub.plan_id in catalogue.plans else None
 
 
@@ -267,7 +264,7 @@ def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catal
     beyond the business limits raises ``ValueOutOfRange`` (the import sets it aside)."""
     check_minor(payment.amount_minor, "payment %s", payment.id)
     org = payment.organization_id
-    mine = [d for d in account.open_demands.values() if d.organization_id == org]
+    mine = [d for d in account.open_demands.values() if d.terms.organization_id == org]
     matched = match(mine, payment.demand_no, payment.amount_minor)
     seq = account.next_ledger_seq
     ledger = [LedgerEntry(seq, org, payment.currency, booked, EntryKind.PAYMENT, payment.amount_minor,
@@ -280,26 +277,25 @@ def receive_payment(account: Account, payment: ReceivedPayment, catalogue: Catal
             fee_written_off = exact.fees_open_minor
             seq += 1
             ledger.append(LedgerEntry(seq, org, payment.currency, booked, EntryKind.WRITE_OFF, fee_written_off,
-                                      str(exact.invoice_number), "Reminder fee written off: invoice paid exactly"))
+                                      str(exact.terms.invoice_number),
+                                      "Reminder fee written off: invoice paid exactly"))
             mine = [replace(d, open_minor=d.open_minor - fee_written_off, fees_minor=d.fees_minor - fee_written_off)
                     if d is exact else d for d in mine]
     result = settle(mine, matched, payment.amount_minor, lambda d: settlement_policy_of(account, catalogue, d))
-    numbers = {d.demand_no: d.invoice_number for d in mine}
+    numbers = {d.demand_no: d.terms.invoice_number for d in mine}
     for a in result.allocations:
         if a.written_off_minor:
             seq += 1
             ledger.append(LedgerEntry(seq, org, payment.currency, booked, EntryKind.WRITE_OFF, a.written_off_minor,
                                       str(numbers[a.demand_no]), "Within the settlement policy's tolerance"))
-    open_demands = {k: d for k, d in account.open_demands.items() if d.organization_id != org}
+    open_demands = {k: d for k, d in account.open_demands.items() if d.terms.organization_id != org}
     open_demands |= {d.demand_no: d for d in result.open_after}
     balances = dict(account.balances)
     balances[org] = balances.get(org, 0) + payment.amount_minor + result.written_off_minor + fee_written_off
     booked_payment = BookedPayment(payment, PaymentState.COMPLETED, booked, result.allocations, result.credit_minor)
-    events = [Event(f"payment-completed.{payment.id}", "PaymentCompleted",
-                    {"subscriber_no": account.number, "payment_id": payment.id, "amount_minor": payment.amount_minor,
-                     "organization_id": org, "match_type": payment.match_type.value})]
-    events += [Event(f"invoice-paid.{org}.{numbers[a.demand_no]}", "InvoicePaid",
-                     {"subscriber_no": account.number, "invoice_number": numbers[a.demand_no], "organization_id": org})
+    events: list[Event] = [PaymentCompleted(f"payment-completed.{payment.id}", account.number, payment.id,
+                                            payment.amount_minor, org, payment.match_type)]
+    events += [InvoicePaid(f"invoice-paid.{org}.{numbers[a.demand_no]}", account.number, numbers[a.demand_no], org)
                for a in result.allocations if a.settled]
     new = replace(account, balances=balances, open_demands=open_demands, next_ledger_seq=seq + 1)
     return Changes(new, ledger=tuple(ledger), events=tuple(events), payments=(booked_payment,))
@@ -341,7 +337,7 @@ def reverse_payment(account: Account, reversal: ReceivedPayment, original: Booke
         if current is not None:
             open_demands[a.demand_no] = replace(current, open_minor=current.open_minor + again)
         elif invoice is not None and invoice.number not in account.credited:
-            open_demands[a.demand_no] = _reopened(invoice, again)
+            open_demands[a.demand_no] = OpenDemand(a.demand_no, terms_of(invoice), again)
         else:
             continue
         written_back += a.written_off_minor
@@ -355,39 +351,45 @@ def reverse_payment(account: Account, reversal: ReceivedPayment, original: Booke
     balances = dict(account.balances)
     balances[org] = balances.get(org, 0) - reversal.amount_minor - written_back
     record = BookedPayment(reversal, PaymentState.COMPLETED, booked, tuple(reopened), -original.credit_minor)
-    event = Event(f"payment-reversed.{reversal.id}", "PaymentReversed",
-                  {"subscriber_no": account.number, "payment_id": reversal.id, "reverses": original.payment.id,
-                   "amount_minor": reversal.amount_minor, "organization_id": org,
-                   "reopened": [a.demand_no for a in reopened]})
+    event = PaymentReversed(f"payment-reversed.{reversal.id}", account.number, reversal.id, original.payment.id,
+                            reversal.amount_minor, org, tuple(a.demand_no for a in reopened))
     new = replace(account, balances=balances, open_demands=open_demands, next_ledger_seq=seq + len(ledger))
     return Changes(new, ledger=tuple(ledger), events=(event,), payments=(record,))
 
 
-def _reopened(invoice: Invoice, open_minor: int) -> OpenDemand:
+def terms_of(invoice: Invoice) -> DemandTerms:
+    """What an issued invoice asks for, as its open demand keeps it."""
     d = invoice.draft
     span = d.span
-    return OpenDemand(invoice.demand_no, invoice.number, d.organization_id, d.subscription_id, d.due_date, open_minor,
-                      total_minor=invoice.total_minor, amount_due_minor=invoice.amount_due_minor,
-                      period_start=span[0] if span else None, period_end=span[1] if span else None,
-                      kind=d.kind.value)
+    return DemandTerms(invoice.number, d.organization_id, d.subscription_id, d.due_date, d.kind, invoice.total_minor,
+                       invoice.amount_due_minor, span[0] if span else None, span[1] if span else None)
 
 
-def refund(account: Account, refund_id: str, organization_id: str, currency: str, amount_minor: int,
-           booked: date, external_reference: str, comment: str) -> Changes:
-    """Money paid back to the subscriber (manual 7.4): a debit on the ledger, never a payment.
+@dataclass(frozen=True, slots=True)
+class BookRefund:
+    """Manual 7.4: ``amount_minor`` paid back to the subscriber. ``refund_id`` names the
+    refund for ever: its outbox event's row makes a second booking of the same refund
+    conflict instead of paying out twice."""
 
-    ``refund_id`` names the refund for ever: its outbox event's row makes a second
-    booking of the same refund conflict instead of paying out twice.
-    """
-    if amount_minor <= 0:
+    refund_id: str
+    organization_id: str
+    currency: str
+    amount_minor: int
+    external_reference: str
+    comment: str = ""
+
+
+def refund(account: Account, command: BookRefund, booked: date) -> Changes:
+    """Money paid back to the subscriber (manual 7.4): a debit on the ledger, never a payment."""
+    c = command
+    if c.amount_minor <= 0:
         raise ValueError("a refund is a positive amount")
-    entry = LedgerEntry(account.next_ledger_seq, organization_id, currency, booked, EntryKind.REFUND, -amount_minor,
-                        external_reference, comment or "Refund")
+    entry = LedgerEntry(account.next_ledger_seq, c.organization_id, c.currency, booked, EntryKind.REFUND,
+                        -c.amount_minor, c.external_reference, c.comment or "Refund")
     balances = dict(account.balances)
-    balances[organization_id] = balances.get(organization_id, 0) - amount_minor
-    event = Event(f"refund.{refund_id}", "RefundBooked",
-                  {"subscriber_no": account.number, "refund_id": refund_id, "amount_minor": amount_minor,
-                   "organization_id": organization_id, "external_reference": external_reference})
+    balances[c.organization_id] = balances.get(c.organization_id, 0) - c.amount_minor
+    event = RefundBooked(f"refund.{c.refund_id}", account.number, c.refund_id, c.amount_minor, c.organization_id,
+                         c.external_reference)
     new = replace(account, balances=balances, next_ledger_seq=account.next_ledger_seq + 1)
     return Changes(new, ledger=(entry,), events=(event,))
 
@@ -410,29 +412,18 @@ def apply_mandate(account: Account, organization_id: str, kid: str, active: bool
                 and (s.frequency.months or s.frequency.days >= AVTALEGIRO_MIN_DAYS)]
     new = replace(account, mandates={**account.mandates, organization_id: mandate},
                   subscriptions={**account.subscriptions, **{s.id: s for s in switched}})
-    event = Event(f"mandate.{organization_id}.{account.number}.{day}.{int(active)}", "AvtaleGiroMandateChanged",
-                  {"subscriber_no": account.number, "organization_id": organization_id, "kid": kid,
-                   "active": active, "notify": notify})
+    event = AvtaleGiroMandateChanged(f"mandate.{organization_id}.{account.number}.{day}.{int(active)}",
+                                     account.number, organization_id, kid, active, notify)
     return Changes(new, subscriptions=tuple(switched), events=(event,))
 
 
-def invoice_issued(subscriber_no: int, invoice: Invoice) -> Event:
+def invoice_issued(subscriber_no: int, invoice: Invoice) -> InvoiceIssued:
     d = invoice.draft
-    return Event(
-        id=f"invoice-issued.{d.organization_id}.{invoice.number}",
-        type="InvoiceIssued",
-        payload={"subscriber_no": subscriber_no, "invoice_number": invoice.number, "kid": invoice.kid,
-                 "organization_id": d.organization_id, "subscription_id": d.subscription_id,
-                 "total_minor": d.total_minor, "credit_applied_minor": invoice.credit_applied_minor,
-                 "amount_due_minor": invoice.amount_due_minor, "currency": d.currency,
-                 "due_date": d.due_date.isoformat()},
-    )
+    return InvoiceIssued(f"invoice-issued.{d.organization_id}.{invoice.number}", subscriber_no, invoice.number,
+                         invoice.kid, d.organization_id, d.subscription_id, d.total_minor,
+                         invoice.credit_applied_minor, invoice.amount_due_minor, d.currency, d.due_date)
 
 
-def subscription_created(subscriber_no: int, sub: Subscription) -> Event:
-    return Event(
-        id=f"subscription-created.{sub.id}",
-        type="SubscriptionCreated",
-        payload={"subscriber_no": subscriber_no, "subscription_id": sub.id, "plan_id": sub.plan_id,
-                 "start": sub.anchor.isoformat(), "payment_type": sub.payment_type.value},
-    )
+def subscription_created(subscriber_no: int, sub: Subscription) -> SubscriptionCreated:
+    return SubscriptionCreated(f"subscription-created.{sub.id}", subscriber_no, sub.id, sub.plan_id, sub.anchor,
+                               sub.payment_type)

@@ -18,11 +18,12 @@ retried operation gets the same number (the service claims them, see ``unit_of_w
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from .account import Account, Changes, Correction, Event, issue
+from .account import Account, Changes, Correction, issue
 from .catalogue import Catalogue, CatalogueError
+from .events import BalanceWrittenOff, CorrectionAdded, CreditNoteIssued
 from .invoicing import CreditNote, DocumentKind, Invoice, InvoiceDraft, InvoiceLine, summary_lines, vat_parts
 from .ledger import EntryKind, LedgerEntry, VatPart, merge_vat
 
@@ -37,49 +38,67 @@ def credit_note_key(invoice_number: int) -> str:
     return f"credit.{invoice_number}"
 
 
-def credit_invoice(account: Account, invoice_number: int, demand_no: int, organization_id: str, currency: str,
-                   subscription_id: str, total_minor: int, kind: str, reason: str, today: date,
-                   number: Number, keep_fees: bool = False, *, lines: Sequence[InvoiceLine]) -> Changes:
+@dataclass(frozen=True, slots=True)
+class CreditInvoice:
+    """Credit the whole of an issued invoice (manual 7.15): the invoice as the credit note
+    needs it, why, and whether its unpaid reminder fees stay owed (``keep_fees``)."""
+
+    invoice_number: int
+    demand_no: int
+    organization_id: str
+    currency: str
+    subscription_id: str
+    total_minor: int
+    kind: DocumentKind
+    lines: tuple[InvoiceLine, ...]  # what the credit note negates
+    reason: str
+    keep_fees: bool = False
+
+    @classmethod
+    def of(cls, invoice: Invoice, reason: str, keep_fees: bool = False) -> CreditInvoice:
+        d = invoice.draft
+        return cls(invoice.number, invoice.demand_no, d.organization_id, d.currency, d.subscription_id,
+                   invoice.total_minor, d.kind, d.lines, reason, keep_fees)
+
+
+def credit_invoice(account: Account, command: CreditInvoice, today: date, number: Number) -> Changes:
     """A credit note for the whole invoice: its ``lines`` negated (so the VAT of each rate
     is credited exactly as it was invoiced), +total on the ledger, the demand (and its
     reminders) closed. Unpaid reminder fees go with it (a mistaken invoice earns no fees),
     unless ``keep_fees`` (a payment stop: they stay owed on the ledger). Crediting an
     invoice twice is refused."""
-    if invoice_number in account.credited:
-        raise CreditRefused(f"invoice {invoice_number} is credited already")
-    if kind == DocumentKind.BALANCE:
+    c = command
+    if c.invoice_number in account.credited:
+        raise CreditRefused(f"invoice {c.invoice_number} is credited already")
+    if c.kind is DocumentKind.BALANCE:
         raise CreditRefused("a balance invoice asks for debt already on the ledger: write it off instead")
-    if sum(li.gross_minor for li in lines) != total_minor:
-        raise ValueError(f"the lines given for invoice {invoice_number} do not sum to its total {total_minor}")
-    credited = tuple(-li for li in lines)
-    note = CreditNote(number(organization_id, credit_note_key(invoice_number)), invoice_number, demand_no,
-                      organization_id, currency, subscription_id, today, total_minor, reason, credited)
+    if sum(li.gross_minor for li in c.lines) != c.total_minor:
+        raise ValueError(f"the lines given for invoice {c.invoice_number} do not sum to its total {c.total_minor}")
+    credited = tuple(-li for li in c.lines)
+    note = CreditNote(number(c.organization_id, credit_note_key(c.invoice_number)), c.invoice_number, c.demand_no,
+                      c.organization_id, c.currency, c.subscription_id, today, c.total_minor, c.reason, credited)
     seq = account.next_ledger_seq
-    entries = [LedgerEntry(seq, organization_id, currency, today, EntryKind.CREDIT_NOTE, total_minor,
-                           str(invoice_number), f"Credit note {note.number} for invoice {invoice_number}",
+    entries = [LedgerEntry(seq, c.organization_id, c.currency, today, EntryKind.CREDIT_NOTE, c.total_minor,
+                           str(c.invoice_number), f"Credit note {note.number} for invoice {c.invoice_number}",
                            vat_parts(credited))]
-    demand = account.open_demands.get(demand_no)
-    if demand is not None and demand.fees_open_minor and not keep_fees:
-        entries.append(LedgerEntry(seq + 1, organization_id, currency, today, EntryKind.WRITE_OFF,
-                                   demand.fees_open_minor, str(invoice_number), "Reminder fees of a credited invoice"))
+    demand = account.open_demands.get(c.demand_no)
+    if demand is not None and demand.fees_open_minor and not c.keep_fees:
+        entries.append(LedgerEntry(seq + 1, c.organization_id, c.currency, today, EntryKind.WRITE_OFF,
+                                   demand.fees_open_minor, str(c.invoice_number),
+                                   "Reminder fees of a credited invoice"))
     moved = sum(e.amount_minor for e in entries)
-    balances = {**account.balances, organization_id: account.balances.get(organization_id, 0) + moved}
-    demands = {k: d for k, d in account.open_demands.items() if k != demand_no}
+    balances = {**account.balances, c.organization_id: account.balances.get(c.organization_id, 0) + moved}
+    demands = {k: d for k, d in account.open_demands.items() if k != c.demand_no}
     new = replace(account, balances=balances, open_demands=demands, next_ledger_seq=seq + len(entries),
-                  credited=(*account.credited, invoice_number))
-    event = Event(f"credit-note.{organization_id}.{note.number}", "CreditNoteIssued",
-                  {"subscriber_no": account.number, "credit_note_number": note.number,
-                   "invoice_number": invoice_number, "organization_id": organization_id, "currency": currency,
-                   "total_minor": total_minor, "reason": reason})
+                  credited=(*account.credited, c.invoice_number))
+    event = CreditNoteIssued(f"credit-note.{c.organization_id}.{note.number}", account.number, note.number,
+                             c.invoice_number, c.organization_id, c.currency, c.total_minor, c.reason)
     return Changes(new, ledger=tuple(entries), events=(event,), credit_notes=(note,))
 
 
 def credit_issued(account: Account, invoice: Invoice, reason: str, today: date, number: Number) -> Changes:
     """A credit note for an issued invoice (manual 7.15), mirroring its lines."""
-    d = invoice.draft
-    return credit_invoice(account, invoice.number, invoice.demand_no, d.organization_id, d.currency,
-                          d.subscription_id, invoice.total_minor, d.kind.value, reason, today, number,
-                          lines=d.lines)
+    return credit_invoice(account, CreditInvoice.of(invoice, reason), today, number)
 
 
 def charge(account: Account, organization_id: str, currency: str, vat: Sequence[VatPart], reference: str,
@@ -100,10 +119,8 @@ def add_correction(account: Account, correction: Correction) -> Changes:
         raise CreditRefused("a correction of zero changes nothing")
     if any(c.id == correction.id for c in account.corrections):
         return Changes(account)  # the same correction again: idempotent
-    event = Event(f"correction.{correction.id}", "CorrectionAdded",
-                  {"subscriber_no": account.number, "correction_id": correction.id,
-                   "organization_id": correction.organization_id, "amount_minor": correction.amount_minor,
-                   "text": correction.text})
+    event = CorrectionAdded(f"correction.{correction.id}", account.number, correction.id,
+                            correction.organization_id, correction.amount_minor, correction.text)
     return Changes(replace(account, corrections=(*account.corrections, correction)), events=(event,))
 
 
@@ -124,14 +141,14 @@ def write_off(account: Account, organization_id: str, currency: str, reason: str
     seq = account.next_ledger_seq
     entries: list[LedgerEntry] = []
     demands = dict(account.open_demands)
-    mine = sorted((d for d in account.open_demands.values() if d.organization_id == organization_id),
+    mine = sorted((d for d in account.open_demands.values() if d.terms.organization_id == organization_id),
                   key=lambda d: d.demand_no)
     for d in mine[:limit] if limit is not None else mine:
         del demands[d.demand_no]
-        if d.kind == DocumentKind.BALANCE:
+        if d.terms.kind is DocumentKind.BALANCE:
             continue  # no ledger debit of its own: its debt is the unbilled debt written off below
         entries.append(LedgerEntry(seq, organization_id, currency, today, EntryKind.WRITE_OFF, d.open_minor,
-                                   str(d.invoice_number), f"Written off: {reason}"))
+                                   str(d.terms.invoice_number), f"Written off: {reason}"))
         seq += 1
     balance = account.balances.get(organization_id, 0) + sum(e.amount_minor for e in entries)
     new = replace(account, open_demands=demands, balances={**account.balances, organization_id: balance})
@@ -145,22 +162,31 @@ def write_off(account: Account, organization_id: str, currency: str, reason: str
         return Changes(account)
     amount = sum(e.amount_minor for e in entries)
     new = replace(new, balances={**account.balances, organization_id: balance}, next_ledger_seq=seq)
-    event = Event(f"write-off.{organization_id}.{account.number}.{account.next_ledger_seq}", "BalanceWrittenOff",
-                  {"subscriber_no": account.number, "organization_id": organization_id, "amount_minor": amount,
-                   "reason": reason})
+    event = BalanceWrittenOff(f"write-off.{organization_id}.{account.number}.{account.next_ledger_seq}",
+                              account.number, organization_id, amount, reason)
     return Changes(new, ledger=tuple(entries), events=(event,))
 
 
-def additional_invoice(account: Account, catalogue: Catalogue, organization_id: str, lines: Sequence[InvoiceLine],
-                       ref: str, due_days: int, today: date, number: Number) -> Changes:
+@dataclass(frozen=True, slots=True)
+class AdditionalInvoice:
+    """Manual 7.10: invoice ``lines`` now, due in ``due_days``; ``ref`` names it for ever."""
+
+    organization_id: str
+    lines: tuple[InvoiceLine, ...]
+    ref: str
+    due_days: int
+
+
+def additional_invoice(account: Account, catalogue: Catalogue, command: AdditionalInvoice, today: date,
+                       number: Number) -> Changes:
     """Manual 7.10: a standalone invoice of catalogue products or free lines, issued at once."""
-    if not lines:
+    if not command.lines:
         raise CreditRefused("an additional invoice needs at least one line")
-    org = catalogue.organizations.get(organization_id)
+    org = catalogue.organizations.get(command.organization_id)
     if org is None:
-        raise CatalogueError(f"unknown organization {organization_id!r}")
-    draft = InvoiceDraft("", 0, org.id, org.currency, today, today + timedelta(days=due_days), tuple(lines),
-                         DocumentKind.ADDITIONAL, f"{account.number}.{ref}")
+        raise CatalogueError(f"unknown organization {command.organization_id!r}")
+    draft = InvoiceDraft("", 0, org.id, org.currency, today, today + timedelta(days=command.due_days),
+                         command.lines, DocumentKind.ADDITIONAL, f"{account.number}.{command.ref}")
     return issue(account, [draft], {draft.natural_key: number(org.id, draft.natural_key)}, catalogue, today)
 
 
@@ -176,12 +202,25 @@ def balance_lines(debt_minor: int, charged: Sequence[VatPart]) -> tuple[InvoiceL
     return lines
 
 
-def balance_invoice(account: Account, catalogue: Catalogue, organization_id: str, subscription_id: str,
-                    due_days: int, ref: str, today: date, number: Number, charged: Sequence[VatPart] = ()) -> Changes:
+@dataclass(frozen=True, slots=True)
+class BalanceInvoice:
+    """Manual 7.11: invoice what the subscriber owes the organisation that nothing else asks
+    for, due in ``due_days``; ``ref`` names it; ``charged``: the delivered days it bills."""
+
+    organization_id: str
+    subscription_id: str
+    due_days: int
+    ref: str
+    charged: tuple[VatPart, ...] = ()
+
+
+def balance_invoice(account: Account, catalogue: Catalogue, command: BalanceInvoice, today: date,
+                    number: Number) -> Changes:
     """Manual 7.11: one invoice for the debt left after a stop that nothing else asks for,
     with the VAT breakdown of the ``charged`` delivered days it bills."""
-    debt = account.unbilled_debt(organization_id)
-    org = catalogue.organizations[organization_id]
-    draft = InvoiceDraft(subscription_id, 0, org.id, org.currency, today, today + timedelta(days=due_days),
-                         balance_lines(debt, merge_vat(charged)), DocumentKind.BALANCE, f"{account.number}.{ref}")
+    c = command
+    debt = account.unbilled_debt(c.organization_id)
+    org = catalogue.organizations[c.organization_id]
+    draft = InvoiceDraft(c.subscription_id, 0, org.id, org.currency, today, today + timedelta(days=c.due_days),
+                         balance_lines(debt, merge_vat(c.charged)), DocumentKind.BALANCE, f"{account.number}.{c.ref}")
     return issue(account, [draft], {draft.natural_key: number(org.id, draft.natural_key)}, catalogue, today)

@@ -23,11 +23,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any
 
-from .account import Account, BalanceCheck, Changes, Event, ReminderDocument, next_kid, process_of
+from .account import Account, BalanceCheck, Changes, ReminderDocument, next_kid, process_of
 from .catalogue import Catalogue, DunningProcess
-from .credit import Number, balance_invoice
+from .credit import BalanceInvoice, Number, balance_invoice
+from .demands import OpenDemand
 from .dunning import (
     DunningCase,
     IssueReminder,
@@ -38,15 +38,16 @@ from .dunning import (
     next_reminder_on,
     stop_check_on,
 )
+from .events import PaymentStopNotice, ReminderIssued, ReminderPostponed
 from .invoicing import DocumentKind, Invoice
 from .ledger import EntryKind, LedgerEntry, merge_vat
 from .lifecycle import close_ended, ends_unpaid, payment_stop, unfinished
-from .settlement import OpenDemand
 from .subscriptions import Subscription
 
 
 def _case(d: OpenDemand) -> DunningCase:
-    return DunningCase(d.amount_due_minor, d.principal_open_minor, d.due_date, d.reminders, d.postponed_to)
+    return DunningCase(d.terms.amount_due_minor, d.principal_open_minor, d.terms.due_date, d.dunning.reminders,
+                       d.dunning.postponed_to)
 
 
 def owed(account: Account, organization_id: str) -> int:
@@ -56,13 +57,13 @@ def owed(account: Account, organization_id: str) -> int:
 def dunned_by(account: Account, catalogue: Catalogue, demand: OpenDemand) -> DunningProcess | None:
     """The process that reminds and stops for a demand; none for a balance invoice (7.11:
     it bills what a stop left owing, so it is never reminded nor stops anything again)."""
-    return None if demand.kind == DocumentKind.BALANCE else process_of(account, catalogue, demand)
+    return None if demand.terms.kind is DocumentKind.BALANCE else process_of(account, catalogue, demand)
 
 
 def _closing(account: Account, catalogue: Catalogue, demand: OpenDemand, today: date) -> bool:
     """An invoice of a subscription that has ended, credited by ``close_ended`` (in this
     part or the next): never reminded."""
-    sub = account.subscriptions.get(demand.subscription_id)
+    sub = account.subscriptions.get(demand.terms.subscription_id)
     return sub is not None and sub.stop_date is not None and sub.stop_date <= today and ends_unpaid(catalogue, sub)
 
 
@@ -76,44 +77,42 @@ def stoppable(sub: Subscription | None, stop_on: date) -> bool:
     return sub is not None and (sub.stop_date is None or sub.stop_date > stop_on)
 
 
-NOTICE_TYPES = frozenset({"ReminderIssued", "PaymentStopNotice"})  # the events that are notices to send
-
-
-def notice(account: Account, process: DunningProcess, event_id: str, kind: str, today: date,
-           payload: dict[str, Any]) -> Event:
-    """A notice for the notification worker: the channel and address are decided here."""
+def addressed(account: Account, process: DunningProcess) -> tuple[NoticeChannel, str]:
+    """How a notice reaches the subscriber: by SMS where the process says so and there is a
+    phone number, else by e-mail (manual 6.19)."""
     s = account.subscriber
-    sms = process.notice_channel is NoticeChannel.SMS and bool(s.phone)
-    return Event(event_id, kind, {"subscriber_no": account.number, "name": s.name, "day": today.isoformat(),
-                                  "channel": "sms" if sms else "email", "to": s.phone if sms else s.email,
-                                  **payload})
+    if process.notice_channel is NoticeChannel.SMS and s.phone:
+        return NoticeChannel.SMS, s.phone
+    return NoticeChannel.EMAIL, s.email
 
 
 def remind(account: Account, catalogue: Catalogue, demand: OpenDemand, process: DunningProcess,
            reminder: Reminder, today: date) -> Changes:
-    org = catalogue.organizations[demand.organization_id]
+    org = catalogue.organizations[demand.terms.organization_id]
     demand_no, kid = next_kid(org.kid, account.number, account.next_demand_no)
     reminder = replace(reminder, demand_no=demand_no, kid=kid)
     seq = account.next_ledger_seq
     ledger: tuple[LedgerEntry, ...] = ()
     if reminder.fee_minor:
         ledger = (LedgerEntry(seq, org.id, org.currency, today, EntryKind.REMINDER_FEE, -reminder.fee_minor,
-                              str(demand.invoice_number), f"Reminder {reminder.step} fee, invoice "
-                              f"{demand.invoice_number}"),)
+                              str(demand.terms.invoice_number), f"Reminder {reminder.step} fee, invoice "
+                              f"{demand.terms.invoice_number}"),)
     updated = replace(demand, open_minor=demand.open_minor + reminder.fee_minor,
                       fees_minor=demand.fees_minor + reminder.fee_minor,
-                      reminders=(*demand.reminders, reminder), postponed_to=None, postpone_reason="")
+                      dunning=replace(demand.dunning, reminders=(*demand.dunning.reminders, reminder),
+                                      postponed_to=None, postpone_reason=""))
     balances = {**account.balances, org.id: account.balances.get(org.id, 0) - reminder.fee_minor}
     new = replace(account, open_demands={**account.open_demands, demand.demand_no: updated}, balances=balances,
                   next_demand_no=demand_no + 1, next_ledger_seq=seq + len(ledger))
-    doc = ReminderDocument(reminder, demand.invoice_number, demand.demand_no, org.id, org.currency,
-                           demand.subscription_id)
-    event = notice(account, process, f"reminder.{org.id}.{demand.invoice_number}.{reminder.step}", "ReminderIssued",
-                   today, {"organization_id": org.id, "organization_name": org.name,
-                           "invoice_number": demand.invoice_number, "step": reminder.step, "kid": kid,
-                           "amount_minor": reminder.amount_minor, "fee_minor": reminder.fee_minor,
-                           "currency": org.currency, "due_date": reminder.due_date.isoformat(),
-                           "bank_account": org.bank_account})
+    doc = ReminderDocument(reminder, demand.terms.invoice_number, demand.demand_no, org.id, org.currency,
+                           demand.terms.subscription_id)
+    channel, to = addressed(account, process)
+    event = ReminderIssued(
+        f"reminder.{org.id}.{demand.terms.invoice_number}.{reminder.step}", subscriber_no=account.number,
+        name=account.subscriber.name, day=today, channel=channel, to=to, organization_id=org.id,
+        organization_name=org.name, invoice_number=demand.terms.invoice_number, kid=kid, currency=org.currency,
+        bank_account=org.bank_account, step=reminder.step, amount_minor=reminder.amount_minor,
+        fee_minor=reminder.fee_minor, due_date=reminder.due_date)
     return Changes(new, ledger=ledger, events=(event,), reminders=(doc,))
 
 
@@ -121,18 +120,22 @@ def _stop_notice(account: Account, catalogue: Catalogue, demand: OpenDemand, pro
                  today: date) -> Changes | None:
     rule, days = process.stop_rule, process.stop_notice_days
     check = stop_check_on(process.reminders, rule, _case(demand))
-    if rule is None or days is None or check is None or demand.stop_noticed or not check - timedelta(days) <= today:
+    if (rule is None or days is None or check is None or demand.dunning.stop_noticed
+            or not check - timedelta(days) <= today):
         return None
-    if today >= check or owed(account, demand.organization_id) < max(rule.threshold_minor, 1):
+    if today >= check or owed(account, demand.terms.organization_id) < max(rule.threshold_minor, 1):
         return None
-    if not stoppable(account.subscriptions.get(demand.subscription_id), check):
+    if not stoppable(account.subscriptions.get(demand.terms.subscription_id), check):
         return None
-    org = catalogue.organizations[demand.organization_id]
-    updated = replace(demand, stop_noticed=True)
-    event = notice(account, process, f"stop-notice.{org.id}.{demand.invoice_number}", "PaymentStopNotice", today,
-                   {"organization_id": org.id, "organization_name": org.name, "invoice_number": demand.invoice_number,
-                    "stop_date": check.isoformat(), "owed_minor": owed(account, org.id), "currency": org.currency,
-                    "kid": demand.reminders[-1].kid if demand.reminders else "", "bank_account": org.bank_account})
+    org = catalogue.organizations[demand.terms.organization_id]
+    updated = replace(demand, dunning=replace(demand.dunning, stop_noticed=True))
+    channel, to = addressed(account, process)
+    event = PaymentStopNotice(
+        f"stop-notice.{org.id}.{demand.terms.invoice_number}", subscriber_no=account.number,
+        name=account.subscriber.name, day=today, channel=channel, to=to, organization_id=org.id,
+        organization_name=org.name, invoice_number=demand.terms.invoice_number,
+        kid=demand.dunning.reminders[-1].kid if demand.dunning.reminders else "",
+        currency=org.currency, bank_account=org.bank_account, stop_date=check, owed_minor=owed(account, org.id))
     return Changes(replace(account, open_demands={**account.open_demands, demand.demand_no: updated}),
                    events=(event,))
 
@@ -152,38 +155,20 @@ def rows(changes: Changes) -> int:
 def dun(account: Account, catalogue: Catalogue, today: date, number: Number,
             invoices: Sequence[Invoice] = ()) -> Changes:
     """One part of the visit of ``today``: what fits one transaction (``VISIT_ROWS``).
-    What is left is due still: ``collect`` again on the result does the next part (the
+    What is left is due still: ``dun`` again on the result does the next part (the
     worker does, at once), until it finds nothing to do.
 
     The unpaid invoices of a subscription that has ended are credited and charged first
     (``lifecycle.close_ended``), so they are never reminded. Credit notes mirror the open
     ``invoices`` given line for line (the service reads them when a dry visit credits:
     ``credited``), others are per VAT rate from their demands."""
-    changes = Changes(account)
-    for subscription_id in sorted({d.subscription_id for d in account.open_demands.values()
-                                   if d.kind == DocumentKind.SUBSCRIPTION}):
-        room = (VISIT_ROWS - rows(changes) - ROWS_PER_STEP) // ROWS_PER_CREDIT
-        if room > 0:
-            changes = changes.then(close_ended(changes.account, catalogue, subscription_id, today, number, invoices,
-                                               limit=room))
+    changes = _close_ended(Changes(account), catalogue, today, number, invoices)
     stops: dict[str, str] = {s.id: s.stop_reason for s in account.subscriptions.values() if unfinished(account, s)}
     demands = changes.account.open_demands
-    for demand_no in sorted(demands, key=lambda n: (demands[n].due_date, n)):
+    for demand_no in sorted(demands, key=lambda n: (demands[n].terms.due_date, n)):
         if rows(changes) + ROWS_PER_STEP > VISIT_ROWS:
             break  # the rest are due still: the next part
-        demand = changes.account.open_demands[demand_no]
-        process = dunned_by(changes.account, catalogue, demand)
-        if process is None or _closing(changes.account, catalogue, demand, today):
-            continue
-        action = evaluate(process.reminders, process.stop_rule, process.consume_partial_payments, _case(demand),
-                          owed(changes.account, demand.organization_id), today)
-        if isinstance(action, IssueReminder):
-            changes = changes.then(remind(changes.account, catalogue, demand, process, action.reminder, today))
-        elif isinstance(action, PaymentStop):
-            if stoppable(changes.account.subscriptions.get(demand.subscription_id), today):
-                stops.setdefault(demand.subscription_id, action.cause)
-        elif (noticed := _stop_notice(changes.account, catalogue, demand, process, today)) is not None:
-            changes = changes.then(noticed)
+        changes = _dun_demand(changes, catalogue, changes.account.open_demands[demand_no], today, stops)
     for subscription_id, cause in stops.items():
         room = (VISIT_ROWS - rows(changes) - ROWS_PER_STEP) // ROWS_PER_CREDIT  # the stop's own rows
         if room > 0:
@@ -194,6 +179,38 @@ def dun(account: Account, catalogue: Catalogue, today: date, number: Number,
             break  # the next part
         changes = changes.then(_balance_check(changes.account, catalogue, check, today, number))
     return changes
+
+
+def _close_ended(changes: Changes, catalogue: Catalogue, today: date, number: Number,
+                 invoices: Sequence[Invoice]) -> Changes:
+    """Credit and charge the unpaid invoices of the subscriptions that have ended, as many
+    as fit beside one dunning step."""
+    for subscription_id in sorted({d.terms.subscription_id for d in changes.account.open_demands.values()
+                                   if d.terms.kind is DocumentKind.SUBSCRIPTION}):
+        room = (VISIT_ROWS - rows(changes) - ROWS_PER_STEP) // ROWS_PER_CREDIT
+        if room > 0:
+            changes = changes.then(close_ended(changes.account, catalogue, subscription_id, today, number, invoices,
+                                               limit=room))
+    return changes
+
+
+def _dun_demand(changes: Changes, catalogue: Catalogue, demand: OpenDemand, today: date,
+                stops: dict[str, str]) -> Changes:
+    """What dunning does today about one demand: a reminder, a stop notice, or a payment
+    stop of its subscription (entered in ``stops``, done after every demand was seen)."""
+    process = dunned_by(changes.account, catalogue, demand)
+    if process is None or _closing(changes.account, catalogue, demand, today):
+        return changes
+    action = evaluate(process.reminders, process.stop_rule, process.consume_partial_payments, _case(demand),
+                      owed(changes.account, demand.terms.organization_id), today)
+    if isinstance(action, IssueReminder):
+        return changes.then(remind(changes.account, catalogue, demand, process, action.reminder, today))
+    if isinstance(action, PaymentStop):
+        if stoppable(changes.account.subscriptions.get(demand.terms.subscription_id), today):
+            stops.setdefault(demand.terms.subscription_id, action.cause)
+        return changes
+    noticed = _stop_notice(changes.account, catalogue, demand, process, today)
+    return changes if noticed is None else changes.then(noticed)
 
 
 def _balance_check(account: Account, catalogue: Catalogue, check: BalanceCheck, today: date,
@@ -216,8 +233,8 @@ def _balance_check(account: Account, catalogue: Catalogue, check: BalanceCheck, 
     charged = merge_vat(p for c in (check, *rest) if c.organization_id == org for p in c.charged)
     rest = [replace(c, charged=()) if c.organization_id == org else c for c in rest]
     terms = catalogue.billing_plan_of(catalogue.plan(sub.plan_id)).terms_days
-    return balance_invoice(replace(account, balance_checks=tuple(rest)), catalogue, org, sub.id, terms,
-                           f"{sub.id}.{check.on}", today, number, charged)
+    command = BalanceInvoice(org, sub.id, terms, f"{sub.id}.{check.on}", charged)
+    return balance_invoice(replace(account, balance_checks=tuple(rest)), catalogue, command, today, number)
 
 
 def credited(changes: Changes) -> list[int]:
@@ -227,7 +244,7 @@ def credited(changes: Changes) -> list[int]:
 
 
 def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | None:
-    """The first day after ``today`` on which ``collect`` may have something to do: a
+    """The first day after ``today`` on which ``dun`` may have something to do: a
     reminder or balance check left for later by a full visit counts as tomorrow."""
     tomorrow = today + timedelta(days=1)
     days: list[date] = [max(c.on, tomorrow) for c in account.balance_checks]
@@ -242,13 +259,13 @@ def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | No
             when = max(when, tomorrow)
         elif when is None:
             when = stop_check_on(process.reminders, process.stop_rule, case)
-            if when is not None and not stoppable(account.subscriptions.get(demand.subscription_id), when):
+            if when is not None and not stoppable(account.subscriptions.get(demand.terms.subscription_id), when):
                 when = None  # the subscription ends before: no notice, no stop to check
-            if when is not None and process.stop_notice_days is not None and not demand.stop_noticed:
+            if when is not None and process.stop_notice_days is not None and not demand.dunning.stop_noticed:
                 days.append(when - timedelta(days=process.stop_notice_days))
         if when is not None:
             days.append(when)
-        sub = account.subscriptions.get(demand.subscription_id)
+        sub = account.subscriptions.get(demand.terms.subscription_id)
         if sub is not None and sub.stop_date is not None and ends_unpaid(catalogue, sub):
             days.append(max(sub.stop_date, tomorrow))  # unpaid when it ends: credited then (or next part)
     later = [d for d in days if d > today]
@@ -262,11 +279,10 @@ def postpone(account: Account, demand_no: int, to: date, reason: str, today: dat
         raise LookupError(f"no open demand {demand_no}")
     if not reason.strip() or to <= today:
         raise ValueError("a postponement needs a reason and a date after today")
-    updated = replace(demand, postponed_to=to, postpone_reason=reason)
+    updated = replace(demand, dunning=replace(demand.dunning, postponed_to=to, postpone_reason=reason))
     return Changes(replace(account, open_demands={**account.open_demands, demand_no: updated}),
-                   events=(Event(f"reminder-postponed.{demand.invoice_number}.{to}", "ReminderPostponed",
-                                 {"subscriber_no": account.number, "invoice_number": demand.invoice_number,
-                                  "to": to.isoformat(), "reason": reason}),))
+                   events=(ReminderPostponed(f"reminder-postponed.{demand.terms.invoice_number}.{to}", account.number,
+                                             demand.terms.invoice_number, to, reason),))
 
 
 def order_blocked(account: Account, catalogue: Catalogue, organization_id: str) -> str | None:

@@ -40,13 +40,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from .account import Account, BalanceCheck, Changes, Event
+from .account import Account, BalanceCheck, Changes
 from .catalogue import Catalogue
-from .credit import Number, charge, credit_invoice
+from .credit import CreditInvoice, Number, charge, credit_invoice
+from .demands import OpenDemand
 from .dunning import BalanceInvoiceRule
+from .events import SubscriptionPaused, SubscriptionStopChanged, SubscriptionStopped
 from .invoicing import DocumentKind, Invoice, InvoiceLine, prorate, summary_lines, vat_parts
 from .ledger import EntryKind, VatPart, merge_vat
-from .settlement import OpenDemand
 from .subscriptions import StopKind, Subscription
 
 
@@ -83,11 +84,12 @@ def billed_of_demand(d: OpenDemand) -> Billed | None:
     """An open invoice as the account alone knows it (a dunning visit reads no documents):
     its lines are its VAT breakdown, one per rate. A demand stored before it had one is
     taken as one line without VAT, which is all that was known of it."""
-    if d.kind != DocumentKind.SUBSCRIPTION or d.period_start is None or d.period_end is None:
+    t = d.terms
+    if t.kind is not DocumentKind.SUBSCRIPTION or t.period_start is None or t.period_end is None:
         return None
-    lines = summary_lines(d.vat, f"Invoice {d.invoice_number}") if d.vat else (
-        InvoiceLine(f"Invoice {d.invoice_number}", 1, d.total_minor, 0, d.total_minor, 0),)
-    return Billed(d.invoice_number, d.demand_no, d.total_minor, d.period_start, d.period_end, lines)
+    lines = summary_lines(t.vat, f"Invoice {t.invoice_number}") if t.vat else (
+        InvoiceLine(f"Invoice {t.invoice_number}", 1, t.total_minor, 0, t.total_minor, 0),)
+    return Billed(t.invoice_number, d.demand_no, t.total_minor, t.period_start, t.period_end, lines)
 
 
 def _subscription(account: Account, subscription_id: str) -> Subscription:
@@ -125,9 +127,9 @@ def _cut(account: Account, catalogue: Catalogue, sub: Subscription, stop_on: dat
     for b in sorted(billed, key=lambda b: b.start):
         if b.invoice_number in changes.account.credited:
             continue
-        changes = changes.then(credit_invoice(changes.account, b.invoice_number, b.demand_no, sub.organization_id,
-                                              currency, sub.id, b.total_minor, DocumentKind.SUBSCRIPTION.value,
-                                              why, today, number, keep_fees=keep_fees, lines=b.lines))
+        command = CreditInvoice(b.invoice_number, b.demand_no, sub.organization_id, currency, sub.id, b.total_minor,
+                                DocumentKind.SUBSCRIPTION, b.lines, why, keep_fees)
+        changes = changes.then(credit_invoice(changes.account, command, today, number))
         changes = changes.then(charge(changes.account, sub.organization_id, currency, delivered_vat(b, stop_on),
                                       str(b.invoice_number), f"Delivered {b.start} to {stop_on - timedelta(days=1)}"
                                       f" of invoice {b.invoice_number}", today))
@@ -149,9 +151,8 @@ def _stopped(changes: Changes, catalogue: Catalogue, sub: Subscription, stop_on:
                              max(stop_on, today) + timedelta(days=process.balance_invoice.days_after_stop),
                              charged(changes))
         account = replace(account, balance_checks=(*account.balance_checks, check))
-    event = Event(f"subscription-stopped.{sub.id}.{stop_on}", "SubscriptionStopped",
-                  {"subscriber_no": account.number, "subscription_id": sub.id, "stop_date": stop_on.isoformat(),
-                   "kind": kind.value, "code": code, "reason": reason})
+    event = SubscriptionStopped(f"subscription-stopped.{sub.id}.{stop_on}", account.number, sub.id, stop_on, kind,
+                                code, reason)
     return replace(changes, account=account, subscriptions=(*changes.subscriptions, stopped),
                    events=(*changes.events, event))
 
@@ -172,16 +173,48 @@ def _unpaid_delivered(account: Account, catalogue: Catalogue, sub: Subscription,
     return [b for b in billed if b.start <= today < b.end <= stop_on and b.demand_no in account.open_demands]
 
 
-def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period_end: bool,
-         stop_on: date | None, code: str | None, reason: str, invoices: Sequence[Invoice], today: date,
-         number: Number) -> Changes:
+@dataclass(frozen=True, slots=True)
+class StopSubscription:
+    """Manual 6.4: stop at the end of the period (``at_period_end``) or from ``stop_on``,
+    with a stop code (6.13) or a reason."""
+
+    subscription_id: str
+    at_period_end: bool
+    stop_on: date | None
+    code: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeStop:
+    """Manual 6.5: move a stop still in the future to ``stop_on``, or remove it (None)."""
+
+    subscription_id: str
+    stop_on: date | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PauseSubscription:
+    """Manual 6.6: pause until ``restart_on``; the restart is subscription ``new_id``, of
+    the same plan or ``plan_id``."""
+
+    subscription_id: str
+    restart_on: date
+    new_id: str
+    plan_id: str | None = None
+
+
+def stop(account: Account, catalogue: Catalogue, command: StopSubscription, invoices: Sequence[Invoice],
+         today: date, number: Number) -> Changes:
     """Stop a subscription at the end of its period, or from ``stop_on`` (manual 6.4)."""
-    sub = _subscription(account, subscription_id)
+    sub = _subscription(account, command.subscription_id)
+    code, reason, stop_on = command.code, command.reason, command.stop_on
     if sub.stop_date is not None and sub.stop_date <= today:
         raise StopRefused(f"subscription {sub.id} ended on {sub.stop_date}: no action")  # case 5
     check_stop_reason(catalogue, sub, code, reason)
     billed = billed_of(invoices)
-    if at_period_end:
+    if command.at_period_end:
         day = sub.renewal_on(today)
         by_start = {b.start: b for b in billed}
         while day in by_start and _paid(account, by_start[day]):  # case 3: paid, so delivered to its end
@@ -199,12 +232,13 @@ def stop(account: Account, catalogue: Catalogue, subscription_id: str, at_period
     return _stopped(changes, catalogue, sub, day, StopKind.CUSTOMER, code, reason, today)
 
 
-def change_stop(account: Account, catalogue: Catalogue, subscription_id: str, stop_on: date | None, reason: str,
-                invoices: Sequence[Invoice], today: date, number: Number) -> Changes:
+def change_stop(account: Account, catalogue: Catalogue, command: ChangeStop, invoices: Sequence[Invoice],
+                today: date, number: Number) -> Changes:
     """Move or remove a stop still in the future (manual 6.5; a reason is required). An
     invoice credited by the stop stays credited: restarted, "the subscription will be
     active without invoice to be paid"."""
-    sub = _subscription(account, subscription_id)
+    sub = _subscription(account, command.subscription_id)
+    stop_on, reason = command.stop_on, command.reason
     if not reason.strip():
         raise StopRefused("a reason for the change is required")
     if sub.stop_date is None or sub.stop_date <= today:
@@ -223,16 +257,14 @@ def change_stop(account: Account, catalogue: Catalogue, subscription_id: str, st
                            for c in changes.account.balance_checks  # removed: charges made stay billed
                            if c.subscription_id != sub.id or stop_on is not None or c.charged)
     account = replace(changes.account.with_subscription(changed), balance_checks=balance_checks)
-    event = Event(f"stop-changed.{sub.id}.{sub.stop_date}.{stop_on}", "SubscriptionStopChanged",
-                  {"subscriber_no": account.number, "subscription_id": sub.id,
-                   "from": sub.stop_date.isoformat(), "to": stop_on.isoformat() if stop_on else None,
-                   "reason": reason})
+    event = SubscriptionStopChanged(f"stop-changed.{sub.id}.{sub.stop_date}.{stop_on}", account.number, sub.id,
+                                    sub.stop_date, stop_on, reason)
     return replace(changes, account=account, subscriptions=(*changes.subscriptions, changed),
                    events=(*changes.events, event))
 
 
-def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_on: date, new_id: str,
-          plan_id: str | None, invoices: Sequence[Invoice], today: date, number: Number) -> Changes:
+def pause(account: Account, catalogue: Catalogue, command: PauseSubscription, invoices: Sequence[Invoice],
+          today: date, number: Number) -> Changes:
     """Pause from the renewal date of the ongoing period to ``restart_on`` (manual 6.6).
 
     The restart is a new subscription (of the same plan, or ``plan_id``) anchored on the
@@ -240,22 +272,21 @@ def pause(account: Account, catalogue: Catalogue, subscription_id: str, restart_
     ``lead_days`` ahead like a renewal's. Invoices of periods inside the pause are
     credited, paid or not: nothing is delivered then.
     """
-    sub = _subscription(account, subscription_id)
+    sub = _subscription(account, command.subscription_id)
+    restart_on, new_id = command.restart_on, command.new_id
     if sub.stop_date is not None and sub.stop_date <= today:
         raise StopRefused(f"subscription {sub.id} has ended")
     day = sub.renewal_on(today)
     if restart_on <= day:
         raise StopRefused(f"the restart date must be after the pause begins on {day}")
-    plan = catalogue.plan(plan_id or sub.plan_id)
+    plan = catalogue.plan(command.plan_id or sub.plan_id)
     billing = catalogue.billing_plan_of(plan)
     changes = _cut(account, catalogue, sub, day, covering(billed_of(invoices), day), today, number,
                    f"Paused from {day}")
     changes = _stopped(changes, catalogue, sub, day, StopKind.PAUSE, None, f"Paused until {restart_on}", today)
     restart = Subscription(new_id, plan.id, plan.organization_id, billing.frequency, restart_on, sub.payment_type,
                            sub.copies, scheduled_start=True, resumes=sub.id)
-    event = Event(f"subscription-paused.{sub.id}", "SubscriptionPaused",
-                  {"subscriber_no": account.number, "subscription_id": sub.id, "from": day.isoformat(),
-                   "restart_on": restart_on.isoformat(), "restart_subscription_id": new_id})
+    event = SubscriptionPaused(f"subscription-paused.{sub.id}", account.number, sub.id, day, restart_on, new_id)
     return replace(changes, account=changes.account.with_subscription(restart),
                    subscriptions=(*changes.subscriptions, restart), events=(*changes.events, event))
 
@@ -264,7 +295,7 @@ def _open_billed(account: Account, sub: Subscription, invoices: Sequence[Invoice
     """The subscription's open invoices: the ``invoices`` given where there, else as their
     demands know them (per VAT rate)."""
     issued = {b.demand_no: b for b in billed_of(invoices)}
-    return [b for d in account.open_demands.values() if d.subscription_id == sub.id
+    return [b for d in account.open_demands.values() if d.terms.subscription_id == sub.id
             and (b := issued.get(d.demand_no) or billed_of_demand(d)) is not None]
 
 
@@ -292,8 +323,8 @@ def payment_stop(account: Account, catalogue: Catalogue, subscription_id: str, c
 def unfinished(account: Account, sub: Subscription) -> bool:
     """A payment stop made in parts with open invoices of the subscription still to credit."""
     return sub.stop_kind is StopKind.PAYMENT and any(
-        d.subscription_id == sub.id and d.kind == DocumentKind.SUBSCRIPTION and d.period_start is not None
-        and d.period_end is not None for d in account.open_demands.values())
+        d.terms.subscription_id == sub.id and d.terms.kind is DocumentKind.SUBSCRIPTION
+        and d.terms.period_start is not None and d.terms.period_end is not None for d in account.open_demands.values())
 
 
 def balance_rule(catalogue: Catalogue, sub: Subscription) -> BalanceInvoiceRule | None:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from .dunning import Reminder
-from .ledger import VatPart
 from .money import BASIS_POINTS
+
+if TYPE_CHECKING:  # demands -> invoicing -> catalogue -> settlement: the type is for annotations only
+    from .demands import OpenDemand
 
 
 class PolicyKind(StrEnum):
@@ -50,44 +51,6 @@ class SettlementPolicy:
         if self.kind is PolicyKind.PERCENT:
             return paid_minor * BASIS_POINTS >= open_minor * self.value
         return open_minor - paid_minor <= self.value
-
-
-@dataclass(frozen=True, slots=True)
-class OpenDemand:
-    """What is still owed on one invoice, and what dunning has done about it.
-
-    ``open_minor`` includes the unpaid reminder fees; payments pay the invoice before
-    the fees. A reminder's demand number (its KID) names this demand too.
-    """
-
-    demand_no: int
-    invoice_number: int
-    organization_id: str
-    subscription_id: str
-    due_date: date
-    open_minor: int
-    total_minor: int = 0  # the invoice's total (what its ledger entry debited)
-    amount_due_minor: int = 0  # what the invoice asked for when issued (total less credit applied)
-    kind: str = "subscription"  # invoicing.DocumentKind
-    fees_minor: int = 0  # reminder fees charged on it
-    reminders: tuple[Reminder, ...] = ()
-    postponed_to: date | None = None
-    postpone_reason: str = ""
-    stop_noticed: bool = False
-    period_start: date | None = None
-    period_end: date | None = None  # first day after the invoiced period
-    vat: tuple[VatPart, ...] = ()  # the invoice's VAT breakdown, for a credit note without the invoice at hand
-
-    @property
-    def fees_open_minor(self) -> int:
-        return min(self.fees_minor, self.open_minor)
-
-    @property
-    def principal_open_minor(self) -> int:
-        return self.open_minor - self.fees_open_minor
-
-    def answers_to(self, demand_no: int) -> bool:
-        return demand_no == self.demand_no or any(r.demand_no == demand_no for r in self.reminders)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +88,7 @@ def settle(open_demands: Sequence[OpenDemand], matched: int | None, amount_minor
     """Apply a payment of one organisation to that organisation's open demands."""
     if amount_minor <= 0:  # a deduction or a zero payment pays nothing; it moves the ledger only
         return Settlement((), amount_minor, tuple(open_demands))
-    oldest_first = sorted(open_demands, key=lambda d: (d.due_date, d.demand_no))
+    oldest_first = sorted(open_demands, key=lambda d: (d.terms.due_date, d.demand_no))
     order = [d for d in oldest_first if d.demand_no == matched] + [d for d in oldest_first if d.demand_no != matched]
     rest = amount_minor
     allocations: list[Allocation] = []

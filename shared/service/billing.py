@@ -24,26 +24,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ..adapters.accounts import Loaded
 from ..adapters.attention import TENANT_RUN
 from ..adapters.bus import RUN_WORK, BusMessage
-from ..domain.account import Event, issue
+from ..domain.account import Changes, issue
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
-from ..domain.invoicing import InvoiceDraft
-from ..ports import ConcurrencyConflict
 from .context import Context
-from .isolation import attempt, each, resolve, settle
-from .unit_of_work import Claims, commit, drafts_that_fit, publish
+from .isolation import for_each_subscriber, resolve
+from .unit_of_work import NoSuchSubscriber, Seen, change, drafts_that_fit
 
 log = logging.getLogger(__name__)
 BATCH = 50
 MAX_CATCH_UP_DAYS = 62
 INVOICE_RUN = "invoice"
+PARTS = 10  # transactions one subscriber's renewals take when billed alone (a backlog: the rest, next run)
 
 
 @dataclass(frozen=True)
@@ -116,82 +113,46 @@ def start_invoice_run(ctx: Context, tenant: str) -> RunStarted:
         tenant, cadences_due(catalogue, days)))
 
 
+def renewal(seen: Seen) -> Changes:
+    """The invoice run's decision for one subscriber: what is due on the day, cut to one
+    transaction (``drafts_that_fit``), issued with the numbers claimed for it."""
+    drafts = drafts_that_fit(seen.loaded, seen.account, seen.catalogue, seen.today)
+    if not drafts:
+        return Changes(seen.account)
+    numbers = {d.natural_key: seen.number(d.organization_id, d.natural_key) for d in drafts}
+    return issue(seen.account, drafts, numbers, seen.catalogue, seen.today)
+
+
+def renewal_numbers(seen: Seen) -> list[tuple[str, str]]:
+    """The numbers ``renewal`` will ask for, known from the partition: the batch claims them up front."""
+    return [(d.organization_id, d.natural_key)
+            for d in drafts_that_fit(seen.loaded, seen.account, seen.catalogue, seen.today)]
+
+
 def bill_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
                      workers: int = 16, attention: Collection[int] = ()) -> BatchResult:
-    """Bill a batch; a subscriber that fails is recorded as needing attention, the rest
-    are billed. ``attention``: subscribers recorded before, whose rows go when they succeed.
-    Invoice numbers claimed for the batch that no commit carried (a failed subscriber's)
-    are released when it ends (``unit_of_work.Claims``)."""
-    catalogue = ctx.catalogue.get(tenant)
+    """Bill a batch (``isolation.for_each_subscriber``): the batch's invoice numbers claimed
+    up front, one transaction per subscriber in parallel; a subscriber that fails is recorded
+    as needing attention, the rest are billed. ``attention``: subscribers recorded before,
+    whose rows go when they succeed. Renewals are not entered in the dunning index: the
+    dunning run finds them by cadence."""
     result = BatchResult(subscribers=len(subscribers))
-    failures: dict[int, Exception] = {}
 
-    def prepare(number: int) -> tuple[Loaded, list[InvoiceDraft]] | None:
-        loaded = ctx.accounts.load(tenant, number)
-        return None if loaded is None else (loaded, drafts_that_fit(loaded, loaded.account, catalogue, today))
+    def done(changes: Changes) -> None:
+        result.invoices += len(changes.invoices)
 
-    retry: list[int] = []  # conflicted: redone alone
-    alone: list[int] = []  # the batch's number claim failed: each billed alone
-    outbox: list[Event] = []
-    with Claims(ctx, tenant, catalogue) as claims:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            work = [w for _, w in each(pool, prepare, subscribers, failures, int) if w is not None and w[1]]
-            try:
-                numbers = claims.numbers([(x.account.number, d.organization_id, d.natural_key)
-                                          for x, drafts in work for d in drafts])
-            except Exception:  # one subscriber's drafts may break the shared claim
-                log.warning("invoice run %s %s: the batch's number claim failed; each subscriber alone", tenant,
-                            today, exc_info=True)
-                numbers, alone, work = {}, [x.account.number for x, _ in work], []
-
-            def commit_one(item: tuple[Loaded, list[InvoiceDraft]]) -> tuple[int, list[Event] | None]:
-                x, drafts = item
-                changes = issue(x.account, drafts, numbers[x.account.number], catalogue, today)
-                try:
-                    return len(changes.invoices), commit(ctx, tenant, x, changes, publish_now=False, claims=claims)
-                except ConcurrencyConflict:
-                    return 0, None
-
-            for (x, _), (count, events) in each(pool, commit_one, work, failures, lambda w: w[0].account.number):
-                result.invoices += count
-                if events is None:
-                    retry.append(x.account.number)
-                else:
-                    outbox += events
-        publish(ctx, tenant, outbox)  # one bus batch for the whole message
-
-        def redo(number: int) -> None:
-            result.invoices += bill_one(ctx, tenant, today, number, claims=claims)
-
-        result.conflicts = len(retry)
-        for number in retry + alone:
-            attempt(failures, redo, number)
-        recorded = settle(ctx, tenant, INVOICE_RUN, today, failures, redo)
-    result.needs_attention = len(recorded)
-    resolve(ctx, tenant, INVOICE_RUN, set(attention) - recorded)
+    outcome = for_each_subscriber(ctx, tenant, INVOICE_RUN, today, subscribers, renewal, done,
+                                  declare=renewal_numbers, parts=PARTS, visits=False, workers=workers,
+                                  attention=attention)
+    result.conflicts, result.needs_attention = outcome.conflicts, outcome.needs_attention
     return result
 
 
-def bill_one(ctx: Context, tenant: str, today: date, subscriber_no: int, attempts: int = 10,
-             claims: Claims | None = None) -> int:
-    """Issue what is due for one subscriber, retrying on conflicts; returns invoices issued."""
-    catalogue = ctx.catalogue.get(tenant)
-    if claims is None:
-        with Claims(ctx, tenant, catalogue) as own:
-            return bill_one(ctx, tenant, today, subscriber_no, attempts, own)
-    issued = 0
-    for _ in range(attempts):
-        loaded = ctx.accounts.load(tenant, subscriber_no)
-        if loaded is None:
-            return issued
-        drafts = drafts_that_fit(loaded, loaded.account, catalogue, today)
-        if not drafts:
-            return issued
-        numbers = claims.for_drafts(subscriber_no, drafts)
-        changes = issue(loaded.account, drafts, numbers, catalogue, today)
-        try:
-            commit(ctx, tenant, loaded, changes, claims=claims)
-        except ConcurrencyConflict:
-            continue
-        issued += len(changes.invoices)
-    return issued
+def bill_one(ctx: Context, tenant: str, today: date, subscriber_no: int) -> int:
+    """Issue what is due for one subscriber (in up to ``PARTS`` transactions, a backlog
+    being cut to fit each); returns invoices issued."""
+    try:
+        changes = change(ctx, tenant, subscriber_no, renewal, today=today, parts=PARTS, visits=False)
+    except NoSuchSubscriber:
+        return 0
+    return len(changes.invoices)

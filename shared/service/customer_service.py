@@ -3,7 +3,7 @@ corrections, write-offs, additional invoices, postponed reminders, order blockag
 (S4, S5, S7, L4-L6, D1; manual 6.4-6.6, 6.9, 7.5, 7.6, 7.9, 7.10, 7.15).
 
 Each operation is a pure function from ``shared.domain`` run by
-``unit_of_work.change_account``: load, number, index, commit in one transaction, and on a
+``unit_of_work.change``: load, number, index, commit in one transaction, and on a
 conflict reload and run again.
 """
 
@@ -15,75 +15,77 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from ..adapters.accounts import History
 from ..adapters.codec import to_jsonable
 from ..domain import credit, dunning_visit, lifecycle
-from ..domain.account import Account, Changes, Correction, OrderBlock
+from ..domain.account import Changes, Correction, OrderBlock
 from ..domain.calendar import Frequency
 from ..domain.catalogue import Catalogue, CatalogueError
-from ..domain.credit import Number
-from ..domain.invoicing import DocumentKind, InvoiceLine, line
+from ..domain.invoicing import DocumentKind, Invoice, InvoiceLine, line
 from ..domain.subscriptions import SubscriptionStatus
 from ..ports import NotFound
 from .context import Context
 from .isolation import reason as why
-from .unit_of_work import change_account
+from .unit_of_work import Seen, change
 
 log = logging.getLogger(__name__)
 
 
-def _invoices_of(history: History | None, subscription_id: str) -> list[Any]:
-    assert history is not None
-    return [i for i in history.invoices if i.draft.subscription_id == subscription_id]
+def _invoices_of(seen: Seen, subscription_id: str) -> list[Invoice]:
+    assert seen.history is not None
+    return [i for i in seen.history.invoices if i.draft.subscription_id == subscription_id]
 
 
 def stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, at_period_end: bool,
          stop_on: date | None, code: str | None, reason: str) -> Changes:
-    return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.stop(
-        acc, cat, subscription_id, at_period_end, stop_on, code, reason, _invoices_of(h, subscription_id), today,
-        number), documents=True)
+    command = lifecycle.StopSubscription(subscription_id, at_period_end, stop_on, code, reason)
+    return change(ctx, tenant, subscriber_no, lambda seen: lifecycle.stop(
+        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
+        documents=True)
 
 
 def change_stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, stop_on: date | None,
                 reason: str) -> Changes:
-    return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.change_stop(
-        acc, cat, subscription_id, stop_on, reason, _invoices_of(h, subscription_id), today, number), documents=True)
+    command = lifecycle.ChangeStop(subscription_id, stop_on, reason)
+    return change(ctx, tenant, subscriber_no, lambda seen: lifecycle.change_stop(
+        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
+        documents=True)
 
 
 def pause(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, restart_on: date,
           plan_id: str | None) -> Changes:
     new_id = uuid.uuid5(uuid.NAMESPACE_URL, f"abonno:{tenant}:{subscription_id}:restart:{restart_on}").hex[:16]
-    return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: lifecycle.pause(
-        acc, cat, subscription_id, restart_on, new_id, plan_id, _invoices_of(h, subscription_id), today, number),
+    command = lifecycle.PauseSubscription(subscription_id, restart_on, new_id, plan_id)
+    return change(ctx, tenant, subscriber_no, lambda seen: lifecycle.pause(
+        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
         documents=True)
 
 
 def credit_invoice(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int, reason: str) -> Changes:
-    def op(acc: Account, cat: Catalogue, today: date, number: Number, h: History | None) -> Changes:
-        assert h is not None
-        inv = next((i for i in h.invoices if i.number == invoice_number), None)
+    def decide(seen: Seen) -> Changes:
+        assert seen.history is not None
+        inv = next((i for i in seen.history.invoices if i.number == invoice_number), None)
         if inv is None:
             raise NotFound(f"invoice {invoice_number} of subscriber {subscriber_no}")
         if not reason.strip():
             raise credit.CreditRefused("a credit note needs a reason")
-        return credit.credit_issued(acc, inv, reason, today, number)
+        return credit.credit_issued(seen.account, inv, reason, seen.today, seen.number)
 
-    return change_account(ctx, tenant, subscriber_no, op, documents=True)
+    return change(ctx, tenant, subscriber_no, decide, documents=True)
 
 
 def add_correction(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, amount_minor: int,
                    text: str, correction_id: str) -> Changes:
-    return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: credit.add_correction(
-        acc, Correction(correction_id, _org(cat, organization_id), amount_minor, text, today)))
+    return change(ctx, tenant, subscriber_no, lambda seen: credit.add_correction(
+        seen.account, Correction(correction_id, _org(seen.catalogue, organization_id), amount_minor, text,
+                                 seen.today)))
 
 
 def delete_correction(ctx: Context, tenant: str, subscriber_no: int, correction_id: str) -> Changes:
-    return change_account(ctx, tenant, subscriber_no,
-                  lambda acc, cat, today, number, h: credit.delete_correction(acc, correction_id))
+    return change(ctx, tenant, subscriber_no, lambda seen: credit.delete_correction(seen.account, correction_id))
 
 
 WRITE_OFFS_PER_PART = 40  # a ledger entry and a demand row each: one part fits a transaction
-MAX_PARTS = 1000
+WRITE_OFF_PARTS = 1000  # 40,000 demands: more than any subscriber has
 
 
 def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str) -> Changes:
@@ -91,17 +93,9 @@ def write_off(ctx: Context, tenant: str, subscriber_no: int, organization_id: st
     (each leaves the account consistent; a write-off cut short is finished by running it again)."""
     if not reason.strip():
         raise credit.CreditRefused("a write-off needs a reason")
-    def part() -> Changes:
-        return change_account(ctx, tenant, subscriber_no, lambda acc, cat, today, number, h: credit.write_off(
-            acc, _org(cat, organization_id), cat.organizations[organization_id].currency, reason, today,
-            limit=WRITE_OFFS_PER_PART))
-
-    done = part()
-    for _ in range(MAX_PARTS):
-        if done.empty or not any(d.organization_id == organization_id for d in done.account.open_demands.values()):
-            break
-        done = done.then(part())
-    return done
+    return change(ctx, tenant, subscriber_no, lambda seen: credit.write_off(
+        seen.account, _org(seen.catalogue, organization_id), seen.catalogue.organizations[organization_id].currency,
+        reason, seen.today, limit=WRITE_OFFS_PER_PART), parts=WRITE_OFF_PARTS)
 
 
 @dataclass
@@ -128,7 +122,7 @@ def bulk_write_off(ctx: Context, tenant: str, organization_id: str, reason: str,
         if not subs or any(s.status_on(today) is not SubscriptionStatus.ENDED for s in subs):
             continue
         demands = [d for d in acc.open_demands.values()
-                   if d.organization_id == organization_id and due_from <= d.due_date <= due_to]
+                   if d.terms.organization_id == organization_id and due_from <= d.terms.due_date <= due_to]
         if not demands and acc.unbilled_debt(organization_id) == 0:
             continue
         try:
@@ -155,14 +149,16 @@ class LineSpec:
 
 def additional_invoice(ctx: Context, tenant: str, subscriber_no: int, organization_id: str,
                        lines: list[LineSpec], ref: str, due_days: int) -> Changes:
-    def op(acc: Account, cat: Catalogue, today: date, number: Number, h: History | None) -> Changes:
+    def decide(seen: Seen) -> Changes:
+        acc, cat, h = seen.account, seen.catalogue, seen.history
         assert h is not None
-        built = [_line(cat, spec, today) for spec in lines]
+        built = [_line(cat, spec, seen.today) for spec in lines]
         if any(i.draft.kind is DocumentKind.ADDITIONAL and i.draft.ref == f"{acc.number}.{ref}" for i in h.invoices):
             return Changes(acc)  # posted before: issued once
-        return credit.additional_invoice(acc, cat, _org(cat, organization_id), built, ref, due_days, today, number)
+        command = credit.AdditionalInvoice(_org(cat, organization_id), tuple(built), ref, due_days)
+        return credit.additional_invoice(acc, cat, command, seen.today, seen.number)
 
-    return change_account(ctx, tenant, subscriber_no, op, documents=True)
+    return change(ctx, tenant, subscriber_no, decide, documents=True)
 
 
 def _line(cat: Catalogue, spec: LineSpec, today: date) -> InvoiceLine:
@@ -179,24 +175,27 @@ def _line(cat: Catalogue, spec: LineSpec, today: date) -> InvoiceLine:
 
 def postpone_reminder(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int, to: date,
                       reason: str) -> Changes:
-    def op(acc: Account, cat: Catalogue, today: date, number: Number, h: History | None) -> Changes:
-        demand = next((d for d in acc.open_demands.values() if d.invoice_number == invoice_number), None)
+    def decide(seen: Seen) -> Changes:
+        demand = next((d for d in seen.account.open_demands.values() if d.terms.invoice_number == invoice_number),
+                      None)
         if demand is None:
             raise NotFound(f"no open invoice {invoice_number}")
-        return dunning_visit.postpone(acc, demand.demand_no, to, reason, today)
+        return dunning_visit.postpone(seen.account, demand.demand_no, to, reason, seen.today)
 
-    return change_account(ctx, tenant, subscriber_no, op)
+    return change(ctx, tenant, subscriber_no, decide)
 
 
 def set_order_block(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, reason: str | None) -> Changes:
     """Add (``reason``) or remove (None) a manual order blockage (manual 6.9)."""
-    def op(acc: Account, cat: Catalogue, today: date, number: Number, h: History | None) -> Changes:
+    def decide(seen: Seen) -> Changes:
+        acc = seen.account
         blocks = {k: v for k, v in acc.order_blocks.items() if k != organization_id}
         if reason is not None:  # a block names a known organisation; removing one always works
-            blocks[_org(cat, organization_id)] = acc.order_blocks.get(organization_id) or OrderBlock(reason, today)
+            blocks[_org(seen.catalogue, organization_id)] = (acc.order_blocks.get(organization_id)
+                                                             or OrderBlock(reason, seen.today))
         return Changes(replace(acc, order_blocks=blocks))
 
-    return change_account(ctx, tenant, subscriber_no, op)
+    return change(ctx, tenant, subscriber_no, decide)
 
 
 def _org(cat: Catalogue, organization_id: str) -> str:

@@ -20,26 +20,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from ..adapters.bus import RUN_WORK
-from ..domain.account import Account, Changes, Event
+from ..domain.account import Account, Changes
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
 from ..domain.credit import Number
-from ..domain.dunning_visit import NOTICE_TYPES, credited, dun
+from ..domain.dunning_visit import credited, dun
+from ..domain.events import SubscriptionStopped
 from ..domain.invoicing import Invoice
-from ..ports import ConcurrencyConflict, NotFound
 from .billing import RunStarted, batches, start_run
 from .context import Context
-from .isolation import attempt, each, resolve, settle
-from .unit_of_work import Claims, change_account, index_next_visit, numbered, publish, unchanged, write
+from .isolation import for_each_subscriber
+from .unit_of_work import MAX_PARTS, Decision, Seen
 
 log = logging.getLogger(__name__)
 DUNNING_RUN = "dunning"
-MAX_PARTS = 100  # transactions one visit may take (a payment stop crediting 500 invoices takes about 50)
 
 
 @dataclass
@@ -57,10 +55,10 @@ class DunningResult:
     def add(self, changes: Changes) -> None:
         self.reminders += len(changes.reminders)
         self.reminder_fees_minor += sum(r.reminder.fee_minor for r in changes.reminders)
-        self.payment_stops += sum(1 for e in changes.events if e.type == "SubscriptionStopped")
+        self.payment_stops += sum(1 for e in changes.events if isinstance(e, SubscriptionStopped))
         self.credit_notes += len(changes.credit_notes)
         self.balance_invoices += len(changes.invoices)
-        self.notices += sum(1 for e in changes.events if e.type in NOTICE_TYPES)
+        self.notices += sum(1 for e in changes.events if e.NOTICE)
 
 
 def renewal_cadences(catalogue: Catalogue, days: Sequence[date]) -> set[str]:
@@ -115,7 +113,7 @@ Read = dict[int, Invoice | None]  # invoices read by demand number, kept across 
 
 def visit(ctx: Context, tenant: str, account: Account, catalogue: Catalogue, today: date,
           number: Number, read: Read) -> Changes:
-    """``collect``; when it credits (a payment stop, an ended subscription's unpaid
+    """``dun``; when it credits (a payment stop, an ended subscription's unpaid
     invoices), again with the invoices it credits read (point reads, once per visit), so
     each credit note mirrors its invoice line for line. Only such a visit reads more."""
     changes = dun(account, catalogue, today, number)
@@ -128,78 +126,29 @@ def visit(ctx: Context, tenant: str, account: Account, catalogue: Catalogue, tod
     return dun(account, catalogue, today, number, [i for no in demands if (i := read[no]) is not None])
 
 
+def visitor(ctx: Context, tenant: str) -> Decision:
+    """The dunning run's decision for one subscriber (``visit``), each subscriber's invoices
+    read once across the runs and parts of its visit."""
+    reads: dict[int, Read] = {}
+
+    def decide(seen: Seen) -> Changes:
+        read = reads.setdefault(seen.account.number, {})
+        return visit(ctx, tenant, seen.account, seen.catalogue, seen.today, seen.number, read)
+
+    return decide
+
+
 def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
                     workers: int = 16, attention: Collection[int] = ()) -> DunningResult:
-    """Visit a batch; a subscriber that fails is recorded as needing attention, the rest
+    """Visit a batch (``isolation.for_each_subscriber``): each visit claims the numbers it
+    needs, commits in as many parts as it takes and indexes its next day (even when it does
+    nothing: ``touch``). A subscriber that fails is recorded as needing attention, the rest
     are visited. ``attention``: subscribers recorded before, whose rows go when they succeed.
     Invoice numbers claimed for the batch that no commit carried (a visit that lost its race
     and, redone alone, no longer needed them: the debt was paid meanwhile) are released when
     it ends (``unit_of_work.Claims``), as in the invoice run."""
-    catalogue = ctx.catalogue.get(tenant)
     result = DunningResult(subscribers=len(subscribers))
-    failures: dict[int, Exception] = {}
-
-    def one(number: int, claims: Claims) -> tuple[Changes | None, list[Event], bool]:
-        """(what was done, its outbox, whether it conflicted and must be redone alone)."""
-        loaded = ctx.accounts.load(tenant, number)
-        if loaded is None:
-            return None, [], False
-        done: Changes | None = None
-        outbox = list(loaded.outbox)
-        read: Read = {}
-        for part in range(MAX_PARTS):  # a visit too big for one transaction goes on in parts
-            changes = numbered(ctx, tenant, catalogue, lambda number, account=loaded.account: visit(
-                ctx, tenant, account, catalogue, today, number, read), claims)
-            if part and unchanged(loaded, changes):
-                break  # the visit is done: found in memory, at no cost
-            index_next_visit(ctx, tenant, catalogue, changes.account, today)
-            if unchanged(loaded, changes):
-                break
-            if done is not None:  # the part before: its outbox rows go with this one, so send them first
-                publish(ctx, tenant, outbox)
-                outbox = []
-            try:
-                loaded = write(ctx, tenant, loaded, changes, claims)  # unused numbers: released by ``claims``
-            except ConcurrencyConflict:  # redone alone, which sends what it finds in the outbox
-                return done, outbox if done is not None else [], True
-            outbox += changes.events
-            done = changes if done is None else done.then(changes)
-        return done, outbox, False
-
-    outbox: list[Event] = []
-    retry: list[int] = []
-    with Claims(ctx, tenant, catalogue) as claims:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for number, (changes, events, conflicted) in each(pool, lambda n: one(n, claims), subscribers,
-                                                              failures, int):
-                if changes is not None:
-                    result.add(changes)
-                outbox += events
-                if conflicted:
-                    retry.append(number)
-        publish(ctx, tenant, outbox)
-
-        def redo(number: int) -> None:
-            dun_one(ctx, tenant, today, number, result)
-
-        result.conflicts = len(retry)
-        for number in retry:
-            attempt(failures, redo, number)
-        recorded = settle(ctx, tenant, DUNNING_RUN, today, failures, redo)
-    result.needs_attention = len(recorded)
-    resolve(ctx, tenant, DUNNING_RUN, set(attention) - recorded)
+    outcome = for_each_subscriber(ctx, tenant, DUNNING_RUN, today, subscribers, visitor(ctx, tenant), result.add,
+                                  parts=MAX_PARTS, touch=True, workers=workers, attention=attention)
+    result.conflicts, result.needs_attention = outcome.conflicts, outcome.needs_attention
     return result
-
-
-def dun_one(ctx: Context, tenant: str, today: date, subscriber_no: int, result: DunningResult) -> None:
-    """One subscriber's visit on its own, as after a conflict in a batch."""
-    read: Read = {}
-    for _ in range(MAX_PARTS):
-        try:
-            changes = change_account(ctx, tenant, subscriber_no, lambda account, catalogue, day, number, _h:
-                                     visit(ctx, tenant, account, catalogue, day, number, read), today=today)
-        except NotFound:
-            return
-        result.add(changes)
-        if changes.empty:
-            return

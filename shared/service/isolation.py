@@ -6,12 +6,14 @@ in the workers.
   at tenant level, and the next tenant runs. Its watermark is written only after its
   messages went out, so it stays on the day before the failure and the run catches up
   once the cause is fixed; the row goes when the tenant's run next succeeds.
-* **Workers isolate subscribers.** A batch keeps its fast path (one claim of invoice
-  numbers, commits in parallel). A subscriber whose load, decision or commit raises is
-  set aside (``each``); after the batch, ``settle`` tries the transient failures
-  (storage unreachable, throttled, conflicting) again alone, up to ``RETRIES`` rounds,
-  and records every failure left as needing attention; the rest of the batch is billed
-  and the message completes. Only when recording fails too (storage is down) does the
+* **Workers isolate subscribers** (``for_each_subscriber``, the one batch runner the
+  invoice and dunning runs declare their decision on). A batch keeps its fast path (one
+  claim of invoice numbers, commits in parallel, one publish). A subscriber whose load,
+  decision or commit raises is set aside (``each``); one that conflicted is redone alone;
+  after the batch, ``settle`` tries the transient failures (storage unreachable,
+  throttled, conflicting) again alone, up to ``RETRIES`` rounds, and records every
+  failure left as needing attention; the rest of the batch is billed and the message
+  completes. Only when recording fails too (storage is down) does the
   exception escape, so the bus redelivers the message: the batch is idempotent.
 * **Retried until it succeeds.** The timer adds the subscribers its run holds attention
   rows for to the day's batches (marked in the message), and the worker removes a row
@@ -26,13 +28,16 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
 from ..adapters.attention import TENANT_RUN, transient
+from ..domain.account import Changes
 from .context import Context
+from .unit_of_work import Conflicted, Decision, Declare, NoSuchSubscriber, Seen, UnitOfWork
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -145,3 +150,117 @@ def dismiss(ctx: Context, tenant: str, run: str, subscriber_no: int, ref: str = 
         return False
     ctx.attention.resolve(tenant, run, subscriber_no, ref)
     return True
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    conflicts: int  # subscribers that conflicted in the fast path and were redone alone
+    needs_attention: int  # subscribers recorded as needing attention
+
+
+def for_each_subscriber(ctx: Context, tenant: str, run: str, today: date, subscribers: Sequence[int],
+                        decide: Decision, done: Callable[[Changes], Any], *, declare: Declare | None = None,
+                        parts: int = 1, touch: bool = False, visits: bool = True, workers: int = 16,
+                        attention: Collection[int] = ()) -> BatchOutcome:
+    """The worker's loop of a run (``run``: its name in the attention rows): ``decide`` for
+    each of ``subscribers`` through one ``UnitOfWork``; ``done`` is told what each committed
+    (in this thread, so it may count without a lock).
+
+    * **Fast path.** Each subscriber is read, decided and committed in a thread pool. With
+      ``declare`` (the natural keys a decision will number, known from the partition), the
+      numbers of the whole batch are claimed first, one claim per series, and each subscriber
+      commits the one transaction they were claimed for (what is left is due still: the next
+      run); without it, each decision claims its own, and takes up to ``parts`` transactions.
+      The events are published once, for the batch.
+    * **Set aside.** A subscriber whose read, decision or commit raises is set aside; the rest
+      of the batch goes on. A subscriber that conflicted (changed meanwhile) is redone alone,
+      with retries (``UnitOfWork.change``), as are all when the batch's number claim failed.
+    * **Settled.** ``settle`` tries the transient failures again alone and records the rest as
+      needing attention; ``attention``: subscribers recorded before, whose rows go now that
+      they went through. Numbers no commit carried are released when the batch ends.
+    """
+    failures: dict[int, Exception] = {}
+    with UnitOfWork(ctx, tenant, today, collect=True) as uow:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            if declare is None:
+                fast = _each_alone(uow, pool, subscribers, decide, failures, parts=parts, touch=touch, visits=visits)
+            else:
+                fast = _each_declared(uow, pool, subscribers, decide, declare, failures, visits=visits)
+        uow.flush()  # one bus batch for the whole message
+        for changes in fast.committed:
+            done(changes)
+        alone = uow.alone()
+
+        def redo(number: int) -> None:
+            try:
+                done(alone.change(number, decide, parts=parts, touch=touch, visits=visits))
+            except NoSuchSubscriber:
+                pass
+
+        for number in fast.conflicted + fast.alone:
+            attempt(failures, redo, number)
+        recorded = settle(ctx, tenant, run, today, failures, redo)
+    resolve(ctx, tenant, run, set(attention) - recorded)
+    return BatchOutcome(len(fast.conflicted), len(recorded))
+
+
+@dataclass
+class _Fast:
+    committed: list[Changes] = field(default_factory=list)
+    conflicted: list[int] = field(default_factory=list)  # changed meanwhile: redone alone
+    alone: list[int] = field(default_factory=list)  # the batch's number claim failed: each done alone
+
+    def add(self, number: int, changes: Changes | None, conflicted: bool) -> None:
+        if changes is not None:
+            self.committed.append(changes)
+        if conflicted:
+            self.conflicted.append(number)
+
+
+def _once(uow: UnitOfWork, number: int, decide: Decision, **options: Any) -> tuple[Changes | None, bool]:
+    """One subscriber in the fast path: (what committed, whether it conflicted and is redone alone)."""
+    try:
+        return uow.change(number, decide, attempts=1, **options), False
+    except Conflicted as conflict:
+        return conflict.done, True
+    except NoSuchSubscriber:
+        return None, False
+
+
+def _each_alone(uow: UnitOfWork, pool: Executor, subscribers: Sequence[int], decide: Decision,
+                failures: dict[int, Exception], **options: Any) -> _Fast:
+    """Each subscriber read, decided (claiming its own numbers) and committed in the pool."""
+    fast = _Fast()
+    for number, (changes, conflicted) in each(pool, lambda n: _once(uow, n, decide, **options),
+                                              subscribers, failures, int):
+        fast.add(number, changes, conflicted)
+    return fast
+
+
+def _each_declared(uow: UnitOfWork, pool: Executor, subscribers: Sequence[int], decide: Decision,
+                   declare: Declare, failures: dict[int, Exception], visits: bool) -> _Fast:
+    """Read all and learn the numbers they will ask for; claim them in one go; commit each."""
+    def read(number: int) -> tuple[Seen, list[tuple[str, str]]] | None:
+        try:
+            seen = uow.read(number)
+        except NoSuchSubscriber:
+            return None
+        return seen, list(declare(seen))
+
+    work = [w for _, w in each(pool, read, subscribers, failures, int) if w is not None]
+    fast = _Fast()
+    try:
+        numbers = uow.claims.numbers([(s.account.number, org, key) for s, keys in work for org, key in keys])
+    except Exception:  # one subscriber's keys may break the shared claim
+        log.warning("%s: the batch's number claim failed; each subscriber alone", uow.tenant, exc_info=True)
+        fast.alone = [s.account.number for s, _ in work]
+        return fast
+
+    def commit(item: tuple[Seen, list[tuple[str, str]]]) -> tuple[Changes | None, bool]:
+        seen, _keys = item
+        return _once(uow, seen.account.number, decide, seen=seen, numbers=numbers.get(seen.account.number, {}),
+                     visits=visits)
+
+    for (seen, _), (changes, conflicted) in each(pool, commit, work, failures, lambda w: w[0].account.number):
+        fast.add(seen.account.number, changes, conflicted)
+    return fast

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..adapters.attention import transient
 from ..adapters.notify import Notice, Notifier
+from ..domain.events import PaymentStopNotice, ReminderIssued
 from ..domain.money import Money
 from .context import Context
 from .isolation import record
@@ -24,16 +25,17 @@ TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 
 
 def render(message_id: str, tenant: str, kind: str, p: dict[str, Any]) -> Notice:
-    """The notice for one event; raises ``ValueError`` for an event that is not a notice."""
-    amount = Money(p["amount_minor"] if kind == "ReminderIssued" else p["owed_minor"], p["currency"])
+    """The notice for one event, from its payload as the bus carries it (``bus.event_message``);
+    raises ``ValueError`` for an event that is not a notice."""
+    amount = Money(p["amount_minor"] if kind == ReminderIssued.TYPE else p["owed_minor"], p["currency"])
     pay = f"Pay {amount} to account {p.get('bank_account') or '-'} with KID {p.get('kid') or '-'}"
-    if kind == "ReminderIssued":
+    if kind == ReminderIssued.TYPE:
         subject = f"Reminder {p['step']}: invoice {p['invoice_number']} is unpaid"
         text = (f"Dear {p['name']},\n\nwe have not received payment of invoice {p['invoice_number']}. "
                 f"{pay} by {p['due_date']}.")
         if p.get("fee_minor"):
             text += f" A reminder fee of {Money(p['fee_minor'], p['currency'])} is included."
-    elif kind == "PaymentStopNotice":
+    elif kind == PaymentStopNotice.TYPE:
         subject = f"Your subscription will be stopped on {p['stop_date']}"
         text = (f"Dear {p['name']},\n\nyou owe {amount}. Unless it is paid, your subscription will be "
                 f"stopped on {p['stop_date']}. {pay}, or contact us to change how you pay.")

@@ -42,9 +42,8 @@ from ..domain.invoicing import Invoice
 from ..domain.subscriptions import StopKind, Subscriber, Subscription
 from ..ports import ConcurrencyConflict, NotFound
 from .context import Context
-from .unit_of_work import Claims, commit, drafts_that_fit, index_next_visit
+from .unit_of_work import Seen, change, drafts_that_fit
 
-MAX_ATTEMPTS = 10
 PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
 CONFIRMING = "confirming"  # decided, being placed: a reject can no longer win, a retried confirm resumes
 
@@ -255,30 +254,28 @@ def _place(ctx: Context, order: PlaceOrder, subscriber_no: int, sub_id: str) -> 
                        order.payment_type, copies=order.copies)
     if plan_.automatic_stop:  # manual 7.8: ends with its first period unless ordered again
         sub = replace(sub, stop_date=sub.period(0).end, stop_kind=StopKind.AUTOMATIC, stop_reason="Automatic stop")
-    ctx.due_index.add(order.tenant, sub.cadence, subscriber_no, sub.id)  # write-ahead, see indexes.py
-    with Claims(ctx, order.tenant, catalogue) as claims:  # numbers no commit carried are released
-        for _ in range(MAX_ATTEMPTS):
-            loaded = ctx.accounts.load(order.tenant, subscriber_no)
-            if loaded and sub.id in loaded.account.subscriptions:
-                invoices, _ledger = ctx.accounts.history(order.tenant, subscriber_no)
-                return OrderPlaced(subscriber_no, sub.id,
-                                   tuple(i for i in invoices if i.draft.subscription_id == sub.id), created=False)
-            account = loaded.account if loaded else Account(_subscriber(order, subscriber_no, today))
-            blocked = order_blocked(account, catalogue, plan_.organization_id)
-            if blocked:
-                raise OrderBlocked(f"subscriber {subscriber_no} cannot order: {blocked}")
-            account = account.with_subscription(sub)
-            drafts = drafts_that_fit(loaded, account, catalogue, today, extra_entities=1)  # + SubscriptionCreated
-            numbers = claims.for_drafts(subscriber_no, drafts)
-            base = Changes(account, (sub,), events=(subscription_created(subscriber_no, sub),))
-            changes = issue(account, drafts, numbers, catalogue, today, base)
-            index_next_visit(ctx, order.tenant, catalogue, changes.account, today)  # a first invoice: not by cadence
-            try:
-                commit(ctx, order.tenant, loaded, changes, claims=claims)
-            except ConcurrencyConflict:
-                continue
-            return OrderPlaced(subscriber_no, sub.id, changes.invoices, created=True)
-    raise ConcurrencyConflict(f"order for subscriber {subscriber_no} kept conflicting")
+
+    def decide(seen: Seen) -> Changes:
+        if sub.id in seen.account.subscriptions:  # placed before: nothing to do
+            return Changes(seen.account)
+        blocked = order_blocked(seen.account, catalogue, plan_.organization_id)
+        if blocked:
+            raise OrderBlocked(f"subscriber {subscriber_no} cannot order: {blocked}")
+        account = seen.account.with_subscription(sub)
+        drafts = drafts_that_fit(seen.loaded, account, catalogue, today, extra_entities=1)  # + SubscriptionCreated
+        numbers = {d.natural_key: seen.number(d.organization_id, d.natural_key) for d in drafts}
+        base = Changes(account, (sub,), events=(subscription_created(subscriber_no, sub),))
+        return issue(account, drafts, numbers, catalogue, today, base)
+
+    # the subscription goes into the due index and a first invoice into the dunning index (not by
+    # cadence) ahead of the commit; numbers no commit carried are released (``unit_of_work``)
+    changes = change(ctx, order.tenant, subscriber_no, decide, today=today,
+                     new=lambda: Account(_subscriber(order, subscriber_no, today)))
+    if sub.id not in {s.id for s in changes.subscriptions}:
+        invoices, _ledger = ctx.accounts.history(order.tenant, subscriber_no)
+        return OrderPlaced(subscriber_no, sub.id, tuple(i for i in invoices if i.draft.subscription_id == sub.id),
+                           created=False)
+    return OrderPlaced(subscriber_no, sub.id, changes.invoices, created=True)
 
 
 def _payment(placed: OrderPlaced, catalogue: Catalogue) -> Payment | None:

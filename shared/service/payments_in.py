@@ -44,7 +44,16 @@ from ..adapters.accounts import partition_key
 from ..adapters.codec import dumps, loads, to_jsonable
 from ..adapters.imports import MAX_ATTEMPTS, BankFileDrop, ImportLog, is_transient, key_of
 from ..adapters.tables import StorageLimit, TooManyEntities, prefix_filter
-from ..domain.account import Changes, Event, apply_mandate, receive_payment, refund, reversal_target, reverse_payment
+from ..domain.account import (
+    BookRefund,
+    Changes,
+    Event,
+    apply_mandate,
+    receive_payment,
+    refund,
+    reversal_target,
+    reverse_payment,
+)
 from ..domain.catalogue import Catalogue, Organization
 from ..domain.import_report import ImportReport, Landing, MandateLanding, Outcome, Reason, Total, build, rejected
 from ..domain.invoicing import Invoice
@@ -788,8 +797,8 @@ def book_refund(ctx: Context, tenant: str, subscriber_no: int, organization_id: 
         if loaded is None:
             raise NotFound(f"subscriber {subscriber_no}")
         refund_id = f"{org.id}.{external_reference}"
-        changes = refund(loaded.account, refund_id, org.id, org.currency, amount_minor, ctx.today(catalogue),
-                         external_reference, comment)
+        command = BookRefund(refund_id, org.id, org.currency, amount_minor, external_reference, comment)
+        changes = refund(loaded.account, command, ctx.today(catalogue))
         try:
             ctx.accounts.commit(tenant, loaded, changes)
         except ConcurrencyConflict:
@@ -860,7 +869,7 @@ def _demand_of(ctx: Context, tenant: str, subscriber_no: int, invoice_number: in
     if loaded is None:
         raise NotFound(f"subscriber {subscriber_no}")
     for demand in loaded.account.open_demands.values():
-        if demand.invoice_number == invoice_number:
+        if demand.terms.invoice_number == invoice_number:
             return demand.demand_no
     return None  # paid or unknown: the payment is booked without an invoice match
 

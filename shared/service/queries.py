@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..adapters.codec import to_jsonable
+from ..adapters.codec import demand_json, to_jsonable
 from ..domain.account import next_drafts
 from ..domain.dunning_visit import order_blocked
 from ..domain.invoicing import DocumentKind
@@ -35,7 +35,7 @@ def overview(ctx: Context, tenant: str, subscriber_no: int) -> dict[str, Any]:
         "subscriptions": [to_jsonable(s) | {"status": s.status_on(today).value}
                           for s in account.subscriptions.values()],
         "invoices": [_invoice(i) for i in history.invoices],
-        "open_demands": [to_jsonable(d) for d in account.open_demands.values()],
+        "open_demands": [demand_json(d) for d in account.open_demands.values()],
         "reminders": [to_jsonable(r) for r in history.reminders],
         "credit_notes": [to_jsonable(c) for c in history.credit_notes],
         "corrections": [to_jsonable(c) for c in account.corrections],

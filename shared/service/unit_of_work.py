@@ -1,14 +1,32 @@
-"""Issue due invoices for one account and commit: the step orders and renewals share.
+"""The unit of work: every business operation on one subscriber goes through it.
 
-1. the pure domain says which demands are due (``account.due_drafts``);
-2. invoice numbers are claimed for their natural keys (``InvoiceNumbers``);
-3. ``account.issue`` builds invoices, ledger entries and outbox events;
-4. one entity-group transaction commits it all; then the outbox is published.
+    with UnitOfWork(ctx, tenant) as uow:                     # or: change(ctx, tenant, n, decide)
+        changes = uow.change(subscriber_no, decide, documents=True)
 
-A ``ConcurrencyConflict`` at step 4 means someone changed the partition since it was
-read: the caller reloads and runs the steps again, and finds the demand issued.
-``change_account`` does the same for any other operation on one subscriber
-(customer service, a dunning visit redone alone).
+``decide(seen: Seen) -> Changes`` is the pure decision: it gets the partition as read
+(``seen.account``, ``seen.loaded``, ``seen.history`` with ``documents=True``), the
+catalogue, the day, and ``seen.number(organisation, natural key)`` for the invoice number
+of a document it issues. ``UnitOfWork.change`` then:
+
+1. reads the subscriber partition (``NoSuchSubscriber`` if none, unless ``new`` gives the
+   account a new subscriber starts with);
+2. runs the decision, twice if it asks for invoice numbers (``numbered``): once to learn
+   the natural keys, then with the numbers claimed for them in the session's ``Claims``
+   (gapless: what no commit carried is released when the session ends, numbering.py);
+3. indexes what the runs must find, ahead of the commit (a new subscription in the due
+   index, the next dunning visit in the dunning index);
+4. commits in one entity-group transaction with the outbox events, and publishes them
+   after (``collect=True``: kept for one ``flush`` per batch);
+5. on a ``ConcurrencyConflict`` reads again and decides again, at most ``MAX_ATTEMPTS``
+   times (the one retry limit), then raises ``Conflicted``.
+
+``parts=n``: a decision too big for one transaction goes on in further transactions, on
+what the last committed (the dunning visit, a backlog of renewals). ``numbers``: claimed
+up front for a batch (one claim per series, ``isolation.for_each_subscriber``). ``touch``:
+a visit that changes nothing still indexes its next day and sends the outbox it found.
+
+The batch runner ("do this to each of these subscribers", with the fast path, set-aside,
+redo alone and attention rows) is ``isolation.for_each_subscriber``.
 """
 
 from __future__ import annotations
@@ -17,19 +35,20 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 
 from ..adapters.accounts import History, Loaded, with_documents
 from ..adapters.attention import transient
-from ..adapters.bus import EVENTS, NOTICES, BusMessage
-from ..adapters.codec import to_jsonable
+from ..adapters.bus import EVENTS, NOTICES, event_message
 from ..adapters.numbering import Claim, series_key
 from ..adapters.tables import MAX_BATCH
-from ..domain.account import Account, Changes, Event, due_drafts
+from ..domain.account import Account, Changes, due_drafts
 from ..domain.catalogue import Catalogue
 from ..domain.credit import Number, credit_note_key
-from ..domain.dunning_visit import NOTICE_TYPES, next_visit
+from ..domain.dunning_visit import next_visit
+from ..domain.events import Event
 from ..domain.invoicing import InvoiceDraft
 from ..ports import ConcurrencyConflict, NotFound
 from .context import Context
@@ -253,41 +272,234 @@ def unchanged(loaded: Loaded, changes: Changes) -> bool:
     return changes.empty and changes.account == loaded.account
 
 
-MAX_ATTEMPTS = 10
-Operation = Callable[[Account, Catalogue, date, Number, History | None], Changes]
+MAX_ATTEMPTS = 10  # the one retry limit: transactions one operation tries before a conflict is the caller's
+MAX_PARTS = 100  # transactions one decision may take in parts (a payment stop crediting 500 invoices takes ~50)
 
 
-def change_account(ctx: Context, tenant: str, subscriber_no: int, operation: Operation, documents: bool = False,
-                   today: date | None = None) -> Changes:
-    """One business operation on one subscriber: load the partition (and its documents, if
-    the operation needs the issued invoices), run the pure ``operation`` with invoice
-    numbers claimed (``numbered``), index what the invoice and dunning runs must see,
-    commit; a conflict reloads and runs it again. ``today`` defaults to the tenant's."""
-    catalogue = ctx.catalogue.get(tenant)
-    today = today or ctx.today(catalogue)
-    with Claims(ctx, tenant, catalogue) as claims:
-        for _ in range(MAX_ATTEMPTS):
-            loaded = ctx.accounts.load(tenant, subscriber_no)
-            if loaded is None:
-                raise NotFound(f"subscriber {subscriber_no}")
-            history = ctx.accounts.documents(tenant, subscriber_no) if documents else None
-            if history is not None:
-                loaded = with_documents(loaded, history)  # the credited invoices: the documents say
+class NoSuchSubscriber(NotFound):
+    """The subscriber has no partition, and the operation gave no account to start one (``new``)."""
+
+
+class Conflicted(ConcurrencyConflict):
+    """The partition kept changing under the operation (``attempts`` conflicts). ``done``: what
+    committed before the conflict, for a decision taken in parts (None: nothing did)."""
+
+    def __init__(self, message: str, done: Changes | None = None) -> None:
+        super().__init__(message)
+        self.done = done
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a decision is given: the subscriber's partition as read, and what it may ask for.
+
+    ``number(organisation id, natural key)`` gives the invoice number of a document the
+    decision issues (see ``numbered``). ``loaded`` is None for a new subscriber (``new``);
+    ``history`` holds the documents if the operation asked for them (``documents=True``).
+    ``attempt`` counts the conflicts so far (a retry may look at what raced it); ``part`` is
+    0 until the operation has committed a transaction, then how many it has (a decision
+    taken in parts). Fields may be added; decisions read the ones they need by name."""
+
+    account: Account
+    catalogue: Catalogue
+    today: date
+    number: Number
+    loaded: Loaded | None = None
+    history: History | None = None
+    attempt: int = 0
+    part: int = 0
+
+
+Decision = Callable[[Seen], Changes]
+Declare = Callable[[Seen], Iterable[tuple[str, str]]]  # (organisation, natural key) a decision will number
+
+
+def _no_number(organization_id: str, key: str) -> int:
+    raise RuntimeError(f"no invoice number may be asked for here ({organization_id}, {key})")
+
+
+class UnitOfWork:
+    """One tenant's session of business operations: its catalogue, its day, the invoice
+    numbers claimed (``Claims``: released on the way out if no commit carried them) and,
+    for a batch (``collect=True``), the outbox events its commits raised, sent in one go
+    by ``flush`` (also on the way out). Use it as a context manager::
+
+        with UnitOfWork(ctx, tenant) as uow:
+            changes = uow.change(subscriber_no, lambda seen: lifecycle.pause(seen.account, ...))
+
+    or, for one operation, the module function ``change(ctx, tenant, subscriber_no, decide)``.
+    Threads may share one (a batch does): ``change`` keeps no state of its own on it.
+    """
+
+    def __init__(self, ctx: Context, tenant: str, today: date | None = None, *, claims: Claims | None = None,
+                 collect: bool = False, catalogue: Catalogue | None = None) -> None:
+        self.ctx, self.tenant = ctx, tenant
+        self.catalogue = catalogue or (claims.catalogue if claims else ctx.catalogue.get(tenant))
+        self.today = today or ctx.today(self.catalogue)
+        self._own = claims is None
+        self.claims = claims or Claims(ctx, tenant, self.catalogue)
+        self.outbox: list[Event] | None = [] if collect else None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> UnitOfWork:
+        return self
+
+    def __exit__(self, kind: object, failure: BaseException | None, tb: object) -> None:
+        self.flush()
+        if self._own:
+            self.claims.__exit__(kind, failure, tb)
+
+    def alone(self) -> UnitOfWork:
+        """A session sharing this one's day and claims that sends each commit's events at once:
+        a batch's redo of one subscriber after its fast path."""
+        return UnitOfWork(self.ctx, self.tenant, self.today, claims=self.claims, catalogue=self.catalogue)
+
+    def read(self, subscriber_no: int, documents: bool = False, new: Callable[[], Account] | None = None) -> Seen:
+        """The subscriber's partition (and documents) as a decision sees it; ``NoSuchSubscriber``
+        if there is none and ``new`` does not give the account to start one."""
+        loaded = self.ctx.accounts.load(self.tenant, subscriber_no)
+        history = self.ctx.accounts.documents(self.tenant, subscriber_no) if documents and loaded else None
+        if loaded is not None and history is not None:
+            loaded = with_documents(loaded, history)  # the credited invoices: the documents say
+        if loaded is not None:
             account = loaded.account
-            changes = numbered(ctx, tenant, catalogue,
-                               lambda number, a=account, h=history: operation(a, catalogue, today, number, h), claims)
-            if unchanged(loaded, changes):
-                return changes
-            for sub in changes.subscriptions:
-                if sub.id not in loaded.account.subscriptions:  # a restart after a pause: the invoice run must see it
-                    ctx.due_index.add(tenant, sub.cadence, subscriber_no, sub.id)
-            index_next_visit(ctx, tenant, catalogue, changes.account, today)
+        elif new is not None:
+            account = new()
+        else:
+            raise NoSuchSubscriber(f"subscriber {subscriber_no}")
+        return Seen(account, self.catalogue, self.today, _no_number, loaded, history)
+
+    def change(self, subscriber_no: int, decide: Decision, *, documents: bool = False,
+               new: Callable[[], Account] | None = None, parts: int = 1, attempts: int = MAX_ATTEMPTS,
+               seen: Seen | None = None, numbers: Mapping[str, int] | None = None, touch: bool = False,
+               visits: bool = True) -> Changes:
+        """One business operation on one subscriber, in one transaction (or ``parts``):
+
+        1. read the partition (``read``; ``seen``: already read, for the first attempt);
+        2. ``decide`` (pure) what changes, with invoice numbers claimed for what it issues
+           (``numbered``; ``numbers``: claimed up front for the first attempt, as a batch does);
+        3. index what the runs must see (a new subscription in the due index, the next dunning
+           visit), ahead of the commit;
+        4. commit in one entity-group transaction with the outbox, then publish it (or collect
+           it, ``collect``); a ``ConcurrencyConflict`` reads again and decides again, at most
+           ``attempts`` times (then ``Conflicted``).
+
+        Nothing to commit returns the unchanged ``Changes``. ``parts`` > 1: a decision too big
+        for one transaction goes on, on what the last one committed, until it decides nothing
+        more or has taken ``parts`` transactions; the ``Changes`` returned are all of them.
+        ``touch``: a visit that decides nothing still indexes its next day and sends the
+        outbox rows it found (the dunning run). ``visits=False``: the dunning index is not
+        written (renewal invoices: the dunning run finds them by cadence in the due index)."""
+        done: Changes | None = None
+        for attempt in range(attempts):
+            first = seen if seen is not None and attempt == 0 else self.read(subscriber_no, documents, new)
             try:
-                commit(ctx, tenant, loaded, changes, claims=claims)
+                return self._parts(replace(first, attempt=attempt), decide, done,
+                                   _How(parts, numbers if attempt == 0 else None, touch, visits))
+            except _Conflict as conflict:
+                done = conflict.done
+        raise Conflicted(f"subscriber {subscriber_no} kept changing", done)
+
+    def _parts(self, seen: Seen, decide: Decision, done: Changes | None, how: _How) -> Changes:
+        loaded = seen.loaded
+        pending: list[Event] = list(loaded.outbox) if loaded else []  # sent after the commit that clears them
+        part = 0 if done is None else 1  # a retry goes on from what the attempts before committed
+        seen = replace(seen, part=part)
+        while True:
+            changes = self._decide(seen, decide, how.numbers if part == 0 else None)
+            if part and unchanged_or_new(loaded, changes):
+                break  # done: found in memory, at no cost
+            if how.touch or not unchanged_or_new(loaded, changes):
+                self.index(loaded, changes, how.visits)
+            if unchanged_or_new(loaded, changes):
+                if how.touch:
+                    self.publish(pending)
+                return changes if done is None else done
+            if part:  # the part before left its events in the outbox, which this commit clears: send first
+                publish(self.ctx, self.tenant, pending)
+                pending = []
+            try:
+                loaded = write(self.ctx, self.tenant, loaded, changes, self.claims)
             except ConcurrencyConflict:
-                continue
-            return changes
-    raise ConcurrencyConflict(f"subscriber {subscriber_no} kept changing")
+                raise _Conflict(done) from None
+            pending += changes.events
+            done = changes if done is None else done.then(changes)
+            part += 1
+            if part >= how.parts:
+                break
+            seen = replace(seen, account=loaded.account, loaded=loaded, part=part)
+        self.publish(pending)
+        return done if done is not None else changes
+
+    def _decide(self, seen: Seen, decide: Decision, numbers: Mapping[str, int] | None) -> Changes:
+        if numbers is not None:  # claimed up front: one run, unless it asks for a number not claimed
+            asked: list[str] = []
+
+            def given(_organization_id: str, key: str) -> int:
+                if key not in numbers:
+                    asked.append(key)
+                return numbers.get(key, 0)
+
+            changes = decide(replace(seen, number=given))
+            if not asked:
+                return changes
+        return numbered(self.ctx, self.tenant, self.catalogue, lambda number: decide(replace(seen, number=number)),
+                        self.claims)
+
+    def index(self, loaded: Loaded | None, changes: Changes, visits: bool = True) -> None:
+        """Enter what the runs must find before the commit that makes it so: a subscription
+        new to the partition in the due index (an order, a restart after a pause), and the
+        day of the next dunning visit (indexes.py: written ahead)."""
+        known = loaded.account.subscriptions if loaded else {}
+        for sub in changes.subscriptions:
+            if sub.id not in known:
+                self.ctx.due_index.add(self.tenant, sub.cadence, changes.account.number, sub.id)
+        if visits:
+            index_next_visit(self.ctx, self.tenant, self.catalogue, changes.account, self.today)
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Send committed events now, or keep them for ``flush`` (``collect``)."""
+        if self.outbox is None:
+            publish(self.ctx, self.tenant, events)
+            return
+        with self._lock:
+            self.outbox += events
+
+    def flush(self) -> None:
+        """Send the events collected so far, in one bus batch."""
+        if self.outbox:
+            with self._lock:
+                events, self.outbox = self.outbox, []
+            publish(self.ctx, self.tenant, events)
+
+
+@dataclass(frozen=True)
+class _How:
+    parts: int
+    numbers: Mapping[str, int] | None
+    touch: bool
+    visits: bool
+
+
+class _Conflict(Exception):
+    def __init__(self, done: Changes | None) -> None:
+        super().__init__("conflict")
+        self.done = done
+
+
+def unchanged_or_new(loaded: Loaded | None, changes: Changes) -> bool:
+    """Nothing to commit (``unchanged``); a new subscriber always has its row to write."""
+    return loaded is not None and unchanged(loaded, changes)
+
+
+def change(ctx: Context, tenant: str, subscriber_no: int, decide: Decision, *, today: date | None = None,
+           documents: bool = False, new: Callable[[], Account] | None = None, parts: int = 1,
+           touch: bool = False, visits: bool = True) -> Changes:
+    """One business operation on one subscriber through its own ``UnitOfWork`` (see
+    ``UnitOfWork.change``); ``today`` defaults to the tenant's."""
+    with UnitOfWork(ctx, tenant, today) as uow:
+        return uow.change(subscriber_no, decide, documents=documents, new=new, parts=parts, touch=touch,
+                          visits=visits)
 
 
 def index_next_visit(ctx: Context, tenant: str, catalogue: Catalogue, account: Account, today: date) -> None:
@@ -302,27 +514,11 @@ def publish(ctx: Context, tenant: str, events: Sequence[Event]) -> None:
     """Send outbox events; a failure is logged, the rows stay and go out on the next touch."""
     if not events:
         return
-    messages = [BusMessage(e.id, {"tenant": tenant, "type": e.type, "payload": to_jsonable(dict(e.payload))})
-                for e in events]
     try:
-        ctx.bus.send(EVENTS, messages)
-        ctx.bus.send(NOTICES, [m for m in messages if m.body["type"] in NOTICE_TYPES])
+        ctx.bus.send(EVENTS, [event_message(tenant, e) for e in events])
+        ctx.bus.send(NOTICES, [event_message(tenant, e) for e in events if e.NOTICE])
     except Exception:
         log.exception("outbox: %d events for %s not sent; kept for the next attempt", len(events), tenant)
-
-
-def commit(ctx: Context, tenant: str, loaded: Loaded | None, changes: Changes, publish_now: bool = True,
-           claims: Claims | None = None) -> list[Event]:
-    """Commit ``changes``; the outbox to send is this commit's events and any found pending.
-
-    ``publish_now=False`` hands the events back so a batch can send them in one go. The
-    invoice numbers the changes carry are marked used in ``claims`` (see ``write``).
-    """
-    write(ctx, tenant, loaded, changes, claims)
-    events = [*(loaded.outbox if loaded else []), *changes.events]
-    if publish_now:
-        publish(ctx, tenant, events)
-    return events
 
 
 def write(ctx: Context, tenant: str, loaded: Loaded | None, changes: Changes,

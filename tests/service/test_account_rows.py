@@ -13,9 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.adapters.accounts import HEAD, TABLE, AccountRepository, Loaded, _item_rows, partition_key
-from shared.adapters.codec import dumps
+from shared.adapters.codec import demand_json, dumps
 from shared.domain.account import Account, BalanceCheck, Changes, Correction, Mandate, OrderBlock
-from shared.domain.settlement import OpenDemand
+from shared.domain.demands import DemandTerms, OpenDemand
+from shared.domain.events import InvoicePaid
+from shared.domain.invoicing import DocumentKind
 from shared.domain.subscriptions import Subscriber
 from shared.service.context import Context
 
@@ -24,8 +26,9 @@ ORGS = ("avisa", "a/b#c?", "ø x\\y")  # organisation ids a key could not hold a
 
 
 def demand(n: int, open_minor: int) -> OpenDemand:
-    return OpenDemand(n, 1000 + n, "avisa", "s1", DAY + timedelta(days=n), open_minor, total_minor=open_minor,
-                      amount_due_minor=open_minor, period_start=DAY, period_end=DAY + timedelta(days=30))
+    terms = DemandTerms(1000 + n, "avisa", "s1", DAY + timedelta(days=n), total_minor=open_minor,
+                        amount_due_minor=open_minor, period_start=DAY, period_end=DAY + timedelta(days=30))
+    return OpenDemand(n, terms, open_minor)
 
 
 Step = tuple[str, int, int]  # (what, which, how much)
@@ -97,7 +100,7 @@ def first_layout(pk: str, account: Account) -> dict[str, Any]:
     return {"PartitionKey": pk, "RowKey": HEAD, "Subscriber": dumps(account.subscriber),
             "Balances": json.dumps(dict(account.balances)), "NextDemandNo": account.next_demand_no,
             "NextLedgerSeq": account.next_ledger_seq,
-            "OpenDemands": dumps(list(account.open_demands.values()), list[OpenDemand]),
+            "OpenDemands": json.dumps([demand_json(d) for d in account.open_demands.values()]),  # flat, as ever
             "Mandates": dumps(dict(account.mandates), dict[str, Mandate]),
             "Corrections": dumps(account.corrections, tuple[Correction, ...]), "Credited": json.dumps([1001]),
             "BalanceChecks": dumps(account.balance_checks, tuple[BalanceCheck, ...]),
@@ -129,3 +132,48 @@ def test_a_subscriber_row_of_the_first_layout_loads_and_its_first_commit_moves_i
                     "0|bal|0000000001"}
     again = ctx.accounts.load(tenant, 8)
     assert again is not None and again.account == paid
+
+
+def test_an_outbox_row_written_before_events_were_typed_loads_and_is_sent_and_deleted(ctx: Context) -> None:
+    tenant = f"o{uuid.uuid4().hex[:10]}"
+    account = Account(Subscriber(9, "Kari", "kari@example.no"), balances={"avisa": 0})
+    pk = partition_key(tenant, 9)
+    ctx.accounts.commit(tenant, None, Changes(account))
+    old_body = json.dumps({"id": "invoice-paid.avisa.3", "type": "InvoicePaid",  # no version: the first form
+                           "payload": {"subscriber_no": 9, "invoice_number": 3, "organization_id": "avisa"}})
+    ctx.storage.transact(TABLE, [("create", {"PartitionKey": pk, "RowKey": "0|out|invoice-paid.avisa.3",
+                                             "Body": old_body})])
+    loaded = ctx.accounts.load(tenant, 9)
+    assert loaded is not None and loaded.outbox == [InvoicePaid("invoice-paid.avisa.3", 9, 3, "avisa")]
+    ctx.accounts.commit(tenant, loaded, Changes(replace(account, balances={"avisa": 100})))
+    again = ctx.accounts.load(tenant, 9)
+    assert again is not None and again.outbox == []  # sent with that commit, so deleted by it
+
+
+def test_an_open_demand_row_as_written_before_the_split_loads_and_is_written_back_in_that_form(
+        ctx: Context) -> None:
+    tenant = f"d{uuid.uuid4().hex[:10]}"
+    account = Account(Subscriber(10, "Ola", "ola@example.no"), balances={"avisa": -38700 - 3500}, next_demand_no=9)
+    pk = partition_key(tenant, 10)
+    ctx.accounts.commit(tenant, None, Changes(account))
+    body = ('{"demand_no":3,"invoice_number":3,"organization_id":"avisa","subscription_id":"s1",'  # a row of today
+            '"due_date":"2026-03-05","open_minor":42200,"total_minor":38700,"amount_due_minor":38700,'
+            '"kind":"subscription","fees_minor":3500,"reminders":[{"step":1,"produced":"2026-03-12",'
+            '"due_date":"2026-03-22","fee_minor":3500,"amount_minor":42200,"demand_no":8,"kid":"000001000086"}],'
+            '"postponed_to":null,"postpone_reason":"","stop_noticed":true,"period_start":"2026-03-05",'
+            '"period_end":"2026-04-05","vat":[{"rate_bp":0,"gross_minor":38700,"vat_minor":0,"net_minor":38700}]}')
+    ctx.storage.transact(TABLE, [("create", {"PartitionKey": pk, "RowKey": "0|dem|00000003", "Body": body})])
+    loaded = ctx.accounts.load(tenant, 10)
+    assert loaded is not None
+    demand = loaded.account.open_demands[3]
+    assert (demand.terms.invoice_number, demand.terms.kind, demand.terms.period_end) == (
+        3, DocumentKind.SUBSCRIPTION, date(2026, 4, 5))
+    assert (demand.open_minor, demand.fees_minor, demand.principal_open_minor) == (42200, 3500, 38700)
+    assert demand.dunning.stop_noticed and [r.kid for r in demand.dunning.reminders] == ["000001000086"]
+    assert demand.answers_to(8) and demand.terms.vat[0].gross_minor == 38700
+    paid = replace(demand, open_minor=3500)
+    ctx.accounts.commit(tenant, loaded, Changes(replace(loaded.account, open_demands={3: paid})))
+    row = ctx.storage.get(TABLE, pk, "0|dem|00000003")
+    assert row is not None and json.loads(row["Body"]) == {**json.loads(body), "open_minor": 3500}  # the same form
+    again = ctx.accounts.load(tenant, 10)
+    assert again is not None and again.account.open_demands == {3: paid}

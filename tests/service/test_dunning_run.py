@@ -13,12 +13,23 @@ from dateutil.relativedelta import relativedelta
 from functions.notification_worker import handle as notify
 from functions.run_worker import handle as work
 from shared import bootstrap
-from shared.adapters.bus import NOTICES, RUN_WORK, unpack
+from shared.adapters.bus import EVENTS, NOTICES, RUN_WORK, BusMessage, event_of, unpack
 from shared.adapters.notify import CONTAINER
+from shared.domain.demands import OpenDemand
+from shared.domain.events import (
+    CreditNoteIssued,
+    Event,
+    InvoiceIssued,
+    InvoicePaid,
+    PaymentCompleted,
+    PaymentStopNotice,
+    ReminderIssued,
+    SubscriptionCreated,
+    SubscriptionStopped,
+)
 from shared.domain.import_report import Outcome
 from shared.domain.invoicing import DocumentKind
 from shared.domain.ledger import EntryKind
-from shared.domain.settlement import OpenDemand
 from shared.domain.subscriptions import StopKind
 from shared.formats import ocr_giro
 from shared.service import payments_in
@@ -51,6 +62,17 @@ def day(ctx: Context, tenant: str, on: date) -> list:  # type: ignore[type-arg]
     done = drain(ctx, RUN_WORK, work)
     drain(ctx, NOTICES, notify)
     return done
+
+
+def published(ctx: Context, tenant: str) -> list[BusMessage]:
+    """The tenant's messages on the events queue, taken off it, in the order they were sent."""
+    queue = ctx.bus.service.get_queue_client(EVENTS)  # type: ignore[attr-defined]
+    mine = []
+    while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=30)):
+        for message in batch:
+            mine += [m for m in unpack(message.content) if m.body["tenant"] == tenant]
+            queue.delete_message(message)
+    return mine
 
 
 def pay_kid(ctx: Context, tenant: str, kid: str, amount: int, on: date) -> None:
@@ -102,25 +124,85 @@ def test_a_reminder_notice_is_an_sms_file_and_an_email_without_a_phone(ctx: Cont
     assert "To: kari2@example.no" in eml and "Subject: Reminder 1: invoice" in eml
 
 
+KEYS: dict[type[Event], tuple[str, ...]] = {  # what the year's assertions look at of each event
+    SubscriptionCreated: ("subscription_id",), InvoiceIssued: ("invoice_number", "total_minor"),
+    PaymentCompleted: ("amount_minor",), InvoicePaid: ("invoice_number",),
+    ReminderIssued: ("invoice_number", "step", "amount_minor", "channel"),
+    PaymentStopNotice: ("invoice_number", "stop_date", "owed_minor"),
+    CreditNoteIssued: ("credit_note_number", "invoice_number", "total_minor"),
+    SubscriptionStopped: ("subscription_id", "stop_date", "kind", "reason")}
+
+
+def first_sent(subscriber_no: int, sent: list[tuple[date, BusMessage]]) -> dict[str, tuple[date, Event]]:
+    """Each event the subscriber's operations published, by id, with the day it was first
+    sent. Delivery is at least once (the outbox sends a row again with the partition's next
+    transaction): a repeat has the id and the content of the first."""
+    first: dict[str, tuple[date, Event]] = {}
+    for on, message in sent:
+        event = event_of(message)
+        assert first.setdefault(event.id, (on, event))[1] == event, event.id
+    assert {e.subscriber_no for _, e in first.values()} == {subscriber_no}  # type: ignore[attr-defined]
+    return first
+
+
+def summary(first: dict[str, tuple[date, Event]]) -> list[tuple]:  # type: ignore[type-arg]
+    """(day, type, key fields) of each event, in the order they were first sent."""
+    return [(on, e.type, *(getattr(e, k) for k in KEYS[type(e)])) for on, e in first.values()]
+
+
+def expected_events(first: str, second: str) -> list[tuple]:  # type: ignore[type-arg]
+    """The year's events, as ``test_a_year_of_one_subscriber`` tells it: invoices are issued
+    14 days (the lead days) before the period they bill, each payment completes and pays one
+    invoice, a reminder follows the due date by 7 days, the second 5 days after the first's due
+    date (10 days later), the stop notice 5 days before the stop."""
+    cause, owed = "Stopped due to lack of payment", 38700 + 38700 + 3500  # invoices 3 and 4, the fee of reminder 2
+    balance = 38700 + 38700 * 11 // 30 + 3500  # March, 11/30 of April and the fee: the balance invoice
+    renewals = []
+    for k in range(1, 9):  # the second subscription's renewals, 2 Jun 2026 to 2 Jan 2027, each paid when due
+        due = date(2026, 5, 2) + relativedelta(months=k)
+        renewals += [(due - timedelta(days=14), "InvoiceIssued", 8 + k, 38700), (due, "PaymentCompleted", 38700),
+                     (due, "InvoicePaid", 8 + k)]
+    return [
+        (date(2026, 1, 5), "SubscriptionCreated", first), (date(2026, 1, 5), "InvoiceIssued", 1, 34800),
+        (date(2026, 1, 19), "PaymentCompleted", 34800), (date(2026, 1, 19), "InvoicePaid", 1),
+        (date(2026, 1, 22), "InvoiceIssued", 2, 38700),  # 5 Feb - 14
+        (date(2026, 2, 10), "PaymentCompleted", 38700), (date(2026, 2, 10), "InvoicePaid", 2),  # late
+        (date(2026, 2, 19), "InvoiceIssued", 3, 38700),
+        (date(2026, 3, 12), "ReminderIssued", 3, 1, 38700, "email"),  # due 5 Mar + 7
+        (date(2026, 3, 22), "InvoiceIssued", 4, 38700),
+        (date(2026, 3, 27), "ReminderIssued", 3, 2, 38700 + 3500, "email"),
+        (date(2026, 4, 11), "PaymentStopNotice", 3, date(2026, 4, 16), owed),
+        (date(2026, 4, 12), "ReminderIssued", 4, 1, 38700, "email"),
+        (date(2026, 4, 16), "CreditNoteIssued", 5, 3, 38700), (date(2026, 4, 16), "CreditNoteIssued", 6, 4, 38700),
+        (date(2026, 4, 16), "SubscriptionStopped", first, date(2026, 4, 16), StopKind.PAYMENT, cause),
+        (date(2026, 4, 17), "InvoiceIssued", 7, balance),  # a day after the stop
+        (date(2026, 4, 25), "PaymentCompleted", balance), (date(2026, 4, 25), "InvoicePaid", 7),
+        (date(2026, 5, 2), "SubscriptionCreated", second), (date(2026, 5, 2), "InvoiceIssued", 8, 34800),
+        (date(2026, 5, 16), "PaymentCompleted", 34800), (date(2026, 5, 16), "InvoicePaid", 8),
+        *renewals,
+    ]
+
+
 def test_a_year_of_one_subscriber(ctx: Context, shop: str) -> None:
     """Manual 7.7/7.9/7.11/7.19 in sequence: order, renewals, a late payment, two reminders,
     a stop notice, payment stop, balance invoice, its payment, a new order, a year of renewals
-    paid on time; every document and ledger entry asserted, and nothing else produced."""
+    paid on time; every document, ledger entry and event on the bus asserted, and nothing else produced."""
     placed = place_order(ctx, order(shop, 1, ref="first"))  # 5 Jan 2026
     n = placed.subscriber_no
 
     def pay_on(demand: OpenDemand) -> date | None:
-        if demand.kind == DocumentKind.BALANCE:
+        if demand.terms.kind == DocumentKind.BALANCE:
             return date(2026, 4, 25)
-        if demand.subscription_id == placed.subscription_id:  # 1 on time, 2 late, 3 and 4 never
-            return {1: demand.due_date, 2: date(2026, 2, 10)}.get(demand.invoice_number)
-        return demand.due_date  # the new order: always on time
+        if demand.terms.subscription_id == placed.subscription_id:  # 1 on time, 2 late, 3 and 4 never
+            return {1: demand.terms.due_date, 2: date(2026, 2, 10)}.get(demand.terms.invoice_number)
+        return demand.terms.due_date  # the new order: always on time
 
+    sent = [(date(2026, 1, 5), m) for m in published(ctx, shop)]  # the order's events
     on = date(2026, 1, 5)
     while on <= date(2027, 1, 4):
         day(ctx, shop, on)
         if on == date(2026, 5, 2):
-            place_order(ctx, order(shop, 1, ref="again"))  # the same e-mail: the same subscriber
+            again = place_order(ctx, order(shop, 1, ref="again"))  # the same e-mail: the same subscriber
         loaded = ctx.accounts.load(shop, n)
         assert loaded is not None
         for demand in loaded.account.open_demands.values():
@@ -128,7 +210,14 @@ def test_a_year_of_one_subscriber(ctx: Context, shop: str) -> None:
                 invoice = ctx.accounts.invoice(shop, n, demand.demand_no)
                 assert invoice is not None
                 pay_kid(ctx, shop, invoice.kid, demand.open_minor, on)
+        sent += [(on, m) for m in published(ctx, shop)]
         on += timedelta(days=1)
+    first = first_sent(n, sent)
+    assert summary(first) == expected_events(placed.subscription_id, again.subscription_id)
+    assert {f"invoice-issued.avisa.{k}" for k in (*range(1, 5), *range(7, 17))} | {  # the ids as always: idempotent
+        "reminder.avisa.3.1", "reminder.avisa.3.2", "reminder.avisa.4.1", "stop-notice.avisa.3",
+        "credit-note.avisa.5", "credit-note.avisa.6", f"subscription-stopped.{placed.subscription_id}.2026-04-16",
+        f"subscription-created.{placed.subscription_id}", "invoice-paid.avisa.7"} < set(first)
 
     docs = ctx.accounts.documents(shop, n)
     acc = ctx.accounts.load(shop, n)

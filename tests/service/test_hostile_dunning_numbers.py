@@ -67,7 +67,7 @@ def test_a_payment_stop_that_loses_its_race_leaves_no_number_claimed(ctx: Contex
         loaded = ctx.accounts.load(shop, no)
         assert loaded is not None
         for demand in sorted(loaded.account.open_demands.values(), key=lambda d: d.demand_no)[:3]:
-            customer_service.credit_invoice(ctx, shop, no, demand.invoice_number, "Complaint")
+            customer_service.credit_invoice(ctx, shop, no, demand.terms.invoice_number, "Complaint")
 
     raced = RacedFirstCommit(ctx.accounts, race)
     result = dun_subscribers(replace(ctx, accounts=raced), shop, stop_day, [no])  # type: ignore[arg-type]

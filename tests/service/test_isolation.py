@@ -74,7 +74,7 @@ def poison_demand(ctx: Context, tenant: str, number: int) -> None:
     loaded = ctx.accounts.load(tenant, number)
     assert loaded is not None
     (demand,) = loaded.account.open_demands.values()
-    demands = {demand.demand_no: replace(demand, due_date=date(9999, 12, 31))}
+    demands = {demand.demand_no: replace(demand, terms=replace(demand.terms, due_date=date(9999, 12, 31)))}
     ctx.accounts.commit(tenant, loaded, Changes(replace(loaded.account, open_demands=demands)))
 
 

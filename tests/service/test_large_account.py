@@ -73,7 +73,7 @@ def test_a_subscriber_with_500_unpaid_invoices_and_reminders_is_billed_dunned_pa
     loaded = ctx.accounts.load(shop, no)
     assert loaded is not None
     unpaid = len(loaded.account.open_demands)
-    due = sum(1 for d in loaded.account.open_demands.values() if d.due_date + timedelta(days=7) <= today)
+    due = sum(1 for d in loaded.account.open_demands.values() if d.terms.due_date + timedelta(days=7) <= today)
     # every week of 2 May 2016 - 25 Jan 2026; a week invoiced by a late run falls due 14 days after that run
     assert unpaid == 508 and due > 480
 
@@ -85,7 +85,7 @@ def test_a_subscriber_with_500_unpaid_invoices_and_reminders_is_billed_dunned_pa
     before = ctx.storage.round_trips.count
     loaded = ctx.accounts.load(shop, no)
     assert ctx.storage.round_trips.count - before == 1  # still one query
-    assert loaded is not None and sum(len(d.reminders) for d in loaded.account.open_demands.values()) == due
+    assert loaded is not None and sum(len(d.dunning.reminders) for d in loaded.account.open_demands.values()) == due
     assert subscriber_row_bytes(ctx, shop, no) < 2048
 
     # billed again: the next renewal, by the invoice run's worker
@@ -95,7 +95,7 @@ def test_a_subscriber_with_500_unpaid_invoices_and_reminders_is_billed_dunned_pa
 
     # a bank file pays the oldest invoice by its reminder's KID
     oldest = min(loaded.account.open_demands.values(), key=lambda d: d.demand_no)
-    kid = oldest.reminders[-1].kid
+    kid = oldest.dunning.reminders[-1].kid
     paid = import_bank_file(ctx, shop, "ocr.txt", ocr_giro.transmission(
         [(kid, oldest.open_minor)], today + timedelta(days=7), account=ACCOUNT).encode())
     assert (paid.count(Outcome.BOOKED), paid.count(Outcome.SET_ASIDE), paid.balanced) == (1, 0, True)
@@ -112,7 +112,7 @@ def test_a_subscriber_with_500_unpaid_invoices_and_reminders_is_billed_dunned_pa
     assert final is not None
     (sub,) = final.account.subscriptions.values()
     assert sub.stop_kind is StopKind.PAYMENT and sub.stop_date == stop_day
-    overdue = [d for d in after.account.open_demands.values() if d.period_start is not None]
+    overdue = [d for d in after.account.open_demands.values() if d.terms.period_start is not None]
     assert not final.account.open_demands and stopped.credit_notes == len(overdue)
     assert dun_subscribers(ctx, shop, stop_day, [no]).credit_notes == 0  # done: a second visit finds nothing
 

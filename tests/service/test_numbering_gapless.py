@@ -40,11 +40,11 @@ class FlakyAccounts:
     plan: list[bool] = field(default_factory=list)
     failed: int = 0
 
-    def commit(self, tenant: str, loaded: Any, changes: Changes) -> None:
+    def commit(self, tenant: str, loaded: Any, changes: Changes) -> Any:
         if self.plan and self.plan.pop(0):
             self.failed += 1
             raise TooLarge("PropertyValueTooLarge")
-        self.real.commit(tenant, loaded, changes)
+        return self.real.commit(tenant, loaded, changes)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)

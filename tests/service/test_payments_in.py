@@ -120,7 +120,7 @@ def test_a_payment_to_another_organisation_never_settles_this_ones_invoice(ctx: 
     loaded = ctx.accounts.load(shop, subscriber)
     assert loaded is not None
     assert loaded.account.balances == {"avisa": -total, "forlag": total}  # economies kept apart
-    assert [d.organization_id for d in loaded.account.open_demands.values()] == ["avisa"]
+    assert [d.terms.organization_id for d in loaded.account.open_demands.values()] == ["avisa"]
 
 
 def test_a_bgmax_file_pays_a_swedish_organisations_invoice(ctx: Context, shop: str) -> None:

@@ -201,7 +201,7 @@ def test_an_invoice_and_its_ledger_entry_carry_net_and_vat_per_rate() -> None:
     expected = (VatPart(0, 29900 + 3351, 0), VatPart(2500, 4900 + 549, 980 + 110))
     assert vat_parts(changes.invoices[0].draft.lines) == expected
     assert changes.ledger[0].vat == expected and expected[1].net_minor == 5449 - 1090
-    assert next(iter(changes.account.open_demands.values())).vat == expected  # for a stop without the invoice
+    assert next(iter(changes.account.open_demands.values())).terms.vat == expected  # for a stop without the invoice
 
 
 def test_five_of_thirty_one_days_of_a_mixed_vat_invoice_are_charged_per_rate_summing_to_the_share() -> None:
@@ -230,21 +230,20 @@ def test_a_pro_rated_charge_sums_exactly_to_the_delivered_share_and_each_rate_is
 
 
 def test_documents_stored_before_vat_breakdowns_still_load() -> None:
-    from shared.adapters.codec import loads
+    from shared.adapters.codec import load_demand, loads
     from shared.domain.account import BalanceCheck
     from shared.domain.invoicing import CreditNote
     from shared.domain.ledger import LedgerEntry
-    from shared.domain.settlement import OpenDemand
 
     note = loads(CreditNote, '{"number": 5, "invoice_number": 3, "demand_no": 3, "organization_id": "avisa",'
                              ' "currency": "NOK", "subscription_id": "s1", "issue_date": "2026-03-01",'
                              ' "total_minor": 38700, "reason": "Stopped"}')
     entry = loads(LedgerEntry, '{"seq": 9, "organization_id": "avisa", "currency": "NOK", "booked": "2026-03-01",'
                                ' "kind": "charge", "amount_minor": -38700, "reference": "3", "text": "Delivered"}')
-    demand = loads(OpenDemand, '{"demand_no": 3, "invoice_number": 3, "organization_id": "avisa",'
+    demand = load_demand('{"demand_no": 3, "invoice_number": 3, "organization_id": "avisa",'
                                ' "subscription_id": "s1", "due_date": "2026-03-05", "open_minor": 38700}')
     check = loads(BalanceCheck, '{"organization_id": "avisa", "subscription_id": "s1", "on": "2026-03-02"}')
-    assert (note.lines, entry.vat, demand.vat, check.charged) == ((), (), (), ())
+    assert (note.lines, entry.vat, demand.terms.vat, check.charged) == ((), (), (), ())
     from shared.domain.invoicing import InvoiceLine
     old_line = loads(InvoiceLine, '{"description": "Kryssord", "quantity": 1, "unit_price_minor": 4900,'
                                   ' "vat_rate_bp": 2500, "gross_minor": 4900, "vat_minor": 980}')

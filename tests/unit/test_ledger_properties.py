@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain.account import Account, due_drafts, issue, receive_payment, refund
+from shared.domain.account import Account, BookRefund, due_drafts, issue, receive_payment, refund
 from shared.domain.ledger import EntryKind
 from shared.domain.payments import MatchType, ReceivedPayment
 from shared.domain.subscriptions import Subscriber
@@ -46,7 +46,7 @@ def test_the_ledger_always_balances_against_invoices_payments_and_refunds(ops: l
             acc, ledger = changes.account, ledger + list(changes.ledger)
         else:
             n += 1
-            changes = refund(acc, f"r{n}", "avisa", "NOK", op[1], today, f"ref{n}", "")
+            changes = refund(acc, BookRefund(f"r{n}", "avisa", "NOK", op[1], f"ref{n}"), today)
             refunded += op[1]
             acc, ledger = changes.account, ledger + list(changes.ledger)
         drafts = due_drafts(acc, CAT, today)

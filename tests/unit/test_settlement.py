@@ -7,14 +7,15 @@ from datetime import date, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.domain.settlement import OpenDemand, PolicyKind, SettlementPolicy, match, settle
+from shared.domain.demands import DemandTerms, OpenDemand
+from shared.domain.settlement import PolicyKind, SettlementPolicy, match, settle
 
 FULL = SettlementPolicy()  # 100 %: the payment must cover the demand
 FIVE_KRONER = SettlementPolicy(PolicyKind.AMOUNT, 500)  # manual 7.21: "equal or down to -5kr"
 
 
 def demand(no: int, open_minor: int, due: date = date(2026, 2, 5)) -> OpenDemand:
-    return OpenDemand(no, 1000 + no, "avisa", "s1", due, open_minor)
+    return OpenDemand(no, DemandTerms(1000 + no, "avisa", "s1", due), open_minor)
 
 
 def test_an_invoice_of_500_paid_with_400_stays_open_with_100() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from shared.domain.account import Account
 from shared.domain.dunning_visit import dun, next_visit, stoppable
+from shared.domain.events import PaymentStopNotice, SubscriptionStopped
 from shared.domain.subscriptions import StopKind, Subscription
 from tests.unit.test_dunning_visit import CAT, Numbers, bill, subscribed
 
@@ -68,7 +69,7 @@ def test_no_dunning_visit_is_planned_for_a_notice_to_an_ended_subscription() -> 
     _events, ended = walk(with_stop(date(2026, 2, 1), StopKind.CUSTOMER), Numbers(), date(2026, 2, 16))
     # January, unpaid when the subscription ended on 1 Feb, was credited then and its days
     # charged; the balance invoice of 2 Feb asks for it, and is never dunned
-    assert [d.kind for d in ended.open_demands.values()] == ["balance"]
+    assert [d.terms.kind for d in ended.open_demands.values()] == ["balance"]
     assert next_visit(ended, CAT, date(2026, 2, 16)) is None
 
 
@@ -93,11 +94,11 @@ def test_every_stop_notice_is_followed_by_that_stop_and_none_goes_to_an_ended_su
         before: Subscription = acc.subscriptions["s1"]
         changes = dun(acc, CAT, day, numbers)
         for e in changes.events:
-            if e.type == "PaymentStopNotice":
-                on = date.fromisoformat(e.payload["stop_date"])
+            if isinstance(e, PaymentStopNotice):
+                on = e.stop_date
                 assert before.stop_date is None or before.stop_date > on, (before, on)
                 announced.append(on)
-            if e.type == "SubscriptionStopped" and e.payload["kind"] == StopKind.PAYMENT:
+            if isinstance(e, SubscriptionStopped) and e.kind == StopKind.PAYMENT:
                 assert before.stop_date is None or before.stop_date > day
         acc = changes.account
         if day in announced and not (day >= set_on and stop_date is not None and stop_date <= day):

@@ -38,10 +38,19 @@ from shared.domain.catalogue import (
 )
 from shared.domain.credit import CreditRefused, add_correction, credit_issued, write_off
 from shared.domain.dunning_visit import dun
+from shared.domain.events import SubscriptionStopChanged, SubscriptionStopped
 from shared.domain.invoicing import DocumentKind, Invoice, InvoiceLine, vat_parts
 from shared.domain.kid import KidScheme
 from shared.domain.ledger import EntryKind, LedgerEntry, VatPart, merge_vat
-from shared.domain.lifecycle import StopRefused, change_stop, pause, stop
+from shared.domain.lifecycle import (
+    ChangeStop,
+    PauseSubscription,
+    StopRefused,
+    StopSubscription,
+    change_stop,
+    pause,
+    stop,
+)
 from shared.domain.money import vat_of_gross
 from shared.domain.payments import MatchType, ReceivedPayment
 from shared.domain.subscriptions import Subscriber, Subscription
@@ -100,10 +109,9 @@ class Model:
         credit note charges the days before the stop it made, moved to, or (an unpaid
         invoice when the subscription ended) the stop the subscription had."""
         stops = {s.id: s.stop_date for s in changes.account.subscriptions.values()}
-        stops |= {e.payload["subscription_id"]: date.fromisoformat(e.payload["stop_date"])
-                  for e in changes.events if e.type == "SubscriptionStopped"}
-        stops |= {e.payload["subscription_id"]: date.fromisoformat(e.payload["to"])
-                  for e in changes.events if e.type == "SubscriptionStopChanged" and e.payload["to"]}
+        stops |= {e.subscription_id: e.stop_date for e in changes.events if isinstance(e, SubscriptionStopped)}
+        stops |= {e.subscription_id: e.to for e in changes.events
+                  if isinstance(e, SubscriptionStopChanged) and e.to}
         for note in changes.credit_notes:
             self.delivered_until[note.invoice_number] = None if goodwill else stops.get(note.subscription_id)
             if with_invoices:
@@ -262,19 +270,19 @@ def test_vat_invoiced_less_vat_credited_is_the_vat_of_what_was_delivered_per_rat
             with suppress(StopRefused, CreditRefused):
                 if op[0] == "change":
                     to = None if op[1] is None else today + timedelta(days=op[1])
-                    m.apply(change_stop(m.acc, m.cat, sub_id, to, "Changed", mine, today, m.numbers), True)
+                    m.apply(change_stop(m.acc, m.cat, ChangeStop(sub_id, to, "Changed"), mine, today, m.numbers), True)
                 elif op[0] == "stop":
-                    m.apply(stop(m.acc, m.cat, sub_id, op[1], today + timedelta(days=op[2]), None, "test",
-                                 mine, today, m.numbers), True)
+                    command = StopSubscription(sub_id, op[1], today + timedelta(days=op[2]), None, "test")
+                    m.apply(stop(m.acc, m.cat, command, mine, today, m.numbers), True)
                 else:
-                    m.apply(pause(m.acc, m.cat, sub_id, today + timedelta(days=op[1]), f"{sub_id}r", None,
-                                  mine, today, m.numbers), True)
+                    paused = PauseSubscription(sub_id, today + timedelta(days=op[1]), f"{sub_id}r", None)
+                    m.apply(pause(m.acc, m.cat, paused, mine, today, m.numbers), True)
         elif op[0] == "write_off":
             m.apply(write_off(m.acc, "avisa", "NOK", "test", today))
         check_vat(m)
         check_money(m)
     event(f"rates: {len(price)}")
-    event(f"payment stop: {any(e.payload.get('kind') == 'payment' for e in m.docs.events)}")
+    event(f"payment stop: {any(isinstance(e, SubscriptionStopped) and e.kind == 'payment' for e in m.docs.events)}")
     event(f"charges: {min(sum(e.kind is EntryKind.CHARGE for e in m.docs.ledger), 3)}")
     event(f"balance invoices: {sum(i.draft.kind is DocumentKind.BALANCE for i in m.invoices.values()) > 0}")
     event(f"credit notes: {min(len(m.docs.credit_notes), 3)}")

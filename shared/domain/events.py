@@ -1,0 +1,260 @@
+"""What happened to a subscriber's account: the events the outbox carries to the bus.
+
+One frozen dataclass per event, named in the past tense (Kill Bill's bus events,
+cosmicpython's ``domain/events.py``). Each has a stable ``TYPE`` (the name on the wire,
+never changed once sent) and a ``VERSION`` of its payload; ``REGISTRY`` maps every type
+name to its class, and is what the codec (``adapters/codec.py``) reads stored outbox rows
+and bus messages with. The ``id`` is deterministic (the operation that raised the event
+computes it from what names the change), so an event raised again, or re-sent from the
+outbox, is recognised as a duplicate by the bus and by consumers.
+
+A new version of an event's payload gets ``VERSION = n + 1`` and an ``upgrade`` that turns
+a payload of an older version (as stored in an outbox row or sent before) into the
+current one; the codec applies it when reading, so old rows and messages keep loading.
+
+Notices (``NOTICE``) are events the notification worker turns into an e-mail or SMS
+(D3): ``ReminderIssued`` and ``PaymentStopNotice``. The dunning visit chose their channel
+and address already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, ClassVar
+
+from .catalogue import PaymentType
+from .dunning import NoticeChannel
+from .payments import MatchType
+from .subscriptions import StopKind
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An outbox message: written in the same transaction as the change it reports."""
+
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+    NOTICE: ClassVar[bool] = False  # sent to the notification worker too
+    WIRE: ClassVar[Mapping[str, str]] = {}  # field -> payload key, where the key is no Python name
+
+    id: str  # deterministic, so a re-sent message is recognised as a duplicate
+
+    @property
+    def type(self) -> str:
+        return self.TYPE
+
+    @classmethod
+    def upgrade(cls, version: int, payload: dict[str, Any]) -> dict[str, Any]:
+        """A payload of an older ``version`` as the current version has it (none older yet)."""
+        raise ValueError(f"{cls.TYPE} has no version {version}")
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionCreated(Event):
+    TYPE: ClassVar[str] = "SubscriptionCreated"
+
+    subscriber_no: int
+    subscription_id: str
+    plan_id: str
+    start: date
+    payment_type: PaymentType
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceIssued(Event):
+    TYPE: ClassVar[str] = "InvoiceIssued"
+
+    subscriber_no: int
+    invoice_number: int
+    kid: str
+    organization_id: str
+    subscription_id: str
+    total_minor: int
+    credit_applied_minor: int
+    amount_due_minor: int
+    currency: str
+    due_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentCompleted(Event):
+    TYPE: ClassVar[str] = "PaymentCompleted"
+
+    subscriber_no: int
+    payment_id: str
+    amount_minor: int
+    organization_id: str
+    match_type: MatchType
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePaid(Event):
+    TYPE: ClassVar[str] = "InvoicePaid"
+
+    subscriber_no: int
+    invoice_number: int
+    organization_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentReversed(Event):
+    TYPE: ClassVar[str] = "PaymentReversed"
+
+    subscriber_no: int
+    payment_id: str
+    reverses: str
+    amount_minor: int
+    organization_id: str
+    reopened: tuple[int, ...]  # the demands the reversal made owed again
+
+
+@dataclass(frozen=True, slots=True)
+class RefundBooked(Event):
+    TYPE: ClassVar[str] = "RefundBooked"
+
+    subscriber_no: int
+    refund_id: str
+    amount_minor: int
+    organization_id: str
+    external_reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class AvtaleGiroMandateChanged(Event):
+    TYPE: ClassVar[str] = "AvtaleGiroMandateChanged"
+
+    subscriber_no: int
+    organization_id: str
+    kid: str
+    active: bool
+    notify: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionStopped(Event):
+    TYPE: ClassVar[str] = "SubscriptionStopped"
+
+    subscriber_no: int
+    subscription_id: str
+    stop_date: date
+    kind: StopKind
+    code: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionStopChanged(Event):
+    TYPE: ClassVar[str] = "SubscriptionStopChanged"
+    WIRE: ClassVar[Mapping[str, str]] = {"from_": "from"}
+
+    subscriber_no: int
+    subscription_id: str
+    from_: date
+    to: date | None  # None: the stop was removed
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionPaused(Event):
+    TYPE: ClassVar[str] = "SubscriptionPaused"
+    WIRE: ClassVar[Mapping[str, str]] = {"from_": "from"}
+
+    subscriber_no: int
+    subscription_id: str
+    from_: date
+    restart_on: date
+    restart_subscription_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreditNoteIssued(Event):
+    TYPE: ClassVar[str] = "CreditNoteIssued"
+
+    subscriber_no: int
+    credit_note_number: int
+    invoice_number: int
+    organization_id: str
+    currency: str
+    total_minor: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionAdded(Event):
+    TYPE: ClassVar[str] = "CorrectionAdded"
+
+    subscriber_no: int
+    correction_id: str
+    organization_id: str
+    amount_minor: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceWrittenOff(Event):
+    TYPE: ClassVar[str] = "BalanceWrittenOff"
+
+    subscriber_no: int
+    organization_id: str
+    amount_minor: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderPostponed(Event):
+    TYPE: ClassVar[str] = "ReminderPostponed"
+
+    subscriber_no: int
+    invoice_number: int
+    to: date
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberNotice(Event):
+    """A notice to the subscriber: to whom and how it goes (manual 6.19), and from whom."""
+
+    NOTICE: ClassVar[bool] = True
+
+    subscriber_no: int
+    name: str
+    day: date
+    channel: NoticeChannel
+    to: str  # the phone number for an SMS, else the e-mail address
+    organization_id: str
+    organization_name: str
+    invoice_number: int
+    kid: str
+    currency: str
+    bank_account: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderIssued(SubscriberNotice):
+    """Manual 7.9: reminder ``step`` for an invoice, asking ``amount_minor`` fees included."""
+
+    TYPE: ClassVar[str] = "ReminderIssued"
+
+    step: int
+    amount_minor: int
+    fee_minor: int
+    due_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentStopNotice(SubscriberNotice):
+    """Manual 7.7: "payment stop in N days", once per invoice."""
+
+    TYPE: ClassVar[str] = "PaymentStopNotice"
+
+    stop_date: date
+    owed_minor: int
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    SubscriptionCreated, InvoiceIssued, PaymentCompleted, InvoicePaid, PaymentReversed, RefundBooked,
+    AvtaleGiroMandateChanged, SubscriptionStopped, SubscriptionStopChanged, SubscriptionPaused, CreditNoteIssued,
+    CorrectionAdded, BalanceWrittenOff, ReminderPostponed, ReminderIssued, PaymentStopNotice)
+REGISTRY: Mapping[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_TYPES}  # type name -> class
