@@ -10,8 +10,9 @@ from typing import Any
 
 from devhost.azurite import Azurite
 from devhost.builders import install_catalogue, oslo_morning
-from shared.adapters.bus import RUN_WORK, StorageQueueBus, unpack
-from shared.adapters.tables import Storage
+from shared import bootstrap
+from shared.adapters.bus import RUN_WORK, unpack
+from shared.bootstrap import AzureContext
 from shared.clock import SettableClock
 from shared.domain.account import Account, Changes, due_drafts, issue
 from shared.domain.calendar import Frequency
@@ -20,13 +21,8 @@ from shared.domain.subscriptions import Subscriber, Subscription
 from shared.service.context import Context
 
 
-def context(azurite: Azurite, clock: SettableClock) -> Context:
-    """A context on the benchmark's Azurite, its tables and queues made."""
-    storage = Storage.from_connection_string(azurite.connection_string, pool_size=128)
-    storage.ensure_tables()
-    bus = StorageQueueBus.from_connection_string(azurite.connection_string)
-    bus.ensure_queues()
-    return Context.build(storage, clock, bus)
+def context(azurite: Azurite, clock: SettableClock) -> AzureContext:
+    return bootstrap.connect(azurite.connection_string, clock, pool_size=128)
 
 
 def shop(azurite: Azurite, day: date) -> tuple[Context, str]:

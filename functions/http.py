@@ -27,13 +27,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from shared import bootstrap
 from shared.adapters.auth import AuthError, Principal, is_tenant_id
-from shared.adapters.tables import StorageLimit
 from shared.domain.catalogue import CatalogueError, CatalogueInUse
 from shared.domain.credit import CreditRefused
 from shared.domain.lifecycle import StopRefused, UnknownSubscription
 from shared.domain.money import CurrencyMismatch
 from shared.domain.subscriptions import SubscriberError
-from shared.ports import ConcurrencyConflict, NotFound
+from shared.ports import ConcurrencyConflict, NotFound, StorageLimit
 from shared.service.context import Context
 from shared.service.orders import OrderConflict, OrderRejected
 

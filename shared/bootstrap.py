@@ -1,4 +1,10 @@
-"""The composition root: the one place that wires real adapters from app settings.
+"""The composition root: the one place that wires real adapters into the ports.
+
+``build`` puts the Azure adapters of ``shared/adapters`` behind the ports of
+``shared/ports.py`` in a ``Context`` (the service layer sees only the ports);
+``context()`` does it once per process from the app settings below, ``connect`` for a
+connection string (tests, benchmarks). Tests wire in-memory fakes
+instead (``tests/fakes``).
 
 App settings (Azure) or environment (local host, tests):
 
@@ -17,21 +23,61 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
+from .adapters.accounts import AccountRepository
+from .adapters.attention import AttentionStore
 from .adapters.auth import TokenValidator
-from .adapters.bus import Bus, ServiceBusBus, StorageQueueBus
-from .adapters.notify import BlobNotifier, Notifier
+from .adapters.bus import ServiceBusBus, StorageQueueBus
+from .adapters.catalogue_store import CatalogueStore
+from .adapters.imports import ImportLog
+from .adapters.indexes import DueIndex, DunningIndex, EmailIndex, OrderRecords, PendingOrders, Tenants
+from .adapters.notify import BlobNotifier
+from .adapters.numbering import InvoiceNumbers, SubscriberNumbers
+from .adapters.payments_inbox import PaymentsInbox
 from .adapters.tables import Storage, pooled_transport
-from .clock import Clock, SettableClock, SystemClock
+from .clock import SettableClock, SystemClock
+from .ports import Bus, Clock, Notifier
 from .service.context import Context
 
 # The Azure SDK logs every request URL at INFO; a URL names table keys, and an index key
 # can hold an e-mail address. Logs at INFO carry no personal data, so that logger says
 # only what goes wrong.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+
+
+@dataclass
+class AzureContext(Context):
+    """The context on Azure Table Storage, with the raw tables beside the ports: for tests
+    that read rows as stored and benchmarks that count round trips (``storage.round_trips``);
+    the service layer sees only the ports."""
+
+    storage: Storage
+
+
+def build(storage: Storage, clock: Clock, bus: Bus) -> AzureContext:
+    """Every port on its Azure adapter over ``storage``."""
+    return AzureContext(clock=clock, bus=bus, accounts=AccountRepository(storage), catalogue=CatalogueStore(storage),
+                        invoice_numbers=InvoiceNumbers(storage), subscriber_numbers=SubscriberNumbers(storage),
+                        due_index=DueIndex(storage), emails=EmailIndex(storage), tenants=Tenants(storage),
+                        dunning_index=DunningIndex(storage), attention=AttentionStore(storage),
+                        orders=OrderRecords(storage), pending=PendingOrders(storage), inbox=PaymentsInbox(storage),
+                        imports=ImportLog(storage), storage=storage)
+
+
+def connect(conn: str, clock: Clock, pool_size: int = 64) -> AzureContext:
+    """A context on the storage account of a connection string (Azurite: tests, benchmarks),
+    its tables and queues made; the bus is that account's queues."""
+    storage = Storage.from_connection_string(conn, pool_size=pool_size)
+    storage.ensure_tables()
+    bus = StorageQueueBus.from_connection_string(conn)
+    bus.ensure_queues()
+    return build(storage, clock, bus)
+
+
 _lock = threading.Lock()
 _context: Context | None = None
 _validator: TokenValidator | None = None
@@ -92,7 +138,7 @@ def context() -> Context:
         if _context is None:
             storage = _storage()
             storage.ensure_tables()
-            _context = Context.build(storage, _clock(), _bus())
+            _context = build(storage, _clock(), _bus())
         return _context
 
 
@@ -101,6 +147,13 @@ def set_context(ctx: Context | None) -> None:
     global _context
     with _lock:
         _context = ctx
+
+
+def set_notifier(notifier: Notifier | None) -> None:
+    """Replace where notices go (tests)."""
+    global _notifier
+    with _lock:
+        _notifier = notifier
 
 
 def notifier() -> Notifier:

@@ -7,11 +7,8 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
+from .ports import Clock as Clock  # re-exported: the port lives in shared/ports.py
 
 
 class SystemClock:

@@ -1,12 +1,41 @@
 """What the service layer needs from the world, and the errors it must understand.
 
-The use cases speak to storage, the bus and notifiers through these; the adapters in
-``shared/adapters`` implement them against Azure (and tests may supply their own). The
-errors live here, beside the ports, so a use case never imports an adapter to learn
-what went wrong, and an adapter raises them without importing the service layer.
+The use cases speak to storage, the bus, notifiers, the clock and (soon) payment
+providers only through the ``Protocol``s here: ``service.context.Context`` is typed with
+them, ``shared.bootstrap`` (the composition root) wires the Azure adapters of
+``shared/adapters`` into it, and ``tests/fakes`` wires in-memory fakes of the same ports
+for service tests that need no Azurite. The contract tests (``tests/contract``) run the
+same assertions against each fake and its adapter, so a fake cannot drift from the real
+thing.
+
+Beside the ports live the values they speak in (``Loaded``, ``History``, ``NumberClaim``,
+``BusMessage``, ``Notice``, ...) and the errors a use case must tell apart
+(``ConcurrencyConflict``, ``NotFound``, ``StorageLimit``, ``TooManyEntities``,
+``transient``), so a use case never imports an adapter to learn what came back or what
+went wrong, and an adapter raises them without importing the service layer.
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+from .domain.account import Account, Changes, ReminderDocument
+from .domain.catalogue import Catalogue
+from .domain.events import Event
+from .domain.import_report import ImportReport
+from .domain.invoicing import CreditNote, Invoice
+from .domain.ledger import LedgerEntry
+from .domain.payments import BookedPayment, ReceivedPayment
+from .formats.payments import IncomingPayment, UnreadableRecord
+
+# ---- errors -------------------------------------------------------------------------------
 
 
 class ConcurrencyConflict(Exception):
@@ -15,3 +44,478 @@ class ConcurrencyConflict(Exception):
 
 class NotFound(LookupError):
     """What a call names does not exist (a subscriber, an invoice, a report)."""
+
+
+class BatchRefused(ValueError):
+    """A transaction the store would reject."""
+
+
+class StorageLimit(ValueError):
+    """A value or an operation beyond a storage limit: refused before anything is sent."""
+
+
+class TooManyEntities(BatchRefused, StorageLimit):
+    """One operation that would write more rows than one transaction holds (100)."""
+
+
+class Unavailable(Exception):
+    """The store or the network did not answer, or answered 'busy' (what a fake raises to
+    inject the failure an Azure SDK reports with its own exception types)."""
+
+
+def transient(exc: BaseException) -> bool:
+    """A storage or network failure that may pass if tried again (not a fault of the data):
+    a conflict, ``Unavailable``, or the Azure SDK's 'no answer', timeout, throttling or 5xx."""
+    if isinstance(exc, (ConcurrencyConflict, Unavailable, ServiceRequestError, ServiceResponseError)):
+        return True
+    return isinstance(exc, HttpResponseError) and (exc.status_code in (408, 429) or (exc.status_code or 0) >= 500)
+
+
+# ---- accounts (one partition per subscriber) -------------------------------------------------
+
+
+@dataclass
+class Loaded:
+    """A subscriber's partition as loaded (or as a commit left it)."""
+
+    account: Account
+    etag: str | None  # None: the subscriber is new and not stored yet
+    outbox: list[Event] = field(default_factory=list)
+    stored: dict[str, Any] = field(default_factory=dict)  # the adapter's item rows as stored: RowKey -> value
+
+
+@dataclass
+class History:
+    invoices: list[Invoice]
+    ledger: list[LedgerEntry]
+    reminders: list[ReminderDocument]
+    credit_notes: list[CreditNote]
+
+    @property
+    def credited(self) -> tuple[int, ...]:
+        """Invoice numbers with a credit note: ``Account.credited``, derived, not stored."""
+        return tuple(sorted({c.invoice_number for c in self.credit_notes}))
+
+
+def with_documents(loaded: Loaded, history: History) -> Loaded:
+    """``loaded`` with what only the documents tell: which invoices are credited."""
+    return replace(loaded, account=replace(loaded.account, credited=history.credited))
+
+
+class Accounts(Protocol):
+    """Subscriber partitions: load an ``Account``, commit ``Changes`` atomically under the
+    ETag of the load (``ConcurrencyConflict`` if someone committed since; a document,
+    ledger entry, payment or outbox message created twice conflicts too), and read the
+    documents issued. ``commit`` raises ``TooManyEntities`` before writing anything if the
+    changes need more rows than one transaction holds; it clears the outbox messages found
+    at load (as far as room allows) and returns the partition as it now is."""
+
+    def load(self, tenant: str, subscriber_no: int) -> Loaded | None: ...
+    def commit(self, tenant: str, loaded: Loaded | None, changes: Changes) -> Loaded: ...
+    def history(self, tenant: str, subscriber_no: int) -> tuple[list[Invoice], list[LedgerEntry]]: ...
+    def documents(self, tenant: str, subscriber_no: int) -> History: ...
+    def reminder(self, tenant: str, subscriber_no: int, demand_no: int) -> ReminderDocument | None: ...
+    def booked(self, tenant: str, subscriber_no: int, payment_ids: list[str]) -> set[str]: ...
+    def payments(self, tenant: str, subscriber_no: int) -> list[BookedPayment]: ...
+    def invoice(self, tenant: str, subscriber_no: int, demand_no: int) -> Invoice | None: ...
+    def fence(self, tenant: str, subscriber_no: int) -> bool: ...
+    def scan_tenant(self, tenant: str) -> Iterator[tuple[Loaded, History]]: ...
+
+
+# ---- catalogue ---------------------------------------------------------------------------------
+
+
+class CatalogueRepository(Protocol):
+    """The tenant's catalogue, read whole. ``put`` checks the item's bounds first."""
+
+    def get(self, tenant: str) -> Catalogue: ...
+    def put(self, tenant: str, kind: str, item: Any) -> None: ...
+    def delete(self, tenant: str, kind: str, item_id: str) -> None: ...
+
+
+# ---- numbering -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NumberClaim:
+    number: int
+    void: bool
+    etag: str
+
+
+class InvoiceNumbering(Protocol):
+    """Gapless invoice numbers per series (``pk``), claimed per document by its claim key
+    (the same key always gets the same number), released by void -> fence -> verify -> free
+    (``adapters/numbering.py`` tells why). Claims made before ``older_than`` (seconds since
+    the epoch) are what the auditor's sweep looks at."""
+
+    def claim(self, pk: str, keys: Sequence[str]) -> dict[str, int]: ...
+    def claims(self, pk: str, older_than: float | None = None) -> dict[str, int]: ...
+    def stale_voids(self, pk: str, older_than: float) -> dict[str, NumberClaim]: ...
+    def free_numbers(self, pk: str) -> tuple[int, ...]: ...
+    def void(self, pk: str, held: Mapping[str, int]) -> dict[str, NumberClaim]: ...
+    def restore(self, pk: str, voided: Mapping[str, NumberClaim]) -> None: ...
+    def free(self, pk: str, voided: Mapping[str, NumberClaim]) -> None: ...
+
+
+class SubscriberNumbering(Protocol):
+    """Customer numbers: unique and increasing per tenant; gaps allowed."""
+
+    def next(self, tenant: str) -> int: ...
+
+
+# ---- indexes -----------------------------------------------------------------------------------
+
+
+class DueSubscribers(Protocol):
+    """Who may have an invoice due, by the cadence key of a subscription's anchor."""
+
+    def add(self, tenant: str, cadence: str, subscriber_no: int, subscription_id: str) -> None: ...
+    def subscribers(self, tenant: str, cadences: Iterable[str]) -> list[int]: ...
+
+
+class DunningVisits(Protocol):
+    """Whom the dunning run must visit on a day besides the renewals."""
+
+    def add(self, tenant: str, day: date, subscriber_no: int) -> None: ...
+    def subscribers(self, tenant: str, days: Iterable[date]) -> set[int]: ...
+
+
+class Emails(Protocol):
+    """Which subscriber an e-mail address (trimmed, case-insensitive) belongs to; the first
+    ``claim`` wins, also under concurrent orders."""
+
+    def find(self, tenant: str, email: str) -> int | None: ...
+    def claim(self, tenant: str, email: str, subscriber_no: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    fingerprint: str
+    subscriber_no: int  # the new subscriber this order makes, if its e-mail is nobody's yet
+    subscription_id: str
+
+
+class OrderReferences(Protocol):
+    """An order reference bound, first come, to the order it came with."""
+
+    def bind(self, tenant: str, order_ref: str, record: OrderRecord) -> OrderRecord: ...
+
+
+@dataclass(frozen=True)
+class PendingOrder:
+    id: str
+    subscriber_no: int  # the existing subscriber whose e-mail the order gave
+    order: dict[str, Any]  # the order as posted (``PlaceOrder`` fields, JSON)
+    received: str
+    state: str = "pending"  # pending, confirmed, rejected
+    etag: str = ""
+
+
+class PendingOrderQueue(Protocol):
+    """Anonymous orders on an existing subscriber's e-mail, held for customer service;
+    ``decide`` under the held order's ETag (a second decision conflicts)."""
+
+    def add(self, tenant: str, pending: PendingOrder) -> PendingOrder: ...
+    def get(self, tenant: str, order_id: str) -> PendingOrder | None: ...
+    def list(self, tenant: str, state: str = "pending") -> list[PendingOrder]: ...
+    def decide(self, tenant: str, pending: PendingOrder, state: str) -> PendingOrder: ...
+
+
+class TenantRegistry(Protocol):
+    """The tenants the timers run for, and each run's watermark."""
+
+    def register(self, tenant: str) -> None: ...
+    def exists(self, tenant: str) -> bool: ...
+    def all(self) -> list[str]: ...
+    def set_watermark(self, tenant: str, run: str, through: date) -> None: ...
+
+
+# ---- needs attention ---------------------------------------------------------------------------
+
+TENANT_RUN = 0  # the subscriber number of an attention row about the tenant's whole run
+
+
+@dataclass(frozen=True)
+class Attention:
+    run: str
+    subscriber_no: int
+    ref: str
+    first_day: date
+    day: date
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A tenant's run as the timer finds it: how far it has run, and whom it must retry."""
+
+    watermark: date | None
+    attention: frozenset[int]  # subscriber numbers with a row; TENANT_RUN: the run itself failed
+    failed_since: date | None = None  # the first day the tenant's run failed, while it fails
+
+    @property
+    def done_through(self) -> date | None:
+        """The last day the run is done for: the watermark; for a run that failed before it
+        ever succeeded, the day before its first failure, so the failed days are caught up."""
+        if self.watermark is None and self.failed_since is not None:
+            return self.failed_since - timedelta(days=1)
+        return self.watermark
+
+
+class AttentionRows(Protocol):
+    """What a run could not do, per subscriber (or ``TENANT_RUN``) and ``ref``; the same
+    failure recorded again counts up on its row. ``run_state`` reads the run's watermark
+    (``TenantRegistry.set_watermark``) with the rows."""
+
+    def run_state(self, tenant: str, run: str) -> RunState: ...
+    def record(self, tenant: str, run: str, subscriber_no: int, day: date, reason: str,
+               ref: str = "") -> Attention: ...
+    def find(self, tenant: str, run: str, subscriber_no: int, ref: str = "") -> Attention | None: ...
+    def resolve(self, tenant: str, run: str, subscriber_no: int, ref: str = "") -> None: ...
+    def all(self, tenant: str) -> list[Attention]: ...
+
+
+# ---- bank-file imports -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransmissionClaim:
+    digest: str
+    state: str  # "importing" | "imported"
+    file: str
+    report_id: str  # the import (file identity's key) that took it
+    fresh: bool = False  # taken by this call
+
+
+class ImportJournal(Protocol):
+    """Bank-file imports: each transmission's identity claimed once, the import reports, and
+    the blob trigger's attempts per file version."""
+
+    def claim(self, tenant: str, key: str, digest: str, file: str, report: str = "") -> TransmissionClaim: ...
+    def imported(self, tenant: str, key: str, digest: str, file: str, report: str = "") -> None: ...
+    def release(self, tenant: str, key: str) -> None: ...
+    def save(self, tenant: str, report: ImportReport) -> None: ...
+    def report(self, tenant: str, report_id: str) -> ImportReport | None: ...
+    def reports(self, tenant: str) -> list[ImportReport]: ...
+    def attempt(self, name: str, data: bytes) -> tuple[int, str | None]: ...
+    def decide(self, name: str, data: bytes, decision: str, report_id: str = "") -> None: ...
+
+
+class FileDrop(Protocol):
+    """Where a bank file that will not import goes, beside a report a person reads:
+    ``reject`` (refused; its report says why and what was written) or ``quarantine``
+    (not for us, or not a bank file; nothing was written)."""
+
+    def reject(self, name: str, data: bytes, report: str) -> None: ...
+    def quarantine(self, name: str, data: bytes, report: str) -> None: ...
+
+
+# ---- bus, notifier, clock ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BusMessage:
+    id: str  # the sender's identity of the message: a re-sent message is dropped as a duplicate
+    body: dict[str, Any]
+
+    def encode(self) -> str:
+        return json.dumps({"id": self.id, "body": self.body}, separators=(",", ":"))
+
+
+class Bus(Protocol):
+    def send(self, queue: str, messages: Sequence[BusMessage]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    id: str
+    tenant: str
+    channel: str  # "email" or "sms"
+    to: str
+    subject: str
+    body: str
+    sender: str
+    day: str  # yyyy-mm-dd, for the file's folder
+
+
+class Notifier(Protocol):
+    """Delivers one e-mail or SMS; delivering the same notice (same id) twice is harmless."""
+
+    def send(self, notice: Notice) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+# ---- payment providers (the seam for Vipps MobilePay Recurring and Swedbank Pay) -----------------
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A recurring-payment agreement the payer approved at the provider."""
+
+    provider: str  # "vipps", "swedbankpay"
+    id: str  # the provider's agreement id
+    subscriber_no: int
+    status: str  # "pending" (awaiting the payer), "active", "stopped"
+    confirmation_url: str = ""  # where the payer approves a pending agreement
+
+
+@dataclass(frozen=True)
+class Charge:
+    provider: str
+    id: str  # the provider's charge id
+    agreement_id: str
+    amount_minor: int
+    currency: str
+    due: date
+    status: str  # "pending", "reserved", "charged", "failed", "cancelled"
+
+
+@dataclass(frozen=True)
+class Refund:
+    provider: str
+    id: str
+    charge_id: str
+    amount_minor: int
+    currency: str
+
+
+class PaymentProvider(Protocol):
+    """A card or wallet rail that pulls money on an agreement (Vipps MobilePay Recurring,
+    Swedbank Pay): the seam the provider adapters to come implement; only a fake does today.
+    Every call carries an idempotency key of our own (the provider's ``Idempotency-Key``),
+    so a retried call makes nothing twice; money is minor units + currency."""
+
+    def create_agreement(self, tenant: str, subscriber_no: int, product: str, amount_minor: int, currency: str,
+                         idempotency_key: str) -> Agreement: ...
+    def create_charge(self, tenant: str, agreement_id: str, amount_minor: int, currency: str, due: date,
+                      description: str, idempotency_key: str) -> Charge: ...
+    def refund(self, tenant: str, charge_id: str, amount_minor: int, currency: str,
+               idempotency_key: str) -> Refund: ...
+
+
+# ==== payments inbox (helper "payments", issue 9) =============================================
+# What the bank-file import and customer service keep about payments that are not (yet) on a
+# ledger: payments awaiting approval, and records set aside for customer service ("requires
+# processing"; manual 10.2). Implemented by ``adapters.payments_inbox.PaymentsInbox`` (table
+# ``Payments``) and, for tests, ``tests.fakes.payments_inbox.FakePaymentsInbox``.
+
+
+class Handling(StrEnum):
+    """Where customer service's handling of an inbox record is: one call at a time claims it."""
+
+    OPEN = "open"
+    CLAIMED = "claimed"  # a resolve or approval is booking it (or died doing so: see ``claimed_at``)
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class MandateAside:
+    """An AvtaleGiro mandate record that matches no subscriber (what customer service sees of it)."""
+
+    kid: str
+    registration: str
+    notify: bool
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The handling state of an inbox record as read; ``etag`` guards the next change of it."""
+
+    state: Handling = Handling.OPEN
+    target: str = ""  # what the claim books onto (a subscriber, or who approves)
+    claimed_at: datetime | None = None
+    etag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A record on the requires-processing list: why it is there and the record as imported."""
+
+    id: str  # the payment id: ``{import}.{line id}`` (``{import}.m{line id}`` for a mandate)
+    kind: str  # payment | reversal | deduction | unreadable | mandate
+    record: IncomingPayment | UnreadableRecord | MandateAside
+    reason_code: str | None  # ``import_report.Reason``; None on rows older than reason codes
+    reason: str
+    file: str
+    report_id: str = ""
+    amount_minor: int = 0
+    currency: str = ""  # "" when the record does not say
+    raw: str = ""
+    resolved_to: int | None = None  # the subscriber customer service booked it onto
+    hold: Hold = Hold()
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitingPayment:
+    """An identified payment of an organisation that approves payments by hand (AwaitingApproval)."""
+
+    payment: ReceivedPayment
+    subscriber_no: int
+    file: str
+    currency: str | None = None  # as listed (rows older than the column have none)
+    approved_by: str | None = None
+    reversed_by: str | None = None  # the bank took it back before it was approved
+    hold: Hold = Hold()
+
+    @property
+    def id(self) -> str:
+        return self.payment.id
+
+
+class PaymentsInboxPort(Protocol):
+    """Payments awaiting approval and records set aside, per tenant; claims under ETags.
+
+    ``claim`` and ``take_back`` change a record only if it is as it was read (its
+    ``hold.etag``): of two concurrent calls one wins, the other gets ``ConcurrencyConflict``.
+    """
+
+    def set_aside(self, tenant: str, aside: SetAside) -> bool:
+        """Put a record on the list once (however often it is imported); False if it was there."""
+        ...
+
+    def set_asides(self, tenant: str, id_prefix: str = "") -> list[SetAside]:
+        """The tenant's set-aside records (handled ones too), those whose id starts with ``id_prefix``."""
+        ...
+
+    def set_aside_record(self, tenant: str, payment_id: str) -> SetAside | None: ...
+
+    def await_approval(self, tenant: str, awaiting: AwaitingPayment) -> bool:
+        """Keep a payment for approval once; False if it was kept before."""
+        ...
+
+    def awaiting(self, tenant: str) -> list[AwaitingPayment]:
+        """The tenant's payments for approval (approved and taken back ones too), by id."""
+        ...
+
+    def awaiting_payment(self, tenant: str, payment_id: str) -> AwaitingPayment | None: ...
+
+    def claim(self, tenant: str, record: SetAside | AwaitingPayment, target: str, at: datetime) -> None:
+        """Open (or stale-claimed) to claimed for ``target``, under the record's ETag."""
+        ...
+
+    def release(self, tenant: str, record: SetAside | AwaitingPayment) -> None:
+        """Back to open: the claimed booking was refused and booked nothing."""
+        ...
+
+    def resolved(self, tenant: str, aside: SetAside, subscriber_no: int) -> None:
+        """Done: booked onto ``subscriber_no``."""
+        ...
+
+    def approved(self, tenant: str, awaiting: AwaitingPayment, approved_by: str) -> None:
+        """Done: approved (and booked) by ``approved_by``."""
+        ...
+
+    def take_back(self, tenant: str, awaiting: AwaitingPayment, reversal_id: str) -> None:
+        """Done without booking: the bank reversed it (``reversal_id``) before it was approved;
+        under its ETag, so no approval books it after."""
+        ...
+
+    def booked_payments(self, tenant: str, subscriber_no: int | None = None) -> Iterator[tuple[int, BookedPayment]]:
+        """(subscriber number, booked payment) of one subscriber or of the whole tenant (a scan)."""
+        ...

@@ -1,5 +1,9 @@
 """Test fixtures: one Azurite for the session (started here; if it cannot start, every
-storage test errors loudly), and a fresh tenant per test so tests never share data."""
+storage test errors loudly), and a fresh tenant per test so tests never share data.
+
+``ctx`` is the context on Azurite. A test marked ``@pytest.mark.fakes`` runs twice, with
+``ctx`` on Azurite and on the in-memory fakes of ``tests/fakes`` (``-k in_memory`` runs only
+the second: no Azurite is started for it); ``fake_ctx`` is the fakes' context alone."""
 
 from __future__ import annotations
 
@@ -14,10 +18,22 @@ from devhost import issuer
 from devhost.azurite import Azurite
 from devhost.builders import install_catalogue, oslo_morning
 from shared import bootstrap
-from shared.adapters.bus import QUEUES, StorageQueueBus
-from shared.adapters.tables import Storage
+from shared.adapters.bus import QUEUES
+from shared.bootstrap import AzureContext
 from shared.clock import SettableClock
 from shared.service.context import Context
+from tests.fakes import FakeContext, fake_context
+
+BACKENDS = ("azurite", "in_memory")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fakes: also run the test with ctx on the in-memory fakes (tests/fakes)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("fakes") and "ctx" in metafunc.fixturenames:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +47,9 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     server.stop()
 
 
-def make_context(conn: str, clock: SettableClock, pool_size: int = 64) -> Context:
-    """A Context on Azurite with tables and queues made (tests and benchmarks)."""
-    storage = Storage.from_connection_string(conn, pool_size=pool_size)
-    storage.ensure_tables()
-    bus = StorageQueueBus.from_connection_string(conn)
-    bus.ensure_queues()
-    return Context.build(storage, clock, bus)
+def make_context(conn: str, clock: SettableClock, pool_size: int = 64) -> AzureContext:
+    """A Context on Azurite with tables and queues made (the composition root's ``connect``)."""
+    return bootstrap.connect(conn, clock, pool_size)
 
 
 @pytest.fixture
@@ -46,7 +58,28 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-def ctx(azurite: Azurite, clock: SettableClock) -> Iterator[Context]:
+def backend(request: pytest.FixtureRequest) -> str:
+    """Where ``ctx`` lives: Azurite, or (for a test marked ``fakes``) each in turn."""
+    return str(getattr(request, "param", "azurite"))
+
+
+@pytest.fixture
+def fake_ctx(clock: SettableClock) -> Iterator[FakeContext]:
+    """Every port on its in-memory fake, wired in as the app's context and notifier."""
+    context = fake_context(clock)
+    bootstrap.set_context(context)
+    bootstrap.set_notifier(context.notifier)
+    yield context
+    bootstrap.set_context(None)
+    bootstrap.set_notifier(None)
+
+
+@pytest.fixture
+def ctx(backend: str, request: pytest.FixtureRequest, clock: SettableClock) -> Iterator[Context]:
+    if backend == "in_memory":
+        yield request.getfixturevalue("fake_ctx")
+        return
+    azurite: Azurite = request.getfixturevalue("azurite")
     context = make_context(azurite.connection_string, clock)
     for queue in QUEUES:  # no test sees messages another test left behind
         context.bus.service.get_queue_client(queue).clear_messages()  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""Builders shared by the tests: HTTP requests and the app's functions; the newspaper
+"""Builders shared by the tests: HTTP requests, the app's functions, the messages on a queue; the newspaper
 catalogue and orders come from ``devhost.builders`` (the benchmarks use them too)."""
 
 from __future__ import annotations
@@ -10,8 +10,34 @@ from typing import Any
 import azure.functions as func
 
 from devhost.builders import install_catalogue, order
+from shared.adapters.bus import unpack
+from shared.ports import BusMessage
+from shared.service.context import Context
+from tests.fakes import FakeBus
 
-__all__ = ["app_functions", "function", "http", "install_catalogue", "order"]
+__all__ = ["app_functions", "function", "http", "install_catalogue", "order", "queued", "received"]
+
+
+def queued(ctx: Context, queue: str) -> list[BusMessage]:
+    """The messages waiting on ``queue`` (left there), on Azurite's queues or the fake bus."""
+    if isinstance(ctx.bus, FakeBus):
+        return ctx.bus.messages(queue)
+    client = ctx.bus.service.get_queue_client(queue)  # type: ignore[attr-defined]
+    return [m for x in client.peek_messages(max_messages=32) for m in unpack(x.content)]
+
+
+def received(ctx: Context, queue: str, max_messages: int = 32) -> list[BusMessage]:
+    """Messages taken off ``queue`` (what its worker is handed); empty when none wait."""
+    if isinstance(ctx.bus, FakeBus):
+        return ctx.bus.take(queue)
+    client = ctx.bus.service.get_queue_client(queue)  # type: ignore[attr-defined]
+    taken: list[BusMessage] = []
+    for message in client.receive_messages(max_messages=max_messages, visibility_timeout=30):
+        taken += unpack(message.content)  # the host hands each message in an envelope over
+        client.delete_message(message)
+        if len(taken) >= max_messages:
+            break
+    return taken
 
 
 def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,

@@ -19,7 +19,6 @@ from functions.http import Call, Endpoint, endpoint, problem
 from functions.validation import Body, Day, Id, Note, Number, PositiveMinor, Ref, bounded, to_domain
 from shared.adapters.catalogue_store import FIELDS, KINDS
 from shared.adapters.codec import to_jsonable
-from shared.adapters.imports import ImportLog
 from shared.domain.import_report import ImportReport
 from shared.ports import NotFound
 from shared.service import catalogue as catalogue_service
@@ -267,14 +266,14 @@ def book_refund(call: Call) -> Any:
                        "currency, checked against the file's control totals", "Payments",
                        response=list[ImportReport], roles=READ))
 def list_imports(call: Call) -> Any:
-    return [to_jsonable(r) for r in ImportLog(call.ctx.storage).reports(call.tenant)]
+    return [to_jsonable(r) for r in call.ctx.imports.reports(call.tenant)]
 
 
 @endpoint(bp, Endpoint("payments_import", "merchant/payments/imports/{report_id}", ["GET"],
                        "One bank file's import report (linked from a rejected file's .error.txt)", "Payments",
                        response=ImportReport, roles=READ))
 def get_import(call: Call) -> Any:
-    report = ImportLog(call.ctx.storage).report(call.tenant, call.route["report_id"])
+    report = call.ctx.imports.report(call.tenant, call.route["report_id"])
     if report is None:
         raise NotFound(f"no import report {call.route['report_id']}")
     return to_jsonable(report)

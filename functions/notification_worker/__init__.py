@@ -16,7 +16,7 @@ import azure.functions as func
 
 from shared import bootstrap
 from shared.adapters.bus import NOTICES, decode
-from shared.adapters.notify import Notice
+from shared.ports import Notice
 from shared.service.notices import send
 
 bp = func.Blueprint()

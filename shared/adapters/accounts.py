@@ -47,7 +47,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
@@ -60,9 +60,9 @@ from ..domain.invoicing import CreditNote, Invoice
 from ..domain.ledger import LedgerEntry
 from ..domain.payments import BookedPayment, row_id
 from ..domain.subscriptions import Subscriber, Subscription
-from ..ports import ConcurrencyConflict
+from ..ports import ConcurrencyConflict, History, Loaded, TooManyEntities, with_documents
 from .codec import demand_from, dump_demand, dump_event, dumps, load_demand, load_event, loads
-from .tables import MAX_BATCH, Operation, Storage, TooManyEntities, prefix_filter
+from .tables import MAX_BATCH, Operation, Storage, prefix_filter
 
 TABLE = "Subscribers"
 HEAD = "0|subscriber"
@@ -102,13 +102,6 @@ KEYED = (Keyed("0|dem|", OpenDemand, "open_demands", lambda n: f"{n:08d}", int),
 ORDERED = (Ordered("0|cor|", Correction, "corrections"), Ordered("0|bal|", BalanceCheck, "balance_checks"))
 ITEM_PREFIXES = tuple(k.prefix for k in (*KEYED, *ORDERED))
 
-
-@dataclass
-class Loaded:
-    account: Account
-    etag: str | None  # None: the subscriber is new and not stored yet
-    outbox: list[Event] = field(default_factory=list)
-    stored: dict[str, Any] = field(default_factory=dict)  # item rows as stored: RowKey -> domain value
 
 
 def _head_row(account: Account) -> dict[str, Any]:
@@ -343,22 +336,6 @@ def _invoice_row(pk: str, invoice: Invoice) -> dict[str, Any]:
             "Org": invoice.draft.organization_id}
 
 
-@dataclass
-class History:
-    invoices: list[Invoice]
-    ledger: list[LedgerEntry]
-    reminders: list[ReminderDocument]
-    credit_notes: list[CreditNote]
-
-    @property
-    def credited(self) -> tuple[int, ...]:
-        """Invoice numbers with a credit note: ``Account.credited``, derived, not stored."""
-        return tuple(sorted({c.invoice_number for c in self.credit_notes}))
-
-
-def with_documents(loaded: Loaded, history: History) -> Loaded:
-    """``loaded`` with what only the documents tell: which invoices are credited."""
-    return replace(loaded, account=replace(loaded.account, credited=history.credited))
 
 
 def _documents(rows: list[dict[str, Any]]) -> History:

@@ -23,59 +23,23 @@ again (a redelivered message, the next day's retry) counts up on the one row.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    HttpResponseError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 
-from ..ports import ConcurrencyConflict
+from ..ports import TENANT_RUN, Attention, ConcurrencyConflict, RunState
+from ..ports import transient as transient  # re-exported: its home is the ports module
 from .tables import Storage
 
 TABLE = "Tenants"
-TENANT_RUN = 0  # the subscriber number of a row about the tenant's whole run
 ATTEMPTS = 5
 
 
-@dataclass(frozen=True)
-class Attention:
-    run: str
-    subscriber_no: int
-    ref: str
-    first_day: date
-    day: date
-    reason: str
-    count: int
 
-
-@dataclass(frozen=True)
-class RunState:
-    """A tenant's run as the timer finds it: how far it has run, and whom it must retry."""
-
-    watermark: date | None
-    attention: frozenset[int]  # subscriber numbers with a row; TENANT_RUN: the run itself failed
-    failed_since: date | None = None  # the first day the tenant's run failed, while it fails
-
-    @property
-    def done_through(self) -> date | None:
-        """The last day the run is done for: the watermark; for a run that failed before it
-        ever succeeded, the day before its first failure, so the failed days are caught up."""
-        if self.watermark is None and self.failed_since is not None:
-            return self.failed_since - timedelta(days=1)
-        return self.watermark
-
-
-def transient(exc: BaseException) -> bool:
-    """A storage or network failure that may pass if tried again (not a fault of the data)."""
-    if isinstance(exc, (ConcurrencyConflict, ServiceRequestError, ServiceResponseError)):
-        return True
-    return isinstance(exc, HttpResponseError) and (exc.status_code in (408, 429) or (exc.status_code or 0) >= 500)
 
 
 def _pk(run: str) -> str:

@@ -1,6 +1,6 @@
 """Messages between functions: Service Bus queues in Azure, Azurite queues locally.
 
-The port is ``Bus.send(queue, messages)``. ``ServiceBusBus`` is deliberately thin: it
+The port is ``shared.ports.Bus``: ``send(queue, messages)``. ``ServiceBusBus`` is deliberately thin: it
 turns our ``BusMessage`` into the SDK's own ``ServiceBusMessage`` (``message_id`` set,
 so Service Bus duplicate detection drops a re-sent outbox message) and sends them in
 size-limited batches. ``StorageQueueBus`` writes the same JSON to an Azurite queue of
@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 from azure.core.exceptions import ResourceExistsError
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 from azure.storage.queue import QueueServiceClient
 
 from ..domain.events import Event
+from ..ports import Bus as Bus  # re-exported: the port lives in shared/ports.py
+from ..ports import BusMessage
 from .codec import event_envelope, event_from
 
 RUN_WORK = "run-work"
@@ -32,14 +32,6 @@ EVENTS = "abonno-events"
 NOTICES = "notices"  # reminders and stop notices for the notification worker (D3)
 QUEUES = (RUN_WORK, EVENTS, NOTICES)
 
-
-@dataclass(frozen=True, slots=True)
-class BusMessage:
-    id: str
-    body: dict[str, Any]
-
-    def encode(self) -> str:
-        return json.dumps({"id": self.id, "body": self.body}, separators=(",", ":"))
 
 
 def decode(text: str | bytes) -> BusMessage:
@@ -84,9 +76,6 @@ def unpack(text: str | bytes) -> list[BusMessage]:
     items = data if isinstance(data, list) else [data]
     return [BusMessage(d["id"], d["body"]) for d in items]
 
-
-class Bus(Protocol):
-    def send(self, queue: str, messages: Sequence[BusMessage]) -> None: ...
 
 
 def to_service_bus(message: BusMessage) -> ServiceBusMessage:

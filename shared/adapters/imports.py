@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from azure.core import MatchConditions
@@ -26,6 +25,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Servic
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from ..domain.import_report import ImportReport
+from ..ports import TransmissionClaim
 from .codec import dumps, loads
 from .tables import Storage
 
@@ -47,13 +47,8 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, HttpResponseError) and (exc.status_code or 0) in (408, 429, 500, 502, 503, 504)
 
 
-@dataclass(frozen=True)
-class Claim:
-    digest: str
-    state: str  # "importing" | "imported"
-    file: str
-    report_id: str  # the import (file identity's key) that took it
-    fresh: bool = False  # taken by this call
+
+Claim = TransmissionClaim
 
 
 class ImportLog:

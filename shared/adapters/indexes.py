@@ -44,12 +44,13 @@ import hashlib
 import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from azure.core import MatchConditions
 
+from ..ports import OrderRecord, PendingOrder
 from .tables import Storage, prefix_filter
 
 TABLE = "Indexes"
@@ -130,12 +131,6 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
-@dataclass(frozen=True)
-class OrderRecord:
-    fingerprint: str
-    subscriber_no: int  # the new subscriber this order makes, if its e-mail is nobody's yet
-    subscription_id: str
-
 
 class OrderRecords:
     def __init__(self, storage: Storage) -> None:
@@ -152,15 +147,6 @@ class OrderRecords:
         assert found is not None
         return OrderRecord(found["Fingerprint"], int(found["SubscriberNo"]), found["SubscriptionId"])
 
-
-@dataclass(frozen=True)
-class PendingOrder:
-    id: str
-    subscriber_no: int  # the existing subscriber whose e-mail the order gave
-    order: dict[str, Any]  # the order as posted (``PlaceOrder`` fields, JSON)
-    received: str
-    state: str = "pending"  # pending, confirmed, rejected
-    etag: str = ""
 
 
 class PendingOrders:

@@ -1,6 +1,6 @@
-"""The notification port (D3) and its adapter: notices as readable files in Blob Storage.
+"""The notification adapter (D3): notices as readable files in Blob Storage.
 
-``Notifier.send(notice)`` delivers one e-mail or SMS. ``BlobNotifier`` writes each
+The port (``shared.ports.Notifier``): ``send(notice)`` delivers one e-mail or SMS. ``BlobNotifier`` writes each
 notice into the ``notices`` container as ``{tenant}/{date}/{id}.eml`` (an RFC 5322
 message any mail client opens) or ``.json`` (an SMS: recipient and text), so a person
 can read exactly what would be sent. It is the adapter locally and until an e-mail/SMS
@@ -11,30 +11,17 @@ same notice twice overwrites it with the same bytes: delivery is idempotent.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Protocol
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 
+from ..ports import Notice
+from ..ports import Notifier as Notifier  # re-exported: the port lives in shared/ports.py
+
 CONTAINER = "notices"
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
-    id: str
-    tenant: str
-    channel: str  # "email" or "sms"
-    to: str
-    subject: str
-    body: str
-    sender: str
-    day: str  # yyyy-mm-dd, for the file's folder
-
-
-class Notifier(Protocol):
-    def send(self, notice: Notice) -> None: ...
 
 
 def as_eml(notice: Notice) -> bytes:

@@ -74,7 +74,7 @@ from dataclasses import dataclass
 
 from azure.core import MatchConditions
 
-from ..ports import ConcurrencyConflict
+from ..ports import ConcurrencyConflict, NumberClaim
 from .tables import MAX_BATCH, Operation, Storage
 
 TABLE = "Numbering"
@@ -149,11 +149,8 @@ class _Series:
         self.busy = False
 
 
-@dataclass(frozen=True)
-class Claim:
-    number: int
-    void: bool
-    etag: str
+
+Claim = NumberClaim  # the name the release steps use
 
 
 class InvoiceNumbers:

@@ -35,20 +35,12 @@ from azure.data.tables import EdmType, EntityProperty, TableClient, TableService
 from requests import Session
 from requests.adapters import HTTPAdapter
 
-from ..ports import ConcurrencyConflict
+from ..ports import BatchRefused, ConcurrencyConflict, StorageLimit, TooManyEntities
 
 T = TypeVar("T")
 MAX_BATCH = 100
 TRANSPORT_ATTEMPTS = 4
 TABLES = ("Catalogue", "Subscribers", "Numbering", "Indexes", "Tenants", "Payments")
-
-
-class BatchRefused(ValueError):
-    """A transaction Azure Table Storage would reject."""
-
-
-class StorageLimit(ValueError):
-    """A value or an operation beyond a Table Storage limit: refused before anything is sent."""
 
 
 class EntityTooLarge(StorageLimit):
@@ -57,10 +49,6 @@ class EntityTooLarge(StorageLimit):
 
 class ValueOutOfRange(StorageLimit):
     """A value the Table service cannot hold (Int32/Int64 bounds, dates before 1601, a bad key)."""
-
-
-class TooManyEntities(BatchRefused, StorageLimit):
-    """One operation that would write more than 100 entities in its transaction."""
 
 
 @dataclass

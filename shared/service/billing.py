@@ -27,11 +27,11 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ..adapters.attention import TENANT_RUN
-from ..adapters.bus import RUN_WORK, BusMessage
+from ..adapters.bus import RUN_WORK
 from ..domain.account import Changes, issue
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
+from ..ports import TENANT_RUN, BusMessage
 from .context import Context
 from .isolation import for_each_subscriber, resolve
 from .unit_of_work import NoSuchSubscriber, Seen, change, drafts_that_fit

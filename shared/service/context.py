@@ -1,45 +1,50 @@
-"""What the use cases are handed: the ports, wired once in ``shared.bootstrap``."""
+"""What the use cases are handed: the ports (``shared.ports``), typed by what they do, not
+by what implements them. ``shared.bootstrap`` (the composition root) fills them with the
+Azure adapters; ``tests/fakes`` with in-memory fakes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 
-from ..adapters.accounts import AccountRepository
-from ..adapters.attention import AttentionStore
-from ..adapters.bus import Bus
-from ..adapters.catalogue_store import CatalogueStore
-from ..adapters.indexes import DueIndex, DunningIndex, EmailIndex, OrderRecords, PendingOrders, Tenants
-from ..adapters.numbering import InvoiceNumbers, SubscriberNumbers
-from ..adapters.tables import Storage
-from ..clock import Clock
 from ..domain.calendar import local_date
 from ..domain.catalogue import Catalogue
+from ..ports import (
+    Accounts,
+    AttentionRows,
+    Bus,
+    CatalogueRepository,
+    Clock,
+    DueSubscribers,
+    DunningVisits,
+    Emails,
+    ImportJournal,
+    InvoiceNumbering,
+    OrderReferences,
+    PaymentsInboxPort,
+    PendingOrderQueue,
+    SubscriberNumbering,
+    TenantRegistry,
+)
 
 
 @dataclass
 class Context:
-    storage: Storage
     clock: Clock
     bus: Bus
-    accounts: AccountRepository
-    catalogue: CatalogueStore
-    invoice_numbers: InvoiceNumbers
-    subscriber_numbers: SubscriberNumbers
-    due_index: DueIndex
-    emails: EmailIndex
-    tenants: Tenants
-    dunning_index: DunningIndex
-    attention: AttentionStore
-    orders: OrderRecords
-    pending: PendingOrders
-
-    @classmethod
-    def build(cls, storage: Storage, clock: Clock, bus: Bus) -> Context:
-        return cls(storage, clock, bus, AccountRepository(storage), CatalogueStore(storage),
-                   InvoiceNumbers(storage), SubscriberNumbers(storage), DueIndex(storage),
-                   EmailIndex(storage), Tenants(storage), DunningIndex(storage), AttentionStore(storage),
-                   OrderRecords(storage), PendingOrders(storage))
+    accounts: Accounts
+    catalogue: CatalogueRepository
+    invoice_numbers: InvoiceNumbering
+    subscriber_numbers: SubscriberNumbering
+    due_index: DueSubscribers
+    emails: Emails
+    tenants: TenantRegistry
+    dunning_index: DunningVisits
+    attention: AttentionRows
+    orders: OrderReferences
+    pending: PendingOrderQueue
+    inbox: PaymentsInboxPort  # payments awaiting approval, records set aside
+    imports: ImportJournal  # bank file transmissions, import reports, the blob trigger's attempts
 
     def today(self, catalogue: Catalogue) -> date:
         """The billing date: today in the tenant's time zone (its first organisation's)."""

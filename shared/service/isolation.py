@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
-from ..adapters.attention import TENANT_RUN, transient
 from ..domain.account import Changes
+from ..ports import TENANT_RUN, transient
 from .context import Context
 from .unit_of_work import Conflicted, Decision, Declare, NoSuchSubscriber, Seen, UnitOfWork
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..adapters.attention import transient
-from ..adapters.notify import Notice, Notifier
 from ..domain.events import PaymentStopNotice, ReminderIssued
 from ..domain.money import Money
+from ..ports import Notice, Notifier, transient
 from .context import Context
 from .isolation import record
 

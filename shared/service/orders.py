@@ -33,14 +33,13 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from ..adapters.attention import transient
-from ..adapters.indexes import OrderRecord, PendingOrder, digest
+from ..adapters.indexes import digest
 from ..domain.account import Account, Changes, issue, subscription_created
 from ..domain.catalogue import Catalogue, PaymentType
 from ..domain.dunning_visit import order_blocked
 from ..domain.invoicing import Invoice
 from ..domain.subscriptions import StopKind, Subscriber, Subscription
-from ..ports import ConcurrencyConflict, NotFound
+from ..ports import ConcurrencyConflict, NotFound, OrderRecord, PendingOrder, transient
 from .context import Context
 from .unit_of_work import Seen, change, drafts_that_fit
 

@@ -8,16 +8,18 @@ demo, never the billing hot path.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from ..adapters.codec import demand_json, to_jsonable
-from ..domain.account import next_drafts
+from ..domain.account import Account, next_drafts
 from ..domain.dunning_visit import order_blocked
-from ..domain.invoicing import DocumentKind
-from ..domain.ledger import EntryKind
+from ..domain.invoicing import DocumentKind, Invoice
+from ..domain.ledger import EntryKind, LedgerEntry
 from ..domain.subscriptions import StopKind, SubscriptionStatus
-from ..ports import NotFound
+from ..ports import Handling, History, NotFound, SetAside
 from .context import Context
 
 
@@ -49,9 +51,10 @@ def overview(ctx: Context, tenant: str, subscriber_no: int) -> dict[str, Any]:
     }
 
 
-def _invoice(invoice: Any) -> dict[str, Any]:
-    return to_jsonable(invoice) | {"total_minor": invoice.total_minor, "vat_minor": invoice.draft.vat_minor,
-                                   "amount_due_minor": invoice.amount_due_minor}
+def _invoice(invoice: Invoice) -> dict[str, Any]:
+    found: dict[str, Any] = to_jsonable(invoice)
+    return found | {"total_minor": invoice.total_minor, "vat_minor": invoice.draft.vat_minor,
+                    "amount_due_minor": invoice.amount_due_minor}
 
 
 def find_by_kid(ctx: Context, tenant: str, kid: str) -> dict[str, Any]:
@@ -124,78 +127,89 @@ MONEY = ("amount_invoiced_minor", "ledger_balance_minor_total", "amount_paid_min
          "amount_reversed_minor")
 
 
+LEDGER_FIGURES = {EntryKind.WRITE_OFF: "amount_written_off_minor", EntryKind.CHARGE: "amount_charged_minor",
+                  EntryKind.PAYMENT: "amount_paid_minor", EntryKind.REVERSAL: "amount_reversed_minor"}
+
+
 def summary(ctx: Context, tenant: str) -> Summary:
     """The tenant's figures. Money is summed per currency (``by_currency``); the top-level
     amounts are that currency's when the tenant has one, and null when it has several (øre
     and euro cents never add up)."""
-    money: dict[str, Counter[str]] = {}
-
-    def add(currency: str, what: str, amount: int) -> None:
-        money.setdefault(currency, Counter())[what] += amount
-
-    result = _summary(ctx, tenant, add)
-    for currency in money:
-        money[currency].update({m: 0 for m in MONEY})  # every figure present, zero or not
-    result.by_currency = {c: {m: money[c][m] for m in MONEY} for c in sorted(money)}
-    if len(money) <= 1:
-        only = next(iter(result.by_currency.values()), {m: 0 for m in MONEY})
-        for m in MONEY:
-            setattr(result, m, only[m])
-    else:
-        for m in MONEY:
-            setattr(result, m, None)
-    currencies = sorted(set(money) | {o.currency for o in ctx.catalogue.get(tenant).organizations.values()})
-    result.currency = currencies[0] if len(currencies) == 1 else ",".join(currencies) or None
-    return result
-
-
-def _summary(ctx: Context, tenant: str, add: Any) -> Summary:
     catalogue = ctx.catalogue.get(tenant)
-    today = ctx.today(catalogue)
-    result = Summary()
-    statuses: Counter[str] = Counter()
-    numbers: list[int] = []
-    series: dict[str, list[int]] = {}  # organisation -> every number of its series issued (invoices, credit notes)
+    tally = _Tally(ctx.today(catalogue))
     for loaded, history in ctx.accounts.scan_tenant(tenant):
-        invoices, ledger = history.invoices, history.ledger
-        result.subscribers += 1
+        tally.subscriber(loaded.account, history)
+    for aside in ctx.inbox.set_asides(tenant):
+        tally.set_aside(aside)
+    return tally.close({o.currency for o in catalogue.organizations.values()})
+
+
+@dataclass
+class _Tally:
+    """The summary as the tenant's partitions are read; money per currency until ``close``."""
+
+    today: date
+    result: Summary = field(default_factory=Summary)
+    money: dict[str, Counter[str]] = field(default_factory=dict)
+    statuses: Counter[str] = field(default_factory=Counter)
+    series: dict[str, list[int]] = field(default_factory=dict)  # organisation -> invoice and credit note numbers
+
+    def add(self, currency: str, what: str, amount: int) -> None:
+        self.money.setdefault(currency, Counter())[what] += amount
+
+    def subscriber(self, account: Account, history: History) -> None:
+        self.result.subscribers += 1
+        self._documents(history)
+        self._ledger(history.ledger)
+        for sub in account.subscriptions.values():
+            self.statuses[sub.status_on(self.today).value] += 1
+            self.result.payment_stops += int(sub.stop_kind is StopKind.PAYMENT)
+        self.result.invoices_open += len(account.open_demands)
+
+    def _documents(self, history: History) -> None:
+        result = self.result
         result.reminders_issued += len(history.reminders)
         for r in history.reminders:
-            add(r.currency, "reminder_fees_minor", r.reminder.fee_minor)
+            self.add(r.currency, "reminder_fees_minor", r.reminder.fee_minor)
         result.credit_notes += len(history.credit_notes)
         for c in history.credit_notes:
-            add(c.currency, "amount_credited_minor", c.total_minor)
-        result.balance_invoices += sum(1 for i in invoices if i.draft.kind is DocumentKind.BALANCE)
-        result.payment_stops += sum(1 for s in loaded.account.subscriptions.values()
-                                    if s.stop_kind is StopKind.PAYMENT)
-        for e in ledger:
-            add(e.currency, "ledger_balance_minor_total", e.amount_minor)
-            what = {EntryKind.WRITE_OFF: "amount_written_off_minor", EntryKind.CHARGE: "amount_charged_minor",
-                    EntryKind.PAYMENT: "amount_paid_minor", EntryKind.REVERSAL: "amount_reversed_minor"}.get(e.kind)
-            if what is not None:
-                add(e.currency, what, abs(e.amount_minor) if e.kind is not EntryKind.PAYMENT else e.amount_minor)
-        for sub in loaded.account.subscriptions.values():
-            statuses[sub.status_on(today).value] += 1
-        numbers += [i.number for i in invoices]
-        for org, number in [*((i.draft.organization_id, i.number) for i in invoices),
-                            *((c.organization_id, c.number) for c in history.credit_notes)]:
-            series.setdefault(org, []).append(number)
-        for i in invoices:
-            if i.draft.kind is not DocumentKind.BALANCE:
-                add(i.draft.currency, "amount_invoiced_minor", i.total_minor)
-        result.payments_booked += sum(1 for e in ledger if e.kind is EntryKind.PAYMENT)
-        result.invoices_open += len(loaded.account.open_demands)
-    result.invoices_issued = len(numbers)
-    result.invoices_paid = result.invoices_issued - result.invoices_open - result.credit_notes  # credited: not paid
-    for row in ctx.storage.query("Payments", "PartitionKey eq @pk", {"pk": f"rp|{tenant}"}):
-        if row.get("State", "done" if row.get("ResolvedTo") else "open") != "done" and row.get("Kind") != "mandate":
-            result.requires_processing += 1
-            add(row.get("Currency") or "unknown", "requires_processing_minor", int(row["Amount"]))
-    issued = [n for ns in series.values() for n in ns]  # the series: credit notes take invoice numbers too
-    result.invoice_number_first = min(issued, default=None)
-    result.invoice_number_last = max(issued, default=None)
-    result.number_series_gapless = all(sorted(ns) == list(range(min(ns), max(ns) + 1)) for ns in series.values())
-    result.subscriptions_active = statuses[SubscriptionStatus.ACTIVE.value]
-    result.by_status = dict(statuses)
-    return result
+            self.add(c.currency, "amount_credited_minor", c.total_minor)
+            self.series.setdefault(c.organization_id, []).append(c.number)
+        result.invoices_issued += len(history.invoices)
+        for i in history.invoices:
+            self.series.setdefault(i.draft.organization_id, []).append(i.number)
+            if i.draft.kind is DocumentKind.BALANCE:
+                result.balance_invoices += 1
+            else:
+                self.add(i.draft.currency, "amount_invoiced_minor", i.total_minor)
 
+    def _ledger(self, ledger: Sequence[LedgerEntry]) -> None:
+        for e in ledger:
+            self.add(e.currency, "ledger_balance_minor_total", e.amount_minor)
+            what = LEDGER_FIGURES.get(e.kind)
+            if what is not None:
+                self.add(e.currency, what, e.amount_minor if e.kind is EntryKind.PAYMENT else abs(e.amount_minor))
+            self.result.payments_booked += int(e.kind is EntryKind.PAYMENT)
+
+    def set_aside(self, aside: SetAside) -> None:
+        if aside.hold.state is not Handling.DONE and aside.kind != "mandate":
+            self.result.requires_processing += 1
+            self.add(aside.currency or "unknown", "requires_processing_minor", aside.amount_minor)
+
+    def close(self, org_currencies: set[str]) -> Summary:
+        """The figures: the series checked, the money per currency and, for one currency, at the top."""
+        result = self.result
+        result.invoices_paid = result.invoices_issued - result.invoices_open - result.credit_notes  # credited: not paid
+        issued = [n for ns in self.series.values() for n in ns]  # the series: credit notes take invoice numbers too
+        result.invoice_number_first, result.invoice_number_last = min(issued, default=None), max(issued, default=None)
+        result.number_series_gapless = all(sorted(ns) == list(range(min(ns), max(ns) + 1))
+                                           for ns in self.series.values())
+        result.subscriptions_active = self.statuses[SubscriptionStatus.ACTIVE.value]
+        result.by_status = dict(self.statuses)
+        result.by_currency = {c: {m: self.money[c][m] for m in MONEY} for c in sorted(self.money)}
+        only = next(iter(result.by_currency.values()), dict.fromkeys(MONEY, 0))
+        for m in MONEY:
+            setattr(result, m, only[m] if len(self.money) <= 1 else None)
+        currencies = sorted(set(self.money) | org_currencies)
+        result.currency = currencies[0] if len(currencies) == 1 else ",".join(currencies) or None
+        return result

@@ -39,10 +39,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
-from ..adapters.accounts import History, Loaded, with_documents
-from ..adapters.attention import transient
 from ..adapters.bus import EVENTS, NOTICES, event_message
-from ..adapters.numbering import Claim, series_key
+from ..adapters.numbering import series_key
 from ..adapters.tables import MAX_BATCH
 from ..domain.account import Account, Changes, due_drafts
 from ..domain.catalogue import Catalogue
@@ -50,7 +48,8 @@ from ..domain.credit import Number, credit_note_key
 from ..domain.dunning_visit import next_visit
 from ..domain.events import Event
 from ..domain.invoicing import InvoiceDraft
-from ..ports import ConcurrencyConflict, NotFound
+from ..ports import ConcurrencyConflict, History, Loaded, NotFound, transient, with_documents
+from ..ports import NumberClaim as Claim
 from .context import Context
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from shared.formats import ocr_giro
 from shared.service import payments_in
 from shared.service.context import Context
 from shared.service.orders import place_order
-from shared.service.payments_in import import_bank_file
+from shared.service.payments_in import desk, import_bank_file
 from tests.fixtures import order
 from tests.integration.test_merchant import call
 
@@ -150,9 +150,9 @@ def test_a_resolve_that_died_after_its_claim_can_be_finished_by_the_same_resolve
     subscriber = place_order(ctx, order(shop)).subscriber_no
     someone_else = place_order(ctx, order(shop, 2)).subscriber_no
     payment_id = _set_aside_payment(ctx, shop, 7000)
-    row = ctx.storage.get("Payments", f"rp|{shop}", payment_id)
-    assert row is not None
-    payments_in._claim(ctx, row, "resolved", f"{subscriber}|avisa|")  # the process died here
+    aside = ctx.inbox.set_aside_record(shop, payment_id)
+    assert aside is not None
+    desk._claim(ctx, shop, aside, "resolved", f"{subscriber}|avisa|")  # the process died here
     support = issuer.token(shop, ["support"])
     body = {"subscriber_no": subscriber, "organization_id": "avisa"}
     assert call("payments_resolve", "POST", support, {"payment_id": payment_id}, body)[0] == 409  # still claimed
@@ -209,16 +209,16 @@ def test_a_resolve_refused_after_its_claim_leaves_the_payment_open_for_the_next_
         ctx: Context, shop: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     subscriber = place_order(ctx, order(shop)).subscriber_no
     payment_id = _set_aside_payment(ctx, shop, 7000)
-    book_one = payments_in._book_one
+    book_one = desk.book_one
 
     def refused(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise payments_in.PaymentRefused("settles more open invoices than one transaction can book")
 
-    monkeypatch.setattr(payments_in, "_book_one", refused)
+    monkeypatch.setattr(desk, "book_one", refused)
     support = issuer.token(shop, ["support"])
     body = {"subscriber_no": subscriber, "organization_id": "avisa"}
     assert call("payments_resolve", "POST", support, {"payment_id": payment_id}, body)[0] == 422
     (row,) = payments_in.requires_processing(ctx, shop)
     assert row["state"] == "open"
-    monkeypatch.setattr(payments_in, "_book_one", book_one)
+    monkeypatch.setattr(desk, "book_one", book_one)
     assert call("payments_resolve", "POST", support, {"payment_id": payment_id}, body)[1]["booked"] == 1

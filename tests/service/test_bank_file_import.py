@@ -26,6 +26,7 @@ from shared.service import payments_in
 from shared.service.catalogue import put_item
 from shared.service.context import Context
 from shared.service.orders import place_order
+from shared.service.payments_in import bank_file, intake
 from shared.service.queries import summary
 from tests.fixtures import order
 
@@ -172,7 +173,7 @@ def test_an_unreadable_record_is_set_aside_with_its_reason_and_raw_line(
     read = read_bank_file(nets((kid, total, PURCHASE)).encode())
     bad = formats.UnreadableRecord("2", "22000987\t654347120000000", "a tab in the reference", 700, "NOK", ACCOUNT)
     fake = replace(read, payments=(*read.payments, bad), totals=(formats.ControlTotal("NOK", 2, total + 700),))
-    monkeypatch.setattr(payments_in, "read_bank_file", lambda data: fake)
+    monkeypatch.setattr(bank_file, "read_bank_file", lambda data: fake)
     report = payments_in.import_bank_file(ctx, shop, "x.txt", b"")
     assert (report.count(Outcome.BOOKED), report.count(Outcome.SET_ASIDE), report.balanced) == (1, 1, True)
     (aside,) = rp(ctx, shop)
@@ -184,7 +185,7 @@ def test_an_import_whose_records_do_not_add_up_is_an_error_and_the_file_is_flagg
     _, kid, total = ordered(ctx, shop)
     read = read_bank_file(nets((kid, total, PURCHASE)).encode())
     fake = replace(read, totals=(formats.ControlTotal("NOK", 2, total + 1),))  # a record we never saw
-    monkeypatch.setattr(payments_in, "read_bank_file", lambda data: fake)
+    monkeypatch.setattr(bank_file, "read_bank_file", lambda data: fake)
     report = handle(f"{shop}/short.txt", b"whatever")
     assert report is not None and report.status == "unbalanced" and not report.balanced
     text = blob(azurite, "rejected", f"{shop}/short.txt.error.txt")
@@ -218,7 +219,7 @@ def test_any_failure_rejects_the_file_after_one_attempt_and_a_redelivery_does_no
         calls.append(1)
         raise failure
 
-    monkeypatch.setattr(payments_in, "import_bank_file", fails)
+    monkeypatch.setattr(intake, "import_bank_file", fails)
     data = nets((kid, total, PURCHASE)).encode()
     report = handle(f"{shop}/f.txt", data)
     assert report is not None and report.status == "rejected" and type(failure).__name__ in report.reason
@@ -236,7 +237,7 @@ def test_a_transient_storage_error_is_retried_then_the_file_is_rejected_after_th
     def storage_down(*args: Any) -> Any:
         raise ServiceResponseError("connection reset")
 
-    monkeypatch.setattr(payments_in, "import_bank_file", storage_down)
+    monkeypatch.setattr(intake, "import_bank_file", storage_down)
     data = nets((kid, total, PURCHASE)).encode()
     for _ in range(MAX_ATTEMPTS):
         with pytest.raises(ServiceResponseError):

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import replace
 from datetime import date
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,8 @@ from shared.service.context import Context
 from shared.service.orders import place_order
 from tests.fixtures import install_catalogue, order
 from tests.service.test_bank_file_import import PURCHASE, REVERSING, nets
+
+pytestmark = pytest.mark.fakes  # each test runs on Azurite and on the in-memory fakes
 
 DAY = date(2026, 1, 10)
 SUBSCRIBERS = 3

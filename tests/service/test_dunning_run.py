@@ -8,12 +8,13 @@ import json
 from dataclasses import replace
 from datetime import date, timedelta
 
+import pytest
 from dateutil.relativedelta import relativedelta
 
 from functions.notification_worker import handle as notify
 from functions.run_worker import handle as work
 from shared import bootstrap
-from shared.adapters.bus import EVENTS, NOTICES, RUN_WORK, BusMessage, event_of, unpack
+from shared.adapters.bus import EVENTS, NOTICES, RUN_WORK, BusMessage, event_of
 from shared.adapters.notify import CONTAINER
 from shared.domain.demands import OpenDemand
 from shared.domain.events import (
@@ -39,17 +40,13 @@ from shared.service.dunning import DunningResult, dun_subscribers, start_dunning
 from shared.service.orders import place_order
 from shared.service.queries import find_by_kid
 from tests.conftest import oslo_morning
-from tests.fixtures import order
+from tests.fixtures import order, received
 
 
 def drain(ctx: Context, queue_name: str, handler) -> list:  # type: ignore[no-untyped-def,type-arg]
-    queue = ctx.bus.service.get_queue_client(queue_name)  # type: ignore[attr-defined]
     results = []
-    while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=30)):
-        for message in batch:
-            for item in unpack(message.content):  # the host hands each message in an envelope over
-                results.append(handler(item.encode().encode()))
-            queue.delete_message(message)
+    while batch := received(ctx, queue_name):
+        results += [handler(item.encode().encode()) for item in batch]
     return results
 
 
@@ -66,12 +63,9 @@ def day(ctx: Context, tenant: str, on: date) -> list:  # type: ignore[type-arg]
 
 def published(ctx: Context, tenant: str) -> list[BusMessage]:
     """The tenant's messages on the events queue, taken off it, in the order they were sent."""
-    queue = ctx.bus.service.get_queue_client(EVENTS)  # type: ignore[attr-defined]
     mine = []
-    while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=30)):
-        for message in batch:
-            mine += [m for m in unpack(message.content) if m.body["tenant"] == tenant]
-            queue.delete_message(message)
+    while batch := received(ctx, EVENTS):
+        mine += [m for m in batch if m.body["tenant"] == tenant]
     return mine
 
 
@@ -81,6 +75,7 @@ def pay_kid(ctx: Context, tenant: str, kid: str, amount: int, on: date) -> None:
     assert result.count(Outcome.BOOKED) == 1, result
 
 
+@pytest.mark.fakes
 def test_a_renewal_reminded_by_cadence_and_a_first_invoice_by_the_dunning_index(ctx: Context, shop: str) -> None:
     first = place_order(ctx, order(shop, 1))  # 5 Jan, due 19 Jan: indexed for 26 Jan
     start = date(2026, 1, 5)
@@ -100,6 +95,7 @@ def test_a_renewal_reminded_by_cadence_and_a_first_invoice_by_the_dunning_index(
     assert found["reminder"]["invoice_number"] == history.invoices[0].number
 
 
+@pytest.mark.fakes
 def test_two_runs_and_a_redelivered_message_for_one_day_remind_once(ctx: Context, shop: str) -> None:
     placed = place_order(ctx, order(shop, 1))
     ctx.clock.set(oslo_morning(date(2026, 1, 26)))  # type: ignore[attr-defined]
@@ -183,6 +179,7 @@ def expected_events(first: str, second: str) -> list[tuple]:  # type: ignore[typ
     ]
 
 
+@pytest.mark.fakes
 def test_a_year_of_one_subscriber(ctx: Context, shop: str) -> None:
     """Manual 7.7/7.9/7.11/7.19 in sequence: order, renewals, a late payment, two reminders,
     a stop notice, payment stop, balance invoice, its payment, a new order, a year of renewals
@@ -262,6 +259,7 @@ def test_a_year_of_one_subscriber(ctx: Context, shop: str) -> None:
     assert acc.account.balances["avisa"] == 0 and acc.account.open_demands == {}
 
 
+@pytest.mark.fakes
 def test_a_balance_check_that_finds_too_little_owed_is_done_with_and_stored(ctx: Context, shop: str) -> None:
     from shared.service import customer_service
 

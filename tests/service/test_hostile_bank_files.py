@@ -25,6 +25,7 @@ from shared.ports import ConcurrencyConflict
 from shared.service import payments_in
 from shared.service.catalogue import put_item
 from shared.service.context import Context
+from shared.service.payments_in import desk
 from tests.fixtures import install_catalogue
 from tests.service.test_bank_file_import import ACCOUNT, PURCHASE, REVERSING, ledger, nets, ordered, rp
 from tests.unit.test_bank_file_fuzz import _written_bgmax, _written_ocr
@@ -309,7 +310,7 @@ def test_a_reversal_takes_back_a_payment_whose_approval_died_after_its_claim(
     def dies(*args: object, **kwargs: object) -> object:
         raise RuntimeError("process killed")
 
-    monkeypatch.setattr(payments_in, "_book_one", dies)
+    monkeypatch.setattr(desk, "book_one", dies)
     with pytest.raises(RuntimeError):
         payments_in.approve(ctx, shop, str(waiting["payment_id"]), "boss")
     monkeypatch.undo()

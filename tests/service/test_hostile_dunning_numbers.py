@@ -26,6 +26,8 @@ from tests.fixtures import order
 from tests.service.test_large_account import weekly_plan_with_one_reminder_then_stop
 from tests.service.test_numbering_gapless import issued, series
 
+pytestmark = pytest.mark.fakes  # each test runs on Azurite and on the in-memory fakes
+
 TODAY = date(2026, 1, 5)
 
 

@@ -20,6 +20,8 @@ from shared.service.orders import place_order
 from tests.fixtures import order
 from tests.service.test_numbering_gapless import issued, series
 
+pytestmark = pytest.mark.fakes  # each test runs on Azurite and on the in-memory fakes
+
 
 def busy() -> HttpResponseError:
     error = HttpResponseError("ServerBusy")

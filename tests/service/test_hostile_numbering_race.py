@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,8 @@ from shared.service.orders import OrderConflict, place_order
 from tests.conftest import oslo_morning
 from tests.fixtures import install_catalogue, order
 from tests.service.test_numbering_gapless import issued, series
+
+pytestmark = pytest.mark.fakes  # each test runs on Azurite and on the in-memory fakes
 
 Op = tuple[str, int]
 OPS = st.lists(st.tuples(st.sampled_from(["order", "renew", "credit", "additional"]), st.integers(0, 2)),

@@ -26,6 +26,8 @@ from tests.conftest import oslo_morning
 from tests.fixtures import order
 from tests.service.test_large_account import weekly_plan_with_one_reminder_then_stop
 
+pytestmark = pytest.mark.fakes  # each test runs on Azurite and on the in-memory fakes
+
 TODAY = date(2026, 1, 5)
 
 

@@ -68,6 +68,7 @@ def issued(ctx: Context, tenant: str) -> list[int]:
     return sorted(numbers)
 
 
+@pytest.mark.fakes  # on Azurite and on the in-memory fakes
 def test_a_failed_order_releases_its_number_and_the_next_order_takes_it(ctx: Context, shop: str) -> None:
     failing, accounts = flaky(ctx, [True])
     with pytest.raises(TooLarge):
@@ -79,6 +80,7 @@ def test_a_failed_order_releases_its_number_and_the_next_order_takes_it(ctx: Con
     assert issued(ctx, shop) == [1, 2]
 
 
+@pytest.mark.fakes  # on Azurite and on the in-memory fakes
 def test_a_number_released_below_the_top_goes_to_the_free_list_and_is_taken_first(ctx: Context, shop: str) -> None:
     first = place_order(ctx, order(shop, 1))  # number 1
     with Claims(ctx, shop, ctx.catalogue.get(shop)) as claims:  # claims 2 and 3, commits only 3
@@ -93,6 +95,7 @@ def test_a_number_released_below_the_top_goes_to_the_free_list_and_is_taken_firs
     assert issued(ctx, shop) == [1, 2]
 
 
+@pytest.mark.fakes  # on Azurite and on the in-memory fakes
 def test_a_commit_that_fails_n_times_then_succeeds_keeps_the_series_gapless(ctx: Context, shop: str) -> None:
     placed = [place_order(ctx, order(shop, n)) for n in (1, 2, 3)]  # numbers 1-3
     ctx.clock.set(oslo_morning(date(2026, 1, 22)))  # type: ignore[attr-defined]
@@ -106,6 +109,7 @@ def test_a_commit_that_fails_n_times_then_succeeds_keeps_the_series_gapless(ctx:
     assert issued(ctx, shop) == list(range(1, 8))  # 3 orders, 3 renewals, 1 credit note
 
 
+@pytest.mark.fakes  # on Azurite and on the in-memory fakes
 def test_releasing_a_number_a_racer_committed_restores_it_instead(ctx: Context, shop: str) -> None:
     placed = place_order(ctx, order(shop, 1))
     catalogue = ctx.catalogue.get(shop)
@@ -119,6 +123,7 @@ def test_releasing_a_number_a_racer_committed_restores_it_instead(ctx: Context, 
     assert issued(ctx, shop) == [1, 2, 3]
 
 
+@pytest.mark.fakes  # on Azurite and on the in-memory fakes
 def test_a_holder_of_a_released_number_cannot_commit_it(ctx: Context, shop: str) -> None:
     placed = place_order(ctx, order(shop, 1))
     catalogue = ctx.catalogue.get(shop)
@@ -135,6 +140,7 @@ def test_a_holder_of_a_released_number_cannot_commit_it(ctx: Context, shop: str)
     assert issued(ctx, shop) == [1, 2]
 
 
+@pytest.mark.fakes  # on Azurite and on the in-memory fakes
 def test_a_claim_left_by_a_process_that_died_is_released_by_the_sweep(ctx: Context, shop: str,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(unit_of_work, "release", lambda *a, **k: None)  # it died before it could release
@@ -158,6 +164,7 @@ STEPS = st.lists(st.tuples(st.sampled_from(["order", "renew", "credit"]), st.int
                  max_size=9)
 
 
+@pytest.mark.fakes  # on Azurite and on the in-memory fakes
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=STEPS, failures=st.lists(st.booleans(), max_size=20))
 def test_under_random_failures_the_issued_numbers_are_exactly_1_to_n(ctx: Context, steps: list[Step],
@@ -210,6 +217,7 @@ def test_the_sweep_endpoint_is_for_admins_and_releases_loose_claims(ctx: Context
     assert issued(ctx, shop) == [1]
 
 
+@pytest.mark.fakes  # on Azurite and on the in-memory fakes
 def test_a_failed_transaction_outside_a_claims_session_releases_its_numbers(ctx: Context, shop: str) -> None:
     # the dunning run's path: numbers claimed by ``numbered`` alone, the transaction by ``write``
     from shared.domain import credit

@@ -7,10 +7,12 @@ from datetime import date
 
 import pytest
 
-from shared.adapters.bus import EVENTS, unpack
+from shared.adapters.bus import EVENTS
 from shared.service.context import Context
 from shared.service.orders import OrderBlocked, OrderRejected, place_order
-from tests.fixtures import order
+from tests.fixtures import order, queued
+
+pytestmark = pytest.mark.fakes  # each test runs on Azurite and on the in-memory fakes
 
 
 def test_an_order_creates_subscriber_subscription_first_invoice_and_ledger_debit(ctx: Context, shop: str) -> None:
@@ -32,9 +34,7 @@ def test_an_order_creates_subscriber_subscription_first_invoice_and_ledger_debit
 
 def test_the_order_publishes_its_outbox_events_to_the_bus(ctx: Context, shop: str) -> None:
     placed = place_order(ctx, order(shop))
-    queue = ctx.bus.service.get_queue_client(EVENTS)  # type: ignore[attr-defined]
-    mine = [m for x in queue.peek_messages(max_messages=32) for m in unpack(x.content)
-            if m.body["tenant"] == shop]
+    mine = [m for m in queued(ctx, EVENTS) if m.body["tenant"] == shop]
     assert {m.body["type"] for m in mine} == {"SubscriptionCreated", "InvoiceIssued"}
     assert any(m.body["payload"].get("invoice_number") == placed.invoices[0].number for m in mine)
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from shared.adapters.accounts import AccountRepository
 from shared.adapters.bus import EVENTS, BusMessage
-from shared.domain.account import Changes, Correction, Event
+from shared.domain.account import Changes, Correction
+from shared.domain.events import CorrectionAdded
 from shared.ports import ConcurrencyConflict
 from shared.service import customer_service, isolation
 from shared.service.billing import bill_one, bill_subscribers
@@ -127,7 +128,8 @@ def probe(limit: int, seen_parts: list[int]) -> Callable[[Seen], Changes]:
             return Changes(seen.account)
         fix = Correction(f"p{len(have)}", "avisa", -100, "part", seen.today)
         return Changes(replace(seen.account, corrections=(*have, fix)),
-                       events=(Event(f"probe.{seen.account.number}.{len(have)}", "Probe", {}),))
+                       events=(CorrectionAdded(f"probe.{seen.account.number}.{len(have)}", seen.account.number,
+                                              fix.id, "avisa", -100, "part"),))
 
     return decide
 

@@ -1,0 +1,87 @@
+"""In-memory fakes of every port in ``shared/ports.py`` (our own, as cosmicpython's
+``FakeRepository``): service tests on them need no Azurite. ``tests/contract`` holds each
+fake to the same assertions as its Azure adapter, so a fake cannot drift from it.
+
+``fake_context()`` wires them all into a ``Context`` (the fakes' composition root).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from shared.clock import SettableClock
+from shared.service.context import Context
+
+from .accounts import FakeAccounts
+from .catalogue import FakeCatalogue
+from .imports import FakeFileDrop, FakeImportJournal
+from .indexes import (
+    FakeAttention,
+    FakeDueIndex,
+    FakeDunningIndex,
+    FakeEmails,
+    FakeOrderRecords,
+    FakePendingOrders,
+    FakeTenants,
+)
+from .messages import FakeBus, FakeNotifier
+from .numbering import FakeInvoiceNumbers, FakeSubscriberNumbers
+from .payments_inbox import FakePaymentsInbox
+from .provider import FakePaymentProvider
+
+__all__ = [
+    "FakeAccounts",
+    "FakeAttention",
+    "FakeBus",
+    "FakeCatalogue",
+    "FakeContext",
+    "FakeDueIndex",
+    "FakeDunningIndex",
+    "FakeEmails",
+    "FakeFileDrop",
+    "FakeImportJournal",
+    "FakeInvoiceNumbers",
+    "FakeNotifier",
+    "FakeOrderRecords",
+    "FakePaymentProvider",
+    "FakePaymentsInbox",
+    "FakePendingOrders",
+    "FakeSubscriberNumbers",
+    "FakeTenants",
+    "fake_context",
+]
+
+
+@dataclass
+class FakeContext(Context):
+    """The context on fakes, each typed as its fake so a test can inspect or inject into it."""
+
+    clock: SettableClock
+    bus: FakeBus
+    accounts: FakeAccounts
+    catalogue: FakeCatalogue
+    invoice_numbers: FakeInvoiceNumbers
+    subscriber_numbers: FakeSubscriberNumbers
+    due_index: FakeDueIndex
+    emails: FakeEmails
+    tenants: FakeTenants
+    dunning_index: FakeDunningIndex
+    attention: FakeAttention
+    orders: FakeOrderRecords
+    pending: FakePendingOrders
+    inbox: FakePaymentsInbox
+    imports: FakeImportJournal
+    notifier: FakeNotifier = field(default_factory=FakeNotifier)
+    drop: FakeFileDrop = field(default_factory=FakeFileDrop)
+    provider: FakePaymentProvider = field(default_factory=FakePaymentProvider)
+
+
+def fake_context(clock: SettableClock) -> FakeContext:
+    watermarks: dict[tuple[str, str], date] = {}
+    return FakeContext(clock=clock, bus=FakeBus(), accounts=FakeAccounts(), catalogue=FakeCatalogue(),
+                       invoice_numbers=FakeInvoiceNumbers(), subscriber_numbers=FakeSubscriberNumbers(),
+                       due_index=FakeDueIndex(), emails=FakeEmails(), tenants=FakeTenants(watermarks),
+                       dunning_index=FakeDunningIndex(), attention=FakeAttention(watermarks),
+                       orders=FakeOrderRecords(), pending=FakePendingOrders(), inbox=FakePaymentsInbox(),
+                       imports=FakeImportJournal())
