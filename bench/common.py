@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from devhost.azurite import Azurite
+from devhost.builders import install_catalogue, oslo_morning
 from shared import bootstrap
 from shared.adapters.bus import RUN_WORK, unpack
 from shared.bootstrap import AzureContext
@@ -18,8 +19,6 @@ from shared.domain.calendar import Frequency
 from shared.domain.catalogue import Catalogue, PaymentType
 from shared.domain.subscriptions import Subscriber, Subscription
 from shared.service.context import Context
-from tests.conftest import oslo_morning
-from tests.fixtures import install_catalogue
 
 
 def context(azurite: Azurite, clock: SettableClock) -> AzureContext:

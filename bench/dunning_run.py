@@ -29,12 +29,12 @@ from tqdm import tqdm
 from bench.common import emit, shop, with_invoice, work_items
 from bench.invoice_run import MESSAGES_IN_FLIGHT, THREADS_PER_MESSAGE, Ceiling
 from devhost.azurite import Azurite
+from devhost.builders import oslo_morning
 from shared.adapters.bus import RUN_WORK
 from shared.adapters.tables import MAX_BATCH, Storage
 from shared.domain.account import receive_payment
 from shared.domain.payments import MatchType, ReceivedPayment
 from shared.service.dunning import dun_subscribers, start_dunning_run
-from tests.conftest import oslo_morning
 
 ORDER_DAY, RUN_DAY = date(2026, 1, 5), date(2026, 1, 26)
 UNPAID_EVERY = 5

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from bench.common import emit, shop, work_items
 from devhost.azurite import Azurite
+from devhost.builders import newspaper, order, oslo_morning
 from shared.adapters.bus import RUN_WORK
 from shared.adapters.tables import Storage
 from shared.clock import SettableClock
@@ -38,8 +39,6 @@ from shared.domain.catalogue import PaymentType
 from shared.domain.subscriptions import Subscriber, Subscription
 from shared.service.billing import bill_subscribers, start_invoice_run
 from shared.service.orders import place_order
-from tests.conftest import oslo_morning
-from tests.fixtures import order
 
 ORDER_DAY, RUN_DAY = date(2026, 1, 5), date(2026, 1, 22)  # renewal of 5 Feb is produced 14 days before
 MESSAGES_IN_FLIGHT = 4
@@ -49,8 +48,7 @@ THREADS_PER_MESSAGE = 16
 def engine_rate(n: int) -> float:
     """Invoices per second from the pure domain: a renewal for each of n accounts whose
     anchors spread over a year (so no cache flatters it), each run on its production day."""
-    from tests.unit.test_invoicing import CAT
-
+    catalogue = newspaper()
     work = []
     for i in range(n):
         anchor = ORDER_DAY + timedelta(days=i % 365)
@@ -61,8 +59,8 @@ def engine_rate(n: int) -> float:
     started = time.perf_counter()
     issued = 0
     for acc, day in work:
-        drafts = due_drafts(acc, CAT, day)
-        issued += len(issue(acc, drafts, {d.natural_key: 1 for d in drafts}, CAT, day).invoices)
+        drafts = due_drafts(acc, catalogue, day)
+        issued += len(issue(acc, drafts, {d.natural_key: 1 for d in drafts}, catalogue, day).invoices)
     assert issued == n
     return n / (time.perf_counter() - started)
 

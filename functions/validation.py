@@ -210,7 +210,7 @@ def _bounded_type(name: str, kind: Any) -> Any:
     simple = _by_name(name, kind)
     if simple is not None:
         return simple
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return bounded(kind)
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin in (types.UnionType, typing.Union):
@@ -220,9 +220,18 @@ def _bounded_type(name: str, kind: Any) -> Any:
     return kind  # bool, enums, literals: exact already
 
 
-@cache
+_MODELS: dict[type[Any], type[BaseModel]] = {}
+
+
 def bounded(cls: type[Any]) -> type[BaseModel]:
-    """A pydantic model of the dataclass ``cls`` with bounds for every field (see ``_by_name``)."""
+    """A pydantic model of the dataclass ``cls`` with bounds for every field (see ``_by_name``);
+    one per class, made on first use (a typed memo: ``functools.cache``'s wrapper takes only
+    what mypy counts as ``Hashable``, which a ``type[...]`` is not)."""
+    model = _MODELS.get(cls)
+    return model if model is not None else _MODELS.setdefault(cls, _model_of(cls))
+
+
+def _model_of(cls: type[Any]) -> type[BaseModel]:
     hints = typing.get_type_hints(cls)
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(cls):

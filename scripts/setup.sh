@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent set-up: a virtualenv with the project installed, and Azurite from package-lock.json.
+# Idempotent set-up: a virtualenv with the locked packages and the project, and Azurite from package-lock.json.
 # Re-runs only what changed (stamps hold the hash of the files each step depends on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,11 +10,17 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
-want=$(stamp pyproject.toml)
+want=$(stamp pyproject.toml requirements-dev.lock)
 if [ "$(cat .venv/.abonno-stamp 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing Python packages"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  echo "setup: installing Python packages from requirements-dev.lock"
+  # Exactly the locked versions, each checked against its hash (scripts/lock.sh writes the locks).
+  .venv/bin/pip install -q --require-hashes --no-deps -r requirements-dev.lock
+  # The project itself: nothing more to fetch (its dependencies and setuptools came from the lock);
+  # setuptools' editable-install notice is shown only if the install fails.
+  if ! out=$(.venv/bin/pip install -q --no-deps --no-build-isolation -e . 2>&1); then
+    echo "$out" >&2
+    exit 1
+  fi
   echo "$want" > .venv/.abonno-stamp
 fi
 want=$(stamp package.json package-lock.json)

@@ -10,20 +10,19 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import pytest
 
 from devhost import issuer
 from devhost.azurite import Azurite
+from devhost.builders import install_catalogue, oslo_morning
 from shared import bootstrap
 from shared.adapters.bus import QUEUES
 from shared.bootstrap import AzureContext
 from shared.clock import SettableClock
 from shared.service.context import Context
 from tests.fakes import FakeContext, fake_context
-from tests.fixtures import install_catalogue
 
 BACKENDS = ("azurite", "in_memory")
 
@@ -46,10 +45,6 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     issuer.configure_environment()
     yield server
     server.stop()
-
-
-def oslo_morning(day: date) -> datetime:
-    return datetime.combine(day, time(9), ZoneInfo("Europe/Oslo")).astimezone(UTC)
 
 
 def make_context(conn: str, clock: SettableClock, pool_size: int = 64) -> AzureContext:

@@ -1,33 +1,21 @@
-"""Builders shared by the tests: the newspaper catalogue, orders, HTTP requests."""
+"""Builders shared by the tests: HTTP requests, the app's functions, the messages on a queue; the newspaper
+catalogue and orders come from ``devhost.builders`` (the benchmarks use them too)."""
 
 from __future__ import annotations
 
 import json
-from datetime import date
 from functools import cache
 from typing import Any
 
 import azure.functions as func
-from pydantic import TypeAdapter
 
-from devhost.demo import catalogue as demo_catalogue
+from devhost.builders import install_catalogue, order
 from shared.adapters.bus import unpack
-from shared.adapters.catalogue_store import KINDS
-from shared.domain.catalogue import PaymentType
 from shared.ports import BusMessage
-from shared.service.catalogue import put_item
 from shared.service.context import Context
-from shared.service.orders import PlaceOrder
 from tests.fakes import FakeBus
 
-SEGMENT_KIND = {"organizations": "organization", "products": "product", "billing-plans": "billing_plan",
-                "plans": "plan", "dunning-processes": "dunning_process"}
-
-
-def install_catalogue(ctx: Context, tenant: str) -> None:
-    for segment, item_id, body in demo_catalogue():
-        kind = SEGMENT_KIND[segment]
-        put_item(ctx, tenant, kind, TypeAdapter(KINDS[kind]).validate_python(body | {"id": item_id}))
+__all__ = ["app_functions", "function", "http", "install_catalogue", "order", "queued", "received"]
 
 
 def queued(ctx: Context, queue: str) -> list[BusMessage]:
@@ -50,12 +38,6 @@ def received(ctx: Context, queue: str, max_messages: int = 32) -> list[BusMessag
         if len(taken) >= max_messages:
             break
     return taken
-
-
-def order(tenant: str, n: int = 1, plan: str = "digital-monthly", start: date | None = None,
-          ref: str | None = None, email: str | None = None) -> PlaceOrder:
-    return PlaceOrder(tenant=tenant, plan_id=plan, payment_type=PaymentType.INVOICE, name=f"Kari Nordmann {n}",
-                      email=email or f"kari{n}@example.no", start_date=start, order_ref=ref)
 
 
 def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,

@@ -28,7 +28,8 @@ def handle(name: str, data: bytes) -> ImportReport | None:
 
 
 @bp.function_name("ocr_blob_trigger")
-@bp.blob_trigger(arg_name="blob", path=INBOUND + "/{name}", connection="AzureWebJobsStorage", source="EventGrid")
+@bp.blob_trigger(arg_name="blob", path=INBOUND + "/{name}", connection="AzureWebJobsStorage",
+                 source=func.BlobSource.EVENT_GRID)
 def ocr_blob_trigger(blob: func.InputStream) -> None:
     name = (blob.name or "").split("/", 1)[1]  # the host passes "inbound/{name}"
     handle(name, blob.read())

@@ -151,7 +151,7 @@ class Storage:
         under ``If-Match`` or creates rows, so a retry of one that did commit fails as a
         ``ConcurrencyConflict``, and the caller reloads and finds its work done.
         """
-        operations = [(op[0], _to_table(op[1]), *op[2:]) for op in operations]  # type: ignore[misc]
+        operations = [(op[0], _to_table(op[1]), *op[2:]) for op in operations]
         check_batch(operations)
         return self._retrying(lambda: self._submit(table, operations))
 
@@ -171,8 +171,9 @@ class Storage:
         try:
             return [dict(r) for r in self.table(table).submit_transaction(list(operations))]
         except TableTransactionError as exc:
-            if exc.error_code in ("UpdateConditionNotSatisfied", "EntityAlreadyExists", "ConditionNotMet"):
-                raise ConcurrencyConflict(str(exc.error_code)) from exc
+            code = getattr(exc, "error_code", None)  # set by the SDK's error decoding, not declared on the class
+            if code in ("UpdateConditionNotSatisfied", "EntityAlreadyExists", "ConditionNotMet"):
+                raise ConcurrencyConflict(str(code)) from exc
             raise
         except HttpResponseError as exc:
             if exc.status_code in (409, 412):

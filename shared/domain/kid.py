@@ -49,7 +49,14 @@ class CheckDigitUnavailable(ValidationError):
 
 
 def compact(number: str) -> str:
-    """Remove spaces, dots and dashes used for readability (not a trailing MOD11 '-')."""
+    """Remove the spaces and dots used for readability. Dashes are kept: a ``-`` is the
+    MOD11 check character (check value 10), so ``validate`` refuses one anywhere else.
+
+    >>> compact(' 1234 5678.5 ')
+    '123456785'
+    >>> compact('12345678-')
+    '12345678-'
+    """
     number = clean(number, " .").strip()
     return number
 

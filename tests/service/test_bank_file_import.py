@@ -22,6 +22,7 @@ from shared.domain.catalogue import Organization
 from shared.domain.import_report import Outcome
 from shared.formats import bgmax, ocr_giro, read_bank_file
 from shared.formats import payments as formats
+from shared.ports import ConcurrencyConflict
 from shared.service import payments_in
 from shared.service.catalogue import put_item
 from shared.service.context import Context
@@ -357,3 +358,47 @@ def test_the_same_file_imported_by_three_hosts_at_once_books_every_payment_once(
     assert sum(r.count(Outcome.BOOKED) for r in reports) == 6  # each payment booked by exactly one of them
     for subscriber, _, total in paid:
         assert ledger(ctx, shop, subscriber) == [("invoice", -total), ("payment", total)]
+
+
+# ---- conflicts: every booking retries through the unit of work ---------------------------------
+
+@pytest.mark.parametrize("lost", [False, True], ids=["raced", "lost-response"])
+@pytest.mark.parametrize("booking", ["payment", "reversal", "mandate", "refund"])
+def test_a_booking_whose_commit_conflicts_is_decided_again_and_lands_once(
+        ctx: Context, shop: str, monkeypatch: pytest.MonkeyPatch, booking: str, lost: bool) -> None:
+    # the first commit conflicts: raced (nothing written, someone changed the partition) or a lost
+    # response (written, the retry then conflicts on its own rows); the retry must book it exactly once
+    subscriber, kid, total = ordered(ctx, shop)
+    if booking == "reversal":
+        payments_in.import_bank_file(ctx, shop, "pay.txt", nets((kid, total, PURCHASE)).encode())
+    commit, calls = ctx.accounts.commit, []
+
+    def conflicts_once(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            if lost:
+                commit(*args)
+            raise ConcurrencyConflict("injected")
+        return commit(*args)
+
+    monkeypatch.setattr(ctx.accounts, "commit", conflicts_once)
+    landed = (Outcome.ALREADY_BOOKED if lost else Outcome.BOOKED, Outcome.ALREADY_BOOKED if lost else Outcome.REVERSED)
+    if booking == "payment":
+        report = payments_in.import_bank_file(ctx, shop, "p.txt", nets((kid, total, PURCHASE)).encode())
+        assert report.count(landed[0]) == 1 and report.balanced
+        assert ledger(ctx, shop, subscriber) == [("invoice", -total), ("payment", total)]
+    elif booking == "reversal":
+        report = payments_in.import_bank_file(ctx, shop, "r.txt", nets((kid, total, REVERSING), number="1000002")
+                                              .encode())
+        assert report.count(landed[1]) == 1 and report.balanced
+        assert ledger(ctx, shop, subscriber) == [("invoice", -total), ("payment", total), ("reversal", -total)]
+    elif booking == "mandate":
+        report = payments_in.import_bank_file(ctx, shop, "m.txt", ocr_giro.agreements_transmission(
+            [(kid, "new_or_updated", True)], DAY, account=ACCOUNT).encode())
+        assert report.mandates == {"matched": 1, "unmatched": 0}
+        loaded = ctx.accounts.load(shop, subscriber)
+        assert loaded is not None and loaded.account.mandates["avisa"].active
+    else:
+        assert payments_in.book_refund(ctx, shop, subscriber, "avisa", 500, "r-1", "goodwill") is not lost
+        assert ledger(ctx, shop, subscriber) == [("invoice", -total), ("refund", -500)]
+    assert len(calls) == (1 if lost else 2)  # decided again; after a lost response it finds its work done

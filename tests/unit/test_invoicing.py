@@ -9,30 +9,15 @@ from datetime import date
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter
 
-from devhost.demo import catalogue as demo_catalogue
-from shared.adapters.catalogue_store import KINDS
+from devhost.builders import newspaper
 from shared.domain.account import Account, due_drafts, issue, next_drafts
 from shared.domain.calendar import Frequency
-from shared.domain.catalogue import Catalogue, PaymentType
+from shared.domain.catalogue import PaymentType
 from shared.domain.invoicing import delivered_share, due_period_indexes, prorate, vat_parts
 from shared.domain.kid import KidScheme
 from shared.domain.ledger import VatPart, balance, merge_vat
 from shared.domain.subscriptions import Subscriber, Subscription
-
-SEGMENT_FIELD = {"organizations": ("organization", "organizations"), "products": ("product", "products"),
-                 "billing-plans": ("billing_plan", "billing_plans"), "plans": ("plan", "plans"),
-                 "dunning-processes": ("dunning_process", "dunning_processes")}
-
-
-def newspaper() -> Catalogue:
-    parts: dict[str, dict[str, object]] = {f: {} for _, f in SEGMENT_FIELD.values()}
-    for segment, item_id, body in demo_catalogue():
-        kind, field = SEGMENT_FIELD[segment]
-        parts[field][item_id] = TypeAdapter(KINDS[kind]).validate_python(body | {"id": item_id})
-    return Catalogue(**parts).check()  # type: ignore[arg-type]
-
 
 CAT = newspaper()
 MONTHLY = CAT.billing_plans["monthly-14"]

@@ -28,6 +28,8 @@ The use cases, by concern:
 - ``intake``: the blob trigger's ``receive_bank_file`` (quarantine, rejection, attempts);
 - ``bank_file``: ``import_bank_file``: identify each record, book it, set it aside or put
   it to approval, and report where it landed;
+- ``identification``: ``identify``: the organisation by account and currency, the
+  subscriber and demand by the KID;
 - ``booking``: booking onto a subscriber's ledger (payments, reversals, mandates);
 - ``desk``: customer service's lists: ``requires_processing`` and ``resolve``,
   ``awaiting_approval`` and ``approve``;
@@ -39,9 +41,10 @@ The records awaiting approval or set aside live in the payments inbox
 import log (``ctx.imports``).
 """
 
-from .bank_file import TransmissionConflict, identify, import_bank_file
+from .bank_file import TransmissionConflict, import_bank_file
 from .booking import book
 from .desk import approve, awaiting_approval, requires_processing, resolve
+from .identification import identify
 from .intake import receive_bank_file
 from .manual import ImportResult, PaymentRefused, book_refund, register_payment, search
 

@@ -22,7 +22,6 @@ from datetime import date
 from stdnum.exceptions import ValidationError
 
 from ...adapters.imports import key_of
-from ...domain.account import Event
 from ...domain.catalogue import Catalogue
 from ...domain.import_report import ImportReport, Landing, MandateLanding, Outcome, Reason, Total, build
 from ...domain.payments import MatchType, PaymentKind, ReceivedPayment
@@ -30,8 +29,9 @@ from ...formats import read_bank_file
 from ...formats.payments import BankFile, IncomingPayment, MandateRecord, RecordKind, UnreadableRecord
 from ...ports import AwaitingPayment, Handling, ImportJournal, MandateAside, SetAside
 from ..context import Context
-from ..unit_of_work import publish
+from ..unit_of_work import UnitOfWork
 from .booking import book, book_mandate, book_reversal
+from .identification import Failed, identify
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class TransmissionConflict(ValueError):
 
 @dataclass
 class _Import:
+    """One import of one file: where it books, and where its records landed so far."""
+
     tenant: str
     file: str
     key: str
@@ -156,6 +158,11 @@ class _Identified:
     unidentified: list[tuple[ReceivedPayment, Failed]] = field(default_factory=list)  # reversals without a KID match
 
 
+def _unit_of_work(ctx: Context, job: _Import, collect: bool = False) -> UnitOfWork:
+    """The import's session with the unit of work: its catalogue and day, read once per file."""
+    return UnitOfWork(ctx, job.tenant, job.today, collect=collect, catalogue=job.catalogue)
+
+
 def _import_chunk(ctx: Context, job: _Import, chunk: list[Record], currency: str) -> None:
     found = _Identified()
     for record in chunk:
@@ -197,12 +204,9 @@ def _sort(ctx: Context, job: _Import, record: Record, found: _Identified, curren
 
 
 def _book_payments(ctx: Context, job: _Import, found: _Identified) -> None:
-    """Subscribers in parallel, one bus batch for the chunk's outbox."""
-    outbox: list[Event] = []
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        outcomes = list(pool.map(lambda item: book(ctx, job.tenant, item[0], item[1], job.file, job.today, outbox),
-                                 found.payments.items()))
-    publish(ctx, job.tenant, outbox)
+    """Subscribers in parallel in one unit of work, one bus batch for the chunk's outbox."""
+    with _unit_of_work(ctx, job, collect=True) as uow, ThreadPoolExecutor(max_workers=16) as pool:
+        outcomes = list(pool.map(lambda item: book(uow, *item), found.payments.items()))
     for outcome in outcomes:
         for pid, (where, reason, why) in outcome.items():
             _landed(ctx, job, found.records[pid], pid, where, reason or Reason.NO_SUCH_SUBSCRIBER, why)
@@ -215,17 +219,18 @@ def _book_reversals(ctx: Context, job: _Import, found: _Identified) -> None:
         (reversal, subscriber_no, "") for subscriber_no, items in found.reversals.items() for reversal in items]
     queue += [(reversal, None, f"reversal of a payment we cannot find: {failed.text}")
               for reversal, failed in found.unidentified]
-    for reversal, subscriber_no, why in queue:
-        record = found.records[reversal.id]
-        where = Outcome.SET_ASIDE
-        if subscriber_no is not None:
-            where, why = book_reversal(ctx, job.tenant, job.catalogue, job.today, subscriber_no, reversal)
-        if where is Outcome.SET_ASIDE:
-            for other in _resolved_to(ctx, job.tenant, record, subscriber_no):
-                where, _ = book_reversal(ctx, job.tenant, job.catalogue, job.today, other, reversal)
-                if where is not Outcome.SET_ASIDE:
-                    break
-        _landed(ctx, job, record, reversal.id, where, Reason.REVERSAL_NOT_FOUND, why)
+    with _unit_of_work(ctx, job) as uow:
+        for reversal, subscriber_no, why in queue:
+            record = found.records[reversal.id]
+            where = Outcome.SET_ASIDE
+            if subscriber_no is not None:
+                where, why = book_reversal(uow, subscriber_no, reversal)
+            if where is Outcome.SET_ASIDE:
+                for other in _resolved_to(ctx, job.tenant, record, subscriber_no):
+                    where, _ = book_reversal(uow, other, reversal)
+                    if where is not Outcome.SET_ASIDE:
+                        break
+            _landed(ctx, job, record, reversal.id, where, Reason.REVERSAL_NOT_FOUND, why)
 
 
 def _resolved_to(ctx: Context, tenant: str, reversal: IncomingPayment, tried: int | None) -> list[int]:
@@ -271,25 +276,29 @@ def import_mandates(ctx: Context, job: _Import, mandates: Sequence[MandateRecord
     """AvtaleGiro agreement records onto the subscribers' payment agreements (P5); what
     matches no subscriber goes to requires processing with the reason."""
     out = []
-    for record in mandates:
-        org = job.catalogue.organization_by_account(record.payee_account, "NOK")
-        if org is None:
-            why = (Reason.MANDATE_UNKNOWN_ACCOUNT, f"mandate for account {record.payee_account}, which belongs to "
-                   "no NOK organisation")
-        else:
-            try:
-                ref = org.kid.decode(record.kid)
-            except ValidationError as exc:
-                why = (Reason.MANDATE_NOT_A_KID, f"KID {record.kid} is not a KID of {org.id}: {exc}")
-            else:
-                if book_mandate(ctx, job.tenant, ref.subscriber_no, org.id, record, job.today):
-                    out.append(MandateLanding(record.line_id, record.kid, True))
-                    continue
-                why = (Reason.MANDATE_NO_SUCH_SUBSCRIBER, f"KID {record.kid} names subscriber {ref.subscriber_no} "
-                       f"of {org.id}, who does not exist")
-        _mandate_aside(ctx, job, record, *why)
-        out.append(MandateLanding(record.line_id, record.kid, False, *why))
+    with _unit_of_work(ctx, job) as uow:
+        for record in mandates:
+            out.append(_import_mandate(ctx, job, uow, record))
     return out
+
+
+def _import_mandate(ctx: Context, job: _Import, uow: UnitOfWork, record: MandateRecord) -> MandateLanding:
+    org = job.catalogue.organization_by_account(record.payee_account, "NOK")
+    if org is None:
+        why = (Reason.MANDATE_UNKNOWN_ACCOUNT, f"mandate for account {record.payee_account}, which belongs to no "
+               "NOK organisation")
+    else:
+        try:
+            ref = org.kid.decode(record.kid)
+        except ValidationError as exc:
+            why = (Reason.MANDATE_NOT_A_KID, f"KID {record.kid} is not a KID of {org.id}: {exc}")
+        else:
+            if book_mandate(uow, ref.subscriber_no, org.id, record):
+                return MandateLanding(record.line_id, record.kid, True)
+            why = (Reason.MANDATE_NO_SUCH_SUBSCRIBER, f"KID {record.kid} names subscriber {ref.subscriber_no} "
+                   f"of {org.id}, who does not exist")
+    _mandate_aside(ctx, job, record, *why)
+    return MandateLanding(record.line_id, record.kid, False, *why)
 
 
 def _mandate_aside(ctx: Context, job: _Import, record: MandateRecord, reason: Reason, text: str) -> None:
@@ -297,36 +306,6 @@ def _mandate_aside(ctx: Context, job: _Import, record: MandateRecord, reason: Re
     mandate = MandateAside(record.kid, record.registration, record.notify, record.payee_account)
     ctx.inbox.set_aside(job.tenant, SetAside(f"{job.key}.m{record.line_id}", "mandate", mandate, reason.value, text,
                                              job.file, job.key, 0, "NOK"))
-
-
-@dataclass(frozen=True)
-class Failed:
-    """Why a record cannot be identified."""
-
-    reason: Reason
-    text: str
-
-
-def identify(catalogue: Catalogue, pid: str, payment: IncomingPayment) -> tuple[int, ReceivedPayment] | Failed:
-    """(subscriber number, payment), or why it cannot be identified."""
-    account = payment.payee_account or ""
-    org = catalogue.organization_by_account(account, payment.currency)
-    if org is None:
-        other = catalogue.organization_by_account(account, None)
-        if other is not None:
-            return Failed(Reason.WRONG_CURRENCY, f"paid in {payment.currency} to account {account}; no "
-                          f"organisation keeps its books in {payment.currency} on it")
-        return Failed(Reason.UNKNOWN_ACCOUNT, f"paid to account {payment.payee_account}, which belongs to no "
-                      "organisation")
-    if not payment.reference:
-        return Failed(Reason.NO_REFERENCE, "no reference (KID/OCR) on the payment")
-    try:
-        ref = org.kid.decode(payment.reference)
-    except ValidationError as exc:
-        return Failed(Reason.NOT_A_KID, f"reference {payment.reference} is not a KID of {org.id}: {exc}")
-    return ref.subscriber_no, ReceivedPayment(pid, org.id, payment.currency, payment.amount_minor,
-                                              payment.payment_date, payment.source, MatchType.EXTERNAL_IDENTIFIER,
-                                              payment.reference, ref.demand_no)
 
 
 def await_approval(ctx: Context, tenant: str, subscriber_no: int, payment: ReceivedPayment, file: str) -> None:

@@ -1,21 +1,24 @@
 """Booking onto a subscriber's ledger: payments, reversals and AvtaleGiro mandates (P2, P5).
 
-Each subscriber's payments are booked in transactions of up to ``PAYMENTS_PER_COMMIT``
-(``account.receive_payment``); a payment's row is *created*, so one booked before (an
-import run again) is found, not booked twice. A reversal is booked against the payment it
-takes back (``account.reverse_payment``); one whose payment still awaits approval takes
-that payment back before it can be approved (``_reverse_awaiting``).
+Every booking is one operation of the unit of work (``unit_of_work.UnitOfWork.change``):
+read the partition, decide (pure, in the domain), commit with the outbox, retry on a
+conflict, publish. Each subscriber's payments are booked in transactions of up to
+``PAYMENTS_PER_COMMIT`` (``account.receive_payment``); a payment's row is *created*, so a
+retry after a conflict first looks which of its payments a racer booked (an import run
+again) and books only the rest. A reversal is booked against the payment it takes back
+(``account.reverse_payment``); one whose payment still awaits approval takes that payment
+back before it can be approved (``_reverse_awaiting``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import replace
-from datetime import date, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from functools import partial
 
-from ...domain.account import Changes, Event, apply_mandate, receive_payment, reversal_target, reverse_payment
-from ...domain.catalogue import Catalogue
+from ...domain.account import Changes, apply_mandate, receive_payment, reversal_target, reverse_payment
 from ...domain.demands import OpenDemand
 from ...domain.import_report import Outcome, Reason
 from ...domain.invoicing import Invoice
@@ -24,60 +27,54 @@ from ...domain.payments import BookedPayment, ReceivedPayment
 from ...formats.payments import MandateRecord
 from ...ports import ConcurrencyConflict, Handling, Hold, StorageLimit, TooManyEntities
 from ..context import Context
-from ..unit_of_work import index_next_visit, publish
+from ..unit_of_work import MAX_ATTEMPTS, NoSuchSubscriber, Seen, UnitOfWork
 
 PAYMENTS_PER_COMMIT = 10  # at most ~7 entities each, with room for the subscriber row and outbox
 RESUME_AFTER = timedelta(seconds=60)  # a resolve or approval claimed this long ago and not finished may be redone
 Landed = tuple[Outcome, Reason | None, str]  # where a payment landed, why it was set aside
 
 
-def book(ctx: Context, tenant: str, subscriber_no: int, payments: list[ReceivedPayment], file: str,
-         today: date, outbox: list[Event] | None = None) -> dict[str, Landed]:
+def book(uow: UnitOfWork, subscriber_no: int, payments: Sequence[ReceivedPayment]) -> dict[str, Landed]:
     """Book one subscriber's payments; where each landed (booked, already booked, or set aside
-    because the subscriber does not exist) and why.
+    because the subscriber does not exist or the booking cannot be written) and why.
 
-    Outbox events are sent at once, or appended to ``outbox`` for the caller to send in
-    one batch (list.extend is atomic under the GIL, so threads may share it).
+    Threads may share ``uow`` (a chunk of a bank file books its subscribers in parallel);
+    with ``collect`` it keeps the events for one ``flush``.
     """
-    catalogue = ctx.catalogue.get(tenant)
     landed: dict[str, Landed] = {}
     per_commit = PAYMENTS_PER_COMMIT
     pending = list(payments)
-    for _ in range(10 + 2 * len(payments)):
-        if not pending:
-            break
-        loaded = ctx.accounts.load(tenant, subscriber_no)
-        if loaded is None:
+    while pending:
+        chunk = pending[:per_commit]
+        try:
+            landed |= _book_together(uow, subscriber_no, chunk)
+        except NoSuchSubscriber:
             return landed | {p.id: (Outcome.SET_ASIDE, Reason.NO_SUCH_SUBSCRIBER, f"KID {p.reference} names "
                                     f"subscriber {subscriber_no}, who does not exist") for p in pending}
-        chunk = pending[:per_commit]
-        changes = Changes(loaded.account)
-        try:
-            for p in chunk:
-                changes = changes.then(receive_payment(changes.account, p, catalogue, today))
-            ctx.accounts.commit(tenant, loaded, changes)
         except (StorageLimit, ValueOutOfRange) as exc:  # nothing was sent: one payment at a time, then set aside
             if len(chunk) > 1:
                 per_commit = 1
                 continue
             landed[chunk[0].id] = _unbookable(exc)
-            pending = pending[1:]
-            continue
-        except ConcurrencyConflict:
-            done = ctx.accounts.booked(tenant, subscriber_no, [p.id for p in chunk])
-            landed |= {i: (Outcome.ALREADY_BOOKED, None, "") for i in done}
-            pending = [p for p in pending if p.id not in done]
-            continue
-        events = [*loaded.outbox, *changes.events]
-        if outbox is None:
-            publish(ctx, tenant, events)
-        else:
-            outbox.extend(events)
-        landed |= {p.id: (Outcome.BOOKED, None, "") for p in chunk}
         pending = pending[len(chunk):]
-    if pending:
-        raise ConcurrencyConflict(f"payments for subscriber {subscriber_no} kept conflicting")
     return landed
+
+
+def _book_together(uow: UnitOfWork, subscriber_no: int, payments: Sequence[ReceivedPayment]) -> dict[str, Landed]:
+    """These payments in one transaction; on a retry, those a racer booked first are left out."""
+    before: set[str] = set()
+
+    def decide(seen: Seen) -> Changes:
+        if seen.attempt:  # a conflict: perhaps another import of the same file booked some (point reads)
+            before.update(uow.ctx.accounts.booked(uow.tenant, subscriber_no, [p.id for p in payments]))
+        changes = Changes(seen.account)
+        for p in payments:
+            if p.id not in before:
+                changes = changes.then(receive_payment(changes.account, p, seen.catalogue, seen.today))
+        return changes
+
+    uow.change(subscriber_no, decide, visits=False)
+    return {p.id: (Outcome.ALREADY_BOOKED if p.id in before else Outcome.BOOKED, None, "") for p in payments}
 
 
 def _unbookable(exc: Exception) -> Landed:
@@ -89,42 +86,55 @@ def _unbookable(exc: Exception) -> Landed:
     return (Outcome.SET_ASIDE, Reason.CANNOT_BOOK, f"cannot be booked as it is ({exc}): for customer service")
 
 
-def book_reversal(ctx: Context, tenant: str, catalogue: Catalogue, today: date, subscriber_no: int,
-                  reversal: ReceivedPayment) -> tuple[Outcome, str]:
+@dataclass
+class _Reversal:
+    """What the decision on a reversal found besides its changes (it is re-run on a conflict)."""
+
+    landed: tuple[Outcome, str] = (Outcome.REVERSED, "")
+    booked: frozenset[str] | None = None  # the subscriber's booked payment ids, when none was the target
+
+
+def book_reversal(uow: UnitOfWork, subscriber_no: int, reversal: ReceivedPayment) -> tuple[Outcome, str]:
     """Book a reversal against the payment it takes back (same KID and amount), or say why not.
-    A payment still awaiting approval is taken back before it is booked (``_reverse_awaiting``)."""
-    for attempt in range(10):
-        loaded = ctx.accounts.load(tenant, subscriber_no)
-        if loaded is None:
-            return Outcome.SET_ASIDE, f"reversal of a payment we cannot find: subscriber {subscriber_no} does not exist"
-        booked = ctx.accounts.payments(tenant, subscriber_no)
-        if any(b.payment.id == reversal.id for b in booked):
-            return Outcome.ALREADY_BOOKED, ""
-        original = reversal_target(booked, reversal.reference, reversal.amount_minor, reversal.id)
-        if original is None:
-            awaiting = _reverse_awaiting(ctx, tenant, subscriber_no, reversal, {b.payment.id for b in booked})
-            if awaiting is None:  # an approval is booking it right now: look again
-                time.sleep(0.05 * (attempt + 1))
-                continue
-            if awaiting:
-                return Outcome.REVERSED, ""
-            return Outcome.SET_ASIDE, (f"reversal of a payment we cannot find: no payment of {reversal.amount_minor} "
-                                       f"by KID {reversal.reference} is booked for subscriber {subscriber_no}")
-        reversal = replace(reversal, organization_id=original.payment.organization_id, reverses=original.payment.id)
-        invoices = _invoices(ctx, tenant, subscriber_no, loaded.account.open_demands, original)
-        changes = reverse_payment(loaded.account, reversal, original, invoices, today)
-        index_next_visit(ctx, tenant, catalogue, changes.account, today)
+    A payment still awaiting approval is taken back before it is booked (``_reverse_awaiting``);
+    while an approval is booking it, the reversal waits and looks again."""
+    for wait in range(MAX_ATTEMPTS):
+        found = _Reversal()
         try:
-            ctx.accounts.commit(tenant, loaded, changes)
-        except ConcurrencyConflict:
-            continue
-        publish(ctx, tenant, [*loaded.outbox, *changes.events])
-        return Outcome.REVERSED, ""
-    raise ConcurrencyConflict(f"reversal for subscriber {subscriber_no} kept conflicting")
+            uow.change(subscriber_no, partial(_reverse_booked, uow, reversal, found))
+        except NoSuchSubscriber:
+            return Outcome.SET_ASIDE, f"reversal of a payment we cannot find: subscriber {subscriber_no} does not exist"
+        if found.booked is None:
+            return found.landed
+        taken = _reverse_awaiting(uow.ctx, uow.tenant, subscriber_no, reversal, found.booked)
+        if taken is not None:
+            return (Outcome.REVERSED, "") if taken else (Outcome.SET_ASIDE, (
+                f"reversal of a payment we cannot find: no payment of {reversal.amount_minor} by KID "
+                f"{reversal.reference} is booked for subscriber {subscriber_no}"))
+        time.sleep(0.05 * (wait + 1))  # an approval is booking it right now: look again
+    raise ConcurrencyConflict(f"reversal for subscriber {subscriber_no}: its payment stayed held by an approval")
+
+
+def _reverse_booked(uow: UnitOfWork, reversal: ReceivedPayment, found: _Reversal, seen: Seen) -> Changes:
+    """The reversal against the booked payment it takes back; nothing if it was booked before, or
+    if no booked payment is its target (``found`` says which)."""
+    subscriber_no = seen.account.number
+    booked = uow.ctx.accounts.payments(uow.tenant, subscriber_no)
+    found.landed, found.booked = (Outcome.REVERSED, ""), None
+    if any(b.payment.id == reversal.id for b in booked):
+        found.landed = (Outcome.ALREADY_BOOKED, "")
+        return Changes(seen.account)
+    original = reversal_target(booked, reversal.reference, reversal.amount_minor, reversal.id)
+    if original is None:
+        found.booked = frozenset(b.payment.id for b in booked)
+        return Changes(seen.account)
+    taking_back = replace(reversal, organization_id=original.payment.organization_id, reverses=original.payment.id)
+    invoices = _invoices(uow.ctx, uow.tenant, subscriber_no, seen.account.open_demands, original)
+    return reverse_payment(seen.account, taking_back, original, invoices, seen.today)
 
 
 def _reverse_awaiting(ctx: Context, tenant: str, subscriber_no: int, reversal: ReceivedPayment,
-                      booked: set[str]) -> bool | None:
+                      booked: frozenset[str]) -> bool | None:
     """Take back a payment of the same subscriber, KID and amount that awaits approval: its row
     goes from open to done (``ReversedBy``) under its ETag, so no approval can book it after.
 
@@ -166,23 +176,15 @@ def _invoices(ctx: Context, tenant: str, subscriber_no: int, open_demands: Mappi
     return found
 
 
-def book_mandate(ctx: Context, tenant: str, subscriber_no: int, organization_id: str, record: MandateRecord,
-                   today: date) -> bool:
-    for _ in range(10):
-        loaded = ctx.accounts.load(tenant, subscriber_no)
-        if loaded is None:
-            return False
-        changes = apply_mandate(loaded.account, organization_id, record.kid, record.registration != "deleted",
-                                record.notify, today)
-        if changes.empty:
-            return True
-        try:
-            ctx.accounts.commit(tenant, loaded, changes)
-        except ConcurrencyConflict:
-            continue
-        publish(ctx, tenant, [*loaded.outbox, *changes.events])
-        return True
-    raise ConcurrencyConflict(f"mandate for subscriber {subscriber_no} kept conflicting")
+def book_mandate(uow: UnitOfWork, subscriber_no: int, organization_id: str, record: MandateRecord) -> bool:
+    """An AvtaleGiro mandate onto the subscriber's payment agreements; False if there is no such subscriber."""
+    try:
+        uow.change(subscriber_no, lambda seen: apply_mandate(
+            seen.account, organization_id, record.kid, record.registration != "deleted", record.notify, seen.today),
+            visits=False)
+    except NoSuchSubscriber:
+        return False
+    return True
 
 
 def claim_stale(ctx: Context, hold: Hold) -> bool:

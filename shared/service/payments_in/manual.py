@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import date
 
 from ...adapters.codec import to_jsonable
-from ...domain.account import BookRefund, refund
+from ...domain.account import BookRefund, Changes, refund
 from ...domain.catalogue import Catalogue, Organization
 from ...domain.import_report import Outcome
 from ...domain.ledger import EntryKind
 from ...domain.payments import MatchType, ReceivedPayment
-from ...ports import ConcurrencyConflict, NotFound
+from ...ports import NotFound
 from ..context import Context
-from ..unit_of_work import publish
+from ..unit_of_work import Seen, UnitOfWork
 from .booking import book
 
 
@@ -53,24 +53,23 @@ def book_refund(ctx: Context, tenant: str, subscriber_no: int, organization_id: 
     """Book a refund once per external reference; False if it was booked before."""
     catalogue = ctx.catalogue.get(tenant)
     org = organization(catalogue, organization_id)
-    for _ in range(10):
-        loaded = ctx.accounts.load(tenant, subscriber_no)
-        if loaded is None:
-            raise NotFound(f"subscriber {subscriber_no}")
-        refund_id = f"{org.id}.{external_reference}"
-        command = BookRefund(refund_id, org.id, org.currency, amount_minor, external_reference, comment)
-        changes = refund(loaded.account, command, ctx.today(catalogue))
-        try:
-            ctx.accounts.commit(tenant, loaded, changes)
-        except ConcurrencyConflict:
+    before = False
+
+    def decide(seen: Seen) -> Changes:
+        nonlocal before
+        if seen.attempt:  # a conflict: perhaps the same refund, booked by a call that raced this one
             _, ledger = ctx.accounts.history(tenant, subscriber_no)
-            if any(e.kind is EntryKind.REFUND and e.reference == external_reference and e.organization_id == org.id
-                   for e in ledger):
-                return False
-            continue
-        publish(ctx, tenant, [*loaded.outbox, *changes.events])
-        return True
-    raise ConcurrencyConflict(f"refund for subscriber {subscriber_no} kept conflicting")
+            before = any(e.kind is EntryKind.REFUND and e.reference == external_reference
+                         and e.organization_id == org.id for e in ledger)
+            if before:
+                return Changes(seen.account)
+        command = BookRefund(f"{org.id}.{external_reference}", org.id, org.currency, amount_minor, external_reference,
+                             comment)
+        return refund(seen.account, command, seen.today)
+
+    with UnitOfWork(ctx, tenant, catalogue=catalogue) as uow:
+        uow.change(subscriber_no, decide, visits=False)
+    return not before
 
 
 def search(ctx: Context, tenant: str, date_from: date | None = None, date_to: date | None = None,
@@ -129,7 +128,8 @@ def book_one(ctx: Context, tenant: str, subscriber_no: int, payment: ReceivedPay
               today: date) -> ImportResult:
     if ctx.accounts.load(tenant, subscriber_no) is None:
         raise NotFound(f"subscriber {subscriber_no}")
-    ((where, _, why),) = book(ctx, tenant, subscriber_no, [payment], file, today).values()
+    with UnitOfWork(ctx, tenant, today) as uow:
+        ((where, _, why),) = book(uow, subscriber_no, [payment]).values()
     if where is Outcome.SET_ASIDE:
         raise PaymentRefused(why)
     booked = where is Outcome.BOOKED
