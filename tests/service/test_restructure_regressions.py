@@ -32,12 +32,13 @@ from shared.domain.ledger import LedgerEntry
 from shared.domain.payments import BookedPayment
 from shared.domain.subscriptions import Subscription
 from shared.ports import BusMessage, ConcurrencyConflict
-from shared.service import customer_service, notices
+from shared.service import customer_service, notices, payments_in
 from shared.service.billing import bill_one
 from shared.service.context import Context
 from shared.service.customer_service import WRITE_OFFS_PER_PART
 from shared.service.dunning import dun_subscribers
 from shared.service.orders import place_order
+from shared.service.queries import summary
 from shared.service.unit_of_work import MAX_ATTEMPTS, change
 from tests.conftest import oslo_morning
 from tests.fixtures import order
@@ -170,3 +171,15 @@ def open_demands(ctx: Context, tenant: str, subscriber_no: int) -> list[Any]:
     loaded = ctx.accounts.load(tenant, subscriber_no)
     assert loaded is not None
     return list(loaded.account.open_demands.values())
+
+
+def test_set_aside_rows_written_before_are_listed_for_customer_service_as_before(ctx: Context, shop: str) -> None:
+    """The ``Payments`` table got a repository (the payments inbox): rows f35507d wrote (a payment,
+    deduction, reversal, unreadable record and mandate set aside, one resolved) are listed as
+    f35507d's ``requires_processing`` listed them, and the summary counts the same."""
+    for case in OLD["requires_processing"]:
+        ctx.storage.upsert("Payments", {"PartitionKey": f"rp|{shop}", **case["row"]})  # type: ignore[attr-defined]
+    listed = sorted(payments_in.requires_processing(ctx, shop), key=lambda x: str(x["payment_id"]))
+    expected = sorted((c["listed"] for c in OLD["requires_processing"] if c["listed"]), key=lambda x: x["payment_id"])
+    assert listed == expected
+    assert summary(ctx, shop).requires_processing == sum(1 for c in expected if c["kind"] != "mandate")
