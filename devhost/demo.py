@@ -15,7 +15,7 @@ import time
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import requests
@@ -87,6 +87,8 @@ def import_totals(reports: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) -> dict[str, Any]:
+    """Orders through the sales poster, then ``months`` of days on the test clock, each with
+    the bank's OCR file and a tick of the host; returns the figures and their checks."""
     from .cli import start_host
 
     started = time.monotonic()
@@ -99,67 +101,29 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
     session = requests.Session()
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=16))
     auth = {"Authorization": f"Bearer {issuer.token(tenant, ['admin'])}"}
+    end = (now + relativedelta(months=months)).date()
     try:
         for segment, item_id, body in catalogue():
             session.put(f"{base}/merchant/catalogue/{segment}/{item_id}", json=body, headers=auth).raise_for_status()
-        rng = random.Random(2026)
-        orders = [_order(i, tenant, now, rng) for i in range(1, subscribers + 1)]
-
-        def post(order: dict[str, Any]) -> int:
-            client = zlib.crc32(order["email"].encode()) & 0xFFFFFF  # each customer from an address of their own
-            headers = {"X-Forwarded-For": f"10.{client >> 16}.{(client >> 8) & 255}.{client & 255}"}
-            response = session.post(f"{base}/salesposter/{tenant}/orders", data=order, headers=headers)  # a form post
-            response.raise_for_status()
-            return response.status_code
-
-        bar = tqdm(total=len(orders), desc="orders", unit="order", file=sys.stderr, disable=None)
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for _ in pool.map(post, orders):
-                bar.update()
-        bar.close()
+        _place_orders(session, base, tenant, now, subscribers)
         orders_s = time.monotonic() - started
-        end = (now + relativedelta(months=months)).date()
-        days = (end - now.date()).days
         bank = SimulatedBank(azurite.connection_string, tenant, account="86011117947")
-        bar = tqdm(total=days, desc="days", unit="day", file=sys.stderr, disable=None)
-        day = now.date()
-        paid = 0
-        while day < end:
-            bank.learn()
-            paid += bank.pay(day)  # today's OCR file; the next tick's drain imports it
-            day += timedelta(days=1)
-            host.tick(day)
-            bar.update()
-        bar.close()
+        paid = _live(host, bank, now.date(), end)
         summary = session.get(f"{base}/merchant/reports/summary", headers=auth).json()
         reports = session.get(f"{base}/merchant/payments/imports", headers=auth).json()
     finally:
         host.shutdown()
         azurite.stop()
-    first, last, issued = summary["invoice_number_first"], summary["invoice_number_last"], summary["invoices_issued"]
-    # invoices and credit notes share one series: every number from first to last, none twice
-    consecutive = summary["number_series_gapless"] and (issued == 0 or last - first + 1 == issued
-                                                        + summary["credit_notes"])
-    # the ledger is what was paid, credited and written off less what was invoiced, charged and fees
-    balanced = summary["ledger_balance_minor_total"] == (
-        summary["amount_paid_minor"] + summary["amount_credited_minor"] + summary["amount_written_off_minor"]
-        - summary["amount_invoiced_minor"] - summary["amount_charged_minor"] - summary["reminder_fees_minor"]
-        - summary["amount_reversed_minor"])
     imports = import_totals(reports)
-    # every record the bank sent landed in exactly one place, each file's report adds up to its
-    # control totals, and a file sent twice booked nothing the second time
-    accounted = (imports["import_records"] == bank.records and imports["imports_add_up"]
-                 and imports["import_booked"] + imports["import_already_booked"] == summary["payments_booked"]
-                 and imports["import_set_aside"] == summary["requires_processing"]
-                 and imports["import_duplicate_files"] == bank.resent)
+    checks = _checks(summary, imports, bank)
     return {
         "tenant": tenant,
         "orders_placed": subscribers,
         "subscribers": summary["subscribers"],
         "subscriptions_active": summary["subscriptions_active"],
-        "invoices_issued": issued,
-        "invoice_number_first": first,
-        "invoice_number_last": last,
+        "invoices_issued": summary["invoices_issued"],
+        "invoice_number_first": summary["invoice_number_first"],
+        "invoice_number_last": summary["invoice_number_last"],
         "amount_invoiced_minor": summary["amount_invoiced_minor"],
         "currency": summary["currency"],
         "ledger_balance_minor_total": summary["ledger_balance_minor_total"],
@@ -179,6 +143,60 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
         "clock_end": end.isoformat(),
         "orders_s": round(orders_s, 2),
         "elapsed_s": round(time.monotonic() - started, 2),
-        "checks": {"number_series": consecutive, "ledger": balanced, "bank_records": accounted},
-        "consistent": consecutive and balanced and accounted,
+        "checks": checks,
+        "consistent": all(checks.values()),
     }
+
+
+def _place_orders(session: requests.Session, base: str, tenant: str, now: datetime, subscribers: int) -> None:
+    """Each customer posts the sales poster's form from an address of their own, 8 at a time."""
+    rng = random.Random(2026)
+    orders = [_order(i, tenant, now, rng) for i in range(1, subscribers + 1)]
+
+    def post(order: dict[str, Any]) -> int:
+        client = zlib.crc32(order["email"].encode()) & 0xFFFFFF
+        headers = {"X-Forwarded-For": f"10.{client >> 16}.{(client >> 8) & 255}.{client & 255}"}
+        response = session.post(f"{base}/salesposter/{tenant}/orders", data=order, headers=headers)  # a form post
+        response.raise_for_status()
+        return response.status_code
+
+    bar = tqdm(total=len(orders), desc="orders", unit="order", file=sys.stderr, disable=None)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in pool.map(post, orders):
+            bar.update()
+    bar.close()
+
+
+def _live(host: Any, bank: SimulatedBank, day: date, end: date) -> int:
+    """Day after day until ``end``: the bank's OCR file of the day, then the host's tick (which
+    imports it and runs the timers). Returns the payments the bank sent."""
+    bar = tqdm(total=(end - day).days, desc="days", unit="day", file=sys.stderr, disable=None)
+    paid = 0
+    while day < end:
+        bank.learn()
+        paid += bank.pay(day)  # today's OCR file; the next tick's drain imports it
+        day += timedelta(days=1)
+        host.tick(day)
+        bar.update()
+    bar.close()
+    return paid
+
+
+def _checks(summary: dict[str, Any], imports: dict[str, Any], bank: SimulatedBank) -> dict[str, bool]:
+    """What must hold whatever the figures are."""
+    first, last, issued = summary["invoice_number_first"], summary["invoice_number_last"], summary["invoices_issued"]
+    # invoices and credit notes share one series: every number from first to last, none twice
+    consecutive = summary["number_series_gapless"] and (issued == 0 or last - first + 1 == issued
+                                                        + summary["credit_notes"])
+    # the ledger is what was paid, credited and written off less what was invoiced, charged and fees
+    balanced = summary["ledger_balance_minor_total"] == (
+        summary["amount_paid_minor"] + summary["amount_credited_minor"] + summary["amount_written_off_minor"]
+        - summary["amount_invoiced_minor"] - summary["amount_charged_minor"] - summary["reminder_fees_minor"]
+        - summary["amount_reversed_minor"])
+    # every record the bank sent landed in exactly one place, each file's report adds up to its
+    # control totals, and a file sent twice booked nothing the second time
+    accounted = (imports["import_records"] == bank.records and imports["imports_add_up"]
+                 and imports["import_booked"] + imports["import_already_booked"] == summary["payments_booked"]
+                 and imports["import_set_aside"] == summary["requires_processing"]
+                 and imports["import_duplicate_files"] == bank.resent)
+    return {"number_series": bool(consecutive), "ledger": balanced, "bank_records": accounted}
