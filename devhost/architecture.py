@@ -54,6 +54,11 @@ RULES = (
          lambda m: under(m, "shared.formats"),
          lambda i: (under(i, *OURS) and not under(i, "shared.formats", "shared.domain"))
          or under(i, "azure", "requests")),
+    Rule("shared.documents imports nothing of ours outside shared.documents and shared.domain, and no Azure "
+         "SDK or requests",
+         lambda m: under(m, "shared.documents"),
+         lambda i: (under(i, *OURS) and not under(i, "shared.documents", "shared.domain"))
+         or under(i, "azure", "requests")),
     Rule("shared.ports imports nothing of ours but shared.domain and shared.formats (the values the ports "
          "speak in)",
          lambda m: m == "shared.ports",
@@ -80,6 +85,7 @@ LAYERS = (
     ("shared.ports", "ports", "what the service layer needs from the world, and the errors it understands"),
     ("shared.adapters", "shared.adapters (Azure)", "Table Storage, queues, blobs, tokens"),
     ("shared.formats", "shared.formats (bank files)", "readers and writers of the banks' file formats"),
+    ("shared.documents", "shared.documents (renderers)", "documents as PDF and EHF bytes; pure"),
     ("shared.domain", "shared.domain (pure)", "values and decisions; no I/O, no clock, mypy --strict"),
     ("shared", "shared (other)", "what the layers share"),
 )

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from .catalogue import Catalogue, DunningProcess, PaymentType
+from .catalogue import Catalogue, DunningProcess, Organization, PaymentType
 from .demands import DemandTerms, OpenDemand
 from .dunning import Reminder
 from .events import (
@@ -38,6 +38,7 @@ from .invoicing import (
 )
 from .kid import CheckDigitUnavailable, KidScheme
 from .ledger import EntryKind, LedgerEntry, VatPart, invoice_entry
+from .letters import Letter, letter_for
 from .limits import check_minor
 from .payments import BookedPayment, PaymentKind, PaymentState, ReceivedPayment
 from .settlement import Allocation, SettlementPolicy, match, settle
@@ -93,6 +94,7 @@ class ReminderDocument:
     organization_id: str
     currency: str
     subscription_id: str
+    letter: Letter | None = None  # what its document says besides the demand (None: sent before documents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,11 @@ class Account:
 
     def open_total(self, organization_id: str) -> int:
         return sum(d.open_minor for d in self.open_demands.values() if d.terms.organization_id == organization_id)
+
+    def letter(self, org: Organization, subscription: Subscription | None) -> Letter:
+        """The letter of a demand this organisation issues now (for a subscription, if any)."""
+        mandate = self.mandates.get(org.id)
+        return letter_for(self.subscriber, org, subscription, mandate is not None and mandate.active)
 
     def unbilled_debt(self, organization_id: str) -> int:
         """What the subscriber owes on the ledger that no open invoice or reminder asks for."""
@@ -222,7 +229,8 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
         credit = max(0, balances.get(org.id, 0) + owed)  # money on the ledger no demand has used
         if draft.kind is DocumentKind.BALANCE:
             credit = 0
-        invoice = Invoice(numbers[draft.natural_key], demand_no, kid, draft, min(credit, max(draft.total_minor, 0)))
+        invoice = Invoice(numbers[draft.natural_key], demand_no, kid, draft, min(credit, max(draft.total_minor, 0)),
+                          account.letter(org, subs.get(draft.subscription_id)))
         invoices.append(invoice)
         if draft.kind is not DocumentKind.BALANCE:
             ledger.append(invoice_entry(seq, org.id, org.currency, booked, invoice.number, invoice.total_minor,

@@ -103,6 +103,39 @@ class PaymentType(StrEnum):
             raise CatalogueError(f"unknown payment type {code!r}") from None
 
 
+class Channel(StrEnum):
+    """How a document reaches the subscriber (manual 16: Invoice, Email, EHF; 6.19 SMS)."""
+
+    EMAIL = "email"  # the PDF attached, with a short HTML and text body
+    EHF = "ehf"  # PEPPOL BIS Billing 3.0 through an access point (organisations only)
+    PRINT = "print"  # the daily print batch; the channel of last resort
+    SMS = "sms"  # a text with a time-limited link to the PDF
+
+
+COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
+LANGUAGES = ("nb", "sv", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Branding:
+    """The organisation's look on its documents (C1, L7)."""
+
+    logo_blob: str | None = None  # a PNG or JPEG in the ``branding`` container, under ``{tenant}/``
+    colour: str = "#1F3A5F"  # #RRGGBB
+    footer: str = ""
+    contact_email: str | None = None
+    contact_phone: str | None = None
+
+    def check_bounds(self, what: str) -> None:
+        if self.logo_blob is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,100}\.(png|jpg|jpeg)", self.logo_blob):
+            raise CatalogueError(f"{what}: branding logo_blob must be a file name ending in .png, .jpg or .jpeg")
+        if not COLOUR.fullmatch(self.colour):
+            raise CatalogueError(f"{what}: branding colour must be #RRGGBB")
+        _text(f"{what}: branding footer", self.footer, 500)
+        _text(f"{what}: branding contact_email", self.contact_email, 254)
+        _text(f"{what}: branding contact_phone", self.contact_phone, 32)
+
+
 class FeeTaxPolicy(StrEnum):
     """Manual 7.18: fee VAT follows the products ("distributional") or the fee has none."""
 
@@ -125,6 +158,16 @@ class Organization:
     manual_payment_approval: bool = False  # manual 10.2: identified payments then await approval
     order_blockage_minor: int | None = None  # manual 6.9: owing this much or more blocks new orders
     stop_codes: tuple[str, ...] = ()  # manual 6.13: when set, a stop must give one of these
+    address: str | None = None  # the seller's address on documents (L7)
+    postal_code: str | None = None
+    city: str | None = None
+    vat_registered: bool = True  # NO: "MVA" after the organisation number; SE: the VAT number shown
+    company: bool = True  # NO: "Foretaksregisteret" (registered in the Register of Business Enterprises)
+    vat_number: str | None = None  # SE: "SE" + organisation number + "01"; NO: derived when None
+    language: str = ""  # of its documents: nb, sv or en; "" follows the country
+    branding: Branding = field(default_factory=Branding)
+    document_channel: Channel = Channel.EMAIL  # the default delivery channel (L7, D3)
+    ehf_enabled: bool = False  # manual 7.12: EHF to subscribers with an organisation number
 
     def __post_init__(self) -> None:
         if self.currency not in CURRENCIES:
@@ -139,8 +182,13 @@ class Organization:
         if not re.fullmatch(r"[A-Z]{2}", self.country):
             raise CatalogueError(f"{what}: country must be an ISO 3166 code of two capital letters")
         _text(f"{what}: name", self.name, 200, 1)
-        for name in ("organization_number", "bank_account", "ocr_agreement_id"):
+        for name in ("organization_number", "bank_account", "ocr_agreement_id", "vat_number", "postal_code"):
             _text(f"{what}: {name}", getattr(self, name), 64)
+        _text(f"{what}: address", self.address, 200)
+        _text(f"{what}: city", self.city, 100)
+        if self.language not in ("", *LANGUAGES):
+            raise CatalogueError(f"{what}: language must be one of nb, sv, en (or empty: by country)")
+        self.branding.check_bounds(what)
         _id(f"{what}: invoice_series", self.invoice_series)
         _between(f"{what}: order_blockage_minor", self.order_blockage_minor, 0, MAX_MINOR)
         _count(f"{what}: stop_codes", self.stop_codes, 100)

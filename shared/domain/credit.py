@@ -26,6 +26,7 @@ from .catalogue import Catalogue, CatalogueError
 from .events import BalanceWrittenOff, CorrectionAdded, CreditNoteIssued
 from .invoicing import CreditNote, DocumentKind, Invoice, InvoiceDraft, InvoiceLine, summary_lines, vat_parts
 from .ledger import EntryKind, LedgerEntry, VatPart, merge_vat
+from .letters import Letter
 
 Number = Callable[[str, str], int]  # (organization id, natural key) -> invoice number
 
@@ -53,12 +54,13 @@ class CreditInvoice:
     lines: tuple[InvoiceLine, ...]  # what the credit note negates
     reason: str
     keep_fees: bool = False
+    letter: Letter | None = None  # the credited invoice's: the credit note is addressed as it was
 
     @classmethod
     def of(cls, invoice: Invoice, reason: str, keep_fees: bool = False) -> CreditInvoice:
         d = invoice.draft
         return cls(invoice.number, invoice.demand_no, d.organization_id, d.currency, d.subscription_id,
-                   invoice.total_minor, d.kind, d.lines, reason, keep_fees)
+                   invoice.total_minor, d.kind, d.lines, reason, keep_fees, invoice.letter)
 
 
 def credit_invoice(account: Account, command: CreditInvoice, today: date, number: Number) -> Changes:
@@ -76,7 +78,8 @@ def credit_invoice(account: Account, command: CreditInvoice, today: date, number
         raise ValueError(f"the lines given for invoice {c.invoice_number} do not sum to its total {c.total_minor}")
     credited = tuple(-li for li in c.lines)
     note = CreditNote(number(c.organization_id, credit_note_key(c.invoice_number)), c.invoice_number, c.demand_no,
-                      c.organization_id, c.currency, c.subscription_id, today, c.total_minor, c.reason, credited)
+                      c.organization_id, c.currency, c.subscription_id, today, c.total_minor, c.reason, credited,
+                      c.letter)
     seq = account.next_ledger_seq
     entries = [LedgerEntry(seq, c.organization_id, c.currency, today, EntryKind.CREDIT_NOTE, c.total_minor,
                            str(c.invoice_number), f"Credit note {note.number} for invoice {c.invoice_number}",

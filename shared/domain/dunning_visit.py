@@ -104,8 +104,9 @@ def remind(account: Account, catalogue: Catalogue, demand: OpenDemand, process: 
     balances = {**account.balances, org.id: account.balances.get(org.id, 0) - reminder.fee_minor}
     new = replace(account, open_demands={**account.open_demands, demand.demand_no: updated}, balances=balances,
                   next_demand_no=demand_no + 1, next_ledger_seq=seq + len(ledger))
+    letter = account.letter(org, account.subscriptions.get(demand.terms.subscription_id))
     doc = ReminderDocument(reminder, demand.terms.invoice_number, demand.demand_no, org.id, org.currency,
-                           demand.terms.subscription_id)
+                           demand.terms.subscription_id, letter)
     channel, to = addressed(account, process)
     event = ReminderIssued(
         f"reminder.{org.id}.{demand.terms.invoice_number}.{reminder.step}", subscriber_no=account.number,

@@ -22,6 +22,7 @@ from enum import StrEnum
 from .calendar import Period
 from .catalogue import BillingPlan, FeeTaxPolicy, Organization, Product
 from .ledger import VatPart, merge_vat
+from .letters import Letter
 from .limits import ValueOutOfRange, check_days, check_minor
 from .money import allocate, vat_of_gross
 from .subscriptions import Subscription
@@ -149,6 +150,7 @@ class Invoice:
     kid: str
     draft: InvoiceDraft
     credit_applied_minor: int = 0
+    letter: Letter | None = None  # what its document says besides the demand (None: issued before documents)
 
     @property
     def total_minor(self) -> int:
@@ -173,6 +175,7 @@ class CreditNote:
     total_minor: int  # the amount credited, positive
     reason: str
     lines: tuple[InvoiceLine, ...] = ()  # the credited invoice's lines, negated: they sum to -total_minor
+    letter: Letter | None = None  # the credited invoice's (None: issued before documents)
 
     @property
     def vat(self) -> tuple[VatPart, ...]:

@@ -13,9 +13,10 @@ from datetime import date
 from enum import StrEnum
 
 from stdnum.no import orgnr
+from stdnum.se import orgnr as se_orgnr
 
 from .calendar import Frequency, Period, cadence_key, period
-from .catalogue import PaymentType
+from .catalogue import Channel, PaymentType
 
 
 class SubscriberError(ValueError):
@@ -40,7 +41,8 @@ class Subscriber:
             raise SubscriberError("subscriber number must be positive")
         if "@" not in self.email:
             raise SubscriberError(f"not an e-mail address: {self.email!r}")
-        if self.organization_number is not None and not orgnr.is_valid(self.organization_number):
+        valid = se_orgnr.is_valid if self.country == "SE" else orgnr.is_valid
+        if self.organization_number is not None and not valid(self.organization_number):
             raise SubscriberError(f"invalid organisation number {self.organization_number!r}")
 
     def searchable_text(self) -> str:
@@ -79,6 +81,8 @@ class Subscription:
     stop_reason: str = ""
     scheduled_start: bool = False  # a restart after a pause: the first invoice comes lead days ahead, too
     resumes: str | None = None  # the paused subscription this one restarts
+    delivery: Channel | None = None  # how its documents go (manual 16); None: the organisation's default
+    buyer_reference: str = ""  # the subscriber's own order reference, shown on invoices (EHF BuyerReference)
 
     def renewal_on(self, day: date) -> date:
         """The renewal date of the period ongoing on ``day``: its end (the start, before the start)."""
