@@ -350,6 +350,32 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
+# ---- documents (L7, D3) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrintItem:
+    """A document handed to the print channel: it goes into the organisation's print batch
+    of ``day`` (in postal-code order, then subscriber and document)."""
+
+    organization_id: str
+    subscriber_no: int
+    document_id: str
+    postal_code: str  # "" when the subscriber has none: such letters sort first, for a person to look at
+    name: str  # the addressee, for the manifest
+
+
+class PrintQueue(Protocol):
+    """The documents waiting for a day's print batch, per tenant (an index table: the batch
+    never scans subscribers). Adding the same item twice keeps one."""
+
+    def add(self, tenant: str, day: date, item: PrintItem) -> None: ...
+    def items(self, tenant: str, day: date, organization_id: str) -> Iterator[PrintItem]:
+        """The organisation's items of ``day`` in print order, streamed (not all held at once)."""
+        ...
+    def organizations(self, tenant: str, day: date) -> list[str]: ...
+
+
 # ---- payment providers (the seam for Vipps MobilePay Recurring and Swedbank Pay) -----------------
 
 
