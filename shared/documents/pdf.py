@@ -33,13 +33,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import reportlab
-from reportlab.lib.colors import Color, HexColor, black
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.utils import ImageReader
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.pdfgen.canvas import Canvas
+import reportlab  # type: ignore[import-untyped]  # reportlab ships no type hints
+from reportlab.lib.colors import Color, HexColor, black  # type: ignore[import-untyped]  # reportlab ships no type hints
+from reportlab.lib.pagesizes import A4  # type: ignore[import-untyped]  # reportlab ships no type hints
+from reportlab.lib.utils import ImageReader  # type: ignore[import-untyped]  # reportlab ships no type hints
+from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]  # reportlab ships no type hints
+from reportlab.pdfbase.ttfonts import TTFont  # type: ignore[import-untyped]  # reportlab ships no type hints
+from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]  # reportlab ships no type hints
 
 from shared.domain.documents import Document, Kind
 from shared.domain.letters import TEMPLATE_VERSION, Language, PaymentMethod, Seller
@@ -69,7 +69,7 @@ PAYMENT_HEIGHT = 96.0
 
 
 def width(s: str, font: str = FONT, size: float = SIZE) -> float:
-    return pdfmetrics.stringWidth(s, font, size)
+    return float(pdfmetrics.stringWidth(s, font, size))
 
 
 def wrap(s: str, limit: float, font: str = FONT, size: float = SIZE) -> list[str]:
@@ -247,7 +247,7 @@ class _Renderer:
         return pages
 
     def continuation_top(self) -> float:
-        return HEIGHT - BAND - 56
+        return float(HEIGHT - BAND - 56)
 
     # --- drawing -------------------------------------------------------------------------
     def render(self) -> bytes:
@@ -321,8 +321,8 @@ class _Renderer:
                 label = self.t("preview")
                 c.setFillColor(PREVIEW_RED)
                 c.setFont(BOLD, 10)
-                w = width(label, BOLD, 10)
-                c.roundRect(RIGHT - w - 12, y - 16, w + 12, 18, 3, stroke=1, fill=0)
+                label_width = width(label, BOLD, 10)
+                c.roundRect(RIGHT - label_width - 12, y - 16, label_width + 12, 18, 3, stroke=1, fill=0)
                 c.drawRightString(RIGHT - 6, y - 11, label)
                 c.setFillColor(black)
             y -= 24
