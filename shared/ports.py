@@ -646,3 +646,6 @@ class DocumentFiles(Protocol):
     def link(self, tenant: str, subscriber_no: int, document_id: str, suffix: str, valid_for: timedelta) -> str:
         """A URL that reads the file until ``valid_for`` from now (the storage service's clock)."""
         ...
+    def logo(self, tenant: str, name: str) -> bytes | None:
+        """The organisation's logo (``Branding.logo_blob``), None if there is none."""
+        ...

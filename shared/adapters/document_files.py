@@ -21,6 +21,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, ContentSettings, generate_blob_sas
 
 CONTAINER = "documents"
+BRANDING = "branding"  # logos: ``{tenant}/{Branding.logo_blob}``
 SKEW = timedelta(minutes=5)
 
 
@@ -64,3 +65,9 @@ class BlobDocumentFiles:
             sas = generate_blob_sas(account, CONTAINER, name, user_delegation_key=delegation,
                                     permission=BlobSasPermissions(read=True), expiry=expiry, start=start)
         return f"{self.container.get_blob_client(name).url}?{sas}"
+
+    def logo(self, tenant: str, name: str) -> bytes | None:
+        try:
+            return self.service.get_blob_client(BRANDING, f"{tenant}/{name}").download_blob().readall()
+        except ResourceNotFoundError:
+            return None
