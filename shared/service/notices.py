@@ -58,6 +58,10 @@ def what(document: Document) -> str:
     return f"{title} {document.number}"
 
 
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
 def _amount_line(document: Document) -> str:
     lang, letter = document.letter.language, document.letter
     money = texts.amount(abs(document.amount_due_minor or document.total_minor), document.currency, lang)
@@ -75,7 +79,8 @@ def mail(document: Document) -> MailText:
     lang, letter = document.letter.language, document.letter
     seller = letter.seller.party.name
     paragraphs = [phrase(lang, "greeting", name=letter.buyer.name),
-                  phrase(lang, "attached", what=what(document), seller=seller), _amount_line(document)]
+                  phrase(lang, "attached", what=_lower_first(what(document)), seller=seller),
+                  _amount_line(document)]
     if document.kind is Kind.STOP_NOTICE and document.stop_date:
         paragraphs.append(texts.text(lang, "stop_text").format(date=texts.day(document.stop_date, lang)))
     paragraphs.append(phrase(lang, "questions"))
