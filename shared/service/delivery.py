@@ -98,7 +98,7 @@ from .isolation import reason, record
 logger = logging.getLogger(__name__)
 TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 
-DELIVERY_RUN = "delivery"  # attention rows: a delivery that failed, or a message that could not be handled
+DELIVERY_RUN = "notice"  # attention rows: a delivery that failed, or a message that could not be handled
 LEASE = timedelta(seconds=60)  # a claim older than this belongs to a handler that died (sends time out at 20 s)
 WAIT = 5.0  # seconds a copy of a message waits for the handler that holds the claim
 LINK_VALID = timedelta(days=30)  # how long an SMS link reads the PDF
@@ -147,6 +147,7 @@ def deliver(ctx: Context, message_id: str, body: dict[str, Any], delivery_count:
 
 
 def _deliver(ctx: Context, message_id: str, body: dict[str, Any], last: bool) -> list[Delivery]:
+    body["tenant"], body["payload"]["subscriber_no"]
     event = event_of(BusMessage(message_id, body))
     if not isinstance(event, (InvoiceIssued, CreditNoteIssued, ReminderIssued, PaymentStopNotice)):
         return []  # not a document
