@@ -85,6 +85,12 @@ def newspaper(price: int = 39900, rate: int = 0, copies: int = 1, name: str = "A
     return line(name, copies, price, rate, "avis", MONTH)
 
 
+def tiny_lines(n: int) -> list[InvoiceLine]:
+    """``n`` lines of 0.03 at 25 %: each has 0.01 VAT, so taxable x rate (0.005 per line)
+    falls behind the VAT we charged by half an øre per line."""
+    return [line(f"Sample {i}", 1, 3, 2500) for i in range(n)]
+
+
 def invoices() -> dict[str, Invoice]:
     """The invoice cases: each name says what it shows."""
     products = [newspaper(34900, 2500, 1, "Kryssord-appen"), newspaper(12300, 1500, 3, "Matkasse"),
@@ -111,6 +117,11 @@ def invoices() -> dict[str, Invoice]:
             [newspaper(19900, 600), newspaper(9900, 2500, 1, "Korsord"), newspaper(5000, 0, 1, "Medlemsblad")],
             letter(SE_ORG, SE_BUYER, buyer_reference="Inköp 7")),
         "se-to-no-buyer": invoice([newspaper(19900, 1200, 2)], letter(SE_ORG, NO_BUYER)),
+        # BR-CO-17's tolerance: lines of 0.03 at 25 % each carry 0.01 VAT, half an øre more
+        # than their taxable 0.02 x 25 %: 5 such lines are 0.03 apart (the package's own
+        # tolerance is 0.01, the official one under 1.00), 199 lines are 0.99 apart
+        "no-br-co-17-5-lines": invoice(tiny_lines(5), letter(), 1011, kind=DocumentKind.ADDITIONAL),
+        "no-br-co-17-199-lines": invoice(tiny_lines(199), letter(), 1012, kind=DocumentKind.ADDITIONAL),
     }
 
 
