@@ -15,7 +15,7 @@ from pathlib import Path
 
 from shared.documents.ehf import render_ehf
 from shared.domain.calendar import Period
-from shared.domain.catalogue import FeeTaxPolicy, Frequency, Organization, PaymentType
+from shared.domain.catalogue import Branding, FeeTaxPolicy, Frequency, Organization, PaymentType
 from shared.domain.documents import Document, of_credit_note, of_invoice
 from shared.domain.invoicing import CreditNote, DocumentKind, Invoice, InvoiceDraft, InvoiceLine, fee_lines, line
 from shared.domain.letters import Letter, letter_for
@@ -47,7 +47,8 @@ PDF = tiny_pdf()
 assert zlib.crc32(PDF)  # the same bytes every run (no dates, no ids)
 
 NO_ORG = Organization("avisa", "Avisa Nordvest AS", "NOK", organization_number="974760673",
-                      bank_account="8601.11.17947", address="Storgata 1", postal_code="6413", city="Molde")
+                      bank_account="8601.11.17947", address="Storgata 1", postal_code="6413", city="Molde",
+                      branding=Branding(contact_email="faktura@avisa.no", contact_phone="+47 71 00 00 00"))
 SE_ORG = Organization("tidning", "Tidningen Norrland AB", "SEK", time_zone="Europe/Stockholm", country="SE",
                       organization_number="556036-0793", bank_account="5050-1055", address="Storgatan 2",
                       postal_code="90326", city="Umeå")

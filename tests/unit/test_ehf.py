@@ -415,6 +415,20 @@ def test_peppol_r008_no_empty_elements_when_addresses_and_texts_are_missing() ->
     assert fatal(xml) == []
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.text(), st.text(), st.text(), st.text(), st.text())
+def test_peppol_r008_any_text_becomes_valid_xml_without_empty_elements(
+        name: str, address: str, description: str, reference: str, product: str) -> None:
+    """Names, addresses, descriptions and references are free text: characters XML cannot
+    hold are dropped and nothing leaves an element empty (BR-06/07, BT-153 need text)."""
+    buyer = Subscriber(7, name, "b@a.no", address=address, city=name, postal_code=reference,
+                       organization_number="923609016")
+    doc = issued([line(description, 1, 10000, 2500, product or None)], letter(buyer=buyer, buyer_reference=reference))
+    xml = render_ehf(doc, PDF)
+    assert xpath(xml, "//*[not(*) and not(normalize-space())]") == []
+    assert fatal(xml) == []
+
+
 def test_render_is_deterministic() -> None:
     doc = SAMPLES["invoice-se-25-6-0-exempt-bankgiro"]
     assert render_ehf(doc, PDF) == render_ehf(dataclasses.replace(doc), PDF)
