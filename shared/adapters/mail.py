@@ -111,8 +111,17 @@ class AcsMailer:
 
     @classmethod
     def from_connection_string(cls, conn: str, polling_interval: float = 2.0) -> AcsMailer:
+        """The client of an ACS connection string (``endpoint=https://...;accesskey=...``). The
+        SDK's own parser always makes the endpoint https; an ``http://`` endpoint (a loopback
+        simulator in the tests) is kept as given."""
         from azure.communication.email import EmailClient
+        from azure.core.credentials import AzureKeyCredential
 
+        parts = {k.lower(): v for k, _, v in (p.partition("=") for p in conn.split(";") if p)}
+        endpoint = parts.get("endpoint", "")
+        if endpoint.startswith("http://"):
+            return cls(EmailClient(endpoint.rstrip("/"), AzureKeyCredential(parts.get("accesskey", ""))),
+                       polling_interval)
         return cls(EmailClient.from_connection_string(conn), polling_interval)
 
     def send(self, mail: Mail) -> str:

@@ -61,6 +61,7 @@ from typing import Any
 
 from ..adapters.bus import event_of
 from ..adapters.codec import dumps, loads
+from ..documents.ehf import can_be_ehf, render_ehf
 from ..documents.pdf import render_pdf
 from ..domain.account import Account
 from ..domain.calendar import local_date
@@ -330,9 +331,6 @@ def _found_by_id(ctx: Context, tenant: str, subscriber_no: int, document_id: str
 # ---- choosing the channel ------------------------------------------------------------------------
 
 
-EHF_KINDS = (Kind.INVOICE, Kind.ADDITIONAL, Kind.BALANCE, Kind.CREDIT_NOTE)
-
-
 def ehf_scheme(country: str) -> str:
     """The PEPPOL endpoint scheme of an organisation number: 0007 in Sweden, 0192 in Norway."""
     return "0007" if country == "SE" else "0192"
@@ -345,11 +343,9 @@ def route(ctx: Context, tenant: str, found: Found, event_channel: str | None, ev
         return Channel.SMS, event_to or account.subscriber.phone or ""
     subscriber = account.subscriber
     orgnr = subscriber.organization_number
-    can_receive = bool(org.ehf_enabled and orgnr and document.kind in EHF_KINDS
+    can_receive = bool(org.ehf_enabled and orgnr and can_be_ehf(document)
                        and ctx.access_point.can_receive(tenant, ehf_scheme(subscriber.country), orgnr))
     channel = choose_channel(org, subscriber, account.subscriptions.get(found.subscription_id or ""), can_receive)
-    if channel is Channel.EHF and document.kind not in EHF_KINDS:
-        channel = Channel.EMAIL
     return channel, _address(found, channel, event_to if event_channel == Channel.EMAIL else "")
 
 
@@ -501,8 +497,6 @@ def _sms(ctx: Context, tenant: str, found: Found, to: str, attempt: int) -> str:
 
 
 def _ehf(ctx: Context, tenant: str, found: Found) -> str:
-    from ..documents.ehf import render_ehf
-
     number, document = found.account.number, found.document
     pdf = pdf_of(ctx, tenant, found)
     ubl = render_ehf(document, pdf)
