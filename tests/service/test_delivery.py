@@ -245,3 +245,35 @@ def test_a_message_about_a_subscriber_that_does_not_exist_is_set_aside_not_retri
     assert run(message) is None
     row = ctx.attention.find(shop, DELIVERY_RUN, 4242, message.id)
     assert row is not None and "4242" in row.reason
+
+
+# ---- a handler that dies at any step -------------------------------------------------------------
+
+STEPS = [("claim", "deliveries"), ("send", "mailer"), ("update", "deliveries")]
+
+
+@pytest.mark.parametrize(("method", "port"), STEPS, ids=[f"{p}.{m}" for m, p in STEPS])
+def test_a_handler_that_dies_at_any_step_is_finished_by_the_redelivery_with_one_mail(
+        fake_ctx: Any, method: str, port: str) -> None:
+    """Fault injection at each step of a delivery (before the claim, before the mail goes,
+    after it went and before the row says so); the bus then delivers the message again
+    after the claim went stale. One mail every time, but in the window between sending and
+    recording, where the repeat is the same message (the same Message-ID)."""
+    from devhost.builders import install_catalogue
+
+    from shared.ports import Unavailable
+
+    ctx = fake_ctx
+    install_catalogue(ctx, "shop")
+    placed = place_order(ctx, order("shop", 1))
+    (message,) = ctx.bus.take(NOTICES)
+    getattr(ctx, port).inject(method, Unavailable("the process died here"))
+    with pytest.raises(Unavailable):
+        delivery.deliver(ctx, message.id, message.body)
+    ctx.clock.set(ctx.clock.now() + LEASE + timedelta(seconds=1))
+    (row,) = delivery.deliver(ctx, message.id, message.body, delivery_count=2)
+    assert row.status is DeliveryStatus.SENT
+    delivery.deliver(ctx, message.id, message.body, delivery_count=3)  # and once more: nothing
+    ids = [m.message_id for m in ctx.mailer.sent]
+    assert ids == [row.provider_id] * (2 if method == "update" else 1)
+    assert [d.status for d in delivery.log(ctx, "shop", placed.subscriber_no)] == [DeliveryStatus.SENT]
