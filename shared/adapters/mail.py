@@ -137,8 +137,8 @@ class AcsMailer:
             raise MailRefused(f"ACS Email answered {status}: {_text(exc.reason or '')}") from None
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise MailUnavailable(f"ACS Email not reached: {type(exc).__name__}") from None
-        status = (result or {}).get("status")
-        if status != "Succeeded":
-            error = (result or {}).get("error") or {}
-            raise MailRefused(f"ACS Email operation {status}: {_text(str(error.get('message') or ''))}")
-        return str(result.get("id") or op)
+        outcome: dict[str, Any] = result or {}
+        if outcome.get("status") != "Succeeded":
+            error = outcome.get("error") or {}
+            raise MailRefused(f"ACS Email operation {outcome.get('status')}: {_text(str(error.get('message') or ''))}")
+        return str(outcome.get("id") or op)

@@ -52,6 +52,7 @@ attempt (attempt + 1) on the channel given or chosen, to the address given if an
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -60,7 +61,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ..adapters.bus import event_of
-from ..adapters.codec import dumps, loads
+from ..adapters.codec import loads, to_jsonable
 from ..documents.ehf import can_be_ehf, render_ehf
 from ..documents.pdf import render_pdf
 from ..domain.account import Account
@@ -287,7 +288,8 @@ def _stop_notice(ctx: Context, tenant: str, account: Account, catalogue: Catalog
     subscription_id = demand.terms.subscription_id if demand else None
     letter = letter_of(account, catalogue, org.id, subscription_id or "", None)
     document = of_stop_notice(event, letter)
-    ctx.document_files.put(tenant, account.number, document.id, "json", dumps(document).encode(),
+    kept = {"organization_id": org.id, "subscription_id": subscription_id, "document": to_jsonable(document)}
+    ctx.document_files.put(tenant, account.number, document.id, "json", json.dumps(kept).encode(),
                            "application/json")
     return Found(document, account, org, subscription_id)
 
@@ -318,13 +320,10 @@ def _found_by_id(ctx: Context, tenant: str, subscriber_no: int, document_id: str
                          _organization(catalogue, note.organization_id), note.subscription_id)
     elif kind == "stp" and key.isdigit():
         stored = ctx.document_files.get(tenant, subscriber_no, document_id, "json")
-        if stored is not None:
-            document = loads(Document, stored)
-            demand = next((d for d in account.open_demands.values() if d.terms.invoice_number == document.number),
-                          None)
-            org_id = demand.terms.organization_id if demand else next(iter(catalogue.organizations))
-            return Found(document, account, _organization(catalogue, org_id),
-                         demand.terms.subscription_id if demand else None)
+        if stored is not None:  # kept when the notice was first delivered
+            kept = json.loads(stored)
+            return Found(loads(Document, json.dumps(kept["document"])), account,
+                         _organization(catalogue, kept["organization_id"]), kept["subscription_id"])
     raise NotFound(f"subscriber {subscriber_no} has no document {document_id}")
 
 

@@ -277,3 +277,41 @@ def test_a_handler_that_dies_at_any_step_is_finished_by_the_redelivery_with_one_
     ids = [m.message_id for m in ctx.mailer.sent]
     assert ids == [row.provider_id] * (2 if method == "update" else 1)
     assert [d.status for d in delivery.log(ctx, "shop", placed.subscriber_no)] == [DeliveryStatus.SENT]
+
+
+def stop_notice(tenant: str, subscriber_no: int, channel: str = "email", to: str = "kari1@example.no") -> BusMessage:
+    from shared.adapters.bus import event_message
+    from shared.domain.dunning import NoticeChannel
+    from shared.domain.events import PaymentStopNotice
+
+    event = PaymentStopNotice(
+        "stop-notice.avisa.1", subscriber_no=subscriber_no, name="Kari Nordmann 1", day=date(2026, 2, 4),
+        channel=NoticeChannel(channel), to=to, organization_id="avisa", organization_name="Avisa Nordvest AS",
+        invoice_number=1, kid="000100000000016", currency="NOK", bank_account="86011117947",
+        stop_date=date(2026, 2, 9), owed_minor=38300)
+    return event_message(tenant, event)
+
+
+def test_a_stop_notice_is_mailed_as_its_document_and_resent_as_it_was(ctx: Context, shop: str,
+                                                                      mailbox: Mailbox) -> None:
+    placed = place_order(ctx, order(shop, 1))
+    notices(ctx)
+    (row,) = run(stop_notice(shop, placed.subscriber_no))
+    assert (row.document_id, row.status) == ("stp-0000000001", DeliveryStatus.SENT)
+    again = delivery.resend(ctx, shop, placed.subscriber_no, "stp-0000000001", to="ola@example.no")
+    first, second = mailbox.mails(shop)
+    assert "383,00 kr" in first.get_body(("plain",)).get_content()
+    assert attachment(first)[1] == attachment(second)[1]  # the notice as it was sent, not as today would make it
+    assert "09.02.2026" in pdf_text(attachment(second)[1])
+    assert again.attempt == 2
+
+
+def test_a_bounce_reported_later_sends_the_document_to_print_once(ctx: Context, shop: str, mailbox: Mailbox) -> None:
+    placed = place_order(ctx, replace(order(shop, 1), postal_code="0150"))
+    (row,) = run(notices(ctx)[0])
+    rows = delivery.bounced(ctx, shop, placed.subscriber_no, row.document_id, row.attempt, "550 5.1.1 user unknown")
+    assert [(r.channel, r.status) for r in rows] == [("email", DeliveryStatus.BOUNCED), ("print", DeliveryStatus.SENT)]
+    delivery.bounced(ctx, shop, placed.subscriber_no, row.document_id, row.attempt, "550 5.1.1 user unknown")
+    assert len(list(ctx.print_queue.items(shop, date(2026, 1, 5), "avisa"))) == 1
+    seen = ctx.attention.find(shop, DELIVERY_RUN, placed.subscriber_no, row.document_id)
+    assert seen is not None and seen.count == 1 and "bounced" in seen.reason
