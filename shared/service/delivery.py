@@ -103,7 +103,7 @@ TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 DELIVERY_RUN = "notice"  # attention rows: a delivery that failed, or a message that could not be handled
 LEASE = timedelta(seconds=60)  # a claim older than this belongs to a handler that died (sends time out at 20 s)
 WAIT = 5.0  # seconds a copy of a message waits for the handler that holds the claim
-LINK_VALID = timedelta(days=30)  # how long an SMS link reads the PDF
+LINK_VALID = timedelta(days=7)  # how long an SMS link reads the PDF (a user-delegation SAS lives 7 days at most)
 MAIL_ATTEMPTS = 5  # the message delivery on which a mail that cannot get through goes to print instead
 PDF = "application/pdf"
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.BOUNCED)

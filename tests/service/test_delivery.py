@@ -6,6 +6,7 @@ log says what happened."""
 from __future__ import annotations
 
 import io
+import json
 import threading
 from dataclasses import replace
 from datetime import date, timedelta
@@ -14,12 +15,17 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
+from devhost.builders import install_catalogue
 from devhost.mailbox import Mailbox
 from functions.notification_worker import handle
 from functions.run_worker import handle as work
-from shared.adapters.bus import NOTICES, RUN_WORK
+from shared import bootstrap
+from shared.adapters.bus import NOTICES, RUN_WORK, event_message
+from shared.adapters.notify import CONTAINER
 from shared.domain.catalogue import Channel
-from shared.ports import BusMessage, DeliveryStatus, MailUnavailable
+from shared.domain.dunning import NoticeChannel
+from shared.domain.events import PaymentStopNotice
+from shared.ports import BusMessage, DeliveryStatus, MailUnavailable, Unavailable
 from shared.service import delivery
 from shared.service.context import Context
 from shared.service.delivery import DELIVERY_RUN, LEASE, MAIL_ATTEMPTS
@@ -227,11 +233,6 @@ def test_a_reminder_by_email_carries_its_pdf_and_one_by_sms_a_link(ctx: Context,
 
 
 def sms_text(ctx: Context, tenant: str, notice_id: str) -> str:
-    import json
-
-    from shared import bootstrap
-    from shared.adapters.notify import CONTAINER
-
     container = bootstrap.blob_service().get_container_client(CONTAINER)
     (name,) = [b.name for b in container.list_blobs(name_starts_with=f"{tenant}/") if notice_id in b.name]
     return str(json.loads(container.download_blob(name).readall())["text"])
@@ -259,10 +260,6 @@ def test_a_handler_that_dies_at_any_step_is_finished_by_the_redelivery_with_one_
     after it went and before the row says so); the bus then delivers the message again
     after the claim went stale. One mail every time, but in the window between sending and
     recording, where the repeat is the same message (the same Message-ID)."""
-    from devhost.builders import install_catalogue
-
-    from shared.ports import Unavailable
-
     ctx = fake_ctx
     install_catalogue(ctx, "shop")
     placed = place_order(ctx, order("shop", 1))
@@ -280,10 +277,6 @@ def test_a_handler_that_dies_at_any_step_is_finished_by_the_redelivery_with_one_
 
 
 def stop_notice(tenant: str, subscriber_no: int, channel: str = "email", to: str = "kari1@example.no") -> BusMessage:
-    from shared.adapters.bus import event_message
-    from shared.domain.dunning import NoticeChannel
-    from shared.domain.events import PaymentStopNotice
-
     event = PaymentStopNotice(
         "stop-notice.avisa.1", subscriber_no=subscriber_no, name="Kari Nordmann 1", day=date(2026, 2, 4),
         channel=NoticeChannel(channel), to=to, organization_id="avisa", organization_name="Avisa Nordvest AS",
