@@ -24,11 +24,14 @@ sent: the first handler of a message creates the row (status ``queued``) and sen
 redelivered or concurrent copy of the message finds the row and sends nothing. A copy that
 finds the row ``queued`` while its claim is fresh (another handler is sending now) waits
 up to ``WAIT`` for it to finish, and if it has not, raises ``DeliveryInProgress`` (a
-transient failure: the bus tries the message again later); a claim older than ``LEASE``
-belongs to a handler that died and is taken over under the row's ETag (of two takers one
-wins). If the process dies *after* the provider accepted the mail and *before* the row
-says ``sent``, the mail is sent again when the message is redelivered: delivery is at
-least once in that window only. The repeat carries the same ``Message-ID`` (and, on ACS,
+transient failure: the bus tries the message again later). A handler whose send fails
+releases its claim before it raises, so the redelivery takes the row at once; a claim
+older than ``LEASE`` belongs to a handler that died and is taken over. Taking a row is an
+update under its ETag: of two takers one wins.
+
+If the process dies *after* the provider accepted the mail and *before* the row says
+``sent``, the mail is sent again when the message is redelivered: delivery is at least
+once in that window only. The repeat carries the same ``Message-ID`` (and, on ACS,
 the same operation id), so mail clients and ACS recognise it as the same message; an EHF
 file of the same name is never written twice; a print item or SMS file of the same key is
 the same item.
@@ -380,29 +383,42 @@ def _send_once(ctx: Context, tenant: str, found: Found, channel: Channel, to: st
     except MailRefused as exc:
         return _failed(ctx, tenant, found, row, exc)
     except MailUnavailable as exc:
-        if not last:
-            raise  # the bus delivers the message again
-        return _failed(ctx, tenant, found, row, exc)
+        if last:
+            return _failed(ctx, tenant, found, row, exc)
+        _release(ctx, tenant, number, row)
+        raise  # the bus delivers the message again
     except NoRecipient as exc:
         if channel is Channel.PRINT:
             raise
         return _failed(ctx, tenant, found, row, exc)
+    except Exception:
+        _release(ctx, tenant, number, row)
+        raise
     sent = ctx.deliveries.update(tenant, number, replace(row, status=DeliveryStatus.SENT, at=ctx.clock.now(),
                                                          provider_id=provider_id))
     logger.info("document %s of subscriber %s delivered by %s (attempt %s)", document.id, number, channel, attempt)
     return [sent]
 
 
+def _release(ctx: Context, tenant: str, subscriber_no: int, row: Delivery) -> None:
+    """Give the claim up (this handler failed and raises): the redelivered message takes the
+    row at once instead of waiting out the lease. If even this fails, the lease runs out."""
+    try:
+        ctx.deliveries.update(tenant, subscriber_no, replace(row, claimed_at=None))
+    except Exception:
+        logger.warning("could not release the claim on %s of subscriber %s", row.document_id, subscriber_no)
+
+
 def _take(ctx: Context, tenant: str, subscriber_no: int, row: Delivery) -> Delivery:
     """A row someone claimed before: as it ends (sent, failed) if its handler finishes within
-    ``WAIT``; taken over if its claim is older than ``LEASE``; else ``DeliveryInProgress``."""
+    ``WAIT``; taken if its handler released it (it failed and raised) or its claim is older
+    than ``LEASE`` (it died); else ``DeliveryInProgress``."""
     deadline = time.monotonic() + WAIT
     while True:
         if row.status in FINAL:
             return row
-        claimed = row.claimed_at or row.at
         now = ctx.clock.now()
-        if now - claimed > LEASE:
+        if row.claimed_at is None or now - row.claimed_at > LEASE:  # released, or its holder died
             try:
                 return ctx.deliveries.update(tenant, subscriber_no, replace(row, claimed_at=now))
             except ConcurrencyConflict:
