@@ -394,8 +394,12 @@ def _send_once(ctx: Context, tenant: str, found: Found, channel: Channel, to: st
     except Exception:
         _release(ctx, tenant, number, row)
         raise
-    sent = ctx.deliveries.update(tenant, number, replace(row, status=DeliveryStatus.SENT, at=ctx.clock.now(),
-                                                         provider_id=provider_id))
+    try:
+        sent = ctx.deliveries.update(tenant, number, replace(row, status=DeliveryStatus.SENT, at=ctx.clock.now(),
+                                                             provider_id=provider_id))
+    except Exception:  # sent, not recorded: the redelivery sends it again (the same Message-ID)
+        _release(ctx, tenant, number, row)
+        raise
     logger.info("document %s of subscriber %s delivered by %s (attempt %s)", document.id, number, channel, attempt)
     return [sent]
 
