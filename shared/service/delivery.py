@@ -55,7 +55,6 @@ attempt (attempt + 1) on the channel given or chosen, to the address given if an
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -64,7 +63,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ..adapters.bus import event_of
-from ..adapters.codec import loads, to_jsonable
+from ..adapters.codec import dumps, loads
 from ..documents.ehf import can_be_ehf, render_ehf
 from ..documents.pdf import render_pdf
 from ..domain.account import Account
@@ -291,8 +290,7 @@ def _stop_notice(ctx: Context, tenant: str, account: Account, catalogue: Catalog
     subscription_id = demand.terms.subscription_id if demand else None
     letter = letter_of(account, catalogue, org.id, subscription_id or "", None)
     document = of_stop_notice(event, letter)
-    kept = {"organization_id": org.id, "subscription_id": subscription_id, "document": to_jsonable(document)}
-    ctx.document_files.put(tenant, account.number, document.id, "json", json.dumps(kept).encode(),
+    ctx.document_files.put(tenant, account.number, document.id, "json", dumps(document).encode(),
                            "application/json")
     return Found(document, account, org, subscription_id)
 
@@ -323,10 +321,13 @@ def _found_by_id(ctx: Context, tenant: str, subscriber_no: int, document_id: str
                          _organization(catalogue, note.organization_id), note.subscription_id)
     elif kind == "stp" and key.isdigit():
         stored = ctx.document_files.get(tenant, subscriber_no, document_id, "json")
-        if stored is not None:  # kept when the notice was first delivered
-            kept = json.loads(stored)
-            return Found(loads(Document, json.dumps(kept["document"])), account,
-                         _organization(catalogue, kept["organization_id"]), kept["subscription_id"])
+        if stored is not None:  # kept as it was made when it was first delivered
+            document = loads(Document, stored)
+            invoice = next((i for i in ctx.accounts.documents(tenant, subscriber_no).invoices
+                            if i.number == document.number), None)  # the invoice it is about: its organisation
+            if invoice is not None:
+                    return Found(document, account, _organization(catalogue, invoice.draft.organization_id),
+                             invoice.draft.subscription_id)
     raise NotFound(f"subscriber {subscriber_no} has no document {document_id}")
 
 
