@@ -326,7 +326,7 @@ def _found_by_id(ctx: Context, tenant: str, subscriber_no: int, document_id: str
             invoice = next((i for i in ctx.accounts.documents(tenant, subscriber_no).invoices
                             if i.number == document.number), None)  # the invoice it is about: its organisation
             if invoice is not None:
-                    return Found(document, account, _organization(catalogue, invoice.draft.organization_id),
+                return Found(document, account, _organization(catalogue, invoice.draft.organization_id),
                              invoice.draft.subscription_id)
     raise NotFound(f"subscriber {subscriber_no} has no document {document_id}")
 
