@@ -31,6 +31,7 @@ from azure.storage.blob import BlobServiceClient
 from .adapters.accounts import AccountRepository
 from .adapters.attention import AttentionStore
 from .adapters.auth import TokenValidator
+from .adapters.branding import BlobLogos
 from .adapters.bus import ServiceBusBus, StorageQueueBus
 from .adapters.catalogue_store import CatalogueStore
 from .adapters.imports import ImportLog
@@ -40,7 +41,7 @@ from .adapters.numbering import InvoiceNumbers, SubscriberNumbers
 from .adapters.payments_inbox import PaymentsInbox
 from .adapters.tables import Storage, pooled_transport
 from .clock import SettableClock, SystemClock
-from .ports import Bus, Clock, Notifier
+from .ports import Bus, Clock, Logos, Notifier
 from .service.context import Context
 
 # The Azure SDK logs every request URL at INFO; a URL names table keys, and an index key
@@ -82,6 +83,7 @@ _lock = threading.Lock()
 _context: Context | None = None
 _validator: TokenValidator | None = None
 _notifier: Notifier | None = None
+_logos: Logos | None = None
 settable_clock = SettableClock()
 
 
@@ -165,6 +167,15 @@ def notifier() -> Notifier:
         return _notifier
 
 
+def logos() -> Logos:
+    """Organisations' logos: the ``branding`` container of the storage account."""
+    global _logos
+    with _lock:
+        if _logos is None:
+            _logos = BlobLogos(blob_service())
+        return _logos
+
+
 def token_validator() -> TokenValidator:
     global _validator
     with _lock:
@@ -176,8 +187,9 @@ def token_validator() -> TokenValidator:
 
 
 def reset() -> None:
-    global _context, _validator, _notifier
+    global _context, _validator, _notifier, _logos
     with _lock:
         _context = None
         _validator = None
         _notifier = None
+        _logos = None

@@ -376,6 +376,13 @@ class PrintQueue(Protocol):
     def organizations(self, tenant: str, day: date) -> list[str]: ...
 
 
+class Logos(Protocol):
+    """Organisations' logos (``Branding.logo_blob``), per tenant: the PDF shows them."""
+
+    def get(self, tenant: str, name: str) -> bytes | None: ...
+    def put(self, tenant: str, name: str, data: bytes, media_type: str) -> None: ...
+
+
 # ---- payment providers (the seam for Vipps MobilePay Recurring and Swedbank Pay) -----------------
 
 

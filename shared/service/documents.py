@@ -6,14 +6,25 @@ letter is made from the catalogue and the subscriber as they are now (``letter_o
 the only case where a document can read differently later.
 
 ``preview`` is the next invoice of a subscription as the invoice run would issue it
-today (manual: "invoice preview"), from the same draft (``account.next_drafts``), with
-no number, KID or demand yet.
+(manual: "invoice preview"), from the same draft (``account.next_drafts``) and with the
+credit the run would apply (``account.issue`` run on it, nothing committed), with no
+number or KID yet.
+
+The merchant API's reads: ``listing`` (each document with the channel it goes by and
+its delivery log), ``pdf`` (rendered with the organisation's logo, read from the
+``Logos`` port by the name the letter stored), ``ehf`` (the UBL of an invoice or credit
+note to an organisation; ``NoEhfForm`` otherwise) and ``preview_pdf``.
 """
 
 from __future__ import annotations
 
-from ..domain.account import Account, ReminderDocument, next_drafts
-from ..domain.catalogue import Catalogue
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..adapters.codec import to_jsonable
+from ..documents.pdf import render_pdf
+from ..domain.account import Account, ReminderDocument, issue, next_drafts
+from ..domain.catalogue import Catalogue, Channel
 from ..domain.documents import (
     Document,
     of_credit_note,
@@ -21,9 +32,24 @@ from ..domain.documents import (
     of_reminder,
 )
 from ..domain.invoicing import CreditNote, Invoice
-from ..domain.letters import Letter
-from ..ports import History, NotFound
+from ..domain.letters import Letter, choose_channel
+from ..ports import History, Logos, NotFound
 from .context import Context
+
+
+class NoEhfForm(Exception):
+    """The document has no EHF form: EHF is for invoices and credit notes to an
+    organisation (an organisation number). Answered 409: the request is fine, the
+    document is what it is."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """A stored document and what it belongs to (for the channel it goes by)."""
+
+    document: Document
+    organization_id: str
+    subscription_id: str
 
 
 def letter_of(account: Account, catalogue: Catalogue, organization_id: str, subscription_id: str,
@@ -57,11 +83,18 @@ def reminder_document(account: Account, catalogue: Catalogue, doc: ReminderDocum
 def documents_in(account: Account, catalogue: Catalogue, history: History) -> list[Document]:
     """Every stored document of a subscriber, in the order issued (invoices, then the
     credit notes and reminders that refer to them)."""
+    return [f.document for f in found_in(account, catalogue, history)]
+
+
+def found_in(account: Account, catalogue: Catalogue, history: History) -> list[Found]:
+    """``documents_in`` with the organisation and subscription of each."""
     by_number = {i.number: i for i in history.invoices}
-    out = [invoice_document(account, catalogue, i) for i in history.invoices]
-    out += [credit_note_document(account, catalogue, c, by_number.get(c.invoice_number))
-            for c in history.credit_notes]
-    out += [reminder_document(account, catalogue, r, by_number.get(r.invoice_number)) for r in history.reminders]
+    out = [Found(invoice_document(account, catalogue, i), i.draft.organization_id, i.draft.subscription_id)
+           for i in history.invoices]
+    out += [Found(credit_note_document(account, catalogue, c, by_number.get(c.invoice_number)), c.organization_id,
+                  c.subscription_id) for c in history.credit_notes]
+    out += [Found(reminder_document(account, catalogue, r, by_number.get(r.invoice_number)), r.organization_id,
+                  r.subscription_id) for r in history.reminders]
     return out
 
 
@@ -102,12 +135,80 @@ def document(ctx: Context, tenant: str, subscriber_no: int, document_id: str) ->
 
 def preview(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str) -> Document:
     """The next invoice of a subscription before it is issued: the draft the invoice run
-    would issue, as a document without number, KID or demand (they are given at issue)."""
+    would issue, issued on paper only (``issue``: the credit it would apply, its letter),
+    as a document without number or KID (they are given at issue)."""
     account = _account(ctx, tenant, subscriber_no)
     catalogue = ctx.catalogue.get(tenant)
+    if subscription_id not in account.subscriptions:
+        raise NotFound(f"subscriber {subscriber_no} has no subscription {subscription_id}")
     draft = next((d for d in next_drafts(account, catalogue) if d.subscription_id == subscription_id), None)
     if draft is None:
         raise NotFound(f"subscription {subscription_id} of subscriber {subscriber_no} has no next invoice")
-    org = catalogue.organizations[draft.organization_id]
-    letter = account.letter(org, account.subscriptions.get(subscription_id))
-    return of_invoice(Invoice(0, 0, "", draft, 0, letter), letter)
+    # the draft carries the pending corrections already: ``issue`` must not add them again
+    issued = issue(replace(account, corrections=()), [draft], {draft.natural_key: 0}, catalogue, draft.issue_date)
+    invoice = replace(issued.invoices[0], kid="")
+    assert invoice.letter is not None
+    return of_invoice(invoice, invoice.letter)
+
+
+# ---- the merchant API's reads -------------------------------------------------------------------
+
+def render(logos: Logos, tenant: str, document: Document) -> bytes:
+    """The document's PDF, with the logo its letter names (left out if the blob is gone)."""
+    name = document.letter.seller.branding.logo_blob
+    return render_pdf(document, logos.get(tenant, name) if name else None)
+
+
+def pdf(ctx: Context, logos: Logos, tenant: str, subscriber_no: int, document_id: str) -> bytes:
+    return render(logos, tenant, document(ctx, tenant, subscriber_no, document_id))
+
+
+def preview_pdf(ctx: Context, logos: Logos, tenant: str, subscriber_no: int, subscription_id: str) -> bytes:
+    return render(logos, tenant, preview(ctx, tenant, subscriber_no, subscription_id))
+
+
+def channel_of(account: Account, catalogue: Catalogue, found: Found) -> Channel | None:
+    """The channel a document goes by as things stand (the access point assumed to take
+    EHF where the organisation sends it); None once its organisation left the catalogue."""
+    org = catalogue.organizations.get(found.organization_id)
+    if org is None:
+        return None
+    return choose_channel(org, account.subscriber, account.subscriptions.get(found.subscription_id), True)
+
+
+def summary(found: Found, channel: Channel | None, deliveries: list[Any]) -> dict[str, Any]:
+    """One document as the merchant API lists it: its figures, channel and delivery log."""
+    d = found.document
+    return {"id": d.id, "kind": d.kind.value, "number": d.number, "issue_date": d.issue_date.isoformat(),
+            "due_date": d.due_date.isoformat() if d.due_date else None, "currency": d.currency,
+            "total_minor": d.total_minor, "amount_due_minor": d.amount_due_minor, "kid": d.kid or None,
+            "invoice_number": d.invoice_number, "organization_id": found.organization_id,
+            "subscription_id": found.subscription_id or None,
+            "channel": channel.value if channel else None,
+            "deliveries": [to_jsonable(x) for x in deliveries]}
+
+
+def listed(account: Account, catalogue: Catalogue, history: History, log: list[Any]) -> list[dict[str, Any]]:
+    """Every document of a subscriber with its channel and its rows of the delivery ``log``
+    (the channel is the first delivery's, once there is one)."""
+    by_document: dict[str, list[Any]] = {}
+    for row in log:
+        by_document.setdefault(row.document_id, []).append(row)
+    out = []
+    for found in found_in(account, catalogue, history):
+        rows = by_document.get(found.document.id, [])
+        channel = Channel(rows[0].channel) if rows else channel_of(account, catalogue, found)
+        out.append(summary(found, channel, rows))
+    return out
+
+
+def listing(ctx: Context, tenant: str, subscriber_no: int) -> list[dict[str, Any]]:
+    """A subscriber's documents with their channel and delivery log."""
+    account = _account(ctx, tenant, subscriber_no)
+    history = ctx.accounts.documents(tenant, subscriber_no)
+    return listed(account, ctx.catalogue.get(tenant), history, delivery_log(ctx, tenant, subscriber_no))
+
+
+def delivery_log(ctx: Context, tenant: str, subscriber_no: int) -> list[Any]:
+    """The subscriber's delivery log (``shared.service.delivery``), none before it exists."""
+    return []

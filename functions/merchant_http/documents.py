@@ -1,0 +1,90 @@
+"""HTTP: a subscriber's documents in the merchant API (L7, D3; manual "invoice preview").
+
+List a subscriber's documents with the channel each goes by and its delivery log;
+download one as PDF (rendered from the stored demand, with the organisation's logo) or,
+for an invoice or credit note to an organisation, as EHF (UBL 2.1); resend one; preview
+a subscription's next invoice as PDF before it is issued; store an organisation's logo.
+Bearer token required, as for the rest of the merchant API; another tenant's
+subscriber, or a document the subscriber does not have, is 404.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from functions.http import Call, Endpoint, binary, endpoint
+from shared import bootstrap
+from shared.adapters.catalogue_store import KINDS
+from shared.adapters.codec import to_jsonable
+from shared.service import catalogue as catalogue_service
+from shared.service import documents
+
+from . import READ, WRITE, bp
+
+SUBSCRIBER = "merchant/subscribers/{subscriber_no}"
+DOCUMENT = SUBSCRIBER + "/documents/{document_id}"
+PDF = "application/pdf"
+
+
+class DeliveryOut(BaseModel):
+    channel: str = Field(description="email, ehf, print or sms")
+    attempt: int = Field(description="1 for the first; each resend is the next")
+    status: str = Field(description="queued, sent, failed or bounced")
+    at: str = Field(description="when the status was set (ISO 8601)")
+    recipient: str = Field(description="the address, phone, organisation number or postal code it went to")
+    provider_id: str = Field(description="the mail provider's message id, the access point's transmission id")
+    reason: str = Field(description="why it failed or bounced")
+
+
+class DocumentOut(BaseModel):
+    id: str
+    kind: str = Field(description="invoice, additional, balance, credit_note, reminder")
+    number: int = Field(description="the invoice or credit note number (a reminder: its invoice's)")
+    issue_date: date
+    due_date: date | None
+    currency: str
+    total_minor: int
+    amount_due_minor: int
+    kid: str | None
+    invoice_number: int | None = Field(description="the invoice a credit note or reminder refers to")
+    organization_id: str
+    subscription_id: str | None
+    channel: str | None = Field(description="the channel it went by (its first delivery's), else the one it goes by")
+    deliveries: list[DeliveryOut] = Field(description="the delivery log, oldest first")
+
+
+@endpoint(bp, Endpoint("documents_list", SUBSCRIBER + "/documents", ["GET"],
+                       "The subscriber's documents (invoices, credit notes, reminders) with their delivery log",
+                       "Documents", response=list[DocumentOut], roles=READ))
+def list_documents(call: Call) -> Any:
+    return documents.listing(call.ctx, call.tenant, call.number("subscriber_no"))
+
+
+@endpoint(bp, Endpoint("document_pdf", DOCUMENT + "/pdf", ["GET"],
+                       "The document as PDF, rendered from the stored demand", "Documents", roles=READ, media=PDF))
+def document_pdf(call: Call) -> Any:
+    data = documents.pdf(call.ctx, bootstrap.logos(), call.tenant, call.number("subscriber_no"),
+                         call.route["document_id"])
+    return binary(data, PDF, f"{call.route['document_id']}.pdf")
+
+
+@endpoint(bp, Endpoint("subscription_preview", SUBSCRIBER + "/subscriptions/{subscription_id}/preview", ["GET"],
+                       "The subscription's next invoice as PDF, before it is issued (no number or KID yet)",
+                       "Documents", roles=READ, media=PDF))
+def preview(call: Call) -> Any:
+    data = documents.preview_pdf(call.ctx, bootstrap.logos(), call.tenant, call.number("subscriber_no"),
+                                 call.route["subscription_id"])
+    return binary(data, PDF, f"preview-{call.route['subscription_id']}.pdf")
+
+
+@endpoint(bp, Endpoint("organization_logo", "merchant/catalogue/organizations/{id}/logo", ["PUT"],
+                       "Store the organisation's logo (PNG or JPEG, at most 512 KiB) and name it in its branding",
+                       "Catalogue", response=KINDS["organization"], roles=WRITE,
+                       accepts=tuple(catalogue_service.LOGO_KINDS), max_body=catalogue_service.LOGO_MAX))
+def put_logo(call: Call) -> Any:
+    media = (call.request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    org = catalogue_service.put_logo(call.ctx, bootstrap.logos(), call.tenant, call.route["id"], call.body, media)
+    return to_jsonable(org)
