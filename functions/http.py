@@ -34,6 +34,7 @@ from shared.domain.money import CurrencyMismatch
 from shared.domain.subscriptions import SubscriberError
 from shared.ports import ConcurrencyConflict, NotFound, StorageLimit
 from shared.service.context import Context
+from shared.service.documents import NoEhfForm
 from shared.service.orders import OrderConflict, OrderRejected
 
 from . import validation
@@ -52,6 +53,7 @@ STATUS_OF: dict[type[BaseException], tuple[int, str]] = {
     ConcurrencyConflict: (409, "Conflict, try again"),
     CatalogueInUse: (409, "In use"),
     OrderConflict: (409, "Conflict"),
+    NoEhfForm: (409, "No EHF form"),
     CatalogueError: (422, "Not accepted"),
     OrderRejected: (422, "Not accepted"),
     SubscriberError: (422, "Not accepted"),

@@ -27,6 +27,7 @@ from . import READ, WRITE, bp
 SUBSCRIBER = "merchant/subscribers/{subscriber_no}"
 DOCUMENT = SUBSCRIBER + "/documents/{document_id}"
 PDF = "application/pdf"
+XML = "application/xml"
 
 
 class DeliveryOut(BaseModel):
@@ -69,6 +70,16 @@ def document_pdf(call: Call) -> Any:
     data = documents.pdf(call.ctx, bootstrap.logos(), call.tenant, call.number("subscriber_no"),
                          call.route["document_id"])
     return binary(data, PDF, f"{call.route['document_id']}.pdf")
+
+
+@endpoint(bp, Endpoint("document_ehf", DOCUMENT + "/ehf", ["GET"],
+                       "The invoice or credit note as EHF (PEPPOL BIS Billing 3.0, UBL 2.1, its PDF inside); "
+                       "409 for a document that has no EHF form (a reminder, or to a person)", "Documents",
+                       roles=READ, media=XML, statuses={409: "The document has no EHF form, with the reason"}))
+def document_ehf(call: Call) -> Any:
+    data = documents.ehf(call.ctx, bootstrap.logos(), call.tenant, call.number("subscriber_no"),
+                         call.route["document_id"])
+    return binary(data, XML, f"{call.route['document_id']}.xml")
 
 
 @endpoint(bp, Endpoint("subscription_preview", SUBSCRIBER + "/subscriptions/{subscription_id}/preview", ["GET"],

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..adapters.codec import to_jsonable
+from ..documents.ehf import render_ehf, why_not_ehf
 from ..documents.pdf import render_pdf
 from ..domain.account import Account, ReminderDocument, issue, next_drafts
 from ..domain.catalogue import Catalogue, Channel
@@ -161,6 +162,16 @@ def render(logos: Logos, tenant: str, document: Document) -> bytes:
 
 def pdf(ctx: Context, logos: Logos, tenant: str, subscriber_no: int, document_id: str) -> bytes:
     return render(logos, tenant, document(ctx, tenant, subscriber_no, document_id))
+
+
+def ehf(ctx: Context, logos: Logos, tenant: str, subscriber_no: int, document_id: str) -> bytes:
+    """The UBL (EHF / PEPPOL BIS Billing 3.0) of an invoice or credit note to an
+    organisation, its PDF inside; ``NoEhfForm`` (with the reason) for any other document."""
+    found = document(ctx, tenant, subscriber_no, document_id)
+    reason = why_not_ehf(found)
+    if reason is not None:
+        raise NoEhfForm(f"document {document_id} has no EHF form: {reason}")
+    return render_ehf(found, render(logos, tenant, found))
 
 
 def preview_pdf(ctx: Context, logos: Logos, tenant: str, subscriber_no: int, subscription_id: str) -> bytes:

@@ -16,6 +16,8 @@ from datetime import date
 from typing import Any
 
 import pytest
+from lxml import etree
+from peppol import check_rules, validate_xsd
 from pypdf import PdfReader
 
 from devhost import issuer
@@ -123,7 +125,7 @@ def test_a_document_downloads_as_pdf_with_its_figures_and_the_same_bytes_each_ti
 def test_a_document_the_subscriber_does_not_have_is_404_and_a_malformed_id_400(
         ctx: Context, shop: str, placed: dict[str, Any], document_id: str, status: int) -> None:
     before = snapshot(ctx, shop)
-    for name in ("document_pdf",):
+    for name in ("document_pdf", "document_ehf"):
         got = get(name, placed["token"], placed["route"] | {"document_id": document_id})
         found = problem(status, got[1], got[2]) if got[0] == status else pytest.fail(str(got))
         if status == 400:
@@ -177,6 +179,47 @@ def test_a_preview_of_an_unknown_or_ended_subscription_is_404(ctx: Context, shop
     status, mimetype, raw = get("subscription_preview", placed["token"], placed["route"] | {
         "subscription_id": placed["sub"]})
     assert status == 404 and "no next invoice" in problem(404, mimetype, raw)["detail"]
+
+
+# ---- EHF ---------------------------------------------------------------------------------------------
+
+def company(ctx: Context, shop: str) -> Any:
+    """An organisation (an organisation number) on the monthly plan: 0 % paper, 25 % app."""
+    return place_order(ctx, PlaceOrder(tenant=shop, plan_id="digital-monthly", payment_type=order(shop).payment_type,
+                                       name="Bedrift AS", email="post@bedrift.no", address="Kongens gate 1",
+                                       postal_code="0153", city="Oslo", organization_number="923609016"))
+
+
+def test_an_invoice_and_a_credit_note_to_an_organisation_download_as_valid_ehf(
+        ctx: Context, shop: str, placed: dict[str, Any]) -> None:
+    them = company(ctx, shop)
+    invoice = them.invoices[0]
+    credit_invoice(ctx, shop, them.subscriber_no, invoice.number, "Ordered twice")
+    route = {"subscriber_no": str(them.subscriber_no)}
+    reader = issuer.token(shop, ["reader"])
+    for document_id, root in ((f"inv-{invoice.demand_no:08d}", "Invoice"),
+                              (f"crn-{invoice.number + 1:010d}", "CreditNote")):
+        status, mimetype, xml = get("document_ehf", reader, route | {"document_id": document_id})
+        assert (status, mimetype) == (200, "application/xml"), xml[:300]
+        tree = etree.fromstring(xml)
+        assert etree.QName(tree).localname == root
+        ok, errors = validate_xsd(xml)
+        assert ok, errors
+        assert [str(f) for f in check_rules(xml) if f.severity == "fatal"] == []
+        if root == "Invoice":  # paid by its KID
+            assert tree.findtext("./{*}PaymentMeans/{*}PaymentID") == invoice.kid
+        assert get("document_ehf", reader, route | {"document_id": document_id})[2] == xml  # the same bytes
+
+
+def test_a_document_without_an_ehf_form_is_409_with_the_reason_and_an_unknown_one_404(
+        ctx: Context, shop: str, placed: dict[str, Any]) -> None:
+    to_person = placed["route"] | {"document_id": f"inv-{placed['invoice'].demand_no:08d}"}
+    status, mimetype, raw = get("document_ehf", placed["token"], to_person)
+    assert "organisation number" in problem(409, mimetype, raw)["detail"] and status == 409
+    status, mimetype, raw = get("document_ehf", placed["token"], placed["route"] | {"document_id": "crn-0000000099"})
+    problem(404, mimetype, raw)
+    status, mimetype, raw = get("document_ehf", placed["token"], placed["route"] | {"document_id": "crn-99"})
+    assert problem(400, mimetype, raw)["errors"][0]["field"] == "path.document_id"
 
 
 # ---- the logo --------------------------------------------------------------------------------------
