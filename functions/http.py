@@ -34,6 +34,7 @@ from shared.domain.money import CurrencyMismatch
 from shared.domain.subscriptions import SubscriberError
 from shared.ports import ConcurrencyConflict, NotFound, StorageLimit
 from shared.service.context import Context
+from shared.service.delivery import DeliveryInProgress, NoRecipient
 from shared.service.documents import NoEhfForm
 from shared.service.orders import OrderConflict, OrderRejected
 
@@ -54,6 +55,8 @@ STATUS_OF: dict[type[BaseException], tuple[int, str]] = {
     CatalogueInUse: (409, "In use"),
     OrderConflict: (409, "Conflict"),
     NoEhfForm: (409, "No EHF form"),
+    DeliveryInProgress: (409, "Conflict, try again"),  # another request is delivering it
+    NoRecipient: (422, "Not accepted"),  # the channel has no address to send to
     CatalogueError: (422, "Not accepted"),
     OrderRejected: (422, "Not accepted"),
     SubscriberError: (422, "Not accepted"),

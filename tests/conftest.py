@@ -17,6 +17,7 @@ import pytest
 from devhost import issuer
 from devhost.azurite import Azurite
 from devhost.builders import install_catalogue, oslo_morning
+from devhost.mailbox import Mailbox
 from shared import bootstrap
 from shared.adapters.bus import QUEUES
 from shared.bootstrap import AzureContext
@@ -45,6 +46,26 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     issuer.configure_environment()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Mailbox]:
+    """One real SMTP server (aiosmtpd) for the session: every context the tests build sends
+    its mail there (``ABONNO_SMTP_HOST``/``PORT``); tests read the mails back by tenant."""
+    box = Mailbox().up()
+    os.environ["ABONNO_SMTP_HOST"], os.environ["ABONNO_SMTP_PORT"] = "127.0.0.1", str(box.port)
+    yield box
+    box.down()
+
+
+@pytest.fixture
+def mailbox(smtp_server: Mailbox) -> Iterator[Mailbox]:
+    """The session's SMTP server, up, refusing nobody; as a test left it, put right after."""
+    smtp_server.refuse.clear()
+    smtp_server.up()
+    yield smtp_server
+    smtp_server.refuse.clear()
+    smtp_server.up()
 
 
 def make_context(conn: str, clock: SettableClock, pool_size: int = 64) -> AzureContext:
@@ -80,6 +101,7 @@ def ctx(backend: str, request: pytest.FixtureRequest, clock: SettableClock) -> I
         yield request.getfixturevalue("fake_ctx")
         return
     azurite: Azurite = request.getfixturevalue("azurite")
+    request.getfixturevalue("smtp_server")  # mail goes to the session's SMTP server
     context = make_context(azurite.connection_string, clock)
     for queue in QUEUES:  # no test sees messages another test left behind
         context.bus.service.get_queue_client(queue).clear_messages()  # type: ignore[attr-defined]

@@ -10,20 +10,25 @@ subscriber, or a document the subscriber does not have, is 404.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic.networks import validate_email
 
 from functions.http import Call, Endpoint, binary, endpoint
-from shared import bootstrap
+from functions.validation import Body
 from shared.adapters.catalogue_store import KINDS
 from shared.adapters.codec import to_jsonable
+from shared.domain.catalogue import Channel
 from shared.service import catalogue as catalogue_service
-from shared.service import documents
+from shared.service import delivery, documents
 
 from . import READ, WRITE, bp
 
+SUPPORT = ("admin", "support")
+PHONE = r"\+?[0-9 ()-]{3,30}"  # as the sales poster takes it
 SUBSCRIBER = "merchant/subscribers/{subscriber_no}"
 DOCUMENT = SUBSCRIBER + "/documents/{document_id}"
 PDF = "application/pdf"
@@ -64,10 +69,45 @@ def list_documents(call: Call) -> Any:
     return documents.listing(call.ctx, call.tenant, call.number("subscriber_no"))
 
 
+class ResendIn(Body):
+    channel: Channel | None = Field(default=None, description="email, ehf, print or sms; omitted: the channel the "
+                                    "document goes by now")
+    to: str | None = Field(default=None, max_length=254, description="another e-mail address (channel email) or "
+                           "phone number (channel sms); omitted: the subscriber's")
+
+    @field_validator("to")
+    @classmethod
+    def fits_the_channel(cls, to: str | None, info: ValidationInfo) -> str | None:
+        channel = info.data.get("channel")
+        if to is None:
+            return to
+        if channel is Channel.EMAIL:
+            return validate_email(to)[1]
+        if channel is Channel.SMS:
+            if not re.fullmatch(PHONE, to):
+                raise ValueError("not a phone number (digits, spaces, ( ) -, an optional leading +)")
+            return to
+        raise ValueError("an e-mail address or phone number: give channel email or sms with it")
+
+
+@endpoint(bp, Endpoint("document_resend", DOCUMENT + "/resend", ["POST"],
+                       "Deliver the document again, as a new attempt in its delivery log, by another channel or "
+                       "to another address if given; a mail refused for good goes to print, as a first delivery "
+                       "does. Answers the new attempt's delivery", "Documents", body=ResendIn,
+                       response=DeliveryOut, roles=SUPPORT,
+                       statuses={409: "Being delivered by another request, or EHF asked for a document that has "
+                                      "none"}))
+def resend(call: Call) -> Any:
+    b: ResendIn = call.body
+    done = delivery.resend(call.ctx, call.tenant, call.number("subscriber_no"), call.route["document_id"],
+                           b.channel, b.to)
+    return documents.delivery_json(done)
+
+
 @endpoint(bp, Endpoint("document_pdf", DOCUMENT + "/pdf", ["GET"],
                        "The document as PDF, rendered from the stored demand", "Documents", roles=READ, media=PDF))
 def document_pdf(call: Call) -> Any:
-    data = documents.pdf(call.ctx, bootstrap.logos(), call.tenant, call.number("subscriber_no"),
+    data = documents.pdf(call.ctx, call.tenant, call.number("subscriber_no"),
                          call.route["document_id"])
     return binary(data, PDF, f"{call.route['document_id']}.pdf")
 
@@ -77,7 +117,7 @@ def document_pdf(call: Call) -> Any:
                        "409 for a document that has no EHF form (a reminder, or to a person)", "Documents",
                        roles=READ, media=XML, statuses={409: "The document has no EHF form, with the reason"}))
 def document_ehf(call: Call) -> Any:
-    data = documents.ehf(call.ctx, bootstrap.logos(), call.tenant, call.number("subscriber_no"),
+    data = documents.ehf(call.ctx, call.tenant, call.number("subscriber_no"),
                          call.route["document_id"])
     return binary(data, XML, f"{call.route['document_id']}.xml")
 
@@ -86,7 +126,7 @@ def document_ehf(call: Call) -> Any:
                        "The subscription's next invoice as PDF, before it is issued (no number or KID yet)",
                        "Documents", roles=READ, media=PDF))
 def preview(call: Call) -> Any:
-    data = documents.preview_pdf(call.ctx, bootstrap.logos(), call.tenant, call.number("subscriber_no"),
+    data = documents.preview_pdf(call.ctx, call.tenant, call.number("subscriber_no"),
                                  call.route["subscription_id"])
     return binary(data, PDF, f"preview-{call.route['subscription_id']}.pdf")
 
@@ -97,5 +137,5 @@ def preview(call: Call) -> Any:
                        accepts=tuple(catalogue_service.LOGO_KINDS), max_body=catalogue_service.LOGO_MAX))
 def put_logo(call: Call) -> Any:
     media = (call.request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    org = catalogue_service.put_logo(call.ctx, bootstrap.logos(), call.tenant, call.route["id"], call.body, media)
+    org = catalogue_service.put_logo(call.ctx, call.tenant, call.route["id"], call.body, media)
     return to_jsonable(org)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..adapters.catalogue_store import FIELDS
 from ..domain.catalogue import Catalogue, CatalogueError, CatalogueInUse
-from ..ports import Logos, NotFound
+from ..ports import NotFound
 from .context import Context
 
 
@@ -81,7 +81,7 @@ LOGO_MAX = 512 * 1024  # bytes
 LOGO_KINDS = {"image/png": (b"\x89PNG\r\n\x1a\n", "png"), "image/jpeg": (b"\xff\xd8\xff", "jpg")}
 
 
-def put_logo(ctx: Context, logos: Logos, tenant: str, organization_id: str, data: bytes, media_type: str) -> Any:
+def put_logo(ctx: Context, tenant: str, organization_id: str, data: bytes, media_type: str) -> Any:
     """Store an organisation's logo (a PNG or JPEG of at most ``LOGO_MAX`` bytes, known by
     its magic bytes, which must agree with ``media_type``) and name it in its branding.
 
@@ -99,5 +99,5 @@ def put_logo(ctx: Context, logos: Logos, tenant: str, organization_id: str, data
     if len(data) > LOGO_MAX:
         raise CatalogueError(f"a logo may be at most {LOGO_MAX // 1024} KiB")
     name = f"{org.id}-{hashlib.sha256(data).hexdigest()[:16]}.{suffix}"
-    logos.put(tenant, name, data, media_type)
+    ctx.document_files.put_logo(tenant, name, data, media_type)
     return put_item(ctx, tenant, "organization", replace(org, branding=replace(org.branding, logo_blob=name)))

@@ -11,17 +11,18 @@ credit the run would apply (``account.issue`` run on it, nothing committed), wit
 number or KID yet.
 
 The merchant API's reads: ``listing`` (each document with the channel it goes by and
-its delivery log), ``pdf`` (rendered with the organisation's logo, read from the
-``Logos`` port by the name the letter stored), ``ehf`` (the UBL of an invoice or credit
+its delivery log), ``pdf`` (rendered with the organisation's logo, read through the
+``DocumentFiles`` port by the name the letter stored), ``ehf`` (the UBL of an invoice or credit
 note to an organisation; ``NoEhfForm`` otherwise) and ``preview_pdf``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..adapters.codec import to_jsonable
+from ..adapters.codec import loads
 from ..documents.ehf import render_ehf, why_not_ehf
 from ..documents.pdf import render_pdf
 from ..domain.account import Account, ReminderDocument, issue, next_drafts
@@ -34,7 +35,7 @@ from ..domain.documents import (
 )
 from ..domain.invoicing import CreditNote, Invoice
 from ..domain.letters import Letter, choose_channel
-from ..ports import History, Logos, NotFound
+from ..ports import Delivery, History, NotFound
 from .context import Context
 
 
@@ -131,7 +132,18 @@ def document(ctx: Context, tenant: str, subscriber_no: int, document_id: str) ->
         for found in documents_in(account, catalogue, history):
             if found.id == document_id:
                 return found
+    elif kind == "stp" and key.isdigit():
+        notice = stop_notice(ctx, tenant, subscriber_no, document_id)
+        if notice is not None:
+            return notice
     raise NotFound(f"subscriber {subscriber_no} has no document {document_id}")
+
+
+def stop_notice(ctx: Context, tenant: str, subscriber_no: int, document_id: str) -> Document | None:
+    """A "payment stop in N days" notice: no demand of its own, so its document is stored
+    as it was made when it was delivered (``delivery``); None before that."""
+    stored = ctx.document_files.get(tenant, subscriber_no, document_id, "json")
+    return loads(Document, stored) if stored is not None else None
 
 
 def preview(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str) -> Document:
@@ -154,28 +166,28 @@ def preview(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str)
 
 # ---- the merchant API's reads -------------------------------------------------------------------
 
-def render(logos: Logos, tenant: str, document: Document) -> bytes:
+def render(ctx: Context, tenant: str, document: Document) -> bytes:
     """The document's PDF, with the logo its letter names (left out if the blob is gone)."""
     name = document.letter.seller.branding.logo_blob
-    return render_pdf(document, logos.get(tenant, name) if name else None)
+    return render_pdf(document, ctx.document_files.logo(tenant, name) if name else None)
 
 
-def pdf(ctx: Context, logos: Logos, tenant: str, subscriber_no: int, document_id: str) -> bytes:
-    return render(logos, tenant, document(ctx, tenant, subscriber_no, document_id))
+def pdf(ctx: Context, tenant: str, subscriber_no: int, document_id: str) -> bytes:
+    return render(ctx, tenant, document(ctx, tenant, subscriber_no, document_id))
 
 
-def ehf(ctx: Context, logos: Logos, tenant: str, subscriber_no: int, document_id: str) -> bytes:
+def ehf(ctx: Context, tenant: str, subscriber_no: int, document_id: str) -> bytes:
     """The UBL (EHF / PEPPOL BIS Billing 3.0) of an invoice or credit note to an
     organisation, its PDF inside; ``NoEhfForm`` (with the reason) for any other document."""
     found = document(ctx, tenant, subscriber_no, document_id)
     reason = why_not_ehf(found)
     if reason is not None:
         raise NoEhfForm(f"document {document_id} has no EHF form: {reason}")
-    return render_ehf(found, render(logos, tenant, found))
+    return render_ehf(found, render(ctx, tenant, found))
 
 
-def preview_pdf(ctx: Context, logos: Logos, tenant: str, subscriber_no: int, subscription_id: str) -> bytes:
-    return render(logos, tenant, preview(ctx, tenant, subscriber_no, subscription_id))
+def preview_pdf(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str) -> bytes:
+    return render(ctx, tenant, preview(ctx, tenant, subscriber_no, subscription_id))
 
 
 def channel_of(account: Account, catalogue: Catalogue, found: Found) -> Channel | None:
@@ -187,7 +199,7 @@ def channel_of(account: Account, catalogue: Catalogue, found: Found) -> Channel 
     return choose_channel(org, account.subscriber, account.subscriptions.get(found.subscription_id), True)
 
 
-def summary(found: Found, channel: Channel | None, deliveries: list[Any]) -> dict[str, Any]:
+def summary(found: Found, channel: Channel | None, deliveries: list[Delivery]) -> dict[str, Any]:
     """One document as the merchant API lists it: its figures, channel and delivery log."""
     d = found.document
     return {"id": d.id, "kind": d.kind.value, "number": d.number, "issue_date": d.issue_date.isoformat(),
@@ -196,20 +208,34 @@ def summary(found: Found, channel: Channel | None, deliveries: list[Any]) -> dic
             "invoice_number": d.invoice_number, "organization_id": found.organization_id,
             "subscription_id": found.subscription_id or None,
             "channel": channel.value if channel else None,
-            "deliveries": [to_jsonable(x) for x in deliveries]}
+            "deliveries": [delivery_json(x) for x in deliveries]}
 
 
-def listed(account: Account, catalogue: Catalogue, history: History, log: list[Any]) -> list[dict[str, Any]]:
+def delivery_json(row: Delivery) -> dict[str, Any]:
+    """A row of the delivery log as the merchant API shows it."""
+    return {"channel": str(row.channel), "attempt": row.attempt, "status": row.status.value,
+            "at": row.at.isoformat(), "recipient": row.recipient, "provider_id": row.provider_id,
+            "reason": row.reason}
+
+
+def listed(account: Account, catalogue: Catalogue, history: History, log: list[Delivery],
+           notices: Mapping[str, Document] | None = None) -> list[dict[str, Any]]:
     """Every document of a subscriber with its channel and its rows of the delivery ``log``
-    (the channel is the first delivery's, once there is one)."""
-    by_document: dict[str, list[Any]] = {}
-    for row in log:
+    (the channel is the first delivery's, once there is one), and the stop ``notices``
+    delivered (they have no demand: found by the log)."""
+    by_document: dict[str, list[Delivery]] = {}
+    for row in sorted(log, key=lambda r: (r.attempt, r.at)):  # oldest first: the first is the chosen channel
         by_document.setdefault(row.document_id, []).append(row)
+    found = found_in(account, catalogue, history)
+    invoices = {i.number: i.draft for i in history.invoices}
+    for notice in (notices or {}).values():
+        draft = invoices.get(notice.number)
+        found.append(Found(notice, draft.organization_id if draft else "", draft.subscription_id if draft else ""))
     out = []
-    for found in found_in(account, catalogue, history):
-        rows = by_document.get(found.document.id, [])
-        channel = Channel(rows[0].channel) if rows else channel_of(account, catalogue, found)
-        out.append(summary(found, channel, rows))
+    for f in found:
+        rows = by_document.get(f.document.id, [])
+        channel = Channel(rows[0].channel) if rows else channel_of(account, catalogue, f)
+        out.append(summary(f, channel, rows))
     return out
 
 
@@ -217,9 +243,17 @@ def listing(ctx: Context, tenant: str, subscriber_no: int) -> list[dict[str, Any
     """A subscriber's documents with their channel and delivery log."""
     account = _account(ctx, tenant, subscriber_no)
     history = ctx.accounts.documents(tenant, subscriber_no)
-    return listed(account, ctx.catalogue.get(tenant), history, delivery_log(ctx, tenant, subscriber_no))
+    log = delivery_log(ctx, tenant, subscriber_no)
+    return listed(account, ctx.catalogue.get(tenant), history, log, stop_notices(ctx, tenant, subscriber_no, log))
 
 
-def delivery_log(ctx: Context, tenant: str, subscriber_no: int) -> list[Any]:
-    """The subscriber's delivery log (``shared.service.delivery``), none before it exists."""
-    return []
+def stop_notices(ctx: Context, tenant: str, subscriber_no: int, log: list[Delivery]) -> dict[str, Document]:
+    """The stop notices the log names (one blob read each: a subscriber has few)."""
+    ids = sorted({row.document_id for row in log if row.document_id.startswith("stp-")})
+    return {i: notice for i in ids if (notice := stop_notice(ctx, tenant, subscriber_no, i)) is not None}
+
+
+def delivery_log(ctx: Context, tenant: str, subscriber_no: int) -> list[Delivery]:
+    """The subscriber's delivery log as ``delivery`` writes it (``delivery.log``, read
+    through the port here: ``delivery`` imports this module)."""
+    return ctx.deliveries.list(tenant, subscriber_no)

@@ -31,6 +31,7 @@ def overview(ctx: Context, tenant: str, subscriber_no: int) -> dict[str, Any]:
     catalogue = ctx.catalogue.get(tenant)
     today = ctx.today(catalogue)
     history = ctx.accounts.documents(tenant, subscriber_no)
+    log = documents.delivery_log(ctx, tenant, subscriber_no)
     account = loaded.account
     return {
         "subscriber": to_jsonable(account.subscriber),
@@ -49,8 +50,8 @@ def overview(ctx: Context, tenant: str, subscriber_no: int) -> dict[str, Any]:
         "draft_invoices": [to_jsonable(d) | {"total_minor": d.total_minor}
                            for d in next_drafts(account, catalogue)],
         "ledger": [to_jsonable(e) for e in history.ledger],
-        "documents": documents.listed(account, catalogue, history,
-                                      documents.delivery_log(ctx, tenant, subscriber_no)),
+        "documents": documents.listed(account, catalogue, history, log,
+                                      documents.stop_notices(ctx, tenant, subscriber_no, log)),
     }
 
 

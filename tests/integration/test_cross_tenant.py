@@ -39,6 +39,7 @@ def bodies(b_subscriber: int) -> dict[str, Any]:
         "additional_invoice": org | {"ref": "x1", "lines": [{"text": "cross-tenant", "amount_minor": 100}]},
         "order_block_set": {"reason": "cross-tenant"},
         "subscription_delivery": {"delivery": "print", "buyer_reference": "cross-tenant"},
+        "document_resend": {"channel": "email", "to": "cross.tenant@example.no"},
         "payments_resolve": org | {"subscriber_no": b_subscriber},
         "payments_register": org | {"subscriber_no": b_subscriber, "amount_minor": 100,
                                     "payment_date": "2026-01-05", "external_id": "x1"},

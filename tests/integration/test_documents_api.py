@@ -21,6 +21,9 @@ from peppol import check_rules, validate_xsd
 from pypdf import PdfReader
 
 from devhost import issuer
+from devhost.mailbox import Mailbox
+from functions.notification_worker import handle
+from shared.adapters.bus import NOTICES
 from shared.adapters.catalogue_store import KINDS
 from shared.adapters.codec import to_jsonable
 from shared.domain.catalogue import Channel
@@ -31,7 +34,7 @@ from shared.service.context import Context
 from shared.service.customer_service import credit_invoice
 from shared.service.orders import PlaceOrder, fingerprint, place_order
 from tests.conftest import oslo_morning
-from tests.fixtures import function, http, order
+from tests.fixtures import function, http, order, received
 from tests.integration.test_cross_tenant import snapshot
 
 
@@ -179,6 +182,82 @@ def test_a_preview_of_an_unknown_or_ended_subscription_is_404(ctx: Context, shop
     status, mimetype, raw = get("subscription_preview", placed["token"], placed["route"] | {
         "subscription_id": placed["sub"]})
     assert status == 404 and "no next invoice" in problem(404, mimetype, raw)["detail"]
+
+
+# ---- the delivery log and resend -------------------------------------------------------------------
+
+def deliver_all(ctx: Context) -> None:
+    """What the notification worker does with every message waiting on ``notices``."""
+    while batch := received(ctx, NOTICES):
+        for message in batch:
+            handle(message.encode().encode())
+
+
+def test_the_list_and_the_overview_show_the_delivery_log_with_a_fallback_to_print(
+        ctx: Context, shop: str, mailbox: Mailbox) -> None:
+    mailbox.refuse.add("kari1@example.no")  # the receiving server answers 550
+    done = place_order(ctx, replace(order(shop), address="Storgata 1", postal_code="0150", city="Oslo"))
+    deliver_all(ctx)
+    token, route = issuer.token(shop, ["reader"]), {"subscriber_no": str(done.subscriber_no)}
+    (listed,) = json.loads(get("documents_list", token, route)[2])
+    assert listed["channel"] == "email"  # the channel chosen; print was the fallback
+    assert [(d["channel"], d["attempt"], d["status"]) for d in listed["deliveries"]] == [
+        ("email", 1, "failed"), ("print", 1, "sent")]
+    assert "550" in listed["deliveries"][0]["reason"] and "0150" in listed["deliveries"][1]["recipient"]
+    view = json.loads(get("subscriber_overview", token, route)[2])
+    assert view["documents"] == [listed]
+
+
+def test_customer_service_resends_a_document_to_another_address(ctx: Context, shop: str, mailbox: Mailbox,
+                                                                 placed: dict[str, Any]) -> None:
+    deliver_all(ctx)
+    route = placed["route"] | {"document_id": f"inv-{placed['invoice'].demand_no:08d}"}
+    status, mimetype, raw = get("document_resend", issuer.token(shop, ["support"]), route, "POST",
+                                {"channel": "email", "to": "Kari.Ny@Example.no"})
+    assert (status, mimetype) == (200, "application/json"), raw
+    again = json.loads(raw)
+    assert (again["attempt"], again["channel"], again["status"]) == (2, "email", "sent")
+    assert [m["To"] for m in mailbox.mails(shop)] == ["kari1@example.no", "Kari.Ny@example.no"]
+    status, _, raw = get("document_resend", placed["token"], route, "POST", {})  # as chosen, to the subscriber
+    assert status == 200 and json.loads(raw)["attempt"] == 3 and mailbox.mails(shop)[-1]["To"] == "kari1@example.no"
+    (listed,) = json.loads(get("documents_list", placed["token"], placed["route"])[2])
+    assert [d["attempt"] for d in listed["deliveries"]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("body", "status", "words"), [
+    ({"channel": "fax"}, 422, "channel"),
+    ({"channel": "email", "to": "not an address"}, 422, "to"),
+    ({"channel": "email", "to": "+47 41234567"}, 422, "to"),
+    ({"channel": "sms", "to": "kari@example.no"}, 422, "phone"),
+    ({"to": "kari@example.no"}, 422, "channel"),  # which channel is the address for?
+    ({"channel": "print", "to": "Storgata 1"}, 422, "channel"),
+    ({"channel": "email", "to": "x" * 300}, 422, "to"),
+    ({"channel": "email", "cc": "a@example.no"}, 422, "cc"),
+    ({"channel": "ehf"}, 409, "organisation number"),  # Kari is a person: no EHF form
+    ({"channel": "sms"}, 200, "failed"),  # no phone: recorded as failed, and printed instead
+])
+def test_a_resend_that_cannot_be_made_is_refused_before_anything_is_sent(
+        ctx: Context, shop: str, mailbox: Mailbox, placed: dict[str, Any], body: Any, status: int,
+        words: str) -> None:
+    route = placed["route"] | {"document_id": f"inv-{placed['invoice'].demand_no:08d}"}
+    before = snapshot(ctx, shop)
+    got, mimetype, raw = get("document_resend", placed["token"], route, "POST", body)
+    assert got == status and words in raw.decode(), raw
+    if status >= 400:
+        problem(status, mimetype, raw)
+        assert snapshot(ctx, shop) == before and mailbox.mails(shop) == []
+
+
+def test_a_resend_of_a_document_that_is_not_there_is_404_and_needs_the_support_role(
+        ctx: Context, shop: str, mailbox: Mailbox, placed: dict[str, Any]) -> None:
+    route = placed["route"] | {"document_id": "inv-00000099"}
+    problem(404, *get("document_resend", placed["token"], route, "POST", {})[1:])
+    problem(400, *get("document_resend", placed["token"], route | {"document_id": "inv-99"}, "POST", {})[1:])
+    problem(404, *get("document_resend", issuer.token("some-other-tenant", ["admin"]), route | {
+        "document_id": f"inv-{placed['invoice'].demand_no:08d}"}, "POST", {})[1:])
+    reader = issuer.token(shop, ["reader"])
+    problem(403, *get("document_resend", reader, route, "POST", {})[1:])
+    assert mailbox.mails(shop) == []
 
 
 # ---- EHF ---------------------------------------------------------------------------------------------
