@@ -10,12 +10,15 @@ import hashlib
 import io
 import json
 import struct
+import uuid
 import zlib
 from dataclasses import asdict, replace
 from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from peppol import check_rules, validate_xsd
 from pypdf import PdfReader
@@ -31,10 +34,11 @@ from shared.service import documents
 from shared.service.billing import bill_one
 from shared.service.catalogue import put_item
 from shared.service.context import Context
-from shared.service.customer_service import credit_invoice
+from shared.service.customer_service import add_correction, credit_invoice
 from shared.service.orders import PlaceOrder, fingerprint, place_order
+from shared.service.payments_in import register_payment
 from tests.conftest import oslo_morning
-from tests.fixtures import function, http, order, received
+from tests.fixtures import function, http, install_catalogue, order, received
 from tests.integration.test_cross_tenant import snapshot
 
 
@@ -170,6 +174,38 @@ def test_the_preview_shows_the_lines_and_total_the_invoice_run_then_issues(
     assert (issued.lines, issued.vat, issued.total_minor, issued.amount_due_minor, issued.period, issued.due_date) \
         == (preview.lines, preview.vat, preview.total_minor, preview.amount_due_minor, preview.period,
             preview.due_date)
+
+
+@pytest.mark.fakes
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.sampled_from(["digital-monthly", "digital-yearly"]),
+       corrections=st.lists(st.integers(-40000, 40000).filter(bool), max_size=3),
+       paid=st.integers(0, 400000), organisation=st.booleans())
+def test_the_preview_is_what_the_invoice_run_issues_whatever_the_account_holds(
+        ctx: Context, plan: str, corrections: list[int], paid: int, organisation: bool) -> None:
+    """Corrections on the next invoice, money paid beyond the first invoice (credit the run
+    applies), a yearly or monthly plan, a person or an organisation: the preview's lines,
+    VAT, total, credit applied and amount due are the issued invoice's."""
+    shop = f"pv{uuid.uuid4().hex[:10]}"
+    install_catalogue(ctx, shop)
+    ctx.clock.set(oslo_morning(date(2026, 1, 5)))  # type: ignore[attr-defined]
+    wanted = replace(order(shop, plan=plan), organization_number="923609016" if organisation else None)
+    done = place_order(ctx, wanted)
+    n, sub = done.subscriber_no, done.subscription_id
+    for i, amount in enumerate(corrections):
+        add_correction(ctx, shop, n, "avisa", amount, f"Correction {i}", f"c{i}")
+    if paid:
+        register_payment(ctx, shop, n, "avisa", paid, date(2026, 1, 6), "pay-1")
+    preview = documents.preview(ctx, shop, n, sub)
+    day = preview.issue_date  # the run that issues it: on its production day
+    ctx.clock.set(oslo_morning(day))  # type: ignore[attr-defined]
+    assert bill_one(ctx, shop, day, n) == 1
+    issued = documents.documents(ctx, shop, n)[1]
+    assert (issued.lines, issued.vat, issued.total_minor, issued.credit_applied_minor, issued.amount_due_minor,
+            issued.period, issued.due_date, issued.issue_date, issued.letter) == (
+        preview.lines, preview.vat, preview.total_minor, preview.credit_applied_minor, preview.amount_due_minor,
+        preview.period, preview.due_date, preview.issue_date, preview.letter)
+    assert (preview.number, preview.kid) == (0, "") and issued.number > 0 and issued.kid
 
 
 def test_a_preview_of_an_unknown_or_ended_subscription_is_404(ctx: Context, shop: str,
