@@ -26,10 +26,12 @@ from pypdf import PdfReader
 from devhost import issuer
 from devhost.mailbox import Mailbox
 from functions.notification_worker import handle
-from shared.adapters.bus import NOTICES
+from shared.adapters.bus import NOTICES, event_message
 from shared.adapters.catalogue_store import KINDS
 from shared.adapters.codec import to_jsonable
 from shared.domain.catalogue import Channel
+from shared.domain.dunning import NoticeChannel
+from shared.domain.events import PaymentStopNotice
 from shared.service import documents
 from shared.service.billing import bill_one
 from shared.service.catalogue import put_item
@@ -242,6 +244,27 @@ def test_the_list_and_the_overview_show_the_delivery_log_with_a_fallback_to_prin
     assert "550" in listed["deliveries"][0]["reason"] and "0150" in listed["deliveries"][1]["recipient"]
     view = json.loads(get("subscriber_overview", token, route)[2])
     assert view["documents"] == [listed]
+
+
+def test_a_stop_notice_delivered_is_listed_and_downloads_as_the_pdf_it_was_sent_as(
+        ctx: Context, shop: str, mailbox: Mailbox, placed: dict[str, Any]) -> None:
+    invoice = placed["invoice"]
+    notice = PaymentStopNotice(f"stop-{invoice.number}", placed["n"], "Kari Nordmann 1", date(2026, 2, 10),
+                               NoticeChannel.EMAIL, "kari1@example.no", "avisa", "Avisa Nordvest AS", invoice.number,
+                               invoice.kid, "NOK", "86011117947", stop_date=date(2026, 2, 15), owed_minor=34800)
+    handle(event_message(shop, notice).encode().encode())  # as the dunning run's outbox sends it
+    document_id = f"stp-{invoice.number:010d}"
+    listed = json.loads(get("documents_list", placed["token"], placed["route"])[2])
+    stop = next(d for d in listed if d["id"] == document_id)
+    assert (stop["kind"], stop["total_minor"], stop["due_date"], stop["organization_id"]) == (
+        "stop_notice", 34800, "2026-02-15", "avisa")
+    assert [(d["channel"], d["status"]) for d in stop["deliveries"]] == [("email", "sent")]
+    status, mimetype, pdf = get("document_pdf", placed["token"], placed["route"] | {"document_id": document_id})
+    assert (status, mimetype) == (200, "application/pdf")
+    (mail,) = mailbox.mails(shop)  # the invoice was not delivered here: the notice's mail alone
+    (sent,) = [part.get_content() for part in mail.iter_attachments()]
+    assert sent == pdf  # the same document: its stored form renders to the same bytes
+    problem(409, *get("document_ehf", placed["token"], placed["route"] | {"document_id": document_id})[1:])
 
 
 def test_customer_service_resends_a_document_to_another_address(ctx: Context, shop: str, mailbox: Mailbox,
