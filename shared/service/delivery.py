@@ -21,7 +21,10 @@ notes; a reminder or stop notice the dunning process sends by SMS stays SMS) and
 **Exactly once per document and channel.** Each (document, channel, attempt) has a row in
 the subscriber's delivery log (``DeliveryLog``), *claimed by create* before anything is
 sent: the first handler of a message creates the row (status ``queued``) and sends; a
-redelivered or concurrent copy of the message finds the row and sends nothing. A copy that
+redelivered or concurrent copy of the message finds the row and sends nothing (a row
+that failed finds its print fallback done, or does it). The channel is chosen again on
+each handling, so a subscriber who changed channel between two deliveries of the same
+message gets the document by the new channel too: once per channel. A copy that
 finds the row ``queued`` while its claim is fresh (another handler is sending now) waits
 up to ``WAIT`` for it to finish, and if it has not, raises ``DeliveryInProgress`` (a
 transient failure: the bus tries the message again later). A handler whose send fails
@@ -164,12 +167,8 @@ def _deliver(ctx: Context, message_id: str, body: dict[str, Any], last: bool) ->
         return []  # not a document
     tenant = body["tenant"]
     found = _found(ctx, tenant, event)
-    done = ctx.deliveries.list(tenant, found.account.number, found.document.id)
-    first = [d for d in done if d.attempt == 1]
-    if first:  # handled before (a redelivery): finish what the first handling started, send nothing again
-        return _resume(ctx, tenant, found, first, last)
     channel, to = route(ctx, tenant, found, _event_channel(event), _event_to(event))
-    return _send_once(ctx, tenant, found, channel, to, 1, last)
+    return _send_once(ctx, tenant, found, channel, to, 1, last)  # handled before: its row says so
 
 
 def _event_channel(event: Event) -> str | None:
