@@ -1,0 +1,633 @@
+"""A document as a PDF (L7): what a subscriber reads, prints and pays from.
+
+``render_pdf(document, logo)`` draws one A4 document with reportlab's canvas (chosen by
+measurement: docs/pdf-library.md). One template per ``TEMPLATE_VERSION`` of
+``shared.domain.letters``; a document issued under a version this module does not know is
+refused (``ValueError``), never drawn with another version's layout.
+
+What it shows follows the law of the seller's country (bokføringsforskriften § 5-1-1 in
+Norway; the VAT act's invoice rules in Sweden): the seller's name and organisation
+number ("MVA" after it when VAT-registered, "Foretaksregisteret" for a company; in Sweden
+the VAT registration number), the buyer's name and address, number and date, delivery
+period or date, each line's description, quantity and price, VAT per rate (rate, basis,
+amount) and the total, the due date, and the payment part by the letter's payment
+method (account and KID/OCR for a giro; "the amount is charged" and the charge date for
+AvtaleGiro, Vipps and card). A preview (``number == 0``) is marked as such and has no KID.
+
+Layout: a head (brand colour band, logo, title, seller, buyer, facts), the lines (as
+many pages as they need, the column heads repeated), then the VAT breakdown, totals and
+payment part on the last page, and a footer on every page (branding footer text,
+contact, "page n of m"). Pages are planned before anything is drawn, so "of m" is known.
+
+The same document gives the same bytes: reportlab's invariant mode, the creation date
+the document's issue date, the file identifier derived from the document, and fonts
+(Bitstream Vera, shipped inside the reportlab package, so no system font is read)
+embedded as subsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import reportlab  # type: ignore[import-untyped]  # reportlab ships no type hints
+from reportlab.lib.colors import Color, HexColor, black  # type: ignore[import-untyped]  # reportlab ships no type hints
+from reportlab.lib.pagesizes import A4  # type: ignore[import-untyped]  # reportlab ships no type hints
+from reportlab.lib.utils import ImageReader  # type: ignore[import-untyped]  # reportlab ships no type hints
+from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]  # reportlab ships no type hints
+from reportlab.pdfbase.ttfonts import TTFont  # type: ignore[import-untyped]  # reportlab ships no type hints
+from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]  # reportlab ships no type hints
+
+from shared.domain.documents import Document, Kind
+from shared.domain.letters import TEMPLATE_VERSION, Language, PaymentMethod, Seller
+
+from . import texts
+from .texts import amount, day, text
+
+TEMPLATES = frozenset({1})  # every template version this renderer can draw
+assert TEMPLATE_VERSION in TEMPLATES, "a new template version needs its layout here"
+
+FONT, BOLD = "AbonnoSans", "AbonnoSans-Bold"
+_FONT_DIR = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
+pdfmetrics.registerFont(TTFont(FONT, os.path.join(_FONT_DIR, "Vera.ttf")))
+pdfmetrics.registerFont(TTFont(BOLD, os.path.join(_FONT_DIR, "VeraBd.ttf")))
+
+WIDTH, HEIGHT = A4
+LEFT, RIGHT = 50.0, WIDTH - 50.0
+GREY = Color(0.35, 0.35, 0.35)
+PREVIEW_RED = Color(0.75, 0.1, 0.1)
+DEFAULT_COLOUR = "#1F3A5F"
+SIZE, SMALL, LEADING = 9.0, 7.5, 12.0
+BAND = 16.0
+# columns of the lines table: description (left), then right edges of the figures
+COL_DESC_WIDTH = 225.0
+COL_QTY, COL_PRICE, COL_RATE, COL_AMOUNT = 320.0, 410.0, 455.0, RIGHT
+PAYMENT_HEIGHT = 96.0
+
+
+def width(s: str, font: str = FONT, size: float = SIZE) -> float:
+    return float(pdfmetrics.stringWidth(s, font, size))
+
+
+def wrap(s: str, limit: float, font: str = FONT, size: float = SIZE) -> list[str]:
+    """``s`` in lines no wider than ``limit``: at spaces, and inside a word too long to fit."""
+    lines: list[str] = []
+    current = ""
+    for word in s.split():
+        candidate = f"{current} {word}" if current else word
+        if width(candidate, font, size) <= limit:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        current = ""
+        while width(word, font, size) > limit:
+            cut = max(1, _fitting(word, limit, font, size))
+            lines.append(word[:cut])
+            word = word[cut:]
+        current = word
+    if current:
+        lines.append(current)
+    return lines or [""]
+
+
+def _fitting(word: str, limit: float, font: str, size: float) -> int:
+    low, high = 0, len(word)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if width(word[:mid], font, size) <= limit:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def orgnr_text(seller: Seller) -> str:
+    """NO: "Org.nr. 923 609 016 MVA" (MVA only when VAT-registered); SE: "Org.nr 556036-0793"."""
+    number = seller.party.organization_number or ""
+    digits = "".join(c for c in number if c.isdigit())
+    if seller.party.country == "SE" and len(digits) == 10:
+        shown = f"{digits[:6]}-{digits[6:]}"
+    elif len(digits) == 9:
+        shown = f"{digits[:3]} {digits[3:6]} {digits[6:]}"
+    else:
+        shown = number
+    return shown
+
+
+def vat_number(seller: Seller) -> str | None:
+    """SE: the VAT registration number as given, else SE + organisation number + 01."""
+    if not seller.vat_registered:
+        return None
+    if seller.vat_number:
+        return seller.vat_number
+    digits = "".join(c for c in seller.party.organization_number or "" if c.isdigit())
+    if seller.party.country == "SE" and digits:
+        return f"SE{digits}01"
+    return None
+
+
+def account_text(account: str | None, country: str) -> str:
+    """A Norwegian account as 1234.56.78903; a bankgiro as 123-4567 or 1234-5678."""
+    raw = account or ""
+    digits = "".join(c for c in raw if c.isdigit())
+    if country == "SE" and len(digits) in (7, 8) and digits == raw.replace("-", ""):
+        return f"{digits[:-4]}-{digits[-4:]}"
+    if country != "SE" and len(digits) == 11 and digits == raw.replace(".", "").replace(" ", ""):
+        return f"{digits[:4]}.{digits[4:6]}.{digits[6:]}"
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One row of the lines area: its height and how to draw it at a top y."""
+
+    height: float
+    draw: Callable[[Canvas, float], None]
+
+
+class _Renderer:
+    def __init__(self, document: Document, logo: bytes | None) -> None:
+        self.d = document
+        self.lang: Language = document.letter.language
+        self.seller = document.letter.seller
+        self.country = self.seller.party.country
+        colour = self.seller.branding.colour
+        try:
+            self.colour: Color = HexColor(colour if colour.startswith("#") and len(colour) == 7 else DEFAULT_COLOUR)
+        except (ValueError, TypeError):
+            self.colour = HexColor(DEFAULT_COLOUR)
+        self.logo = _image(logo)
+        self.preview = document.number == 0
+        self.footer_lines = self._footer_lines()
+
+    # --- small helpers -------------------------------------------------------------------
+    def t(self, key: str) -> str:
+        return text(self.lang, key)
+
+    def money(self, minor: int) -> str:
+        return amount(minor, self.d.currency, self.lang)
+
+    def date(self, value: object) -> str:
+        from datetime import date as _date
+
+        return day(value, self.lang) if isinstance(value, _date) else ""
+
+    # --- planning ------------------------------------------------------------------------
+    def _footer_lines(self) -> list[str]:
+        b = self.seller.branding
+        lines = wrap(b.footer, RIGHT - LEFT, FONT, SMALL) if b.footer.strip() else []
+        contact = [self.seller.party.name]
+        if b.contact_email:
+            contact.append(f"{self.t('email')}: {b.contact_email}")
+        if b.contact_phone:
+            contact.append(f"{self.t('phone')}: {b.contact_phone}")
+        return lines + wrap("  ·  ".join(contact), RIGHT - LEFT - 80, FONT, SMALL)
+
+    @property
+    def footer_top(self) -> float:
+        return 30.0 + LEADING * 0.85 * len(self.footer_lines) + 8
+
+    def line_rows(self) -> list[Row]:
+        rows: list[Row] = []
+        doc_period = self.d.period
+        for li in self.d.lines:
+            desc = wrap(li.description, COL_DESC_WIDTH)
+            sub = ""
+            if li.period_start and li.period_end and (li.period_start, li.period_end) != doc_period:
+                sub = texts.period(li.period_start, li.period_end, self.lang)
+            height = LEADING * (len(desc) + (1 if sub else 0)) + 3
+
+            def draw(c: Canvas, y: float, li=li, desc=desc, sub=sub) -> None:  # type: ignore[no-untyped-def]
+                c.setFont(FONT, SIZE)
+                base = y - LEADING + 3
+                for i, part in enumerate(desc):
+                    c.drawString(LEFT, base - i * LEADING, part)
+                if sub:
+                    c.setFont(FONT, SMALL)
+                    c.setFillColor(GREY)
+                    c.drawString(LEFT, base - len(desc) * LEADING, sub)
+                    c.setFillColor(black)
+                    c.setFont(FONT, SIZE)
+                c.drawRightString(COL_QTY, base, texts.number(li.quantity, self.lang))
+                c.drawRightString(COL_PRICE, base, self.money(li.unit_price_minor))
+                c.drawRightString(COL_RATE, base, texts.percent(li.vat_rate_bp, self.lang))
+                c.drawRightString(COL_AMOUNT, base, self.money(li.gross_minor))
+
+            rows.append(Row(height, draw))
+        return rows
+
+    def summary_height(self) -> float:
+        if not self.d.kind.is_invoice and self.d.kind is not Kind.CREDIT_NOTE:
+            return 0.0
+        vat_rows = 2 + len(self.d.vat)
+        total_rows = 4 + (1 if self.d.credit_applied_minor else 0)
+        return LEADING * max(vat_rows, total_rows) + 24
+
+    def tail_height(self) -> float:
+        return self.summary_height() + PAYMENT_HEIGHT + 16
+
+    def plan(self, head_bottom: float) -> list[list[Row]]:
+        """The line rows per page; the last page also has room for the summary and payment part."""
+        pages: list[list[Row]] = [[]]
+        table_head = LEADING + 8
+        y = head_bottom - table_head
+        bottom = self.footer_top + 14
+        for row in self.line_rows():
+            if y - row.height < bottom:
+                pages.append([])
+                y = self.continuation_top() - table_head
+            pages[-1].append(row)
+            y -= row.height
+        if y - self.tail_height() < self.footer_top:
+            pages.append([])
+        return pages
+
+    def continuation_top(self) -> float:
+        return float(HEIGHT - BAND - 56)
+
+    # --- drawing -------------------------------------------------------------------------
+    def render(self) -> bytes:
+        buf = io.BytesIO()
+        c = Canvas(buf, pagesize=A4, invariant=1, pageCompression=1, pdfVersion=(1, 4))
+        issued = self.d.issue_date
+        c.setDateFormatter(lambda *_: f"D:{issued.year:04d}{issued.month:02d}{issued.day:02d}000000+00'00'")
+        c.setTitle(f"{texts.title(self.d.kind, self.lang)} {self.d.number}")
+        c.setAuthor(self.seller.party.name)
+        c.setCreator("Abonno")
+        c.setProducer("Abonno")
+        c.setSubject(self.d.id)
+        doc = c._doc  # reportlab offers no public way to fix the file identifier
+        digest = hashlib.sha256(f"{self.d.id}|{self.d.number}|{issued}|{TEMPLATE_VERSION}".encode()).digest()[:16]
+        hexid = digest.hex().upper().encode()
+        doc._ID = b"\n[<" + hexid + b"><" + hexid + b">]\n"
+
+        head_bottom = self.measure_head()
+        pages = self.plan(head_bottom)
+        for index, rows in enumerate(pages):
+            first, last = index == 0, index == len(pages) - 1
+            y = self.draw_head(c) if first else self.draw_continuation_head(c)
+            if rows or (first and self.d.lines):
+                y = self.draw_table_head(c, y)
+                for row in rows:
+                    row.draw(c, y)
+                    y -= row.height
+            if last:
+                y = self.draw_summary(c, y - 8)
+                self.draw_payment(c, y - 8)
+            else:
+                c.setFont(FONT, SMALL)
+                c.setFillColor(GREY)
+                c.drawRightString(RIGHT, self.footer_top + 2, self.t("carried"))
+                c.setFillColor(black)
+            self.draw_footer(c, index + 1, len(pages))
+            c.showPage()
+        c.save()
+        return buf.getvalue()
+
+    def measure_head(self) -> float:
+        return self.draw_head(None)
+
+    def draw_head(self, c: Canvas | None) -> float:
+        """Draw the first page's head (or only measure it when ``c`` is None): its bottom y."""
+        d, lang = self.d, self.lang
+        if c is not None:
+            c.setFillColor(self.colour)
+            c.rect(0, HEIGHT - BAND, WIDTH, BAND, stroke=0, fill=1)
+            c.setFillColor(black)
+        top = HEIGHT - BAND - 18
+        # logo at the left, title at the right
+        logo_bottom = top
+        if self.logo is not None:
+            reader, (w, h) = self.logo
+            scale = min(150 / w, 50 / h)
+            if c is not None:
+                c.drawImage(reader, LEFT, top - h * scale, w * scale, h * scale, mask="auto")
+            logo_bottom = top - h * scale
+        title = texts.title(d.kind, lang)
+        if d.kind is Kind.REMINDER and d.reminder_step:
+            title = f"{title} ({self.t('reminder_step')} {d.reminder_step})"
+        if c is not None:
+            c.setFont(BOLD, 18)
+            c.setFillColor(self.colour)
+            c.drawRightString(RIGHT, top - 16, title)
+            c.setFillColor(black)
+        y = top - 26
+        if self.preview:
+            if c is not None:
+                label = self.t("preview")
+                c.setFillColor(PREVIEW_RED)
+                c.setFont(BOLD, 10)
+                label_width = width(label, BOLD, 10)
+                c.roundRect(RIGHT - label_width - 12, y - 16, label_width + 12, 18, 3, stroke=1, fill=0)
+                c.drawRightString(RIGHT - 6, y - 11, label)
+                c.setFillColor(black)
+            y -= 24
+        # seller at the right
+        y = self.draw_block(c, RIGHT - 215, y - 4, self.seller_lines(), 215)
+        # buyer at the left (the envelope window)
+        left_y = self.draw_block(c, LEFT, min(logo_bottom, HEIGHT - 150) - 12, self.buyer_lines(), 250,
+                                 label=self.t("buyer"))
+        y = self.draw_facts(c, RIGHT - 215, y - 10)
+        y = min(y, left_y) - 10
+        return self.draw_kind_text(c, y)
+
+    def seller_lines(self) -> list[tuple[str, bool]]:
+        s = self.seller
+        p = s.party
+        lines: list[tuple[str, bool]] = [(p.name, True)]
+        if p.address:
+            lines.append((p.address, False))
+        if p.postal_code or p.city:
+            lines.append((f"{p.postal_code or ''} {p.city or ''}".strip(), False))
+        if p.organization_number:
+            suffix = " MVA" if self.country != "SE" and s.vat_registered else ""
+            lines.append((f"{self.t('org_number')} {orgnr_text(s)}{suffix}", False))
+        if self.country != "SE" and s.company:
+            lines.append(("Foretaksregisteret", False))
+        vat = vat_number(s)
+        if self.country == "SE" and vat:
+            lines.append((f"{text(Language.SV if self.lang is Language.SV else self.lang, 'vat_number')}: {vat}",
+                          False))
+        if s.branding.contact_email:
+            lines.append((f"{self.t('email')}: {s.branding.contact_email}", False))
+        if s.branding.contact_phone:
+            lines.append((f"{self.t('phone')}: {s.branding.contact_phone}", False))
+        return lines
+
+    def buyer_lines(self) -> list[tuple[str, bool]]:
+        b = self.d.letter.buyer
+        lines: list[tuple[str, bool]] = [(b.name, True)]
+        if b.address:
+            lines.append((b.address, False))
+        if b.postal_code or b.city:
+            lines.append((f"{b.postal_code or ''} {b.city or ''}".strip(), False))
+        if b.country != self.country:
+            lines.append((b.country, False))
+        if b.organization_number:
+            lines.append((f"{self.t('org_number')} {b.organization_number}", False))
+        return lines
+
+    def draw_block(self, c: Canvas | None, x: float, y: float, lines: list[tuple[str, bool]], limit: float,
+                   label: str = "") -> float:
+        if label:
+            if c is not None:
+                c.setFont(FONT, SMALL)
+                c.setFillColor(GREY)
+                c.drawString(x, y, label)
+                c.setFillColor(black)
+            y -= LEADING
+        for value, bold in lines:
+            font = BOLD if bold else FONT
+            for part in wrap(value, limit, font):
+                if c is not None:
+                    c.setFont(font, SIZE)
+                    c.drawString(x, y, part)
+                y -= LEADING
+        return y
+
+    def facts(self) -> list[tuple[str, str]]:
+        d = self.d
+        facts: list[tuple[str, str]] = []
+        if d.kind is Kind.CREDIT_NOTE:
+            facts.append((self.t("credit_note_number"), str(d.number)))
+        elif d.kind.is_invoice:
+            if not self.preview:
+                facts.append((self.t("invoice_number"), str(d.number)))
+        elif d.invoice_number is not None:
+            facts.append((self.t("concerns_invoice"), str(d.invoice_number)))
+        facts.append((self.t("invoice_date") if d.kind.is_invoice or d.kind is Kind.CREDIT_NOTE else self.t("date"),
+                      self.date(d.issue_date)))
+        if d.kind.is_invoice or d.kind is Kind.CREDIT_NOTE:
+            if d.period:
+                facts.append((self.t("delivery_period"), texts.period(d.period[0], d.period[1], self.lang)))
+            else:
+                facts.append((self.t("delivery_date"), self.date(d.issue_date)))
+        if d.due_date and d.kind is not Kind.CREDIT_NOTE:
+            key = "stop_date" if d.kind is Kind.STOP_NOTICE else "due_date"
+            facts.append((self.t(key), self.date(d.stop_date or d.due_date if d.kind is Kind.STOP_NOTICE
+                                                 else d.due_date)))
+        facts.append((self.t("customer_number"), str(d.letter.subscriber_no)))
+        if d.letter.buyer_reference:
+            facts.append((self.t("your_reference"), d.letter.buyer_reference))
+        if d.kid and d.kind is not Kind.CREDIT_NOTE:
+            facts.append((texts.reference_label(self.country), d.kid))
+        return facts
+
+    def draw_facts(self, c: Canvas | None, x: float, y: float) -> float:
+        for label, value in self.facts():
+            parts = wrap(value, 105)
+            if c is not None:
+                c.setFont(FONT, SMALL)
+                c.setFillColor(GREY)
+                c.drawString(x, y, label)
+                c.setFillColor(black)
+                c.setFont(BOLD, SIZE)
+                for i, part in enumerate(parts):
+                    c.drawRightString(RIGHT, y - i * LEADING, part)
+            y -= LEADING * len(parts)
+        return y
+
+    def kind_paragraphs(self) -> list[str]:
+        d = self.d
+        if d.kind is Kind.CREDIT_NOTE:
+            ref = f"{self.t('credits_invoice')} {d.invoice_number}"
+            if d.invoice_issue_date:
+                ref += f" {self.t('dated')} {self.date(d.invoice_issue_date)}"
+            out = [ref]
+            if d.reason:
+                out.append(f"{self.t('reason')}: {d.reason}")
+            return out
+        if d.kind is Kind.REMINDER:
+            ref = f"{self.t('concerns_invoice')} {d.invoice_number}"
+            if d.invoice_issue_date:
+                ref += f" {self.t('dated')} {self.date(d.invoice_issue_date)}"
+            return [self.t("reminder_text"), ref]
+        if d.kind is Kind.STOP_NOTICE:
+            stop = self.date(d.stop_date or d.due_date)
+            return [self.t("stop_text").format(date=stop), f"{self.t('concerns_invoice')} {d.invoice_number}",
+                    self.t("how_to_pay")]
+        return []
+
+    def draw_kind_text(self, c: Canvas | None, y: float) -> float:
+        for paragraph in self.kind_paragraphs():
+            for part in wrap(paragraph, RIGHT - LEFT):
+                if c is not None:
+                    c.setFont(FONT, SIZE)
+                    c.drawString(LEFT, y, part)
+                y -= LEADING
+            y -= 3
+        return y
+
+    def draw_continuation_head(self, c: Canvas) -> float:
+        c.setFillColor(self.colour)
+        c.rect(0, HEIGHT - BAND, WIDTH, BAND, stroke=0, fill=1)
+        c.setFillColor(black)
+        top = HEIGHT - BAND - 24
+        c.setFont(BOLD, SIZE)
+        c.drawString(LEFT, top, self.seller.party.name[:80])
+        label = texts.title(self.d.kind, self.lang)
+        if not self.preview:
+            label += f" {self.d.number}"
+        else:
+            label += f" – {self.t('preview')}"
+        c.drawRightString(RIGHT, top, label)
+        return self.continuation_top()
+
+    def draw_table_head(self, c: Canvas, y: float) -> float:
+        c.setFont(BOLD, SIZE)
+        base = y - LEADING + 3
+        c.drawString(LEFT, base, self.t("description"))
+        c.drawRightString(COL_QTY, base, self.t("quantity"))
+        c.drawRightString(COL_PRICE, base, self.t("unit_price"))
+        c.drawRightString(COL_RATE, base, self.t("vat_rate"))
+        c.drawRightString(COL_AMOUNT, base, self.t("line_amount"))
+        c.setStrokeColor(self.colour)
+        c.setLineWidth(0.8)
+        c.line(LEFT, y - LEADING, RIGHT, y - LEADING)
+        c.setStrokeColor(black)
+        return y - LEADING - 6
+
+    def draw_summary(self, c: Canvas, y: float) -> float:
+        d = self.d
+        if d.kind in (Kind.REMINDER, Kind.STOP_NOTICE):
+            return self.draw_demand_summary(c, y)
+        c.setStrokeColor(self.colour)
+        c.setLineWidth(0.5)
+        c.line(LEFT, y + 4, RIGHT, y + 4)
+        c.setStrokeColor(black)
+        top = y - LEADING
+        # VAT per rate: rate, basis, VAT
+        c.setFont(BOLD, SIZE)
+        c.drawString(LEFT, top, self.t("vat_rate"))
+        c.drawRightString(LEFT + 130, top, self.t("vat_basis"))
+        c.drawRightString(LEFT + 235, top, self.t("vat"))
+        c.setFont(FONT, SIZE)
+        vy = top
+        for part in d.vat:
+            vy -= LEADING
+            c.drawString(LEFT, vy, texts.percent(part.rate_bp, self.lang))
+            c.drawRightString(LEFT + 130, vy, self.money(part.net_minor))
+            c.drawRightString(LEFT + 235, vy, self.money(part.vat_minor))
+        # totals at the right
+        label_x = 335.0
+        ty = top
+        rows = [(self.t("net_total"), d.net_minor, False), (self.t("vat_total"), d.vat_minor, False),
+                (self.t("total"), d.total_minor, d.kind is Kind.CREDIT_NOTE)]
+        if d.kind is not Kind.CREDIT_NOTE:
+            if d.credit_applied_minor:
+                rows.append((self.t("credit_applied"), -d.credit_applied_minor, False))
+            rows.append((self.t("amount_due"), d.amount_due_minor, True))
+        for label, value, bold in rows:
+            c.setFont(BOLD if bold else FONT, SIZE)
+            c.drawString(label_x, ty, label)
+            c.drawRightString(RIGHT, ty, self.money(value))
+            ty -= LEADING
+        return min(vy, ty) - 10
+
+    def draw_demand_summary(self, c: Canvas, y: float) -> float:
+        d = self.d
+        c.setStrokeColor(self.colour)
+        c.setLineWidth(0.5)
+        c.line(LEFT, y + 4, RIGHT, y + 4)
+        c.setStrokeColor(black)
+        ty = y - LEADING
+        rows: list[tuple[str, int, bool]] = []
+        if d.kind is Kind.REMINDER:
+            rows.append((self.t("outstanding"), d.total_minor - d.fee_minor, False))
+            rows.append((self.t("reminder_fee"), d.fee_minor, False))
+            rows.append((self.t("amount_due"), d.amount_due_minor, True))
+        else:
+            rows.append((self.t("owed"), d.total_minor, True))
+        for label, value, bold in rows:
+            c.setFont(BOLD if bold else FONT, SIZE)
+            c.drawString(335.0, ty, label)
+            c.drawRightString(RIGHT, ty, self.money(value))
+            ty -= LEADING
+        return ty - 10
+
+    def draw_payment(self, c: Canvas, y: float) -> None:
+        """The payment part: in a box above the footer of the last page."""
+        d = self.d
+        top = min(y, self.footer_top + PAYMENT_HEIGHT + 8)
+        bottom = top - PAYMENT_HEIGHT
+        c.setStrokeColor(self.colour)
+        c.setLineWidth(1)
+        c.rect(LEFT, bottom, RIGHT - LEFT, PAYMENT_HEIGHT, stroke=1, fill=0)
+        c.setStrokeColor(black)
+        x = LEFT + 10
+        c.setFont(BOLD, 10)
+        c.setFillColor(self.colour)
+        c.drawString(x, top - 16, self.t("payment"))
+        c.setFillColor(black)
+        if d.kind is Kind.CREDIT_NOTE:
+            c.setFont(FONT, SIZE)
+            c.drawString(x, top - 36, self.t("nothing_to_pay"))
+            return
+        if d.amount_due_minor <= 0:
+            c.setFont(FONT, SIZE)
+            c.drawString(x, top - 36, self.t("nothing_due"))
+            return
+        method = d.letter.payment
+        due = self.date(d.due_date)
+        if method is PaymentMethod.GIRO:
+            reference = d.kid if d.kid else self.t("preview_no_kid")
+            cells = [(texts.account_label(self.country, self.lang),
+                      account_text(self.seller.bank_account, self.country)),
+                     (texts.reference_label(self.country), reference),
+                     (self.t("amount"), self.money(d.amount_due_minor)),
+                     (self.t("due_date"), due)]
+        else:
+            c.setFont(BOLD, SIZE)
+            c.drawString(x, top - 34, texts.payment_note(method, self.lang))
+            cells = [(self.t("amount"), self.money(d.amount_due_minor)), (self.t("charge_date"), due)]
+        for i, (label, value) in enumerate(cells):
+            cx = x + (i % 2) * 240
+            cy = top - (50 if method is not PaymentMethod.GIRO else 34) - (i // 2) * 28
+            c.setFont(FONT, SMALL)
+            c.setFillColor(GREY)
+            c.drawString(cx, cy, label)
+            c.setFillColor(black)
+            c.setFont(BOLD, 11 if width(value, BOLD, 11) < 225 else SIZE)
+            c.drawString(cx, cy - 13, value)
+
+    def draw_footer(self, c: Canvas, page: int, pages: int) -> None:
+        c.setStrokeColor(self.colour)
+        c.setLineWidth(0.8)
+        c.line(LEFT, self.footer_top - 2, RIGHT, self.footer_top - 2)
+        c.setStrokeColor(black)
+        c.setFont(FONT, SMALL)
+        c.setFillColor(GREY)
+        y = self.footer_top - 12
+        for part in self.footer_lines:
+            c.drawString(LEFT, y, part)
+            y -= LEADING * 0.85
+        c.drawRightString(RIGHT, 30, self.t("page").format(page=page, pages=pages))
+        c.setFillColor(black)
+
+
+def _image(logo: bytes | None) -> tuple[ImageReader, tuple[int, int]] | None:
+    """The logo, if it reads as an image (PNG or JPEG); a broken image is left out."""
+    if not logo:
+        return None
+    try:
+        reader = ImageReader(io.BytesIO(logo))
+        w, h = reader.getSize()
+        reader.getRGBData()  # decodes it: a truncated image fails here, not while drawing
+    except Exception:  # whatever a broken image raises, the document renders without it
+        return None
+    if w <= 0 or h <= 0:
+        return None
+    return reader, (w, h)
+
+
+def render_pdf(document: Document, logo: bytes | None = None) -> bytes:
+    """The document as PDF bytes (the same document and logo give the same bytes)."""
+    version = document.letter.template_version
+    if version not in TEMPLATES:
+        raise ValueError(f"document {document.id}: unknown template version {version} "
+                         f"(this renderer draws {sorted(TEMPLATES)})")
+    return _Renderer(document, logo).render()
