@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from datetime import date
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,8 +64,9 @@ DEFAULT_COLOUR = "#1F3A5F"
 SIZE, SMALL, LEADING = 9.0, 7.5, 12.0
 BAND = 16.0
 # columns of the lines table: description (left), then right edges of the figures
-COL_DESC_WIDTH = 225.0
-COL_QTY, COL_PRICE, COL_RATE, COL_AMOUNT = 320.0, 410.0, 455.0, RIGHT
+COL_DESC_WIDTH = 205.0
+COL_QTY, COL_PRICE, COL_RATE, COL_AMOUNT = 300.0, 388.0, 448.0, RIGHT
+FACTS_X, FACTS_VALUE_WIDTH = RIGHT - 230.0, 140.0
 PAYMENT_HEIGHT = 96.0
 
 
@@ -92,6 +94,16 @@ def wrap(s: str, limit: float, font: str = FONT, size: float = SIZE) -> list[str
     if current:
         lines.append(current)
     return lines or [""]
+
+
+def right(c: Canvas, x: float, y: float, value: str, room: float, font: str = FONT, size: float = SIZE) -> None:
+    """``value`` right-aligned at ``x``, in a smaller size if it is wider than ``room`` (a huge amount)."""
+    needed = width(value, font, size)
+    fitted = size if needed <= room else max(4.0, size * room / needed)
+    c.setFont(font, fitted)
+    c.drawRightString(x, y, value)
+    if fitted != size:
+        c.setFont(font, size)
 
 
 def _fitting(word: str, limit: float, font: str, size: float) -> int:
@@ -171,10 +183,8 @@ class _Renderer:
     def money(self, minor: int) -> str:
         return amount(minor, self.d.currency, self.lang)
 
-    def date(self, value: object) -> str:
-        from datetime import date as _date
-
-        return day(value, self.lang) if isinstance(value, _date) else ""
+    def date(self, value: date | None) -> str:
+        return day(value, self.lang) if value else ""
 
     # --- planning ------------------------------------------------------------------------
     def _footer_lines(self) -> list[str]:
@@ -212,10 +222,10 @@ class _Renderer:
                     c.drawString(LEFT, base - len(desc) * LEADING, sub)
                     c.setFillColor(black)
                     c.setFont(FONT, SIZE)
-                c.drawRightString(COL_QTY, base, texts.number(li.quantity, self.lang))
-                c.drawRightString(COL_PRICE, base, self.money(li.unit_price_minor))
-                c.drawRightString(COL_RATE, base, texts.percent(li.vat_rate_bp, self.lang))
-                c.drawRightString(COL_AMOUNT, base, self.money(li.gross_minor))
+                right(c, COL_QTY, base, texts.number(li.quantity, self.lang), COL_QTY - LEFT - COL_DESC_WIDTH - 6)
+                right(c, COL_PRICE, base, self.money(li.unit_price_minor), COL_PRICE - COL_QTY - 4)
+                right(c, COL_RATE, base, texts.percent(li.vat_rate_bp, self.lang), COL_RATE - COL_PRICE - 4)
+                right(c, COL_AMOUNT, base, self.money(li.gross_minor), COL_AMOUNT - COL_RATE - 4)
 
             rows.append(Row(height, draw))
         return rows
@@ -252,7 +262,8 @@ class _Renderer:
     # --- drawing -------------------------------------------------------------------------
     def render(self) -> bytes:
         buf = io.BytesIO()
-        c = Canvas(buf, pagesize=A4, invariant=1, pageCompression=1, pdfVersion=(1, 4))
+        c = Canvas(buf, pagesize=A4, invariant=1, pageCompression=1, pdfVersion=(1, 4), initialFontName=FONT,
+                   initialFontSize=SIZE)
         issued = self.d.issue_date
         c.setDateFormatter(lambda *_: f"D:{issued.year:04d}{issued.month:02d}{issued.day:02d}000000+00'00'")
         c.setTitle(f"{texts.title(self.d.kind, self.lang)} {self.d.number}")
@@ -308,8 +319,6 @@ class _Renderer:
                 c.drawImage(reader, LEFT, top - h * scale, w * scale, h * scale, mask="auto")
             logo_bottom = top - h * scale
         title = texts.title(d.kind, lang)
-        if d.kind is Kind.REMINDER and d.reminder_step:
-            title = f"{title} ({self.t('reminder_step')} {d.reminder_step})"
         if c is not None:
             c.setFont(BOLD, 18)
             c.setFillColor(self.colour)
@@ -327,11 +336,11 @@ class _Renderer:
                 c.setFillColor(black)
             y -= 24
         # seller at the right
-        y = self.draw_block(c, RIGHT - 215, y - 4, self.seller_lines(), 215)
+        y = self.draw_block(c, FACTS_X, y - 4, self.seller_lines(), RIGHT - FACTS_X)
         # buyer at the left (the envelope window)
         left_y = self.draw_block(c, LEFT, min(logo_bottom, HEIGHT - 150) - 12, self.buyer_lines(), 250,
                                  label=self.t("buyer"))
-        y = self.draw_facts(c, RIGHT - 215, y - 10)
+        y = self.draw_facts(c, FACTS_X, y - 10)
         y = min(y, left_y) - 10
         return self.draw_kind_text(c, y)
 
@@ -350,8 +359,7 @@ class _Renderer:
             lines.append(("Foretaksregisteret", False))
         vat = vat_number(s)
         if self.country == "SE" and vat:
-            lines.append((f"{text(Language.SV if self.lang is Language.SV else self.lang, 'vat_number')}: {vat}",
-                          False))
+            lines.append((f"{self.t('vat_number')}: {vat}", False))
         if s.branding.contact_email:
             lines.append((f"{self.t('email')}: {s.branding.contact_email}", False))
         if s.branding.contact_phone:
@@ -389,27 +397,40 @@ class _Renderer:
                 y -= LEADING
         return y
 
+    def delivered(self) -> tuple[date, date] | None:
+        """The delivery period: the document's, else (a credit note) the span its lines cover."""
+        if self.d.period:
+            return self.d.period
+        starts = [li.period_start for li in self.d.lines if li.period_start]
+        ends = [li.period_end for li in self.d.lines if li.period_end]
+        return (min(starts), max(ends)) if starts and ends else None
+
     def facts(self) -> list[tuple[str, str]]:
         d = self.d
         facts: list[tuple[str, str]] = []
         if d.kind is Kind.CREDIT_NOTE:
             facts.append((self.t("credit_note_number"), str(d.number)))
+            facts.append((self.t("credit_note_date"), self.date(d.issue_date)))
         elif d.kind.is_invoice:
             if not self.preview:
                 facts.append((self.t("invoice_number"), str(d.number)))
-        elif d.invoice_number is not None:
-            facts.append((self.t("concerns_invoice"), str(d.invoice_number)))
-        facts.append((self.t("invoice_date") if d.kind.is_invoice or d.kind is Kind.CREDIT_NOTE else self.t("date"),
-                      self.date(d.issue_date)))
+            facts.append((self.t("invoice_date"), self.date(d.issue_date)))
+        else:
+            if d.kind is Kind.REMINDER:
+                facts.append((self.t("reminder_step"), str(d.reminder_step)))
+            facts.append((self.t("date"), self.date(d.issue_date)))
+            if d.invoice_number is not None:
+                facts.append((self.t("concerns_invoice"), str(d.invoice_number)))
         if d.kind.is_invoice or d.kind is Kind.CREDIT_NOTE:
-            if d.period:
-                facts.append((self.t("delivery_period"), texts.period(d.period[0], d.period[1], self.lang)))
+            delivered = self.delivered()
+            if delivered:
+                facts.append((self.t("delivery_period"), texts.period(delivered[0], delivered[1], self.lang)))
             else:
                 facts.append((self.t("delivery_date"), self.date(d.issue_date)))
-        if d.due_date and d.kind is not Kind.CREDIT_NOTE:
-            key = "stop_date" if d.kind is Kind.STOP_NOTICE else "due_date"
-            facts.append((self.t(key), self.date(d.stop_date or d.due_date if d.kind is Kind.STOP_NOTICE
-                                                 else d.due_date)))
+        if d.kind is Kind.STOP_NOTICE:
+            facts.append((self.t("stop_date"), self.date(d.stop_date or d.due_date)))
+        elif d.due_date and d.kind is not Kind.CREDIT_NOTE:
+            facts.append((self.t("due_date"), self.date(d.due_date)))
         facts.append((self.t("customer_number"), str(d.letter.subscriber_no)))
         if d.letter.buyer_reference:
             facts.append((self.t("your_reference"), d.letter.buyer_reference))
@@ -419,7 +440,7 @@ class _Renderer:
 
     def draw_facts(self, c: Canvas | None, x: float, y: float) -> float:
         for label, value in self.facts():
-            parts = wrap(value, 105)
+            parts = wrap(value, FACTS_VALUE_WIDTH)
             if c is not None:
                 c.setFont(FONT, SMALL)
                 c.setFillColor(GREY)
@@ -448,8 +469,8 @@ class _Renderer:
             return [self.t("reminder_text"), ref]
         if d.kind is Kind.STOP_NOTICE:
             stop = self.date(d.stop_date or d.due_date)
-            return [self.t("stop_text").format(date=stop), f"{self.t('concerns_invoice')} {d.invoice_number}",
-                    self.t("how_to_pay")]
+            return [self.t("stop_text").format(date=stop),
+                    self.t("how_to_pay").format(reference=texts.reference_label(self.country))]
         return []
 
     def draw_kind_text(self, c: Canvas | None, y: float) -> float:
@@ -571,7 +592,8 @@ class _Renderer:
             c.setFont(FONT, SIZE)
             c.drawString(x, top - 36, self.t("nothing_due"))
             return
-        method = d.letter.payment
+        # a reminder or a stop notice is paid by giro whatever the method: the charge already failed
+        method = d.letter.payment if d.kind.is_invoice else PaymentMethod.GIRO
         due = self.date(d.due_date)
         if method is PaymentMethod.GIRO:
             reference = d.kid if d.kid else self.t("preview_no_kid")

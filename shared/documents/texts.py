@@ -113,6 +113,7 @@ TEXTS: dict[str, tuple[str, str, str]] = {  # key: (nb, sv, en)
     "credit_note_number": ("Kreditnotanummer", "Kreditfakturanummer", "Credit note number"),
     "invoice_date": ("Fakturadato", "Fakturadatum", "Invoice date"),
     "date": ("Dato", "Datum", "Date"),
+    "credit_note_date": ("Kreditnotadato", "Kreditfakturadatum", "Credit note date"),
     "due_date": ("Forfallsdato", "Förfallodatum", "Due date"),
     "delivery_period": ("Leveringsperiode", "Leveransperiod", "Delivery period"),
     "delivery_date": ("Leveringsdato", "Leveransdatum", "Delivery date"),
@@ -165,9 +166,9 @@ TEXTS: dict[str, tuple[str, str, str]] = {  # key: (nb, sv, en)
     "stop_text": ("Abonnementet ditt stanses {date} hvis beløpet ikke er betalt innen da.",
                   "Din prenumeration stoppas {date} om beloppet inte är betalt innan dess.",
                   "Your subscription is stopped on {date} unless the amount is paid by then."),
-    "how_to_pay": ("Betal til kontoen under med KID/referansen som er oppgitt.",
-                   "Betala till kontot nedan med angivet OCR-nummer.",
-                   "Pay to the account below with the reference given."),
+    "how_to_pay": ("Betal beløpet til kontoen under, merket med {reference}.",
+                   "Betala beloppet till kontot nedan, märkt med {reference}.",
+                   "Pay the amount to the account below, marked with the {reference} reference."),
     "page": ("Side {page} av {pages}", "Sida {page} av {pages}", "Page {page} of {pages}"),
 }
 _INDEX = {Language.NB: 0, Language.SV: 1, Language.EN: 2}
