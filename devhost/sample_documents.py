@@ -14,8 +14,7 @@ from datetime import date
 
 from shared.domain.calendar import Frequency, Period
 from shared.domain.catalogue import Branding, Organization, PaymentType
-from shared.domain.documents import (Document, Kind, of_credit_note, of_invoice, of_reminder,
-                                     of_stop_notice)
+from shared.domain.documents import Document, Kind, of_credit_note, of_invoice, of_reminder, of_stop_notice
 from shared.domain.dunning import NoticeChannel, Reminder
 from shared.domain.events import PaymentStopNotice
 from shared.domain.invoicing import CreditNote, DocumentKind, Invoice, InvoiceDraft, InvoiceLine, line

@@ -30,9 +30,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from datetime import date
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 import reportlab  # type: ignore[import-untyped]  # reportlab ships no type hints
 from reportlab.lib.colors import Color, HexColor, black  # type: ignore[import-untyped]  # reportlab ships no type hints
