@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -43,6 +42,7 @@ from reportlab.pdfbase.ttfonts import TTFont  # type: ignore[import-untyped]  # 
 from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]  # reportlab ships no type hints
 
 from shared.domain.documents import Document, Kind
+from shared.domain.invoicing import InvoiceLine
 from shared.domain.letters import TEMPLATE_VERSION, Language, PaymentMethod, Seller
 
 from . import texts
@@ -155,10 +155,13 @@ def account_text(account: str | None, country: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One row of the lines area: its height and how to draw it at a top y."""
+    """One invoice line as the lines table shows it: its description wrapped, its own
+    period (when it differs from the document's) and the height it takes."""
 
+    line: InvoiceLine
+    description: tuple[str, ...]
+    period: str
     height: float
-    draw: Callable[[Canvas, float], None]
 
 
 class _Renderer:
@@ -183,7 +186,7 @@ class _Renderer:
     def money(self, minor: int) -> str:
         return amount(minor, self.d.currency, self.lang)
 
-    def date(self, value: date | None) -> str:
+    def when(self, value: date | None) -> str:
         return day(value, self.lang) if value else ""
 
     # --- planning ------------------------------------------------------------------------
@@ -203,32 +206,31 @@ class _Renderer:
 
     def line_rows(self) -> list[Row]:
         rows: list[Row] = []
-        doc_period = self.d.period
+        delivered = self.delivered()
         for li in self.d.lines:
-            desc = wrap(li.description, COL_DESC_WIDTH)
+            desc = tuple(wrap(li.description, COL_DESC_WIDTH))
             sub = ""
-            if li.period_start and li.period_end and (li.period_start, li.period_end) != doc_period:
+            if li.period_start and li.period_end and (li.period_start, li.period_end) != delivered:
                 sub = texts.period(li.period_start, li.period_end, self.lang)
-            height = LEADING * (len(desc) + (1 if sub else 0)) + 3
-
-            def draw(c: Canvas, y: float, li=li, desc=desc, sub=sub) -> None:  # type: ignore[no-untyped-def]
-                c.setFont(FONT, SIZE)
-                base = y - LEADING + 3
-                for i, part in enumerate(desc):
-                    c.drawString(LEFT, base - i * LEADING, part)
-                if sub:
-                    c.setFont(FONT, SMALL)
-                    c.setFillColor(GREY)
-                    c.drawString(LEFT, base - len(desc) * LEADING, sub)
-                    c.setFillColor(black)
-                    c.setFont(FONT, SIZE)
-                right(c, COL_QTY, base, texts.number(li.quantity, self.lang), COL_QTY - LEFT - COL_DESC_WIDTH - 6)
-                right(c, COL_PRICE, base, self.money(li.unit_price_minor), COL_PRICE - COL_QTY - 4)
-                right(c, COL_RATE, base, texts.percent(li.vat_rate_bp, self.lang), COL_RATE - COL_PRICE - 4)
-                right(c, COL_AMOUNT, base, self.money(li.gross_minor), COL_AMOUNT - COL_RATE - 4)
-
-            rows.append(Row(height, draw))
+            rows.append(Row(li, desc, sub, LEADING * (len(desc) + (1 if sub else 0)) + 3))
         return rows
+
+    def draw_row(self, c: Canvas, y: float, row: Row) -> None:
+        li = row.line
+        c.setFont(FONT, SIZE)
+        base = y - LEADING + 3
+        for i, part in enumerate(row.description):
+            c.drawString(LEFT, base - i * LEADING, part)
+        if row.period:
+            c.setFont(FONT, SMALL)
+            c.setFillColor(GREY)
+            c.drawString(LEFT, base - len(row.description) * LEADING, row.period)
+            c.setFillColor(black)
+            c.setFont(FONT, SIZE)
+        right(c, COL_QTY, base, texts.number(li.quantity, self.lang), COL_QTY - LEFT - COL_DESC_WIDTH - 6)
+        right(c, COL_PRICE, base, self.money(li.unit_price_minor), COL_PRICE - COL_QTY - 4)
+        right(c, COL_RATE, base, texts.percent(li.vat_rate_bp, self.lang), COL_RATE - COL_PRICE - 4)
+        right(c, COL_AMOUNT, base, self.money(li.gross_minor), COL_AMOUNT - COL_RATE - 4)
 
     def summary_height(self) -> float:
         if not self.d.kind.is_invoice and self.d.kind is not Kind.CREDIT_NOTE:
@@ -284,7 +286,7 @@ class _Renderer:
             if rows or (first and self.d.lines):
                 y = self.draw_table_head(c, y)
                 for row in rows:
-                    row.draw(c, y)
+                    self.draw_row(c, y, row)
                     y -= row.height
             if last:
                 y = self.draw_summary(c, y - 8)
@@ -410,15 +412,15 @@ class _Renderer:
         facts: list[tuple[str, str]] = []
         if d.kind is Kind.CREDIT_NOTE:
             facts.append((self.t("credit_note_number"), str(d.number)))
-            facts.append((self.t("credit_note_date"), self.date(d.issue_date)))
+            facts.append((self.t("credit_note_date"), self.when(d.issue_date)))
         elif d.kind.is_invoice:
             if not self.preview:
                 facts.append((self.t("invoice_number"), str(d.number)))
-            facts.append((self.t("invoice_date"), self.date(d.issue_date)))
+            facts.append((self.t("invoice_date"), self.when(d.issue_date)))
         else:
             if d.kind is Kind.REMINDER:
                 facts.append((self.t("reminder_step"), str(d.reminder_step)))
-            facts.append((self.t("date"), self.date(d.issue_date)))
+            facts.append((self.t("date"), self.when(d.issue_date)))
             if d.invoice_number is not None:
                 facts.append((self.t("concerns_invoice"), str(d.invoice_number)))
         if d.kind.is_invoice or d.kind is Kind.CREDIT_NOTE:
@@ -426,11 +428,11 @@ class _Renderer:
             if delivered:
                 facts.append((self.t("delivery_period"), texts.period(delivered[0], delivered[1], self.lang)))
             else:
-                facts.append((self.t("delivery_date"), self.date(d.issue_date)))
+                facts.append((self.t("delivery_date"), self.when(d.issue_date)))
         if d.kind is Kind.STOP_NOTICE:
-            facts.append((self.t("stop_date"), self.date(d.stop_date or d.due_date)))
+            facts.append((self.t("stop_date"), self.when(d.stop_date or d.due_date)))
         elif d.due_date and d.kind is not Kind.CREDIT_NOTE:
-            facts.append((self.t("due_date"), self.date(d.due_date)))
+            facts.append((self.t("due_date"), self.when(d.due_date)))
         facts.append((self.t("customer_number"), str(d.letter.subscriber_no)))
         if d.letter.buyer_reference:
             facts.append((self.t("your_reference"), d.letter.buyer_reference))
@@ -457,7 +459,7 @@ class _Renderer:
         if d.kind is Kind.CREDIT_NOTE:
             ref = f"{self.t('credits_invoice')} {d.invoice_number}"
             if d.invoice_issue_date:
-                ref += f" {self.t('dated')} {self.date(d.invoice_issue_date)}"
+                ref += f" {self.t('dated')} {self.when(d.invoice_issue_date)}"
             out = [ref]
             if d.reason:
                 out.append(f"{self.t('reason')}: {d.reason}")
@@ -465,10 +467,10 @@ class _Renderer:
         if d.kind is Kind.REMINDER:
             ref = f"{self.t('concerns_invoice')} {d.invoice_number}"
             if d.invoice_issue_date:
-                ref += f" {self.t('dated')} {self.date(d.invoice_issue_date)}"
+                ref += f" {self.t('dated')} {self.when(d.invoice_issue_date)}"
             return [self.t("reminder_text"), ref]
         if d.kind is Kind.STOP_NOTICE:
-            stop = self.date(d.stop_date or d.due_date)
+            stop = self.when(d.stop_date or d.due_date)
             return [self.t("stop_text").format(date=stop),
                     self.t("how_to_pay").format(reference=texts.reference_label(self.country))]
         return []
@@ -594,7 +596,7 @@ class _Renderer:
             return
         # a reminder or a stop notice is paid by giro whatever the method: the charge already failed
         method = d.letter.payment if d.kind.is_invoice else PaymentMethod.GIRO
-        due = self.date(d.due_date)
+        due = self.when(d.due_date)
         if method is PaymentMethod.GIRO:
             reference = d.kid if d.kid else self.t("preview_no_kid")
             cells = [(texts.account_label(self.country, self.lang),
