@@ -57,11 +57,14 @@ def subscriber(country: str = "NO", organization: bool = False) -> Subscriber:
                       organization_number="974760673" if organization else None)
 
 
-def letter(key: str = "NO", method: PaymentMethod = PaymentMethod.GIRO, buyer_reference: str = "") -> Letter:
-    org = organization(key)
+def letter(key: str | Organization = "NO", method: PaymentMethod = PaymentMethod.GIRO, buyer_reference: str = "",
+           buyer: Subscriber | None = None) -> Letter:
+    """The letter ``letter_for`` gives: organisation ``key`` (or the one given) to ``buyer``
+    (a subscriber of its country when None), on a subscription paid by ``method``."""
+    org = organization(key) if isinstance(key, str) else key
     subscription = Subscription("s-1", "daily", org.id, Frequency.MONTHLY, DECEMBER.start, PAYMENT_TYPES[method],
                                 buyer_reference=buyer_reference)
-    return letter_for(subscriber("SE" if key == "SE" else "NO"), org, subscription)
+    return letter_for(buyer or subscriber("SE" if org.country == "SE" else "NO"), org, subscription)
 
 
 def three_lines(span: Period | None = DECEMBER) -> tuple[InvoiceLine, ...]:
@@ -79,17 +82,22 @@ def invoice(lines: tuple[InvoiceLine, ...] | None = None, kind: DocumentKind = D
     return Invoice(number, 17, kid, draft, credit_applied_minor, the_letter)
 
 
-def document(kind: Kind = Kind.INVOICE, key: str = "NO", method: PaymentMethod = PaymentMethod.GIRO,
+def document(kind: Kind = Kind.INVOICE, key: str | Organization = "NO", method: PaymentMethod = PaymentMethod.GIRO,
              lines: tuple[InvoiceLine, ...] | None = None, credit_applied_minor: int = 0,
-             buyer_reference: str = "PO-2026-77") -> Document:
-    """A document of ``kind`` from organisation ``key`` (see ``organization``), paid by ``method``."""
-    the_letter = letter(key, method, buyer_reference)
+             buyer_reference: str = "PO-2026-77", buyer: Subscriber | None = None, preview: bool = False) -> Document:
+    """A document of ``kind`` from organisation ``key`` (see ``organization``) to ``buyer``,
+    paid by ``method``; ``preview``: the invoice before it is issued (no number, KID or demand,
+    as ``shared.service.documents.preview`` makes it)."""
+    the_letter = letter(key, method, buyer_reference, buyer)
     currency = the_letter.currency
     if kind.is_invoice:
         invoice_kind = {Kind.INVOICE: DocumentKind.SUBSCRIPTION, Kind.ADDITIONAL: DocumentKind.ADDITIONAL,
                         Kind.BALANCE: DocumentKind.BALANCE}[kind]
         if lines is None:
             lines = three_lines(DECEMBER if kind is Kind.INVOICE else None)
+        if preview:
+            draft = invoice(lines, invoice_kind, currency).draft
+            return of_invoice(Invoice(0, 0, "", draft, 0, the_letter), the_letter)
         return of_invoice(invoice(lines, invoice_kind, currency, credit_applied_minor=credit_applied_minor,
                                   the_letter=the_letter), the_letter)
     original = invoice(lines, currency=currency, the_letter=the_letter)
