@@ -43,7 +43,7 @@ from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]  # re
 
 from shared.domain.documents import Document, Kind
 from shared.domain.invoicing import InvoiceLine
-from shared.domain.letters import TEMPLATE_VERSION, Language, PaymentMethod, Seller
+from shared.domain.letters import TEMPLATE_VERSION, Language, Party, PaymentMethod, Seller
 
 from . import texts
 from .texts import amount, day, text
@@ -76,6 +76,8 @@ def width(s: str, font: str = FONT, size: float = SIZE) -> float:
 
 def wrap(s: str, limit: float, font: str = FONT, size: float = SIZE) -> list[str]:
     """``s`` in lines no wider than ``limit``: at spaces, and inside a word too long to fit."""
+    if width(s, font, size) <= limit and "\n" not in s:
+        return [s] if s.strip() else [""]
     lines: list[str] = []
     current = ""
     for word in s.split():
@@ -99,11 +101,14 @@ def wrap(s: str, limit: float, font: str = FONT, size: float = SIZE) -> list[str
 def right(c: Canvas, x: float, y: float, value: str, room: float, font: str = FONT, size: float = SIZE) -> None:
     """``value`` right-aligned at ``x``, in a smaller size if it is wider than ``room`` (a huge amount)."""
     needed = width(value, font, size)
-    fitted = size if needed <= room else max(4.0, size * room / needed)
-    c.setFont(font, fitted)
-    c.drawRightString(x, y, value)
-    if fitted != size:
+    if needed <= room:
         c.setFont(font, size)
+        c.drawString(x - needed, y, value)
+        return
+    fitted = max(4.0, size * room / needed)
+    c.setFont(font, fitted)
+    c.drawString(x - needed * fitted / size, y, value)
+    c.setFont(font, size)
 
 
 def _fitting(word: str, limit: float, font: str, size: float) -> int:
@@ -117,17 +122,15 @@ def _fitting(word: str, limit: float, font: str, size: float) -> int:
     return low
 
 
-def orgnr_text(seller: Seller) -> str:
-    """NO: "Org.nr. 923 609 016 MVA" (MVA only when VAT-registered); SE: "Org.nr 556036-0793"."""
-    number = seller.party.organization_number or ""
+def orgnr_text(party: Party) -> str:
+    """An organisation number as its country writes it: 923 609 016 (NO), 556036-0793 (SE)."""
+    number = party.organization_number or ""
     digits = "".join(c for c in number if c.isdigit())
-    if seller.party.country == "SE" and len(digits) == 10:
-        shown = f"{digits[:6]}-{digits[6:]}"
-    elif len(digits) == 9:
-        shown = f"{digits[:3]} {digits[3:6]} {digits[6:]}"
-    else:
-        shown = number
-    return shown
+    if party.country == "SE" and len(digits) == 10:
+        return f"{digits[:6]}-{digits[6:]}"
+    if party.country == "NO" and len(digits) == 9:
+        return f"{digits[:3]} {digits[3:6]} {digits[6:]}"
+    return number
 
 
 def vat_number(seller: Seller) -> str | None:
@@ -356,7 +359,7 @@ class _Renderer:
             lines.append((f"{p.postal_code or ''} {p.city or ''}".strip(), False))
         if p.organization_number:
             suffix = " MVA" if self.country != "SE" and s.vat_registered else ""
-            lines.append((f"{self.t('org_number')} {orgnr_text(s)}{suffix}", False))
+            lines.append((f"{self.t('org_number')} {orgnr_text(p)}{suffix}", False))
         if self.country != "SE" and s.company:
             lines.append(("Foretaksregisteret", False))
         vat = vat_number(s)
@@ -378,7 +381,7 @@ class _Renderer:
         if b.country != self.country:
             lines.append((b.country, False))
         if b.organization_number:
-            lines.append((f"{self.t('org_number')} {b.organization_number}", False))
+            lines.append((f"{self.t('org_number')} {orgnr_text(b)}", False))
         return lines
 
     def draw_block(self, c: Canvas | None, x: float, y: float, lines: list[tuple[str, bool]], limit: float,

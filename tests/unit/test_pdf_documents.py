@@ -377,3 +377,11 @@ def test_any_document_renders_to_a_pdf_that_parses_and_shows_its_total(doc: Docu
     pdf = render_pdf(doc)
     assert len(PdfReader(io.BytesIO(pdf)).pages) >= 1
     assert money(doc, doc.total_minor) in read(pdf).replace("\n", " ")
+
+
+@pytest.mark.parametrize(("country", "shown"), [("NO", "Org.nr. 974 760 673"), ("SE", "Org.nr 556036-0793")])
+def test_a_buyer_that_is_an_organisation_has_its_organisation_number(country: str, shown: str) -> None:
+    key = "SE" if country == "SE" else "NO"
+    text = read(render_pdf(sample.document(Kind.INVOICE, key, buyer=sample.subscriber(country, organization=True))))
+    heading = "Kund\n" if country == "SE" else "Kunde\n"
+    assert shown in text.split(heading, 1)[1]  # under the buyer's heading, not (only) the seller's
