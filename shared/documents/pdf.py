@@ -21,8 +21,8 @@ contact, "page n of m"). Pages are planned before anything is drawn, so "of m" i
 
 The same document gives the same bytes: reportlab's invariant mode, the creation date
 the document's issue date, the file identifier derived from the document, and fonts
-(Bitstream Vera, shipped inside the reportlab package, so no system font is read)
-embedded as subsets.
+embedded as subsets (Bitstream Vera from the reportlab package, or DejaVu Sans from
+``fonts/`` for a document with letters Vera lacks; no system font is read).
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import date
+from functools import cache
 
 import reportlab  # type: ignore[import-untyped]  # reportlab ships no type hints
 from reportlab.lib.colors import Color, HexColor, black  # type: ignore[import-untyped]  # reportlab ships no type hints
@@ -51,10 +53,44 @@ from .texts import amount, day, text
 TEMPLATES = frozenset({1})  # every template version this renderer can draw
 assert TEMPLATE_VERSION in TEMPLATES, "a new template version needs its layout here"
 
+# Bitstream Vera (inside the reportlab wheel) draws every document whose texts it covers
+# (Latin-1 and a little more: æøåäö, €); a document with a letter beyond it (Sami č đ ŋ š ŧ
+# ž, Polish ł ś, Baltic ė ...) is drawn in DejaVu Sans, Vera's extension with the same
+# design, committed with its licence in fonts/. Neither is read from the system.
 FONT, BOLD = "AbonnoSans", "AbonnoSans-Bold"
-_FONT_DIR = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
-pdfmetrics.registerFont(TTFont(FONT, os.path.join(_FONT_DIR, "Vera.ttf")))
-pdfmetrics.registerFont(TTFont(BOLD, os.path.join(_FONT_DIR, "VeraBd.ttf")))
+WIDE, WIDE_BOLD = "AbonnoSansWide", "AbonnoSansWide-Bold"
+_VERA_DIR = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
+_DEJAVU_DIR = os.path.join(os.path.dirname(__file__), "fonts")
+pdfmetrics.registerFont(TTFont(FONT, os.path.join(_VERA_DIR, "Vera.ttf")))
+pdfmetrics.registerFont(TTFont(BOLD, os.path.join(_VERA_DIR, "VeraBd.ttf")))
+VERA_COVERS = frozenset(chr(code) for code in pdfmetrics.getFont(FONT).face.charToGlyph) | {"\n"}
+
+
+@cache
+def _wide_fonts() -> tuple[str, str]:
+    """DejaVu Sans, registered when a document first needs it (reading it takes a while)."""
+    pdfmetrics.registerFont(TTFont(WIDE, os.path.join(_DEJAVU_DIR, "DejaVuSans.ttf")))
+    pdfmetrics.registerFont(TTFont(WIDE_BOLD, os.path.join(_DEJAVU_DIR, "DejaVuSans-Bold.ttf")))
+    return WIDE, WIDE_BOLD
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every text in a document: its fields, its letter's, its lines' (whatever they are)."""
+    if isinstance(value, str):
+        yield value
+    elif is_dataclass(value) and not isinstance(value, type):
+        for f in fields(value):
+            yield from _strings(getattr(value, f.name))
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def fonts_for(document: Document) -> tuple[str, str]:
+    """The regular and bold font that draw every text of ``document``."""
+    if all(set(s) <= VERA_COVERS for s in _strings(document)):
+        return FONT, BOLD
+    return _wide_fonts()
 
 WIDTH, HEIGHT = A4
 LEFT, RIGHT = 50.0, WIDTH - 50.0
@@ -173,6 +209,7 @@ class _Renderer:
         self.lang: Language = document.letter.language
         self.seller = document.letter.seller
         self.country = self.seller.party.country
+        self.font, self.bold = fonts_for(document)
         colour = self.seller.branding.colour
         try:
             self.colour: Color = HexColor(colour if colour.startswith("#") and len(colour) == 7 else DEFAULT_COLOUR)
@@ -195,13 +232,13 @@ class _Renderer:
     # --- planning ------------------------------------------------------------------------
     def _footer_lines(self) -> list[str]:
         b = self.seller.branding
-        lines = wrap(b.footer, RIGHT - LEFT, FONT, SMALL) if b.footer.strip() else []
+        lines = wrap(b.footer, RIGHT - LEFT, self.font, SMALL) if b.footer.strip() else []
         contact = [self.seller.party.name]
         if b.contact_email:
             contact.append(f"{self.t('email')}: {b.contact_email}")
         if b.contact_phone:
             contact.append(f"{self.t('phone')}: {b.contact_phone}")
-        return lines + wrap("  ·  ".join(contact), RIGHT - LEFT - 80, FONT, SMALL)
+        return lines + wrap("  ·  ".join(contact), RIGHT - LEFT - 80, self.font, SMALL)
 
     @property
     def footer_top(self) -> float:
@@ -211,7 +248,7 @@ class _Renderer:
         rows: list[Row] = []
         delivered = self.delivered()
         for li in self.d.lines:
-            desc = tuple(wrap(li.description, COL_DESC_WIDTH))
+            desc = tuple(wrap(li.description, COL_DESC_WIDTH, self.font))
             sub = ""
             if li.period_start and li.period_end and (li.period_start, li.period_end) != delivered:
                 sub = texts.period(li.period_start, li.period_end, self.lang)
@@ -220,20 +257,20 @@ class _Renderer:
 
     def draw_row(self, c: Canvas, y: float, row: Row) -> None:
         li = row.line
-        c.setFont(FONT, SIZE)
+        c.setFont(self.font, SIZE)
         base = y - LEADING + 3
         for i, part in enumerate(row.description):
             c.drawString(LEFT, base - i * LEADING, part)
         if row.period:
-            c.setFont(FONT, SMALL)
+            c.setFont(self.font, SMALL)
             c.setFillColor(GREY)
             c.drawString(LEFT, base - len(row.description) * LEADING, row.period)
             c.setFillColor(black)
-            c.setFont(FONT, SIZE)
-        right(c, COL_QTY, base, texts.number(li.quantity, self.lang), COL_QTY - LEFT - COL_DESC_WIDTH - 6)
-        right(c, COL_PRICE, base, self.money(li.unit_price_minor), COL_PRICE - COL_QTY - 4)
-        right(c, COL_RATE, base, texts.percent(li.vat_rate_bp, self.lang), COL_RATE - COL_PRICE - 4)
-        right(c, COL_AMOUNT, base, self.money(li.gross_minor), COL_AMOUNT - COL_RATE - 4)
+            c.setFont(self.font, SIZE)
+        right(c, COL_QTY, base, texts.number(li.quantity, self.lang), COL_QTY - LEFT - COL_DESC_WIDTH - 6, self.font)
+        right(c, COL_PRICE, base, self.money(li.unit_price_minor), COL_PRICE - COL_QTY - 4, self.font)
+        right(c, COL_RATE, base, texts.percent(li.vat_rate_bp, self.lang), COL_RATE - COL_PRICE - 4, self.font)
+        right(c, COL_AMOUNT, base, self.money(li.gross_minor), COL_AMOUNT - COL_RATE - 4, self.font)
 
     def summary_height(self) -> float:
         if not self.d.kind.is_invoice and self.d.kind is not Kind.CREDIT_NOTE:
@@ -267,7 +304,7 @@ class _Renderer:
     # --- drawing -------------------------------------------------------------------------
     def render(self) -> bytes:
         buf = io.BytesIO()
-        c = Canvas(buf, pagesize=A4, invariant=1, pageCompression=1, pdfVersion=(1, 4), initialFontName=FONT,
+        c = Canvas(buf, pagesize=A4, invariant=1, pageCompression=1, pdfVersion=(1, 4), initialFontName=self.font,
                    initialFontSize=SIZE)
         issued = self.d.issue_date
         c.setDateFormatter(lambda *_: f"D:{issued.year:04d}{issued.month:02d}{issued.day:02d}000000+00'00'")
@@ -295,7 +332,7 @@ class _Renderer:
                 y = self.draw_summary(c, y - 8)
                 self.draw_payment(c, y - 8)
             else:
-                c.setFont(FONT, SMALL)
+                c.setFont(self.font, SMALL)
                 c.setFillColor(GREY)
                 c.drawRightString(RIGHT, self.footer_top + 2, self.t("carried"))
                 c.setFillColor(black)
@@ -325,7 +362,7 @@ class _Renderer:
             logo_bottom = top - h * scale
         title = texts.title(d.kind, lang)
         if c is not None:
-            c.setFont(BOLD, 18)
+            c.setFont(self.bold, 18)
             c.setFillColor(self.colour)
             c.drawRightString(RIGHT, top - 16, title)
             c.setFillColor(black)
@@ -334,8 +371,8 @@ class _Renderer:
             if c is not None:
                 label = self.t("preview")
                 c.setFillColor(PREVIEW_RED)
-                c.setFont(BOLD, 10)
-                label_width = width(label, BOLD, 10)
+                c.setFont(self.bold, 10)
+                label_width = width(label, self.bold, 10)
                 c.roundRect(RIGHT - label_width - 12, y - 16, label_width + 12, 18, 3, stroke=1, fill=0)
                 c.drawRightString(RIGHT - 6, y - 11, label)
                 c.setFillColor(black)
@@ -388,13 +425,13 @@ class _Renderer:
                    label: str = "") -> float:
         if label:
             if c is not None:
-                c.setFont(FONT, SMALL)
+                c.setFont(self.font, SMALL)
                 c.setFillColor(GREY)
                 c.drawString(x, y, label)
                 c.setFillColor(black)
             y -= LEADING
         for value, bold in lines:
-            font = BOLD if bold else FONT
+            font = self.bold if bold else self.font
             for part in wrap(value, limit, font):
                 if c is not None:
                     c.setFont(font, SIZE)
@@ -445,13 +482,13 @@ class _Renderer:
 
     def draw_facts(self, c: Canvas | None, x: float, y: float) -> float:
         for label, value in self.facts():
-            parts = wrap(value, FACTS_VALUE_WIDTH)
+            parts = wrap(value, FACTS_VALUE_WIDTH, self.bold)
             if c is not None:
-                c.setFont(FONT, SMALL)
+                c.setFont(self.font, SMALL)
                 c.setFillColor(GREY)
                 c.drawString(x, y, label)
                 c.setFillColor(black)
-                c.setFont(BOLD, SIZE)
+                c.setFont(self.bold, SIZE)
                 for i, part in enumerate(parts):
                     c.drawRightString(RIGHT, y - i * LEADING, part)
             y -= LEADING * len(parts)
@@ -480,9 +517,9 @@ class _Renderer:
 
     def draw_kind_text(self, c: Canvas | None, y: float) -> float:
         for paragraph in self.kind_paragraphs():
-            for part in wrap(paragraph, RIGHT - LEFT):
+            for part in wrap(paragraph, RIGHT - LEFT, self.font):
                 if c is not None:
-                    c.setFont(FONT, SIZE)
+                    c.setFont(self.font, SIZE)
                     c.drawString(LEFT, y, part)
                 y -= LEADING
             y -= 3
@@ -493,7 +530,7 @@ class _Renderer:
         c.rect(0, HEIGHT - BAND, WIDTH, BAND, stroke=0, fill=1)
         c.setFillColor(black)
         top = HEIGHT - BAND - 24
-        c.setFont(BOLD, SIZE)
+        c.setFont(self.bold, SIZE)
         c.drawString(LEFT, top, self.seller.party.name[:80])
         label = texts.title(self.d.kind, self.lang)
         if not self.preview:
@@ -504,7 +541,7 @@ class _Renderer:
         return self.continuation_top()
 
     def draw_table_head(self, c: Canvas, y: float) -> float:
-        c.setFont(BOLD, SIZE)
+        c.setFont(self.bold, SIZE)
         base = y - LEADING + 3
         c.drawString(LEFT, base, self.t("description"))
         c.drawRightString(COL_QTY, base, self.t("quantity"))
@@ -527,11 +564,11 @@ class _Renderer:
         c.setStrokeColor(black)
         top = y - LEADING
         # VAT per rate: rate, basis, VAT
-        c.setFont(BOLD, SIZE)
+        c.setFont(self.bold, SIZE)
         c.drawString(LEFT, top, self.t("vat_rate"))
         c.drawRightString(LEFT + 130, top, self.t("vat_basis"))
         c.drawRightString(LEFT + 235, top, self.t("vat"))
-        c.setFont(FONT, SIZE)
+        c.setFont(self.font, SIZE)
         vy = top
         for part in d.vat:
             vy -= LEADING
@@ -548,7 +585,7 @@ class _Renderer:
                 rows.append((self.t("credit_applied"), -d.credit_applied_minor, False))
             rows.append((self.t("amount_due"), d.amount_due_minor, True))
         for label, value, bold in rows:
-            c.setFont(BOLD if bold else FONT, SIZE)
+            c.setFont(self.bold if bold else self.font, SIZE)
             c.drawString(label_x, ty, label)
             c.drawRightString(RIGHT, ty, self.money(value))
             ty -= LEADING
@@ -569,7 +606,7 @@ class _Renderer:
         else:
             rows.append((self.t("owed"), d.total_minor, True))
         for label, value, bold in rows:
-            c.setFont(BOLD if bold else FONT, SIZE)
+            c.setFont(self.bold if bold else self.font, SIZE)
             c.drawString(335.0, ty, label)
             c.drawRightString(RIGHT, ty, self.money(value))
             ty -= LEADING
@@ -585,16 +622,16 @@ class _Renderer:
         c.rect(LEFT, bottom, RIGHT - LEFT, PAYMENT_HEIGHT, stroke=1, fill=0)
         c.setStrokeColor(black)
         x = LEFT + 10
-        c.setFont(BOLD, 10)
+        c.setFont(self.bold, 10)
         c.setFillColor(self.colour)
         c.drawString(x, top - 16, self.t("payment"))
         c.setFillColor(black)
         if d.kind is Kind.CREDIT_NOTE:
-            c.setFont(FONT, SIZE)
+            c.setFont(self.font, SIZE)
             c.drawString(x, top - 36, self.t("nothing_to_pay"))
             return
         if d.amount_due_minor <= 0:
-            c.setFont(FONT, SIZE)
+            c.setFont(self.font, SIZE)
             c.drawString(x, top - 36, self.t("nothing_due"))
             return
         # a reminder or a stop notice is paid by giro whatever the method: the charge already failed
@@ -608,17 +645,17 @@ class _Renderer:
                      (self.t("amount"), self.money(d.amount_due_minor)),
                      (self.t("due_date"), due)]
         else:
-            c.setFont(BOLD, SIZE)
+            c.setFont(self.bold, SIZE)
             c.drawString(x, top - 34, texts.payment_note(method, self.lang))
             cells = [(self.t("amount"), self.money(d.amount_due_minor)), (self.t("charge_date"), due)]
         for i, (label, value) in enumerate(cells):
             cx = x + (i % 2) * 240
             cy = top - (50 if method is not PaymentMethod.GIRO else 34) - (i // 2) * 28
-            c.setFont(FONT, SMALL)
+            c.setFont(self.font, SMALL)
             c.setFillColor(GREY)
             c.drawString(cx, cy, label)
             c.setFillColor(black)
-            c.setFont(BOLD, 11 if width(value, BOLD, 11) < 225 else SIZE)
+            c.setFont(self.bold, 11 if width(value, self.bold, 11) < 225 else SIZE)
             c.drawString(cx, cy - 13, value)
 
     def draw_footer(self, c: Canvas, page: int, pages: int) -> None:
@@ -626,7 +663,7 @@ class _Renderer:
         c.setLineWidth(0.8)
         c.line(LEFT, self.footer_top - 2, RIGHT, self.footer_top - 2)
         c.setStrokeColor(black)
-        c.setFont(FONT, SMALL)
+        c.setFont(self.font, SMALL)
         c.setFillColor(GREY)
         y = self.footer_top - 12
         for part in self.footer_lines:
