@@ -10,6 +10,7 @@ Documents are made from real domain values (``devhost.sample_documents``: an
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -403,3 +404,20 @@ def test_a_buyer_that_is_an_organisation_has_its_organisation_number(country: st
     text = read(render_pdf(sample.document(Kind.INVOICE, key, buyer=sample.subscriber(country, organization=True))))
     heading = "Kund\n" if country == "SE" else "Kunde\n"
     assert shown in text.split(heading, 1)[1]  # under the buyer's heading, not (only) the seller's
+
+
+# The bytes of every kind of sample document in template version 1 (NO, SE, EN). A document
+# issued under version 1 must re-render to the same bytes for as long as it is kept: when
+# this fails, a change (to the layout, the texts, the fonts, or a reportlab upgrade) would
+# re-render issued documents differently. Keep version 1 as it was and draw the change as a
+# new TEMPLATE_VERSION; update the digest only for a change made before any document was
+# issued under version 1.
+TEMPLATE_1_DIGEST = "a95dbfb01596243d8775da3bde4cddc16fdd8db0ea22f21a77dff960913d0e1c"
+
+
+def test_template_version_1_renders_the_same_bytes_as_when_it_was_made() -> None:
+    digest = hashlib.sha256()
+    for key in KEYS:
+        for kind in Kind:
+            digest.update(render_pdf(sample.document(kind, key)))
+    assert digest.hexdigest() == TEMPLATE_1_DIGEST
