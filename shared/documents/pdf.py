@@ -273,8 +273,8 @@ class _Renderer:
         right(c, COL_AMOUNT, base, self.money(li.gross_minor), COL_AMOUNT - COL_RATE - 4, self.font)
 
     def summary_height(self) -> float:
-        if not self.d.kind.is_invoice and self.d.kind is not Kind.CREDIT_NOTE:
-            return 0.0
+        if self.d.kind in (Kind.REMINDER, Kind.STOP_NOTICE):
+            return LEADING * 3 + 14
         vat_rows = 2 + len(self.d.vat)
         total_rows = 4 + (1 if self.d.credit_applied_minor else 0)
         return LEADING * max(vat_rows, total_rows) + 24
@@ -394,13 +394,14 @@ class _Renderer:
             lines.append((p.address, False))
         if p.postal_code or p.city:
             lines.append((f"{p.postal_code or ''} {p.city or ''}".strip(), False))
-        if p.organization_number:
-            suffix = " MVA" if self.country != "SE" and s.vat_registered else ""
+        norway = self.country == "NO"
+        if p.organization_number:  # Norway: "MVA" after it when VAT-registered (bokføringsforskriften § 5-1-1)
+            suffix = " MVA" if norway and s.vat_registered else ""
             lines.append((f"{self.t('org_number')} {orgnr_text(p)}{suffix}", False))
-        if self.country != "SE" and s.company:
+        if norway and s.company:
             lines.append(("Foretaksregisteret", False))
         vat = vat_number(s)
-        if self.country == "SE" and vat:
+        if not norway and vat:  # Sweden and elsewhere: the VAT registration number
             lines.append((f"{self.t('vat_number')}: {vat}", False))
         if s.branding.contact_email:
             lines.append((f"{self.t('email')}: {s.branding.contact_email}", False))
@@ -477,7 +478,7 @@ class _Renderer:
         if d.letter.buyer_reference:
             facts.append((self.t("your_reference"), d.letter.buyer_reference))
         if d.kid and d.kind is not Kind.CREDIT_NOTE:
-            facts.append((texts.reference_label(self.country), d.kid))
+            facts.append((texts.reference_label(self.country, self.lang), d.kid))
         return facts
 
     def draw_facts(self, c: Canvas | None, x: float, y: float) -> float:
@@ -512,7 +513,7 @@ class _Renderer:
         if d.kind is Kind.STOP_NOTICE:
             stop = self.when(d.stop_date or d.due_date)
             return [self.t("stop_text").format(date=stop),
-                    self.t("how_to_pay").format(reference=texts.reference_label(self.country))]
+                    self.t("how_to_pay").format(reference=texts.reference_label(self.country, self.lang))]
         return []
 
     def draw_kind_text(self, c: Canvas | None, y: float) -> float:
@@ -641,7 +642,7 @@ class _Renderer:
             reference = d.kid if d.kid else self.t("preview_no_kid")
             cells = [(texts.account_label(self.country, self.lang),
                       account_text(self.seller.bank_account, self.country)),
-                     (texts.reference_label(self.country), reference),
+                     (texts.reference_label(self.country, self.lang), reference),
                      (self.t("amount"), self.money(d.amount_due_minor)),
                      (self.t("due_date"), due)]
         else:

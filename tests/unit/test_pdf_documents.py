@@ -179,6 +179,15 @@ def test_a_swedish_seller_without_a_vat_number_given_shows_se_orgnr_01_and_one_g
     assert "Momsregistreringsnummer: SE999999999901" in read(render_pdf(sample.document(Kind.INVOICE, given_number)))
 
 
+def test_a_seller_outside_norway_and_sweden_has_neither_norwegian_words_nor_kid() -> None:
+    org = replace(sample.organization("EUR"), vat_number="FI15728600")
+    doc = sample.document(Kind.INVOICE, org)
+    text = read(render_pdf(doc))
+    assert_all_in(text, ["Org. no. 1572860-0", "VAT registration number: FI15728600", "FI2112345600000785",
+                         f"Reference {doc.kid}"])
+    assert "Foretaksregisteret" not in text and " MVA" not in text and "KID" not in text
+
+
 CHARGED = {
     PaymentMethod.AVTALEGIRO: ("Beløpet trekkes fra din konto", "Beloppet dras från ditt konto",
                                "The amount is charged to your account"),
@@ -412,7 +421,7 @@ def test_a_buyer_that_is_an_organisation_has_its_organisation_number(country: st
 # re-render issued documents differently. Keep version 1 as it was and draw the change as a
 # new TEMPLATE_VERSION; update the digest only for a change made before any document was
 # issued under version 1.
-TEMPLATE_1_DIGEST = "a95dbfb01596243d8775da3bde4cddc16fdd8db0ea22f21a77dff960913d0e1c"
+TEMPLATE_1_DIGEST = "05ad7ac17be5408425c78ffd6be08703dae8ee1cbb014a3bad437a5dd5096741"
 
 
 def test_template_version_1_renders_the_same_bytes_as_when_it_was_made() -> None:
