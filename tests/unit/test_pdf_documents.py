@@ -346,6 +346,23 @@ def test_a_logo_is_drawn_and_a_broken_one_is_left_out() -> None:
         assert render_pdf(doc, broken) == plain
 
 
+def test_a_big_logo_is_embedded_scaled_down_a_transparent_or_jpeg_one_draws_and_a_huge_one_is_left_out() -> None:
+    doc = sample.document()
+    plain = render_pdf(doc)
+    big = io.BytesIO()
+    Image.effect_noise((1800, 900), 80).convert("RGB").save(big, "PNG", compress_level=1)  # noise: big
+    assert len(big.getvalue()) > 1_000_000
+    assert len(render_pdf(doc, big.getvalue())) < len(plain) + 300_000
+    transparent, jpeg, huge = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    Image.new("RGBA", (200, 80), (10, 20, 200, 128)).save(transparent, "PNG")
+    Image.new("RGB", (200, 80), (10, 200, 20)).save(jpeg, "JPEG")
+    Image.new("1", (10_000, 6_000)).save(huge, "PNG")  # 60 million pixels, a few kilobytes
+    for logo in (transparent, jpeg):
+        drawn = render_pdf(doc, logo.getvalue())
+        assert drawn != plain and read(drawn) == read(plain)
+    assert render_pdf(doc, huge.getvalue()) == plain
+
+
 def test_the_brand_colour_footer_and_contact_are_on_the_document() -> None:
     text = read(render_pdf(sample.document()))
     assert_all_in(text, ["Takk for at du leser oss!", "kundeservice@example.no", "+47 22 86 30 00"])
