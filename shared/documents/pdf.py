@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import date
@@ -67,11 +68,16 @@ pdfmetrics.registerFont(TTFont(BOLD, os.path.join(_VERA_DIR, "VeraBd.ttf")))
 VERA_COVERS = frozenset(chr(code) for code in pdfmetrics.getFont(FONT).face.charToGlyph) | {"\n"}
 
 
+_REGISTERING = threading.Lock()
+
+
 @cache
 def _wide_fonts() -> tuple[str, str]:
     """DejaVu Sans, registered when a document first needs it (reading it takes a while)."""
-    pdfmetrics.registerFont(TTFont(WIDE, os.path.join(_DEJAVU_DIR, "DejaVuSans.ttf")))
-    pdfmetrics.registerFont(TTFont(WIDE_BOLD, os.path.join(_DEJAVU_DIR, "DejaVuSans-Bold.ttf")))
+    with _REGISTERING:  # documents are rendered in threads
+        if WIDE_BOLD not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(TTFont(WIDE, os.path.join(_DEJAVU_DIR, "DejaVuSans.ttf")))
+            pdfmetrics.registerFont(TTFont(WIDE_BOLD, os.path.join(_DEJAVU_DIR, "DejaVuSans-Bold.ttf")))
     return WIDE, WIDE_BOLD
 
 

@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 
@@ -314,6 +315,15 @@ def test_the_bytes_do_not_depend_on_the_process_or_its_environment() -> None:
     env = os.environ | {"SOURCE_DATE_EPOCH": "1234567890", "PYTHONHASHSEED": "12345", "TZ": "America/New_York"}
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, check=True).stdout
     assert out == render_pdf(sample.document())
+
+
+def test_documents_rendered_at_once_in_threads_are_the_bytes_rendered_one_by_one() -> None:
+    """The notification worker renders in threads: reportlab's font subsets are per document."""
+    wide = Subscriber(4711, "Łukasz Čáhppes", "x@example.no")
+    docs = [sample.document(kind, key) for kind in Kind for key in KEYS] + [sample.document(buyer=wide)]
+    one_by_one = [render_pdf(doc) for doc in docs]
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(render_pdf, docs * 3)) == one_by_one * 3
 
 
 def test_the_creation_date_is_the_issue_date() -> None:
