@@ -48,6 +48,7 @@ from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]  # re
 from shared.domain.documents import Document, Kind
 from shared.domain.invoicing import InvoiceLine
 from shared.domain.letters import TEMPLATE_VERSION, Language, Party, PaymentMethod, Seller
+from shared.domain.money import divide_half_up
 
 from . import texts
 from .texts import amount, day, text
@@ -199,6 +200,11 @@ def account_text(account: str | None, country: str) -> str:
     return raw
 
 
+def unit_net(line: InvoiceLine) -> int:
+    """A line's unit price excluding VAT: its net amount over its quantity, to the nearest öre."""
+    return divide_half_up(line.net_minor, line.quantity) if line.quantity > 0 else line.net_minor
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """One invoice line as the lines table shows it: its description wrapped, its own
@@ -217,6 +223,9 @@ class _Renderer:
         self.seller = document.letter.seller
         self.country = self.seller.party.country
         self.font, self.bold = fonts_for(document)
+        # Sweden: unit price and amount excluding VAT on each line (mervärdesskattelagen 17 kap. 24 §);
+        # elsewhere the gross prices Nordic consumers are quoted
+        self.net_prices = self.country == "SE"
         colour = self.seller.branding.colour
         try:
             self.colour: Color = HexColor(colour if colour.startswith("#") and len(colour) == 7 else DEFAULT_COLOUR)
@@ -275,9 +284,13 @@ class _Renderer:
             c.setFillColor(black)
             c.setFont(self.font, SIZE)
         right(c, COL_QTY, base, texts.number(li.quantity, self.lang), COL_QTY - LEFT - COL_DESC_WIDTH - 6, self.font)
-        right(c, COL_PRICE, base, self.money(li.unit_price_minor), COL_PRICE - COL_QTY - 4, self.font)
+        if self.net_prices:
+            price, amount = unit_net(li), li.net_minor
+        else:
+            price, amount = li.unit_price_minor, li.gross_minor
+        right(c, COL_PRICE, base, self.money(price), COL_PRICE - COL_QTY - 4, self.font)
         right(c, COL_RATE, base, texts.percent(li.vat_rate_bp, self.lang), COL_RATE - COL_PRICE - 4, self.font)
-        right(c, COL_AMOUNT, base, self.money(li.gross_minor), COL_AMOUNT - COL_RATE - 4, self.font)
+        right(c, COL_AMOUNT, base, self.money(amount), COL_AMOUNT - COL_RATE - 4, self.font)
 
     def summary_height(self) -> float:
         if self.d.kind in (Kind.REMINDER, Kind.STOP_NOTICE):
@@ -552,10 +565,11 @@ class _Renderer:
         c.setFont(self.bold, SIZE)
         base = y - LEADING + 3
         c.drawString(LEFT, base, self.t("description"))
-        c.drawRightString(COL_QTY, base, self.t("quantity"))
-        c.drawRightString(COL_PRICE, base, self.t("unit_price"))
-        c.drawRightString(COL_RATE, base, self.t("vat_rate"))
-        c.drawRightString(COL_AMOUNT, base, self.t("line_amount"))
+        net = "_net" if self.net_prices else ""
+        for x, room, key in ((COL_QTY, 40.0, "quantity"), (COL_PRICE, COL_PRICE - COL_QTY - 4, f"unit_price{net}"),
+                             (COL_RATE, COL_RATE - COL_PRICE - 4, "vat_rate"),
+                             (COL_AMOUNT, COL_AMOUNT - COL_RATE - 4, f"line_amount{net}")):
+            right(c, x, base, self.t(key), room, self.bold)
         c.setStrokeColor(self.colour)
         c.setLineWidth(0.8)
         c.line(LEFT, y - LEADING, RIGHT, y - LEADING)

@@ -121,6 +121,8 @@ TEXTS: dict[str, tuple[str, str, str]] = {  # key: (nb, sv, en)
     "description": ("Beskrivelse", "Beskrivning", "Description"),
     "quantity": ("Antall", "Antal", "Quantity"),
     "unit_price": ("Enhetspris", "À-pris", "Unit price"),
+    "unit_price_net": ("Enhetspris eks. MVA", "À-pris exkl. moms", "Unit price excl. VAT"),
+    "line_amount_net": ("Beløp eks. MVA", "Belopp exkl. moms", "Amount excl. VAT"),
     "vat_rate": ("MVA-sats", "Momssats", "VAT rate"),
     "line_amount": ("Beløp", "Belopp", "Amount"),
     "carried": ("Fortsetter på neste side", "Fortsätter på nästa sida", "Continued on the next page"),

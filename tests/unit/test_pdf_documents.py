@@ -34,6 +34,7 @@ from shared.domain.documents import Document, Kind
 from shared.domain.invoicing import line
 from shared.domain.letters import Language, PaymentMethod
 from shared.domain.limits import MAX_MINOR
+from shared.domain.money import divide_half_up
 from shared.domain.subscriptions import Subscriber
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -82,10 +83,14 @@ def payment_fields(key: str, doc: Document) -> list[str]:
 
 
 def line_rows(doc: Document) -> list[str]:
-    """Each line as its table row: description, quantity, unit price, VAT rate, amount."""
+    """Each line as its table row: description, quantity, unit price, VAT rate, amount; a
+    Swedish seller's without VAT (mervärdesskattelagen 17 kap. 24 §), the others' gross."""
     lang = doc.letter.language
-    return [f"{li.description} {li.quantity} {money(doc, li.unit_price_minor)} {percent(li.vat_rate_bp, lang)} "
-            f"{money(doc, li.gross_minor)}" for li in doc.lines]
+    net = doc.letter.seller.party.country == "SE"
+    return [f"{li.description} {li.quantity} "
+            f"{money(doc, divide_half_up(li.net_minor, li.quantity) if net else li.unit_price_minor)} "
+            f"{percent(li.vat_rate_bp, lang)} {money(doc, li.net_minor if net else li.gross_minor)}"
+            for li in doc.lines]
 
 
 def vat_rows(doc: Document) -> list[str]:
@@ -118,6 +123,14 @@ def test_an_invoice_has_every_field_the_law_of_the_sellers_country_requires(key:
                          when(doc, doc.issue_date), delivered, *line_rows(doc), *vat_rows(doc),
                          money(doc, doc.total_minor), *payment_fields(key, doc), "PO-2026-77", "4711"])
     assert len(doc.vat) == 2 and doc.lines
+
+
+def test_a_swedish_invoice_shows_unit_prices_and_amounts_without_vat() -> None:
+    doc = sample.document(Kind.INVOICE, "SE")
+    text = read(render_pdf(doc))
+    assert_all_in(text, ["À-pris exkl. moms", "Belopp exkl. moms",
+                         "Papiravis lørdag og søndag 8 39,20 kr 25 % 313,60 kr"])
+    assert "Papiravis lørdag og søndag 8 49,00 kr" not in text  # the gross price is the Norwegian layout's
 
 
 def test_the_sample_documents_are_what_the_test_means() -> None:
@@ -433,7 +446,8 @@ def test_any_document_renders_to_a_pdf_that_parses_and_shows_its_total(doc: Docu
     assert len(PdfReader(io.BytesIO(pdf)).pages) >= 1
     text = read(pdf).replace("\n", " ")
     assert money(doc, doc.total_minor) in text
-    assert all(money(doc, li.gross_minor) in text for li in doc.lines)
+    net = doc.letter.seller.party.country == "SE"
+    assert all(money(doc, li.net_minor if net else li.gross_minor) in text for li in doc.lines)
 
 
 @pytest.mark.parametrize(("country", "shown"), [("NO", "Org.nr. 974 760 673"), ("SE", "Org.nr 556036-0793")])
@@ -450,7 +464,7 @@ def test_a_buyer_that_is_an_organisation_has_its_organisation_number(country: st
 # re-render issued documents differently. Keep version 1 as it was and draw the change as a
 # new TEMPLATE_VERSION; update the digest only for a change made before any document was
 # issued under version 1.
-TEMPLATE_1_DIGEST = "05ad7ac17be5408425c78ffd6be08703dae8ee1cbb014a3bad437a5dd5096741"
+TEMPLATE_1_DIGEST = "2d676d2f10e8168c0446d2f84fb7a6d53d87526ec359d9cc4d07960f53b6f4c9"
 
 
 def test_template_version_1_renders_the_same_bytes_as_when_it_was_made() -> None:
