@@ -327,6 +327,8 @@ def render_ehf(document: Document, pdf: bytes) -> bytes:
     reason = why_not_ehf(document)
     if reason:
         raise NotEhf(f"{document.id}: {reason}")
+    if not pdf:
+        raise ValueError(f"{document.id}: no PDF to attach (an empty attachment is an empty element, R008)")
     credit = document.kind is Kind.CREDIT_NOTE
     root_ns = NS_CREDIT_NOTE if credit else NS_INVOICE
     root = etree.Element(f"{{{root_ns}}}{'CreditNote' if credit else 'Invoice'}",

@@ -407,6 +407,8 @@ def test_peppol_cl001_the_pdf_is_attached_whole() -> None:
     assert one(xml, attached + "/@mimeCode") == "application/pdf"
     assert one(xml, attached + "/@filename") == f"{doc.id}.pdf"
     assert base64.b64decode(one(xml, attached + "/text()")) == PDF
+    with pytest.raises(ValueError, match="no PDF"):
+        render_ehf(doc, b"")
 
 
 def test_peppol_r008_no_empty_elements_when_addresses_and_texts_are_missing() -> None:
