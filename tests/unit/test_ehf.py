@@ -72,9 +72,10 @@ def one(xml: bytes, path: str) -> str:
     return values[0]
 
 
-def issued(lines: list[InvoiceLine], the_letter: Letter | None = None, **kw: object) -> Document:
+def issued(lines: list[InvoiceLine], the_letter: Letter | None = None,
+           kind: DocumentKind = DocumentKind.SUBSCRIPTION) -> Document:
     """The document of an invoice issued with ``lines`` under ``the_letter``."""
-    inv = invoice(lines, the_letter or letter(), **kw)  # type: ignore[arg-type]
+    inv = invoice(lines, the_letter or letter(), kind=kind)
     assert inv.letter is not None
     return of_invoice(inv, inv.letter)
 
