@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pdfplumber
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
@@ -187,3 +189,61 @@ def test_real_invoices_merge_with_their_text_and_share_their_fonts(invoices: lis
     assert [t.count(f"{4_711_000_000 + n:013d}") > 0 for n, t in enumerate(read)] == [True] * 20  # each its KID
     assert read == texts(unshared)
     assert len(pdf) * 5 < len(unshared) < sum(len(i) for i in invoices[:20]) * 1.01
+
+
+def hand_made(text: str) -> bytes:
+    """A PDF whose page inherits its media box, resources and rotation from two levels of
+    page tree (ISO 32000-1, 7.7.3.4), as some producers write them; the nearer node's
+    /Rotate (180) overrides the root's (90)."""
+    content = b"BT /F1 12 Tf 10 50 Td (%s) Tj ET" % text.encode()
+    objects = [
+        b"<</Type/Catalog/Pages 2 0 R>>",
+        b"<</Type/Pages/Kids[6 0 R]/Count 1/MediaBox[0 0 200 100]/Resources<</Font<</F1 5 0 R>>>>/Rotate 90>>",
+        b"<</Type/Page/Parent 6 0 R/Contents 4 0 R>>",
+        b"<</Length %d>>stream\n%s\nendstream" % (len(content), content),
+        b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>",
+        b"<</Type/Pages/Parent 2 0 R/Kids[3 0 R]/Count 1/Rotate 180>>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_a_page_keeps_what_it_inherited_from_its_page_tree() -> None:
+    _, pdf = merged([hand_made("First"), letter(1), hand_made("Third")])
+    pages = PdfReader(io.BytesIO(pdf)).pages
+    assert [p.extract_text().splitlines()[-1] for p in pages] == ["First", "Letter 000001 page 1", "Third"]
+    assert [(list(map(float, p.mediabox)), p.get("/Rotate")) for p in (pages[0], pages[2])] == [
+        ([0, 0, 200, 100], 180)] * 2
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(1, 3), st.sampled_from(["good", "inherited", "torn", "headless", "junk"])),
+                max_size=7))
+def test_any_mix_of_documents_gives_the_pages_of_those_that_can_be_read_in_order(
+        documents: list[tuple[int, str]]) -> None:
+    """Whatever comes in: a document goes in whole (its pages as it reads alone) or not at
+    all (``UnreadablePdf``), and the merged pages are those, in order. Good ones always go in."""
+    out = io.BytesIO()
+    merger = Merger(out)
+    expected: list[str] = []
+    for n, (pages, shape) in enumerate(documents):
+        whole = hand_made(f"Inherited {n}") if shape == "inherited" else letter(n, pages)
+        broken = {"torn": whole[: len(whole) // 3], "headless": whole[20:], "junk": b"no PDF here %d" % n}
+        pdf = broken.get(shape, whole)
+        try:
+            added = merger.add(pdf)
+        except UnreadablePdf:
+            assert shape in ("torn", "headless", "junk")
+            continue
+        alone = texts(pdf)
+        assert added == len(alone)
+        expected += alone
+    assert merger.close() == len(expected)
+    assert texts(out.getvalue()) == expected
