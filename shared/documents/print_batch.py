@@ -209,9 +209,9 @@ class _Copy:
         if key in self.active:  # a cycle: the object gets its number now and keeps it
             return self.reserved.setdefault(key, self.allocate())
         self.active.add(key)
-        obj = ref.get_object()
+        obj: Any = ref.get_object()
         is_page = page or (isinstance(obj, DictionaryObject) and obj.get("/Type") == "/Page")
-        if is_page and inherited:  # its page tree's attributes, now its own (its tree is not copied)
+        if is_page and inherited and isinstance(obj, DictionaryObject):  # its tree's, now its own (the tree stays)
             obj = dict(obj.items()) | {k: v for k, v in inherited.items() if k not in obj}
         body = self.serialise(obj, page=is_page)
         self.active.discard(key)
