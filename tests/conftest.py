@@ -38,7 +38,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+def azurite(tmp_path_factory: pytest.TempPathFactory, smtp_server: Mailbox) -> Iterator[Azurite]:
+    """Azurite, and (``smtp_server``) the SMTP server every context built on it mails to."""
     os.environ["ABONNO_DEV_DIR"] = str(tmp_path_factory.mktemp("abonno-dev"))
     server = Azurite.start(in_memory=True)  # raises AzuriteError: no skipping
     os.environ["AzureWebJobsStorage"] = server.connection_string
@@ -101,7 +102,6 @@ def ctx(backend: str, request: pytest.FixtureRequest, clock: SettableClock) -> I
         yield request.getfixturevalue("fake_ctx")
         return
     azurite: Azurite = request.getfixturevalue("azurite")
-    request.getfixturevalue("smtp_server")  # mail goes to the session's SMTP server
     context = make_context(azurite.connection_string, clock)
     for queue in QUEUES:  # no test sees messages another test left behind
         context.bus.service.get_queue_client(queue).clear_messages()  # type: ignore[attr-defined]

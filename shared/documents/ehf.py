@@ -40,11 +40,13 @@ What the rules make us think about (each is tested under its rule id in
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 
 from lxml import etree  # type: ignore[import-untyped]
 from stdnum.no import kontonr
@@ -69,6 +71,8 @@ ENDPOINT_SCHEME = {"NO": "0192", "SE": "0007"}  # ISO 6523 ICD: Enhetsregisteret
 SE_STANDARD_RATES_BP = frozenset({600, 1200, 2500})  # SE-R-006
 UNIT = "EA"  # UN/ECE Rec. 20 "each": copies, months of a subscription, a fee
 OFFICIAL_TOLERANCE_MINOR = 100  # BR-CO-17/BR-S-09: |tax - taxable x rate| < 1 currency unit
+
+NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")  # XML 1.0 Char
 
 INVOICE_TYPE = "380"  # UNCL 1001 commercial invoice
 CREDIT_NOTE_TYPE = "381"  # UNCL 1001 credit note
@@ -105,6 +109,7 @@ class NotEhf(ValueError):
 # ---------------------------------------------------------------- what can be EHF
 
 
+@lru_cache(maxsize=1024)  # parties repeat (one seller, a few buyers) and stdnum is not free
 def organization_number(party: Party) -> str | None:
     """The party's organisation number as PEPPOL writes it (digits only), if it is valid
     for its country's scheme (0192 Norway, 0007 Sweden); else None."""
@@ -214,7 +219,7 @@ def net_price(net_minor: int, quantity: int) -> Decimal:
     extra decimals as the quantity has digits.
 
         >>> net_price(10000, 3), net_price(12345, 1), net_price(0, 0)
-        (Decimal('33.3333'), Decimal('123.45'), Decimal('0.00'))
+        (Decimal('33.333'), Decimal('123.45'), Decimal('0.00'))
     """
     if quantity == 0:
         return Decimal("0.00")
@@ -233,12 +238,12 @@ def ubl_lines(document: Document) -> list[UblLine]:
     return out
 
 
-def breakdown(document: Document) -> list[BreakdownPart]:
+def breakdown(document: Document, lines: Iterable[UblLine] | None = None) -> list[BreakdownPart]:
     """Per category and rate, lowest rate first: the taxable amount is the sum of the
     lines' net amounts and the tax the sum of the VAT charged on them, so taxable + tax
     is exactly the lines' gross."""
     sums: dict[tuple[Category, int], tuple[int, int]] = {}
-    for u in ubl_lines(document):
+    for u in ubl_lines(document) if lines is None else lines:
         key = (u.category, 0 if u.category is Category.NOT_SUBJECT else u.line.vat_rate_bp)
         taxable, tax = sums.get(key, (0, 0))
         sums[key] = (taxable + u.net_minor, tax + u.vat_minor)
@@ -250,6 +255,17 @@ def within_official_tolerance(part: BreakdownPart) -> bool:
     ``|tax| - 100 < round(|taxable| x rate) < |tax| + 100``, XPath ``round`` being half up."""
     expected = (abs(part.taxable_minor) * part.rate_bp * 2 + 10_000) // 20_000
     return abs(part.tax_minor) - OFFICIAL_TOLERANCE_MINOR < expected < abs(part.tax_minor) + OFFICIAL_TOLERANCE_MINOR
+
+
+def text(value: str | None, fallback: str = "") -> str:
+    """Free text as an element may carry it: characters XML 1.0 cannot hold dropped,
+    whitespace collapsed; ``fallback`` when nothing is left, as an element may not be
+    empty (PEPPOL-EN16931-R008).
+
+        >>> text(" Kari" + chr(0) + " " + chr(10) + " Nordmann "), text(chr(7), "-")
+        ('Kari Nordmann', '-')
+    """
+    return " ".join(NOT_XML.sub("", value or "").split()) or fallback
 
 
 def amount(minor: int) -> str:
@@ -278,7 +294,7 @@ def period(document: Document) -> tuple[date, date] | None:
 def buyer_reference(document: Document) -> str:
     """BT-10: the reference the subscriber gave, else the subscriber number (what the buyer
     knows its account with the seller by), so PEPPOL-EN16931-R003 always holds."""
-    return document.letter.buyer_reference.strip() or str(document.letter.subscriber_no)
+    return text(document.letter.buyer_reference) or str(document.letter.subscriber_no)
 
 
 # ---------------------------------------------------------------- XML
@@ -319,8 +335,9 @@ def render_ehf(document: Document, pdf: bytes) -> bytes:
     _parties(b, root, document)
     if not credit:
         _payment(b, root, document)
-    _totals(b, root, document)
-    for number, u in enumerate(ubl_lines(document), start=1):
+    lines = ubl_lines(document)
+    _totals(b, root, document, breakdown(document, lines))
+    for number, u in enumerate(lines, start=1):
         _line(b, root, number, u, credit)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
@@ -334,8 +351,8 @@ def _header(b: _Builder, root: etree._Element, d: Document, pdf: bytes) -> None:
     if not credit and d.due_date:
         b.el(root, "DueDate", d.due_date.isoformat())  # BR-CO-25
     b.el(root, "CreditNoteTypeCode" if credit else "InvoiceTypeCode", CREDIT_NOTE_TYPE if credit else INVOICE_TYPE)
-    if credit and d.reason.strip():
-        b.el(root, "Note", d.reason.strip())  # at most one (PEPPOL-EN16931-R002)
+    if credit and text(d.reason):
+        b.el(root, "Note", text(d.reason))  # at most one (PEPPOL-EN16931-R002)
     b.el(root, "DocumentCurrencyCode", d.currency)
     b.el(root, "BuyerReference", buyer_reference(d))
     span = period(d)
@@ -343,8 +360,8 @@ def _header(b: _Builder, root: etree._Element, d: Document, pdf: bytes) -> None:
         inv_period = b.cac(root, "InvoicePeriod")
         b.el(inv_period, "StartDate", span[0].isoformat())
         b.el(inv_period, "EndDate", span[1].isoformat())
-    if d.letter.buyer_reference.strip():
-        b.el(b.cac(root, "OrderReference"), "ID", d.letter.buyer_reference.strip())
+    if text(d.letter.buyer_reference):
+        b.el(b.cac(root, "OrderReference"), "ID", text(d.letter.buyer_reference))  # BT-13
     if credit and d.invoice_number:
         ref = b.cac(b.cac(root, "BillingReference"), "InvoiceDocumentReference")
         b.el(ref, "ID", str(d.invoice_number))
@@ -359,32 +376,41 @@ def _header(b: _Builder, root: etree._Element, d: Document, pdf: bytes) -> None:
 
 def _address(b: _Builder, parent: etree._Element, party: Party) -> None:
     address = b.cac(parent, "PostalAddress")
-    lines = [line.strip() for line in (party.address or "").splitlines() if line.strip()]
+    lines = [text(line) for line in (party.address or "").splitlines() if text(line)]
     if lines:
         b.el(address, "StreetName", lines[0])
     if len(lines) > 1:
         b.el(address, "AdditionalStreetName", ", ".join(lines[1:]))
-    if party.city and party.city.strip():
-        b.el(address, "CityName", party.city.strip())
-    if party.postal_code and party.postal_code.strip():
-        b.el(address, "PostalZone", party.postal_code.strip())
+    if text(party.city):
+        b.el(address, "CityName", text(party.city))
+    if text(party.postal_code):
+        b.el(address, "PostalZone", text(party.postal_code))
     b.el(b.cac(address, "Country"), "IdentificationCode", party.country)
 
 
-def _party(b: _Builder, parent: etree._Element, party: Party, tax_schemes: Iterable[tuple[str, str]]) -> None:
+def _party(b: _Builder, parent: etree._Element, party: Party, tax_schemes: Iterable[tuple[str, str]],
+           contact: tuple[str, str] = ("", "")) -> None:
     node = b.cac(parent, "Party")
     number = organization_number(party) or ""
     scheme = ENDPOINT_SCHEME[party.country]
+    name = text(party.name, number)  # BR-06/BR-07: a name, never an empty one
     b.el(node, "EndpointID", number, schemeID=scheme)
-    b.el(b.cac(node, "PartyName"), "Name", party.name)
+    b.el(b.cac(node, "PartyName"), "Name", name)
     _address(b, node, party)
     for company_id, tax_scheme in tax_schemes:
         scheme_node = b.cac(node, "PartyTaxScheme")
         b.el(scheme_node, "CompanyID", company_id)
         b.el(b.cac(scheme_node, "TaxScheme"), "ID", tax_scheme)
     legal = b.cac(node, "PartyLegalEntity")
-    b.el(legal, "RegistrationName", party.name)
+    b.el(legal, "RegistrationName", name)
     b.el(legal, "CompanyID", number, schemeID=scheme)
+    phone, email = contact
+    if phone or email:
+        contact_node = b.cac(node, "Contact")  # BG-6
+        if phone:
+            b.el(contact_node, "Telephone", phone)
+        if email:
+            b.el(contact_node, "ElectronicMail", email)
 
 
 def _parties(b: _Builder, root: etree._Element, d: Document) -> None:
@@ -395,13 +421,14 @@ def _parties(b: _Builder, root: etree._Element, d: Document) -> None:
         schemes.append((vat_id, "VAT"))  # BT-31
     if seller.party.country == "NO" and seller.company:
         schemes.append(("Foretaksregisteret", "TAX"))  # BT-32, NO-R-002
-    _party(b, b.cac(root, "AccountingSupplierParty"), seller.party, schemes)
+    contact = (text(seller.branding.contact_phone), text(seller.branding.contact_email))
+    _party(b, b.cac(root, "AccountingSupplierParty"), seller.party, schemes, contact)
     _party(b, b.cac(root, "AccountingCustomerParty"), d.letter.buyer, ())
 
 
 def payment_means_code(d: Document) -> PaymentMeansCode:
     method = d.letter.payment
-    if method is PaymentMethod.AVTALEGIRO and d.kid:
+    if method is PaymentMethod.AVTALEGIRO and text(d.kid):
         return PaymentMeansCode.DIRECT_DEBIT
     if method is PaymentMethod.VIPPS:
         return PaymentMeansCode.ONLINE_PAYMENT_SERVICE
@@ -424,19 +451,18 @@ def _payment(b: _Builder, root: etree._Element, d: Document) -> None:
     code = payment_means_code(d)
     means = b.cac(root, "PaymentMeans")
     b.el(means, "PaymentMeansCode", code.value)
-    if d.kid:
-        b.el(means, "PaymentID", d.kid)  # BT-83: the KID / OCR reference
+    if text(d.kid):
+        b.el(means, "PaymentID", text(d.kid))  # BT-83: the KID / OCR reference
     if code is PaymentMeansCode.CREDIT_TRANSFER:
         account = b.cac(means, "PayeeFinancialAccount")
         b.el(account, "ID", _account(d.letter.seller))
         if d.letter.seller.party.country == "SE":
             b.el(b.cac(account, "FinancialInstitutionBranch"), "ID", "SE:BANKGIRO")  # SE-R-011
     if code is PaymentMeansCode.DIRECT_DEBIT:
-        b.el(b.cac(means, "PaymentMandate"), "ID", d.kid)  # BT-89: AvtaleGiro mandates go by KID
+        b.el(b.cac(means, "PaymentMandate"), "ID", text(d.kid))  # BT-89: AvtaleGiro mandates go by KID
 
 
-def _totals(b: _Builder, root: etree._Element, d: Document) -> None:
-    parts = breakdown(d)
+def _totals(b: _Builder, root: etree._Element, d: Document, parts: list[BreakdownPart]) -> None:
     tax_total = b.cac(root, "TaxTotal")
     b.money(tax_total, "TaxAmount", sum(p.tax_minor for p in parts))
     for p in parts:
@@ -479,9 +505,9 @@ def _line(b: _Builder, root: etree._Element, number: int, u: UblLine, credit: bo
         b.el(line_period, "StartDate", u.line.period_start.isoformat())
         b.el(line_period, "EndDate", u.line.period_end.isoformat())
     item = b.cac(line, "Item")
-    b.el(item, "Name", u.line.description.strip() or "-")
-    if u.line.product_id:
-        b.el(b.cac(item, "SellersItemIdentification"), "ID", u.line.product_id)
+    b.el(item, "Name", text(u.line.description, "-"))  # BT-153
+    if text(u.line.product_id):
+        b.el(b.cac(item, "SellersItemIdentification"), "ID", text(u.line.product_id))
     _tax_category(b, item, "ClassifiedTaxCategory", u.category, u.line.vat_rate_bp)
     price = b.cac(line, "Price")
     b.el(price, "PriceAmount", str(u.price), currencyID=b.currency)

@@ -24,11 +24,14 @@ sent: the first handler of a message creates the row (status ``queued``) and sen
 redelivered or concurrent copy of the message finds the row and sends nothing. A copy that
 finds the row ``queued`` while its claim is fresh (another handler is sending now) waits
 up to ``WAIT`` for it to finish, and if it has not, raises ``DeliveryInProgress`` (a
-transient failure: the bus tries the message again later); a claim older than ``LEASE``
-belongs to a handler that died and is taken over under the row's ETag (of two takers one
-wins). If the process dies *after* the provider accepted the mail and *before* the row
-says ``sent``, the mail is sent again when the message is redelivered: delivery is at
-least once in that window only. The repeat carries the same ``Message-ID`` (and, on ACS,
+transient failure: the bus tries the message again later). A handler whose send fails
+releases its claim before it raises, so the redelivery takes the row at once; a claim
+older than ``LEASE`` belongs to a handler that died and is taken over. Taking a row is an
+update under its ETag: of two takers one wins.
+
+If the process dies *after* the provider accepted the mail and *before* the row says
+``sent``, the mail is sent again when the message is redelivered: delivery is at least
+once in that window only. The repeat carries the same ``Message-ID`` (and, on ACS,
 the same operation id), so mail clients and ACS recognise it as the same message; an EHF
 file of the same name is never written twice; a print item or SMS file of the same key is
 the same item.
@@ -61,7 +64,7 @@ from typing import Any
 
 from ..adapters.bus import event_of
 from ..adapters.codec import dumps, loads
-from ..documents.ehf import why_not_ehf
+from ..documents.ehf import can_be_ehf, render_ehf, why_not_ehf
 from ..documents.pdf import render_pdf
 from ..domain.account import Account
 from ..domain.calendar import local_date
@@ -106,10 +109,10 @@ from .isolation import reason, record
 logger = logging.getLogger(__name__)
 TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 
-DELIVERY_RUN = "delivery"  # attention rows: a delivery that failed, or a message that could not be handled
+DELIVERY_RUN = "notice"  # attention rows: a delivery that failed, or a message that could not be handled
 LEASE = timedelta(seconds=60)  # a claim older than this belongs to a handler that died (sends time out at 20 s)
 WAIT = 5.0  # seconds a copy of a message waits for the handler that holds the claim
-LINK_VALID = timedelta(days=30)  # how long an SMS link reads the PDF
+LINK_VALID = timedelta(days=7)  # how long an SMS link reads the PDF (a user-delegation SAS lives 7 days at most)
 MAIL_ATTEMPTS = 5  # the message delivery on which a mail that cannot get through goes to print instead
 PDF = "application/pdf"
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.BOUNCED)
@@ -155,6 +158,7 @@ def deliver(ctx: Context, message_id: str, body: dict[str, Any], delivery_count:
 
 
 def _deliver(ctx: Context, message_id: str, body: dict[str, Any], last: bool) -> list[Delivery]:
+    body["tenant"], body["payload"]["subscriber_no"]
     event = event_of(BusMessage(message_id, body))
     if not isinstance(event, (InvoiceIssued, CreditNoteIssued, ReminderIssued, PaymentStopNotice)):
         return []  # not a document
@@ -327,20 +331,17 @@ def _found_by_id(ctx: Context, tenant: str, subscriber_no: int, document_id: str
                          _organization(catalogue, note.organization_id), note.subscription_id)
     elif kind == "stp" and key.isdigit():
         stored = ctx.document_files.get(tenant, subscriber_no, document_id, "json")
-        if stored is not None:
+        if stored is not None:  # kept as it was made when it was first delivered
             document = loads(Document, stored)
-            demand = next((d for d in account.open_demands.values() if d.terms.invoice_number == document.number),
-                          None)
-            org_id = demand.terms.organization_id if demand else next(iter(catalogue.organizations))
-            return Found(document, account, _organization(catalogue, org_id),
-                         demand.terms.subscription_id if demand else None)
+            invoice = next((i for i in ctx.accounts.documents(tenant, subscriber_no).invoices
+                            if i.number == document.number), None)  # the invoice it is about: its organisation
+            if invoice is not None:
+                return Found(document, account, _organization(catalogue, invoice.draft.organization_id),
+                             invoice.draft.subscription_id)
     raise NotFound(f"subscriber {subscriber_no} has no document {document_id}")
 
 
 # ---- choosing the channel ------------------------------------------------------------------------
-
-
-EHF_KINDS = (Kind.INVOICE, Kind.ADDITIONAL, Kind.BALANCE, Kind.CREDIT_NOTE)
 
 
 def ehf_scheme(country: str) -> str:
@@ -355,11 +356,9 @@ def route(ctx: Context, tenant: str, found: Found, event_channel: str | None, ev
         return Channel.SMS, event_to or account.subscriber.phone or ""
     subscriber = account.subscriber
     orgnr = subscriber.organization_number
-    can_receive = bool(org.ehf_enabled and orgnr and document.kind in EHF_KINDS
+    can_receive = bool(org.ehf_enabled and orgnr and can_be_ehf(document)
                        and ctx.access_point.can_receive(tenant, ehf_scheme(subscriber.country), orgnr))
     channel = choose_channel(org, subscriber, account.subscriptions.get(found.subscription_id or ""), can_receive)
-    if channel is Channel.EHF and document.kind not in EHF_KINDS:
-        channel = Channel.EMAIL
     return channel, _address(found, channel, event_to if event_channel == Channel.EMAIL else "")
 
 
@@ -395,29 +394,46 @@ def _send_once(ctx: Context, tenant: str, found: Found, channel: Channel, to: st
     except MailRefused as exc:
         return _failed(ctx, tenant, found, row, exc)
     except MailUnavailable as exc:
-        if not last:
-            raise  # the bus delivers the message again
-        return _failed(ctx, tenant, found, row, exc)
+        if last:
+            return _failed(ctx, tenant, found, row, exc)
+        _release(ctx, tenant, number, row)
+        raise  # the bus delivers the message again
     except NoRecipient as exc:
         if channel is Channel.PRINT:
             raise
         return _failed(ctx, tenant, found, row, exc)
-    sent = ctx.deliveries.update(tenant, number, replace(row, status=DeliveryStatus.SENT, at=ctx.clock.now(),
-                                                         provider_id=provider_id))
+    except Exception:
+        _release(ctx, tenant, number, row)
+        raise
+    try:
+        sent = ctx.deliveries.update(tenant, number, replace(row, status=DeliveryStatus.SENT, at=ctx.clock.now(),
+                                                             provider_id=provider_id))
+    except Exception:  # sent, not recorded: the redelivery sends it again (the same Message-ID)
+        _release(ctx, tenant, number, row)
+        raise
     logger.info("document %s of subscriber %s delivered by %s (attempt %s)", document.id, number, channel, attempt)
     return [sent]
 
 
+def _release(ctx: Context, tenant: str, subscriber_no: int, row: Delivery) -> None:
+    """Give the claim up (this handler failed and raises): the redelivered message takes the
+    row at once instead of waiting out the lease. If even this fails, the lease runs out."""
+    try:
+        ctx.deliveries.update(tenant, subscriber_no, replace(row, claimed_at=None))
+    except Exception:
+        logger.warning("could not release the claim on %s of subscriber %s", row.document_id, subscriber_no)
+
+
 def _take(ctx: Context, tenant: str, subscriber_no: int, row: Delivery) -> Delivery:
     """A row someone claimed before: as it ends (sent, failed) if its handler finishes within
-    ``WAIT``; taken over if its claim is older than ``LEASE``; else ``DeliveryInProgress``."""
+    ``WAIT``; taken if its handler released it (it failed and raised) or its claim is older
+    than ``LEASE`` (it died); else ``DeliveryInProgress``."""
     deadline = time.monotonic() + WAIT
     while True:
         if row.status in FINAL:
             return row
-        claimed = row.claimed_at or row.at
         now = ctx.clock.now()
-        if now - claimed > LEASE:
+        if row.claimed_at is None or now - row.claimed_at > LEASE:  # released, or its holder died
             try:
                 return ctx.deliveries.update(tenant, subscriber_no, replace(row, claimed_at=now))
             except ConcurrencyConflict:
@@ -511,8 +527,6 @@ def _sms(ctx: Context, tenant: str, found: Found, to: str, attempt: int) -> str:
 
 
 def _ehf(ctx: Context, tenant: str, found: Found) -> str:
-    from ..documents.ehf import render_ehf
-
     number, document = found.account.number, found.document
     pdf = pdf_of(ctx, tenant, found)
     ubl = render_ehf(document, pdf)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from shared.documents.ehf import render_ehf
 from shared.domain.calendar import Period
-from shared.domain.catalogue import FeeTaxPolicy, Frequency, Organization, PaymentType
+from shared.domain.catalogue import Branding, FeeTaxPolicy, Frequency, Organization, PaymentType
 from shared.domain.documents import Document, of_credit_note, of_invoice
 from shared.domain.invoicing import CreditNote, DocumentKind, Invoice, InvoiceDraft, InvoiceLine, fee_lines, line
 from shared.domain.letters import Letter, letter_for
@@ -47,7 +47,8 @@ PDF = tiny_pdf()
 assert zlib.crc32(PDF)  # the same bytes every run (no dates, no ids)
 
 NO_ORG = Organization("avisa", "Avisa Nordvest AS", "NOK", organization_number="974760673",
-                      bank_account="8601.11.17947", address="Storgata 1", postal_code="6413", city="Molde")
+                      bank_account="8601.11.17947", address="Storgata 1", postal_code="6413", city="Molde",
+                      branding=Branding(contact_email="faktura@avisa.no", contact_phone="+47 71 00 00 00"))
 SE_ORG = Organization("tidning", "Tidningen Norrland AB", "SEK", time_zone="Europe/Stockholm", country="SE",
                       organization_number="556036-0793", bank_account="5050-1055", address="Storgatan 2",
                       postal_code="90326", city="Umeå")
@@ -85,6 +86,12 @@ def newspaper(price: int = 39900, rate: int = 0, copies: int = 1, name: str = "A
     return line(name, copies, price, rate, "avis", MONTH)
 
 
+def tiny_lines(n: int) -> list[InvoiceLine]:
+    """``n`` lines of 0.03 at 25 %: each has 0.01 VAT, so taxable x rate (0.005 per line)
+    falls behind the VAT we charged by half an øre per line."""
+    return [line(f"Sample {i}", 1, 3, 2500) for i in range(n)]
+
+
 def invoices() -> dict[str, Invoice]:
     """The invoice cases: each name says what it shows."""
     products = [newspaper(34900, 2500, 1, "Kryssord-appen"), newspaper(12300, 1500, 3, "Matkasse"),
@@ -111,6 +118,11 @@ def invoices() -> dict[str, Invoice]:
             [newspaper(19900, 600), newspaper(9900, 2500, 1, "Korsord"), newspaper(5000, 0, 1, "Medlemsblad")],
             letter(SE_ORG, SE_BUYER, buyer_reference="Inköp 7")),
         "se-to-no-buyer": invoice([newspaper(19900, 1200, 2)], letter(SE_ORG, NO_BUYER)),
+        # BR-CO-17's tolerance: lines of 0.03 at 25 % each carry 0.01 VAT, half an øre more
+        # than their taxable 0.02 x 25 %: 5 such lines are 0.03 apart (the package's own
+        # tolerance is 0.01, the official one under 1.00), 199 lines are 0.99 apart
+        "no-br-co-17-5-lines": invoice(tiny_lines(5), letter(), 1011, kind=DocumentKind.ADDITIONAL),
+        "no-br-co-17-199-lines": invoice(tiny_lines(199), letter(), 1012, kind=DocumentKind.ADDITIONAL),
     }
 
 
