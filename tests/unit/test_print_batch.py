@@ -167,7 +167,7 @@ print(json.dumps([peak_while(200), peak_while(2000)]))
 def test_memory_stays_flat_from_200_to_2000_rendered_invoices(invoices: list[bytes], tmp_path: Path) -> None:
     """In a process of its own, the resident memory sampled while 200 and then 2 000 real
     invoices are merged (the inputs loaded before): the peak growth is the same, where a
-    merger holding the documents would need 1 800 x 45 kB = 80 MB more for the 2 000."""
+    merger holding the documents would need 1 800 x 24 kB = 44 MB more for the 2 000."""
     pool = tmp_path / "invoices.pickle"
     pool.write_bytes(pickle.dumps(invoices))
     child = subprocess.run([sys.executable, "-c", MEASURE, str(pool)], capture_output=True, text=True,
