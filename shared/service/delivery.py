@@ -217,6 +217,9 @@ def resend(ctx: Context, tenant: str, subscriber_no: int, document_id: str, chan
     not_ehf = why_not_ehf(found.document) if chosen is Channel.EHF else None
     if not_ehf is not None:  # refused before a row is claimed: a claimed row would stay queued
         raise NoEhfForm(f"document {document_id} has no EHF form: {not_ehf}")
+    if chosen in (Channel.EMAIL, Channel.SMS) and not (to or address):  # refused before a row is claimed
+        what = "e-mail address" if chosen is Channel.EMAIL else "phone number"
+        raise NoRecipient(f"subscriber {subscriber_no} has no {what} to send to: give one")
     done = _send_once(ctx, tenant, found, chosen, to or address, attempt, last=True)
     mine = next(d for d in done if d.attempt == attempt and d.channel == chosen)
     if mine.status is DeliveryStatus.SENT:
