@@ -382,7 +382,8 @@ def _address(found: Found, channel: Channel, given: str) -> str:
 
 def _send_once(ctx: Context, tenant: str, found: Found, channel: Channel, to: str, attempt: int,
                last: bool) -> list[Delivery]:
-    """Claim the row of (document, channel, attempt) and send, unless another handler has."""
+    """Claim the row of (document, channel, attempt) and send, unless another handler has.
+    A handler that fails after claiming releases its claim before it raises."""
     now = ctx.clock.now()
     number, document = found.account.number, found.document
     row, fresh = ctx.deliveries.claim(tenant, number, Delivery(document.id, channel, attempt, DeliveryStatus.QUEUED,
@@ -392,28 +393,32 @@ def _send_once(ctx: Context, tenant: str, found: Found, channel: Channel, to: st
         if row.status in FINAL:
             return _resume(ctx, tenant, found, [row], last) if row.status is not DeliveryStatus.SENT else [row]
     try:
-        provider_id = _send(ctx, tenant, found, channel, row.recipient, attempt)
+        return _send_row(ctx, tenant, found, row, last)
+    except Exception:
+        _release(ctx, tenant, number, row)
+        raise
+
+
+def _send_row(ctx: Context, tenant: str, found: Found, row: Delivery, last: bool) -> list[Delivery]:
+    """Send the claimed row's document by its channel and record how it went."""
+    channel = Channel(row.channel)
+    try:
+        provider_id = _send(ctx, tenant, found, channel, row.recipient, row.attempt)
     except MailRefused as exc:
         return _failed(ctx, tenant, found, row, exc)
     except MailUnavailable as exc:
         if last:
             return _failed(ctx, tenant, found, row, exc)
-        _release(ctx, tenant, number, row)
         raise  # the bus delivers the message again
     except NoRecipient as exc:
         if channel is Channel.PRINT:
             raise
         return _failed(ctx, tenant, found, row, exc)
-    except Exception:
-        _release(ctx, tenant, number, row)
-        raise
-    try:
-        sent = ctx.deliveries.update(tenant, number, replace(row, status=DeliveryStatus.SENT, at=ctx.clock.now(),
-                                                             provider_id=provider_id))
-    except Exception:  # sent, not recorded: the redelivery sends it again (the same Message-ID)
-        _release(ctx, tenant, number, row)
-        raise
-    logger.info("document %s of subscriber %s delivered by %s (attempt %s)", document.id, number, channel, attempt)
+    # a failure to record is a mail sent and not recorded: the redelivery sends it again (the same Message-ID)
+    sent = ctx.deliveries.update(tenant, found.account.number, replace(
+        row, status=DeliveryStatus.SENT, at=ctx.clock.now(), provider_id=provider_id))
+    logger.info("document %s of subscriber %s delivered by %s (attempt %s)", row.document_id, found.account.number,
+                channel, row.attempt)
     return [sent]
 
 
