@@ -161,7 +161,8 @@ def deliver(ctx: Context, message_id: str, body: dict[str, Any], delivery_count:
 
 
 def _deliver(ctx: Context, message_id: str, body: dict[str, Any], last: bool) -> list[Delivery]:
-    body["tenant"], body["payload"]["subscriber_no"]
+    if "tenant" not in body or "subscriber_no" not in (body.get("payload") or {}):
+        raise KeyError("a notices message names its tenant and subscriber")  # for the poison queue
     event = event_of(BusMessage(message_id, body))
     if not isinstance(event, (InvoiceIssued, CreditNoteIssued, ReminderIssued, PaymentStopNotice)):
         return []  # not a document
