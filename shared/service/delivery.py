@@ -161,7 +161,8 @@ def deliver(ctx: Context, message_id: str, body: dict[str, Any], delivery_count:
 
 
 def _deliver(ctx: Context, message_id: str, body: dict[str, Any], last: bool) -> list[Delivery]:
-    body["tenant"], body["payload"]["subscriber_no"]
+    if "tenant" not in body or "subscriber_no" not in (body.get("payload") or {}):
+        raise KeyError("a notices message names its tenant and subscriber")  # for the poison queue
     event = event_of(BusMessage(message_id, body))
     if not isinstance(event, (InvoiceIssued, CreditNoteIssued, ReminderIssued, PaymentStopNotice)):
         return []  # not a document
@@ -217,6 +218,9 @@ def resend(ctx: Context, tenant: str, subscriber_no: int, document_id: str, chan
     not_ehf = why_not_ehf(found.document) if chosen is Channel.EHF else None
     if not_ehf is not None:  # refused before a row is claimed: a claimed row would stay queued
         raise NoEhfForm(f"document {document_id} has no EHF form: {not_ehf}")
+    if chosen in (Channel.EMAIL, Channel.SMS) and not (to or address):  # refused before a row is claimed
+        what = "e-mail address" if chosen is Channel.EMAIL else "phone number"
+        raise NoRecipient(f"subscriber {subscriber_no} has no {what} to send to: give one")
     done = _send_once(ctx, tenant, found, chosen, to or address, attempt, last=True)
     mine = next(d for d in done if d.attempt == attempt and d.channel == chosen)
     if mine.status is DeliveryStatus.SENT:
@@ -379,7 +383,8 @@ def _address(found: Found, channel: Channel, given: str) -> str:
 
 def _send_once(ctx: Context, tenant: str, found: Found, channel: Channel, to: str, attempt: int,
                last: bool) -> list[Delivery]:
-    """Claim the row of (document, channel, attempt) and send, unless another handler has."""
+    """Claim the row of (document, channel, attempt) and send, unless another handler has.
+    A handler that fails after claiming releases its claim before it raises."""
     now = ctx.clock.now()
     number, document = found.account.number, found.document
     row, fresh = ctx.deliveries.claim(tenant, number, Delivery(document.id, channel, attempt, DeliveryStatus.QUEUED,
@@ -389,28 +394,32 @@ def _send_once(ctx: Context, tenant: str, found: Found, channel: Channel, to: st
         if row.status in FINAL:
             return _resume(ctx, tenant, found, [row], last) if row.status is not DeliveryStatus.SENT else [row]
     try:
-        provider_id = _send(ctx, tenant, found, channel, row.recipient, attempt)
+        return _send_row(ctx, tenant, found, row, last)
+    except Exception:
+        _release(ctx, tenant, number, row)
+        raise
+
+
+def _send_row(ctx: Context, tenant: str, found: Found, row: Delivery, last: bool) -> list[Delivery]:
+    """Send the claimed row's document by its channel and record how it went."""
+    channel = Channel(row.channel)
+    try:
+        provider_id = _send(ctx, tenant, found, channel, row.recipient, row.attempt)
     except MailRefused as exc:
         return _failed(ctx, tenant, found, row, exc)
     except MailUnavailable as exc:
         if last:
             return _failed(ctx, tenant, found, row, exc)
-        _release(ctx, tenant, number, row)
         raise  # the bus delivers the message again
     except NoRecipient as exc:
         if channel is Channel.PRINT:
             raise
         return _failed(ctx, tenant, found, row, exc)
-    except Exception:
-        _release(ctx, tenant, number, row)
-        raise
-    try:
-        sent = ctx.deliveries.update(tenant, number, replace(row, status=DeliveryStatus.SENT, at=ctx.clock.now(),
-                                                             provider_id=provider_id))
-    except Exception:  # sent, not recorded: the redelivery sends it again (the same Message-ID)
-        _release(ctx, tenant, number, row)
-        raise
-    logger.info("document %s of subscriber %s delivered by %s (attempt %s)", document.id, number, channel, attempt)
+    # a failure to record is a mail sent and not recorded: the redelivery sends it again (the same Message-ID)
+    sent = ctx.deliveries.update(tenant, found.account.number, replace(
+        row, status=DeliveryStatus.SENT, at=ctx.clock.now(), provider_id=provider_id))
+    logger.info("document %s of subscriber %s delivered by %s (attempt %s)", row.document_id, found.account.number,
+                channel, row.attempt)
     return [sent]
 
 

@@ -307,3 +307,14 @@ def test_a_bounce_reported_later_sends_the_document_to_print_once(ctx: Context, 
     assert len(list(ctx.print_queue.items(shop, date(2026, 1, 5), "avisa"))) == 1
     seen = ctx.attention.find(shop, DELIVERY_RUN, placed.subscriber_no, row.document_id)
     assert seen is not None and seen.count == 1 and "bounced" in seen.reason
+
+
+def test_a_resend_by_sms_to_a_subscriber_without_a_phone_is_refused_before_anything_is_claimed(
+        ctx: Context, shop: str, mailbox: Mailbox) -> None:
+    placed = place_order(ctx, order(shop, 1))
+    run(notices(ctx)[0])
+    with pytest.raises(delivery.NoRecipient):
+        delivery.resend(ctx, shop, placed.subscriber_no, "inv-00000001", channel="sms")
+    assert [d.attempt for d in delivery.log(ctx, shop, placed.subscriber_no)] == [1]
+    sent = delivery.resend(ctx, shop, placed.subscriber_no, "inv-00000001", channel="sms", to="+47 41234567")
+    assert (sent.channel, sent.attempt, sent.status) == ("sms", 2, DeliveryStatus.SENT)
