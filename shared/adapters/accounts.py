@@ -213,6 +213,16 @@ class AccountRepository:
         rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and RowKey lt '1'", {"pk": pk}))
         return _build(rows)
 
+    def load_with_invoice(self, tenant: str, subscriber_no: int, demand_no: int
+                          ) -> tuple[Loaded | None, Invoice | None]:
+        """``load`` and ``invoice`` in one query (the partition's ``0|`` rows and the one
+        ``1|inv|`` row): what delivering an invoice reads, in one round trip instead of two."""
+        pk, rk = partition_key(tenant, subscriber_no), f"1|inv|{demand_no:08d}"
+        rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and (RowKey eq @rk or RowKey lt '1')",
+                                       {"pk": pk, "rk": rk}))
+        invoice = next((loads(Invoice, r["Body"]) for r in rows if r["RowKey"] == rk), None)
+        return _build([r for r in rows if r["RowKey"] < "1"]), invoice
+
     def operations(self, tenant: str, loaded: Loaded | None, changes: Changes) -> list[Operation]:
         """The entity operations ``commit`` would send for ``changes``, the subscriber row first."""
         return self._plan(tenant, loaded, changes)[0]

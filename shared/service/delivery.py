@@ -267,9 +267,17 @@ def _organization(catalogue: Catalogue, organization_id: str) -> Organization:
 def _found(ctx: Context, tenant: str, event: Event) -> Found:
     """The stored document an event reports, read by its key (one point read)."""
     assert isinstance(event, (InvoiceIssued, CreditNoteIssued, ReminderIssued, PaymentStopNotice))
-    account = _account(ctx, tenant, event.subscriber_no)
     catalogue = ctx.catalogue.get(tenant)
     org = _organization(catalogue, event.organization_id)
+    if isinstance(event, InvoiceIssued) and event.demand_no:  # the most frequent: account and invoice in one read
+        loaded, invoice = ctx.accounts.load_with_invoice(tenant, event.subscriber_no, event.demand_no)
+        if loaded is None:
+            raise NotFound(f"subscriber {event.subscriber_no}")
+        if invoice is not None:
+            d = invoice.draft
+            return Found(invoice_document(loaded.account, catalogue, invoice), loaded.account,
+                         _organization(catalogue, d.organization_id), d.subscription_id)
+    account = _account(ctx, tenant, event.subscriber_no)
     if isinstance(event, PaymentStopNotice):
         return _stop_notice(ctx, tenant, account, catalogue, org, event)
     if isinstance(event, InvoiceIssued) and event.demand_no:

@@ -98,6 +98,9 @@ def test_documents_are_read_back_and_the_outbox_clears_on_the_next_commit(ctx: C
     assert sorted(e.id for e in loaded.outbox) == sorted(e.id for e in changes.events)
     assert ctx.accounts.invoice(shop, 11, invoice.demand_no) == invoice
     assert ctx.accounts.invoice(shop, 11, invoice.demand_no + 1) is None
+    assert ctx.accounts.load_with_invoice(shop, 11, invoice.demand_no) == (loaded, invoice)  # one query, both
+    assert ctx.accounts.load_with_invoice(shop, 11, invoice.demand_no + 1) == (loaded, None)
+    assert ctx.accounts.load_with_invoice(shop, 12, invoice.demand_no) == (None, None)
     assert ctx.accounts.reminder(shop, 11, invoice.demand_no) is None
     docs = ctx.accounts.documents(shop, 11)
     assert (docs.invoices, docs.ledger, docs.reminders, docs.credit_notes) == ([invoice], list(changes.ledger), [], [])

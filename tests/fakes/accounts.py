@@ -175,6 +175,10 @@ class FakeAccounts(Faults):
         p = self.partitions.get((tenant, subscriber_no))
         return copy.deepcopy(p.invoices.get(demand_no)) if p else None
 
+    def load_with_invoice(self, tenant: str, subscriber_no: int, demand_no: int
+                          ) -> tuple[Loaded | None, Invoice | None]:
+        return self.load(tenant, subscriber_no), self.invoice(tenant, subscriber_no, demand_no)
+
     def fence(self, tenant: str, subscriber_no: int) -> bool:
         self.fault("fence", tenant, subscriber_no)
         with self._lock:
