@@ -19,26 +19,66 @@ retries.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 import uuid
+from email.errors import HeaderParseError, NonASCIILocalPartDefect
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate
+from email.utils import formatdate
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from ..ports import Mail, MailRefused, MailUnavailable
 
+# what ends a line somewhere (str.splitlines) and any other control character: never in a header
+BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """A header's text (a subject, a display name) on one line: a line break or control
+    character in a name the catalogue or a subscriber gave becomes a space, so it can
+    neither add a header nor make the message unbuildable."""
+    return BREAKS.sub(" ", text).strip()
+
+
+def checked_address(what: str, value: str) -> str:
+    """``value`` if it is one addr-spec (RFC 5322; a non-ASCII local part as RFC 6531 allows),
+    else ``MailRefused``: an address with a line break, two addresses or a display name is
+    refused for good (the document falls back to print) instead of failing on every retry."""
+    if BREAKS.search(value):
+        raise MailRefused(f"{what} {value!r} is not an e-mail address")
+    try:
+        Address(addr_spec=value)
+    except NonASCIILocalPartDefect:
+        pass  # valid where the server speaks SMTPUTF8
+    except (ValueError, HeaderParseError, IndexError):
+        raise MailRefused(f"{what} {value!r} is not an e-mail address") from None
+    return value
+
+
+def _mailbox(name: str, address: str) -> Address:
+    """The From mailbox as the header registry's ``Address``, which encodes a display name
+    whole (``formataddr`` wrote "Støtte, evil@attacker.com" as two addresses)."""
+    try:
+        return Address(display_name=name, addr_spec=address)
+    except NonASCIILocalPartDefect:
+        local, _, domain = address.rpartition("@")
+        return Address(display_name=name, username=local, domain=domain)
+
 
 def as_message(mail: Mail) -> EmailMessage:
-    """The RFC 5322 message of ``mail``: text and HTML alternatives, then the attachments."""
+    """The RFC 5322 message of ``mail``: text and HTML alternatives, then the attachments.
+    Every header is one line (``one_line``, ``checked_address``): no header injection."""
     message = EmailMessage()
-    message["From"] = formataddr((mail.sender_name, mail.sender)) if mail.sender_name else mail.sender
-    message["To"] = mail.to
+    sender = checked_address("sender", mail.sender)
+    message["From"] = _mailbox(one_line(mail.sender_name), sender)
+    message["To"] = checked_address("recipient", mail.to)
     if mail.reply_to:
-        message["Reply-To"] = mail.reply_to
-    message["Subject"] = mail.subject
+        message["Reply-To"] = checked_address("reply-to", mail.reply_to)
+    message["Subject"] = one_line(mail.subject)
     message["Message-ID"] = mail.message_id
     message["Date"] = formatdate(usegmt=True)
     message.set_content(mail.text)
@@ -64,7 +104,7 @@ class SmtpMailer:
         self.starttls, self.timeout = starttls, timeout
 
     def send(self, mail: Mail) -> str:
-        message = as_message(mail)
+        message = as_message(mail)  # MailRefused for an address that is none
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 if self.starttls:
@@ -87,15 +127,15 @@ def acs_message(mail: Mail) -> dict[str, Any]:
     import base64
 
     body: dict[str, Any] = {
-        "senderAddress": mail.sender,
-        "recipients": {"to": [{"address": mail.to}]},
-        "content": {"subject": mail.subject, "plainText": mail.text, "html": mail.html},
+        "senderAddress": checked_address("sender", mail.sender),
+        "recipients": {"to": [{"address": checked_address("recipient", mail.to)}]},
+        "content": {"subject": one_line(mail.subject), "plainText": mail.text, "html": mail.html},
         "attachments": [{"name": a.filename, "contentType": a.content_type,
                          "contentInBase64": base64.b64encode(a.data).decode()} for a in mail.attachments],
         "userEngagementTrackingDisabled": True,
     }
     if mail.reply_to:
-        body["replyTo"] = [{"address": mail.reply_to}]
+        body["replyTo"] = [{"address": checked_address("reply-to", mail.reply_to)}]
     return body
 
 
