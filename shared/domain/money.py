@@ -91,7 +91,7 @@ def divide_half_up(numerator: int, denominator: int) -> int:
 
 def vat_of_gross(gross_minor: int, rate_bp: int) -> int:
     """The VAT contained in a gross amount: gross * rate / (1 + rate), rounded half up."""
-    if not 0 <= rate_bp < BASIS_POINTS:
+    if not 0 <= rate_bp <= BASIS_POINTS:  # 0 to 100 %, as the catalogue takes
         raise ValueError(f"VAT rate {rate_bp} bp out of range")
     return divide_half_up(gross_minor * rate_bp, BASIS_POINTS + rate_bp)
 

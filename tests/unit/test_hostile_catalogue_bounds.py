@@ -1,0 +1,52 @@
+"""An organisation with every catalogue value at its bound: whatever VAT rate and price a
+product may have (the catalogue takes 0-100 % and up to ``MAX_MINOR``), a line of it is
+invoiced, its VAT and net add up to the gross, its PDF renders with the total, and its EHF
+validates (or is refused with a reason). The catalogue took 100 % while ``vat_of_gross``
+refused it: every invoice of such a product raised."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pypdf import PdfReader
+
+from shared.documents.ehf import render_ehf, why_not_ehf
+from shared.documents.pdf import render_pdf
+from shared.domain.calendar import Frequency
+from shared.domain.catalogue import CatalogueError, PricePoint, Product
+from shared.domain.invoicing import line
+from shared.domain.limits import MAX_MINOR
+
+from .test_ehf import PDF, fatal, issued
+
+
+def accepted(rate_bp: int, amount_minor: int) -> bool:
+    try:
+        price = PricePoint(Frequency.MONTHLY, date(2026, 1, 1), amount_minor)
+        Product("p", "P" * 200, rate_bp, (price,)).check_bounds()
+    except CatalogueError:
+        return False
+    return True
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.sampled_from([0, 1, 2500, 9999, 10_000]), st.integers(0, 10_000)),
+       st.one_of(st.sampled_from([0, 1, MAX_MINOR]), st.integers(0, MAX_MINOR)))
+def test_every_rate_and_price_the_catalogue_takes_is_invoiced_rendered_and_valid_ehf_or_refused(
+        rate_bp: int, amount_minor: int) -> None:
+    assert accepted(rate_bp, amount_minor)
+    li = line("P" * 200, 1, amount_minor, rate_bp)
+    assert 0 <= li.vat_minor <= li.gross_minor == amount_minor
+    doc = issued([li])
+    pdf = render_pdf(doc)
+    assert len(PdfReader(io.BytesIO(pdf)).pages) >= 1
+    why = why_not_ehf(doc)
+    assert why is not None or fatal(render_ehf(doc, PDF), official_tolerance=True) == []
+
+
+def test_a_product_at_100_percent_vat_is_half_vat() -> None:
+    assert accepted(10_000, 20000)
+    assert line("Avgift", 1, 20000, 10_000).vat_minor == 10000
