@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import re
 import smtplib
+import socket
 import ssl
+import threading
 import uuid
 from email.errors import HeaderParseError, NonASCIILocalPartDefect
 from email.headerregistry import Address
@@ -98,15 +100,25 @@ def _text(response: bytes | str) -> str:
 
 
 class SmtpMailer:
+    """``timeout`` bounds each read and write; ``deadline`` (twice that unless given) bounds
+    the whole send, however slowly a server trickles its answers, so a send always ends
+    well inside the delivery claim's lease (``delivery.LEASE``) and no second handler
+    takes the row over while this one is still sending."""
+
     def __init__(self, host: str, port: int = 25, user: str = "", password: str = "", starttls: bool = False,
-                 timeout: float = 20.0) -> None:
+                 timeout: float = 20.0, deadline: float | None = None) -> None:
         self.host, self.port, self.user, self.password = host, port, user, password
         self.starttls, self.timeout = starttls, timeout
+        self.deadline = deadline if deadline is not None else 2 * timeout
 
     def send(self, mail: Mail) -> str:
         message = as_message(mail)  # MailRefused for an address that is none
+        smtp = smtplib.SMTP(timeout=self.timeout)
+        watchdog = threading.Timer(self.deadline, _hang_up, (smtp,))
+        watchdog.start()
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            with smtp:
+                smtp.connect(self.host, self.port)
                 if self.starttls:
                     smtp.starttls(context=ssl.create_default_context())
                 if self.user:
@@ -117,9 +129,24 @@ class SmtpMailer:
             raise _smtp_error(code, _text(text)) from None
         except smtplib.SMTPResponseException as exc:  # sender refused, data refused, auth ...
             raise _smtp_error(exc.smtp_code, _text(exc.smtp_error)) from None
-        except (smtplib.SMTPException, OSError) as exc:  # refused connection, timeout, hang-up
+        except smtplib.SMTPNotSupportedError:  # an international address to a server without SMTPUTF8: for good
+            raise MailRefused(f"SMTP server {self.host}:{self.port} cannot take the address {mail.to!r} "
+                              "(no SMTPUTF8)") from None
+        except (smtplib.SMTPException, OSError) as exc:  # refused connection, timeout, hang-up, past the deadline
             raise MailUnavailable(f"SMTP server {self.host}:{self.port}: {type(exc).__name__}") from None
+        finally:
+            watchdog.cancel()
         return mail.message_id
+
+
+def _hang_up(smtp: smtplib.SMTP) -> None:
+    """The deadline passed: shut the connection, so the blocked read ends at once."""
+    sock = smtp.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def acs_message(mail: Mail) -> dict[str, Any]:
