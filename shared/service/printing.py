@@ -206,6 +206,16 @@ class _Tally:
                               "", "", "", aside.reason)
 
 
+FORMULA = ("=", "+", "-", "@", "\t", "\r", "\n")  # what a spreadsheet reads as the start of a formula
+
+
+def _cell(value: Any) -> Any:
+    """A text cell as the print house's spreadsheet shows it, never as a formula: a name
+    like ``=HYPERLINK(...)`` gets a leading apostrophe (OWASP's CSV injection advice).
+    Numbers (a credit note's negative amount) are written as they are."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA) else value
+
+
 class _Manifest:
     """The CSV manifest, written row by row to its stream (UTF-8, CRLF as RFC 4180)."""
 
@@ -215,5 +225,5 @@ class _Manifest:
 
     def row(self, *values: Any) -> None:
         text = io.StringIO()
-        csv.writer(text, lineterminator="\r\n").writerow(values)
+        csv.writer(text, lineterminator="\r\n").writerow([_cell(v) for v in values])
         self.out.write(text.getvalue().encode())
