@@ -22,6 +22,8 @@ import zoneinfo
 from collections.abc import Sized
 from dataclasses import dataclass, field
 from datetime import date
+from email.errors import HeaderParseError, NonASCIILocalPartDefect
+from email.headerregistry import Address
 from enum import StrEnum
 from functools import cache
 
@@ -63,6 +65,19 @@ def _text(what: str, value: str | None, longest: int, shortest: int = 0) -> None
         return
     if not shortest <= len(value) <= longest or CONTROL.search(value):
         raise CatalogueError(f"{what} must be {shortest}-{longest} characters without control characters")
+
+
+def _one_address(value: str) -> bool:
+    """One addr-spec (RFC 5322; a non-ASCII local part as RFC 6531 allows): what the mail
+    adapters take as the sender and Reply-To of the organisation's mail. Anything else made
+    every mail of the organisation refused and printed instead."""
+    try:
+        Address(addr_spec=value)
+    except NonASCIILocalPartDefect:
+        return True
+    except (ValueError, HeaderParseError, IndexError):
+        return False
+    return True
 
 
 def _between(what: str, value: int | None, low: int, high: int) -> None:
@@ -133,6 +148,8 @@ class Branding:
             raise CatalogueError(f"{what}: branding colour must be #RRGGBB")
         _text(f"{what}: branding footer", self.footer, 500)
         _text(f"{what}: branding contact_email", self.contact_email, 254)
+        if self.contact_email is not None and not _one_address(self.contact_email):
+            raise CatalogueError(f"{what}: branding contact_email must be one e-mail address (name@domain)")
         _text(f"{what}: branding contact_phone", self.contact_phone, 32)
 
 

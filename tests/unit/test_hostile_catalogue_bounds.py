@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from datetime import date
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
@@ -16,7 +17,7 @@ from pypdf import PdfReader
 from shared.documents.ehf import render_ehf, why_not_ehf
 from shared.documents.pdf import render_pdf
 from shared.domain.calendar import Frequency
-from shared.domain.catalogue import CatalogueError, PricePoint, Product
+from shared.domain.catalogue import Branding, CatalogueError, PricePoint, Product
 from shared.domain.invoicing import line
 from shared.domain.limits import MAX_MINOR
 
@@ -50,3 +51,18 @@ def test_every_rate_and_price_the_catalogue_takes_is_invoiced_rendered_and_valid
 def test_a_product_at_100_percent_vat_is_half_vat() -> None:
     assert accepted(10_000, 20000)
     assert line("Avgift", 1, 20000, 10_000).vat_minor == 10000
+
+
+@pytest.mark.parametrize("email", ["post", "post@", "@avisa.no", "a@b.no, c@d.no", "Post <post@avisa.no>",
+                                   "post@avisa.no\n", "po st@avisa.no"])
+def test_a_contact_email_that_is_not_one_address_is_refused_at_the_catalogue(email: str) -> None:
+    """The contact e-mail is the sender of the organisation's mail: one that is no address
+    sent every mail of the organisation to print instead of refusing the catalogue."""
+    with pytest.raises(CatalogueError):
+        Branding(contact_email=email).check_bounds("organization o")
+
+
+@pytest.mark.parametrize("email", ["faktura@avisa.no", '"kunde service"@avisa.no', "post+faktura@sub.avisa.no",
+                                   "kundeservice@bølgen.no", "ærlig@avisa.no"])
+def test_odd_but_valid_contact_emails_are_taken(email: str) -> None:
+    Branding(contact_email=email).check_bounds("organization o")
