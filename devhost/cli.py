@@ -23,6 +23,7 @@ from .azurite import Azurite, Ports
 
 if TYPE_CHECKING:
     from .host import LocalHost
+    from .mailbox import Mailbox
 
 
 def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, port: int,
@@ -32,6 +33,7 @@ def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, po
     os.environ["AzureWebJobsStorage"] = azurite.connection_string
     os.environ["ABONNO_CLOCK"] = "settable" if settable else "system"
     issuer.configure_environment()
+    mailbox = local_mailbox(azurite)
     from shared import bootstrap
     from shared.clock import SystemClock
 
@@ -42,8 +44,24 @@ def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, po
     bootstrap.settable_clock.running = running
     bootstrap.context()  # tables and queues exist before the first request
     host = LocalHost(bootstrap.settable_clock if settable else SystemClock(), azurite.connection_string)
+    host.mailbox = mailbox
     server = host.serve(port)
     return host, server.server_address[1]
+
+
+def local_mailbox(azurite: Azurite) -> Mailbox | None:
+    """The local SMTP server the app mails to, unless the settings name a mail service
+    (``ABONNO_SMTP_HOST``, ``ABONNO_ACS_EMAIL_CONNECTION``): mails are kept as ``.eml`` in
+    the Azurite container ``mailbox``."""
+    if os.environ.get("ABONNO_SMTP_HOST") or os.environ.get("ABONNO_ACS_EMAIL_CONNECTION"):
+        return None
+    from azure.storage.blob import BlobServiceClient
+
+    from .mailbox import Mailbox
+
+    box = Mailbox(blobs=BlobServiceClient.from_connection_string(azurite.connection_string)).up()
+    os.environ["ABONNO_SMTP_HOST"], os.environ["ABONNO_SMTP_PORT"] = "127.0.0.1", str(box.port)
+    return box
 
 
 def cmd_host(args: argparse.Namespace) -> int:

@@ -122,6 +122,7 @@ class LocalHost:
         self.blob_functions: list[BlobFunction] = []
         self.processed = 0
         self.failed = 0
+        self.mailbox: Any = None  # the local SMTP server the app mails to (devhost.mailbox), if this process runs it
         self._tick_lock = threading.Lock()  # a tick and a live round never drain or fire at once
         self._fired_until: datetime | None = None  # timers a tick has fired up to
         self._server: ThreadingHTTPServer | None = None

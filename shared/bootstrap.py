@@ -16,6 +16,10 @@ App settings (Azure) or environment (local host, tests):
 | ``ServiceBusConnection`` | ... or a connection string; with neither, Azurite queues are the bus |
 | ``ABONNO_CLOCK`` | ``system`` (default) or ``settable`` (local host and tests) |
 | ``AUTH_ISSUER``, ``AUTH_AUDIENCE``, ``AUTH_JWKS_URL``, ``AUTH_TENANT_CLAIM`` | merchant API tokens |
+| ``ABONNO_ACS_EMAIL_CONNECTION`` | Azure Communication Services Email (``endpoint=...;accesskey=...``): mail by ACS |
+| ``ABONNO_SMTP_HOST``, ``ABONNO_SMTP_PORT`` | ... else mail by SMTP to this server (default ``localhost:25``) |
+| ``ABONNO_SMTP_USER``, ``ABONNO_SMTP_PASSWORD``, ``ABONNO_SMTP_STARTTLS`` | SMTP login and STARTTLS (``true``) |
+| ``ABONNO_MAIL_SENDER`` | From, when an organisation has no contact e-mail (default ``no-reply@abonno.local``) |
 """
 
 from __future__ import annotations
@@ -28,19 +32,24 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
+from .adapters.access_point import BlobAccessPoint
 from .adapters.accounts import AccountRepository
 from .adapters.attention import AttentionStore
 from .adapters.auth import TokenValidator
 from .adapters.bus import ServiceBusBus, StorageQueueBus
 from .adapters.catalogue_store import CatalogueStore
+from .adapters.deliveries import DeliveryRows
+from .adapters.document_files import BlobDocumentFiles
 from .adapters.imports import ImportLog
 from .adapters.indexes import DueIndex, DunningIndex, EmailIndex, OrderRecords, PendingOrders, Tenants
+from .adapters.mail import AcsMailer, SmtpMailer
 from .adapters.notify import BlobNotifier
 from .adapters.numbering import InvoiceNumbers, SubscriberNumbers
 from .adapters.payments_inbox import PaymentsInbox
+from .adapters.print_queue import PrintRows
 from .adapters.tables import Storage, pooled_transport
 from .clock import SettableClock, SystemClock
-from .ports import Bus, Clock, Notifier
+from .ports import Bus, Clock, Mailer, Notifier
 from .service.context import Context
 
 # The Azure SDK logs every request URL at INFO; a URL names table keys, and an index key
@@ -58,24 +67,44 @@ class AzureContext(Context):
     storage: Storage
 
 
-def build(storage: Storage, clock: Clock, bus: Bus) -> AzureContext:
-    """Every port on its Azure adapter over ``storage``."""
+def build(storage: Storage, clock: Clock, bus: Bus, blobs: BlobServiceClient | None = None,
+          mailer: Mailer | None = None) -> AzureContext:
+    """Every port on its Azure adapter over ``storage`` (and ``blobs``, the same account's
+    Blob Storage; the mailer from the app settings unless given)."""
+    blobs = blobs or blob_service()
     return AzureContext(clock=clock, bus=bus, accounts=AccountRepository(storage), catalogue=CatalogueStore(storage),
                         invoice_numbers=InvoiceNumbers(storage), subscriber_numbers=SubscriberNumbers(storage),
                         due_index=DueIndex(storage), emails=EmailIndex(storage), tenants=Tenants(storage),
                         dunning_index=DunningIndex(storage), attention=AttentionStore(storage),
                         orders=OrderRecords(storage), pending=PendingOrders(storage), inbox=PaymentsInbox(storage),
-                        imports=ImportLog(storage), storage=storage)
+                        imports=ImportLog(storage), mailer=mailer or mailer_from_settings(),
+                        access_point=BlobAccessPoint(blobs), document_files=BlobDocumentFiles(blobs),
+                        deliveries=DeliveryRows(storage), print_queue=PrintRows(storage),
+                        mail_sender=os.environ.get("ABONNO_MAIL_SENDER") or DEFAULT_SENDER,
+                        notifier=BlobNotifier(blobs), storage=storage)
 
 
-def connect(conn: str, clock: Clock, pool_size: int = 64) -> AzureContext:
+def connect(conn: str, clock: Clock, pool_size: int = 64, mailer: Mailer | None = None) -> AzureContext:
     """A context on the storage account of a connection string (Azurite: tests, benchmarks),
     its tables and queues made; the bus is that account's queues."""
     storage = Storage.from_connection_string(conn, pool_size=pool_size)
     storage.ensure_tables()
     bus = StorageQueueBus.from_connection_string(conn)
     bus.ensure_queues()
-    return build(storage, clock, bus)
+    return build(storage, clock, bus, BlobServiceClient.from_connection_string(conn), mailer)
+
+
+DEFAULT_SENDER = "no-reply@abonno.local"
+
+
+def mailer_from_settings() -> Mailer:
+    """ACS Email with ``ABONNO_ACS_EMAIL_CONNECTION``, else SMTP (``ABONNO_SMTP_*``)."""
+    acs = os.environ.get("ABONNO_ACS_EMAIL_CONNECTION")
+    if acs:
+        return AcsMailer.from_connection_string(acs)
+    return SmtpMailer(os.environ.get("ABONNO_SMTP_HOST") or "localhost", int(os.environ.get("ABONNO_SMTP_PORT") or 25),
+                      os.environ.get("ABONNO_SMTP_USER") or "", os.environ.get("ABONNO_SMTP_PASSWORD") or "",
+                      (os.environ.get("ABONNO_SMTP_STARTTLS") or "").lower() == "true")
 
 
 _lock = threading.Lock()
@@ -157,12 +186,13 @@ def set_notifier(notifier: Notifier | None) -> None:
 
 
 def notifier() -> Notifier:
-    """Where notices go: the blob adapter (readable files) until a gateway is wired here."""
+    """Where SMS go: the blob adapter (readable files) until a gateway is wired here (the
+    context's ``notifier``, unless a test replaced it with ``set_notifier``)."""
     global _notifier
     with _lock:
-        if _notifier is None:
-            _notifier = BlobNotifier(blob_service())
-        return _notifier
+        if _notifier is not None:
+            return _notifier
+    return context().notifier
 
 
 def token_validator() -> TokenValidator:

@@ -545,3 +545,107 @@ class PaymentsInboxPort(Protocol):
     def booked_payments(self, tenant: str, subscriber_no: int | None = None) -> Iterator[tuple[int, BookedPayment]]:
         """(subscriber number, booked payment) of one subscriber or of the whole tenant (a scan)."""
         ...
+
+
+# ==== delivery (helper "delivery", issue 10: L7, D3) ===========================================
+# How a document reaches the subscriber: e-mail (``Mailer``), EHF (``AccessPoint``), print
+# (``PrintQueue`` above), SMS with a signed link (``Notifier`` + ``DocumentFiles``), and the
+# delivery log customer service reads (``DeliveryLog``). ``service.delivery`` is the use case.
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"  # claimed: being sent (or the sender died before it could say how it went)
+    SENT = "sent"
+    FAILED = "failed"  # refused for good; the document went to print instead
+    BOUNCED = "bounced"  # accepted, then returned by the recipient's server; went to print instead
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One attempt to deliver one document by one channel: a row of the subscriber's delivery log."""
+
+    document_id: str
+    channel: str  # ``catalogue.Channel``: email, ehf, print, sms
+    attempt: int  # 1 for the first; a resend is the next
+    status: DeliveryStatus
+    at: datetime  # when the status was set
+    recipient: str = ""  # the address, phone, organisation number or postal code it went to
+    provider_id: str = ""  # the mail provider's message id, the access point's transmission id
+    reason: str = ""  # why it failed or bounced (no addresses)
+    claimed_at: datetime | None = None  # when a sender last took it: a stale claim may be taken over
+    etag: str = ""
+
+
+class DeliveryLog(Protocol):
+    """Delivery rows per (document, channel, attempt) in the subscriber's partition.
+    ``claim`` creates one (the first caller wins: it returns ``(row, True)``; every later
+    caller gets the row as stored and ``False``); ``update`` replaces it under its ETag
+    (``ConcurrencyConflict`` if it changed since it was read)."""
+
+    def claim(self, tenant: str, subscriber_no: int, delivery: Delivery) -> tuple[Delivery, bool]: ...
+    def update(self, tenant: str, subscriber_no: int, delivery: Delivery) -> Delivery: ...
+    def get(self, tenant: str, subscriber_no: int, document_id: str, channel: str,
+            attempt: int) -> Delivery | None: ...
+    def list(self, tenant: str, subscriber_no: int, document_id: str | None = None) -> list[Delivery]:
+        """The subscriber's rows (of one document), by document, channel and attempt."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str  # "application/pdf"
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    message_id: str  # deterministic per (document, channel, attempt): a repeat is recognisably the same mail
+    sender: str
+    to: str
+    subject: str
+    text: str
+    html: str
+    attachments: tuple[Attachment, ...] = ()
+    sender_name: str = ""
+    reply_to: str = ""
+
+
+class MailRefused(Exception):
+    """The mail service refused the message for good (a permanent 5xx, an invalid address)."""
+
+
+class MailUnavailable(Unavailable):
+    """The mail service could not be reached or said 'try later' (4xx): the bus retries."""
+
+
+class Mailer(Protocol):
+    """Sends one e-mail; returns the provider's message id. Raises ``MailRefused`` for a
+    permanent refusal and ``MailUnavailable`` for a passing failure."""
+
+    def send(self, mail: Mail) -> str: ...
+
+
+class AccessPoint(Protocol):
+    """The EHF / PEPPOL access point: who can receive, and sending one UBL document."""
+
+    def can_receive(self, tenant: str, scheme: str, organization_number: str) -> bool: ...
+    def send(self, tenant: str, day: date, name: str, ubl: bytes) -> str:
+        """Transmit ``ubl`` (named ``name``, unique per document); sending the same name again
+        transmits nothing more. Returns the transmission id."""
+        ...
+
+
+class DocumentFiles(Protocol):
+    """Rendered documents as files (``{tenant}/{subscriber}/{document id}.{pdf|xml}``), and
+    time-limited signed links to them (never a public container)."""
+
+    def put(self, tenant: str, subscriber_no: int, document_id: str, suffix: str, data: bytes,
+            content_type: str) -> str: ...
+    def get(self, tenant: str, subscriber_no: int, document_id: str, suffix: str) -> bytes | None: ...
+    def link(self, tenant: str, subscriber_no: int, document_id: str, suffix: str, valid_for: timedelta) -> str:
+        """A URL that reads the file until ``valid_for`` from now (the storage service's clock)."""
+        ...
+    def logo(self, tenant: str, name: str) -> bytes | None:
+        """The organisation's logo (``Branding.logo_blob``), None if there is none."""
+        ...

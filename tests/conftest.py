@@ -17,6 +17,7 @@ import pytest
 from devhost import issuer
 from devhost.azurite import Azurite
 from devhost.builders import install_catalogue, oslo_morning
+from devhost.mailbox import Mailbox
 from shared import bootstrap
 from shared.adapters.bus import QUEUES
 from shared.bootstrap import AzureContext
@@ -37,7 +38,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+def azurite(tmp_path_factory: pytest.TempPathFactory, smtp_server: Mailbox) -> Iterator[Azurite]:
+    """Azurite, and (``smtp_server``) the SMTP server every context built on it mails to."""
     os.environ["ABONNO_DEV_DIR"] = str(tmp_path_factory.mktemp("abonno-dev"))
     server = Azurite.start(in_memory=True)  # raises AzuriteError: no skipping
     os.environ["AzureWebJobsStorage"] = server.connection_string
@@ -45,6 +47,26 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     issuer.configure_environment()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Mailbox]:
+    """One real SMTP server (aiosmtpd) for the session: every context the tests build sends
+    its mail there (``ABONNO_SMTP_HOST``/``PORT``); tests read the mails back by tenant."""
+    box = Mailbox().up()
+    os.environ["ABONNO_SMTP_HOST"], os.environ["ABONNO_SMTP_PORT"] = "127.0.0.1", str(box.port)
+    yield box
+    box.down()
+
+
+@pytest.fixture
+def mailbox(smtp_server: Mailbox) -> Iterator[Mailbox]:
+    """The session's SMTP server, up, refusing nobody; as a test left it, put right after."""
+    smtp_server.refuse.clear()
+    smtp_server.up()
+    yield smtp_server
+    smtp_server.refuse.clear()
+    smtp_server.up()
 
 
 def make_context(conn: str, clock: SettableClock, pool_size: int = 64) -> AzureContext:

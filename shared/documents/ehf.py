@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 
 from lxml import etree  # type: ignore[import-untyped]
 from stdnum.no import kontonr
@@ -108,6 +109,7 @@ class NotEhf(ValueError):
 # ---------------------------------------------------------------- what can be EHF
 
 
+@lru_cache(maxsize=1024)  # parties repeat (one seller, a few buyers) and stdnum is not free
 def organization_number(party: Party) -> str | None:
     """The party's organisation number as PEPPOL writes it (digits only), if it is valid
     for its country's scheme (0192 Norway, 0007 Sweden); else None."""
@@ -236,12 +238,12 @@ def ubl_lines(document: Document) -> list[UblLine]:
     return out
 
 
-def breakdown(document: Document) -> list[BreakdownPart]:
+def breakdown(document: Document, lines: Iterable[UblLine] | None = None) -> list[BreakdownPart]:
     """Per category and rate, lowest rate first: the taxable amount is the sum of the
     lines' net amounts and the tax the sum of the VAT charged on them, so taxable + tax
     is exactly the lines' gross."""
     sums: dict[tuple[Category, int], tuple[int, int]] = {}
-    for u in ubl_lines(document):
+    for u in ubl_lines(document) if lines is None else lines:
         key = (u.category, 0 if u.category is Category.NOT_SUBJECT else u.line.vat_rate_bp)
         taxable, tax = sums.get(key, (0, 0))
         sums[key] = (taxable + u.net_minor, tax + u.vat_minor)
@@ -333,8 +335,9 @@ def render_ehf(document: Document, pdf: bytes) -> bytes:
     _parties(b, root, document)
     if not credit:
         _payment(b, root, document)
-    _totals(b, root, document)
-    for number, u in enumerate(ubl_lines(document), start=1):
+    lines = ubl_lines(document)
+    _totals(b, root, document, breakdown(document, lines))
+    for number, u in enumerate(lines, start=1):
         _line(b, root, number, u, credit)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
@@ -459,8 +462,7 @@ def _payment(b: _Builder, root: etree._Element, d: Document) -> None:
         b.el(b.cac(means, "PaymentMandate"), "ID", text(d.kid))  # BT-89: AvtaleGiro mandates go by KID
 
 
-def _totals(b: _Builder, root: etree._Element, d: Document) -> None:
-    parts = breakdown(d)
+def _totals(b: _Builder, root: etree._Element, d: Document, parts: list[BreakdownPart]) -> None:
     tax_total = b.cac(root, "TaxTotal")
     b.money(tax_total, "TaxAmount", sum(p.tax_minor for p in parts))
     for p in parts:

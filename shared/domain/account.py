@@ -429,7 +429,8 @@ def invoice_issued(subscriber_no: int, invoice: Invoice) -> InvoiceIssued:
     d = invoice.draft
     return InvoiceIssued(f"invoice-issued.{d.organization_id}.{invoice.number}", subscriber_no, invoice.number,
                          invoice.kid, d.organization_id, d.subscription_id, d.total_minor,
-                         invoice.credit_applied_minor, invoice.amount_due_minor, d.currency, d.due_date)
+                         invoice.credit_applied_minor, invoice.amount_due_minor, d.currency, d.due_date,
+                         invoice.demand_no)
 
 
 def subscription_created(subscriber_no: int, sub: Subscription) -> SubscriptionCreated:

@@ -113,7 +113,7 @@ def remind(account: Account, catalogue: Catalogue, demand: OpenDemand, process: 
         name=account.subscriber.name, day=today, channel=channel, to=to, organization_id=org.id,
         organization_name=org.name, invoice_number=demand.terms.invoice_number, kid=kid, currency=org.currency,
         bank_account=org.bank_account, step=reminder.step, amount_minor=reminder.amount_minor,
-        fee_minor=reminder.fee_minor, due_date=reminder.due_date)
+        fee_minor=reminder.fee_minor, due_date=reminder.due_date, demand_no=demand_no)
     return Changes(new, ledger=ledger, events=(event,), reminders=(doc,))
 
 

@@ -12,9 +12,10 @@ A new version of an event's payload gets ``VERSION = n + 1`` and an ``upgrade`` 
 a payload of an older version (as stored in an outbox row or sent before) into the
 current one; the codec applies it when reading, so old rows and messages keep loading.
 
-Notices (``NOTICE``) are events the notification worker turns into an e-mail or SMS
-(D3): ``ReminderIssued`` and ``PaymentStopNotice``. The dunning visit chose their channel
-and address already.
+Notices (``NOTICE``) are the events whose document the notification worker delivers
+(D3, ``service.delivery``): ``InvoiceIssued``, ``CreditNoteIssued``, ``ReminderIssued`` and
+``PaymentStopNotice``. Each names its stored document (``demand_no``, the credit note's
+number); a field added to a payload later has a default, so messages sent before load.
 """
 
 from __future__ import annotations
@@ -64,7 +65,10 @@ class SubscriptionCreated(Event):
 
 @dataclass(frozen=True, slots=True)
 class InvoiceIssued(Event):
+    """An invoice was issued: its document is delivered (``NOTICE``)."""
+
     TYPE: ClassVar[str] = "InvoiceIssued"
+    NOTICE: ClassVar[bool] = True
 
     subscriber_no: int
     invoice_number: int
@@ -76,6 +80,7 @@ class InvoiceIssued(Event):
     amount_due_minor: int
     currency: str
     due_date: date
+    demand_no: int = 0  # names the stored invoice (0: sent before the field existed; found by its number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +175,10 @@ class SubscriptionPaused(Event):
 
 @dataclass(frozen=True, slots=True)
 class CreditNoteIssued(Event):
+    """A credit note was issued: its document is delivered (``NOTICE``)."""
+
     TYPE: ClassVar[str] = "CreditNoteIssued"
+    NOTICE: ClassVar[bool] = True
 
     subscriber_no: int
     credit_note_number: int
@@ -241,6 +249,7 @@ class ReminderIssued(SubscriberNotice):
     amount_minor: int
     fee_minor: int
     due_date: date
+    demand_no: int = 0  # the reminder's own demand (0: sent before the field existed; found by invoice and step)
 
 
 @dataclass(frozen=True, slots=True)

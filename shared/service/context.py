@@ -10,19 +10,25 @@ from datetime import date
 from ..domain.calendar import local_date
 from ..domain.catalogue import Catalogue
 from ..ports import (
+    AccessPoint,
     Accounts,
     AttentionRows,
     Bus,
     CatalogueRepository,
     Clock,
+    DeliveryLog,
+    DocumentFiles,
     DueSubscribers,
     DunningVisits,
     Emails,
     ImportJournal,
     InvoiceNumbering,
+    Mailer,
+    Notifier,
     OrderReferences,
     PaymentsInboxPort,
     PendingOrderQueue,
+    PrintQueue,
     SubscriberNumbering,
     TenantRegistry,
 )
@@ -45,6 +51,14 @@ class Context:
     pending: PendingOrderQueue
     inbox: PaymentsInboxPort  # payments awaiting approval, records set aside
     imports: ImportJournal  # bank file transmissions, import reports, the blob trigger's attempts
+    # delivery (L7, D3; ``service.delivery``)
+    mailer: Mailer  # e-mail: SMTP or Azure Communication Services
+    access_point: AccessPoint  # EHF
+    document_files: DocumentFiles  # rendered PDFs and XML, signed links
+    deliveries: DeliveryLog  # the delivery log in the subscriber partitions
+    print_queue: PrintQueue  # documents for the day's print batch
+    mail_sender: str  # the From address of documents' e-mails when the organisation has no contact e-mail
+    notifier: Notifier  # SMS (locally files in the ``notices`` container)
 
     def today(self, catalogue: Catalogue) -> date:
         """The billing date: today in the tenant's time zone (its first organisation's)."""

@@ -29,7 +29,7 @@ from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
 from ..domain.credit import Number
 from ..domain.dunning_visit import credited, dun
-from ..domain.events import SubscriptionStopped
+from ..domain.events import SubscriberNotice, SubscriptionStopped
 from ..domain.invoicing import Invoice
 from .billing import RunStarted, batches, start_run
 from .context import Context
@@ -58,7 +58,7 @@ class DunningResult:
         self.payment_stops += sum(1 for e in changes.events if isinstance(e, SubscriptionStopped))
         self.credit_notes += len(changes.credit_notes)
         self.balance_invoices += len(changes.invoices)
-        self.notices += sum(1 for e in changes.events if e.NOTICE)
+        self.notices += sum(1 for e in changes.events if isinstance(e, SubscriberNotice))
 
 
 def renewal_cadences(catalogue: Catalogue, days: Sequence[date]) -> set[str]:

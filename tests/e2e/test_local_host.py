@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from azure.storage.blob import BlobServiceClient
 
 from devhost.azurite import Azurite, free_port
 from devhost.demo import catalogue
+from devhost.mailbox import Mailbox
 
 BIN = Path(sys.executable).parent / "abonno"
 
@@ -51,7 +51,7 @@ def host(azurite: Azurite) -> Iterator[str]:
 
 
 @pytest.mark.e2e
-def test_order_over_http_then_a_month_of_ticks_renews_it(host: str) -> None:
+def test_order_over_http_then_a_month_of_ticks_renews_it(host: str, smtp_server: Mailbox) -> None:
     tenant = f"e2e{int(time.time())}"
     token = cli("token", "--tenant", tenant, "--role", "admin")
     auth = {"Authorization": f"Bearer {token}"}
@@ -80,10 +80,11 @@ def test_order_over_http_then_a_month_of_ticks_renews_it(host: str) -> None:
     assert reminders == [(1, "2026-03-23", numbers[0]), (2, "2026-04-07", numbers[0]),
                          (1, "2026-04-09", numbers[1])]
     assert view["balances"] == {"avisa": -(34800 + 38700 + 38700 + 3500)}
-    # the host fed the notices queue to notification_worker: one e-mail per reminder (no phone)
-    notices = BlobServiceClient.from_connection_string(os.environ["AzureWebJobsStorage"]).get_container_client(
-        "notices")
-    assert sorted(b.name.rsplit(".", 1)[1] for b in notices.list_blobs(name_starts_with=f"{tenant}/")) == ["eml"] * 3
+    # the host fed the notices queue to notification_worker: each invoice and each reminder by e-mail
+    # (no phone), to the SMTP server of the tests (the host's ABONNO_SMTP_HOST), each with its PDF
+    mails = smtp_server.mails(tenant)
+    assert sorted(m["Subject"].split(" ")[0] for m in mails) == ["Faktura"] * 3 + ["Purring"] * 3
+    assert [p.get_content_type() for m in mails for p in m.iter_attachments()] == ["application/pdf"] * 6
 
 
 @pytest.mark.e2e

@@ -15,6 +15,7 @@ from shared.service.context import Context
 
 from .accounts import FakeAccounts
 from .catalogue import FakeCatalogue
+from .delivery import FakeAccessPoint, FakeDeliveryLog, FakeDocumentFiles, FakeMailer, FakePrintQueue
 from .imports import FakeFileDrop, FakeImportJournal
 from .indexes import (
     FakeAttention,
@@ -31,22 +32,27 @@ from .payments_inbox import FakePaymentsInbox
 from .provider import FakePaymentProvider
 
 __all__ = [
+    "FakeAccessPoint",
     "FakeAccounts",
     "FakeAttention",
     "FakeBus",
     "FakeCatalogue",
     "FakeContext",
+    "FakeDeliveryLog",
+    "FakeDocumentFiles",
     "FakeDueIndex",
     "FakeDunningIndex",
     "FakeEmails",
     "FakeFileDrop",
     "FakeImportJournal",
     "FakeInvoiceNumbers",
+    "FakeMailer",
     "FakeNotifier",
     "FakeOrderRecords",
     "FakePaymentProvider",
     "FakePaymentsInbox",
     "FakePendingOrders",
+    "FakePrintQueue",
     "FakeSubscriberNumbers",
     "FakeTenants",
     "fake_context",
@@ -72,6 +78,12 @@ class FakeContext(Context):
     pending: FakePendingOrders
     inbox: FakePaymentsInbox
     imports: FakeImportJournal
+    mailer: FakeMailer
+    access_point: FakeAccessPoint
+    document_files: FakeDocumentFiles
+    deliveries: FakeDeliveryLog
+    print_queue: FakePrintQueue
+    mail_sender: str
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
     drop: FakeFileDrop = field(default_factory=FakeFileDrop)
     provider: FakePaymentProvider = field(default_factory=FakePaymentProvider)
@@ -84,4 +96,6 @@ def fake_context(clock: SettableClock) -> FakeContext:
                        due_index=FakeDueIndex(), emails=FakeEmails(), tenants=FakeTenants(watermarks),
                        dunning_index=FakeDunningIndex(), attention=FakeAttention(watermarks),
                        orders=FakeOrderRecords(), pending=FakePendingOrders(), inbox=FakePaymentsInbox(),
-                       imports=FakeImportJournal())
+                       imports=FakeImportJournal(), mailer=FakeMailer(), access_point=FakeAccessPoint(),
+                       document_files=FakeDocumentFiles(), deliveries=FakeDeliveryLog(), print_queue=FakePrintQueue(),
+                       mail_sender="no-reply@abonno.local")

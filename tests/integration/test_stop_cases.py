@@ -22,7 +22,6 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
 
 from devhost import issuer
 from devhost.azurite import Azurite
@@ -30,8 +29,8 @@ from functions.notification_worker import handle as notify
 from functions.run_worker import handle as work
 from shared import bootstrap
 from shared.adapters.bus import NOTICES, QUEUES, RUN_WORK
-from shared.adapters.notify import CONTAINER
 from shared.clock import SettableClock
+from shared.service import delivery
 from shared.service.billing import start_invoice_run
 from shared.service.context import Context
 from shared.service.dunning import start_dunning_run
@@ -117,13 +116,9 @@ class Case:
         }
 
     def notices(self) -> list[str]:
-        """The notices sent (files in the notices container), by event id."""
-        container = bootstrap.blob_service().get_container_client(CONTAINER)
-        try:
-            names = [b.name for b in container.list_blobs(name_starts_with=f"{self.shop}/")]
-        except ResourceNotFoundError:  # nothing sent yet by anyone
-            return []
-        return sorted(n.rsplit("/", 1)[1].rsplit(".", 1)[0] for n in names)
+        """The reminders and stop notices delivered (the delivery log), by document id."""
+        rows = delivery.log(self.ctx, self.shop, self.n)
+        return sorted(d.document_id for d in rows if d.document_id[:4] in ("rem-", "stp-") and d.status == "sent")
 
 
 DAILY_UNTIL, LAST = date(2026, 2, 10), date(2026, 4, 10)
@@ -218,7 +213,7 @@ def test_case_2_an_unpaid_current_invoice_is_credited_charged_billed_once_and_ne
                    ("credit_note", 38700, neg(FEB)),  # February: nothing delivered, nothing charged
                    ("payment", 34800, [])],  # the balance invoice, paid by its KID on 15 Feb
         "balance": 0, "open": [], "stop_date": "2026-02-05",
-        "notices": ["reminder.avisa.1.1"],  # never "payment stop in 5 days"
+        "notices": ["rem-00000003"],  # invoice 1's first reminder; never "payment stop in 5 days"
     }
     lines = case.view()["invoices"][2]["draft"]["lines"]
     assert [(li["description"], li["vat_rate_bp"], li["gross_minor"], li["vat_minor"]) for li in lines] == [

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import pytest
 from dateutil.relativedelta import relativedelta
 
+from devhost.mailbox import Mailbox
 from functions.notification_worker import handle as notify
 from functions.run_worker import handle as work
 from shared import bootstrap
@@ -107,17 +108,18 @@ def test_two_runs_and_a_redelivered_message_for_one_day_remind_once(ctx: Context
     assert len(ctx.accounts.documents(shop, placed.subscriber_no).reminders) == 1
 
 
-def test_a_reminder_notice_is_an_sms_file_and_an_email_without_a_phone(ctx: Context, shop: str) -> None:
+def test_a_reminder_notice_is_an_sms_file_and_an_email_without_a_phone(ctx: Context, shop: str,
+                                                                        mailbox: Mailbox) -> None:
     place_order(ctx, replace(order(shop, 1), phone="+47 41234567"))  # the process sends SMS
     place_order(ctx, order(shop, 2))  # no phone number: e-mail instead (manual 6.19)
     day(ctx, shop, date(2026, 1, 26))
     container = bootstrap.blob_service().get_container_client(CONTAINER)
-    names = sorted(b.name for b in container.list_blobs(name_starts_with=f"{shop}/"))
-    assert sorted(n.rsplit(".", 1)[1] for n in names) == ["eml", "json"]
-    sms = json.loads(container.download_blob(next(n for n in names if n.endswith(".json"))).readall())
-    assert sms["to"] == "+47 41234567" and "KID" in sms["text"] and "348.00 NOK" in sms["text"]
-    eml = container.download_blob(next(n for n in names if n.endswith(".eml"))).readall().decode()
-    assert "To: kari2@example.no" in eml and "Subject: Reminder 1: invoice" in eml
+    (name,) = [b.name for b in container.list_blobs(name_starts_with=f"{shop}/")]
+    sms = json.loads(container.download_blob(name).readall())
+    assert sms["to"] == "+47 41234567" and "348,00 kr" in sms["text"] and "sig=" in sms["text"]  # a signed link
+    reminder = next(m for m in mailbox.mails(shop) if "Purring" in m["Subject"])
+    assert reminder["To"] == "kari2@example.no"
+    assert [p.get_filename() for p in reminder.iter_attachments()] == ["rem-00000002.pdf"]
 
 
 KEYS: dict[type[Event], tuple[str, ...]] = {  # what the year's assertions look at of each event

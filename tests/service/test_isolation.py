@@ -238,8 +238,8 @@ def test_a_notice_that_cannot_be_made_is_recorded_for_its_subscriber_and_its_mes
     body = {"tenant": shop, "type": "ReminderIssued", "payload": {"subscriber_no": 1234, "currency": "NOK"}}
     assert notify(BusMessage("reminder.avisa.7.1", body).encode().encode()) is None
     (row,) = ctx.attention.all(shop)
-    assert (row.run, row.subscriber_no, row.ref, row.reason) == ("notice", 1234, "reminder.avisa.7.1",
-                                                                 "KeyError: 'amount_minor'")
+    assert (row.run, row.subscriber_no, row.ref) == ("notice", 1234, "reminder.avisa.7.1")
+    assert row.reason.startswith("ValidationError: ") and "ReminderIssued" in row.reason
     with pytest.raises(KeyError):  # a message that names no subscriber: for the poison queue
         notify(BusMessage("x", {"tenant": shop, "type": "ReminderIssued", "payload": {}}).encode().encode())
 

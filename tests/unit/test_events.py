@@ -27,7 +27,8 @@ def test_every_event_is_registered_once_under_a_type_name_of_its_own() -> None:
 
 
 def test_notices_are_said_by_the_class_not_by_a_list_of_names() -> None:
-    assert {cls.TYPE for cls in ev.EVENT_TYPES if cls.NOTICE} == {"ReminderIssued", "PaymentStopNotice"}
+    assert {cls.TYPE for cls in ev.EVENT_TYPES if cls.NOTICE} == {"InvoiceIssued", "CreditNoteIssued", "ReminderIssued",
+                                                                 "PaymentStopNotice"}
 
 
 @settings(deadline=None)  # the first example of each type builds its pydantic adapter

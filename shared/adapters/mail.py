@@ -1,0 +1,135 @@
+"""E-mail (D3): the port ``shared.ports.Mailer`` over SMTP (the standard library's
+``smtplib``) or Azure Communication Services Email (``azure-communication-email``).
+
+Both send one ``Mail``: a text and an HTML body, attachments (the document's PDF), and a
+``Message-ID`` we choose per (document, channel, attempt), so a mail sent twice (the
+process died after sending and before the delivery log said so) is recognisably the
+same message. Errors are sorted for the delivery service: a permanent refusal (SMTP
+5xx, ACS 400 or a failed operation) is ``MailRefused``; anything that may pass (no
+connection, timeout, SMTP 4xx, ACS 408/429/5xx) is ``MailUnavailable``, which the bus
+retries.
+
+* ``SmtpMailer`` (the local host and the tests, against aiosmtpd; or any relay): one
+  connection per mail, STARTTLS and login when configured. Its message id is the
+  ``Message-ID`` (what a bounce quotes).
+* ``AcsMailer``: ``EmailClient.begin_send`` with ``operation_id`` derived from the
+  Message-ID, so ACS itself treats a repeat as the same operation; it polls the
+  operation to its end. Its message id is the operation id.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import uuid
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+from ..ports import Mail, MailRefused, MailUnavailable
+
+
+def as_message(mail: Mail) -> EmailMessage:
+    """The RFC 5322 message of ``mail``: text and HTML alternatives, then the attachments."""
+    message = EmailMessage()
+    message["From"] = formataddr((mail.sender_name, mail.sender)) if mail.sender_name else mail.sender
+    message["To"] = mail.to
+    if mail.reply_to:
+        message["Reply-To"] = mail.reply_to
+    message["Subject"] = mail.subject
+    message["Message-ID"] = mail.message_id
+    message["Date"] = formatdate(usegmt=True)
+    message.set_content(mail.text)
+    message.add_alternative(mail.html, subtype="html")
+    for a in mail.attachments:
+        maintype, _, subtype = a.content_type.partition("/")
+        message.add_attachment(a.data, maintype=maintype, subtype=subtype, filename=a.filename)
+    return message
+
+
+def _smtp_error(code: int, text: str) -> Exception:
+    return MailRefused(f"SMTP {code} {text}") if code >= 500 else MailUnavailable(f"SMTP {code} {text}")
+
+
+def _text(response: bytes | str) -> str:
+    return (response.decode(errors="replace") if isinstance(response, bytes) else response).strip()[:200]
+
+
+class SmtpMailer:
+    def __init__(self, host: str, port: int = 25, user: str = "", password: str = "", starttls: bool = False,
+                 timeout: float = 20.0) -> None:
+        self.host, self.port, self.user, self.password = host, port, user, password
+        self.starttls, self.timeout = starttls, timeout
+
+    def send(self, mail: Mail) -> str:
+        message = as_message(mail)
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.user:
+                    smtp.login(self.user, self.password)
+                smtp.send_message(message, from_addr=mail.sender, to_addrs=[mail.to])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            raise _smtp_error(code, _text(text)) from None
+        except smtplib.SMTPResponseException as exc:  # sender refused, data refused, auth ...
+            raise _smtp_error(exc.smtp_code, _text(exc.smtp_error)) from None
+        except (smtplib.SMTPException, OSError) as exc:  # refused connection, timeout, hang-up
+            raise MailUnavailable(f"SMTP server {self.host}:{self.port}: {type(exc).__name__}") from None
+        return mail.message_id
+
+
+def acs_message(mail: Mail) -> dict[str, Any]:
+    """The ACS Email send request body of ``mail``."""
+    import base64
+
+    body: dict[str, Any] = {
+        "senderAddress": mail.sender,
+        "recipients": {"to": [{"address": mail.to}]},
+        "content": {"subject": mail.subject, "plainText": mail.text, "html": mail.html},
+        "attachments": [{"name": a.filename, "contentType": a.content_type,
+                         "contentInBase64": base64.b64encode(a.data).decode()} for a in mail.attachments],
+        "userEngagementTrackingDisabled": True,
+    }
+    if mail.reply_to:
+        body["replyTo"] = [{"address": mail.reply_to}]
+    return body
+
+
+def operation_id(message_id: str) -> str:
+    """The ACS operation id of a mail: a UUID derived from its Message-ID (a repeat is the same operation)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, message_id))
+
+
+class AcsMailer:
+    def __init__(self, client: Any, polling_interval: float = 2.0) -> None:
+        self.client = client  # azure.communication.email.EmailClient
+        self.polling_interval = polling_interval
+
+    @classmethod
+    def from_connection_string(cls, conn: str, polling_interval: float = 2.0) -> AcsMailer:
+        from azure.communication.email import EmailClient
+
+        return cls(EmailClient.from_connection_string(conn), polling_interval)
+
+    def send(self, mail: Mail) -> str:
+        op = operation_id(mail.message_id)
+        try:
+            poller = self.client.begin_send(acs_message(mail), operation_id=op,
+                                            polling_interval=self.polling_interval)
+            result = poller.result()
+        except HttpResponseError as exc:
+            status = exc.status_code or 0
+            if status in (408, 429) or status >= 500:
+                raise MailUnavailable(f"ACS Email answered {status}") from None
+            raise MailRefused(f"ACS Email answered {status}: {_text(exc.reason or '')}") from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise MailUnavailable(f"ACS Email not reached: {type(exc).__name__}") from None
+        status = (result or {}).get("status")
+        if status != "Succeeded":
+            error = (result or {}).get("error") or {}
+            raise MailRefused(f"ACS Email operation {status}: {_text(str(error.get('message') or ''))}")
+        return str(result.get("id") or op)
