@@ -34,10 +34,12 @@ from shared.domain.money import CurrencyMismatch
 from shared.domain.subscriptions import SubscriberError
 from shared.ports import ConcurrencyConflict, NotFound, StorageLimit
 from shared.service.context import Context
+from shared.service.delivery import DeliveryInProgress, NoRecipient
+from shared.service.documents import NoEhfForm
 from shared.service.orders import OrderConflict, OrderRejected
 
 from . import validation
-from .validation import MAX_BODY, BodyTooLarge
+from .validation import MAX_BODY, BodyTooLarge, UnsupportedMedia
 
 log = logging.getLogger(__name__)
 SOURCE = tuple(str(Path(__file__).resolve().parent.parent / d) for d in ("shared", "functions"))
@@ -46,11 +48,15 @@ SOURCE = tuple(str(Path(__file__).resolve().parent.parent / d) for d in ("shared
 # class of an exception wins): status and title. Anything not listed is a server fault.
 STATUS_OF: dict[type[BaseException], tuple[int, str]] = {
     BodyTooLarge: (413, "Body too large"),
+    UnsupportedMedia: (415, "Unsupported media type"),
     NotFound: (404, "Not found"),
     UnknownSubscription: (404, "Not found"),
     ConcurrencyConflict: (409, "Conflict, try again"),
     CatalogueInUse: (409, "In use"),
     OrderConflict: (409, "Conflict"),
+    NoEhfForm: (409, "No EHF form"),
+    DeliveryInProgress: (409, "Conflict, try again"),  # another request is delivering it
+    NoRecipient: (422, "Not accepted"),  # the channel has no address to send to
     CatalogueError: (422, "Not accepted"),
     OrderRejected: (422, "Not accepted"),
     SubscriberError: (422, "Not accepted"),
@@ -108,6 +114,9 @@ class Endpoint:
     guard: Callable[[func.HttpRequest, Context], func.HttpResponse | None] | None = None  # runs before parsing
     statuses: Mapping[int, str] = field(default_factory=dict)  # other statuses it answers: code -> meaning
     types: Mapping[str, Any] = field(default_factory=dict)  # a parameter's type, where not its name's
+    media: str | None = None  # a binary answer's media type (application/pdf ...) instead of JSON
+    accepts: Sequence[str] = ()  # a raw body of one of these media types (the handler gets the bytes)
+    max_body: int = MAX_BODY  # of a raw body, in bytes
 
 
 REGISTRY: list[Endpoint] = []
@@ -144,6 +153,31 @@ def read_body(req: func.HttpRequest) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("the body must be a JSON object")
     return data
+
+
+def _body(req: func.HttpRequest, spec: Endpoint) -> Any:
+    """The body as the endpoint's model, or its raw bytes (``accepts``), or None."""
+    if spec.body is not None:
+        return _validated_body(req, spec.body)
+    return raw_body(req, spec) if spec.accepts else None
+
+
+def raw_body(req: func.HttpRequest, spec: Endpoint) -> bytes:
+    """The body as bytes, of one of the media types the endpoint takes and within its limit
+    (415, 413); what the bytes are is the handler's to check."""
+    ctype = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype not in spec.accepts:
+        raise UnsupportedMedia(f"the body must be one of {', '.join(spec.accepts)}")
+    raw = req.get_body() or b""
+    if len(raw) > spec.max_body:
+        raise BodyTooLarge(f"the body is larger than {spec.max_body // 1024} KiB")
+    return raw
+
+
+def binary(data: bytes, media: str, filename: str) -> func.HttpResponse:
+    """A file to download (a PDF, an EHF XML): its media type and a file name."""
+    return func.HttpResponse(data, status_code=200, mimetype=media,
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def _validated_body(req: func.HttpRequest, model: Any) -> Any:
@@ -205,10 +239,7 @@ def dispatch(req: func.HttpRequest, spec: Endpoint, handler: Handler) -> func.Ht
         if "tenant" in req.route_params and not is_tenant_id(req.route_params["tenant"]):
             return problem(400, "Bad request", "tenant must be 1-40 lowercase letters, digits or '-'")
         route, query = _parameters(req, spec)
-        body = None
-        if spec.body is not None:
-            body = _validated_body(req, spec.body)
-        result = handler(Call(req, ctx, principal, body, route, query))
+        result = handler(Call(req, ctx, principal, _body(req, spec), route, query))
         if isinstance(result, func.HttpResponse):
             return result
         return json_response(result, spec.status)

@@ -42,8 +42,10 @@ from shared.domain.limits import FIRST_DAY, LAST_DAY, MAX_LEAD_DAYS, MAX_MINOR
 
 MAX_BODY = 256 * 1024  # bytes; a catalogue item or an order is a few KiB
 MAX_DEPTH = 16  # nesting of JSON objects and arrays; our deepest body needs 4
+BUYER_REFERENCE_MAX = 200  # EHF BuyerReference has no limit of its own; an order reference is short
 MAX_NUMBER = 10**9  # subscriber, invoice and demand numbers (keys format them with 8-10 digits)
 SAFE = r"^[A-Za-z0-9._-]+$"
+DOCUMENT_ID = r"^(?:(?:inv|rem)-[0-9]{8,10}|(?:crn|stp)-[0-9]{10})$"  # the ids of shared.domain.documents
 PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # no control characters (tab and newlines are text)
 
 
@@ -55,6 +57,10 @@ class Body(BaseModel):
 
 class BodyTooLarge(ValueError):
     """The body is longer than ``MAX_BODY``: answered 413."""
+
+
+class UnsupportedMedia(ValueError):
+    """A raw body of a media type the endpoint does not take: answered 415."""
 
 
 def _in_window(day: date) -> date:
@@ -125,6 +131,9 @@ PARAMETERS: dict[str, Any] = {
     "source": Id,
     "idempotency-key": Ref,
     "ref": text(300, 1),
+    "document_id": Annotated[str, StringConstraints(pattern=DOCUMENT_ID, min_length=12, max_length=14),
+                             Field(description="inv-NNNNNNNN, rem-NNNNNNNN (demand numbers), crn-NNNNNNNNNN, "
+                                               "stp-NNNNNNNNNN (invoice numbers)")],
 }
 NUMBER_OR_ZERO = Annotated[Annotated[int, Field(ge=0, le=MAX_NUMBER)], BeforeValidator(_digits)]  # 0: a whole run
 

@@ -649,3 +649,6 @@ class DocumentFiles(Protocol):
     def logo(self, tenant: str, name: str) -> bytes | None:
         """The organisation's logo (``Branding.logo_blob``), None if there is none."""
         ...
+    def put_logo(self, tenant: str, name: str, data: bytes, content_type: str) -> None:
+        """Store a logo under ``name`` (the merchant API names it by its content)."""
+        ...

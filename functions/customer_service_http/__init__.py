@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import azure.functions as func
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from functions.http import Call, Endpoint, endpoint
 from functions.validation import (
+    BUYER_REFERENCE_MAX,
     NUMBER_OR_ZERO,
+    PRINTABLE,
     Body,
     Code,
     Day,
@@ -34,6 +36,7 @@ from functions.validation import (
     VatBp,
 )
 from shared.domain.calendar import Frequency
+from shared.domain.catalogue import Channel
 from shared.ports import NotFound
 from shared.service import customer_service as cs
 from shared.service import isolation
@@ -104,6 +107,17 @@ class AdditionalInvoiceIn(Body):
     ref: Id = Field(description="unique per subscriber: posting twice issues once")
     due_days: Days = 14
     lines: list[LineIn] = Field(min_length=1, max_length=100)
+
+
+BuyerReference = Annotated[str, StringConstraints(pattern=PRINTABLE, max_length=BUYER_REFERENCE_MAX),
+                          Field(description=f"at most {BUYER_REFERENCE_MAX} characters, no control characters")]
+
+
+class DeliveryIn(Body):
+    delivery: Channel | None = Field(default=None, description="email, ehf, print or sms; null: the organisation's "
+                                     "default channel (document_channel). Omitted: unchanged")
+    buyer_reference: BuyerReference = Field(default="", description="the subscriber's order reference, shown on "
+                                            "invoices and sent as EHF BuyerReference; '' clears it. Omitted: unchanged")
 
 
 class OrderBlockIn(Body):
@@ -203,6 +217,17 @@ def additional_invoice(call: Call) -> Any:
              for li in b.lines]
     return cs.summary_of(cs.additional_invoice(call.ctx, call.tenant, call.number("subscriber_no"),
                                                b.organization_id, specs, b.ref, b.due_days))
+
+
+@endpoint(bp, Endpoint("subscription_delivery", SUBSCRIPTION + "/delivery", ["PATCH"],
+                       "How the subscription's documents go: its channel and the buyer's reference (manual 16); "
+                       "422 for a channel the subscriber cannot receive", "Customer service", body=DeliveryIn,
+                       roles=SUPPORT))
+def set_delivery(call: Call) -> Any:
+    b: DeliveryIn = call.body
+    settings = {name: getattr(b, name) for name in cs.DELIVERY_FIELDS if name in b.model_fields_set}
+    return cs.summary_of(cs.set_delivery(call.ctx, call.tenant, call.number("subscriber_no"),
+                                         call.route["subscription_id"], settings))
 
 
 @endpoint(bp, Endpoint("order_block_set", SUBSCRIBER + "/order-blocks/{organization_id}", ["PUT"],

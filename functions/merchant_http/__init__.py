@@ -277,3 +277,6 @@ def get_import(call: Call) -> Any:
     if report is None:
         raise NotFound(f"no import report {call.route['report_id']}")
     return to_jsonable(report)
+
+
+from . import documents as documents  # noqa: E402  (registers the document endpoints on ``bp``)

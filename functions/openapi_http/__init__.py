@@ -44,9 +44,14 @@ def _operation(spec: Endpoint, refs: dict[tuple[str, str], Any]) -> dict[str, An
         if spec.tag == "Sales poster":
             content["application/x-www-form-urlencoded"] = {"schema": schema}
         op["requestBody"] = {"required": True, "content": content}
+    elif spec.accepts:
+        raw = {"type": "string", "format": "binary", "maxLength": spec.max_body}
+        op["requestBody"] = {"required": True, "content": {media: {"schema": raw} for media in spec.accepts}}
     ok: dict[str, Any] = {"description": "OK"}
     if (spec.name, "response") in refs:
         ok["content"] = {"application/json": {"schema": refs[(spec.name, "response")]}}
+    elif spec.media is not None:
+        ok["content"] = {spec.media: {"schema": {"type": "string", "format": "binary"}}}
     op["responses"] = {str(spec.status): ok, **_errors(spec)}
     for code, text in spec.statuses.items():  # more answers: 2xx with the response's schema, else a problem
         body = {"content": ok["content"]} if code < 300 and "content" in ok else {} if code < 300 else {
@@ -67,11 +72,13 @@ def _errors(spec: Endpoint) -> dict[str, Any]:
     """Every status ``functions.http.dispatch`` can answer for this endpoint, and its own."""
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     codes = {"400": "Malformed request or parameter, with the field and the reason", "404": "Not found"}
-    if spec.body is not None or set(spec.methods) & {"POST", "PUT", "PATCH", "DELETE"}:
+    if spec.body is not None or spec.accepts or set(spec.methods) & {"POST", "PUT", "PATCH", "DELETE"}:
         codes |= {"409": "Conflict: try again, or the item is in use", "422": "Invalid or not accepted, with the "
                   "field and the reason"}
-    if spec.body is not None:
-        codes["413"] = f"Body larger than {MAX_BODY // 1024} KiB"
+    if spec.body is not None or spec.accepts:
+        codes["413"] = f"Body larger than {spec.max_body // 1024 if spec.accepts else MAX_BODY // 1024} KiB"
+    if spec.accepts:
+        codes["415"] = f"The body is not one of {', '.join(spec.accepts)}"
     if spec.roles is not None:
         codes |= {"401": "No valid bearer token", "403": "Role missing, or the token's tenant is not valid"}
     return {code: {"description": text, "content": problem} for code, text in sorted(codes.items())}

@@ -22,7 +22,8 @@ import azure.functions as func
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from functions.http import Call, Endpoint, endpoint, json_response
-from shared.domain.catalogue import PaymentType
+from functions.validation import BUYER_REFERENCE_MAX
+from shared.domain.catalogue import Channel, PaymentType
 from shared.service.orders import OrderTaken, PlaceOrder, take_order
 
 from .guard import public_limits
@@ -59,6 +60,11 @@ class OrderForm(BaseModel):
     copies: Annotated[int, Field(ge=1, le=999)] = 1
     order_ref: Annotated[str | None, Field(max_length=100, pattern=SAFE_ID,
                                            description="idempotency key of the order")] = None
+    delivery: Annotated[Channel | None, Field(description="how the documents go: email, ehf (an organisation "
+                                              "number needed), print or sms (a phone needed); none: the "
+                                              "organisation's default")] = None
+    buyer_reference: Annotated[Text, Field(max_length=BUYER_REFERENCE_MAX,
+                                           description="your own reference, shown on the invoices")] = ""
 
     @field_validator("payment_type")
     @classmethod
@@ -113,7 +119,8 @@ def order(call: Call) -> Any:
         tenant=call.route["tenant"], plan_id=form.plan_id, payment_type=PaymentType(form.payment_type),
         name=form.name, email=str(form.email), phone=form.phone, address=form.address,
         postal_code=form.postal_code, city=form.city, organization_number=form.organization_number,
-        start_date=form.start_date, copies=form.copies, order_ref=idempotency_key(call, form)))
+        start_date=form.start_date, copies=form.copies, order_ref=idempotency_key(call, form),
+        delivery=form.delivery, buyer_reference=form.buyer_reference))
     if not taken.accepted:
         return json_response(answer(taken), 202)  # held for customer service: nothing to pay yet
     return answer(taken) if taken.created else json_response(answer(taken), 200)  # a repeat: 200, not 201

@@ -71,3 +71,12 @@ class BlobDocumentFiles:
             return self.service.get_blob_client(BRANDING, f"{tenant}/{name}").download_blob().readall()
         except ResourceNotFoundError:
             return None
+
+    def put_logo(self, tenant: str, name: str, data: bytes, content_type: str) -> None:
+        branding = self.service.get_container_client(BRANDING)
+        try:
+            branding.create_container()  # private, as ``documents``
+        except ResourceExistsError:
+            pass
+        branding.upload_blob(f"{tenant}/{name}", data, overwrite=True,
+                             content_settings=ContentSettings(content_type=content_type))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .catalogue import Branding, Channel, Organization, PaymentType
-from .subscriptions import Subscriber, Subscription
+from .subscriptions import Subscriber, SubscriberError, Subscription
 
 TEMPLATE_VERSION = 1  # the layout and texts documents are issued under; a renderer keeps every version it knew
 
@@ -124,3 +124,15 @@ def choose_channel(org: Organization, subscriber: Subscriber, subscription: Subs
     if wanted is Channel.SMS and not subscriber.phone:
         return Channel.EMAIL
     return wanted
+
+
+def receivable(channel: Channel, subscriber: Subscriber, org: Organization | None) -> None:
+    """Refuse (``SubscriberError``) a channel chosen for a subscription that the subscriber
+    cannot be sent documents by, rather than let ``choose_channel`` quietly fall back:
+    EHF needs an organisation number and an organisation that sends EHF, SMS a phone."""
+    if channel is Channel.EHF and not subscriber.organization_number:
+        raise SubscriberError("EHF goes to organisations only: the subscriber has no organisation number")
+    if channel is Channel.EHF and not (org is not None and org.ehf_enabled):
+        raise SubscriberError("the subscription's organisation does not send EHF (ehf_enabled is off)")
+    if channel is Channel.SMS and not subscriber.phone:
+        raise SubscriberError("SMS needs a phone number: the subscriber has none")

@@ -12,6 +12,7 @@ tenant's subscribers: a rare administrator operation, never on a billing path.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from typing import Any
 
@@ -74,3 +75,29 @@ def _check_frequencies(catalogue: Catalogue) -> None:
         for product in catalogue.products_of(plan):
             if not any(p.frequency == billing.frequency for p in product.prices):
                 raise CatalogueError(f"plan {plan.id}: product {product.id} has no {billing.frequency.value} price")
+
+
+LOGO_MAX = 512 * 1024  # bytes
+LOGO_KINDS = {"image/png": (b"\x89PNG\r\n\x1a\n", "png"), "image/jpeg": (b"\xff\xd8\xff", "jpg")}
+
+
+def put_logo(ctx: Context, tenant: str, organization_id: str, data: bytes, media_type: str) -> Any:
+    """Store an organisation's logo (a PNG or JPEG of at most ``LOGO_MAX`` bytes, known by
+    its magic bytes, which must agree with ``media_type``) and name it in its branding.
+
+    The blob is named by its content (``{organisation}-{digest}.png``) and never
+    overwritten, so a document issued with the old logo (its letter names that blob)
+    renders with the old logo years later."""
+    org = ctx.catalogue.get(tenant).organizations.get(organization_id)
+    if org is None:
+        raise NotFound(f"no organization {organization_id}")
+    magic, suffix = LOGO_KINDS.get(media_type, (b"", ""))
+    if not magic:
+        raise CatalogueError("a logo must be image/png or image/jpeg")
+    if not data.startswith(magic):
+        raise CatalogueError(f"the body is not a {suffix.upper()} image (its first bytes say otherwise)")
+    if len(data) > LOGO_MAX:
+        raise CatalogueError(f"a logo may be at most {LOGO_MAX // 1024} KiB")
+    name = f"{org.id}-{hashlib.sha256(data).hexdigest()[:16]}.{suffix}"
+    ctx.document_files.put_logo(tenant, name, data, media_type)
+    return put_item(ctx, tenant, "organization", replace(org, branding=replace(org.branding, logo_blob=name)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -21,6 +22,8 @@ from ..domain.account import Changes, Correction, OrderBlock
 from ..domain.calendar import Frequency
 from ..domain.catalogue import Catalogue, CatalogueError
 from ..domain.invoicing import DocumentKind, Invoice, InvoiceLine, line
+from ..domain.letters import receivable
+from ..domain.lifecycle import UnknownSubscription
 from ..domain.subscriptions import SubscriptionStatus
 from ..ports import NotFound
 from .context import Context
@@ -194,6 +197,36 @@ def set_order_block(ctx: Context, tenant: str, subscriber_no: int, organization_
             blocks[_org(seen.catalogue, organization_id)] = (acc.order_blocks.get(organization_id)
                                                              or OrderBlock(reason, seen.today))
         return Changes(replace(acc, order_blocks=blocks))
+
+    return change(ctx, tenant, subscriber_no, decide)
+
+
+DELIVERY_FIELDS = ("delivery", "buyer_reference")
+
+
+def set_delivery(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str,
+                 settings: Mapping[str, Any]) -> Changes:
+    """How a subscription's documents go (L7, D3; manual 16): ``delivery`` (a channel, or
+    None for the organisation's default) and ``buyer_reference`` (the subscriber's order
+    reference, shown on invoices and sent as the EHF BuyerReference); a field not given
+    stays. A channel the subscriber cannot receive is refused (EHF needs an organisation
+    number and an organisation that sends EHF, SMS a phone number). Documents issued
+    already keep the reference they were issued with (their letter)."""
+    unknown = set(settings) - set(DELIVERY_FIELDS)
+    if unknown:
+        raise ValueError(f"not a delivery setting: {', '.join(sorted(unknown))}")
+
+    def decide(seen: Seen) -> Changes:
+        acc = seen.account
+        sub = acc.subscriptions.get(subscription_id)
+        if sub is None:
+            raise UnknownSubscription(f"subscriber {subscriber_no} has no subscription {subscription_id}")
+        changed = replace(sub, **settings)
+        if changed.delivery is not None:
+            receivable(changed.delivery, acc.subscriber, seen.catalogue.organizations.get(sub.organization_id))
+        if changed == sub:
+            return Changes(acc)
+        return Changes(acc.with_subscription(changed), (changed,))
 
     return change(ctx, tenant, subscriber_no, decide)
 

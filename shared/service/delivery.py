@@ -61,6 +61,7 @@ from typing import Any
 
 from ..adapters.bus import event_of
 from ..adapters.codec import dumps, loads
+from ..documents.ehf import why_not_ehf
 from ..documents.pdf import render_pdf
 from ..domain.account import Account
 from ..domain.calendar import local_date
@@ -92,7 +93,14 @@ from ..ports import (
 )
 from . import notices
 from .context import Context
-from .documents import credit_note_document, documents_in, invoice_document, letter_of, reminder_document
+from .documents import (
+    NoEhfForm,
+    credit_note_document,
+    documents_in,
+    invoice_document,
+    letter_of,
+    reminder_document,
+)
 from .isolation import reason, record
 
 logger = logging.getLogger(__name__)
@@ -204,6 +212,9 @@ def resend(ctx: Context, tenant: str, subscriber_no: int, document_id: str, chan
         chosen, address = route(ctx, tenant, found, None, "")
     else:
         chosen, address = Channel(channel), _address(found, Channel(channel), "")
+    not_ehf = why_not_ehf(found.document) if chosen is Channel.EHF else None
+    if not_ehf is not None:  # refused before a row is claimed: a claimed row would stay queued
+        raise NoEhfForm(f"document {document_id} has no EHF form: {not_ehf}")
     done = _send_once(ctx, tenant, found, chosen, to or address, attempt, last=True)
     mine = next(d for d in done if d.attempt == attempt and d.channel == chosen)
     if mine.status is DeliveryStatus.SENT:

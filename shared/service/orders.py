@@ -35,9 +35,10 @@ from dateutil.relativedelta import relativedelta
 
 from ..adapters.indexes import digest
 from ..domain.account import Account, Changes, issue, subscription_created
-from ..domain.catalogue import Catalogue, PaymentType
+from ..domain.catalogue import Catalogue, Channel, PaymentType
 from ..domain.dunning_visit import order_blocked
 from ..domain.invoicing import Invoice
+from ..domain.letters import receivable
 from ..domain.subscriptions import StopKind, Subscriber, Subscription
 from ..ports import ConcurrencyConflict, NotFound, OrderRecord, PendingOrder, transient
 from .context import Context
@@ -82,16 +83,27 @@ class PlaceOrder:
     start_date: date | None = None
     copies: int = 1
     order_ref: str | None = None
+    delivery: Channel | None = None  # how its documents go; None: the organisation's default
+    buyer_reference: str = ""  # the buyer's own reference, on its invoices (EHF BuyerReference)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"payment_type": self.payment_type.value,
-                               "start_date": self.start_date.isoformat() if self.start_date else None}
+        data = asdict(self) | {"payment_type": self.payment_type.value,
+                               "start_date": self.start_date.isoformat() if self.start_date else None,
+                               "delivery": self.delivery.value if self.delivery else None}
+        # fields added later are left out while unset, so an order's fingerprint (and a
+        # pending order as stored) is the same as before they existed
+        return {k: v for k, v in data.items() if k not in LATER or v != LATER[k]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PlaceOrder:
         start = data.get("start_date")
+        delivery = data.get("delivery")
         return cls(**data | {"payment_type": PaymentType(data["payment_type"]),
-                             "start_date": date.fromisoformat(start) if start else None})
+                             "start_date": date.fromisoformat(start) if start else None,
+                             "delivery": Channel(delivery) if delivery else None})
+
+
+LATER: dict[str, Any] = {"delivery": None, "buyer_reference": ""}  # fields added to PlaceOrder, with their defaults
 
 
 @dataclass(frozen=True)
@@ -240,7 +252,12 @@ def _check(order: PlaceOrder, catalogue: Catalogue, today: date) -> None:
     start = order.start_date or today
     if not today - relativedelta(years=1) <= start <= today + relativedelta(years=1):
         raise OrderRejected("start date must be within a year of today")
-    _subscriber(order, 1, today)  # the details make a valid subscriber
+    subscriber = _subscriber(order, 1, today)  # the details make a valid subscriber
+    if order.delivery is not None:  # and one that can receive the channel asked for
+        try:
+            receivable(order.delivery, subscriber, catalogue.organizations.get(plan_.organization_id))
+        except ValueError as exc:
+            raise OrderRejected(str(exc)) from exc
 
 
 def _place(ctx: Context, order: PlaceOrder, subscriber_no: int, sub_id: str) -> OrderPlaced:
@@ -250,7 +267,8 @@ def _place(ctx: Context, order: PlaceOrder, subscriber_no: int, sub_id: str) -> 
     plan_ = catalogue.plan(order.plan_id)
     billing = catalogue.billing_plan_of(plan_)
     sub = Subscription(sub_id, plan_.id, plan_.organization_id, billing.frequency, order.start_date or today,
-                       order.payment_type, copies=order.copies)
+                       order.payment_type, copies=order.copies, delivery=order.delivery,
+                       buyer_reference=order.buyer_reference)
     if plan_.automatic_stop:  # manual 7.8: ends with its first period unless ordered again
         sub = replace(sub, stop_date=sub.period(0).end, stop_kind=StopKind.AUTOMATIC, stop_reason="Automatic stop")
 

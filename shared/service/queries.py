@@ -20,6 +20,7 @@ from ..domain.invoicing import DocumentKind, Invoice
 from ..domain.ledger import EntryKind, LedgerEntry
 from ..domain.subscriptions import StopKind, SubscriptionStatus
 from ..ports import Handling, History, NotFound, SetAside
+from . import documents
 from .context import Context
 
 
@@ -30,6 +31,7 @@ def overview(ctx: Context, tenant: str, subscriber_no: int) -> dict[str, Any]:
     catalogue = ctx.catalogue.get(tenant)
     today = ctx.today(catalogue)
     history = ctx.accounts.documents(tenant, subscriber_no)
+    log = documents.delivery_log(ctx, tenant, subscriber_no)
     account = loaded.account
     return {
         "subscriber": to_jsonable(account.subscriber),
@@ -48,6 +50,8 @@ def overview(ctx: Context, tenant: str, subscriber_no: int) -> dict[str, Any]:
         "draft_invoices": [to_jsonable(d) | {"total_minor": d.total_minor}
                            for d in next_drafts(account, catalogue)],
         "ledger": [to_jsonable(e) for e in history.ledger],
+        "documents": documents.listed(account, catalogue, history, log,
+                                      documents.stop_notices(ctx, tenant, subscriber_no, log)),
     }
 
 

@@ -80,6 +80,9 @@ class FakeDocumentFiles(Faults):
     def logo(self, tenant: str, name: str) -> bytes | None:
         return self.logos.get(f"{tenant}/{name}")
 
+    def put_logo(self, tenant: str, name: str, data: bytes, content_type: str) -> None:
+        self.logos[f"{tenant}/{name}"] = data
+
     def open(self, link: str) -> bytes:
         """What the link reads: ``PermissionError`` once it has expired."""
         url = urlparse(link)

@@ -20,7 +20,8 @@ from shared.service.context import Context
 from shared.service.orders import place_order
 from tests.fixtures import function, http, install_catalogue, order
 
-OWNED = {"subscriber_no", "invoice_number", "subscription_id", "correction_id", "kid", "payment_id", "report_id"}
+OWNED = {"subscriber_no", "invoice_number", "subscription_id", "correction_id", "kid", "payment_id", "report_id",
+         "document_id"}
 
 
 def bodies(b_subscriber: int) -> dict[str, Any]:
@@ -37,6 +38,8 @@ def bodies(b_subscriber: int) -> dict[str, Any]:
         "bulk_write_off": org | {"reason": "cross-tenant", "due_from": "2026-01-01", "due_to": "2026-12-31"},
         "additional_invoice": org | {"ref": "x1", "lines": [{"text": "cross-tenant", "amount_minor": 100}]},
         "order_block_set": {"reason": "cross-tenant"},
+        "subscription_delivery": {"delivery": "print", "buyer_reference": "cross-tenant"},
+        "document_resend": {"channel": "email", "to": "cross.tenant@example.no"},
         "payments_resolve": org | {"subscriber_no": b_subscriber},
         "payments_register": org | {"subscriber_no": b_subscriber, "amount_minor": 100,
                                     "payment_date": "2026-01-05", "external_id": "x1"},
@@ -84,7 +87,7 @@ def test_tenant_a_reaches_nothing_of_tenant_b_on_any_endpoint(ctx: Context) -> N
     route = {"subscriber_no": str(placed.subscriber_no), "invoice_number": str(invoice.number),
              "subscription_id": placed.subscription_id, "correction_id": "corr-b", "kid": invoice.kid,
              "payment_id": "b-payment-1", "organization_id": "avisa", "id": "avisa", "run": "invoice",
-             "report_id": "b-report"}
+             "report_id": "b-report", "document_id": f"inv-{invoice.demand_no:08d}"}
     markers = (b, "only.b@example.no", "Kari Nordmann 1", "B's correction", "B's block")  # what A never sent
     before = snapshot(ctx, b)
     assert len(before) > 5
