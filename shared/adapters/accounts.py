@@ -20,6 +20,9 @@ of new subscribers does not append to one range server):
 | ``1|inv|{demand no}``  | an issued invoice (never changed)                      |
 | ``1|rem|{demand no}``  | a reminder (a demand of its own, for its invoice)      |
 | ``1|crn|{number}``     | a credit note                                          |
+| ``1|dlv|...``          | the delivery log (``adapters.deliveries``): not part   |
+|                        | of the account; ``_documents`` reads rows by prefix,   |
+|                        | so these never count as documents                      |
 | ``1|led|{seq}``        | a ledger entry (never changed)                         |
 | ``1|pay|{payment id}`` | a booked payment (created, so never booked twice)      |
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
 
 from ..ports import ConcurrencyConflict, Delivery, DeliveryStatus
 from .accounts import TABLE, partition_key
@@ -71,7 +72,7 @@ class DeliveryRows:
         check_entity(entity)
         self.storage.round_trips.add()
         try:
-            meta = self.storage.table(TABLE).update_entity(entity, mode="replace", etag=delivery.etag,
+            meta = self.storage.table(TABLE).update_entity(entity, mode=UpdateMode.REPLACE, etag=delivery.etag,
                                                            match_condition=MatchConditions.IfNotModified)
         except (ResourceModifiedError, ResourceNotFoundError) as exc:
             raise ConcurrencyConflict(f"delivery row of {delivery.document_id} changed") from exc

@@ -111,8 +111,17 @@ class AcsMailer:
 
     @classmethod
     def from_connection_string(cls, conn: str, polling_interval: float = 2.0) -> AcsMailer:
+        """The client of an ACS connection string (``endpoint=https://...;accesskey=...``). The
+        SDK's own parser always makes the endpoint https; an ``http://`` endpoint (a loopback
+        simulator in the tests) is kept as given."""
         from azure.communication.email import EmailClient
+        from azure.core.credentials import AzureKeyCredential
 
+        parts = {k.lower(): v for k, _, v in (p.partition("=") for p in conn.split(";") if p)}
+        endpoint = parts.get("endpoint", "")
+        if endpoint.startswith("http://"):
+            return cls(EmailClient(endpoint.rstrip("/"), AzureKeyCredential(parts.get("accesskey", ""))),
+                       polling_interval)
         return cls(EmailClient.from_connection_string(conn), polling_interval)
 
     def send(self, mail: Mail) -> str:
@@ -128,8 +137,8 @@ class AcsMailer:
             raise MailRefused(f"ACS Email answered {status}: {_text(exc.reason or '')}") from None
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise MailUnavailable(f"ACS Email not reached: {type(exc).__name__}") from None
-        status = (result or {}).get("status")
-        if status != "Succeeded":
-            error = (result or {}).get("error") or {}
-            raise MailRefused(f"ACS Email operation {status}: {_text(str(error.get('message') or ''))}")
-        return str(result.get("id") or op)
+        outcome: dict[str, Any] = result or {}
+        if outcome.get("status") != "Succeeded":
+            error = outcome.get("error") or {}
+            raise MailRefused(f"ACS Email operation {outcome.get('status')}: {_text(str(error.get('message') or ''))}")
+        return str(outcome.get("id") or op)

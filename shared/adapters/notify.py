@@ -1,4 +1,6 @@
-"""The notification adapter (D3): notices as readable files in Blob Storage.
+"""The notification adapter (D3): SMS (and plain notices) as readable files in Blob Storage.
+Documents by e-mail go through ``adapters.mail`` (SMTP or ACS Email); this adapter is the
+SMS channel until an SMS gateway is chosen.
 
 The port (``shared.ports.Notifier``): ``send(notice)`` delivers one e-mail or SMS. ``BlobNotifier`` writes each
 notice into the ``notices`` container as ``{tenant}/{date}/{id}.eml`` (an RFC 5322

@@ -52,6 +52,7 @@ attempt (attempt + 1) on the channel given or chosen, to the address given if an
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -60,8 +61,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from ..adapters.bus import event_of
-from ..adapters.codec import dumps, loads
-from ..documents.ehf import why_not_ehf
+from ..adapters.codec import loads, to_jsonable
+from ..documents.ehf import can_be_ehf, render_ehf, why_not_ehf
 from ..documents.pdf import render_pdf
 from ..domain.account import Account
 from ..domain.calendar import local_date
@@ -297,7 +298,8 @@ def _stop_notice(ctx: Context, tenant: str, account: Account, catalogue: Catalog
     subscription_id = demand.terms.subscription_id if demand else None
     letter = letter_of(account, catalogue, org.id, subscription_id or "", None)
     document = of_stop_notice(event, letter)
-    ctx.document_files.put(tenant, account.number, document.id, "json", dumps(document).encode(),
+    kept = {"organization_id": org.id, "subscription_id": subscription_id, "document": to_jsonable(document)}
+    ctx.document_files.put(tenant, account.number, document.id, "json", json.dumps(kept).encode(),
                            "application/json")
     return Found(document, account, org, subscription_id)
 
@@ -328,20 +330,14 @@ def _found_by_id(ctx: Context, tenant: str, subscriber_no: int, document_id: str
                          _organization(catalogue, note.organization_id), note.subscription_id)
     elif kind == "stp" and key.isdigit():
         stored = ctx.document_files.get(tenant, subscriber_no, document_id, "json")
-        if stored is not None:
-            document = loads(Document, stored)
-            demand = next((d for d in account.open_demands.values() if d.terms.invoice_number == document.number),
-                          None)
-            org_id = demand.terms.organization_id if demand else next(iter(catalogue.organizations))
-            return Found(document, account, _organization(catalogue, org_id),
-                         demand.terms.subscription_id if demand else None)
+        if stored is not None:  # kept when the notice was first delivered
+            kept = json.loads(stored)
+            return Found(loads(Document, json.dumps(kept["document"])), account,
+                         _organization(catalogue, kept["organization_id"]), kept["subscription_id"])
     raise NotFound(f"subscriber {subscriber_no} has no document {document_id}")
 
 
 # ---- choosing the channel ------------------------------------------------------------------------
-
-
-EHF_KINDS = (Kind.INVOICE, Kind.ADDITIONAL, Kind.BALANCE, Kind.CREDIT_NOTE)
 
 
 def ehf_scheme(country: str) -> str:
@@ -356,11 +352,9 @@ def route(ctx: Context, tenant: str, found: Found, event_channel: str | None, ev
         return Channel.SMS, event_to or account.subscriber.phone or ""
     subscriber = account.subscriber
     orgnr = subscriber.organization_number
-    can_receive = bool(org.ehf_enabled and orgnr and document.kind in EHF_KINDS
+    can_receive = bool(org.ehf_enabled and orgnr and can_be_ehf(document)
                        and ctx.access_point.can_receive(tenant, ehf_scheme(subscriber.country), orgnr))
     channel = choose_channel(org, subscriber, account.subscriptions.get(found.subscription_id or ""), can_receive)
-    if channel is Channel.EHF and document.kind not in EHF_KINDS:
-        channel = Channel.EMAIL
     return channel, _address(found, channel, event_to if event_channel == Channel.EMAIL else "")
 
 
@@ -512,8 +506,6 @@ def _sms(ctx: Context, tenant: str, found: Found, to: str, attempt: int) -> str:
 
 
 def _ehf(ctx: Context, tenant: str, found: Found) -> str:
-    from ..documents.ehf import render_ehf
-
     number, document = found.account.number, found.document
     pdf = pdf_of(ctx, tenant, found)
     ubl = render_ehf(document, pdf)

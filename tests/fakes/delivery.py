@@ -52,7 +52,8 @@ class FakeAccessPoint(Faults):
 
 
 class FakeDocumentFiles(Faults):
-    """Files in memory; a link is ``memory://{name}?se={expiry}`` and ``open`` refuses it after."""
+    """Files in memory; a link is ``memory://{name}?se={expiry, epoch seconds}`` and ``open``
+    refuses it after."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -74,7 +75,7 @@ class FakeDocumentFiles(Faults):
         return self.files.get(self.name(tenant, subscriber_no, document_id, suffix))
 
     def link(self, tenant: str, subscriber_no: int, document_id: str, suffix: str, valid_for: timedelta) -> str:
-        expiry = (datetime.now(UTC) + valid_for).isoformat()
+        expiry = int((datetime.now(UTC) + valid_for).timestamp())
         return f"memory://{self.name(tenant, subscriber_no, document_id, suffix)}?se={expiry}"
 
     def logo(self, tenant: str, name: str) -> bytes | None:
@@ -86,7 +87,7 @@ class FakeDocumentFiles(Faults):
     def open(self, link: str) -> bytes:
         """What the link reads: ``PermissionError`` once it has expired."""
         url = urlparse(link)
-        if datetime.fromisoformat(parse_qs(url.query)["se"][0]) < datetime.now(UTC):
+        if int(parse_qs(url.query)["se"][0]) < datetime.now(UTC).timestamp():
             raise PermissionError("the link has expired")
         return self.files[url.netloc + url.path]
 

@@ -245,3 +245,73 @@ def test_a_message_about_a_subscriber_that_does_not_exist_is_set_aside_not_retri
     assert run(message) is None
     row = ctx.attention.find(shop, DELIVERY_RUN, 4242, message.id)
     assert row is not None and "4242" in row.reason
+
+
+# ---- a handler that dies at any step -------------------------------------------------------------
+
+STEPS = [("claim", "deliveries"), ("send", "mailer"), ("update", "deliveries")]
+
+
+@pytest.mark.parametrize(("method", "port"), STEPS, ids=[f"{p}.{m}" for m, p in STEPS])
+def test_a_handler_that_dies_at_any_step_is_finished_by_the_redelivery_with_one_mail(
+        fake_ctx: Any, method: str, port: str) -> None:
+    """Fault injection at each step of a delivery (before the claim, before the mail goes,
+    after it went and before the row says so); the bus then delivers the message again
+    after the claim went stale. One mail every time, but in the window between sending and
+    recording, where the repeat is the same message (the same Message-ID)."""
+    from devhost.builders import install_catalogue
+
+    from shared.ports import Unavailable
+
+    ctx = fake_ctx
+    install_catalogue(ctx, "shop")
+    placed = place_order(ctx, order("shop", 1))
+    (message,) = ctx.bus.take(NOTICES)
+    getattr(ctx, port).inject(method, Unavailable("the process died here"))
+    with pytest.raises(Unavailable):
+        delivery.deliver(ctx, message.id, message.body)
+    ctx.clock.set(ctx.clock.now() + LEASE + timedelta(seconds=1))
+    (row,) = delivery.deliver(ctx, message.id, message.body, delivery_count=2)
+    assert row.status is DeliveryStatus.SENT
+    delivery.deliver(ctx, message.id, message.body, delivery_count=3)  # and once more: nothing
+    ids = [m.message_id for m in ctx.mailer.sent]
+    assert ids == [row.provider_id] * (2 if method == "update" else 1)
+    assert [d.status for d in delivery.log(ctx, "shop", placed.subscriber_no)] == [DeliveryStatus.SENT]
+
+
+def stop_notice(tenant: str, subscriber_no: int, channel: str = "email", to: str = "kari1@example.no") -> BusMessage:
+    from shared.adapters.bus import event_message
+    from shared.domain.dunning import NoticeChannel
+    from shared.domain.events import PaymentStopNotice
+
+    event = PaymentStopNotice(
+        "stop-notice.avisa.1", subscriber_no=subscriber_no, name="Kari Nordmann 1", day=date(2026, 2, 4),
+        channel=NoticeChannel(channel), to=to, organization_id="avisa", organization_name="Avisa Nordvest AS",
+        invoice_number=1, kid="000100000000016", currency="NOK", bank_account="86011117947",
+        stop_date=date(2026, 2, 9), owed_minor=38300)
+    return event_message(tenant, event)
+
+
+def test_a_stop_notice_is_mailed_as_its_document_and_resent_as_it_was(ctx: Context, shop: str,
+                                                                      mailbox: Mailbox) -> None:
+    placed = place_order(ctx, order(shop, 1))
+    notices(ctx)
+    (row,) = run(stop_notice(shop, placed.subscriber_no))
+    assert (row.document_id, row.status) == ("stp-0000000001", DeliveryStatus.SENT)
+    again = delivery.resend(ctx, shop, placed.subscriber_no, "stp-0000000001", to="ola@example.no")
+    first, second = mailbox.mails(shop)
+    assert "383,00 kr" in first.get_body(("plain",)).get_content()
+    assert attachment(first)[1] == attachment(second)[1]  # the notice as it was sent, not as today would make it
+    assert "09.02.2026" in pdf_text(attachment(second)[1])
+    assert again.attempt == 2
+
+
+def test_a_bounce_reported_later_sends_the_document_to_print_once(ctx: Context, shop: str, mailbox: Mailbox) -> None:
+    placed = place_order(ctx, replace(order(shop, 1), postal_code="0150"))
+    (row,) = run(notices(ctx)[0])
+    rows = delivery.bounced(ctx, shop, placed.subscriber_no, row.document_id, row.attempt, "550 5.1.1 user unknown")
+    assert [(r.channel, r.status) for r in rows] == [("email", DeliveryStatus.BOUNCED), ("print", DeliveryStatus.SENT)]
+    delivery.bounced(ctx, shop, placed.subscriber_no, row.document_id, row.attempt, "550 5.1.1 user unknown")
+    assert len(list(ctx.print_queue.items(shop, date(2026, 1, 5), "avisa"))) == 1
+    seen = ctx.attention.find(shop, DELIVERY_RUN, placed.subscriber_no, row.document_id)
+    assert seen is not None and seen.count == 1 and "bounced" in seen.reason
