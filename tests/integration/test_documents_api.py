@@ -10,12 +10,15 @@ import hashlib
 import io
 import json
 import struct
+import uuid
 import zlib
 from dataclasses import asdict, replace
 from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from peppol import check_rules, validate_xsd
 from pypdf import PdfReader
@@ -23,18 +26,21 @@ from pypdf import PdfReader
 from devhost import issuer
 from devhost.mailbox import Mailbox
 from functions.notification_worker import handle
-from shared.adapters.bus import NOTICES
+from shared.adapters.bus import NOTICES, event_message
 from shared.adapters.catalogue_store import KINDS
 from shared.adapters.codec import to_jsonable
 from shared.domain.catalogue import Channel
+from shared.domain.dunning import NoticeChannel
+from shared.domain.events import PaymentStopNotice
 from shared.service import documents
 from shared.service.billing import bill_one
 from shared.service.catalogue import put_item
 from shared.service.context import Context
-from shared.service.customer_service import credit_invoice
+from shared.service.customer_service import add_correction, credit_invoice
 from shared.service.orders import PlaceOrder, fingerprint, place_order
+from shared.service.payments_in import register_payment
 from tests.conftest import oslo_morning
-from tests.fixtures import function, http, order, received
+from tests.fixtures import function, http, install_catalogue, order, received
 from tests.integration.test_cross_tenant import snapshot
 
 
@@ -172,6 +178,38 @@ def test_the_preview_shows_the_lines_and_total_the_invoice_run_then_issues(
             preview.due_date)
 
 
+@pytest.mark.fakes
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.sampled_from(["digital-monthly", "digital-yearly"]),
+       corrections=st.lists(st.integers(-40000, 40000).filter(bool), max_size=3),
+       paid=st.integers(0, 400000), organisation=st.booleans())
+def test_the_preview_is_what_the_invoice_run_issues_whatever_the_account_holds(
+        ctx: Context, plan: str, corrections: list[int], paid: int, organisation: bool) -> None:
+    """Corrections on the next invoice, money paid beyond the first invoice (credit the run
+    applies), a yearly or monthly plan, a person or an organisation: the preview's lines,
+    VAT, total, credit applied and amount due are the issued invoice's."""
+    shop = f"pv{uuid.uuid4().hex[:10]}"
+    install_catalogue(ctx, shop)
+    ctx.clock.set(oslo_morning(date(2026, 1, 5)))  # type: ignore[attr-defined]
+    wanted = replace(order(shop, plan=plan), organization_number="923609016" if organisation else None)
+    done = place_order(ctx, wanted)
+    n, sub = done.subscriber_no, done.subscription_id
+    for i, amount in enumerate(corrections):
+        add_correction(ctx, shop, n, "avisa", amount, f"Correction {i}", f"c{i}")
+    if paid:
+        register_payment(ctx, shop, n, "avisa", paid, date(2026, 1, 6), "pay-1")
+    preview = documents.preview(ctx, shop, n, sub)
+    day = preview.issue_date  # the run that issues it: on its production day
+    ctx.clock.set(oslo_morning(day))  # type: ignore[attr-defined]
+    assert bill_one(ctx, shop, day, n) == 1
+    issued = documents.documents(ctx, shop, n)[1]
+    assert (issued.lines, issued.vat, issued.total_minor, issued.credit_applied_minor, issued.amount_due_minor,
+            issued.period, issued.due_date, issued.issue_date, issued.letter) == (
+        preview.lines, preview.vat, preview.total_minor, preview.credit_applied_minor, preview.amount_due_minor,
+        preview.period, preview.due_date, preview.issue_date, preview.letter)
+    assert (preview.number, preview.kid) == (0, "") and issued.number > 0 and issued.kid
+
+
 def test_a_preview_of_an_unknown_or_ended_subscription_is_404(ctx: Context, shop: str,
                                                               placed: dict[str, Any]) -> None:
     route = placed["route"] | {"subscription_id": "nope"}
@@ -206,6 +244,27 @@ def test_the_list_and_the_overview_show_the_delivery_log_with_a_fallback_to_prin
     assert "550" in listed["deliveries"][0]["reason"] and "0150" in listed["deliveries"][1]["recipient"]
     view = json.loads(get("subscriber_overview", token, route)[2])
     assert view["documents"] == [listed]
+
+
+def test_a_stop_notice_delivered_is_listed_and_downloads_as_the_pdf_it_was_sent_as(
+        ctx: Context, shop: str, mailbox: Mailbox, placed: dict[str, Any]) -> None:
+    invoice = placed["invoice"]
+    notice = PaymentStopNotice(f"stop-{invoice.number}", placed["n"], "Kari Nordmann 1", date(2026, 2, 10),
+                               NoticeChannel.EMAIL, "kari1@example.no", "avisa", "Avisa Nordvest AS", invoice.number,
+                               invoice.kid, "NOK", "86011117947", stop_date=date(2026, 2, 15), owed_minor=34800)
+    handle(event_message(shop, notice).encode().encode())  # as the dunning run's outbox sends it
+    document_id = f"stp-{invoice.number:010d}"
+    listed = json.loads(get("documents_list", placed["token"], placed["route"])[2])
+    stop = next(d for d in listed if d["id"] == document_id)
+    assert (stop["kind"], stop["total_minor"], stop["due_date"], stop["organization_id"]) == (
+        "stop_notice", 34800, "2026-02-15", "avisa")
+    assert [(d["channel"], d["status"]) for d in stop["deliveries"]] == [("email", "sent")]
+    status, mimetype, pdf = get("document_pdf", placed["token"], placed["route"] | {"document_id": document_id})
+    assert (status, mimetype) == (200, "application/pdf")
+    (mail,) = mailbox.mails(shop)  # the invoice was not delivered here: the notice's mail alone
+    (sent,) = [part.get_content() for part in mail.iter_attachments()]
+    assert sent == pdf  # the same document: its stored form renders to the same bytes
+    problem(409, *get("document_ehf", placed["token"], placed["route"] | {"document_id": document_id})[1:])
 
 
 def test_customer_service_resends_a_document_to_another_address(ctx: Context, shop: str, mailbox: Mailbox,
