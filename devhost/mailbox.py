@@ -23,6 +23,7 @@ from aiosmtpd.controller import Controller
 
 CONTAINER = "mailbox"
 log = logging.getLogger(__name__)
+logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every address at INFO: not our logs' way
 
 
 def free_port() -> int:

@@ -21,14 +21,20 @@ notes; a reminder or stop notice the dunning process sends by SMS stays SMS) and
 **Exactly once per document and channel.** Each (document, channel, attempt) has a row in
 the subscriber's delivery log (``DeliveryLog``), *claimed by create* before anything is
 sent: the first handler of a message creates the row (status ``queued``) and sends; a
-redelivered or concurrent copy of the message finds the row and sends nothing. A copy that
+redelivered or concurrent copy of the message finds the row and sends nothing (a row
+that failed finds its print fallback done, or does it). The channel is chosen again on
+each handling, so a subscriber who changed channel between two deliveries of the same
+message gets the document by the new channel too: once per channel. A copy that
 finds the row ``queued`` while its claim is fresh (another handler is sending now) waits
 up to ``WAIT`` for it to finish, and if it has not, raises ``DeliveryInProgress`` (a
-transient failure: the bus tries the message again later); a claim older than ``LEASE``
-belongs to a handler that died and is taken over under the row's ETag (of two takers one
-wins). If the process dies *after* the provider accepted the mail and *before* the row
-says ``sent``, the mail is sent again when the message is redelivered: delivery is at
-least once in that window only. The repeat carries the same ``Message-ID`` (and, on ACS,
+transient failure: the bus tries the message again later). A handler whose send fails
+releases its claim before it raises, so the redelivery takes the row at once; a claim
+older than ``LEASE`` belongs to a handler that died and is taken over. Taking a row is an
+update under its ETag: of two takers one wins.
+
+If the process dies *after* the provider accepted the mail and *before* the row says
+``sent``, the mail is sent again when the message is redelivered: delivery is at least
+once in that window only. The repeat carries the same ``Message-ID`` (and, on ACS,
 the same operation id), so mail clients and ACS recognise it as the same message; an EHF
 file of the same name is never written twice; a print item or SMS file of the same key is
 the same item.
@@ -52,7 +58,6 @@ attempt (attempt + 1) on the channel given or chosen, to the address given if an
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -61,7 +66,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ..adapters.bus import event_of
-from ..adapters.codec import loads, to_jsonable
+from ..adapters.codec import dumps, loads
 from ..documents.ehf import can_be_ehf, render_ehf, why_not_ehf
 from ..documents.pdf import render_pdf
 from ..domain.account import Account
@@ -110,7 +115,7 @@ TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 DELIVERY_RUN = "notice"  # attention rows: a delivery that failed, or a message that could not be handled
 LEASE = timedelta(seconds=60)  # a claim older than this belongs to a handler that died (sends time out at 20 s)
 WAIT = 5.0  # seconds a copy of a message waits for the handler that holds the claim
-LINK_VALID = timedelta(days=30)  # how long an SMS link reads the PDF
+LINK_VALID = timedelta(days=7)  # how long an SMS link reads the PDF (a user-delegation SAS lives 7 days at most)
 MAIL_ATTEMPTS = 5  # the message delivery on which a mail that cannot get through goes to print instead
 PDF = "application/pdf"
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.BOUNCED)
@@ -156,18 +161,15 @@ def deliver(ctx: Context, message_id: str, body: dict[str, Any], delivery_count:
 
 
 def _deliver(ctx: Context, message_id: str, body: dict[str, Any], last: bool) -> list[Delivery]:
-    body["tenant"], body["payload"]["subscriber_no"]
+    if "tenant" not in body or "subscriber_no" not in (body.get("payload") or {}):
+        raise KeyError("a notices message names its tenant and subscriber")  # for the poison queue
     event = event_of(BusMessage(message_id, body))
     if not isinstance(event, (InvoiceIssued, CreditNoteIssued, ReminderIssued, PaymentStopNotice)):
         return []  # not a document
     tenant = body["tenant"]
     found = _found(ctx, tenant, event)
-    done = ctx.deliveries.list(tenant, found.account.number, found.document.id)
-    first = [d for d in done if d.attempt == 1]
-    if first:  # handled before (a redelivery): finish what the first handling started, send nothing again
-        return _resume(ctx, tenant, found, first, last)
     channel, to = route(ctx, tenant, found, _event_channel(event), _event_to(event))
-    return _send_once(ctx, tenant, found, channel, to, 1, last)
+    return _send_once(ctx, tenant, found, channel, to, 1, last)  # handled before: its row says so
 
 
 def _event_channel(event: Event) -> str | None:
@@ -216,6 +218,9 @@ def resend(ctx: Context, tenant: str, subscriber_no: int, document_id: str, chan
     not_ehf = why_not_ehf(found.document) if chosen is Channel.EHF else None
     if not_ehf is not None:  # refused before a row is claimed: a claimed row would stay queued
         raise NoEhfForm(f"document {document_id} has no EHF form: {not_ehf}")
+    if chosen in (Channel.EMAIL, Channel.SMS) and not (to or address):  # refused before a row is claimed
+        what = "e-mail address" if chosen is Channel.EMAIL else "phone number"
+        raise NoRecipient(f"subscriber {subscriber_no} has no {what} to send to: give one")
     done = _send_once(ctx, tenant, found, chosen, to or address, attempt, last=True)
     mine = next(d for d in done if d.attempt == attempt and d.channel == chosen)
     if mine.status is DeliveryStatus.SENT:
@@ -298,8 +303,7 @@ def _stop_notice(ctx: Context, tenant: str, account: Account, catalogue: Catalog
     subscription_id = demand.terms.subscription_id if demand else None
     letter = letter_of(account, catalogue, org.id, subscription_id or "", None)
     document = of_stop_notice(event, letter)
-    kept = {"organization_id": org.id, "subscription_id": subscription_id, "document": to_jsonable(document)}
-    ctx.document_files.put(tenant, account.number, document.id, "json", json.dumps(kept).encode(),
+    ctx.document_files.put(tenant, account.number, document.id, "json", dumps(document).encode(),
                            "application/json")
     return Found(document, account, org, subscription_id)
 
@@ -330,10 +334,13 @@ def _found_by_id(ctx: Context, tenant: str, subscriber_no: int, document_id: str
                          _organization(catalogue, note.organization_id), note.subscription_id)
     elif kind == "stp" and key.isdigit():
         stored = ctx.document_files.get(tenant, subscriber_no, document_id, "json")
-        if stored is not None:  # kept when the notice was first delivered
-            kept = json.loads(stored)
-            return Found(loads(Document, json.dumps(kept["document"])), account,
-                         _organization(catalogue, kept["organization_id"]), kept["subscription_id"])
+        if stored is not None:  # kept as it was made when it was first delivered
+            document = loads(Document, stored)
+            invoice = next((i for i in ctx.accounts.documents(tenant, subscriber_no).invoices
+                            if i.number == document.number), None)  # the invoice it is about: its organisation
+            if invoice is not None:
+                return Found(document, account, _organization(catalogue, invoice.draft.organization_id),
+                             invoice.draft.subscription_id)
     raise NotFound(f"subscriber {subscriber_no} has no document {document_id}")
 
 
@@ -376,7 +383,8 @@ def _address(found: Found, channel: Channel, given: str) -> str:
 
 def _send_once(ctx: Context, tenant: str, found: Found, channel: Channel, to: str, attempt: int,
                last: bool) -> list[Delivery]:
-    """Claim the row of (document, channel, attempt) and send, unless another handler has."""
+    """Claim the row of (document, channel, attempt) and send, unless another handler has.
+    A handler that fails after claiming releases its claim before it raises."""
     now = ctx.clock.now()
     number, document = found.account.number, found.document
     row, fresh = ctx.deliveries.claim(tenant, number, Delivery(document.id, channel, attempt, DeliveryStatus.QUEUED,
@@ -386,33 +394,54 @@ def _send_once(ctx: Context, tenant: str, found: Found, channel: Channel, to: st
         if row.status in FINAL:
             return _resume(ctx, tenant, found, [row], last) if row.status is not DeliveryStatus.SENT else [row]
     try:
-        provider_id = _send(ctx, tenant, found, channel, row.recipient, attempt)
+        return _send_row(ctx, tenant, found, row, last)
+    except Exception:
+        _release(ctx, tenant, number, row)
+        raise
+
+
+def _send_row(ctx: Context, tenant: str, found: Found, row: Delivery, last: bool) -> list[Delivery]:
+    """Send the claimed row's document by its channel and record how it went."""
+    channel = Channel(row.channel)
+    try:
+        provider_id = _send(ctx, tenant, found, channel, row.recipient, row.attempt)
     except MailRefused as exc:
         return _failed(ctx, tenant, found, row, exc)
     except MailUnavailable as exc:
-        if not last:
-            raise  # the bus delivers the message again
-        return _failed(ctx, tenant, found, row, exc)
+        if last:
+            return _failed(ctx, tenant, found, row, exc)
+        raise  # the bus delivers the message again
     except NoRecipient as exc:
         if channel is Channel.PRINT:
             raise
         return _failed(ctx, tenant, found, row, exc)
-    sent = ctx.deliveries.update(tenant, number, replace(row, status=DeliveryStatus.SENT, at=ctx.clock.now(),
-                                                         provider_id=provider_id))
-    logger.info("document %s of subscriber %s delivered by %s (attempt %s)", document.id, number, channel, attempt)
+    # a failure to record is a mail sent and not recorded: the redelivery sends it again (the same Message-ID)
+    sent = ctx.deliveries.update(tenant, found.account.number, replace(
+        row, status=DeliveryStatus.SENT, at=ctx.clock.now(), provider_id=provider_id))
+    logger.info("document %s of subscriber %s delivered by %s (attempt %s)", row.document_id, found.account.number,
+                channel, row.attempt)
     return [sent]
+
+
+def _release(ctx: Context, tenant: str, subscriber_no: int, row: Delivery) -> None:
+    """Give the claim up (this handler failed and raises): the redelivered message takes the
+    row at once instead of waiting out the lease. If even this fails, the lease runs out."""
+    try:
+        ctx.deliveries.update(tenant, subscriber_no, replace(row, claimed_at=None))
+    except Exception:
+        logger.warning("could not release the claim on %s of subscriber %s", row.document_id, subscriber_no)
 
 
 def _take(ctx: Context, tenant: str, subscriber_no: int, row: Delivery) -> Delivery:
     """A row someone claimed before: as it ends (sent, failed) if its handler finishes within
-    ``WAIT``; taken over if its claim is older than ``LEASE``; else ``DeliveryInProgress``."""
+    ``WAIT``; taken if its handler released it (it failed and raised) or its claim is older
+    than ``LEASE`` (it died); else ``DeliveryInProgress``."""
     deadline = time.monotonic() + WAIT
     while True:
         if row.status in FINAL:
             return row
-        claimed = row.claimed_at or row.at
         now = ctx.clock.now()
-        if now - claimed > LEASE:
+        if row.claimed_at is None or now - row.claimed_at > LEASE:  # released, or its holder died
             try:
                 return ctx.deliveries.update(tenant, subscriber_no, replace(row, claimed_at=now))
             except ConcurrencyConflict:

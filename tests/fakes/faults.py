@@ -28,3 +28,8 @@ class Faults:
             fault = queued.pop(i)[1] if i is not None else None
         if fault is not None:
             raise fault
+
+    def clear_faults(self) -> None:
+        """Drop the faults injected and not raised yet."""
+        with self._faults_lock:
+            self._faults.clear()

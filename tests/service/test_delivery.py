@@ -6,6 +6,7 @@ log says what happened."""
 from __future__ import annotations
 
 import io
+import json
 import threading
 from dataclasses import replace
 from datetime import date, timedelta
@@ -14,12 +15,17 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
+from devhost.builders import install_catalogue
 from devhost.mailbox import Mailbox
 from functions.notification_worker import handle
 from functions.run_worker import handle as work
-from shared.adapters.bus import NOTICES, RUN_WORK
+from shared import bootstrap
+from shared.adapters.bus import NOTICES, RUN_WORK, event_message
+from shared.adapters.notify import CONTAINER
 from shared.domain.catalogue import Channel
-from shared.ports import BusMessage, DeliveryStatus, MailUnavailable
+from shared.domain.dunning import NoticeChannel
+from shared.domain.events import PaymentStopNotice
+from shared.ports import BusMessage, DeliveryStatus, MailUnavailable, Unavailable
 from shared.service import delivery
 from shared.service.context import Context
 from shared.service.delivery import DELIVERY_RUN, LEASE, MAIL_ATTEMPTS
@@ -147,8 +153,7 @@ def test_a_mail_server_that_is_down_is_retried_by_the_bus_then_print_on_the_last
     rows = run(two, delivery_count=MAIL_ATTEMPTS)  # its last delivery: print instead of the dead-letter queue
     assert [(r.channel, r.status) for r in rows] == [("email", DeliveryStatus.FAILED), ("print", DeliveryStatus.SENT)]
     mailbox.up()
-    ctx.clock.set(ctx.clock.now() + LEASE + timedelta(seconds=1))  # type: ignore[attr-defined]
-    (sent,) = run(one, delivery_count=2)  # the server is back: the queued row is sent
+    (sent,) = run(one, delivery_count=2)  # the server is back: the queued row (its claim released) is sent
     assert sent.status is DeliveryStatus.SENT
     assert [m["To"] for m in mailbox.mails(shop)] == ["kari1@example.no"]
     assert delivery.log(ctx, shop, second.subscriber_no)[0].status is DeliveryStatus.FAILED
@@ -227,11 +232,6 @@ def test_a_reminder_by_email_carries_its_pdf_and_one_by_sms_a_link(ctx: Context,
 
 
 def sms_text(ctx: Context, tenant: str, notice_id: str) -> str:
-    import json
-
-    from shared import bootstrap
-    from shared.adapters.notify import CONTAINER
-
     container = bootstrap.blob_service().get_container_client(CONTAINER)
     (name,) = [b.name for b in container.list_blobs(name_starts_with=f"{tenant}/") if notice_id in b.name]
     return str(json.loads(container.download_blob(name).readall())["text"])
@@ -259,10 +259,6 @@ def test_a_handler_that_dies_at_any_step_is_finished_by_the_redelivery_with_one_
     after it went and before the row says so); the bus then delivers the message again
     after the claim went stale. One mail every time, but in the window between sending and
     recording, where the repeat is the same message (the same Message-ID)."""
-    from devhost.builders import install_catalogue
-
-    from shared.ports import Unavailable
-
     ctx = fake_ctx
     install_catalogue(ctx, "shop")
     placed = place_order(ctx, order("shop", 1))
@@ -280,10 +276,6 @@ def test_a_handler_that_dies_at_any_step_is_finished_by_the_redelivery_with_one_
 
 
 def stop_notice(tenant: str, subscriber_no: int, channel: str = "email", to: str = "kari1@example.no") -> BusMessage:
-    from shared.adapters.bus import event_message
-    from shared.domain.dunning import NoticeChannel
-    from shared.domain.events import PaymentStopNotice
-
     event = PaymentStopNotice(
         "stop-notice.avisa.1", subscriber_no=subscriber_no, name="Kari Nordmann 1", day=date(2026, 2, 4),
         channel=NoticeChannel(channel), to=to, organization_id="avisa", organization_name="Avisa Nordvest AS",
@@ -315,3 +307,14 @@ def test_a_bounce_reported_later_sends_the_document_to_print_once(ctx: Context, 
     assert len(list(ctx.print_queue.items(shop, date(2026, 1, 5), "avisa"))) == 1
     seen = ctx.attention.find(shop, DELIVERY_RUN, placed.subscriber_no, row.document_id)
     assert seen is not None and seen.count == 1 and "bounced" in seen.reason
+
+
+def test_a_resend_by_sms_to_a_subscriber_without_a_phone_is_refused_before_anything_is_claimed(
+        ctx: Context, shop: str, mailbox: Mailbox) -> None:
+    placed = place_order(ctx, order(shop, 1))
+    run(notices(ctx)[0])
+    with pytest.raises(delivery.NoRecipient):
+        delivery.resend(ctx, shop, placed.subscriber_no, "inv-00000001", channel="sms")
+    assert [d.attempt for d in delivery.log(ctx, shop, placed.subscriber_no)] == [1]
+    sent = delivery.resend(ctx, shop, placed.subscriber_no, "inv-00000001", channel="sms", to="+47 41234567")
+    assert (sent.channel, sent.attempt, sent.status) == ("sms", 2, DeliveryStatus.SENT)
