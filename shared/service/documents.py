@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..adapters.codec import loads
-from ..documents.ehf import render_ehf, why_not_ehf
+from ..documents.ehf import ehf_kinds, render_ehf, why_not_ehf
 from ..documents.pdf import render_pdf
 from ..domain.account import Account, ReminderDocument, issue, next_drafts
 from ..domain.catalogue import Catalogue, Channel
@@ -192,11 +192,13 @@ def preview_pdf(ctx: Context, tenant: str, subscriber_no: int, subscription_id: 
 
 def channel_of(account: Account, catalogue: Catalogue, found: Found) -> Channel | None:
     """The channel a document goes by as things stand (the access point assumed to take
-    EHF where the organisation sends it); None once its organisation left the catalogue."""
+    EHF where the organisation sends it; a reminder or notice, which has no EHF form, by
+    e-mail instead, as ``delivery.route`` does); None once its organisation left the catalogue."""
     org = catalogue.organizations.get(found.organization_id)
     if org is None:
         return None
-    return choose_channel(org, account.subscriber, account.subscriptions.get(found.subscription_id), True)
+    channel = choose_channel(org, account.subscriber, account.subscriptions.get(found.subscription_id), True)
+    return Channel.EMAIL if channel is Channel.EHF and found.document.kind not in ehf_kinds else channel
 
 
 def summary(found: Found, channel: Channel | None, deliveries: list[Delivery]) -> dict[str, Any]:

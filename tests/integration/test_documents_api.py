@@ -37,6 +37,7 @@ from shared.service.billing import bill_one
 from shared.service.catalogue import put_item
 from shared.service.context import Context
 from shared.service.customer_service import add_correction, credit_invoice
+from shared.service.dunning import dun_subscribers
 from shared.service.orders import PlaceOrder, fingerprint, place_order
 from shared.service.payments_in import register_payment
 from tests.conftest import oslo_morning
@@ -461,16 +462,19 @@ def test_a_channel_the_subscriber_cannot_receive_or_a_bad_value_is_refused_and_c
 
 def test_ehf_needs_an_organisation_that_sends_it_and_an_unknown_subscription_is_404(
         ctx: Context, shop: str, placed: dict[str, Any]) -> None:
-    company = place_order(ctx, PlaceOrder(tenant=shop, plan_id="digital-monthly", payment_type=order(shop).payment_type,
-                                          name="Bedrift AS", email="post@bedrift.no",
-                                          organization_number="923609016"))
-    them = placed | {"n": company.subscriber_no, "sub": company.subscription_id,
-                     "route": {"subscriber_no": str(company.subscriber_no)}}
+    firm = company(ctx, shop)
+    them = placed | {"n": firm.subscriber_no, "sub": firm.subscription_id,
+                     "route": {"subscriber_no": str(firm.subscriber_no)}}
     status, found = patch(them, {"delivery": "ehf"})
     assert status == 422 and "ehf_enabled" in found["detail"]
     org = ctx.catalogue.get(shop).organizations["avisa"]
     put_item(ctx, shop, "organization", replace(org, ehf_enabled=True))
     assert patch(them, {"delivery": "ehf"})[0] == 200
+    ctx.clock.set(oslo_morning(date(2026, 1, 26)))  # type: ignore[attr-defined]
+    dun_subscribers(ctx, shop, date(2026, 1, 26), [firm.subscriber_no])  # reminder 1 of the unpaid invoice
+    listed = json.loads(get("documents_list", placed["token"], them["route"])[2])
+    # the invoice goes by EHF; the reminder, which has no EHF form, by e-mail
+    assert [(d["kind"], d["channel"]) for d in listed] == [("invoice", "ehf"), ("reminder", "email")]
     assert patch(placed, {"delivery": "email"}, sub="nope")[0] == 404
 
 
