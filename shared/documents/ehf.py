@@ -69,6 +69,7 @@ CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 
 ENDPOINT_SCHEME = {"NO": "0192", "SE": "0007"}  # ISO 6523 ICD: Enhetsregisteret, Bolagsverket
 SE_STANDARD_RATES_BP = frozenset({600, 1200, 2500})  # SE-R-006
+SE_VAT_NUMBER = re.compile("SE[0-9]{12}")  # SE-R-001/002
 UNIT = "EA"  # UN/ECE Rec. 20 "each": copies, months of a subscription, a fee
 OFFICIAL_TOLERANCE_MINOR = 100  # BR-CO-17/BR-S-09: |tax - taxable x rate| < 1 currency unit
 
@@ -130,7 +131,7 @@ def seller_vat_id(seller: Seller) -> str | None:
     if seller.party.country == "NO":
         return f"NO{number}MVA"
     vat = "".join((seller.vat_number or f"SE{number}01").split()).upper()
-    return vat if len(vat) == 14 and vat.startswith("SE") and vat[2:].isdigit() else None
+    return vat if SE_VAT_NUMBER.fullmatch(vat) else None
 
 
 def category(rate_bp: int, seller: Seller) -> Category:
@@ -326,6 +327,8 @@ def render_ehf(document: Document, pdf: bytes) -> bytes:
     reason = why_not_ehf(document)
     if reason:
         raise NotEhf(f"{document.id}: {reason}")
+    if not pdf:
+        raise ValueError(f"{document.id}: no PDF to attach (an empty attachment is an empty element, R008)")
     credit = document.kind is Kind.CREDIT_NOTE
     root_ns = NS_CREDIT_NOTE if credit else NS_INVOICE
     root = etree.Element(f"{{{root_ns}}}{'CreditNote' if credit else 'Invoice'}",

@@ -21,8 +21,8 @@ contact, "page n of m"). Pages are planned before anything is drawn, so "of m" i
 
 The same document gives the same bytes: reportlab's invariant mode, the creation date
 the document's issue date, the file identifier derived from the document, and fonts
-(Bitstream Vera, shipped inside the reportlab package, so no system font is read)
-embedded as subsets.
+embedded as subsets (Bitstream Vera from the reportlab package, or DejaVu Sans from
+``fonts/`` for a document with letters Vera lacks; no system font is read).
 """
 
 from __future__ import annotations
@@ -30,10 +30,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import date
+from functools import cache, lru_cache
 
 import reportlab  # type: ignore[import-untyped]  # reportlab ships no type hints
+from PIL import Image
 from reportlab.lib.colors import Color, HexColor, black  # type: ignore[import-untyped]  # reportlab ships no type hints
 from reportlab.lib.pagesizes import A4  # type: ignore[import-untyped]  # reportlab ships no type hints
 from reportlab.lib.utils import ImageReader  # type: ignore[import-untyped]  # reportlab ships no type hints
@@ -43,7 +47,8 @@ from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]  # re
 
 from shared.domain.documents import Document, Kind
 from shared.domain.invoicing import InvoiceLine
-from shared.domain.letters import TEMPLATE_VERSION, Language, PaymentMethod, Seller
+from shared.domain.letters import TEMPLATE_VERSION, Language, Party, PaymentMethod, Seller
+from shared.domain.money import divide_half_up
 
 from . import texts
 from .texts import amount, day, text
@@ -51,10 +56,49 @@ from .texts import amount, day, text
 TEMPLATES = frozenset({1})  # every template version this renderer can draw
 assert TEMPLATE_VERSION in TEMPLATES, "a new template version needs its layout here"
 
+# Bitstream Vera (inside the reportlab wheel) draws every document whose texts it covers
+# (Latin-1 and a little more: æøåäö, €); a document with a letter beyond it (Sami č đ ŋ š ŧ
+# ž, Polish ł ś, Baltic ė ...) is drawn in DejaVu Sans, Vera's extension with the same
+# design, committed with its licence in fonts/. Neither is read from the system.
 FONT, BOLD = "AbonnoSans", "AbonnoSans-Bold"
-_FONT_DIR = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
-pdfmetrics.registerFont(TTFont(FONT, os.path.join(_FONT_DIR, "Vera.ttf")))
-pdfmetrics.registerFont(TTFont(BOLD, os.path.join(_FONT_DIR, "VeraBd.ttf")))
+WIDE, WIDE_BOLD = "AbonnoSansWide", "AbonnoSansWide-Bold"
+_VERA_DIR = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
+_DEJAVU_DIR = os.path.join(os.path.dirname(__file__), "fonts")
+pdfmetrics.registerFont(TTFont(FONT, os.path.join(_VERA_DIR, "Vera.ttf")))
+pdfmetrics.registerFont(TTFont(BOLD, os.path.join(_VERA_DIR, "VeraBd.ttf")))
+VERA_COVERS = frozenset(chr(code) for code in pdfmetrics.getFont(FONT).face.charToGlyph) | {"\n"}
+
+
+_REGISTERING = threading.Lock()
+
+
+@cache
+def _wide_fonts() -> tuple[str, str]:
+    """DejaVu Sans, registered when a document first needs it (reading it takes a while)."""
+    with _REGISTERING:  # documents are rendered in threads
+        if WIDE_BOLD not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(TTFont(WIDE, os.path.join(_DEJAVU_DIR, "DejaVuSans.ttf")))
+            pdfmetrics.registerFont(TTFont(WIDE_BOLD, os.path.join(_DEJAVU_DIR, "DejaVuSans-Bold.ttf")))
+    return WIDE, WIDE_BOLD
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every text in a document: its fields, its letter's, its lines' (whatever they are)."""
+    if isinstance(value, str):
+        yield value
+    elif is_dataclass(value) and not isinstance(value, type):
+        for f in fields(value):
+            yield from _strings(getattr(value, f.name))
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def fonts_for(document: Document) -> tuple[str, str]:
+    """The regular and bold font that draw every text of ``document``."""
+    if all(set(s) <= VERA_COVERS for s in _strings(document)):
+        return FONT, BOLD
+    return _wide_fonts()
 
 WIDTH, HEIGHT = A4
 LEFT, RIGHT = 50.0, WIDTH - 50.0
@@ -76,6 +120,8 @@ def width(s: str, font: str = FONT, size: float = SIZE) -> float:
 
 def wrap(s: str, limit: float, font: str = FONT, size: float = SIZE) -> list[str]:
     """``s`` in lines no wider than ``limit``: at spaces, and inside a word too long to fit."""
+    if width(s, font, size) <= limit and "\n" not in s:
+        return [s] if s.strip() else [""]
     lines: list[str] = []
     current = ""
     for word in s.split():
@@ -99,11 +145,14 @@ def wrap(s: str, limit: float, font: str = FONT, size: float = SIZE) -> list[str
 def right(c: Canvas, x: float, y: float, value: str, room: float, font: str = FONT, size: float = SIZE) -> None:
     """``value`` right-aligned at ``x``, in a smaller size if it is wider than ``room`` (a huge amount)."""
     needed = width(value, font, size)
-    fitted = size if needed <= room else max(4.0, size * room / needed)
-    c.setFont(font, fitted)
-    c.drawRightString(x, y, value)
-    if fitted != size:
+    if needed <= room:
         c.setFont(font, size)
+        c.drawString(x - needed, y, value)
+        return
+    fitted = max(4.0, size * room / needed)
+    c.setFont(font, fitted)
+    c.drawString(x - needed * fitted / size, y, value)
+    c.setFont(font, size)
 
 
 def _fitting(word: str, limit: float, font: str, size: float) -> int:
@@ -117,17 +166,15 @@ def _fitting(word: str, limit: float, font: str, size: float) -> int:
     return low
 
 
-def orgnr_text(seller: Seller) -> str:
-    """NO: "Org.nr. 923 609 016 MVA" (MVA only when VAT-registered); SE: "Org.nr 556036-0793"."""
-    number = seller.party.organization_number or ""
+def orgnr_text(party: Party) -> str:
+    """An organisation number as its country writes it: 923 609 016 (NO), 556036-0793 (SE)."""
+    number = party.organization_number or ""
     digits = "".join(c for c in number if c.isdigit())
-    if seller.party.country == "SE" and len(digits) == 10:
-        shown = f"{digits[:6]}-{digits[6:]}"
-    elif len(digits) == 9:
-        shown = f"{digits[:3]} {digits[3:6]} {digits[6:]}"
-    else:
-        shown = number
-    return shown
+    if party.country == "SE" and len(digits) == 10:
+        return f"{digits[:6]}-{digits[6:]}"
+    if party.country == "NO" and len(digits) == 9:
+        return f"{digits[:3]} {digits[3:6]} {digits[6:]}"
+    return number
 
 
 def vat_number(seller: Seller) -> str | None:
@@ -153,6 +200,11 @@ def account_text(account: str | None, country: str) -> str:
     return raw
 
 
+def unit_net(line: InvoiceLine) -> int:
+    """A line's unit price excluding VAT: its net amount over its quantity, to the nearest öre."""
+    return divide_half_up(line.net_minor, line.quantity) if line.quantity > 0 else line.net_minor
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """One invoice line as the lines table shows it: its description wrapped, its own
@@ -170,6 +222,10 @@ class _Renderer:
         self.lang: Language = document.letter.language
         self.seller = document.letter.seller
         self.country = self.seller.party.country
+        self.font, self.bold = fonts_for(document)
+        # Sweden: unit price and amount excluding VAT on each line (mervärdesskattelagen 17 kap. 24 §);
+        # elsewhere the gross prices Nordic consumers are quoted
+        self.net_prices = self.country == "SE"
         colour = self.seller.branding.colour
         try:
             self.colour: Color = HexColor(colour if colour.startswith("#") and len(colour) == 7 else DEFAULT_COLOUR)
@@ -192,13 +248,13 @@ class _Renderer:
     # --- planning ------------------------------------------------------------------------
     def _footer_lines(self) -> list[str]:
         b = self.seller.branding
-        lines = wrap(b.footer, RIGHT - LEFT, FONT, SMALL) if b.footer.strip() else []
+        lines = wrap(b.footer, RIGHT - LEFT, self.font, SMALL) if b.footer.strip() else []
         contact = [self.seller.party.name]
         if b.contact_email:
             contact.append(f"{self.t('email')}: {b.contact_email}")
         if b.contact_phone:
             contact.append(f"{self.t('phone')}: {b.contact_phone}")
-        return lines + wrap("  ·  ".join(contact), RIGHT - LEFT - 80, FONT, SMALL)
+        return lines + wrap("  ·  ".join(contact), RIGHT - LEFT - 80, self.font, SMALL)
 
     @property
     def footer_top(self) -> float:
@@ -208,7 +264,7 @@ class _Renderer:
         rows: list[Row] = []
         delivered = self.delivered()
         for li in self.d.lines:
-            desc = tuple(wrap(li.description, COL_DESC_WIDTH))
+            desc = tuple(wrap(li.description, COL_DESC_WIDTH, self.font))
             sub = ""
             if li.period_start and li.period_end and (li.period_start, li.period_end) != delivered:
                 sub = texts.period(li.period_start, li.period_end, self.lang)
@@ -217,24 +273,28 @@ class _Renderer:
 
     def draw_row(self, c: Canvas, y: float, row: Row) -> None:
         li = row.line
-        c.setFont(FONT, SIZE)
+        c.setFont(self.font, SIZE)
         base = y - LEADING + 3
         for i, part in enumerate(row.description):
             c.drawString(LEFT, base - i * LEADING, part)
         if row.period:
-            c.setFont(FONT, SMALL)
+            c.setFont(self.font, SMALL)
             c.setFillColor(GREY)
             c.drawString(LEFT, base - len(row.description) * LEADING, row.period)
             c.setFillColor(black)
-            c.setFont(FONT, SIZE)
-        right(c, COL_QTY, base, texts.number(li.quantity, self.lang), COL_QTY - LEFT - COL_DESC_WIDTH - 6)
-        right(c, COL_PRICE, base, self.money(li.unit_price_minor), COL_PRICE - COL_QTY - 4)
-        right(c, COL_RATE, base, texts.percent(li.vat_rate_bp, self.lang), COL_RATE - COL_PRICE - 4)
-        right(c, COL_AMOUNT, base, self.money(li.gross_minor), COL_AMOUNT - COL_RATE - 4)
+            c.setFont(self.font, SIZE)
+        right(c, COL_QTY, base, texts.number(li.quantity, self.lang), COL_QTY - LEFT - COL_DESC_WIDTH - 6, self.font)
+        if self.net_prices:
+            price, amount = unit_net(li), li.net_minor
+        else:
+            price, amount = li.unit_price_minor, li.gross_minor
+        right(c, COL_PRICE, base, self.money(price), COL_PRICE - COL_QTY - 4, self.font)
+        right(c, COL_RATE, base, texts.percent(li.vat_rate_bp, self.lang), COL_RATE - COL_PRICE - 4, self.font)
+        right(c, COL_AMOUNT, base, self.money(amount), COL_AMOUNT - COL_RATE - 4, self.font)
 
     def summary_height(self) -> float:
-        if not self.d.kind.is_invoice and self.d.kind is not Kind.CREDIT_NOTE:
-            return 0.0
+        if self.d.kind in (Kind.REMINDER, Kind.STOP_NOTICE):
+            return LEADING * 3 + 14
         vat_rows = 2 + len(self.d.vat)
         total_rows = 4 + (1 if self.d.credit_applied_minor else 0)
         return LEADING * max(vat_rows, total_rows) + 24
@@ -264,7 +324,7 @@ class _Renderer:
     # --- drawing -------------------------------------------------------------------------
     def render(self) -> bytes:
         buf = io.BytesIO()
-        c = Canvas(buf, pagesize=A4, invariant=1, pageCompression=1, pdfVersion=(1, 4), initialFontName=FONT,
+        c = Canvas(buf, pagesize=A4, invariant=1, pageCompression=1, pdfVersion=(1, 4), initialFontName=self.font,
                    initialFontSize=SIZE)
         issued = self.d.issue_date
         c.setDateFormatter(lambda *_: f"D:{issued.year:04d}{issued.month:02d}{issued.day:02d}000000+00'00'")
@@ -292,7 +352,7 @@ class _Renderer:
                 y = self.draw_summary(c, y - 8)
                 self.draw_payment(c, y - 8)
             else:
-                c.setFont(FONT, SMALL)
+                c.setFont(self.font, SMALL)
                 c.setFillColor(GREY)
                 c.drawRightString(RIGHT, self.footer_top + 2, self.t("carried"))
                 c.setFillColor(black)
@@ -322,7 +382,7 @@ class _Renderer:
             logo_bottom = top - h * scale
         title = texts.title(d.kind, lang)
         if c is not None:
-            c.setFont(BOLD, 18)
+            c.setFont(self.bold, 18)
             c.setFillColor(self.colour)
             c.drawRightString(RIGHT, top - 16, title)
             c.setFillColor(black)
@@ -331,8 +391,8 @@ class _Renderer:
             if c is not None:
                 label = self.t("preview")
                 c.setFillColor(PREVIEW_RED)
-                c.setFont(BOLD, 10)
-                label_width = width(label, BOLD, 10)
+                c.setFont(self.bold, 10)
+                label_width = width(label, self.bold, 10)
                 c.roundRect(RIGHT - label_width - 12, y - 16, label_width + 12, 18, 3, stroke=1, fill=0)
                 c.drawRightString(RIGHT - 6, y - 11, label)
                 c.setFillColor(black)
@@ -354,13 +414,14 @@ class _Renderer:
             lines.append((p.address, False))
         if p.postal_code or p.city:
             lines.append((f"{p.postal_code or ''} {p.city or ''}".strip(), False))
-        if p.organization_number:
-            suffix = " MVA" if self.country != "SE" and s.vat_registered else ""
-            lines.append((f"{self.t('org_number')} {orgnr_text(s)}{suffix}", False))
-        if self.country != "SE" and s.company:
+        norway = self.country == "NO"
+        if p.organization_number:  # Norway: "MVA" after it when VAT-registered (bokføringsforskriften § 5-1-1)
+            suffix = " MVA" if norway and s.vat_registered else ""
+            lines.append((f"{self.t('org_number')} {orgnr_text(p)}{suffix}", False))
+        if norway and s.company:
             lines.append(("Foretaksregisteret", False))
         vat = vat_number(s)
-        if self.country == "SE" and vat:
+        if not norway and vat:  # Sweden and elsewhere: the VAT registration number
             lines.append((f"{self.t('vat_number')}: {vat}", False))
         if s.branding.contact_email:
             lines.append((f"{self.t('email')}: {s.branding.contact_email}", False))
@@ -378,20 +439,20 @@ class _Renderer:
         if b.country != self.country:
             lines.append((b.country, False))
         if b.organization_number:
-            lines.append((f"{self.t('org_number')} {b.organization_number}", False))
+            lines.append((f"{self.t('org_number')} {orgnr_text(b)}", False))
         return lines
 
     def draw_block(self, c: Canvas | None, x: float, y: float, lines: list[tuple[str, bool]], limit: float,
                    label: str = "") -> float:
         if label:
             if c is not None:
-                c.setFont(FONT, SMALL)
+                c.setFont(self.font, SMALL)
                 c.setFillColor(GREY)
                 c.drawString(x, y, label)
                 c.setFillColor(black)
             y -= LEADING
         for value, bold in lines:
-            font = BOLD if bold else FONT
+            font = self.bold if bold else self.font
             for part in wrap(value, limit, font):
                 if c is not None:
                     c.setFont(font, SIZE)
@@ -437,18 +498,18 @@ class _Renderer:
         if d.letter.buyer_reference:
             facts.append((self.t("your_reference"), d.letter.buyer_reference))
         if d.kid and d.kind is not Kind.CREDIT_NOTE:
-            facts.append((texts.reference_label(self.country), d.kid))
+            facts.append((texts.reference_label(self.country, self.lang), d.kid))
         return facts
 
     def draw_facts(self, c: Canvas | None, x: float, y: float) -> float:
         for label, value in self.facts():
-            parts = wrap(value, FACTS_VALUE_WIDTH)
+            parts = wrap(value, FACTS_VALUE_WIDTH, self.bold)
             if c is not None:
-                c.setFont(FONT, SMALL)
+                c.setFont(self.font, SMALL)
                 c.setFillColor(GREY)
                 c.drawString(x, y, label)
                 c.setFillColor(black)
-                c.setFont(BOLD, SIZE)
+                c.setFont(self.bold, SIZE)
                 for i, part in enumerate(parts):
                     c.drawRightString(RIGHT, y - i * LEADING, part)
             y -= LEADING * len(parts)
@@ -472,14 +533,14 @@ class _Renderer:
         if d.kind is Kind.STOP_NOTICE:
             stop = self.when(d.stop_date or d.due_date)
             return [self.t("stop_text").format(date=stop),
-                    self.t("how_to_pay").format(reference=texts.reference_label(self.country))]
+                    self.t("how_to_pay").format(reference=texts.reference_label(self.country, self.lang))]
         return []
 
     def draw_kind_text(self, c: Canvas | None, y: float) -> float:
         for paragraph in self.kind_paragraphs():
-            for part in wrap(paragraph, RIGHT - LEFT):
+            for part in wrap(paragraph, RIGHT - LEFT, self.font):
                 if c is not None:
-                    c.setFont(FONT, SIZE)
+                    c.setFont(self.font, SIZE)
                     c.drawString(LEFT, y, part)
                 y -= LEADING
             y -= 3
@@ -490,7 +551,7 @@ class _Renderer:
         c.rect(0, HEIGHT - BAND, WIDTH, BAND, stroke=0, fill=1)
         c.setFillColor(black)
         top = HEIGHT - BAND - 24
-        c.setFont(BOLD, SIZE)
+        c.setFont(self.bold, SIZE)
         c.drawString(LEFT, top, self.seller.party.name[:80])
         label = texts.title(self.d.kind, self.lang)
         if not self.preview:
@@ -501,13 +562,14 @@ class _Renderer:
         return self.continuation_top()
 
     def draw_table_head(self, c: Canvas, y: float) -> float:
-        c.setFont(BOLD, SIZE)
+        c.setFont(self.bold, SIZE)
         base = y - LEADING + 3
         c.drawString(LEFT, base, self.t("description"))
-        c.drawRightString(COL_QTY, base, self.t("quantity"))
-        c.drawRightString(COL_PRICE, base, self.t("unit_price"))
-        c.drawRightString(COL_RATE, base, self.t("vat_rate"))
-        c.drawRightString(COL_AMOUNT, base, self.t("line_amount"))
+        net = "_net" if self.net_prices else ""
+        for x, room, key in ((COL_QTY, 40.0, "quantity"), (COL_PRICE, COL_PRICE - COL_QTY - 4, f"unit_price{net}"),
+                             (COL_RATE, COL_RATE - COL_PRICE - 4, "vat_rate"),
+                             (COL_AMOUNT, COL_AMOUNT - COL_RATE - 4, f"line_amount{net}")):
+            right(c, x, base, self.t(key), room, self.bold)
         c.setStrokeColor(self.colour)
         c.setLineWidth(0.8)
         c.line(LEFT, y - LEADING, RIGHT, y - LEADING)
@@ -524,11 +586,11 @@ class _Renderer:
         c.setStrokeColor(black)
         top = y - LEADING
         # VAT per rate: rate, basis, VAT
-        c.setFont(BOLD, SIZE)
+        c.setFont(self.bold, SIZE)
         c.drawString(LEFT, top, self.t("vat_rate"))
         c.drawRightString(LEFT + 130, top, self.t("vat_basis"))
         c.drawRightString(LEFT + 235, top, self.t("vat"))
-        c.setFont(FONT, SIZE)
+        c.setFont(self.font, SIZE)
         vy = top
         for part in d.vat:
             vy -= LEADING
@@ -545,7 +607,7 @@ class _Renderer:
                 rows.append((self.t("credit_applied"), -d.credit_applied_minor, False))
             rows.append((self.t("amount_due"), d.amount_due_minor, True))
         for label, value, bold in rows:
-            c.setFont(BOLD if bold else FONT, SIZE)
+            c.setFont(self.bold if bold else self.font, SIZE)
             c.drawString(label_x, ty, label)
             c.drawRightString(RIGHT, ty, self.money(value))
             ty -= LEADING
@@ -566,7 +628,7 @@ class _Renderer:
         else:
             rows.append((self.t("owed"), d.total_minor, True))
         for label, value, bold in rows:
-            c.setFont(BOLD if bold else FONT, SIZE)
+            c.setFont(self.bold if bold else self.font, SIZE)
             c.drawString(335.0, ty, label)
             c.drawRightString(RIGHT, ty, self.money(value))
             ty -= LEADING
@@ -582,16 +644,16 @@ class _Renderer:
         c.rect(LEFT, bottom, RIGHT - LEFT, PAYMENT_HEIGHT, stroke=1, fill=0)
         c.setStrokeColor(black)
         x = LEFT + 10
-        c.setFont(BOLD, 10)
+        c.setFont(self.bold, 10)
         c.setFillColor(self.colour)
         c.drawString(x, top - 16, self.t("payment"))
         c.setFillColor(black)
         if d.kind is Kind.CREDIT_NOTE:
-            c.setFont(FONT, SIZE)
+            c.setFont(self.font, SIZE)
             c.drawString(x, top - 36, self.t("nothing_to_pay"))
             return
         if d.amount_due_minor <= 0:
-            c.setFont(FONT, SIZE)
+            c.setFont(self.font, SIZE)
             c.drawString(x, top - 36, self.t("nothing_due"))
             return
         # a reminder or a stop notice is paid by giro whatever the method: the charge already failed
@@ -601,21 +663,21 @@ class _Renderer:
             reference = d.kid if d.kid else self.t("preview_no_kid")
             cells = [(texts.account_label(self.country, self.lang),
                       account_text(self.seller.bank_account, self.country)),
-                     (texts.reference_label(self.country), reference),
+                     (texts.reference_label(self.country, self.lang), reference),
                      (self.t("amount"), self.money(d.amount_due_minor)),
                      (self.t("due_date"), due)]
         else:
-            c.setFont(BOLD, SIZE)
+            c.setFont(self.bold, SIZE)
             c.drawString(x, top - 34, texts.payment_note(method, self.lang))
             cells = [(self.t("amount"), self.money(d.amount_due_minor)), (self.t("charge_date"), due)]
         for i, (label, value) in enumerate(cells):
             cx = x + (i % 2) * 240
             cy = top - (50 if method is not PaymentMethod.GIRO else 34) - (i // 2) * 28
-            c.setFont(FONT, SMALL)
+            c.setFont(self.font, SMALL)
             c.setFillColor(GREY)
             c.drawString(cx, cy, label)
             c.setFillColor(black)
-            c.setFont(BOLD, 11 if width(value, BOLD, 11) < 225 else SIZE)
+            c.setFont(self.bold, 11 if width(value, self.bold, 11) < 225 else SIZE)
             c.drawString(cx, cy - 13, value)
 
     def draw_footer(self, c: Canvas, page: int, pages: int) -> None:
@@ -623,7 +685,7 @@ class _Renderer:
         c.setLineWidth(0.8)
         c.line(LEFT, self.footer_top - 2, RIGHT, self.footer_top - 2)
         c.setStrokeColor(black)
-        c.setFont(FONT, SMALL)
+        c.setFont(self.font, SMALL)
         c.setFillColor(GREY)
         y = self.footer_top - 12
         for part in self.footer_lines:
@@ -633,19 +695,37 @@ class _Renderer:
         c.setFillColor(black)
 
 
-def _image(logo: bytes | None) -> tuple[ImageReader, tuple[int, int]] | None:
-    """The logo, if it reads as an image (PNG or JPEG); a broken image is left out."""
-    if not logo:
-        return None
+LOGO_PIXELS = (600, 200)  # 4 times the drawn size (150 x 50 pt): sharp in print, small in the PDF
+LOGO_MOST_PIXELS = 50_000_000  # a larger image is not decoded at all
+
+
+@lru_cache(maxsize=32)
+def _prepared_logo(logo: bytes) -> bytes | None:
+    """The logo scaled down to what the document draws, as PNG (its transparency kept), or
+    None when it does not read as an image: an organisation's big logo is not embedded in
+    every document at full size, and it is decoded once per process, not per document."""
     try:
-        reader = ImageReader(io.BytesIO(logo))
-        w, h = reader.getSize()
-        reader.getRGBData()  # decodes it: a truncated image fails here, not while drawing
+        with Image.open(io.BytesIO(logo)) as image:
+            if image.width * image.height > LOGO_MOST_PIXELS:
+                return None
+            image.load()
+            picture = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+        picture.thumbnail(LOGO_PIXELS, Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        picture.save(out, "PNG")
+        return out.getvalue()
     except Exception:  # whatever a broken image raises, the document renders without it
         return None
-    if w <= 0 or h <= 0:
+
+
+def _image(logo: bytes | None) -> tuple[ImageReader, tuple[int, int]] | None:
+    """The logo, if it reads as an image (PNG or JPEG); a broken image is left out."""
+    prepared = _prepared_logo(logo) if logo else None
+    if prepared is None:
         return None
-    return reader, (w, h)
+    reader = ImageReader(io.BytesIO(prepared))
+    w, h = reader.getSize()
+    return (reader, (w, h)) if w > 0 and h > 0 else None
 
 
 def render_pdf(document: Document, logo: bytes | None = None) -> bytes:

@@ -121,6 +121,8 @@ TEXTS: dict[str, tuple[str, str, str]] = {  # key: (nb, sv, en)
     "description": ("Beskrivelse", "Beskrivning", "Description"),
     "quantity": ("Antall", "Antal", "Quantity"),
     "unit_price": ("Enhetspris", "À-pris", "Unit price"),
+    "unit_price_net": ("Enhetspris eks. MVA", "À-pris exkl. moms", "Unit price excl. VAT"),
+    "line_amount_net": ("Beløp eks. MVA", "Belopp exkl. moms", "Amount excl. VAT"),
     "vat_rate": ("MVA-sats", "Momssats", "VAT rate"),
     "line_amount": ("Beløp", "Belopp", "Amount"),
     "carried": ("Fortsetter på neste side", "Fortsätter på nästa sida", "Continued on the next page"),
@@ -138,6 +140,7 @@ TEXTS: dict[str, tuple[str, str, str]] = {  # key: (nb, sv, en)
     "payment": ("Betalingsinformasjon", "Betalningsinformation", "Payment information"),
     "account": ("Kontonummer", "Kontonummer", "Account number"),
     "amount": ("Beløp", "Belopp", "Amount"),
+    "reference": ("Referanse", "Referens", "Reference"),
     "charge_date": ("Trekkdato", "Dragningsdatum", "Charge date"),
     "avtalegiro": ("Beløpet trekkes fra din konto", "Beloppet dras från ditt konto",
                    "The amount is charged to your account"),
@@ -166,9 +169,9 @@ TEXTS: dict[str, tuple[str, str, str]] = {  # key: (nb, sv, en)
     "stop_text": ("Abonnementet ditt stanses {date} hvis beløpet ikke er betalt innen da.",
                   "Din prenumeration stoppas {date} om beloppet inte är betalt innan dess.",
                   "Your subscription is stopped on {date} unless the amount is paid by then."),
-    "how_to_pay": ("Betal beløpet til kontoen under, merket med {reference}.",
-                   "Betala beloppet till kontot nedan, märkt med {reference}.",
-                   "Pay the amount to the account below, marked with the {reference} reference."),
+    "how_to_pay": ("Betal beløpet til kontoen under og oppgi {reference}.",
+                   "Betala beloppet till kontot nedan och ange {reference}.",
+                   "Pay the amount to the account below, quoting the {reference}."),
     "page": ("Side {page} av {pages}", "Sida {page} av {pages}", "Page {page} of {pages}"),
 }
 _INDEX = {Language.NB: 0, Language.SV: 1, Language.EN: 2}
@@ -187,9 +190,9 @@ def payment_note(method: PaymentMethod, language: Language) -> str:
     return "" if method is PaymentMethod.GIRO else text(language, method.value)
 
 
-def reference_label(country: str) -> str:
+def reference_label(country: str, language: Language) -> str:
     """The payment reference's name by the seller's country: KID (Norway), OCR (Sweden)."""
-    return "OCR" if country == "SE" else "KID"
+    return {"NO": "KID", "SE": "OCR"}.get(country) or text(language, "reference")
 
 
 def account_label(country: str, language: Language) -> str:

@@ -118,6 +118,8 @@ def invoices() -> dict[str, Invoice]:
             [newspaper(19900, 600), newspaper(9900, 2500, 1, "Korsord"), newspaper(5000, 0, 1, "Medlemsblad")],
             letter(SE_ORG, SE_BUYER, buyer_reference="Inköp 7")),
         "se-to-no-buyer": invoice([newspaper(19900, 1200, 2)], letter(SE_ORG, NO_BUYER)),
+        "se-not-vat-registered": invoice([newspaper(19900, 0)],
+                                         letter(dataclasses.replace(SE_ORG, vat_registered=False), SE_BUYER)),
         # BR-CO-17's tolerance: lines of 0.03 at 25 % each carry 0.01 VAT, half an øre more
         # than their taxable 0.02 x 25 %: 5 such lines are 0.03 apart (the package's own
         # tolerance is 0.01, the official one under 1.00), 199 lines are 0.99 apart

@@ -72,9 +72,10 @@ def one(xml: bytes, path: str) -> str:
     return values[0]
 
 
-def issued(lines: list[InvoiceLine], the_letter: Letter | None = None, **kw: object) -> Document:
+def issued(lines: list[InvoiceLine], the_letter: Letter | None = None,
+           kind: DocumentKind = DocumentKind.SUBSCRIPTION) -> Document:
     """The document of an invoice issued with ``lines`` under ``the_letter``."""
-    inv = invoice(lines, the_letter or letter(), **kw)  # type: ignore[arg-type]
+    inv = invoice(lines, the_letter or letter(), kind=kind)
     assert inv.letter is not None
     return of_invoice(inv, inv.letter)
 
@@ -152,7 +153,8 @@ def ehf_documents(draw: st.DrawFn, max_lines: int = 8, rates: tuple[int, ...] = 
     """An invoice or its credit note: random lines (amounts up to 10^9 øre, mostly positive),
     rates, quantities, payment type, seller (Norwegian, Swedish, not VAT registered) and
     buyer country, credit applied, buyer reference."""
-    seller = draw(st.sampled_from([NO_ORG, SE_ORG, dataclasses.replace(NO_ORG, vat_registered=False)]))
+    seller = draw(st.sampled_from([NO_ORG, SE_ORG, dataclasses.replace(NO_ORG, vat_registered=False),
+                                   dataclasses.replace(SE_ORG, vat_registered=False)]))
     if seller.country == "SE":  # Sweden has no 15 % (SE-R-006, tested on its own) but 6 %
         rates = tuple(600 if r == 1500 else r for r in rates)
     if not seller.vat_registered:
@@ -275,8 +277,9 @@ def test_se_r_001_swedish_vat_number_and_se_r_011_bankgiro() -> None:
     given_number = dataclasses.replace(SE_ORG, vat_number="SE 5560360793 01")
     doc = issued([newspaper(rate=600)], letter(given_number, SE_BUYER))
     assert "SE556036079301" in xpath(render_ehf(doc, PDF), "//cbc:CompanyID/text()")
-    wrong = dataclasses.replace(SE_ORG, vat_number="SE55603607930")
-    assert "SE-R-001" in (why_not_ehf(issued([newspaper()], letter(wrong, SE_BUYER))) or "")
+    for wrong_number in ("SE55603607930", "SE55603607930١"):  # 11 digits; an Arabic-Indic digit
+        wrong = dataclasses.replace(SE_ORG, vat_number=wrong_number)
+        assert "SE-R-001" in (why_not_ehf(issued([newspaper()], letter(wrong, SE_BUYER))) or "")
 
 
 def test_se_r_006_a_swedish_seller_has_no_15_percent() -> None:
@@ -405,6 +408,8 @@ def test_peppol_cl001_the_pdf_is_attached_whole() -> None:
     assert one(xml, attached + "/@mimeCode") == "application/pdf"
     assert one(xml, attached + "/@filename") == f"{doc.id}.pdf"
     assert base64.b64decode(one(xml, attached + "/text()")) == PDF
+    with pytest.raises(ValueError, match="no PDF"):
+        render_ehf(doc, b"")
 
 
 def test_peppol_r008_no_empty_elements_when_addresses_and_texts_are_missing() -> None:
