@@ -13,11 +13,12 @@ from functions.numbering_http import bp as numbering_http
 from functions.ocr_blob_trigger import bp as ocr_blob_trigger
 from functions.openapi_http import bp as openapi_http
 from functions.pending_orders_http import bp as pending_orders_http
+from functions.print_timer import bp as print_timer
 from functions.run_worker import bp as run_worker
 from functions.salesposter_http import bp as salesposter_http
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for blueprint in (salesposter_http, merchant_http, invoice_timer, run_worker, ocr_blob_trigger, openapi_http,
                   customer_service_http, dunning_timer, notification_worker, pending_orders_http,
-                  numbering_http):
+                  numbering_http, print_timer):
     app.register_functions(blueprint)

@@ -46,6 +46,7 @@ from .adapters.mail import AcsMailer, SmtpMailer
 from .adapters.notify import BlobNotifier
 from .adapters.numbering import InvoiceNumbers, SubscriberNumbers
 from .adapters.payments_inbox import PaymentsInbox
+from .adapters.print_files import BlobPrintFiles
 from .adapters.print_queue import PrintRows
 from .adapters.tables import Storage, pooled_transport
 from .clock import SettableClock, SystemClock
@@ -81,7 +82,7 @@ def build(storage: Storage, clock: Clock, bus: Bus, blobs: BlobServiceClient | N
                         access_point=BlobAccessPoint(blobs), document_files=BlobDocumentFiles(blobs),
                         deliveries=DeliveryRows(storage), print_queue=PrintRows(storage),
                         mail_sender=os.environ.get("ABONNO_MAIL_SENDER") or DEFAULT_SENDER,
-                        notifier=BlobNotifier(blobs), storage=storage)
+                        notifier=BlobNotifier(blobs), print_files=BlobPrintFiles(blobs), storage=storage)
 
 
 def connect(conn: str, clock: Clock, pool_size: int = 64, mailer: Mailer | None = None) -> AzureContext:

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
@@ -374,6 +375,19 @@ class PrintQueue(Protocol):
         """The organisation's items of ``day`` in print order, streamed (not all held at once)."""
         ...
     def organizations(self, tenant: str, day: date) -> list[str]: ...
+
+
+class PrintFiles(Protocol):
+    """The print house's files of a day, ``print/{tenant}/{day}/{name}`` (the daily print
+    batch: one merged PDF and one CSV manifest per organisation, and the batch's report)."""
+
+    def get(self, tenant: str, day: date, name: str) -> bytes | None: ...
+    def put(self, tenant: str, day: date, name: str, data: bytes, content_type: str) -> None: ...
+    def open(self, tenant: str, day: date, name: str, content_type: str) -> AbstractContextManager[BinaryIO]:
+        """A file written as a stream (block by block, never held whole): it appears, whole and
+        replacing any file of the name, when the ``with`` block ends without an error; a block
+        that raises leaves what was there before."""
+        ...
 
 
 # ---- payment providers (the seam for Vipps MobilePay Recurring and Swedbank Pay) -----------------

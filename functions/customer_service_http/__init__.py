@@ -258,8 +258,8 @@ class AttentionOut(BaseModel):
 
 
 @endpoint(bp, Endpoint("attention_list", "merchant/attention", ["GET"],
-                       "Subscribers (or runs) the invoice run, dunning run or a notice could not handle; each run "
-                       "retries them and removes them when they go through", "Customer service",
+                       "Subscribers (or runs) the invoice run, dunning run, a notice or the print batch could not "
+                       "handle; each run retries them and removes them when they go through", "Customer service",
                        response=list[AttentionOut], roles=READ))
 def attention_list(call: Call) -> Any:
     return isolation.needs_attention(call.ctx, call.tenant)
@@ -268,7 +268,8 @@ def attention_list(call: Call) -> Any:
 @endpoint(bp, Endpoint("attention_dismiss", "merchant/attention/{run}/{subscriber_no}", ["DELETE"],
                        "Mark one as handled (a notice sent by hand, a subscriber dealt with)", "Customer service",
                        roles=SUPPORT, status=204, params={"ref": "the notice's event id, for a notice"},
-                       types={"subscriber_no": NUMBER_OR_ZERO, "run": Literal["invoice", "dunning", "notice"]}))
+                       types={"subscriber_no": NUMBER_OR_ZERO,
+                              "run": Literal["invoice", "dunning", "notice", "print"]}))
 def attention_dismiss(call: Call) -> Any:
     if not isolation.dismiss(call.ctx, call.tenant, call.route["run"], call.number("subscriber_no"),
                              call.query.get("ref", "")):

@@ -28,6 +28,7 @@ from ..ports import (
     OrderReferences,
     PaymentsInboxPort,
     PendingOrderQueue,
+    PrintFiles,
     PrintQueue,
     SubscriberNumbering,
     TenantRegistry,
@@ -59,6 +60,7 @@ class Context:
     print_queue: PrintQueue  # documents for the day's print batch
     mail_sender: str  # the From address of documents' e-mails when the organisation has no contact e-mail
     notifier: Notifier  # SMS (locally files in the ``notices`` container)
+    print_files: PrintFiles  # the daily print batch's files for the print house (``service.printing``)
 
     def today(self, catalogue: Catalogue) -> date:
         """The billing date: today in the tenant's time zone (its first organisation's)."""

@@ -45,7 +45,7 @@ R = TypeVar("R")
 RETRIES = 3
 BACKOFF_S = 0.2
 REASON_LENGTH = 300
-OPERATIONS = {"invoice": "invoice run", "dunning": "dunning visit", "notice": "notice"}
+OPERATIONS = {"invoice": "invoice run", "dunning": "dunning visit", "notice": "notice", "print": "print batch"}
 EMAIL = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
 
 

@@ -70,7 +70,7 @@ def _amount_line(document: Document) -> str:
     due = texts.day(document.due_date, lang) if document.due_date else "-"
     if document.kind.is_invoice and letter.payment.value != "giro":
         return phrase(lang, "charged", amount=money, due=due)
-    return phrase(lang, "pay", amount=money, due=due, ref=texts.reference_label(letter.seller.party.country),
+    return phrase(lang, "pay", amount=money, due=due, ref=texts.reference_label(letter.seller.party.country, lang),
                   kid=document.kid or "-")
 
 

@@ -29,6 +29,7 @@ from .indexes import (
 from .messages import FakeBus, FakeNotifier
 from .numbering import FakeInvoiceNumbers, FakeSubscriberNumbers
 from .payments_inbox import FakePaymentsInbox
+from .print_files import FakePrintFiles
 from .provider import FakePaymentProvider
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "FakePaymentProvider",
     "FakePaymentsInbox",
     "FakePendingOrders",
+    "FakePrintFiles",
     "FakePrintQueue",
     "FakeSubscriberNumbers",
     "FakeTenants",
@@ -87,6 +89,7 @@ class FakeContext(Context):
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
     drop: FakeFileDrop = field(default_factory=FakeFileDrop)
     provider: FakePaymentProvider = field(default_factory=FakePaymentProvider)
+    print_files: FakePrintFiles = field(default_factory=FakePrintFiles)
 
 
 def fake_context(clock: SettableClock) -> FakeContext:
