@@ -9,6 +9,7 @@ through the invoice timer, the bus and the billing worker.
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import sys
@@ -175,14 +176,14 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
         summary = session.get(f"{base}/merchant/reports/summary", headers=auth).json()
         reports = session.get(f"{base}/merchant/payments/imports", headers=auth).json()
         documents = _documents(session, base, auth, answers)
-        sent = Sent(len(mailbox.mails(tenant)), *_outboxes(azurite, tenant))
+        sent = Sent(len(mailbox.mails(tenant)), **_outboxes(azurite, tenant))
     finally:
         host.shutdown()
         mailbox.down()
         azurite.stop()
     imports = import_totals(reports)
     delivered = delivery_totals(documents)
-    checks = _checks(summary, imports, bank) | _delivery_checks(summary, documents, delivered, sent)
+    checks = _checks(summary, imports, bank) | _delivery_checks(summary, documents, delivered, sent, end)
     return {
         "tenant": tenant,
         "orders_placed": subscribers,
@@ -210,6 +211,7 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
         "emails_sent": sent.emails,
         "ehf_sent": sent.ehf_files,
         "print_pages": sent.print_pages,
+        "print_letters": sent.print_letters,
         "sms_sent": delivered["sent"].get("sms", 0),
         "deliveries_failed": delivered["failed"],
         "deliveries_by_channel": delivered["sent"],
@@ -301,12 +303,16 @@ def _checks(summary: dict[str, Any], imports: dict[str, Any], bank: SimulatedBan
 @dataclass(frozen=True)
 class Sent:
     """What left the system, counted where it arrived: the mails the SMTP server received, the
-    UBL files in the access point's outbox, the pages of the print batches."""
+    UBL files in the access point's outbox, the daily print batches (their merged PDFs' pages,
+    and the letters and letters set aside their reports list)."""
 
-    emails: int
-    ehf_files: int
-    print_pages: int
-    print_batches: int
+    emails: int = 0
+    ehf_files: int = 0
+    print_pages: int = 0
+    print_letters: int = 0
+    print_set_aside: int = 0
+    print_report_pages: int = 0
+    print_days: tuple[str, ...] = ()
 
 
 DEMANDS = ("invoice", "additional", "balance", "credit_note", "reminder")  # issued demands (not stop notices)
@@ -334,17 +340,24 @@ def _documents(session: requests.Session, base: str, auth: dict[str, str],
         return [d for listed in pool.map(documents, numbers) for d in listed]
 
 
-def _outboxes(azurite: Azurite, tenant: str) -> tuple[int, int, int]:
-    """(EHF files, print pages, print batches) of ``tenant`` in Azurite."""
+def _outboxes(azurite: Azurite, tenant: str) -> dict[str, Any]:
+    """What arrived in the access point's outbox and the print batches of ``tenant``."""
     blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
-    ehf = _blob_names(blobs, EHF_OUTBOX, tenant)
-    pages = batches = 0
-    for name in _blob_names(blobs, PRINT, tenant):
+    printed = blobs.get_container_client(PRINT)
+    pages = letters = aside = report_pages = 0
+    days = set()
+    for name in _blob_names(blobs, PRINT, tenant):  # {tenant}/{day}/{organisation}.pdf, .csv, .json
+        data = printed.download_blob(name).readall()
         if name.endswith(".pdf"):
-            data = blobs.get_container_client(PRINT).download_blob(name).readall()
             pages += len(PdfReader(io.BytesIO(data)).pages)
-            batches += 1
-    return len(ehf), pages, batches
+        elif name.endswith(".json"):
+            report = json.loads(data)
+            letters, aside = letters + report["letters"], aside + len(report["set_aside"])
+            report_pages += report["pages"]
+            days.add(report["day"])
+    return {"ehf_files": len(_blob_names(blobs, EHF_OUTBOX, tenant)), "print_pages": pages,
+            "print_letters": letters, "print_set_aside": aside, "print_report_pages": report_pages,
+            "print_days": tuple(sorted(days))}
 
 
 def _blob_names(blobs: BlobServiceClient, container: str, tenant: str) -> list[str]:
@@ -359,13 +372,14 @@ def delivery_totals(documents: list[dict[str, Any]]) -> dict[str, Any]:
     sent per channel, deliveries that failed or bounced."""
     rows = [r for d in documents for r in d["deliveries"]]
     sent = Counter(r["channel"] for r in rows if r["status"] == "sent")
+    printed = Counter(r["at"][:10] for r in rows if r["status"] == "sent" and r["channel"] == "print")
     return {"documents_delivered": sum(1 for d in documents if d["deliveries"]), "sent": dict(sorted(sent.items())),
             "failed": sum(1 for r in rows if r["status"] in ("failed", "bounced")),
-            "queued": sum(1 for r in rows if r["status"] == "queued")}
+            "queued": sum(1 for r in rows if r["status"] == "queued"), "printed_by_day": printed}
 
 
 def _delivery_checks(summary: dict[str, Any], documents: list[dict[str, Any]], delivered: dict[str, Any],
-                     sent: Sent) -> dict[str, bool]:
+                     sent: Sent, last_day: date) -> dict[str, bool]:
     """Every issued demand reached its subscriber once, or its failure is recorded; what the
     logs say was sent is what arrived."""
     demands = [d for d in documents if d["kind"] in DEMANDS]
@@ -383,4 +397,11 @@ def _delivery_checks(summary: dict[str, Any], documents: list[dict[str, Any]], d
         # the mails the SMTP server received are the e-mail deliveries the logs say were sent, and so on
         "emails_received": sent.emails == by_channel.get("email", 0),
         "ehf_files": sent.ehf_files == by_channel.get("ehf", 0),
+        # every letter sent to print on a day whose batch the print timer has made (each day's,
+        # the next morning; not yet the last day's) is in that batch, printed or set aside, and
+        # the merged PDFs have the pages the batch reports say
+        "print_batches": sent.print_letters + sent.print_set_aside == sum(
+            n for day, n in delivered["printed_by_day"].items() if day in sent.print_days)
+        and sent.print_pages == sent.print_report_pages
+        and set(delivered["printed_by_day"]) - set(sent.print_days) <= {last_day.isoformat()},
     }

@@ -44,3 +44,8 @@ def test_the_demo_pays_and_its_summary_agrees_with_itself(tmp_path: Path) -> Non
     assert s["ehf_sent"] == by_channel["ehf"] > 0  # the demo's companies get EHF
     # a mail its server refused failed and went to print (the channel of last resort)
     assert s["deliveries_failed"] > 0 and by_channel["print"] >= s["deliveries_failed"]
+    # the print timer made the daily batches: every letter sent to print before the last day
+    # is in one, and the merged PDFs have at least a page per letter
+    assert s["checks"]["print_batches"] is True
+    assert s["print_pages"] >= s["print_letters"] > 0 and by_channel["print"] >= s["print_letters"]
+    assert s["checks"] == {k: True for k in s["checks"]}
