@@ -22,8 +22,9 @@ Prints one JSON object:
   ceiling_client_cpu_ms_per_delivery  this process's CPU per delivery in the ceiling: what our
                           code adds is client_cpu_ms_per_delivery less this
   ratio                   deliveries_per_s / ceiling_per_s
-  print_batch             the print helper's benchmark (``bench.print_batch``) when it exists:
-                          peak memory of a print batch of 10,000 invoices
+  print_batch             the print batch's benchmark (``bench.print_batch``) when it exists, run
+                          as it is: 1,000 and 10,000 invoices rendered and merged, each in a
+                          process of its own; ``peak_rss_growth_mib`` per size (flat: no growth)
 
     python -m bench.documents --renders 300 --deliveries 500
 """
@@ -267,11 +268,15 @@ def _partitions(ctx: Context, tenant: str) -> list[tuple[str, str]]:
 
 
 def print_batch() -> dict[str, Any] | None:
-    """The print batch benchmark's figures, if it exists (run as it is, not duplicated here)."""
+    """The print batch benchmark's figures (``bench.print_batch``: 1,000 and 10,000 invoices
+    rendered and merged, each size in a process of its own), if it exists: run as it is, not
+    duplicated here. Flat memory: the peak RSS growth does not grow with the invoices."""
     if importlib.util.find_spec("bench.print_batch") is None:
         return None
     done = subprocess.run([sys.executable, "-m", "bench.print_batch"], capture_output=True, text=True, check=True)
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    runs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return {"runs": runs, "peak_rss_growth_mib": {str(r["n"]): round(r["peak_rss_growth_bytes"] / 2**20, 1)
+                                                  for r in runs}}
 
 
 def main() -> None:
