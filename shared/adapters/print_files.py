@@ -34,10 +34,10 @@ def blob_name(tenant: str, day: date, name: str) -> str:
 class BlockWriter(io.RawIOBase):
     """A writable stream that stages every ``BLOCK`` bytes as a block of ``blob``."""
 
-    def __init__(self, blob: BlobClient, block_size: int = BLOCK) -> None:
+    def __init__(self, blob: BlobClient, block_size: int | None = None) -> None:
         super().__init__()
         self.blob = blob
-        self.block_size = block_size
+        self.block_size = block_size or BLOCK
         self.buffer = bytearray()
         self.blocks: list[BlobBlock] = []
         self.size = 0

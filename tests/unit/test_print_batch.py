@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tracemalloc
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pdfplumber
@@ -18,6 +19,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
+from devhost import sample_documents as sample
+from shared.documents.pdf import render_pdf
 from shared.documents.print_batch import Merger, UnreadablePdf, merge
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -138,12 +141,20 @@ def test_an_empty_batch_is_a_valid_pdf_without_pages() -> None:
     assert len(PdfReader(io.BytesIO(out.getvalue())).pages) == 0
 
 
-def peak_merging(count: int) -> tuple[int, int, int]:
-    """(pages, bytes written, peak traced bytes) merging ``count`` distinct letters made as
-    they are read, to an output that keeps nothing."""
+@pytest.fixture(scope="module")
+def invoices() -> list[bytes]:
+    """200 real invoices (``render_pdf``), each with its own number and KID."""
+    base = sample.document()
+    return [render_pdf(replace(base, number=5000 + n, kid=f"{4_711_000_000 + n:013d}")) for n in range(200)]
+
+
+def peak_merging(pdfs: list[bytes], count: int) -> tuple[int, int, int]:
+    """(pages, bytes written, peak traced bytes) merging ``count`` of ``pdfs`` (in turn) to an
+    output that keeps nothing. The inputs are made before the trace starts: what is traced
+    is the merger's own memory."""
     def documents() -> Iterator[bytes]:
         for n in range(count):
-            yield numbered(n)
+            yield pdfs[n % len(pdfs)]
 
     sink = CountingSink()
     tracemalloc.start()
@@ -155,18 +166,28 @@ def peak_merging(count: int) -> tuple[int, int, int]:
     return pages, sink.written, peak
 
 
-def test_memory_stays_flat_from_200_to_2000_documents() -> None:
-    small_pages, small_bytes, small_peak = peak_merging(200)
-    large_pages, large_bytes, large_peak = peak_merging(2000)
+def test_memory_stays_flat_from_200_to_2000_rendered_invoices(invoices: list[bytes]) -> None:
+    small_pages, small_bytes, small_peak = peak_merging(invoices, 200)
+    large_pages, large_bytes, large_peak = peak_merging(invoices, 2000)
     assert (small_pages, large_pages) == (200, 2000)
-    assert large_bytes > 5 * small_bytes  # ten times the letters really were written
+    assert large_bytes > small_bytes  # (the repeats share much of what their first time wrote)
     # What grows is only the cross-reference offsets and the page numbers (8 bytes per
-    # object and page, for the two objects a letter does not share, and the arrays' slack
-    # as they grow): ~130 bytes a letter measured, against the 42 kB of each letter a
+    # object and page, for the few objects an invoice does not share, and the arrays'
+    # slack as they grow): ~100-200 bytes an invoice, against the 45 kB of each invoice a
     # merger that held the documents would keep.
-    per_letter = (large_peak - small_peak) / 1800
-    assert per_letter < len(numbered(0)) / 100, (small_peak, large_peak)
+    per_invoice = (large_peak - small_peak) / 1800
+    assert per_invoice < len(invoices[0]) / 100, (small_peak, large_peak)
     assert large_peak < small_peak * 2, (small_peak, large_peak)
+
+
+def test_real_invoices_merge_with_their_text_and_share_their_fonts(invoices: list[bytes]) -> None:
+    pages, pdf = merged(invoices[:20])
+    _, unshared = merged(invoices[:20], shared=0)
+    assert pages == 20
+    read = texts(pdf)
+    assert [t.count(f"{4_711_000_000 + n:013d}") > 0 for n, t in enumerate(read)] == [True] * 20  # each its KID
+    assert read == texts(unshared)
+    assert len(pdf) * 5 < len(unshared) < sum(len(i) for i in invoices[:20]) * 1.01
 
 
 def test_numbered_letters_differ_only_in_their_number() -> None:
