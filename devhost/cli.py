@@ -51,9 +51,9 @@ def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, po
 
 def local_mailbox(azurite: Azurite) -> Mailbox | None:
     """The local SMTP server the app mails to, unless the settings name a mail service
-    (``ABONNO_SMTP_HOST``, ``ABONNO_ACS_EMAIL_CONNECTION``): mails are kept as ``.eml`` in
+    (``ABONNO_SMTP_HOST``, ``ABONNO_ACS_EMAIL_*``): mails are kept as ``.eml`` in
     the Azurite container ``mailbox``."""
-    if os.environ.get("ABONNO_SMTP_HOST") or os.environ.get("ABONNO_ACS_EMAIL_CONNECTION"):
+    if any(os.environ.get(s) for s in ("ABONNO_SMTP_HOST", "ABONNO_ACS_EMAIL_ENDPOINT", "ABONNO_ACS_EMAIL_CONNECTION")):
         return None
     from azure.storage.blob import BlobServiceClient
 

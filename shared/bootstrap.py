@@ -16,7 +16,8 @@ App settings (Azure) or environment (local host, tests):
 | ``ServiceBusConnection`` | ... or a connection string; with neither, Azurite queues are the bus |
 | ``ABONNO_CLOCK`` | ``system`` (default) or ``settable`` (local host and tests) |
 | ``AUTH_ISSUER``, ``AUTH_AUDIENCE``, ``AUTH_JWKS_URL``, ``AUTH_TENANT_CLAIM`` | merchant API tokens |
-| ``ABONNO_ACS_EMAIL_CONNECTION`` | Azure Communication Services Email (``endpoint=...;accesskey=...``): mail by ACS |
+| ``ABONNO_ACS_EMAIL_ENDPOINT`` | Azure Communication Services Email by the managed identity: mail by ACS |
+| ``ABONNO_ACS_EMAIL_CONNECTION`` | ... or by a connection string (``endpoint=...;accesskey=...``) |
 | ``ABONNO_SMTP_HOST``, ``ABONNO_SMTP_PORT`` | ... else mail by SMTP to this server (default ``localhost:25``) |
 | ``ABONNO_SMTP_USER``, ``ABONNO_SMTP_PASSWORD``, ``ABONNO_SMTP_STARTTLS`` | SMTP login and STARTTLS (``true``) |
 | ``ABONNO_MAIL_SENDER`` | From, when an organisation has no contact e-mail (default ``no-reply@abonno.local``) |
@@ -99,7 +100,14 @@ DEFAULT_SENDER = "no-reply@abonno.local"
 
 
 def mailer_from_settings() -> Mailer:
-    """ACS Email with ``ABONNO_ACS_EMAIL_CONNECTION``, else SMTP (``ABONNO_SMTP_*``)."""
+    """ACS Email with ``ABONNO_ACS_EMAIL_ENDPOINT`` (the managed identity) or
+    ``ABONNO_ACS_EMAIL_CONNECTION`` (a key), else SMTP (``ABONNO_SMTP_*``)."""
+    endpoint = os.environ.get("ABONNO_ACS_EMAIL_ENDPOINT")
+    if endpoint:
+        from azure.communication.email import EmailClient
+        from azure.identity import DefaultAzureCredential
+
+        return AcsMailer(EmailClient(endpoint, DefaultAzureCredential()))
     acs = os.environ.get("ABONNO_ACS_EMAIL_CONNECTION")
     if acs:
         return AcsMailer.from_connection_string(acs)

@@ -294,7 +294,7 @@ def test_customer_service_resends_a_document_to_another_address(ctx: Context, sh
     ({"channel": "email", "to": "x" * 300}, 422, "to"),
     ({"channel": "email", "cc": "a@example.no"}, 422, "cc"),
     ({"channel": "ehf"}, 409, "organisation number"),  # Kari is a person: no EHF form
-    ({"channel": "sms"}, 200, "failed"),  # no phone: recorded as failed, and printed instead
+    ({"channel": "sms"}, 422, "phone"),  # no phone and none given: refused before a row is claimed
 ])
 def test_a_resend_that_cannot_be_made_is_refused_before_anything_is_sent(
         ctx: Context, shop: str, mailbox: Mailbox, placed: dict[str, Any], body: Any, status: int,
