@@ -36,6 +36,8 @@ from .bank import SimulatedBank
 from .mailbox import Mailbox
 
 EHF_OUTBOX, PRINT = "ehf-outbox", "print"  # the access point's and the print batches' containers
+OTHER_MAIL_SETTINGS = ("ABONNO_ACS_EMAIL_ENDPOINT", "ABONNO_ACS_EMAIL_CONNECTION", "ABONNO_SMTP_USER",
+                       "ABONNO_SMTP_PASSWORD", "ABONNO_SMTP_STARTTLS")  # what would send the mails elsewhere
 
 
 BRANDING = {"colour": "#0B5394", "footer": "Takk for at du leser Avisa Nordvest! Spørsmål om abonnementet? "
@@ -233,7 +235,8 @@ def local_smtp(azurite: Azurite, refuse: set[str]) -> Mailbox:
     box = Mailbox(blobs=BlobServiceClient.from_connection_string(azurite.connection_string))
     box.refuse = {address.lower() for address in refuse}
     box.up()
-    os.environ.pop("ABONNO_ACS_EMAIL_CONNECTION", None)
+    for setting in OTHER_MAIL_SETTINGS:
+        os.environ.pop(setting, None)
     os.environ["ABONNO_SMTP_HOST"], os.environ["ABONNO_SMTP_PORT"] = "127.0.0.1", str(box.port)
     return box
 
