@@ -57,15 +57,17 @@ def logo() -> bytes:
     return out.getvalue()
 
 
-def catalogue(org_id: str = "avisa") -> list[tuple[str, str, dict[str, Any]]]:
-    """A newspaper: one NOK organisation, a 0 % VAT paper, a 25 % VAT crossword app."""
+def catalogue(org_id: str = "avisa", ehf: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
+    """A newspaper: one NOK organisation, a 0 % VAT paper, a 25 % VAT crossword app. ``ehf``:
+    the organisation sends EHF to subscribers with an organisation number (the demo's does;
+    the tests' and benchmarks' newspaper does not unless a test turns it on)."""
     start = "2020-01-01"
     return [
         ("organizations", org_id, {"name": "Avisa Nordvest AS", "currency": "NOK", "time_zone": "Europe/Oslo",
                                    "organization_number": "974760673", "bank_account": "86011117947",
                                    "kid": {"length": 15, "modulus": "MOD10", "prefix": "", "subscriber_digits": 7},
                                    "address": "Notenesgata 14", "postal_code": "6002", "city": "Ålesund",
-                                   "branding": BRANDING, "document_channel": "email", "ehf_enabled": True}),
+                                   "branding": BRANDING, "document_channel": "email", "ehf_enabled": ehf}),
         ("products", "avis", {"name": "Avisa Nordvest digital", "vat_rate_bp": 0, "prices": [
             {"frequency": "monthly", "valid_from": start, "amount_minor": 29900},
             {"frequency": "yearly", "valid_from": start, "amount_minor": 299000}]}),
@@ -167,7 +169,7 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
     auth = {"Authorization": f"Bearer {issuer.token(tenant, ['admin'])}"}
     end = (now + relativedelta(months=months)).date()
     try:
-        for segment, item_id, body in catalogue():
+        for segment, item_id, body in catalogue(ehf=True):
             session.put(f"{base}/merchant/catalogue/{segment}/{item_id}", json=body, headers=auth).raise_for_status()
         session.put(f"{base}/merchant/catalogue/organizations/avisa/logo", data=logo(),
                     headers=auth | {"Content-Type": "image/png"}).raise_for_status()
