@@ -108,16 +108,15 @@ def with_reportlab_same_layout(doc: Document) -> Callable[[], bytes]:
     """reportlab's canvas drawing exactly what fpdf2 and typst draw: the library's own cost,
     without ``render_pdf``'s layout work (wrapping, pagination, every kind)."""
     from reportlab.lib.colors import HexColor
-    from reportlab.pdfgen.canvas import Canvas
 
-    from shared.documents.pdf import BOLD, FONT  # registers the fonts
+    from shared.documents.pdf import BOLD, FONT, FauxBoldCanvas
 
     c = content(doc)
     band = HexColor("#8A1538")
 
     def render() -> bytes:
         out = io.BytesIO()
-        pdf = Canvas(out, invariant=1, initialFontName=FONT, initialFontSize=9)
+        pdf = FauxBoldCanvas(out, invariant=1, initialFontName=FONT, initialFontSize=9)
         pdf.setFillColor(band)
         pdf.rect(0, 826, 595.28, 16, stroke=0, fill=1)
         pdf.setFont(BOLD, 18)

@@ -47,7 +47,7 @@ class DeliveryOut(BaseModel):
 
 class DocumentOut(BaseModel):
     id: str
-    kind: str = Field(description="invoice, additional, balance, credit_note, reminder")
+    kind: str = Field(description="invoice, additional, balance, credit_note, reminder, stop_notice")
     number: int = Field(description="the invoice or credit note number (a reminder: its invoice's)")
     issue_date: date
     due_date: date | None
@@ -63,7 +63,8 @@ class DocumentOut(BaseModel):
 
 
 @endpoint(bp, Endpoint("documents_list", SUBSCRIBER + "/documents", ["GET"],
-                       "The subscriber's documents (invoices, credit notes, reminders) with their delivery log",
+                       "The subscriber's documents (invoices, credit notes, reminders, stop notices) with their "
+                       "delivery log",
                        "Documents", response=list[DocumentOut], roles=READ))
 def list_documents(call: Call) -> Any:
     return documents.listing(call.ctx, call.tenant, call.number("subscriber_no"))
