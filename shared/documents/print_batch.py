@@ -49,6 +49,8 @@ PAGES = 2
 SHARED = 512  # digests of written objects remembered for sharing (bounded: memory stays flat)
 CHUNK = 1024  # page references or cross-reference entries written at a time at the end
 DROPPED = {"/Parent", "/StructParents", "/B"}  # a page's links into its own document's trees
+INHERITABLE = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")  # ISO 32000-1, 7.7.3.4
+DEPTH = 64  # page tree levels followed up for inherited attributes
 
 
 class UnreadablePdf(ValueError):
@@ -190,7 +192,7 @@ class _Copy:
             ref = page.indirect_reference
             if ref is None:
                 raise UnreadablePdf("a page that is not an indirect object")
-            self.pages.append(self.visit(ref, page=True))
+            self.pages.append(self.visit(ref, page=True, inherited=_inherited(ref.get_object())))
 
     def allocate(self) -> int:
         number = self.next
@@ -198,7 +200,7 @@ class _Copy:
         self.offsets.append(-1)
         return number
 
-    def visit(self, ref: IndirectObject, page: bool = False) -> int:
+    def visit(self, ref: IndirectObject, page: bool = False, inherited: dict[str, Any] | None = None) -> int:
         """The output number of the input object ``ref`` names, copying it (and what it
         refers to) the first time."""
         key = (ref.idnum, ref.generation)
@@ -207,8 +209,10 @@ class _Copy:
         if key in self.active:  # a cycle: the object gets its number now and keeps it
             return self.reserved.setdefault(key, self.allocate())
         self.active.add(key)
-        obj = ref.get_object()
+        obj: Any = ref.get_object()
         is_page = page or (isinstance(obj, DictionaryObject) and obj.get("/Type") == "/Page")
+        if is_page and inherited and isinstance(obj, DictionaryObject):  # its tree's, now its own (the tree stays)
+            obj = dict(obj.items()) | {k: v for k, v in inherited.items() if k not in obj}
         body = self.serialise(obj, page=is_page)
         self.active.discard(key)
         number = self.reserved.pop(key, None)
@@ -253,7 +257,7 @@ class _Copy:
             entries = {k: v for k, v in obj.items() if k != "/Length"}
             return (self._dictionary(entries, page=False)[:-2] + b"/Length %d>>\nstream\n" % len(data)
                     + data + b"\nendstream")
-        if isinstance(obj, DictionaryObject):
+        if isinstance(obj, dict):
             return self._dictionary(obj, page=page)
         if isinstance(obj, ArrayObject):
             return b"[" + b" ".join(self.serialise(item) for item in obj) + b"]"
@@ -275,6 +279,18 @@ class _Copy:
             parts.append(b"/Parent %d 0 R" % PAGES)
         parts.append(b">>")
         return b"".join(parts)
+
+
+def _inherited(page: Any) -> dict[str, Any]:
+    """The attributes a page inherits from the page tree nodes above it (as references or
+    values, unresolved), nearest first."""
+    found: dict[str, Any] = {}
+    node, depth = page, 0
+    while isinstance(node, DictionaryObject) and "/Parent" in node and depth < DEPTH:
+        node, depth = node.raw_get("/Parent").get_object(), depth + 1
+        if isinstance(node, DictionaryObject):
+            found.update({k: node.raw_get(k) for k in INHERITABLE if k in node and k not in page and k not in found})
+    return found
 
 
 def _release(reader: PdfReader) -> None:

@@ -121,16 +121,16 @@ def _organization(ctx: Context, tenant: str, day: date, org: str) -> Batch:
         tally.close()
     batch = Batch(org, day, tally.letters, tally.merger.page_count, tally.merger.position, tally.amounts,
                   tuple(tally.set_aside))
-    for aside in batch.set_aside:  # told once the batch is made (a run cut short tells nothing twice)
-        record(ctx, tenant, PRINT_RUN, aside.subscriber_no, day, _SetAside(aside.reason), ref=aside.document_id)
+    for aside in batch.set_aside:  # told once the files are written (a run cut short before told nobody)
+        record(ctx, tenant, PRINT_RUN, aside.subscriber_no, day, NotPrinted(aside.reason), ref=aside.document_id)
     ctx.print_files.put(tenant, day, f"{org}.json", batch.to_json(), JSON)
     log.info("print batch of %s/%s on %s: %d letters, %d pages, %d bytes, %d set aside", tenant, org, day,
              batch.letters, batch.pages, batch.pdf_bytes, len(batch.set_aside))
     return batch
 
 
-class _SetAside(Exception):
-    """What the attention row says of a letter left out of the print batch."""
+class NotPrinted(Exception):
+    """A letter left out of the print batch (its attention row's reason)."""
 
 
 Made = tuple[Document, bytes] | Exception

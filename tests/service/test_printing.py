@@ -14,8 +14,11 @@ from datetime import date, timedelta
 import pytest
 from pypdf import PdfReader
 
+from devhost.builders import install_catalogue
 from functions.print_timer import print_timer
+from shared import bootstrap
 from shared.adapters.bus import NOTICES
+from shared.documents.print_batch import merge
 from shared.domain.catalogue import Channel
 from shared.ports import PrintItem, Unavailable
 from shared.service import delivery
@@ -91,7 +94,6 @@ def test_a_second_run_of_the_day_writes_nothing(ctx: Context, shop: str) -> None
 def _writes(ctx: Context, shop: str) -> object:
     if isinstance(ctx, FakeContext):
         return ctx.print_files.writes
-    from shared import bootstrap
     container = bootstrap.blob_service().get_container_client("print")
     return {b.name: b.etag for b in container.list_blobs(name_starts_with=f"{shop}/")}
 
@@ -152,8 +154,6 @@ def test_a_day_without_letters_makes_nothing(ctx: Context, shop: str) -> None:
 
 
 def test_the_timer_makes_yesterdays_batch_of_every_tenant_once(fake_ctx: FakeContext, tenant: str) -> None:
-    from devhost.builders import install_catalogue
-
     install_catalogue(fake_ctx, tenant)
     printed_by_post(fake_ctx, tenant, ("0150", "5003"))
     fake_ctx.clock.set(fake_ctx.clock.now() + timedelta(days=1))  # the morning after
@@ -165,3 +165,20 @@ def test_the_timer_makes_yesterdays_batch_of_every_tenant_once(fake_ctx: FakeCon
     fake_ctx.clock.set(fake_ctx.clock.now() + timedelta(days=3))
     print_timer(None)  # type: ignore[arg-type]  # days later: the days back are made already
     assert fake_ctx.print_files.writes == writes
+
+
+def test_a_letter_whose_stored_pdf_is_gone_is_rendered_again_to_the_same_bytes(fake_ctx: FakeContext,
+                                                                               tenant: str) -> None:
+    install_catalogue(fake_ctx, tenant)
+    printed_by_post(fake_ctx, tenant, ("0150", "5003"))
+    first, second = fake_ctx.print_queue.items(tenant, DAY, "avisa")
+    stored = fake_ctx.document_files.files.pop(fake_ctx.document_files.name(tenant, second.subscriber_no,
+                                                                            second.document_id, "pdf"))
+    (batch,) = print_batch(fake_ctx, tenant, DAY)
+    assert batch.letters == 2 and batch.set_aside == ()
+    pdf, rows, _ = files(fake_ctx, tenant)
+    assert [r["document_id"] for r in rows] == [first.document_id, second.document_id]
+    merged = io.BytesIO()
+    merge([fake_ctx.document_files.get(tenant, first.subscriber_no, first.document_id, "pdf") or b"", stored],
+          merged)
+    assert merged.getvalue() == pdf  # rendering is deterministic: the batch is what delivery stored
