@@ -111,7 +111,8 @@ def _readable(s: dict[str, object]) -> str:
         if "_minor" in key and isinstance(value, int):
             value = f"{value / 100:,.2f} {currency}".replace(",", " ")  # display only: money stays integer
         lines.append(f"  {key.replace('_minor', '').replace('_', ' '):30} {value}")
-    lines += ["", "  invoice numbers consecutive, invoiced - paid = -ledger, every payment booked or set aside: "
+    lines += ["", "  invoice numbers consecutive, invoiced - paid = -ledger, every payment booked or set aside,",
+              "  every document delivered once or its failure recorded, every mail and EHF file arrived: "
               + ("yes" if s["consistent"] else "NO")]
     return "\n".join(lines)
 

@@ -8,32 +8,66 @@ through the invoice timer, the bus and the billing worker.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import random
 import sys
 import time
 import uuid
 import zlib
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import requests
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient
 from dateutil.relativedelta import relativedelta
+from pypdf import PdfReader
+from stdnum.no import orgnr
 from tqdm import tqdm
 
 from . import issuer
 from .azurite import Azurite
 from .bank import SimulatedBank
+from .mailbox import Mailbox
+
+EHF_OUTBOX, PRINT = "ehf-outbox", "print"  # the access point's and the print batches' containers
+OTHER_MAIL_SETTINGS = ("ABONNO_ACS_EMAIL_ENDPOINT", "ABONNO_ACS_EMAIL_CONNECTION", "ABONNO_SMTP_USER",
+                       "ABONNO_SMTP_PASSWORD", "ABONNO_SMTP_STARTTLS")  # what would send the mails elsewhere
 
 
-def catalogue(org_id: str = "avisa") -> list[tuple[str, str, dict[str, Any]]]:
-    """A newspaper: one NOK organisation, a 0 % VAT paper, a 25 % VAT crossword app."""
+BRANDING = {"colour": "#0B5394", "footer": "Takk for at du leser Avisa Nordvest! Spørsmål om abonnementet? "
+                                         "Skriv til oss eller ring kundeservice hverdager 08-16.",
+            "contact_email": "kundeservice@avisa-nordvest.example.no", "contact_phone": "+47 70 11 22 33"}
+
+
+def logo() -> bytes:
+    """Avisa Nordvest's logo: its name in white on its colour, a PNG (Pillow, which reportlab
+    brings; the same bytes every time for the same Pillow)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (600, 140), BRANDING["colour"])
+    ImageDraw.Draw(image).text((30, 30), "Avisa Nordvest", fill="white", font=ImageFont.load_default(size=64))
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def catalogue(org_id: str = "avisa", ehf: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
+    """A newspaper: one NOK organisation, a 0 % VAT paper, a 25 % VAT crossword app. ``ehf``:
+    the organisation sends EHF to subscribers with an organisation number (the demo's does;
+    the tests' and benchmarks' newspaper does not unless a test turns it on)."""
     start = "2020-01-01"
     return [
         ("organizations", org_id, {"name": "Avisa Nordvest AS", "currency": "NOK", "time_zone": "Europe/Oslo",
                                    "organization_number": "974760673", "bank_account": "86011117947",
-                                   "kid": {"length": 15, "modulus": "MOD10", "prefix": "", "subscriber_digits": 7}}),
+                                   "kid": {"length": 15, "modulus": "MOD10", "prefix": "", "subscriber_digits": 7},
+                                   "address": "Notenesgata 14", "postal_code": "6002", "city": "Ålesund",
+                                   "branding": BRANDING, "document_channel": "email", "ehf_enabled": ehf}),
         ("products", "avis", {"name": "Avisa Nordvest digital", "vat_rate_bp": 0, "prices": [
             {"frequency": "monthly", "valid_from": start, "amount_minor": 29900},
             {"frequency": "yearly", "valid_from": start, "amount_minor": 299000}]}),
@@ -65,7 +99,37 @@ def _order(i: int, tenant: str, today: datetime, rng: random.Random) -> dict[str
     return {"templatePackageId": "digital-yearly" if yearly else "digital-monthly", "PTY": "1",
             "name": f"Demo Subscriber {i}", "email": f"subscriber{i}@{tenant}.example.no",
             "phone": f"+47 4{rng.randrange(10**7):07d}", "address": f"Storgata {i % 200 + 1}",
-            "postal_code": "6003", "city": "Ålesund", "start_date": start.isoformat(), "order_ref": f"demo-{i}"}
+            "postal_code": "6003", "city": "Ålesund", "start_date": start.isoformat(), "order_ref": f"demo-{i}",
+            **_delivery(i, tenant)}
+
+
+def _delivery(i: int, tenant: str) -> dict[str, str]:
+    """How subscriber ``i`` receives documents (by its number, so the random draws of the
+    orders, and every figure they make, stay what they were): one in twenty is a company with
+    an organisation number (EHF, the organisation sends EHF), one in ten asked for paper, one
+    in fifty gave an address its mail server refuses (the e-mail fails and the document is
+    printed), the rest get e-mail."""
+    if i % 20 == 7:
+        return {"name": f"Demo Bedrift {i} AS", "organization_number": organisation_number(i),
+                "buyer_reference": f"PO-{i}"}
+    if i % 10 == 3:
+        return {"delivery": "print"}
+    if i % 50 == 21:
+        return {"email": refused_address(i, tenant)}
+    return {}
+
+
+def organisation_number(i: int) -> str:
+    """A valid Norwegian organisation number (MOD11) of demo company ``i``."""
+    for base in range(91_000_000 + 17 * i, 92_000_000):
+        for check in "0123456789":
+            if orgnr.is_valid(f"{base}{check}"):
+                return f"{base}{check}"
+    raise ValueError(i)
+
+
+def refused_address(i: int, tenant: str) -> str:
+    return f"moved-away{i}@{tenant}.example.no"
 
 
 def import_totals(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -94,28 +158,36 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
     started = time.monotonic()
     os.environ.setdefault("ABONNO_TRUST_FORWARDED_FOR", "true")  # the demo's customers, as Front Door forwards them
     azurite = Azurite.start(in_memory=True)  # its own, on free ports: nothing else's queues or tenants
+    tenant = f"demo-{uuid.uuid4().hex[:8]}"
+    mailbox = local_smtp(azurite, {refused_address(i, tenant) for i in range(1, subscribers + 1)
+                                   if "email" in _delivery(i, tenant)})
     now = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
     host, port = start_host(azurite, now, running=False, port=port)
     base = f"http://127.0.0.1:{port}/api"
-    tenant = f"demo-{uuid.uuid4().hex[:8]}"
     session = requests.Session()
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=16))
     auth = {"Authorization": f"Bearer {issuer.token(tenant, ['admin'])}"}
     end = (now + relativedelta(months=months)).date()
     try:
-        for segment, item_id, body in catalogue():
+        for segment, item_id, body in catalogue(ehf=True):
             session.put(f"{base}/merchant/catalogue/{segment}/{item_id}", json=body, headers=auth).raise_for_status()
-        _place_orders(session, base, tenant, now, subscribers)
+        session.put(f"{base}/merchant/catalogue/organizations/avisa/logo", data=logo(),
+                    headers=auth | {"Content-Type": "image/png"}).raise_for_status()
+        answers = _place_orders(session, base, tenant, now, subscribers)
         orders_s = time.monotonic() - started
         bank = SimulatedBank(azurite.connection_string, tenant, account="86011117947")
         paid = _live(host, bank, now.date(), end)
         summary = session.get(f"{base}/merchant/reports/summary", headers=auth).json()
         reports = session.get(f"{base}/merchant/payments/imports", headers=auth).json()
+        documents = _documents(session, base, auth, answers)
+        sent = Sent(len(mailbox.mails(tenant)), **_outboxes(azurite, tenant))
     finally:
         host.shutdown()
+        mailbox.down()
         azurite.stop()
     imports = import_totals(reports)
-    checks = _checks(summary, imports, bank)
+    delivered = delivery_totals(documents)
+    checks = _checks(summary, imports, bank) | _delivery_checks(summary, documents, delivered, sent, end)
     return {
         "tenant": tenant,
         "orders_placed": subscribers,
@@ -139,6 +211,14 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
         "payment_stops": summary["payment_stops"],
         "credit_notes": summary["credit_notes"],
         "balance_invoices": summary["balance_invoices"],
+        "documents_rendered": delivered["documents_delivered"],
+        "emails_sent": sent.emails,
+        "ehf_sent": sent.ehf_files,
+        "print_pages": sent.print_pages,
+        "print_letters": sent.print_letters,
+        "sms_sent": delivered["sent"].get("sms", 0),
+        "deliveries_failed": delivered["failed"],
+        "deliveries_by_channel": delivered["sent"],
         "clock_start": now.date().isoformat(),
         "clock_end": end.isoformat(),
         "orders_s": round(orders_s, 2),
@@ -148,23 +228,43 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
     }
 
 
-def _place_orders(session: requests.Session, base: str, tenant: str, now: datetime, subscribers: int) -> None:
-    """Each customer posts the sales poster's form from an address of their own, 8 at a time."""
+def local_smtp(azurite: Azurite, refuse: set[str]) -> Mailbox:
+    """The demo's own mail server (aiosmtpd, ``devhost.mailbox``) on a free port, the app
+    pointed at it: started by every run whatever runs already (so a second run, or a setting
+    that names a real mail server, never sends the demo's mails anywhere else). It keeps
+    each mail in Azurite's ``mailbox`` container and refuses ``refuse`` (550: the mailbox
+    does not exist)."""
+    box = Mailbox(blobs=BlobServiceClient.from_connection_string(azurite.connection_string))
+    box.refuse = {address.lower() for address in refuse}
+    box.up()
+    for setting in OTHER_MAIL_SETTINGS:
+        os.environ.pop(setting, None)
+    os.environ["ABONNO_SMTP_HOST"], os.environ["ABONNO_SMTP_PORT"] = "127.0.0.1", str(box.port)
+    return box
+
+
+def _place_orders(session: requests.Session, base: str, tenant: str, now: datetime,
+                  subscribers: int) -> list[dict[str, Any]]:
+    """Each customer posts the sales poster's form from an address of their own, 8 at a time;
+    the sales poster's answers (what to pay: the first invoice's KID)."""
     rng = random.Random(2026)
     orders = [_order(i, tenant, now, rng) for i in range(1, subscribers + 1)]
 
-    def post(order: dict[str, Any]) -> int:
+    def post(order: dict[str, Any]) -> dict[str, Any]:
         client = zlib.crc32(order["email"].encode()) & 0xFFFFFF
         headers = {"X-Forwarded-For": f"10.{client >> 16}.{(client >> 8) & 255}.{client & 255}"}
         response = session.post(f"{base}/salesposter/{tenant}/orders", data=order, headers=headers)  # a form post
         response.raise_for_status()
-        return response.status_code
+        return dict(response.json())
 
     bar = tqdm(total=len(orders), desc="orders", unit="order", file=sys.stderr, disable=None)
+    answers = []
     with ThreadPoolExecutor(max_workers=8) as pool:
-        for _ in pool.map(post, orders):
+        for answer in pool.map(post, orders):
+            answers.append(answer)
             bar.update()
     bar.close()
+    return answers
 
 
 def _live(host: Any, bank: SimulatedBank, day: date, end: date) -> int:
@@ -200,3 +300,113 @@ def _checks(summary: dict[str, Any], imports: dict[str, Any], bank: SimulatedBan
                  and imports["import_set_aside"] == summary["requires_processing"]
                  and imports["import_duplicate_files"] == bank.resent)
     return {"number_series": bool(consecutive), "ledger": balanced, "bank_records": accounted}
+
+
+# ---- documents and their delivery ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What left the system, counted where it arrived: the mails the SMTP server received, the
+    UBL files in the access point's outbox, the daily print batches (their merged PDFs' pages,
+    and the letters and letters set aside their reports list)."""
+
+    emails: int = 0
+    ehf_files: int = 0
+    print_pages: int = 0
+    print_letters: int = 0
+    print_set_aside: int = 0
+    print_report_pages: int = 0
+    print_days: tuple[str, ...] = ()
+
+
+DEMANDS = ("invoice", "additional", "balance", "credit_note", "reminder")  # issued demands (not stop notices)
+
+
+def _documents(session: requests.Session, base: str, auth: dict[str, str],
+               answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every document of every subscriber with its delivery log, through the merchant API
+    (subscribers found by the KID of their order's first invoice)."""
+    kids = [a["payment"]["kid"] for a in answers if a.get("payment")]
+
+    def subscriber(kid: str) -> int:
+        response = session.get(f"{base}/merchant/kid/{kid}", headers=auth)
+        response.raise_for_status()
+        return int(response.json()["subscriber_no"])
+
+    def documents(number: int) -> list[dict[str, Any]]:
+        response = session.get(f"{base}/merchant/subscribers/{number}/documents", headers=auth)
+        if not response.ok:
+            raise RuntimeError(f"documents of subscriber {number}: {response.status_code} {response.text[:500]}")
+        return list(response.json())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        numbers = sorted(set(pool.map(subscriber, kids)))
+        return [d for listed in pool.map(documents, numbers) for d in listed]
+
+
+def _outboxes(azurite: Azurite, tenant: str) -> dict[str, Any]:
+    """What arrived in the access point's outbox and the print batches of ``tenant``."""
+    blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
+    printed = blobs.get_container_client(PRINT)
+    pages = letters = aside = report_pages = 0
+    days = set()
+    for name in _blob_names(blobs, PRINT, tenant):  # {tenant}/{day}/{organisation}.pdf, .csv, .json
+        data = printed.download_blob(name).readall()
+        if name.endswith(".pdf"):
+            pages += len(PdfReader(io.BytesIO(data)).pages)
+        elif name.endswith(".json"):
+            report = json.loads(data)
+            letters, aside = letters + report["letters"], aside + len(report["set_aside"])
+            report_pages += report["pages"]
+            days.add(report["day"])
+    return {"ehf_files": len(_blob_names(blobs, EHF_OUTBOX, tenant)), "print_pages": pages,
+            "print_letters": letters, "print_set_aside": aside, "print_report_pages": report_pages,
+            "print_days": tuple(sorted(days))}
+
+
+def _blob_names(blobs: BlobServiceClient, container: str, tenant: str) -> list[str]:
+    try:
+        return [b.name for b in blobs.get_container_client(container).list_blobs(name_starts_with=f"{tenant}/")]
+    except ResourceNotFoundError:  # nothing was ever sent that way
+        return []
+
+
+def delivery_totals(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """The delivery logs' totals: documents delivered (each rendered to be sent), deliveries
+    sent per channel, deliveries that failed or bounced."""
+    rows = [r for d in documents for r in d["deliveries"]]
+    sent = Counter(r["channel"] for r in rows if r["status"] == "sent")
+    printed = Counter(r["at"][:10] for r in rows if r["status"] == "sent" and r["channel"] == "print")
+    return {"documents_delivered": sum(1 for d in documents if d["deliveries"]), "sent": dict(sorted(sent.items())),
+            "failed": sum(1 for r in rows if r["status"] in ("failed", "bounced")),
+            "queued": sum(1 for r in rows if r["status"] == "queued"), "printed_by_day": printed}
+
+
+def _delivery_checks(summary: dict[str, Any], documents: list[dict[str, Any]], delivered: dict[str, Any],
+                     sent: Sent, last_day: date) -> dict[str, bool]:
+    """Every issued demand reached its subscriber once, or its failure is recorded; what the
+    logs say was sent is what arrived."""
+    demands = [d for d in documents if d["kind"] in DEMANDS]
+    issued = summary["invoices_issued"] + summary["credit_notes"] + summary["reminders_issued"]
+
+    def once(document: dict[str, Any]) -> bool:
+        statuses = Counter(r["status"] for r in document["deliveries"])
+        return statuses["queued"] == 0 and (statuses["sent"] == 1 or (statuses["sent"] == 0 and (
+            statuses["failed"] + statuses["bounced"]) > 0))
+
+    by_channel = delivered["sent"]
+    return {
+        # every issued demand is listed, and each has exactly one successful delivery or a recorded failure
+        "documents_delivered": len(demands) == issued and all(once(d) for d in demands),
+        # the mails the SMTP server received are the e-mail deliveries the logs say were sent, and so on
+        "emails_received": sent.emails == by_channel.get("email", 0),
+        "ehf_files": sent.ehf_files == by_channel.get("ehf", 0),
+        # every letter sent to print on a day whose batch the print timer has made (each day's,
+        # the next morning; not yet the last day's) is in that batch, printed or set aside, and
+        # the merged PDFs have the pages the batch reports say
+        "print_batches": sent.print_letters + sent.print_set_aside == sum(
+            n for day, n in delivered["printed_by_day"].items() if day in sent.print_days)
+        and sent.print_pages == sent.print_report_pages
+        and set(delivered["printed_by_day"]) - set(sent.print_days) <= {last_day.isoformat()},
+    }

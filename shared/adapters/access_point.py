@@ -15,17 +15,15 @@ from datetime import date
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
+from .blobs import container
+
 CONTAINER = "ehf-outbox"
 SCHEMES = ("0192", "0007")  # Norwegian and Swedish organisation numbers (PEPPOL EAS codes)
 
 
 class BlobAccessPoint:
     def __init__(self, service: BlobServiceClient) -> None:
-        self.container = service.get_container_client(CONTAINER)
-        try:
-            self.container.create_container()
-        except ResourceExistsError:
-            pass
+        self.container = container(service, CONTAINER)
 
     def can_receive(self, tenant: str, scheme: str, organization_number: str) -> bool:
         return scheme in SCHEMES and organization_number.isdigit()

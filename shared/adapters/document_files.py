@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, ContentSettings, generate_blob_sas
+
+from .blobs import container
 
 CONTAINER = "documents"
 BRANDING = "branding"  # logos: ``{tenant}/{Branding.logo_blob}``
@@ -32,11 +34,7 @@ def blob_name(tenant: str, subscriber_no: int, document_id: str, suffix: str) ->
 class BlobDocumentFiles:
     def __init__(self, service: BlobServiceClient) -> None:
         self.service = service
-        self.container = service.get_container_client(CONTAINER)
-        try:
-            self.container.create_container()  # private: no public access level
-        except ResourceExistsError:
-            pass
+        self.container = container(service, CONTAINER)
 
     def put(self, tenant: str, subscriber_no: int, document_id: str, suffix: str, data: bytes,
             content_type: str) -> str:
@@ -73,10 +71,6 @@ class BlobDocumentFiles:
             return None
 
     def put_logo(self, tenant: str, name: str, data: bytes, content_type: str) -> None:
-        branding = self.service.get_container_client(BRANDING)
-        try:
-            branding.create_container()  # private, as ``documents``
-        except ResourceExistsError:
-            pass
+        branding = container(self.service, BRANDING)
         branding.upload_blob(f"{tenant}/{name}", data, overwrite=True,
                              content_settings=ContentSettings(content_type=content_type))

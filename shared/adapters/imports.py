@@ -21,11 +21,12 @@ import re
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from ..domain.import_report import ImportReport
 from ..ports import TransmissionClaim
+from . import blobs
 from .codec import dumps, loads
 from .tables import Storage
 
@@ -126,11 +127,7 @@ class BankFileDrop:
         self.blobs = blobs
 
     def reject(self, name: str, data: bytes, report: str, container: str = REJECTED) -> None:
-        client = self.blobs.get_container_client(container)
-        try:
-            client.create_container()
-        except ResourceExistsError:
-            pass
+        client = blobs.container(self.blobs, container)
         client.upload_blob(name, data, overwrite=True)
         client.upload_blob(f"{name}.error.txt", report.encode(), overwrite=True,
                            content_settings=ContentSettings(content_type="text/plain; charset=utf-8"))

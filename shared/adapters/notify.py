@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 from email.message import EmailMessage
 
-from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 
 from ..ports import Notice
 from ..ports import Notifier as Notifier  # re-exported: the port lives in shared/ports.py
+from .blobs import container
 
 CONTAINER = "notices"
 
@@ -43,11 +43,7 @@ def as_sms(notice: Notice) -> bytes:
 
 class BlobNotifier:
     def __init__(self, service: BlobServiceClient) -> None:
-        self.container = service.get_container_client(CONTAINER)
-        try:
-            self.container.create_container()
-        except ResourceExistsError:
-            pass
+        self.container = container(service, CONTAINER)
 
     def send(self, notice: Notice) -> None:
         sms = notice.channel == "sms"

@@ -20,8 +20,10 @@ from contextlib import contextmanager
 from datetime import date
 from typing import BinaryIO, cast
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings
+
+from .blobs import container
 
 CONTAINER = "print"
 BLOCK = 4 * 1024 * 1024
@@ -67,11 +69,7 @@ class BlockWriter(io.RawIOBase):
 
 class BlobPrintFiles:
     def __init__(self, service: BlobServiceClient) -> None:
-        self.container = service.get_container_client(CONTAINER)
-        try:
-            self.container.create_container()  # private: no public access level
-        except ResourceExistsError:
-            pass
+        self.container = container(service, CONTAINER)
 
     def get(self, tenant: str, day: date, name: str) -> bytes | None:
         try:

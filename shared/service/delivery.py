@@ -66,9 +66,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from ..adapters.bus import event_of
-from ..adapters.codec import dumps, loads
+from ..adapters.codec import dumps
 from ..documents.ehf import can_be_ehf, render_ehf, why_not_ehf
-from ..documents.pdf import render_pdf
 from ..domain.account import Account
 from ..domain.calendar import local_date
 from ..domain.catalogue import Catalogue, Channel, Organization
@@ -97,15 +96,13 @@ from ..ports import (
     Unavailable,
     transient,
 )
-from . import notices
+from . import documents, notices
 from .context import Context
 from .documents import (
     NoEhfForm,
-    credit_note_document,
     documents_in,
     invoice_document,
     letter_of,
-    reminder_document,
 )
 from .isolation import reason, record
 
@@ -320,36 +317,8 @@ def _found_by_id(ctx: Context, tenant: str, subscriber_no: int, document_id: str
                  catalogue: Catalogue | None = None) -> Found:
     account = account or _account(ctx, tenant, subscriber_no)
     catalogue = catalogue or ctx.catalogue.get(tenant)
-    kind, _, key = document_id.partition("-")
-    if kind == "inv" and key.isdigit():
-        invoice = ctx.accounts.invoice(tenant, subscriber_no, int(key))
-        if invoice is not None:
-            d = invoice.draft
-            return Found(invoice_document(account, catalogue, invoice), account,
-                         _organization(catalogue, d.organization_id), d.subscription_id)
-    elif kind == "rem" and key.isdigit():
-        reminder = ctx.accounts.reminder(tenant, subscriber_no, int(key))
-        if reminder is not None:
-            invoice = ctx.accounts.invoice(tenant, subscriber_no, reminder.invoice_demand_no)
-            return Found(reminder_document(account, catalogue, reminder, invoice), account,
-                         _organization(catalogue, reminder.organization_id), reminder.subscription_id)
-    elif kind == "crn" and key.isdigit():
-        history = ctx.accounts.documents(tenant, subscriber_no)
-        note = next((c for c in history.credit_notes if c.number == int(key)), None)
-        if note is not None:
-            invoice = next((i for i in history.invoices if i.number == note.invoice_number), None)
-            return Found(credit_note_document(account, catalogue, note, invoice), account,
-                         _organization(catalogue, note.organization_id), note.subscription_id)
-    elif kind == "stp" and key.isdigit():
-        stored = ctx.document_files.get(tenant, subscriber_no, document_id, "json")
-        if stored is not None:  # kept as it was made when it was first delivered
-            document = loads(Document, stored)
-            invoice = next((i for i in ctx.accounts.documents(tenant, subscriber_no).invoices
-                            if i.number == document.number), None)  # the invoice it is about: its organisation
-            if invoice is not None:
-                return Found(document, account, _organization(catalogue, invoice.draft.organization_id),
-                             invoice.draft.subscription_id)
-    raise NotFound(f"subscriber {subscriber_no} has no document {document_id}")
+    found = documents.find(ctx, tenant, account, catalogue, document_id)
+    return Found(found.document, account, _organization(catalogue, found.organization_id), found.subscription_id)
 
 
 # ---- choosing the channel ------------------------------------------------------------------------
@@ -505,9 +474,7 @@ def _send(ctx: Context, tenant: str, found: Found, channel: Channel, to: str, at
 
 
 def pdf_of(ctx: Context, tenant: str, found: Found) -> bytes:
-    logo_name = found.document.letter.seller.branding.logo_blob
-    logo = ctx.document_files.logo(tenant, logo_name) if logo_name else None
-    return render_pdf(found.document, logo)
+    return documents.render(ctx, tenant, found.document)
 
 
 def message_id(tenant: str, subscriber_no: int, document_id: str, attempt: int) -> str:

@@ -114,29 +114,39 @@ def documents(ctx: Context, tenant: str, subscriber_no: int) -> list[Document]:
 
 
 def document(ctx: Context, tenant: str, subscriber_no: int, document_id: str) -> Document:
-    """One stored document by its id (``inv-…``, ``crn-…``, ``rem-…``); ``NotFound`` if none."""
-    account = _account(ctx, tenant, subscriber_no)
-    catalogue = ctx.catalogue.get(tenant)
+    """One stored document by its id (``inv-…``, ``crn-…``, ``rem-…``, ``stp-…``); ``NotFound`` if none."""
+    return find(ctx, tenant, _account(ctx, tenant, subscriber_no), ctx.catalogue.get(tenant), document_id).document
+
+
+def find(ctx: Context, tenant: str, account: Account, catalogue: Catalogue, document_id: str) -> Found:
+    """A stored document of ``account`` by its id, with its organisation and subscription:
+    a point read for an invoice or a reminder (and its invoice), the history for a credit
+    note, the kept file for a stop notice; ``NotFound`` if none."""
+    n = account.number
     kind, _, key = document_id.partition("-")
     if kind == "inv" and key.isdigit():
-        invoice = ctx.accounts.invoice(tenant, subscriber_no, int(key))
+        invoice = ctx.accounts.invoice(tenant, n, int(key))
         if invoice is not None:
-            return invoice_document(account, catalogue, invoice)
+            d = invoice.draft
+            return Found(invoice_document(account, catalogue, invoice), d.organization_id, d.subscription_id)
     elif kind == "rem" and key.isdigit():
-        reminder = ctx.accounts.reminder(tenant, subscriber_no, int(key))
+        reminder = ctx.accounts.reminder(tenant, n, int(key))
         if reminder is not None:
-            invoice = ctx.accounts.invoice(tenant, subscriber_no, reminder.invoice_demand_no)
-            return reminder_document(account, catalogue, reminder, invoice)
+            invoice = ctx.accounts.invoice(tenant, n, reminder.invoice_demand_no)
+            return Found(reminder_document(account, catalogue, reminder, invoice), reminder.organization_id,
+                         reminder.subscription_id)
     elif kind == "crn" and key.isdigit():
-        history = ctx.accounts.documents(tenant, subscriber_no)
-        for found in documents_in(account, catalogue, history):
-            if found.id == document_id:
+        history = ctx.accounts.documents(tenant, n)
+        for found in found_in(account, catalogue, history):
+            if found.document.id == document_id:
                 return found
     elif kind == "stp" and key.isdigit():
-        notice = stop_notice(ctx, tenant, subscriber_no, document_id)
-        if notice is not None:
-            return notice
-    raise NotFound(f"subscriber {subscriber_no} has no document {document_id}")
+        notice = stop_notice(ctx, tenant, n, document_id)
+        invoice = next((i for i in ctx.accounts.documents(tenant, n).invoices if i.number == notice.number),
+                       None) if notice is not None else None  # the invoice it is about: its organisation
+        if notice is not None and invoice is not None:
+            return Found(notice, invoice.draft.organization_id, invoice.draft.subscription_id)
+    raise NotFound(f"subscriber {n} has no document {document_id}")
 
 
 def stop_notice(ctx: Context, tenant: str, subscriber_no: int, document_id: str) -> Document | None:

@@ -33,3 +33,19 @@ def test_the_demo_pays_and_its_summary_agrees_with_itself(tmp_path: Path) -> Non
     # every bank-file record accounted for by the import reports; the file sent twice booked nothing
     assert s["imports_add_up"] is True and s["import_records"] >= s["payments_imported"]
     assert s["import_duplicate_files"] == 1 and s["bank_files"] > 1
+    # every issued demand was rendered and delivered once (or its failure recorded); what the
+    # delivery logs say was sent is what arrived: the mails the SMTP server received, the EHF
+    # files in the access point's outbox
+    assert s["checks"]["documents_delivered"] is True
+    by_channel = s["deliveries_by_channel"]
+    assert s["documents_rendered"] >= s["invoices_issued"] + s["credit_notes"] + s["reminders_issued"]
+    assert sum(by_channel.values()) == s["documents_rendered"]  # one successful delivery each
+    assert s["emails_sent"] == by_channel["email"] > 0
+    assert s["ehf_sent"] == by_channel["ehf"] > 0  # the demo's companies get EHF
+    # a mail its server refused failed and went to print (the channel of last resort)
+    assert s["deliveries_failed"] > 0 and by_channel["print"] >= s["deliveries_failed"]
+    # the print timer made the daily batches: every letter sent to print before the last day
+    # is in one, and the merged PDFs have at least a page per letter
+    assert s["checks"]["print_batches"] is True
+    assert s["print_pages"] >= s["print_letters"] > 0 and by_channel["print"] >= s["print_letters"]
+    assert s["checks"] == {k: True for k in s["checks"]}
