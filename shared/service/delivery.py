@@ -392,6 +392,10 @@ def _send_row(ctx: Context, tenant: str, found: Found, row: Delivery, last: bool
         if channel is Channel.PRINT:
             raise
         return _failed(ctx, tenant, found, row, exc)
+    except Exception as exc:  # a document that cannot be made (rendered, addressed) by this channel
+        if transient(exc):
+            raise
+        return _failed(ctx, tenant, found, row, exc)
     # a failure to record is a mail sent and not recorded: the redelivery sends it again (the same Message-ID)
     sent = ctx.deliveries.update(tenant, found.account.number, replace(
         row, status=DeliveryStatus.SENT, at=ctx.clock.now(), provider_id=provider_id))
@@ -446,9 +450,12 @@ def _failed(ctx: Context, tenant: str, found: Found, row: Delivery, exc: Excepti
 def _fall_back(ctx: Context, tenant: str, found: Found, failed: Delivery) -> list[Delivery]:
     """A failed or bounced delivery: the document goes to print (once per attempt), and
     customer service is told (an attention row for the subscriber, ref the document)."""
-    if failed.channel == Channel.PRINT:
-        return []
     number = found.account.number
+    if failed.channel == Channel.PRINT:  # the channel of last resort: nothing to fall back to, a person must look
+        record(ctx, tenant, DELIVERY_RUN, number, ctx.clock.now().date(),
+               DeliveryFailed(f"print delivery of {failed.document_id} failed: {failed.reason}"),
+               ref=failed.document_id)
+        return []
     printed = ctx.deliveries.get(tenant, number, failed.document_id, Channel.PRINT, failed.attempt)
     if printed is not None and printed.status in FINAL:
         return [printed]  # fallen back before (a redelivered message): told before

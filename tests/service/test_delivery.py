@@ -318,3 +318,31 @@ def test_a_resend_by_sms_to_a_subscriber_without_a_phone_is_refused_before_anyth
     assert [d.attempt for d in delivery.log(ctx, shop, placed.subscriber_no)] == [1]
     sent = delivery.resend(ctx, shop, placed.subscriber_no, "inv-00000001", channel="sms", to="+47 41234567")
     assert (sent.channel, sent.attempt, sent.status) == ("sms", 2, DeliveryStatus.SENT)
+
+
+@pytest.mark.parametrize("print_fails", [False, True], ids=["print works", "print fails too"])
+def test_a_document_that_cannot_be_made_for_its_channel_ends_failed_never_queued(fake_ctx: Any,
+                                                                                  print_fails: bool) -> None:
+    """Anything but a passing failure while sending (a mail that cannot be made, a render
+    that raises) ends the row ``failed`` with its reason and falls back to print; when print
+    fails too, that row is ``failed`` as well and customer service is told. The message
+    completes either way: no row is left ``queued`` for the lease to find."""
+    ctx = fake_ctx
+    install_catalogue(ctx, "shop")
+    placed = place_order(ctx, order("shop", 1))
+    (message,) = ctx.bus.take(NOTICES)
+    ctx.mailer.inject("send", ValueError("a mail that cannot be made"))
+    if print_fails:
+        ctx.print_queue.inject("add", ValueError("a letter that cannot be queued"))
+    rows = delivery.deliver(ctx, message.id, message.body)
+    assert rows is not None
+    printed = DeliveryStatus.FAILED if print_fails else DeliveryStatus.SENT
+    expected = [("email", DeliveryStatus.FAILED), ("print", printed)]
+    assert [(r.channel, r.status) for r in rows] == expected
+    assert "a mail that cannot be made" in rows[0].reason
+    logged = delivery.log(ctx, "shop", placed.subscriber_no)
+    assert all(d.status is not DeliveryStatus.QUEUED for d in logged) and len(logged) == 2
+    attention = ctx.attention.find("shop", DELIVERY_RUN, placed.subscriber_no, "inv-00000001")
+    assert attention is not None and ("failed" in attention.reason or "print" in attention.reason)
+    assert delivery.deliver(ctx, message.id, message.body) == rows  # redelivered: nothing more
+    assert ctx.mailer.sent == []
