@@ -25,7 +25,7 @@ import socket
 import ssl
 import threading
 import uuid
-from email.errors import HeaderParseError, NonASCIILocalPartDefect
+from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -33,6 +33,7 @@ from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
+from ..domain.catalogue import one_address
 from ..ports import Mail, MailRefused, MailUnavailable
 
 # what ends a line somewhere (str.splitlines) and any other control character: never in a header
@@ -50,14 +51,8 @@ def checked_address(what: str, value: str) -> str:
     """``value`` if it is one addr-spec (RFC 5322; a non-ASCII local part as RFC 6531 allows),
     else ``MailRefused``: an address with a line break, two addresses or a display name is
     refused for good (the document falls back to print) instead of failing on every retry."""
-    if BREAKS.search(value):
+    if BREAKS.search(value) or not one_address(value):
         raise MailRefused(f"{what} {value!r} is not an e-mail address")
-    try:
-        Address(addr_spec=value)
-    except NonASCIILocalPartDefect:
-        pass  # valid where the server speaks SMTPUTF8
-    except (ValueError, HeaderParseError, IndexError):
-        raise MailRefused(f"{what} {value!r} is not an e-mail address") from None
     return value
 
 

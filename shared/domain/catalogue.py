@@ -67,7 +67,7 @@ def _text(what: str, value: str | None, longest: int, shortest: int = 0) -> None
         raise CatalogueError(f"{what} must be {shortest}-{longest} characters without control characters")
 
 
-def _one_address(value: str) -> bool:
+def one_address(value: str) -> bool:
     """One addr-spec (RFC 5322; a non-ASCII local part as RFC 6531 allows): what the mail
     adapters take as the sender and Reply-To of the organisation's mail. Anything else made
     every mail of the organisation refused and printed instead."""
@@ -75,7 +75,9 @@ def _one_address(value: str) -> bool:
         Address(addr_spec=value)
     except NonASCIILocalPartDefect:
         return True
-    except (ValueError, HeaderParseError, IndexError):
+    except (ValueError, HeaderParseError, IndexError, AttributeError):
+        # AttributeError: CPython's header parser itself fails on some malformed input
+        # (``"\\@["``: 'InvalidHeaderDefect' object has no attribute 'all_defects'): not an address either
         return False
     return True
 
@@ -148,7 +150,7 @@ class Branding:
             raise CatalogueError(f"{what}: branding colour must be #RRGGBB")
         _text(f"{what}: branding footer", self.footer, 500)
         _text(f"{what}: branding contact_email", self.contact_email, 254)
-        if self.contact_email is not None and not _one_address(self.contact_email):
+        if self.contact_email is not None and not one_address(self.contact_email):
             raise CatalogueError(f"{what}: branding contact_email must be one e-mail address (name@domain)")
         _text(f"{what}: branding contact_phone", self.contact_phone, 32)
 

@@ -11,7 +11,7 @@ from email import message_from_bytes
 from email.policy import default
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shared.adapters.mail import acs_message, as_message
@@ -47,6 +47,7 @@ def test_any_subject_and_sender_name_give_one_line_headers_and_no_injected_heade
 
 @settings(max_examples=300, deadline=None)
 @given(hostile)
+@example("\\@[")  # CPython's own header parser raises AttributeError on it (found by this property in CI)
 def test_any_address_is_one_recipient_or_refused_for_good(address: str) -> None:
     for field in ("to", "sender", "reply_to"):
         try:
