@@ -22,7 +22,7 @@ import zoneinfo
 from collections.abc import Sized
 from dataclasses import dataclass, field
 from datetime import date
-from email.errors import HeaderParseError, NonASCIILocalPartDefect
+from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address
 from enum import StrEnum
 from functools import cache
@@ -75,9 +75,9 @@ def one_address(value: str) -> bool:
         Address(addr_spec=value)
     except NonASCIILocalPartDefect:
         return True
-    except (ValueError, HeaderParseError, IndexError, AttributeError):
-        # AttributeError: CPython's header parser itself fails on some malformed input
-        # (``"\\@["``: 'InvalidHeaderDefect' object has no attribute 'all_defects'): not an address either
+    except Exception:  # whatever the parser raises, it is not one address
+        # ValueError, HeaderParseError, IndexError, and even AttributeError from CPython's
+        # header parser itself (``"\\@["``: 'InvalidHeaderDefect' object has no attribute 'all_defects')
         return False
     return True
 
