@@ -177,8 +177,13 @@ TEXTS: dict[str, tuple[str, str, str]] = {  # key: (nb, sv, en)
 _INDEX = {Language.NB: 0, Language.SV: 1, Language.EN: 2}
 
 
+def in_language(entry: tuple[str, str, str], language: Language) -> str:
+    """The ``language`` form of a (nb, sv, en) entry: every table of texts is so ordered."""
+    return entry[_INDEX[language]]
+
+
 def text(language: Language, key: str) -> str:
-    return TEXTS[key][_INDEX[language]]
+    return in_language(TEXTS[key], language)
 
 
 def title(kind: Kind, language: Language) -> str:

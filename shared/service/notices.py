@@ -33,11 +33,10 @@ PHRASES: dict[str, tuple[str, str, str]] = {  # key: (nb, sv, en)
                  "{what} från {seller}: {amount}, förfaller {due}. Se dokumentet: {link}",
                  "{what} from {seller}: {amount}, due {due}. See the document: {link}"),
 }
-INDEX = {Language.NB: 0, Language.SV: 1, Language.EN: 2}
 
 
 def phrase(language: Language, key: str, **values: str) -> str:
-    return PHRASES[key][INDEX[language]].format(**values)
+    return texts.in_language(PHRASES[key], language).format(**values)
 
 
 @dataclass(frozen=True, slots=True)
