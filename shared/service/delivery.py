@@ -247,13 +247,6 @@ def bounced(ctx: Context, tenant: str, subscriber_no: int, document_id: str, att
 # ---- finding the document ------------------------------------------------------------------------
 
 
-def _account(ctx: Context, tenant: str, subscriber_no: int) -> Account:
-    loaded = ctx.accounts.load(tenant, subscriber_no)
-    if loaded is None:
-        raise NotFound(f"subscriber {subscriber_no}")
-    return loaded.account
-
-
 def _organization(catalogue: Catalogue, organization_id: str) -> Organization:
     org = catalogue.organizations.get(organization_id)
     if org is None:
@@ -274,7 +267,7 @@ def _found(ctx: Context, tenant: str, event: Event) -> Found:
             d = invoice.draft
             return Found(invoice_document(loaded.account, catalogue, invoice), loaded.account,
                          _organization(catalogue, d.organization_id), d.subscription_id)
-    account = _account(ctx, tenant, event.subscriber_no)
+    account = documents.account_of(ctx, tenant, event.subscriber_no)
     if isinstance(event, PaymentStopNotice):
         return _stop_notice(ctx, tenant, account, catalogue, org, event)
     if isinstance(event, InvoiceIssued) and event.demand_no:
@@ -315,7 +308,7 @@ def _stop_notice(ctx: Context, tenant: str, account: Account, catalogue: Catalog
 
 def _found_by_id(ctx: Context, tenant: str, subscriber_no: int, document_id: str, account: Account | None = None,
                  catalogue: Catalogue | None = None) -> Found:
-    account = account or _account(ctx, tenant, subscriber_no)
+    account = account or documents.account_of(ctx, tenant, subscriber_no)
     catalogue = catalogue or ctx.catalogue.get(tenant)
     found = documents.find(ctx, tenant, account, catalogue, document_id)
     return Found(found.document, account, _organization(catalogue, found.organization_id), found.subscription_id)

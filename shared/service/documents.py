@@ -100,7 +100,8 @@ def found_in(account: Account, catalogue: Catalogue, history: History) -> list[F
     return out
 
 
-def _account(ctx: Context, tenant: str, subscriber_no: int) -> Account:
+def account_of(ctx: Context, tenant: str, subscriber_no: int) -> Account:
+    """The subscriber's account; ``NotFound`` if there is none."""
     loaded = ctx.accounts.load(tenant, subscriber_no)
     if loaded is None:
         raise NotFound(f"subscriber {subscriber_no}")
@@ -109,13 +110,13 @@ def _account(ctx: Context, tenant: str, subscriber_no: int) -> Account:
 
 def documents(ctx: Context, tenant: str, subscriber_no: int) -> list[Document]:
     """A subscriber's documents (two queries: the partition's head and its history)."""
-    account = _account(ctx, tenant, subscriber_no)
+    account = account_of(ctx, tenant, subscriber_no)
     return documents_in(account, ctx.catalogue.get(tenant), ctx.accounts.documents(tenant, subscriber_no))
 
 
 def document(ctx: Context, tenant: str, subscriber_no: int, document_id: str) -> Document:
     """One stored document by its id (``inv-…``, ``crn-…``, ``rem-…``, ``stp-…``); ``NotFound`` if none."""
-    return find(ctx, tenant, _account(ctx, tenant, subscriber_no), ctx.catalogue.get(tenant), document_id).document
+    return find(ctx, tenant, account_of(ctx, tenant, subscriber_no), ctx.catalogue.get(tenant), document_id).document
 
 
 def find(ctx: Context, tenant: str, account: Account, catalogue: Catalogue, document_id: str) -> Found:
@@ -160,7 +161,7 @@ def preview(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str)
     """The next invoice of a subscription before it is issued: the draft the invoice run
     would issue, issued on paper only (``issue``: the credit it would apply, its letter),
     as a document without number or KID (they are given at issue)."""
-    account = _account(ctx, tenant, subscriber_no)
+    account = account_of(ctx, tenant, subscriber_no)
     catalogue = ctx.catalogue.get(tenant)
     if subscription_id not in account.subscriptions:
         raise NotFound(f"subscriber {subscriber_no} has no subscription {subscription_id}")
@@ -253,7 +254,7 @@ def listed(account: Account, catalogue: Catalogue, history: History, log: list[D
 
 def listing(ctx: Context, tenant: str, subscriber_no: int) -> list[dict[str, Any]]:
     """A subscriber's documents with their channel and delivery log."""
-    account = _account(ctx, tenant, subscriber_no)
+    account = account_of(ctx, tenant, subscriber_no)
     history = ctx.accounts.documents(tenant, subscriber_no)
     log = delivery_log(ctx, tenant, subscriber_no)
     return listed(account, ctx.catalogue.get(tenant), history, log, stop_notices(ctx, tenant, subscriber_no, log))
