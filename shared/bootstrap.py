@@ -20,6 +20,9 @@ App settings (Azure) or environment (local host, tests):
 | ``ABONNO_ACS_EMAIL_CONNECTION`` | ... or by a connection string (``endpoint=...;accesskey=...``) |
 | ``ABONNO_SMTP_HOST``, ``ABONNO_SMTP_PORT`` | ... else mail by SMTP to this server (default ``localhost:25``) |
 | ``ABONNO_SMTP_USER``, ``ABONNO_SMTP_PASSWORD``, ``ABONNO_SMTP_STARTTLS`` | SMTP login and STARTTLS (``true``) |
+| ``ABONNO_PUBLIC_URL`` | the app's base URL, for provider redirects, callbacks and My page links |
+| ``ABONNO_VIPPS_URL``, ``ABONNO_VIPPS_CREDENTIALS`` | Vipps base URL; JSON per tenant (Key Vault) |
+| ``ABONNO_SWEDBANKPAY_URL``, ``ABONNO_SWEDBANKPAY_CREDENTIALS`` | Swedbank Pay base URL; JSON per tenant (Key Vault) |
 | ``ABONNO_MAIL_SENDER`` | From, when an organisation has no contact e-mail (default ``no-reply@abonno.local``) |
 """
 
@@ -49,7 +52,10 @@ from .adapters.numbering import InvoiceNumbers, SubscriberNumbers
 from .adapters.payments_inbox import PaymentsInbox
 from .adapters.print_files import BlobPrintFiles
 from .adapters.print_queue import PrintRows
+from .adapters.provider_watch import WatchRows
+from .adapters.swedbankpay import swedbankpay_from_settings
 from .adapters.tables import Storage, pooled_transport
+from .adapters.vipps import vipps_from_settings
 from .clock import SettableClock, SystemClock
 from .ports import Bus, Clock, Mailer, Notifier
 from .service.context import Context
@@ -83,7 +89,10 @@ def build(storage: Storage, clock: Clock, bus: Bus, blobs: BlobServiceClient | N
                         access_point=BlobAccessPoint(blobs), document_files=BlobDocumentFiles(blobs),
                         deliveries=DeliveryRows(storage), print_queue=PrintRows(storage),
                         mail_sender=os.environ.get("ABONNO_MAIL_SENDER") or DEFAULT_SENDER,
-                        notifier=BlobNotifier(blobs), print_files=BlobPrintFiles(blobs), storage=storage)
+                        notifier=BlobNotifier(blobs), print_files=BlobPrintFiles(blobs), vipps=vipps_from_settings(),
+                        swedbankpay=swedbankpay_from_settings(), provider_watch=WatchRows(storage),
+                        public_url=(os.environ.get("ABONNO_PUBLIC_URL") or "http://localhost:7071").rstrip("/"),
+                        storage=storage)
 
 
 def connect(conn: str, clock: Clock, pool_size: int = 64, mailer: Mailer | None = None) -> AzureContext:

@@ -392,52 +392,181 @@ class PrintFiles(Protocol):
         ...
 
 
-# ---- payment providers (the seam for Vipps MobilePay Recurring and Swedbank Pay) -----------------
+# ---- payment providers (P6: Vipps MobilePay Recurring v3, Swedbank Pay Payment Order v3) ------------
+# One port per provider. The adapters (``adapters/vipps.py``, ``adapters/swedbankpay.py``) speak the
+# providers' published HTTP APIs with ``requests`` (timeouts, retries with back-off on 429/5xx,
+# correlation ids, access tokens cached until expiry, credentials per tenant from the app settings);
+# locally and in tests they speak to the simulators in ``devhost/`` the same way. Every call that
+# creates or changes something carries our idempotency key, so a retried call makes nothing twice.
+# Money is minor units + currency. Errors: ``ProviderRefused`` (4xx: for good, with the problem's
+# text), ``ProviderUnavailable`` (network, 429, 5xx after the retries: the bus tries again).
+
+
+class ProviderRefused(Exception):
+    """The provider refused the request for good (a 4xx problem): ``status`` and its detail."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class ProviderUnavailable(Unavailable):
+    """The provider did not answer, or said 'busy' (429) or failed (5xx), after the retries."""
 
 
 @dataclass(frozen=True)
-class Agreement:
-    """A recurring-payment agreement the payer approved at the provider."""
+class AgreementDraft:
+    """What a Vipps draft agreement asks the payer to approve (``POST /recurring/v3/agreements``)."""
 
-    provider: str  # "vipps", "swedbankpay"
-    id: str  # the provider's agreement id
-    subscriber_no: int
-    status: str  # "pending" (awaiting the payer), "active", "stopped"
-    confirmation_url: str = ""  # where the payer approves a pending agreement
+    external_id: str  # ``agreements.agreement_key``: how the agreement is mapped back to us
+    product_name: str  # at most 45 characters
+    product_description: str  # at most 100 characters
+    price_minor: int  # LEGACY pricing: the amount of each period
+    currency: str
+    interval_unit: str  # YEAR | MONTH | WEEK | DAY
+    interval_count: int  # 1-31
+    merchant_agreement_url: str  # where the payer manages it (My page)
+    merchant_redirect_url: str  # where the payer returns after approving or rejecting
+    phone: str | None = None  # MSISDN, e.g. 4791234567
+    initial_charge_minor: int | None = None  # the first period, taken when the payer approves
+    initial_charge_id: str = ""  # its orderId (``agreements.charge_id``)
+    initial_charge_description: str = ""
 
 
 @dataclass(frozen=True)
-class Charge:
-    provider: str
-    id: str  # the provider's charge id
+class VippsAgreement:
+    """An agreement as Vipps reports it (``GET /recurring/v3/agreements/{id}``)."""
+
+    id: str  # agreementId
+    status: str  # PENDING | ACTIVE | STOPPED | EXPIRED (Vipps' names)
+    external_id: str
+    price_minor: int
+    currency: str
+    confirmation_url: str = ""
+    stopped_by: str = ""  # the stop event's actor, where known: MERCHANT | USER (or "")
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    """One charge to create (``POST /recurring/v3/agreements/{id}/charges``, or in bulk)."""
+
+    agreement_id: str  # Vipps agreementId
+    charge_id: str  # orderId (becomes the chargeId) and the Idempotency-Key
+    amount_minor: int
+    currency: str
+    description: str  # at most 45 characters
+    due: date  # at least the lead time ahead
+    retry_days: int  # 0-14
+    external_id: str = ""  # the KID, for the settlement report
+
+
+@dataclass(frozen=True)
+class VippsCharge:
+    """A charge as Vipps reports it (``GET /recurring/v3/agreements/{id}/charges/{chargeId}``)."""
+
+    id: str
     agreement_id: str
+    status: str  # PENDING | DUE | PROCESSING | RESERVED | CHARGED | PARTIALLY_CAPTURED | FAILED | REFUNDED |
+    #              PARTIALLY_REFUNDED | CANCELLED (Vipps' names)
     amount_minor: int
     currency: str
     due: date
-    status: str  # "pending", "reserved", "charged", "failed", "cancelled"
+    captured_minor: int = 0
+    refunded_minor: int = 0
+    cancelled_minor: int = 0
+    failure_reason: str = ""  # user_action_required | charge_amount_too_high | non_technical_error | technical_error
+    external_id: str = ""
+
+
+class VippsRecurring(Protocol):
+    """Vipps MobilePay Recurring v3 for one tenant's merchant (its MSN and keys)."""
+
+    def create_agreement(self, tenant: str, draft: AgreementDraft, idempotency_key: str) -> VippsAgreement:
+        """A draft agreement: its id and the confirmation URL to send the payer to (status PENDING)."""
+        ...
+    def agreement(self, tenant: str, agreement_id: str) -> VippsAgreement: ...
+    def update_price(self, tenant: str, agreement_id: str, price_minor: int, idempotency_key: str) -> None: ...
+    def stop_agreement(self, tenant: str, agreement_id: str, idempotency_key: str) -> None: ...
+    def create_charges(self, tenant: str, charges: Sequence[ChargeRequest]) -> dict[str, str]:
+        """Create charges (in bulk where the API allows, within its rate limit); charge id -> ""
+        if created (or created before: the same charge id), else why it was refused."""
+        ...
+    def charge(self, tenant: str, agreement_id: str, charge_id: str) -> VippsCharge: ...
+    def charges(self, tenant: str, agreement_id: str) -> list[VippsCharge]: ...
+    def cancel_charge(self, tenant: str, agreement_id: str, charge_id: str, idempotency_key: str) -> None: ...
+    def refund(self, tenant: str, agreement_id: str, charge_id: str, amount_minor: int, description: str,
+               idempotency_key: str) -> None: ...
 
 
 @dataclass(frozen=True)
-class Refund:
-    provider: str
-    id: str
-    charge_id: str
+class CardPurchase:
+    """A Swedbank Pay payment order (``operation: Purchase``) that also makes an unscheduled token."""
+
+    payee_reference: str  # ours, unique per attempt (``agreements.agreement_key`` for the first purchase)
+    amount_minor: int
+    vat_minor: int
+    currency: str
+    description: str
+    complete_url: str  # where the payer returns after paying
+    cancel_url: str
+    callback_url: str  # Swedbank Pay's server-to-server callback (its body is never trusted)
+    language: str = "nb-NO"
+
+
+@dataclass(frozen=True)
+class CardPaymentOrder:
+    """A payment order as Swedbank Pay reports it (``GET /psp/paymentorders/{id}?$expand=paid``)."""
+
+    id: str  # /psp/paymentorders/{guid}
+    status: str  # Initialized | Paid | Failed | Cancelled | Aborted | Reversed
     amount_minor: int
     currency: str
+    payee_reference: str
+    redirect_url: str = ""  # the payment page, while Initialized
+    captured_minor: int = 0
+    reversed_minor: int = 0
+    token: str = ""  # the unscheduled token made by the first purchase
+    card_mask: str = ""
+    card_expiry: date | None = None  # the last day of the card's expiry month
+    failure_reason: str = ""
 
 
-class PaymentProvider(Protocol):
-    """A card or wallet rail that pulls money on an agreement (Vipps MobilePay Recurring,
-    Swedbank Pay): the seam the provider adapters to come implement; only a fake does today.
-    Every call carries an idempotency key of our own (the provider's ``Idempotency-Key``),
-    so a retried call makes nothing twice; money is minor units + currency."""
+class SwedbankPay(Protocol):
+    """Swedbank Pay Payment Order v3 (card) for one tenant's payee."""
 
-    def create_agreement(self, tenant: str, subscriber_no: int, product: str, amount_minor: int, currency: str,
-                         idempotency_key: str) -> Agreement: ...
-    def create_charge(self, tenant: str, agreement_id: str, amount_minor: int, currency: str, due: date,
-                      description: str, idempotency_key: str) -> Charge: ...
-    def refund(self, tenant: str, charge_id: str, amount_minor: int, currency: str,
-               idempotency_key: str) -> Refund: ...
+    def create_purchase(self, tenant: str, purchase: CardPurchase) -> CardPaymentOrder:
+        """A payment order for the payer to complete on the payment page (``redirect_url``)."""
+        ...
+    def payment_order(self, tenant: str, payment_order_id: str) -> CardPaymentOrder: ...
+    def unscheduled_purchase(self, tenant: str, token: str, payee_reference: str, amount_minor: int,
+                             vat_minor: int, currency: str, description: str) -> CardPaymentOrder:
+        """Charge the token (no payer present); the answer says whether it was authorized."""
+        ...
+    def capture(self, tenant: str, payment_order_id: str, amount_minor: int, vat_minor: int,
+                payee_reference: str) -> CardPaymentOrder: ...
+    def reversal(self, tenant: str, payment_order_id: str, amount_minor: int, vat_minor: int,
+                 payee_reference: str) -> CardPaymentOrder: ...
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Something the provider timer must look at on ``day`` if no webhook has settled it: a
+    pending agreement (``charge_id`` "") or a charge whose outcome should be known."""
+
+    subscriber_no: int
+    provider: str
+    agreement_key: str
+    charge_id: str = ""
+
+
+class ProviderWatch(Protocol):
+    """An index of what to poll, by day (never a scan of subscribers). Written ahead of the
+    commit that makes it necessary; a watch that finds nothing to do is harmless."""
+
+    def add(self, tenant: str, day: date, watch: Watch) -> None: ...
+    def due(self, tenant: str, through: date) -> list[tuple[date, Watch]]: ...
+    def done(self, tenant: str, day: date, watch: Watch) -> None: ...
 
 
 # ==== payments inbox (helper "payments", issue 9) =============================================

@@ -9,7 +9,9 @@ of new subscribers does not append to one range server):
 |------------------------|--------------------------------------------------------|
 | ``0|subscriber``       | profile, balances per organisation, counters; its ETag |
 |                        | guards the whole partition (optimistic concurrency)    |
+| ``0|agr|{key}``        | a Vipps / card payment agreement (``PaymentAgreement``) |
 | ``0|bal|{seq}``        | a balance check due after a stop (``BalanceCheck``)    |
+| ``0|chg|{charge id}``  | a provider charge until its outcome is booked          |
 | ``0|blk|{org}``        | a manual order blockage (``OrderBlock``)               |
 | ``0|cor|{seq}``        | a correction not yet invoiced (``Correction``)         |
 | ``0|dem|{demand no}``  | an open demand (``OpenDemand``): deleted when settled  |
@@ -57,6 +59,7 @@ from urllib.parse import quote, unquote
 from azure.core import MatchConditions
 
 from ..domain.account import Account, BalanceCheck, Changes, Correction, Mandate, OrderBlock, ReminderDocument
+from ..domain.agreements import Charge, PaymentAgreement
 from ..domain.demands import OpenDemand
 from ..domain.events import Event
 from ..domain.invoicing import CreditNote, Invoice
@@ -101,7 +104,9 @@ class Ordered:
 
 KEYED = (Keyed("0|dem|", OpenDemand, "open_demands", lambda n: f"{n:08d}", int),
          Keyed("0|man|", Mandate, "mandates", lambda org: quote(org, safe=""), unquote),
-         Keyed("0|blk|", OrderBlock, "order_blocks", lambda org: quote(org, safe=""), unquote))
+         Keyed("0|blk|", OrderBlock, "order_blocks", lambda org: quote(org, safe=""), unquote),
+         Keyed("0|agr|", PaymentAgreement, "agreements", str, str),
+         Keyed("0|chg|", Charge, "charges", str, str))
 ORDERED = (Ordered("0|cor|", Correction, "corrections"), Ordered("0|bal|", BalanceCheck, "balance_checks"))
 ITEM_PREFIXES = tuple(k.prefix for k in (*KEYED, *ORDERED))
 
@@ -187,6 +192,8 @@ FIRST_LAYOUT: dict[str, tuple[str, Any, str]] = {  # account field: (column, typ
 
 def _first_layout(head: dict[str, Any], name: str) -> Any:
     """Items a subscriber row of the first layout holds as JSON (none in a row of the second)."""
+    if name not in FIRST_LAYOUT:  # items that came after the second layout
+        return {}
     column, kind, empty = FIRST_LAYOUT[name]
     value = loads(kind, head.get(column) or empty)
     if name == "open_demands":

@@ -30,7 +30,9 @@ from .codec import event_envelope, event_from
 RUN_WORK = "run-work"
 EVENTS = "abonno-events"
 NOTICES = "notices"  # reminders and stop notices for the notification worker (D3)
-QUEUES = (RUN_WORK, EVENTS, NOTICES)
+CHARGES = "charges"  # ``ChargeRequested``: charges to create at Vipps / Swedbank Pay (P6)
+PROVIDER_EVENTS = "provider-events"  # Vipps webhooks and Swedbank Pay callbacks, verified, for the provider worker
+QUEUES = (RUN_WORK, EVENTS, NOTICES, CHARGES, PROVIDER_EVENTS)
 
 
 

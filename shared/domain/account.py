@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
+from .agreements import Charge, PaymentAgreement
 from .catalogue import Catalogue, DunningProcess, Organization, PaymentType
 from .demands import DemandTerms, OpenDemand
 from .dunning import Reminder
@@ -110,6 +111,8 @@ class Account:
     credited: tuple[int, ...] = ()  # invoice numbers with a credit note
     balance_checks: tuple[BalanceCheck, ...] = ()
     order_blocks: Mapping[str, OrderBlock] = field(default_factory=dict)  # organization id -> block
+    agreements: Mapping[str, PaymentAgreement] = field(default_factory=dict)  # agreement key -> Vipps / card agreement
+    charges: Mapping[str, Charge] = field(default_factory=dict)  # charge id -> a provider charge not yet settled
 
     @property
     def number(self) -> int:

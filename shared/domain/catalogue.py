@@ -44,6 +44,8 @@ class CatalogueInUse(CatalogueError):
 
 
 MAX_DAYS = MAX_LEAD_DAYS
+MAX_RETRY_DAYS = 14  # Vipps Recurring: retryDays 0-14
+MAX_EXTRA_PAYMENT_REQUESTS = 10
 SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -187,6 +189,8 @@ class Organization:
     branding: Branding = field(default_factory=Branding)
     document_channel: Channel = Channel.EMAIL  # the default delivery channel (L7, D3)
     ehf_enabled: bool = False  # manual 7.12: EHF to subscribers with an organisation number
+    fallback_to_invoice: bool = False  # P6: an order whose Vipps / card agreement is rejected or expires is
+    # placed with invoice instead of cancelled
 
     def __post_init__(self) -> None:
         if self.currency not in CURRENCIES:
@@ -275,6 +279,7 @@ class BillingPlan:
     fees: tuple[Fee, ...] = ()
     fee_tax_policy: FeeTaxPolicy = FeeTaxPolicy.DISTRIBUTIONAL
     dunning_process_id: str | None = None
+    retry_days: int = 2  # a Vipps charge is retried this many days after its due date (0-14; P6)
 
     def __post_init__(self) -> None:
         if self.lead_days < 0 or (self.due_days is not None and self.due_days < 0):
@@ -290,6 +295,7 @@ class BillingPlan:
         for fee in self.fees:
             fee.check_bounds()
         _id(f"{what}: dunning_process_id", self.dunning_process_id, optional=True)
+        _between(f"{what}: retry_days", self.retry_days, 0, MAX_RETRY_DAYS)
 
     @property
     def terms_days(self) -> int:
@@ -317,6 +323,7 @@ class DunningProcess:
     stop_notice_days: int | None = None  # "payment stop in N days" notice (6.19)
     notice_channel: NoticeChannel = NoticeChannel.EMAIL
     balance_invoice: BalanceInvoiceRule | None = None
+    extra_payment_requests: int = 0  # manual 7.19 step 2: after a failed charge, a new charge this many times
 
     def __post_init__(self) -> None:
         for step in self.reminders:
@@ -339,6 +346,7 @@ class DunningProcess:
             _between(f"{what}: stop_rule threshold_minor", self.stop_rule.threshold_minor, 0, MAX_MINOR)
             _text(f"{what}: stop_rule cause", self.stop_rule.cause, 200)
         _between(f"{what}: stop_notice_days", self.stop_notice_days, 0, MAX_DAYS)
+        _between(f"{what}: extra_payment_requests", self.extra_payment_requests, 0, MAX_EXTRA_PAYMENT_REQUESTS)
         if self.balance_invoice is not None:
             _between(f"{what}: balance_invoice days_after_stop", self.balance_invoice.days_after_stop, 0, MAX_DAYS)
             _between(f"{what}: balance_invoice min_owed_minor", self.balance_invoice.min_owed_minor, 0, MAX_MINOR)

@@ -38,6 +38,7 @@ class Event:
     TYPE: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
     NOTICE: ClassVar[bool] = False  # sent to the notification worker too
+    CHARGE: ClassVar[bool] = False  # sent to the charges worker too (``ChargeRequested``)
     WIRE: ClassVar[Mapping[str, str]] = {}  # field -> payload key, where the key is no Python name
 
     id: str  # deterministic, so a re-sent message is recognised as a duplicate
@@ -262,8 +263,61 @@ class PaymentStopNotice(SubscriberNotice):
     owed_minor: int
 
 
+# ---- payment providers (P6: Vipps MobilePay Recurring, Swedbank Pay cards) -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequested(Event):
+    """A charge to create at the provider for a demand (written with the invoice that needs it):
+    the charges worker creates it from the ``charges`` queue, the charge id its Idempotency-Key."""
+
+    TYPE: ClassVar[str] = "ChargeRequested"
+    CHARGE: ClassVar[bool] = True  # sent to the ``charges`` queue too
+
+    subscriber_no: int
+    charge_id: str
+    provider: str  # ``agreements.Provider``
+    organization_id: str
+    demand_no: int
+    amount_minor: int
+    currency: str
+    due: date
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementChanged(Event):
+    """A payment agreement's status changed (activated, rejected, expired, stopped), and by whom."""
+
+    TYPE: ClassVar[str] = "AgreementChanged"
+
+    subscriber_no: int
+    agreement_key: str
+    provider: str
+    organization_id: str
+    subscription_id: str
+    status: str  # ``agreements.AgreementStatus``
+    by: str = ""  # merchant | user | provider
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeFailed(Event):
+    """A charge ended without money (FAILED, CANCELLED, creation failed): its demand is left to
+    dunning (an extra payment request or reminders with KID, per the dunning process)."""
+
+    TYPE: ClassVar[str] = "ChargeFailed"
+
+    subscriber_no: int
+    charge_id: str
+    provider: str
+    organization_id: str
+    demand_no: int
+    state: str  # ``agreements.ChargeState``
+    reason: str = ""
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     SubscriptionCreated, InvoiceIssued, PaymentCompleted, InvoicePaid, PaymentReversed, RefundBooked,
     AvtaleGiroMandateChanged, SubscriptionStopped, SubscriptionStopChanged, SubscriptionPaused, CreditNoteIssued,
-    CorrectionAdded, BalanceWrittenOff, ReminderPostponed, ReminderIssued, PaymentStopNotice)
+    CorrectionAdded, BalanceWrittenOff, ReminderPostponed, ReminderIssued, PaymentStopNotice, ChargeRequested,
+    AgreementChanged, ChargeFailed)
 REGISTRY: Mapping[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_TYPES}  # type name -> class

@@ -83,6 +83,7 @@ class Subscription:
     resumes: str | None = None  # the paused subscription this one restarts
     delivery: Channel | None = None  # how its documents go (manual 16); None: the organisation's default
     buyer_reference: str = ""  # the subscriber's own order reference, shown on invoices (EHF BuyerReference)
+    agreement: str | None = None  # the key in ``Account.agreements`` of the Vipps / card agreement it is charged on
 
     def renewal_on(self, day: date) -> date:
         """The renewal date of the period ongoing on ``day``: its end (the start, before the start)."""

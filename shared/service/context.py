@@ -30,8 +30,11 @@ from ..ports import (
     PendingOrderQueue,
     PrintFiles,
     PrintQueue,
+    ProviderWatch,
     SubscriberNumbering,
+    SwedbankPay,
     TenantRegistry,
+    VippsRecurring,
 )
 
 
@@ -61,6 +64,11 @@ class Context:
     mail_sender: str  # the From address of documents' e-mails when the organisation has no contact e-mail
     notifier: Notifier  # SMS (locally files in the ``notices`` container)
     print_files: PrintFiles  # the daily print batch's files for the print house (``service.printing``)
+    # payment providers (P6; ``service.checkout``, ``service.charges``)
+    vipps: VippsRecurring  # Vipps MobilePay Recurring v3 (locally: devhost.vipps_sim)
+    swedbankpay: SwedbankPay  # Swedbank Pay cards (locally: devhost.swedbankpay_sim)
+    provider_watch: ProviderWatch  # what the provider timer polls, by day
+    public_url: str  # the app's own base URL (ABONNO_PUBLIC_URL): redirect, callback and My page links
 
     def today(self, catalogue: Catalogue) -> date:
         """The billing date: today in the tenant's time zone (its first organisation's)."""

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
-from ..adapters.bus import EVENTS, NOTICES, event_message
+from ..adapters.bus import CHARGES, EVENTS, NOTICES, event_message
 from ..adapters.numbering import series_key
 from ..adapters.tables import MAX_BATCH
 from ..domain.account import Account, Changes, due_drafts
@@ -522,6 +522,7 @@ def publish(ctx: Context, tenant: str, events: Sequence[Event]) -> None:
     try:
         ctx.bus.send(EVENTS, [event_message(tenant, e) for e in events])
         ctx.bus.send(NOTICES, [event_message(tenant, e) for e in events if e.NOTICE])
+        ctx.bus.send(CHARGES, [event_message(tenant, e) for e in events if e.CHARGE])
     except Exception:
         log.exception("outbox: %d events for %s not sent; kept for the next attempt", len(events), tenant)
 

@@ -33,7 +33,6 @@ from shared.ports import (
 )
 from shared.service.context import Context
 from tests.fakes import FakeNotifier
-from tests.fakes.provider import FakePaymentProvider, IdempotencyKeyReused
 from tests.fixtures import received
 
 pytestmark = pytest.mark.fakes  # every test: once on Azurite, once on the fakes
@@ -328,24 +327,3 @@ def test_a_notice_delivered_twice_is_delivered_once(notifier: Notifier, tenant: 
     notifier.send(Notice("n2", tenant, "sms", "+4741234567", "", "Pay", "Avisa", "2026-01-05"))
     assert delivered(notifier, tenant) == ["n1", "n2"]
 
-
-# ---- payment providers (a fake only, until Vipps and Swedbank Pay adapters exist) ------------------
-
-
-def test_a_provider_makes_each_agreement_charge_and_refund_once_per_idempotency_key() -> None:
-    provider = FakePaymentProvider("vipps")
-    agreement = provider.create_agreement("t1", 1001, "avisa", 34800, "NOK", "agr-1001")
-    assert agreement.status == "pending" and agreement.confirmation_url
-    assert provider.create_agreement("t1", 1001, "avisa", 34800, "NOK", "agr-1001") == agreement
-    with pytest.raises(ValueError):  # no charge on an agreement the payer has not approved
-        provider.create_charge("t1", agreement.id, 34800, "NOK", DAY, "January", "chg-1")
-    provider.approve(agreement.id)
-    charge = provider.create_charge("t1", agreement.id, 34800, "NOK", DAY, "January", "chg-1")
-    assert provider.create_charge("t1", agreement.id, 34800, "NOK", DAY, "January", "chg-1") == charge
-    with pytest.raises(IdempotencyKeyReused):
-        provider.create_charge("t1", agreement.id, 100, "NOK", DAY, "January", "chg-1")
-    refund = provider.refund("t1", charge.id, 10000, "NOK", "ref-1")
-    assert provider.refund("t1", charge.id, 10000, "NOK", "ref-1") == refund
-    with pytest.raises(ValueError):  # never more back than was charged
-        provider.refund("t1", charge.id, 24801, "NOK", "ref-2")
-    assert list(provider.charges) == [charge.id] and list(provider.refunds) == [refund.id]

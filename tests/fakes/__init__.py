@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from shared.clock import SettableClock
+from shared.ports import SwedbankPay, VippsRecurring
 from shared.service.context import Context
 
 from .accounts import FakeAccounts
@@ -30,7 +31,7 @@ from .messages import FakeBus, FakeNotifier
 from .numbering import FakeInvoiceNumbers, FakeSubscriberNumbers
 from .payments_inbox import FakePaymentsInbox
 from .print_files import FakePrintFiles
-from .provider import FakePaymentProvider
+from .provider import FakeProviderWatch, NoProvider
 
 __all__ = [
     "FakeAccessPoint",
@@ -50,13 +51,14 @@ __all__ = [
     "FakeMailer",
     "FakeNotifier",
     "FakeOrderRecords",
-    "FakePaymentProvider",
     "FakePaymentsInbox",
     "FakePendingOrders",
     "FakePrintFiles",
     "FakePrintQueue",
+    "FakeProviderWatch",
     "FakeSubscriberNumbers",
     "FakeTenants",
+    "NoProvider",
     "fake_context",
 ]
 
@@ -86,9 +88,12 @@ class FakeContext(Context):
     deliveries: FakeDeliveryLog
     print_queue: FakePrintQueue
     mail_sender: str
+    vipps: VippsRecurring = field(default_factory=lambda: NoProvider("vipps"))
+    swedbankpay: SwedbankPay = field(default_factory=lambda: NoProvider("swedbankpay"))
+    provider_watch: FakeProviderWatch = field(default_factory=FakeProviderWatch)
+    public_url: str = "http://localhost:7071"
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
     drop: FakeFileDrop = field(default_factory=FakeFileDrop)
-    provider: FakePaymentProvider = field(default_factory=FakePaymentProvider)
     print_files: FakePrintFiles = field(default_factory=FakePrintFiles)
 
 

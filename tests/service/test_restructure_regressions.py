@@ -52,10 +52,13 @@ KINDS: dict[str, Any] = {"0|man|": Mandate, "0|blk|": OrderBlock, "0|cor|": Corr
                          "1|rem|": ReminderDocument, "1|crn|": CreditNote, "1|pay|": BookedPayment}
 
 
+LATER_EVENTS = {"ChargeRequested", "AgreementChanged", "ChargeFailed"}  # payment providers (issue 11) came after
+
+
 def test_the_old_rows_cover_every_event_type_and_every_row_kind() -> None:
     types = {json.loads(r["Body"])["type"] for r in OLD["rows"] if r["RowKey"].startswith("0|out|")}
-    assert types == set(REGISTRY)
-    assert {m["body"]["type"] for m in OLD["bus"] if m["queue"] == "abonno-events"} == set(REGISTRY)
+    assert types == set(REGISTRY) - LATER_EVENTS
+    assert {m["body"]["type"] for m in OLD["bus"] if m["queue"] == "abonno-events"} == set(REGISTRY) - LATER_EVENTS
     assert {r["RowKey"][:6] for r in OLD["rows"]} == {"0|out|", "0|dem|", *KINDS}
 
 
