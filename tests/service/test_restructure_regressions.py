@@ -79,7 +79,8 @@ def test_a_row_written_before_the_restructuring_reads_back_identically(row: dict
         assert added == {key: ADDED_SINCE[key] for key in added}  # fields added later read as their defaults
 
 
-ADDED_SINCE = {"letter": None, "delivery": None, "buyer_reference": ""}  # issue 10: documents
+ADDED_SINCE = {"letter": None, "delivery": None, "buyer_reference": "",  # issue 10: documents
+               "agreement": None}  # issue 11: payment agreements
 EVENT_FIELDS_ADDED_SINCE = {"InvoiceIssued": {"demand_no": 0}, "ReminderIssued": {"demand_no": 0}}  # issue 10
 
 
