@@ -497,6 +497,9 @@ class VippsRecurring(Protocol):
     def cancel_charge(self, tenant: str, agreement_id: str, charge_id: str, idempotency_key: str) -> None: ...
     def refund(self, tenant: str, agreement_id: str, charge_id: str, amount_minor: int, description: str,
                idempotency_key: str) -> None: ...
+    def webhook_secret(self, tenant: str) -> str:
+        """The secret of the tenant's webhook registration (what ``vipps_webhook`` verifies with)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,21 @@ def parse_charge_id(value: str) -> tuple[int, int, int] | None:
     return (int(m[1]), int(m[2]), int(m[3])) if m else None
 
 
+def initial_charge_id(subscriber_no: int, subscription_id: str) -> str:
+    """``i{subscriber}-{subscription}``: the charge of the first period, taken when the payer
+    approves the agreement (before the first invoice, and so its demand, exists)."""
+    value = f"i{subscriber_no}-{subscription_id}"
+    if not CHARGE_ID.fullmatch(value):
+        raise ValueError(f"initial charge id {value!r} is not 1-40 of A-Z a-z 0-9 -")
+    return value
+
+
+def subscriber_of(value: str) -> int | None:
+    """The subscriber number any of our ids names (agreement key, charge id, initial charge id)."""
+    m = re.fullmatch(r"[aci]([1-9][0-9]{0,11})-[A-Za-z0-9-]{1,27}", value)
+    return int(m[1]) if m else None
+
+
 def parse_agreement_key(value: str) -> int | None:
     """The subscriber number of an ``agreement_key``; None for anything else."""
     m = re.fullmatch(r"a([1-9][0-9]{0,11})-[A-Za-z0-9]{1,26}", value)

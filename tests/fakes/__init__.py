@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from shared.clock import SettableClock
-from shared.ports import SwedbankPay, VippsRecurring
 from shared.service.context import Context
 
 from .accounts import FakeAccounts
@@ -31,7 +30,8 @@ from .messages import FakeBus, FakeNotifier
 from .numbering import FakeInvoiceNumbers, FakeSubscriberNumbers
 from .payments_inbox import FakePaymentsInbox
 from .print_files import FakePrintFiles
-from .provider import FakeProviderWatch, NoProvider
+from .provider import FakeProviderWatch
+from .providers import FakeSwedbankPay, FakeVipps
 
 __all__ = [
     "FakeAccessPoint",
@@ -57,8 +57,9 @@ __all__ = [
     "FakePrintQueue",
     "FakeProviderWatch",
     "FakeSubscriberNumbers",
+    "FakeSwedbankPay",
     "FakeTenants",
-    "NoProvider",
+    "FakeVipps",
     "fake_context",
 ]
 
@@ -88,8 +89,8 @@ class FakeContext(Context):
     deliveries: FakeDeliveryLog
     print_queue: FakePrintQueue
     mail_sender: str
-    vipps: VippsRecurring = field(default_factory=lambda: NoProvider("vipps"))
-    swedbankpay: SwedbankPay = field(default_factory=lambda: NoProvider("swedbankpay"))
+    vipps: FakeVipps = field(default_factory=FakeVipps)
+    swedbankpay: FakeSwedbankPay = field(default_factory=FakeSwedbankPay)
     provider_watch: FakeProviderWatch = field(default_factory=FakeProviderWatch)
     public_url: str = "http://localhost:7071"
     notifier: FakeNotifier = field(default_factory=FakeNotifier)

@@ -1,25 +1,10 @@
-"""Providers for service tests that involve no payment provider: every call is refused as
-unavailable (a test that charges or checks out uses the real adapters against the
-simulators in ``devhost/``: ``tests/providers.py``)."""
+"""The provider watch index in memory (``ports.ProviderWatch``)."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
-from shared.ports import ProviderUnavailable, Watch
-
-
-class NoProvider:
-    """A ``VippsRecurring`` / ``SwedbankPay`` that is never reachable."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __getattr__(self, call: str) -> Any:
-        def refuse(*args: Any, **kwargs: Any) -> Any:
-            raise ProviderUnavailable(f"{self.name} is not configured in this test ({call})")
-        return refuse
+from shared.ports import Watch
 
 
 class FakeProviderWatch:
