@@ -56,6 +56,17 @@ from bench.common import emit
 from bench.invoice_run import Ceiling
 from devhost.azurite import Azurite
 from devhost.builders import install_catalogue, oslo_morning
+from devhost.cli import start_host
+from shared import bootstrap
+from shared.adapters.vipps import sign_webhook
+from shared.domain.account import Account, due_drafts, issue
+from shared.domain.agreements import AgreementStatus, PaymentAgreement, Provider, agreement_key
+from shared.domain.calendar import Frequency
+from shared.domain.catalogue import PaymentType
+from shared.domain.events import ChargeRequested
+from shared.domain.subscriptions import Subscriber, Subscription
+from shared.ports import AgreementDraft
+from shared.service.charges import create_requested
 
 DAY = date(2026, 1, 5)
 CONCURRENCY = 16  # the Functions host's default for a Service Bus trigger, and Vipps' senders
@@ -100,17 +111,9 @@ def settings(tenant: str, sim_url: str) -> None:
 # ---- set-up: active agreements, renewal invoices with charges requested ------------------------------
 
 
-def subscribers(ctx: Any, tenant: str, sim: Simulator, n: int) -> list[Any]:
+def subscribers(ctx: Any, tenant: str, sim: Simulator, n: int) -> list[ChargeRequested]:
     """N subscribers (10,001 ...) on the monthly plan charged on an active Vipps agreement, each
     with a renewal invoice issued and its charge requested; returns the ``ChargeRequested`` events."""
-    from shared.domain.account import Account, due_drafts, issue
-    from shared.domain.agreements import AgreementStatus, PaymentAgreement, Provider, agreement_key
-    from shared.domain.calendar import Frequency
-    from shared.domain.catalogue import PaymentType
-    from shared.domain.events import ChargeRequested
-    from shared.domain.subscriptions import Subscriber, Subscription
-    from shared.ports import AgreementDraft
-
     catalogue = ctx.catalogue.get(tenant)
 
     def one(i: int) -> list[ChargeRequested]:
@@ -150,8 +153,6 @@ def subscribers(ctx: Any, tenant: str, sim: Simulator, n: int) -> list[Any]:
 def post_all(url: str, path: str, host: str, bodies: Sequence[bytes], now: Callable[[], Any]) -> tuple[int, float]:
     """POST each body signed as Vipps signs it, ``CONCURRENCY`` at a time; returns (answers that
     were 2xx, CPU seconds the senders' threads spent)."""
-    from shared.adapters.vipps import sign_webhook
-
     session = requests.Session()
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=CONCURRENCY))
     spent: list[float] = []
@@ -197,11 +198,6 @@ def main() -> None:
     n = parser.parse_args().webhooks
     warm = max(1, min(50, n // 20))  # booked before the timed run: code paths warm, the transactions' size known
 
-    from shared.service.charges import create_requested
-
-    from devhost.cli import start_host
-    from shared import bootstrap
-    from shared.domain.agreements import Provider
 
     azurite = Azurite.start(in_memory=True)
     sim = Simulator()
@@ -269,7 +265,9 @@ def main() -> None:
     timed = len(bodies) - warm
     rate = timed / elapsed
     ceiling_rate = (before + after) / 2
+    complete = len(booked) == n and left == 0
     emit({
+        "all_booked": complete,
         "subscribers": n,
         "charges_requested": len(requested),
         "charges_created": state["charges"],
@@ -291,6 +289,8 @@ def main() -> None:
         "ratio": round(rate / ceiling_rate, 3),
         "concurrency": CONCURRENCY,
     })
+    if not complete:  # a figure of a run that did not book every charge measures nothing
+        sys.exit("not every captured charge was booked exactly once")
 
 
 if __name__ == "__main__":
