@@ -175,7 +175,8 @@ class VippsSimulator:
         self._idle = threading.Condition(self._lock)
         self._ids = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._serving = threading.Thread(target=self._server.serve_forever, daemon=True, name="vipps-sim")
+        self._serving = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
+                                         name="vipps-sim")
         self._sender = threading.Thread(target=self._send_loop, daemon=True, name="vipps-sim-webhooks")
 
     # ---- life ---------------------------------------------------------------------------------
@@ -190,8 +191,9 @@ class VippsSimulator:
         return self.base_url
 
     def stop(self) -> None:
-        self._outbox.put(None)
-        self._server.shutdown()
+        if self._serving.is_alive():
+            self._outbox.put(None)
+            self._server.shutdown()
         self._server.server_close()
 
     def __enter__(self) -> VippsSimulator:
@@ -231,6 +233,11 @@ class VippsSimulator:
         """The next ``times`` calls (whose path contains ``path``) answer ``status`` (429 or 5xx)."""
         with self._lock:
             self._faults.extend([(status, path, retry_after)] * times)
+
+    def revoke_tokens(self) -> None:
+        """Every access token given so far is refused from now on (as after a key rotation)."""
+        with self._lock:
+            self._tokens.clear()
 
     def approve(self, agreement_id: str) -> None:
         with self._lock:
