@@ -15,7 +15,8 @@ paths, bodies and statuses, RFC 7807 problems (``application/problem+json``), an
   (ACTIVE), rejects (STOPPED, event ``-rejected``) or lets it lie ``pending_ttl`` by the clock
   (EXPIRED); a failed initial charge expires it. ``PATCH`` changes the price of an ACTIVE
   agreement or stops it (alone: ``status`` with another field is 400); STOPPED is for good.
-- Charges only on an ACTIVE agreement, ``due`` at least ``lead_days`` ahead of today (Oslo)
+- Charges only on an ACTIVE agreement, at most 5 times its price (LEGACY; checked per charge,
+  not summed per interval), ``due`` at least ``lead_days`` ahead of today (Oslo)
   and at most two years, ``retryDays`` 0-14, ``orderId`` unique per MSN, at most 2000 per bulk
   call (``POST /recurring/v3/agreements/charges``: a JSON array of charges, each with its
   ``agreementId``; the answer lists ``chargeSuccesses`` and ``chargeFailures`` item by item).
@@ -209,13 +210,16 @@ class VippsSimulator:
     # ---- scenarios ----------------------------------------------------------------------------
 
     def payer(self, who: str, behaviour: str) -> None:
-        """What the payer with this phone number (or of this agreement id) does with a draft:
+        """What the payer with this phone number (or of this agreement id; ``*``: every other) does with a draft:
         ``approve``, ``reject`` or ``ignore`` (left PENDING until it expires). Applied by
         ``process``; ``approve``/``reject`` below act at once."""
         if behaviour not in BEHAVIOURS:
             raise ValueError(f"payer behaviour {behaviour!r} is not one of {BEHAVIOURS}")
         with self._lock:
-            self.payers[who] = behaviour
+            if who == "*":
+                self.default_payer = behaviour
+            else:
+                self.payers[who] = behaviour
 
     def charge_outcome(self, who: str, outcome: str, days: int = 0) -> None:
         """How the charges of this phone number / agreement id (``*`` for everyone else) go:
@@ -280,6 +284,7 @@ class VippsSimulator:
             for charge in list(self.charges.values()):
                 if charge.status in ("PENDING", "DUE") and charge.kind == "RECURRING":
                     done[self._process_charge(charge, day)] += 1
+            self._release_held()  # an event held back is sent by the end of the batch
         done.pop("", None)
         return dict(done)
 
@@ -717,6 +722,9 @@ class VippsSimulator:
             raise Problem(400, "charge-creation-failed", f"agreement {agreement.id} is {agreement.status}")
         if due < self.today() + timedelta(days=self.lead_days):
             raise Problem(400, "charge-due-too-soon", f"due must be at least {self.lead_days} day(s) ahead", "due")
+        price = int(agreement.body["pricing"]["amount"])
+        if amount > 5 * price:  # LEGACY pricing: at most 5 times the agreement's price
+            raise Problem(400, "charge-amount-too-high", f"amount above 5 times the price {price}", "amount")
         if due > self.today() + timedelta(days=730):
             raise Problem(400, "charge-due-in-too-long", "due must be at most 2 years ahead", "due")
         charge_id = str(body.get("orderId") or self._new_id("chr"))

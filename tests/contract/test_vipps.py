@@ -717,3 +717,49 @@ def test_the_simulator_runs_standalone() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_no_secret_reaches_the_log(client: VippsClient, sim: VippsSimulator, caplog: pytest.LogCaptureFixture,
+                                   waits: list[float]) -> None:
+    caplog.set_level("DEBUG")
+    sim.fail_next(1, 503, path="/recurring/")
+    agreement_id = active(World(client, sim.approve, sim.reject, sim.user_stop, lambda c, d: None))
+    with pytest.raises(ProviderRefused):
+        client.charge(TENANT, agreement_id, "c9-9-9")
+    tokens = list(sim._tokens)
+    assert caplog.records and tokens
+    text = caplog.text + repr(CREDENTIALS[TENANT])
+    for secret in ("secret-demo", "key-demo", "hook-secret-demo", *tokens):
+        assert secret not in text
+
+
+def test_an_answer_that_never_comes_times_out_and_is_retried(waits: list[float]) -> None:
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections are accepted by the kernel, and never answered
+    try:
+        client = VippsClient(f"http://127.0.0.1:{silent.getsockname()[1]}", CREDENTIALS.__getitem__, timeout=0.2,
+                             sleep=waits.append, retries=1)
+        with pytest.raises(ProviderUnavailable):
+            client.agreement(TENANT, "agr_x")
+        assert len(waits) == 1
+    finally:
+        silent.close()
+
+
+def test_a_charge_above_five_times_the_agreement_s_price_is_refused(world: World) -> None:
+    agreement_id = active(world)
+    outcome = world.port.create_charges(TENANT, [charge(agreement_id, "c7-1-1", amount=5 * 29900),
+                                                 charge(agreement_id, "c7-2-1", amount=5 * 29900 + 1)])
+    assert outcome["c7-1-1"] == "" and "5 times" in outcome["c7-2-1"]
+
+
+def test_every_payer_without_a_scenario_of_their_own_does_the_default(world: World, sim: VippsSimulator) -> None:
+    requests.post(f"{sim.base_url}/_sim/payers", json={"who": "*", "behaviour": "approve"}, timeout=5)
+    sim.payer("4790000002", "reject")
+    first = world.port.create_agreement(TENANT, draft("a1-s1"), "a1-s1")
+    second = world.port.create_agreement(TENANT, replace(draft("a2-s1"), phone="4790000002"), "a2-s1")
+    sim.process()
+    assert [world.port.agreement(TENANT, a.id).status for a in (first, second)] == ["ACTIVE", "STOPPED"]
