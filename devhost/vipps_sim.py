@@ -146,7 +146,7 @@ class VippsSimulator:
                  webhook_url: Target = None, *, port: int = 0, seed: int = 0, lead_days: int = 1,
                  pending_ttl: timedelta = timedelta(minutes=10), token_ttl: int = 3600,
                  duplicates: float = 0.0, reorder: float = 0.0, max_delay: float = 0.0,
-                 default_payer: str = "ignore", webhook_retries: int = 3) -> None:
+                 default_payer: str = "ignore", webhook_retries: int = 3, page_size: int = 100) -> None:
         self.clock = clock
         self.secret = secret
         self.webhook_url = webhook_url
@@ -157,6 +157,7 @@ class VippsSimulator:
         self.default_payer = default_payer
         self.default_outcome: tuple[str, int] = ("succeed", 0)
         self.webhook_retries = webhook_retries
+        self.page_size = page_size
         self.agreements: dict[str, Agreement] = {}
         self.charges: dict[tuple[str, str], Charge] = {}  # (msn, charge id)
         self.payers: dict[str, str] = {}  # phone or agreement id -> approve | reject | ignore
@@ -568,7 +569,7 @@ class VippsSimulator:
     def _idempotent(self, msn: str, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
         if method == "GET":
             with self._lock:
-                return self._route(msn, method, path, None)
+                return self._route(msn, method, path, None, headers.get("continuation-token", ""))
         key = headers.get("idempotency-key", "")
         if not KEY.fullmatch(key):
             raise Problem(400, "idempotency-key-header", "Idempotency-Key must be 1-40 characters, "
@@ -588,7 +589,7 @@ class VippsSimulator:
             self._keys[(msn, key)] = (fingerprint.hexdigest(), answer)
             return answer
 
-    def _route(self, msn: str, method: str, path: str, body: Any) -> Answer:
+    def _route(self, msn: str, method: str, path: str, body: Any, continuation: str = "") -> Answer:
         parts = path.strip("/").split("/")
         if parts[:3] != ["recurring", "v3", "agreements"]:
             raise Problem(404, "resource-not-found", f"no such resource {path}")
@@ -609,9 +610,7 @@ class VippsSimulator:
                 charge = self._create_charge(msn, {**_object(body), "agreementId": agreement_id})
                 return 201, {"chargeId": charge.id}, {}
             case ("GET", [agreement_id, "charges"]):
-                self._agreement(msn, agreement_id)
-                return 200, [_charge_json(c) for c in self.charges.values()
-                             if c.msn == msn and c.agreement_id == agreement_id], {}
+                return self._list_charges(self._agreement(msn, agreement_id), continuation)
             case ("GET", [agreement_id, "charges", charge_id]):
                 return 200, _charge_json(self._charge(msn, agreement_id, charge_id)), {}
             case ("DELETE", [agreement_id, "charges", charge_id]):
@@ -754,6 +753,14 @@ class VippsSimulator:
                 failures.append({"agreementId": item.get("agreementId"), "chargeId": item.get("orderId"),
                                  "error": problem.body("/recurring/v3/agreements/charges")})
         return 200, {"chargeSuccesses": successes, "chargeFailures": failures}, {}
+
+    def _list_charges(self, agreement: Agreement, continuation: str) -> Answer:
+        """A page of ``page_size`` charges; ``Continuation-Token`` names the next page, if any."""
+        mine = [c for c in self.charges.values() if c.msn == agreement.msn and c.agreement_id == agreement.id]
+        start = int(continuation[1:]) if re.fullmatch(r"p\d+", continuation) else 0
+        page = mine[start:start + self.page_size]
+        more = {"Continuation-Token": f"p{start + self.page_size}"} if start + self.page_size < len(mine) else {}
+        return 200, [_charge_json(c) for c in page], more
 
     def _cancel_charge(self, charge: Charge) -> Answer:
         if charge.status in ("PENDING", "DUE", "RESERVED"):

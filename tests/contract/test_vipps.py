@@ -763,3 +763,63 @@ def test_every_payer_without_a_scenario_of_their_own_does_the_default(world: Wor
     second = world.port.create_agreement(TENANT, replace(draft("a2-s1"), phone="4790000002"), "a2-s1")
     sim.process()
     assert [world.port.agreement(TENANT, a.id).status for a in (first, second)] == ["ACTIVE", "STOPPED"]
+
+
+def test_charges_are_listed_page_by_page(world: World, sim: VippsSimulator) -> None:
+    sim.page_size = 2
+    agreement_id = active(world)
+    world.port.create_charges(TENANT, [charge(agreement_id, f"c7-{n}-1", due=DUE + timedelta(days=n))
+                                       for n in range(1, 6)])
+    assert sorted(c.id for c in world.port.charges(TENANT, agreement_id)) == [
+        "c7-1-1", "c7-2-1", "c7-3-1", "c7-4-1", "c7-5-1", "i7-s1"]
+    assert sim.calls["GET /recurring/v3/agreements/{id}/charges"] == 3
+
+
+class Garbling(requests.Session):
+    """A session whose 2xx answers lose their body's promised fields (or are not JSON at all)."""
+
+    def __init__(self, body: bytes, only: str = "/recurring/") -> None:
+        super().__init__()
+        self.body = body
+        self.only = only
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        response = super().request(method, url, *args, **kwargs)
+        if self.only in str(url) and response.ok:
+            response._content = self.body
+        return response
+
+
+UNREADABLE = [b"<html>gateway</html>", b"{}", b"[]", b'{"id": null}', b"null"]
+NOT_AS_PROMISED = [b'{"id": "x", "agreementId": "y", "status": "WHATEVER", "pricing": {"amount": 100}}',
+                   b'{"id": "x", "agreementId": "y", "status": "ACTIVE", "amount": 299.0, '
+                   b'"pricing": {"amount": 299.0}}']
+
+
+@pytest.mark.parametrize(("call", "body"), [
+    *[("agreement", b) for b in UNREADABLE + NOT_AS_PROMISED], *[("charge", b) for b in UNREADABLE + NOT_AS_PROMISED],
+    *[("create_agreement", b) for b in UNREADABLE],
+    *[("create_charges", b) for b in (b"<html>gateway</html>", b"[]", b"null", b'{"chargeSuccesses": 5}')]])
+def test_an_answer_without_what_the_api_promises_is_unavailable_not_a_crash(sim: VippsSimulator, call: str,
+                                                                            body: bytes) -> None:
+    made = VippsClient(sim.base_url, CREDENTIALS.__getitem__).create_agreement(TENANT, draft(), "a7-s1")
+    client = VippsClient(sim.base_url, CREDENTIALS.__getitem__, Garbling(body), sleep=lambda s: None)
+    calls: dict[str, Callable[[], object]] = {
+        "agreement": lambda: client.agreement(TENANT, made.id),
+        "charge": lambda: client.charge(TENANT, made.id, "i7-s1"),
+        "create_agreement": lambda: client.create_agreement(TENANT, draft("a8-s1"), "a8-s1"),
+        "create_charges": lambda: client.create_charges(TENANT, [charge(made.id)])}
+    with pytest.raises(ProviderUnavailable):
+        calls[call]()
+
+
+def test_a_charge_a_bulk_answer_does_not_name_is_looked_up(world: World, sim: VippsSimulator) -> None:
+    agreement_id = active(world)
+    client = VippsClient(sim.base_url, CREDENTIALS.__getitem__, Garbling(b"{}", only="/agreements/charges"),
+                         sleep=lambda s: None)
+    # the bulk call creates c7-1-1 and refuses c8-1-1 (its agreement is pending), but its answer
+    # names neither: each is read back, and what Vipps has is the outcome
+    pending = world.port.create_agreement(TENANT, draft("a8-s1"), "a8-s1")
+    outcome = client.create_charges(TENANT, [charge(agreement_id, "c7-1-1"), charge(pending.id, "c8-1-1")])
+    assert outcome["c7-1-1"] == "" and outcome["c8-1-1"] != ""
+    assert ("212121", "c7-1-1") in sim.charges and ("212121", "c8-1-1") not in sim.charges
