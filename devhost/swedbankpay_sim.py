@@ -41,8 +41,10 @@ Test controls (in process, and over HTTP under ``/_sim/``):
 * ``callbacks`` / ``GET /_sim/callbacks``: what was sent and how the merchant answered;
   ``drain()`` waits for the callbacks due.
 
-Standalone: ``python -m devhost.swedbankpay_sim --port 8092`` (prints the merchant's payee
-id and token).
+In process: ``sim = SwedbankPaySimulator(clock); sim.start()``, then
+``os.environ.update(sim.app_settings("avisa"))`` points ``swedbankpay_from_settings`` at it.
+Standalone: ``python -m devhost.swedbankpay_sim --port 8092`` (prints the URL, the merchant's
+payee id and token).
 """
 
 from __future__ import annotations
@@ -222,6 +224,13 @@ class SwedbankPaySimulator:
         """(payee id, bearer token) of a merchant (the first if not named)."""
         payee = payee_id or next(iter(self.merchants))
         return payee, self.merchants[payee]
+
+    def app_settings(self, *tenants: str, payee_id: str | None = None) -> dict[str, str]:
+        """The app settings that point Abonno at this simulator for ``tenants`` (all paying to
+        one payee): ``ABONNO_SWEDBANKPAY_URL`` and ``ABONNO_SWEDBANKPAY_CREDENTIALS``."""
+        payee, token = self.credentials(payee_id)
+        table = {tenant: {"payee_id": payee, "token": token} for tenant in tenants}
+        return {"ABONNO_SWEDBANKPAY_URL": self.base_url, "ABONNO_SWEDBANKPAY_CREDENTIALS": json.dumps(table)}
 
     # ---- test controls --------------------------------------------------------------------------
 

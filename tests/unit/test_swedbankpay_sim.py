@@ -243,3 +243,21 @@ def test_it_runs_standalone() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_app_settings_point_the_app_at_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.adapters.swedbankpay import swedbankpay_from_settings
+
+    sim = simulator()
+    try:
+        for name, value in sim.app_settings("avisa", "bladet").items():
+            monkeypatch.setenv(name, value)
+        port = swedbankpay_from_settings()
+        assert port.create_purchase("bladet", purchase("https://x.example/cb")).status == "Initialized"
+        from shared.ports import ProviderRefused
+
+        with pytest.raises(ProviderRefused) as refused:  # a tenant with no payee configured
+            port.create_purchase("other", purchase("https://x.example/cb"))
+        assert refused.value.status == 403
+    finally:
+        sim.stop()
