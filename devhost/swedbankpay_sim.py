@@ -172,10 +172,13 @@ class Order:
 class SwedbankPaySimulator:
     def __init__(self, clock: Clock | None = None, merchants: Mapping[str, str] | None = None, seed: int = 11,
                  callback_delay: float = 0.0, callback_duplicates: float = 0.0, callback_retry_scale: float = 0.001,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, declines_as_problem: bool = False) -> None:
         """``merchants``: payee id -> bearer token (one made up if none). Callbacks go out after
         up to ``callback_delay`` seconds, a second copy with probability ``callback_duplicates``;
-        a refused callback is retried on the API's schedule times ``callback_retry_scale``."""
+        a refused callback is retried on the API's schedule times ``callback_retry_scale``. With
+        ``declines_as_problem`` a declined unscheduled purchase is answered as the acquirer's 403
+        problem (its order is still made, ``Failed``) instead of the ``Failed`` order."""
+        self.declines_as_problem = declines_as_problem
         self.clock = clock or SettableClock()
         self.merchants = dict(merchants or {"abonno-payee": "sim-" + secrets.token_hex(8)})
         self.rng = random.Random(seed)
@@ -392,6 +395,9 @@ class SwedbankPaySimulator:
             order.checkout_token = secrets.token_hex(32)
         self.orders[order.guid] = order
         self._order_refs[(payee, reference)] = order.guid
+        if order.failed and self.declines_as_problem:
+            failed = order.failed
+            return problem(403, str(failed["type"]), str(failed["detail"]), ("ExternalResponse", str(failed["title"])))
         return 201, self._resource(order, set()), {}
 
     def _unscheduled(self, order: Order, token: str) -> Answer | None:

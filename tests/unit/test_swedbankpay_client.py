@@ -202,3 +202,22 @@ def test_requests_session_is_reused(sim: SwedbankPaySimulator) -> None:
     adapter = SwedbankPayClient(sim.base_url, lambda tenant: CREDENTIALS, session=session)
     assert adapter.session is session
     assert adapter.create_purchase(TENANT, PURCHASE).status == "Initialized"
+
+
+def test_a_decline_answered_as_a_problem_is_a_failed_purchase() -> None:
+    sim = SwedbankPaySimulator(SettableClock(datetime(2026, 1, 5, tzinfo=UTC)),
+                               {CREDENTIALS.payee_id: CREDENTIALS.token}, declines_as_problem=True)
+    sim.start()
+    try:
+        adapter = client(sim)
+        order = adapter.create_purchase(TENANT, PURCHASE)
+        sim.complete(order.id)
+        token = adapter.payment_order(TENANT, order.id).token
+        sim.decline_card(sim.card_of_token(token), "acquirerinsufficientfunds")
+        failed = adapter.unscheduled_purchase(TENANT, token, "c7-1-1", 100, 20, "NOK", "x")
+        assert (failed.status, failed.failure_reason, failed.payee_reference, failed.id) == \
+            ("Failed", "acquirerinsufficientfunds", "c7-1-1", "")
+        with pytest.raises(PayeeReferenceUsed):  # the attempt was made: never again
+            adapter.unscheduled_purchase(TENANT, token, "c7-1-1", 100, 20, "NOK", "x")
+    finally:
+        sim.stop()
