@@ -37,7 +37,8 @@ Test controls (in process, and over HTTP under ``/_sim/``):
   ``honour_card`` / ``.../honour``: that card's next purchases fail (``acquirerinsufficientfunds``,
   ``acquirercarddeclined``, ``acquirercardstolen``, ...); the cards in ``DECLINED_CARDS`` always do;
 * ``fail_next(status, times, retry_after)`` / ``POST /_sim/faults`` ``{"status", "times",
-  "retryAfter"}``: the next API calls answer 429 / 5xx;
+  "retryAfter"}``: the next API calls answer 429 / 5xx (status 0: the connection drops);
+  ``lose_next_answers(times)``: the next calls are done but their answers are lost;
 * ``callbacks`` / ``GET /_sim/callbacks``: what was sent and how the merchant answered;
   ``drain()`` waits for the callbacks due.
 
@@ -57,6 +58,7 @@ import json
 import random
 import re
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -88,6 +90,7 @@ PROBLEM_TITLES = {
     "acquirercardstolen": "Card reported stolen",
     "acquirercardexpired": "Card expired",
 }
+DROP = 0  # a "status" that closes the connection without an answer
 CALLBACK_RETRIES = (30, 60, 360, 432, 864, 1265, 1265, 1265)  # seconds, as the callback doc lists (scaled)
 
 Answer = tuple[int, Any, dict[str, str]]
@@ -191,6 +194,7 @@ class SwedbankPaySimulator:
         self.callbacks: list[dict[str, Any]] = []  # {"url", "body", "status"} per delivery attempt
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers) of API calls
         self._faults: list[tuple[int, str | None]] = []
+        self._lose = 0
         self._order_refs: dict[tuple[str, str], str] = {}
         self._transaction_refs: set[tuple[str, str]] = set()
         self._numbers = iter(range(99101548600, 10**12))
@@ -238,8 +242,16 @@ class SwedbankPaySimulator:
     # ---- test controls --------------------------------------------------------------------------
 
     def fail_next(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
+        """The next ``times`` API calls answer ``status`` (429, 5xx) without doing anything;
+        ``DROP`` (0): the connection is closed without an answer."""
         with self._lock:
             self._faults.extend([(status, retry_after)] * times)
+
+    def lose_next_answers(self, times: int = 1) -> None:
+        """The next ``times`` successful API calls are done, then their connection is closed
+        before the answer (the caller cannot know it went through)."""
+        with self._lock:
+            self._lose += times
 
     def decline_card(self, card_number: str, reason: str = "acquirerinsufficientfunds") -> None:
         with self._lock:
@@ -328,10 +340,21 @@ class SwedbankPaySimulator:
             self.requests.append((method, target, dict(headers)))
             if self._faults:
                 status, retry_after = self._faults.pop(0)
+                if status == DROP:
+                    return DROP, None, {}
                 answer = problem(status, "systemerror" if status >= 500 else "toomanyrequests", "simulated fault")
                 if retry_after is not None:
                     answer[2]["Retry-After"] = retry_after
                 return answer
+            answer = self._api(method, path, query, headers, body)
+            if self._lose and answer[0] < 300:
+                self._lose -= 1
+                return DROP, None, {}  # done, but the answer never reaches the caller
+            return answer
+
+    def _api(self, method: str, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str],
+             body: bytes) -> Answer:
+        with self._lock:
             payee = self._payee(headers)
             if payee is None:
                 return problem(401, "unauthorized", "missing or unknown bearer token")
@@ -747,6 +770,10 @@ def _handler(sim: SwedbankPaySimulator) -> type[BaseHTTPRequestHandler]:
                 status, payload, headers = sim.handle(self.command, self.path, dict(self.headers.items()), body)
             except Exception as exc:  # the simulator answers 500 as the API would
                 status, payload, headers = problem(500, "systemerror", f"simulator error: {exc}")
+            if status == DROP:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             if isinstance(payload, str):
                 data = payload.encode()
                 content_type = headers.pop("Content-Type", "text/html; charset=utf-8")
