@@ -230,7 +230,8 @@ class FakeSwedbankPay(Faults):
         self.orders: dict[str, CardPaymentOrder] = {}
         self.purchases: dict[str, CardPurchase] = {}
         self.tokens: dict[str, tuple[str, date]] = {}  # token -> (card mask, expiry)
-        self.declined: dict[str, str] = {}  # token -> the acquirer's reason its purchases fail
+        self.declined: set[str] = set()  # tokens whose next purchases are declined
+        self.decline_reasons: dict[str, str] = {}  # token -> the acquirer's reason (problem type)
         self.calls: list[str] = []
         self._by_reference: dict[str, str] = {}
         self._transactions: dict[str, tuple[str, str, int]] = {}  # tenant:reference -> (order, kind, amount)
@@ -269,7 +270,7 @@ class FakeSwedbankPay(Faults):
             if token not in self.tokens:
                 raise ProviderRefused(400, "unknown unscheduled token")
             mask, expiry = self.tokens[token]
-            reason = self.declined.get(token, "")
+            reason = self.decline_reasons.get(token, "acquirercarddeclined") if token in self.declined else ""
             if not reason and self.clock is not None and expiry < self.clock.now().date():
                 reason = "acquirercardexpired"
             order_id = f"/psp/paymentorders/po-{next(_ids)}"
@@ -349,7 +350,8 @@ class FakeSwedbankPay(Faults):
     def decline(self, token: str, reason: str = "acquirerinsufficientfunds") -> None:
         """The card behind ``token`` is declined from now on (the acquirer's problem type)."""
         with self._lock:
-            self.declined[token] = reason
+            self.declined.add(token)
+            self.decline_reasons[token] = reason
 
 
 __all__ = ["FakeSwedbankPay", "FakeVipps", "NotFound"]
