@@ -36,6 +36,7 @@ class Rig:
     pay: Callable[[str, date], None]  # the payer pays the order with a card valid through that month
     abort: Callable[[str], None]
     decline: Callable[[str, str], None]  # the card behind a token is declined, with the acquirer's reason
+    honour: Callable[[str], None]  # ... and honoured again
 
 
 def simulator_rig(clock: SettableClock) -> Iterator[Rig]:
@@ -44,19 +45,22 @@ def simulator_rig(clock: SettableClock) -> Iterator[Rig]:
     client = SwedbankPayClient(url, lambda tenant: SwedbankPayCredentials("payee-avisa", "token-avisa"),
                                sleep=lambda seconds: None)
 
+    cards = itertools.count(4925000000000004, 10000)  # a card of its own per payment: declines are per card
+
     def pay(order_id: str, expiry: date) -> None:
-        sim.complete(order_id, "4925000000000004", f"{expiry.month:02d}/{expiry.year}")
+        sim.complete(order_id, str(next(cards)), f"{expiry.month:02d}/{expiry.year}")
 
     def decline(token: str, reason: str) -> None:
         sim.decline_card(sim.card_of_token(token), reason)
 
-    yield Rig(client, clock, pay, sim.abort, decline)
+    yield Rig(client, clock, pay, sim.abort, decline, lambda token: sim.honour_card(sim.card_of_token(token)))
     sim.stop()
 
 
 def fake_rig(clock: SettableClock) -> Iterator[Rig]:
     fake = FakeSwedbankPay(clock)
-    yield Rig(fake, clock, lambda order_id, expiry: fake.complete(order_id, expiry), fake.abort, fake.decline)
+    yield Rig(fake, clock, lambda order_id, expiry: fake.complete(order_id, expiry), fake.abort, fake.decline,
+              fake.declined.discard)
 
 
 @pytest.fixture(params=["simulator", "fake"])
@@ -275,6 +279,40 @@ def test_any_sequence_of_captures_and_reversals_ends_alike_on_the_fake_and_the_a
     status, captured, reversed_ = outcomes[0][-1].split()
     assert 0 <= int(reversed_) <= int(captured) <= 300
     assert status == ("Reversed" if int(reversed_) == 300 else "Paid")
+
+
+Event = tuple[str, int]  # (days | decline | honour | purchase | again, a number)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["days", "decline", "honour", "purchase", "again"]), st.integers(1, 40)),
+                max_size=8))
+def test_any_life_of_a_card_ends_alike_on_the_fake_and_the_api(both: tuple[Rig, Rig], events: list[Event]) -> None:
+    """Unscheduled purchases while the clock moves past the card's expiry, the card is declined
+    and honoured again, and attempts are repeated: the same answers from the fake and the API."""
+    prefix = f"y{next(_examples)}"
+    lives = []
+    for rig in both:
+        rig.clock.set(START)
+        order = rig.port.create_purchase(TENANT, purchase(f"{prefix}-a"))
+        rig.pay(order.id, date(2026, 2, 1))  # valid through 28 February 2026
+        token, life, attempt = rig.port.payment_order(TENANT, order.id).token, [], 0
+        for kind, n in events:
+            if kind == "days":
+                rig.clock.advance(timedelta(days=n))
+            elif kind == "decline":
+                rig.decline(token, "acquirercarddeclined")
+            elif kind == "honour":
+                rig.honour(token)
+            else:
+                attempt += kind == "purchase"
+                try:
+                    made = rig.port.unscheduled_purchase(TENANT, token, f"{prefix}-{attempt}", n * 100, 0, "NOK", "x")
+                    life.append(f"{made.status} {made.failure_reason} {made.captured_minor}")
+                except ProviderRefused as exc:
+                    life.append(f"refused {exc.status}")
+        lives.append(life)
+    assert lives[0] == lives[1]
 
 
 _examples = itertools.count()
