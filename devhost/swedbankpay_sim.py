@@ -40,7 +40,9 @@ Test controls (in process, and over HTTP under ``/_sim/``):
   "retryAfter"}``: the next API calls answer 429 / 5xx (status 0: the connection drops);
   ``lose_next_answers(times)``: the next calls are done but their answers are lost;
 * ``callbacks`` / ``GET /_sim/callbacks``: what was sent and how the merchant answered;
-  ``drain()`` waits for the callbacks due.
+  ``drain()`` waits for the callbacks due;
+* ``GET /_sim/clock``, ``POST /_sim/clock`` ``{"now": ISO 8601}``: the simulator's clock
+  (in process it is the clock it was given: the app's test clock).
 
 In process: ``sim = SwedbankPaySimulator(clock); sim.start()``, then
 ``os.environ.update(sim.app_settings("avisa"))`` points ``swedbankpay_from_settings`` at it.
@@ -64,7 +66,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -680,6 +682,10 @@ class SwedbankPaySimulator:
         if method == "GET" and path == "/_sim/callbacks":
             with self._lock:
                 return 200, {"callbacks": list(self.callbacks)}, {}
+        if path == "/_sim/clock" and method == "POST" and isinstance(self.clock, SettableClock):
+            self.clock.set(datetime.fromisoformat(str(data["now"])))
+        if path == "/_sim/clock" and method in ("GET", "POST"):
+            return 200, {"now": self._now()}, {}
         if method == "GET" and path == "/_sim/merchants":
             return 200, {"merchants": [{"payeeId": p, "token": t} for p, t in self.merchants.items()]}, {}
         return problem(404, "simulator", f"no control {method} {path}")

@@ -261,3 +261,18 @@ def test_app_settings_point_the_app_at_the_simulator(monkeypatch: pytest.MonkeyP
         assert refused.value.status == 403
     finally:
         sim.stop()
+
+
+def test_the_standalone_clock_can_be_set_to_expire_a_card() -> None:
+    sim = simulator()
+    try:
+        client = adapter(sim)
+        order = client.create_purchase(TENANT, purchase("https://x.example/cb"))
+        sim.complete(order.id, "4925000000000004", "06/2026")
+        token = client.payment_order(TENANT, order.id).token
+        moved = requests.post(f"{sim.base_url}/_sim/clock", json={"now": "2026-07-01T00:00:00+00:00"}, timeout=5)
+        assert moved.json() == {"now": "2026-07-01T00:00:00Z"}
+        failed = client.unscheduled_purchase(TENANT, token, "c7-1-1", 100, 0, "NOK", "x")
+        assert (failed.status, failed.failure_reason) == ("Failed", "acquirercardexpired")
+    finally:
+        sim.stop()
