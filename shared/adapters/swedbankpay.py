@@ -17,7 +17,9 @@ Every request carries ``Authorization: Bearer``, ``Content-Type`` / ``Accept:
 application/json;version=3.1`` and a correlation id (``Session-Id``, the same on each try of
 one call; ``X-Request-Id`` per try). Connection errors, timeouts, 429 (honouring
 ``Retry-After``) and 5xx are tried again with exponential back-off and jitter, then raise
-``ProviderUnavailable``; a 4xx problem+json raises ``ProviderRefused(status, detail)``.
+``ProviderUnavailable`` (at once if ``Retry-After`` asks for longer than ``max_wait``: the
+bus tries the message again later rather than a function waiting); a 4xx problem+json
+raises ``ProviderRefused(status, detail)``.
 Nothing secret (token, unscheduled token, card) is logged; only method, path, status and ids.
 
 ``payeeReference`` is ``[A-Za-z0-9]{1,30}`` and unique per payee and operation, so it is
@@ -266,9 +268,9 @@ class SwedbankPayClient:
                 if status != 429 and status < 500:
                     raise _refusal(status, response)
                 why, wait = f"HTTP {status}", _retry_after(response.headers.get("Retry-After"))
-            if attempt == self.retries:
+            if attempt == self.retries or (wait is not None and wait > self.max_wait):
                 raise ProviderUnavailable(f"Swedbank Pay {method} {route}: {why} after {attempt + 1} tries")
-            self.sleep(min(self.max_wait, wait if wait is not None else self._backoff(attempt)))
+            self.sleep(wait if wait is not None else min(self.max_wait, self._backoff(attempt)))
         raise AssertionError("unreachable")
 
     def _backoff(self, attempt: int) -> float:

@@ -254,3 +254,11 @@ def test_an_unscheduled_purchase_whose_answer_is_lost_is_never_made_twice(sim: S
         adapter.unscheduled_purchase(TENANT, token, "c7-1-1", 19900, 3980, "NOK", "x")
     unscheduled = [o for o in sim.orders.values() if o.operation == "UnscheduledPurchase"]
     assert [(o.status, o.captured) for o in unscheduled] == [("Paid", 0)]
+
+
+def test_a_retry_after_longer_than_we_wait_hands_the_message_back_to_the_bus(sim: SwedbankPaySimulator) -> None:
+    sleeps = Sleeps()
+    sim.fail_next(429, times=1, retry_after="120")
+    with pytest.raises(ProviderUnavailable):
+        client(sim, sleeps).create_purchase(TENANT, PURCHASE)
+    assert sleeps == [] and len(sim.requests) == 1 and sim.orders == {}
