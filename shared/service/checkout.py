@@ -61,6 +61,7 @@ from ..domain.agreements import (
     on_invoice,
     parse_agreement_key,
     product_text,
+    reusable_card,
     stop_day,
     stop_due,
     stopped_by,
@@ -158,6 +159,21 @@ def start_checkout(ctx: Context, order: PlaceOrder, subscriber_no: int, subscrip
     change(ctx, tenant, subscriber_no, watched(ctx, tenant, decide), today=today,
            new=lambda: Account(_subscriber(order, subscriber_no, today)))
     return Checkout(key, agreement.confirmation_url, created=True)
+
+
+def reusable_agreement(ctx: Context, order: PlaceOrder, subscriber_no: int) -> str | None:
+    """The key of the subscriber's valid card agreement with the order's organisation, for a card
+    order on the trusted path (customer service, a confirmed pending order): placed on it at once,
+    no payment page (manual 16). None for anything else (a Vipps agreement is never reused)."""
+    if order.payment_type is not PaymentType.CARD:
+        return None
+    loaded = ctx.accounts.load(order.tenant, subscriber_no)
+    if loaded is None:
+        return None
+    catalogue = ctx.catalogue.get(order.tenant)
+    card = reusable_card(loaded.account.agreements, catalogue.plan(order.plan_id).organization_id,
+                         ctx.today(catalogue))
+    return card.key if card is not None else None
 
 
 def _refuse_blocked(account: Account, catalogue: Catalogue, organization_id: str) -> None:

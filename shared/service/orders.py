@@ -167,8 +167,11 @@ def place_order(ctx: Context, order: PlaceOrder, subscriber_no: int | None = Non
         record = _bind(ctx, order, record)
     number = subscriber_no or owner or ctx.emails.claim(order.tenant, order.email, record.subscriber_no)
     if order.payment_type in CHECKOUT:
-        from .checkout import start_checkout  # checkout places through ``_place``: imported when used
+        from .checkout import reusable_agreement, start_checkout  # checkout places through ``_place``
 
+        card = reusable_agreement(ctx, order, number)  # manual 16: a valid card pays other subscriptions too
+        if card is not None:
+            return _place(ctx, order, number, record.subscription_id, agreement=card)
         started = start_checkout(ctx, order, number, record.subscription_id)
         return OrderPlaced(number, record.subscription_id, (), started.created, started.redirect_url)
     return _place(ctx, order, number, record.subscription_id)

@@ -339,3 +339,32 @@ def test_an_order_from_an_existing_subscribers_email_is_still_held_for_customer_
     taken = take_order(fake_ctx, vipps_order(shop, 1, ref="another"))
     assert (taken.accepted, taken.redirect_url) == (False, None)
     assert fake_ctx.vipps.agreements == {}
+
+
+def test_a_card_order_on_the_trusted_path_reuses_the_subscribers_valid_card(fake_ctx: FakeContext, shop: str) -> None:
+    _taken, key = start(fake_ctx, shop, PaymentType.CARD)
+    (po,) = fake_ctx.swedbankpay.orders.values()
+    fake_ctx.swedbankpay.complete(po.id, date(2027, 12, 31))
+    reconcile_card_order(fake_ctx, shop, po.id)
+    n = subscriber(fake_ctx, shop, 1)
+    yearly = replace(vipps_order(shop, 1, ref="second", pay=PaymentType.CARD, plan="digital-yearly"))
+    placed = place_order(fake_ctx, yearly, subscriber_no=n)  # customer service: no payment page
+    assert placed.redirect_url is None and placed.created and len(placed.invoices) == 1
+    assert account(fake_ctx, shop).subscriptions[placed.subscription_id].agreement == key
+    assert len(fake_ctx.swedbankpay.orders) == 1  # no second payment order
+
+
+def test_an_order_blocked_before_the_payer_approved_is_not_placed_and_customer_service_is_told(
+        fake_ctx: FakeContext, shop: str) -> None:
+    _taken, key = start(fake_ctx, shop)
+    remote = agreement_id(fake_ctx, key)
+    n = subscriber(fake_ctx, shop, 1)
+    cs.set_order_block(fake_ctx, shop, n, "avisa", "Bad credit")
+    fake_ctx.vipps.approve(remote)
+    for _ in range(2):
+        reconcile_vipps_agreement(fake_ctx, shop, remote)
+    acc = account(fake_ctx, shop)
+    assert acc.subscriptions == {} and acc.agreements[key].status is AgreementStatus.STOPPED
+    assert fake_ctx.vipps.agreements[remote].status == "STOPPED"  # so it is never charged
+    (row,) = fake_ctx.attention.all(shop)
+    assert row.ref == key and "refund" in row.reason
