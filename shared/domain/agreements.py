@@ -249,28 +249,6 @@ def card_verdict(agreement: PaymentAgreement, status: str) -> Verdict:
     return Verdict.WAIT
 
 
-_VIPPS_CHARGE = {"PENDING": ChargeState.PENDING, "DUE": ChargeState.DUE, "PROCESSING": ChargeState.PROCESSING,
-                 "RESERVED": ChargeState.RESERVED, "CHARGED": ChargeState.CHARGED,
-                 "PARTIALLY_CAPTURED": ChargeState.CHARGED, "PARTIALLY_REFUNDED": ChargeState.PARTIALLY_REFUNDED,
-                 "REFUNDED": ChargeState.REFUNDED, "FAILED": ChargeState.FAILED, "CANCELLED": ChargeState.CANCELLED}
-
-
-def vipps_charge_state(status: str) -> ChargeState:
-    """Vipps' charge status as ours (an unknown one is still pending)."""
-    return _VIPPS_CHARGE.get(status.upper(), ChargeState.PENDING)
-
-
-def card_charge_state(status: str, captured_minor: int) -> ChargeState:
-    """A card payment order's status as a charge state: Paid with money captured is CHARGED."""
-    if status == "Paid":
-        return ChargeState.CHARGED if captured_minor > 0 else ChargeState.RESERVED
-    if status in ("Failed", "Aborted"):
-        return ChargeState.FAILED
-    if status in ("Cancelled", "Reversed"):
-        return ChargeState.CANCELLED
-    return ChargeState.PENDING
-
-
 def initial_taken(state: ChargeState) -> bool:
     """The payer's money was reserved or captured: only an approved agreement does that."""
     return state in (ChargeState.RESERVED, ChargeState.CHARGED, ChargeState.PARTIALLY_REFUNDED,

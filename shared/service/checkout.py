@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from ..domain.account import Account, Changes, receive_payment
+from ..domain.account import Account, Changes
 from ..domain.agreements import (
     VIPPS_MIN_PRICE_MINOR,
     VIPPS_PRODUCT_DESCRIPTION,
@@ -51,7 +51,6 @@ from ..domain.agreements import (
     Verdict,
     activated,
     agreement_key,
-    card_charge_state,
     card_verdict,
     ended,
     initial_charge_id,
@@ -65,15 +64,14 @@ from ..domain.agreements import (
     stop_day,
     stop_due,
     stopped_by,
-    vipps_charge_state,
     vipps_verdict,
     watch_days,
 )
 from ..domain.catalogue import Catalogue, PaymentType
+from ..domain.charges import Observed, card_state, settle, vipps_state
 from ..domain.dunning_visit import order_blocked
 from ..domain.events import AgreementChanged
 from ..domain.invoicing import DocumentKind, Invoice, InvoiceDraft, draft_invoice
-from ..domain.payments import MatchType, ReceivedPayment
 from ..ports import (
     AgreementDraft,
     CardPaymentOrder,
@@ -331,7 +329,7 @@ def _vipps_reading(ctx: Context, tenant: str, account: Account, agreement: Payme
         except ProviderRefused:  # not made (yet): Vipps makes it when the payer approves
             charge = None
         if charge is not None:
-            taken = Taken(charge.id, vipps_charge_state(charge.status), charge.amount_minor, charge.captured_minor,
+            taken = Taken(charge.id, vipps_state(charge.status), charge.amount_minor, charge.captured_minor,
                           failure_reason=charge.failure_reason)
     return Reading(remote.status, taken, remote.stopped_by)
 
@@ -342,7 +340,7 @@ def _card_reading(ctx: Context, tenant: str, agreement: PaymentAgreement, po: Ca
     if po.status == "Paid" and po.captured_minor == 0 and agreement.status is AgreementStatus.PENDING:
         po = ctx.swedbankpay.capture(tenant, po.id, po.amount_minor, _first_vat(ctx, tenant, agreement),
                                      agreement.initial_charge_id)
-    taken = Taken(agreement.initial_charge_id, card_charge_state(po.status, po.captured_minor), po.amount_minor,
+    taken = Taken(agreement.initial_charge_id, card_state(po.status), po.amount_minor,
                   po.captured_minor, po.id, po.failure_reason)
     return Reading(po.status, taken, card=(po.token, po.card_mask, po.card_expiry))
 
@@ -374,7 +372,8 @@ def _apply(ctx: Context, tenant: str, subscriber_no: int, key: str, read: Read) 
             _watch_pending(ctx, tenant, loaded.account, agreement)
             return
         if verdict is Verdict.NONE:
-            _settle_initial(ctx, tenant, subscriber_no, agreement, reading)
+            if reading.taken is not None and reading.taken.charge_id in loaded.account.charges:
+                _settle_initial(ctx, tenant, subscriber_no, reading.taken)
             return
         _transition(ctx, tenant, subscriber_no, agreement, verdict, reading)
     log.error("agreement %s of %s did not settle in %d rounds", key, tenant, MAX_ROUNDS)
@@ -438,48 +437,25 @@ def _first_invoice(invoices: tuple[Invoice, ...], subscription_id: str) -> Invoi
 
 def first_payment(account: Account, agreement: PaymentAgreement, invoice: Invoice, taken: Taken,
                   catalogue: Catalogue, day: date) -> Changes:
-    """The first payment as a ``Charge`` for the first invoice's demand: booked at once if it is
-    captured (the row is then not kept), else kept for its outcome (``service.charges``)."""
+    """The first payment as a ``Charge`` for the first invoice's demand, settled by what the
+    provider says of it through the charges' one rule (``charges.settle``): captured, booked as a
+    payment by its external identifier and the row gone; failed, handed to dunning; else kept
+    for its outcome (``service.charges`` follows it, as this module's reconcile does)."""
     charge = Charge(taken.charge_id, agreement.provider, agreement.key, agreement.organization_id, invoice.demand_no,
-                    taken.amount_minor, agreement.currency, day, 0, 1, taken.state, taken.captured_minor,
-                    failure_reason=taken.failure_reason, provider_ref=taken.provider_ref, changed=day)
-    if taken.state is ChargeState.CHARGED and taken.captured_minor > 0:
-        return book_charge(account, charge, invoice.kid, catalogue, day)
-    if taken.state.final:  # failed before it was ever ours to follow: the invoice is paid by KID
-        return Changes(account)
-    return Changes(replace(account, charges={**account.charges, charge.id: charge}))
+                    taken.amount_minor, agreement.currency, day, 0, 1, changed=day)
+    account = replace(account, charges={**account.charges, charge.id: charge})
+    return settle(account, charge.id, _observed(taken), catalogue, day)
 
 
-def book_charge(account: Account, charge: Charge, kid: str, catalogue: Catalogue, day: date) -> Changes:
-    """A captured charge booked as a payment by its external identifier, on its demand, through
-    the same booking as a bank payment; its ``0|chg|`` row goes with it (one transaction)."""
-    payment = ReceivedPayment(f"{charge.provider.value}.{charge.id}", charge.organization_id, charge.currency,
-                              charge.captured_minor, day, charge.provider.value, MatchType.EXTERNAL_IDENTIFIER,
-                              reference=kid, demand_no=charge.demand_no)
-    booked = receive_payment(account, payment, catalogue, day)
-    rest = {k: c for k, c in booked.account.charges.items() if k != charge.id}
-    return replace(booked, account=replace(booked.account, charges=rest))
+def _observed(taken: Taken) -> Observed:
+    return Observed(taken.state, taken.captured_minor, failure_reason=taken.failure_reason,
+                    provider_ref=taken.provider_ref)
 
 
-def _settle_initial(ctx: Context, tenant: str, subscriber_no: int, agreement: PaymentAgreement,
-                    reading: Reading) -> None:
-    """An active agreement whose first payment was still open: book it once it is captured."""
-    taken = reading.taken
-    if taken is None or not taken.state.final:
-        return
-
-    def decide(seen: Seen) -> Changes:
-        charge = seen.account.charges.get(taken.charge_id)
-        if charge is None:  # settled before
-            return Changes(seen.account)
-        if taken.state is ChargeState.CHARGED and taken.captured_minor > 0:
-            kid = seen.catalogue.organizations[charge.organization_id].kid.encode(subscriber_no, charge.demand_no)
-            return book_charge(seen.account, replace(charge, state=taken.state, captured_minor=taken.captured_minor),
-                               kid, seen.catalogue, seen.today)
-        rest = {k: c for k, c in seen.account.charges.items() if k != charge.id}
-        return Changes(replace(seen.account, charges=rest))  # failed: the invoice is paid by KID (dunning)
-
-    change(ctx, tenant, subscriber_no, decide)
+def _settle_initial(ctx: Context, tenant: str, subscriber_no: int, taken: Taken) -> None:
+    """An active agreement whose first payment was still open: settle it by what was read."""
+    change(ctx, tenant, subscriber_no, lambda seen: settle(seen.account, taken.charge_id, _observed(taken),
+                                                           seen.catalogue, seen.today), visits=False)
 
 
 def _end_pending(ctx: Context, tenant: str, subscriber_no: int, agreement: PaymentAgreement,
