@@ -325,9 +325,16 @@ def notice_due(agreement: PaymentAgreement, today: date) -> bool:
     return agreement.active and day is not None and day <= today
 
 
+def card_expired(agreement: PaymentAgreement, today: date) -> bool:
+    """An active card agreement whose card is past its expiry: it can never be charged again."""
+    return (agreement.provider is Provider.SWEDBANKPAY and agreement.active and agreement.card_expiry is not None
+            and agreement.card_expiry < today)
+
+
 def watch_days(agreement: PaymentAgreement, today: date) -> set[date]:
     """The days the provider timer must look at the agreement: tomorrow while it is pending
-    (webhooks get lost), the day it is to be stopped, the day its card expiry is to be told."""
+    (webhooks get lost), the day it is to be stopped, the day its card expiry is to be told
+    and the day after the card expires."""
     days: set[date] = set()
     if agreement.status is AgreementStatus.PENDING and (today - agreement.created).days < PENDING_POLL_DAYS:
         days.add(today + timedelta(days=1))
@@ -336,6 +343,8 @@ def watch_days(agreement: PaymentAgreement, today: date) -> set[date]:
     notice = expiry_notice_day(agreement)
     if agreement.active and notice is not None:
         days.add(max(notice, today))
+    if agreement.active and agreement.provider is Provider.SWEDBANKPAY and agreement.card_expiry is not None:
+        days.add(max(agreement.card_expiry + timedelta(days=1), today))  # then it ends (``card_expired``)
     return days
 
 

@@ -51,6 +51,7 @@ from ..domain.agreements import (
     Verdict,
     activated,
     agreement_key,
+    card_expired,
     card_verdict,
     ended,
     initial_charge_id,
@@ -293,6 +294,25 @@ def reconcile_agreement(ctx: Context, tenant: str, subscriber_no: int, agreement
         _apply(ctx, tenant, subscriber_no, agreement_key, _read(ctx, tenant))
     stop_agreement_due(ctx, tenant, subscriber_no, agreement_key)
     card_expiry_notice(ctx, tenant, subscriber_no, agreement_key)
+    if card_expired(agreement, ctx.today(ctx.catalogue.get(tenant))):
+        _card_ended(ctx, tenant, subscriber_no, agreement_key)
+
+
+def _card_ended(ctx: Context, tenant: str, subscriber_no: int, key: str) -> None:
+    """The card has expired: the agreement ends and its subscriptions are paid by invoice with
+    KID from their next period (the subscriber was told 30 days ahead; a new card is a new order)."""
+
+    def decide(seen: Seen) -> Changes:
+        current = seen.account.agreements.get(key)
+        if current is None or not card_expired(current, seen.today):
+            return Changes(seen.account)
+        final = ended(current, Verdict.EXPIRE, seen.today)
+        switched = on_invoice(seen.account.subscriptions, key)
+        account = _with_agreement(seen.account, final)
+        account = replace(account, subscriptions={**account.subscriptions, **{s.id: s for s in switched}})
+        return Changes(account, tuple(switched), events=(changed(account, final, final.status, "provider"),))
+
+    change(ctx, tenant, subscriber_no, decide)
 
 
 @dataclass(frozen=True)

@@ -305,6 +305,12 @@ def test_a_card_order_stores_the_token_and_tells_the_subscriber_once_before_the_
     (notice,) = fake_ctx.notifier.delivered.values()
     assert notice.to == "kari1@example.no" and "492500******0004" in notice.body
     assert account(fake_ctx, shop).agreements[key].expiry_noticed
+    clock.set(oslo_morning(expiry + timedelta(days=1)))  # the card has expired: on invoice from now on
+    reconcile_agreement(fake_ctx, shop, acc.number, key)
+    acc = account(fake_ctx, shop)
+    (sub,) = acc.subscriptions.values()
+    assert (acc.agreements[key].status, sub.payment_type, sub.agreement) == (
+        AgreementStatus.EXPIRED, PaymentType.INVOICE, None)
 
 
 def test_an_aborted_card_payment_drops_the_order(fake_ctx: FakeContext, shop: str) -> None:
@@ -368,3 +374,15 @@ def test_an_order_blocked_before_the_payer_approved_is_not_placed_and_customer_s
     assert fake_ctx.vipps.agreements[remote].status == "STOPPED"  # so it is never charged
     (row,) = fake_ctx.attention.all(shop)
     assert row.ref == key and "refund" in row.reason
+
+
+def test_a_payer_who_declined_vipps_may_order_again_with_invoice_without_being_held(
+        fake_ctx: FakeContext, shop: str) -> None:
+    _taken, key = start(fake_ctx, shop)
+    fake_ctx.vipps.reject(agreement_id(fake_ctx, key))
+    reconcile_vipps_agreement(fake_ctx, shop, agreement_id(fake_ctx, key))
+    taken = take_order(fake_ctx, order(shop, 1, ref="by-invoice"))  # the same e-mail, a new order
+    assert taken.accepted and taken.payment is not None and taken.payment.amount_minor == FIRST_MINOR
+    acc = account(fake_ctx, shop)
+    assert len(acc.subscriptions) == 1 and acc.agreements[key].status is AgreementStatus.REJECTED
+    assert fake_ctx.pending.list(shop, "pending") == []

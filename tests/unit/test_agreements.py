@@ -18,6 +18,7 @@ from shared.domain.agreements import (
     Provider,
     Verdict,
     activated,
+    card_expired,
     card_verdict,
     ended,
     initial_taken,
@@ -131,9 +132,10 @@ def test_watches_poll_a_pending_agreement_a_week_and_mark_the_stop_and_the_expir
     assert watch_days(PENDING, DAY) == {date(2026, 1, 6)}
     assert watch_days(PENDING, date(2026, 1, 12)) == set()  # a week: left to the provider's expiry
     assert watch_days(replace(ACTIVE, stop_on=date(2026, 2, 5)), DAY) == {date(2026, 2, 5)}
-    assert watch_days(CARD, DAY) == {date(2026, 3, 1)}
-    assert watch_days(replace(CARD, expiry_noticed=True), DAY) == set()
+    assert watch_days(CARD, DAY) == {date(2026, 3, 1), date(2026, 4, 1)}  # the notice; the day after expiry
+    assert watch_days(replace(CARD, expiry_noticed=True), DAY) == {date(2026, 4, 1)}
     assert not notice_due(CARD, date(2026, 2, 28)) and notice_due(CARD, date(2026, 3, 1))
+    assert not card_expired(CARD, date(2026, 3, 31)) and card_expired(CARD, date(2026, 4, 1))
 
 
 def test_a_valid_card_agreement_of_the_organisation_is_reusable_until_it_expires() -> None:
