@@ -72,7 +72,7 @@ from ..domain.catalogue import Catalogue, PaymentType
 from ..domain.charges import Observed, card_state, settle, vipps_state
 from ..domain.dunning_visit import order_blocked
 from ..domain.events import AgreementChanged
-from ..domain.invoicing import DocumentKind, Invoice, InvoiceDraft, draft_invoice
+from ..domain.invoicing import DocumentKind, Invoice, InvoiceDraft, draft_invoice, due_period_indexes
 from ..ports import (
     AgreementDraft,
     CardPaymentOrder,
@@ -147,6 +147,7 @@ def start_checkout(ctx: Context, order: PlaceOrder, subscriber_no: int, subscrip
     organization_id = catalogue.plan(order.plan_id).organization_id
     if loaded is not None:
         _refuse_blocked(loaded.account, catalogue, organization_id)
+    _refuse_back_periods(order, catalogue, today, subscription_id)
     agreement = _open(ctx, order, catalogue, today, subscriber_no, subscription_id)
 
     def decide(seen: Seen) -> Changes:
@@ -173,6 +174,16 @@ def reusable_agreement(ctx: Context, order: PlaceOrder, subscriber_no: int) -> s
     card = reusable_card(loaded.account.agreements, catalogue.plan(order.plan_id).organization_id,
                          ctx.today(catalogue))
     return card.key if card is not None else None
+
+
+def _refuse_back_periods(order: PlaceOrder, catalogue: Catalogue, today: date, sub_id: str) -> None:
+    """A Vipps or card order takes one first payment, for the first period: a start so far back
+    that more periods are due at once would leave the others unpaid under a letter saying they
+    are charged. Refused (the order may start later, or be paid by invoice)."""
+    sub = subscription_of(order, catalogue, today, sub_id)
+    billing = catalogue.billing_plan_of(catalogue.plan(order.plan_id))
+    if len(due_period_indexes(sub, billing, today)) > 1:
+        raise OrderRejected("a Vipps or card order cannot start so far back that more than one period is due at once")
 
 
 def _refuse_blocked(account: Account, catalogue: Catalogue, organization_id: str) -> None:
@@ -268,7 +279,10 @@ def reconcile_vipps_agreement(ctx: Context, tenant: str, agreement_id: str) -> N
         log.warning("Vipps agreement %s of %s is not one of ours (externalId %r)", agreement_id, tenant,
                     remote.external_id)
         return
-    _apply(ctx, tenant, subscriber_no, remote.external_id, lambda acc, a: _vipps_reading(ctx, tenant, acc, a, remote))
+    found = _apply(ctx, tenant, subscriber_no, remote.external_id,
+                   lambda acc, a: _vipps_reading(ctx, tenant, acc, a, remote))
+    if not found and remote.status.upper() in ("ACTIVE", "STOPPED"):
+        _orphan(ctx, tenant, subscriber_no, remote.external_id)
 
 
 def reconcile_card_order(ctx: Context, tenant: str, payment_order_id: str) -> None:
@@ -279,7 +293,9 @@ def reconcile_card_order(ctx: Context, tenant: str, payment_order_id: str) -> No
     if subscriber_no is None:
         log.info("payment order %s of %s is no checkout (%r)", payment_order_id, tenant, po.payee_reference)
         return
-    _apply(ctx, tenant, subscriber_no, po.payee_reference, lambda _acc, a: _card_reading(ctx, tenant, a, po))
+    found = _apply(ctx, tenant, subscriber_no, po.payee_reference, lambda _acc, a: _card_reading(ctx, tenant, a, po))
+    if not found and po.status == "Paid":
+        _orphan(ctx, tenant, subscriber_no, po.payee_reference)
 
 
 def reconcile_agreement(ctx: Context, tenant: str, subscriber_no: int, agreement_key: str) -> None:
@@ -374,7 +390,7 @@ def _first_vat(ctx: Context, tenant: str, agreement: PaymentAgreement) -> int:
     return first.vat_minor
 
 
-def _apply(ctx: Context, tenant: str, subscriber_no: int, key: str, read: Read) -> None:
+def _apply(ctx: Context, tenant: str, subscriber_no: int, key: str, read: Read) -> bool:
     """Apply the provider's reading to the agreement as stored now, until it decides nothing more.
 
     Each transition is guarded by the stored status it starts from, so a racer that moved the
@@ -385,18 +401,29 @@ def _apply(ctx: Context, tenant: str, subscriber_no: int, key: str, read: Read) 
         agreement = loaded.account.agreements.get(key) if loaded else None
         if loaded is None or agreement is None:
             log.warning("no agreement %s of subscriber %s in %s", key, subscriber_no, tenant)
-            return
+            return False
         reading = reading or read(loaded.account, agreement)
         verdict = _verdict(agreement, reading)
         if verdict is Verdict.WAIT:
             _watch_pending(ctx, tenant, loaded.account, agreement)
-            return
+            return True
         if verdict is Verdict.NONE:
             if reading.taken is not None and reading.taken.charge_id in loaded.account.charges:
                 _settle_initial(ctx, tenant, subscriber_no, reading.taken)
-            return
+            return True
         _transition(ctx, tenant, subscriber_no, agreement, verdict, reading)
     log.error("agreement %s of %s did not settle in %d rounds", key, tenant, MAX_ROUNDS)
+    return True
+
+
+def _orphan(ctx: Context, tenant: str, subscriber_no: int, key: str) -> None:
+    """News of an agreement we never stored: its checkout's commit failed and the order was never
+    posted again, yet the payer may have approved and paid. Customer service looks (once)."""
+    log.warning("no agreement %s of subscriber %s in %s", key, subscriber_no, tenant)
+    if ctx.attention.find(tenant, RUN, subscriber_no, key) is None:
+        ctx.attention.record(tenant, RUN, subscriber_no, ctx.today(ctx.catalogue.get(tenant)),
+                             f"News of agreement {key} at the provider, but no order was stored for it: "
+                             "check it at the provider and refund what it took", ref=key)
 
 
 def _verdict(agreement: PaymentAgreement, reading: Reading) -> Verdict:

@@ -201,11 +201,13 @@ def take_order(ctx: Context, order: PlaceOrder) -> OrderTaken:
 
 def _checkouts_only(ctx: Context, tenant: str, owner: int) -> bool:
     """The e-mail's account holds nothing but checkouts (a Vipps or card order declined, expired
-    or still pending): no subscription, no invoice, nothing to protect. Not yet a subscriber, so
+    or still pending), or there is none: no subscription, no invoice, nothing to protect. Not yet a subscriber, so
     the next order on it is taken as the first was (a payer who declined Vipps and then orders
     with invoice is not held for customer service)."""
     loaded = ctx.accounts.load(tenant, owner)
-    return loaded is not None and not loaded.account.subscriptions and loaded.account.next_ledger_seq == 1
+    if loaded is None:  # claimed by an order that was refused (or is still on its way): nothing stored
+        return True
+    return not loaded.account.subscriptions and loaded.account.next_ledger_seq == 1
 
 
 def pending_orders(ctx: Context, tenant: str, state: str = PENDING) -> list[PendingOrder]:

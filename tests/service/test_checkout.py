@@ -386,3 +386,39 @@ def test_a_payer_who_declined_vipps_may_order_again_with_invoice_without_being_h
     acc = account(fake_ctx, shop)
     assert len(acc.subscriptions) == 1 and acc.agreements[key].status is AgreementStatus.REJECTED
     assert fake_ctx.pending.list(shop, "pending") == []
+
+
+def test_a_vipps_order_starting_so_far_back_that_two_periods_are_due_is_refused(
+        fake_ctx: FakeContext, shop: str) -> None:
+    back = replace(vipps_order(shop), start_date=DAY - timedelta(days=40))  # two monthly periods due at once
+    with pytest.raises(OrderRejected):
+        take_order(fake_ctx, back)
+    assert fake_ctx.vipps.agreements == {}
+    yesterday = take_order(fake_ctx, replace(vipps_order(shop, ref="r2"), start_date=DAY - timedelta(days=1)))
+    assert yesterday.redirect_url  # one period due: its first payment is the initial charge
+
+
+def test_news_of_an_approved_agreement_whose_order_was_never_stored_tells_customer_service_once(
+        fake_ctx: FakeContext, shop: str) -> None:
+    fake_ctx.accounts.inject("commit", *[ValueError("refused for good")] * 10)
+    with pytest.raises(ValueError):
+        take_order(fake_ctx, vipps_order(shop))
+    fake_ctx.accounts.clear_faults()
+    (made,) = fake_ctx.vipps.agreements.values()  # made at Vipps, never stored; the payer approves anyway
+    fake_ctx.vipps.approve(made.id)
+    for _ in range(2):
+        reconcile_vipps_agreement(fake_ctx, shop, made.id)
+    (row,) = fake_ctx.attention.all(shop)
+    assert (row.ref, row.count) == (made.external_id, 1) and "refund" in row.reason
+
+
+def test_a_confirmed_held_vipps_order_gives_customer_service_the_payers_link(fake_ctx: FakeContext, shop: str) -> None:
+    from shared.service.orders import confirm_pending, pending_orders
+
+    place_order(fake_ctx, order(shop, 1))
+    take_order(fake_ctx, vipps_order(shop, 1, ref="held"))
+    (held,) = pending_orders(fake_ctx, shop)
+    placed = confirm_pending(fake_ctx, shop, held.id)
+    (made,) = fake_ctx.vipps.agreements.values()
+    assert (placed.redirect_url, placed.invoices) == (made.confirmation_url, ())
+    assert account(fake_ctx, shop).agreements[made.external_id].status is AgreementStatus.PENDING
