@@ -422,3 +422,43 @@ def test_a_confirmed_held_vipps_order_gives_customer_service_the_payers_link(fak
     (made,) = fake_ctx.vipps.agreements.values()
     assert (placed.redirect_url, placed.invoices) == (made.confirmation_url, ())
     assert account(fake_ctx, shop).agreements[made.external_id].status is AgreementStatus.PENDING
+
+
+def test_a_failed_activation_commit_is_retried_to_one_placement_without_a_gap(fake_ctx: FakeContext,
+                                                                              shop: str) -> None:
+    _taken, key = start(fake_ctx, shop)
+    remote = agreement_id(fake_ctx, key)
+    fake_ctx.vipps.approve(remote)
+    fake_ctx.accounts.inject("commit", *[Unavailable("storage away")] * 10)  # the activation's every try
+    with pytest.raises(Unavailable):
+        reconcile_vipps_agreement(fake_ctx, shop, remote)
+    fake_ctx.accounts.clear_faults()
+    assert account(fake_ctx, shop).subscriptions == {}  # nothing half done
+    reconcile_vipps_agreement(fake_ctx, shop, remote)  # the webhook again
+    acc = account(fake_ctx, shop)
+    assert len(acc.subscriptions) == 1 and acc.open_demands == {}
+    assert [i.number for i in fake_ctx.accounts.documents(shop, acc.number).invoices] == [1]
+
+
+def test_the_provider_timer_drives_the_checkouts_watches(fake_ctx: FakeContext, shop: str, clock) -> None:  # type: ignore[no-untyped-def]
+    from shared.service.charges import poll
+
+    _taken, key = start(fake_ctx, shop)
+    remote = agreement_id(fake_ctx, key)
+    fake_ctx.vipps.approve(remote)  # the webhook is lost
+    tomorrow = DAY + timedelta(days=1)
+    clock.set(oslo_morning(tomorrow))
+    poll(fake_ctx, shop, tomorrow)
+    n = subscriber(fake_ctx, shop, 1)
+    (sub,) = account(fake_ctx, shop).subscriptions.values()
+    assert account(fake_ctx, shop).agreements[key].active
+    assert sub.anchor == tomorrow  # ordered without a start date: it starts when the payer approved
+    cs.stop(fake_ctx, shop, n, sub.id, True, None, None, "Moving abroad")
+    end = date(2026, 2, 6)  # the end of the paid first period
+    clock.set(oslo_morning(end - timedelta(days=1)))
+    poll(fake_ctx, shop, end - timedelta(days=1))
+    assert fake_ctx.vipps.agreements[remote].status == "ACTIVE"
+    clock.set(oslo_morning(end))
+    poll(fake_ctx, shop, end)
+    assert fake_ctx.vipps.agreements[remote].status == "STOPPED"
+    assert account(fake_ctx, shop).agreements[key].stopped_by == "merchant"
