@@ -22,13 +22,11 @@ replays and reordering end in the same state.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from types import ModuleType
 
 from ..domain.account import Account
 from ..domain.agreements import (
@@ -38,6 +36,8 @@ from ..domain.agreements import (
     ChargeState,
     PaymentAgreement,
     Provider,
+    notice_due,
+    stop_due,
     subscriber_of,
 )
 from ..domain.charges import (
@@ -55,6 +55,7 @@ from ..domain.invoicing import vat_parts
 from ..domain.ledger import EntryKind
 from ..domain.payments import PaymentKind
 from ..ports import CardPaymentOrder, ChargeRequest, NotFound, ProviderRefused, VippsCharge, Watch, transient
+from . import checkout
 from .context import Context
 from .isolation import record
 from .payments_in.manual import book_refund
@@ -231,7 +232,7 @@ def reconcile_vipps_charge(ctx: Context, tenant: str, agreement_id: str, charge_
                     agreement_id)
         return
     if charge_id.startswith("i"):  # ``initial_charge_id`` i{n}-{sub}: the agreement a{n}-{sub}
-        _checkout_call(ctx, "reconcile_agreement", tenant, number, "a" + charge_id[1:])
+        checkout.reconcile_agreement(ctx, tenant, number, "a" + charge_id[1:])
     reconcile_charge(ctx, tenant, number, charge_id)
 
 
@@ -276,29 +277,6 @@ def _observe(ctx: Context, tenant: str, account: Account, charge: Charge, today:
         if exc.status == 404:
             return None
         raise
-
-
-# ---- the checkout seam ---------------------------------------------------------------------------
-
-
-def _checkout() -> ModuleType | None:
-    """Helper checkout's use cases (``service.checkout``), where they exist yet."""
-    try:
-        return importlib.import_module(f"{__package__}.checkout")
-    except ModuleNotFoundError:
-        return None
-
-
-class CheckoutMissing(RuntimeError):
-    """The agreement use case a watch or an initial charge needs is not there (``service.checkout``)."""
-
-
-def _checkout_call(ctx: Context, name: str, tenant: str, subscriber_no: int, agreement_key: str) -> None:
-    module = _checkout()
-    fn = getattr(module, name, None) if module is not None else None
-    if fn is None:
-        raise CheckoutMissing(f"service.checkout.{name} is not there; agreement {agreement_key} not reconciled")
-    fn(ctx, tenant, subscriber_no, agreement_key)
 
 
 # ---- refunds -------------------------------------------------------------------------------------
@@ -448,20 +426,12 @@ def _poll_one(ctx: Context, tenant: str, today: date, watch: Watch) -> str:
     agreement = loaded.account.agreements.get(watch.agreement_key) if loaded is not None else None
     if agreement is None:
         return "agreements"  # nothing (left) to watch: its order was never committed
-    name, kind = _agreement_work(agreement, today)
-    _checkout_call(ctx, name, tenant, watch.subscriber_no, agreement.key)
-    return kind
-
-
-EXPIRY_NOTICE_DAYS = 30  # a card's expiry is told to the subscriber this many days ahead (D3)
-
-
-def _agreement_work(agreement: PaymentAgreement, today: date) -> tuple[str, str]:
-    """Which of checkout's use cases a due agreement watch needs, and its report field."""
-    if agreement.active and agreement.stop_on is not None and agreement.stop_on <= today:
-        return "stop_agreement_due", "stops"
-    if (agreement.active and agreement.card_expiry is not None and not agreement.expiry_noticed
-            and today >= agreement.card_expiry - timedelta(days=EXPIRY_NOTICE_DAYS)):
-        return "card_expiry_notice", "expiry_notices"
-    return "reconcile_agreement", "agreements"
+    if stop_due(agreement, today):
+        checkout.stop_agreement_due(ctx, tenant, watch.subscriber_no, agreement.key)
+        return "stops"
+    if notice_due(agreement, today):
+        checkout.card_expiry_notice(ctx, tenant, watch.subscriber_no, agreement.key)
+        return "expiry_notices"
+    checkout.reconcile_agreement(ctx, tenant, watch.subscriber_no, agreement.key)
+    return "agreements"
 

@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
 
@@ -25,13 +24,14 @@ from shared.domain.agreements import (
     Provider,
     agreement_key,
     charge_id,
+    parse_agreement_key,
     parse_charge_id,
 )
 from shared.domain.catalogue import PaymentType
 from shared.domain.events import ChargeFailed, ChargeRequested
 from shared.domain.payments import MatchType
 from shared.ports import AgreementDraft, BusMessage, NotFound, ProviderUnavailable, Unavailable, Watch
-from shared.service import charges as charges_service
+from shared.service import checkout
 from shared.service.billing import bill_subscribers
 from shared.service.catalogue import put_item
 from shared.service.charges import (
@@ -49,6 +49,7 @@ from shared.service.unit_of_work import Seen, change
 from tests.conftest import oslo_morning
 from tests.fakes import FakeContext
 from tests.fixtures import install_catalogue, order
+from tests.service.test_checkout import agreement_id, start
 
 PLACED = date(2026, 1, 5)  # the clock fixture's day
 RENEWAL_RUN = date(2026, 1, 22)  # the first renewal (period from 5 Feb) is issued: due 5 Feb
@@ -562,9 +563,8 @@ def test_the_poll_hands_agreement_watches_to_checkout(
             calls.append((name, subscriber_no, key))
         return fn
 
-    names = ("reconcile_agreement", "stop_agreement_due", "card_expiry_notice")
-    monkeypatch.setattr(charges_service, "_checkout",
-                        lambda: SimpleNamespace(**{name: recorder(name) for name in names}))
+    for name in ("reconcile_agreement", "stop_agreement_due", "card_expiry_notice"):
+        monkeypatch.setattr(checkout, name, recorder(name))
     watch = fake_ctx.provider_watch
     watch.add(tenant, date(2026, 3, 1), Watch(card.subscriber_no, "swedbankpay", card.key))
     watch.add(tenant, date(2026, 3, 5), Watch(vipps.subscriber_no, "vipps", vipps.key))
@@ -576,17 +576,22 @@ def test_the_poll_hands_agreement_watches_to_checkout(
     assert watch.entries == set()
 
 
-def test_without_checkout_an_agreement_watch_stays_and_the_poll_goes_on(
+def test_a_failing_agreement_watch_stays_and_the_poll_goes_on(
         fake_ctx: FakeContext, tenant: str, monkeypatch: pytest.MonkeyPatch) -> None:
     shop(fake_ctx, tenant)
     who = charged(fake_ctx, tenant)
     cid = renewed(fake_ctx, tenant, who)
     fake_ctx.vipps.settle(cid, "CHARGED")
-    monkeypatch.setattr(charges_service, "_checkout", lambda: None)
+
+    def broken(*_args: object) -> None:
+        raise ProviderUnavailable("vipps away")
+
+    monkeypatch.setattr(checkout, "reconcile_agreement", broken)
     fake_ctx.provider_watch.add(tenant, date(2026, 2, 1), Watch(who.subscriber_no, "vipps", who.key))
     report = poll(fake_ctx, tenant, date(2026, 2, 8))
     assert (report.failed, report.settled) == (1, 1)
     assert [w.charge_id for _, _, w in fake_ctx.provider_watch.entries] == [""]
+
 
 
 def test_a_backlog_of_renewals_with_charges_is_issued_in_transactions_that_fit(
@@ -604,3 +609,23 @@ def test_a_backlog_of_renewals_with_charges_is_issued_in_transactions_that_fit(
     invoices, _ = fake_ctx.accounts.history(tenant, who.subscriber_no)
     assert {c.demand_no for c in account.charges.values()} == {i.demand_no for i in invoices[1:]}
     assert all(c.due >= day + timedelta(days=2) for c in account.charges.values())
+
+
+def test_an_initial_charge_event_before_the_agreement_s_places_the_order_and_books_the_first_period_once(
+        fake_ctx: FakeContext, tenant: str) -> None:
+    shop(fake_ctx, tenant)
+    _, key = start(fake_ctx, tenant)
+    remote = agreement_id(fake_ctx, key)
+    fake_ctx.vipps.approve(remote)  # ACTIVE, and the initial charge captured; no webhook of the agreement yet
+    n = parse_agreement_key(key)
+    assert n is not None
+    initial = fake_ctx.vipps.drafts[remote].initial_charge_id
+    for _ in range(3):  # charge-captured first, then again (duplicates)
+        reconcile_vipps_charge(fake_ctx, tenant, remote, initial)
+    loaded = fake_ctx.accounts.load(tenant, n)
+    assert loaded is not None
+    (sub,) = loaded.account.subscriptions.values()
+    assert (sub.payment_type, sub.agreement) == (PaymentType.VIPPS, key)
+    payments = fake_ctx.accounts.payments(tenant, n)
+    assert [p.payment.id for p in payments] == [f"vipps.{initial}"]
+    assert loaded.account.open_demands == {} and loaded.account.charges == {}
