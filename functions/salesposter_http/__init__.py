@@ -80,18 +80,28 @@ class OrderPayment(BaseModel):
     account: str | None = Field(description="the account to pay to")
 
 
+Status = Literal["accepted", "pending_confirmation", "awaiting_payment"]
+
+
 class OrderAnswer(BaseModel):
-    status: Literal["accepted", "pending_confirmation"]
+    status: Status
     payment: OrderPayment | None = Field(
         default=None, description="what to pay for this order: its first invoice (none while pending)")
+    redirect_url: str | None = Field(
+        default=None, description="awaiting_payment (Vipps, card): where to send the payer to approve the "
+        "agreement or pay; they come back to the checkout page")
 
 
 def answer(taken: OrderTaken) -> dict[str, Any]:
+    redirect = getattr(taken, "redirect_url", None)
+    if redirect:  # Vipps or card: nothing is placed until the provider says the payer approved
+        return OrderAnswer(status="awaiting_payment", redirect_url=redirect).model_dump(mode="json",
+                                                                                       exclude_none=True)
     p = taken.payment
     payment = OrderPayment(amount_minor=p.amount_minor, currency=p.currency, due_date=p.due_date, kid=p.kid,
                            account=p.account) if p else None
-    status: Literal["accepted", "pending_confirmation"] = "accepted" if taken.accepted else "pending_confirmation"
-    return OrderAnswer(status=status, payment=payment).model_dump(mode="json")
+    status: Status = "accepted" if taken.accepted else "pending_confirmation"
+    return OrderAnswer(status=status, payment=payment).model_dump(mode="json", exclude={"redirect_url"})
 
 
 def idempotency_key(call: Call, form: OrderForm) -> str | None:
@@ -124,3 +134,6 @@ def order(call: Call) -> Any:
     if not taken.accepted:
         return json_response(answer(taken), 202)  # held for customer service: nothing to pay yet
     return answer(taken) if taken.created else json_response(answer(taken), 200)  # a repeat: 200, not 201
+
+
+from . import checkout_page as checkout_page  # noqa: E402  (registers the checkout return page on ``bp``)
