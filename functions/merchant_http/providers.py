@@ -16,12 +16,11 @@ Bearer token required; another tenant's subscriber, or a charge that is not thei
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
-from functions.http import Call, Endpoint, endpoint
+from functions.http import Call, Endpoint, endpoint, json_response, problem
 from functions.validation import Body, PositiveMinor, Ref
 from shared.adapters.codec import to_jsonable
 from shared.domain.agreements import PaymentAgreement
@@ -43,6 +42,14 @@ class RefundIn(Body):
                                   "Idempotency-Key header): the same refund twice refunds once")
 
 
+class RefundOut(BaseModel):
+    refund_id: str
+    charge_id: str
+    amount_minor: int
+    status: Literal["booked", "already_booked", "pending"]
+    refunded_minor: int = Field(description="of the charge, booked on the ledger after this call")
+
+
 def agreement_json(agreement: PaymentAgreement) -> dict[str, Any]:
     data = to_jsonable(agreement)
     return {k: v for k, v in data.items() if k not in HIDDEN} | {"pending_order": agreement.order is not None}
@@ -62,8 +69,11 @@ def agreements(call: Call) -> Any:
 
 @endpoint(bp, Endpoint("charge_refund", SUBSCRIBER + "/charges/{charge_id}/refunds", ["POST"],
                        "Refund (part of) a captured Vipps or card charge at the provider; booked when it confirms",
-                       "Payments", body=RefundIn, roles=REFUND, status=202, types={"charge_id": ChargeId},
-                       statuses={200: "The same refund sent again: nothing more refunded"}))
+                       "Payments", body=RefundIn, response=RefundOut, roles=REFUND, status=201,
+                       types={"charge_id": ChargeId},
+                       statuses={200: "The same refund sent again: nothing more refunded",
+                                 202: "Sent to the provider, which does not show it yet: booked when it does (send "
+                                      "the same refund again to look)"}))
 def refund(call: Call) -> Any:
     body: RefundIn = call.body
     header = call.request.headers.get("idempotency-key")
@@ -72,6 +82,11 @@ def refund(call: Call) -> Any:
     refund_id = body.refund_id or header
     if not refund_id:
         raise ValueError("refund_id (or an Idempotency-Key header) is required: it makes a retried refund harmless")
-    result = charges.refund_charge(call.ctx, call.tenant, call.number("subscriber_no"), call.route["charge_id"],
-                                   body.amount_minor, refund_id)
-    return to_jsonable(result) if dataclasses.is_dataclass(result) else result
+    try:
+        result = charges.refund_charge(call.ctx, call.tenant, call.number("subscriber_no"), call.route["charge_id"],
+                                       body.amount_minor, refund_id)
+    except charges.RefundRefused as exc:
+        return problem(422, "Not accepted", str(exc))
+    out = RefundOut(refund_id=result.refund_id, charge_id=result.charge_id, amount_minor=result.amount_minor,
+                    status=result.status, refunded_minor=result.refunded_minor)  # type: ignore[arg-type]
+    return json_response(out.model_dump(), {"booked": 201, "pending": 202}.get(result.status, 200))

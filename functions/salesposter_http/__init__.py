@@ -93,10 +93,9 @@ class OrderAnswer(BaseModel):
 
 
 def answer(taken: OrderTaken) -> dict[str, Any]:
-    redirect = getattr(taken, "redirect_url", None)
-    if redirect:  # Vipps or card: nothing is placed until the provider says the payer approved
-        return OrderAnswer(status="awaiting_payment", redirect_url=redirect).model_dump(mode="json",
-                                                                                       exclude_none=True)
+    if taken.redirect_url:  # Vipps or card: nothing is placed until the provider says the payer approved
+        return OrderAnswer(status="awaiting_payment", redirect_url=taken.redirect_url).model_dump(
+            mode="json", exclude_none=True)
     p = taken.payment
     payment = OrderPayment(amount_minor=p.amount_minor, currency=p.currency, due_date=p.due_date, kid=p.kid,
                            account=p.account) if p else None

@@ -38,6 +38,8 @@ TEXTS = {
 class CheckoutOut(BaseModel):
     status: Literal["pending", "active", "rejected", "expired", "stopped"]
     subscription_id: str | None = Field(default=None, description="the subscription the order made, once active")
+    payment_type: str | None = Field(default=None, description="how it is paid once placed: vipps, card, or "
+                                     "invoice (the organisation places a refused order with invoice)")
 
 
 def page(status: str) -> str:
@@ -59,7 +61,8 @@ def wants_html(req: func.HttpRequest) -> bool:
                        statuses={429: "Too many requests from this client (Retry-After)"}))
 def checkout_status(call: Call) -> Any:
     status = checkout.checkout_status(call.ctx, call.route["tenant"], call.route["agreement_key"])
-    out = CheckoutOut(status=str(status.status), subscription_id=status.subscription_id)  # type: ignore[arg-type]
+    out = CheckoutOut(status=status.status, subscription_id=status.subscription_id,  # type: ignore[arg-type]
+                      payment_type=status.payment_type)
     if wants_html(call.request):
         return func.HttpResponse(page(out.status), status_code=200, mimetype="text/html", charset="utf-8",
                                  headers={"Cache-Control": "no-store"})

@@ -12,7 +12,8 @@ webhook registration. The function does three things and nothing else:
    header: what the sender signed, whatever proxy the request passed (Azure's front end
    keeps both). Forged, tampered, stale, signed with another secret, or for a tenant with
    no Vipps registration (not told apart: nothing is revealed): 401 problem+json, nothing
-   queued.
+   queued. This is the endpoint's guard, so it comes before anything else is looked at: an
+   unsigned request is 401 whatever its size or media type.
 2. **Reads** the verified body with a bounded model: it is only a signal naming the
    agreement and the charge. An event type we do not act on is answered 200 and logged.
 3. **Queues** one message on ``provider-events`` whose id is the event's identity as Vipps
@@ -45,6 +46,7 @@ from shared.adapters.bus import PROVIDER_EVENTS
 from shared.adapters.vipps import WebhookRejected, verify_webhook
 from shared.domain.agreements import Provider
 from shared.ports import BusMessage
+from shared.service.context import Context
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -104,26 +106,32 @@ def _rejected(tenant: str, why: str) -> func.HttpResponse:
     return problem(401, "Unauthorized", "the request is not signed by Vipps for this endpoint")
 
 
+def signed_by_vipps(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | None:
+    """The endpoint's guard, before anything else of the request is looked at (its size, its
+    media type): None if Vipps signed it for this tenant's URL, else the 401."""
+    tenant = req.route_params.get("tenant", "")
+    try:
+        secret = ctx.vipps.webhook_secret(tenant)
+    except Exception:  # no registration for the tenant (or none readable): not told apart from a forgery
+        return _rejected(tenant[:40], "no webhook secret for the tenant")
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    try:
+        verify_webhook(secret, path_and_query(req), headers, req.get_body() or b"", now=ctx.clock.now(),
+                       tolerance=TOLERANCE)
+    except WebhookRejected as exc:
+        return _rejected(tenant, str(exc))
+    return None
+
+
 @endpoint(bp, Endpoint("vipps_webhook", "vipps/{tenant}/webhook", ["POST"],
                        "Vipps MobilePay webhook (Recurring events), HMAC-signed", "Providers",
-                       response=Received, accepts=("application/json",), max_body=MAX_BODY,
+                       response=Received, accepts=("application/json",), max_body=MAX_BODY, guard=signed_by_vipps,
                        statuses={401: "Not signed by Vipps for this tenant: forged, tampered, stale or another "
                                       "secret", 503: "Could not be queued: Vipps sends it again"}))
 def webhook(call: Call) -> Any:
     tenant: str = call.route["tenant"]
-    body: bytes = call.body
     try:
-        secret = call.ctx.vipps.webhook_secret(tenant)
-    except Exception:  # no registration for the tenant (or none readable): not told apart from a forgery
-        return _rejected(tenant, "no webhook secret for the tenant")
-    try:
-        headers = {k.lower(): v for k, v in call.request.headers.items()}
-        verify_webhook(secret, path_and_query(call.request), headers, body,
-                       now=call.ctx.clock.now(), tolerance=TOLERANCE)
-    except WebhookRejected as exc:
-        return _rejected(tenant, str(exc))
-    try:
-        event = VippsEvent.model_validate_json(body)
+        event = VippsEvent.model_validate_json(call.body)
     except ValidationError as exc:
         log.warning("vipps webhook for %s: signed but unreadable (%d errors)", tenant, exc.error_count())
         raise

@@ -218,10 +218,12 @@ def test_every_recurring_event_type_is_queued(ctx: Context, hooked: str, event_t
     assert message.body["charge_id"] == (None if agreement else "c1001-5-1")
 
 
-def test_a_body_over_the_limit_is_413_before_anything_else(ctx: Context, hooked: str) -> None:
+def test_a_signed_body_over_the_limit_is_413_and_an_unsigned_one_401(ctx: Context, hooked: str) -> None:
+    """The signature comes first: a stranger learns nothing of the endpoint's limits."""
     body = event(padding="x" * MAX_BODY)
-    response = post(hooked, body, signed(ctx, hooked, body))
-    assert response.status_code == 413
+    assert post(hooked, body, signed(ctx, hooked, body)).status_code == 413
+    assert post(hooked, body, {}).status_code == 401
+    assert post(hooked, b"<x/>", {"Content-Type": "text/xml"}).status_code == 401
     assert queued(ctx, PROVIDER_EVENTS) == []
 
 
