@@ -24,7 +24,7 @@ from functions.http import Call, Endpoint, endpoint, json_response, problem
 from functions.validation import Body, PositiveMinor, Ref
 from shared.adapters.codec import to_jsonable
 from shared.domain.agreements import PaymentAgreement
-from shared.ports import NotFound
+from shared.ports import NotFound, ProviderRefused, ProviderUnavailable
 from shared.service import charges
 
 from . import READ, bp
@@ -73,7 +73,8 @@ def agreements(call: Call) -> Any:
                        types={"charge_id": ChargeId},
                        statuses={200: "The same refund sent again: nothing more refunded",
                                  202: "Sent to the provider, which does not show it yet: booked when it does (send "
-                                      "the same refund again to look)"}))
+                                      "the same refund again to look)",
+                                 503: "The payment provider does not answer: send the same refund again"}))
 def refund(call: Call) -> Any:
     body: RefundIn = call.body
     header = call.request.headers.get("idempotency-key")
@@ -87,6 +88,11 @@ def refund(call: Call) -> Any:
                                        body.amount_minor, refund_id)
     except charges.RefundRefused as exc:
         return problem(422, "Not accepted", str(exc))
+    except ProviderRefused as exc:
+        return problem(422, "Not accepted", f"the payment provider refused the refund: {exc.detail[:300]}")
+    except ProviderUnavailable:  # nothing booked; the same refund id sent again refunds once
+        return problem(503, "Unavailable", "the payment provider does not answer; send the same refund again",
+                       headers={"Retry-After": "30"})
     out = RefundOut(refund_id=result.refund_id, charge_id=result.charge_id, amount_minor=result.amount_minor,
                     status=result.status, refunded_minor=result.refunded_minor)  # type: ignore[arg-type]
     return json_response(out.model_dump(), {"booked": 201, "pending": 202}.get(result.status, 200))

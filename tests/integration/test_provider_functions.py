@@ -215,3 +215,19 @@ def test_the_charges_worker_takes_a_batch_per_tenant_and_one_tenant_never_stops_
               event_message(shop, request).encode()]
     done = charges_worker.handle(bodies)
     assert done == {other: 1, shop: 1}  # neither holds a demand 999: nothing made, nothing raised
+
+
+def test_an_order_while_the_provider_is_down_is_503_and_the_same_post_again_makes_one_order(
+        ctx: Context, shop: str, rails: Rails) -> None:
+    form = ORDER | {"PTY": "2", "email": "kari1@example.no", "order_ref": "poster-77"}
+    req = http("POST", f"/api/salesposter/{shop}/orders", form, route={"tenant": shop}, form=True)
+    rails.sims.vipps.fail_next(20, 503)
+    down = function("salesposter_order")(req)
+    assert down.status_code == 503 and down.headers["Retry-After"] == "30"
+    rails.sims.vipps._faults.clear()
+    first = function("salesposter_order")(req)
+    again = function("salesposter_order")(req)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert json.loads(first.get_body()) == json.loads(again.get_body())
+    assert len(account(ctx, shop).agreements) == 1
+    assert len(rails.sims.vipps.agreements) == 1  # the draft made once (its Idempotency-Key is the agreement key)

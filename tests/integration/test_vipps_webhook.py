@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.vipps_webhook import COUNTS, MAX_BODY, TOLERANCE
+from functions.vipps_webhook import COUNTS, MAX_BODY, NEVER_VIPPS, TOLERANCE
 from shared.adapters.bus import PROVIDER_EVENTS
 from shared.adapters.vipps import sign_webhook, vipps_from_settings
 from shared.ports import BusMessage
@@ -224,6 +224,8 @@ def test_a_signed_body_over_the_limit_is_413_and_an_unsigned_one_401(ctx: Contex
     assert post(hooked, body, signed(ctx, hooked, body)).status_code == 413
     assert post(hooked, body, {}).status_code == 401
     assert post(hooked, b"<x/>", {"Content-Type": "text/xml"}).status_code == 401
+    huge = b" " * (NEVER_VIPPS + 1)
+    assert post(hooked, huge, signed(ctx, hooked, huge)).status_code == 401  # never even hashed
     assert queued(ctx, PROVIDER_EVENTS) == []
 
 
