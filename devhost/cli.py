@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, port: int,
                settable: bool = True) -> tuple[LocalHost, int]:
     """Wire the app to Azurite and the settable clock (or the system clock, without the
-    ``/_dev`` endpoints), then serve it. Returns (host, port)."""
+    ``/_dev`` endpoints), then serve it, with the payment providers' simulators on the same
+    clock unless the settings name the providers (``ABONNO_VIPPS_URL``, ``ABONNO_SWEDBANKPAY_URL``).
+    Returns (host, port)."""
     os.environ["AzureWebJobsStorage"] = azurite.connection_string
     os.environ["ABONNO_CLOCK"] = "settable" if settable else "system"
     issuer.configure_environment()
@@ -43,9 +45,16 @@ def start_host(azurite: Azurite, clock_start: datetime | None, running: bool, po
         bootstrap.settable_clock.set(clock_start)
     bootstrap.settable_clock.running = running
     bootstrap.context()  # tables and queues exist before the first request
-    host = LocalHost(bootstrap.settable_clock if settable else SystemClock(), azurite.connection_string)
+    clock = bootstrap.settable_clock if settable else SystemClock()
+    host = LocalHost(clock, azurite.connection_string)
     host.mailbox = mailbox
     server = host.serve(port)
+    if not os.environ.get("ABONNO_VIPPS_URL") and not os.environ.get("ABONNO_SWEDBANKPAY_URL"):
+        from .providers import start_simulators  # no provider named in the settings: the simulators
+
+        host.providers = start_simulators(clock, f"http://127.0.0.1:{server.server_address[1]}")
+        host.providers.wire(bootstrap.context())
+        host.daily.append(host.providers.process)
     return host, server.server_address[1]
 
 

@@ -14,8 +14,10 @@ its job the project needs. It loads the app and inspects each function's trigger
   ETag, remembered by a receipt in ``azure-webjobs-hosts`` as the Functions host
   does, and after five failures its name goes to ``webjobs-blobtrigger-poison``.
 
-The clock is the app's settable clock: ``tick(to)`` moves it a day at a time, firing
-timers and draining queues until idle, so months of billing run in seconds. No function
+The clock is the app's settable clock: ``tick(to)`` moves it a day at a time, running
+the day's ``daily`` jobs (the payment providers' simulators process that day's charges
+and deliver their webhooks to this host: ``devhost.providers``), firing timers and
+draining queues until idle, so months of billing run in seconds. No function
 that raises stops the host: it logs, and retries or poisons as the Functions host does. The
 development endpoints (``/_dev/...``: the clock, tick, the development JWKS) exist only
 here, never in Azure, and only when the host runs on the settable clock: they need no
@@ -87,7 +89,8 @@ class BlobFunction:
 class QueueFunction:
     name: str
     queue: str
-    call: Callable[[func.ServiceBusMessage], None]
+    call: Callable[[Any], None]
+    many: bool = False  # cardinality "many": handed a list of messages (an envelope's) at once
 
 
 _FUNCTIONS: dict[int, list[Any]] = {}
@@ -123,6 +126,8 @@ class LocalHost:
         self.processed = 0
         self.failed = 0
         self.mailbox: Any = None  # the local SMTP server the app mails to (devhost.mailbox), if this process runs it
+        self.providers: Any = None  # the payment providers' simulators (devhost.providers), if this process runs them
+        self.daily: list[Callable[[date], Any]] = []  # what else runs each day the clock passes (the simulators' batch)
         self._tick_lock = threading.Lock()  # a tick and a live round never drain or fire at once
         self._fired_until: datetime | None = None  # timers a tick has fired up to
         self._server: ThreadingHTTPServer | None = None
@@ -149,7 +154,8 @@ class LocalHost:
             elif kind == "timerTrigger":
                 self.timers.append(TimerFunction(name, trigger.schedule, user))
             elif kind == "serviceBusTrigger":
-                self.consumers.append(QueueFunction(name, trigger.queue_name, user))
+                many = str(getattr(trigger.cardinality, "value", trigger.cardinality) or "").lower() == "many"
+                self.consumers.append(QueueFunction(name, trigger.queue_name, user, many))
             elif kind == "blobTrigger":
                 container, _, pattern = trigger.path.partition("/")
                 self.blob_functions.append(BlobFunction(name, container, pattern.split("{", 1)[0], user))
@@ -327,13 +333,18 @@ class LocalHost:
                 handled += len(batch)
 
     def _deliver(self, consumer: QueueFunction, client: Any, message: Any) -> None:
-        """Hand each message of an envelope to the function; delete the envelope when all succeeded."""
+        """Hand each message of an envelope to the function (all at once to a function of
+        cardinality "many", as Service Bus hands a batch); delete the envelope when all succeeded."""
         try:
-            for item in unpack(message.content):
-                consumer.call(ServiceBusMessage(body=item.encode().encode(), message_id=item.id,
-                                                delivery_count=message.dequeue_count,
-                                                enqueued_time_utc=message.inserted_on, application_properties={},
-                                                user_properties={}, content_type="application/json"))
+            items = [ServiceBusMessage(body=item.encode().encode(), message_id=item.id,
+                                       delivery_count=message.dequeue_count, enqueued_time_utc=message.inserted_on,
+                                       application_properties={}, user_properties={}, content_type="application/json")
+                     for item in unpack(message.content)]
+            if consumer.many:
+                consumer.call(items)
+            else:
+                for item in items:
+                    consumer.call(item)
             self.processed += 1
             client.delete_message(message)
         except Exception:
@@ -347,6 +358,16 @@ class LocalHost:
                 client.update_message(message, visibility_timeout=0)
 
     # ---- the test clock ---------------------------------------------------------------------
+    def run_daily(self, day: date) -> None:
+        """What runs beside the app once a day (the providers' batch, by the same clock); a
+        failure is logged, and the day goes on."""
+        for job in self.daily:
+            try:
+                job(day)
+            except Exception:
+                self.failed += 1
+                log.exception("daily job %s failed on %s", getattr(job, "__qualname__", job), day)
+
     def tick(self, to: date) -> dict[str, Any]:
         """Move the clock a day at a time up to ``to``, firing timers and draining queues."""
         started = time.monotonic()
@@ -358,6 +379,7 @@ class LocalHost:
             while self.clock.now().date() < to:
                 before = self.clock.now()
                 self.clock.set(before + timedelta(days=1))
+                self.run_daily(self.clock.now().date())
                 timers += self.fire_timers(before, self.clock.now())
                 self._fired_until = self.clock.now()
                 messages += self.drain()
@@ -384,6 +406,8 @@ class LocalHost:
             now = self.clock.now()
             since = max(last, self._fired_until or last)
             try:
+                if now.date() > last.date():
+                    self.run_daily(now.date())
                 if now > since:
                     self.fire_timers(since, now)
                 self.drain()

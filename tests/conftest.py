@@ -1,7 +1,8 @@
 """Test fixtures: one Azurite for the session (started here; if it cannot start, every
 storage test errors loudly), and a fresh tenant per test so tests never share data.
 
-``ctx`` is the context on Azurite. A test marked ``@pytest.mark.fakes`` runs twice, with
+``ctx`` is the context on Azurite; ``rails`` serves the app on a local host with the payment
+providers' simulators, ``ctx`` pointed at them. A test marked ``@pytest.mark.fakes`` runs twice, with
 ``ctx`` on Azurite and on the in-memory fakes of ``tests/fakes`` (``-k in_memory`` runs only
 the second: no Azurite is started for it); ``fake_ctx`` is the fakes' context alone."""
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,6 +27,10 @@ from shared.bootstrap import AzureContext
 from shared.clock import SettableClock
 from shared.service.context import Context
 from tests.fakes import FakeContext, fake_context
+
+if TYPE_CHECKING:
+    from devhost.host import LocalHost
+    from devhost.providers import Simulators
 
 BACKENDS = ("azurite", "in_memory")
 
@@ -120,3 +127,40 @@ def shop(ctx: Context, tenant: str) -> str:
     """A tenant with the demo newspaper catalogue installed; returns the tenant id."""
     install_catalogue(ctx, tenant)
     return tenant
+
+
+@dataclass
+class Rails:
+    """The app served by a local host in this process, with the payment providers' simulators
+    on the test's clock: ``ctx``'s Vipps and Swedbank Pay adapters talk HTTP to them, their
+    webhooks and callbacks come to ``url`` signed as in Azure, ``tick`` runs days as ``abonno
+    tick`` does (the providers' batch, the timers, the queues)."""
+
+    host: LocalHost
+    sims: Simulators
+    url: str
+
+    def tick(self, to: date) -> dict[str, Any]:
+        return self.host.tick(to)
+
+    def drain(self) -> int:
+        """Let the providers' deliveries arrive, then run the queues until idle."""
+        self.sims.settle()
+        return self.host.drain()
+
+
+@pytest.fixture
+def rails(ctx: Context, clock: SettableClock, azurite: Azurite) -> Iterator[Rails]:
+    from devhost.host import LocalHost
+    from devhost.providers import start_simulators
+
+    host = LocalHost(clock, azurite.connection_string)
+    server = host.serve(0)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    sims = start_simulators(clock, url)
+    sims.wire(ctx, settings=False)
+    host.providers = sims
+    host.daily.append(sims.process)
+    yield Rails(host, sims, url)
+    sims.stop()
+    host.shutdown()

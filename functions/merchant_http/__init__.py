@@ -280,3 +280,4 @@ def get_import(call: Call) -> Any:
 
 
 from . import documents as documents  # noqa: E402  (registers the document endpoints on ``bp``)
+from . import providers as providers  # noqa: E402  (registers the agreement and refund endpoints on ``bp``)

@@ -21,9 +21,10 @@ from typing import Annotated, Any, Literal
 import azure.functions as func
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from functions.http import Call, Endpoint, endpoint, json_response
+from functions.http import Call, Endpoint, endpoint, json_response, problem
 from functions.validation import BUYER_REFERENCE_MAX
 from shared.domain.catalogue import Channel, PaymentType
+from shared.ports import ProviderUnavailable
 from shared.service.orders import OrderTaken, PlaceOrder, take_order
 
 from .guard import public_limits
@@ -80,18 +81,27 @@ class OrderPayment(BaseModel):
     account: str | None = Field(description="the account to pay to")
 
 
+Status = Literal["accepted", "pending_confirmation", "awaiting_payment"]
+
+
 class OrderAnswer(BaseModel):
-    status: Literal["accepted", "pending_confirmation"]
+    status: Status
     payment: OrderPayment | None = Field(
         default=None, description="what to pay for this order: its first invoice (none while pending)")
+    redirect_url: str | None = Field(
+        default=None, description="awaiting_payment (Vipps, card): where to send the payer to approve the "
+        "agreement or pay; they come back to the checkout page")
 
 
 def answer(taken: OrderTaken) -> dict[str, Any]:
+    if taken.redirect_url:  # Vipps or card: nothing is placed until the provider says the payer approved
+        return OrderAnswer(status="awaiting_payment", redirect_url=taken.redirect_url).model_dump(
+            mode="json", exclude_none=True)
     p = taken.payment
     payment = OrderPayment(amount_minor=p.amount_minor, currency=p.currency, due_date=p.due_date, kid=p.kid,
                            account=p.account) if p else None
-    status: Literal["accepted", "pending_confirmation"] = "accepted" if taken.accepted else "pending_confirmation"
-    return OrderAnswer(status=status, payment=payment).model_dump(mode="json")
+    status: Status = "accepted" if taken.accepted else "pending_confirmation"
+    return OrderAnswer(status=status, payment=payment).model_dump(mode="json", exclude={"redirect_url"})
 
 
 def idempotency_key(call: Call, form: OrderForm) -> str | None:
@@ -112,15 +122,27 @@ def idempotency_key(call: Call, form: OrderForm) -> str | None:
                        statuses={200: "The same order posted again: the same answer",
                                  202: "Held for customer service: the e-mail is an existing subscriber's",
                                  409: "The order_ref / Idempotency-Key was used for a different order",
-                                 413: "Body over 16 KiB", 429: "Too many requests from this client (Retry-After)"}))
+                                 413: "Body over 16 KiB", 429: "Too many requests from this client (Retry-After)",
+                                 503: "Vipps or card: the payment provider does not answer (Retry-After)"}))
 def order(call: Call) -> Any:
     form: OrderForm = call.body
-    taken = take_order(call.ctx, PlaceOrder(
+    try:
+        taken = _take(call, form)
+    except ProviderUnavailable:  # Vipps / Swedbank Pay not answering: the same post again makes one order
+        return problem(503, "Unavailable", "the payment provider does not answer; try again shortly",
+                       headers={"Retry-After": "30"})
+    if not taken.accepted:
+        return json_response(answer(taken), 202)  # held for customer service: nothing to pay yet
+    return answer(taken) if taken.created else json_response(answer(taken), 200)  # a repeat: 200, not 201
+
+
+def _take(call: Call, form: OrderForm) -> OrderTaken:
+    return take_order(call.ctx, PlaceOrder(
         tenant=call.route["tenant"], plan_id=form.plan_id, payment_type=PaymentType(form.payment_type),
         name=form.name, email=str(form.email), phone=form.phone, address=form.address,
         postal_code=form.postal_code, city=form.city, organization_number=form.organization_number,
         start_date=form.start_date, copies=form.copies, order_ref=idempotency_key(call, form),
         delivery=form.delivery, buyer_reference=form.buyer_reference))
-    if not taken.accepted:
-        return json_response(answer(taken), 202)  # held for customer service: nothing to pay yet
-    return answer(taken) if taken.created else json_response(answer(taken), 200)  # a repeat: 200, not 201
+
+
+from . import checkout_page as checkout_page  # noqa: E402  (registers the checkout return page on ``bp``)

@@ -43,7 +43,8 @@ def account(ctx: Context, shop: str) -> dict[str, Any]:
         "subscriber_no": str(placed.subscriber_no), "invoice_number": str(placed.invoices[0].number),
         "subscription_id": placed.subscription_id, "organization_id": "avisa", "id": "avisa",
         "correction_id": "c1", "payment_id": "p1", "kid": placed.invoices[0].kid, "run": "invoice",
-        "report_id": "r1", "document_id": f"inv-{placed.invoices[0].demand_no:08d}"},
+        "report_id": "r1", "document_id": f"inv-{placed.invoices[0].demand_no:08d}",
+        "charge_id": f"c{placed.subscriber_no}-{placed.invoices[0].demand_no}-1"},
         "bodies": bodies(placed.subscriber_no)}
 
 

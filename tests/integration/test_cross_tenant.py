@@ -45,6 +45,7 @@ def bodies(b_subscriber: int) -> dict[str, Any]:
                                     "payment_date": "2026-01-05", "external_id": "x1"},
         "refunds_book": org | {"subscriber_no": b_subscriber, "amount_minor": 100, "external_reference": "x1"},
         "catalogue_put_organization": {"name": "A's own", "currency": "NOK"},
+        "charge_refund": {"amount_minor": 100, "refund_id": "x1"},
     }
 
 
@@ -87,7 +88,8 @@ def test_tenant_a_reaches_nothing_of_tenant_b_on_any_endpoint(ctx: Context) -> N
     route = {"subscriber_no": str(placed.subscriber_no), "invoice_number": str(invoice.number),
              "subscription_id": placed.subscription_id, "correction_id": "corr-b", "kid": invoice.kid,
              "payment_id": "b-payment-1", "organization_id": "avisa", "id": "avisa", "run": "invoice",
-             "report_id": "b-report", "document_id": f"inv-{invoice.demand_no:08d}"}
+             "report_id": "b-report", "document_id": f"inv-{invoice.demand_no:08d}",
+             "charge_id": f"c{placed.subscriber_no}-{invoice.demand_no}-1"}
     markers = (b, "only.b@example.no", "Kari Nordmann 1", "B's correction", "B's block")  # what A never sent
     before = snapshot(ctx, b)
     assert len(before) > 5
