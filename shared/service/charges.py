@@ -168,7 +168,7 @@ def _card_charge(uow: UnitOfWork, account: Account, charge: Charge, agreement: P
                                          charge.currency, description(account, uow.catalogue, charge))
     except ProviderRefused as exc:
         return Observed(ChargeState.CREATION_FAILED, failure_reason=exc.detail)
-    if card_state(order.status) is ChargeState.PROCESSING:  # authorized: take the money
+    if card_state(order.status, order.captured_minor) is ChargeState.RESERVED:  # authorized: take the money
         try:
             pay.capture(tenant, order.id, charge.amount_minor, vat, f"{charge.id}-cap")
         except ProviderRefused as exc:
@@ -181,8 +181,8 @@ def _card_charge(uow: UnitOfWork, account: Account, charge: Charge, agreement: P
 
 
 def card_observed(order: CardPaymentOrder) -> Observed:
-    return Observed(card_state(order.status), order.captured_minor, order.reversed_minor, order.failure_reason,
-                    order.id)
+    return Observed(card_state(order.status, order.captured_minor), order.captured_minor, order.reversed_minor,
+                    order.failure_reason, order.id)
 
 
 def vipps_observed(charge: VippsCharge) -> Observed:
