@@ -308,9 +308,12 @@ def reconcile_agreement(ctx: Context, tenant: str, subscriber_no: int, agreement
         return
     if agreement.status in (AgreementStatus.PENDING, AgreementStatus.ACTIVE):
         _apply(ctx, tenant, subscriber_no, agreement_key, _read(ctx, tenant))
-    stop_agreement_due(ctx, tenant, subscriber_no, agreement_key)
-    card_expiry_notice(ctx, tenant, subscriber_no, agreement_key)
-    if card_expired(agreement, ctx.today(ctx.catalogue.get(tenant))):
+    today = ctx.today(ctx.catalogue.get(tenant))
+    if stop_due(agreement, today):  # each looks again at the agreement as it is now
+        stop_agreement_due(ctx, tenant, subscriber_no, agreement_key)
+    if notice_due(agreement, today):
+        card_expiry_notice(ctx, tenant, subscriber_no, agreement_key)
+    if card_expired(agreement, today):
         _card_ended(ctx, tenant, subscriber_no, agreement_key)
 
 
