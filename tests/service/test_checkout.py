@@ -462,3 +462,38 @@ def test_the_provider_timer_drives_the_checkouts_watches(fake_ctx: FakeContext, 
     poll(fake_ctx, shop, end)
     assert fake_ctx.vipps.agreements[remote].status == "STOPPED"
     assert account(fake_ctx, shop).agreements[key].stopped_by == "merchant"
+
+
+def test_a_payment_stop_of_a_subscription_on_vipps_stops_the_agreement_too(fake_ctx: FakeContext, shop: str,
+                                                                           clock) -> None:  # type: ignore[no-untyped-def]
+    from shared.service.dunning import dun_subscribers
+
+    _taken, key = start(fake_ctx, shop)
+    remote = agreement_id(fake_ctx, key)
+    fake_ctx.vipps.agreements[remote] = replace(fake_ctx.vipps.agreements[remote], status="ACTIVE")
+    fake_ctx.vipps.settle(f"i{key[1:]}", "RESERVED")  # approved; the money never comes
+    reconcile_vipps_agreement(fake_ctx, shop, remote)
+    n = subscriber(fake_ctx, shop, 1)
+    day = DAY
+    while account(fake_ctx, shop).agreements[key].stop_on is None and day < DAY + timedelta(days=90):
+        day += timedelta(days=1)
+        clock.set(oslo_morning(day))
+        dun_subscribers(fake_ctx, shop, day, [n])
+    acc = account(fake_ctx, shop)
+    (sub,) = acc.subscriptions.values()
+    assert sub.stop_date is not None and acc.agreements[key].stop_on is not None  # the dunning's payment stop
+    assert acc.agreements[key].stop_on >= sub.stop_date
+    assert (shop, acc.agreements[key].stop_on, Watch(n, "vipps", key)) in fake_ctx.provider_watch.entries
+
+
+def test_a_paused_subscription_keeps_its_agreement_for_the_restart(fake_ctx: FakeContext, shop: str) -> None:
+    _taken, key = start(fake_ctx, shop)
+    fake_ctx.vipps.approve(agreement_id(fake_ctx, key))
+    reconcile_vipps_agreement(fake_ctx, shop, agreement_id(fake_ctx, key))
+    n = subscriber(fake_ctx, shop, 1)
+    (sub,) = account(fake_ctx, shop).subscriptions.values()
+    cs.pause(fake_ctx, shop, n, sub.id, date(2026, 4, 1), None)
+    acc = account(fake_ctx, shop)
+    restart = next(s for s in acc.subscriptions.values() if s.id != sub.id)
+    assert (restart.agreement, restart.payment_type) == (key, PaymentType.VIPPS)
+    assert acc.agreements[key].active and acc.agreements[key].stop_on is None  # not stopped: it pays the restart
