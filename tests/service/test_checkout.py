@@ -383,6 +383,8 @@ def test_a_payer_who_declined_vipps_may_order_again_with_invoice_without_being_h
     reconcile_vipps_agreement(fake_ctx, shop, agreement_id(fake_ctx, key))
     taken = take_order(fake_ctx, order(shop, 1, ref="by-invoice"))  # the same e-mail, a new order
     assert taken.accepted and taken.payment is not None and taken.payment.amount_minor == FIRST_MINOR
+    again = take_order(fake_ctx, order(shop, 1, ref="by-invoice"))  # posted again: the same answer
+    assert (again.accepted, again.created, again.payment) == (True, False, taken.payment)
     acc = account(fake_ctx, shop)
     assert len(acc.subscriptions) == 1 and acc.agreements[key].status is AgreementStatus.REJECTED
     assert fake_ctx.pending.list(shop, "pending") == []
