@@ -375,13 +375,15 @@ def _vipps_reading(ctx: Context, tenant: str, account: Account, agreement: Payme
 
 def _card_reading(ctx: Context, tenant: str, agreement: PaymentAgreement, po: CardPaymentOrder) -> Reading:
     """The checkout's payment order; one paid but only authorized is captured first (the first
-    period is delivered at once)."""
+    period is delivered at once). The card (token, mask, expiry) is the read's: a capture's
+    answer does not carry the paid details."""
+    card = (po.token, po.card_mask, po.card_expiry)
     if po.status == "Paid" and po.captured_minor == 0 and agreement.status is AgreementStatus.PENDING:
         po = ctx.swedbankpay.capture(tenant, po.id, po.amount_minor, _first_vat(ctx, tenant, agreement),
                                      agreement.initial_charge_id)
     taken = Taken(agreement.initial_charge_id, card_state(po.status), po.amount_minor,
                   po.captured_minor, po.id, po.failure_reason)
-    return Reading(po.status, taken, card=(po.token, po.card_mask, po.card_expiry))
+    return Reading(po.status, taken, card=card)
 
 
 def _first_vat(ctx: Context, tenant: str, agreement: PaymentAgreement) -> int:
