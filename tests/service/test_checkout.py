@@ -14,7 +14,7 @@ from shared.adapters.bus import EVENTS, event_of
 from shared.domain.agreements import AgreementStatus, ChargeState, Provider
 from shared.domain.catalogue import PaymentType
 from shared.domain.events import AgreementChanged
-from shared.ports import Unavailable, Watch
+from shared.ports import CardPaymentOrder, Unavailable, Watch
 from shared.service import customer_service as cs
 from shared.service.billing import bill_subscribers
 from shared.service.catalogue import put_item
@@ -27,7 +27,7 @@ from shared.service.checkout import (
     stop_agreement_due,
 )
 from shared.service.orders import OrderRejected, OrderTaken, PlaceOrder, place_order, take_order
-from tests.fakes import FakeContext
+from tests.fakes import FakeContext, FakeSwedbankPay
 from tests.fixtures import install_catalogue, order
 from tests.service.test_numbering_gapless import series
 
@@ -499,3 +499,32 @@ def test_a_paused_subscription_keeps_its_agreement_for_the_restart(fake_ctx: Fak
     restart = next(s for s in acc.subscriptions.values() if s.id != sub.id)
     assert (restart.agreement, restart.payment_type) == (key, PaymentType.VIPPS)
     assert acc.agreements[key].active and acc.agreements[key].stop_on is None  # not stopped: it pays the restart
+
+
+class AuthorizingSwedbankPay(FakeSwedbankPay):
+    """A payment page that only authorizes (two-phase), and a capture whose answer, as Swedbank
+    Pay's, carries no paid details (token, mask, expiry)."""
+
+    def capture(self, tenant: str, payment_order_id: str, amount_minor: int, vat_minor: int,
+                payee_reference: str) -> CardPaymentOrder:
+        order = self.orders[payment_order_id]
+        if order.status != "Paid" or amount_minor != order.amount_minor:
+            return super().capture(tenant, payment_order_id, amount_minor, vat_minor, payee_reference)
+        self.orders[payment_order_id] = captured = replace(order, captured_minor=amount_minor)
+        return replace(captured, token="", card_mask="", card_expiry=None)
+
+
+def test_an_authorized_card_payment_is_captured_and_its_card_kept(fake_ctx: FakeContext, shop: str) -> None:
+    fake_ctx.swedbankpay = AuthorizingSwedbankPay()
+    _taken, key = start(fake_ctx, shop, PaymentType.CARD)
+    (po,) = fake_ctx.swedbankpay.orders.values()
+    fake_ctx.swedbankpay.complete(po.id, date(2027, 6, 30))
+    paid = fake_ctx.swedbankpay.orders[po.id]
+    fake_ctx.swedbankpay.orders[po.id] = replace(paid, captured_minor=0)  # Paid, but only authorized
+    reconcile_card_order(fake_ctx, shop, po.id)
+    acc = account(fake_ctx, shop)
+    agreement = acc.agreements[key]
+    assert fake_ctx.swedbankpay.orders[po.id].captured_minor == FIRST_MINOR  # we captured the first period
+    assert (agreement.status, agreement.token, agreement.card_expiry) == (
+        AgreementStatus.ACTIVE, paid.token, date(2027, 6, 30))
+    assert acc.open_demands == {} and acc.balances == {"avisa": 0}
