@@ -311,10 +311,8 @@ def reconcile_agreement(ctx: Context, tenant: str, subscriber_no: int, agreement
     today = ctx.today(ctx.catalogue.get(tenant))
     if stop_due(agreement, today):  # each looks again at the agreement as it is now
         stop_agreement_due(ctx, tenant, subscriber_no, agreement_key)
-    if notice_due(agreement, today):
+    if notice_due(agreement, today) or card_expired(agreement, today):
         card_expiry_notice(ctx, tenant, subscriber_no, agreement_key)
-    if card_expired(agreement, today):
-        _card_ended(ctx, tenant, subscriber_no, agreement_key)
 
 
 def _card_ended(ctx: Context, tenant: str, subscriber_no: int, key: str) -> None:
@@ -632,12 +630,19 @@ def stop_agreement_due(ctx: Context, tenant: str, subscriber_no: int, agreement_
 
 def card_expiry_notice(ctx: Context, tenant: str, subscriber_no: int, agreement_key: str) -> None:
     """Tell the subscriber their card expires soon (D3), 30 days ahead, once: the notice's id
-    makes a repeat harmless, and the agreement remembers it was sent (``expiry_noticed``)."""
+    makes a repeat harmless, and the agreement remembers it was sent (``expiry_noticed``). A card
+    past its expiry is ended instead (whichever watch of the card the timer finds, this does what
+    is due)."""
     catalogue = ctx.catalogue.get(tenant)
     today = ctx.today(catalogue)
     loaded = ctx.accounts.load(tenant, subscriber_no)
     agreement = loaded.account.agreements.get(agreement_key) if loaded else None
-    if loaded is None or agreement is None or not notice_due(agreement, today):
+    if loaded is None or agreement is None:
+        return
+    if card_expired(agreement, today):
+        _card_ended(ctx, tenant, subscriber_no, agreement_key)
+        return
+    if not notice_due(agreement, today):
         return
     ctx.notifier.send(expiry_notice(ctx, tenant, loaded.account, agreement, catalogue, today))
 
