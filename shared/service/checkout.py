@@ -308,10 +308,11 @@ def reconcile_agreement(ctx: Context, tenant: str, subscriber_no: int, agreement
         return
     if agreement.status in (AgreementStatus.PENDING, AgreementStatus.ACTIVE):
         _apply(ctx, tenant, subscriber_no, agreement_key, _read(ctx, tenant))
-    stop_agreement_due(ctx, tenant, subscriber_no, agreement_key)
-    card_expiry_notice(ctx, tenant, subscriber_no, agreement_key)
-    if card_expired(agreement, ctx.today(ctx.catalogue.get(tenant))):
-        _card_ended(ctx, tenant, subscriber_no, agreement_key)
+    today = ctx.today(ctx.catalogue.get(tenant))
+    if stop_due(agreement, today):  # each looks again at the agreement as it is now
+        stop_agreement_due(ctx, tenant, subscriber_no, agreement_key)
+    if notice_due(agreement, today) or card_expired(agreement, today):
+        card_expiry_notice(ctx, tenant, subscriber_no, agreement_key)
 
 
 def _card_ended(ctx: Context, tenant: str, subscriber_no: int, key: str) -> None:
@@ -461,7 +462,7 @@ def _activate(ctx: Context, tenant: str, subscriber_no: int, agreement: PaymentA
         if current is None or current.status is not AgreementStatus.PENDING:
             raise _Moved(agreement.key)
         account = _with_agreement(changes.account, activated(current, seen.today, token, mask, expiry))
-        account = schedule_stop(account, current.subscription_id, seen.today)  # a plan that stops by itself
+        account = schedule_stops(account, seen.today)  # a plan that stops by itself
         changes = replace(changes, account=account, events=(*changes.events, changed(account, current, "active")))
         first = _first_invoice(changes.invoices, current.subscription_id)
         if reading.taken is not None and first is not None:
@@ -629,12 +630,19 @@ def stop_agreement_due(ctx: Context, tenant: str, subscriber_no: int, agreement_
 
 def card_expiry_notice(ctx: Context, tenant: str, subscriber_no: int, agreement_key: str) -> None:
     """Tell the subscriber their card expires soon (D3), 30 days ahead, once: the notice's id
-    makes a repeat harmless, and the agreement remembers it was sent (``expiry_noticed``)."""
+    makes a repeat harmless, and the agreement remembers it was sent (``expiry_noticed``). A card
+    past its expiry is ended instead (whichever watch of the card the timer finds, this does what
+    is due)."""
     catalogue = ctx.catalogue.get(tenant)
     today = ctx.today(catalogue)
     loaded = ctx.accounts.load(tenant, subscriber_no)
     agreement = loaded.account.agreements.get(agreement_key) if loaded else None
-    if loaded is None or agreement is None or not notice_due(agreement, today):
+    if loaded is None or agreement is None:
+        return
+    if card_expired(agreement, today):
+        _card_ended(ctx, tenant, subscriber_no, agreement_key)
+        return
+    if not notice_due(agreement, today):
         return
     ctx.notifier.send(expiry_notice(ctx, tenant, loaded.account, agreement, catalogue, today))
 
@@ -663,23 +671,32 @@ def expiry_notice(ctx: Context, tenant: str, account: Account, agreement: Paymen
 # ---- helpers -------------------------------------------------------------------------------------
 
 
-def schedule_stop(account: Account, subscription_id: str, today: date) -> Account:
-    """The subscription's stop (as it now is) on its active Vipps agreement: ``stop_on`` is the
-    end of the paid period, and no earlier than the charges still open on it can settle; the
-    provider timer stops it at Vipps that day (never earlier: a stopped agreement can never be
-    used again, manual 16). A stop removed takes ``stop_on`` away."""
-    sub = account.subscriptions[subscription_id]
-    agreement = account.agreements.get(sub.agreement or "")
-    if agreement is None or agreement.provider is not Provider.VIPPS or not agreement.active:
-        return account
-    day = None
-    if sub.stop_date is not None:
-        still_open = [c for c in account.charges.values()
-                      if c.agreement_key == agreement.key and c.demand_no in account.open_demands]
-        day = stop_day(sub.stop_date, still_open, today)
-    if day == agreement.stop_on:
-        return account
-    return _with_agreement(account, replace(agreement, stop_on=day, changed=today))
+def schedule_stops(account: Account, today: date) -> Account:
+    """Each active Vipps agreement stops at the end of the paid period of the subscriptions it
+    pays: when all of them have a stop (by customer service, a payment stop, an automatic stop),
+    ``stop_on`` is the last of those days, and no earlier than the charges still open on it can
+    settle; the provider timer stops it at Vipps that day (never earlier: a stopped agreement can
+    never be used again, manual 16). A stop removed, or a pause's restart, takes ``stop_on`` away.
+    Pure; the same account again changes nothing."""
+    agreements = dict(account.agreements)
+    for key, agreement in account.agreements.items():
+        if agreement.provider is Provider.VIPPS and agreement.active:
+            day = _stop_on(account, agreement, today)
+            if day != agreement.stop_on:
+                agreements[key] = replace(agreement, stop_on=day, changed=today)
+    return account if agreements == account.agreements else replace(account, agreements=agreements)
+
+
+def _stop_on(account: Account, agreement: PaymentAgreement, today: date) -> date | None:
+    paid = [s.stop_date for s in account.subscriptions.values() if s.agreement == agreement.key]
+    stops = [d for d in paid if d is not None]
+    if not paid or len(stops) < len(paid):  # a subscription on it runs on: no stop
+        return None
+    if agreement.stop_on is not None and agreement.stop_on <= today:  # due already: stays due for the timer
+        return agreement.stop_on
+    still_open = [c for c in account.charges.values()
+                  if c.agreement_key == agreement.key and c.demand_no in account.open_demands]
+    return stop_day(max(stops), still_open, today)
 
 
 def _with_agreement(account: Account, agreement: PaymentAgreement) -> Account:

@@ -187,7 +187,7 @@ def take_order(ctx: Context, order: PlaceOrder) -> OrderTaken:
     if order.order_ref:
         record = _bind(ctx, order, record)
     owner = ctx.emails.claim(order.tenant, order.email, record.subscriber_no)
-    if owner != record.subscriber_no and not _checkouts_only(ctx, order.tenant, owner):
+    if owner != record.subscriber_no and not _checkouts_only(ctx, order.tenant, owner, record.subscription_id):
         _hold(ctx, order, owner)
         return OrderTaken(accepted=False, created=True)
     if order.payment_type in CHECKOUT:
@@ -199,15 +199,19 @@ def take_order(ctx: Context, order: PlaceOrder) -> OrderTaken:
     return OrderTaken(accepted=True, created=placed.created, payment=_payment(placed, catalogue))
 
 
-def _checkouts_only(ctx: Context, tenant: str, owner: int) -> bool:
+def _checkouts_only(ctx: Context, tenant: str, owner: int, sub_id: str) -> bool:
     """The e-mail's account holds nothing but checkouts (a Vipps or card order declined, expired
-    or still pending), or there is none: no subscription, no invoice, nothing to protect. Not yet a subscriber, so
-    the next order on it is taken as the first was (a payer who declined Vipps and then orders
-    with invoice is not held for customer service)."""
+    or still pending), or there is none: no subscription, no invoice, nothing to protect. Not yet
+    a subscriber, so the next order on it is taken as the first was (a payer who declined Vipps
+    and then orders with invoice is not held for customer service); and that order posted again
+    (``sub_id`` placed on it, or its checkout started) gets the same answer."""
     loaded = ctx.accounts.load(tenant, owner)
     if loaded is None:  # claimed by an order that was refused (or is still on its way): nothing stored
         return True
-    return not loaded.account.subscriptions and loaded.account.next_ledger_seq == 1
+    acc = loaded.account
+    if sub_id in acc.subscriptions or any(a.subscription_id == sub_id for a in acc.agreements.values()):
+        return True
+    return not acc.subscriptions and acc.next_ledger_seq == 1
 
 
 def pending_orders(ctx: Context, tenant: str, state: str = PENDING) -> list[PendingOrder]:
