@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from ..domain.account import Account
+from ..domain.account import Account, Changes
 from ..domain.agreements import (
     CHARGE_ID,
     AgreementStatus,
@@ -42,6 +42,7 @@ from ..domain.agreements import (
 )
 from ..domain.charges import (
     Observed,
+    captured,
     card_state,
     description,
     kid_of,
@@ -212,10 +213,13 @@ def _create_vipps(uow: UnitOfWork, items: Sequence[tuple[int, Charge, ChargeRequ
             failures.setdefault(number, exc)
 
 
-def _apply(uow: UnitOfWork, number: int, cid: str, observed: Observed, seen: Seen | None = None) -> None:
+def _apply(uow: UnitOfWork, number: int, cid: str, observed: Observed, seen: Seen | None = None) -> Changes:
     """Settle one charge by what was observed: one transaction (``domain.charges.settle``).
-    Returns None: a decision after a commit reads the partition again."""
-    uow.change(number, lambda s: settle(s.account, cid, observed, s.catalogue, s.today), seen=seen, visits=False)
+    A failure hands the demand to dunning, which waited for the charge: its next visit is
+    indexed (one write, failures only); a capture or news on the way writes no index."""
+    hand_over = observed.state.final and not captured(observed.state)
+    return uow.change(number, lambda s: settle(s.account, cid, observed, s.catalogue, s.today), seen=seen,
+                      visits=hand_over)
 
 
 # ---- following a charge to its outcome -----------------------------------------------------------
@@ -254,8 +258,7 @@ def _reconcile(ctx: Context, tenant: str, subscriber_no: int, charge_id: str) ->
         observed = _observe(ctx, tenant, seen.account, charge, seen.today)
         if observed is None:
             return charge.state
-        changes = uow.change(subscriber_no, lambda s: settle(s.account, charge_id, observed, s.catalogue, s.today),
-                             seen=seen, visits=False)
+        changes = _apply(uow, subscriber_no, charge_id, observed, seen)
         after = changes.account.charges.get(charge_id)
         return after.state if after is not None else None
 

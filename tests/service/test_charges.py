@@ -43,6 +43,7 @@ from shared.service.charges import (
     reconcile_vipps_charge,
     refund_charge,
 )
+from shared.service.dunning import dun_subscribers
 from shared.service.orders import place_order
 from shared.service.payments_in.manual import register_payment
 from shared.service.unit_of_work import Seen, change
@@ -629,3 +630,20 @@ def test_an_initial_charge_event_before_the_agreement_s_places_the_order_and_boo
     payments = fake_ctx.accounts.payments(tenant, n)
     assert [p.payment.id for p in payments] == [f"vipps.{initial}"]
     assert loaded.account.open_demands == {} and loaded.account.charges == {}
+
+
+def test_no_reminder_while_a_charge_is_out_and_the_reminder_after_the_last_failure(
+        fake_ctx: FakeContext, tenant: str) -> None:
+    shop(fake_ctx, tenant, extra_payment_requests=0, retry_days=14)  # Vipps retries for two weeks
+    who = charged(fake_ctx, tenant)
+    first = next(iter(account_of(fake_ctx, tenant, who).open_demands))
+    register_payment(fake_ctx, tenant, who.subscriber_no, "avisa", 34800, PLACED, "bank-first", invoice_number=1)
+    assert first not in account_of(fake_ctx, tenant, who).open_demands
+    cid = renewed(fake_ctx, tenant, who)  # due 5 Feb; the first reminder is due 7 days after
+    reminded_on = date(2026, 2, 12)
+    fake_ctx.clock.set(oslo_morning(reminded_on))
+    assert dun_subscribers(fake_ctx, tenant, reminded_on, [who.subscriber_no]).reminders == 0  # Vipps is trying
+    fake_ctx.vipps.settle(cid, "FAILED", "user_action_required")
+    reconcile_charge(fake_ctx, tenant, who.subscriber_no, cid)
+    assert who.subscriber_no in fake_ctx.dunning_index.subscribers(tenant, [reminded_on + timedelta(days=1)])
+    assert dun_subscribers(fake_ctx, tenant, reminded_on, [who.subscriber_no]).reminders == 1  # now dunning's
