@@ -647,3 +647,19 @@ def test_no_reminder_while_a_charge_is_out_and_the_reminder_after_the_last_failu
     reconcile_charge(fake_ctx, tenant, who.subscriber_no, cid)
     assert who.subscriber_no in fake_ctx.dunning_index.subscribers(tenant, [reminded_on + timedelta(days=1)])
     assert dun_subscribers(fake_ctx, tenant, reminded_on, [who.subscriber_no]).reminders == 1  # now dunning's
+
+
+def test_a_capture_of_another_amount_is_booked_as_captured_and_the_settlement_policy_decides(
+        fake_ctx: FakeContext, tenant: str) -> None:
+    shop(fake_ctx, tenant)
+    who = charged(fake_ctx, tenant)
+    cid = renewed(fake_ctx, tenant, who)
+    truth = fake_ctx.vipps.charges_by_id[cid]
+    fake_ctx.vipps.charges_by_id[cid] = replace(truth, status="PARTIALLY_CAPTURED", captured_minor=30000)
+    reconcile_charge(fake_ctx, tenant, who.subscriber_no, cid)
+    (payment,) = fake_ctx.accounts.payments(tenant, who.subscriber_no)
+    assert payment.payment.amount_minor == 30000
+    _, demand_no, _ = parse_charge_id(cid) or (0, 0, 0)
+    demand = account_of(fake_ctx, tenant, who).open_demands[demand_no]
+    assert demand.open_minor == 34800 - 30000  # 100 % policy: the rest is still owed, to dunning
+    assert account_of(fake_ctx, tenant, who).charges == {}
