@@ -663,3 +663,28 @@ def test_a_capture_of_another_amount_is_booked_as_captured_and_the_settlement_po
     demand = account_of(fake_ctx, tenant, who).open_demands[demand_no]
     assert demand.open_minor == 34800 - 30000  # 100 % policy: the rest is still owed, to dunning
     assert account_of(fake_ctx, tenant, who).charges == {}
+
+
+def test_the_same_refund_asked_by_five_threads_at_once_is_refunded_and_booked_once(
+        fake_ctx: FakeContext, tenant: str) -> None:
+    shop(fake_ctx, tenant)
+    who = charged(fake_ctx, tenant)
+    cid = renewed(fake_ctx, tenant, who)
+    fake_ctx.vipps.settle(cid, "CHARGED")
+    reconcile_charge(fake_ctx, tenant, who.subscriber_no, cid)
+    after_payment = balance(fake_ctx, tenant, who)
+    start_together = threading.Barrier(5)
+    results: list[str] = []
+
+    def one() -> None:
+        start_together.wait()
+        results.append(refund_charge(fake_ctx, tenant, who.subscriber_no, cid, 5000, "r-1").status)
+
+    threads = [threading.Thread(target=one) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["already_booked"] * 4 + ["booked"]
+    assert fake_ctx.vipps.refunds == [(cid, 5000)]
+    assert balance(fake_ctx, tenant, who) == after_payment - 5000
