@@ -47,6 +47,7 @@ from ..domain.charges import (
     description,
     kid_of,
     payable,
+    requested,
     settle,
     vat_share,
     vipps_state,
@@ -133,6 +134,10 @@ def _prepare(uow: UnitOfWork, number: int, ids: Sequence[str]) -> list[tuple[int
             _apply(uow, number, cid, Observed(ChargeState.CANCELLED, failure_reason=why), seen)
         elif charge.provider is Provider.VIPPS:
             out.append((number, charge, _vipps_request(uow, account, charge, agreement)))
+            continue
+        elif charge.due > uow.today:  # a card is charged on the due date: the timer does it then
+            uow.ctx.provider_watch.add(uow.tenant, charge.due,
+                                       Watch(number, charge.provider.value, charge.agreement_key, charge.id))
             continue
         else:
             _apply(uow, number, cid, _card_charge(uow, account, charge, agreement), seen)
@@ -255,12 +260,23 @@ def _reconcile(ctx: Context, tenant: str, subscriber_no: int, charge_id: str) ->
         charge = seen.account.charges.get(charge_id)
         if charge is None:  # settled before: its payment booked, or its failure handed to dunning
             return None
+        if _card_due(charge, seen.today):  # the timer on its due date: the worker left it for today
+            create_requested(ctx, tenant, [requested(subscriber_no, charge)])
+            now = ctx.accounts.load(tenant, subscriber_no)
+            left = now.account.charges.get(charge_id) if now is not None else None
+            return left.state if left is not None else None
         observed = _observe(ctx, tenant, seen.account, charge, seen.today)
         if observed is None:
             return charge.state
         changes = _apply(uow, subscriber_no, charge_id, observed, seen)
         after = changes.account.charges.get(charge_id)
         return after.state if after is not None else None
+
+
+def _card_due(charge: Charge, today: date) -> bool:
+    """A card charge not purchased yet whose day has come."""
+    return (charge.provider is Provider.SWEDBANKPAY and charge.state is ChargeState.REQUESTED
+            and not charge.provider_ref and charge.due <= today)
 
 
 def _observe(ctx: Context, tenant: str, account: Account, charge: Charge, today: date) -> Observed | None:

@@ -133,6 +133,9 @@ def renewed(ctx: FakeContext, tenant: str, who: Charged) -> str:
     assert bill_subscribers(ctx, tenant, RENEWAL_RUN, [who.subscriber_no]).invoices == 1
     (request,) = requested(ctx)
     create_requested(ctx, tenant, [request])
+    if request.provider == Provider.SWEDBANKPAY:  # a card is charged on its due date, by the timer
+        ctx.clock.set(oslo_morning(request.due))
+        poll(ctx, tenant, request.due)
     return request.charge_id
 
 
@@ -275,6 +278,7 @@ def test_one_subscribers_failure_does_not_stop_the_others_and_a_transient_one_co
     fake_ctx.bus.take(CHARGES)
     bill_subscribers(fake_ctx, tenant, RENEWAL_RUN, [p.subscriber_no for p in people])
     batch = requested(fake_ctx)
+    fake_ctx.clock.set(oslo_morning(batch[0].due))  # delivered late: on the due date, so charged at once
     fake_ctx.swedbankpay.inject("unscheduled_purchase", ProviderUnavailable("busy"))  # the first one
     with pytest.raises(ProviderUnavailable):
         create_requested(fake_ctx, tenant, batch)
@@ -346,10 +350,19 @@ def test_a_failed_charge_makes_the_extra_payment_requests_then_leaves_the_demand
     assert booked_ids(fake_ctx, tenant, who) == []
 
 
-def test_a_card_renewal_is_purchased_captured_and_booked_at_once(fake_ctx: FakeContext, tenant: str) -> None:
+def test_a_card_renewal_is_purchased_captured_and_booked_on_its_due_date(fake_ctx: FakeContext, tenant: str) -> None:
     shop(fake_ctx, tenant)
     who = charged(fake_ctx, tenant, provider=Provider.SWEDBANKPAY)
-    cid = renewed(fake_ctx, tenant, who)
+    fake_ctx.bus.take(CHARGES)
+    bill_subscribers(fake_ctx, tenant, RENEWAL_RUN, [who.subscriber_no])
+    (request,) = requested(fake_ctx)
+    create_requested(fake_ctx, tenant, [request])
+    assert "unscheduled_purchase" not in fake_ctx.swedbankpay.calls  # 14 days before the due date: not yet
+    assert {(d, w.charge_id) for _, d, w in fake_ctx.provider_watch.entries} == {(date(2026, 2, 5), request.charge_id)}
+    assert poll(fake_ctx, tenant, date(2026, 2, 4)) == PollReport()
+    cid = request.charge_id
+    fake_ctx.clock.set(oslo_morning(date(2026, 2, 5)))
+    assert poll(fake_ctx, tenant, date(2026, 2, 5)) == PollReport(watches=1, settled=1)
     assert booked_ids(fake_ctx, tenant, who) == [f"swedbankpay.{cid}"]
     (order_,) = [o for o in fake_ctx.swedbankpay.orders.values() if o.payee_reference == cid]
     assert (order_.status, order_.captured_minor) == ("Paid", 34800)
@@ -367,8 +380,12 @@ def test_a_declined_card_is_a_failure_with_an_extra_request(fake_ctx: FakeContex
     account = account_of(fake_ctx, tenant, who)
     (extra,) = account.charges.values()
     assert extra.attempt == 2 and extra.retry_days == 0 and cid not in account.charges
+    assert extra.due == date(2026, 2, 7)  # two days after the failure on the due date
     fake_ctx.swedbankpay.declined.clear()  # the payer fixed the card
     work_charges(fake_ctx, tenant)
+    assert booked_ids(fake_ctx, tenant, who) == []  # not before its day
+    fake_ctx.clock.set(oslo_morning(extra.due))
+    poll(fake_ctx, tenant, extra.due)
     assert booked_ids(fake_ctx, tenant, who) == [f"swedbankpay.{extra.id}"]
 
 
@@ -431,6 +448,7 @@ def test_a_card_charge_whose_commit_failed_is_not_charged_twice_when_tried_again
     fake_ctx.bus.take(CHARGES)
     bill_subscribers(fake_ctx, tenant, RENEWAL_RUN, [who.subscriber_no])
     batch = requested(fake_ctx)
+    fake_ctx.clock.set(oslo_morning(batch[0].due))
     fake_ctx.accounts.inject("commit", Unavailable("storage away"))  # after the purchase and the capture
     with pytest.raises(Unavailable):
         create_requested(fake_ctx, tenant, batch)
