@@ -10,6 +10,7 @@ simulators in ``devhost/``.
 
 from __future__ import annotations
 
+import calendar
 import itertools
 import threading
 from collections.abc import Sequence
@@ -215,25 +216,32 @@ class FakeVipps(Faults):
 
 
 class FakeSwedbankPay(Faults):
-    def __init__(self) -> None:
+    """Swedbank Pay Payment Order v3.1 as ``devhost/swedbankpay_sim.py`` and the API have it
+    (``tests/contract/test_swedbankpay.py`` holds both to the same assertions): a card
+    payment is an authorization (``Paid`` with nothing captured) until it is captured;
+    ``payeeReference`` is unique per payee, so a second payment order or transaction with
+    a used one is refused (409) and nothing new is made (a capture or reversal tried
+    again answers the order as it is, as the adapter does); an unscheduled purchase is
+    ``Failed`` with the acquirer's reason when the card is declined or expired by ``clock``."""
+
+    def __init__(self, clock: Any = None) -> None:
         super().__init__()
+        self.clock = clock
         self.orders: dict[str, CardPaymentOrder] = {}
         self.purchases: dict[str, CardPurchase] = {}
         self.tokens: dict[str, tuple[str, date]] = {}  # token -> (card mask, expiry)
         self.declined: set[str] = set()  # tokens whose next purchases are declined
+        self.decline_reasons: dict[str, str] = {}  # token -> the acquirer's reason (problem type)
         self.calls: list[str] = []
         self._by_reference: dict[str, str] = {}
+        self._transactions: dict[str, tuple[str, str, int]] = {}  # tenant:reference -> (order, kind, amount)
         self._lock = threading.RLock()
 
     def create_purchase(self, tenant: str, purchase: CardPurchase) -> CardPaymentOrder:
         self.fault("create_purchase")
         with self._lock:
             self.calls.append("create_purchase")
-            known = self._by_reference.get(f"{tenant}:{purchase.payee_reference}")
-            if known is not None:  # payeeReference is unique per payee: the same one is the same order
-                if self.purchases[known] != purchase:
-                    raise ProviderRefused(409, f"payeeReference {purchase.payee_reference} is used")
-                return self.orders[known]
+            self._fresh(tenant, purchase.payee_reference)
             order_id = f"/psp/paymentorders/po-{next(_ids)}"
             order = CardPaymentOrder(order_id, "Initialized", purchase.amount_minor, purchase.currency,
                                      purchase.payee_reference, redirect_url=f"https://fake.swedbankpay/pay{order_id}")
@@ -241,6 +249,10 @@ class FakeSwedbankPay(Faults):
             self.purchases[order_id] = purchase
             self._by_reference[f"{tenant}:{purchase.payee_reference}"] = order_id
             return order
+
+    def _fresh(self, tenant: str, payee_reference: str) -> None:
+        if f"{tenant}:{payee_reference}" in self._by_reference:  # unique per payee: never a second order
+            raise ProviderRefused(409, f"payeeReference {payee_reference} has already been used")
 
     def payment_order(self, tenant: str, payment_order_id: str) -> CardPaymentOrder:
         self.fault("payment_order")
@@ -254,17 +266,20 @@ class FakeSwedbankPay(Faults):
         self.fault("unscheduled_purchase")
         with self._lock:
             self.calls.append("unscheduled_purchase")
-            known = self._by_reference.get(f"{tenant}:{payee_reference}")
-            if known is not None:
-                return self.orders[known]
+            self._fresh(tenant, payee_reference)
             if token not in self.tokens:
                 raise ProviderRefused(400, "unknown unscheduled token")
             mask, expiry = self.tokens[token]
-            failed = token in self.declined
+            reason = self.decline_reasons.get(token, "acquirercarddeclined") if token in self.declined else ""
+            if not reason and self.clock is not None and expiry < self.clock.now().date():
+                reason = "acquirercardexpired"
             order_id = f"/psp/paymentorders/po-{next(_ids)}"
-            order = CardPaymentOrder(order_id, "Failed" if failed else "Initialized", amount_minor, currency,
-                                     payee_reference, card_mask=mask, card_expiry=expiry,
-                                     failure_reason="declined" if failed else "")
+            if reason:
+                order = CardPaymentOrder(order_id, "Failed", amount_minor, currency, payee_reference,
+                                         failure_reason=reason)
+            else:
+                order = CardPaymentOrder(order_id, "Paid", amount_minor, currency, payee_reference, card_mask=mask,
+                                         card_expiry=expiry)
             self.orders[order_id] = order
             self._by_reference[f"{tenant}:{payee_reference}"] = order_id
             return order
@@ -274,47 +289,69 @@ class FakeSwedbankPay(Faults):
         self.fault("capture")
         with self._lock:
             order = self.payment_order(tenant, payment_order_id)
-            if order.status == "Paid":
+            if self._made(tenant, payee_reference, payment_order_id, "capture", amount_minor):
                 return order
-            if order.status != "Initialized" or amount_minor != order.amount_minor:
-                raise ProviderRefused(400, f"payment order {payment_order_id} cannot be captured ({order.status})")
-            self.orders[payment_order_id] = order = replace(order, status="Paid", captured_minor=amount_minor)
+            available = order.amount_minor - order.captured_minor if order.status == "Paid" else 0
+            self._check(order, available, amount_minor, "capture")
+            self._transactions[f"{tenant}:tx:{payee_reference}"] = (payment_order_id, "capture", amount_minor)
+            self.orders[payment_order_id] = order = replace(order, captured_minor=order.captured_minor + amount_minor)
             return order
+
+    def _made(self, tenant: str, reference: str, order_id: str, kind: str, amount: int) -> bool:
+        """True if this transaction was made before (a retry: nothing again); refused if its
+        reference was used for another transaction."""
+        made = self._transactions.get(f"{tenant}:tx:{reference}")
+        if made is not None and made != (order_id, kind, amount):
+            raise ProviderRefused(409, f"payeeReference {reference} has already been used")
+        return made is not None
+
+    @staticmethod
+    def _check(order: CardPaymentOrder, available: int, amount: int, kind: str) -> None:
+        if amount <= 0:
+            raise ProviderRefused(400, f"{kind} amount must be positive")
+        if available <= 0:
+            raise ProviderRefused(403, f"payment order {order.id} is {order.status}: nothing to {kind}")
+        if amount > available:
+            raise ProviderRefused(400, f"{kind} of {amount} is above the {available} available")
 
     def reversal(self, tenant: str, payment_order_id: str, amount_minor: int, vat_minor: int,
                  payee_reference: str) -> CardPaymentOrder:
         self.fault("reversal")
         with self._lock:
             order = self.payment_order(tenant, payment_order_id)
-            key = f"{tenant}:rev:{payee_reference}"
-            if key in self._by_reference:
+            if self._made(tenant, payee_reference, payment_order_id, "reversal", amount_minor):
                 return order
-            if amount_minor <= 0 or order.reversed_minor + amount_minor > order.captured_minor:
-                raise ProviderRefused(400, "reversal above the captured amount")
+            available = order.captured_minor - order.reversed_minor if order.status == "Paid" else 0
+            self._check(order, available, amount_minor, "reversal")
+            self._transactions[f"{tenant}:tx:{payee_reference}"] = (payment_order_id, "reversal", amount_minor)
             reversed_ = order.reversed_minor + amount_minor
-            status = "Reversed" if reversed_ == order.captured_minor else order.status
+            status = "Reversed" if reversed_ == order.captured_minor == order.amount_minor else order.status
             self.orders[payment_order_id] = order = replace(order, reversed_minor=reversed_, status=status)
-            self._by_reference[key] = payment_order_id
             return order
 
-    # ---- what the payer does -----------------------------------------------------------------
+    # ---- what the payer and the card's bank do ------------------------------------------------------
 
     def complete(self, payment_order_id: str, card_expiry: date, mask: str = "492500******0004") -> None:
-        """The payer pays on the payment page: Paid (captured), and an unscheduled token made."""
+        """The payer pays on the payment page: ``Paid`` (authorized: the merchant captures it),
+        and an unscheduled token made. A card says its expiry as MM/YYYY: it is valid through
+        the last day of that month."""
+        card_expiry = card_expiry.replace(day=calendar.monthrange(card_expiry.year, card_expiry.month)[1])
         with self._lock:
             order = self.orders[payment_order_id]
             token = f"tok-{next(_ids)}"
             self.tokens[token] = (mask, card_expiry)
-            self.orders[payment_order_id] = replace(order, status="Paid", captured_minor=order.amount_minor,
-                                                    token=token, card_mask=mask, card_expiry=card_expiry)
+            self.orders[payment_order_id] = replace(order, status="Paid", token=token, card_mask=mask,
+                                                    card_expiry=card_expiry)
 
     def abort(self, payment_order_id: str) -> None:
         with self._lock:
             self.orders[payment_order_id] = replace(self.orders[payment_order_id], status="Aborted")
 
-    def decline(self, token: str) -> None:
+    def decline(self, token: str, reason: str = "acquirerinsufficientfunds") -> None:
+        """The card behind ``token`` is declined from now on (the acquirer's problem type)."""
         with self._lock:
             self.declined.add(token)
+            self.decline_reasons[token] = reason
 
 
 __all__ = ["FakeSwedbankPay", "FakeVipps", "NotFound"]
