@@ -123,7 +123,7 @@ def _prepare(uow: UnitOfWork, number: int, ids: Sequence[str]) -> list[tuple[int
     out: list[tuple[int, Charge, ChargeRequest]] = []
     for cid in ids:
         charge = account.charges.get(cid)
-        if charge is None or charge.state is not ChargeState.REQUESTED:
+        if charge is None or not (charge.state is ChargeState.REQUESTED or _card_open(charge)):
             continue  # created before (a message delivered again), or settled
         agreement = account.agreements.get(charge.agreement_key)
         if agreement is None or not agreement.active:
@@ -140,7 +140,7 @@ def _prepare(uow: UnitOfWork, number: int, ids: Sequence[str]) -> list[tuple[int
                                        Watch(number, charge.provider.value, charge.agreement_key, charge.id))
             continue
         else:
-            _apply(uow, number, cid, _card_charge(uow, account, charge, agreement), seen)
+            _card_charge(uow, number, account, charge, agreement, seen)
         seen = None  # committed (or decided nothing): a further decision reads the partition again
     return out
 
@@ -165,30 +165,59 @@ def _vipps_request(uow: UnitOfWork, account: Account, charge: Charge, agreement:
                          kid_of(account, uow.catalogue, charge) or "")
 
 
-def _card_charge(uow: UnitOfWork, account: Account, charge: Charge, agreement: PaymentAgreement) -> Observed:
-    """Purchase with the token, capture at once, then read the payment order: what it says."""
+def _card_charge(uow: UnitOfWork, number: int, account: Account, charge: Charge, agreement: PaymentAgreement,
+                 seen: Seen | None) -> None:
+    """Charge a card: purchase with the token, store the authorization's payment order id with
+    the charge (a transaction), capture, read the payment order, settle (a transaction).
+
+    Money is taken only once the payment order id is stored: Swedbank Pay cannot be asked for
+    a payment order by its payeeReference, so a purchase whose answer was lost cannot be found
+    again (its retry is refused as a used reference, and the authorization lapses at the bank;
+    the charge then fails, and dunning asks again with the next attempt). A charge whose
+    authorization is stored is captured by the next try, never purchased again."""
     pay, tenant = uow.ctx.swedbankpay, uow.tenant
     vat = vat_share(account, charge)
-    try:
-        order = pay.unscheduled_purchase(tenant, agreement.token, charge.id, charge.amount_minor, vat,
-                                         charge.currency, description(account, uow.catalogue, charge))
-    except ProviderRefused as exc:
-        return Observed(ChargeState.CREATION_FAILED, failure_reason=exc.detail)
-    if card_state(order.status) is ChargeState.PROCESSING:  # authorized: take the money
+    if charge.provider_ref:
+        order = pay.payment_order(tenant, charge.provider_ref)
+    else:
+        try:
+            order = pay.unscheduled_purchase(tenant, agreement.token, charge.id, charge.amount_minor, vat,
+                                             charge.currency, description(account, uow.catalogue, charge))
+        except ProviderRefused as exc:
+            _apply(uow, number, charge.id, Observed(ChargeState.CREATION_FAILED, failure_reason=exc.detail), seen)
+            return
+        authorized = card_observed(order)
+        _apply(uow, number, charge.id, authorized, seen)  # the authorization, stored first
+        if authorized.state.final:  # declined: settled as a failure
+            return
+    if _capturable(card_observed(order).state):
         try:
             pay.capture(tenant, order.id, charge.amount_minor, vat, f"{charge.id}-cap")
-        except ProviderRefused as exc:
+        except ProviderRefused as exc:  # the read below says what the order is
             log.warning("charges of %s: capture of %s refused: %s", tenant, charge.id, exc)
-    observed = card_observed(pay.payment_order(tenant, order.id))
-    if not observed.state.final:  # neither paid nor failed yet: the timer looks again tomorrow
+        order = pay.payment_order(tenant, order.id)
+    observed = card_observed(order)
+    if not observed.state.final:  # neither captured nor failed yet: the timer looks again tomorrow
         uow.ctx.provider_watch.add(tenant, uow.today + timedelta(days=1),
-                                   Watch(account.number, charge.provider.value, charge.agreement_key, charge.id))
-    return observed
+                                   Watch(number, charge.provider.value, charge.agreement_key, charge.id))
+    _apply(uow, number, charge.id, observed)
+
+
+def _capturable(state: ChargeState) -> bool:
+    """An authorization (``Paid``, nothing captured), or an order the purchase left ``Initialized``."""
+    return state in (ChargeState.RESERVED, ChargeState.PROCESSING)
+
+
+def _card_open(charge: Charge) -> bool:
+    """A card charge the charges worker (or the timer on its due date) still has to take:
+    not purchased yet, or authorized and not captured."""
+    return charge.provider is Provider.SWEDBANKPAY and (
+        charge.state is ChargeState.REQUESTED or (bool(charge.provider_ref) and _capturable(charge.state)))
 
 
 def card_observed(order: CardPaymentOrder) -> Observed:
-    return Observed(card_state(order.status), order.captured_minor, order.reversed_minor, order.failure_reason,
-                    order.id)
+    return Observed(card_state(order.status, order.captured_minor), order.captured_minor, order.reversed_minor,
+                    order.failure_reason, order.id)
 
 
 def vipps_observed(charge: VippsCharge) -> Observed:
@@ -260,7 +289,7 @@ def _reconcile(ctx: Context, tenant: str, subscriber_no: int, charge_id: str) ->
         charge = seen.account.charges.get(charge_id)
         if charge is None:  # settled before: its payment booked, or its failure handed to dunning
             return None
-        if _card_due(charge, seen.today):  # the timer on its due date: the worker left it for today
+        if _card_due(charge, seen.today):  # its due date, or an authorization to capture: the worker's work
             create_requested(ctx, tenant, [requested(subscriber_no, charge)])
             now = ctx.accounts.load(tenant, subscriber_no)
             left = now.account.charges.get(charge_id) if now is not None else None
@@ -274,9 +303,8 @@ def _reconcile(ctx: Context, tenant: str, subscriber_no: int, charge_id: str) ->
 
 
 def _card_due(charge: Charge, today: date) -> bool:
-    """A card charge not purchased yet whose day has come."""
-    return (charge.provider is Provider.SWEDBANKPAY and charge.state is ChargeState.REQUESTED
-            and not charge.provider_ref and charge.due <= today)
+    """A card charge still to be taken whose day has come."""
+    return _card_open(charge) and charge.due <= today
 
 
 def _observe(ctx: Context, tenant: str, account: Account, charge: Charge, today: date) -> Observed | None:

@@ -441,7 +441,7 @@ def test_a_commit_failing_after_the_provider_was_read_books_on_the_next_try(
     assert booked_ids(fake_ctx, tenant, who) == [f"vipps.{cid}"]
 
 
-def test_a_card_charge_whose_commit_failed_is_not_charged_twice_when_tried_again(
+def test_a_card_charge_whose_capture_commit_failed_is_captured_once_and_booked_on_the_next_try(
         fake_ctx: FakeContext, tenant: str) -> None:
     shop(fake_ctx, tenant)
     who = charged(fake_ctx, tenant, provider=Provider.SWEDBANKPAY)
@@ -449,12 +449,39 @@ def test_a_card_charge_whose_commit_failed_is_not_charged_twice_when_tried_again
     bill_subscribers(fake_ctx, tenant, RENEWAL_RUN, [who.subscriber_no])
     batch = requested(fake_ctx)
     fake_ctx.clock.set(oslo_morning(batch[0].due))
-    fake_ctx.accounts.inject("commit", Unavailable("storage away"))  # after the purchase and the capture
+    commits = iter(range(100))
+    fake_ctx.accounts.inject("commit", Unavailable("storage away"), when=lambda _t, _n: next(commits) == 1)
+    with pytest.raises(Unavailable):  # the authorization stored, captured, then the booking failed
+        create_requested(fake_ctx, tenant, batch)
+    assert account_of(fake_ctx, tenant, who).charges[batch[0].charge_id].state is ChargeState.RESERVED
+    create_requested(fake_ctx, tenant, batch)  # the bus again: the stored authorization, never a new purchase
+    create_requested(fake_ctx, tenant, batch)
+    orders = list(fake_ctx.swedbankpay.orders.values())
+    assert [(o.payee_reference, o.captured_minor) for o in orders] == [(batch[0].charge_id, 34800)]
+    assert booked_ids(fake_ctx, tenant, who) == [f"swedbankpay.{batch[0].charge_id}"]
+
+
+def test_a_card_purchase_whose_answer_was_never_stored_takes_no_money_and_the_next_attempt_does(
+        fake_ctx: FakeContext, tenant: str) -> None:
+    shop(fake_ctx, tenant, extra_payment_requests=1)
+    who = charged(fake_ctx, tenant, provider=Provider.SWEDBANKPAY)
+    fake_ctx.bus.take(CHARGES)
+    bill_subscribers(fake_ctx, tenant, RENEWAL_RUN, [who.subscriber_no])
+    batch = requested(fake_ctx)
+    fake_ctx.clock.set(oslo_morning(batch[0].due))
+    fake_ctx.accounts.inject("commit", Unavailable("storage away"))  # the authorization's commit
     with pytest.raises(Unavailable):
         create_requested(fake_ctx, tenant, batch)
-    create_requested(fake_ctx, tenant, batch)
-    paid = [o for o in fake_ctx.swedbankpay.orders.values() if o.status == "Paid"]
-    assert len(paid) == 1 and booked_ids(fake_ctx, tenant, who) == [f"swedbankpay.{batch[0].charge_id}"]
+    create_requested(fake_ctx, tenant, batch)  # the used payeeReference is refused: the charge failed
+    assert all(o.captured_minor == 0 for o in fake_ctx.swedbankpay.orders.values())  # nothing taken
+    (extra,) = account_of(fake_ctx, tenant, who).charges.values()
+    assert extra.attempt == 2
+    work_charges(fake_ctx, tenant)
+    fake_ctx.clock.set(oslo_morning(extra.due))
+    poll(fake_ctx, tenant, extra.due)
+    assert booked_ids(fake_ctx, tenant, who) == [f"swedbankpay.{extra.id}"]
+    captured = [o.captured_minor for o in fake_ctx.swedbankpay.orders.values() if o.captured_minor]
+    assert captured == [34800]  # money taken once
 
 
 def test_a_provider_failure_while_reconciling_changes_nothing(fake_ctx: FakeContext, tenant: str) -> None:

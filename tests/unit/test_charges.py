@@ -64,8 +64,11 @@ def test_every_vipps_status_has_a_state_and_captured_ones_are_money() -> None:
     assert {n for n, s in states.items() if captured(s)} == {"CHARGED", "PARTIALLY_CAPTURED", "PARTIALLY_REFUNDED",
                                                               "REFUNDED"}
     assert vipps_state("SOMETHING_NEW") is ChargeState.PENDING  # unknown: no news, never an outcome
-    assert card_state("Paid") is ChargeState.CHARGED and card_state("Failed") is ChargeState.FAILED
-    assert card_state("Initialized") is ChargeState.PROCESSING and card_state("Aborted") is ChargeState.CANCELLED
+    assert card_state("Paid", 34800) is ChargeState.CHARGED and card_state("Failed", 0) is ChargeState.FAILED
+    assert card_state("Initialized", 0) is ChargeState.PROCESSING and card_state("Aborted", 0) is ChargeState.CANCELLED
+    # Paid with nothing captured is an authorization: no money yet, never booked (the demo's
+    # captured-vs-booked check found renewals booked that Swedbank Pay had only authorized)
+    assert card_state("Paid", 0) is ChargeState.RESERVED and not captured(card_state("Paid", 0))
 
 
 OPEN_STATES = [ChargeState.REQUESTED, ChargeState.PENDING, ChargeState.DUE, ChargeState.PROCESSING,
