@@ -1,6 +1,8 @@
-"""Service Bus queue ``provider-events``: news from the payment providers, verified by the
-HTTP functions that queued it (``vipps_webhook``, ``swedbankpay_callback``), handed to the
-use case that re-reads the resource at the provider and applies what it reads:
+"""Service Bus queue ``provider-events``: news from the payment providers, handed to the use
+case that re-reads the resource at the provider and applies what it reads.
+
+The HTTP functions that queued it checked who sent it (``vipps_webhook``,
+``swedbankpay_callback``); the message names what to re-read:
 
 * Vipps, naming a charge -> ``charges.reconcile_vipps_charge`` (which reconciles a
   still-pending agreement first, for an initial charge);

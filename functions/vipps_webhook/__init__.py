@@ -42,6 +42,7 @@ import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from functions.http import Call, Endpoint, endpoint, problem
+from shared.adapters.auth import is_tenant_id
 from shared.adapters.bus import PROVIDER_EVENTS
 from shared.adapters.vipps import WebhookRejected, verify_webhook
 from shared.domain.agreements import Provider
@@ -111,10 +112,12 @@ def signed_by_vipps(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | 
     """The endpoint's guard, before anything else of the request is looked at (its size, its
     media type): None if Vipps signed it for this tenant's URL, else the 401."""
     tenant = req.route_params.get("tenant", "")
+    if not is_tenant_id(tenant):
+        return _rejected("?", "not a tenant id")
     try:
         secret = ctx.vipps.webhook_secret(tenant)
     except Exception:  # no registration for the tenant (or none readable): not told apart from a forgery
-        return _rejected(tenant[:40], "no webhook secret for the tenant")
+        return _rejected(tenant, "no webhook secret for the tenant")
     body = req.get_body() or b""
     if len(body) > NEVER_VIPPS:
         return _rejected(tenant, "body far larger than any Vipps event")

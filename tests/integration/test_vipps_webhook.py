@@ -151,9 +151,10 @@ def test_a_request_not_signed_by_vipps_for_this_url_is_401_and_queues_nothing(ct
     assert COUNTS["rejected"] == before + 1
 
 
-def test_a_tenant_without_a_vipps_registration_is_401_like_a_forgery(ctx: Context, hooked: str) -> None:
+@pytest.mark.parametrize("other", ["no-such-tenant", "Not A Tenant\n", "x" * 41])
+def test_a_tenant_without_a_vipps_registration_is_401_like_a_forgery(ctx: Context, hooked: str, other: str) -> None:
     body = event()
-    response = post("no-such-tenant", body, signed(ctx, "no-such-tenant", body))
+    response = post(other, body, signed(ctx, other, body))
     assert response.status_code == 401
     assert problem_of(response)["detail"] == "the request is not signed by Vipps for this endpoint"
     assert queued(ctx, PROVIDER_EVENTS) == []
