@@ -29,6 +29,12 @@ Prints one JSON object:
                            many entities, 16 at a time, on partitions seeded before the set-up;
                            half measured just before step 3, half just after, the mean
   ratio                    webhooks_per_s / ceiling_per_s (target >= 0.8)
+  queue_sends_per_webhook  Azurite queue messages sent per webhook (the function's signal, the
+                           booking's outbox), counted at the bus adapter: locally Azurite is the
+                           bus too, on the same single thread as the tables
+  ceiling_with_bus_per_s   the storage ceiling plus that bus work done directly with the SDK (per
+                           webhook: the signal sent and deleted, the outbox messages sent), same
+                           concurrency, measured like the ceiling; ``ratio_with_bus`` against it
 
     python -m bench.webhooks --webhooks 1000
 """
@@ -50,6 +56,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import requests
+from azure.storage.queue import QueueServiceClient
 from tqdm import tqdm
 
 from bench.common import emit
@@ -148,6 +155,32 @@ def subscribers(ctx: Any, tenant: str, sim: Simulator, n: int) -> list[ChargeReq
     return requested
 
 
+class BusCeiling:
+    """The storage ceiling's work plus the bus work a webhook costs on Azurite, via the SDK:
+    per partition the signal sent, the read and the transaction, ``sends`` outbox messages
+    sent, and the signal deleted (its receive, one per 32 messages, left out)."""
+
+    def __init__(self, ceiling: Ceiling, queues: QueueServiceClient, sends: int) -> None:
+        self.ceiling, self.sends = ceiling, sends
+        self.signals = queues.get_queue_client(f"ceiling-in-{uuid.uuid4().hex[:6]}")
+        self.outbox = queues.get_queue_client(f"ceiling-out-{uuid.uuid4().hex[:6]}")
+        self.signals.create_queue()
+        self.outbox.create_queue()
+
+    def measure(self, pks: list[str]) -> float:
+        with ThreadPoolExecutor(self.ceiling.threads) as pool:
+            started = time.perf_counter()
+            list(pool.map(self._work, pks))
+            return len(pks) / (time.perf_counter() - started)
+
+    def _work(self, pk: str) -> None:
+        signal = self.signals.send_message("x" * 200)
+        self.ceiling._work(pk)
+        for _ in range(self.sends):
+            self.outbox.send_message("y" * 600)
+        self.signals.delete_message(signal.id, signal.pop_receipt)
+
+
 # ---- the webhooks ----------------------------------------------------------------------------------
 
 
@@ -178,7 +211,15 @@ def deliver(host: Any, url: str, path: str, address: str, bodies: Sequence[bytes
     """Send ``bodies`` while the host drains ``provider-events``, until all are sent and the
     queues are empty; returns (2xx answers, the senders' CPU seconds)."""
     outcome: list[tuple[int, float]] = []
-    sender = threading.Thread(target=lambda: outcome.append(post_all(url, path, address, bodies, now)))
+    failures: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            outcome.append(post_all(url, path, address, bodies, now))
+        except BaseException as exc:  # said by the caller, not lost in the thread
+            failures.append(exc)
+
+    sender = threading.Thread(target=send)
     sender.start()
     while True:
         handled = host.drain()
@@ -190,6 +231,8 @@ def deliver(host: Any, url: str, path: str, address: str, bodies: Sequence[bytes
         elif handled == 0:
             time.sleep(0.005)
     sender.join()
+    if failures:
+        raise failures[0]
     return outcome[0]
 
 
@@ -249,12 +292,23 @@ def main() -> None:
         # consumers' work, run after the measurement
         everyone = host.consumers
         host.consumers = [c for c in everyone if c.queue == PROVIDER_EVENTS]
-        ctx.storage.transact = counted  # type: ignore[method-assign]
+        sends: list[int] = []
+        send = ctx.bus.send
+
+        def sent(queue: str, messages: Sequence[Any]) -> None:
+            sends.append(1 if messages else 0)
+            send(queue, messages)
+
+        ctx.storage.transact, ctx.bus.send = counted, sent  # type: ignore[method-assign]
         deliver(host, url, path, address, bodies[:warm], clock.now)
-        ctx.storage.transact = transact  # type: ignore[method-assign]
+        ctx.storage.transact, ctx.bus.send = transact, send  # type: ignore[method-assign]
         ceiling.entities = round(sum(sizes) / max(len(sizes), 1))
-        half = len(ceiling.pks) // 2
-        before = ceiling.measure(ceiling.pks[:half])
+        queue_sends = sum(sends) / warm
+        with_bus = BusCeiling(ceiling, QueueServiceClient.from_connection_string(azurite.connection_string),
+                              max(round(queue_sends) - 1, 0))
+        quarter = len(ceiling.pks) // 4
+        before = ceiling.measure(ceiling.pks[:quarter])
+        bus_before = with_bus.measure(ceiling.pks[quarter:2 * quarter])
 
         trips = ctx.storage.round_trips.count
         cpu, started = time.process_time(), time.perf_counter()
@@ -264,7 +318,8 @@ def main() -> None:
         cpu = time.process_time() - cpu - sender_cpu
         trips = ctx.storage.round_trips.count - trips
 
-        after = ceiling.measure(ceiling.pks[half:])
+        after = ceiling.measure(ceiling.pks[2 * quarter:3 * quarter])
+        bus_after = with_bus.measure(ceiling.pks[3 * quarter:])
         host.consumers = everyone
         host.drain()
         booked = [p for _, p in ctx.inbox.booked_payments(tenant) if p.payment.source == Provider.VIPPS.value]
@@ -277,6 +332,7 @@ def main() -> None:
     timed = len(bodies) - warm
     rate = timed / elapsed
     ceiling_rate = (before + after) / 2
+    bus_rate = (bus_before + bus_after) / 2
     complete = len(booked) == n and left == 0
     emit({
         "all_booked": complete,
@@ -299,6 +355,9 @@ def main() -> None:
         "ceiling_per_s": round(ceiling_rate, 1),
         "ceiling_before_after_per_s": [round(before, 1), round(after, 1)],
         "ratio": round(rate / ceiling_rate, 3),
+        "queue_sends_per_webhook": round(queue_sends, 2),
+        "ceiling_with_bus_per_s": round(bus_rate, 1),
+        "ratio_with_bus": round(rate / bus_rate, 3),
         "concurrency": CONCURRENCY,
     })
     if not complete:  # a figure of a run that did not book every charge measures nothing
