@@ -156,8 +156,8 @@ def card_of(i: int, today: date) -> tuple[str, str]:
 
 
 def card_declined_later(i: int) -> bool:
-    """One in nine card payers' card is declined for want of funds from the run's tenth day."""
-    return i % 60 == 14
+    """Two in nine card payers' card is declined for want of funds from the run's tenth day."""
+    return i % 60 in (14, 35)
 
 
 def _delivery(i: int, tenant: str) -> dict[str, str]:
@@ -692,8 +692,9 @@ class Providers:
             "checks": {
                 # every charge the simulators captured is on a ledger exactly once, for the amount captured
                 "provider_charges_booked": once,
-                # every webhook Vipps delivered was accepted, and every forged one turned away
-                "webhooks": (counts["received"] == delivered
+                # every webhook Vipps delivered was taken (more, if an answer was lost and Vipps
+                # sent it again), and every forged one turned away
+                "webhooks": (counts["received"] >= delivered > 0
                              and self.forged_rejected == self.forged == counts["rejected"]),
                 # the payer stopped it in the app: the subscription goes on, paid by invoice with KID
                 "stopped_to_invoice": all(
