@@ -257,7 +257,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       AUTH_TENANT_CLAIM: authTenantClaim
       ABONNO_PUBLIC_RATE_LIMIT: publicRateLimit
       ABONNO_TRUST_FORWARDED_FOR: publicEdge ? 'true' : 'false' // Front Door puts the caller's address first
-      ABONNO_PUBLIC_URL: appUrl // return pages, callbacks and the Vipps webhook URL are under it
+      ABONNO_PUBLIC_URL: appUrl // the payers' return pages and Swedbank Pay's callbacks are under it
       ABONNO_VIPPS_URL: vippsUrl
       ABONNO_VIPPS_CREDENTIALS: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${vippsCredentialsSecret})'
       ABONNO_SWEDBANKPAY_URL: swedbankPayUrl
@@ -447,4 +447,6 @@ output publicEndpoint string = publicEdge ? 'https://${edgeEndpoint.properties.h
 output serviceBusNamespace string = '${bus.name}.servicebus.windows.net'
 output blobEventsTopic string = blobEvents.name
 output keyVaultName string = vault.name
-output vippsWebhookUrlTemplate string = '${appUrl}/api/vipps/{tenant}/webhook'
+// Vipps' webhooks go to the app's own host, not through Front Door: the signature covers the
+// Host header, which Front Door rewrites to the origin's (the function would refuse every one)
+output vippsWebhookUrlTemplate string = 'https://${app.properties.defaultHostName}/api/vipps/{tenant}/webhook'
