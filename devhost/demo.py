@@ -61,10 +61,13 @@ def logo() -> bytes:
     return out.getvalue()
 
 
-def catalogue(org_id: str = "avisa", ehf: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
+def catalogue(org_id: str = "avisa", ehf: bool = False,
+              extra_payment_requests: int = 0) -> list[tuple[str, str, dict[str, Any]]]:
     """A newspaper: one NOK organisation, a 0 % VAT paper, a 25 % VAT crossword app. ``ehf``:
     the organisation sends EHF to subscribers with an organisation number (the demo's does;
-    the tests' and benchmarks' newspaper does not unless a test turns it on)."""
+    the tests' and benchmarks' newspaper does not unless a test turns it on).
+    ``extra_payment_requests``: after a failed Vipps or card charge, the dunning process asks
+    for a new charge this many times before reminders with KID (the demo's asks once)."""
     start = "2020-01-01"
     return [
         ("organizations", org_id, {"name": "Avisa Nordvest AS", "currency": "NOK", "time_zone": "Europe/Oslo",
@@ -84,7 +87,7 @@ def catalogue(org_id: str = "avisa", ehf: bool = False) -> list[tuple[str, str, 
             "reminders": [{"delay_days": 7, "min_due_days": 10, "fee_minor": 0},
                           {"delay_days": 5, "min_due_days": 10, "fee_minor": 3500}],
             "stop_rule": {"delay_days": 10, "threshold_minor": 10000, "cause": "Stopped due to lack of payment"},
-            "stop_notice_days": 5, "notice_channel": "sms", "extra_payment_requests": 1,
+            "stop_notice_days": 5, "notice_channel": "sms", "extra_payment_requests": extra_payment_requests,
             "balance_invoice": {"days_after_stop": 1, "min_owed_minor": 9000}}),
         ("billing-plans", "monthly-14", {"name": "Monthly, 14 days", "frequency": "monthly", "lead_days": 14,
                                          "fees": [{"payment_type": "invoice", "amount_minor": 3900,
@@ -229,7 +232,7 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
     auth = {"Authorization": f"Bearer {issuer.token(tenant, ['admin'])}"}
     end = (now + relativedelta(months=months)).date()
     try:
-        for segment, item_id, body in catalogue(ehf=True):
+        for segment, item_id, body in catalogue(ehf=True, extra_payment_requests=1):
             session.put(f"{base}/merchant/catalogue/{segment}/{item_id}", json=body, headers=auth).raise_for_status()
         session.put(f"{base}/merchant/catalogue/organizations/avisa/logo", data=logo(),
                     headers=auth | {"Content-Type": "image/png"}).raise_for_status()
