@@ -475,6 +475,9 @@ class VippsSimulator:
         sim = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: every answer carries its Content-Length
+            disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart
+
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
 
