@@ -913,8 +913,10 @@ def _parse(raw: bytes) -> Any:
 
 
 def _target(setting: Any, msn: str) -> str:
+    """The merchant's URL or secret: one for all (``{msn}`` in it is the MSN), a mapping by MSN
+    (``*`` for the rest) or a function of the MSN."""
     if setting is None or isinstance(setting, str):
-        return setting or ""
+        return (setting or "").replace("{msn}", msn)
     if isinstance(setting, Mapping):
         return str(setting.get(msn) or setting.get("*") or "")
     return str(setting(msn) or "")
@@ -943,7 +945,8 @@ def _charge_json(charge: Charge) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--webhook-url", default=None, help="where every merchant's webhooks go")
+    parser.add_argument("--webhook-url", default=None,
+                        help="where every merchant's webhooks go ({msn} in it: the merchant's MSN)")
     parser.add_argument("--secret", default="vipps-sim-secret")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--payer", default="ignore", choices=BEHAVIOURS, help="what payers do by default")

@@ -590,8 +590,10 @@ class Receiver:
 
     def receive(self, path: str, headers: dict[str, str], body: bytes) -> int:
         tenant = path.split("/")[3]
+        secrets = {name: c.webhook_secret for name, c in CREDENTIALS.items()} | {
+            c.msn: c.webhook_secret for c in CREDENTIALS.values()}
         try:
-            verify_webhook(CREDENTIALS[tenant].webhook_secret, path, headers, body, self.clock.now(),
+            verify_webhook(secrets.get(tenant, ""), path, headers, body, self.clock.now(),
                            timedelta(minutes=5))
         except WebhookRejected:
             with self.lock:
@@ -992,3 +994,22 @@ class FakeAndSimulatorAgree(RuleBasedStateMachine):
 
 FakeAndSimulatorAgree.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
 test_the_fake_and_the_simulator_agree_step_by_step = FakeAndSimulatorAgree.TestCase
+
+
+def test_calls_made_together_fetch_one_token_and_one_key_makes_one_agreement(client: VippsClient,
+                                                                            sim: VippsSimulator) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda _n: client.create_agreement(TENANT, draft(), "a7-s1"), range(16)))
+    assert {m.id for m in made} == set(sim.agreements) and len(sim.agreements) == 1
+    assert sim.token_calls["212121"] == 1
+
+
+def test_one_webhook_url_for_all_merchants_may_name_the_msn(sim: VippsSimulator, receiver: Receiver) -> None:
+    world = hooked(sim, receiver)
+    sim.webhook_url = receiver.url("{msn}")  # the path names the MSN, not the tenant
+    made = world.port.create_agreement(TENANT, draft(initial=False), "a7-s1")
+    world.approve(made.id)
+    assert sim.flush() and receiver.rejected == 0
+    assert [(t, p["eventType"]) for t, p in receiver.accepted] == [("212121", "recurring.agreement-activated.v1")]
