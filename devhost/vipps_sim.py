@@ -25,11 +25,26 @@ paths, bodies and statuses, RFC 7807 problems (``application/problem+json``), an
 - Cancel (``DELETE``) a PENDING, DUE or RESERVED charge; refund (``POST .../refund``) at most
   what was captured, within 365 days of the capture.
 
-Scenarios, in process or over HTTP (``/_sim/...``, see ``_control``): what a payer does with an
-agreement (``approve``, ``reject``, ``ignore``), by phone number or agreement; how charges go
-(``succeed``, ``fail``, ``fail_days`` N then succeed, ``creation_fail``); the payer stops the
-agreement in the app; answer 429 or 503 the next N calls. A confirmation page is served at the
-agreement's ``vippsConfirmationUrl``.
+Scenarios, in process (the methods) or over HTTP (JSON bodies):
+
+=========================================== =============================================================
+``payer(who, behaviour)``                   ``POST /_sim/payers {"who", "behaviour"}``: approve | reject |
+                                            ignore, by phone or agreement id (``*``: the default), at ``process``
+``charge_outcome(who, outcome, days)``      ``POST /_sim/outcomes {"who", "outcome", "days"}``: succeed | fail |
+                                            fail_days (N days, then succeed) | creation_fail
+``approve/reject/expire/user_stop(id)``     ``POST /_sim/agreements/{id}/approve|reject|expire|stop``
+                                            (``?redirect=1``: 303 to the merchant's redirect URL)
+``fail_next(times, status, path, ...)``     ``POST /_sim/faults {"times", "status", "path", "retryAfter"}``
+``process(day)``                            ``POST /_sim/process {"day"?}``: the day's batch
+``flush(timeout)``                          ``POST /_sim/flush``: wait for the webhooks made so far
+``webhook_url``/``secret``/``duplicates``,  ``POST /_sim/webhooks {"url", "msn"?, "secret"?, "duplicates"?,
+``reorder``/``max_delay``                   "reorder"?, "max_delay"?}``
+``clock.set`` (a ``SettableClock``)         ``POST /_sim/clock {"now"}``
+``state()``, ``events``                     ``GET /_sim/state``, ``GET /_sim/events``
+=========================================== =============================================================
+
+The payer's confirmation page is served at the agreement's ``vippsConfirmationUrl``
+(``/confirm/{id}``), with buttons that approve or reject and return to the merchant.
 
 Webhooks: each event (``recurring.agreement-*.v1``, ``recurring.charge-*.v1``; payload with
 ``msn``, ``agreementId``, ``agreementExternalId``, ``chargeId``, ``chargeExternalId``,
@@ -475,6 +490,9 @@ class VippsSimulator:
         sim = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: every answer carries its Content-Length
+            disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart
+
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
 
@@ -910,8 +928,10 @@ def _parse(raw: bytes) -> Any:
 
 
 def _target(setting: Any, msn: str) -> str:
+    """The merchant's URL or secret: one for all (``{msn}`` in it is the MSN), a mapping by MSN
+    (``*`` for the rest) or a function of the MSN."""
     if setting is None or isinstance(setting, str):
-        return setting or ""
+        return (setting or "").replace("{msn}", msn)
     if isinstance(setting, Mapping):
         return str(setting.get(msn) or setting.get("*") or "")
     return str(setting(msn) or "")
@@ -940,7 +960,8 @@ def _charge_json(charge: Charge) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--webhook-url", default=None, help="where every merchant's webhooks go")
+    parser.add_argument("--webhook-url", default=None,
+                        help="where every merchant's webhooks go ({msn} in it: the merchant's MSN)")
     parser.add_argument("--secret", default="vipps-sim-secret")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--payer", default="ignore", choices=BEHAVIOURS, help="what payers do by default")

@@ -111,6 +111,7 @@ class VippsClient:
         self._monotonic = monotonic
         self._random = random.Random(seed)
         self._tokens: dict[str, _Token] = {}
+        self._fetching: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     # ---- the port: agreements ----------------------------------------------------------------
@@ -258,14 +259,19 @@ class VippsClient:
         raise ProviderRefused(status, problem_text(_json(response)))
 
     def _token(self, tenant: str, creds: VippsCredentials) -> str:
+        """The tenant's cached token, or a new one: one fetch at a time per tenant, so calls
+        made together while there is none wait for the one fetch instead of each fetching."""
         with self._lock:
-            token = self._tokens.get(tenant)
-            if token is not None and self._monotonic() < token.renew_at:
-                return token.value
-        value, lifetime = self._fetch_token(creds)
-        with self._lock:
-            self._tokens[tenant] = _Token(value, self._monotonic() + max(0.0, lifetime - TOKEN_MARGIN))
-        return value
+            fetching = self._fetching.setdefault(tenant, threading.Lock())
+        with fetching:
+            with self._lock:
+                token = self._tokens.get(tenant)
+                if token is not None and self._monotonic() < token.renew_at:
+                    return token.value
+            value, lifetime = self._fetch_token(creds)
+            with self._lock:
+                self._tokens[tenant] = _Token(value, self._monotonic() + max(0.0, lifetime - TOKEN_MARGIN))
+            return value
 
     def _drop_token(self, tenant: str) -> None:
         with self._lock:

@@ -21,11 +21,21 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from devhost.vipps_sim import VippsSimulator
 from shared.adapters.vipps import VippsClient, VippsCredentials, WebhookRejected, verify_webhook
 from shared.clock import SettableClock
-from shared.ports import AgreementDraft, ChargeRequest, ProviderRefused, ProviderUnavailable, VippsRecurring
+from shared.ports import (
+    AgreementDraft,
+    ChargeRequest,
+    ProviderRefused,
+    ProviderUnavailable,
+    VippsAgreement,
+    VippsRecurring,
+)
 from tests.fakes.providers import FakeVipps
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # 09:00 in Oslo
@@ -580,8 +590,10 @@ class Receiver:
 
     def receive(self, path: str, headers: dict[str, str], body: bytes) -> int:
         tenant = path.split("/")[3]
+        secrets = {name: c.webhook_secret for name, c in CREDENTIALS.items()} | {
+            c.msn: c.webhook_secret for c in CREDENTIALS.values()}
         try:
-            verify_webhook(CREDENTIALS[tenant].webhook_secret, path, headers, body, self.clock.now(),
+            verify_webhook(secrets.get(tenant, ""), path, headers, body, self.clock.now(),
                            timedelta(minutes=5))
         except WebhookRejected:
             with self.lock:
@@ -823,3 +835,181 @@ def test_a_charge_a_bulk_answer_does_not_name_is_looked_up(world: World, sim: Vi
     outcome = client.create_charges(TENANT, [charge(agreement_id, "c7-1-1"), charge(pending.id, "c8-1-1")])
     assert outcome["c7-1-1"] == "" and outcome["c8-1-1"] != ""
     assert ("212121", "c7-1-1") in sim.charges and ("212121", "c8-1-1") not in sim.charges
+
+
+# ---- the fake and adapter+simulator, step by step under the same random operations ------------------
+
+
+@dataclass
+class Twin:
+    """One world for the stateful test: the port, and how it moves as the payer and the bank."""
+
+    port: VippsRecurring
+    approve: Callable[[str], None]
+    reject: Callable[[str], None]
+    expire: Callable[[str], None]
+    user_stop: Callable[[str], None]
+    collect: Callable[[date], None]  # every open charge due by this day is taken
+
+
+def outcome_of(call: Callable[[], object]) -> object:
+    """What a call did, comparable across the twins: its value, or the kind of refusal."""
+    try:
+        return call()
+    except ProviderRefused as exc:
+        return ("refused", exc.status)
+    except (KeyError, ValueError) as exc:
+        return ("not allowed", type(exc).__name__)
+
+
+class FakeAndSimulatorAgree(RuleBasedStateMachine):
+    """Random sequences of drafts, approvals, rejections, stops, charges, collections, price
+    updates, cancellations and refunds, applied to ``FakeVipps`` and to the adapter against the
+    simulator: every call has the same outcome in both, and both then read the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = SettableClock(START)
+        self.sim = VippsSimulator(self.clock, pending_ttl=timedelta(days=10_000))
+        self.sim.start()
+        client = VippsClient(self.sim.base_url, CREDENTIALS.__getitem__, sleep=lambda s: None)
+        fake = FakeVipps()
+
+        def fake_collect(day: date) -> None:
+            for c in list(fake.charges_by_id.values()):
+                open_ = c.status in ("PENDING", "DUE") and c.due != date.min  # date.min: an initial charge
+                if open_ and c.due <= day and fake.agreements[c.agreement_id].status == "ACTIVE":
+                    fake.settle(c.id, "CHARGED")
+
+        def sim_collect(day: date) -> None:
+            self.clock.set(datetime(day.year, day.month, day.day, 8, tzinfo=UTC))
+            self.sim.process(day)
+
+        self.twins = (Twin(fake, fake.approve, fake.reject, fake.expire, fake.user_stop, fake_collect),
+                      Twin(client, self.sim.approve, self.sim.reject, self.sim.expire, self.sim.user_stop,
+                           sim_collect))
+        self.ids: dict[str, tuple[str, str]] = {}  # agreement key -> (fake id, simulator id)
+        self.charge_ids: dict[str, str] = {}  # charge id -> agreement key
+        self.today = START.date()
+        self.refunds = 0
+
+    def teardown(self) -> None:
+        self.sim.stop()
+
+    def both(self, call: Callable[[Twin, int], object]) -> object:
+        fake, http = (outcome_of(lambda t=t, i=i: call(t, i)) for i, t in enumerate(self.twins))
+        assert fake == http
+        return fake
+
+    def status(self, key: str) -> str:
+        return self.twins[0].port.agreement(TENANT, self.ids[key][0]).status
+
+    @rule(n=st.integers(1, 3), initial=st.booleans(), price=st.sampled_from([10000, 29900]))
+    def draft(self, n: int, initial: bool, price: int) -> None:
+        key = f"a{n}-s1"
+        made = [outcome_of(lambda t=t: t.port.create_agreement(TENANT, draft(key, initial, price), key))
+                for t in self.twins]
+        if all(isinstance(m, VippsAgreement) for m in made):
+            fake, http = made
+            assert isinstance(fake, VippsAgreement) and isinstance(http, VippsAgreement)
+            assert (fake.status, fake.price_minor) == (http.status, http.price_minor)
+            self.ids.setdefault(key, (fake.id, http.id))
+            if initial:
+                self.charge_ids[f"i{n}-s1"] = key
+        else:
+            assert made[0] == made[1]
+
+    @rule(n=st.integers(1, 3), act=st.sampled_from(["approve", "reject", "expire"]))
+    def payer(self, n: int, act: str) -> None:
+        key = f"a{n}-s1"
+        if key in self.ids:
+            self.both(lambda t, i: getattr(t, act)(self.ids[key][i]))
+
+    @rule(n=st.integers(1, 3), by=st.sampled_from(["merchant", "user"]))
+    def stop(self, n: int, by: str) -> None:
+        key = f"a{n}-s1"
+        if key in self.ids and by == "merchant":  # whatever its status: the same answer from both
+            self.both(lambda t, i: t.port.stop_agreement(TENANT, self.ids[key][i], f"stop-{key}"))
+        elif key in self.ids and self.status(key) == "ACTIVE":  # a payer stops only what they approved
+            self.both(lambda t, i: t.user_stop(self.ids[key][i]))
+
+    @rule(n=st.integers(1, 3), demand=st.integers(1, 4), days=st.integers(1, 40), retry=st.sampled_from([0, 2, 15]),
+          amount=st.sampled_from([29900, 10000, 200000]))
+    def charge(self, n: int, demand: int, days: int, retry: int, amount: int) -> None:
+        key, charge_id = f"a{n}-s1", f"c{n}-{demand}-1"
+        if key in self.ids:
+            due = self.today + timedelta(days=days)
+            created = self.both(lambda t, i: t.port.create_charges(TENANT, [
+                charge(self.ids[key][i], charge_id, amount, due, retry)])[charge_id] == "")
+            if created:
+                self.charge_ids.setdefault(charge_id, key)
+
+    @rule(days=st.integers(1, 20))
+    def collect(self, days: int) -> None:
+        self.today += timedelta(days=days)
+        for twin in self.twins:
+            twin.collect(self.today)
+
+    @rule(n=st.integers(1, 3), price=st.sampled_from([19900, 39900]))
+    def price(self, n: int, price: int) -> None:
+        key = f"a{n}-s1"
+        if key in self.ids:
+            self.both(lambda t, i: t.port.update_price(TENANT, self.ids[key][i], price, f"price-{key}-{price}"))
+
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        open_ = [c for c in self.charge_ids if self.read(c)[0] == "OPEN" and not c.startswith("i")]
+        if open_:
+            charge_id = data.draw(st.sampled_from(sorted(open_)))
+            key = self.charge_ids[charge_id]
+            self.both(lambda t, i: t.port.cancel_charge(TENANT, self.ids[key][i], charge_id, f"cancel-{charge_id}"))
+
+    @rule(data=st.data(), amount=st.sampled_from([100, 10000, 29900, 29901]), again=st.booleans())
+    def refund(self, data: st.DataObject, amount: int, again: bool) -> None:
+        if self.charge_ids:
+            charge_id = data.draw(st.sampled_from(sorted(self.charge_ids)))
+            key = self.charge_ids[charge_id]
+            self.refunds += 0 if again and self.refunds else 1
+            self.both(lambda t, i: t.port.refund(TENANT, self.ids[key][i], charge_id, amount, "Refund",
+                                                 f"r{self.refunds}"))
+
+    def read(self, charge_id: str) -> tuple[object, ...]:
+        key = self.charge_ids[charge_id]
+        fake, http = (self.twins[i].port.charge(TENANT, self.ids[key][i], charge_id) for i in (0, 1))
+        status = {"PENDING": "OPEN", "DUE": "OPEN"}.get(fake.status, fake.status)
+        assert ({"PENDING": "OPEN", "DUE": "OPEN"}.get(http.status, http.status), http.captured_minor,
+                http.refunded_minor, http.amount_minor) == (status, fake.captured_minor, fake.refunded_minor,
+                                                            fake.amount_minor)
+        return status, fake.captured_minor, fake.refunded_minor
+
+    @invariant()
+    def both_read_the_same(self) -> None:
+        for fake_id, http_id in self.ids.values():
+            fake, http = self.twins[0].port.agreement(TENANT, fake_id), self.twins[1].port.agreement(TENANT, http_id)
+            assert (fake.status, fake.price_minor, fake.external_id) == (http.status, http.price_minor,
+                                                                        http.external_id)
+        for charge_id in self.charge_ids:
+            self.read(charge_id)
+
+
+FakeAndSimulatorAgree.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+test_the_fake_and_the_simulator_agree_step_by_step = FakeAndSimulatorAgree.TestCase
+
+
+def test_calls_made_together_fetch_one_token_and_one_key_makes_one_agreement(client: VippsClient,
+                                                                            sim: VippsSimulator) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda _n: client.create_agreement(TENANT, draft(), "a7-s1"), range(16)))
+    assert {m.id for m in made} == set(sim.agreements) and len(sim.agreements) == 1
+    assert sim.token_calls["212121"] == 1
+
+
+def test_one_webhook_url_for_all_merchants_may_name_the_msn(sim: VippsSimulator, receiver: Receiver) -> None:
+    world = hooked(sim, receiver)
+    sim.webhook_url = receiver.url("{msn}")  # the path names the MSN, not the tenant
+    made = world.port.create_agreement(TENANT, draft(initial=False), "a7-s1")
+    world.approve(made.id)
+    assert sim.flush() and receiver.rejected == 0
+    assert [(t, p["eventType"]) for t, p in receiver.accepted] == [("212121", "recurring.agreement-activated.v1")]
