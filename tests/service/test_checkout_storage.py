@@ -4,6 +4,7 @@ payment, agreement) and a card's token, mask and expiry read back exactly as wri
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 
@@ -69,3 +70,19 @@ def test_a_cards_token_mask_and_expiry_are_stored(ctx: Context, shop: str,
     assert (agreement.card_mask, agreement.card_expiry, agreement.order) == ("492500******0004", date(2028, 2, 29),
                                                                               None)
     assert agreement.token == card.orders[po.id].token
+
+
+def test_concurrent_activations_place_the_order_once_under_real_etags(
+        ctx: Context, shop: str, providers: tuple[FakeVipps, FakeSwedbankPay]) -> None:
+    vipps, _card = providers
+    take_order(ctx, the_order(shop, PaymentType.VIPPS))
+    (remote,) = vipps.agreements.values()
+    vipps.approve(remote.id)
+    with ThreadPoolExecutor(6) as pool:  # six webhook deliveries at once
+        list(pool.map(lambda _i: reconcile_vipps_agreement(ctx, shop, remote.id), range(6)))
+    number = ctx.emails.find(shop, "kari1@example.no")
+    assert number is not None
+    loaded = ctx.accounts.load(shop, number)
+    assert loaded is not None and len(loaded.account.subscriptions) == 1
+    assert [i.number for i in ctx.accounts.documents(shop, number).invoices] == [1]
+    assert len(ctx.accounts.payments(shop, number)) == 1 and loaded.account.balances == {"avisa": 0}
