@@ -15,7 +15,8 @@ paths, bodies and statuses, RFC 7807 problems (``application/problem+json``), an
   (ACTIVE), rejects (STOPPED, event ``-rejected``) or lets it lie ``pending_ttl`` by the clock
   (EXPIRED); a failed initial charge expires it. ``PATCH`` changes the price of an ACTIVE
   agreement or stops it (alone: ``status`` with another field is 400); STOPPED is for good.
-- Charges only on an ACTIVE agreement, ``due`` at least ``lead_days`` ahead of today (Oslo)
+- Charges only on an ACTIVE agreement, at most 5 times its price (LEGACY; checked per charge,
+  not summed per interval), ``due`` at least ``lead_days`` ahead of today (Oslo)
   and at most two years, ``retryDays`` 0-14, ``orderId`` unique per MSN, at most 2000 per bulk
   call (``POST /recurring/v3/agreements/charges``: a JSON array of charges, each with its
   ``agreementId``; the answer lists ``chargeSuccesses`` and ``chargeFailures`` item by item).
@@ -145,7 +146,7 @@ class VippsSimulator:
                  webhook_url: Target = None, *, port: int = 0, seed: int = 0, lead_days: int = 1,
                  pending_ttl: timedelta = timedelta(minutes=10), token_ttl: int = 3600,
                  duplicates: float = 0.0, reorder: float = 0.0, max_delay: float = 0.0,
-                 default_payer: str = "ignore", webhook_retries: int = 3) -> None:
+                 default_payer: str = "ignore", webhook_retries: int = 3, page_size: int = 100) -> None:
         self.clock = clock
         self.secret = secret
         self.webhook_url = webhook_url
@@ -156,6 +157,7 @@ class VippsSimulator:
         self.default_payer = default_payer
         self.default_outcome: tuple[str, int] = ("succeed", 0)
         self.webhook_retries = webhook_retries
+        self.page_size = page_size
         self.agreements: dict[str, Agreement] = {}
         self.charges: dict[tuple[str, str], Charge] = {}  # (msn, charge id)
         self.payers: dict[str, str] = {}  # phone or agreement id -> approve | reject | ignore
@@ -175,7 +177,8 @@ class VippsSimulator:
         self._idle = threading.Condition(self._lock)
         self._ids = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._serving = threading.Thread(target=self._server.serve_forever, daemon=True, name="vipps-sim")
+        self._serving = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
+                                         name="vipps-sim")
         self._sender = threading.Thread(target=self._send_loop, daemon=True, name="vipps-sim-webhooks")
 
     # ---- life ---------------------------------------------------------------------------------
@@ -190,8 +193,9 @@ class VippsSimulator:
         return self.base_url
 
     def stop(self) -> None:
-        self._outbox.put(None)
-        self._server.shutdown()
+        if self._serving.is_alive():
+            self._outbox.put(None)
+            self._server.shutdown()
         self._server.server_close()
 
     def __enter__(self) -> VippsSimulator:
@@ -207,13 +211,16 @@ class VippsSimulator:
     # ---- scenarios ----------------------------------------------------------------------------
 
     def payer(self, who: str, behaviour: str) -> None:
-        """What the payer with this phone number (or of this agreement id) does with a draft:
+        """What the payer with this phone number (or of this agreement id; ``*``: every other) does with a draft:
         ``approve``, ``reject`` or ``ignore`` (left PENDING until it expires). Applied by
         ``process``; ``approve``/``reject`` below act at once."""
         if behaviour not in BEHAVIOURS:
             raise ValueError(f"payer behaviour {behaviour!r} is not one of {BEHAVIOURS}")
         with self._lock:
-            self.payers[who] = behaviour
+            if who == "*":
+                self.default_payer = behaviour
+            else:
+                self.payers[who] = behaviour
 
     def charge_outcome(self, who: str, outcome: str, days: int = 0) -> None:
         """How the charges of this phone number / agreement id (``*`` for everyone else) go:
@@ -231,6 +238,11 @@ class VippsSimulator:
         """The next ``times`` calls (whose path contains ``path``) answer ``status`` (429 or 5xx)."""
         with self._lock:
             self._faults.extend([(status, path, retry_after)] * times)
+
+    def revoke_tokens(self) -> None:
+        """Every access token given so far is refused from now on (as after a key rotation)."""
+        with self._lock:
+            self._tokens.clear()
 
     def approve(self, agreement_id: str) -> None:
         with self._lock:
@@ -273,6 +285,7 @@ class VippsSimulator:
             for charge in list(self.charges.values()):
                 if charge.status in ("PENDING", "DUE") and charge.kind == "RECURRING":
                     done[self._process_charge(charge, day)] += 1
+            self._release_held()  # an event held back is sent by the end of the batch
         done.pop("", None)
         return dict(done)
 
@@ -462,6 +475,9 @@ class VippsSimulator:
         sim = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: every answer carries its Content-Length
+            disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart
+
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
 
@@ -556,7 +572,7 @@ class VippsSimulator:
     def _idempotent(self, msn: str, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
         if method == "GET":
             with self._lock:
-                return self._route(msn, method, path, None)
+                return self._route(msn, method, path, None, headers.get("continuation-token", ""))
         key = headers.get("idempotency-key", "")
         if not KEY.fullmatch(key):
             raise Problem(400, "idempotency-key-header", "Idempotency-Key must be 1-40 characters, "
@@ -576,7 +592,7 @@ class VippsSimulator:
             self._keys[(msn, key)] = (fingerprint.hexdigest(), answer)
             return answer
 
-    def _route(self, msn: str, method: str, path: str, body: Any) -> Answer:
+    def _route(self, msn: str, method: str, path: str, body: Any, continuation: str = "") -> Answer:
         parts = path.strip("/").split("/")
         if parts[:3] != ["recurring", "v3", "agreements"]:
             raise Problem(404, "resource-not-found", f"no such resource {path}")
@@ -597,9 +613,7 @@ class VippsSimulator:
                 charge = self._create_charge(msn, {**_object(body), "agreementId": agreement_id})
                 return 201, {"chargeId": charge.id}, {}
             case ("GET", [agreement_id, "charges"]):
-                self._agreement(msn, agreement_id)
-                return 200, [_charge_json(c) for c in self.charges.values()
-                             if c.msn == msn and c.agreement_id == agreement_id], {}
+                return self._list_charges(self._agreement(msn, agreement_id), continuation)
             case ("GET", [agreement_id, "charges", charge_id]):
                 return 200, _charge_json(self._charge(msn, agreement_id, charge_id)), {}
             case ("DELETE", [agreement_id, "charges", charge_id]):
@@ -710,6 +724,9 @@ class VippsSimulator:
             raise Problem(400, "charge-creation-failed", f"agreement {agreement.id} is {agreement.status}")
         if due < self.today() + timedelta(days=self.lead_days):
             raise Problem(400, "charge-due-too-soon", f"due must be at least {self.lead_days} day(s) ahead", "due")
+        price = int(agreement.body["pricing"]["amount"])
+        if amount > 5 * price:  # LEGACY pricing: at most 5 times the agreement's price
+            raise Problem(400, "charge-amount-too-high", f"amount above 5 times the price {price}", "amount")
         if due > self.today() + timedelta(days=730):
             raise Problem(400, "charge-due-in-too-long", "due must be at most 2 years ahead", "due")
         charge_id = str(body.get("orderId") or self._new_id("chr"))
@@ -739,6 +756,14 @@ class VippsSimulator:
                 failures.append({"agreementId": item.get("agreementId"), "chargeId": item.get("orderId"),
                                  "error": problem.body("/recurring/v3/agreements/charges")})
         return 200, {"chargeSuccesses": successes, "chargeFailures": failures}, {}
+
+    def _list_charges(self, agreement: Agreement, continuation: str) -> Answer:
+        """A page of ``page_size`` charges; ``Continuation-Token`` names the next page, if any."""
+        mine = [c for c in self.charges.values() if c.msn == agreement.msn and c.agreement_id == agreement.id]
+        start = int(continuation[1:]) if re.fullmatch(r"p\d+", continuation) else 0
+        page = mine[start:start + self.page_size]
+        more = {"Continuation-Token": f"p{start + self.page_size}"} if start + self.page_size < len(mine) else {}
+        return 200, [_charge_json(c) for c in page], more
 
     def _cancel_charge(self, charge: Charge) -> Answer:
         if charge.status in ("PENDING", "DUE", "RESERVED"):
@@ -888,8 +913,10 @@ def _parse(raw: bytes) -> Any:
 
 
 def _target(setting: Any, msn: str) -> str:
+    """The merchant's URL or secret: one for all (``{msn}`` in it is the MSN), a mapping by MSN
+    (``*`` for the rest) or a function of the MSN."""
     if setting is None or isinstance(setting, str):
-        return setting or ""
+        return (setting or "").replace("{msn}", msn)
     if isinstance(setting, Mapping):
         return str(setting.get(msn) or setting.get("*") or "")
     return str(setting(msn) or "")
@@ -918,7 +945,8 @@ def _charge_json(charge: Charge) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--webhook-url", default=None, help="where every merchant's webhooks go")
+    parser.add_argument("--webhook-url", default=None,
+                        help="where every merchant's webhooks go ({msn} in it: the merchant's MSN)")
     parser.add_argument("--secret", default="vipps-sim-secret")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--payer", default="ignore", choices=BEHAVIOURS, help="what payers do by default")

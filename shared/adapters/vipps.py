@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import requests
 
@@ -59,6 +59,7 @@ from ..ports import (
 )
 
 log = logging.getLogger("abonno.vipps")
+T = TypeVar("T")
 
 API = "/recurring/v3"
 BULK_LIMIT = 2000  # charges per bulk call (agent-toolkit/recurring-charges.md)
@@ -110,17 +111,19 @@ class VippsClient:
         self._monotonic = monotonic
         self._random = random.Random(seed)
         self._tokens: dict[str, _Token] = {}
+        self._fetching: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     # ---- the port: agreements ----------------------------------------------------------------
 
     def create_agreement(self, tenant: str, draft: AgreementDraft, idempotency_key: str) -> VippsAgreement:
         answer = self._call(tenant, "POST", f"{API}/agreements", draft_body(draft), idempotency_key)
-        return VippsAgreement(answer["agreementId"], "PENDING", draft.external_id, draft.price_minor,
+        agreement_id = readable(lambda a: str(a["agreementId"]), answer)
+        return VippsAgreement(agreement_id, "PENDING", draft.external_id, draft.price_minor,
                               draft.currency, answer.get("vippsConfirmationUrl") or "")
 
     def agreement(self, tenant: str, agreement_id: str) -> VippsAgreement:
-        return agreement_of(self._call(tenant, "GET", f"{API}/agreements/{agreement_id}"))
+        return readable(agreement_of, self._call(tenant, "GET", f"{API}/agreements/{agreement_id}"))
 
     def update_price(self, tenant: str, agreement_id: str, price_minor: int, idempotency_key: str) -> None:
         self._call(tenant, "PATCH", f"{API}/agreements/{agreement_id}", {"pricing": {"amount": price_minor}},
@@ -140,19 +143,22 @@ class VippsClient:
     def _create_batch(self, tenant: str, batch: Sequence[ChargeRequest]) -> dict[str, str]:
         body = [charge_body(c) for c in batch]
         answer = self._call(tenant, "POST", f"{API}/agreements/charges", body, bulk_key(body))
-        outcome = {c.charge_id: "no answer for this charge" for c in batch}
-        for success in answer.get("chargeSuccesses") or []:
-            outcome[str(success.get("chargeId"))] = ""
+        created, refused = readable(bulk_answer, answer)
         wanted = {c.charge_id: c for c in batch}
-        for failure in answer.get("chargeFailures") or []:
-            charge_id = str(failure.get("chargeId") or failure.get("orderId"))
+        outcome = {charge_id: "" for charge_id in created if charge_id in wanted}
+        for charge_id, problem in refused:
             if charge_id in wanted:
-                outcome[charge_id] = self._failure(tenant, wanted[charge_id], failure.get("error") or {})
+                outcome[charge_id] = self._failure(tenant, wanted[charge_id], problem)
+        for request in batch:  # not named in the answer: what Vipps has is the answer
+            if request.charge_id not in outcome:
+                outcome[request.charge_id] = self._failure(tenant, request, {"status": 409, "detail":
+                                                                             "not named in Vipps' answer"})
         return outcome
 
     def _failure(self, tenant: str, request: ChargeRequest, problem: Mapping[str, Any]) -> str:
         """Why one charge of a bulk call was refused; "" if it is refused because it exists
-        already as we asked for it (a repeated run): the same charge id is the same charge."""
+        already as we asked for it (a repeated run): the same charge id is the same charge.
+        (A charge the answer does not name at all is looked up the same way.)"""
         detail = problem_text(problem)
         if "conflict" in str(problem.get("type", "")) or problem.get("status") == 409:
             try:
@@ -164,10 +170,20 @@ class VippsClient:
         return detail
 
     def charge(self, tenant: str, agreement_id: str, charge_id: str) -> VippsCharge:
-        return charge_of(self._call(tenant, "GET", f"{API}/agreements/{agreement_id}/charges/{charge_id}"))
+        return readable(charge_of, self._call(tenant, "GET", f"{API}/agreements/{agreement_id}/charges/{charge_id}"))
 
     def charges(self, tenant: str, agreement_id: str) -> list[VippsCharge]:
-        return [charge_of(c) for c in self._call(tenant, "GET", f"{API}/agreements/{agreement_id}/charges")]
+        """Every charge of the agreement, the initial one too, page by page (``Continuation-Token``)."""
+        found: list[VippsCharge] = []
+        token = ""
+        for _page in range(10_000):
+            response = self._send(tenant, "GET", f"{API}/agreements/{agreement_id}/charges", None, None,
+                                  {"Continuation-Token": token} if token else {})
+            found.extend(readable(lambda a: [charge_of(c) for c in a], _body(response)))
+            token = response.headers.get("Continuation-Token") or ""
+            if not token:
+                break
+        return found
 
     def cancel_charge(self, tenant: str, agreement_id: str, charge_id: str, idempotency_key: str) -> None:
         self._call(tenant, "DELETE", f"{API}/agreements/{agreement_id}/charges/{charge_id}", None, idempotency_key)
@@ -183,15 +199,14 @@ class VippsClient:
     # ---- HTTP: token, headers, retries -------------------------------------------------------
 
     def _call(self, tenant: str, method: str, path: str, body: Any = None, key: str | None = None) -> Any:
-        response = self._send(tenant, method, path, body, key)
-        if response.status_code in (202, 204) or not response.content:
-            return {}
-        return response.json()
+        return _body(self._send(tenant, method, path, body, key))
 
-    def _send(self, tenant: str, method: str, path: str, body: Any, key: str | None) -> requests.Response:
+    def _send(self, tenant: str, method: str, path: str, body: Any, key: str | None,
+              extra: Mapping[str, str] | None = None) -> requests.Response:
         creds = self.credentials(tenant)
         headers = {"Ocp-Apim-Subscription-Key": creds.subscription_key, "Merchant-Serial-Number": creds.msn,
-                   "X-Request-Id": str(uuid.uuid4()), "Content-Type": "application/json", **SYSTEM_HEADERS}
+                   "X-Request-Id": str(uuid.uuid4()), "Content-Type": "application/json", **SYSTEM_HEADERS,
+                   **(extra or {})}
         if key is not None:
             headers["Idempotency-Key"] = key
 
@@ -244,14 +259,19 @@ class VippsClient:
         raise ProviderRefused(status, problem_text(_json(response)))
 
     def _token(self, tenant: str, creds: VippsCredentials) -> str:
+        """The tenant's cached token, or a new one: one fetch at a time per tenant, so calls
+        made together while there is none wait for the one fetch instead of each fetching."""
         with self._lock:
-            token = self._tokens.get(tenant)
-            if token is not None and self._monotonic() < token.renew_at:
-                return token.value
-        value, lifetime = self._fetch_token(creds)
-        with self._lock:
-            self._tokens[tenant] = _Token(value, self._monotonic() + max(0.0, lifetime - TOKEN_MARGIN))
-        return value
+            fetching = self._fetching.setdefault(tenant, threading.Lock())
+        with fetching:
+            with self._lock:
+                token = self._tokens.get(tenant)
+                if token is not None and self._monotonic() < token.renew_at:
+                    return token.value
+            value, lifetime = self._fetch_token(creds)
+            with self._lock:
+                self._tokens[tenant] = _Token(value, self._monotonic() + max(0.0, lifetime - TOKEN_MARGIN))
+            return value
 
     def _drop_token(self, tenant: str) -> None:
         with self._lock:
@@ -263,8 +283,7 @@ class VippsClient:
                    "X-Request-Id": str(uuid.uuid4()), **SYSTEM_HEADERS}
         response = self._with_retries(lambda: self._try("POST", "/accesstoken/get", headers, None), "POST",
                                       "/accesstoken/get", headers["X-Request-Id"])
-        answer = response.json()
-        return str(answer["access_token"]), float(answer.get("expires_in") or 0)
+        return readable(lambda a: (str(a["access_token"]), float(a.get("expires_in") or 0)), _body(response))
 
 
 # ---- the bodies and answers of the v3 API ---------------------------------------------------------
@@ -310,22 +329,59 @@ def batches(items: Sequence[ChargeRequest], size: int) -> Iterator[Sequence[Char
         yield items[start:start + size]
 
 
+def bulk_answer(answer: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, Mapping[str, Any]]]]:
+    """The charge ids a bulk call created, and those it refused with their problem."""
+    created = [str(s["chargeId"]) for s in answer.get("chargeSuccesses") or []]
+    refused = [(str(f.get("chargeId") or f.get("orderId")), f.get("error") or {})
+               for f in answer.get("chargeFailures") or []]
+    return created, refused
+
+
+AGREEMENT_STATUSES = ("PENDING", "ACTIVE", "STOPPED", "EXPIRED")
+CHARGE_STATUSES = ("PENDING", "DUE", "PROCESSING", "UNKNOWN", "RESERVED", "CHARGED", "PARTIALLY_CAPTURED", "FAILED",
+                   "REFUNDED", "PARTIALLY_REFUNDED", "CANCELLED")
+
+
 def agreement_of(answer: Mapping[str, Any]) -> VippsAgreement:
-    pricing = answer.get("pricing") or {}
-    return VippsAgreement(str(answer["id"]), str(answer.get("status") or ""), str(answer.get("externalId") or ""),
-                          int(pricing.get("amount") or 0), str(pricing.get("currency") or ""),
-                          str(answer.get("vippsConfirmationUrl") or ""))
+    pricing = answer["pricing"]
+    return VippsAgreement(_text(answer, "id"), _one_of(answer, "status", AGREEMENT_STATUSES),
+                          str(answer.get("externalId") or ""), _minor(pricing["amount"]),
+                          str(pricing.get("currency") or ""), str(answer.get("vippsConfirmationUrl") or ""))
 
 
 def charge_of(answer: Mapping[str, Any]) -> VippsCharge:
     summary = answer.get("summary") or {}
-    return VippsCharge(str(answer["id"]), str(answer.get("agreementId") or ""), str(answer.get("status") or ""),
-                       int(answer.get("amount") or 0), str(answer.get("currency") or ""), day_of(answer.get("due")),
-                       captured_minor=int(summary.get("captured") or 0),
-                       refunded_minor=int(summary.get("refunded") or 0),
-                       cancelled_minor=int(summary.get("cancelled") or 0),
+    return VippsCharge(_text(answer, "id"), _text(answer, "agreementId"),
+                       _one_of(answer, "status", CHARGE_STATUSES), _minor(answer.get("amount")),
+                       str(answer.get("currency") or ""), day_of(answer.get("due")),
+                       captured_minor=_minor(summary.get("captured")),
+                       refunded_minor=_minor(summary.get("refunded")),
+                       cancelled_minor=_minor(summary.get("cancelled")),
                        failure_reason=str(answer.get("failureReason") or ""),
                        external_id=str(answer.get("externalId") or ""))
+
+
+def _text(answer: Mapping[str, Any], name: str) -> str:
+    value = answer[name]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} is not a text")
+    return value
+
+
+def _one_of(answer: Mapping[str, Any], name: str, allowed: Sequence[str]) -> str:
+    value = _text(answer, name)
+    if value not in allowed:
+        raise ValueError(f"{name} {value!r} is not one of Vipps' values")
+    return value
+
+
+def _minor(value: Any) -> int:
+    """An amount in minor units: an integer (never a float), 0 where absent."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("an amount is not a whole number of minor units")
+    return value
 
 
 def day_of(value: Any) -> date:
@@ -356,6 +412,24 @@ def retry_after(value: str | None, bound: float) -> float:
         except (TypeError, ValueError, IndexError):
             return 0.0
     return max(0.0, min(bound, seconds)) or 0.001
+
+
+def _body(response: requests.Response) -> Any:
+    """A 2xx answer's JSON ({} for none); an answer that is not JSON is Vipps failing, for now."""
+    if response.status_code in (202, 204) or not response.content:
+        return {}
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ProviderUnavailable(f"Vipps answered {response.status_code} with a body that is not JSON") from exc
+
+
+def readable(read: Callable[[Any], T], answer: Any) -> T:
+    """``read(answer)``; an answer without the fields the API promises is Vipps failing, for now."""
+    try:
+        return read(answer)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ProviderUnavailable(f"Vipps answered without what the API promises ({type(exc).__name__})") from exc
 
 
 def _json(response: requests.Response) -> Any:
