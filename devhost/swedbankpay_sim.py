@@ -37,12 +37,17 @@ Test controls (in process, and over HTTP under ``/_sim/``):
   ``honour_card`` / ``.../honour``: that card's next purchases fail (``acquirerinsufficientfunds``,
   ``acquirercarddeclined``, ``acquirercardstolen``, ...); the cards in ``DECLINED_CARDS`` always do;
 * ``fail_next(status, times, retry_after)`` / ``POST /_sim/faults`` ``{"status", "times",
-  "retryAfter"}``: the next API calls answer 429 / 5xx;
+  "retryAfter"}``: the next API calls answer 429 / 5xx (status 0: the connection drops);
+  ``lose_next_answers(times)``: the next calls are done but their answers are lost;
 * ``callbacks`` / ``GET /_sim/callbacks``: what was sent and how the merchant answered;
-  ``drain()`` waits for the callbacks due.
+  ``drain()`` waits for the callbacks due;
+* ``GET /_sim/clock``, ``POST /_sim/clock`` ``{"now": ISO 8601}``: the simulator's clock
+  (in process it is the clock it was given: the app's test clock).
 
-Standalone: ``python -m devhost.swedbankpay_sim --port 8092`` (prints the merchant's payee
-id and token).
+In process: ``sim = SwedbankPaySimulator(clock); sim.start()``, then
+``os.environ.update(sim.app_settings("avisa"))`` points ``swedbankpay_from_settings`` at it.
+Standalone: ``python -m devhost.swedbankpay_sim --port 8092`` (prints the URL, the merchant's
+payee id and token).
 """
 
 from __future__ import annotations
@@ -55,12 +60,13 @@ import json
 import random
 import re
 import secrets
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -86,6 +92,7 @@ PROBLEM_TITLES = {
     "acquirercardstolen": "Card reported stolen",
     "acquirercardexpired": "Card expired",
 }
+DROP = 0  # a "status" that closes the connection without an answer
 CALLBACK_RETRIES = (30, 60, 360, 432, 864, 1265, 1265, 1265)  # seconds, as the callback doc lists (scaled)
 
 Answer = tuple[int, Any, dict[str, str]]
@@ -170,10 +177,13 @@ class Order:
 class SwedbankPaySimulator:
     def __init__(self, clock: Clock | None = None, merchants: Mapping[str, str] | None = None, seed: int = 11,
                  callback_delay: float = 0.0, callback_duplicates: float = 0.0, callback_retry_scale: float = 0.001,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, declines_as_problem: bool = False) -> None:
         """``merchants``: payee id -> bearer token (one made up if none). Callbacks go out after
         up to ``callback_delay`` seconds, a second copy with probability ``callback_duplicates``;
-        a refused callback is retried on the API's schedule times ``callback_retry_scale``."""
+        a refused callback is retried on the API's schedule times ``callback_retry_scale``. With
+        ``declines_as_problem`` a declined unscheduled purchase is answered as the acquirer's 403
+        problem (its order is still made, ``Failed``) instead of the ``Failed`` order."""
+        self.declines_as_problem = declines_as_problem
         self.clock = clock or SettableClock()
         self.merchants = dict(merchants or {"abonno-payee": "sim-" + secrets.token_hex(8)})
         self.rng = random.Random(seed)
@@ -186,6 +196,7 @@ class SwedbankPaySimulator:
         self.callbacks: list[dict[str, Any]] = []  # {"url", "body", "status"} per delivery attempt
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers) of API calls
         self._faults: list[tuple[int, str | None]] = []
+        self._lose = 0
         self._order_refs: dict[tuple[str, str], str] = {}
         self._transaction_refs: set[tuple[str, str]] = set()
         self._numbers = iter(range(99101548600, 10**12))
@@ -223,11 +234,26 @@ class SwedbankPaySimulator:
         payee = payee_id or next(iter(self.merchants))
         return payee, self.merchants[payee]
 
+    def app_settings(self, *tenants: str, payee_id: str | None = None) -> dict[str, str]:
+        """The app settings that point Abonno at this simulator for ``tenants`` (all paying to
+        one payee): ``ABONNO_SWEDBANKPAY_URL`` and ``ABONNO_SWEDBANKPAY_CREDENTIALS``."""
+        payee, token = self.credentials(payee_id)
+        table = {tenant: {"payee_id": payee, "token": token} for tenant in tenants}
+        return {"ABONNO_SWEDBANKPAY_URL": self.base_url, "ABONNO_SWEDBANKPAY_CREDENTIALS": json.dumps(table)}
+
     # ---- test controls --------------------------------------------------------------------------
 
     def fail_next(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
+        """The next ``times`` API calls answer ``status`` (429, 5xx) without doing anything;
+        ``DROP`` (0): the connection is closed without an answer."""
         with self._lock:
             self._faults.extend([(status, retry_after)] * times)
+
+    def lose_next_answers(self, times: int = 1) -> None:
+        """The next ``times`` successful API calls are done, then their connection is closed
+        before the answer (the caller cannot know it went through)."""
+        with self._lock:
+            self._lose += times
 
     def decline_card(self, card_number: str, reason: str = "acquirerinsufficientfunds") -> None:
         with self._lock:
@@ -316,10 +342,21 @@ class SwedbankPaySimulator:
             self.requests.append((method, target, dict(headers)))
             if self._faults:
                 status, retry_after = self._faults.pop(0)
+                if status == DROP:
+                    return DROP, None, {}
                 answer = problem(status, "systemerror" if status >= 500 else "toomanyrequests", "simulated fault")
                 if retry_after is not None:
                     answer[2]["Retry-After"] = retry_after
                 return answer
+            answer = self._api(method, path, query, headers, body)
+            if self._lose and answer[0] < 300:
+                self._lose -= 1
+                return DROP, None, {}  # done, but the answer never reaches the caller
+            return answer
+
+    def _api(self, method: str, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str],
+             body: bytes) -> Answer:
+        with self._lock:
             payee = self._payee(headers)
             if payee is None:
                 return problem(401, "unauthorized", "missing or unknown bearer token")
@@ -383,6 +420,9 @@ class SwedbankPaySimulator:
             order.checkout_token = secrets.token_hex(32)
         self.orders[order.guid] = order
         self._order_refs[(payee, reference)] = order.guid
+        if order.failed and self.declines_as_problem:
+            failed = order.failed
+            return problem(403, str(failed["type"]), str(failed["detail"]), ("ExternalResponse", str(failed["title"])))
         return 201, self._resource(order, set()), {}
 
     def _unscheduled(self, order: Order, token: str) -> Answer | None:
@@ -642,6 +682,10 @@ class SwedbankPaySimulator:
         if method == "GET" and path == "/_sim/callbacks":
             with self._lock:
                 return 200, {"callbacks": list(self.callbacks)}, {}
+        if path == "/_sim/clock" and method == "POST" and isinstance(self.clock, SettableClock):
+            self.clock.set(datetime.fromisoformat(str(data["now"])))
+        if path == "/_sim/clock" and method in ("GET", "POST"):
+            return 200, {"now": self._now()}, {}
         if method == "GET" and path == "/_sim/merchants":
             return 200, {"merchants": [{"payeeId": p, "token": t} for p, t in self.merchants.items()]}, {}
         return problem(404, "simulator", f"no control {method} {path}")
@@ -732,6 +776,10 @@ def _handler(sim: SwedbankPaySimulator) -> type[BaseHTTPRequestHandler]:
                 status, payload, headers = sim.handle(self.command, self.path, dict(self.headers.items()), body)
             except Exception as exc:  # the simulator answers 500 as the API would
                 status, payload, headers = problem(500, "systemerror", f"simulator error: {exc}")
+            if status == DROP:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             if isinstance(payload, str):
                 data = payload.encode()
                 content_type = headers.pop("Content-Type", "text/html; charset=utf-8")

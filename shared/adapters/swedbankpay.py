@@ -10,13 +10,16 @@ The calls (``shared/references/swedbankpay``; locally ``devhost/swedbankpay_sim.
   for the reference of one that was never paid.
 * ``unscheduled_purchase``: ``POST /psp/paymentorders`` with ``operation:
   UnscheduledPurchase`` and the token (authorized at once: ``Paid`` with nothing captured,
-  or ``Failed``); then ``capture``: ``POST {id}/captures``; ``reversal``: ``POST {id}/reversals``.
+  or ``Failed``; a decline answered as an acquirer problem is a ``Failed`` order without an
+  id); then ``capture``: ``POST {id}/captures``; ``reversal``: ``POST {id}/reversals``.
 
 Every request carries ``Authorization: Bearer``, ``Content-Type`` / ``Accept:
 application/json;version=3.1`` and a correlation id (``Session-Id``, the same on each try of
 one call; ``X-Request-Id`` per try). Connection errors, timeouts, 429 (honouring
 ``Retry-After``) and 5xx are tried again with exponential back-off and jitter, then raise
-``ProviderUnavailable``; a 4xx problem+json raises ``ProviderRefused(status, detail)``.
+``ProviderUnavailable`` (at once if ``Retry-After`` asks for longer than ``max_wait``: the
+bus tries the message again later rather than a function waiting); a 4xx problem+json
+raises ``ProviderRefused(status, detail)``.
 Nothing secret (token, unscheduled token, card) is logged; only method, path, status and ids.
 
 ``payeeReference`` is ``[A-Za-z0-9]{1,30}`` and unique per payee and operation, so it is
@@ -38,7 +41,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, cast
@@ -68,6 +71,15 @@ class SwedbankPayCredentials:
 class PayeeReferenceUsed(ProviderRefused):
     """The payee reference was used before (for another payment order or transaction): the
     operation was made once already, or the reference is someone else's. Nothing new was made."""
+
+
+class CardDeclined(ProviderRefused):
+    """The acquirer refused the card (a problem whose type names it, e.g.
+    ``acquirerinsufficientfunds``): ``reason`` is that type."""
+
+    def __init__(self, status: int, detail: str, reason: str) -> None:
+        super().__init__(status, detail)
+        self.reason = reason
 
 
 def payee_reference(ours: str) -> str:
@@ -137,7 +149,7 @@ class SwedbankPayClient:
                      "cancelUrl": purchase.cancel_url, "callbackUrl": purchase.callback_url},
             "payeeInfo": self._payee_info(payee, purchase.payee_reference),
         }}
-        answer = self._call(tenant, "POST", "/psp/paymentorders", body, reference=purchase.payee_reference)
+        answer = self._call(tenant, "POST", "/psp/paymentorders", body)
         return self._order(answer, purchase.payee_reference)
 
     def payment_order(self, tenant: str, payment_order_id: str) -> CardPaymentOrder:
@@ -147,7 +159,7 @@ class SwedbankPayClient:
             order = self._with_failure(tenant, order)
         if not order.payee_reference:
             info = self._call(tenant, "GET", f"{path}/payeeinfo").get("payeeInfo") or {}
-            order = _replace(order, payee_reference=our_reference(str(info.get("payeeReference") or "")))
+            order = replace(order, payee_reference=our_reference(str(info.get("payeeReference") or "")))
         return order
 
     def unscheduled_purchase(self, tenant: str, token: str, payee_reference: str, amount_minor: int,
@@ -159,8 +171,12 @@ class SwedbankPayClient:
             "userAgent": USER_AGENT, "language": "nb-NO",
             "payeeInfo": self._payee_info(payee, payee_reference),
         }}
-        order = self._order(self._call(tenant, "POST", "/psp/paymentorders", body, reference=payee_reference),
-                            payee_reference)
+        try:
+            answer = self._call(tenant, "POST", "/psp/paymentorders", body)
+        except CardDeclined as declined:  # refused as a problem rather than a Failed order: failed all the same
+            return CardPaymentOrder("", "Failed", amount_minor, currency, payee_reference,
+                                    failure_reason=declined.reason)
+        order = self._order(answer, payee_reference)
         return self._with_failure(tenant, order) if order.status == "Failed" else order
 
     def capture(self, tenant: str, payment_order_id: str, amount_minor: int, vat_minor: int,
@@ -181,7 +197,7 @@ class SwedbankPayClient:
         body = {"transaction": {"description": description, "amount": amount, "vatAmount": vat,
                                 "payeeReference": payee_reference(reference)}}
         try:
-            answer = self._call(tenant, "POST", f"{path}/{operation}", body, reference=reference)
+            answer = self._call(tenant, "POST", f"{path}/{operation}", body)
         except PayeeReferenceUsed:
             if not self._made(tenant, path, kind, reference, amount):
                 raise
@@ -199,7 +215,7 @@ class SwedbankPayClient:
         failed = self._call(tenant, "GET", f"{_order_path(order.id)}/failed").get("failed") or {}
         problem = failed.get("problem") or {}
         reason = str(problem.get("type") or "").rsplit("/", 1)[-1] or "failed"
-        return _replace(order, failure_reason=reason)
+        return replace(order, failure_reason=reason)
 
     @staticmethod
     def _payee_info(payee: SwedbankPayCredentials, ours: str) -> dict[str, str]:
@@ -226,8 +242,7 @@ class SwedbankPayClient:
             card_mask=str(details.get("maskedPan") or token.get("name") or ""),
             card_expiry=card_expiry(str(details.get("expiryDate") or token.get("expiryDate") or "")))
 
-    def _call(self, tenant: str, method: str, path: str, body: dict[str, Any] | None = None,
-              reference: str = "") -> dict[str, Any]:
+    def _call(self, tenant: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         payee = self.credentials(tenant)
         correlation = str(uuid.uuid4())
         headers = {"Authorization": f"Bearer {payee.token}", "Accept": VERSION, "Session-Id": correlation}
@@ -251,11 +266,11 @@ class SwedbankPayClient:
                 if status < 400:
                     return _json(response)
                 if status != 429 and status < 500:
-                    raise _refusal(status, response, reference)
+                    raise _refusal(status, response)
                 why, wait = f"HTTP {status}", _retry_after(response.headers.get("Retry-After"))
-            if attempt == self.retries:
+            if attempt == self.retries or (wait is not None and wait > self.max_wait):
                 raise ProviderUnavailable(f"Swedbank Pay {method} {route}: {why} after {attempt + 1} tries")
-            self.sleep(min(self.max_wait, wait if wait is not None else self._backoff(attempt)))
+            self.sleep(wait if wait is not None else min(self.max_wait, self._backoff(attempt)))
         raise AssertionError("unreachable")
 
     def _backoff(self, attempt: int) -> float:
@@ -293,7 +308,7 @@ def _json(response: Any) -> dict[str, Any]:
     return cast(dict[str, Any], data) if isinstance(data, dict) else {}
 
 
-def _refusal(status: int, response: Any, reference: str) -> ProviderRefused:
+def _refusal(status: int, response: Any) -> ProviderRefused:
     try:
         body = response.json()
     except ValueError:
@@ -303,6 +318,9 @@ def _refusal(status: int, response: Any, reference: str) -> ProviderRefused:
     parts = [str(body.get("detail") or body.get("title") or f"HTTP {status}")]
     parts += [f"{p.get('name')}: {p.get('description')}" for p in problems if isinstance(p, dict)]
     detail = "; ".join(parts)
+    kind = str(body.get("type") or "").rsplit("/", 1)[-1].lower()
+    if kind.startswith("acquirer") or kind in ("cardblocked", "carddeclined", "cardexpired"):
+        return CardDeclined(status, detail, kind)
     if status == 409 or any("payeereference" in str(p.get("name", "")).lower() and "used" in
                             str(p.get("description", "")).lower() for p in problems if isinstance(p, dict)):
         return PayeeReferenceUsed(status, detail)
@@ -320,12 +338,6 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-
-
-def _replace(order: CardPaymentOrder, **changes: Any) -> CardPaymentOrder:
-    from dataclasses import replace
-
-    return replace(order, **changes)
 
 
 def swedbankpay_from_settings() -> SwedbankPay:

@@ -7,11 +7,15 @@ the acquirer's reason for a declined card or one expired by the test clock."""
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devhost.swedbankpay_sim import SwedbankPaySimulator
 from shared.adapters.swedbankpay import SwedbankPayClient, SwedbankPayCredentials
@@ -32,6 +36,7 @@ class Rig:
     pay: Callable[[str, date], None]  # the payer pays the order with a card valid through that month
     abort: Callable[[str], None]
     decline: Callable[[str, str], None]  # the card behind a token is declined, with the acquirer's reason
+    honour: Callable[[str], None]  # ... and honoured again
 
 
 def simulator_rig(clock: SettableClock) -> Iterator[Rig]:
@@ -40,19 +45,22 @@ def simulator_rig(clock: SettableClock) -> Iterator[Rig]:
     client = SwedbankPayClient(url, lambda tenant: SwedbankPayCredentials("payee-avisa", "token-avisa"),
                                sleep=lambda seconds: None)
 
+    cards = itertools.count(4925000000000004, 10000)  # a card of its own per payment: declines are per card
+
     def pay(order_id: str, expiry: date) -> None:
-        sim.complete(order_id, "4925000000000004", f"{expiry.month:02d}/{expiry.year}")
+        sim.complete(order_id, str(next(cards)), f"{expiry.month:02d}/{expiry.year}")
 
     def decline(token: str, reason: str) -> None:
         sim.decline_card(sim.card_of_token(token), reason)
 
-    yield Rig(client, clock, pay, sim.abort, decline)
+    yield Rig(client, clock, pay, sim.abort, decline, lambda token: sim.honour_card(sim.card_of_token(token)))
     sim.stop()
 
 
 def fake_rig(clock: SettableClock) -> Iterator[Rig]:
     fake = FakeSwedbankPay(clock)
-    yield Rig(fake, clock, lambda order_id, expiry: fake.complete(order_id, expiry), fake.abort, fake.decline)
+    yield Rig(fake, clock, lambda order_id, expiry: fake.complete(order_id, expiry), fake.abort, fake.decline,
+              fake.declined.discard)
 
 
 @pytest.fixture(params=["simulator", "fake"])
@@ -194,3 +202,117 @@ def test_an_unknown_payment_order_or_token_is_refused(rig: Rig) -> None:
     with pytest.raises(ProviderRefused) as refused:
         rig.port.unscheduled_purchase(TENANT, "0b6c2a4e-0000-4000-8000-000000000000", "c7-12-1", 100, 0, "NOK", "x")
     assert refused.value.status == 400
+
+
+def test_concurrent_tries_of_one_attempt_charge_the_card_once(rig: Rig) -> None:
+    token = paid_card(rig).token
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        try:
+            order = rig.port.unscheduled_purchase(TENANT, token, "c7-12-1", 19900, 3980, "NOK", "Avisa digital")
+            captured = rig.port.capture(TENANT, order.id, 19900, 3980, "c7-12-1")
+            outcomes.append(f"captured {captured.captured_minor}")
+        except ProviderRefused as exc:
+            outcomes.append(f"refused {exc.status}")
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["captured 19900"] + ["refused 409"] * 7
+
+
+def test_concurrent_tries_of_one_capture_capture_once(rig: Rig) -> None:
+    order = paid_card(rig)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(
+        rig.port.capture(TENANT, order.id, 19900, 3980, "a7-0123abcd").captured_minor)) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [19900] * 6
+    assert rig.port.payment_order(TENANT, order.id).captured_minor == 19900
+
+
+# ---- the fake and the adapter+simulator answer any sequence of captures and reversals alike ----------
+
+Step = tuple[str, int, int]  # (capture | reversal, amount, which reference)
+
+
+def apply(port: SwedbankPay, order_id: str, steps: list[Step], prefix: str) -> list[str]:
+    seen = []
+    for kind, amount, ref in steps:
+        call = port.capture if kind == "capture" else port.reversal
+        try:
+            after = call(TENANT, order_id, amount, 0, f"{prefix}{kind[0]}{ref}")
+            seen.append(f"{after.status} {after.captured_minor} {after.reversed_minor}")
+        except ProviderRefused as exc:
+            seen.append(f"refused {exc.status // 100}xx")
+    final = port.payment_order(TENANT, order_id)
+    return [*seen, f"{final.status} {final.captured_minor} {final.reversed_minor}"]
+
+
+@pytest.fixture(scope="module")
+def both() -> Iterator[tuple[Rig, Rig]]:
+    clock = SettableClock(START)
+    sim, fake = simulator_rig(clock), fake_rig(clock)
+    yield next(sim), next(fake)
+    for rest in (sim, fake):
+        next(rest, None)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["capture", "reversal"]), st.integers(0, 300), st.integers(0, 3)),
+                max_size=7))
+def test_any_sequence_of_captures_and_reversals_ends_alike_on_the_fake_and_the_api(
+        both: tuple[Rig, Rig], steps: list[Step]) -> None:
+    prefix = f"x{next(_examples)}"
+    outcomes = []
+    for rig in both:
+        order = rig.port.create_purchase(TENANT, purchase(f"{prefix}-a", 300))
+        rig.pay(order.id, date(2030, 1, 1))
+        outcomes.append(apply(rig.port, order.id, steps, prefix))
+    assert outcomes[0] == outcomes[1]
+    status, captured, reversed_ = outcomes[0][-1].split()
+    assert 0 <= int(reversed_) <= int(captured) <= 300
+    assert status == ("Reversed" if int(reversed_) == 300 else "Paid")
+
+
+Event = tuple[str, int]  # (days | decline | honour | purchase | again, a number)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["days", "decline", "honour", "purchase", "again"]), st.integers(1, 40)),
+                max_size=8))
+def test_any_life_of_a_card_ends_alike_on_the_fake_and_the_api(both: tuple[Rig, Rig], events: list[Event]) -> None:
+    """Unscheduled purchases while the clock moves past the card's expiry, the card is declined
+    and honoured again, and attempts are repeated: the same answers from the fake and the API."""
+    prefix = f"y{next(_examples)}"
+    lives = []
+    for rig in both:
+        rig.clock.set(START)
+        order = rig.port.create_purchase(TENANT, purchase(f"{prefix}-a"))
+        rig.pay(order.id, date(2026, 2, 1))  # valid through 28 February 2026
+        token, life, attempt = rig.port.payment_order(TENANT, order.id).token, [], 0
+        for kind, n in events:
+            if kind == "days":
+                rig.clock.advance(timedelta(days=n))
+            elif kind == "decline":
+                rig.decline(token, "acquirercarddeclined")
+            elif kind == "honour":
+                rig.honour(token)
+            else:
+                attempt += kind == "purchase"
+                try:
+                    made = rig.port.unscheduled_purchase(TENANT, token, f"{prefix}-{attempt}", n * 100, 0, "NOK", "x")
+                    life.append(f"{made.status} {made.failure_reason} {made.captured_minor}")
+                except ProviderRefused as exc:
+                    life.append(f"refused {exc.status}")
+        lives.append(life)
+    assert lives[0] == lives[1]
+
+
+_examples = itertools.count()

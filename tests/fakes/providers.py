@@ -255,7 +255,8 @@ class FakeSwedbankPay(Faults):
         self.orders: dict[str, CardPaymentOrder] = {}
         self.purchases: dict[str, CardPurchase] = {}
         self.tokens: dict[str, tuple[str, date]] = {}  # token -> (card mask, expiry)
-        self.declined: dict[str, str] = {}  # token -> the acquirer's reason its purchases fail
+        self.declined: set[str] = set()  # tokens whose next purchases are declined
+        self.decline_reasons: dict[str, str] = {}  # token -> the acquirer's reason (problem type)
         self.calls: list[str] = []
         self._by_reference: dict[str, str] = {}
         self._transactions: dict[str, tuple[str, str, int]] = {}  # tenant:reference -> (order, kind, amount)
@@ -294,7 +295,7 @@ class FakeSwedbankPay(Faults):
             if token not in self.tokens:
                 raise ProviderRefused(400, "unknown unscheduled token")
             mask, expiry = self.tokens[token]
-            reason = self.declined.get(token, "")
+            reason = self.decline_reasons.get(token, "acquirercarddeclined") if token in self.declined else ""
             if not reason and self.clock is not None and expiry < self.clock.now().date():
                 reason = "acquirercardexpired"
             order_id = f"/psp/paymentorders/po-{next(_ids)}"
@@ -313,36 +314,41 @@ class FakeSwedbankPay(Faults):
         self.fault("capture")
         with self._lock:
             order = self.payment_order(tenant, payment_order_id)
-            if self._again(tenant, payee_reference, payment_order_id, "capture", amount_minor):
+            if self._made(tenant, payee_reference, payment_order_id, "capture", amount_minor):
                 return order
-            if order.status != "Paid" or amount_minor <= 0 or order.captured_minor + amount_minor > order.amount_minor:
-                raise ProviderRefused(403 if order.status != "Paid" else 400,
-                                      f"payment order {payment_order_id} cannot be captured ({order.status})")
+            available = order.amount_minor - order.captured_minor if order.status == "Paid" else 0
+            self._check(order, available, amount_minor, "capture")
+            self._transactions[f"{tenant}:tx:{payee_reference}"] = (payment_order_id, "capture", amount_minor)
             self.orders[payment_order_id] = order = replace(order, captured_minor=order.captured_minor + amount_minor)
             return order
 
-    def _again(self, tenant: str, reference: str, order_id: str, kind: str, amount: int) -> bool:
-        """True if this transaction was made before; refused if its reference was used for another;
-        else the reference is taken (the caller makes the transaction)."""
-        key = f"{tenant}:tx:{reference}"
-        if key in self._transactions:
-            if self._transactions[key] != (order_id, kind, amount):
-                raise ProviderRefused(409, f"payeeReference {reference} has already been used")
-            return True
-        self._transactions[key] = (order_id, kind, amount)
-        return False
+    def _made(self, tenant: str, reference: str, order_id: str, kind: str, amount: int) -> bool:
+        """True if this transaction was made before (a retry: nothing again); refused if its
+        reference was used for another transaction."""
+        made = self._transactions.get(f"{tenant}:tx:{reference}")
+        if made is not None and made != (order_id, kind, amount):
+            raise ProviderRefused(409, f"payeeReference {reference} has already been used")
+        return made is not None
+
+    @staticmethod
+    def _check(order: CardPaymentOrder, available: int, amount: int, kind: str) -> None:
+        if amount <= 0:
+            raise ProviderRefused(400, f"{kind} amount must be positive")
+        if available <= 0:
+            raise ProviderRefused(403, f"payment order {order.id} is {order.status}: nothing to {kind}")
+        if amount > available:
+            raise ProviderRefused(400, f"{kind} of {amount} is above the {available} available")
 
     def reversal(self, tenant: str, payment_order_id: str, amount_minor: int, vat_minor: int,
                  payee_reference: str) -> CardPaymentOrder:
         self.fault("reversal")
         with self._lock:
             order = self.payment_order(tenant, payment_order_id)
-            available = order.captured_minor - order.reversed_minor
-            key = f"{tenant}:tx:{payee_reference}"
-            if key not in self._transactions and (amount_minor <= 0 or amount_minor > available):
-                raise ProviderRefused(403 if available <= 0 else 400, "reversal above the captured amount")
-            if self._again(tenant, payee_reference, payment_order_id, "reversal", amount_minor):
+            if self._made(tenant, payee_reference, payment_order_id, "reversal", amount_minor):
                 return order
+            available = order.captured_minor - order.reversed_minor if order.status == "Paid" else 0
+            self._check(order, available, amount_minor, "reversal")
+            self._transactions[f"{tenant}:tx:{payee_reference}"] = (payment_order_id, "reversal", amount_minor)
             reversed_ = order.reversed_minor + amount_minor
             status = "Reversed" if reversed_ == order.captured_minor == order.amount_minor else order.status
             self.orders[payment_order_id] = order = replace(order, reversed_minor=reversed_, status=status)
@@ -369,7 +375,8 @@ class FakeSwedbankPay(Faults):
     def decline(self, token: str, reason: str = "acquirerinsufficientfunds") -> None:
         """The card behind ``token`` is declined from now on (the acquirer's problem type)."""
         with self._lock:
-            self.declined[token] = reason
+            self.declined.add(token)
+            self.decline_reasons[token] = reason
 
 
 __all__ = ["FakeSwedbankPay", "FakeVipps", "NotFound"]

@@ -16,7 +16,7 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devhost.swedbankpay_sim import SwedbankPaySimulator
+from devhost.swedbankpay_sim import DROP, SwedbankPaySimulator
 from shared.adapters.swedbankpay import (
     PayeeReferenceUsed,
     SwedbankPayClient,
@@ -202,3 +202,63 @@ def test_requests_session_is_reused(sim: SwedbankPaySimulator) -> None:
     adapter = SwedbankPayClient(sim.base_url, lambda tenant: CREDENTIALS, session=session)
     assert adapter.session is session
     assert adapter.create_purchase(TENANT, PURCHASE).status == "Initialized"
+
+
+def test_a_decline_answered_as_a_problem_is_a_failed_purchase() -> None:
+    sim = SwedbankPaySimulator(SettableClock(datetime(2026, 1, 5, tzinfo=UTC)),
+                               {CREDENTIALS.payee_id: CREDENTIALS.token}, declines_as_problem=True)
+    sim.start()
+    try:
+        adapter = client(sim)
+        order = adapter.create_purchase(TENANT, PURCHASE)
+        sim.complete(order.id)
+        token = adapter.payment_order(TENANT, order.id).token
+        sim.decline_card(sim.card_of_token(token), "acquirerinsufficientfunds")
+        failed = adapter.unscheduled_purchase(TENANT, token, "c7-1-1", 100, 20, "NOK", "x")
+        assert (failed.status, failed.failure_reason, failed.payee_reference, failed.id) == \
+            ("Failed", "acquirerinsufficientfunds", "c7-1-1", "")
+        with pytest.raises(PayeeReferenceUsed):  # the attempt was made: never again
+            adapter.unscheduled_purchase(TENANT, token, "c7-1-1", 100, 20, "NOK", "x")
+    finally:
+        sim.stop()
+
+
+def test_a_dropped_connection_is_tried_again(sim: SwedbankPaySimulator) -> None:
+    sleeps = Sleeps()
+    sim.fail_next(DROP, times=2)
+    assert client(sim, sleeps).create_purchase(TENANT, PURCHASE).status == "Initialized"
+    assert len(sleeps) == 2 and len(sim.orders) == 1
+
+
+def test_a_capture_or_reversal_whose_answer_is_lost_in_transit_is_done_once(sim: SwedbankPaySimulator) -> None:
+    adapter = client(sim)
+    order = adapter.create_purchase(TENANT, PURCHASE)
+    sim.complete(order.id)
+    sim.lose_next_answers(1)
+    assert adapter.capture(TENANT, order.id, 19900, 3980, "a7-0123abcd").captured_minor == 19900
+    sim.lose_next_answers(1)
+    assert adapter.reversal(TENANT, order.id, 500, 100, "r1").reversed_minor == 500
+    kinds = [(t.kind, t.amount) for t in sim.orders[order.id.rsplit("/", 1)[1]].transactions]
+    assert kinds == [("Authorization", 19900), ("Capture", 19900), ("Reversal", 500)]
+
+
+def test_an_unscheduled_purchase_whose_answer_is_lost_is_never_made_twice(sim: SwedbankPaySimulator) -> None:
+    """The API cannot be asked for a payment order by its payeeReference: the retry is refused as
+    a used reference, and the attempt's authorization (never captured) lapses at the bank."""
+    adapter = client(sim)
+    order = adapter.create_purchase(TENANT, PURCHASE)
+    sim.complete(order.id)
+    token = adapter.payment_order(TENANT, order.id).token
+    sim.lose_next_answers(1)
+    with pytest.raises(PayeeReferenceUsed):
+        adapter.unscheduled_purchase(TENANT, token, "c7-1-1", 19900, 3980, "NOK", "x")
+    unscheduled = [o for o in sim.orders.values() if o.operation == "UnscheduledPurchase"]
+    assert [(o.status, o.captured) for o in unscheduled] == [("Paid", 0)]
+
+
+def test_a_retry_after_longer_than_we_wait_hands_the_message_back_to_the_bus(sim: SwedbankPaySimulator) -> None:
+    sleeps = Sleeps()
+    sim.fail_next(429, times=1, retry_after="120")
+    with pytest.raises(ProviderUnavailable):
+        client(sim, sleeps).create_purchase(TENANT, PURCHASE)
+    assert sleeps == [] and len(sim.requests) == 1 and sim.orders == {}

@@ -243,3 +243,36 @@ def test_it_runs_standalone() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_app_settings_point_the_app_at_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.adapters.swedbankpay import swedbankpay_from_settings
+
+    sim = simulator()
+    try:
+        for name, value in sim.app_settings("avisa", "bladet").items():
+            monkeypatch.setenv(name, value)
+        port = swedbankpay_from_settings()
+        assert port.create_purchase("bladet", purchase("https://x.example/cb")).status == "Initialized"
+        from shared.ports import ProviderRefused
+
+        with pytest.raises(ProviderRefused) as refused:  # a tenant with no payee configured
+            port.create_purchase("other", purchase("https://x.example/cb"))
+        assert refused.value.status == 403
+    finally:
+        sim.stop()
+
+
+def test_the_standalone_clock_can_be_set_to_expire_a_card() -> None:
+    sim = simulator()
+    try:
+        client = adapter(sim)
+        order = client.create_purchase(TENANT, purchase("https://x.example/cb"))
+        sim.complete(order.id, "4925000000000004", "06/2026")
+        token = client.payment_order(TENANT, order.id).token
+        moved = requests.post(f"{sim.base_url}/_sim/clock", json={"now": "2026-07-01T00:00:00+00:00"}, timeout=5)
+        assert moved.json() == {"now": "2026-07-01T00:00:00Z"}
+        failed = client.unscheduled_purchase(TENANT, token, "c7-1-1", 100, 0, "NOK", "x")
+        assert (failed.status, failed.failure_reason) == ("Failed", "acquirercardexpired")
+    finally:
+        sim.stop()
