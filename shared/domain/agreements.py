@@ -249,28 +249,6 @@ def card_verdict(agreement: PaymentAgreement, status: str) -> Verdict:
     return Verdict.WAIT
 
 
-_VIPPS_CHARGE = {"PENDING": ChargeState.PENDING, "DUE": ChargeState.DUE, "PROCESSING": ChargeState.PROCESSING,
-                 "RESERVED": ChargeState.RESERVED, "CHARGED": ChargeState.CHARGED,
-                 "PARTIALLY_CAPTURED": ChargeState.CHARGED, "PARTIALLY_REFUNDED": ChargeState.PARTIALLY_REFUNDED,
-                 "REFUNDED": ChargeState.REFUNDED, "FAILED": ChargeState.FAILED, "CANCELLED": ChargeState.CANCELLED}
-
-
-def vipps_charge_state(status: str) -> ChargeState:
-    """Vipps' charge status as ours (an unknown one is still pending)."""
-    return _VIPPS_CHARGE.get(status.upper(), ChargeState.PENDING)
-
-
-def card_charge_state(status: str, captured_minor: int) -> ChargeState:
-    """A card payment order's status as a charge state: Paid with money captured is CHARGED."""
-    if status == "Paid":
-        return ChargeState.CHARGED if captured_minor > 0 else ChargeState.RESERVED
-    if status in ("Failed", "Aborted"):
-        return ChargeState.FAILED
-    if status in ("Cancelled", "Reversed"):
-        return ChargeState.CANCELLED
-    return ChargeState.PENDING
-
-
 def initial_taken(state: ChargeState) -> bool:
     """The payer's money was reserved or captured: only an approved agreement does that."""
     return state in (ChargeState.RESERVED, ChargeState.CHARGED, ChargeState.PARTIALLY_REFUNDED,
@@ -347,9 +325,16 @@ def notice_due(agreement: PaymentAgreement, today: date) -> bool:
     return agreement.active and day is not None and day <= today
 
 
+def card_expired(agreement: PaymentAgreement, today: date) -> bool:
+    """An active card agreement whose card is past its expiry: it can never be charged again."""
+    return (agreement.provider is Provider.SWEDBANKPAY and agreement.active and agreement.card_expiry is not None
+            and agreement.card_expiry < today)
+
+
 def watch_days(agreement: PaymentAgreement, today: date) -> set[date]:
     """The days the provider timer must look at the agreement: tomorrow while it is pending
-    (webhooks get lost), the day it is to be stopped, the day its card expiry is to be told."""
+    (webhooks get lost), the day it is to be stopped, the day its card expiry is to be told
+    and the day after the card expires."""
     days: set[date] = set()
     if agreement.status is AgreementStatus.PENDING and (today - agreement.created).days < PENDING_POLL_DAYS:
         days.add(today + timedelta(days=1))
@@ -358,6 +343,8 @@ def watch_days(agreement: PaymentAgreement, today: date) -> set[date]:
     notice = expiry_notice_day(agreement)
     if agreement.active and notice is not None:
         days.add(max(notice, today))
+    if agreement.active and agreement.provider is Provider.SWEDBANKPAY and agreement.card_expiry is not None:
+        days.add(max(agreement.card_expiry + timedelta(days=1), today))  # then it ends (``card_expired``)
     return days
 
 

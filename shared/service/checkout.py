@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from ..domain.account import Account, Changes, receive_payment
+from ..domain.account import Account, Changes
 from ..domain.agreements import (
     VIPPS_MIN_PRICE_MINOR,
     VIPPS_PRODUCT_DESCRIPTION,
@@ -51,7 +51,7 @@ from ..domain.agreements import (
     Verdict,
     activated,
     agreement_key,
-    card_charge_state,
+    card_expired,
     card_verdict,
     ended,
     initial_charge_id,
@@ -61,18 +61,18 @@ from ..domain.agreements import (
     on_invoice,
     parse_agreement_key,
     product_text,
+    reusable_card,
     stop_day,
     stop_due,
     stopped_by,
-    vipps_charge_state,
     vipps_verdict,
     watch_days,
 )
 from ..domain.catalogue import Catalogue, PaymentType
+from ..domain.charges import Observed, card_state, settle, vipps_state
 from ..domain.dunning_visit import order_blocked
 from ..domain.events import AgreementChanged
-from ..domain.invoicing import DocumentKind, Invoice, InvoiceDraft, draft_invoice
-from ..domain.payments import MatchType, ReceivedPayment
+from ..domain.invoicing import DocumentKind, Invoice, InvoiceDraft, draft_invoice, due_period_indexes
 from ..ports import (
     AgreementDraft,
     CardPaymentOrder,
@@ -147,6 +147,7 @@ def start_checkout(ctx: Context, order: PlaceOrder, subscriber_no: int, subscrip
     organization_id = catalogue.plan(order.plan_id).organization_id
     if loaded is not None:
         _refuse_blocked(loaded.account, catalogue, organization_id)
+    _refuse_back_periods(order, catalogue, today, subscription_id)
     agreement = _open(ctx, order, catalogue, today, subscriber_no, subscription_id)
 
     def decide(seen: Seen) -> Changes:
@@ -158,6 +159,31 @@ def start_checkout(ctx: Context, order: PlaceOrder, subscriber_no: int, subscrip
     change(ctx, tenant, subscriber_no, watched(ctx, tenant, decide), today=today,
            new=lambda: Account(_subscriber(order, subscriber_no, today)))
     return Checkout(key, agreement.confirmation_url, created=True)
+
+
+def reusable_agreement(ctx: Context, order: PlaceOrder, subscriber_no: int) -> str | None:
+    """The key of the subscriber's valid card agreement with the order's organisation, for a card
+    order on the trusted path (customer service, a confirmed pending order): placed on it at once,
+    no payment page (manual 16). None for anything else (a Vipps agreement is never reused)."""
+    if order.payment_type is not PaymentType.CARD:
+        return None
+    loaded = ctx.accounts.load(order.tenant, subscriber_no)
+    if loaded is None:
+        return None
+    catalogue = ctx.catalogue.get(order.tenant)
+    card = reusable_card(loaded.account.agreements, catalogue.plan(order.plan_id).organization_id,
+                         ctx.today(catalogue))
+    return card.key if card is not None else None
+
+
+def _refuse_back_periods(order: PlaceOrder, catalogue: Catalogue, today: date, sub_id: str) -> None:
+    """A Vipps or card order takes one first payment, for the first period: a start so far back
+    that more periods are due at once would leave the others unpaid under a letter saying they
+    are charged. Refused (the order may start later, or be paid by invoice)."""
+    sub = subscription_of(order, catalogue, today, sub_id)
+    billing = catalogue.billing_plan_of(catalogue.plan(order.plan_id))
+    if len(due_period_indexes(sub, billing, today)) > 1:
+        raise OrderRejected("a Vipps or card order cannot start so far back that more than one period is due at once")
 
 
 def _refuse_blocked(account: Account, catalogue: Catalogue, organization_id: str) -> None:
@@ -253,7 +279,10 @@ def reconcile_vipps_agreement(ctx: Context, tenant: str, agreement_id: str) -> N
         log.warning("Vipps agreement %s of %s is not one of ours (externalId %r)", agreement_id, tenant,
                     remote.external_id)
         return
-    _apply(ctx, tenant, subscriber_no, remote.external_id, lambda acc, a: _vipps_reading(ctx, tenant, acc, a, remote))
+    found = _apply(ctx, tenant, subscriber_no, remote.external_id,
+                   lambda acc, a: _vipps_reading(ctx, tenant, acc, a, remote))
+    if not found and remote.status.upper() in ("ACTIVE", "STOPPED"):
+        _orphan(ctx, tenant, subscriber_no, remote.external_id)
 
 
 def reconcile_card_order(ctx: Context, tenant: str, payment_order_id: str) -> None:
@@ -264,7 +293,9 @@ def reconcile_card_order(ctx: Context, tenant: str, payment_order_id: str) -> No
     if subscriber_no is None:
         log.info("payment order %s of %s is no checkout (%r)", payment_order_id, tenant, po.payee_reference)
         return
-    _apply(ctx, tenant, subscriber_no, po.payee_reference, lambda _acc, a: _card_reading(ctx, tenant, a, po))
+    found = _apply(ctx, tenant, subscriber_no, po.payee_reference, lambda _acc, a: _card_reading(ctx, tenant, a, po))
+    if not found and po.status == "Paid":
+        _orphan(ctx, tenant, subscriber_no, po.payee_reference)
 
 
 def reconcile_agreement(ctx: Context, tenant: str, subscriber_no: int, agreement_key: str) -> None:
@@ -277,8 +308,28 @@ def reconcile_agreement(ctx: Context, tenant: str, subscriber_no: int, agreement
         return
     if agreement.status in (AgreementStatus.PENDING, AgreementStatus.ACTIVE):
         _apply(ctx, tenant, subscriber_no, agreement_key, _read(ctx, tenant))
-    stop_agreement_due(ctx, tenant, subscriber_no, agreement_key)
-    card_expiry_notice(ctx, tenant, subscriber_no, agreement_key)
+    today = ctx.today(ctx.catalogue.get(tenant))
+    if stop_due(agreement, today):  # each looks again at the agreement as it is now
+        stop_agreement_due(ctx, tenant, subscriber_no, agreement_key)
+    if notice_due(agreement, today) or card_expired(agreement, today):
+        card_expiry_notice(ctx, tenant, subscriber_no, agreement_key)
+
+
+def _card_ended(ctx: Context, tenant: str, subscriber_no: int, key: str) -> None:
+    """The card has expired: the agreement ends and its subscriptions are paid by invoice with
+    KID from their next period (the subscriber was told 30 days ahead; a new card is a new order)."""
+
+    def decide(seen: Seen) -> Changes:
+        current = seen.account.agreements.get(key)
+        if current is None or not card_expired(current, seen.today):
+            return Changes(seen.account)
+        final = ended(current, Verdict.EXPIRE, seen.today)
+        switched = on_invoice(seen.account.subscriptions, key)
+        account = _with_agreement(seen.account, final)
+        account = replace(account, subscriptions={**account.subscriptions, **{s.id: s for s in switched}})
+        return Changes(account, tuple(switched), events=(changed(account, final, final.status, "provider"),))
+
+    change(ctx, tenant, subscriber_no, decide)
 
 
 @dataclass(frozen=True)
@@ -315,7 +366,7 @@ def _vipps_reading(ctx: Context, tenant: str, account: Account, agreement: Payme
         except ProviderRefused:  # not made (yet): Vipps makes it when the payer approves
             charge = None
         if charge is not None:
-            taken = Taken(charge.id, vipps_charge_state(charge.status), charge.amount_minor, charge.captured_minor,
+            taken = Taken(charge.id, vipps_state(charge.status), charge.amount_minor, charge.captured_minor,
                           failure_reason=charge.failure_reason)
     return Reading(remote.status, taken, remote.stopped_by)
 
@@ -328,7 +379,7 @@ def _card_reading(ctx: Context, tenant: str, agreement: PaymentAgreement, po: Ca
     if po.status == "Paid" and po.captured_minor == 0 and agreement.status is AgreementStatus.PENDING:
         po = ctx.swedbankpay.capture(tenant, po.id, po.amount_minor, _first_vat(ctx, tenant, agreement),
                                      agreement.initial_charge_id)
-    taken = Taken(agreement.initial_charge_id, card_charge_state(po.status, po.captured_minor), po.amount_minor,
+    taken = Taken(agreement.initial_charge_id, card_state(po.status), po.amount_minor,
                   po.captured_minor, po.id, po.failure_reason)
     return Reading(po.status, taken, card=card)
 
@@ -342,7 +393,7 @@ def _first_vat(ctx: Context, tenant: str, agreement: PaymentAgreement) -> int:
     return first.vat_minor
 
 
-def _apply(ctx: Context, tenant: str, subscriber_no: int, key: str, read: Read) -> None:
+def _apply(ctx: Context, tenant: str, subscriber_no: int, key: str, read: Read) -> bool:
     """Apply the provider's reading to the agreement as stored now, until it decides nothing more.
 
     Each transition is guarded by the stored status it starts from, so a racer that moved the
@@ -353,17 +404,29 @@ def _apply(ctx: Context, tenant: str, subscriber_no: int, key: str, read: Read) 
         agreement = loaded.account.agreements.get(key) if loaded else None
         if loaded is None or agreement is None:
             log.warning("no agreement %s of subscriber %s in %s", key, subscriber_no, tenant)
-            return
+            return False
         reading = reading or read(loaded.account, agreement)
         verdict = _verdict(agreement, reading)
         if verdict is Verdict.WAIT:
             _watch_pending(ctx, tenant, loaded.account, agreement)
-            return
+            return True
         if verdict is Verdict.NONE:
-            _settle_initial(ctx, tenant, subscriber_no, agreement, reading)
-            return
+            if reading.taken is not None and reading.taken.charge_id in loaded.account.charges:
+                _settle_initial(ctx, tenant, subscriber_no, reading.taken)
+            return True
         _transition(ctx, tenant, subscriber_no, agreement, verdict, reading)
     log.error("agreement %s of %s did not settle in %d rounds", key, tenant, MAX_ROUNDS)
+    return True
+
+
+def _orphan(ctx: Context, tenant: str, subscriber_no: int, key: str) -> None:
+    """News of an agreement we never stored: its checkout's commit failed and the order was never
+    posted again, yet the payer may have approved and paid. Customer service looks (once)."""
+    log.warning("no agreement %s of subscriber %s in %s", key, subscriber_no, tenant)
+    if ctx.attention.find(tenant, RUN, subscriber_no, key) is None:
+        ctx.attention.record(tenant, RUN, subscriber_no, ctx.today(ctx.catalogue.get(tenant)),
+                             f"News of agreement {key} at the provider, but no order was stored for it: "
+                             "check it at the provider and refund what it took", ref=key)
 
 
 def _verdict(agreement: PaymentAgreement, reading: Reading) -> Verdict:
@@ -399,7 +462,7 @@ def _activate(ctx: Context, tenant: str, subscriber_no: int, agreement: PaymentA
         if current is None or current.status is not AgreementStatus.PENDING:
             raise _Moved(agreement.key)
         account = _with_agreement(changes.account, activated(current, seen.today, token, mask, expiry))
-        account = schedule_stop(account, current.subscription_id, seen.today)  # a plan that stops by itself
+        account = schedule_stops(account, seen.today)  # a plan that stops by itself
         changes = replace(changes, account=account, events=(*changes.events, changed(account, current, "active")))
         first = _first_invoice(changes.invoices, current.subscription_id)
         if reading.taken is not None and first is not None:
@@ -424,48 +487,25 @@ def _first_invoice(invoices: tuple[Invoice, ...], subscription_id: str) -> Invoi
 
 def first_payment(account: Account, agreement: PaymentAgreement, invoice: Invoice, taken: Taken,
                   catalogue: Catalogue, day: date) -> Changes:
-    """The first payment as a ``Charge`` for the first invoice's demand: booked at once if it is
-    captured (the row is then not kept), else kept for its outcome (``service.charges``)."""
+    """The first payment as a ``Charge`` for the first invoice's demand, settled by what the
+    provider says of it through the charges' one rule (``charges.settle``): captured, booked as a
+    payment by its external identifier and the row gone; failed, handed to dunning; else kept
+    for its outcome (``service.charges`` follows it, as this module's reconcile does)."""
     charge = Charge(taken.charge_id, agreement.provider, agreement.key, agreement.organization_id, invoice.demand_no,
-                    taken.amount_minor, agreement.currency, day, 0, 1, taken.state, taken.captured_minor,
-                    failure_reason=taken.failure_reason, provider_ref=taken.provider_ref, changed=day)
-    if taken.state is ChargeState.CHARGED and taken.captured_minor > 0:
-        return book_charge(account, charge, invoice.kid, catalogue, day)
-    if taken.state.final:  # failed before it was ever ours to follow: the invoice is paid by KID
-        return Changes(account)
-    return Changes(replace(account, charges={**account.charges, charge.id: charge}))
+                    taken.amount_minor, agreement.currency, day, 0, 1, changed=day)
+    account = replace(account, charges={**account.charges, charge.id: charge})
+    return settle(account, charge.id, _observed(taken), catalogue, day)
 
 
-def book_charge(account: Account, charge: Charge, kid: str, catalogue: Catalogue, day: date) -> Changes:
-    """A captured charge booked as a payment by its external identifier, on its demand, through
-    the same booking as a bank payment; its ``0|chg|`` row goes with it (one transaction)."""
-    payment = ReceivedPayment(f"{charge.provider.value}.{charge.id}", charge.organization_id, charge.currency,
-                              charge.captured_minor, day, charge.provider.value, MatchType.EXTERNAL_IDENTIFIER,
-                              reference=kid, demand_no=charge.demand_no)
-    booked = receive_payment(account, payment, catalogue, day)
-    rest = {k: c for k, c in booked.account.charges.items() if k != charge.id}
-    return replace(booked, account=replace(booked.account, charges=rest))
+def _observed(taken: Taken) -> Observed:
+    return Observed(taken.state, taken.captured_minor, failure_reason=taken.failure_reason,
+                    provider_ref=taken.provider_ref)
 
 
-def _settle_initial(ctx: Context, tenant: str, subscriber_no: int, agreement: PaymentAgreement,
-                    reading: Reading) -> None:
-    """An active agreement whose first payment was still open: book it once it is captured."""
-    taken = reading.taken
-    if taken is None or not taken.state.final:
-        return
-
-    def decide(seen: Seen) -> Changes:
-        charge = seen.account.charges.get(taken.charge_id)
-        if charge is None:  # settled before
-            return Changes(seen.account)
-        if taken.state is ChargeState.CHARGED and taken.captured_minor > 0:
-            kid = seen.catalogue.organizations[charge.organization_id].kid.encode(subscriber_no, charge.demand_no)
-            return book_charge(seen.account, replace(charge, state=taken.state, captured_minor=taken.captured_minor),
-                               kid, seen.catalogue, seen.today)
-        rest = {k: c for k, c in seen.account.charges.items() if k != charge.id}
-        return Changes(replace(seen.account, charges=rest))  # failed: the invoice is paid by KID (dunning)
-
-    change(ctx, tenant, subscriber_no, decide)
+def _settle_initial(ctx: Context, tenant: str, subscriber_no: int, taken: Taken) -> None:
+    """An active agreement whose first payment was still open: settle it by what was read."""
+    change(ctx, tenant, subscriber_no, lambda seen: settle(seen.account, taken.charge_id, _observed(taken),
+                                                           seen.catalogue, seen.today), visits=False)
 
 
 def _end_pending(ctx: Context, tenant: str, subscriber_no: int, agreement: PaymentAgreement,
@@ -590,12 +630,19 @@ def stop_agreement_due(ctx: Context, tenant: str, subscriber_no: int, agreement_
 
 def card_expiry_notice(ctx: Context, tenant: str, subscriber_no: int, agreement_key: str) -> None:
     """Tell the subscriber their card expires soon (D3), 30 days ahead, once: the notice's id
-    makes a repeat harmless, and the agreement remembers it was sent (``expiry_noticed``)."""
+    makes a repeat harmless, and the agreement remembers it was sent (``expiry_noticed``). A card
+    past its expiry is ended instead (whichever watch of the card the timer finds, this does what
+    is due)."""
     catalogue = ctx.catalogue.get(tenant)
     today = ctx.today(catalogue)
     loaded = ctx.accounts.load(tenant, subscriber_no)
     agreement = loaded.account.agreements.get(agreement_key) if loaded else None
-    if loaded is None or agreement is None or not notice_due(agreement, today):
+    if loaded is None or agreement is None:
+        return
+    if card_expired(agreement, today):
+        _card_ended(ctx, tenant, subscriber_no, agreement_key)
+        return
+    if not notice_due(agreement, today):
         return
     ctx.notifier.send(expiry_notice(ctx, tenant, loaded.account, agreement, catalogue, today))
 
@@ -624,23 +671,32 @@ def expiry_notice(ctx: Context, tenant: str, account: Account, agreement: Paymen
 # ---- helpers -------------------------------------------------------------------------------------
 
 
-def schedule_stop(account: Account, subscription_id: str, today: date) -> Account:
-    """The subscription's stop (as it now is) on its active Vipps agreement: ``stop_on`` is the
-    end of the paid period, and no earlier than the charges still open on it can settle; the
-    provider timer stops it at Vipps that day (never earlier: a stopped agreement can never be
-    used again, manual 16). A stop removed takes ``stop_on`` away."""
-    sub = account.subscriptions[subscription_id]
-    agreement = account.agreements.get(sub.agreement or "")
-    if agreement is None or agreement.provider is not Provider.VIPPS or not agreement.active:
-        return account
-    day = None
-    if sub.stop_date is not None:
-        still_open = [c for c in account.charges.values()
-                      if c.agreement_key == agreement.key and c.demand_no in account.open_demands]
-        day = stop_day(sub.stop_date, still_open, today)
-    if day == agreement.stop_on:
-        return account
-    return _with_agreement(account, replace(agreement, stop_on=day, changed=today))
+def schedule_stops(account: Account, today: date) -> Account:
+    """Each active Vipps agreement stops at the end of the paid period of the subscriptions it
+    pays: when all of them have a stop (by customer service, a payment stop, an automatic stop),
+    ``stop_on`` is the last of those days, and no earlier than the charges still open on it can
+    settle; the provider timer stops it at Vipps that day (never earlier: a stopped agreement can
+    never be used again, manual 16). A stop removed, or a pause's restart, takes ``stop_on`` away.
+    Pure; the same account again changes nothing."""
+    agreements = dict(account.agreements)
+    for key, agreement in account.agreements.items():
+        if agreement.provider is Provider.VIPPS and agreement.active:
+            day = _stop_on(account, agreement, today)
+            if day != agreement.stop_on:
+                agreements[key] = replace(agreement, stop_on=day, changed=today)
+    return account if agreements == account.agreements else replace(account, agreements=agreements)
+
+
+def _stop_on(account: Account, agreement: PaymentAgreement, today: date) -> date | None:
+    paid = [s.stop_date for s in account.subscriptions.values() if s.agreement == agreement.key]
+    stops = [d for d in paid if d is not None]
+    if not paid or len(stops) < len(paid):  # a subscription on it runs on: no stop
+        return None
+    if agreement.stop_on is not None and agreement.stop_on <= today:  # due already: stays due for the timer
+        return agreement.stop_on
+    still_open = [c for c in account.charges.values()
+                  if c.agreement_key == agreement.key and c.demand_no in account.open_demands]
+    return stop_day(max(stops), still_open, today)
 
 
 def _with_agreement(account: Account, agreement: PaymentAgreement) -> Account:

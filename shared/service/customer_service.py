@@ -26,7 +26,7 @@ from ..domain.letters import receivable
 from ..domain.lifecycle import UnknownSubscription
 from ..domain.subscriptions import SubscriptionStatus
 from ..ports import NotFound
-from .checkout import schedule_stop, watched
+from .checkout import schedule_stops, watched
 from .context import Context
 from .isolation import reason as why
 from .unit_of_work import Seen, change
@@ -57,8 +57,8 @@ def change_stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: 
 
 def _agreement_stop(seen: Seen, changes: Changes, subscription_id: str) -> Changes:
     """A stop (or a moved or removed one) of a subscription charged on an active Vipps agreement
-    stops the agreement at the end of the paid period (``checkout.schedule_stop``)."""
-    return replace(changes, account=schedule_stop(changes.account, subscription_id, seen.today))
+    stops the agreement at the end of the paid period (``checkout.schedule_stops``)."""
+    return replace(changes, account=schedule_stops(changes.account, seen.today))
 
 
 def pause(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, restart_on: date,

@@ -167,8 +167,11 @@ def place_order(ctx: Context, order: PlaceOrder, subscriber_no: int | None = Non
         record = _bind(ctx, order, record)
     number = subscriber_no or owner or ctx.emails.claim(order.tenant, order.email, record.subscriber_no)
     if order.payment_type in CHECKOUT:
-        from .checkout import start_checkout  # checkout places through ``_place``: imported when used
+        from .checkout import reusable_agreement, start_checkout  # checkout places through ``_place``
 
+        card = reusable_agreement(ctx, order, number)  # manual 16: a valid card pays other subscriptions too
+        if card is not None:
+            return _place(ctx, order, number, record.subscription_id, agreement=card)
         started = start_checkout(ctx, order, number, record.subscription_id)
         return OrderPlaced(number, record.subscription_id, (), started.created, started.redirect_url)
     return _place(ctx, order, number, record.subscription_id)
@@ -184,16 +187,31 @@ def take_order(ctx: Context, order: PlaceOrder) -> OrderTaken:
     if order.order_ref:
         record = _bind(ctx, order, record)
     owner = ctx.emails.claim(order.tenant, order.email, record.subscriber_no)
-    if owner != record.subscriber_no:
+    if owner != record.subscriber_no and not _checkouts_only(ctx, order.tenant, owner, record.subscription_id):
         _hold(ctx, order, owner)
         return OrderTaken(accepted=False, created=True)
     if order.payment_type in CHECKOUT:
         from .checkout import start_checkout  # checkout places through ``_place``: imported when used
 
-        started = start_checkout(ctx, order, record.subscriber_no, record.subscription_id)
+        started = start_checkout(ctx, order, owner, record.subscription_id)
         return OrderTaken(accepted=True, created=started.created, redirect_url=started.redirect_url)
-    placed = _place(ctx, order, record.subscriber_no, record.subscription_id)
+    placed = _place(ctx, order, owner, record.subscription_id)
     return OrderTaken(accepted=True, created=placed.created, payment=_payment(placed, catalogue))
+
+
+def _checkouts_only(ctx: Context, tenant: str, owner: int, sub_id: str) -> bool:
+    """The e-mail's account holds nothing but checkouts (a Vipps or card order declined, expired
+    or still pending), or there is none: no subscription, no invoice, nothing to protect. Not yet
+    a subscriber, so the next order on it is taken as the first was (a payer who declined Vipps
+    and then orders with invoice is not held for customer service); and that order posted again
+    (``sub_id`` placed on it, or its checkout started) gets the same answer."""
+    loaded = ctx.accounts.load(tenant, owner)
+    if loaded is None:  # claimed by an order that was refused (or is still on its way): nothing stored
+        return True
+    acc = loaded.account
+    if sub_id in acc.subscriptions or any(a.subscription_id == sub_id for a in acc.agreements.values()):
+        return True
+    return not acc.subscriptions and acc.next_ledger_seq == 1
 
 
 def pending_orders(ctx: Context, tenant: str, state: str = PENDING) -> list[PendingOrder]:

@@ -587,3 +587,20 @@ def test_without_checkout_an_agreement_watch_stays_and_the_poll_goes_on(
     report = poll(fake_ctx, tenant, date(2026, 2, 8))
     assert (report.failed, report.settled) == (1, 1)
     assert [w.charge_id for _, _, w in fake_ctx.provider_watch.entries] == [""]
+
+
+def test_a_backlog_of_renewals_with_charges_is_issued_in_transactions_that_fit(
+        fake_ctx: FakeContext, tenant: str) -> None:
+    shop(fake_ctx, tenant)
+    who = charged(fake_ctx, tenant)
+    day = date(2029, 1, 22)  # three years of monthly renewals due at once
+    fake_ctx.clock.set(oslo_morning(day))
+    issued = 0
+    while (result := bill_subscribers(fake_ctx, tenant, day, [who.subscriber_no])).invoices:
+        assert result.needs_attention == 0  # never more rows than one transaction holds
+        issued += result.invoices
+    assert issued == 37 and fake_ctx.attention.all(tenant) == []
+    account = account_of(fake_ctx, tenant, who)
+    invoices, _ = fake_ctx.accounts.history(tenant, who.subscriber_no)
+    assert {c.demand_no for c in account.charges.values()} == {i.demand_no for i in invoices[1:]}
+    assert all(c.due >= day + timedelta(days=2) for c in account.charges.values())

@@ -14,7 +14,7 @@ from shared.adapters.bus import EVENTS, event_of
 from shared.domain.agreements import AgreementStatus, ChargeState, Provider
 from shared.domain.catalogue import PaymentType
 from shared.domain.events import AgreementChanged
-from shared.ports import Unavailable, Watch
+from shared.ports import CardPaymentOrder, Unavailable, Watch
 from shared.service import customer_service as cs
 from shared.service.billing import bill_subscribers
 from shared.service.catalogue import put_item
@@ -27,7 +27,7 @@ from shared.service.checkout import (
     stop_agreement_due,
 )
 from shared.service.orders import OrderRejected, OrderTaken, PlaceOrder, place_order, take_order
-from tests.fakes import FakeContext
+from tests.fakes import FakeContext, FakeSwedbankPay
 from tests.fixtures import install_catalogue, order
 from tests.service.test_numbering_gapless import series
 
@@ -305,6 +305,12 @@ def test_a_card_order_stores_the_token_and_tells_the_subscriber_once_before_the_
     (notice,) = fake_ctx.notifier.delivered.values()
     assert notice.to == "kari1@example.no" and "492500******0004" in notice.body
     assert account(fake_ctx, shop).agreements[key].expiry_noticed
+    clock.set(oslo_morning(expiry + timedelta(days=1)))  # the card has expired: on invoice from now on
+    card_expiry_notice(fake_ctx, shop, acc.number, key)  # the timer's call for a card watch ends it
+    acc = account(fake_ctx, shop)
+    (sub,) = acc.subscriptions.values()
+    assert (acc.agreements[key].status, sub.payment_type, sub.agreement) == (
+        AgreementStatus.EXPIRED, PaymentType.INVOICE, None)
 
 
 def test_an_aborted_card_payment_drops_the_order(fake_ctx: FakeContext, shop: str) -> None:
@@ -339,3 +345,186 @@ def test_an_order_from_an_existing_subscribers_email_is_still_held_for_customer_
     taken = take_order(fake_ctx, vipps_order(shop, 1, ref="another"))
     assert (taken.accepted, taken.redirect_url) == (False, None)
     assert fake_ctx.vipps.agreements == {}
+
+
+def test_a_card_order_on_the_trusted_path_reuses_the_subscribers_valid_card(fake_ctx: FakeContext, shop: str) -> None:
+    _taken, key = start(fake_ctx, shop, PaymentType.CARD)
+    (po,) = fake_ctx.swedbankpay.orders.values()
+    fake_ctx.swedbankpay.complete(po.id, date(2027, 12, 31))
+    reconcile_card_order(fake_ctx, shop, po.id)
+    n = subscriber(fake_ctx, shop, 1)
+    yearly = replace(vipps_order(shop, 1, ref="second", pay=PaymentType.CARD, plan="digital-yearly"))
+    placed = place_order(fake_ctx, yearly, subscriber_no=n)  # customer service: no payment page
+    assert placed.redirect_url is None and placed.created and len(placed.invoices) == 1
+    assert account(fake_ctx, shop).subscriptions[placed.subscription_id].agreement == key
+    assert len(fake_ctx.swedbankpay.orders) == 1  # no second payment order
+
+
+def test_an_order_blocked_before_the_payer_approved_is_not_placed_and_customer_service_is_told(
+        fake_ctx: FakeContext, shop: str) -> None:
+    _taken, key = start(fake_ctx, shop)
+    remote = agreement_id(fake_ctx, key)
+    n = subscriber(fake_ctx, shop, 1)
+    cs.set_order_block(fake_ctx, shop, n, "avisa", "Bad credit")
+    fake_ctx.vipps.approve(remote)
+    for _ in range(2):
+        reconcile_vipps_agreement(fake_ctx, shop, remote)
+    acc = account(fake_ctx, shop)
+    assert acc.subscriptions == {} and acc.agreements[key].status is AgreementStatus.STOPPED
+    assert fake_ctx.vipps.agreements[remote].status == "STOPPED"  # so it is never charged
+    (row,) = fake_ctx.attention.all(shop)
+    assert row.ref == key and "refund" in row.reason
+
+
+def test_a_payer_who_declined_vipps_may_order_again_with_invoice_without_being_held(
+        fake_ctx: FakeContext, shop: str) -> None:
+    _taken, key = start(fake_ctx, shop)
+    fake_ctx.vipps.reject(agreement_id(fake_ctx, key))
+    reconcile_vipps_agreement(fake_ctx, shop, agreement_id(fake_ctx, key))
+    taken = take_order(fake_ctx, order(shop, 1, ref="by-invoice"))  # the same e-mail, a new order
+    assert taken.accepted and taken.payment is not None and taken.payment.amount_minor == FIRST_MINOR
+    again = take_order(fake_ctx, order(shop, 1, ref="by-invoice"))  # posted again: the same answer
+    assert (again.accepted, again.created, again.payment) == (True, False, taken.payment)
+    acc = account(fake_ctx, shop)
+    assert len(acc.subscriptions) == 1 and acc.agreements[key].status is AgreementStatus.REJECTED
+    assert fake_ctx.pending.list(shop, "pending") == []
+
+
+def test_a_vipps_order_starting_so_far_back_that_two_periods_are_due_is_refused(
+        fake_ctx: FakeContext, shop: str) -> None:
+    back = replace(vipps_order(shop), start_date=DAY - timedelta(days=40))  # two monthly periods due at once
+    with pytest.raises(OrderRejected):
+        take_order(fake_ctx, back)
+    assert fake_ctx.vipps.agreements == {}
+    yesterday = take_order(fake_ctx, replace(vipps_order(shop, ref="r2"), start_date=DAY - timedelta(days=1)))
+    assert yesterday.redirect_url  # one period due: its first payment is the initial charge
+
+
+def test_news_of_an_approved_agreement_whose_order_was_never_stored_tells_customer_service_once(
+        fake_ctx: FakeContext, shop: str) -> None:
+    fake_ctx.accounts.inject("commit", *[ValueError("refused for good")] * 10)
+    with pytest.raises(ValueError):
+        take_order(fake_ctx, vipps_order(shop))
+    fake_ctx.accounts.clear_faults()
+    (made,) = fake_ctx.vipps.agreements.values()  # made at Vipps, never stored; the payer approves anyway
+    fake_ctx.vipps.approve(made.id)
+    for _ in range(2):
+        reconcile_vipps_agreement(fake_ctx, shop, made.id)
+    (row,) = fake_ctx.attention.all(shop)
+    assert (row.ref, row.count) == (made.external_id, 1) and "refund" in row.reason
+
+
+def test_a_confirmed_held_vipps_order_gives_customer_service_the_payers_link(fake_ctx: FakeContext, shop: str) -> None:
+    from shared.service.orders import confirm_pending, pending_orders
+
+    place_order(fake_ctx, order(shop, 1))
+    take_order(fake_ctx, vipps_order(shop, 1, ref="held"))
+    (held,) = pending_orders(fake_ctx, shop)
+    placed = confirm_pending(fake_ctx, shop, held.id)
+    (made,) = fake_ctx.vipps.agreements.values()
+    assert (placed.redirect_url, placed.invoices) == (made.confirmation_url, ())
+    assert account(fake_ctx, shop).agreements[made.external_id].status is AgreementStatus.PENDING
+
+
+def test_a_failed_activation_commit_is_retried_to_one_placement_without_a_gap(fake_ctx: FakeContext,
+                                                                              shop: str) -> None:
+    _taken, key = start(fake_ctx, shop)
+    remote = agreement_id(fake_ctx, key)
+    fake_ctx.vipps.approve(remote)
+    fake_ctx.accounts.inject("commit", *[Unavailable("storage away")] * 10)  # the activation's every try
+    with pytest.raises(Unavailable):
+        reconcile_vipps_agreement(fake_ctx, shop, remote)
+    fake_ctx.accounts.clear_faults()
+    assert account(fake_ctx, shop).subscriptions == {}  # nothing half done
+    reconcile_vipps_agreement(fake_ctx, shop, remote)  # the webhook again
+    acc = account(fake_ctx, shop)
+    assert len(acc.subscriptions) == 1 and acc.open_demands == {}
+    assert [i.number for i in fake_ctx.accounts.documents(shop, acc.number).invoices] == [1]
+
+
+def test_the_provider_timer_drives_the_checkouts_watches(fake_ctx: FakeContext, shop: str, clock) -> None:  # type: ignore[no-untyped-def]
+    from shared.service.charges import poll
+
+    _taken, key = start(fake_ctx, shop)
+    remote = agreement_id(fake_ctx, key)
+    fake_ctx.vipps.approve(remote)  # the webhook is lost
+    tomorrow = DAY + timedelta(days=1)
+    clock.set(oslo_morning(tomorrow))
+    poll(fake_ctx, shop, tomorrow)
+    n = subscriber(fake_ctx, shop, 1)
+    (sub,) = account(fake_ctx, shop).subscriptions.values()
+    assert account(fake_ctx, shop).agreements[key].active
+    assert sub.anchor == tomorrow  # ordered without a start date: it starts when the payer approved
+    cs.stop(fake_ctx, shop, n, sub.id, True, None, None, "Moving abroad")
+    end = date(2026, 2, 6)  # the end of the paid first period
+    clock.set(oslo_morning(end - timedelta(days=1)))
+    poll(fake_ctx, shop, end - timedelta(days=1))
+    assert fake_ctx.vipps.agreements[remote].status == "ACTIVE"
+    clock.set(oslo_morning(end))
+    poll(fake_ctx, shop, end)
+    assert fake_ctx.vipps.agreements[remote].status == "STOPPED"
+    assert account(fake_ctx, shop).agreements[key].stopped_by == "merchant"
+
+
+def test_a_payment_stop_of_a_subscription_on_vipps_stops_the_agreement_too(fake_ctx: FakeContext, shop: str,
+                                                                           clock) -> None:  # type: ignore[no-untyped-def]
+    from shared.service.dunning import dun_subscribers
+
+    _taken, key = start(fake_ctx, shop)
+    remote = agreement_id(fake_ctx, key)
+    fake_ctx.vipps.agreements[remote] = replace(fake_ctx.vipps.agreements[remote], status="ACTIVE")
+    fake_ctx.vipps.settle(f"i{key[1:]}", "RESERVED")  # approved; the money never comes
+    reconcile_vipps_agreement(fake_ctx, shop, remote)
+    n = subscriber(fake_ctx, shop, 1)
+    day = DAY
+    while account(fake_ctx, shop).agreements[key].stop_on is None and day < DAY + timedelta(days=90):
+        day += timedelta(days=1)
+        clock.set(oslo_morning(day))
+        dun_subscribers(fake_ctx, shop, day, [n])
+    acc = account(fake_ctx, shop)
+    (sub,) = acc.subscriptions.values()
+    assert sub.stop_date is not None and acc.agreements[key].stop_on is not None  # the dunning's payment stop
+    assert acc.agreements[key].stop_on >= sub.stop_date
+    assert (shop, acc.agreements[key].stop_on, Watch(n, "vipps", key)) in fake_ctx.provider_watch.entries
+
+
+def test_a_paused_subscription_keeps_its_agreement_for_the_restart(fake_ctx: FakeContext, shop: str) -> None:
+    _taken, key = start(fake_ctx, shop)
+    fake_ctx.vipps.approve(agreement_id(fake_ctx, key))
+    reconcile_vipps_agreement(fake_ctx, shop, agreement_id(fake_ctx, key))
+    n = subscriber(fake_ctx, shop, 1)
+    (sub,) = account(fake_ctx, shop).subscriptions.values()
+    cs.pause(fake_ctx, shop, n, sub.id, date(2026, 4, 1), None)
+    acc = account(fake_ctx, shop)
+    restart = next(s for s in acc.subscriptions.values() if s.id != sub.id)
+    assert (restart.agreement, restart.payment_type) == (key, PaymentType.VIPPS)
+    assert acc.agreements[key].active and acc.agreements[key].stop_on is None  # not stopped: it pays the restart
+
+
+class AuthorizingSwedbankPay(FakeSwedbankPay):
+    """A payment page that only authorizes (two-phase), and a capture whose answer, as Swedbank
+    Pay's, carries no paid details (token, mask, expiry)."""
+
+    def capture(self, tenant: str, payment_order_id: str, amount_minor: int, vat_minor: int,
+                payee_reference: str) -> CardPaymentOrder:
+        order = self.orders[payment_order_id]
+        if order.status != "Paid" or amount_minor != order.amount_minor:
+            return super().capture(tenant, payment_order_id, amount_minor, vat_minor, payee_reference)
+        self.orders[payment_order_id] = captured = replace(order, captured_minor=amount_minor)
+        return replace(captured, token="", card_mask="", card_expiry=None)
+
+
+def test_an_authorized_card_payment_is_captured_and_its_card_kept(fake_ctx: FakeContext, shop: str) -> None:
+    fake_ctx.swedbankpay = AuthorizingSwedbankPay()
+    _taken, key = start(fake_ctx, shop, PaymentType.CARD)
+    (po,) = fake_ctx.swedbankpay.orders.values()
+    fake_ctx.swedbankpay.complete(po.id, date(2027, 6, 30))
+    paid = fake_ctx.swedbankpay.orders[po.id]
+    fake_ctx.swedbankpay.orders[po.id] = replace(paid, captured_minor=0)  # Paid, but only authorized
+    reconcile_card_order(fake_ctx, shop, po.id)
+    acc = account(fake_ctx, shop)
+    agreement = acc.agreements[key]
+    assert fake_ctx.swedbankpay.orders[po.id].captured_minor == FIRST_MINOR  # we captured the first period
+    assert (agreement.status, agreement.token, agreement.card_expiry) == (
+        AgreementStatus.ACTIVE, paid.token, date(2027, 6, 30))
+    assert acc.open_demands == {} and acc.balances == {"avisa": 0}
