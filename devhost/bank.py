@@ -8,6 +8,11 @@ a few carry a KID that matches nothing, and some are never paid; a few payments 
 reversed by the bank a few days later (OCR giro transaction type 18). Half of the
 reminders are paid, by the reminder's own KID. One day's file is sent twice, the second
 time with CRLF line endings (the import must see the same transmission and book nothing).
+
+An invoice charged by a payment provider (a ``ChargeRequested`` for its demand: Vipps or a
+card pays it) or already paid when it was issued (an initial Vipps charge or the card's
+first purchase, ``InvoicePaid`` with it) is not paid at the bank: the payer's bank sees no
+claim for it. Its reminders, if the charge fails, are paid as any other.
 """
 
 from __future__ import annotations
@@ -37,26 +42,57 @@ class SimulatedBank:
     files: int = 0
     records: int = 0  # money records sent in distinct transmissions
     resent: int = 0  # files sent again (the same transmission)
+    kids: dict[tuple[int, int], str] = field(default_factory=dict)  # (subscriber, demand) -> the invoice's KID
+    numbers: dict[int, str] = field(default_factory=dict)  # invoice number -> KID
+    charged: set[str] = field(default_factory=set)  # KIDs a provider pays: never paid at the bank
 
     def learn(self) -> int:
         """Read new InvoiceIssued and ReminderIssued events and decide how each will be paid."""
         queue = QueueClient.from_connection_string(self.connection_string, EVENTS)
         handlers = {"InvoiceIssued": self._plan, "ReminderIssued": self._remind}
         learned = 0
+        provider_paid: list[tuple[str, dict[str, object]]] = []
+        before = set(self.seen)
         while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=60)):
             for message in batch:
                 for item in unpack(message.content):
-                    handler = handlers.get(item.body.get("type", ""))
-                    if handler is not None and item.body.get("tenant") == self.tenant:
+                    kind = item.body.get("type", "")
+                    if item.body.get("tenant") != self.tenant:
+                        continue
+                    if kind in ("ChargeRequested", "InvoicePaid"):
+                        provider_paid.append((kind, item.body["payload"]))
+                    elif (handler := handlers.get(kind)) is not None:
                         learned += handler(item.body["payload"])
                 queue.delete_message(message)
+        fresh = self.seen - before
+        for kind, payload in provider_paid:  # after the invoices they name, whatever order they came in
+            self._provider_pays(kind, payload, fresh)
         return learned
+
+    def _provider_pays(self, kind: str, payload: dict[str, object], fresh: set[str]) -> None:
+        """An invoice a provider charges, or one paid as it was issued (``fresh``: its
+        InvoiceIssued came with this InvoicePaid), is not paid here."""
+        if kind == "ChargeRequested":
+            kid = self.kids.get((int(str(payload["subscriber_no"])), int(str(payload["demand_no"]))))
+        else:
+            kid = self.numbers.get(int(str(payload["invoice_number"])))
+            if kid not in fresh:  # paid later, by the bank or otherwise: as it always was
+                return
+        if kid is None or kid in self.charged:
+            return
+        self.charged.add(kid)
+        for day, planned in list(self.scheduled.items()):
+            self.scheduled[day] = [p for p in planned if p[0] != kid]
 
     def _plan(self, invoice: dict[str, object]) -> int:
         kid = str(invoice["kid"])
         if kid in self.seen:  # outbox events can arrive twice
             return 0
         self.seen.add(kid)
+        self.kids[(int(str(invoice["subscriber_no"])), int(str(invoice.get("demand_no") or 0)))] = kid
+        self.numbers[int(str(invoice["invoice_number"]))] = kid
+        if kid in self.charged:
+            return 0
         due, total = date.fromisoformat(str(invoice["due_date"])), int(str(invoice["amount_due_minor"]))
         if total <= 0:  # paid from the subscriber's credit already
             return 0

@@ -41,6 +41,15 @@ param salesPosterRequestsPerMinute int = 60
 @description('Per-instance token bucket of the sales poster in the app: "{burst}/{seconds}", 0 = off (README)')
 param publicRateLimit string = '60/60'
 
+@description('The app\'s public base URL (provider redirects, callbacks, webhooks); empty = the Front Door endpoint, or the app\'s own host without it')
+param publicUrl string = ''
+
+@description('Vipps MobilePay API base URL: https://apitest.vipps.no (test) or https://api.vipps.no (production)')
+param vippsUrl string = 'https://apitest.vipps.no'
+
+@description('Swedbank Pay API base URL: https://api.externalintegration.payex.com (test) or https://api.payex.com (production)')
+param swedbankPayUrl string = 'https://api.externalintegration.payex.com'
+
 var token = toLower(uniqueString(resourceGroup().id, environmentName))
 var appName = 'func-abonno-${environmentName}-${token}'
 var deploymentContainer = 'app-package-${take(token, 10)}'
@@ -53,6 +62,7 @@ var roles = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
 }
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
@@ -123,7 +133,54 @@ resource bus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
       deadLetteringOnMessageExpiration: true
     }
   }
+  // renewal charges to create at Vipps / Swedbank Pay (charges_worker, from the outbox)
+  resource charges 'queues' = {
+    name: 'charges'
+    properties: {
+      lockDuration: 'PT2M'
+      maxDeliveryCount: 10
+      requiresDuplicateDetection: true
+      duplicateDetectionHistoryTimeWindow: 'P7D'
+      deadLetteringOnMessageExpiration: true
+    }
+  }
+  // webhook and callback signals (vipps_webhook, swedbankpay_callback -> provider_worker);
+  // the message id is the event's identity, so a redelivered webhook is dropped
+  resource providerEvents 'queues' = {
+    name: 'provider-events'
+    properties: {
+      lockDuration: 'PT1M'
+      maxDeliveryCount: 10
+      requiresDuplicateDetection: true
+      duplicateDetectionHistoryTimeWindow: 'P7D'
+      deadLetteringOnMessageExpiration: true
+    }
+  }
 }
+
+// The payment providers' credentials (per tenant, JSON; README "Payment rails"): secrets in
+// Key Vault, which the app settings reference and the app reads with its identity. The
+// secrets are set by an operator (never in a template or a parameter file):
+//   az keyvault secret set --vault-name <vault> --name vipps-credentials --file vipps.json
+//   az keyvault secret set --vault-name <vault> --name swedbankpay-credentials --file swedbankpay.json
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: 'kv-abn-${take(environmentName, 5)}-${take(token, 10)}' // at most 24 characters
+  location: location
+  tags: tags
+  properties: {
+    tenantId: subscription().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    enablePurgeProtection: true
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+var vippsCredentialsSecret = 'vipps-credentials'
+var swedbankPayCredentialsSecret = 'swedbankpay-credentials'
+var edgeUrl = publicEdge ? 'https://${edgeEndpoint.properties.hostName}' : ''
+var appUrl = !empty(publicUrl) ? publicUrl : (publicEdge ? edgeUrl : 'https://${app.properties.defaultHostName}')
 
 // Blob events for ocr_blob_trigger (Event Grid is the only blob trigger source on Flex
 // Consumption). The subscription to the function's webhook needs the app's
@@ -168,6 +225,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    keyVaultReferenceIdentity: identity.id // Key Vault references resolved with the app's own identity
     siteConfig: { minTlsVersion: '1.2' }
     functionAppConfig: {
       deployment: {
@@ -199,7 +257,13 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       AUTH_TENANT_CLAIM: authTenantClaim
       ABONNO_PUBLIC_RATE_LIMIT: publicRateLimit
       ABONNO_TRUST_FORWARDED_FOR: publicEdge ? 'true' : 'false' // Front Door puts the caller's address first
+      ABONNO_PUBLIC_URL: appUrl // return pages, callbacks and the Vipps webhook URL are under it
+      ABONNO_VIPPS_URL: vippsUrl
+      ABONNO_VIPPS_CREDENTIALS: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${vippsCredentialsSecret})'
+      ABONNO_SWEDBANKPAY_URL: swedbankPayUrl
+      ABONNO_SWEDBANKPAY_CREDENTIALS: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${swedbankPayCredentialsSecret})'
     }
+    dependsOn: [vaultAccess] // the references resolve only once the identity may read the secrets
   }
 }
 
@@ -222,6 +286,16 @@ resource busAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataOwner)
+  }
+}
+
+resource vaultAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, identity.id, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
   }
 }
 
@@ -372,3 +446,5 @@ output storageAccountName string = storage.name
 output publicEndpoint string = publicEdge ? 'https://${edgeEndpoint.properties.hostName}' : ''
 output serviceBusNamespace string = '${bus.name}.servicebus.windows.net'
 output blobEventsTopic string = blobEvents.name
+output keyVaultName string = vault.name
+output vippsWebhookUrlTemplate string = '${appUrl}/api/vipps/{tenant}/webhook'
