@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import azure.functions as func
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from functions.http import Call, Endpoint, endpoint, problem
 from shared.service.orders import PENDING, OrderBlocked, confirm_pending, pending_orders, reject_pending
@@ -34,6 +34,8 @@ class ConfirmedOut(BaseModel):
     subscriber_no: int
     subscription_id: str
     invoice_numbers: list[int]
+    redirect_url: str | None = Field(default=None, description=(
+        "a Vipps / card order: where the payer approves it (send it to them); placed, and invoiced, once they do"))
 
 
 @endpoint(bp, Endpoint("pending_orders_list", BASE, ["GET"],
@@ -59,7 +61,8 @@ def confirm(call: Call) -> Any:
     except OrderBlocked as exc:
         return problem(422, "Order blockage", exc.reason)
     return ConfirmedOut(subscriber_no=placed.subscriber_no, subscription_id=placed.subscription_id,
-                        invoice_numbers=[i.number for i in placed.invoices]).model_dump(mode="json")
+                        invoice_numbers=[i.number for i in placed.invoices],
+                        redirect_url=placed.redirect_url).model_dump(mode="json")
 
 
 @endpoint(bp, Endpoint("pending_order_reject", BASE + "/{id}/reject", ["POST"], "Reject a held order", "Orders",

@@ -249,8 +249,14 @@ def issue(account: Account, drafts: Sequence[InvoiceDraft], numbers: Mapping[str
         demand_no += 1
     changed = {d.subscription_id for d in drafts if d.kind is DocumentKind.SUBSCRIPTION}
     corrections = tuple(c for c in account.corrections if c.organization_id not in billed_orgs)
+    charges = dict(account.charges)
+    if account.agreements:  # P6: an invoice of a subscription charged on a Vipps / card agreement asks for a charge
+        from .charges import requests_for  # charges.py builds on this module (receive_payment): no import cycle
+        requested, charge_events = requests_for(account, invoices, catalogue, booked)
+        charges |= requested
+        events += charge_events
     new_account = replace(account, subscriptions=subs, balances=balances, next_demand_no=demand_no,
-                          next_ledger_seq=seq, open_demands=open_demands, corrections=corrections)
+                          next_ledger_seq=seq, open_demands=open_demands, corrections=corrections, charges=charges)
     before = extra or Changes(account)
     touched = {s.id: s for s in before.subscriptions} | {i: subs[i] for i in changed}
     return replace(before, account=new_account, subscriptions=tuple(touched.values()),

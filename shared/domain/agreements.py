@@ -23,11 +23,15 @@ characters of A-Z a-z 0-9 and ``-`` (never ``# ? / \\``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
+
+from .calendar import Frequency
+from .catalogue import PaymentType
+from .subscriptions import Subscription
 
 
 class Provider(StrEnum):
@@ -185,3 +189,169 @@ def parse_agreement_key(value: str) -> int | None:
     """The subscriber number of an ``agreement_key``; None for anything else."""
     m = re.fullmatch(r"a([1-9][0-9]{0,11})-[A-Za-z0-9]{1,26}", value)
     return int(m[1]) if m else None
+
+
+# ---- what the provider's word means for an agreement (checkout, P6) -------------------------------
+# Pure decisions of ``service.checkout``: the service re-reads the agreement (Vipps) or the payment
+# order (card) at the provider and hands what it read to these; the same reading always gives the
+# same decision, so a webhook, a callback, a poll and any repeat of them end in one state.
+
+VIPPS_MIN_PRICE_MINOR = 100  # Recurring v3 ``pricing.amount`` minimum: 1 kr (manual 6.10: price >= 1)
+VIPPS_PRODUCT_NAME = 45  # ``productName`` maxLength (manual 6.10: under 45 characters)
+VIPPS_PRODUCT_DESCRIPTION = 100  # ``productDescription`` maxLength
+EXPIRY_NOTICE_DAYS = 30  # a card's subscriber is told this many days before the card expires (D3)
+PENDING_POLL_DAYS = 7  # a pending checkout is polled daily this long (Vipps expires a draft in 10 minutes)
+
+
+class Verdict(StrEnum):
+    """What the provider's state means for our agreement."""
+
+    NONE = "none"  # nothing new (or news from the past: a final agreement never changes)
+    WAIT = "wait"  # still waiting for the payer
+    ACTIVATE = "activate"  # approved / paid: place the order
+    REJECT = "reject"  # the payer said no, or the payment failed: the order is dropped (or placed with invoice)
+    EXPIRE = "expire"  # the payer never answered
+    STOP = "stop"  # an active agreement was stopped at the provider (by the payer, the provider or us)
+
+
+def vipps_verdict(agreement: PaymentAgreement, status: str, initial_taken: bool) -> Verdict:
+    """Vipps' agreement ``status`` (PENDING | ACTIVE | STOPPED | EXPIRED) for our ``agreement``.
+
+    A draft the payer declines reads STOPPED, as does an approved one the payer stopped before
+    we saw it active; the initial charge tells them apart (``initial_taken``: it was reserved or
+    captured, so the payer approved). Both orders of "activated, stopped" end in the same state:
+    the order placed, then switched to invoice."""
+    status = status.upper()
+    if agreement.status is AgreementStatus.PENDING:
+        if status == "ACTIVE" or (status == "STOPPED" and initial_taken):
+            return Verdict.ACTIVATE
+        return {"PENDING": Verdict.WAIT, "STOPPED": Verdict.REJECT, "EXPIRED": Verdict.EXPIRE}.get(status,
+                                                                                                 Verdict.NONE)
+    if agreement.status is AgreementStatus.ACTIVE and status in ("STOPPED", "EXPIRED"):
+        return Verdict.STOP
+    return Verdict.NONE
+
+
+CARD_PAID = ("Paid",)
+CARD_REFUSED = ("Failed", "Aborted", "Cancelled", "Reversed")
+
+
+def card_verdict(agreement: PaymentAgreement, status: str) -> Verdict:
+    """Swedbank Pay's payment order ``status`` (Initialized | Paid | Failed | Cancelled | Aborted |
+    Reversed) for the checkout's ``agreement``. A card agreement is never stopped at the provider:
+    it ends when the card expires."""
+    if agreement.status is not AgreementStatus.PENDING:
+        return Verdict.NONE
+    if status in CARD_PAID:
+        return Verdict.ACTIVATE
+    if status in CARD_REFUSED:
+        return Verdict.REJECT
+    return Verdict.WAIT
+
+
+def initial_taken(state: ChargeState) -> bool:
+    """The payer's money was reserved or captured: only an approved agreement does that."""
+    return state in (ChargeState.RESERVED, ChargeState.CHARGED, ChargeState.PARTIALLY_REFUNDED,
+                     ChargeState.REFUNDED)
+
+
+def stopped_by(actor: str) -> str:
+    """Vipps' stop actor as ours: merchant | user | provider."""
+    return {"MERCHANT": "merchant", "USER": "user"}.get(actor.upper(), "provider")
+
+
+def interval_of(frequency: Frequency) -> tuple[str, int]:
+    """A billing frequency as Vipps' ``interval`` (unit, count): monthly (MONTH, 1), four-weekly
+    (WEEK, 4), yearly (YEAR, 1)."""
+    if frequency.months == 12:
+        return "YEAR", 1
+    if frequency.months:
+        return "MONTH", frequency.months
+    if frequency.days % 7 == 0:
+        return "WEEK", frequency.days // 7
+    return "DAY", frequency.days
+
+
+def product_text(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters (an ellipsis where it was cut)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def activated(agreement: PaymentAgreement, day: date, token: str = "", card_mask: str = "",
+              card_expiry: date | None = None) -> PaymentAgreement:
+    """The agreement once the payer approved (its order is placed in the same transaction)."""
+    return replace(agreement, status=AgreementStatus.ACTIVE, order=None, changed=day, token=token or agreement.token,
+                   card_mask=card_mask or agreement.card_mask, card_expiry=card_expiry or agreement.card_expiry)
+
+
+def ended(agreement: PaymentAgreement, verdict: Verdict, day: date, by: str = "") -> PaymentAgreement:
+    """The agreement final: rejected, expired or stopped (never active again)."""
+    status = {Verdict.REJECT: AgreementStatus.REJECTED, Verdict.EXPIRE: AgreementStatus.EXPIRED}.get(
+        verdict, AgreementStatus.STOPPED)
+    by = by if status is AgreementStatus.STOPPED else ""
+    return replace(agreement, status=status, order=None, changed=day, stopped_by=by, stop_on=None)
+
+
+def on_invoice(subscriptions: Mapping[str, Subscription], key: str) -> list[Subscription]:
+    """The subscriptions charged on agreement ``key``, switched to invoice with KID: their next
+    invoice is one to pay by KID (manual 16: a stopped Vipps agreement is never used again)."""
+    return [replace(s, payment_type=PaymentType.INVOICE, agreement=None) for s in subscriptions.values()
+            if s.agreement == key]
+
+
+def stop_day(stops: date, open_charges: Sequence[Charge], today: date) -> date:
+    """When to stop a Vipps agreement whose subscription ``stops``: not before that day, nor
+    before the charges still open on it can have settled (their due date plus retry days): a
+    stopped agreement cancels its pending charges and can never be active again, so never early."""
+    settled = [c.due + timedelta(days=c.retry_days + 1) for c in open_charges]
+    return max([stops, today, *settled])
+
+
+def stop_due(agreement: PaymentAgreement, today: date) -> bool:
+    return (agreement.provider is Provider.VIPPS and agreement.active and agreement.stop_on is not None
+            and agreement.stop_on <= today)
+
+
+def expiry_notice_day(agreement: PaymentAgreement) -> date | None:
+    """The day a card agreement's subscriber is told the card expires (None: nothing to tell)."""
+    if agreement.provider is not Provider.SWEDBANKPAY or agreement.card_expiry is None or agreement.expiry_noticed:
+        return None
+    return agreement.card_expiry - timedelta(days=EXPIRY_NOTICE_DAYS)
+
+
+def notice_due(agreement: PaymentAgreement, today: date) -> bool:
+    day = expiry_notice_day(agreement)
+    return agreement.active and day is not None and day <= today
+
+
+def card_expired(agreement: PaymentAgreement, today: date) -> bool:
+    """An active card agreement whose card is past its expiry: it can never be charged again."""
+    return (agreement.provider is Provider.SWEDBANKPAY and agreement.active and agreement.card_expiry is not None
+            and agreement.card_expiry < today)
+
+
+def watch_days(agreement: PaymentAgreement, today: date) -> set[date]:
+    """The days the provider timer must look at the agreement: tomorrow while it is pending
+    (webhooks get lost), the day it is to be stopped, the day its card expiry is to be told
+    and the day after the card expires."""
+    days: set[date] = set()
+    if agreement.status is AgreementStatus.PENDING and (today - agreement.created).days < PENDING_POLL_DAYS:
+        days.add(today + timedelta(days=1))
+    if agreement.active and agreement.stop_on is not None:
+        days.add(max(agreement.stop_on, today))
+    notice = expiry_notice_day(agreement)
+    if agreement.active and notice is not None:
+        days.add(max(notice, today))
+    if agreement.active and agreement.provider is Provider.SWEDBANKPAY and agreement.card_expiry is not None:
+        days.add(max(agreement.card_expiry + timedelta(days=1), today))  # then it ends (``card_expired``)
+    return days
+
+
+def reusable_card(agreements: Mapping[str, PaymentAgreement], organization_id: str,
+                  today: date) -> PaymentAgreement | None:
+    """An active card agreement of the organisation whose card is valid today, if the subscriber
+    has one (manual 16: a Swedbank Pay agreement may pay other subscriptions until it expires)."""
+    cards = [a for a in agreements.values() if a.provider is Provider.SWEDBANKPAY and a.active and a.token
+             and a.organization_id == organization_id and a.card_expiry is not None and a.card_expiry >= today]
+    return max(cards, key=lambda a: (a.card_expiry or today, a.key), default=None)

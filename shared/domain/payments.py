@@ -49,6 +49,7 @@ class ReceivedPayment:
     demand_no: int | None = None
     kind: PaymentKind = PaymentKind.PAYMENT
     reverses: str | None = None  # a reversal: the id of the payment it takes back
+    provider_ref: str = ""  # a card charge: Swedbank Pay's payment order id, which a refund (reversal) names
 
 
 def row_id(payment: ReceivedPayment) -> str:

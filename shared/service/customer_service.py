@@ -26,6 +26,7 @@ from ..domain.letters import receivable
 from ..domain.lifecycle import UnknownSubscription
 from ..domain.subscriptions import SubscriptionStatus
 from ..ports import NotFound
+from .checkout import schedule_stops, watched
 from .context import Context
 from .isolation import reason as why
 from .unit_of_work import Seen, change
@@ -41,26 +42,44 @@ def _invoices_of(seen: Seen, subscription_id: str) -> list[Invoice]:
 def stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, at_period_end: bool,
          stop_on: date | None, code: str | None, reason: str) -> Changes:
     command = lifecycle.StopSubscription(subscription_id, at_period_end, stop_on, code, reason)
-    return change(ctx, tenant, subscriber_no, lambda seen: lifecycle.stop(
+    return change(ctx, tenant, subscriber_no, watched(ctx, tenant, lambda seen: _agreement_stop(seen, lifecycle.stop(
         seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
-        documents=True)
+        subscription_id)), documents=True)
 
 
 def change_stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, stop_on: date | None,
                 reason: str) -> Changes:
     command = lifecycle.ChangeStop(subscription_id, stop_on, reason)
-    return change(ctx, tenant, subscriber_no, lambda seen: lifecycle.change_stop(
-        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
-        documents=True)
+    return change(ctx, tenant, subscriber_no, watched(ctx, tenant, lambda seen: _agreement_stop(
+        seen, lifecycle.change_stop(seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id),
+                                    seen.today, seen.number), subscription_id)), documents=True)
+
+
+def _agreement_stop(seen: Seen, changes: Changes, subscription_id: str) -> Changes:
+    """A stop (or a moved or removed one) of a subscription charged on an active Vipps agreement
+    stops the agreement at the end of the paid period (``checkout.schedule_stops``)."""
+    return replace(changes, account=schedule_stops(changes.account, seen.today))
 
 
 def pause(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, restart_on: date,
           plan_id: str | None) -> Changes:
     new_id = uuid.uuid5(uuid.NAMESPACE_URL, f"abonno:{tenant}:{subscription_id}:restart:{restart_on}").hex[:16]
     command = lifecycle.PauseSubscription(subscription_id, restart_on, new_id, plan_id)
-    return change(ctx, tenant, subscriber_no, lambda seen: lifecycle.pause(
+    return change(ctx, tenant, subscriber_no, lambda seen: _restart_on_agreement(lifecycle.pause(
         seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
-        documents=True)
+        subscription_id, new_id), documents=True)
+
+
+def _restart_on_agreement(changes: Changes, subscription_id: str, restart_id: str) -> Changes:
+    """The restart after a pause resumes the subscription: it is charged on the same agreement
+    (a Vipps agreement belongs to its subscription; a pause does not stop it)."""
+    paused = changes.account.subscriptions[subscription_id]
+    restart = changes.account.subscriptions.get(restart_id)
+    if paused.agreement is None or restart is None or restart.agreement == paused.agreement:
+        return changes
+    restart = replace(restart, agreement=paused.agreement)
+    return replace(changes, account=changes.account.with_subscription(restart),
+                   subscriptions=tuple(restart if s.id == restart_id else s for s in changes.subscriptions))
 
 
 def credit_invoice(ctx: Context, tenant: str, subscriber_no: int, invoice_number: int, reason: str) -> Changes:

@@ -20,6 +20,13 @@ order on it); it is held as a *pending order* for customer service, who confirm 
 (``confirm_pending``: placed on that subscriber, with the order blockage checked then)
 or reject it. ``place_order`` is the trusted path (customer service, a confirmed
 pending order, tests and benchmarks), which finds the subscriber by e-mail.
+
+An order paid by Vipps or card (P6) is not placed at once: both callers hand it to
+``checkout.start_checkout``, which makes the agreement at the provider and keeps the order
+on it, pending, and answer with where to send the payer (``redirect_url``). The order is
+placed by this module's ``_place`` when the provider says the payer approved (``then``:
+the agreement's own changes, in the same transaction), so numbering, indexes, order
+blockage and idempotency are the same as for any order.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
@@ -112,6 +120,7 @@ class OrderPlaced:
     subscription_id: str
     invoices: tuple[Invoice, ...]
     created: bool  # False when the same order had been placed before
+    redirect_url: str | None = None  # a Vipps / card order: placed once the payer approves there
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,7 @@ class OrderTaken:
     accepted: bool
     created: bool
     payment: Payment | None = None
+    redirect_url: str | None = None  # a Vipps / card order: where the payer approves it (nothing placed yet)
 
 
 def fingerprint(order: PlaceOrder) -> str:
@@ -156,6 +166,14 @@ def place_order(ctx: Context, order: PlaceOrder, subscriber_no: int | None = Non
     if order.order_ref:
         record = _bind(ctx, order, record)
     number = subscriber_no or owner or ctx.emails.claim(order.tenant, order.email, record.subscriber_no)
+    if order.payment_type in CHECKOUT:
+        from .checkout import reusable_agreement, start_checkout  # checkout places through ``_place``
+
+        card = reusable_agreement(ctx, order, number)  # manual 16: a valid card pays other subscriptions too
+        if card is not None:
+            return _place(ctx, order, number, record.subscription_id, agreement=card)
+        started = start_checkout(ctx, order, number, record.subscription_id)
+        return OrderPlaced(number, record.subscription_id, (), started.created, started.redirect_url)
     return _place(ctx, order, number, record.subscription_id)
 
 
@@ -169,11 +187,31 @@ def take_order(ctx: Context, order: PlaceOrder) -> OrderTaken:
     if order.order_ref:
         record = _bind(ctx, order, record)
     owner = ctx.emails.claim(order.tenant, order.email, record.subscriber_no)
-    if owner != record.subscriber_no:
+    if owner != record.subscriber_no and not _checkouts_only(ctx, order.tenant, owner, record.subscription_id):
         _hold(ctx, order, owner)
         return OrderTaken(accepted=False, created=True)
-    placed = _place(ctx, order, record.subscriber_no, record.subscription_id)
+    if order.payment_type in CHECKOUT:
+        from .checkout import start_checkout  # checkout places through ``_place``: imported when used
+
+        started = start_checkout(ctx, order, owner, record.subscription_id)
+        return OrderTaken(accepted=True, created=started.created, redirect_url=started.redirect_url)
+    placed = _place(ctx, order, owner, record.subscription_id)
     return OrderTaken(accepted=True, created=placed.created, payment=_payment(placed, catalogue))
+
+
+def _checkouts_only(ctx: Context, tenant: str, owner: int, sub_id: str) -> bool:
+    """The e-mail's account holds nothing but checkouts (a Vipps or card order declined, expired
+    or still pending), or there is none: no subscription, no invoice, nothing to protect. Not yet
+    a subscriber, so the next order on it is taken as the first was (a payer who declined Vipps
+    and then orders with invoice is not held for customer service); and that order posted again
+    (``sub_id`` placed on it, or its checkout started) gets the same answer."""
+    loaded = ctx.accounts.load(tenant, owner)
+    if loaded is None:  # claimed by an order that was refused (or is still on its way): nothing stored
+        return True
+    acc = loaded.account
+    if sub_id in acc.subscriptions or any(a.subscription_id == sub_id for a in acc.agreements.values()):
+        return True
+    return not acc.subscriptions and acc.next_ledger_seq == 1
 
 
 def pending_orders(ctx: Context, tenant: str, state: str = PENDING) -> list[PendingOrder]:
@@ -260,17 +298,33 @@ def _check(order: PlaceOrder, catalogue: Catalogue, today: date) -> None:
             raise OrderRejected(str(exc)) from exc
 
 
-def _place(ctx: Context, order: PlaceOrder, subscriber_no: int, sub_id: str) -> OrderPlaced:
-    catalogue = ctx.catalogue.get(order.tenant)
-    today = ctx.today(catalogue)
-    _check(order, catalogue, today)
+Then = Callable[[Seen, Changes], Changes]  # what else the placing transaction does (a checkout's agreement)
+CHECKOUT = (PaymentType.VIPPS, PaymentType.CARD)  # paid at a provider: placed once the payer approves there
+
+
+def subscription_of(order: PlaceOrder, catalogue: Catalogue, today: date, sub_id: str,
+                    agreement: str | None = None) -> Subscription:
+    """The subscription an order makes (``agreement``: the key of the agreement it is charged on)."""
     plan_ = catalogue.plan(order.plan_id)
     billing = catalogue.billing_plan_of(plan_)
     sub = Subscription(sub_id, plan_.id, plan_.organization_id, billing.frequency, order.start_date or today,
                        order.payment_type, copies=order.copies, delivery=order.delivery,
-                       buyer_reference=order.buyer_reference)
+                       buyer_reference=order.buyer_reference, agreement=agreement)
     if plan_.automatic_stop:  # manual 7.8: ends with its first period unless ordered again
         sub = replace(sub, stop_date=sub.period(0).end, stop_kind=StopKind.AUTOMATIC, stop_reason="Automatic stop")
+    return sub
+
+
+def _place(ctx: Context, order: PlaceOrder, subscriber_no: int, sub_id: str, agreement: str | None = None,
+           then: Then | None = None, extra_entities: int = 0) -> OrderPlaced:
+    """Place ``order`` (once: a subscription placed before is found, nothing more happens).
+    ``then``: what else the same transaction does with what the placing made (``extra_entities``:
+    the rows it adds), such as a checkout's agreement activated and its first payment booked."""
+    catalogue = ctx.catalogue.get(order.tenant)
+    today = ctx.today(catalogue)
+    _check(order, catalogue, today)
+    plan_ = catalogue.plan(order.plan_id)
+    sub = subscription_of(order, catalogue, today, sub_id, agreement)
 
     def decide(seen: Seen) -> Changes:
         if sub.id in seen.account.subscriptions:  # placed before: nothing to do
@@ -279,10 +333,12 @@ def _place(ctx: Context, order: PlaceOrder, subscriber_no: int, sub_id: str) -> 
         if blocked:
             raise OrderBlocked(f"subscriber {subscriber_no} cannot order: {blocked}")
         account = seen.account.with_subscription(sub)
-        drafts = drafts_that_fit(seen.loaded, account, catalogue, today, extra_entities=1)  # + SubscriptionCreated
+        drafts = drafts_that_fit(seen.loaded, account, catalogue, today,  # + SubscriptionCreated
+                                 extra_entities=1 + extra_entities)
         numbers = {d.natural_key: seen.number(d.organization_id, d.natural_key) for d in drafts}
         base = Changes(account, (sub,), events=(subscription_created(subscriber_no, sub),))
-        return issue(account, drafts, numbers, catalogue, today, base)
+        changes = issue(account, drafts, numbers, catalogue, today, base)
+        return then(seen, changes) if then is not None else changes
 
     # the subscription goes into the due index and a first invoice into the dunning index (not by
     # cadence) ahead of the commit; numbers no commit carried are released (``unit_of_work``)

@@ -54,6 +54,7 @@ from .context import Context
 
 log = logging.getLogger(__name__)
 ENTITIES_PER_DRAFT = 4  # invoice, its open demand row, ledger entry, outbox event
+ENTITIES_PER_CHARGE = 2  # a subscriber with a Vipps / card agreement: the charge row and its ChargeRequested (P6)
 
 
 def claim_key(subscriber_no: int, natural_key: str) -> str:
@@ -261,7 +262,8 @@ def drafts_that_fit(loaded: Loaded | None, account: Account, catalogue: Catalogu
     """
     fixed = (1 + len(account.subscriptions) + len(account.corrections)  # corrections invoiced: rows deleted
              + (len(loaded.outbox) if loaded else 0) + extra_entities)
-    room = (MAX_BATCH - fixed) // ENTITIES_PER_DRAFT
+    per_draft = ENTITIES_PER_DRAFT + (ENTITIES_PER_CHARGE if account.agreements else 0)
+    room = (MAX_BATCH - fixed) // per_draft
     return due_drafts(account, catalogue, today)[: max(room, 0)]
 
 

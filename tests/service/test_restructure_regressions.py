@@ -74,13 +74,23 @@ def test_a_row_written_before_the_restructuring_reads_back_identically(row: dict
         assert event_envelope(event) == {**stored, "version": 1, "payload": with_added(event, stored["payload"])}
     else:
         again = json.loads(dumps(loads(KINDS[prefix], row["Body"])))
-        added = {key: again.pop(key) for key in set(again) - set(stored)}
+        added = pop_added(again, stored)
         assert again == stored
         assert added == {key: ADDED_SINCE[key] for key in added}  # fields added later read as their defaults
 
 
 ADDED_SINCE = {"letter": None, "delivery": None, "buyer_reference": "",  # issue 10: documents
-               "agreement": None}  # issue 11: payment agreements
+               "agreement": None,  # issue 11: payment agreements
+               "provider_ref": ""}  # issue 11: a booked card charge's payment order (``BookedPayment.payment``)
+
+
+def pop_added(again: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``again`` (nested ones too) that ``stored`` lacks, taken out of ``again``."""
+    added = {key: again.pop(key) for key in set(again) - set(stored)}
+    for key, value in again.items():
+        if isinstance(value, dict) and isinstance(stored.get(key), dict):
+            added |= pop_added(value, stored[key])
+    return added
 EVENT_FIELDS_ADDED_SINCE = {"InvoiceIssued": {"demand_no": 0}, "ReminderIssued": {"demand_no": 0}}  # issue 10
 
 
