@@ -126,8 +126,11 @@ def vipps_state(status: str) -> ChargeState:
     return _VIPPS.get(status.upper(), ChargeState.PENDING)
 
 
-def card_state(status: str) -> ChargeState:
-    """Our state of a Swedbank Pay payment order status; an unknown one is no news."""
+def card_state(status: str, captured_minor: int) -> ChargeState:
+    """Our state of a Swedbank Pay payment order status; an unknown one is no news. ``Paid``
+    with nothing captured is an authorization (RESERVED): no money was taken yet."""
+    if status == "Paid" and captured_minor <= 0:
+        return ChargeState.RESERVED
     return _CARD.get(status, ChargeState.PENDING)
 
 

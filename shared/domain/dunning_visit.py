@@ -195,12 +195,18 @@ def _close_ended(changes: Changes, catalogue: Catalogue, today: date, number: Nu
     return changes
 
 
+def charging(account: Account, demand: OpenDemand) -> bool:
+    """A provider charge (Vipps, card) is out for the demand (P6): dunning waits for its
+    outcome, as the provider retries for days; a failure leaves the demand to dunning then."""
+    return any(c.demand_no == demand.demand_no for c in account.charges.values())
+
+
 def _dun_demand(changes: Changes, catalogue: Catalogue, demand: OpenDemand, today: date,
                 stops: dict[str, str]) -> Changes:
     """What dunning does today about one demand: a reminder, a stop notice, or a payment
     stop of its subscription (entered in ``stops``, done after every demand was seen)."""
     process = dunned_by(changes.account, catalogue, demand)
-    if process is None or _closing(changes.account, catalogue, demand, today):
+    if process is None or charging(changes.account, demand) or _closing(changes.account, catalogue, demand, today):
         return changes
     action = evaluate(process.reminders, process.stop_rule, process.consume_partial_payments, _case(demand),
                       owed(changes.account, demand.terms.organization_id), today)
@@ -252,8 +258,8 @@ def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | No
     days += [tomorrow for s in account.subscriptions.values() if unfinished(account, s)]
     for demand in account.open_demands.values():
         process = dunned_by(account, catalogue, demand)
-        if process is None:
-            continue
+        if process is None or charging(account, demand):
+            continue  # a charge's failure indexes the visit it makes necessary (service.charges)
         case = _case(demand)
         when = next_reminder_on(process.reminders, case)
         if when is not None and demand.principal_open_minor > 0:

@@ -22,15 +22,13 @@ replays and reordering end in the same state.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from types import ModuleType
 
-from ..domain.account import Account
+from ..domain.account import Account, Changes
 from ..domain.agreements import (
     CHARGE_ID,
     AgreementStatus,
@@ -38,14 +36,18 @@ from ..domain.agreements import (
     ChargeState,
     PaymentAgreement,
     Provider,
+    notice_due,
+    stop_due,
     subscriber_of,
 )
 from ..domain.charges import (
     Observed,
+    captured,
     card_state,
     description,
     kid_of,
     payable,
+    requested,
     settle,
     vat_share,
     vipps_state,
@@ -55,6 +57,7 @@ from ..domain.invoicing import vat_parts
 from ..domain.ledger import EntryKind
 from ..domain.payments import PaymentKind
 from ..ports import CardPaymentOrder, ChargeRequest, NotFound, ProviderRefused, VippsCharge, Watch, transient
+from . import checkout
 from .context import Context
 from .isolation import record
 from .payments_in.manual import book_refund
@@ -120,7 +123,7 @@ def _prepare(uow: UnitOfWork, number: int, ids: Sequence[str]) -> list[tuple[int
     out: list[tuple[int, Charge, ChargeRequest]] = []
     for cid in ids:
         charge = account.charges.get(cid)
-        if charge is None or charge.state is not ChargeState.REQUESTED:
+        if charge is None or not (charge.state is ChargeState.REQUESTED or _card_open(charge)):
             continue  # created before (a message delivered again), or settled
         agreement = account.agreements.get(charge.agreement_key)
         if agreement is None or not agreement.active:
@@ -132,8 +135,12 @@ def _prepare(uow: UnitOfWork, number: int, ids: Sequence[str]) -> list[tuple[int
         elif charge.provider is Provider.VIPPS:
             out.append((number, charge, _vipps_request(uow, account, charge, agreement)))
             continue
+        elif charge.due > uow.today:  # a card is charged on the due date: the timer does it then
+            uow.ctx.provider_watch.add(uow.tenant, charge.due,
+                                       Watch(number, charge.provider.value, charge.agreement_key, charge.id))
+            continue
         else:
-            _apply(uow, number, cid, _card_charge(uow, account, charge, agreement), seen)
+            _card_charge(uow, number, account, charge, agreement, seen)
         seen = None  # committed (or decided nothing): a further decision reads the partition again
     return out
 
@@ -158,30 +165,59 @@ def _vipps_request(uow: UnitOfWork, account: Account, charge: Charge, agreement:
                          kid_of(account, uow.catalogue, charge) or "")
 
 
-def _card_charge(uow: UnitOfWork, account: Account, charge: Charge, agreement: PaymentAgreement) -> Observed:
-    """Purchase with the token, capture at once, then read the payment order: what it says."""
+def _card_charge(uow: UnitOfWork, number: int, account: Account, charge: Charge, agreement: PaymentAgreement,
+                 seen: Seen | None) -> None:
+    """Charge a card: purchase with the token, store the authorization's payment order id with
+    the charge (a transaction), capture, read the payment order, settle (a transaction).
+
+    Money is taken only once the payment order id is stored: Swedbank Pay cannot be asked for
+    a payment order by its payeeReference, so a purchase whose answer was lost cannot be found
+    again (its retry is refused as a used reference, and the authorization lapses at the bank;
+    the charge then fails, and dunning asks again with the next attempt). A charge whose
+    authorization is stored is captured by the next try, never purchased again."""
     pay, tenant = uow.ctx.swedbankpay, uow.tenant
     vat = vat_share(account, charge)
-    try:
-        order = pay.unscheduled_purchase(tenant, agreement.token, charge.id, charge.amount_minor, vat,
-                                         charge.currency, description(account, uow.catalogue, charge))
-    except ProviderRefused as exc:
-        return Observed(ChargeState.CREATION_FAILED, failure_reason=exc.detail)
-    if card_state(order.status) is ChargeState.PROCESSING:  # authorized: take the money
+    if charge.provider_ref:
+        order = pay.payment_order(tenant, charge.provider_ref)
+    else:
+        try:
+            order = pay.unscheduled_purchase(tenant, agreement.token, charge.id, charge.amount_minor, vat,
+                                             charge.currency, description(account, uow.catalogue, charge))
+        except ProviderRefused as exc:
+            _apply(uow, number, charge.id, Observed(ChargeState.CREATION_FAILED, failure_reason=exc.detail), seen)
+            return
+        authorized = card_observed(order)
+        _apply(uow, number, charge.id, authorized, seen)  # the authorization, stored first
+        if authorized.state.final:  # declined: settled as a failure
+            return
+    if _capturable(card_observed(order).state):
         try:
             pay.capture(tenant, order.id, charge.amount_minor, vat, f"{charge.id}-cap")
-        except ProviderRefused as exc:
+        except ProviderRefused as exc:  # the read below says what the order is
             log.warning("charges of %s: capture of %s refused: %s", tenant, charge.id, exc)
-    observed = card_observed(pay.payment_order(tenant, order.id))
-    if not observed.state.final:  # neither paid nor failed yet: the timer looks again tomorrow
+        order = pay.payment_order(tenant, order.id)
+    observed = card_observed(order)
+    if not observed.state.final:  # neither captured nor failed yet: the timer looks again tomorrow
         uow.ctx.provider_watch.add(tenant, uow.today + timedelta(days=1),
-                                   Watch(account.number, charge.provider.value, charge.agreement_key, charge.id))
-    return observed
+                                   Watch(number, charge.provider.value, charge.agreement_key, charge.id))
+    _apply(uow, number, charge.id, observed)
+
+
+def _capturable(state: ChargeState) -> bool:
+    """An authorization (``Paid``, nothing captured), or an order the purchase left ``Initialized``."""
+    return state in (ChargeState.RESERVED, ChargeState.PROCESSING)
+
+
+def _card_open(charge: Charge) -> bool:
+    """A card charge the charges worker (or the timer on its due date) still has to take:
+    not purchased yet, or authorized and not captured."""
+    return charge.provider is Provider.SWEDBANKPAY and (
+        charge.state is ChargeState.REQUESTED or (bool(charge.provider_ref) and _capturable(charge.state)))
 
 
 def card_observed(order: CardPaymentOrder) -> Observed:
-    return Observed(card_state(order.status), order.captured_minor, order.reversed_minor, order.failure_reason,
-                    order.id)
+    return Observed(card_state(order.status, order.captured_minor), order.captured_minor, order.reversed_minor,
+                    order.failure_reason, order.id)
 
 
 def vipps_observed(charge: VippsCharge) -> Observed:
@@ -211,10 +247,13 @@ def _create_vipps(uow: UnitOfWork, items: Sequence[tuple[int, Charge, ChargeRequ
             failures.setdefault(number, exc)
 
 
-def _apply(uow: UnitOfWork, number: int, cid: str, observed: Observed, seen: Seen | None = None) -> None:
+def _apply(uow: UnitOfWork, number: int, cid: str, observed: Observed, seen: Seen | None = None) -> Changes:
     """Settle one charge by what was observed: one transaction (``domain.charges.settle``).
-    Returns None: a decision after a commit reads the partition again."""
-    uow.change(number, lambda s: settle(s.account, cid, observed, s.catalogue, s.today), seen=seen, visits=False)
+    A failure hands the demand to dunning, which waited for the charge: its next visit is
+    indexed (one write, failures only); a capture or news on the way writes no index."""
+    hand_over = observed.state.final and not captured(observed.state)
+    return uow.change(number, lambda s: settle(s.account, cid, observed, s.catalogue, s.today), seen=seen,
+                      visits=hand_over)
 
 
 # ---- following a charge to its outcome -----------------------------------------------------------
@@ -231,7 +270,7 @@ def reconcile_vipps_charge(ctx: Context, tenant: str, agreement_id: str, charge_
                     agreement_id)
         return
     if charge_id.startswith("i"):  # ``initial_charge_id`` i{n}-{sub}: the agreement a{n}-{sub}
-        _checkout_call(ctx, "reconcile_agreement", tenant, number, "a" + charge_id[1:])
+        checkout.reconcile_agreement(ctx, tenant, number, "a" + charge_id[1:])
     reconcile_charge(ctx, tenant, number, charge_id)
 
 
@@ -250,13 +289,22 @@ def _reconcile(ctx: Context, tenant: str, subscriber_no: int, charge_id: str) ->
         charge = seen.account.charges.get(charge_id)
         if charge is None:  # settled before: its payment booked, or its failure handed to dunning
             return None
+        if _card_due(charge, seen.today):  # its due date, or an authorization to capture: the worker's work
+            create_requested(ctx, tenant, [requested(subscriber_no, charge)])
+            now = ctx.accounts.load(tenant, subscriber_no)
+            left = now.account.charges.get(charge_id) if now is not None else None
+            return left.state if left is not None else None
         observed = _observe(ctx, tenant, seen.account, charge, seen.today)
         if observed is None:
             return charge.state
-        changes = uow.change(subscriber_no, lambda s: settle(s.account, charge_id, observed, s.catalogue, s.today),
-                             seen=seen, visits=False)
+        changes = _apply(uow, subscriber_no, charge_id, observed, seen)
         after = changes.account.charges.get(charge_id)
         return after.state if after is not None else None
+
+
+def _card_due(charge: Charge, today: date) -> bool:
+    """A card charge still to be taken whose day has come."""
+    return _card_open(charge) and charge.due <= today
 
 
 def _observe(ctx: Context, tenant: str, account: Account, charge: Charge, today: date) -> Observed | None:
@@ -276,29 +324,6 @@ def _observe(ctx: Context, tenant: str, account: Account, charge: Charge, today:
         if exc.status == 404:
             return None
         raise
-
-
-# ---- the checkout seam ---------------------------------------------------------------------------
-
-
-def _checkout() -> ModuleType | None:
-    """Helper checkout's use cases (``service.checkout``), where they exist yet."""
-    try:
-        return importlib.import_module(f"{__package__}.checkout")
-    except ModuleNotFoundError:
-        return None
-
-
-class CheckoutMissing(RuntimeError):
-    """The agreement use case a watch or an initial charge needs is not there (``service.checkout``)."""
-
-
-def _checkout_call(ctx: Context, name: str, tenant: str, subscriber_no: int, agreement_key: str) -> None:
-    module = _checkout()
-    fn = getattr(module, name, None) if module is not None else None
-    if fn is None:
-        raise CheckoutMissing(f"service.checkout.{name} is not there; agreement {agreement_key} not reconciled")
-    fn(ctx, tenant, subscriber_no, agreement_key)
 
 
 # ---- refunds -------------------------------------------------------------------------------------
@@ -448,20 +473,12 @@ def _poll_one(ctx: Context, tenant: str, today: date, watch: Watch) -> str:
     agreement = loaded.account.agreements.get(watch.agreement_key) if loaded is not None else None
     if agreement is None:
         return "agreements"  # nothing (left) to watch: its order was never committed
-    name, kind = _agreement_work(agreement, today)
-    _checkout_call(ctx, name, tenant, watch.subscriber_no, agreement.key)
-    return kind
-
-
-EXPIRY_NOTICE_DAYS = 30  # a card's expiry is told to the subscriber this many days ahead (D3)
-
-
-def _agreement_work(agreement: PaymentAgreement, today: date) -> tuple[str, str]:
-    """Which of checkout's use cases a due agreement watch needs, and its report field."""
-    if agreement.active and agreement.stop_on is not None and agreement.stop_on <= today:
-        return "stop_agreement_due", "stops"
-    if (agreement.active and agreement.card_expiry is not None and not agreement.expiry_noticed
-            and today >= agreement.card_expiry - timedelta(days=EXPIRY_NOTICE_DAYS)):
-        return "card_expiry_notice", "expiry_notices"
-    return "reconcile_agreement", "agreements"
+    if stop_due(agreement, today):
+        checkout.stop_agreement_due(ctx, tenant, watch.subscriber_no, agreement.key)
+        return "stops"
+    if notice_due(agreement, today):
+        checkout.card_expiry_notice(ctx, tenant, watch.subscriber_no, agreement.key)
+        return "expiry_notices"
+    checkout.reconcile_agreement(ctx, tenant, watch.subscriber_no, agreement.key)
+    return "agreements"
 

@@ -379,7 +379,7 @@ def _card_reading(ctx: Context, tenant: str, agreement: PaymentAgreement, po: Ca
     if po.status == "Paid" and po.captured_minor == 0 and agreement.status is AgreementStatus.PENDING:
         po = ctx.swedbankpay.capture(tenant, po.id, po.amount_minor, _first_vat(ctx, tenant, agreement),
                                      agreement.initial_charge_id)
-    taken = Taken(agreement.initial_charge_id, card_state(po.status), po.amount_minor,
+    taken = Taken(agreement.initial_charge_id, card_state(po.status, po.captured_minor), po.amount_minor,
                   po.captured_minor, po.id, po.failure_reason)
     return Reading(po.status, taken, card=card)
 

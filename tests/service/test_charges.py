@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
 
@@ -25,13 +24,14 @@ from shared.domain.agreements import (
     Provider,
     agreement_key,
     charge_id,
+    parse_agreement_key,
     parse_charge_id,
 )
 from shared.domain.catalogue import PaymentType
 from shared.domain.events import ChargeFailed, ChargeRequested
 from shared.domain.payments import MatchType
 from shared.ports import AgreementDraft, BusMessage, NotFound, ProviderUnavailable, Unavailable, Watch
-from shared.service import charges as charges_service
+from shared.service import checkout
 from shared.service.billing import bill_subscribers
 from shared.service.catalogue import put_item
 from shared.service.charges import (
@@ -43,12 +43,14 @@ from shared.service.charges import (
     reconcile_vipps_charge,
     refund_charge,
 )
+from shared.service.dunning import dun_subscribers
 from shared.service.orders import place_order
 from shared.service.payments_in.manual import register_payment
 from shared.service.unit_of_work import Seen, change
 from tests.conftest import oslo_morning
 from tests.fakes import FakeContext
 from tests.fixtures import install_catalogue, order
+from tests.service.test_checkout import agreement_id, start
 
 PLACED = date(2026, 1, 5)  # the clock fixture's day
 RENEWAL_RUN = date(2026, 1, 22)  # the first renewal (period from 5 Feb) is issued: due 5 Feb
@@ -131,6 +133,9 @@ def renewed(ctx: FakeContext, tenant: str, who: Charged) -> str:
     assert bill_subscribers(ctx, tenant, RENEWAL_RUN, [who.subscriber_no]).invoices == 1
     (request,) = requested(ctx)
     create_requested(ctx, tenant, [request])
+    if request.provider == Provider.SWEDBANKPAY:  # a card is charged on its due date, by the timer
+        ctx.clock.set(oslo_morning(request.due))
+        poll(ctx, tenant, request.due)
     return request.charge_id
 
 
@@ -273,6 +278,7 @@ def test_one_subscribers_failure_does_not_stop_the_others_and_a_transient_one_co
     fake_ctx.bus.take(CHARGES)
     bill_subscribers(fake_ctx, tenant, RENEWAL_RUN, [p.subscriber_no for p in people])
     batch = requested(fake_ctx)
+    fake_ctx.clock.set(oslo_morning(batch[0].due))  # delivered late: on the due date, so charged at once
     fake_ctx.swedbankpay.inject("unscheduled_purchase", ProviderUnavailable("busy"))  # the first one
     with pytest.raises(ProviderUnavailable):
         create_requested(fake_ctx, tenant, batch)
@@ -344,10 +350,19 @@ def test_a_failed_charge_makes_the_extra_payment_requests_then_leaves_the_demand
     assert booked_ids(fake_ctx, tenant, who) == []
 
 
-def test_a_card_renewal_is_purchased_captured_and_booked_at_once(fake_ctx: FakeContext, tenant: str) -> None:
+def test_a_card_renewal_is_purchased_captured_and_booked_on_its_due_date(fake_ctx: FakeContext, tenant: str) -> None:
     shop(fake_ctx, tenant)
     who = charged(fake_ctx, tenant, provider=Provider.SWEDBANKPAY)
-    cid = renewed(fake_ctx, tenant, who)
+    fake_ctx.bus.take(CHARGES)
+    bill_subscribers(fake_ctx, tenant, RENEWAL_RUN, [who.subscriber_no])
+    (request,) = requested(fake_ctx)
+    create_requested(fake_ctx, tenant, [request])
+    assert "unscheduled_purchase" not in fake_ctx.swedbankpay.calls  # 14 days before the due date: not yet
+    assert {(d, w.charge_id) for _, d, w in fake_ctx.provider_watch.entries} == {(date(2026, 2, 5), request.charge_id)}
+    assert poll(fake_ctx, tenant, date(2026, 2, 4)) == PollReport()
+    cid = request.charge_id
+    fake_ctx.clock.set(oslo_morning(date(2026, 2, 5)))
+    assert poll(fake_ctx, tenant, date(2026, 2, 5)) == PollReport(watches=1, settled=1)
     assert booked_ids(fake_ctx, tenant, who) == [f"swedbankpay.{cid}"]
     (order_,) = [o for o in fake_ctx.swedbankpay.orders.values() if o.payee_reference == cid]
     assert (order_.status, order_.captured_minor) == ("Paid", 34800)
@@ -365,8 +380,12 @@ def test_a_declined_card_is_a_failure_with_an_extra_request(fake_ctx: FakeContex
     account = account_of(fake_ctx, tenant, who)
     (extra,) = account.charges.values()
     assert extra.attempt == 2 and extra.retry_days == 0 and cid not in account.charges
+    assert extra.due == date(2026, 2, 7)  # two days after the failure on the due date
     fake_ctx.swedbankpay.declined.clear()  # the payer fixed the card
     work_charges(fake_ctx, tenant)
+    assert booked_ids(fake_ctx, tenant, who) == []  # not before its day
+    fake_ctx.clock.set(oslo_morning(extra.due))
+    poll(fake_ctx, tenant, extra.due)
     assert booked_ids(fake_ctx, tenant, who) == [f"swedbankpay.{extra.id}"]
 
 
@@ -422,19 +441,47 @@ def test_a_commit_failing_after_the_provider_was_read_books_on_the_next_try(
     assert booked_ids(fake_ctx, tenant, who) == [f"vipps.{cid}"]
 
 
-def test_a_card_charge_whose_commit_failed_is_not_charged_twice_when_tried_again(
+def test_a_card_charge_whose_capture_commit_failed_is_captured_once_and_booked_on_the_next_try(
         fake_ctx: FakeContext, tenant: str) -> None:
     shop(fake_ctx, tenant)
     who = charged(fake_ctx, tenant, provider=Provider.SWEDBANKPAY)
     fake_ctx.bus.take(CHARGES)
     bill_subscribers(fake_ctx, tenant, RENEWAL_RUN, [who.subscriber_no])
     batch = requested(fake_ctx)
-    fake_ctx.accounts.inject("commit", Unavailable("storage away"))  # after the purchase and the capture
+    fake_ctx.clock.set(oslo_morning(batch[0].due))
+    commits = iter(range(100))
+    fake_ctx.accounts.inject("commit", Unavailable("storage away"), when=lambda _t, _n: next(commits) == 1)
+    with pytest.raises(Unavailable):  # the authorization stored, captured, then the booking failed
+        create_requested(fake_ctx, tenant, batch)
+    assert account_of(fake_ctx, tenant, who).charges[batch[0].charge_id].state is ChargeState.RESERVED
+    create_requested(fake_ctx, tenant, batch)  # the bus again: the stored authorization, never a new purchase
+    create_requested(fake_ctx, tenant, batch)
+    orders = list(fake_ctx.swedbankpay.orders.values())
+    assert [(o.payee_reference, o.captured_minor) for o in orders] == [(batch[0].charge_id, 34800)]
+    assert booked_ids(fake_ctx, tenant, who) == [f"swedbankpay.{batch[0].charge_id}"]
+
+
+def test_a_card_purchase_whose_answer_was_never_stored_takes_no_money_and_the_next_attempt_does(
+        fake_ctx: FakeContext, tenant: str) -> None:
+    shop(fake_ctx, tenant, extra_payment_requests=1)
+    who = charged(fake_ctx, tenant, provider=Provider.SWEDBANKPAY)
+    fake_ctx.bus.take(CHARGES)
+    bill_subscribers(fake_ctx, tenant, RENEWAL_RUN, [who.subscriber_no])
+    batch = requested(fake_ctx)
+    fake_ctx.clock.set(oslo_morning(batch[0].due))
+    fake_ctx.accounts.inject("commit", Unavailable("storage away"))  # the authorization's commit
     with pytest.raises(Unavailable):
         create_requested(fake_ctx, tenant, batch)
-    create_requested(fake_ctx, tenant, batch)
-    paid = [o for o in fake_ctx.swedbankpay.orders.values() if o.status == "Paid"]
-    assert len(paid) == 1 and booked_ids(fake_ctx, tenant, who) == [f"swedbankpay.{batch[0].charge_id}"]
+    create_requested(fake_ctx, tenant, batch)  # the used payeeReference is refused: the charge failed
+    assert all(o.captured_minor == 0 for o in fake_ctx.swedbankpay.orders.values())  # nothing taken
+    (extra,) = account_of(fake_ctx, tenant, who).charges.values()
+    assert extra.attempt == 2
+    work_charges(fake_ctx, tenant)
+    fake_ctx.clock.set(oslo_morning(extra.due))
+    poll(fake_ctx, tenant, extra.due)
+    assert booked_ids(fake_ctx, tenant, who) == [f"swedbankpay.{extra.id}"]
+    captured = [o.captured_minor for o in fake_ctx.swedbankpay.orders.values() if o.captured_minor]
+    assert captured == [34800]  # money taken once
 
 
 def test_a_provider_failure_while_reconciling_changes_nothing(fake_ctx: FakeContext, tenant: str) -> None:
@@ -562,9 +609,8 @@ def test_the_poll_hands_agreement_watches_to_checkout(
             calls.append((name, subscriber_no, key))
         return fn
 
-    names = ("reconcile_agreement", "stop_agreement_due", "card_expiry_notice")
-    monkeypatch.setattr(charges_service, "_checkout",
-                        lambda: SimpleNamespace(**{name: recorder(name) for name in names}))
+    for name in ("reconcile_agreement", "stop_agreement_due", "card_expiry_notice"):
+        monkeypatch.setattr(checkout, name, recorder(name))
     watch = fake_ctx.provider_watch
     watch.add(tenant, date(2026, 3, 1), Watch(card.subscriber_no, "swedbankpay", card.key))
     watch.add(tenant, date(2026, 3, 5), Watch(vipps.subscriber_no, "vipps", vipps.key))
@@ -576,17 +622,22 @@ def test_the_poll_hands_agreement_watches_to_checkout(
     assert watch.entries == set()
 
 
-def test_without_checkout_an_agreement_watch_stays_and_the_poll_goes_on(
+def test_a_failing_agreement_watch_stays_and_the_poll_goes_on(
         fake_ctx: FakeContext, tenant: str, monkeypatch: pytest.MonkeyPatch) -> None:
     shop(fake_ctx, tenant)
     who = charged(fake_ctx, tenant)
     cid = renewed(fake_ctx, tenant, who)
     fake_ctx.vipps.settle(cid, "CHARGED")
-    monkeypatch.setattr(charges_service, "_checkout", lambda: None)
+
+    def broken(*_args: object) -> None:
+        raise ProviderUnavailable("vipps away")
+
+    monkeypatch.setattr(checkout, "reconcile_agreement", broken)
     fake_ctx.provider_watch.add(tenant, date(2026, 2, 1), Watch(who.subscriber_no, "vipps", who.key))
     report = poll(fake_ctx, tenant, date(2026, 2, 8))
     assert (report.failed, report.settled) == (1, 1)
     assert [w.charge_id for _, _, w in fake_ctx.provider_watch.entries] == [""]
+
 
 
 def test_a_backlog_of_renewals_with_charges_is_issued_in_transactions_that_fit(
@@ -604,3 +655,81 @@ def test_a_backlog_of_renewals_with_charges_is_issued_in_transactions_that_fit(
     invoices, _ = fake_ctx.accounts.history(tenant, who.subscriber_no)
     assert {c.demand_no for c in account.charges.values()} == {i.demand_no for i in invoices[1:]}
     assert all(c.due >= day + timedelta(days=2) for c in account.charges.values())
+
+
+def test_an_initial_charge_event_before_the_agreement_s_places_the_order_and_books_the_first_period_once(
+        fake_ctx: FakeContext, tenant: str) -> None:
+    shop(fake_ctx, tenant)
+    _, key = start(fake_ctx, tenant)
+    remote = agreement_id(fake_ctx, key)
+    fake_ctx.vipps.approve(remote)  # ACTIVE, and the initial charge captured; no webhook of the agreement yet
+    n = parse_agreement_key(key)
+    assert n is not None
+    initial = fake_ctx.vipps.drafts[remote].initial_charge_id
+    for _ in range(3):  # charge-captured first, then again (duplicates)
+        reconcile_vipps_charge(fake_ctx, tenant, remote, initial)
+    loaded = fake_ctx.accounts.load(tenant, n)
+    assert loaded is not None
+    (sub,) = loaded.account.subscriptions.values()
+    assert (sub.payment_type, sub.agreement) == (PaymentType.VIPPS, key)
+    payments = fake_ctx.accounts.payments(tenant, n)
+    assert [p.payment.id for p in payments] == [f"vipps.{initial}"]
+    assert loaded.account.open_demands == {} and loaded.account.charges == {}
+
+
+def test_no_reminder_while_a_charge_is_out_and_the_reminder_after_the_last_failure(
+        fake_ctx: FakeContext, tenant: str) -> None:
+    shop(fake_ctx, tenant, extra_payment_requests=0, retry_days=14)  # Vipps retries for two weeks
+    who = charged(fake_ctx, tenant)
+    first = next(iter(account_of(fake_ctx, tenant, who).open_demands))
+    register_payment(fake_ctx, tenant, who.subscriber_no, "avisa", 34800, PLACED, "bank-first", invoice_number=1)
+    assert first not in account_of(fake_ctx, tenant, who).open_demands
+    cid = renewed(fake_ctx, tenant, who)  # due 5 Feb; the first reminder is due 7 days after
+    reminded_on = date(2026, 2, 12)
+    fake_ctx.clock.set(oslo_morning(reminded_on))
+    assert dun_subscribers(fake_ctx, tenant, reminded_on, [who.subscriber_no]).reminders == 0  # Vipps is trying
+    fake_ctx.vipps.settle(cid, "FAILED", "user_action_required")
+    reconcile_charge(fake_ctx, tenant, who.subscriber_no, cid)
+    assert who.subscriber_no in fake_ctx.dunning_index.subscribers(tenant, [reminded_on + timedelta(days=1)])
+    assert dun_subscribers(fake_ctx, tenant, reminded_on, [who.subscriber_no]).reminders == 1  # now dunning's
+
+
+def test_a_capture_of_another_amount_is_booked_as_captured_and_the_settlement_policy_decides(
+        fake_ctx: FakeContext, tenant: str) -> None:
+    shop(fake_ctx, tenant)
+    who = charged(fake_ctx, tenant)
+    cid = renewed(fake_ctx, tenant, who)
+    truth = fake_ctx.vipps.charges_by_id[cid]
+    fake_ctx.vipps.charges_by_id[cid] = replace(truth, status="PARTIALLY_CAPTURED", captured_minor=30000)
+    reconcile_charge(fake_ctx, tenant, who.subscriber_no, cid)
+    (payment,) = fake_ctx.accounts.payments(tenant, who.subscriber_no)
+    assert payment.payment.amount_minor == 30000
+    _, demand_no, _ = parse_charge_id(cid) or (0, 0, 0)
+    demand = account_of(fake_ctx, tenant, who).open_demands[demand_no]
+    assert demand.open_minor == 34800 - 30000  # 100 % policy: the rest is still owed, to dunning
+    assert account_of(fake_ctx, tenant, who).charges == {}
+
+
+def test_the_same_refund_asked_by_five_threads_at_once_is_refunded_and_booked_once(
+        fake_ctx: FakeContext, tenant: str) -> None:
+    shop(fake_ctx, tenant)
+    who = charged(fake_ctx, tenant)
+    cid = renewed(fake_ctx, tenant, who)
+    fake_ctx.vipps.settle(cid, "CHARGED")
+    reconcile_charge(fake_ctx, tenant, who.subscriber_no, cid)
+    after_payment = balance(fake_ctx, tenant, who)
+    start_together = threading.Barrier(5)
+    results: list[str] = []
+
+    def one() -> None:
+        start_together.wait()
+        results.append(refund_charge(fake_ctx, tenant, who.subscriber_no, cid, 5000, "r-1").status)
+
+    threads = [threading.Thread(target=one) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["already_booked"] * 4 + ["booked"]
+    assert fake_ctx.vipps.refunds == [(cid, 5000)]
+    assert balance(fake_ctx, tenant, who) == after_payment - 5000

@@ -2,7 +2,8 @@
 duplicate deliveries of the charges queue, racing threads), and whatever the provider does
 (captures, failures, cancellations, extra payment requests), money is never created or lost:
 every charge the provider captured is booked exactly once, nothing else is booked, and the
-ledger's balance is what was captured less what was invoiced."""
+ledger's balance is what was captured less what was refunded and invoiced; every refund the
+provider made is booked once."""
 
 from __future__ import annotations
 
@@ -15,8 +16,16 @@ from hypothesis import strategies as st
 
 from shared.clock import SettableClock
 from shared.domain.agreements import Provider
+from shared.domain.ledger import EntryKind
 from shared.service.billing import bill_subscribers
-from shared.service.charges import create_requested, poll, reconcile_charge, reconcile_vipps_charge
+from shared.service.charges import (
+    RefundRefused,
+    create_requested,
+    poll,
+    reconcile_charge,
+    reconcile_vipps_charge,
+    refund_charge,
+)
 from tests.conftest import oslo_morning
 from tests.fakes import FakeContext, fake_context
 from tests.service.test_charges import (
@@ -43,6 +52,7 @@ actions = st.lists(st.one_of(
     st.tuples(st.just("worker"), st.booleans()),
     st.tuples(st.just("race"), st.integers(2, 4)),
     st.tuples(st.just("day"), st.integers(1, 3)),
+    st.tuples(st.just("refund"), st.tuples(st.integers(1, 40000), st.sampled_from(("r-1", "r-2", "r-3")))),
 ), max_size=25)
 
 
@@ -73,9 +83,9 @@ class World:
     def captured(self) -> dict[str, int]:
         if self.provider is Provider.VIPPS:
             return {f"vipps.{c.id}": c.captured_minor for c in self.ctx.vipps.charges_by_id.values()
-                    if c.status == "CHARGED"}
+                    if c.captured_minor > 0}  # CHARGED, or refunded since
         return {f"swedbankpay.{o.payee_reference}": o.captured_minor for o in self.ctx.swedbankpay.orders.values()
-                if o.status == "Paid"}
+                if o.captured_minor > 0}
 
     def reconcile(self, how: str) -> None:
         for cid in list(account_of(self.ctx, TENANT, self.who).charges):
@@ -123,6 +133,21 @@ class World:
         for t in racing:
             t.join()
 
+    def _refund(self, arg: object) -> None:
+        """The merchant refunds part of each booked charge (a refund id may come again, or be too much)."""
+        amount, refund_id = arg  # type: ignore[misc]
+        for payment_id in booked_ids(self.ctx, TENANT, self.who):
+            try:
+                refund_charge(self.ctx, TENANT, self.who.subscriber_no, payment_id.split(".", 1)[1], amount, refund_id)
+            except RefundRefused:
+                pass
+
+    def refunded(self) -> int:
+        """What the provider has paid back, all charges together."""
+        if self.provider is Provider.VIPPS:
+            return sum(c.refunded_minor for c in self.ctx.vipps.charges_by_id.values())
+        return sum(o.reversed_minor for o in self.ctx.swedbankpay.orders.values())
+
     def _day(self, days: object) -> None:
         self.day += timedelta(days=int(str(days)))
         self.ctx.clock.set(oslo_morning(self.day))
@@ -136,11 +161,16 @@ class World:
         paid = self.ctx.accounts.payments(TENANT, self.who.subscriber_no)
         payments = {b.payment.id: b.payment.amount_minor for b in paid}
         assert all(payments[p] == captured[p] for p in payments)
-        assert balance(self.ctx, TENANT, self.who) == sum(payments.values()) - invoiced(self.ctx, TENANT, self.who)
+        _, ledger = self.ctx.accounts.history(TENANT, self.who.subscriber_no)
+        refunds = -sum(e.amount_minor for e in ledger if e.kind is EntryKind.REFUND)
+        assert refunds == self.refunded()  # every refund the provider made is booked, once
+        assert balance(self.ctx, TENANT, self.who) == sum(payments.values()) - refunds - invoiced(
+            self.ctx, TENANT, self.who)
 
     def finish(self) -> None:
         """Every charge comes to an end and every piece of news arrives: all captured is booked."""
         for _ in range(10):
+            self._day(3)  # past every due date in turn (a card is charged on its due date)
             self.work(False)
             for cid in self.open_at_vipps():
                 self.ctx.vipps.settle(cid, "CHARGED")
@@ -149,7 +179,8 @@ class World:
                 break
         captured = self.captured()
         assert sorted(booked_ids(self.ctx, TENANT, self.who)) == sorted(captured)
-        assert balance(self.ctx, TENANT, self.who) == sum(captured.values()) - invoiced(self.ctx, TENANT, self.who)
+        assert balance(self.ctx, TENANT, self.who) == sum(captured.values()) - self.refunded() - invoiced(
+            self.ctx, TENANT, self.who)
         assert account_of(self.ctx, TENANT, self.who).charges == {}
 
 
