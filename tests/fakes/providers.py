@@ -45,8 +45,14 @@ class _Keys:
             first, answer = self.seen[key]
             if first != request:
                 raise ProviderRefused(409, f"Idempotency-Key {key} was used for another request")
+            if isinstance(answer, ProviderRefused):  # Vipps keeps a 4xx against its key, too
+                raise answer
             return answer
-        answer = make()
+        try:
+            answer = make()
+        except ProviderRefused as refused:
+            self.seen[key] = (request, refused)
+            raise
         self.seen[key] = (request, answer)
         return answer
 
@@ -93,15 +99,23 @@ class FakeVipps(Faults):
     def update_price(self, tenant: str, agreement_id: str, price_minor: int, idempotency_key: str) -> None:
         self.fault("update_price")
         with self._lock:
-            agreement = self.agreement(tenant, agreement_id)
-            if agreement.status != "ACTIVE":
-                raise ProviderRefused(400, f"agreement {agreement_id} is {agreement.status}")
-            self.agreements[agreement_id] = replace(agreement, price_minor=price_minor)
+            def make() -> None:
+                agreement = self.agreement(tenant, agreement_id)
+                if agreement.status != "ACTIVE":
+                    raise ProviderRefused(400, f"agreement {agreement_id} is {agreement.status}")
+                self.agreements[agreement_id] = replace(agreement, price_minor=price_minor)
+
+            self._keys.once(f"{tenant}:{idempotency_key}", ("price", agreement_id, price_minor), make)
 
     def stop_agreement(self, tenant: str, agreement_id: str, idempotency_key: str) -> None:
         self.fault("stop_agreement")
         with self._lock:
-            self._stop(agreement_id, "MERCHANT")
+            def make() -> None:
+                if self.agreement(tenant, agreement_id).status == "EXPIRED":
+                    raise ProviderRefused(400, f"agreement {agreement_id} is EXPIRED")
+                self._stop(agreement_id, "MERCHANT")
+
+            self._keys.once(f"{tenant}:{idempotency_key}", ("stop", agreement_id), make)
 
     def create_charges(self, tenant: str, charges: Sequence[ChargeRequest]) -> dict[str, str]:
         self.fault("create_charges")
@@ -115,6 +129,8 @@ class FakeVipps(Faults):
             return f"agreement {request.agreement_id} is not active"
         if not 0 <= request.retry_days <= 14:
             return "retryDays must be 0-14"
+        if request.amount_minor > 5 * agreement.price_minor:  # LEGACY pricing: at most 5 times the price
+            return f"amount above 5 times the agreement's price {agreement.price_minor}"
         try:
             self._keys.once(f"{tenant}:{request.charge_id}", request, lambda: self._new_charge(request))
         except ProviderRefused as exc:
@@ -141,9 +157,15 @@ class FakeVipps(Faults):
 
     def cancel_charge(self, tenant: str, agreement_id: str, charge_id: str, idempotency_key: str) -> None:
         with self._lock:
-            charge = self.charge(tenant, agreement_id, charge_id)
-            if charge.status in ("PENDING", "DUE", "RESERVED"):
-                self.charges_by_id[charge_id] = replace(charge, status="CANCELLED", cancelled_minor=charge.amount_minor)
+            def make() -> None:
+                charge = self.charge(tenant, agreement_id, charge_id)
+                if charge.status in ("PENDING", "DUE", "RESERVED"):
+                    self.charges_by_id[charge_id] = replace(charge, status="CANCELLED",
+                                                            cancelled_minor=charge.amount_minor)
+                elif charge.status != "CANCELLED":
+                    raise ProviderRefused(400, f"charge {charge_id} is {charge.status}")
+
+            self._keys.once(f"{tenant}:{idempotency_key}", ("cancel", agreement_id, charge_id), make)
 
     def refund(self, tenant: str, agreement_id: str, charge_id: str, amount_minor: int, description: str,
                idempotency_key: str) -> None:
@@ -191,6 +213,9 @@ class FakeVipps(Faults):
         if agreement.status != "PENDING":
             raise ValueError(f"agreement {agreement_id} is {agreement.status}")
         self.agreements[agreement_id] = replace(agreement, status=status)
+        initial = self.charges_by_id.get(self.drafts[agreement_id].initial_charge_id)
+        if initial is not None and initial.status == "PENDING":  # never taken: cancelled with its draft
+            self.charges_by_id[initial.id] = replace(initial, status="CANCELLED", cancelled_minor=initial.amount_minor)
 
     def user_stop(self, agreement_id: str) -> None:
         """The payer stops the agreement in the app."""
