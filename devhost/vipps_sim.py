@@ -25,11 +25,26 @@ paths, bodies and statuses, RFC 7807 problems (``application/problem+json``), an
 - Cancel (``DELETE``) a PENDING, DUE or RESERVED charge; refund (``POST .../refund``) at most
   what was captured, within 365 days of the capture.
 
-Scenarios, in process or over HTTP (``/_sim/...``, see ``_control``): what a payer does with an
-agreement (``approve``, ``reject``, ``ignore``), by phone number or agreement; how charges go
-(``succeed``, ``fail``, ``fail_days`` N then succeed, ``creation_fail``); the payer stops the
-agreement in the app; answer 429 or 503 the next N calls. A confirmation page is served at the
-agreement's ``vippsConfirmationUrl``.
+Scenarios, in process (the methods) or over HTTP (JSON bodies):
+
+=========================================== =============================================================
+``payer(who, behaviour)``                   ``POST /_sim/payers {"who", "behaviour"}``: approve | reject |
+                                            ignore, by phone or agreement id (``*``: the default), at ``process``
+``charge_outcome(who, outcome, days)``      ``POST /_sim/outcomes {"who", "outcome", "days"}``: succeed | fail |
+                                            fail_days (N days, then succeed) | creation_fail
+``approve/reject/expire/user_stop(id)``     ``POST /_sim/agreements/{id}/approve|reject|expire|stop``
+                                            (``?redirect=1``: 303 to the merchant's redirect URL)
+``fail_next(times, status, path, ...)``     ``POST /_sim/faults {"times", "status", "path", "retryAfter"}``
+``process(day)``                            ``POST /_sim/process {"day"?}``: the day's batch
+``flush(timeout)``                          ``POST /_sim/flush``: wait for the webhooks made so far
+``webhook_url``/``secret``/``duplicates``,  ``POST /_sim/webhooks {"url", "msn"?, "secret"?, "duplicates"?,
+``reorder``/``max_delay``                   "reorder"?, "max_delay"?}``
+``clock.set`` (a ``SettableClock``)         ``POST /_sim/clock {"now"}``
+``state()``, ``events``                     ``GET /_sim/state``, ``GET /_sim/events``
+=========================================== =============================================================
+
+The payer's confirmation page is served at the agreement's ``vippsConfirmationUrl``
+(``/confirm/{id}``), with buttons that approve or reject and return to the merchant.
 
 Webhooks: each event (``recurring.agreement-*.v1``, ``recurring.charge-*.v1``; payload with
 ``msn``, ``agreementId``, ``agreementExternalId``, ``chargeId``, ``chargeExternalId``,

@@ -195,10 +195,25 @@ def _close_ended(changes: Changes, catalogue: Catalogue, today: date, number: Nu
     return changes
 
 
-def charging(account: Account, demand: OpenDemand) -> bool:
-    """A provider charge (Vipps, card) is out for the demand (P6): dunning waits for its
-    outcome, as the provider retries for days; a failure leaves the demand to dunning then."""
-    return any(c.demand_no == demand.demand_no for c in account.charges.values())
+CHARGE_GRACE_DAYS = 3  # after a charge's last retry day, how long dunning still waits to hear its outcome
+
+
+def charge_waits_until(account: Account, demand: OpenDemand) -> date | None:
+    """The last day dunning waits for the provider charges out for the demand (P6), if any:
+    the provider retries for ``retry_days`` after the due date, and its answer may come a
+    little later. The wait is bounded: a charge whose outcome never comes (a reservation
+    never captured, a lost charge) does not hold the demand's reminders back for ever; if
+    the money comes later it is booked as any late payment."""
+    ends = [c.due + timedelta(days=c.retry_days + CHARGE_GRACE_DAYS) for c in account.charges.values()
+            if c.demand_no == demand.demand_no]
+    return max(ends) if ends else None
+
+
+def charging(account: Account, demand: OpenDemand, today: date) -> bool:
+    """A provider charge is out for the demand and may still be paid: dunning waits; a failure
+    (or the end of the wait) leaves the demand to dunning."""
+    until = charge_waits_until(account, demand)
+    return until is not None and today <= until
 
 
 def _dun_demand(changes: Changes, catalogue: Catalogue, demand: OpenDemand, today: date,
@@ -206,7 +221,8 @@ def _dun_demand(changes: Changes, catalogue: Catalogue, demand: OpenDemand, toda
     """What dunning does today about one demand: a reminder, a stop notice, or a payment
     stop of its subscription (entered in ``stops``, done after every demand was seen)."""
     process = dunned_by(changes.account, catalogue, demand)
-    if process is None or charging(changes.account, demand) or _closing(changes.account, catalogue, demand, today):
+    if (process is None or charging(changes.account, demand, today)
+            or _closing(changes.account, catalogue, demand, today)):
         return changes
     action = evaluate(process.reminders, process.stop_rule, process.consume_partial_payments, _case(demand),
                       owed(changes.account, demand.terms.organization_id), today)
@@ -258,8 +274,13 @@ def next_visit(account: Account, catalogue: Catalogue, today: date) -> date | No
     days += [tomorrow for s in account.subscriptions.values() if unfinished(account, s)]
     for demand in account.open_demands.values():
         process = dunned_by(account, catalogue, demand)
-        if process is None or charging(account, demand):
-            continue  # a charge's failure indexes the visit it makes necessary (service.charges)
+        if process is None:
+            continue
+        if charging(account, demand, today):  # a failure indexes the visit it makes necessary (service.charges);
+            until = charge_waits_until(account, demand)  # without news, dunning looks again when the wait ends
+            assert until is not None
+            days.append(until + timedelta(days=1))
+            continue
         case = _case(demand)
         when = next_reminder_on(process.reminders, case)
         if when is not None and demand.principal_open_minor > 0:
