@@ -27,12 +27,15 @@ def cli(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def host(azurite: Azurite) -> Iterator[str]:
+def host(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = os.environ | {"ABONNO_LOG": "WARNING"}
+    # the host's output goes to a file: a pipe nobody reads fills up (64 KiB of warnings) and
+    # then blocks the host's next log line, and with it the tick that logged it
+    log_file = (tmp_path_factory.mktemp("host") / "host.log").open("w+")
     process = subprocess.Popen([str(BIN), "host", "--port", str(port), "--storage", azurite.connection_string,
                                 "--clock", "2026-03-02T08:00:00+00:00"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=log_file, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -42,12 +45,13 @@ def host(azurite: Azurite) -> Iterator[str]:
         except requests.RequestException as exc:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                output = process.stdout.read() if process.stdout else ""
-                raise RuntimeError(f"abonno host did not start: {output}") from exc
+                log_file.seek(0)
+                raise RuntimeError(f"abonno host did not start: {log_file.read()}") from exc
             time.sleep(0.3)
     yield url
     process.terminate()
     process.wait(timeout=10)
+    log_file.close()
 
 
 @pytest.mark.e2e

@@ -122,7 +122,7 @@ def test_vipps_order_to_active_then_renewal_charged_then_refund(shop: Shop) -> N
 
 
 @pytest.mark.e2e
-def test_a_failing_vipps_charge_leaves_the_renewal_to_dunning(shop: Shop) -> None:
+def test_a_failing_vipps_charge_is_asked_again_then_left_to_dunning(shop: Shop) -> None:
     redirect = shop.order("ola@example.no", "2")
     agreement_id = redirect.rsplit("/", 1)[-1]
     approve_in_vipps(redirect)
@@ -134,10 +134,15 @@ def test_a_failing_vipps_charge_leaves_the_renewal_to_dunning(shop: Shop) -> Non
     view = shop.get(f"subscribers/{number}")
     assert len(view["invoices"]) == 2 and len(view["open_demands"]) == 1
     assert shop.rails.sims.vipps.state()["charges"].get("FAILED") == 1
-    assert shop.get(f"subscribers/{number}/agreements")["charges"] == []  # the outcome is booked: no row
-    shop.tick(date(2026, 2, 20))
+    (extra,) = shop.get(f"subscribers/{number}/agreements")["charges"]  # the dunning process's extra payment
+    assert extra["attempt"] == 2 and extra["id"].endswith("-2")  # request (manual 7.19 step 2): a new charge
+    shop.tick(date(2026, 2, 28))
     view = shop.get(f"subscribers/{number}")
-    assert [r["reminder"]["step"] for r in view["reminders"]] == [1]  # the ordinary dunning, with its KID
+    assert shop.rails.sims.vipps.state()["charges"].get("FAILED") == 2
+    left = [c for c in shop.get(f"subscribers/{number}/agreements")["charges"] if c["demand_no"] == extra["demand_no"]]
+    assert left == []  # no more requests for it (the next renewal's own charge may be out): ordinary dunning
+    assert extra["demand_no"] in [d["demand_no"] for d in view["open_demands"]]  # still owed, and reminded
+    assert [r["reminder"]["step"] for r in view["reminders"]][:1] == [1]
 
 
 @pytest.mark.e2e
