@@ -45,7 +45,8 @@ R = TypeVar("R")
 RETRIES = 3
 BACKOFF_S = 0.2
 REASON_LENGTH = 300
-OPERATIONS = {"invoice": "invoice run", "dunning": "dunning visit", "notice": "notice", "print": "print batch"}
+OPERATIONS = {"invoice": "invoice run", "dunning": "dunning visit", "notice": "notice", "print": "print batch",
+              "providers": "payment agreement (Vipps, card)", "charges": "provider charge"}
 EMAIL = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
 
 

@@ -16,6 +16,7 @@ from shared.domain.catalogue import PaymentType
 from shared.domain.events import AgreementChanged
 from shared.ports import CardPaymentOrder, Unavailable, Watch
 from shared.service import customer_service as cs
+from shared.service import isolation
 from shared.service.billing import bill_subscribers
 from shared.service.catalogue import put_item
 from shared.service.checkout import (
@@ -232,6 +233,9 @@ def test_an_agreement_the_user_stops_puts_the_subscription_on_invoice_from_the_n
     assert (agreement.status, agreement.stopped_by) == (AgreementStatus.STOPPED, "user")
     (row,) = fake_ctx.attention.all(shop)
     assert (row.run, row.ref, row.count) == ("providers", key, 1)
+    (listed,) = isolation.needs_attention(fake_ctx, shop)  # customer service sees it, named, and can dismiss it
+    assert listed["operation"] == "payment agreement (Vipps, card)"
+    assert isolation.dismiss(fake_ctx, shop, "providers", acc.number, key) and fake_ctx.attention.all(shop) == []
     assert [(e.status, e.by) for e in agreement_events(fake_ctx)] == [("active", ""), ("stopped", "user")]
     bill_subscribers(fake_ctx, shop, date(2026, 1, 22), [acc.number])  # the renewal: an invoice with KID
     renewal = max(fake_ctx.accounts.documents(shop, acc.number).invoices, key=lambda i: i.number)
