@@ -279,8 +279,7 @@ def reconcile_vipps_agreement(ctx: Context, tenant: str, agreement_id: str) -> N
         log.warning("Vipps agreement %s of %s is not one of ours (externalId %r)", agreement_id, tenant,
                     remote.external_id)
         return
-    found = _apply(ctx, tenant, subscriber_no, remote.external_id,
-                   lambda acc, a: _vipps_reading(ctx, tenant, acc, a, remote))
+    found = _apply(ctx, tenant, subscriber_no, remote.external_id, _read(ctx, tenant, remote))
     if not found and remote.status.upper() in ("ACTIVE", "STOPPED"):
         _orphan(ctx, tenant, subscriber_no, remote.external_id)
 
@@ -293,7 +292,7 @@ def reconcile_card_order(ctx: Context, tenant: str, payment_order_id: str) -> No
     if subscriber_no is None:
         log.info("payment order %s of %s is no checkout (%r)", payment_order_id, tenant, po.payee_reference)
         return
-    found = _apply(ctx, tenant, subscriber_no, po.payee_reference, lambda _acc, a: _card_reading(ctx, tenant, a, po))
+    found = _apply(ctx, tenant, subscriber_no, po.payee_reference, _read(ctx, tenant, po))
     if not found and po.status == "Paid":
         _orphan(ctx, tenant, subscriber_no, po.payee_reference)
 
@@ -345,14 +344,25 @@ class Reading:
 Read = Callable[[Account, PaymentAgreement], Reading]  # (the account as stored, its agreement) -> the provider's word
 
 
-def _reading(ctx: Context, tenant: str, account: Account, agreement: PaymentAgreement) -> Reading:
+def _reading(ctx: Context, tenant: str, account: Account, agreement: PaymentAgreement,
+             known: VippsAgreement | CardPaymentOrder | None = None) -> Reading:
+    """The provider's word on OUR agreement: the resource our row names (``provider_id``),
+    never another that merely claims our key as its externalId / payeeReference (a stale
+    draft of the same order, a second payment order): ``known`` (what a webhook or callback
+    re-read) is used only if it is the one our row names, else ours is read."""
+    if known is not None and known.id != agreement.provider_id:
+        log.warning("%s %s claims agreement %s, which is %s: ours is read", agreement.provider.value, known.id,
+                    agreement.key, agreement.provider_id)
+        known = None
     if agreement.provider is Provider.VIPPS:
-        return _vipps_reading(ctx, tenant, account, agreement, ctx.vipps.agreement(tenant, agreement.provider_id))
-    return _card_reading(ctx, tenant, agreement, ctx.swedbankpay.payment_order(tenant, agreement.provider_id))
+        remote = known if isinstance(known, VippsAgreement) else ctx.vipps.agreement(tenant, agreement.provider_id)
+        return _vipps_reading(ctx, tenant, account, agreement, remote)
+    po = known if isinstance(known, CardPaymentOrder) else ctx.swedbankpay.payment_order(tenant, agreement.provider_id)
+    return _card_reading(ctx, tenant, agreement, po)
 
 
-def _read(ctx: Context, tenant: str) -> Read:
-    return lambda account, agreement: _reading(ctx, tenant, account, agreement)
+def _read(ctx: Context, tenant: str, known: VippsAgreement | CardPaymentOrder | None = None) -> Read:
+    return lambda account, agreement: _reading(ctx, tenant, account, agreement, known)
 
 
 def _vipps_reading(ctx: Context, tenant: str, account: Account, agreement: PaymentAgreement,
