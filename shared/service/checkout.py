@@ -69,7 +69,7 @@ from ..domain.agreements import (
     watch_days,
 )
 from ..domain.catalogue import Catalogue, PaymentType
-from ..domain.charges import Observed, card_state, settle, vipps_state
+from ..domain.charges import ImplausibleAnswer, Observed, card_state, settle, vipps_state
 from ..domain.dunning_visit import order_blocked
 from ..domain.events import AgreementChanged
 from ..domain.invoicing import DocumentKind, Invoice, InvoiceDraft, draft_invoice, due_period_indexes
@@ -125,6 +125,7 @@ class Taken:
     captured_minor: int
     provider_ref: str = ""
     failure_reason: str = ""
+    currency: str = ""
 
 
 # ---- start ---------------------------------------------------------------------------------------
@@ -377,7 +378,7 @@ def _vipps_reading(ctx: Context, tenant: str, account: Account, agreement: Payme
             charge = None
         if charge is not None:
             taken = Taken(charge.id, vipps_state(charge.status), charge.amount_minor, charge.captured_minor,
-                          failure_reason=charge.failure_reason)
+                          failure_reason=charge.failure_reason, currency=charge.currency)
     return Reading(remote.status, taken, remote.stopped_by)
 
 
@@ -390,7 +391,7 @@ def _card_reading(ctx: Context, tenant: str, agreement: PaymentAgreement, po: Ca
         po = ctx.swedbankpay.capture(tenant, po.id, po.amount_minor, _first_vat(ctx, tenant, agreement),
                                      agreement.initial_charge_id)
     taken = Taken(agreement.initial_charge_id, card_state(po.status, po.captured_minor), po.amount_minor,
-                  po.captured_minor, po.id, po.failure_reason)
+                  po.captured_minor, po.id, po.failure_reason, po.currency)
     return Reading(po.status, taken, card=card)
 
 
@@ -500,16 +501,23 @@ def first_payment(account: Account, agreement: PaymentAgreement, invoice: Invoic
     """The first payment as a ``Charge`` for the first invoice's demand, settled by what the
     provider says of it through the charges' one rule (``charges.settle``): captured, booked as a
     payment by its external identifier and the row gone; failed, handed to dunning; else kept
-    for its outcome (``service.charges`` follows it, as this module's reconcile does)."""
+    for its outcome (``service.charges`` follows it, as this module's reconcile does). The charge
+    is of the first invoice's total (what the checkout asked for), so an answer beyond it
+    (``domain.charges.implausible``) places the order but books nothing: the charge stays for
+    the worker, whose attention row tells customer service."""
     charge = Charge(taken.charge_id, agreement.provider, agreement.key, agreement.organization_id, invoice.demand_no,
-                    taken.amount_minor, agreement.currency, day, 0, 1, changed=day)
+                    invoice.total_minor, agreement.currency, day, 0, 1, changed=day)  # what we asked, not what it says
     account = replace(account, charges={**account.charges, charge.id: charge})
-    return settle(account, charge.id, _observed(taken), catalogue, day)
+    try:
+        return settle(account, charge.id, _observed(taken), catalogue, day)
+    except ImplausibleAnswer as exc:  # the order is placed all the same; the charge is kept, unbooked
+        log.error("first payment of %s not applied: %s", agreement.key, exc)
+        return Changes(account)
 
 
 def _observed(taken: Taken) -> Observed:
     return Observed(taken.state, taken.captured_minor, failure_reason=taken.failure_reason,
-                    provider_ref=taken.provider_ref)
+                    provider_ref=taken.provider_ref, currency=taken.currency)
 
 
 def _settle_initial(ctx: Context, tenant: str, subscriber_no: int, taken: Taken) -> None:
@@ -615,6 +623,8 @@ def checkout_status(ctx: Context, tenant: str, agreement_key: str) -> CheckoutSt
             _apply(ctx, tenant, subscriber_no, agreement_key, _read(ctx, tenant))
         except ProviderUnavailable:  # the page says pending; the webhook or the timer settles it
             log.warning("checkout %s of %s: provider unavailable", agreement_key, tenant)
+        except ImplausibleAnswer as exc:  # the payer sees where it is; the worker's attention row tells us
+            log.error("checkout %s of %s: %s", agreement_key, tenant, exc)
         loaded = ctx.accounts.load(tenant, subscriber_no)
         assert loaded is not None
         agreement = loaded.account.agreements[agreement_key]
