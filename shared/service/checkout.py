@@ -287,8 +287,19 @@ def reconcile_vipps_agreement(ctx: Context, tenant: str, agreement_id: str) -> N
 
 def reconcile_card_order(ctx: Context, tenant: str, payment_order_id: str) -> None:
     """A Swedbank Pay callback (its body never trusted): re-read the payment order and apply it.
-    A renewal's purchase (payee reference a charge id) is the charges' (``service.charges``)."""
-    po = ctx.swedbankpay.payment_order(tenant, payment_order_id)
+    A renewal's purchase (payee reference a charge id) is the charges' (``service.charges``).
+
+    The callback is anonymous, so the id is anyone's text: one Swedbank Pay does not show this
+    tenant (404, 403; or a tenant with no Swedbank Pay) names nothing of ours and is dropped
+    with a log line, never an attention row or a retry (a stranger could post any number)."""
+    try:
+        po = ctx.swedbankpay.payment_order(tenant, payment_order_id)
+    except ProviderRefused as exc:
+        if exc.status not in (403, 404):
+            raise
+        log.warning("callback of %s names payment order %s, which Swedbank Pay does not show us (%d): dropped",
+                    tenant, payment_order_id[:100], exc.status)
+        return
     subscriber_no = parse_agreement_key(po.payee_reference)
     if subscriber_no is None:
         log.info("payment order %s of %s is no checkout (%r)", payment_order_id, tenant, po.payee_reference)

@@ -231,3 +231,23 @@ def test_an_order_while_the_provider_is_down_is_503_and_the_same_post_again_make
     assert json.loads(first.get_body()) == json.loads(again.get_body())
     assert len(account(ctx, shop).agreements) == 1
     assert len(rails.sims.vipps.agreements) == 1  # the draft made once (its Idempotency-Key is the agreement key)
+
+
+@pytest.mark.parametrize("tenant_of", ["shop", "a tenant with no Swedbank Pay"])
+def test_anonymous_callbacks_naming_no_payment_order_of_ours_leave_no_attention_rows(
+        ctx: Context, shop: str, rails: Rails, tenant_of: str) -> None:
+    """Hostile review (issue 11): the callback is anonymous, so whatever it names is anyone's
+    text. A payment order Swedbank Pay does not know for the tenant (or a tenant with no
+    Swedbank Pay at all) is dropped with a log line: it never becomes a row on customer
+    service's list (a stranger posting a thousand random ids would fill it), nor a retry."""
+    tenant = shop if tenant_of == "shop" else "no-swedbank-" + shop[:20]
+    for i in range(3):
+        body = {"paymentOrder": {"id": f"/psp/paymentorders/00000000-0000-0000-0000-00000000000{i}", "number": i}}
+        req = http("POST", f"/api/swedbankpay/{tenant}/callback", body, route={"tenant": tenant})
+        assert function("swedbankpay_callback")(req).status_code == 200
+    messages = queued(ctx, PROVIDER_EVENTS)
+    assert len(messages) == 3
+    for message in messages:
+        assert provider_worker.handle(message.encode()) != "attention"
+    for t in (shop, tenant):
+        assert [a for a in ctx.attention.all(t) if a.run == provider_worker.RUN] == []
