@@ -634,6 +634,8 @@ def checkout_status(ctx: Context, tenant: str, agreement_key: str) -> CheckoutSt
             _apply(ctx, tenant, subscriber_no, agreement_key, _read(ctx, tenant))
         except ProviderUnavailable:  # the page says pending; the webhook or the timer settles it
             log.warning("checkout %s of %s: provider unavailable", agreement_key, tenant)
+        except ProviderRefused as exc:  # not readable now (registration gone, unknown there): the stored status
+            log.warning("checkout %s of %s: the provider refused the read: %s", agreement_key, tenant, exc.status)
         except ImplausibleAnswer as exc:  # the payer sees where it is; the worker's attention row tells us
             log.error("checkout %s of %s: %s", agreement_key, tenant, exc)
         loaded = ctx.accounts.load(tenant, subscriber_no)
