@@ -5,7 +5,8 @@ document served at ``/api/openapi.json`` lists exactly the endpoints that exist.
 route and query parameter is checked by its name's bounded type and every body by its
 model (``functions.validation``) before the handler runs. Errors become RFC 9457 problem
 documents: a malformed request is 400, a body too large 413, an invalid value 422 with the
-field and the constraint, a missing object 404, a lost race or an item in use 409. Any
+field and the constraint, a missing object 404, a lost race or an item in use 409, a
+payment provider's refusal 502 and its silence 503 (never the provider's own text). Any
 other exception is a server fault: 500 with a generic text and an error id that is
 logged with the traceback, never the exception's own text.
 """
@@ -32,7 +33,7 @@ from shared.domain.credit import CreditRefused
 from shared.domain.lifecycle import StopRefused, UnknownSubscription
 from shared.domain.money import CurrencyMismatch
 from shared.domain.subscriptions import SubscriberError
-from shared.ports import ConcurrencyConflict, NotFound, StorageLimit
+from shared.ports import ConcurrencyConflict, NotFound, ProviderRefused, ProviderUnavailable, StorageLimit
 from shared.service.context import Context
 from shared.service.delivery import DeliveryInProgress, NoRecipient
 from shared.service.documents import NoEhfForm
@@ -64,6 +65,8 @@ STATUS_OF: dict[type[BaseException], tuple[int, str]] = {
     CreditRefused: (422, "Not accepted"),
     CurrencyMismatch: (422, "Not accepted"),
     StorageLimit: (422, "Too large to store"),  # beyond what Table Storage holds: nothing was written
+    ProviderRefused: (502, "Payment provider refused"),  # a call of ours to Vipps / Swedbank Pay, refused (4xx)
+    ProviderUnavailable: (503, "Payment provider unavailable"),  # no answer after the retries: try again
     json.JSONDecodeError: (400, "Malformed body"),
     UnicodeDecodeError: (400, "Malformed body"),
     ValueError: (400, "Bad request"),
@@ -272,6 +275,8 @@ def _detail(exc: Exception, cls: type[BaseException]) -> str:
         return f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
     if isinstance(exc, UnicodeDecodeError):
         return "the body is not UTF-8"
+    if isinstance(exc, (ProviderRefused, ProviderUnavailable)):  # the provider's text is not the caller's to see
+        return "the payment provider could not do what the request needs; try again later"
     if isinstance(exc, KeyError):
         return str(exc.args[0]) if exc.args else "not found"
     if cls is not ValueError or _raised_by_us(exc):

@@ -37,6 +37,7 @@ import hmac
 import json
 import logging
 import random
+import re
 import threading
 import time
 import uuid
@@ -67,6 +68,19 @@ SYSTEM_HEADERS = {"Vipps-System-Name": "abonno", "Vipps-System-Version": "1.0",
                   "Vipps-System-Plugin-Name": "abonno-recurring", "Vipps-System-Plugin-Version": "1.0"}
 TOKEN_MARGIN = 60.0  # seconds: a token is renewed this long before it expires
 SIGNED_HEADERS = "x-ms-date;host;x-ms-content-sha256"
+# A request path of ours: segments of id characters, never "." or ".." (requests resolves those:
+# ``agreements/..`` would be another resource) nor ``? # % /`` inside an id (an agreementId or
+# chargeId from a webhook body is only as good as its signer).
+SAFE_PATH = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._:-]{1,100})+")
+SEGMENT = re.compile(r"(?!\.\.?$)[A-Za-z0-9._:-]{1,100}")
+
+
+def _seg(value: str) -> str:
+    """An agreement or charge id as one path segment; anything else is no resource of Vipps'
+    (404, nothing sent)."""
+    if not SEGMENT.fullmatch(value):
+        raise ProviderRefused(404, "not a Vipps id")
+    return value
 
 
 @dataclass(frozen=True)
@@ -123,14 +137,14 @@ class VippsClient:
                               draft.currency, answer.get("vippsConfirmationUrl") or "")
 
     def agreement(self, tenant: str, agreement_id: str) -> VippsAgreement:
-        return readable(agreement_of, self._call(tenant, "GET", f"{API}/agreements/{agreement_id}"))
+        return readable(agreement_of, self._call(tenant, "GET", f"{API}/agreements/{_seg(agreement_id)}"))
 
     def update_price(self, tenant: str, agreement_id: str, price_minor: int, idempotency_key: str) -> None:
-        self._call(tenant, "PATCH", f"{API}/agreements/{agreement_id}", {"pricing": {"amount": price_minor}},
+        self._call(tenant, "PATCH", f"{API}/agreements/{_seg(agreement_id)}", {"pricing": {"amount": price_minor}},
                    idempotency_key)
 
     def stop_agreement(self, tenant: str, agreement_id: str, idempotency_key: str) -> None:
-        self._call(tenant, "PATCH", f"{API}/agreements/{agreement_id}", {"status": "STOPPED"}, idempotency_key)
+        self._call(tenant, "PATCH", f"{API}/agreements/{_seg(agreement_id)}", {"status": "STOPPED"}, idempotency_key)
 
     # ---- the port: charges -------------------------------------------------------------------
 
@@ -170,14 +184,15 @@ class VippsClient:
         return detail
 
     def charge(self, tenant: str, agreement_id: str, charge_id: str) -> VippsCharge:
-        return readable(charge_of, self._call(tenant, "GET", f"{API}/agreements/{agreement_id}/charges/{charge_id}"))
+        path = f"{API}/agreements/{_seg(agreement_id)}/charges/{_seg(charge_id)}"
+        return readable(charge_of, self._call(tenant, "GET", path))
 
     def charges(self, tenant: str, agreement_id: str) -> list[VippsCharge]:
         """Every charge of the agreement, the initial one too, page by page (``Continuation-Token``)."""
         found: list[VippsCharge] = []
         token = ""
         for _page in range(10_000):
-            response = self._send(tenant, "GET", f"{API}/agreements/{agreement_id}/charges", None, None,
+            response = self._send(tenant, "GET", f"{API}/agreements/{_seg(agreement_id)}/charges", None, None,
                                   {"Continuation-Token": token} if token else {})
             found.extend(readable(lambda a: [charge_of(c) for c in a], _body(response)))
             token = response.headers.get("Continuation-Token") or ""
@@ -186,11 +201,12 @@ class VippsClient:
         return found
 
     def cancel_charge(self, tenant: str, agreement_id: str, charge_id: str, idempotency_key: str) -> None:
-        self._call(tenant, "DELETE", f"{API}/agreements/{agreement_id}/charges/{charge_id}", None, idempotency_key)
+        path = f"{API}/agreements/{_seg(agreement_id)}/charges/{_seg(charge_id)}"
+        self._call(tenant, "DELETE", path, None, idempotency_key)
 
     def refund(self, tenant: str, agreement_id: str, charge_id: str, amount_minor: int, description: str,
                idempotency_key: str) -> None:
-        self._call(tenant, "POST", f"{API}/agreements/{agreement_id}/charges/{charge_id}/refund",
+        self._call(tenant, "POST", f"{API}/agreements/{_seg(agreement_id)}/charges/{_seg(charge_id)}/refund",
                    {"amount": amount_minor, "description": description[:100] or "Refund"}, idempotency_key)
 
     def webhook_secret(self, tenant: str) -> str:
@@ -203,6 +219,8 @@ class VippsClient:
 
     def _send(self, tenant: str, method: str, path: str, body: Any, key: str | None,
               extra: Mapping[str, str] | None = None) -> requests.Response:
+        if not SAFE_PATH.fullmatch(path):  # an id that is no single path segment: no such resource, nothing sent
+            raise ProviderRefused(404, "not a Vipps id")
         creds = self.credentials(tenant)
         headers = {"Ocp-Apim-Subscription-Key": creds.subscription_key, "Merchant-Serial-Number": creds.msn,
                    "X-Request-Id": str(uuid.uuid4()), "Content-Type": "application/json", **SYSTEM_HEADERS,

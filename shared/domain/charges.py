@@ -110,6 +110,30 @@ class Observed:
     refunded_minor: int = 0
     failure_reason: str = ""
     provider_ref: str = ""  # Swedbank Pay: the payment order id of the purchase
+    currency: str = ""  # of the charge at the provider, where the answer says ("": not said)
+
+
+class ImplausibleAnswer(ValueError):
+    """A provider's answer that cannot be true of the charge we asked for (more captured than
+    its amount, "captured" with nothing captured, another currency, negative amounts): it is
+    not applied. Nothing is booked from it; the caller's failure path tells customer service."""
+
+
+def implausible(charge: Charge, seen: Observed) -> str:
+    """Why ``seen`` cannot be believed of ``charge`` ("" if it can). The provider is the truth
+    about what happened, but only within what we asked for: a charge is of our amount, in our
+    currency, so an answer outside that is a broken or forged answer, never money to book."""
+    if seen.currency and seen.currency != charge.currency:
+        return f"the provider says {seen.currency}, the charge is in {charge.currency}"
+    if seen.captured_minor < 0 or seen.refunded_minor < 0:
+        return "a negative amount"
+    if seen.captured_minor > charge.amount_minor:
+        return f"{seen.captured_minor} captured of a charge of {charge.amount_minor}"
+    if captured(seen.state) and max(seen.captured_minor, charge.captured_minor) <= 0:
+        return f"{seen.state.value} with nothing captured"
+    if seen.refunded_minor > max(seen.captured_minor, charge.captured_minor):
+        return f"{seen.refunded_minor} refunded of {max(seen.captured_minor, charge.captured_minor)} captured"
+    return ""
 
 
 _VIPPS = {"PENDING": ChargeState.PENDING, "DUE": ChargeState.DUE, "PROCESSING": ChargeState.PROCESSING,
@@ -157,6 +181,9 @@ def settle(account: Account, charge_id_: str, seen: Observed, catalogue: Catalog
     charge = account.charges.get(charge_id_)
     if charge is None:
         return Changes(account)
+    why = implausible(charge, seen)
+    if why:
+        raise ImplausibleAnswer(f"charge {charge.id}: {why}")
     after = merged(charge, seen, today)
     if after == charge:
         return Changes(account)
@@ -174,7 +201,7 @@ def payment_id(charge: Charge) -> str:
 
 
 def _book(account: Account, charge: Charge, catalogue: Catalogue, today: date) -> Changes:
-    amount = charge.captured_minor or charge.amount_minor
+    amount = charge.captured_minor  # what the provider shows captured (``implausible``: 0 < it <= the amount)
     kid = kid_of(account, catalogue, charge)
     payment = ReceivedPayment(payment_id(charge), charge.organization_id, charge.currency, amount, today,
                               charge.provider.value, MatchType.EXTERNAL_IDENTIFIER, kid, charge.demand_no or None,

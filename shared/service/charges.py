@@ -217,11 +217,12 @@ def _card_open(charge: Charge) -> bool:
 
 def card_observed(order: CardPaymentOrder) -> Observed:
     return Observed(card_state(order.status, order.captured_minor), order.captured_minor, order.reversed_minor,
-                    order.failure_reason, order.id)
+                    order.failure_reason, order.id, order.currency)
 
 
 def vipps_observed(charge: VippsCharge) -> Observed:
-    return Observed(vipps_state(charge.status), charge.captured_minor, charge.refunded_minor, charge.failure_reason)
+    return Observed(vipps_state(charge.status), charge.captured_minor, charge.refunded_minor, charge.failure_reason,
+                    currency=charge.currency)
 
 
 def _create_vipps(uow: UnitOfWork, items: Sequence[tuple[int, Charge, ChargeRequest]],

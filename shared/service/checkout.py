@@ -69,7 +69,7 @@ from ..domain.agreements import (
     watch_days,
 )
 from ..domain.catalogue import Catalogue, PaymentType
-from ..domain.charges import Observed, card_state, settle, vipps_state
+from ..domain.charges import ImplausibleAnswer, Observed, card_state, settle, vipps_state
 from ..domain.dunning_visit import order_blocked
 from ..domain.events import AgreementChanged
 from ..domain.invoicing import DocumentKind, Invoice, InvoiceDraft, draft_invoice, due_period_indexes
@@ -125,6 +125,7 @@ class Taken:
     captured_minor: int
     provider_ref: str = ""
     failure_reason: str = ""
+    currency: str = ""
 
 
 # ---- start ---------------------------------------------------------------------------------------
@@ -279,21 +280,31 @@ def reconcile_vipps_agreement(ctx: Context, tenant: str, agreement_id: str) -> N
         log.warning("Vipps agreement %s of %s is not one of ours (externalId %r)", agreement_id, tenant,
                     remote.external_id)
         return
-    found = _apply(ctx, tenant, subscriber_no, remote.external_id,
-                   lambda acc, a: _vipps_reading(ctx, tenant, acc, a, remote))
+    found = _apply(ctx, tenant, subscriber_no, remote.external_id, _read(ctx, tenant, remote))
     if not found and remote.status.upper() in ("ACTIVE", "STOPPED"):
         _orphan(ctx, tenant, subscriber_no, remote.external_id)
 
 
 def reconcile_card_order(ctx: Context, tenant: str, payment_order_id: str) -> None:
     """A Swedbank Pay callback (its body never trusted): re-read the payment order and apply it.
-    A renewal's purchase (payee reference a charge id) is the charges' (``service.charges``)."""
-    po = ctx.swedbankpay.payment_order(tenant, payment_order_id)
+    A renewal's purchase (payee reference a charge id) is the charges' (``service.charges``).
+
+    The callback is anonymous, so the id is anyone's text: one Swedbank Pay does not show this
+    tenant (404, 403; or a tenant with no Swedbank Pay) names nothing of ours and is dropped
+    with a log line, never an attention row or a retry (a stranger could post any number)."""
+    try:
+        po = ctx.swedbankpay.payment_order(tenant, payment_order_id)
+    except ProviderRefused as exc:
+        if exc.status not in (403, 404):
+            raise
+        log.warning("callback of %s names payment order %s, which Swedbank Pay does not show us (%d): dropped",
+                    tenant, payment_order_id[:100], exc.status)
+        return
     subscriber_no = parse_agreement_key(po.payee_reference)
     if subscriber_no is None:
         log.info("payment order %s of %s is no checkout (%r)", payment_order_id, tenant, po.payee_reference)
         return
-    found = _apply(ctx, tenant, subscriber_no, po.payee_reference, lambda _acc, a: _card_reading(ctx, tenant, a, po))
+    found = _apply(ctx, tenant, subscriber_no, po.payee_reference, _read(ctx, tenant, po))
     if not found and po.status == "Paid":
         _orphan(ctx, tenant, subscriber_no, po.payee_reference)
 
@@ -345,14 +356,25 @@ class Reading:
 Read = Callable[[Account, PaymentAgreement], Reading]  # (the account as stored, its agreement) -> the provider's word
 
 
-def _reading(ctx: Context, tenant: str, account: Account, agreement: PaymentAgreement) -> Reading:
+def _reading(ctx: Context, tenant: str, account: Account, agreement: PaymentAgreement,
+             known: VippsAgreement | CardPaymentOrder | None = None) -> Reading:
+    """The provider's word on OUR agreement: the resource our row names (``provider_id``),
+    never another that merely claims our key as its externalId / payeeReference (a stale
+    draft of the same order, a second payment order): ``known`` (what a webhook or callback
+    re-read) is used only if it is the one our row names, else ours is read."""
+    if known is not None and known.id != agreement.provider_id:
+        log.warning("%s %s claims agreement %s, which is %s: ours is read", agreement.provider.value, known.id,
+                    agreement.key, agreement.provider_id)
+        known = None
     if agreement.provider is Provider.VIPPS:
-        return _vipps_reading(ctx, tenant, account, agreement, ctx.vipps.agreement(tenant, agreement.provider_id))
-    return _card_reading(ctx, tenant, agreement, ctx.swedbankpay.payment_order(tenant, agreement.provider_id))
+        remote = known if isinstance(known, VippsAgreement) else ctx.vipps.agreement(tenant, agreement.provider_id)
+        return _vipps_reading(ctx, tenant, account, agreement, remote)
+    po = known if isinstance(known, CardPaymentOrder) else ctx.swedbankpay.payment_order(tenant, agreement.provider_id)
+    return _card_reading(ctx, tenant, agreement, po)
 
 
-def _read(ctx: Context, tenant: str) -> Read:
-    return lambda account, agreement: _reading(ctx, tenant, account, agreement)
+def _read(ctx: Context, tenant: str, known: VippsAgreement | CardPaymentOrder | None = None) -> Read:
+    return lambda account, agreement: _reading(ctx, tenant, account, agreement, known)
 
 
 def _vipps_reading(ctx: Context, tenant: str, account: Account, agreement: PaymentAgreement,
@@ -367,7 +389,7 @@ def _vipps_reading(ctx: Context, tenant: str, account: Account, agreement: Payme
             charge = None
         if charge is not None:
             taken = Taken(charge.id, vipps_state(charge.status), charge.amount_minor, charge.captured_minor,
-                          failure_reason=charge.failure_reason)
+                          failure_reason=charge.failure_reason, currency=charge.currency)
     return Reading(remote.status, taken, remote.stopped_by)
 
 
@@ -380,7 +402,7 @@ def _card_reading(ctx: Context, tenant: str, agreement: PaymentAgreement, po: Ca
         po = ctx.swedbankpay.capture(tenant, po.id, po.amount_minor, _first_vat(ctx, tenant, agreement),
                                      agreement.initial_charge_id)
     taken = Taken(agreement.initial_charge_id, card_state(po.status, po.captured_minor), po.amount_minor,
-                  po.captured_minor, po.id, po.failure_reason)
+                  po.captured_minor, po.id, po.failure_reason, po.currency)
     return Reading(po.status, taken, card=card)
 
 
@@ -490,16 +512,23 @@ def first_payment(account: Account, agreement: PaymentAgreement, invoice: Invoic
     """The first payment as a ``Charge`` for the first invoice's demand, settled by what the
     provider says of it through the charges' one rule (``charges.settle``): captured, booked as a
     payment by its external identifier and the row gone; failed, handed to dunning; else kept
-    for its outcome (``service.charges`` follows it, as this module's reconcile does)."""
+    for its outcome (``service.charges`` follows it, as this module's reconcile does). The charge
+    is of the first invoice's total (what the checkout asked for), so an answer beyond it
+    (``domain.charges.implausible``) places the order but books nothing: the charge stays for
+    the worker, whose attention row tells customer service."""
     charge = Charge(taken.charge_id, agreement.provider, agreement.key, agreement.organization_id, invoice.demand_no,
-                    taken.amount_minor, agreement.currency, day, 0, 1, changed=day)
+                    invoice.total_minor, agreement.currency, day, 0, 1, changed=day)  # what we asked, not what it says
     account = replace(account, charges={**account.charges, charge.id: charge})
-    return settle(account, charge.id, _observed(taken), catalogue, day)
+    try:
+        return settle(account, charge.id, _observed(taken), catalogue, day)
+    except ImplausibleAnswer as exc:  # the order is placed all the same; the charge is kept, unbooked
+        log.error("first payment of %s not applied: %s", agreement.key, exc)
+        return Changes(account)
 
 
 def _observed(taken: Taken) -> Observed:
     return Observed(taken.state, taken.captured_minor, failure_reason=taken.failure_reason,
-                    provider_ref=taken.provider_ref)
+                    provider_ref=taken.provider_ref, currency=taken.currency)
 
 
 def _settle_initial(ctx: Context, tenant: str, subscriber_no: int, taken: Taken) -> None:
@@ -605,6 +634,10 @@ def checkout_status(ctx: Context, tenant: str, agreement_key: str) -> CheckoutSt
             _apply(ctx, tenant, subscriber_no, agreement_key, _read(ctx, tenant))
         except ProviderUnavailable:  # the page says pending; the webhook or the timer settles it
             log.warning("checkout %s of %s: provider unavailable", agreement_key, tenant)
+        except ProviderRefused as exc:  # not readable now (registration gone, unknown there): the stored status
+            log.warning("checkout %s of %s: the provider refused the read: %s", agreement_key, tenant, exc.status)
+        except ImplausibleAnswer as exc:  # the payer sees where it is; the worker's attention row tells us
+            log.error("checkout %s of %s: %s", agreement_key, tenant, exc)
         loaded = ctx.accounts.load(tenant, subscriber_no)
         assert loaded is not None
         agreement = loaded.account.agreements[agreement_key]

@@ -231,3 +231,64 @@ def test_an_order_while_the_provider_is_down_is_503_and_the_same_post_again_make
     assert json.loads(first.get_body()) == json.loads(again.get_body())
     assert len(account(ctx, shop).agreements) == 1
     assert len(rails.sims.vipps.agreements) == 1  # the draft made once (its Idempotency-Key is the agreement key)
+
+
+@pytest.mark.parametrize("tenant_of", ["shop", "a tenant with no Swedbank Pay"])
+def test_anonymous_callbacks_naming_no_payment_order_of_ours_leave_no_attention_rows(
+        ctx: Context, shop: str, rails: Rails, tenant_of: str) -> None:
+    """Hostile review (issue 11): the callback is anonymous, so whatever it names is anyone's
+    text. A payment order Swedbank Pay does not know for the tenant (or a tenant with no
+    Swedbank Pay at all) is dropped with a log line: it never becomes a row on customer
+    service's list (a stranger posting a thousand random ids would fill it), nor a retry."""
+    tenant = shop if tenant_of == "shop" else "no-swedbank-" + shop[:20]
+    for i in range(3):
+        body = {"paymentOrder": {"id": f"/psp/paymentorders/00000000-0000-0000-0000-00000000000{i}", "number": i}}
+        req = http("POST", f"/api/swedbankpay/{tenant}/callback", body, route={"tenant": tenant})
+        assert function("swedbankpay_callback")(req).status_code == 200
+    messages = queued(ctx, PROVIDER_EVENTS)
+    assert len(messages) == 3
+    for message in messages:
+        assert provider_worker.handle(message.encode()) != "attention"
+    for t in (shop, tenant):
+        assert [a for a in ctx.attention.all(t) if a.run == provider_worker.RUN] == []
+
+
+@pytest.mark.parametrize("pty", ["2", "9"])
+def test_an_order_a_provider_refuses_is_4xx_problem_never_500(ctx: Context, shop: str, pty: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hostile review (issue 11), held: a tenant with no Vipps / Swedbank Pay registration (or a
+    draft the provider refuses) is 422 problem+json on the anonymous order form, and no order."""
+    from shared.adapters.swedbankpay import swedbankpay_from_settings
+    from shared.adapters.vipps import vipps_from_settings
+    for name in ("ABONNO_VIPPS_CREDENTIALS", "ABONNO_SWEDBANKPAY_CREDENTIALS"):
+        monkeypatch.setenv(name, "{}")  # the production wiring, with no registration for any tenant
+    monkeypatch.setattr(ctx, "vipps", vipps_from_settings())
+    monkeypatch.setattr(ctx, "swedbankpay", swedbankpay_from_settings())
+    req = http("POST", f"/api/salesposter/{shop}/orders", ORDER | {"PTY": pty, "email": "kari9@example.no"},
+               route={"tenant": shop}, form=True)
+    response = function("salesposter_order")(req)
+    assert response.status_code == 422, response.get_body()
+    assert response.mimetype == "application/problem+json"
+    number = ctx.emails.find(shop, "kari9@example.no")
+    loaded = ctx.accounts.load(shop, number) if number is not None else None
+    assert loaded is None or (not loaded.account.subscriptions and not loaded.account.agreements)
+
+
+@pytest.mark.parametrize("pty", ["2", "9"])
+def test_the_return_page_of_a_checkout_the_provider_no_longer_shows_is_never_500(
+        ctx: Context, shop: str, pty: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hostile review (issue 11): the payer's return page re-reads a pending checkout; a provider
+    that refuses the read (the registration removed, the agreement unknown: 403, 404) must not
+    make the anonymous page 500. It shows the stored status; the timer settles it later."""
+    from shared.adapters.swedbankpay import swedbankpay_from_settings
+    from shared.adapters.vipps import vipps_from_settings
+    order(shop, pty)
+    (agreement,) = account(ctx, shop).agreements.values()
+    for name in ("ABONNO_VIPPS_CREDENTIALS", "ABONNO_SWEDBANKPAY_CREDENTIALS"):
+        monkeypatch.setenv(name, "{}")
+    monkeypatch.setattr(ctx, "vipps", vipps_from_settings())
+    monkeypatch.setattr(ctx, "swedbankpay", swedbankpay_from_settings())
+    for accept in ("application/json", "text/html"):
+        response = status_page(shop, agreement.key, accept)
+        assert response.status_code == 200, response.get_body()
+    assert json.loads(status_page(shop, agreement.key).get_body())["status"] == "pending"

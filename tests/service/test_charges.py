@@ -733,3 +733,74 @@ def test_the_same_refund_asked_by_five_threads_at_once_is_refunded_and_booked_on
     assert sorted(results) == ["already_booked"] * 4 + ["booked"]
     assert fake_ctx.vipps.refunds == [(cid, 5000)]
     assert balance(fake_ctx, tenant, who) == after_payment - 5000
+
+
+LIES = {  # hostile review (issue 11): answers no charge we asked for can have
+    "captured ten times the amount": {"status": "CHARGED", "captured_minor": 348000},
+    "charged with nothing captured": {"status": "CHARGED", "captured_minor": 0},
+    "captured in another currency": {"status": "CHARGED", "currency": "SEK"},
+    "refunded more than captured": {"status": "PARTIALLY_REFUNDED", "refunded_minor": 50000},
+}
+
+
+@pytest.mark.parametrize("lie", sorted(LIES))
+def test_a_provider_answer_outside_the_charge_we_asked_for_books_nothing(fake_ctx: FakeContext, tenant: str,
+                                                                         lie: str) -> None:
+    """The provider is the truth only within what we asked for: a renewal charge is of our amount
+    in our currency. An answer beyond that is not applied (the worker's attention row tells
+    customer service); a later sane answer is."""
+    from shared.domain.charges import ImplausibleAnswer
+    shop(fake_ctx, tenant)
+    who = charged(fake_ctx, tenant)
+    cid = renewed(fake_ctx, tenant, who)
+    truth = fake_ctx.vipps.charges_by_id[cid]
+    fake_ctx.vipps.charges_by_id[cid] = replace(truth, **({"captured_minor": truth.amount_minor} | LIES[lie]))
+    for reconcile in (lambda: reconcile_charge(fake_ctx, tenant, who.subscriber_no, cid),
+                      lambda: reconcile_vipps_charge(fake_ctx, tenant, who.provider_id, cid)):
+        with pytest.raises(ImplausibleAnswer):
+            reconcile()
+    assert booked_ids(fake_ctx, tenant, who) == [] and cid in account_of(fake_ctx, tenant, who).charges
+    fake_ctx.vipps.charges_by_id[cid] = replace(truth, status="CHARGED", captured_minor=truth.amount_minor)
+    reconcile_charge(fake_ctx, tenant, who.subscriber_no, cid)
+    assert booked_ids(fake_ctx, tenant, who) == [f"vipps.{cid}"]
+
+
+@pytest.mark.parametrize("lie", sorted(set(LIES) - {"refunded more than captured"}))  # no refund read at checkout
+def test_an_initial_charge_outside_the_first_invoice_places_the_order_and_books_nothing(
+        fake_ctx: FakeContext, tenant: str, lie: str) -> None:
+    from shared.domain.charges import ImplausibleAnswer
+    install_catalogue(fake_ctx, tenant)
+    _taken, key = start(fake_ctx, tenant)
+    aid = agreement_id(fake_ctx, key)
+    fake_ctx.vipps.approve(aid)
+    initial = "i" + key[1:]
+    truth = fake_ctx.vipps.charges_by_id[initial]
+    fake_ctx.vipps.charges_by_id[initial] = replace(truth, **({"captured_minor": truth.amount_minor} | LIES[lie]))
+    with pytest.raises(ImplausibleAnswer):  # placed; then the charge is settled again and refused
+        checkout.reconcile_vipps_agreement(fake_ctx, tenant, aid)
+    assert checkout.checkout_status(fake_ctx, tenant, key).status == "active"  # the payer's page: no error
+    number = parse_agreement_key(key)
+    assert number is not None
+    loaded = fake_ctx.accounts.load(tenant, number)
+    assert loaded is not None and initial in loaded.account.charges and loaded.account.subscriptions
+    assert fake_ctx.accounts.payments(tenant, number) == []
+
+
+def test_an_initial_charge_of_another_amount_than_the_first_invoice_is_bounded_by_the_invoice(
+        fake_ctx: FakeContext, tenant: str) -> None:
+    """The first payment's charge is of the first invoice's amount (ours), not of the amount the
+    provider reports: a provider saying the initial charge was 100 times larger, and captured
+    in full, books nothing."""
+    from shared.domain.charges import ImplausibleAnswer
+    install_catalogue(fake_ctx, tenant)
+    _taken, key = start(fake_ctx, tenant)
+    aid = agreement_id(fake_ctx, key)
+    fake_ctx.vipps.approve(aid)
+    initial = "i" + key[1:]
+    truth = fake_ctx.vipps.charges_by_id[initial]
+    big = truth.amount_minor * 100
+    fake_ctx.vipps.charges_by_id[initial] = replace(truth, amount_minor=big, captured_minor=big)
+    with pytest.raises(ImplausibleAnswer):
+        checkout.reconcile_vipps_agreement(fake_ctx, tenant, aid)
+    number = parse_agreement_key(key)
+    assert number is not None and fake_ctx.accounts.payments(tenant, number) == []

@@ -532,3 +532,31 @@ def test_an_authorized_card_payment_is_captured_and_its_card_kept(fake_ctx: Fake
     assert (agreement.status, agreement.token, agreement.card_expiry) == (
         AgreementStatus.ACTIVE, paid.token, date(2027, 6, 30))
     assert acc.open_demands == {} and acc.balances == {"avisa": 0}
+
+
+@pytest.mark.parametrize("status", ["ACTIVE", "EXPIRED", "STOPPED"])
+def test_news_of_another_vipps_agreement_claiming_our_key_reads_ours_and_changes_nothing(
+        fake_ctx: FakeContext, shop: str, status: str) -> None:
+    """Hostile review (issue 11): an agreement at Vipps whose externalId is our key but which is
+    not the one our row names (a stale draft of the same order, an odd answer) is only a signal:
+    the agreement our row names is read, and it is still pending."""
+    from shared.ports import VippsAgreement
+    _taken, key = start(fake_ctx, shop)
+    ours = agreement_id(fake_ctx, key)
+    fake_ctx.vipps.agreements["agr_other"] = VippsAgreement("agr_other", status, key, 100, "NOK")
+    reconcile_vipps_agreement(fake_ctx, shop, "agr_other")
+    acc = account(fake_ctx, shop)
+    assert acc.agreements[key].status is AgreementStatus.PENDING and acc.subscriptions == {}
+    fake_ctx.vipps.approve(ours)  # ours, approved: the same signal now activates it
+    reconcile_vipps_agreement(fake_ctx, shop, "agr_other")
+    assert account(fake_ctx, shop).agreements[key].status is AgreementStatus.ACTIVE
+
+
+def test_news_of_another_payment_order_claiming_our_key_reads_ours_and_changes_nothing(
+        fake_ctx: FakeContext, shop: str) -> None:
+    _taken, key = start(fake_ctx, shop, PaymentType.CARD)
+    ours = account(fake_ctx, shop).agreements[key].provider_id
+    other = replace(fake_ctx.swedbankpay.orders[ours], id="/psp/paymentorders/other", status="Aborted")
+    fake_ctx.swedbankpay.orders[other.id] = other
+    reconcile_card_order(fake_ctx, shop, other.id)
+    assert account(fake_ctx, shop).agreements[key].status is AgreementStatus.PENDING

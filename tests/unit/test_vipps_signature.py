@@ -112,3 +112,38 @@ def test_any_change_to_the_body_or_the_path_is_rejected(secret: str, path: str, 
     if other_path != path:
         with pytest.raises(WebhookRejected):
             verify_webhook(secret, other_path, headers, body, SENT, TOLERANCE)
+
+
+HOSTILE_IDS = ["..", ".", "a/b", "a?b=1", "a#b", "a%2Fb", "a b", "a\nb", "x" * 101, "", "ä"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_IDS)
+def test_an_id_that_is_no_single_path_segment_is_never_sent_to_vipps(hostile: str) -> None:
+    """Hostile review (issue 11): ids reach the Vipps client from webhook bodies; ``..`` was
+    resolved by requests to another resource (``/recurring/v3/``). Every call refuses such an
+    id before anything is sent (404: there is no such agreement or charge)."""
+    from shared.adapters.vipps import VippsClient, VippsCredentials
+    from shared.ports import ProviderRefused
+
+    class Recording:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def request(self, method: str, url: str, **kwargs: object) -> None:
+            self.calls.append(url)
+            raise AssertionError(f"sent {method} {url}")
+
+        def post(self, url: str, **kwargs: object) -> None:
+            raise AssertionError(f"sent POST {url}")
+
+    session = Recording()
+    client = VippsClient("https://vipps.test", lambda t: VippsCredentials("c", "s", "k", "1", "w"), session=session)
+    for call in (lambda: client.agreement("t", hostile), lambda: client.charge("t", hostile, "c1-1-1"),
+                 lambda: client.charge("t", "agr_1", hostile),
+                 lambda: client.refund("t", "agr_1", hostile, 100, "Refund", "r-1"),
+                 lambda: client.cancel_charge("t", hostile, "c1-1-1", "k1"),
+                 lambda: client.stop_agreement("t", hostile, "k2")):
+        with pytest.raises(ProviderRefused) as refused:
+            call()
+        assert refused.value.status == 404
+    assert session.calls == []
