@@ -33,7 +33,7 @@ from shared.domain.credit import CreditRefused
 from shared.domain.lifecycle import StopRefused, UnknownSubscription
 from shared.domain.money import CurrencyMismatch
 from shared.domain.subscriptions import SubscriberError
-from shared.ports import ConcurrencyConflict, NotFound, ProviderRefused, ProviderUnavailable, StorageLimit
+from shared.ports import BusMessage, ConcurrencyConflict, NotFound, ProviderRefused, ProviderUnavailable, StorageLimit
 from shared.service.context import Context
 from shared.service.delivery import DeliveryInProgress, NoRecipient
 from shared.service.documents import NoEhfForm
@@ -124,6 +124,19 @@ class Endpoint:
 
 REGISTRY: list[Endpoint] = []
 Handler = Callable[[Call], Any]
+
+
+def queue_signal(call: Call, queue: str, message: BusMessage, what: str) -> Any | None:
+    """Send a provider's signal (a webhook, a callback) to ``queue`` before answering it: None
+    once it is sent; else the 503 that makes the provider send it again, since a signal we
+    answered 2xx must already be durable."""
+    try:
+        call.ctx.bus.send(queue, [message])
+    except Exception:
+        log.exception("%s: %s not queued", what, message.id)
+        return problem(503, "Unavailable", f"the {what} could not be queued; send it again",
+                       headers={"Retry-After": "5"})
+    return None
 
 
 def problem(status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None,

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.http import Call, Endpoint, endpoint, problem
+from functions.http import Call, Endpoint, endpoint, queue_signal
 from shared.adapters.bus import PROVIDER_EVENTS
 from shared.domain.agreements import Provider
 from shared.ports import BusMessage
@@ -73,11 +73,8 @@ def callback(call: Call) -> Any:
         body.transaction.number if body.transaction and body.transaction.number is not None else "")
     message = BusMessage(f"swedbankpay.{order_id.rsplit('/', 1)[-1]}.{number}",
                          {"tenant": tenant, "provider": Provider.SWEDBANKPAY.value, "payment_order_id": order_id})
-    try:
-        call.ctx.bus.send(PROVIDER_EVENTS, [message])
-    except Exception:
-        log.exception("swedbank pay callback for %s: %s not queued", tenant, message.id)
-        return problem(503, "Unavailable", "the callback could not be queued; send it again",
-                       headers={"Retry-After": "5"})
+    failed = queue_signal(call, PROVIDER_EVENTS, message, "callback")
+    if failed is not None:
+        return failed
     log.info("swedbank pay callback for %s queued as %s", tenant, message.id)
     return Received(status="queued").model_dump()

@@ -41,7 +41,7 @@ from typing import Annotated, Any
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from functions.http import Call, Endpoint, endpoint, problem
+from functions.http import Call, Endpoint, endpoint, problem, queue_signal
 from shared.adapters.auth import is_tenant_id
 from shared.adapters.bus import PROVIDER_EVENTS
 from shared.adapters.vipps import WebhookRejected, verify_webhook
@@ -149,12 +149,9 @@ def webhook(call: Call) -> Any:
     message = BusMessage(message_id(event), {
         "tenant": tenant, "provider": Provider.VIPPS.value, "event_type": event.eventType,
         "agreement_id": event.agreementId, "charge_id": event.chargeId if event.eventType in CHARGE_EVENTS else None})
-    try:
-        call.ctx.bus.send(PROVIDER_EVENTS, [message])
-    except Exception:
-        log.exception("vipps webhook for %s: %s not queued", tenant, message.id)
-        return problem(503, "Unavailable", "the event could not be queued; send it again",
-                       headers={"Retry-After": "5"})
+    failed = queue_signal(call, PROVIDER_EVENTS, message, "event")
+    if failed is not None:
+        return failed
     _count("received")
     log.info("vipps webhook for %s: %s queued as %s", tenant, event.eventType, message.id)
     return Received(status="queued").model_dump()
