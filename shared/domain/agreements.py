@@ -179,6 +179,12 @@ def initial_charge_id(subscriber_no: int, subscription_id: str) -> str:
     return value
 
 
+def agreement_of_initial_charge(value: str) -> str | None:
+    """The key of the agreement whose initial charge ``value`` is (``initial_charge_id`` of the
+    same subscriber and subscription); None for any other id."""
+    return "a" + value[1:] if value.startswith("i") and subscriber_of(value) is not None else None
+
+
 def subscriber_of(value: str) -> int | None:
     """The subscriber number any of our ids names (agreement key, charge id, initial charge id)."""
     m = re.fullmatch(r"[aci]([1-9][0-9]{0,11})-[A-Za-z0-9-]{1,27}", value)

@@ -31,6 +31,7 @@ from .agreements import Charge, ChargeState, PaymentAgreement, Provider, charge_
 from .catalogue import Catalogue, PaymentType
 from .events import ChargeFailed, ChargeRequested, Event
 from .invoicing import Invoice
+from .ledger import VatPart
 from .payments import MatchType, ReceivedPayment
 from .subscriptions import Subscription
 
@@ -225,7 +226,7 @@ def extra_request(account: Account, charge: Charge, catalogue: Catalogue, today:
     process has extra payment requests left, the demand is still open and the agreement is
     still active; else None (the ordinary dunning goes on with reminders with KID)."""
     demand = account.open_demands.get(charge.demand_no)
-    if demand is None or demand.open_minor <= 0:
+    if demand is None or not payable(account, charge):
         return None
     process = process_of(account, catalogue, demand)
     agreement = account.agreements.get(charge.agreement_key)
@@ -237,7 +238,6 @@ def extra_request(account: Account, charge: Charge, catalogue: Catalogue, today:
     return Charge(charge_id(account.number, charge.demand_no, charge.attempt + 1), charge.provider,
                   charge.agreement_key, charge.organization_id, charge.demand_no, demand.open_minor, charge.currency,
                   due, charge.retry_days, charge.attempt + 1, changed=today)
-
 
 
 def kid_of(account: Account, catalogue: Catalogue, charge: Charge) -> str | None:
@@ -260,11 +260,13 @@ def description(account: Account, catalogue: Catalogue, charge: Charge) -> str:
 def vat_share(account: Account, charge: Charge) -> int:
     """The VAT in a charge's amount (Swedbank Pay asks for it): the invoice's VAT, pro rata."""
     demand = account.open_demands.get(charge.demand_no)
-    if demand is None:
-        return 0
-    gross = sum(p.gross_minor for p in demand.terms.vat)
-    vat = sum(p.vat_minor for p in demand.terms.vat)
-    return vat * charge.amount_minor // gross if gross > 0 else 0
+    return pro_rata_vat(demand.terms.vat, charge.amount_minor) if demand is not None else 0
+
+
+def pro_rata_vat(parts: Sequence[VatPart], amount_minor: int) -> int:
+    """The VAT in ``amount_minor`` of a demand whose VAT per rate is ``parts`` (rounded down)."""
+    gross = sum(p.gross_minor for p in parts)
+    return sum(p.vat_minor for p in parts) * amount_minor // gross if gross > 0 else 0
 
 
 def payable(account: Account, charge: Charge) -> bool:

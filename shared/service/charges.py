@@ -36,6 +36,7 @@ from ..domain.agreements import (
     ChargeState,
     PaymentAgreement,
     Provider,
+    agreement_of_initial_charge,
     notice_due,
     stop_due,
     subscriber_of,
@@ -47,6 +48,7 @@ from ..domain.charges import (
     description,
     kid_of,
     payable,
+    pro_rata_vat,
     requested,
     settle,
     vat_share,
@@ -270,8 +272,9 @@ def reconcile_vipps_charge(ctx: Context, tenant: str, agreement_id: str, charge_
         log.warning("vipps charge event of %s: %s (agreement %s) is no charge of ours", tenant, charge_id,
                     agreement_id)
         return
-    if charge_id.startswith("i"):  # ``initial_charge_id`` i{n}-{sub}: the agreement a{n}-{sub}
-        checkout.reconcile_agreement(ctx, tenant, number, "a" + charge_id[1:])
+    initial_of = agreement_of_initial_charge(charge_id)
+    if initial_of is not None:
+        checkout.reconcile_agreement(ctx, tenant, number, initial_of)
     reconcile_charge(ctx, tenant, number, charge_id)
 
 
@@ -389,11 +392,7 @@ def refund_charge(ctx: Context, tenant: str, subscriber_no: int, charge_id: str,
 def _refund_vat(ctx: Context, tenant: str, subscriber_no: int, demand_no: int | None, amount_minor: int) -> int:
     """The VAT in a refund of a charge (Swedbank Pay asks for it): its invoice's VAT, pro rata."""
     invoice = ctx.accounts.invoice(tenant, subscriber_no, demand_no) if demand_no else None
-    if invoice is None:
-        return 0
-    parts = vat_parts(invoice.draft.lines)
-    gross = sum(p.gross_minor for p in parts)
-    return sum(p.vat_minor for p in parts) * amount_minor // gross if gross > 0 else 0
+    return pro_rata_vat(vat_parts(invoice.draft.lines), amount_minor) if invoice is not None else 0
 
 
 def _provider_refund(ctx: Context, tenant: str, account: Account, provider: Provider, order_id: str,

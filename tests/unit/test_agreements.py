@@ -18,9 +18,13 @@ from shared.domain.agreements import (
     Provider,
     Verdict,
     activated,
+    agreement_key,
+    agreement_of_initial_charge,
     card_expired,
     card_verdict,
+    charge_id,
     ended,
+    initial_charge_id,
     initial_taken,
     interval_of,
     notice_due,
@@ -143,3 +147,10 @@ def test_a_valid_card_agreement_of_the_organisation_is_reusable_until_it_expires
     assert reusable_card(cards, "avisa", DAY) == CARD
     assert reusable_card(cards, "avisa", date(2026, 4, 1)) is None  # expired
     assert reusable_card({ACTIVE.key: ACTIVE}, "avisa", DAY) is None  # a Vipps agreement is never reused
+
+
+def test_an_initial_charge_id_names_its_agreement_and_no_other_id_does() -> None:
+    assert agreement_of_initial_charge(initial_charge_id(1000, "895ed0e286dc5f6d")) == agreement_key(
+        1000, "895ed0e286dc5f6d")
+    for other in (charge_id(1000, 7, 1), agreement_key(1000, "895ed0e286dc5f6d"), "i", "ix-1", "chr-123", ""):
+        assert agreement_of_initial_charge(other) is None
