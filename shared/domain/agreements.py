@@ -191,6 +191,22 @@ def subscriber_of(value: str) -> int | None:
     return int(m[1]) if m else None
 
 
+CARD_CHECKOUT_TRIES = 5  # payment orders one card checkout may make (one per try whose answer was lost)
+
+
+def card_reference(key: str, attempt: int) -> str:
+    """The payeeReference of a card checkout's ``attempt``-th payment order: the agreement key,
+    then ``{key}-{attempt}``. Swedbank Pay refuses a used payeeReference and cannot be asked for
+    an order by it, so a checkout whose first order's answer was lost makes the next one."""
+    return key if attempt == 1 else f"{key}-{attempt}"
+
+
+def key_of_card_reference(value: str) -> str | None:
+    """The agreement key a checkout's payeeReference (``card_reference``) names; None for any other."""
+    m = re.fullmatch(r"(a[1-9][0-9]{0,11}-[A-Za-z0-9]{1,26})(?:-([2-9]))?", value)
+    return m[1] if m and (m[2] is None or int(m[2]) <= CARD_CHECKOUT_TRIES) else None
+
+
 def parse_agreement_key(value: str) -> int | None:
     """The subscriber number of an ``agreement_key``; None for anything else."""
     m = re.fullmatch(r"a([1-9][0-9]{0,11})-[A-Za-z0-9]{1,26}", value)

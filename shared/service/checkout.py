@@ -40,6 +40,7 @@ from datetime import date, timedelta
 
 from ..domain.account import Account, Changes
 from ..domain.agreements import (
+    CARD_CHECKOUT_TRIES,
     VIPPS_MIN_PRICE_MINOR,
     VIPPS_PRODUCT_DESCRIPTION,
     VIPPS_PRODUCT_NAME,
@@ -52,11 +53,13 @@ from ..domain.agreements import (
     activated,
     agreement_key,
     card_expired,
+    card_reference,
     card_verdict,
     ended,
     initial_charge_id,
     initial_taken,
     interval_of,
+    key_of_card_reference,
     notice_due,
     on_invoice,
     parse_agreement_key,
@@ -151,14 +154,19 @@ def start_checkout(ctx: Context, order: PlaceOrder, subscriber_no: int, subscrip
     _refuse_back_periods(order, catalogue, today, subscription_id)
     agreement = _open(ctx, order, catalogue, today, subscriber_no, subscription_id)
 
+    stored: list[PaymentAgreement] = []
+
     def decide(seen: Seen) -> Changes:
-        if key in seen.account.agreements:  # a racer with the same order stored it
+        stored[:] = [a for k, a in seen.account.agreements.items() if k == key]
+        if stored:  # a racer with the same order stored it: its payment page is the one
             return Changes(seen.account)
         _refuse_blocked(seen.account, catalogue, organization_id)
         return Changes(_with_agreement(seen.account, agreement))
 
     change(ctx, tenant, subscriber_no, watched(ctx, tenant, decide), today=today,
            new=lambda: Account(_subscriber(order, subscriber_no, today)))
+    if stored:
+        return Checkout(key, stored[0].confirmation_url, created=False)
     return Checkout(key, agreement.confirmation_url, created=True)
 
 
@@ -207,7 +215,7 @@ def _open(ctx: Context, order: PlaceOrder, catalogue: Catalogue, today: date, su
             return replace(base, provider_id=made.id, confirmation_url=made.confirmation_url)
         if first.total_minor <= 0:
             raise OrderRejected("a card order needs a first payment above 0")
-        po = ctx.swedbankpay.create_purchase(order.tenant, _purchase(ctx, order, catalogue, key, first))
+        po = _card_order(ctx, order, catalogue, key, first)
     except ProviderRefused as exc:
         raise OrderRejected(f"the payment provider refused the order: {exc.detail}") from exc
     return replace(base, provider=Provider.SWEDBANKPAY, price_minor=first.total_minor, provider_id=po.id,
@@ -248,9 +256,25 @@ def _draft(ctx: Context, order: PlaceOrder, catalogue: Catalogue, agreement: Pay
                           initial_charge_description=product_text(f"{plan.name}, first period", VIPPS_PRODUCT_NAME))
 
 
-def _purchase(ctx: Context, order: PlaceOrder, catalogue: Catalogue, key: str, first: InvoiceDraft) -> CardPurchase:
+def _card_order(ctx: Context, order: PlaceOrder, catalogue: Catalogue, key: str,
+                first: InvoiceDraft) -> CardPaymentOrder:
+    """The checkout's payment order. A used payeeReference (409) is a try before this one whose
+    answer was lost before anything was stored (else the checkout would have found its
+    agreement): nobody was given its payment page, so the next reference makes a new one."""
+    for attempt in range(1, CARD_CHECKOUT_TRIES + 1):
+        try:
+            return ctx.swedbankpay.create_purchase(order.tenant, _purchase(ctx, order, catalogue, key, first,
+                                                                           card_reference(key, attempt)))
+        except ProviderRefused as exc:
+            if exc.status != 409 or attempt == CARD_CHECKOUT_TRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _purchase(ctx: Context, order: PlaceOrder, catalogue: Catalogue, key: str, first: InvoiceDraft,
+              reference: str) -> CardPurchase:
     back = status_url(ctx, order.tenant, key)
-    return CardPurchase(payee_reference=key, amount_minor=first.total_minor, vat_minor=first.vat_minor,
+    return CardPurchase(payee_reference=reference, amount_minor=first.total_minor, vat_minor=first.vat_minor,
                         currency=first.currency, description=product_text(catalogue.plan(order.plan_id).name, 40),
                         complete_url=back, cancel_url=back,
                         callback_url=f"{ctx.public_url}/api/swedbankpay/{order.tenant}/callback")
@@ -300,13 +324,14 @@ def reconcile_card_order(ctx: Context, tenant: str, payment_order_id: str) -> No
         log.warning("callback of %s names payment order %s, which Swedbank Pay does not show us (%d): dropped",
                     tenant, payment_order_id[:100], exc.status)
         return
-    subscriber_no = parse_agreement_key(po.payee_reference)
-    if subscriber_no is None:
+    key = key_of_card_reference(po.payee_reference)
+    subscriber_no = parse_agreement_key(key) if key is not None else None
+    if key is None or subscriber_no is None:
         log.info("payment order %s of %s is no checkout (%r)", payment_order_id, tenant, po.payee_reference)
         return
-    found = _apply(ctx, tenant, subscriber_no, po.payee_reference, _read(ctx, tenant, po))
+    found = _apply(ctx, tenant, subscriber_no, key, _read(ctx, tenant, po))
     if not found and po.status == "Paid":
-        _orphan(ctx, tenant, subscriber_no, po.payee_reference)
+        _orphan(ctx, tenant, subscriber_no, key)
 
 
 def reconcile_agreement(ctx: Context, tenant: str, subscriber_no: int, agreement_key: str) -> None:

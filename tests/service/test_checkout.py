@@ -183,6 +183,29 @@ def test_a_failure_between_the_provider_call_and_the_commit_is_retried_onto_the_
     assert set(account(fake_ctx, shop).agreements) == {made.external_id}
 
 
+def test_a_card_checkout_whose_commit_failed_is_retried_onto_a_new_payment_order_and_activates(
+        fake_ctx: FakeContext, shop: str) -> None:
+    # Swedbank Pay refuses a second payment order with a used payeeReference (409) and cannot be
+    # asked for the first by it: a retry with the same reference was refused for good (the order
+    # could never be taken again). The payer never saw the lost order (its answer was never given).
+    fake_ctx.accounts.inject("commit", *[Unavailable("storage away")] * 10)
+    with pytest.raises(Unavailable):
+        take_order(fake_ctx, vipps_order(shop, ref="ref-1", pay=PaymentType.CARD))
+    fake_ctx.accounts.clear_faults()
+    taken = take_order(fake_ctx, vipps_order(shop, ref="ref-1", pay=PaymentType.CARD))
+    again = take_order(fake_ctx, vipps_order(shop, ref="ref-1", pay=PaymentType.CARD))
+    lost, made = sorted(fake_ctx.swedbankpay.orders.values(), key=lambda o: o.payee_reference)
+    (key,) = account(fake_ctx, shop).agreements
+    assert lost.payee_reference == key and made.payee_reference == f"{key}-2"
+    assert taken.redirect_url == again.redirect_url == made.redirect_url
+    fake_ctx.swedbankpay.complete(made.id, date(2030, 12, 31))
+    reconcile_card_order(fake_ctx, shop, made.id)  # the callback names the order the payer paid
+    acc = account(fake_ctx, shop)
+    (sub,) = acc.subscriptions.values()
+    assert acc.agreements[key].status is AgreementStatus.ACTIVE and sub.agreement == key
+    assert acc.open_demands == {} and acc.balances == {"avisa": 0}  # the first invoice paid by that order
+
+
 def test_concurrent_activations_place_the_order_once(fake_ctx: FakeContext, shop: str) -> None:
     _taken, key = start(fake_ctx, shop)
     fake_ctx.vipps.approve(agreement_id(fake_ctx, key))
