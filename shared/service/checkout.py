@@ -781,6 +781,18 @@ def ahead(ctx: Context, tenant: str, before: Account, after: Account, today: dat
                                    Watch(after.number, charge.provider.value, charge.agreement_key, charge_id))
 
 
+def stopping(ctx: Context, tenant: str, decide: Decision) -> Decision:
+    """``decide`` of an operation that may stop subscriptions (customer service's stop and change
+    of stop, the dunning run's payment stop), then ``schedule_stops`` on what it decided, with
+    the watches that needs written ahead (``watched``): a Vipps agreement stops with them."""
+
+    def run(seen: Seen) -> Changes:
+        changes = decide(seen)
+        return replace(changes, account=schedule_stops(changes.account, seen.today))
+
+    return watched(ctx, tenant, run)
+
+
 def watched(ctx: Context, tenant: str, decide: Decision) -> Decision:
     """``decide``, with the provider watches its changes need written ahead of the commit."""
 

@@ -26,7 +26,7 @@ from ..domain.letters import receivable
 from ..domain.lifecycle import UnknownSubscription
 from ..domain.subscriptions import SubscriptionStatus
 from ..ports import NotFound
-from .checkout import schedule_stops, watched
+from .checkout import stopping
 from .context import Context
 from .isolation import reason as why
 from .unit_of_work import Seen, change
@@ -42,23 +42,17 @@ def _invoices_of(seen: Seen, subscription_id: str) -> list[Invoice]:
 def stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, at_period_end: bool,
          stop_on: date | None, code: str | None, reason: str) -> Changes:
     command = lifecycle.StopSubscription(subscription_id, at_period_end, stop_on, code, reason)
-    return change(ctx, tenant, subscriber_no, watched(ctx, tenant, lambda seen: _agreement_stop(seen, lifecycle.stop(
-        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number),
-        subscription_id)), documents=True)
+    return change(ctx, tenant, subscriber_no, stopping(ctx, tenant, lambda seen: lifecycle.stop(
+        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number)),
+        documents=True)
 
 
 def change_stop(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, stop_on: date | None,
                 reason: str) -> Changes:
     command = lifecycle.ChangeStop(subscription_id, stop_on, reason)
-    return change(ctx, tenant, subscriber_no, watched(ctx, tenant, lambda seen: _agreement_stop(
-        seen, lifecycle.change_stop(seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id),
-                                    seen.today, seen.number), subscription_id)), documents=True)
-
-
-def _agreement_stop(seen: Seen, changes: Changes, subscription_id: str) -> Changes:
-    """A stop (or a moved or removed one) of a subscription charged on an active Vipps agreement
-    stops the agreement at the end of the paid period (``checkout.schedule_stops``)."""
-    return replace(changes, account=schedule_stops(changes.account, seen.today))
+    return change(ctx, tenant, subscriber_no, stopping(ctx, tenant, lambda seen: lifecycle.change_stop(
+        seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id), seen.today, seen.number)),
+        documents=True)
 
 
 def pause(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str, restart_on: date,

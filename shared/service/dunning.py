@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from ..adapters.bus import RUN_WORK
@@ -32,7 +32,7 @@ from ..domain.dunning_visit import credited, dun
 from ..domain.events import SubscriberNotice, SubscriptionStopped
 from ..domain.invoicing import Invoice
 from .billing import RunStarted, batches, start_run
-from .checkout import schedule_stops, watched
+from .checkout import stopping
 from .context import Context
 from .isolation import for_each_subscriber
 from .unit_of_work import MAX_PARTS, Decision, Seen
@@ -134,10 +134,9 @@ def visitor(ctx: Context, tenant: str) -> Decision:
 
     def decide(seen: Seen) -> Changes:
         read = reads.setdefault(seen.account.number, {})
-        changes = visit(ctx, tenant, seen.account, seen.catalogue, seen.today, seen.number, read)
-        return replace(changes, account=schedule_stops(changes.account, seen.today))  # a payment stop: Vipps too
+        return visit(ctx, tenant, seen.account, seen.catalogue, seen.today, seen.number, read)
 
-    return watched(ctx, tenant, decide)
+    return stopping(ctx, tenant, decide)  # a payment stop stops a Vipps agreement too
 
 
 def dun_subscribers(ctx: Context, tenant: str, today: date, subscribers: Sequence[int],
