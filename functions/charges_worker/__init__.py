@@ -27,12 +27,12 @@ from shared import bootstrap
 from shared.adapters.bus import CHARGES, decode, event_of
 from shared.domain.events import ChargeRequested
 from shared.ports import TENANT_RUN, transient
-from shared.service import charges
+from shared.service import charges, checkout
 from shared.service.isolation import reason
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
-RUN = "providers"
+RUN = checkout.RUN  # the attention rows of payment agreements: customer service's list
 
 
 def handle(bodies: Sequence[bytes | str]) -> dict[str, int]:

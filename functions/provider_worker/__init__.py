@@ -36,7 +36,7 @@ from shared.service.isolation import reason
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
-RUN = "providers"  # the attention rows' run: customer service's list
+RUN = checkout.RUN  # the attention rows of payment agreements: customer service's list
 
 ProviderId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$")]
 
