@@ -17,7 +17,6 @@ day (its organisations' time zone).
 
 from __future__ import annotations
 
-
 import azure.functions as func
 
 from shared import bootstrap
