@@ -22,6 +22,8 @@ from .azurite import ROOT
 
 ISSUER = "https://abonno.local/dev-issuer"
 AUDIENCE = "api://abonno-merchant"
+SUBSCRIBER_ISSUER = "https://abonno.local/dev-idp/{tenant}/v2.0"  # per tenant, as B2C / External ID issuers are
+SUBSCRIBER_AUDIENCE = "api://abonno-self-service"
 KEY_ID = "abonno-dev-1"
 
 
@@ -56,10 +58,13 @@ def jwks_path() -> Path:
 
 
 def configure_environment() -> None:
-    """Point the merchant API's validator at this issuer (for the local host and tests)."""
+    """Point the merchant API's validator, and every tenant's subscriber identity provider,
+    at this issuer (for the local host and tests)."""
     os.environ.setdefault("AUTH_ISSUER", ISSUER)
     os.environ.setdefault("AUTH_AUDIENCE", AUDIENCE)
     os.environ.setdefault("AUTH_JWKS_URL", jwks_path().resolve().as_uri())
+    os.environ.setdefault("ABONNO_SUBSCRIBER_IDP", json.dumps({"*": {
+        "issuer": SUBSCRIBER_ISSUER, "audience": SUBSCRIBER_AUDIENCE, "jwks_url": jwks_path().resolve().as_uri()}}))
 
 
 def token(tenant: str, roles: list[str], subject: str = "dev-user", ttl: int = 3600,
@@ -67,4 +72,19 @@ def token(tenant: str, roles: list[str], subject: str = "dev-user", ttl: int = 3
     now = int(time.time())
     claims = {"iss": issuer, "aud": audience, "sub": subject, "iat": now, "nbf": now - 5, "exp": now + ttl,
               "jti": uuid.uuid4().hex, "abonno_tenant": tenant, "roles": roles}
+    return jwt.encode(claims, _private_key(), algorithm="RS256", headers={"kid": KEY_ID})
+
+
+def subscriber_token(tenant: str, subject: str, email: str | None = None, name: str | None = None,
+                     ttl: int = 3600, issuer: str | None = None, audience: str = SUBSCRIBER_AUDIENCE) -> str:
+    """A subscriber's ID / access token as the tenant's identity provider would issue it
+    (External ID's shape: ``oid``, ``email``, ``name``)."""
+    now = int(time.time())
+    claims: dict[str, object] = {"iss": issuer or SUBSCRIBER_ISSUER.format(tenant=tenant), "aud": audience,
+                                 "sub": subject, "oid": subject, "iat": now, "nbf": now - 5, "exp": now + ttl,
+                                 "jti": uuid.uuid4().hex}
+    if email is not None:
+        claims["email"] = email
+    if name is not None:
+        claims["name"] = name
     return jwt.encode(claims, _private_key(), algorithm="RS256", headers={"kid": KEY_ID})

@@ -33,7 +33,15 @@ from shared.domain.credit import CreditRefused
 from shared.domain.lifecycle import StopRefused, UnknownSubscription
 from shared.domain.money import CurrencyMismatch
 from shared.domain.subscriptions import SubscriberError
-from shared.ports import BusMessage, ConcurrencyConflict, NotFound, ProviderRefused, ProviderUnavailable, StorageLimit
+from shared.ports import (
+    BusMessage,
+    ConcurrencyConflict,
+    NotFound,
+    ProviderRefused,
+    ProviderUnavailable,
+    StorageLimit,
+    SubscriberPrincipal,
+)
 from shared.service.context import Context
 from shared.service.delivery import DeliveryInProgress, NoRecipient
 from shared.service.documents import NoEhfForm
@@ -91,11 +99,20 @@ class Call:
     body: Any
     route: Mapping[str, Any]  # validated: numbers are ints, ids safe strings
     query: Mapping[str, str]  # validated by name; the handler parses them
+    login: SubscriberPrincipal | None = None  # a subscriber endpoint's caller (``Endpoint.subscriber``)
 
     @property
     def tenant(self) -> str:
+        if self.login is not None:
+            return self.login.tenant
         assert self.principal is not None
         return self.principal.tenant
+
+    @property
+    def me(self) -> SubscriberPrincipal:
+        """The subscriber's login on a subscriber endpoint."""
+        assert self.login is not None
+        return self.login
 
     def number(self, name: str) -> int:
         """A numeric route parameter (subscriber or invoice number), checked by dispatch."""
@@ -120,6 +137,7 @@ class Endpoint:
     media: str | None = None  # a binary answer's media type (application/pdf ...) instead of JSON
     accepts: Sequence[str] = ()  # a raw body of one of these media types (the handler gets the bytes)
     max_body: int = MAX_BODY  # of a raw body, in bytes
+    subscriber: bool = False  # a subscriber endpoint: the tenant's subscriber token or My page's session (``Call.me``)
 
 
 REGISTRY: list[Endpoint] = []
@@ -254,8 +272,12 @@ def dispatch(req: func.HttpRequest, spec: Endpoint, handler: Handler) -> func.Ht
             principal.require(spec.roles)
         if "tenant" in req.route_params and not is_tenant_id(req.route_params["tenant"]):
             return problem(400, "Bad request", "tenant must be 1-40 lowercase letters, digits or '-'")
+        login = None
+        if spec.subscriber:  # the tenant in the route picks the identity provider the token must be from
+            login = bootstrap.subscriber_authenticator().authenticate(req.headers, req.method,
+                                                                     req.route_params.get("tenant", ""))
         route, query = _parameters(req, spec)
-        result = handler(Call(req, ctx, principal, _body(req, spec), route, query))
+        result = handler(Call(req, ctx, principal, _body(req, spec), route, query, login))
         if isinstance(result, func.HttpResponse):
             return result
         return json_response(result, spec.status)

@@ -37,6 +37,7 @@ from typing import Any
 from azure.storage.blob import BlobServiceClient
 
 from .adapters.access_point import BlobAccessPoint
+from .adapters.access_records import AccessRows
 from .adapters.accounts import AccountRepository
 from .adapters.attention import AttentionStore
 from .adapters.auth import TokenValidator
@@ -44,6 +45,7 @@ from .adapters.bus import ServiceBusBus, StorageQueueBus
 from .adapters.catalogue_store import CatalogueStore
 from .adapters.deliveries import DeliveryRows
 from .adapters.document_files import BlobDocumentFiles
+from .adapters.identity_store import CodeRows, SessionRows
 from .adapters.imports import ImportLog
 from .adapters.indexes import DueIndex, DunningIndex, EmailIndex, OrderRecords, PendingOrders, Tenants
 from .adapters.mail import AcsMailer, SmtpMailer
@@ -53,6 +55,7 @@ from .adapters.payments_inbox import PaymentsInbox
 from .adapters.print_files import BlobPrintFiles
 from .adapters.print_queue import PrintRows
 from .adapters.provider_watch import WatchRows
+from .adapters.subscriber_auth import SubscriberAuthenticator
 from .adapters.swedbankpay import swedbankpay_from_settings
 from .adapters.tables import Storage, pooled_transport
 from .adapters.vipps import vipps_from_settings
@@ -92,6 +95,7 @@ def build(storage: Storage, clock: Clock, bus: Bus, blobs: BlobServiceClient | N
                         notifier=BlobNotifier(blobs), print_files=BlobPrintFiles(blobs), vipps=vipps_from_settings(),
                         swedbankpay=swedbankpay_from_settings(), provider_watch=WatchRows(storage),
                         public_url=(os.environ.get("ABONNO_PUBLIC_URL") or "http://localhost:7071").rstrip("/"),
+                        access=AccessRows(storage), codes=CodeRows(storage), sessions=SessionRows(storage),
                         storage=storage)
 
 
@@ -129,6 +133,7 @@ _lock = threading.Lock()
 _context: Context | None = None
 _validator: TokenValidator | None = None
 _notifier: Notifier | None = None
+_subscriber_auth: SubscriberAuthenticator | None = None
 settable_clock = SettableClock()
 
 
@@ -223,9 +228,19 @@ def token_validator() -> TokenValidator:
         return _validator
 
 
+def subscriber_authenticator() -> SubscriberAuthenticator:
+    """Subscribers' tokens (and My page's sessions), by the tenant's identity provider."""
+    global _subscriber_auth
+    with _lock:
+        if _subscriber_auth is None:
+            _subscriber_auth = SubscriberAuthenticator.from_settings()
+        return _subscriber_auth
+
+
 def reset() -> None:
-    global _context, _validator, _notifier
+    global _context, _validator, _notifier, _subscriber_auth
     with _lock:
         _context = None
         _validator = None
         _notifier = None
+        _subscriber_auth = None

@@ -30,6 +30,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from .domain.account import Account, Changes, ReminderDocument
 from .domain.catalogue import Catalogue
 from .domain.events import Event
+from .domain.identity import AccessRecord, SiteTable
 from .domain.import_report import ImportReport
 from .domain.invoicing import CreditNote, Invoice
 from .domain.ledger import LedgerEntry
@@ -800,3 +801,92 @@ class DocumentFiles(Protocol):
     def put_logo(self, tenant: str, name: str, data: bytes, content_type: str) -> None:
         """Store a logo under ``name`` (the merchant API names it by its content)."""
         ...
+
+
+# ---- self-service: subscriber logins, access, My page (M1, S8, S10; issue 12) -------------------
+
+
+@dataclass(frozen=True)
+class SubscriberPrincipal:
+    """A subscriber's login, authenticated: by a bearer token of the tenant's identity
+    provider (Azure AD B2C / Entra External ID), or by My page's session cookie."""
+
+    tenant: str
+    login: str  # identity.login_key(issuer, subject)
+    issuer: str
+    subject: str
+    email: str | None = None  # as the identity provider asserts it: never enough to link a subscriber
+    name: str | None = None
+    session: str | None = None  # the session's key when the call came with My page's cookie
+
+
+class AccessRecords(Protocol):
+    """The precomputed access row of each login (``identity.AccessRecord``, one point read
+    to answer what a login may reach) and each tenant's site table (``identity.SiteTable``)."""
+
+    def get(self, tenant: str, login: str) -> AccessRecord | None: ...
+    def read(self, tenant: str, login: str) -> tuple[AccessRecord | None, str | None]:
+        """The record and its ETag (None, None: there is none)."""
+        ...
+    def put(self, tenant: str, record: AccessRecord, etag: str | None) -> None:
+        """Create (``etag`` None) or replace under ``If-Match``; ``ConcurrencyConflict`` if the
+        row was created or changed meanwhile."""
+        ...
+    def delete(self, tenant: str, login: str) -> None: ...
+    def sites(self, tenant: str) -> tuple[SiteTable, str | None]:
+        """The tenant's site table and its ETag (an empty table and None: none yet)."""
+        ...
+    def put_sites(self, tenant: str, table: SiteTable, etag: str | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class OneTimeCode:
+    """A code sent to an e-mail address to prove it (linking a login, an e-mail change, a
+    group invitation): stored only as a salted hash, single use, expiring, with a count of
+    wrong tries."""
+
+    tenant: str
+    purpose: str  # "link", "email", "invite"
+    target: str  # what it is for: a digest (of the login and the address), never the address itself
+    code_hash: str
+    expires: datetime
+    payload: Mapping[str, str] = field(default_factory=dict)  # what redeeming it does (subscriber, address ...)
+    attempts: int = 0  # wrong codes tried
+
+
+class OneTimeCodes(Protocol):
+    def put(self, code: OneTimeCode) -> None:
+        """Store ``code``, replacing an earlier one for the same tenant, purpose and target."""
+        ...
+    def get(self, tenant: str, purpose: str, target: str) -> tuple[OneTimeCode, str] | None:
+        """The code and its ETag, or None."""
+        ...
+    def replace(self, code: OneTimeCode, etag: str) -> None:
+        """Update (a wrong try counted) under ``If-Match``; ``ConcurrencyConflict`` if changed."""
+        ...
+    def delete(self, tenant: str, purpose: str, target: str, etag: str) -> None:
+        """Use the code up under ``If-Match``: of two redeemers only one deletes it
+        (``ConcurrencyConflict`` or ``NotFound`` for the other)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Session:
+    """My page's server-side session (a backend-for-frontend): the browser holds only a
+    random cookie; ``key`` is its SHA-256, so the stored row cannot be replayed as a cookie."""
+
+    key: str
+    tenant: str
+    csrf: str  # sent back in the X-CSRF-Token header on every state-changing call
+    expires: datetime
+    principal: SubscriberPrincipal | None = None  # None while the sign-in is under way
+    flow: Mapping[str, Any] | None = None  # msal's auth code flow (state, PKCE verifier, nonce) during sign-in
+    return_to: str = ""  # the page to go back to after signing in (a path of ours)
+
+
+class Sessions(Protocol):
+    def put(self, session: Session) -> None: ...
+    def get(self, tenant: str, key: str) -> Session | None:
+        """The session, None if there is none or it has expired."""
+        ...
+    def delete(self, tenant: str, key: str) -> None: ...

@@ -59,6 +59,8 @@ def _operation(spec: Endpoint, refs: dict[tuple[str, str], Any]) -> dict[str, An
         op["responses"][str(code)] = {"description": text, **body}
     if spec.roles is not None:
         op["security"] = [{"bearer": []}]
+    if spec.subscriber:  # the tenant's subscriber token, or My page's session cookie (with X-CSRF-Token)
+        op["security"] = [{"subscriber": []}, {"session": []}]
     return op
 
 
@@ -81,6 +83,9 @@ def _errors(spec: Endpoint) -> dict[str, Any]:
         codes["415"] = f"The body is not one of {', '.join(spec.accepts)}"
     if spec.roles is not None:
         codes |= {"401": "No valid bearer token", "403": "Role missing, or the token's tenant is not valid"}
+    if spec.subscriber:
+        codes |= {"401": "No valid subscriber token or session", "403": "A state-changing call without the "
+                  "session's X-CSRF-Token"}
     return {code: {"description": text, "content": problem} for code, text in sorted(codes.items())}
 
 
@@ -109,7 +114,15 @@ def document() -> dict[str, Any]:
                  "description": "Subscription and membership billing for Nordic publishers, unions and associations."},
         "paths": paths,
         "components": {"schemas": defs | {"Problem": PROBLEM},
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+                       "securitySchemes": {
+                           "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                      "description": "a merchant token (Entra ID app roles)"},
+                           "subscriber": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                          "description": "a subscriber token of the tenant's Azure AD B2C or "
+                                          "Entra External ID"},
+                           "session": {"type": "apiKey", "in": "cookie", "name": "abonno_session",
+                                       "description": "My page's session (state-changing calls also send the "
+                                       "X-CSRF-Token header)"}}},
     }
 
 

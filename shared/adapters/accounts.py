@@ -15,7 +15,9 @@ of new subscribers does not append to one range server):
 | ``0|blk|{org}``        | a manual order blockage (``OrderBlock``)               |
 | ``0|cor|{seq}``        | a correction not yet invoiced (``Correction``)         |
 | ``0|dem|{demand no}``  | an open demand (``OpenDemand``): deleted when settled  |
+| ``0|lgn|{link key}``   | a login linked to the subscriber (``LoginLink``)       |
 | ``0|man|{org}``        | an AvtaleGiro mandate (``Mandate``)                    |
+| ``0|sea|{id}``         | a group seat offered by e-mail (``Invitation``)        |
 | ``0|sub|{id}``         | a subscription                                         |
 | ``0|out|{event id}``   | outbox message not yet known to be delivered: the      |
 |                        | codec's event envelope (``codec.dump_event``)          |
@@ -62,6 +64,7 @@ from ..domain.account import Account, BalanceCheck, Changes, Correction, Mandate
 from ..domain.agreements import Charge, PaymentAgreement
 from ..domain.demands import OpenDemand
 from ..domain.events import Event
+from ..domain.identity import Invitation, LoginLink
 from ..domain.invoicing import CreditNote, Invoice
 from ..domain.ledger import LedgerEntry
 from ..domain.payments import BookedPayment, row_id
@@ -106,7 +109,9 @@ KEYED = (Keyed("0|dem|", OpenDemand, "open_demands", lambda n: f"{n:08d}", int),
          Keyed("0|man|", Mandate, "mandates", lambda org: quote(org, safe=""), unquote),
          Keyed("0|blk|", OrderBlock, "order_blocks", lambda org: quote(org, safe=""), unquote),
          Keyed("0|agr|", PaymentAgreement, "agreements", str, str),
-         Keyed("0|chg|", Charge, "charges", str, str))
+         Keyed("0|chg|", Charge, "charges", str, str),
+         Keyed("0|lgn|", LoginLink, "logins", str, str),
+         Keyed("0|sea|", Invitation, "invitations", str, str))
 ORDERED = (Ordered("0|cor|", Correction, "corrections"), Ordered("0|bal|", BalanceCheck, "balance_checks"))
 ITEM_PREFIXES = tuple(k.prefix for k in (*KEYED, *ORDERED))
 

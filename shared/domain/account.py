@@ -26,6 +26,7 @@ from .events import (
     RefundBooked,
     SubscriptionCreated,
 )
+from .identity import Invitation, LoginLink
 from .invoicing import (
     CreditNote,
     DocumentKind,
@@ -113,6 +114,8 @@ class Account:
     order_blocks: Mapping[str, OrderBlock] = field(default_factory=dict)  # organization id -> block
     agreements: Mapping[str, PaymentAgreement] = field(default_factory=dict)  # agreement key -> Vipps / card agreement
     charges: Mapping[str, Charge] = field(default_factory=dict)  # charge id -> a provider charge not yet settled
+    logins: Mapping[str, LoginLink] = field(default_factory=dict)  # link key -> a login linked to this subscriber (M1)
+    invitations: Mapping[str, Invitation] = field(default_factory=dict)  # id -> a group seat offered by e-mail (S10)
 
     @property
     def number(self) -> int:

@@ -131,6 +131,16 @@ class Channel(StrEnum):
     SMS = "sms"  # a text with a time-limited link to the PDF
 
 
+class StopPolicy(StrEnum):
+    """How a subscriber may stop a subscription on My page (manual 6.14.2)."""
+
+    END_OF_PERIOD = "end_of_period"  # only at the end of the ongoing period
+    OPTIONAL = "optional"  # on a chosen day in the period, or at its end
+    NONE = "none"  # not on My page: customer service stops it
+
+
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?")
+MAX_SEATS = 10_000
 COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 LANGUAGES = ("nb", "sv", "en")
 
@@ -189,6 +199,8 @@ class Organization:
     branding: Branding = field(default_factory=Branding)
     document_channel: Channel = Channel.EMAIL  # the default delivery channel (L7, D3)
     ehf_enabled: bool = False  # manual 7.12: EHF to subscribers with an organisation number
+    self_service_stop_codes: tuple[str, ...] | None = None  # manual 6.13: the stop codes My page offers (None: all)
+    origins: tuple[str, ...] = ()  # the organisation's web sites (scheme://host[:port]): CORS for My page's API
     fallback_to_invoice: bool = False  # P6: an order whose Vipps / card agreement is rejected or expires is
     # placed with invoice instead of cancelled
 
@@ -217,6 +229,14 @@ class Organization:
         _count(f"{what}: stop_codes", self.stop_codes, 100)
         for code in self.stop_codes:
             _text(f"{what}: a stop code", code, 64, 1)
+        if self.self_service_stop_codes is not None:
+            unknown = set(self.self_service_stop_codes) - set(self.stop_codes)
+            if unknown:
+                raise CatalogueError(f"{what}: self_service_stop_codes must be among stop_codes ({sorted(unknown)})")
+        _count(f"{what}: origins", self.origins, 20)
+        for origin in self.origins:
+            if not ORIGIN.fullmatch(origin):
+                raise CatalogueError(f"{what}: an origin must be scheme://host[:port], such as https://avis.no")
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +344,8 @@ class DunningProcess:
     notice_channel: NoticeChannel = NoticeChannel.EMAIL
     balance_invoice: BalanceInvoiceRule | None = None
     extra_payment_requests: int = 0  # manual 7.19 step 2: after a failed charge, a new charge this many times
+    access_grace_days: int | None = None  # digital access after an unpaid invoice's due date: None until the
+    # payment stop ends the subscription; N: access closes N days after the due date until it is paid (M1)
 
     def __post_init__(self) -> None:
         for step in self.reminders:
@@ -347,6 +369,7 @@ class DunningProcess:
             _text(f"{what}: stop_rule cause", self.stop_rule.cause, 200)
         _between(f"{what}: stop_notice_days", self.stop_notice_days, 0, MAX_DAYS)
         _between(f"{what}: extra_payment_requests", self.extra_payment_requests, 0, MAX_EXTRA_PAYMENT_REQUESTS)
+        _between(f"{what}: access_grace_days", self.access_grace_days, 0, MAX_DAYS)
         if self.balance_invoice is not None:
             _between(f"{what}: balance_invoice days_after_stop", self.balance_invoice.days_after_stop, 0, MAX_DAYS)
             _between(f"{what}: balance_invoice min_owed_minor", self.balance_invoice.min_owed_minor, 0, MAX_MINOR)
@@ -366,6 +389,10 @@ class SubscriptionPlan:
     disabled: bool = False
     renewal_name: str | None = None
     automatic_stop: bool = False  # manual 7.8: stops at the end of the first period
+    stop_policy: StopPolicy = StopPolicy.END_OF_PERIOD  # manual 6.14.2: stops on My page
+    pause_allowed: bool = False  # manual 6.6: the subscriber may pause it on My page
+    seats: int = 0  # manual 6.15: extra logins a group subscription has (0: not a group subscription)
+    seat_product_ids: tuple[str, ...] = ()  # what the group's members get access to (empty: all its products)
 
     def check_bounds(self) -> None:
         _id("plan id", self.id)
@@ -379,6 +406,10 @@ class SubscriptionPlan:
             _id(f"{what}: a product id", product_id)
         _day(f"{what}: valid_from", self.valid_from)
         _day(f"{what}: valid_until", self.valid_until)
+        _between(f"{what}: seats", self.seats, 0, MAX_SEATS)
+        _count(f"{what}: seat_product_ids", self.seat_product_ids, 50)
+        if set(self.seat_product_ids) - set(self.product_ids):
+            raise CatalogueError(f"{what}: seat_product_ids must be among the plan's product_ids")
         if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
             raise CatalogueError(f"{what}: valid_until is before valid_from")
 

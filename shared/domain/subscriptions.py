@@ -17,6 +17,7 @@ from stdnum.se import orgnr as se_orgnr
 
 from .calendar import Frequency, Period, cadence_key, period
 from .catalogue import Channel, PaymentType
+from .identity import MAX_IP_RANGES
 
 
 class SubscriberError(ValueError):
@@ -35,6 +36,8 @@ class Subscriber:
     country: str = "NO"
     organization_number: str | None = None  # B2B subscribers (EHF later)
     created: date | None = None
+    ip_ranges: tuple[str, ...] = ()  # a site licence (campus): CIDR ranges whose visitors get its access (M1)
+    erased: date | None = None  # personal data pseudonymised on this day (GDPR, S8); invoices and ledger kept
 
     def __post_init__(self) -> None:
         if self.number <= 0:
@@ -44,6 +47,8 @@ class Subscriber:
         valid = se_orgnr.is_valid if self.country == "SE" else orgnr.is_valid
         if self.organization_number is not None and not valid(self.organization_number):
             raise SubscriberError(f"invalid organisation number {self.organization_number!r}")
+        if len(self.ip_ranges) > MAX_IP_RANGES:
+            raise SubscriberError(f"at most {MAX_IP_RANGES} IP ranges")
 
     def searchable_text(self) -> str:
         values = (str(self.number), self.name, self.email, self.phone, self.address,

@@ -11,6 +11,7 @@ from ..domain.calendar import local_date
 from ..domain.catalogue import Catalogue
 from ..ports import (
     AccessPoint,
+    AccessRecords,
     Accounts,
     AttentionRows,
     Bus,
@@ -25,12 +26,14 @@ from ..ports import (
     InvoiceNumbering,
     Mailer,
     Notifier,
+    OneTimeCodes,
     OrderReferences,
     PaymentsInboxPort,
     PendingOrderQueue,
     PrintFiles,
     PrintQueue,
     ProviderWatch,
+    Sessions,
     SubscriberNumbering,
     SwedbankPay,
     TenantRegistry,
@@ -69,6 +72,10 @@ class Context:
     swedbankpay: SwedbankPay  # Swedbank Pay cards (locally: devhost.swedbankpay_sim)
     provider_watch: ProviderWatch  # what the provider timer polls, by day
     public_url: str  # the app's own base URL (ABONNO_PUBLIC_URL): redirect, callback and My page links
+    # self-service (M1, S8, S10; ``service.access``, ``service.identity``, ``service.self_service``)
+    access: AccessRecords  # each login's access row, the tenants' site tables
+    codes: OneTimeCodes  # one-time codes that prove an e-mail address
+    sessions: Sessions  # My page's server-side sessions
 
     def today(self, catalogue: Catalogue) -> date:
         """The billing date: today in the tenant's time zone (its first organisation's)."""

@@ -16,6 +16,7 @@ from shared.service.context import Context
 from .accounts import FakeAccounts
 from .catalogue import FakeCatalogue
 from .delivery import FakeAccessPoint, FakeDeliveryLog, FakeDocumentFiles, FakeMailer, FakePrintQueue
+from .identity import FakeAccessRecords, FakeOneTimeCodes, FakeSessions
 from .imports import FakeFileDrop, FakeImportJournal
 from .indexes import (
     FakeAttention,
@@ -35,6 +36,7 @@ from .providers import FakeSwedbankPay, FakeVipps
 
 __all__ = [
     "FakeAccessPoint",
+    "FakeAccessRecords",
     "FakeAccounts",
     "FakeAttention",
     "FakeBus",
@@ -50,12 +52,14 @@ __all__ = [
     "FakeInvoiceNumbers",
     "FakeMailer",
     "FakeNotifier",
+    "FakeOneTimeCodes",
     "FakeOrderRecords",
     "FakePaymentsInbox",
     "FakePendingOrders",
     "FakePrintFiles",
     "FakePrintQueue",
     "FakeProviderWatch",
+    "FakeSessions",
     "FakeSubscriberNumbers",
     "FakeSwedbankPay",
     "FakeTenants",
@@ -93,6 +97,9 @@ class FakeContext(Context):
     swedbankpay: FakeSwedbankPay = field(default_factory=FakeSwedbankPay)
     provider_watch: FakeProviderWatch = field(default_factory=FakeProviderWatch)
     public_url: str = "http://localhost:7071"
+    access: FakeAccessRecords = field(default_factory=FakeAccessRecords)
+    codes: FakeOneTimeCodes = field(default_factory=FakeOneTimeCodes)
+    sessions: FakeSessions = field(default_factory=FakeSessions)
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
     drop: FakeFileDrop = field(default_factory=FakeFileDrop)
     print_files: FakePrintFiles = field(default_factory=FakePrintFiles)
