@@ -178,3 +178,21 @@ def test_the_access_event_is_one_per_commit_and_its_id_repeats_only_for_the_same
     again = access.marked(loaded, Changes(loaded.account))
     assert again.events[0].id == access.marked(loaded, Changes(loaded.account)).events[0].id
     assert isinstance(again.events[0], AccessChanged) and access.marked(loaded, again) == again
+
+
+def test_a_catalogue_change_of_what_a_plan_gives_rebuilds_every_row_of_the_tenant(ctx: Context, shop: str) -> None:
+    placed = place_order(ctx, order(shop))
+    link(ctx, shop, placed.subscriber_no, KARI)
+    access.set_ip_ranges(ctx, shop, placed.subscriber_no, ["192.0.2.0/24"])
+    work(ctx)
+    catalogue = ctx.catalogue.get(shop)
+    product = catalogue.products["avis"]
+    put_item(ctx, shop, "product", replace(product, name="Avisa Nordvest+"))  # a name: grants unchanged
+    assert queued(ctx, ACCESS) == []
+    put_item(ctx, shop, "plan", replace(catalogue.plans["digital-monthly"], product_ids=("avis",)))
+    (message,) = queued(ctx, ACCESS)
+    assert message.body["type"] == access.TENANT_REFRESH
+    assert products(ctx, shop, KARI) == ("avis", "kryssord")  # until the worker rebuilds
+    assert work(ctx) == 1
+    assert products(ctx, shop, KARI) == ("avis",)
+    assert access.site_products(ctx, shop, "192.0.2.1", TODAY).products == ("avis",)
