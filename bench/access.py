@@ -111,12 +111,12 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def main() -> None:
+    global CONCURRENCY
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--lookups", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="requests in flight (a paywall's)")
     args = parser.parse_args()
-    global CONCURRENCY
     CONCURRENCY = args.concurrency
     n, lookups = args.subscribers, args.lookups
     os.environ["ABONNO_CONNECTOR_CREDENTIALS"] = json.dumps({"*": {"username": USER, "password": PASSWORD}})

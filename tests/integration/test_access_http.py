@@ -157,3 +157,50 @@ def test_ip_ranges_need_an_admin_valid_ranges_and_a_subscriber_of_the_tenant(ctx
     other = issuer.token("another-tenant", ["admin"])
     assert merchant("subscriber_ip_ranges", "PUT", other, route, {"ranges": ["192.0.2.0/24"]})[0] == 404
     assert ctx.access.sites(shop)[1] is None  # nothing was written by any refused call
+
+
+EVENTS_ISSUER = "https://avisa.ciamlogin.com/00000000-1111-2222-3333-444444444444/v2.0"
+EXTENSION_APP = "api://abonno-claims-extension"
+
+
+def events_token(azp: str = "99045fe1-7639-4a75-9d4a-577b6ca3810f", audience: str = EXTENSION_APP,
+                 ttl: int = 300, claim: str = "azp") -> str:
+    """A token as External ID's authentication events service sends it to a custom claims provider."""
+    import time
+
+    import jwt
+
+    now = int(time.time())
+    claims = {"iss": EVENTS_ISSUER, "aud": audience, claim: azp, "iat": now, "nbf": now - 5, "exp": now + ttl,
+              "sub": azp}
+    return jwt.encode(claims, issuer._private_key(), algorithm="RS256", headers={"kid": issuer.KEY_ID})
+
+
+def test_external_id_may_call_the_connector_with_its_own_bearer_token_where_the_tenant_configures_it(
+        ctx: Context, shop: str) -> None:
+    linked(ctx, shop)
+    bootstrap._connector = ConnectorCredentials({"*": {
+        "username": "connector-{tenant}", "password": PASSWORD + "-{tenant}",
+        "extension": {"issuer": EVENTS_ISSUER, "audience": EXTENSION_APP,
+                      "jwks_url": issuer.jwks_path().resolve().as_uri()}}})
+    request = {"type": "microsoft.graph.authenticationEvent.tokenIssuanceStart",
+               "data": {"authenticationContext": {"user": {"id": SUBJECT}}}}
+
+    def post(token: str) -> int:
+        return call("access_connector", "POST", shop, {"Authorization": f"Bearer {token}"}, request)[0]
+
+    status, body, _ = call("access_connector", "POST", shop, {"Authorization": f"Bearer {events_token()}"}, request)
+    assert status == 200 and body["data"]["actions"][0]["claims"]["products"] == ["avis", "kryssord"]
+    assert post(events_token(claim="appid")) == 200  # a v1 token names the service in appid
+    assert post(events_token(azp="some-other-app")) == 401  # not the authentication events service
+    assert post(events_token(audience="api://someone-else")) == 401
+    assert post(events_token(ttl=-120)) == 401
+    assert post(issuer.subscriber_token(shop, SUBJECT)) == 401  # a reader's token is no extension's
+    # the site lookup takes only the Basic pair
+    token = {"Authorization": f"Bearer {events_token()}"}
+    assert call("access_sites", "GET", shop, token, params={"ip": "192.0.2.1"})[0] == 401
+
+
+def test_without_an_extension_configured_a_bearer_token_opens_nothing(ctx: Context, shop: str) -> None:
+    headers = {"Authorization": f"Bearer {events_token()}"}
+    assert call("access_connector", "POST", shop, headers, {"objectId": SUBJECT})[0] == 401
