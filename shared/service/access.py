@@ -30,7 +30,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from ..adapters.bus import ACCESS
-from ..domain.account import Account, Changes
+from ..domain.account import Changes
 from ..domain.catalogue import Catalogue
 from ..domain.events import AccessChanged
 from ..domain.identity import (
@@ -97,7 +97,7 @@ def refresh(ctx: Context, tenant: str, subscriber_no: int, logins: Iterable[str]
     for login in sorted(linked | set(logins)):
         refresh_login(ctx, tenant, login, (subscriber_no,))
     if sites:
-        refresh_sites(ctx, tenant, subscriber_no, account)
+        refresh_sites(ctx, tenant, subscriber_no)
 
 
 def refresh_login(ctx: Context, tenant: str, login: str, subscribers: Iterable[int] = ()) -> None:
@@ -130,12 +130,14 @@ def build(ctx: Context, tenant: str, login: str, subscribers: Iterable[int]) -> 
     return access_record(login, accounts, catalogue, ctx.today(catalogue))
 
 
-def refresh_sites(ctx: Context, tenant: str, subscriber_no: int, account: Account | None) -> None:
-    """Put the subscriber's IP ranges and grants into the tenant's site table (or take them out)."""
+def refresh_sites(ctx: Context, tenant: str, subscriber_no: int) -> None:
+    """Put the subscriber's IP ranges and grants into the tenant's site table (or take them out).
+    The table (and its ETag) is read before the account, as a login's row is (``refresh_login``)."""
     catalogue = ctx.catalogue.get(tenant)
-    entries = site_entries(account, catalogue, ctx.today(catalogue)) if account is not None else ()
     for _ in range(ATTEMPTS):
         table, etag = ctx.access.sites(tenant)
+        loaded = ctx.accounts.load(tenant, subscriber_no)
+        entries = site_entries(loaded.account, catalogue, ctx.today(catalogue)) if loaded is not None else ()
         updated = with_site(table, subscriber_no, entries)
         if updated == table:
             return
@@ -183,8 +185,7 @@ def refresh_tenant(ctx: Context, tenant: str) -> int:
         refresh_login(ctx, tenant, login)
     table, _etag = ctx.access.sites(tenant)
     for subscriber_no in sorted({e.subscriber_no for e in table.entries}):
-        loaded = ctx.accounts.load(tenant, subscriber_no)
-        refresh_sites(ctx, tenant, subscriber_no, loaded.account if loaded is not None else None)
+        refresh_sites(ctx, tenant, subscriber_no)
     return len(logins)
 
 
@@ -228,6 +229,6 @@ def set_ip_ranges(ctx: Context, tenant: str, subscriber_no: int, ranges: Iterabl
         account = seen.account
         return Changes(replace(account, subscriber=replace(account.subscriber, ip_ranges=networks)))
 
-    changed = change(ctx, tenant, subscriber_no, decide)
-    refresh_sites(ctx, tenant, subscriber_no, changed.account)
+    change(ctx, tenant, subscriber_no, decide)
+    refresh_sites(ctx, tenant, subscriber_no)
     return networks
