@@ -71,8 +71,8 @@ def marked(loaded: Loaded | None, changes: Changes) -> Changes:
     """``changes`` with an ``AccessChanged`` event if the account has or had logins or IP ranges
     (else ``changes`` itself: no entity, no round trip). The logins are those linked before or
     after; the id is a digest of the partition's ETag before the commit (of a new subscriber:
-its account), so a retry of the same commit raises the same event and no two commits share one
-(the bus's duplicate detection drops only true repeats)."""
+    its account), so a retry of the same commit raises the same event and no two commits share
+    one (the bus's duplicate detection drops only true repeats)."""
     before = loaded.account if loaded is not None else None
     after = changes.account
     if not (needs_access(before) or needs_access(after)) or any(isinstance(e, AccessChanged) for e in changes.events):
