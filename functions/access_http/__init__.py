@@ -77,12 +77,42 @@ class EntraContext(Lenient):
     user: EntraUser
 
 
-class EntraData(Lenient):
+class EntraCallout(Lenient):
     authenticationContext: EntraContext
 
 
 class EntraConnectorIn(Lenient):
     type: Literal["microsoft.graph.authenticationEvent.tokenIssuanceStart"]
+    data: EntraCallout
+
+
+class B2cContinuation(BaseModel):
+    """Azure AD B2C's continuation response (``add-api-connector-token-enrichment.md``)."""
+
+    version: Literal["1.0.0"]
+    action: Literal["Continue"]
+    extension_Products: str | None = Field(default=None, description="product ids, space-separated")
+    extension_ProductsAsOf: str | None = Field(default=None, description="the day the products are for")
+
+
+class EntraClaims(BaseModel):
+    products: list[str]
+    productsAsOf: str
+
+
+class EntraAction(BaseModel):
+    odata_type: Literal["microsoft.graph.tokenIssuanceStart.provideClaimsForToken"] = Field(alias="@odata.type")
+    claims: EntraClaims
+
+
+class EntraData(BaseModel):
+    odata_type: Literal["microsoft.graph.onTokenIssuanceStartResponseData"] = Field(alias="@odata.type")
+    actions: list[EntraAction]
+
+
+class EntraResponse(BaseModel):
+    """External ID's token issuance start response (``custom-claims-provider-reference.md``)."""
+
     data: EntraData
 
 
@@ -118,7 +148,8 @@ def me(call: Call) -> Any:
 @endpoint(bp, Endpoint("access_connector", "access/{tenant}/connector", ["POST"],
                        "Products for the token being issued: Azure AD B2C API connector (PreTokenIssuance) or "
                        "Entra External ID token issuance start; HTTP Basic credentials of the tenant",
-                       "Access", body=ConnectorIn, guard=credentials_guard(extension=True),
+                       "Access", body=ConnectorIn, response=B2cContinuation | EntraResponse,
+                       guard=credentials_guard(extension=True),
                        statuses={401: "missing or wrong connector credentials"}))
 def connector(call: Call) -> Any:
     tenant = _tenant(call)
