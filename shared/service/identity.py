@@ -79,7 +79,7 @@ def confirm_link(ctx: Context, me: SubscriberPrincipal, email: str, code: str) -
     if not record.acts_for(number) and len(record.holder_of) + len(record.member_of) >= MAX_SUBSCRIBERS_PER_LOGIN:
         raise SubscriberError(f"a login may be linked to at most {MAX_SUBSCRIBERS_PER_LOGIN} subscribers")
     change(ctx, me.tenant, number, lambda seen: Changes(linked(seen.account, me.login, payload["email"], seen.today)))
-    _refresh(ctx, me, number)
+    refresh_links(ctx, me, number)
     return [number]
 
 
@@ -114,10 +114,10 @@ def unlink(ctx: Context, me: SubscriberPrincipal, subscriber_no: int) -> None:
         return Changes(replace(seen.account, logins=logins))
 
     change(ctx, me.tenant, subscriber_no, decide)
-    _refresh(ctx, me, subscriber_no)
+    refresh_links(ctx, me, subscriber_no)
 
 
-def _refresh(ctx: Context, me: SubscriberPrincipal, subscriber_no: int) -> None:
+def refresh_links(ctx: Context, me: SubscriberPrincipal, subscriber_no: int) -> None:
     """The login's access row as the links now are (read-your-writes for My page; the outbox
     refreshes it too)."""
     access.refresh(ctx, me.tenant, subscriber_no)
