@@ -25,6 +25,7 @@ App settings (Azure) or environment (local host, tests):
 | ``ABONNO_SWEDBANKPAY_URL``, ``ABONNO_SWEDBANKPAY_CREDENTIALS`` | Swedbank Pay base URL; JSON per tenant (Key Vault) |
 | ``ABONNO_SUBSCRIBER_IDP`` | subscribers' identity providers per tenant (JSON; ``adapters.subscriber_auth``) |
 | ``ABONNO_MYPAGE_CLIENT_SECRET`` | My page's client secret per tenant (JSON; Key Vault) |
+| ``ABONNO_CONNECTOR_CREDENTIALS`` | API connector and site lookup: HTTP Basic pair per tenant, JSON (Key Vault) |
 | ``ABONNO_MAIL_SENDER`` | From, when an organisation has no contact e-mail (default ``no-reply@abonno.local``) |
 """
 
@@ -45,6 +46,7 @@ from .adapters.attention import AttentionStore
 from .adapters.auth import TokenValidator
 from .adapters.bus import ServiceBusBus, StorageQueueBus
 from .adapters.catalogue_store import CatalogueStore
+from .adapters.connector_auth import ConnectorCredentials
 from .adapters.deliveries import DeliveryRows
 from .adapters.document_files import BlobDocumentFiles
 from .adapters.identity_store import CodeRows, SessionRows
@@ -138,6 +140,7 @@ _validator: TokenValidator | None = None
 _notifier: Notifier | None = None
 _subscriber_auth: SubscriberAuthenticator | None = None
 _sign_in: SignIn | None = None
+_connector: ConnectorCredentials | None = None
 settable_clock = SettableClock()
 
 
@@ -258,9 +261,19 @@ def sign_in() -> SignIn:
         return _sign_in
 
 
-def reset() -> None:
-    global _context, _validator, _notifier, _subscriber_auth, _sign_in
+def connector_credentials() -> ConnectorCredentials:
+    """The API connector's HTTP Basic credentials per tenant (read again after ``reset``)."""
+    global _connector
     with _lock:
+        if _connector is None:
+            _connector = ConnectorCredentials.from_settings()
+        return _connector
+
+
+def reset() -> None:
+    global _context, _validator, _notifier, _subscriber_auth, _connector, _sign_in
+    with _lock:
+        _connector = None
         _sign_in = None
         _context = None
         _validator = None
