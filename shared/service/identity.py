@@ -120,8 +120,7 @@ def unlink(ctx: Context, me: SubscriberPrincipal, subscriber_no: int) -> None:
 def refresh_links(ctx: Context, me: SubscriberPrincipal, subscriber_no: int) -> None:
     """The login's access row as the links now are (read-your-writes for My page; the outbox
     refreshes it too)."""
-    access.refresh(ctx, me.tenant, subscriber_no)
-    access.refresh_login(ctx, me.tenant, me.login)
+    access.refresh(ctx, me.tenant, subscriber_no, logins=(me.login,), sites=False)
 
 
 def subscribers_of(ctx: Context, me: SubscriberPrincipal) -> list[Linked]:
