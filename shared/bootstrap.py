@@ -252,12 +252,12 @@ def graph_inviter() -> GraphInviter:
 
 
 def sign_in() -> SignIn:
-    """My page's sign-in (msal's authorization-code flow with PKCE) for the app's public URL."""
+    """My page's sign-in (msal's authorization-code flow with PKCE)."""
     global _sign_in
     authenticator = subscriber_authenticator()  # before the lock: it takes the lock itself
     with _lock:
         if _sign_in is None:
-            _sign_in = SignIn(authenticator, (os.environ.get("ABONNO_PUBLIC_URL") or "http://localhost:7071").rstrip("/"))
+            _sign_in = SignIn(authenticator)
         return _sign_in
 
 

@@ -34,7 +34,7 @@ from functions.http import Call, Endpoint, endpoint, json_response, problem
 from functions.salesposter_http.guard import limiter
 from shared import bootstrap
 from shared.adapters.auth import AuthError
-from shared.adapters.mypage_signin import SignInFailed
+from shared.adapters.mypage_signin import ProviderUnreachable, SignInFailed
 from shared.adapters.subscriber_auth import COOKIE, session_cookie, session_key
 from shared.ports import Session, SubscriberPrincipal
 from shared.service import identity
@@ -45,7 +45,9 @@ PENDING_TTL = timedelta(minutes=10)  # a sign-in under way
 SESSION_TTL = timedelta(hours=8)
 RETURN_TO = re.compile(r"^/api/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,500}$")
 LINK_RATE, CODE_RATE = "5/900", "10/900"
-CALLBACK = ("code", "state", "error", "error_description", "session_state", "client_info", "iss", "error_uri")
+CALLBACK = {"code": 4096, "state": 512, "error": 200, "error_description": 2000, "session_state": 200,
+            "client_info": 2000, "iss": 500, "error_uri": 500}  # what a provider sends back, and how long it may be
+UNREACHABLE = "the identity provider does not answer; try again shortly"
 
 
 def safe_return(tenant: str, value: str | None) -> str:
@@ -84,23 +86,27 @@ def _drop_old(call: Call) -> None:
 
 @endpoint(bp, Endpoint("my_login", "my/{tenant}/login", ["GET"], "Sign in to My page: redirect to the identity "
                        "provider", TAG, params={"return_to": "the page to come back to (a path under /api/)"},
-                       types={"return_to": Annotated[str, StringConstraints(max_length=500)]},
-                       statuses={302: "To the identity provider (a new pending session cookie is set)"}))
+                       types={"return_to": Annotated[str, StringConstraints(max_length=500)]}, status=302,
+                       statuses={401: "This tenant has no My page sign-in configured",
+                                 503: "The identity provider does not answer (Retry-After)"}))
 def login(call: Call) -> Any:
     tenant = call.route["tenant"]
     signin = bootstrap.sign_in()
-    flow = signin.begin(tenant, f"{call.ctx.public_url}/api/my/{tenant}/auth")
+    try:
+        flow = signin.begin(tenant, call.ctx.public_url)
+    except ProviderUnreachable:
+        return problem(503, "Unavailable", UNREACHABLE, headers={"Retry-After": "30"})
     _drop_old(call)  # whatever session the browser had is gone: a sign-in always starts afresh
     value = _new_session(call, PENDING_TTL, flow=flow, return_to=safe_return(tenant, call.query.get("return_to")))
-    return _redirect(signin.browser_url(str(flow["auth_uri"])), cookie(value, PENDING_TTL))
+    return _redirect(signin.browser_url(str(flow["auth_uri"]), call.ctx.public_url), cookie(value, PENDING_TTL))
 
 
 @endpoint(bp, Endpoint("my_auth", "my/{tenant}/auth", ["GET"], "The identity provider's redirect: signed in, "
                        "back to the page", TAG, params={k: "as the identity provider sends it" for k in CALLBACK},
-                       types=dict.fromkeys(CALLBACK, Annotated[str, StringConstraints(max_length=8192)]),
-                       statuses={302: "Signed in: to the page the sign-in began on, with a new session cookie",
-                                 400: "No sign-in under way in this browser, or the provider's answer does not "
-                                      "belong to it"}))
+                       types={k: Annotated[str, StringConstraints(max_length=n)] for k, n in CALLBACK.items()},
+                       status=302, statuses={400: "No sign-in under way in this browser, or the provider's answer "
+                                                 "does not belong to it",
+                                             503: "The identity provider does not answer (Retry-After)"}))
 def auth(call: Call) -> Any:
     tenant = call.route["tenant"]
     value = session_cookie(call.request.headers)
@@ -109,7 +115,9 @@ def auth(call: Call) -> Any:
         return problem(400, "Bad request", "no sign-in is under way in this browser; start again")
     call.ctx.sessions.delete(tenant, pending.key)  # one answer per flow: a replayed callback finds nothing
     try:
-        me = bootstrap.sign_in().finish(tenant, pending.flow, dict(call.query))
+        me = bootstrap.sign_in().finish(tenant, pending.flow, dict(call.query), call.ctx.public_url)
+    except ProviderUnreachable:
+        return problem(503, "Unavailable", UNREACHABLE, headers={"Retry-After": "30"})
     except (SignInFailed, AuthError) as exc:
         detail = exc.reason if isinstance(exc, AuthError) else str(exc)
         return problem(400, "Bad request", f"sign-in failed: {detail}")

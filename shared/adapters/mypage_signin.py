@@ -48,6 +48,10 @@ class SignInFailed(ValueError):
     """The provider refused the sign-in, or its answer did not match the flow begun (400)."""
 
 
+class ProviderUnreachable(Exception):
+    """The identity provider did not answer (discovery or token endpoint): 503, try again."""
+
+
 class LocalAuthorityClient(requests.Session):
     """msal's HTTP client: URLs under ``DEV_PREFIX`` go to the local host instead."""
 
@@ -68,15 +72,22 @@ class LocalAuthorityClient(requests.Session):
 class SignIn:
     """Begins and finishes the authorization-code flow for a tenant (``begin``, ``finish``)."""
 
-    def __init__(self, authenticator: SubscriberAuthenticator, public_url: str,
-                 secrets: Mapping[str, str] | None = None) -> None:
+    def __init__(self, authenticator: SubscriberAuthenticator, secrets: Mapping[str, str] | None = None) -> None:
         self.authenticator = authenticator
-        self.http = LocalAuthorityClient(public_url)
+        self._clients: dict[str, LocalAuthorityClient] = {}
         self.secrets = dict(secrets if secrets is not None else json.loads(os.environ.get(SECRET_SETTING) or "{}"))
         self._http_cache: dict[Any, Any] = {}  # the providers' discovery documents, kept between sign-ins
         self._lock = threading.Lock()
 
-    def _app(self, tenant: str) -> tuple[msal.ConfidentialClientApplication, Mapping[str, Any]]:
+    def client(self, public_url: str) -> LocalAuthorityClient:
+        """msal's HTTP client for the app at ``public_url`` (the local host's development provider)."""
+        with self._lock:
+            found = self._clients.get(public_url)
+            if found is None:
+                found = self._clients[public_url] = LocalAuthorityClient(public_url)
+            return found
+
+    def _app(self, tenant: str, public_url: str) -> tuple[msal.ConfidentialClientApplication, Mapping[str, Any]]:
         """A client for one sign-in, with a token cache of its own: no user's token outlives
         the request in this process's memory."""
         settings = self.authenticator.settings(tenant)
@@ -86,28 +97,37 @@ class SignIn:
             raise AuthError(401, "this tenant has no My page sign-in configured")
         where: dict[str, Any] = ({"oidc_authority": settings["oidc_authority"]} if settings.get("oidc_authority")
                                  else {"authority": settings["authority"]})
+        http = self.client(public_url)
         with self._lock:
-            app = msal.ConfidentialClientApplication(str(client_id), client_credential=secret, http_client=self.http,
+            app = msal.ConfidentialClientApplication(str(client_id), client_credential=secret, http_client=http,
                                                      token_cache=msal.TokenCache(), http_cache=self._http_cache,
                                                      **where)
         return app, settings
 
-    def begin(self, tenant: str, redirect_uri: str) -> dict[str, Any]:
+    def begin(self, tenant: str, public_url: str) -> dict[str, Any]:
         """msal's flow (state, nonce, PKCE verifier, ``auth_uri``): kept in the session; the
-        browser is sent to ``browser_url(flow["auth_uri"])``."""
-        app, settings = self._app(tenant)
-        scopes = [s for s in str(settings.get("scope") or "").split() if s]
-        return dict(app.initiate_auth_code_flow(scopes, redirect_uri=redirect_uri, response_mode="query"))
+        browser is sent to ``browser_url(flow["auth_uri"])``; the provider sends it back to
+        ``{public_url}/api/my/{tenant}/auth``."""
+        try:
+            app, settings = self._app(tenant, public_url)
+            scopes = [s for s in str(settings.get("scope") or "").split() if s]
+            return dict(app.initiate_auth_code_flow(scopes, redirect_uri=f"{public_url}/api/my/{tenant}/auth",
+                                                    response_mode="query"))
+        except requests.RequestException as exc:
+            raise ProviderUnreachable("the identity provider does not answer") from exc
 
-    def browser_url(self, url: str) -> str:
-        return self.http.browser_url(url)
+    def browser_url(self, url: str, public_url: str) -> str:
+        return self.client(public_url).browser_url(url)
 
-    def finish(self, tenant: str, flow: Mapping[str, Any], response: Mapping[str, str]) -> SubscriberPrincipal:
+    def finish(self, tenant: str, flow: Mapping[str, Any], response: Mapping[str, str],
+               public_url: str) -> SubscriberPrincipal:
         """Redeem the code the provider sent back (``response``: the callback's query) for
         tokens, and the principal of the access token (or, without an API scope, the ID token)."""
-        app, settings = self._app(tenant)
         try:
+            app, settings = self._app(tenant, public_url)
             result = app.acquire_token_by_auth_code_flow(dict(flow), dict(response))
+        except requests.RequestException as exc:
+            raise ProviderUnreachable("the identity provider does not answer") from exc
         except ValueError as exc:  # msal: state mismatch, or a response that is no answer to this flow
             raise SignInFailed("the sign-in answer does not belong to this sign-in; start again") from exc
         if "error" in result:

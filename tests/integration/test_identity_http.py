@@ -119,3 +119,17 @@ def test_an_order_posted_with_the_cookie_but_no_csrf_token_links_nothing(ctx: Co
     number = ctx.emails.find(shop, "ola@example.no")
     loaded = ctx.accounts.load(shop, number or 0)
     assert loaded is not None and loaded.account.logins == {}
+
+
+def test_an_identity_provider_that_does_not_answer_is_503_not_a_fault(ctx: Context,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from devhost.azurite import free_port
+    from shared import bootstrap
+    from shared.adapters.mypage_signin import SignIn
+    from shared.adapters.subscriber_auth import SubscriberAuthenticator
+
+    monkeypatch.setattr(bootstrap, "_sign_in", SignIn(SubscriberAuthenticator.from_settings()))
+    monkeypatch.setattr(ctx, "public_url", f"http://127.0.0.1:{free_port()}")  # nothing answers there
+    response = function("my_login")(http("GET", "/api/my/shop/login", route={"tenant": "shop"}))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "30"
+    assert "Set-Cookie" not in response.headers  # nothing begun, nothing stored
