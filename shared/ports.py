@@ -836,6 +836,9 @@ class AccessRecords(Protocol):
         """Remove the row (under ``If-Match`` when ``etag`` is given: ``ConcurrencyConflict`` if
         it changed since); a row gone already is no error."""
         ...
+    def logins(self, tenant: str) -> list[str]:
+        """Every login with a row in ``tenant`` (a range query: a catalogue change's rebuild, never a lookup)."""
+        ...
     def sites(self, tenant: str) -> tuple[SiteTable, str | None]:
         """The tenant's site table and its ETag (an empty table and None: none yet)."""
         ...

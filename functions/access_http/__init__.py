@@ -10,7 +10,8 @@
   ``extension_Products``) and Entra External ID's custom claims provider
   (``microsoft.graph.authenticationEvent.tokenIssuanceStart``; answered with
   ``provideClaimsForToken``, claim ``products`` a string array). HTTP Basic credentials of the
-  tenant (``adapters.connector_auth``), checked before the body is read.
+  tenant, or External ID's own bearer token where the tenant configures its extension
+  (``adapters.connector_auth``), checked before the body is read.
 * ``GET access/{tenant}/sites?ip=``: the products a campus site (a subscriber with IP
   ranges) may access from that address: one point read of the tenant's site table. The
   same credentials: the publisher's server asks, with the visitor's address.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import azure.functions as func
@@ -61,6 +63,7 @@ class Lenient(BaseModel):
 
 
 class B2cConnectorIn(Lenient):
+    type: None = Field(default=None, description="absent: a body with a type is External ID's")
     objectId: ObjectId | None = Field(default=None, description="the user's object id (absent before sign-up)")
     step: Annotated[str, StringConstraints(max_length=64)] | None = None
     client_id: Annotated[str, StringConstraints(max_length=128)] | None = None
@@ -74,28 +77,61 @@ class EntraContext(Lenient):
     user: EntraUser
 
 
-class EntraData(Lenient):
+class EntraCallout(Lenient):
     authenticationContext: EntraContext
 
 
 class EntraConnectorIn(Lenient):
     type: Literal["microsoft.graph.authenticationEvent.tokenIssuanceStart"]
+    data: EntraCallout
+
+
+class B2cContinuation(BaseModel):
+    """Azure AD B2C's continuation response (``add-api-connector-token-enrichment.md``)."""
+
+    version: Literal["1.0.0"]
+    action: Literal["Continue"]
+    extension_Products: str | None = Field(default=None, description="product ids, space-separated")
+    extension_ProductsAsOf: str | None = Field(default=None, description="the day the products are for")
+
+
+class EntraClaims(BaseModel):
+    products: list[str]
+    productsAsOf: str
+
+
+class EntraAction(BaseModel):
+    odata_type: Literal["microsoft.graph.tokenIssuanceStart.provideClaimsForToken"] = Field(alias="@odata.type")
+    claims: EntraClaims
+
+
+class EntraData(BaseModel):
+    odata_type: Literal["microsoft.graph.onTokenIssuanceStartResponseData"] = Field(alias="@odata.type")
+    actions: list[EntraAction]
+
+
+class EntraResponse(BaseModel):
+    """External ID's token issuance start response (``custom-claims-provider-reference.md``)."""
+
     data: EntraData
 
 
 ConnectorIn = Annotated[EntraConnectorIn | B2cConnectorIn, Field(union_mode="left_to_right")]  # Entra's has a type
 
 
-def connector_guard(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | None:
-    """HTTP Basic of the route's tenant, before anything is parsed (401 with a challenge)."""
-    tenant = req.route_params.get("tenant", "")
-    try:
-        if not is_tenant_id(tenant):
-            raise AuthError(401, "unknown tenant")
-        bootstrap.connector_credentials().check(req.headers.get("authorization"), tenant)
-    except AuthError as exc:
-        return problem(401, "Unauthorized", exc.reason, headers={"WWW-Authenticate": REALM})
-    return None
+def credentials_guard(extension: bool) -> Callable[[func.HttpRequest, Context], func.HttpResponse | None]:
+    """HTTP Basic of the route's tenant (``extension``: or External ID's bearer token), before
+    anything is parsed; 401 with a challenge."""
+    def guard(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | None:
+        tenant = req.route_params.get("tenant", "")
+        try:
+            if not is_tenant_id(tenant):
+                raise AuthError(401, "unknown tenant")
+            bootstrap.connector_credentials().check(req.headers.get("authorization"), tenant, extension)
+        except AuthError as exc:
+            return problem(401, "Unauthorized", exc.reason, headers={"WWW-Authenticate": REALM})
+        return None
+    return guard
 
 
 def _tenant(call: Call) -> str:
@@ -112,7 +148,8 @@ def me(call: Call) -> Any:
 @endpoint(bp, Endpoint("access_connector", "access/{tenant}/connector", ["POST"],
                        "Products for the token being issued: Azure AD B2C API connector (PreTokenIssuance) or "
                        "Entra External ID token issuance start; HTTP Basic credentials of the tenant",
-                       "Access", body=ConnectorIn, guard=connector_guard,
+                       "Access", body=ConnectorIn, response=B2cContinuation | EntraResponse,
+                       guard=credentials_guard(extension=True),
                        statuses={401: "missing or wrong connector credentials"}))
 def connector(call: Call) -> Any:
     tenant = _tenant(call)
@@ -143,7 +180,8 @@ def entra_response(found: access.Claims) -> dict[str, Any]:
                        "The products a campus site may access from an IP address (one point read); "
                        "HTTP Basic credentials of the tenant", "Access", response=Products,
                        params={"ip": "the visitor's IPv4 or IPv6 address"}, types={"ip": IpAddress},
-                       guard=connector_guard, statuses={401: "missing or wrong connector credentials"}))
+                       guard=credentials_guard(extension=False),
+                       statuses={401: "missing or wrong connector credentials"}))
 def sites(call: Call) -> Any:
     ip = call.query.get("ip")
     if not ip:

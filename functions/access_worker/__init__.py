@@ -8,13 +8,16 @@ batch with ten changes of one subscriber costs one rebuild, and a message delive
 rebuilds the same rows. One subscriber never holds up another: each is tried; a failure
 that may pass (storage away, rows that kept changing) is raised once all were tried, so
 the bus delivers the batch again; anything else is logged and the message dropped (the
-next change of the subscriber rebuilds its rows anyway).
+next change of the subscriber rebuilds its rows anyway). A catalogue change that changes what
+grants are made of (``access.catalogue_changed``: a plan's products, a grace period) sends one
+message that rebuilds every row of the tenant.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import azure.functions as func
 
@@ -29,12 +32,17 @@ bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 
-def merged(bodies: Sequence[bytes | str]) -> dict[tuple[str, int], tuple[set[str], bool]]:
-    """(tenant, subscriber) -> (logins, sites) of the readable ``AccessChanged`` messages."""
+def merged(bodies: Sequence[bytes | str]) -> tuple[dict[tuple[str, int], tuple[set[str], bool]], set[str]]:
+    """(tenant, subscriber) -> (logins, sites) of the readable ``AccessChanged`` messages, and the
+    tenants whose catalogue changed (every row rebuilt)."""
     work: dict[tuple[str, int], tuple[set[str], bool]] = {}
+    tenants: set[str] = set()
     for body in bodies:
         try:
             message = decode(body)
+            if message.body.get("type") == access.TENANT_REFRESH:
+                tenants.add(str(message.body["tenant"]))
+                continue
             event = event_of(message)
             tenant = str(message.body["tenant"])
         except Exception as exc:  # unreadable: it never reads otherwise, so it is not retried
@@ -45,24 +53,29 @@ def merged(bodies: Sequence[bytes | str]) -> dict[tuple[str, int], tuple[set[str
             continue
         logins, sites = work.get((tenant, event.subscriber_no), (set(), False))
         work[(tenant, event.subscriber_no)] = (logins | set(event.logins), sites or event.sites)
-    return work
+    return work, tenants
 
 
 def handle(bodies: Sequence[bytes | str]) -> int:
-    """Rebuild the access rows the messages name; returns the subscribers done."""
+    """Rebuild the access rows the messages name; returns the subscribers (and tenants) done."""
     ctx = bootstrap.context()
     passing: list[Exception] = []
     done = 0
-    for (tenant, subscriber_no), (logins, sites) in merged(bodies).items():
+    work, tenants = merged(bodies)
+    jobs: list[tuple[str, str, Callable[[], object]]] = [
+        (tenant, "all", partial(access.refresh_tenant, ctx, tenant)) for tenant in sorted(tenants)]
+    jobs += [(tenant, str(n), partial(access.refresh, ctx, tenant, n, logins, sites))
+             for (tenant, n), (logins, sites) in work.items()]  # a login linked first has no row the tenant's finds
+    for tenant, which, job in jobs:
         try:
-            access.refresh(ctx, tenant, subscriber_no, logins, sites)
+            job()
             done += 1
         except Exception as exc:
             if transient(exc):
-                log.warning("access rows of %s/%s: %s; the batch comes again", tenant, subscriber_no, reason(exc))
+                log.warning("access rows of %s/%s: %s; the batch comes again", tenant, which, reason(exc))
                 passing.append(exc)
                 continue
-            log.error("access rows of %s/%s not rebuilt: %s", tenant, subscriber_no, reason(exc))
+            log.error("access rows of %s/%s not rebuilt: %s", tenant, which, reason(exc))
     if passing:
         raise passing[0]
     return done

@@ -85,6 +85,13 @@ class AccessRows:
                 raise ConcurrencyConflict(f"access row of {login} changed") from exc
             raise
 
+    def logins(self, tenant: str) -> list[str]:
+        """Every login with a row in ``tenant``: one range query over the partition keys
+        ``{tenant}|l...`` (a login key is ``l`` and hex; the site table's ``|sites`` is outside)."""
+        rows = self.storage.query(TABLE, "PartitionKey ge @lo and PartitionKey lt @hi and RowKey eq @rk",
+                                  {"lo": f"{tenant}|l", "hi": f"{tenant}|m", "rk": RECORD}, ["PartitionKey"])
+        return sorted(str(r["PartitionKey"]).split("|", 1)[1] for r in rows)
+
     def sites(self, tenant: str) -> tuple[SiteTable, str | None]:
         row = self.storage.get(TABLE, sites_key(tenant), SITES)
         if row is None:

@@ -8,6 +8,13 @@ setting ``ABONNO_CONNECTOR_CREDENTIALS``, a JSON object from tenant id to
 tenants not named, with ``{tenant}`` in its values replaced by the tenant id (for the local
 host; production names each tenant, so one tenant's pair opens nothing of another's).
 
+Entra External ID calls its custom claims provider with a bearer token of its own instead
+(``custom-extension-overview.md``, "Protect your REST API"): a tenant whose entry also has
+``"extension": {"issuer", "audience", "jwks_url"}`` takes, on the connector only, such a
+token: RS256 against the tenant's published keys, issuer (``https://{domain}.ciamlogin.com/
+{tenantId}/v2.0``), audience (the extension's app registration) and expiry checked, and
+``azp`` (v2) or ``appid`` (v1) the authentication events service, ``EVENTS_APP``.
+
 Both the user name and the password are compared in constant time (``hmac.compare_digest``
 over the whole values, both always compared), so the answer's timing tells a caller
 nothing about how much of either was right; a tenant without credentials is refused the
@@ -21,18 +28,25 @@ import binascii
 import hmac
 import json
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from .auth import AuthError
+import jwt
+
+from .auth import AuthError, _key_source, _reason
 
 SETTING = "ABONNO_CONNECTOR_CREDENTIALS"
 REALM = 'Basic realm="abonno-access", charset="UTF-8"'
+EVENTS_APP = "99045fe1-7639-4a75-9d4a-577b6ca3810f"  # Entra's authentication events service (azp / appid)
 _NOBODY = ("\x00no-user", "\x00no-password")  # compared against when a tenant has none: same work, never equal
 
 
 class ConnectorCredentials:
-    def __init__(self, config: Mapping[str, Mapping[str, str]]) -> None:
+    def __init__(self, config: Mapping[str, Mapping[str, Any]]) -> None:
         self._config = dict(config)
+        self._keys: dict[str, Callable[[str], Any]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls) -> ConnectorCredentials:
@@ -44,8 +58,12 @@ class ConnectorCredentials:
             return None
         return str(raw["username"]).replace("{tenant}", tenant), str(raw["password"]).replace("{tenant}", tenant)
 
-    def check(self, authorization: str | None, tenant: str) -> None:
-        """``AuthError`` 401 unless ``authorization`` is ``Basic`` with the tenant's pair."""
+    def check(self, authorization: str | None, tenant: str, extension: bool = False) -> None:
+        """``AuthError`` 401 unless ``authorization`` is ``Basic`` with the tenant's pair, or
+        (``extension``: the connector) a bearer token of the tenant's External ID events service."""
+        if extension and authorization and authorization[:7].lower() == "bearer ":
+            self._events_token(authorization[7:].strip(), tenant)
+            return
         given = _basic(authorization)
         expected = self.pair(tenant)
         user, password = expected or _NOBODY
@@ -54,6 +72,24 @@ class ConnectorCredentials:
         same_password = hmac.compare_digest(got_password.encode(), password.encode())
         if expected is None or given is None or not (same_user and same_password):
             raise AuthError(401, "the connector's credentials are missing or wrong")
+
+
+    def _events_token(self, token: str, tenant: str) -> None:
+        raw = self._config.get(tenant) or self._config.get("*") or {}
+        ext = raw.get("extension")
+        if not isinstance(ext, Mapping):
+            raise AuthError(401, "this tenant takes no bearer token on the connector")
+        issuer, audience, jwks_url = (str(ext[k]).replace("{tenant}", tenant)
+                                      for k in ("issuer", "audience", "jwks_url"))
+        try:
+            with self._lock:
+                source = self._keys.get(jwks_url) or self._keys.setdefault(jwks_url, _key_source(jwks_url))
+            claims = jwt.decode(token, source(token), algorithms=["RS256"], audience=audience, issuer=issuer,
+                                options={"require": ["exp", "iss", "aud"]})
+        except (jwt.PyJWTError, jwt.PyJWKClientError) as exc:
+            raise AuthError(401, _reason(exc)) from exc
+        if EVENTS_APP not in (claims.get("azp"), claims.get("appid")):
+            raise AuthError(401, "the token is not Entra's authentication events service's")
 
 
 def _basic(authorization: str | None) -> tuple[str, str] | None:

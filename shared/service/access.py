@@ -29,7 +29,9 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING
 
-from ..domain.account import Account, Changes
+from ..adapters.bus import ACCESS
+from ..domain.account import Changes
+from ..domain.catalogue import Catalogue
 from ..domain.events import AccessChanged
 from ..domain.identity import (
     AccessRecord,
@@ -41,7 +43,7 @@ from ..domain.identity import (
     site_entries,
     with_site,
 )
-from ..ports import ConcurrencyConflict, Loaded
+from ..ports import BusMessage, ConcurrencyConflict, Loaded
 from .context import Context
 
 if TYPE_CHECKING:
@@ -69,8 +71,8 @@ def marked(loaded: Loaded | None, changes: Changes) -> Changes:
     """``changes`` with an ``AccessChanged`` event if the account has or had logins or IP ranges
     (else ``changes`` itself: no entity, no round trip). The logins are those linked before or
     after; the id is a digest of the partition's ETag before the commit (of a new subscriber:
-its account), so a retry of the same commit raises the same event and no two commits share one
-(the bus's duplicate detection drops only true repeats)."""
+    its account), so a retry of the same commit raises the same event and no two commits share
+    one (the bus's duplicate detection drops only true repeats)."""
     before = loaded.account if loaded is not None else None
     after = changes.account
     if not (needs_access(before) or needs_access(after)) or any(isinstance(e, AccessChanged) for e in changes.events):
@@ -95,7 +97,7 @@ def refresh(ctx: Context, tenant: str, subscriber_no: int, logins: Iterable[str]
     for login in sorted(linked | set(logins)):
         refresh_login(ctx, tenant, login, (subscriber_no,))
     if sites:
-        refresh_sites(ctx, tenant, subscriber_no, account)
+        refresh_sites(ctx, tenant, subscriber_no)
 
 
 def refresh_login(ctx: Context, tenant: str, login: str, subscribers: Iterable[int] = ()) -> None:
@@ -128,12 +130,14 @@ def build(ctx: Context, tenant: str, login: str, subscribers: Iterable[int]) -> 
     return access_record(login, accounts, catalogue, ctx.today(catalogue))
 
 
-def refresh_sites(ctx: Context, tenant: str, subscriber_no: int, account: Account | None) -> None:
-    """Put the subscriber's IP ranges and grants into the tenant's site table (or take them out)."""
+def refresh_sites(ctx: Context, tenant: str, subscriber_no: int) -> None:
+    """Put the subscriber's IP ranges and grants into the tenant's site table (or take them out).
+    The table (and its ETag) is read before the account, as a login's row is (``refresh_login``)."""
     catalogue = ctx.catalogue.get(tenant)
-    entries = site_entries(account, catalogue, ctx.today(catalogue)) if account is not None else ()
     for _ in range(ATTEMPTS):
         table, etag = ctx.access.sites(tenant)
+        loaded = ctx.accounts.load(tenant, subscriber_no)
+        entries = site_entries(loaded.account, catalogue, ctx.today(catalogue)) if loaded is not None else ()
         updated = with_site(table, subscriber_no, entries)
         if updated == table:
             return
@@ -143,6 +147,46 @@ def refresh_sites(ctx: Context, tenant: str, subscriber_no: int, account: Accoun
         except ConcurrencyConflict:
             continue
     raise ConcurrencyConflict(f"site table of {tenant} kept changing")
+
+
+# ---- the catalogue: what a plan gives, and how long an unpaid invoice keeps access -----------------
+
+TENANT_REFRESH = "AccessCatalogueChanged"  # the body type of the access queue's tenant-wide rebuild
+
+
+def depends(catalogue: Catalogue) -> tuple[object, ...]:
+    """What of the catalogue the grants are computed from: each plan's products, seat
+    products and billing plan, each billing plan's dunning process, each process's grace."""
+    return (sorted((p.id, p.product_ids, p.seat_product_ids, p.billing_plan_id) for p in catalogue.plans.values()),
+            sorted((b.id, b.dunning_process_id) for b in catalogue.billing_plans.values()),
+            sorted((d.id, d.access_grace_days) for d in catalogue.dunning_processes.values()))
+
+
+def catalogue_changed(ctx: Context, tenant: str, before: Catalogue, after: Catalogue) -> None:
+    """After a catalogue change that changes what grants are made of, ask the access worker to
+    rebuild every row of the tenant (one message; nothing for any other change, nor for a
+    tenant without rows, such as one whose catalogue is being set up)."""
+    if depends(before) == depends(after):
+        return
+    if not ctx.access.logins(tenant) and not ctx.access.sites(tenant)[0].entries:  # no rows yet (a new catalogue)
+        return
+    digest = hashlib.sha256(repr(depends(after)).encode()).hexdigest()[:32]
+    try:
+        ctx.bus.send(ACCESS, [BusMessage(f"access-{tenant}-catalogue-{digest}", {"tenant": tenant,
+                                                                                  "type": TENANT_REFRESH})])
+    except Exception:  # the catalogue is changed; the rows follow each account's next change
+        log.exception("access: the rebuild of %s's rows after a catalogue change was not queued", tenant)
+
+
+def refresh_tenant(ctx: Context, tenant: str) -> int:
+    """Rebuild every access row and the site table of ``tenant`` (after a catalogue change); returns rows."""
+    logins = ctx.access.logins(tenant)
+    for login in logins:
+        refresh_login(ctx, tenant, login)
+    table, _etag = ctx.access.sites(tenant)
+    for subscriber_no in sorted({e.subscriber_no for e in table.entries}):
+        refresh_sites(ctx, tenant, subscriber_no)
+    return len(logins)
 
 
 # ---- the lookups ---------------------------------------------------------------------------------
@@ -185,6 +229,6 @@ def set_ip_ranges(ctx: Context, tenant: str, subscriber_no: int, ranges: Iterabl
         account = seen.account
         return Changes(replace(account, subscriber=replace(account.subscriber, ip_ranges=networks)))
 
-    changed = change(ctx, tenant, subscriber_no, decide)
-    refresh_sites(ctx, tenant, subscriber_no, changed.account)
+    change(ctx, tenant, subscriber_no, decide)
+    refresh_sites(ctx, tenant, subscriber_no)
     return networks

@@ -19,6 +19,7 @@ from typing import Any
 from ..adapters.catalogue_store import FIELDS
 from ..domain.catalogue import Catalogue, CatalogueError, CatalogueInUse
 from ..ports import NotFound
+from . import access
 from .context import Context
 
 
@@ -31,6 +32,7 @@ def put_item(ctx: Context, tenant: str, kind: str, item: Any) -> Any:
     _check_frequencies(candidate)
     ctx.catalogue.put(tenant, kind, item)
     ctx.tenants.register(tenant)
+    access.catalogue_changed(ctx, tenant, current, candidate)  # a plan's products, a grace: rows rebuilt
     return item
 
 

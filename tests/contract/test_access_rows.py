@@ -102,3 +102,13 @@ def test_a_lookup_is_one_storage_round_trip(ctx: Context, tenant: str, backend: 
     ctx.access.get(tenant, LOGIN)
     ctx.access.sites(tenant)
     assert storage.round_trips.count - before == 2
+
+
+def test_the_logins_of_a_tenant_are_listed_and_no_other_tenants(ctx: Context, tenant: str) -> None:
+    others = [login_key("https://idp.example/v2.0", f"subject-{i}") for i in range(3)]
+    for login in others:
+        ctx.access.put(tenant, AccessRecord(login, holder_of=(1,)), None)
+        ctx.access.put(tenant + "x", AccessRecord(login, holder_of=(1,)), None)
+    ctx.access.put_sites(tenant, SiteTable(), None)
+    assert ctx.access.logins(tenant) == sorted(others)
+    assert ctx.access.logins("nobody-here") == []

@@ -46,6 +46,10 @@ class FakeAccessRecords:
                 raise ConcurrencyConflict(f"access record {login} changed")
             self.records.pop((tenant, login), None)
 
+    def logins(self, tenant: str) -> list[str]:
+        with self._lock:
+            return sorted(login for t, login in self.records if t == tenant)
+
     def sites(self, tenant: str) -> tuple[SiteTable, str | None]:
         with self._lock:
             self.reads += 1

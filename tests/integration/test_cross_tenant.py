@@ -46,6 +46,7 @@ def bodies(b_subscriber: int) -> dict[str, Any]:
         "refunds_book": org | {"subscriber_no": b_subscriber, "amount_minor": 100, "external_reference": "x1"},
         "catalogue_put_organization": {"name": "A's own", "currency": "NOK"},
         "charge_refund": {"amount_minor": 100, "refund_id": "x1"},
+        "subscriber_ip_ranges": {"ranges": ["192.0.2.0/24"]},
     }
 
 

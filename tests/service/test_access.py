@@ -178,3 +178,56 @@ def test_the_access_event_is_one_per_commit_and_its_id_repeats_only_for_the_same
     again = access.marked(loaded, Changes(loaded.account))
     assert again.events[0].id == access.marked(loaded, Changes(loaded.account)).events[0].id
     assert isinstance(again.events[0], AccessChanged) and access.marked(loaded, again) == again
+
+
+def test_a_catalogue_change_of_what_a_plan_gives_rebuilds_every_row_of_the_tenant(ctx: Context, shop: str) -> None:
+    placed = place_order(ctx, order(shop))
+    link(ctx, shop, placed.subscriber_no, KARI)
+    access.set_ip_ranges(ctx, shop, placed.subscriber_no, ["192.0.2.0/24"])
+    work(ctx)
+    catalogue = ctx.catalogue.get(shop)
+    product = catalogue.products["avis"]
+    put_item(ctx, shop, "product", replace(product, name="Avisa Nordvest+"))  # a name: grants unchanged
+    assert queued(ctx, ACCESS) == []
+    put_item(ctx, shop, "plan", replace(catalogue.plans["digital-monthly"], product_ids=("avis",)))
+    (message,) = queued(ctx, ACCESS)
+    assert message.body["type"] == access.TENANT_REFRESH
+    assert products(ctx, shop, KARI) == ("avis", "kryssord")  # until the worker rebuilds
+    assert work(ctx) == 1
+    assert products(ctx, shop, KARI) == ("avis",)
+    assert access.site_products(ctx, shop, "192.0.2.1", TODAY).products == ("avis",)
+
+
+def test_a_linked_subscribers_backlog_of_renewals_is_issued_in_transactions_that_fit_with_its_access_event(
+        ctx: Context, shop: str, clock: object) -> None:
+    from devhost.builders import oslo_morning
+    from shared.service.billing import bill_subscribers
+
+    placed = place_order(ctx, order(shop))
+    for ref in ("second", "third"):  # three subscriptions: a transaction's fixed rows leave room for 24 invoices
+        place_order(ctx, order(shop, ref=ref), subscriber_no=placed.subscriber_no)
+    link(ctx, shop, placed.subscriber_no, KARI)
+    link(ctx, shop, placed.subscriber_no, OLA)
+    day = date(2028, 6, 20)  # 29 monthly renewals of each due at once, with two logins to tell
+    clock.set(oslo_morning(day))  # type: ignore[attr-defined]
+    issued = 0
+    while (result := bill_subscribers(ctx, shop, day, [placed.subscriber_no])).invoices:
+        assert result.needs_attention == 0  # never more rows than one transaction holds (with the AccessChanged)
+        issued += result.invoices
+    assert issued == 3 * 29  # 5 February 2026 to 5 June 2028
+    messages = [m for m in queued(ctx, ACCESS) if m.body["payload"]["logins"] == sorted([KARI, OLA])]
+    assert len({m.id for m in messages}) >= 2  # each commit of the backlog told the access worker
+
+
+def test_the_worker_drops_what_it_cannot_read_and_rebuilds_a_subscriber_once_per_batch(
+        ctx: Context, shop: str) -> None:
+    from shared.adapters.bus import event_message
+    from shared.domain.events import InvoicePaid
+
+    n = place_order(ctx, order(shop)).subscriber_no
+    link(ctx, shop, n, KARI)
+    changed = received(ctx, ACCESS)
+    other = event_message(shop, InvoicePaid("paid-1", n, 1, "avisa"))
+    bodies = [b"not json", other.encode(), *[m.encode() for m in changed * 3]]
+    assert access_worker.handle(bodies) == 1
+    assert products(ctx, shop, KARI) == ("avis", "kryssord")
