@@ -27,7 +27,7 @@ from dateutil.relativedelta import relativedelta
 
 from ..domain import lifecycle
 from ..domain.account import AVTALEGIRO_MIN_DAYS, Account, Changes, next_drafts, next_kid, subscription_created
-from ..domain.agreements import Provider, reusable_card, stop_day
+from ..domain.agreements import AgreementStatus, reusable_card
 from ..domain.calendar import Period
 from ..domain.catalogue import Catalogue, Channel, Organization, PaymentType, StopPolicy, SubscriptionPlan
 from ..domain.documents import credit_note_document_id, invoice_document_id, reminder_document_id
@@ -38,7 +38,7 @@ from ..domain.lifecycle import StopRefused, UnknownSubscription
 from ..domain.subscriptions import StopKind, Subscription, SubscriptionStatus
 from ..ports import History, NotFound, SubscriberPrincipal
 from . import documents as document_service
-from .checkout import schedule_stops, stopping, watched
+from .checkout import leave_agreement, stopping, switch_checkout, watched
 from .context import Context
 from .unit_of_work import Decision, Seen, change, drafts_that_fit
 
@@ -203,7 +203,8 @@ def payment_of(account: Account, sub: Subscription) -> dict[str, Any]:
     agreement = account.agreements.get(sub.agreement) if sub.agreement else None
     if agreement is None:
         agreement = next((a for a in account.agreements.values()
-                          if a.subscription_id == sub.id and a.order is None and not a.status.final), None)
+                          if a.subscription_id == sub.id and a.order is None and a.status is AgreementStatus.PENDING),
+                         None)
     shown: dict[str, Any] | None = None
     if agreement is not None:
         shown = {"provider": agreement.provider.value, "status": agreement.status.value}
@@ -539,22 +540,6 @@ def watched_invoice(ctx: Context, tenant: str, subscription_id: str, channel: Ch
     return watched(ctx, tenant, decide)
 
 
-def leave_agreement(account: Account, key: str | None, today: date) -> Account:
-    """After a subscription left agreement ``key``: a Vipps agreement stops with the
-    subscriptions still on it (``schedule_stops``), and one no subscription uses any more is
-    stopped at Vipps as soon as the charges still open on it have settled (a card agreement
-    stays: the subscriber's other subscriptions may use the card)."""
-    account = schedule_stops(account, today)
-    agreement = account.agreements.get(key) if key else None
-    if (agreement is None or agreement.provider is not Provider.VIPPS or not agreement.active
-            or any(s.agreement == key for s in account.subscriptions.values())):
-        return account
-    still_open = [c for c in account.charges.values()
-                  if c.agreement_key == key and c.demand_no in account.open_demands]
-    stopped = replace(agreement, stop_on=stop_day(today, still_open, today), changed=today)
-    return replace(account, agreements={**account.agreements, agreement.key: stopped})
-
-
 def _avtalegiro(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str,
                 language: str) -> PaymentChange:
     account = _account(ctx, tenant, subscriber_no)
@@ -587,4 +572,7 @@ def avtalegiro_instructions(org: Organization, kid: str, language: str) -> str:
 
 def _provider_checkout(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str,
                        payment_type: PaymentType) -> PaymentChange:
-    raise StopRefused(f"{payment_type.value} for a running subscription is not available yet")
+    made = switch_checkout(ctx, tenant, subscriber_no, subscription_id, payment_type)
+    account = _account(ctx, tenant, subscriber_no)
+    return PaymentChange(payment_of(account, account.subscriptions[subscription_id]),
+                         redirect_url=made.redirect_url if made is not None else None)
