@@ -131,7 +131,9 @@ class SubscriptionView:
 
     @classmethod
     def on(cls, account: Account, catalogue: Catalogue, today: date) -> SubscriptionView:
-        return cls(account, catalogue, today, {d.subscription_id: d for d in next_drafts(account, catalogue)})
+        priced = replace(account, subscriptions={k: s for k, s in account.subscriptions.items()
+                                                 if s.plan_id in catalogue.plans})  # a plan withdrawn: no next invoice
+        return cls(account, catalogue, today, {d.subscription_id: d for d in next_drafts(priced, catalogue)})
 
     def of(self, sub: Subscription) -> dict[str, Any]:
         plan = self.catalogue.plans.get(sub.plan_id)
