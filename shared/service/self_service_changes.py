@@ -244,6 +244,8 @@ def watched_invoice(ctx: Context, tenant: str, subscription_id: str, channel: Ch
 
     def decide(seen: Seen) -> Changes:
         sub, _plan = _subscription(seen, subscription_id)
+        if sub.stop_date is not None and sub.stop_date <= seen.today:
+            raise StopRefused(f"subscription {subscription_id} has ended")
         receivable(channel, seen.account.subscriber, seen.catalogue.organizations[sub.organization_id])
         changed = replace(sub, payment_type=PaymentType.INVOICE, delivery=channel, agreement=None)
         if changed == sub:

@@ -181,6 +181,8 @@ class TestStops:
         route = {"subscriber_no": n, "subscription_id": sub}
         assert my("my_stop", "POST", token, shop, route, {})[0] == 200
         today(ctx, date(2026, 2, 10))  # ended on 5 Feb
+        status, problem = my("my_payment", "PUT", token, shop, route, {"method": "email"})
+        assert status == 422 and "ended" in problem["detail"]
         status, restarted = my("my_restart", "POST", token, shop, route, {})
         assert status == 200 and restarted["id"] != sub
         assert (restarted["plan_id"], restarted["start"], restarted["status"]) == ("digital-monthly", "2026-02-10",
