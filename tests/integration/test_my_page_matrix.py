@@ -26,6 +26,7 @@ from tests.my_page import access_rows_on, link, login_of
 SUBSCRIBER_ENDPOINTS = [e for e in REGISTRY if e.subscriber]
 WITH_SUBSCRIBER = [e for e in SUBSCRIBER_ENDPOINTS if "{subscriber_no}" in e.route]
 WITH_SUBSCRIPTION = [e for e in WITH_SUBSCRIBER if "{subscription_id}" in e.route]
+WITHOUT_SUBSCRIBER = [e for e in SUBSCRIBER_ENDPOINTS if "{subscriber_no}" not in e.route and "GET" in e.methods]
 PARAM = re.compile(r"{([^}:]+)}")
 EXAMPLE_DAY = "2026-03-15"  # within every window a test day of 5 January allows
 
@@ -182,3 +183,10 @@ def test_a_subscriber_token_on_the_merchant_api_is_401(pair: Pair) -> None:
     for spec in merchant[:10]:
         assert request(spec, pair.token, pair.shop, {})[0] == 401, spec.route
 
+
+
+@pytest.mark.parametrize("spec", WITHOUT_SUBSCRIBER, ids=ids(WITHOUT_SUBSCRIBER))
+def test_what_a_login_reads_of_its_own_never_names_another_subscriber(pair: Pair, spec: Endpoint) -> None:
+    status, body = request(spec, pair.token, pair.shop, {})
+    assert status < 500, body[:300]
+    assert b"Kari Nordmann 2" not in body and b"kari2@" not in body
