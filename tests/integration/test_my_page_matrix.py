@@ -184,7 +184,6 @@ def test_a_subscriber_token_on_the_merchant_api_is_401(pair: Pair) -> None:
         assert request(spec, pair.token, pair.shop, {})[0] == 401, spec.route
 
 
-
 @pytest.mark.parametrize("spec", WITHOUT_SUBSCRIBER, ids=ids(WITHOUT_SUBSCRIBER))
 def test_what_a_login_reads_of_its_own_never_names_another_subscriber(pair: Pair, spec: Endpoint) -> None:
     status, body = request(spec, pair.token, pair.shop, {})
