@@ -37,7 +37,7 @@ from shared.adapters.auth import AuthError
 from shared.adapters.mypage_signin import ProviderUnreachable, SignInFailed
 from shared.adapters.subscriber_auth import COOKIE, session_cookie, session_key
 from shared.ports import Session, SubscriberPrincipal
-from shared.service import identity
+from shared.service import identity, self_service
 
 bp = func.Blueprint()
 TAG = "My page sign-in"
@@ -158,8 +158,8 @@ class SessionAnswer(BaseModel):
 
 
 def _subscribers(call: Call, me: SubscriberPrincipal) -> list[dict[str, Any]]:
-    return [{"number": s.number, "name": s.name, "role": s.role.value}
-            for s in identity.subscribers_of(call.ctx, me)]
+    """As ``GET my/{tenant}/subscribers`` lists them (``self_service.subscribers``)."""
+    return self_service.subscribers(call.ctx, me)
 
 
 @endpoint(bp, Endpoint("my_session", "my/{tenant}/session", ["GET"], "Who is signed in to My page", TAG,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date
 
 from ..domain.account import Account, Changes
@@ -33,15 +33,6 @@ from .unit_of_work import Seen, change
 from .verification import CodeRefused
 
 LINK = "link"
-
-
-@dataclass(frozen=True)
-class Linked:
-    """A subscriber the login may act for or see, as My page lists it."""
-
-    number: int
-    name: str
-    role: Role
 
 
 def link_target(me: SubscriberPrincipal, email: str) -> str:
@@ -121,20 +112,6 @@ def refresh_links(ctx: Context, me: SubscriberPrincipal, subscriber_no: int) -> 
     """The login's access row as the links now are (read-your-writes for My page; the outbox
     refreshes it too)."""
     access.refresh(ctx, me.tenant, subscriber_no, logins=(me.login,), sites=False)
-
-
-def subscribers_of(ctx: Context, me: SubscriberPrincipal) -> list[Linked]:
-    """The subscribers the login acts for (holder) and the group subscriptions it has a seat
-    in, with their names, from its access row and one read per subscriber."""
-    record = record_of(ctx, me)
-    seen: list[Linked] = []
-    roles = [(n, Role.HOLDER) for n in record.holder_of]
-    roles += [(m.subscriber_no, m.role) for m in record.member_of if m.subscriber_no not in record.holder_of]
-    for number, role in dict(roles).items():
-        loaded = ctx.accounts.load(me.tenant, number)
-        if loaded is not None:
-            seen.append(Linked(number, loaded.account.subscriber.name, role))
-    return seen
 
 
 def invite_user(ctx: Context, tenant: str, email: str, name: str) -> bool:

@@ -13,7 +13,7 @@ from shared.ports import NotFound, SubscriberPrincipal
 from shared.service import identity
 from shared.service.context import Context
 from shared.service.orders import PlaceOrder, take_order
-from shared.service.self_service import authorize, record_of
+from shared.service.self_service import authorize, record_of, subscribers
 from shared.service.verification import CodeRefused
 from tests.fakes import FakeNotifier
 
@@ -59,7 +59,7 @@ def test_a_code_sent_to_the_stored_address_links_the_login_as_holder(ctx: Contex
     assert authorize(ctx, reader, number) is Role.HOLDER
     loaded = ctx.accounts.load(shop, number)
     assert loaded is not None and loaded.account.logins[link_key(reader.login, None)].email == "kari@example.no"
-    assert [(s.number, s.role) for s in identity.subscribers_of(ctx, reader)] == [(number, Role.HOLDER)]
+    assert subscribers(ctx, reader) == [{"number": number, "name": "Kari Nordmann", "role": "holder"}]
 
 
 def test_an_address_that_is_nobodys_gets_the_same_treatment_and_a_code_that_never_links(
