@@ -124,3 +124,7 @@ def test_a_linked_buyers_order_for_its_subscriber_is_placed_not_held(ctx: Contex
     assert not stranger.accepted  # another login's order on the address waits for customer service
     anonymous = take_order(ctx, order(shop, "mine@example.no", "o6"))
     assert not anonymous.accepted
+
+
+def test_inviting_to_the_directory_is_nothing_where_no_graph_tenant_is_configured(ctx: Context, shop: str) -> None:
+    assert identity.invite_user(ctx, shop, "member@example.no", "Member") is False  # the code is the invitation
