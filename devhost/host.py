@@ -53,7 +53,7 @@ from croniter import croniter
 from shared.adapters.bus import unpack
 from shared.clock import Clock, SettableClock
 
-from . import issuer
+from . import dev_idp, issuer
 from .azurite import ROOT
 
 log = logging.getLogger("abonno.host")
@@ -101,6 +101,11 @@ def functions_of(app: func.FunctionApp) -> list[Any]:
     if id(app) not in _FUNCTIONS:
         _FUNCTIONS[id(app)] = app.get_functions()
     return _FUNCTIONS[id(app)]
+
+
+def _literal_segments(pattern: re.Pattern[str]) -> int:
+    """How many segments of a route are literal (``my/{tenant}/links/confirm``: 3 of 4)."""
+    return sum(1 for segment in pattern.pattern.replace("[^/]", "").strip("^$").split("/") if "(?P<" not in segment)
 
 
 def route_pattern(route: str) -> re.Pattern[str]:
@@ -167,18 +172,24 @@ class LocalHost:
     def handle_http(self, method: str, target: str, headers: dict[str, str],
                     body: bytes) -> tuple[int, dict[str, str], bytes]:
         url = urllib.parse.urlsplit(target)
+        if url.path.startswith(dev_idp.PREFIX) and isinstance(self.clock, SettableClock):  # My page's sign-in
+            return dev_idp.handle(method, url.path, {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()},
+                                  body)
         if url.path.startswith("/_dev/"):
             return self._dev(method, url.path, body)
         if not url.path.startswith("/api/"):
             return _json(404, {"title": "Not found", "status": 404})
         path = url.path[len("/api/"):].strip("/")
         matches = [(f, m) for f in self.http if (m := f.pattern.match(path))]
+        matches.sort(key=lambda fm: -_literal_segments(fm[0].pattern))  # a literal segment beats a {parameter}
         chosen = next(((f, m) for f, m in matches if method in f.methods), None)
         if chosen is None:
             if not matches:
                 return _json(404, {"title": "Not found", "status": 404})
+            best = _literal_segments(matches[0][0].pattern)  # the resource is the most specific route that matched
+            allowed = {m for f, _ in matches if _literal_segments(f.pattern) == best for m in f.methods}
             status, headers, payload = _json(405, {"title": "Method not allowed", "status": 405})
-            return status, headers | {"Allow": ", ".join(sorted({m for f, _ in matches for m in f.methods}))}, payload
+            return status, headers | {"Allow": ", ".join(sorted(allowed))}, payload
         fn, match = chosen
         params = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         request = func.HttpRequest(method, f"http://localhost{target}", headers=headers, params=params,

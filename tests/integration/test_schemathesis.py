@@ -56,7 +56,8 @@ def served(azurite: Azurite) -> Iterator[tuple[str, str]]:
     place_order(ctx, order(TENANT))
     host = LocalHost(clock, azurite.connection_string)
     server = host.serve(0)
-    yield f"http://127.0.0.1:{server.server_address[1]}", TENANT
+    ctx.public_url = f"http://127.0.0.1:{server.server_address[1]}"  # My page's sign-in reaches its provider here
+    yield ctx.public_url, TENANT
     host.shutdown()
     bootstrap.set_context(None)
 
