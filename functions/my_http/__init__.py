@@ -10,3 +10,5 @@ from __future__ import annotations
 import azure.functions as func
 
 bp = func.Blueprint()
+
+from . import group, personal  # noqa: E402,F401  (mydata: personal data and group endpoints register on bp)
