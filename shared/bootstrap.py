@@ -95,7 +95,7 @@ def build(storage: Storage, clock: Clock, bus: Bus, blobs: BlobServiceClient | N
                         notifier=BlobNotifier(blobs), print_files=BlobPrintFiles(blobs), vipps=vipps_from_settings(),
                         swedbankpay=swedbankpay_from_settings(), provider_watch=WatchRows(storage),
                         public_url=(os.environ.get("ABONNO_PUBLIC_URL") or "http://localhost:7071").rstrip("/"),
-                        access=AccessRows(storage), codes=CodeRows(storage), sessions=SessionRows(storage),
+                        access=AccessRows(storage), codes=CodeRows(storage), sessions=SessionRows(storage, clock),
                         storage=storage)
 
 
@@ -233,7 +233,8 @@ def subscriber_authenticator() -> SubscriberAuthenticator:
     global _subscriber_auth
     with _lock:
         if _subscriber_auth is None:
-            _subscriber_auth = SubscriberAuthenticator.from_settings()
+            _subscriber_auth = SubscriberAuthenticator.from_settings(lambda: context().sessions,
+                                                                     lambda: context().clock)
         return _subscriber_auth
 
 
