@@ -16,9 +16,10 @@ from shared.domain.identity import Role
 from shared.service import groups
 
 from . import bp
-from .personal import CodeIn, Email, language
+from .personal import CODE_RATE, CodeIn, Email, language, limited
 
 TAG = "My page: group subscriptions"
+INVITE_RATE = "30/900"  # invitations one login sends (each mails a code)
 GROUP = "my/{tenant}/subscribers/{subscriber_no}/subscriptions/{subscription_id}/members"
 
 
@@ -40,8 +41,12 @@ def get_members(call: Call) -> Any:
 
 @endpoint(bp, Endpoint("my_group_invite", GROUP, ["POST"], "Invite an e-mail address to a seat (within the plan's "
                        "seats); the code goes to the invitee", TAG, body=InviteIn, status=201, subscriber=True,
-                       statuses={422: "not a group subscription, all seats taken, or a member already"}))
+                       statuses={422: "not a group subscription, all seats taken, or a member already",
+                                 429: "too many invitations sent by this login (Retry-After)"}))
 def post_member(call: Call) -> Any:
+    refused = limited(call, "ABONNO_INVITE_RATE_LIMIT", INVITE_RATE, "invitation")
+    if refused is not None:
+        return refused
     b: InviteIn = call.body
     return groups.invite(call.ctx, call.me, call.number("subscriber_no"), call.route["subscription_id"], str(b.email),
                          Role(b.role), language(call.request))
@@ -57,7 +62,11 @@ def delete_member(call: Call) -> Any:
 
 @endpoint(bp, Endpoint("my_invitation_accept", "my/{tenant}/invitations/accept", ["POST"], "Accept an invitation "
                        "to a group subscription with the code it sent", TAG, body=AcceptIn, subscriber=True,
-                       statuses={422: "the code is wrong, used or expired, or the invitation was withdrawn"}))
+                       statuses={422: "the code is wrong, used or expired, or the invitation was withdrawn",
+                                 429: "too many codes tried by this login (Retry-After)"}))
 def post_accept(call: Call) -> Any:
+    refused = limited(call, "ABONNO_CODE_RATE_LIMIT", CODE_RATE, "code")
+    if refused is not None:
+        return refused
     b: AcceptIn = call.body
     return groups.accept(call.ctx, call.me, b.code, str(b.email) if b.email else None)

@@ -4,12 +4,15 @@ be the subscriber's holder (``personal_data``); anyone else gets 404."""
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Annotated, Any
 
 import azure.functions as func
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 
-from functions.http import Call, Endpoint, endpoint
+from functions.http import Call, Endpoint, endpoint, problem
+from functions.salesposter_http.guard import limiter
 from functions.validation import PRINTABLE, Body
 from shared.service import personal_data
 
@@ -50,6 +53,23 @@ class CodeIn(Body):
     code: Annotated[str, Field(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
 
 
+SEND_RATE, CODE_RATE = "5/900", "10/900"  # per login: codes mailed, codes tried (as signin's link endpoints)
+
+
+def limited(call: Call, setting: str, default: str, what: str) -> func.HttpResponse | None:
+    """429 with Retry-After when the login has used up its bucket for ``what`` (None: go on).
+    The buckets are per login and shared by every endpoint that names the same ``what`` and
+    setting: code tries count together on all of My page's code endpoints."""
+    buckets = limiter(os.environ.get(setting, default))
+    if buckets is None:
+        return None
+    wait = buckets.take(f"{what}|{call.me.tenant}|{call.me.login}", call.ctx.clock.now().timestamp())
+    if wait <= 0:
+        return None
+    return problem(429, "Too many requests", f"too many {what} requests; try again later",
+                   headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
 def language(req: func.HttpRequest) -> str:
     """nb unless the caller prefers English (Accept-Language)."""
     wanted = (req.headers.get("accept-language") or "").strip().lower()
@@ -73,8 +93,12 @@ def patch_profile(call: Call) -> Any:
 
 @endpoint(bp, Endpoint("my_email_change", SUBSCRIBER + "/profile/email", ["POST"], "Ask to change the e-mail "
                        "address: a code is sent to the new address (the same answer whoever owns it)", TAG,
-                       body=EmailIn, status=202, subscriber=True))
+                       body=EmailIn, status=202, subscriber=True,
+                       statuses={429: "too many codes asked for by this login (Retry-After)"}))
 def post_email(call: Call) -> Any:
+    refused = limited(call, "ABONNO_LINK_RATE_LIMIT", SEND_RATE, "e-mail change")
+    if refused is not None:
+        return refused
     b: EmailIn = call.body
     personal_data.request_email_change(call.ctx, call.me, call.number("subscriber_no"), str(b.email),
                                        language(call.request))
@@ -83,8 +107,12 @@ def post_email(call: Call) -> Any:
 
 @endpoint(bp, Endpoint("my_email_confirm", SUBSCRIBER + "/profile/email/confirm", ["POST"], "Confirm the new "
                        "e-mail address with the code sent to it", TAG, body=CodeIn, subscriber=True,
-                       statuses={422: "the code is wrong, used or expired, or the address is another account's"}))
+                       statuses={422: "the code is wrong, used or expired, or the address is another account's",
+                                 429: "too many codes tried by this login (Retry-After)"}))
 def confirm_email(call: Call) -> Any:
+    refused = limited(call, "ABONNO_CODE_RATE_LIMIT", CODE_RATE, "code")
+    if refused is not None:
+        return refused
     b: CodeIn = call.body
     return personal_data.confirm_email_change(call.ctx, call.me, call.number("subscriber_no"), b.code)
 

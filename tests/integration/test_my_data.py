@@ -9,12 +9,15 @@ import json
 from datetime import date
 from typing import Any
 
+import pytest
+
 from devhost import issuer
 from shared.service import customer_service as cs
 from shared.service.context import Context
 from shared.service.orders import place_order
 from tests.conftest import oslo_morning
 from tests.fixtures import function, http, order
+from tests.integration.test_merchant import call
 from tests.service.my_data_support import install_group_plan, last_code, link_holder
 from tests.service.test_personal_data import pay_first_invoice
 
@@ -106,6 +109,25 @@ def test_group_members_over_http(ctx: Context, shop: str) -> None:
     assert status == 200 and taken == {"subscriber": n, "subscription_id": sub, "role": "user"}
     status, listed, _ = my("my_group_members", "GET", token, route)
     assert status == 200 and listed["used"] == 1 and listed["members"][0]["kind"] == "member"
+    _, overview = call("subscriber_overview", "GET", issuer.token(shop, ["reader"]), {"subscriber_no": str(n)})
+    assert {(x["email"], x["role"]) for x in overview["logins"]} == {("kari1@example.no", "holder"),
+                                                                      ("per@example.no", "user")}
     member = listed["members"][0]["id"]
     assert my("my_group_remove", "DELETE", token, route | {"member": member})[0] == 204
     assert my("my_group_members", "GET", token, route)[1]["used"] == 0
+
+
+def test_code_tries_are_limited_per_login_across_my_pages_code_endpoints(ctx: Context, shop: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    token, n, _ = setup(ctx, shop)
+    monkeypatch.setenv("ABONNO_CODE_RATE_LIMIT", "3/901")  # a bucket of its own
+    route = {"tenant": shop, "subscriber_no": str(n)}
+    assert my("my_email_confirm", "POST", token, route, {"code": "123456"})[0] == 422
+    assert my("my_invitation_accept", "POST", token, {"tenant": shop}, {"code": "123456",
+                                                                        "email": "a@example.no"})[0] == 422
+    assert my("my_email_confirm", "POST", token, route, {"code": "123456"})[0] == 422
+    status, problem, _ = my("my_invitation_accept", "POST", token, {"tenant": shop}, {"code": "123456"})
+    assert status == 429 and problem["title"] == "Too many requests"
+    other = setup(ctx, shop, 2)[0]  # another login has its own bucket
+    assert my("my_invitation_accept", "POST", other, {"tenant": shop}, {"code": "123456",
+                                                                        "email": "a@example.no"})[0] == 422

@@ -5,7 +5,9 @@ the erasure (refused with reasons while money is owed or a subscription runs).""
 
 from __future__ import annotations
 
+import json
 import threading
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -13,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.clock import SettableClock
-from shared.domain.account import receive_payment
+from shared.domain.account import Changes, receive_payment
+from shared.domain.agreements import AgreementStatus, PaymentAgreement, Provider
 from shared.domain.payments import MatchType, ReceivedPayment
 from shared.ports import NotFound
 from shared.service import customer_service as cs
@@ -218,3 +221,16 @@ def test_erasing_twice_changes_nothing_more(fake_ctx: FakeContext) -> None:
     with pytest.raises(NotFound):  # a repeat (the other login too) finds nothing to act on
         pd.erase(ctx, partner, n)
     assert ctx.accounts.load(shop, n) == first
+
+
+def test_the_export_shows_a_cards_mask_but_never_its_token(ctx: Context, shop: str) -> None:
+    n, sub = subscriber(ctx, shop)
+    me = link_holder(ctx, shop, n, "kari")
+    card = PaymentAgreement("card-1", Provider.SWEDBANKPAY, "avisa", sub, AgreementStatus.ACTIVE, date(2026, 1, 5),
+                            34800, "NOK", token="tok-secret-0123", card_mask="492500******0004",
+                            card_expiry=date(2028, 1, 31))
+    change(ctx, shop, n, lambda seen: Changes(replace(seen.account, agreements={card.key: card})))
+    exported = pd.export(ctx, me, n)
+    assert exported["agreements"][0]["card_mask"] == "492500******0004"
+    assert "tok-secret-0123" not in json.dumps(exported)
+    assert json.loads(json.dumps(exported)) == exported  # plain JSON all through
