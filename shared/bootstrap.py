@@ -23,6 +23,7 @@ App settings (Azure) or environment (local host, tests):
 | ``ABONNO_PUBLIC_URL`` | the app's base URL, for provider redirects, callbacks and My page links |
 | ``ABONNO_VIPPS_URL``, ``ABONNO_VIPPS_CREDENTIALS`` | Vipps base URL; JSON per tenant (Key Vault) |
 | ``ABONNO_SWEDBANKPAY_URL``, ``ABONNO_SWEDBANKPAY_CREDENTIALS`` | Swedbank Pay base URL; JSON per tenant (Key Vault) |
+| ``ABONNO_CONNECTOR_CREDENTIALS`` | API connector and site lookup: HTTP Basic pair per tenant, JSON (Key Vault) |
 | ``ABONNO_MAIL_SENDER`` | From, when an organisation has no contact e-mail (default ``no-reply@abonno.local``) |
 """
 
@@ -43,6 +44,7 @@ from .adapters.attention import AttentionStore
 from .adapters.auth import TokenValidator
 from .adapters.bus import ServiceBusBus, StorageQueueBus
 from .adapters.catalogue_store import CatalogueStore
+from .adapters.connector_auth import ConnectorCredentials
 from .adapters.deliveries import DeliveryRows
 from .adapters.document_files import BlobDocumentFiles
 from .adapters.identity_store import CodeRows, SessionRows
@@ -134,6 +136,7 @@ _context: Context | None = None
 _validator: TokenValidator | None = None
 _notifier: Notifier | None = None
 _subscriber_auth: SubscriberAuthenticator | None = None
+_connector: ConnectorCredentials | None = None
 settable_clock = SettableClock()
 
 
@@ -238,9 +241,19 @@ def subscriber_authenticator() -> SubscriberAuthenticator:
         return _subscriber_auth
 
 
-def reset() -> None:
-    global _context, _validator, _notifier, _subscriber_auth
+def connector_credentials() -> ConnectorCredentials:
+    """The API connector's HTTP Basic credentials per tenant (read again after ``reset``)."""
+    global _connector
     with _lock:
+        if _connector is None:
+            _connector = ConnectorCredentials.from_settings()
+        return _connector
+
+
+def reset() -> None:
+    global _context, _validator, _notifier, _subscriber_auth, _connector
+    with _lock:
+        _connector = None
         _context = None
         _validator = None
         _notifier = None
