@@ -182,7 +182,7 @@ def accept(ctx: Context, me: SubscriberPrincipal, code: str, email: str | None =
         return Changes(replace(acc, logins={**acc.logins, link.key: link}, invitations=invitations))
 
     done = change(ctx, me.tenant, subscriber_no, decide)
-    access.refresh_login(ctx, me.tenant, me.login)
+    access.refresh_login(ctx, me.tenant, me.login, (subscriber_no,))  # the record does not name it yet
     link = next(v for v in done.account.logins.values() if v.login == me.login
                 and v.subscription_id == subscription_id)
     return {"subscriber": subscriber_no, "subscription_id": subscription_id, "role": link.role.value}

@@ -10,8 +10,9 @@ from dataclasses import replace
 
 from shared.adapters.notify import BlobNotifier
 from shared.domain.account import Changes
-from shared.domain.identity import AccessRecord, LoginLink, Role, login_key
+from shared.domain.identity import LoginLink, Role, login_key
 from shared.ports import SubscriberPrincipal
+from shared.service import access
 from shared.service.catalogue import put_item
 from shared.service.context import Context
 from shared.service.unit_of_work import change
@@ -36,9 +37,7 @@ def link_holder(ctx: Context, tenant: str, subscriber_no: int, subject: str,
         return Changes(replace(seen.account, logins={**seen.account.logins, link.key: link}))
 
     change(ctx, tenant, subscriber_no, decide)
-    record, etag = ctx.access.read(tenant, me.login)
-    record = record or AccessRecord(me.login)
-    ctx.access.put(tenant, replace(record, holder_of=(*record.holder_of, subscriber_no)), etag)
+    access.refresh_login(ctx, tenant, me.login, (subscriber_no,))
     return me
 
 
