@@ -23,6 +23,8 @@ App settings (Azure) or environment (local host, tests):
 | ``ABONNO_PUBLIC_URL`` | the app's base URL, for provider redirects, callbacks and My page links |
 | ``ABONNO_VIPPS_URL``, ``ABONNO_VIPPS_CREDENTIALS`` | Vipps base URL; JSON per tenant (Key Vault) |
 | ``ABONNO_SWEDBANKPAY_URL``, ``ABONNO_SWEDBANKPAY_CREDENTIALS`` | Swedbank Pay base URL; JSON per tenant (Key Vault) |
+| ``ABONNO_SUBSCRIBER_IDP`` | subscribers' identity providers per tenant (JSON; ``adapters.subscriber_auth``) |
+| ``ABONNO_MYPAGE_CLIENT_SECRET`` | My page's client secret per tenant (JSON; Key Vault) |
 | ``ABONNO_CONNECTOR_CREDENTIALS`` | API connector and site lookup: HTTP Basic pair per tenant, JSON (Key Vault) |
 | ``ABONNO_MAIL_SENDER`` | From, when an organisation has no contact e-mail (default ``no-reply@abonno.local``) |
 """
@@ -51,6 +53,7 @@ from .adapters.identity_store import CodeRows, SessionRows
 from .adapters.imports import ImportLog
 from .adapters.indexes import DueIndex, DunningIndex, EmailIndex, OrderRecords, PendingOrders, Tenants
 from .adapters.mail import AcsMailer, SmtpMailer
+from .adapters.mypage_signin import GraphInviter, SignIn
 from .adapters.notify import BlobNotifier
 from .adapters.numbering import InvoiceNumbers, SubscriberNumbers
 from .adapters.payments_inbox import PaymentsInbox
@@ -136,6 +139,7 @@ _context: Context | None = None
 _validator: TokenValidator | None = None
 _notifier: Notifier | None = None
 _subscriber_auth: SubscriberAuthenticator | None = None
+_sign_in: SignIn | None = None
 _connector: ConnectorCredentials | None = None
 settable_clock = SettableClock()
 
@@ -241,6 +245,22 @@ def subscriber_authenticator() -> SubscriberAuthenticator:
         return _subscriber_auth
 
 
+def graph_inviter() -> GraphInviter:
+    """Microsoft Graph invitations for group seats, by My page's client credentials (where
+    the tenant's provider names a ``graph_tenant``; else invitations are the codes alone)."""
+    return GraphInviter(subscriber_authenticator())
+
+
+def sign_in() -> SignIn:
+    """My page's sign-in (msal's authorization-code flow with PKCE) for the app's public URL."""
+    global _sign_in
+    authenticator = subscriber_authenticator()  # before the lock: it takes the lock itself
+    with _lock:
+        if _sign_in is None:
+            _sign_in = SignIn(authenticator, (os.environ.get("ABONNO_PUBLIC_URL") or "http://localhost:7071").rstrip("/"))
+        return _sign_in
+
+
 def connector_credentials() -> ConnectorCredentials:
     """The API connector's HTTP Basic credentials per tenant (read again after ``reset``)."""
     global _connector
@@ -251,9 +271,10 @@ def connector_credentials() -> ConnectorCredentials:
 
 
 def reset() -> None:
-    global _context, _validator, _notifier, _subscriber_auth, _connector
+    global _context, _validator, _notifier, _subscriber_auth, _connector, _sign_in
     with _lock:
         _connector = None
+        _sign_in = None
         _context = None
         _validator = None
         _notifier = None

@@ -191,8 +191,12 @@ class SubscriberAuthenticator:
             raise AuthError(403, "a change made with the session cookie needs its X-CSRF-Token header")
         return replace(session.principal, tenant=tenant, session=key)
 
-    def validate(self, token: str, tenant: str) -> SubscriberPrincipal:
+    def validate(self, token: str, tenant: str, audience: str | None = None) -> SubscriberPrincipal:
+        """The principal of a token of the tenant's provider (``audience``: instead of the
+        provider's, for an ID token whose audience is My page's client)."""
         provider = self.provider(tenant)
+        if audience is not None:
+            provider = replace(provider, audience=audience)
         if len(token) > MAX_TOKEN:
             raise AuthError(401, "the token is malformed or not signed by the identity provider")
         try:
