@@ -247,6 +247,7 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
         mine, mine_ok, why = demo_self_service.run(session, base, tenant, azurite.connection_string, readers)
         for failure in why:
             print(f"self-service: {failure}", file=sys.stderr)
+        host.drain()  # what the readers' stops and restarts issued (a credit note ...) is delivered before counting
         summary = session.get(f"{base}/merchant/reports/summary", headers=auth).json()
         reports = session.get(f"{base}/merchant/payments/imports", headers=auth).json()
         booked = {source: session.get(f"{base}/merchant/payments", params={"source": source}, headers=auth).json()

@@ -20,6 +20,7 @@ keeps its seat until it expires or is removed.
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -31,11 +32,12 @@ from ..domain.identity import Invitation, LoginLink, Role
 from ..domain.lifecycle import UnknownSubscription
 from ..domain.subscriptions import SubscriberError, Subscription, SubscriptionStatus
 from ..ports import NotFound, SubscriberPrincipal
-from . import access, verification
+from . import access, identity, verification
 from .context import Context
 from .self_service import authorize
 from .unit_of_work import Seen, change
 
+log = logging.getLogger(__name__)
 INVITE_PURPOSE = "invite"
 INVITATION_DAYS = 14  # an invitation holds its seat this long unless accepted or removed
 MEMBER_ROLES = (Role.ADMIN, Role.USER)
@@ -130,6 +132,10 @@ def invite(ctx: Context, me: SubscriberPrincipal, subscriber_no: int, subscripti
     verification.send_code(ctx, me.tenant, INVITE_PURPOSE, invite_target(address), address,
                            {"subscriber": str(subscriber_no), "subscription": subscription_id, "invitation": inv_id},
                            language)
+    try:  # the directory's own invitation where one is configured (Graph); the code above is the invitation
+        identity.invite_user(ctx, me.tenant, address, address.split("@", 1)[0])
+    except Exception:
+        log.exception("the directory did not take the invitation of a group member; the code was sent")
     invitation = done.account.invitations[inv_id]
     return Seat(inv_id, "invitation", invitation.email, invitation.role, invitation.created,
                 invitation.expires).to_json()
