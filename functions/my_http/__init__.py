@@ -213,3 +213,6 @@ def pause(call: Call) -> Any:
     b: PauseIn = call.body
     return changes.pause(call.ctx, call.me, call.number("subscriber_no"), call.route["subscription_id"],
                          b.restart_on)
+
+
+from . import group, personal  # noqa: E402,F401  (mydata: personal data and group endpoints register on bp)
