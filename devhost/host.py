@@ -53,7 +53,7 @@ from croniter import croniter
 from shared.adapters.bus import unpack
 from shared.clock import Clock, SettableClock
 
-from . import issuer
+from . import dev_idp, issuer
 from .azurite import ROOT
 
 log = logging.getLogger("abonno.host")
@@ -167,6 +167,9 @@ class LocalHost:
     def handle_http(self, method: str, target: str, headers: dict[str, str],
                     body: bytes) -> tuple[int, dict[str, str], bytes]:
         url = urllib.parse.urlsplit(target)
+        if url.path.startswith(dev_idp.PREFIX) and isinstance(self.clock, SettableClock):  # My page's sign-in
+            return dev_idp.handle(method, url.path, {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()},
+                                  body)
         if url.path.startswith("/_dev/"):
             return self._dev(method, url.path, body)
         if not url.path.startswith("/api/"):

@@ -25,6 +25,7 @@ AUDIENCE = "api://abonno-merchant"
 SUBSCRIBER_ISSUER = "https://abonno.local/dev-idp/{tenant}/v2.0"  # per tenant, as B2C / External ID issuers are
 SUBSCRIBER_AUDIENCE = "api://abonno-self-service"
 KEY_ID = "abonno-dev-1"
+MY_PAGE_CLIENT = "abonno-my-page"  # My page's client id at the development identity provider (``devhost.dev_idp``)
 
 
 def state_dir() -> Path:
@@ -58,13 +59,15 @@ def jwks_path() -> Path:
 
 
 def configure_environment() -> None:
-    """Point the merchant API's validator, and every tenant's subscriber identity provider,
-    at this issuer (for the local host and tests)."""
+    """Point the merchant API's validator, and every tenant's subscriber identity provider
+    (and My page's sign-in: ``devhost.dev_idp``), at this issuer (for the local host and tests)."""
     os.environ.setdefault("AUTH_ISSUER", ISSUER)
     os.environ.setdefault("AUTH_AUDIENCE", AUDIENCE)
     os.environ.setdefault("AUTH_JWKS_URL", jwks_path().resolve().as_uri())
     os.environ.setdefault("ABONNO_SUBSCRIBER_IDP", json.dumps({"*": {
-        "issuer": SUBSCRIBER_ISSUER, "audience": SUBSCRIBER_AUDIENCE, "jwks_url": jwks_path().resolve().as_uri()}}))
+        "issuer": SUBSCRIBER_ISSUER, "audience": SUBSCRIBER_AUDIENCE, "jwks_url": jwks_path().resolve().as_uri(),
+        "oidc_authority": SUBSCRIBER_ISSUER, "client_id": MY_PAGE_CLIENT, "scope": f"{SUBSCRIBER_AUDIENCE}/access"}}))
+    os.environ.setdefault("ABONNO_MYPAGE_CLIENT_SECRET", json.dumps({"*": "development-secret"}))
 
 
 def token(tenant: str, roles: list[str], subject: str = "dev-user", ttl: int = 3600,

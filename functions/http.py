@@ -46,6 +46,7 @@ from shared.service.context import Context
 from shared.service.delivery import DeliveryInProgress, NoRecipient
 from shared.service.documents import NoEhfForm
 from shared.service.orders import OrderConflict, OrderRejected
+from shared.service.verification import CodeRefused
 
 from . import validation
 from .validation import MAX_BODY, BodyTooLarge, UnsupportedMedia
@@ -70,6 +71,7 @@ STATUS_OF: dict[type[BaseException], tuple[int, str]] = {
     OrderRejected: (422, "Not accepted"),
     SubscriberError: (422, "Not accepted"),
     StopRefused: (422, "Not accepted"),
+    CodeRefused: (422, "Not accepted"),  # a one-time code wrong, used, expired or tried too often: one answer
     CreditRefused: (422, "Not accepted"),
     CurrencyMismatch: (422, "Not accepted"),
     StorageLimit: (422, "Too large to store"),  # beyond what Table Storage holds: nothing was written

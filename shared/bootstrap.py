@@ -23,6 +23,9 @@ App settings (Azure) or environment (local host, tests):
 | ``ABONNO_PUBLIC_URL`` | the app's base URL, for provider redirects, callbacks and My page links |
 | ``ABONNO_VIPPS_URL``, ``ABONNO_VIPPS_CREDENTIALS`` | Vipps base URL; JSON per tenant (Key Vault) |
 | ``ABONNO_SWEDBANKPAY_URL``, ``ABONNO_SWEDBANKPAY_CREDENTIALS`` | Swedbank Pay base URL; JSON per tenant (Key Vault) |
+| ``ABONNO_SUBSCRIBER_IDP`` | subscribers' identity providers per tenant (JSON; ``adapters.subscriber_auth``) |
+| ``ABONNO_MYPAGE_CLIENT_SECRET`` | My page's client secret per tenant (JSON; Key Vault) |
+| ``ABONNO_CONNECTOR_CREDENTIALS`` | API connector and site lookup: HTTP Basic pair per tenant, JSON (Key Vault) |
 | ``ABONNO_MAIL_SENDER`` | From, when an organisation has no contact e-mail (default ``no-reply@abonno.local``) |
 """
 
@@ -43,12 +46,14 @@ from .adapters.attention import AttentionStore
 from .adapters.auth import TokenValidator
 from .adapters.bus import ServiceBusBus, StorageQueueBus
 from .adapters.catalogue_store import CatalogueStore
+from .adapters.connector_auth import ConnectorCredentials
 from .adapters.deliveries import DeliveryRows
 from .adapters.document_files import BlobDocumentFiles
 from .adapters.identity_store import CodeRows, SessionRows
 from .adapters.imports import ImportLog
 from .adapters.indexes import DueIndex, DunningIndex, EmailIndex, OrderRecords, PendingOrders, Tenants
 from .adapters.mail import AcsMailer, SmtpMailer
+from .adapters.mypage_signin import GraphInviter, SignIn
 from .adapters.notify import BlobNotifier
 from .adapters.numbering import InvoiceNumbers, SubscriberNumbers
 from .adapters.payments_inbox import PaymentsInbox
@@ -95,7 +100,7 @@ def build(storage: Storage, clock: Clock, bus: Bus, blobs: BlobServiceClient | N
                         notifier=BlobNotifier(blobs), print_files=BlobPrintFiles(blobs), vipps=vipps_from_settings(),
                         swedbankpay=swedbankpay_from_settings(), provider_watch=WatchRows(storage),
                         public_url=(os.environ.get("ABONNO_PUBLIC_URL") or "http://localhost:7071").rstrip("/"),
-                        access=AccessRows(storage), codes=CodeRows(storage), sessions=SessionRows(storage),
+                        access=AccessRows(storage), codes=CodeRows(storage), sessions=SessionRows(storage, clock),
                         storage=storage)
 
 
@@ -134,6 +139,8 @@ _context: Context | None = None
 _validator: TokenValidator | None = None
 _notifier: Notifier | None = None
 _subscriber_auth: SubscriberAuthenticator | None = None
+_sign_in: SignIn | None = None
+_connector: ConnectorCredentials | None = None
 settable_clock = SettableClock()
 
 
@@ -233,13 +240,41 @@ def subscriber_authenticator() -> SubscriberAuthenticator:
     global _subscriber_auth
     with _lock:
         if _subscriber_auth is None:
-            _subscriber_auth = SubscriberAuthenticator.from_settings()
+            _subscriber_auth = SubscriberAuthenticator.from_settings(lambda: context().sessions,
+                                                                     lambda: context().clock)
         return _subscriber_auth
 
 
-def reset() -> None:
-    global _context, _validator, _notifier, _subscriber_auth
+def graph_inviter() -> GraphInviter:
+    """Microsoft Graph invitations for group seats, by My page's client credentials (where
+    the tenant's provider names a ``graph_tenant``; else invitations are the codes alone)."""
+    return GraphInviter(subscriber_authenticator())
+
+
+def sign_in() -> SignIn:
+    """My page's sign-in (msal's authorization-code flow with PKCE) for the app's public URL."""
+    global _sign_in
+    authenticator = subscriber_authenticator()  # before the lock: it takes the lock itself
     with _lock:
+        if _sign_in is None:
+            _sign_in = SignIn(authenticator, (os.environ.get("ABONNO_PUBLIC_URL") or "http://localhost:7071").rstrip("/"))
+        return _sign_in
+
+
+def connector_credentials() -> ConnectorCredentials:
+    """The API connector's HTTP Basic credentials per tenant (read again after ``reset``)."""
+    global _connector
+    with _lock:
+        if _connector is None:
+            _connector = ConnectorCredentials.from_settings()
+        return _connector
+
+
+def reset() -> None:
+    global _context, _validator, _notifier, _subscriber_auth, _connector, _sign_in
+    with _lock:
+        _connector = None
+        _sign_in = None
         _context = None
         _validator = None
         _notifier = None

@@ -281,3 +281,4 @@ def get_import(call: Call) -> Any:
 
 from . import documents as documents  # noqa: E402  (registers the document endpoints on ``bp``)
 from . import providers as providers  # noqa: E402  (registers the agreement and refund endpoints on ``bp``)
+from . import sites as sites  # noqa: E402  (registers the site licence endpoint on ``bp``)

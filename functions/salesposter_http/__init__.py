@@ -10,6 +10,10 @@ invoice), or it is pending confirmation by customer service (the e-mail address 
 existing subscriber's). Never a subscriber number, another invoice, a balance or why
 an order blockage was set. Every field is bounded; the body size and each client's
 rate are limited before anything is parsed (``guard``).
+
+Posted with a subscriber's token or My page's session (``buyer``), the order links the
+new subscriber it makes to that login, and an order for a subscriber the login is
+linked to is placed on it at once instead of waiting for customer service.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, EmailS
 
 from functions.http import Call, Endpoint, endpoint, json_response, problem
 from functions.validation import BUYER_REFERENCE_MAX
+from shared import bootstrap
+from shared.adapters.auth import AuthError
+from shared.adapters.subscriber_auth import session_cookie
 from shared.domain.catalogue import Channel, PaymentType
-from shared.ports import ProviderUnavailable
+from shared.ports import ProviderUnavailable, SubscriberPrincipal
 from shared.service.orders import OrderTaken, PlaceOrder, take_order
 
 from .guard import public_limits
@@ -136,13 +143,28 @@ def order(call: Call) -> Any:
     return answer(taken) if taken.created else json_response(answer(taken), 200)  # a repeat: 200, not 201
 
 
+def buyer(call: Call) -> SubscriberPrincipal | None:
+    """The subscriber's login the order came with, if any: a bearer token (invalid: 401) or
+    My page's session cookie with its X-CSRF-Token (a cookie without it, as a plain form
+    post from another site would send it, orders anonymously: nothing is linked)."""
+    headers = call.request.headers
+    if not headers.get("authorization") and not session_cookie(headers):
+        return None
+    try:
+        return bootstrap.subscriber_authenticator().authenticate(headers, "POST", call.route["tenant"])
+    except AuthError:
+        if headers.get("authorization"):
+            raise
+        return None
+
+
 def _take(call: Call, form: OrderForm) -> OrderTaken:
     return take_order(call.ctx, PlaceOrder(
         tenant=call.route["tenant"], plan_id=form.plan_id, payment_type=PaymentType(form.payment_type),
         name=form.name, email=str(form.email), phone=form.phone, address=form.address,
         postal_code=form.postal_code, city=form.city, organization_number=form.organization_number,
         start_date=form.start_date, copies=form.copies, order_ref=idempotency_key(call, form),
-        delivery=form.delivery, buyer_reference=form.buyer_reference))
+        delivery=form.delivery, buyer_reference=form.buyer_reference), buyer(call))
 
 
 from . import checkout_page as checkout_page  # noqa: E402  (registers the checkout return page on ``bp``)

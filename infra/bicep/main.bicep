@@ -144,6 +144,18 @@ resource bus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
       deadLetteringOnMessageExpiration: true
     }
   }
+  // AccessChanged from the outbox of subscribers with logins or IP ranges: access_worker
+  // recomputes their access rows and site entries (M1, docs/access.md)
+  resource access 'queues' = {
+    name: 'access'
+    properties: {
+      lockDuration: 'PT1M'
+      maxDeliveryCount: 10
+      requiresDuplicateDetection: true
+      duplicateDetectionHistoryTimeWindow: 'P7D'
+      deadLetteringOnMessageExpiration: true
+    }
+  }
   // webhook and callback signals (vipps_webhook, swedbankpay_callback -> provider_worker);
   // the message id is the event's identity, so a redelivered webhook is dropped
   resource providerEvents 'queues' = {

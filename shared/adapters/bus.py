@@ -32,7 +32,8 @@ EVENTS = "abonno-events"
 NOTICES = "notices"  # reminders and stop notices for the notification worker (D3)
 CHARGES = "charges"  # ``ChargeRequested``: charges to create at Vipps / Swedbank Pay (P6)
 PROVIDER_EVENTS = "provider-events"  # Vipps webhooks and Swedbank Pay callbacks, verified, for the provider worker
-QUEUES = (RUN_WORK, EVENTS, NOTICES, CHARGES, PROVIDER_EVENTS)
+ACCESS = "access"  # ``AccessChanged``: access rows to recompute (M1, ``functions.access_worker``)
+QUEUES = (RUN_WORK, EVENTS, NOTICES, CHARGES, PROVIDER_EVENTS, ACCESS)
 
 
 

@@ -40,7 +40,7 @@ from ..ports import BatchRefused, ConcurrencyConflict, StorageLimit, TooManyEnti
 T = TypeVar("T")
 MAX_BATCH = 100
 TRANSPORT_ATTEMPTS = 4
-TABLES = ("Catalogue", "Subscribers", "Numbering", "Indexes", "Tenants", "Payments")
+TABLES = ("Catalogue", "Subscribers", "Numbering", "Indexes", "Tenants", "Payments", "Access")
 
 
 class EntityTooLarge(StorageLimit):

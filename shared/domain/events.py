@@ -39,6 +39,7 @@ class Event:
     VERSION: ClassVar[int] = 1
     NOTICE: ClassVar[bool] = False  # sent to the notification worker too
     CHARGE: ClassVar[bool] = False  # sent to the charges worker too (``ChargeRequested``)
+    ACCESS: ClassVar[bool] = False  # sent to the access worker too (``AccessChanged``)
     WIRE: ClassVar[Mapping[str, str]] = {}  # field -> payload key, where the key is no Python name
 
     id: str  # deterministic, so a re-sent message is recognised as a duplicate
@@ -315,9 +316,27 @@ class ChargeFailed(Event):
     reason: str = ""
 
 
+# ---- self-service (M1; issue 12) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccessChanged(Event):
+    """The account of a subscriber with logins or IP ranges changed: the access worker
+    recomputes the access rows of ``logins`` (linked before or after the change) and the
+    subscriber's site entries. Raised by the unit of work for such accounts only; its id
+    names the commit (``service.access.marked``), so only a repeat of one commit is a duplicate."""
+
+    TYPE: ClassVar[str] = "AccessChanged"
+    ACCESS: ClassVar[bool] = True  # sent to the ``access`` queue
+
+    subscriber_no: int
+    logins: tuple[str, ...] = ()
+    sites: bool = False  # the subscriber has, or had, IP ranges
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     SubscriptionCreated, InvoiceIssued, PaymentCompleted, InvoicePaid, PaymentReversed, RefundBooked,
     AvtaleGiroMandateChanged, SubscriptionStopped, SubscriptionStopChanged, SubscriptionPaused, CreditNoteIssued,
     CorrectionAdded, BalanceWrittenOff, ReminderPostponed, ReminderIssued, PaymentStopNotice, ChargeRequested,
-    AgreementChanged, ChargeFailed)
+    AgreementChanged, ChargeFailed, AccessChanged)
 REGISTRY: Mapping[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_TYPES}  # type name -> class

@@ -23,9 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the account imports this module for its links: no import back at run time
+    from .account import Account
+    from .catalogue import Catalogue
+    from .subscriptions import Subscription
 
 MAX_LOGINS_PER_SUBSCRIBER = 500  # links in one partition (a group's members included)
 MAX_SUBSCRIBERS_PER_LOGIN = 50  # subscribers one login acts for or is a member of
@@ -164,3 +171,119 @@ def normalise_network(text: str) -> str:
     if net.prefixlen < (8 if net.version == 4 else 32):
         raise ValueError(f"the range {text!r} is too wide")
     return str(net)
+
+
+# ---- building the records (pure): what each login and each site may reach -------------------------
+
+
+def blocked_from(account: Account, subscription: Subscription, grace_days: int | None) -> date | None:
+    """The first day without access for want of payment: ``grace_days`` after the due date of
+    the oldest unpaid invoice of the subscription (or of the one it restarts after a pause),
+    so with 0 days access lasts through the due date. None: nothing unpaid, or the dunning
+    process keeps access until its payment stop ends the subscription (``grace_days`` None).
+    An invoice counts as unpaid while any of its principal is open; unpaid reminder fees
+    alone close nothing.
+
+    >>> from .account import Account
+    >>> from .calendar import Frequency
+    >>> from .catalogue import PaymentType
+    >>> from .demands import DemandTerms, OpenDemand
+    >>> from .subscriptions import Subscriber, Subscription
+    >>> sub = Subscription("s1", "p", "o", Frequency.MONTHLY, date(2026, 1, 1), PaymentType.INVOICE)
+    >>> owed = OpenDemand(1, DemandTerms(1, "o", "s1", date(2026, 1, 15)), open_minor=100)
+    >>> account = Account(Subscriber(1, "A", "a@example.no"), {"s1": sub}, open_demands={1: owed})
+    >>> blocked_from(account, sub, 7), blocked_from(account, sub, None)
+    (datetime.date(2026, 1, 23), None)
+    """
+    if grace_days is None:
+        return None
+    ids = {subscription.id} | ({subscription.resumes} if subscription.resumes else set())
+    dues = [d.terms.due_date for d in account.open_demands.values()
+            if d.terms.subscription_id in ids and d.principal_open_minor > 0]
+    return min(dues) + timedelta(days=grace_days + 1) if dues else None
+
+
+def grants_of(account: Account, catalogue: Catalogue, today: date) -> tuple[Grant, ...]:
+    """A grant for every subscription of ``account`` that gives access on ``today`` or later.
+
+    The interval is the subscription's own: from its start to its stop date (a stop, a
+    payment stop, a pause: the restart after a pause is a subscription of its own, so the
+    paused days have none), closed early by an unpaid invoice past the dunning process's
+    ``access_grace_days`` (``blocked_from``). A subscription already ended, or of a plan the
+    catalogue no longer has, grants nothing. A subscriber erased (GDPR) grants nothing.
+    """
+    if account.subscriber.erased is not None:
+        return ()
+    grants = []
+    for sub in sorted(account.subscriptions.values(), key=lambda s: s.id):
+        plan = catalogue.plans.get(sub.plan_id)
+        if plan is None or (sub.stop_date is not None and sub.stop_date <= max(today, sub.anchor)):
+            continue
+        dunning = catalogue.dunning_of(plan.id) if plan.billing_plan_id in catalogue.billing_plans else None
+        grants.append(Grant(account.number, sub.id, tuple(sorted(plan.product_ids)), sub.anchor, sub.stop_date,
+                            blocked_from(account, sub, dunning.access_grace_days if dunning else None)))
+    return tuple(grants)
+
+
+def seat_grant(grant: Grant, catalogue: Catalogue, plan_id: str) -> Grant:
+    """What a group member's seat gives of the group subscription's grant: the plan's
+    ``seat_product_ids`` (all its products when it names none), on the same days."""
+    plan = catalogue.plans.get(plan_id)
+    seat = plan.seat_product_ids if plan is not None and plan.seat_product_ids else grant.products
+    return replace(grant, products=tuple(sorted(seat)))
+
+
+def access_record(login: str, accounts: Iterable[Account], catalogue: Catalogue, today: date) -> AccessRecord:
+    """The access row of ``login`` from the accounts of the subscribers it may be linked to.
+
+    The links in each account are the truth: a holder's link gives every grant of the
+    subscriber; a group member's link (``ADMIN`` / ``USER``) gives the seat of its group
+    subscription only. An account that does not link ``login`` contributes nothing, so
+    passing a subscriber the login was unlinked from removes it. The e-mail address is
+    that of the latest link (the API connector's lookup)."""
+    holder: list[int] = []
+    members: list[Membership] = []
+    grants: list[Grant] = []
+    latest: LoginLink | None = None
+    for account in sorted(accounts, key=lambda a: a.number):
+        links = sorted((k for k in account.logins.values() if k.login == login), key=lambda k: k.key)
+        if not links:
+            continue
+        own = {g.subscription_id: g for g in grants_of(account, catalogue, today)}
+        for link in links:
+            latest = link if latest is None or link.linked >= latest.linked else latest
+            if link.role is Role.HOLDER:
+                holder.append(account.number)
+                grants += own.values()
+            elif link.subscription_id is not None:
+                members.append(Membership(account.number, link.subscription_id, link.role))
+                if link.subscription_id in own:
+                    plan_id = account.subscriptions[link.subscription_id].plan_id
+                    grants.append(seat_grant(own[link.subscription_id], catalogue, plan_id))
+    return AccessRecord(login, tuple(dict.fromkeys(holder)), tuple(dict.fromkeys(members)),
+                        tuple(dict.fromkeys(grants)), latest.email if latest else None)
+
+
+def is_empty(record: AccessRecord) -> bool:
+    """Linked to nothing: the same as no record at all."""
+    return not (record.holder_of or record.member_of)
+
+
+def site_entries(account: Account, catalogue: Catalogue, today: date) -> tuple[SiteEntry, ...]:
+    """The site table's entries of one subscriber: each of its IP ranges with all its grants."""
+    if not account.subscriber.ip_ranges or account.subscriber.erased is not None:
+        return ()
+    grants = grants_of(account, catalogue, today)
+    networks = dict.fromkeys(normalise_network(r) for r in account.subscriber.ip_ranges)
+    return tuple(SiteEntry(account.number, network, grants) for network in networks)
+
+
+def with_site(table: SiteTable, subscriber_no: int, entries: Iterable[SiteEntry]) -> SiteTable:
+    """``table`` with the entries of ``subscriber_no`` replaced by ``entries`` (none: removed)."""
+    kept = [e for e in table.entries if e.subscriber_no != subscriber_no]
+    return SiteTable(tuple(sorted([*kept, *entries], key=lambda e: (e.subscriber_no, e.network))))
+
+
+def needs_access(account: Account | None) -> bool:
+    """Whether a change of ``account`` can change anyone's access: it has logins or IP ranges."""
+    return account is not None and bool(account.logins or account.subscriber.ip_ranges)

@@ -48,8 +48,10 @@ from ..domain.dunning_visit import order_blocked
 from ..domain.invoicing import Invoice
 from ..domain.letters import receivable
 from ..domain.subscriptions import StopKind, Subscriber, Subscription
-from ..ports import ConcurrencyConflict, NotFound, OrderRecord, PendingOrder, transient
+from ..ports import ConcurrencyConflict, NotFound, OrderRecord, PendingOrder, SubscriberPrincipal, transient
+from . import identity
 from .context import Context
+from .self_service import record_of
 from .unit_of_work import Seen, change, drafts_that_fit
 
 PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
@@ -177,12 +179,23 @@ def place_order(ctx: Context, order: PlaceOrder, subscriber_no: int | None = Non
     return _place(ctx, order, number, record.subscription_id)
 
 
-def take_order(ctx: Context, order: PlaceOrder) -> OrderTaken:
-    """The anonymous sales poster: a new subscriber places the order; an e-mail that is an
-    existing subscriber's holds it for customer service. Answers only what the caller
-    needs: accepted and what to pay for this order, or pending."""
+def take_order(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal | None = None) -> OrderTaken:
+    """The sales poster: a new subscriber places the order; an e-mail that is an existing
+    subscriber's holds it for customer service. Answers only what the caller needs:
+    accepted and what to pay for this order, or pending.
+
+    ``buyer``: the order came with a subscriber's login (token or My page's session). An
+    e-mail of a subscriber the login is linked to is that subscriber's own order, placed
+    at once; a new subscriber the order makes is linked to the login in the order's own
+    transaction (a Vipps / card order: as its checkout is stored)."""
     catalogue = ctx.catalogue.get(order.tenant)
     _check(order, catalogue, ctx.today(catalogue))
+    if buyer is not None:
+        mine = _linked_owner(ctx, order, buyer)
+        if mine is not None:
+            placed = place_order(ctx, order, subscriber_no=mine)
+            return OrderTaken(accepted=True, created=placed.created, payment=_payment(placed, catalogue),
+                              redirect_url=placed.redirect_url)
     record = OrderRecord(fingerprint(order), ctx.subscriber_numbers.next(order.tenant), subscription_id(order))
     if order.order_ref:
         record = _bind(ctx, order, record)
@@ -190,13 +203,34 @@ def take_order(ctx: Context, order: PlaceOrder) -> OrderTaken:
     if owner != record.subscriber_no and not _checkouts_only(ctx, order.tenant, owner, record.subscription_id):
         _hold(ctx, order, owner)
         return OrderTaken(accepted=False, created=True)
+    link = buyer if buyer is not None and owner == record.subscriber_no else None  # a subscriber this order makes
     if order.payment_type in CHECKOUT:
         from .checkout import start_checkout  # checkout places through ``_place``: imported when used
 
         started = start_checkout(ctx, order, owner, record.subscription_id)
+        if link is not None:
+            _link_buyer(ctx, order, owner, link)
         return OrderTaken(accepted=True, created=started.created, redirect_url=started.redirect_url)
-    placed = _place(ctx, order, owner, record.subscription_id)
+    if link is None:
+        placed = _place(ctx, order, owner, record.subscription_id)
+    else:
+        placed = _place(ctx, order, owner, record.subscription_id, then=identity.link_changes(link, order.email),
+                        extra_entities=1)
+        identity.refresh_links(ctx, link, owner)
     return OrderTaken(accepted=True, created=placed.created, payment=_payment(placed, catalogue))
+
+
+def _linked_owner(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal) -> int | None:
+    """The subscriber the order's e-mail belongs to, if the buyer's login acts for it."""
+    owner = ctx.emails.find(order.tenant, order.email)
+    return owner if owner is not None and record_of(ctx, buyer).acts_for(owner) else None
+
+
+def _link_buyer(ctx: Context, order: PlaceOrder, subscriber_no: int, buyer: SubscriberPrincipal) -> None:
+    """Link the buyer's login to the subscriber its Vipps / card order made (stored with the checkout)."""
+    change(ctx, order.tenant, subscriber_no,
+           lambda seen: Changes(identity.linked(seen.account, buyer.login, order.email, seen.today)))
+    identity.refresh_links(ctx, buyer, subscriber_no)
 
 
 def _checkouts_only(ctx: Context, tenant: str, owner: int, sub_id: str) -> bool:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
-from ..adapters.bus import CHARGES, EVENTS, NOTICES, event_message
+from ..adapters.bus import ACCESS, CHARGES, EVENTS, NOTICES, event_message
 from ..adapters.numbering import series_key
 from ..adapters.tables import MAX_BATCH
 from ..domain.account import Account, Changes, due_drafts
@@ -47,9 +47,11 @@ from ..domain.catalogue import Catalogue
 from ..domain.credit import Number, credit_note_key
 from ..domain.dunning_visit import next_visit
 from ..domain.events import Event
+from ..domain.identity import needs_access
 from ..domain.invoicing import InvoiceDraft
 from ..ports import ConcurrencyConflict, History, Loaded, NotFound, transient, with_documents
 from ..ports import NumberClaim as Claim
+from .access import marked
 from .context import Context
 
 log = logging.getLogger(__name__)
@@ -261,7 +263,8 @@ def drafts_that_fit(loaded: Loaded | None, account: Account, catalogue: Catalogu
     next run catches up).
     """
     fixed = (1 + len(account.subscriptions) + len(account.corrections)  # corrections invoiced: rows deleted
-             + (len(loaded.outbox) if loaded else 0) + extra_entities)
+             + (len(loaded.outbox) if loaded else 0) + extra_entities
+             + (1 if needs_access(account) else 0))  # its AccessChanged (access.marked)
     per_draft = ENTITIES_PER_DRAFT + (ENTITIES_PER_CHARGE if account.agreements else 0)
     room = (MAX_BATCH - fixed) // per_draft
     return due_drafts(account, catalogue, today)[: max(room, 0)]
@@ -424,6 +427,7 @@ class UnitOfWork:
             if part:  # the part before left its events in the outbox, which this commit clears: send first
                 publish(self.ctx, self.tenant, pending)
                 pending = []
+            changes = marked(loaded, changes)  # AccessChanged, for an account with logins or IP ranges only
             try:
                 loaded = write(self.ctx, self.tenant, loaded, changes, self.claims)
             except ConcurrencyConflict:
@@ -525,6 +529,7 @@ def publish(ctx: Context, tenant: str, events: Sequence[Event]) -> None:
         ctx.bus.send(EVENTS, [event_message(tenant, e) for e in events])
         ctx.bus.send(NOTICES, [event_message(tenant, e) for e in events if e.NOTICE])
         ctx.bus.send(CHARGES, [event_message(tenant, e) for e in events if e.CHARGE])
+        ctx.bus.send(ACCESS, [event_message(tenant, e) for e in events if e.ACCESS])
     except Exception:
         log.exception("outbox: %d events for %s not sent; kept for the next attempt", len(events), tenant)
 

@@ -39,8 +39,11 @@ class FakeAccessRecords:
                 raise ConcurrencyConflict(f"access record {record.login} changed")
             self.records[(tenant, record.login)] = (record, _etag())
 
-    def delete(self, tenant: str, login: str) -> None:
+    def delete(self, tenant: str, login: str, etag: str | None = None) -> None:
         with self._lock:
+            current = self.records.get((tenant, login))
+            if etag is not None and current is not None and current[1] != etag:
+                raise ConcurrencyConflict(f"access record {login} changed")
             self.records.pop((tenant, login), None)
 
     def sites(self, tenant: str) -> tuple[SiteTable, str | None]:
