@@ -76,6 +76,7 @@ from ..domain.charges import ImplausibleAnswer, Observed, card_state, settle, vi
 from ..domain.dunning_visit import order_blocked
 from ..domain.events import AgreementChanged
 from ..domain.invoicing import DocumentKind, Invoice, InvoiceDraft, draft_invoice, due_period_indexes
+from ..domain.subscriptions import Subscription
 from ..ports import (
     AgreementDraft,
     CardPaymentOrder,
@@ -499,8 +500,11 @@ class _Moved(Exception):
 
 def _activate(ctx: Context, tenant: str, subscriber_no: int, agreement: PaymentAgreement, reading: Reading) -> None:
     """Place the agreement's order, charged on it, and in the same transaction activate the
-    agreement and take the first payment onto the first invoice."""
-    assert agreement.order is not None
+    agreement and take the first payment onto the first invoice. An agreement made for a running
+    subscription (no order: ``switch_checkout``) takes the subscription over instead."""
+    if agreement.order is None:
+        _adopt(ctx, tenant, subscriber_no, agreement, reading)
+        return
     order = PlaceOrder.from_json(dict(agreement.order))
     token, mask, expiry = reading.card
 
@@ -726,6 +730,146 @@ def expiry_notice(ctx: Context, tenant: str, account: Account, agreement: Paymen
                   f"Kortet ditt utløper snart – {seller}", body, sender, today.isoformat())
 
 
+# ---- a running subscription to Vipps or card (My page's change of payment) -----------------------
+
+
+def switch_key(subscriber_no: int, subscription_id: str, attempt: int) -> str:
+    """The key of the ``attempt``-th agreement made for a running subscription: ``a{n}-{id}s{k}``
+    (an ``agreement_key``, so webhooks, callbacks and watches find it as any other)."""
+    return agreement_key(subscriber_no, f"{subscription_id}s{attempt}")
+
+
+def switch_checkout(ctx: Context, tenant: str, subscriber_no: int, subscription_id: str,
+                    payment_type: PaymentType) -> Checkout | None:
+    """Have a running subscription paid by Vipps or card from its next invoice on, through the
+    checkout's rails: a Vipps agreement at the renewal price with no initial charge (the period
+    running is invoiced already), kept pending until Vipps says ACTIVE, when the subscription is
+    moved onto it (``_adopt``); a card by the subscriber's valid card agreement with the
+    organisation, at once (None: no payment page). The same request again while the agreement is
+    pending answers the same checkout. A card never registered is refused (``OrderRejected``):
+    Swedbank Pay registers a card with a purchase, which a running subscription has none of."""
+    catalogue = ctx.catalogue.get(tenant)
+    today = ctx.today(catalogue)
+    loaded = ctx.accounts.load(tenant, subscriber_no)
+    sub = loaded.account.subscriptions.get(subscription_id) if loaded else None
+    if loaded is None or sub is None:
+        raise NotFound(f"subscriber {subscriber_no} has no subscription {subscription_id}")
+    account = loaded.account
+    if sub.stop_date is not None and sub.stop_date <= today:
+        raise OrderRejected(f"subscription {subscription_id} has ended")
+    now = account.agreements.get(sub.agreement) if sub.agreement else None
+    if sub.payment_type is payment_type and now is not None and now.active:
+        return None  # paid so already
+    if payment_type is PaymentType.CARD:
+        _onto_card(ctx, tenant, account, sub)
+        return None
+    if payment_type is not PaymentType.VIPPS:
+        raise OrderRejected(f"{payment_type.value} is no checkout")
+    pending = _pending_switch(account, subscription_id)
+    if pending is not None:
+        return Checkout(pending.key, pending.confirmation_url, created=False)
+    made = sum(1 for k in account.agreements if k.startswith(switch_key(subscriber_no, subscription_id, 0)[:-1]))
+    agreement = _open_switch(ctx, tenant, catalogue, account, sub, switch_key(subscriber_no, subscription_id, made + 1),
+                             today)
+    stored: list[PaymentAgreement] = []
+
+    def decide(seen: Seen) -> Changes:
+        racer = _pending_switch(seen.account, subscription_id)
+        if racer is not None:  # a racer stored one: its payment page is the one
+            stored[:] = [racer]
+            return Changes(seen.account)
+        return Changes(_with_agreement(seen.account, agreement))
+
+    change(ctx, tenant, subscriber_no, watched(ctx, tenant, decide))
+    kept = stored[0] if stored else agreement
+    return Checkout(kept.key, kept.confirmation_url, created=not stored)
+
+
+def _pending_switch(account: Account, subscription_id: str) -> PaymentAgreement | None:
+    return next((a for a in account.agreements.values() if a.subscription_id == subscription_id
+                 and a.order is None and a.status is AgreementStatus.PENDING), None)
+
+
+def _open_switch(ctx: Context, tenant: str, catalogue: Catalogue, account: Account, sub: Subscription, key: str,
+                 today: date) -> PaymentAgreement:
+    """The Vipps agreement made for a running subscription (nothing stored yet)."""
+    plan = catalogue.plan(sub.plan_id)
+    billing = catalogue.billing_plan_of(plan)
+    renewal = draft_invoice(replace(sub, payment_type=PaymentType.VIPPS, stop_date=None), sub.next_period, today,
+                            billing, catalogue.organization_of(plan), catalogue.products_of(plan))
+    if renewal.total_minor < VIPPS_MIN_PRICE_MINOR:  # manual 6.10, 7.28: a Vipps price is at least 1 kr
+        raise OrderRejected("a plan paid by Vipps must cost at least 1 kr a period")
+    unit, count = interval_of(billing.frequency)
+    products = " + ".join(p.name for p in catalogue.products_of(plan))
+    draft = AgreementDraft(external_id=key, product_name=product_text(plan.name, VIPPS_PRODUCT_NAME),
+                           product_description=product_text(products, VIPPS_PRODUCT_DESCRIPTION),
+                           price_minor=renewal.total_minor, currency=renewal.currency, interval_unit=unit,
+                           interval_count=count, merchant_agreement_url=f"{ctx.public_url}/mypage/{tenant}",
+                           merchant_redirect_url=status_url(ctx, tenant, key), phone=msisdn(account.subscriber.phone))
+    try:
+        made = ctx.vipps.create_agreement(tenant, draft, key)
+    except ProviderRefused as exc:
+        raise OrderRejected(f"the payment provider refused the agreement: {exc.detail}") from exc
+    return PaymentAgreement(key, Provider.VIPPS, plan.organization_id, sub.id, AgreementStatus.PENDING, today,
+                            renewal.total_minor, renewal.currency, provider_id=made.id,
+                            confirmation_url=made.confirmation_url)
+
+
+def _onto_card(ctx: Context, tenant: str, account: Account, sub: Subscription) -> None:
+    card = reusable_card(account.agreements, sub.organization_id, ctx.today(ctx.catalogue.get(tenant)))
+    if card is None:
+        raise OrderRejected("no card is registered with us: pay an invoice or order by card once, then choose card")
+
+    def decide(seen: Seen) -> Changes:
+        current = seen.account.subscriptions.get(sub.id)
+        if current is None or current.agreement == card.key:
+            return Changes(seen.account)
+        moved = replace(current, payment_type=PaymentType.CARD, agreement=card.key)
+        return Changes(leave_agreement(seen.account.with_subscription(moved), current.agreement, seen.today),
+                       (moved,))
+
+    change(ctx, tenant, account.number, watched(ctx, tenant, decide))
+
+
+def _adopt(ctx: Context, tenant: str, subscriber_no: int, agreement: PaymentAgreement, reading: Reading) -> None:
+    """A running subscription's new agreement approved: active, and the subscription charged on
+    it from its next invoice, off the agreement it was on (one transaction). If the subscription
+    ended meanwhile, the agreement no subscription uses is stopped at the provider."""
+    token, mask, expiry = reading.card
+
+    def decide(seen: Seen) -> Changes:
+        current = seen.account.agreements.get(agreement.key)
+        if current is None or current.status is not AgreementStatus.PENDING:
+            return Changes(seen.account)
+        account = _with_agreement(seen.account, activated(current, seen.today, token, mask, expiry))
+        events = (changed(account, current, "active"),)
+        sub = account.subscriptions.get(current.subscription_id)
+        if sub is None or (sub.stop_date is not None and sub.stop_date <= seen.today):
+            return Changes(leave_agreement(account, current.key, seen.today), events=events)
+        kind = PaymentType.VIPPS if current.provider is Provider.VIPPS else PaymentType.CARD
+        moved = replace(sub, payment_type=kind, agreement=current.key)
+        return Changes(leave_agreement(account.with_subscription(moved), sub.agreement, seen.today), (moved,),
+                       events=events)
+
+    change(ctx, tenant, subscriber_no, watched(ctx, tenant, decide))
+
+
+def leave_agreement(account: Account, key: str | None, today: date) -> Account:
+    """After a subscription left agreement ``key``: a Vipps agreement stops with the
+    subscriptions still on it (``schedule_stops``), and one no subscription uses any more is
+    stopped at Vipps as soon as the charges still open on it have settled (a card agreement
+    stays: the subscriber's other subscriptions may use the card)."""
+    account = schedule_stops(account, today)
+    agreement = account.agreements.get(key) if key else None
+    if (agreement is None or agreement.provider is not Provider.VIPPS or not agreement.active
+            or any(s.agreement == key for s in account.subscriptions.values())):
+        return account
+    still_open = [c for c in account.charges.values()
+                  if c.agreement_key == agreement.key and c.demand_no in account.open_demands]
+    stopped = replace(agreement, stop_on=stop_day(today, still_open, today), changed=today)
+    return _with_agreement(account, stopped)
+
+
 # ---- helpers -------------------------------------------------------------------------------------
 
 
@@ -748,7 +892,9 @@ def schedule_stops(account: Account, today: date) -> Account:
 def _stop_on(account: Account, agreement: PaymentAgreement, today: date) -> date | None:
     paid = [s.stop_date for s in account.subscriptions.values() if s.agreement == agreement.key]
     stops = [d for d in paid if d is not None]
-    if not paid or len(stops) < len(paid):  # a subscription on it runs on: no stop
+    if not paid:  # every subscription left it (``leave_agreement``): the stop it set stays
+        return agreement.stop_on
+    if len(stops) < len(paid):  # a subscription on it runs on: no stop
         return None
     if agreement.stop_on is not None and agreement.stop_on <= today:  # due already: stays due for the timer
         return agreement.stop_on
