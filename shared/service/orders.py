@@ -49,9 +49,7 @@ from ..domain.invoicing import Invoice
 from ..domain.letters import receivable
 from ..domain.subscriptions import StopKind, Subscriber, Subscription
 from ..ports import ConcurrencyConflict, NotFound, OrderRecord, PendingOrder, SubscriberPrincipal, transient
-from . import identity
 from .context import Context
-from .self_service import record_of
 from .unit_of_work import Seen, change, drafts_that_fit
 
 PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
@@ -204,6 +202,7 @@ def take_order(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal | Non
         _hold(ctx, order, owner)
         return OrderTaken(accepted=False, created=True)
     link = buyer if buyer is not None and owner == record.subscriber_no else None  # a subscriber this order makes
+    from . import identity  # identity -> self_service -> checkout -> orders: imported when used
     if order.payment_type in CHECKOUT:
         from .checkout import start_checkout  # checkout places through ``_place``: imported when used
 
@@ -222,12 +221,16 @@ def take_order(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal | Non
 
 def _linked_owner(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal) -> int | None:
     """The subscriber the order's e-mail belongs to, if the buyer's login acts for it."""
+    from .self_service import record_of  # self_service -> checkout -> orders: imported when used
+
     owner = ctx.emails.find(order.tenant, order.email)
     return owner if owner is not None and record_of(ctx, buyer).acts_for(owner) else None
 
 
 def _link_buyer(ctx: Context, order: PlaceOrder, subscriber_no: int, buyer: SubscriberPrincipal) -> None:
     """Link the buyer's login to the subscriber its Vipps / card order made (stored with the checkout)."""
+    from . import identity  # identity -> self_service -> checkout -> orders: imported when used
+
     change(ctx, order.tenant, subscriber_no,
            lambda seen: Changes(identity.linked(seen.account, buyer.login, order.email, seen.today)))
     identity.refresh_links(ctx, buyer, subscriber_no)
