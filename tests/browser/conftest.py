@@ -11,6 +11,7 @@ Screenshots go to ``docs/screenshots/`` (the README shows them).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -68,26 +69,36 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def site(azurite: Azurite) -> Iterator[Site]:
+    """The host, as ``abonno host`` runs it: its public URL is where the browser reaches it, so
+    My page's sign-in (msal against the development identity provider) redirects there."""
     from devhost.host import LocalHost
     from devhost.providers import start_simulators
 
     clock = SettableClock(oslo_morning(TODAY))
     ctx = make_context(azurite.connection_string, clock)
-    bootstrap.set_context(ctx)
     tenant = "browser"
     install_catalogue(ctx, tenant)
     put_logo(ctx, tenant, "avisa", logo(), "image/png")
     host = LocalHost(clock, azurite.connection_string)
     server = host.serve(0)
     url = f"http://127.0.0.1:{server.server_address[1]}"
+    before = os.environ.get("ABONNO_PUBLIC_URL")
+    os.environ["ABONNO_PUBLIC_URL"] = url
+    bootstrap.reset()  # the sign-in is made anew for this public URL
     sims = start_simulators(clock, url)
     sims.wire(ctx, settings=False)
+    ctx.public_url = url
+    bootstrap.set_context(ctx)
     host.providers = sims
     host.daily.append(sims.process)
     yield Site(url, tenant, ctx, host, sims, clock)
     sims.stop()
     host.shutdown()
-    bootstrap.set_context(None)
+    if before is None:
+        os.environ.pop("ABONNO_PUBLIC_URL", None)
+    else:
+        os.environ["ABONNO_PUBLIC_URL"] = before
+    bootstrap.reset()
 
 
 @pytest.fixture

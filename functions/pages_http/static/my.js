@@ -156,6 +156,8 @@
     const form = el("form", { class: "payment", novalidate: true });
     const select = el("select", { id: id + "-method", name: "method" });
     for (const m of ["email", "ehf", "avtalegiro", "vipps", "card"]) select.append(el("option", { value: m, text: texts["method_" + m] }));
+    const now = s.payment ? (s.payment.type === "invoice" ? "email" : s.payment.type) : "email";
+    if ([...select.options].some((o) => o.value === now)) select.value = now;
     form.append(el("div", { class: "field" }, el("label", { for: id + "-method", text: texts.change_payment }), select));
     const button = el("button", { type: "submit", class: "secondary", text: texts.save });
     form.append(button);
