@@ -4,6 +4,7 @@
     abonno host [--port 7071] [--clock 2026-01-01T06:00:00+00:00 | --system-clock] [--data .azurite]
     abonno tick --to 2026-04-01 [--url http://127.0.0.1:7071]
     abonno token --tenant demo --role admin
+    abonno token --tenant demo --subscriber reader-1 [--email kari@example.no]
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    if args.subscriber:  # a subscriber's token of the tenant's (development) identity provider
+        print(issuer.subscriber_token(args.tenant, args.subscriber, email=args.email, name=args.name, ttl=args.ttl))
+        return 0
+    if not args.role:
+        raise SystemExit("abonno token: give --role (a merchant token) or --subscriber (a subscriber's)")
     print(issuer.token(args.tenant, args.role, ttl=args.ttl))
     return 0
 
@@ -142,9 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--to", required=True, help="YYYY-MM-DD")
     p.add_argument("--url", default="http://127.0.0.1:7071")
     p.set_defaults(run=cmd_tick)
-    p = sub.add_parser("token", help="print a merchant API token from the development issuer")
+    p = sub.add_parser("token", help="print a merchant API token (--role) or a subscriber's token (--subscriber) "
+                       "from the development issuer")
     p.add_argument("--tenant", required=True)
-    p.add_argument("--role", action="append", required=True, choices=["admin", "support", "reader"])
+    p.add_argument("--role", action="append", choices=["admin", "support", "reader"])
+    p.add_argument("--subscriber", metavar="SUBJECT", help="a subscriber's token for this login subject instead")
+    p.add_argument("--email", help="the subscriber token's e-mail claim (never enough to link a subscriber)")
+    p.add_argument("--name", help="the subscriber token's name claim")
     p.add_argument("--ttl", type=int, default=3600)
     p.set_defaults(run=cmd_token)
     p = sub.add_parser("demo", help="end to end: orders over HTTP, months of renewals, a summary")

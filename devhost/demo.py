@@ -34,7 +34,7 @@ from pypdf import PdfReader
 from stdnum.no import orgnr
 from tqdm import tqdm
 
-from . import issuer
+from . import demo_self_service, issuer
 from .azurite import Azurite
 from .bank import SimulatedBank
 from .mailbox import Mailbox
@@ -242,6 +242,12 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
         bank = SimulatedBank(azurite.connection_string, tenant, account="86011117947")
         paid = _live(host, bank, now.date(), end, providers)
         providers.forge(session, base)  # what is not Vipps' is turned away
+        readers = [f"subscriber{i}@{tenant}.example.no" for i in range(1, subscribers + 1)
+                   if rail(i) == INVOICE and not _delivery(i, tenant)]  # readers paying by invoice, by e-mail
+        mine, mine_ok, why = demo_self_service.run(session, base, tenant, azurite.connection_string, readers)
+        for failure in why:
+            print(f"self-service: {failure}", file=sys.stderr)
+        host.drain()  # what the readers' stops and restarts issued (a credit note ...) is delivered before counting
         summary = session.get(f"{base}/merchant/reports/summary", headers=auth).json()
         reports = session.get(f"{base}/merchant/payments/imports", headers=auth).json()
         booked = {source: session.get(f"{base}/merchant/payments", params={"source": source}, headers=auth).json()
@@ -259,7 +265,8 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
     imports = import_totals(reports)
     delivered = delivery_totals(documents)
     checks = (_checks(summary, imports, bank, rails["provider_payments_booked"])
-              | _delivery_checks(summary, documents, delivered, sent, end) | rails.pop("checks"))
+              | _delivery_checks(summary, documents, delivered, sent, end) | rails.pop("checks")
+              | {"self_service": mine_ok})
     return {
         "tenant": tenant,
         "orders_placed": subscribers,
@@ -292,6 +299,7 @@ def run_demo(subscribers: int, months: int, quiet: bool = False, port: int = 0) 
         "deliveries_failed": delivered["failed"],
         "deliveries_by_channel": delivered["sent"],
         **rails,
+        **mine,
         "clock_start": now.date().isoformat(),
         "clock_end": end.isoformat(),
         "orders_s": round(orders_s, 2),

@@ -191,6 +191,10 @@ class Emails(Protocol):
 
     def find(self, tenant: str, email: str) -> int | None: ...
     def claim(self, tenant: str, email: str, subscriber_no: int) -> int: ...
+    def release(self, tenant: str, email: str, subscriber_no: int) -> bool:
+        """Unbind ``email`` if (and only while) it is bound to ``subscriber_no`` (a changed or
+        erased address, M1/S8); True if this call unbound it."""
+        ...
 
 
 @dataclass(frozen=True)

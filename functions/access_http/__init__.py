@@ -61,6 +61,7 @@ class Lenient(BaseModel):
 
 
 class B2cConnectorIn(Lenient):
+    type: None = Field(default=None, description="absent: a body with a type is External ID's")
     objectId: ObjectId | None = Field(default=None, description="the user's object id (absent before sign-up)")
     step: Annotated[str, StringConstraints(max_length=64)] | None = None
     client_id: Annotated[str, StringConstraints(max_length=128)] | None = None

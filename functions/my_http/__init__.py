@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from functions.http import Call, Endpoint, binary, endpoint
 from functions.validation import Body, Code, Day, Number
 from shared.service import self_service
+from shared.service import self_service_changes as changes
 
 bp = func.Blueprint()
 TAG = "My page"
@@ -182,8 +183,8 @@ def invoice_pdf(call: Call) -> Any:
                        params={"lang": "nb or en: the language of the instructions"}, types={"lang": Lang}))
 def change_payment(call: Call) -> Any:
     b: PaymentIn = call.body
-    done = self_service.change_payment(call.ctx, call.me, call.number("subscriber_no"),
-                                       call.route["subscription_id"], b.method, call.query.get("lang", "nb"))
+    done = changes.change_payment(call.ctx, call.me, call.number("subscriber_no"), call.route["subscription_id"],
+                                  b.method, call.query.get("lang", "nb"))
     return done.json()
 
 
@@ -192,8 +193,8 @@ def change_payment(call: Call) -> Any:
                        response=SubscriptionOut, subscriber=True, statuses=REFUSED))
 def stop(call: Call) -> Any:
     b: StopIn = call.body
-    return self_service.stop(call.ctx, call.me, call.number("subscriber_no"), call.route["subscription_id"], b.on,
-                             b.code)
+    return changes.stop(call.ctx, call.me, call.number("subscriber_no"), call.route["subscription_id"], b.on,
+                        b.code)
 
 
 @endpoint(bp, Endpoint("my_restart", SUBSCRIPTION + "/restart", ["POST"],
@@ -201,7 +202,7 @@ def stop(call: Call) -> Any:
                        "same terms; answers the running subscription", TAG, body=RestartIn,
                        response=SubscriptionOut, subscriber=True, statuses=REFUSED))
 def restart(call: Call) -> Any:
-    return self_service.restart(call.ctx, call.me, call.number("subscriber_no"), call.route["subscription_id"])
+    return changes.restart(call.ctx, call.me, call.number("subscriber_no"), call.route["subscription_id"])
 
 
 @endpoint(bp, Endpoint("my_pause", SUBSCRIPTION + "/pause", ["POST"],
@@ -210,5 +211,8 @@ def restart(call: Call) -> Any:
                        statuses=REFUSED))
 def pause(call: Call) -> Any:
     b: PauseIn = call.body
-    return self_service.pause(call.ctx, call.me, call.number("subscriber_no"), call.route["subscription_id"],
-                              b.restart_on)
+    return changes.pause(call.ctx, call.me, call.number("subscriber_no"), call.route["subscription_id"],
+                         b.restart_on)
+
+
+from . import group, personal  # noqa: E402,F401  (mydata: personal data and group endpoints register on bp)

@@ -50,6 +50,9 @@ param vippsUrl string = 'https://apitest.vipps.no'
 @description('Swedbank Pay API base URL: https://api.externalintegration.payex.com (test) or https://api.payex.com (production)')
 param swedbankPayUrl string = 'https://api.externalintegration.payex.com'
 
+@description('Subscribers\' identity providers per tenant (docs/identity.md): tenant id (or "*", with {tenant} substituted) -> {issuer, audience, jwks_url} of its Azure AD B2C or Entra External ID, and My page\'s sign-in: {authority, client_id, scope, graph_tenant}')
+param subscriberIdentityProviders object = {}
+
 var token = toLower(uniqueString(resourceGroup().id, environmentName))
 var appName = 'func-abonno-${environmentName}-${token}'
 var deploymentContainer = 'app-package-${take(token, 10)}'
@@ -191,6 +194,12 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
 
 var vippsCredentialsSecret = 'vipps-credentials'
 var swedbankPayCredentialsSecret = 'swedbankpay-credentials'
+// My page's client secret per tenant and the API connector's HTTP Basic credentials per
+// tenant (JSON, docs/identity.md, docs/access.md), set by an operator like the providers':
+//   az keyvault secret set --vault-name <vault> --name mypage-client-secret --file mypage.json
+//   az keyvault secret set --vault-name <vault> --name connector-credentials --file connector.json
+var myPageClientSecret = 'mypage-client-secret'
+var connectorCredentialsSecret = 'connector-credentials'
 var edgeUrl = publicEdge ? 'https://${edgeEndpoint.properties.hostName}' : ''
 var appUrl = !empty(publicUrl) ? publicUrl : (publicEdge ? edgeUrl : 'https://${app.properties.defaultHostName}')
 
@@ -274,6 +283,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ABONNO_VIPPS_CREDENTIALS: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${vippsCredentialsSecret})'
       ABONNO_SWEDBANKPAY_URL: swedbankPayUrl
       ABONNO_SWEDBANKPAY_CREDENTIALS: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${swedbankPayCredentialsSecret})'
+      ABONNO_SUBSCRIBER_IDP: string(subscriberIdentityProviders) // issuers, audiences, JWKS and My page's client ids
+      ABONNO_MYPAGE_CLIENT_SECRET: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${myPageClientSecret})'
+      ABONNO_CONNECTOR_CREDENTIALS: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${connectorCredentialsSecret})'
     }
     dependsOn: [vaultAccess] // the references resolve only once the identity may read the secrets
   }

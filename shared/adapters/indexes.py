@@ -50,7 +50,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 
-from ..ports import OrderRecord, PendingOrder
+from ..ports import ConcurrencyConflict, OrderRecord, PendingOrder
 from .tables import Storage, prefix_filter
 
 TABLE = "Indexes"
@@ -123,6 +123,20 @@ class EmailIndex:
         owner = self.find(tenant, email)
         assert owner is not None
         return owner
+
+    def release(self, tenant: str, email: str, subscriber_no: int) -> bool:
+        """Delete the binding under its ETag if it names ``subscriber_no``: a claim by
+        someone else made after the read is never deleted."""
+        pk = self._pk(tenant, email)
+        row = self.storage.get(TABLE, pk, "")
+        if row is None or int(row["SubscriberNo"]) != subscriber_no:
+            return False
+        try:
+            self.storage.transact(TABLE, [("delete", {"PartitionKey": pk, "RowKey": ""},
+                                           {"etag": row["etag"], "match_condition": MatchConditions.IfNotModified})])
+        except ConcurrencyConflict:
+            return False
+        return True
 
 
 def digest(text: str) -> str:

@@ -52,6 +52,9 @@ def overview(ctx: Context, tenant: str, subscriber_no: int) -> dict[str, Any]:
         "ledger": [to_jsonable(e) for e in history.ledger],
         "documents": documents.listed(account, catalogue, history, log,
                                       documents.stop_notices(ctx, tenant, subscriber_no, log)),
+        "logins": [{"login": k.login, "role": k.role.value, "email": k.email, "linked": k.linked.isoformat(),
+                    "subscription_id": k.subscription_id} for k in account.logins.values()],  # M1, S10: who is linked
+        "invitations": [to_jsonable(i) for i in account.invitations.values()],  # S10: group seats offered
     }
 
 

@@ -212,6 +212,16 @@ def test_an_email_belongs_to_the_first_claimer_whatever_its_case_and_spaces(ctx:
     assert ctx.emails.find(tenant, "KARI@example.NO") == 10 and ctx.emails.find(tenant, "ola@example.no") is None
 
 
+def test_an_email_is_released_only_by_the_subscriber_it_names(ctx: Context, tenant: str) -> None:
+    assert ctx.emails.claim(tenant, "kari@example.no", 10) == 10
+    assert ctx.emails.release(tenant, "kari@example.no", 11) is False  # not 11's to release
+    assert ctx.emails.find(tenant, "kari@example.no") == 10
+    assert ctx.emails.release(tenant, " KARI@example.no", 10) is True
+    assert ctx.emails.find(tenant, "kari@example.no") is None
+    assert ctx.emails.release(tenant, "kari@example.no", 10) is False
+    assert ctx.emails.claim(tenant, "kari@example.no", 11) == 11  # free again: the next claim wins
+
+
 def test_an_order_reference_is_bound_to_the_first_order(ctx: Context, tenant: str) -> None:
     first, other = OrderRecord("fp1", 10, "sub-1"), OrderRecord("fp2", 11, "sub-2")
     assert ctx.orders.bind(tenant, "form/1?#", first) == first

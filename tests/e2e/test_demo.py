@@ -86,3 +86,13 @@ def test_the_demo_pays_on_three_rails_and_books_every_captured_charge_once(summa
     # forged ones (another secret, a body changed after signing, a stale date) got 401
     assert s["webhooks_received"] > s["vipps_charges_captured"] and s["webhooks_rejected"] == 3
     assert s["checks"]["webhooks"] is True and s["consistent"] is True
+
+
+@pytest.mark.e2e
+def test_the_demos_readers_use_my_page_and_the_access_api(summary: dict[str, Any]) -> None:
+    # readers linked their logins by the code mailed to their subscriber's address (one of them
+    # a second subscriber: a household), asked the access API, stopped and restarted on My page
+    s = summary
+    assert s["logins_linked"] > 1 and s["access_checks"] > 0
+    assert s["self_service_stops"] == s["self_service_restarts"] > 0
+    assert s["checks"]["self_service"] is True and s["consistent"] is True

@@ -52,6 +52,14 @@ class FakeEmails:
         with self._lock:
             return self.owners.setdefault((tenant, email.strip().lower()), subscriber_no)
 
+    def release(self, tenant: str, email: str, subscriber_no: int) -> bool:
+        with self._lock:
+            key = (tenant, email.strip().lower())
+            if self.owners.get(key) != subscriber_no:
+                return False
+            del self.owners[key]
+            return True
+
 
 class FakeOrderRecords:
     def __init__(self) -> None:

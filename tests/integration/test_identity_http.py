@@ -85,3 +85,37 @@ def test_the_session_of_nobody_is_signed_out_not_an_error(ctx: Context) -> None:
     status, body = call("my_session", "GET", "shop-z", {})
     assert (status, body) == (200, {"signed_in": False, "email": None, "name": None, "csrf": None,
                                     "subscribers": []})
+
+
+def test_an_order_posted_with_a_subscriber_token_links_the_new_subscriber(ctx: Context, shop: str) -> None:
+    form = {"templatePackageId": "digital-monthly", "PTY": "1", "name": "Kari Nordmann", "email": "kari@example.no"}
+    auth = bearer(shop, "buyer-1")
+    response = function("salesposter_order")(http("POST", f"/api/salesposter/{shop}/orders", form, headers=auth,
+                                                  route={"tenant": shop}, form=True))
+    assert response.status_code == 201, response.get_body()
+    number = ctx.emails.find(shop, "kari@example.no")
+    _, session = call("my_session", "GET", shop, auth)
+    assert session is not None and session["subscribers"] == [{"number": number, "name": "Kari Nordmann",
+                                                                "role": "holder"}]
+    forged = function("salesposter_order")(http("POST", f"/api/salesposter/{shop}/orders", form,
+                                                headers={"Authorization": "Bearer not-a-token"},
+                                                route={"tenant": shop}, form=True))
+    assert forged.status_code == 401  # a token that does not validate is refused, not ignored
+
+
+def test_an_order_posted_with_the_cookie_but_no_csrf_token_links_nothing(ctx: Context, shop: str) -> None:
+    from datetime import timedelta
+
+    from shared.adapters.subscriber_auth import session_key
+    from shared.ports import Session, SubscriberPrincipal
+
+    me = SubscriberPrincipal(shop, "l" + "7" * 40, "iss", "buyer-2", None, None)
+    ctx.sessions.put(Session(session_key("cookie-2"), shop, "csrf-2", ctx.clock.now() + timedelta(hours=1), me))
+    form = {"templatePackageId": "digital-monthly", "PTY": "1", "name": "Ola Nordmann", "email": "ola@example.no"}
+    response = function("salesposter_order")(http("POST", f"/api/salesposter/{shop}/orders", form,
+                                                  headers={"Cookie": "abonno_session=cookie-2"},
+                                                  route={"tenant": shop}, form=True))
+    assert response.status_code == 201
+    number = ctx.emails.find(shop, "ola@example.no")
+    loaded = ctx.accounts.load(shop, number or 0)
+    assert loaded is not None and loaded.account.logins == {}

@@ -20,19 +20,12 @@ from shared.service.context import Context
 from shared.service.orders import place_order
 from tests.conftest import oslo_morning
 from tests.fixtures import order
-from tests.my_page import link, my
+from tests.my_page import access_rows_on, link, my
 
 
 @pytest.fixture
 def access_rows(ctx: Context) -> None:
-    """The access rows on Azurite; until the access helper's adapter (``AccessRows``) has landed
-    in this clone, on the in-memory fake of the same port."""
-    try:
-        ctx.access.get("probe", "l0")
-    except NotImplementedError:
-        from tests.fakes.identity import FakeAccessRecords
-
-        ctx.access = FakeAccessRecords()
+    access_rows_on(ctx)
 
 
 def ordered(ctx: Context, shop: str, n: int = 1, plan: str = "digital-monthly") -> tuple[int, str, int]:

@@ -173,3 +173,14 @@ def test_a_session_ended_pending_or_of_another_tenant_is_nobody(ctx: Context) ->
         assert refused.value.status == 401, name
     with pytest.raises(AuthError):
         auth.authenticate({}, "GET", SHOP)
+
+
+def test_the_cli_prints_a_subscriber_token_the_tenants_provider_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    from devhost.cli import main
+
+    assert main(["token", "--tenant", SHOP, "--subscriber", "reader-9", "--email", "r9@example.com"]) == 0
+    token = capsys.readouterr().out.strip()
+    me = SubscriberAuthenticator.from_settings().validate(token, SHOP)
+    assert (me.subject, me.email) == ("reader-9", "r9@example.com")
+    with pytest.raises(AuthError):
+        SubscriberAuthenticator.from_settings().validate(token, "shop-b")

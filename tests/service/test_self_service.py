@@ -18,6 +18,7 @@ from shared.domain.catalogue import PaymentType
 from shared.domain.subscriptions import StopKind
 from shared.ports import ConcurrencyConflict, SubscriberPrincipal, Watch
 from shared.service import self_service as my
+from shared.service import self_service_changes as mine
 from shared.service.billing import bill_subscribers
 from shared.service.catalogue import put_item
 from shared.service.checkout import reconcile_agreement, reconcile_card_order, reconcile_vipps_agreement, start_checkout
@@ -56,8 +57,8 @@ def account(ctx: FakeContext, shop: str, n: int):  # type: ignore[no-untyped-def
 def test_an_invoice_subscription_moves_to_vipps_when_the_payer_approves_and_its_renewal_is_charged(
         fake_ctx: FakeContext, shop: str) -> None:
     me, n, sub = holder(fake_ctx, shop, phone="+47 412 34 567")
-    first = my.change_payment(fake_ctx, me, n, sub, "vipps")
-    again = my.change_payment(fake_ctx, me, n, sub, "vipps")
+    first = mine.change_payment(fake_ctx, me, n, sub, "vipps")
+    again = mine.change_payment(fake_ctx, me, n, sub, "vipps")
     assert first == again and first.redirect_url is not None and first.redirect_url.startswith("https://fake.vipps/")
     assert first.payment == {"type": "invoice", "agreement": {"provider": "vipps", "status": "pending"}}
     assert fake_ctx.vipps.calls.count("create_agreement") == 1
@@ -78,14 +79,14 @@ def test_an_invoice_subscription_moves_to_vipps_when_the_payer_approves_and_its_
 def test_a_declined_vipps_agreement_leaves_the_subscription_on_invoice_and_a_new_try_makes_a_new_one(
         fake_ctx: FakeContext, shop: str) -> None:
     me, n, sub = holder(fake_ctx, shop)
-    my.change_payment(fake_ctx, me, n, sub, "vipps")
+    mine.change_payment(fake_ctx, me, n, sub, "vipps")
     (key,) = account(fake_ctx, shop, n).agreements
     fake_ctx.vipps.reject(vipps_of(fake_ctx, key))
     reconcile_vipps_agreement(fake_ctx, shop, vipps_of(fake_ctx, key))
     acc = account(fake_ctx, shop, n)
     assert acc.agreements[key].status is AgreementStatus.REJECTED
     assert (acc.subscriptions[sub].payment_type, acc.subscriptions[sub].agreement) == (PaymentType.INVOICE, None)
-    my.change_payment(fake_ctx, me, n, sub, "vipps")
+    mine.change_payment(fake_ctx, me, n, sub, "vipps")
     assert len(account(fake_ctx, shop, n).agreements) == 2 and fake_ctx.vipps.calls.count("create_agreement") == 2
 
 
@@ -93,17 +94,17 @@ def test_leaving_vipps_for_invoice_by_email_stops_the_agreement_at_vipps_and_a_l
         fake_ctx: FakeContext, shop: str, clock) -> None:  # type: ignore[no-untyped-def]
     me, n, sub = holder(fake_ctx, shop)
     second = place_order(fake_ctx, order(shop, 1, ref="second", plan="digital-yearly"), subscriber_no=n)
-    my.change_payment(fake_ctx, me, n, sub, "vipps")
+    mine.change_payment(fake_ctx, me, n, sub, "vipps")
     (key,) = account(fake_ctx, shop, n).agreements
     remote = vipps_of(fake_ctx, key)
     fake_ctx.vipps.approve(remote)
     reconcile_vipps_agreement(fake_ctx, shop, remote)
-    done = my.change_payment(fake_ctx, me, n, sub, "email")
+    done = mine.change_payment(fake_ctx, me, n, sub, "email")
     assert done.payment == {"type": "invoice", "agreement": None}
     today = date(2026, 1, 5)
     assert account(fake_ctx, shop, n).agreements[key].stop_on == today  # no charge open on it
     assert (shop, today, Watch(n, "vipps", key)) in fake_ctx.provider_watch.entries
-    my.stop(fake_ctx, me, n, second.subscription_id, None, None)  # schedule_stops runs: the stop stays
+    mine.stop(fake_ctx, me, n, second.subscription_id, None, None)  # schedule_stops runs: the stop stays
     assert account(fake_ctx, shop, n).agreements[key].stop_on == today
     reconcile_agreement(fake_ctx, shop, n, key)  # the provider timer's call for the watch
     assert fake_ctx.vipps.agreements[remote].status == "STOPPED"
@@ -114,13 +115,13 @@ def test_card_is_refused_clearly_without_a_registered_card_and_set_at_once_with_
         fake_ctx: FakeContext, shop: str) -> None:
     me, n, sub = holder(fake_ctx, shop)
     with pytest.raises(OrderRejected, match="no card is registered"):
-        my.change_payment(fake_ctx, me, n, sub, "card")
+        mine.change_payment(fake_ctx, me, n, sub, "card")
     card_order = replace(order(shop, 1, ref="card", plan="digital-yearly"), payment_type=PaymentType.CARD)
     start_checkout(fake_ctx, card_order, n, "cardyearly1")  # her yearly order paid by card
     (po,) = fake_ctx.swedbankpay.orders.values()
     fake_ctx.swedbankpay.complete(po.id, date(2027, 12, 31))
     reconcile_card_order(fake_ctx, shop, po.id)
-    done = my.change_payment(fake_ctx, me, n, sub, "card")
+    done = mine.change_payment(fake_ctx, me, n, sub, "card")
     assert done.redirect_url is None and done.payment["type"] == "card"
     assert account(fake_ctx, shop, n).subscriptions[sub].agreement == po.payee_reference
 
@@ -135,10 +136,10 @@ def test_a_group_admin_is_refused_everything_of_the_subscriber_but_its_group_sub
     link(fake_ctx, shop, "admin", n, Role.ADMIN, sub)
     admin = SubscriberPrincipal(shop, login_of(shop, "admin"), "dev", "admin", None, None, None)
     assert [s["id"] for s in my.subscriptions(fake_ctx, admin, n)] == [sub]
-    for call in (lambda: my.stop(fake_ctx, admin, n, other, None, None),
-                 lambda: my.restart(fake_ctx, admin, n, other),
-                 lambda: my.pause(fake_ctx, admin, n, other, date(2026, 4, 5)),
-                 lambda: my.change_payment(fake_ctx, admin, n, other, "email")):
+    for call in (lambda: mine.stop(fake_ctx, admin, n, other, None, None),
+                 lambda: mine.restart(fake_ctx, admin, n, other),
+                 lambda: mine.pause(fake_ctx, admin, n, other, date(2026, 4, 5)),
+                 lambda: mine.change_payment(fake_ctx, admin, n, other, "email")):
         with pytest.raises(NotFound):
             call()
 
@@ -147,12 +148,12 @@ def test_a_group_admin_is_refused_everything_of_the_subscriber_but_its_group_sub
 
 Change = Callable[[FakeContext, SubscriberPrincipal, int, str], Any]
 CHANGES: dict[str, tuple[Change, Callable[[FakeContext, str], None]]] = {
-    "stop": (lambda c, me, n, s: my.stop(c, me, n, s, None, None), lambda c, shop: None),
-    "restart after the end": (lambda c, me, n, s: my.restart(c, me, n, s), lambda c, shop: None),
-    "withdraw a stop": (lambda c, me, n, s: my.restart(c, me, n, s), lambda c, shop: None),
-    "pause": (lambda c, me, n, s: my.pause(c, me, n, s, date(2026, 4, 5)), lambda c, shop: None),
-    "invoice by e-mail": (lambda c, me, n, s: my.change_payment(c, me, n, s, "email"), lambda c, shop: None),
-    "vipps": (lambda c, me, n, s: my.change_payment(c, me, n, s, "vipps"), lambda c, shop: None),
+    "stop": (lambda c, me, n, s: mine.stop(c, me, n, s, None, None), lambda c, shop: None),
+    "restart after the end": (lambda c, me, n, s: mine.restart(c, me, n, s), lambda c, shop: None),
+    "withdraw a stop": (lambda c, me, n, s: mine.restart(c, me, n, s), lambda c, shop: None),
+    "pause": (lambda c, me, n, s: mine.pause(c, me, n, s, date(2026, 4, 5)), lambda c, shop: None),
+    "invoice by e-mail": (lambda c, me, n, s: mine.change_payment(c, me, n, s, "email"), lambda c, shop: None),
+    "vipps": (lambda c, me, n, s: mine.change_payment(c, me, n, s, "vipps"), lambda c, shop: None),
 }
 
 
@@ -160,7 +161,7 @@ def _prepare(ctx: FakeContext, shop: str, name: str, me: SubscriberPrincipal, n:
     plan = ctx.catalogue.get(shop).plans["digital-monthly"]
     put_item(ctx, shop, "plan", replace(plan, pause_allowed=True))
     if name in ("restart after the end", "withdraw a stop"):
-        my.stop(ctx, me, n, sub, None, None)
+        mine.stop(ctx, me, n, sub, None, None)
     if name == "restart after the end":
         clock.set(oslo_morning(date(2026, 2, 10)))
 
@@ -213,7 +214,7 @@ def test_a_change_asked_by_concurrent_requests_takes_effect_once(fake_ctx: FakeC
 
 def test_the_restart_window_is_three_months_to_the_day(fake_ctx: FakeContext, shop: str, clock) -> None:  # type: ignore[no-untyped-def]
     me, n, sub = holder(fake_ctx, shop)
-    my.stop(fake_ctx, me, n, sub, None, None)  # ends on 5 Feb
+    mine.stop(fake_ctx, me, n, sub, None, None)  # ends on 5 Feb
     acc = account(fake_ctx, shop, n)
     stopped = acc.subscriptions[sub]
     for day, allowed in ((date(2026, 5, 4), True), (date(2026, 5, 5), False)):
