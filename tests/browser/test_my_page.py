@@ -8,6 +8,7 @@ photographed for the README."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -137,3 +138,25 @@ def test_stop_then_restart(site: Site, subscriber: int, signed_in: Page) -> None
     card.get_by_role("button", name="Start igjen").click()
     expect(page.locator("#status")).to_have_text("Abonnementet er startet igjen.")
     expect(page.locator("article.card").first).not_to_contain_text("Stopper")
+
+
+def test_export_downloads_all_the_subscriber_s_data_as_json(site: Site, subscriber: int, signed_in: Page) -> None:
+    with signed_in.expect_download() as download:
+        signed_in.get_by_role("button", name="Last ned mine data (JSON)").click()
+    assert download.value.suggested_filename == f"abonno-{site.tenant}-{subscriber}.json"
+    data = json.loads(download.value.path().read_text("utf-8"))
+    assert EMAIL in json.dumps(data)
+    assert data["subscriptions"] and data["invoices"], sorted(data)
+    expect(signed_in.locator("#status")).to_have_text("Dataene er lastet ned.")
+
+
+def test_english_my_page_keeps_its_language_through_sign_in(site: Site, subscriber: int, page: Page) -> None:
+    page.goto(my_page(site) + "?lang=en")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.get_by_role("link", name="Sign in").click()
+    page.get_by_label("E-mail address").fill(EMAIL)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/my\?lang=en"))
+    expect(page.get_by_role("heading", name="Subscriptions")).to_be_visible()
+    expect(page.locator("table.documents")).to_contain_text("Invoice")
+    assert_accessible(page)
