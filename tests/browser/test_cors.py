@@ -33,7 +33,7 @@ ASK = """async ([url, token]) => {
 
 
 class Article(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+    def do_GET(self) -> None:
         body = b"<!doctype html><html lang='nb'><title>Avisa</title><p>Avisa</p></html>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
