@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
@@ -18,6 +19,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from devhost.builders import order
 from devhost.mailbox import parse
 from shared.adapters.notify import CONTAINER
+from shared.service.catalogue import put_item
 from shared.service.orders import place_order
 from tests.browser.conftest import Site, assert_accessible, screenshot
 
@@ -160,3 +162,36 @@ def test_english_my_page_keeps_its_language_through_sign_in(site: Site, subscrib
     expect(page.get_by_role("heading", name="Subscriptions")).to_be_visible()
     expect(page.locator("table.documents")).to_contain_text("Invoice")
     assert_accessible(page)
+
+
+def test_an_order_placed_while_signed_in_is_on_my_page_without_a_code(site: Site, page: Page) -> None:
+    sign_in(site, page, "kjell.kjoper@example.no", "Kjell Kjøper")
+    expect(page.get_by_role("heading", name="Koble til abonnementet ditt")).to_be_visible()  # nothing linked yet
+    page.goto(f"{site.url}/api/pages/{site.tenant}/poster/digital-yearly?journey=minimal")
+    page.get_by_label("Navn").fill("Kjell Kjøper")
+    page.get_by_label("E-post").fill("kjell.kjoper@example.no")
+    page.get_by_role("button", name="Bestill").click()
+    expect(page.get_by_role("heading", name="Takk for bestillingen!")).to_be_visible()
+    page.goto(my_page(site))
+    expect(page.locator("article.card").first).to_contain_text("Digital yearly")
+    expect(page.locator("#link")).to_be_hidden()
+
+
+def test_pause_where_the_plan_allows_it(site: Site, page: Page) -> None:
+    plan = site.ctx.catalogue.get(site.tenant).plans["digital-yearly"]
+    put_item(site.ctx, site.tenant, "plan", replace(plan, pause_allowed=True))
+    placed = place_order(site.ctx, order(site.tenant, 7, plan="digital-yearly", email="paula.pause@example.no"))
+    sign_in(site, page, "paula.pause@example.no", "Paula Pause")
+    page.get_by_label("E-post", exact=True).fill("paula.pause@example.no")
+    page.get_by_role("button", name="Send kode").click()
+    expect(page.get_by_label("Kode fra e-posten")).to_be_visible()
+    page.get_by_label("Kode fra e-posten").fill(code_in(site, "paula.pause@example.no"))
+    page.get_by_role("button", name="Bekreft").click()
+    card = page.locator("article.card").first
+    expect(card).to_contain_text("Digital yearly")
+    card.get_by_role("button", name="Sett på pause").click()  # no date: refused in the page
+    expect(page.get_by_role("alert")).to_contain_text("Må fylles ut")
+    card.get_by_label("Start igjen den").fill("2027-03-01")  # the pause begins with the next period
+    card.get_by_role("button", name="Sett på pause").click()
+    expect(page.locator("#status")).to_have_text("Abonnementet er satt på pause.")
+    assert placed.subscriber_no

@@ -122,6 +122,7 @@
         restart.addEventListener("click", () => act(restart, "POST", "/subscriptions/" + encodeURIComponent(s.id) + "/restart", {}, texts.restarted));
         actions.append(restart);
       }
+      if (s.can_pause) actions.append(pauseForm(s, id));
       if (s.status !== "ended") actions.append(paymentForm(s, id));
       card.append(actions);
       box.append(card);
@@ -148,6 +149,20 @@
       const data = new FormData(form);
       act(button, "POST", "/subscriptions/" + encodeURIComponent(s.id) + "/stop",
         { on: data.get("on") || null, code: data.get("code") || null }, texts.stopped);
+    });
+    return form;
+  }
+
+  function pauseForm(s, id) {
+    const form = el("form", { class: "pause", novalidate: true });
+    const input = el("input", { id: id + "-restart-on", name: "restart_on", type: "date", required: true, "aria-required": "true" });
+    form.append(el("div", { class: "field" }, el("label", { for: id + "-restart-on", text: texts.pause_until }), input));
+    const button = el("button", { type: "submit", class: "secondary", text: texts.pause });
+    form.append(button);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!input.value) { input.setAttribute("aria-invalid", "true"); fail(texts.error_missing); input.focus(); return; }
+      act(button, "POST", "/subscriptions/" + encodeURIComponent(s.id) + "/pause", { restart_on: input.value }, texts.paused);
     });
     return form;
   }
