@@ -56,7 +56,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "link_text": "Skriv e-postadressen abonnementet er registrert med. Vi sender en kode dit.",
         "send_code": "Send kode", "code": "Kode fra e-posten", "confirm": "Bekreft",
         "code_sent": "Hvis adressen hører til et abonnement, er det sendt en kode dit.",
-        "group": "Plasser i bruk", "none": "–",
+        "group": "Plasser i bruk", "none": "–", "profile_title": "Dine opplysninger",
+        "profile_saved": "Opplysningene er lagret.",
     },
     "en": {
         "skip": "Skip to content", "switch": "Norsk",
@@ -105,7 +106,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "link_text": "Enter the e-mail address your subscription is registered with. We send a code there.",
         "send_code": "Send code", "code": "Code from the e-mail", "confirm": "Confirm",
         "code_sent": "If the address belongs to a subscription, a code has been sent to it.",
-        "group": "Seats in use", "none": "–",
+        "group": "Seats in use", "none": "–", "profile_title": "Your details",
+        "profile_saved": "Your details are saved.",
     },
 }
 

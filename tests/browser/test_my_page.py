@@ -68,7 +68,7 @@ def sign_in(site: Site, page: Page, email: str, name: str) -> None:
 def signed_in(site: Site, subscriber: int, context: BrowserContext, page: Page) -> Iterator[Page]:
     sign_in(site, page, EMAIL, "Mona Lisa")
     if page.locator("#link").is_visible():  # the first time: link the subscription by the e-mailed code
-        page.get_by_label("E-post", exact=True).fill(EMAIL)
+        page.locator("#link-form").get_by_label("E-post").fill(EMAIL)
         page.get_by_role("button", name="Send kode").click()
         expect(page.get_by_label("Kode fra e-posten")).to_be_visible()
         page.get_by_label("Kode fra e-posten").fill(code_in(site, EMAIL))
@@ -182,7 +182,7 @@ def test_pause_where_the_plan_allows_it(site: Site, page: Page) -> None:
     put_item(site.ctx, site.tenant, "plan", replace(plan, pause_allowed=True))
     placed = place_order(site.ctx, order(site.tenant, 7, plan="digital-yearly", email="paula.pause@example.no"))
     sign_in(site, page, "paula.pause@example.no", "Paula Pause")
-    page.get_by_label("E-post", exact=True).fill("paula.pause@example.no")
+    page.locator("#link-form").get_by_label("E-post").fill("paula.pause@example.no")
     page.get_by_role("button", name="Send kode").click()
     expect(page.get_by_label("Kode fra e-posten")).to_be_visible()
     page.get_by_label("Kode fra e-posten").fill(code_in(site, "paula.pause@example.no"))
@@ -195,3 +195,22 @@ def test_pause_where_the_plan_allows_it(site: Site, page: Page) -> None:
     card.get_by_role("button", name="Sett på pause").click()
     expect(page.locator("#status")).to_have_text("Abonnementet er satt på pause.")
     assert placed.subscriber_no
+
+
+def test_the_subscriber_changes_their_address(site: Site, subscriber: int, signed_in: Page) -> None:
+    page = signed_in
+    form = page.locator("#profile-form")
+    expect(form.get_by_label("E-post")).to_have_value(EMAIL)
+    form.get_by_label("Adresse").fill("Nedre Strandgate 4")
+    form.get_by_label("Postnummer").fill("6004")
+    form.get_by_label("Poststed").fill("Ålesund")
+    form.get_by_role("button", name="Lagre").click()
+    expect(page.locator("#status")).to_have_text("Opplysningene er lagret.")
+    page.reload()
+    expect(form.get_by_label("Adresse")).to_have_value("Nedre Strandgate 4")
+    loaded = site.ctx.accounts.load(site.tenant, subscriber)
+    assert loaded is not None and loaded.account.subscriber.address == "Nedre Strandgate 4"
+    form.get_by_label("Navn").fill("")
+    form.get_by_role("button", name="Lagre").click()
+    expect(page.get_by_role("alert")).to_contain_text("Må fylles ut")
+    assert_accessible(page)

@@ -13,6 +13,8 @@
   const locale = lang === "nb" ? "nb-NO" : "en-GB";
   let csrf = null;
   let current = null;
+  let roles = {};
+  const PROFILE = ["name", "phone", "address", "postal_code", "city"];
 
   const $ = (id) => document.getElementById(id);
   function el(tag, attrs, ...children) {
@@ -76,6 +78,7 @@
     $("account").hidden = false;
     const select = $("subscriber");
     select.innerHTML = "";
+    roles = Object.fromEntries(subscribers.map((s) => [s.number, s.role]));
     for (const s of subscribers) select.append(el("option", { value: String(s.number), text: s.name + " – " + texts.subscriber + " " + s.number }));
     $("chooser").hidden = subscribers.length < 2;
     if (!current || !subscribers.some((s) => s.number === current)) current = subscribers[0].number;
@@ -91,6 +94,7 @@
       const [subs, docs] = await Promise.all([call("GET", base + "/subscriptions"), call("GET", base + "/invoices")]);
       renderSubscriptions(subs.subscriptions || []);
       renderDocuments(docs.documents || []);
+      await showProfile();
       announce("");
     } catch (e) { announce(""); fail(e.message); }
   }
@@ -223,6 +227,32 @@
     table.append(body);
     box.append(table);
   }
+
+  async function showProfile() {
+    const holder = roles[current] === "holder";
+    $("profile").hidden = !holder;  // a group member's seat has no profile of its own to edit
+    if (!holder) return;
+    const p = await call("GET", "/subscribers/" + current + "/profile");
+    for (const name of PROFILE) $("p-" + name).value = p[name] || "";
+    $("p-email").value = p.email || "";
+  }
+
+  $("profile-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorBox.hidden = true;
+    const body = {};
+    for (const name of PROFILE) {
+      const value = $("p-" + name).value.trim();
+      body[name] = value === "" ? (name === "name" ? undefined : null) : value;
+    }
+    if (body.name === undefined) { $("p-name").setAttribute("aria-invalid", "true"); fail(texts.error_missing); $("p-name").focus(); return; }
+    $("p-name").removeAttribute("aria-invalid");
+    try {
+      await call("PATCH", "/subscribers/" + current + "/profile", body);
+      await showProfile();
+      announce(texts.profile_saved);
+    } catch (e) { fail(e.message); }
+  });
 
   async function exportData(button) {
     button.disabled = true;
