@@ -57,7 +57,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "send_code": "Send kode", "code": "Kode fra e-posten", "confirm": "Bekreft",
         "code_sent": "Hvis adressen hører til et abonnement, er det sendt en kode dit.",
         "group": "Plasser i bruk", "none": "–", "profile_title": "Dine opplysninger",
-        "profile_saved": "Opplysningene er lagret.",
+        "profile_saved": "Opplysningene er lagret.", "email_change": "Ny e-postadresse",
+        "new_email": "Ny e-post", "code_new": "Kode sendt til den nye adressen",
+        "email_code_sent": "Vi har sendt en kode til den nye adressen.", "email_changed": "E-postadressen er endret.",
     },
     "en": {
         "skip": "Skip to content", "switch": "Norsk",
@@ -107,7 +109,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "send_code": "Send code", "code": "Code from the e-mail", "confirm": "Confirm",
         "code_sent": "If the address belongs to a subscription, a code has been sent to it.",
         "group": "Seats in use", "none": "–", "profile_title": "Your details",
-        "profile_saved": "Your details are saved.",
+        "profile_saved": "Your details are saved.", "email_change": "New e-mail address",
+        "new_email": "New e-mail", "code_new": "Code sent to the new address",
+        "email_code_sent": "We have sent a code to the new address.", "email_changed": "The e-mail address is changed.",
     },
 }
 

@@ -214,3 +214,27 @@ def test_the_subscriber_changes_their_address(site: Site, subscriber: int, signe
     form.get_by_role("button", name="Lagre").click()
     expect(page.get_by_role("alert")).to_contain_text("Må fylles ut")
     assert_accessible(page)
+
+
+def test_an_e_mail_change_is_confirmed_by_the_code_sent_to_the_new_address(site: Site, page: Page) -> None:
+    old, new = "emil.epost@example.no", "emil.ny@example.no"
+    placed = place_order(site.ctx, order(site.tenant, 9, email=old))
+    sign_in(site, page, old, "Emil Epost")
+    page.locator("#link-form").get_by_label("E-post").fill(old)
+    page.get_by_role("button", name="Send kode").click()
+    expect(page.get_by_label("Kode fra e-posten")).to_be_visible()
+    page.get_by_label("Kode fra e-posten").fill(code_in(site, old))
+    page.get_by_role("button", name="Bekreft").click()
+    profile = page.locator("#profile")
+    expect(profile.get_by_label("E-post", exact=True)).to_have_value(old)
+    profile.get_by_label("Ny e-post", exact=True).fill(new)
+    profile.get_by_role("button", name="Send kode").click()
+    expect(page.locator("#status")).to_have_text("Vi har sendt en kode til den nye adressen.")
+    expect(profile.get_by_label("Kode sendt til den nye adressen", exact=True)).to_be_focused()
+    profile.get_by_label("Kode sendt til den nye adressen", exact=True).fill(code_in(site, new))
+    profile.get_by_role("button", name="Bekreft").click()
+    expect(page.locator("#status")).to_have_text("E-postadressen er endret.")
+    expect(profile.get_by_label("E-post", exact=True)).to_have_value(new)
+    loaded = site.ctx.accounts.load(site.tenant, placed.subscriber_no)
+    assert loaded is not None and loaded.account.subscriber.email == new
+    assert_accessible(page)

@@ -254,6 +254,32 @@
     } catch (e) { fail(e.message); }
   });
 
+  $("email-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorBox.hidden = true;
+    const email = $("new-email").value.trim();
+    if (!email) { $("new-email").setAttribute("aria-invalid", "true"); fail(texts.error_missing); $("new-email").focus(); return; }
+    $("new-email").removeAttribute("aria-invalid");
+    try {
+      await call("POST", "/subscribers/" + current + "/profile/email", { email: email });
+      $("email-confirm-form").hidden = false;
+      announce(texts.email_code_sent);
+      $("email-code").focus();
+    } catch (e) { fail(e.message); }
+  });
+  $("email-confirm-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorBox.hidden = true;
+    try {
+      await call("POST", "/subscribers/" + current + "/profile/email/confirm", { code: $("email-code").value.trim() });
+      $("email-confirm-form").hidden = true;
+      $("new-email").value = "";
+      $("email-code").value = "";
+      await showProfile();
+      announce(texts.email_changed);
+    } catch (e) { fail(e.message); }
+  });
+
   async function exportData(button) {
     button.disabled = true;
     try {
