@@ -43,8 +43,10 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 Journey = Literal["minimal", "address", "business"]
 Lang = Literal["nb", "en"]
-AssetName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}\.(js|css)$", max_length=44),
-                      Field(description="a page's script or style sheet")]
+ScriptName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}\.js$", max_length=43),
+                       Field(description="a page's script")]
+StyleName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}\.css$", max_length=44),
+                      Field(description="a style sheet")]
 PARAMS = {"journey": "minimal (name and e-mail), address (with address) or business (organisation number, "
                      "EHF or e-mail invoice)", "lang": "nb or en (default: the organisation's language)"}
 
@@ -211,10 +213,20 @@ def my_page(call: Call) -> Any:
     return page(TEMPLATES["my"].safe_substitute(values))
 
 
-@endpoint(bp, Endpoint("page_asset", "pages/{tenant}/assets/{name}", ["GET"], "A page's script or style sheet",
-                       "Pages", media="text/javascript", types={"name": AssetName}))
-def asset(call: Call) -> Any:
-    name = call.route["name"]
+@endpoint(bp, Endpoint("page_script", "pages/{tenant}/scripts/{name}", ["GET"], "A page's script", "Pages",
+                       media="text/javascript", types={"name": ScriptName}))
+def script(call: Call) -> Any:
+    return _asset(call.route["name"])
+
+
+@endpoint(bp, Endpoint("page_style", "pages/{tenant}/styles/{name}", ["GET"], "The pages' style sheet", "Pages",
+                       media="text/css", types={"name": StyleName}))
+def style(call: Call) -> Any:
+    return _asset(call.route["name"])
+
+
+def _asset(name: str) -> func.HttpResponse:
+    """One of the files in ``static/`` (read at start): nothing else is ever served."""
     if name not in ASSETS:
         raise NotFound(f"no asset {name}")
     return func.HttpResponse(ASSETS[name], status_code=200, mimetype=MEDIA[Path(name).suffix], charset="utf-8",

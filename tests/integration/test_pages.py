@@ -86,7 +86,7 @@ def test_pages_forbid_inline_and_third_party_scripts(shop: Context, name: str) -
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     page = response.get_body().decode()
-    assert re.findall(r"<script(?![^>]*(?:src=\"/api/pages/t1/assets/|type=\"application/json\"))", page) == []
+    assert re.findall(r"<script(?![^>]*(?:src=\"/api/pages/t1/scripts/|type=\"application/json\"))", page) == []
 
 
 @pytest.mark.parametrize("colour", ["#FFFF00", "#0B5394", "#777777", "#000000", "#FFFFFF"])
@@ -110,11 +110,14 @@ def test_the_logo_is_served_once_stored_and_not_found_before(shop: Context) -> N
     assert '<img class="logo" src="/api/pages/t1/logo/avisa" alt="Avisa Nordvest AS">' in page
 
 
-@pytest.mark.parametrize("name,status", [("poster.js", 200), ("my.js", 200), ("pages.css", 200),
-                                         ("nope.js", 404), ("..%2Fhttp.py", 400), ("poster.html", 400)])
-def test_only_the_known_assets_are_served(shop: Context, name: str, status: int) -> None:
-    response = get("page_asset", {"tenant": "t1", "name": name})
+@pytest.mark.parametrize("endpoint,name,status", [
+    ("page_script", "poster.js", 200), ("page_script", "my.js", 200), ("page_style", "pages.css", 200),
+    ("page_script", "nope.js", 404), ("page_script", "..%2Fhttp.py", 400), ("page_script", "poster.html", 400),
+    ("page_script", "pages.css", 400), ("page_style", "poster.js", 400)])
+def test_only_the_known_assets_are_served_each_as_what_it_is(shop: Context, endpoint: str, name: str,
+                                                             status: int) -> None:
+    response = get(endpoint, {"tenant": "t1", "name": name})
     assert response.status_code == status
     if status == 200:
-        assert response.mimetype in ("text/javascript", "text/css")
+        assert response.mimetype == {"page_script": "text/javascript", "page_style": "text/css"}[endpoint]
         assert response.headers["X-Content-Type-Options"] == "nosniff"
