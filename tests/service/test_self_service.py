@@ -5,17 +5,21 @@ subscriber may make, repeated or made by concurrent requests, takes effect once.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devhost.builders import oslo_morning
 from shared.domain.agreements import AgreementStatus
-from shared.domain.catalogue import PaymentType
-from shared.domain.subscriptions import StopKind
+from shared.domain.catalogue import PaymentType, StopPolicy
+from shared.domain.lifecycle import StopRefused
+from shared.domain.subscriptions import StopKind, SubscriberError
 from shared.ports import ConcurrencyConflict, SubscriberPrincipal, Watch
 from shared.service import self_service as my
 from shared.service import self_service_changes as mine
@@ -220,3 +224,63 @@ def test_the_restart_window_is_three_months_to_the_day(fake_ctx: FakeContext, sh
     for day, allowed in ((date(2026, 5, 4), True), (date(2026, 5, 5), False)):
         assert (my.why_not_restart(acc, stopped, day) is None) is allowed, day
     assert my.why_not_restart(acc, stopped, date(2026, 2, 5) - timedelta(days=1)) is None  # a stop still ahead
+
+
+# ---- any sequence of a subscriber's own changes, on any days --------------------------------------
+
+EXPECTED = (StopRefused, OrderRejected, SubscriberError)  # a refusal with a reason: 422, never a fault
+Op = tuple[str, int]  # (what, a day offset or a choice)
+OPS = st.lists(st.tuples(st.sampled_from(["stop", "stop on", "restart", "pause", "email", "days", "bill"]),
+                         st.integers(0, 120)), min_size=1, max_size=8)
+
+
+def _pick(ctx: FakeContext, shop: str, n: int, k: int) -> str:
+    subs = sorted(account(ctx, shop, n).subscriptions.values(), key=lambda s: (s.anchor, s.id))
+    return subs[k % len(subs)].id
+
+
+def _apply(ctx: FakeContext, shop: str, me: SubscriberPrincipal, n: int, op: Op, sub: str, clock: Any) -> Any:
+    what, k = op
+    today = ctx.today(ctx.catalogue.get(shop))
+    if what == "days":
+        clock.set(oslo_morning(today + timedelta(days=k)))
+        return None
+    if what == "bill":
+        return bill_subscribers(ctx, shop, today, [n]) and None
+    calls: dict[str, Callable[[], Any]] = {
+        "stop": lambda: mine.stop(ctx, me, n, sub, None, None),
+        "stop on": lambda: mine.stop(ctx, me, n, sub, today + timedelta(days=k % 40), None),
+        "restart": lambda: mine.restart(ctx, me, n, sub),
+        "pause": lambda: mine.pause(ctx, me, n, sub, today + timedelta(days=k + 1)),
+        "email": lambda: mine.change_payment(ctx, me, n, sub, "email"),
+    }
+    try:
+        return calls[what]()
+    except EXPECTED as exc:
+        return type(exc)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, optional=st.booleans())
+def test_any_sequence_of_changes_repeats_harmlessly_restarts_once_and_keeps_the_ledger(
+        fake_ctx: FakeContext, clock: Any, ops: list[Op], optional: bool) -> None:
+    clock.set(oslo_morning(date(2026, 1, 5)))
+    shop = f"p{uuid.uuid4().hex[:10]}"
+    install_catalogue(fake_ctx, shop)
+    plan = fake_ctx.catalogue.get(shop).plans["digital-monthly"]
+    put_item(fake_ctx, shop, "plan", replace(plan, pause_allowed=True,
+                                              stop_policy=StopPolicy.OPTIONAL if optional else plan.stop_policy))
+    me, n, _sub = holder(fake_ctx, shop)
+    for op in ops:
+        sub = _pick(fake_ctx, shop, n, op[1])
+        first = _apply(fake_ctx, shop, me, n, op, sub, clock)
+        if op[0] in ("days", "bill"):
+            continue
+        state = _state(fake_ctx, shop, n)
+        assert _apply(fake_ctx, shop, me, n, op, sub, clock) == first, op  # asked again: the same answer ...
+        assert _state(fake_ctx, shop, n) == state, op  # ... and nothing more changed
+    acc = account(fake_ctx, shop, n)
+    resumed = [s.resumes for s in acc.subscriptions.values() if s.resumes is not None]
+    assert len(resumed) == len(set(resumed))  # a subscription is restarted (or resumed after a pause) once
+    ledger = fake_ctx.accounts.documents(shop, n).ledger
+    assert acc.balances.get("avisa", 0) == sum(e.amount_minor for e in ledger)
