@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 import os
+from datetime import date
 from typing import Annotated, Any
 
 import azure.functions as func
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 
 from functions.http import Call, Endpoint, endpoint, problem
 from functions.salesposter_http.guard import limiter
@@ -20,6 +21,8 @@ from . import bp
 
 TAG = "My page: personal data"
 SUBSCRIBER = "my/{tenant}/subscribers/{subscriber_no}"
+CONFIRM_STATUSES = {422: "the code is wrong, used or expired, or the address is another account's",
+                    429: "too many codes tried by this login (Retry-After)"}
 NOT_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 
 
@@ -70,6 +73,29 @@ def limited(call: Call, setting: str, default: str, what: str) -> func.HttpRespo
                    headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
+class ProfileOut(BaseModel):
+    number: int
+    name: str
+    email: str
+    phone: str | None
+    address: str | None
+    postal_code: str | None
+    city: str | None
+    country: str
+    organization_number: str | None
+    erased: date | None = Field(description="the day the personal data were erased (pseudonymised), if they were")
+
+
+class SentOut(BaseModel):
+    sent: bool = Field(description="always true: the same answer whoever owns the address")
+
+
+class ErasedOut(BaseModel):
+    subscriber: int
+    erased: date
+    kept: list[str] = Field(description="what bookkeeping law keeps (bokføringsloven: 5 years)")
+
+
 def language(req: func.HttpRequest) -> str:
     """nb unless the caller prefers English (Accept-Language)."""
     wanted = (req.headers.get("accept-language") or "").strip().lower()
@@ -77,14 +103,14 @@ def language(req: func.HttpRequest) -> str:
 
 
 @endpoint(bp, Endpoint("my_profile", SUBSCRIBER + "/profile", ["GET"], "The subscriber's name, address and contact "
-                       "details", TAG, subscriber=True))
+                       "details", TAG, response=ProfileOut, subscriber=True))
 def get_profile(call: Call) -> Any:
     return personal_data.profile(call.ctx, call.me, call.number("subscriber_no"))
 
 
 @endpoint(bp, Endpoint("my_profile_change", SUBSCRIBER + "/profile", ["PATCH"], "Change name, address, phone or "
                        "country (the e-mail address is changed by a code: profile/email)", TAG, body=ProfileIn,
-                       subscriber=True))
+                       response=ProfileOut, subscriber=True))
 def patch_profile(call: Call) -> Any:
     b: ProfileIn = call.body
     fields = {name: getattr(b, name) for name in b.model_fields_set}
@@ -93,8 +119,8 @@ def patch_profile(call: Call) -> Any:
 
 @endpoint(bp, Endpoint("my_email_change", SUBSCRIBER + "/profile/email", ["POST"], "Ask to change the e-mail "
                        "address: a code is sent to the new address (the same answer whoever owns it)", TAG,
-                       body=EmailIn, status=202, subscriber=True,
-                       statuses={429: "too many codes asked for by this login (Retry-After)"}))
+                       body=EmailIn, response=SentOut, status=202,
+                       subscriber=True, statuses={429: "too many codes asked for by this login (Retry-After)"}))
 def post_email(call: Call) -> Any:
     refused = limited(call, "ABONNO_LINK_RATE_LIMIT", SEND_RATE, "e-mail change")
     if refused is not None:
@@ -106,9 +132,8 @@ def post_email(call: Call) -> Any:
 
 
 @endpoint(bp, Endpoint("my_email_confirm", SUBSCRIBER + "/profile/email/confirm", ["POST"], "Confirm the new "
-                       "e-mail address with the code sent to it", TAG, body=CodeIn, subscriber=True,
-                       statuses={422: "the code is wrong, used or expired, or the address is another account's",
-                                 429: "too many codes tried by this login (Retry-After)"}))
+                       "e-mail address with the code sent to it", TAG, body=CodeIn,
+                       response=ProfileOut, subscriber=True, statuses=CONFIRM_STATUSES))
 def confirm_email(call: Call) -> Any:
     refused = limited(call, "ABONNO_CODE_RATE_LIMIT", CODE_RATE, "code")
     if refused is not None:
@@ -126,8 +151,9 @@ def get_export(call: Call) -> Any:
 
 @endpoint(bp, Endpoint("my_erase", SUBSCRIBER + "/erase", ["POST"], "GDPR: erase the personal data (pseudonymised; "
                        "invoices, credit notes and the ledger are kept 5 years by bokføringsloven)", TAG,
-                       subscriber=True, statuses={422: "refused while money is owed or a subscription is active "
-                                                       "or future: the reasons are given"}))
+                       response=ErasedOut, subscriber=True,
+                       statuses={422: "refused while money is owed or a subscription is active or future: the "
+                                      "reasons are given"}))
 def post_erase(call: Call) -> Any:
     done = personal_data.erase(call.ctx, call.me, call.number("subscriber_no"))
     return {"subscriber": done.subscriber_no, "erased": done.erased.isoformat(), "kept": list(done.kept)}

@@ -21,11 +21,12 @@ learns that it cannot be used.
 *Erasure* (GDPR art. 17, limited by art. 17(3)(b): the Norwegian bokføringsloven
 § 13 keeps the accounting documents five years). The subscriber row is pseudonymised
 (name, e-mail, phone, address, organisation number, IP ranges; ``Subscriber.erased``
-set), the links of its logins and open invitations are removed (their access rows are
-refreshed right after), the e-mail index entry released and the addresses in its
-delivery log blanked. Invoices, credit notes, reminders, the ledger and payments stay as
-issued. Refused with the reasons while it owes money, has money or a charge in flight,
-or has an active or future subscription or an order awaiting payment approval.
+set) with the orders kept on its payment agreements; the links of its logins and its
+open invitations are removed (their access rows are refreshed right after), the e-mail
+index entry released and the addresses in its delivery log blanked. Invoices, credit
+notes, reminders, the ledger and payments stay as issued. Refused with the reasons while
+it owes money, has money or a charge in flight, or has an active or future subscription
+or an order awaiting payment approval.
 """
 
 from __future__ import annotations
@@ -272,7 +273,9 @@ def erase(ctx: Context, me: SubscriberPrincipal, subscriber_no: int) -> Erased:
         if reasons:
             raise ErasureRefused(reasons)
         before["account"] = acc
-        return Changes(replace(acc, subscriber=pseudonymised(acc.subscriber, seen.today), logins={}, invitations={}))
+        agreements = {k: replace(a, order=None) for k, a in acc.agreements.items()}  # the orders they were made for
+        return Changes(replace(acc, subscriber=pseudonymised(acc.subscriber, seen.today), logins={}, invitations={},
+                               agreements=agreements))
 
     done = change(ctx, me.tenant, subscriber_no, decide)
     old = before.get("account")

@@ -76,6 +76,8 @@ def test_email_change_by_code_over_http(ctx: Context, shop: str) -> None:
     status, _, _ = my("my_email_confirm", "POST", token, route, {"code": last_code(ctx, shop, "ny@example.no")})
     assert status == 200 and my("my_profile", "GET", token, route)[1]["email"] == "ny@example.no"
     assert ctx.emails.find(shop, "ny@example.no") == n and ctx.emails.find(shop, "kari1@example.no") is None
+    _other_token, _other, _ = setup(ctx, shop, 2)  # kari2@example.no is a subscriber's: the same answer as a free one
+    assert my("my_email_change", "POST", token, route, {"email": "kari2@example.no"})[:2] == (202, {"sent": True})
 
 
 def test_export_and_erase_over_http(ctx: Context, shop: str) -> None:

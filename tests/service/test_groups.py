@@ -12,7 +12,7 @@ import pytest
 
 from shared.domain.identity import Role
 from shared.ports import NotFound
-from shared.service import groups
+from shared.service import groups, self_service
 from shared.service.context import Context
 from shared.service.orders import place_order
 from shared.service.verification import CodeRefused
@@ -40,6 +40,8 @@ def test_the_owner_invites_within_the_seats_and_an_invitation_again_takes_no_sec
     with pytest.raises(groups.GroupRefused, match="all 2 seats are taken"):
         groups.invite(ctx, owner, n, sub, "c@example.no", Role.USER)
     listed = groups.members(ctx, owner, n, sub)
+    acc = ctx.accounts.load(shop, n).account  # type: ignore[union-attr]
+    assert self_service.seats_used(acc, sub, date(2026, 1, 5)) == listed["used"]  # My page's subscription view agrees
     assert listed["used"] == 2 and {m["email"].lower() for m in listed["members"]} == {"a@example.no", "b@example.no"}
     assert codes_sent(ctx, shop, "c@example.no") == [] and len(codes_sent(ctx, shop, "a@example.no")) == 2
 

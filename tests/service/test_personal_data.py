@@ -189,6 +189,9 @@ def test_erase_pseudonymises_keeps_the_books_and_removes_logins_index_and_access
     pay_first_invoice(ctx, shop, n)
     cs.stop(ctx, shop, n, sub, True, None, None, "moving abroad")  # at the end of the paid period: 5 Feb
     ctx.clock.set(oslo_morning(date(2026, 2, 6)))  # type: ignore[attr-defined]
+    declined = PaymentAgreement("vipps-1", Provider.VIPPS, "avisa", "s-declined", AgreementStatus.REJECTED,
+                                date(2026, 1, 5), 34800, "NOK", order={"name": "Kari Nordmann 1", "phone": "+479123"})
+    change(ctx, shop, n, lambda seen: Changes(replace(seen.account, agreements={declined.key: declined})))
     before = ctx.accounts.documents(shop, n)
     exported = pd.export(ctx, me, n)
     assert exported["profile"]["email"] == "kari1@example.no" and len(exported["invoices"]) == 1
@@ -199,6 +202,7 @@ def test_erase_pseudonymises_keeps_the_books_and_removes_logins_index_and_access
     assert (acc.subscriber.name, acc.subscriber.email, acc.subscriber.address) == (
         f"Erased subscriber {n}", f"erased-{n}@invalid", None)
     assert acc.logins == {} and ctx.access.get(shop, me.login) is None
+    assert acc.agreements["vipps-1"].order is None  # the declined order's name and phone went too
     assert ctx.emails.find(shop, "kari1@example.no") is None
     after = ctx.accounts.documents(shop, n)
     assert after.invoices == before.invoices and after.ledger == before.ledger  # bokføringsloven: kept as issued
