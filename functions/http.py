@@ -140,9 +140,20 @@ class Endpoint:
     accepts: Sequence[str] = ()  # a raw body of one of these media types (the handler gets the bytes)
     max_body: int = MAX_BODY  # of a raw body, in bytes
     subscriber: bool = False  # a subscriber endpoint: the tenant's subscriber token or My page's session (``Call.me``)
+    cors: bool | None = None  # answers the organisations' ``origins`` (CORS); None: by route (``CORS_ROUTES``)
+
+    @property
+    def cross_origin(self) -> bool:
+        return self.route.startswith(CORS_ROUTES) if self.cors is None else self.cors
 
 
 REGISTRY: list[Endpoint] = []
+# CORS: the JSON a publisher's own sites call from the browser (My page's API, access claims).
+CORS_ROUTES = ("my/", "access/")
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-CSRF-Token, Idempotency-Key"
+CORS_EXPOSE_HEADERS = "Retry-After, Content-Disposition"
+CORS_MAX_AGE = "600"
+_CORS_METHODS: dict[str, set[str]] = {}  # route -> the methods its endpoints answer (the preflight's Allow-Methods)
 Handler = Callable[[Call], Any]
 
 
@@ -262,7 +273,56 @@ def _parameters(req: func.HttpRequest, spec: Endpoint) -> tuple[dict[str, Any], 
     return route, {k: v for k, v in req.params.items() if k in spec.params}
 
 
+def allowed_origin(req: func.HttpRequest) -> str | None:
+    """The request's ``Origin`` if it is one of the route tenant's organisations' ``origins``
+    (from the cached catalogue: no storage round trip on a warm instance), else None."""
+    origin = (req.headers.get("origin") or "").strip()
+    tenant = req.route_params.get("tenant", "")
+    if not origin or not is_tenant_id(tenant):
+        return None
+    try:
+        catalogue = bootstrap.context().catalogue.get(tenant)
+    except Exception:  # no catalogue to ask: no origin is allowed, and the answer itself says why it failed
+        log.warning("CORS: the catalogue of %s could not be read", tenant, exc_info=True)
+        return None
+    wanted = origin.lower()
+    allowed = {o.lower() for org in catalogue.organizations.values() for o in org.origins}
+    return origin if wanted in allowed else None
+
+
+def with_cors(req: func.HttpRequest, response: func.HttpResponse) -> func.HttpResponse:
+    """``response`` with the Access-Control-* headers for an allowed origin; for any other
+    origin only ``Vary: Origin`` (so a cache never hands one origin's answer to another)."""
+    response.headers["Vary"] = "Origin"
+    origin = allowed_origin(req)
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+    return response
+
+
+def preflight(req: func.HttpRequest, route: str) -> func.HttpResponse:
+    """A CORS preflight (``OPTIONS``): 204 with what the route allows for an allowed origin,
+    else 403 without any Access-Control-* header (the browser then refuses the call)."""
+    origin = allowed_origin(req)
+    if origin is None:
+        refused = problem(403, "Forbidden", "this origin is not one of the organisation's sites")
+        refused.headers["Vary"] = "Origin"
+        return refused
+    return func.HttpResponse(status_code=204, headers={
+        "Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
+        "Access-Control-Allow-Methods": ", ".join(sorted(_CORS_METHODS.get(route, ()))),
+        "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS, "Access-Control-Max-Age": CORS_MAX_AGE,
+        "Vary": "Origin"})
+
+
 def dispatch(req: func.HttpRequest, spec: Endpoint, handler: Handler) -> func.HttpResponse:
+    response = _dispatch(req, spec, handler)
+    return with_cors(req, response) if spec.cross_origin and "OPTIONS" not in spec.methods else response
+
+
+def _dispatch(req: func.HttpRequest, spec: Endpoint, handler: Handler) -> func.HttpResponse:
     try:
         ctx = bootstrap.context()
         refused = spec.guard(req, ctx) if spec.guard is not None else None
@@ -337,6 +397,8 @@ def _server_fault(req: func.HttpRequest, exc: BaseException) -> func.HttpRespons
 
 def endpoint(bp: func.Blueprint, spec: Endpoint) -> Callable[[Handler], Handler]:
     REGISTRY.append(spec)
+    if spec.cross_origin and "OPTIONS" not in spec.methods:
+        _preflight_for(bp, spec)
 
     def register(handler: Handler) -> Handler:
         def function(req: func.HttpRequest) -> func.HttpResponse:
@@ -348,3 +410,18 @@ def endpoint(bp: func.Blueprint, spec: Endpoint) -> Callable[[Handler], Handler]
         return handler
 
     return register
+
+
+def _preflight_for(bp: func.Blueprint, spec: Endpoint) -> None:
+    """One ``OPTIONS`` endpoint per CORS route (the first endpoint of a route registers it;
+    the others add their methods to what it allows). Azure's own CORS setting of the
+    function app must stay empty: it would answer every preflight itself, for fixed origins."""
+    first = spec.route not in _CORS_METHODS
+    _CORS_METHODS.setdefault(spec.route, set()).update(m.upper() for m in spec.methods)
+    if not first:
+        return
+    route = spec.route
+    endpoint(bp, Endpoint(f"{spec.name}_preflight", route, ["OPTIONS"], "CORS preflight for the organisation's sites",
+                          "CORS", status=204, cors=True, types=spec.types,
+                          statuses={403: "The Origin is not one of the organisation's sites"}))(
+        lambda call: preflight(call.request, route))

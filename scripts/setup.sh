@@ -23,6 +23,18 @@ if [ "$(cat .venv/.abonno-stamp 2>/dev/null)" != "$want" ]; then
   fi
   echo "$want" > .venv/.abonno-stamp
 fi
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright: Playwright's own
+# browser downloads are not used. Installed once; a machine where it cannot be installed fails here.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing Chromium from Debian's packages (apt-get install chromium)"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  if ! { $sudo apt-get update -q && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } >&2 \
+     || [ ! -x /usr/bin/chromium ]; then
+    echo "setup: could not install chromium; the browser tests need /usr/bin/chromium (apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
 want=$(stamp package.json package-lock.json)
 if [ "$(cat node_modules/.abonno-stamp 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Azurite (npm ci)"

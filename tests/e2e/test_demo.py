@@ -18,11 +18,13 @@ BIN = Path(sys.executable).parent / "abonno"
 def summary(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The demo's summary, run once as a newcomer runs it (both tests read the same run)."""
     # a newcomer's environment: none of the session's storage, clock, token or provider settings
-    # (the demo makes its own issuer key in ABONNO_DEV_DIR and must check tokens against that,
+    # (the demo makes its own issuer key in ABONNO_DEV_DIR and must check tokens, merchant and
+    # subscriber ones, against that,
     # and starts its own Vipps and Swedbank Pay simulators)
     env = {k: v for k, v in os.environ.items()
            if k not in ("AzureWebJobsStorage", "ABONNO_CLOCK")
-           and not k.startswith(("AUTH_", "ABONNO_VIPPS", "ABONNO_SWEDBANKPAY", "ABONNO_PUBLIC_URL"))}
+           and not k.startswith(("AUTH_", "ABONNO_VIPPS", "ABONNO_SWEDBANKPAY", "ABONNO_PUBLIC_URL",
+                                 "ABONNO_SUBSCRIBER_IDP", "ABONNO_MYPAGE", "ABONNO_CONNECTOR"))}
     env["ABONNO_DEV_DIR"] = str(tmp_path_factory.mktemp("demo"))
     done = subprocess.run([str(BIN), "demo", "--subscribers", "30", "--months", "2", "--json"], env=env,
                           capture_output=True, text=True, timeout=600, check=False)
