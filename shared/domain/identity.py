@@ -225,6 +225,32 @@ def grants_of(account: Account, catalogue: Catalogue, today: date) -> tuple[Gran
     return tuple(grants)
 
 
+def group_line(account: Account, subscription_id: str) -> frozenset[str]:
+    """The subscriptions that are one group subscription over time: ``subscription_id`` and
+    every subscription linked to it by ``resumes`` either way (the restart after a pause, a
+    restart on My page). A member's seat is in the line, not in one of its subscriptions, so
+    the seat, its access and its admin's say follow the group through pauses and restarts.
+
+    >>> from .account import Account
+    >>> from .calendar import Frequency
+    >>> from .catalogue import PaymentType
+    >>> from .subscriptions import Subscriber, Subscription
+    >>> s = Subscription("s1", "p", "o", Frequency.MONTHLY, date(2026, 1, 1), PaymentType.INVOICE)
+    >>> subs = {"s1": s, "s2": replace(s, id="s2", resumes="s1"), "s3": replace(s, id="s3", resumes="s2"),
+    ...         "x": replace(s, id="x")}
+    >>> sorted(group_line(Account(Subscriber(1, "A", "a@example.no"), subs), "s2"))
+    ['s1', 's2', 's3']
+    """
+    line = {subscription_id}
+    grown = True
+    while grown:
+        more = {s.id for s in account.subscriptions.values() if s.resumes in line}
+        more |= {s.resumes for s in account.subscriptions.values() if s.id in line and s.resumes}
+        grown = not more <= line
+        line |= more
+    return frozenset(line)
+
+
 def seat_grant(grant: Grant, catalogue: Catalogue, plan_id: str) -> Grant:
     """What a group member's seat gives of the group subscription's grant: the plan's
     ``seat_product_ids`` (all its products when it names none), on the same days."""
@@ -257,9 +283,12 @@ def access_record(login: str, accounts: Iterable[Account], catalogue: Catalogue,
                 grants += own.values()
             elif link.subscription_id is not None:
                 members.append(Membership(account.number, link.subscription_id, link.role))
-                if link.subscription_id in own:
-                    plan_id = account.subscriptions[link.subscription_id].plan_id
-                    grants.append(seat_grant(own[link.subscription_id], catalogue, plan_id))
+                for sub_id in sorted(group_line(account, link.subscription_id) - {link.subscription_id}):
+                    members.append(Membership(account.number, sub_id, link.role))  # the seat follows the group
+                for sub_id in sorted(group_line(account, link.subscription_id)):
+                    if sub_id in own:
+                        plan_id = account.subscriptions[sub_id].plan_id
+                        grants.append(seat_grant(own[sub_id], catalogue, plan_id))
     return AccessRecord(login, tuple(dict.fromkeys(holder)), tuple(dict.fromkeys(members)),
                         tuple(dict.fromkeys(grants)), latest.email if latest else None)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..domain.account import Account, Changes
 from ..domain.catalogue import Catalogue, SubscriptionPlan
-from ..domain.identity import Invitation, LoginLink, Role
+from ..domain.identity import Invitation, LoginLink, Role, group_line
 from ..domain.lifecycle import UnknownSubscription
 from ..domain.subscriptions import SubscriberError, Subscription, SubscriptionStatus
 from ..ports import NotFound, SubscriberPrincipal
@@ -65,10 +65,11 @@ class Seat:
 
 def seats_of(acc: Account, subscription_id: str, today: date) -> list[Seat]:
     """The seats of a group subscription taken on ``today``: its members, its open invitations."""
+    line = group_line(acc, subscription_id)  # the seats follow the group through pauses and restarts
     members = [Seat(link.key, "member", link.email, link.role, link.linked) for link in acc.logins.values()
-               if link.subscription_id == subscription_id and link.role in MEMBER_ROLES]
+               if link.subscription_id in line and link.role in MEMBER_ROLES]
     invited = [Seat(i.id, "invitation", i.email, i.role, i.created, i.expires) for i in acc.invitations.values()
-               if i.subscription_id == subscription_id and i.expires > today]
+               if i.subscription_id in line and i.expires > today]
     return sorted(members, key=lambda s: (s.since, s.id)) + sorted(invited, key=lambda s: (s.since, s.id))
 
 
@@ -119,7 +120,7 @@ def invite(ctx: Context, me: SubscriberPrincipal, subscriber_no: int, subscripti
         sub, plan = group_of(acc, seen.catalogue, subscription_id)
         if sub.status_on(today) is SubscriptionStatus.ENDED:
             raise GroupRefused("the subscription has ended: no one can be invited to it")
-        if any(link.subscription_id == subscription_id and link.email.lower() == address.lower()
+        if any(link.subscription_id in group_line(acc, subscription_id) and link.email.lower() == address.lower()
                for link in acc.logins.values()):
             raise GroupRefused("this address is a member already")
         taken = [s for s in seats_of(acc, subscription_id, today) if s.id != inv_id]
@@ -155,12 +156,13 @@ def remove(ctx: Context, me: SubscriberPrincipal, subscriber_no: int, subscripti
     def decide(seen: Seen) -> Changes:
         acc = seen.account
         group_of(acc, seen.catalogue, subscription_id)
+        line = group_line(acc, subscription_id)
         link = acc.logins.get(member)
-        if link is not None and link.subscription_id == subscription_id and link.role in MEMBER_ROLES:
+        if link is not None and link.subscription_id in line and link.role in MEMBER_ROLES:
             removed["login"] = link.login
             return Changes(replace(acc, logins={k: v for k, v in acc.logins.items() if k != member}))
         invitation = acc.invitations.get(member)
-        if invitation is not None and invitation.subscription_id == subscription_id:
+        if invitation is not None and invitation.subscription_id in line:
             return Changes(replace(acc, invitations={k: v for k, v in acc.invitations.items() if k != member}))
         return Changes(acc)
 

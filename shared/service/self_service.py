@@ -27,7 +27,7 @@ from ..domain.agreements import AgreementStatus
 from ..domain.calendar import Period
 from ..domain.catalogue import Catalogue, Organization, PaymentType, StopPolicy, SubscriptionPlan
 from ..domain.documents import credit_note_document_id, invoice_document_id, reminder_document_id
-from ..domain.identity import AccessRecord, Role
+from ..domain.identity import AccessRecord, Role, group_line
 from ..domain.invoicing import Invoice, InvoiceDraft, draft_invoice
 from ..domain.subscriptions import StopKind, Subscription, SubscriptionStatus
 from ..ports import History, NotFound, SubscriberPrincipal
@@ -185,9 +185,10 @@ def current_period(sub: Subscription, today: date) -> Period | None:
 
 def seats_used(account: Account, subscription_id: str, today: date) -> int:
     """A group subscription's seats taken: its members' links and its open invitations."""
-    links = sum(1 for link in account.logins.values() if link.subscription_id == subscription_id)
+    line = group_line(account, subscription_id)  # the seats follow the group through pauses and restarts
+    links = sum(1 for link in account.logins.values() if link.subscription_id in line)
     return links + sum(1 for i in account.invitations.values()
-                       if i.subscription_id == subscription_id and i.expires > today)
+                       if i.subscription_id in line and i.expires > today)
 
 
 def payment_of(account: Account, sub: Subscription) -> dict[str, Any]:
