@@ -366,6 +366,8 @@ def _place(ctx: Context, order: PlaceOrder, subscriber_no: int, sub_id: str, agr
     def decide(seen: Seen) -> Changes:
         if sub.id in seen.account.subscriptions:  # placed before: nothing to do
             return Changes(seen.account)
+        if seen.account.subscriber.erased is not None:  # whoever found its number before the erasure
+            raise OrderRejected(f"subscriber {subscriber_no}'s personal data were erased: order as a new customer")
         blocked = order_blocked(seen.account, catalogue, plan_.organization_id)
         if blocked:
             raise OrderBlocked(f"subscriber {subscriber_no} cannot order: {blocked}")

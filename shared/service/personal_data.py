@@ -26,7 +26,8 @@ open invitations are removed (their access rows are refreshed right after), the 
 index entry released and the addresses in its delivery log blanked. Invoices, credit
 notes, reminders, the ledger and payments stay as issued. Refused with the reasons while
 it owes money, has money or a charge in flight, or has an active or future subscription
-or an order awaiting payment approval.
+or an order awaiting payment approval or held for customer service (a held order carries its
+personal data; an order that found its number before the erasure is refused when placed).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from ..domain.agreements import AgreementStatus
 from ..domain.identity import Role
 from ..domain.subscriptions import Subscriber, SubscriberError, SubscriptionStatus
 from ..ports import ConcurrencyConflict, NotFound, SubscriberPrincipal
-from . import access, verification
+from . import access, orders, verification
 from .context import Context
 from .self_service import authorize
 from .unit_of_work import Seen, change
@@ -233,8 +234,9 @@ class Erased:
     kept: tuple[str, ...] = ("invoices", "credit_notes", "reminders", "ledger", "payments")
 
 
-def erasure_refusals(acc: Account, today: date) -> list[str]:
-    """Why the subscriber's data cannot be erased today (empty: it can)."""
+def erasure_refusals(acc: Account, today: date, held_orders: int = 0) -> list[str]:
+    """Why the subscriber's data cannot be erased today (empty: it can); ``held_orders``:
+    orders on its e-mail held for customer service (they carry its personal data)."""
     reasons = []
     orgs = set(acc.balances) | {d.terms.organization_id for d in acc.open_demands.values()}
     owed = sum(acc.open_total(org) + acc.unbilled_debt(org) for org in orgs)
@@ -251,6 +253,8 @@ def erasure_refusals(acc: Account, today: date) -> list[str]:
         reasons.append("a card or Vipps charge is in progress: try again when it is settled")
     if any(a.status is AgreementStatus.PENDING for a in acc.agreements.values()):
         reasons.append("an order is waiting for payment approval: finish or cancel it first")
+    if held_orders:
+        reasons.append("an order is waiting for customer service: ask them to confirm or reject it first")
     return reasons
 
 
@@ -264,12 +268,13 @@ def erase(ctx: Context, me: SubscriberPrincipal, subscriber_no: int) -> Erased:
     """Pseudonymise the subscriber (see the module's docstring); erasing again does nothing more."""
     _holder(ctx, me, subscriber_no)
     before: dict[str, Account] = {}
+    held = sum(1 for p in orders.pending_orders(ctx, me.tenant) if p.subscriber_no == subscriber_no)
 
     def decide(seen: Seen) -> Changes:
         acc = seen.account
         if acc.subscriber.erased is not None:
             return Changes(acc)
-        reasons = erasure_refusals(acc, seen.today)
+        reasons = erasure_refusals(acc, seen.today, held)
         if reasons:
             raise ErasureRefused(reasons)
         before["account"] = acc

@@ -9,11 +9,23 @@ from typing import Any
 import pytest
 
 from devhost.builders import oslo_morning
+from shared.domain.account import Changes
 from shared.domain.identity import Role
+from shared.ports import PendingOrder
 from shared.service import access, groups
+from shared.service import customer_service as cs
+from shared.service import personal_data as pd
 from shared.service import self_service_changes as mine
 from shared.service.catalogue import put_item
-from shared.service.orders import place_order
+from shared.service.orders import (
+    OrderRejected,
+    confirm_pending,
+    pending_orders,
+    place_order,
+    reject_pending,
+    take_order,
+)
+from shared.service.unit_of_work import change
 from tests.fakes import FakeContext
 from tests.fixtures import install_catalogue, order
 from tests.service.my_data_support import install_group_plan, last_code, link_holder, principal
@@ -70,3 +82,55 @@ def test_a_group_member_keeps_the_seat_when_the_group_subscription_resumes(
         groups.invite(fake_ctx, owner, n, resumed, "ola@example.no", Role.USER)
     groups.remove(fake_ctx, owner, n, resumed, listed["members"][0]["id"])  # and the owner can remove it there
     assert _products(fake_ctx, shop, per.login, later) == ()
+
+
+# ---- erasure and orders -----------------------------------------------------------------------------
+
+
+def _ended_and_paid(ctx: FakeContext, shop: str) -> tuple[Any, int, str]:
+    from tests.service.test_personal_data import pay_first_invoice, subscriber
+
+    n, sub = subscriber(ctx, shop)
+    me = link_holder(ctx, shop, n, "kari")
+    pay_first_invoice(ctx, shop, n)
+    cs.stop(ctx, shop, n, sub, True, None, None, "moving abroad")  # ends 5 Feb
+    ctx.clock.set(oslo_morning(date(2026, 2, 6)))  # type: ignore[attr-defined]
+    return me, n, sub
+
+
+def test_an_order_held_for_customer_service_keeps_the_subscriber_from_being_erased(
+        fake_ctx: FakeContext, shop: str) -> None:
+    """A held order carries the subscriber's name, address and e-mail, and confirming it
+    later would bill an erased subscriber at an address that no longer exists."""
+    me, n, _sub = _ended_and_paid(fake_ctx, shop)
+    held = take_order(fake_ctx, replace(order(shop, 1), start_date=date(2026, 2, 6)))
+    assert not held.accepted
+    with pytest.raises(pd.ErasureRefused, match="customer service"):
+        pd.erase(fake_ctx, me, n)
+    (pending,) = pending_orders(fake_ctx, shop)
+    reject_pending(fake_ctx, shop, pending.id)
+    assert pd.erase(fake_ctx, me, n).erased == date(2026, 2, 6)
+
+
+@pytest.mark.parametrize("how", ["trusted", "pending"])
+def test_no_order_is_placed_on_an_erased_subscriber(fake_ctx: FakeContext, shop: str, how: str) -> None:
+    """Whatever found the erased subscriber's number before the erasure (an order held before,
+    customer service, an order that read the e-mail index just before it was released), no
+    subscription and no invoice is made for the pseudonym: the order is refused, nothing changes."""
+    me, n, _sub = _ended_and_paid(fake_ctx, shop)
+    new = replace(order(shop, 1), start_date=date(2026, 2, 6), order_ref="again-1")
+    if how == "pending":  # held before the erase: forced past the erasure's own check
+        pending = fake_ctx.pending.add(shop, PendingOrder("held-1", n, new.to_json(), "2026-02-06T08:00:00"))
+        change(fake_ctx, shop, n, lambda seen: Changes(replace(
+            seen.account, subscriber=pd.pseudonymised(seen.account.subscriber, seen.today), logins={})))
+    else:
+        pd.erase(fake_ctx, me, n)
+        pending = None
+    before = fake_ctx.accounts.load(shop, n)
+    with pytest.raises(OrderRejected, match="erased"):
+        if pending is not None:
+            confirm_pending(fake_ctx, shop, pending.id)
+        else:
+            place_order(fake_ctx, new, subscriber_no=n)
+    after = fake_ctx.accounts.load(shop, n)
+    assert after is not None and before is not None and after.account == before.account
