@@ -306,7 +306,7 @@ def why_not_restart(account: Account, sub: Subscription, today: date) -> str | N
     if sub.stop_kind not in (StopKind.CUSTOMER, StopKind.AUTOMATIC):
         return ("a subscription stopped for want of payment is restarted by customer service"
                 if sub.stop_kind is StopKind.PAYMENT else "a paused subscription restarts by itself")
-    if sub.stop_date <= today and any(s.resumes == sub.id for s in account.subscriptions.values()):
+    if any(s.resumes == sub.id for s in account.subscriptions.values()):  # restarted already (from its stop day)
         return "the subscription has been restarted already"
     if sub.stop_date + RESTART_WITHIN <= today:
         return "a subscription stopped 3 months ago or more is ordered anew"

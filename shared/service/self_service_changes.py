@@ -124,26 +124,37 @@ def restart(ctx: Context, me: SubscriberPrincipal, subscriber_no: int, subscript
             return Changes(seen.account)  # restarted, or the stop withdrawn, before
         _refuse(why_not_restart(seen.account, sub, seen.today))
         assert sub.stop_date is not None
-        if sub.stop_date > seen.today:
+        if sub.stop_date > seen.today and not _credited_beyond(sub):
             command = lifecycle.ChangeStop(subscription_id, None, f"Stop withdrawn on {SELF_SERVICE}")
             return lifecycle.change_stop(seen.account, seen.catalogue, command, _invoices_of(seen, subscription_id),
                                          seen.today, seen.number)
-        return _restarted(seen, sub, new_id)
+        return _restarted(seen, sub, new_id, max(seen.today, sub.stop_date))
 
     done = change(ctx, me.tenant, subscriber_no, stopping(ctx, me.tenant, decide), documents=True)
     running = new_id if new_id in done.account.subscriptions else subscription_id
     return view_of(ctx, me.tenant, done.account, running)
 
 
-def _restarted(seen: Seen, sub: Subscription, new_id: str) -> Changes:
-    """The new subscription of a restart, with its first invoice issued as an order's is."""
+def _credited_beyond(sub: Subscription) -> bool:
+    """Whether the stop credited invoiced days after it: the subscription was invoiced past its
+    stop day (an invoice of a later period, or of the period a stop on a date cuts). Withdrawn,
+    such a stop would leave those days credited for good (``lifecycle.change_stop``: manual 6.5,
+    customer service's call), and one period is never invoiced twice (its natural key): so a
+    subscriber's own restart of such a stop is a new subscription from the stop day instead,
+    invoiced as any restart is."""
+    assert sub.stop_date is not None
+    return sub.next_period > 0 and sub.period(sub.next_period - 1).end > sub.stop_date
+
+
+def _restarted(seen: Seen, sub: Subscription, new_id: str, start: date) -> Changes:
+    """The new subscription of a restart from ``start``, with its first invoice issued as an order's is."""
     plan = seen.catalogue.plan(sub.plan_id)
     blocked = order_blocked(seen.account, seen.catalogue, plan.organization_id)
     if blocked:
         raise StopRefused(f"cannot restart: {blocked}")
     payment, agreement = _restart_payment(seen, sub)
     new = Subscription(new_id, plan.id, plan.organization_id, seen.catalogue.billing_plan_of(plan).frequency,
-                       seen.today, payment, sub.copies, delivery=sub.delivery, buyer_reference=sub.buyer_reference,
+                       start, payment, sub.copies, delivery=sub.delivery, buyer_reference=sub.buyer_reference,
                        agreement=agreement, resumes=sub.id)
     account = seen.account.with_subscription(new)
     drafts = drafts_that_fit(seen.loaded, account, seen.catalogue, seen.today, extra_entities=1)

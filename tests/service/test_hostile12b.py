@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devhost.builders import oslo_morning
 from shared.domain.account import Changes
+from shared.domain.catalogue import StopPolicy
 from shared.domain.identity import Role
+from shared.domain.lifecycle import StopRefused
+from shared.domain.subscriptions import SubscriptionStatus
 from shared.ports import PendingOrder
 from shared.service import access, groups
 from shared.service import customer_service as cs
 from shared.service import personal_data as pd
 from shared.service import self_service_changes as mine
+from shared.service.billing import bill_subscribers
 from shared.service.catalogue import put_item
 from shared.service.orders import (
     OrderRejected,
@@ -29,6 +36,7 @@ from shared.service.unit_of_work import change
 from tests.fakes import FakeContext
 from tests.fixtures import install_catalogue, order
 from tests.service.my_data_support import install_group_plan, last_code, link_holder, principal
+from tests.service.test_self_service import holder
 
 
 @pytest.fixture
@@ -134,3 +142,53 @@ def test_no_order_is_placed_on_an_erased_subscriber(fake_ctx: FakeContext, shop:
             place_order(fake_ctx, new, subscriber_no=n)
     after = fake_ctx.accounts.load(shop, n)
     assert after is not None and before is not None and after.account == before.account
+
+
+# ---- money: a stop and its restart on My page -----------------------------------------------------
+
+
+def _owed(ctx: FakeContext, shop: str, n: int) -> int:
+    ledger = ctx.accounts.documents(shop, n).ledger
+    return -sum(e.amount_minor for e in ledger)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(day=st.integers(0, 75), stop_in=st.one_of(st.none(), st.integers(0, 35)), optional=st.booleans())
+def test_a_stop_withdrawn_by_a_restart_costs_what_never_stopping_costs(
+        fake_ctx: FakeContext, clock: Any, day: int, stop_in: int | None, optional: bool) -> None:
+    """Stop and restart on the same day on My page: the subscriber then pays for every day it
+    gets, exactly as its twin who never stopped (a stop credits the invoices beyond it; a
+    withdrawal that kept them credited gave the days away, a free month each month)."""
+    clock.set(oslo_morning(date(2026, 1, 5)))
+    shop = f"h{uuid.uuid4().hex[:10]}"
+    install_catalogue(fake_ctx, shop)
+    plan = fake_ctx.catalogue.get(shop).plans["digital-monthly"]
+    put_item(fake_ctx, shop, "plan", replace(plan, stop_policy=StopPolicy.OPTIONAL if optional else plan.stop_policy))
+    billing = fake_ctx.catalogue.get(shop).billing_plans[plan.billing_plan_id]
+    put_item(fake_ctx, shop, "billing_plan", replace(billing, fees=()))  # a restart's first-period fee waiver aside
+    me, n, sub = holder(fake_ctx, shop, 1)
+    _twin_me, twin, _twin_sub = holder(fake_ctx, shop, 2)
+    today = date(2026, 1, 5) + timedelta(days=day)
+    clock.set(oslo_morning(today))
+    bill_subscribers(fake_ctx, shop, today, [n, twin])
+    owed_before = _owed(fake_ctx, shop, n)
+    try:
+        mine.stop(fake_ctx, me, n, sub, None if stop_in is None else today + timedelta(days=stop_in), None)
+    except StopRefused:
+        return  # not a stop this plan allows on this day
+    stopped = fake_ctx.accounts.load(shop, n).account.subscriptions[sub]  # type: ignore[union-attr]
+    mine.restart(fake_ctx, me, n, sub)
+    mine.restart(fake_ctx, me, n, sub)  # asked again: nothing more
+    acc = fake_ctx.accounts.load(shop, n).account  # type: ignore[union-attr]
+    resumed = [s for s in acc.subscriptions.values() if s.resumes == sub]
+    if acc.subscriptions[sub].stop_date is None:  # the stop withdrawn: only if it had changed no money
+        assert _owed(fake_ctx, shop, n) == owed_before and resumed == []
+    else:  # what the stop credited is billed again: a restart from the stop day, on the same terms
+        assert [s.anchor for s in resumed] == [stopped.stop_date]
+    for later in (today + timedelta(days=40), today + timedelta(days=100)):
+        clock.set(oslo_morning(later))
+        bill_subscribers(fake_ctx, shop, later, [n, twin])
+        if stop_in is None:  # a stop at the end of a period: then it costs exactly what never stopping does
+            assert _owed(fake_ctx, shop, n) == _owed(fake_ctx, shop, twin), later
+        running = [s for s in acc.subscriptions.values() if s.status_on(later) is SubscriptionStatus.ACTIVE]
+        assert len(running) <= 1
