@@ -303,7 +303,9 @@ def why_not_stop(sub: Subscription, plan: SubscriptionPlan | None, today: date) 
 def why_not_restart(account: Account, sub: Subscription, today: date) -> str | None:
     if sub.stop_date is None:
         return "the subscription is not stopped"
-    if sub.stop_kind not in (StopKind.CUSTOMER, StopKind.AUTOMATIC):
+    if sub.stop_kind is StopKind.AUTOMATIC:  # manual 7.8: to continue after an offer, a new order from the stop day
+        return "an offer ends after its period: order a subscription to continue"
+    if sub.stop_kind is not StopKind.CUSTOMER:
         return ("a subscription stopped for want of payment is restarted by customer service"
                 if sub.stop_kind is StopKind.PAYMENT else "a paused subscription restarts by itself")
     if any(s.resumes == sub.id for s in account.subscriptions.values()):  # restarted already (from its stop day)

@@ -21,6 +21,7 @@ from shared.ports import PendingOrder
 from shared.service import access, groups
 from shared.service import customer_service as cs
 from shared.service import personal_data as pd
+from shared.service import self_service as my
 from shared.service import self_service_changes as mine
 from shared.service.billing import bill_subscribers
 from shared.service.catalogue import put_item
@@ -192,3 +193,23 @@ def test_a_stop_withdrawn_by_a_restart_costs_what_never_stopping_costs(
             assert _owed(fake_ctx, shop, n) == _owed(fake_ctx, shop, twin), later
         running = [s for s in acc.subscriptions.values() if s.status_on(later) is SubscriptionStatus.ACTIVE]
         assert len(running) <= 1
+
+
+@pytest.mark.parametrize("when", [date(2026, 1, 20), date(2026, 2, 10)])  # the offer's stop ahead, and after it
+def test_an_offer_that_stops_by_itself_is_not_continued_on_my_page(
+        fake_ctx: FakeContext, shop: str, clock: Any, when: date) -> None:
+    """Manual 7.8: an offer's automatic stop ends it after its period; to continue, a new order.
+    A restart on My page (withdrawing the automatic stop, or a new subscription on the offer's
+    plan, which has no automatic stop) kept the offer's price running on for ever."""
+    plan = fake_ctx.catalogue.get(shop).plans["digital-monthly"]
+    put_item(fake_ctx, shop, "plan", replace(plan, id="offer", name="1 month for 1 kr", automatic_stop=True))
+    placed = place_order(fake_ctx, replace(order(shop, 1), plan_id="offer"))
+    n, sub = placed.subscriber_no, placed.subscription_id
+    me = link_holder(fake_ctx, shop, n, "kari")
+    clock.set(oslo_morning(when))
+    before = fake_ctx.accounts.load(shop, n)
+    (view,) = [s for s in my.subscriptions(fake_ctx, me, n) if s["id"] == sub]
+    assert view["can_restart"] is False
+    with pytest.raises(StopRefused, match="offer"):
+        mine.restart(fake_ctx, me, n, sub)
+    assert fake_ctx.accounts.load(shop, n) == before
