@@ -285,7 +285,8 @@ def pause(account: Account, catalogue: Catalogue, command: PauseSubscription, in
                    f"Paused from {day}")
     changes = _stopped(changes, catalogue, sub, day, StopKind.PAUSE, None, f"Paused until {restart_on}", today)
     restart = Subscription(new_id, plan.id, plan.organization_id, billing.frequency, restart_on, sub.payment_type,
-                           sub.copies, scheduled_start=True, resumes=sub.id)
+                           sub.copies, scheduled_start=True, resumes=sub.id,
+                           delivery=sub.delivery, buyer_reference=sub.buyer_reference)  # "as it was before"
     event = SubscriptionPaused(f"subscription-paused.{sub.id}", account.number, sub.id, day, restart_on, new_id)
     return replace(changes, account=changes.account.with_subscription(restart),
                    subscriptions=(*changes.subscriptions, restart), events=(*changes.events, event))

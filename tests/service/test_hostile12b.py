@@ -213,3 +213,21 @@ def test_an_offer_that_stops_by_itself_is_not_continued_on_my_page(
     with pytest.raises(StopRefused, match="offer"):
         mine.restart(fake_ctx, me, n, sub)
     assert fake_ctx.accounts.load(shop, n) == before
+
+
+def test_the_restart_after_a_pause_is_invoiced_as_the_paused_subscription_was(
+        fake_ctx: FakeContext, shop: str) -> None:
+    """A pause "starts as it was before" (manual 6.6): its documents go the same way with the same
+    buyer reference (EHF needs it), not by the organisation's default channel with none."""
+    plan = fake_ctx.catalogue.get(shop).plans["digital-monthly"]
+    put_item(fake_ctx, shop, "plan", replace(plan, pause_allowed=True))
+    placed = place_order(fake_ctx, replace(order(shop, 1), buyer_reference="PO-4711"))
+    n, sub = placed.subscriber_no, placed.subscription_id
+    me = link_holder(fake_ctx, shop, n, "kari")
+    mine.change_payment(fake_ctx, me, n, sub, "email")
+    paused = fake_ctx.accounts.load(shop, n).account.subscriptions[sub]  # type: ignore[union-attr]
+    mine.pause(fake_ctx, me, n, sub, date(2026, 4, 5))
+    acc = fake_ctx.accounts.load(shop, n).account  # type: ignore[union-attr]
+    (restart,) = [s for s in acc.subscriptions.values() if s.resumes == sub]
+    assert (restart.delivery, restart.buyer_reference, restart.copies) == (
+        paused.delivery, paused.buyer_reference, paused.copies) and paused.buyer_reference == "PO-4711"
