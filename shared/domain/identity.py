@@ -178,7 +178,8 @@ def normalise_network(text: str) -> str:
 
 def blocked_from(account: Account, subscription: Subscription, grace_days: int | None) -> date | None:
     """The first day without access for want of payment: ``grace_days`` after the due date of
-    the oldest unpaid invoice of the subscription (or of the one it restarts after a pause),
+    the oldest unpaid invoice of the subscription (or of any it continues: a restart after a
+    pause or on My page, again and again),
     so with 0 days access lasts through the due date. None: nothing unpaid, or the dunning
     process keeps access until its payment stop ends the subscription (``grace_days`` None).
     An invoice counts as unpaid while any of its principal is open; unpaid reminder fees
@@ -197,7 +198,11 @@ def blocked_from(account: Account, subscription: Subscription, grace_days: int |
     """
     if grace_days is None:
         return None
-    ids = {subscription.id} | ({subscription.resumes} if subscription.resumes else set())
+    ids, earlier = {subscription.id}, subscription.resumes
+    while earlier is not None and earlier not in ids:  # every subscription the restarts continue
+        ids.add(earlier)
+        before = account.subscriptions.get(earlier)
+        earlier = before.resumes if before is not None else None
     dues = [d.terms.due_date for d in account.open_demands.values()
             if d.terms.subscription_id in ids and d.principal_open_minor > 0]
     return min(dues) + timedelta(days=grace_days + 1) if dues else None
