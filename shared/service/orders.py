@@ -157,15 +157,43 @@ def subscription_id(order: PlaceOrder) -> str:
     return uuid.uuid4().hex[:16]
 
 
+def _erased_owner(ctx: Context, tenant: str, email: str, owner: int | None) -> bool:
+    """Whether the index names an erased subscriber for ``email`` (a claim its erasure could not
+    release); if so the claim is released (only while it still names that subscriber)."""
+    if owner is None:
+        return False
+    loaded = ctx.accounts.load(tenant, owner)
+    if loaded is None or loaded.account.subscriber.erased is None:
+        return False
+    ctx.emails.release(tenant, email, owner)
+    return True
+
+
+def find_email(ctx: Context, tenant: str, email: str) -> int | None:
+    """The subscriber the e-mail address belongs to; an erased subscriber owns no address."""
+    owner = ctx.emails.find(tenant, email)
+    return None if _erased_owner(ctx, tenant, email, owner) else owner
+
+
+def claim_email(ctx: Context, tenant: str, email: str, subscriber_no: int) -> int:
+    """Claim the address for ``subscriber_no`` (the owner if it is someone's already); an
+    erased subscriber's claim left behind is released and the address claimed afresh. The
+    extra read is paid only when the address is someone else's."""
+    owner = ctx.emails.claim(tenant, email, subscriber_no)
+    if owner != subscriber_no and _erased_owner(ctx, tenant, email, owner):
+        owner = ctx.emails.claim(tenant, email, subscriber_no)
+    return owner
+
+
 def place_order(ctx: Context, order: PlaceOrder, subscriber_no: int | None = None) -> OrderPlaced:
     """The trusted path: the subscriber given, else the one the e-mail belongs to, else a new
     one. A reference reused for another order is refused before anything is written."""
-    owner = subscriber_no or ctx.emails.find(order.tenant, order.email)
+    owner = subscriber_no or find_email(ctx, order.tenant, order.email)
     record = OrderRecord(fingerprint(order), owner or ctx.subscriber_numbers.next(order.tenant),
                          subscription_id(order))
     if order.order_ref:
         record = _bind(ctx, order, record)
-    number = subscriber_no or owner or ctx.emails.claim(order.tenant, order.email, record.subscriber_no)
+    number = subscriber_no or owner or claim_email(ctx, order.tenant, order.email, record.subscriber_no)
     if order.payment_type in CHECKOUT:
         from .checkout import reusable_agreement, start_checkout  # checkout places through ``_place``
 
@@ -197,7 +225,7 @@ def take_order(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal | Non
     record = OrderRecord(fingerprint(order), ctx.subscriber_numbers.next(order.tenant), subscription_id(order))
     if order.order_ref:
         record = _bind(ctx, order, record)
-    owner = ctx.emails.claim(order.tenant, order.email, record.subscriber_no)
+    owner = claim_email(ctx, order.tenant, order.email, record.subscriber_no)
     if owner != record.subscriber_no and not _checkouts_only(ctx, order.tenant, owner, record.subscription_id):
         _hold(ctx, order, owner)
         return OrderTaken(accepted=False, created=True)

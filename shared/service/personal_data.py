@@ -149,7 +149,7 @@ class EmailInUse(PersonalDataRefused):
 def move_email(ctx: Context, tenant: str, subscriber_no: int, email: str) -> Subscriber:
     """Claim ``email`` for the subscriber, change its row, release the address it had."""
     new = email.strip()
-    owner = ctx.emails.claim(tenant, new, subscriber_no)
+    owner = orders.claim_email(ctx, tenant, new, subscriber_no)
     if owner != subscriber_no:
         raise EmailInUse("this e-mail address is already used by another customer account; "
                          "contact customer service to merge the accounts")

@@ -231,3 +231,25 @@ def test_the_restart_after_a_pause_is_invoiced_as_the_paused_subscription_was(
     (restart,) = [s for s in acc.subscriptions.values() if s.resumes == sub]
     assert (restart.delivery, restart.buyer_reference, restart.copies) == (
         paused.delivery, paused.buyer_reference, paused.copies) and paused.buyer_reference == "PO-4711"
+
+
+@pytest.mark.parametrize("path", ["poster", "trusted", "email change"])
+def test_an_address_left_claimed_by_an_erased_subscriber_is_free_for_anyone(
+        fake_ctx: FakeContext, shop: str, path: str) -> None:
+    """A claim the erasure could not release (an e-mail change cut short before it, the release
+    after the erasure's commit failing) named the erased subscriber for ever: an order on the
+    address was held for customer service, who could never confirm it (nothing is placed on an
+    erased subscriber), and no one could take the address in an e-mail change."""
+    me, n, _sub = _ended_and_paid(fake_ctx, shop)
+    assert fake_ctx.emails.claim(shop, "kari.new@example.no", n) == n  # left by an e-mail change cut short
+    pd.erase(fake_ctx, me, n)
+    assert fake_ctx.emails.find(shop, "kari.new@example.no") == n
+    new = replace(order(shop, 7), email="kari.new@example.no", start_date=date(2026, 2, 6))
+    if path == "poster":
+        assert take_order(fake_ctx, new).accepted
+    elif path == "trusted":
+        assert place_order(fake_ctx, new).subscriber_no != n
+    else:
+        other = place_order(fake_ctx, replace(order(shop, 8), start_date=date(2026, 2, 6))).subscriber_no
+        assert pd.move_email(fake_ctx, shop, other, "kari.new@example.no").email == "kari.new@example.no"
+    assert fake_ctx.emails.find(shop, "kari.new@example.no") not in (None, n)
