@@ -69,7 +69,14 @@ def confirm_link(ctx: Context, me: SubscriberPrincipal, email: str, code: str) -
     record = record_of(ctx, me)
     if not record.acts_for(number) and len(record.holder_of) + len(record.member_of) >= MAX_SUBSCRIBERS_PER_LOGIN:
         raise SubscriberError(f"a login may be linked to at most {MAX_SUBSCRIBERS_PER_LOGIN} subscribers")
-    change(ctx, me.tenant, number, lambda seen: Changes(linked(seen.account, me.login, payload["email"], seen.today)))
+
+    def decide(seen: Seen) -> Changes:
+        subscriber = seen.account.subscriber  # the code proves the mailbox it went to: still the subscriber's?
+        if subscriber.erased is not None or normal(subscriber.email or "") != payload["email"]:
+            raise CodeRefused(verification.REFUSED)
+        return Changes(linked(seen.account, me.login, payload["email"], seen.today))
+
+    change(ctx, me.tenant, number, decide)
     refresh_links(ctx, me, number)
     return [number]
 

@@ -18,7 +18,7 @@ from shared.domain.identity import Role
 from shared.domain.lifecycle import StopRefused
 from shared.domain.subscriptions import SubscriptionStatus
 from shared.ports import PendingOrder
-from shared.service import access, groups
+from shared.service import access, groups, identity
 from shared.service import customer_service as cs
 from shared.service import personal_data as pd
 from shared.service import self_service as my
@@ -34,10 +34,17 @@ from shared.service.orders import (
     take_order,
 )
 from shared.service.unit_of_work import change
+from shared.service.verification import CodeRefused
 from tests.fakes import FakeContext
 from tests.fixtures import install_catalogue, order
 from tests.service.my_data_support import install_group_plan, last_code, link_holder, principal
 from tests.service.test_self_service import holder
+
+
+@pytest.fixture(autouse=True)
+def _environment(azurite: Any) -> None:
+    """The session's settings (the subscriber identity providers) set before any test here makes
+    the app's cached authenticator (a group invitation asks it), as on Azurite."""
 
 
 @pytest.fixture
@@ -253,3 +260,24 @@ def test_an_address_left_claimed_by_an_erased_subscriber_is_free_for_anyone(
         other = place_order(fake_ctx, replace(order(shop, 8), start_date=date(2026, 2, 6))).subscriber_no
         assert pd.move_email(fake_ctx, shop, other, "kari.new@example.no").email == "kari.new@example.no"
     assert fake_ctx.emails.find(shop, "kari.new@example.no") not in (None, n)
+
+
+@pytest.mark.parametrize("meanwhile", ["erased", "e-mail changed"])
+def test_a_link_code_is_void_once_its_address_is_no_longer_the_subscribers(
+        fake_ctx: FakeContext, shop: str, meanwhile: str) -> None:
+    """A link code proves the mailbox the subscriber had when it was sent. Redeemed after an
+    erasure it linked a login to the erased subscriber (whose kept invoices still carry the real
+    name and address: My page and the export showed them); redeemed after the subscriber moved to
+    another address (say, away from a shared mailbox) it linked the old mailbox's holder."""
+    me, n, _sub = _ended_and_paid(fake_ctx, shop)
+    other = principal(shop, "mallory", "kari1@example.no")
+    identity.start_link(fake_ctx, other, "kari1@example.no")
+    code = last_code(fake_ctx, shop, "kari1@example.no")
+    if meanwhile == "erased":
+        pd.erase(fake_ctx, me, n)
+    else:
+        pd.move_email(fake_ctx, shop, n, "kari.elsewhere@example.no")
+    before = fake_ctx.accounts.load(shop, n)
+    with pytest.raises(CodeRefused):
+        identity.confirm_link(fake_ctx, other, "kari1@example.no", code)
+    assert fake_ctx.accounts.load(shop, n) == before and fake_ctx.access.get(shop, other.login) is None
