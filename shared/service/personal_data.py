@@ -265,7 +265,12 @@ def pseudonymised(subscriber: Subscriber, today: date) -> Subscriber:
 
 
 def erase(ctx: Context, me: SubscriberPrincipal, subscriber_no: int) -> Erased:
-    """Pseudonymise the subscriber (see the module's docstring); erasing again does nothing more."""
+    """Pseudonymise the subscriber (see the module's docstring); erasing again does nothing more.
+
+    The steps after the pseudonymising commit (the e-mail index, the delivery log) come before
+    the logins are removed, the last commit: if one fails, the holder is still linked and asks
+    again, and the repeat does what is left (an index claim left behind is released by the next
+    claim of the address, ``orders.claim_email``)."""
     _holder(ctx, me, subscriber_no)
     before: dict[str, Account] = {}
     held = sum(1 for p in orders.pending_orders(ctx, me.tenant) if p.subscriber_no == subscriber_no)
@@ -279,16 +284,24 @@ def erase(ctx: Context, me: SubscriberPrincipal, subscriber_no: int) -> Erased:
             raise ErasureRefused(reasons)
         before["account"] = acc
         agreements = {k: replace(a, order=None) for k, a in acc.agreements.items()}  # the orders they were made for
-        return Changes(replace(acc, subscriber=pseudonymised(acc.subscriber, seen.today), logins={}, invitations={},
+        return Changes(replace(acc, subscriber=pseudonymised(acc.subscriber, seen.today), invitations={},
                                agreements=agreements))
 
     done = change(ctx, me.tenant, subscriber_no, decide)
     old = before.get("account")
     if old is not None:
         ctx.emails.release(me.tenant, old.subscriber.email, subscriber_no)
-        for login in sorted({link.login for link in old.logins.values()}):
-            access.refresh_login(ctx, me.tenant, login)
-        _blank_deliveries(ctx, me.tenant, subscriber_no)
+    _blank_deliveries(ctx, me.tenant, subscriber_no)
+    unlinked: set[str] = set()
+
+    def unlink_all(seen: Seen) -> Changes:
+        unlinked.update(link.login for link in seen.account.logins.values())
+        return Changes(replace(seen.account, logins={}))
+
+    if done.account.logins:
+        change(ctx, me.tenant, subscriber_no, unlink_all)
+    for login in sorted(unlinked):
+        access.refresh_login(ctx, me.tenant, login)
     erased = done.account.subscriber.erased
     assert erased is not None
     return Erased(subscriber_no, erased)

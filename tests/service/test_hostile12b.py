@@ -17,7 +17,7 @@ from shared.domain.catalogue import StopPolicy
 from shared.domain.identity import Role
 from shared.domain.lifecycle import StopRefused
 from shared.domain.subscriptions import SubscriptionStatus
-from shared.ports import PendingOrder
+from shared.ports import Delivery, DeliveryStatus, PendingOrder
 from shared.service import access, groups, identity
 from shared.service import customer_service as cs
 from shared.service import personal_data as pd
@@ -28,6 +28,7 @@ from shared.service.catalogue import put_item
 from shared.service.orders import (
     OrderRejected,
     confirm_pending,
+    find_email,
     pending_orders,
     place_order,
     reject_pending,
@@ -281,3 +282,36 @@ def test_a_link_code_is_void_once_its_address_is_no_longer_the_subscribers(
     with pytest.raises(CodeRefused):
         identity.confirm_link(fake_ctx, other, "kari1@example.no", code)
     assert fake_ctx.accounts.load(shop, n) == before and fake_ctx.access.get(shop, other.login) is None
+
+
+@pytest.mark.parametrize("fails", ["deliveries", "index"])
+def test_an_erasure_cut_short_after_its_commit_is_completed_by_asking_again(
+        fake_ctx: FakeContext, shop: str, fails: str) -> None:
+    """The erasure's steps after its commit (the e-mail index, the delivery log's addresses)
+    were never done if one failed: the commit had removed the logins, so the subscriber could not
+    ask again, and the addresses stayed in the delivery log for good."""
+    me, n, _sub = _ended_and_paid(fake_ctx, shop)
+    sent = Delivery("inv-1", "email", 1, DeliveryStatus.SENT, oslo_morning(date(2026, 1, 5)), "kari1@example.no")
+    fake_ctx.deliveries.claim(shop, n, sent)
+    if fails == "deliveries":
+        fake_ctx.deliveries.inject("update", OSError("storage went away"))
+    else:
+        real = fake_ctx.emails.release
+        calls: list[str] = []
+
+        def release(tenant: str, email: str, subscriber_no: int) -> bool:
+            calls.append(email)
+            if len(calls) == 1:
+                raise OSError("storage went away")
+            return real(tenant, email, subscriber_no)
+
+        fake_ctx.emails.release = release  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        pd.erase(fake_ctx, me, n)
+    done = pd.erase(fake_ctx, me, n)  # asked again: the rest is done
+    assert done.erased == date(2026, 2, 6)
+    assert all(d.recipient == "" for d in fake_ctx.deliveries.list(shop, n))
+    assert find_email(fake_ctx, shop, "kari1@example.no") is None  # a claim left behind goes at its next use
+    assert fake_ctx.emails.find(shop, "kari1@example.no") is None
+    acc = fake_ctx.accounts.load(shop, n).account  # type: ignore[union-attr]
+    assert acc.logins == {} and fake_ctx.access.get(shop, me.login) is None
