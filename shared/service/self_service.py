@@ -301,6 +301,8 @@ def why_not_stop(sub: Subscription, plan: SubscriptionPlan | None, today: date) 
 
 
 def why_not_restart(account: Account, sub: Subscription, today: date) -> str | None:
+    if account.subscriber.erased is not None:  # nothing is ordered for a pseudonym
+        return "the personal data were erased: order anew as a new customer"
     if sub.stop_date is None:
         return "the subscription is not stopped"
     if sub.stop_kind is StopKind.AUTOMATIC:  # manual 7.8: to continue after an offer, a new order from the stop day

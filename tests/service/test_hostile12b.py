@@ -315,3 +315,16 @@ def test_an_erasure_cut_short_after_its_commit_is_completed_by_asking_again(
     assert fake_ctx.emails.find(shop, "kari1@example.no") is None
     acc = fake_ctx.accounts.load(shop, n).account  # type: ignore[union-attr]
     assert acc.logins == {} and fake_ctx.access.get(shop, me.login) is None
+
+
+def test_an_erased_subscriber_is_not_restarted(fake_ctx: FakeContext, shop: str) -> None:
+    """Erasure needs no running subscription, yet one stopped less than 3 months ago could be
+    restarted by any login still (or again) acting for the subscriber: a subscription and an
+    invoice for a pseudonym at erased-N@invalid."""
+    me, n, sub = _ended_and_paid(fake_ctx, shop)
+    pd.erase(fake_ctx, me, n)
+    again = link_holder(fake_ctx, shop, n, "someone")  # however a login came to act for it
+    before = fake_ctx.accounts.load(shop, n)
+    with pytest.raises(StopRefused, match="erased"):
+        mine.restart(fake_ctx, again, n, sub)
+    assert fake_ctx.accounts.load(shop, n).account.subscriptions == before.account.subscriptions  # type: ignore[union-attr]
