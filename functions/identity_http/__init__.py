@@ -20,8 +20,6 @@ codes are rate limited per login (``ABONNO_LINK_RATE_LIMIT``, ``ABONNO_CODE_RATE
 
 from __future__ import annotations
 
-import math
-import os
 import re
 import secrets
 from datetime import timedelta
@@ -31,7 +29,7 @@ import azure.functions as func
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from functions.http import Call, Endpoint, endpoint, json_response, problem
-from functions.salesposter_http.guard import limiter
+from functions.salesposter_http.guard import CODE_RATE, LINK_RATE, per_login
 from shared import bootstrap
 from shared.adapters.auth import AuthError
 from shared.adapters.mypage_signin import ProviderUnreachable, SignInFailed
@@ -44,7 +42,6 @@ TAG = "My page sign-in"
 PENDING_TTL = timedelta(minutes=10)  # a sign-in under way
 SESSION_TTL = timedelta(hours=8)
 RETURN_TO = re.compile(r"^/api/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,500}$")
-LINK_RATE, CODE_RATE = "5/900", "10/900"
 CALLBACK = {"code": 4096, "state": 512, "error": 200, "error_description": 2000, "session_state": 200,
             "client_info": 2000, "iss": 500, "error_uri": 500}  # what a provider sends back, and how long it may be
 UNREACHABLE = "the identity provider does not answer; try again shortly"
@@ -210,24 +207,12 @@ class Subscribers(BaseModel):
     subscribers: list[LinkedSubscriber]
 
 
-def _limited(call: Call, setting: str, default: str, what: str) -> func.HttpResponse | None:
-    """429 when the login has used up its bucket for ``what`` (None: go on)."""
-    buckets = limiter(os.environ.get(setting, default))
-    if buckets is None:
-        return None
-    wait = buckets.take(f"{what}|{call.me.tenant}|{call.me.login}", call.ctx.clock.now().timestamp())
-    if wait <= 0:
-        return None
-    return problem(429, "Too many requests", f"too many {what} requests; try again later",
-                   headers={"Retry-After": str(max(1, math.ceil(wait)))})
-
-
 @endpoint(bp, Endpoint("my_links", "my/{tenant}/links", ["POST"], "Ask for a code to link a subscriber by its "
                        "e-mail address", TAG, body=LinkRequest, response=LinkSent, status=202, subscriber=True,
                        statuses={202: "The same answer whether or not the address is a subscriber's",
                                  429: "Too many link requests from this login (Retry-After)"}))
 def links(call: Call) -> Any:
-    refused = _limited(call, "ABONNO_LINK_RATE_LIMIT", LINK_RATE, "link")
+    refused = per_login(call, "ABONNO_LINK_RATE_LIMIT", LINK_RATE, "link")
     if refused is not None:
         return refused
     body: LinkRequest = call.body
@@ -240,7 +225,7 @@ def links(call: Call) -> Any:
                        statuses={422: "The code is wrong, used, expired or tried too often (one answer for all)",
                                  429: "Too many codes tried by this login (Retry-After)"}))
 def links_confirm(call: Call) -> Any:
-    refused = _limited(call, "ABONNO_CODE_RATE_LIMIT", CODE_RATE, "code")
+    refused = per_login(call, "ABONNO_CODE_RATE_LIMIT", CODE_RATE, "code")
     if refused is not None:
         return refused
     body: LinkConfirm = call.body

@@ -12,12 +12,13 @@ import azure.functions as func
 from pydantic import BaseModel, Field
 
 from functions.http import Call, Endpoint, endpoint
+from functions.salesposter_http.guard import CODE_RATE, per_login
 from functions.validation import Body
 from shared.domain.identity import Role
 from shared.service import groups
 
 from . import bp
-from .personal import CODE_RATE, CodeIn, Email, language, limited
+from .personal import CodeIn, Email, language
 
 TAG = "My page: group subscriptions"
 INVITE_RATE = "30/900"  # invitations one login sends (each mails a code)
@@ -69,7 +70,7 @@ def get_members(call: Call) -> Any:
                        "seats); the code goes to the invitee", TAG, body=InviteIn, response=SeatOut, status=201,
                        subscriber=True, statuses=INVITE_STATUSES))
 def post_member(call: Call) -> Any:
-    refused = limited(call, "ABONNO_INVITE_RATE_LIMIT", INVITE_RATE, "invitation")
+    refused = per_login(call, "ABONNO_INVITE_RATE_LIMIT", INVITE_RATE, "invitation")
     if refused is not None:
         return refused
     b: InviteIn = call.body
@@ -89,7 +90,7 @@ def delete_member(call: Call) -> Any:
                        "to a group subscription with the code it sent", TAG, body=AcceptIn, response=AcceptedOut,
                        subscriber=True, statuses=ACCEPT_STATUSES))
 def post_accept(call: Call) -> Any:
-    refused = limited(call, "ABONNO_CODE_RATE_LIMIT", CODE_RATE, "code")
+    refused = per_login(call, "ABONNO_CODE_RATE_LIMIT", CODE_RATE, "code")
     if refused is not None:
         return refused
     b: AcceptIn = call.body

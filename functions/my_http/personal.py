@@ -4,16 +4,14 @@ be the subscriber's holder (``personal_data``); anyone else gets 404."""
 
 from __future__ import annotations
 
-import math
-import os
 from datetime import date
 from typing import Annotated, Any
 
 import azure.functions as func
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 
-from functions.http import Call, Endpoint, endpoint, problem
-from functions.salesposter_http.guard import limiter
+from functions.http import Call, Endpoint, endpoint
+from functions.salesposter_http.guard import CODE_RATE, LINK_RATE, per_login
 from functions.validation import PRINTABLE, Body
 from shared.service import personal_data
 
@@ -54,23 +52,6 @@ class EmailIn(Body):
 
 class CodeIn(Body):
     code: Annotated[str, Field(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
-
-
-SEND_RATE, CODE_RATE = "5/900", "10/900"  # per login: codes mailed, codes tried (as signin's link endpoints)
-
-
-def limited(call: Call, setting: str, default: str, what: str) -> func.HttpResponse | None:
-    """429 with Retry-After when the login has used up its bucket for ``what`` (None: go on).
-    The buckets are per login and shared by every endpoint that names the same ``what`` and
-    setting: code tries count together on all of My page's code endpoints."""
-    buckets = limiter(os.environ.get(setting, default))
-    if buckets is None:
-        return None
-    wait = buckets.take(f"{what}|{call.me.tenant}|{call.me.login}", call.ctx.clock.now().timestamp())
-    if wait <= 0:
-        return None
-    return problem(429, "Too many requests", f"too many {what} requests; try again later",
-                   headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 class ProfileOut(BaseModel):
@@ -122,7 +103,7 @@ def patch_profile(call: Call) -> Any:
                        body=EmailIn, response=SentOut, status=202,
                        subscriber=True, statuses={429: "too many codes asked for by this login (Retry-After)"}))
 def post_email(call: Call) -> Any:
-    refused = limited(call, "ABONNO_LINK_RATE_LIMIT", SEND_RATE, "e-mail change")
+    refused = per_login(call, "ABONNO_LINK_RATE_LIMIT", LINK_RATE, "e-mail change")
     if refused is not None:
         return refused
     b: EmailIn = call.body
@@ -135,7 +116,7 @@ def post_email(call: Call) -> Any:
                        "e-mail address with the code sent to it", TAG, body=CodeIn,
                        response=ProfileOut, subscriber=True, statuses=CONFIRM_STATUSES))
 def confirm_email(call: Call) -> Any:
-    refused = limited(call, "ABONNO_CODE_RATE_LIMIT", CODE_RATE, "code")
+    refused = per_login(call, "ABONNO_CODE_RATE_LIMIT", CODE_RATE, "code")
     if refused is not None:
         return refused
     b: CodeIn = call.body

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import azure.functions as func
 
-from functions.http import problem
+from functions.http import Call, problem
 from functions.validation import depth
 from shared.service.context import Context
 
@@ -36,6 +36,7 @@ MAX_BODY = 16 * 1024
 MAX_DEPTH = 8  # an order is a flat object; deeper JSON is refused before the parser recurses
 DEFAULT_RATE = "60/60"
 MAX_CLIENTS = 50_000
+LINK_RATE, CODE_RATE = "5/900", "10/900"  # per login on My page: codes mailed, codes tried
 
 
 @dataclass
@@ -139,3 +140,17 @@ def public_limits(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | No
         return problem(429, "Too many requests", "too many orders from this client; try again later",
                        headers={"Retry-After": str(max(1, math.ceil(wait)))})
     return None
+
+
+def per_login(call: Call, setting: str, default: str, what: str) -> func.HttpResponse | None:
+    """429 with Retry-After when the subscriber's login has used up its bucket for ``what``
+    (None: go on). Buckets are per login and shared by every endpoint that names the same
+    ``what`` and setting: code tries count together on all of My page's code endpoints."""
+    buckets = limiter(os.environ.get(setting, default))
+    if buckets is None:
+        return None
+    wait = buckets.take(f"{what}|{call.me.tenant}|{call.me.login}", call.ctx.clock.now().timestamp())
+    if wait <= 0:
+        return None
+    return problem(429, "Too many requests", f"too many {what} requests; try again later",
+                   headers={"Retry-After": str(max(1, math.ceil(wait)))})
