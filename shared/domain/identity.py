@@ -289,7 +289,8 @@ def access_record(login: str, accounts: Iterable[Account], catalogue: Catalogue,
             elif link.subscription_id is not None:
                 members.append(Membership(account.number, link.subscription_id, link.role))
                 for sub_id in sorted(group_line(account, link.subscription_id) - {link.subscription_id}):
-                    members.append(Membership(account.number, sub_id, link.role))  # the seat follows the group
+                    if sub_id in own:  # the seat follows the group onto its running restarts (the row stays small)
+                        members.append(Membership(account.number, sub_id, link.role))
                 for sub_id in sorted(group_line(account, link.subscription_id)):
                     if sub_id in own:
                         plan_id = account.subscriptions[sub_id].plan_id
