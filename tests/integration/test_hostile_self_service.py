@@ -1,0 +1,42 @@
+"""A hostile client against the self-service surface of issue 12 (sign-in, links, codes,
+access claims): each test is an attack that once worked, or a class of them."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import function_app  # noqa: F401  (registers every endpoint)
+from shared.service.context import Context
+from shared.service.orders import take_order
+from tests.fakes import FakeNotifier
+from tests.integration.test_identity_http import bearer, call
+from tests.service.test_identity_links import order
+
+
+@pytest.fixture
+def notices(ctx: Context) -> FakeNotifier:
+    ctx.notifier = FakeNotifier()
+    return ctx.notifier
+
+
+def test_many_logins_cannot_multiply_the_codes_of_one_address(ctx: Context, shop: str, notices: FakeNotifier,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link code is bound to the login that asked, and each login had its own buckets, so
+    an attacker with many (self-signed-up) logins got five fresh codes with five tries each
+    per login for the same victim's address: brute force of the six digits scaled with the
+    logins, and the victim's mailbox was flooded. Codes for one address are bounded across
+    all logins; the answer stays 202 and the same (for a subscriber's address and nobody's)."""
+    monkeypatch.setenv("ABONNO_LINK_ADDRESS_RATE_LIMIT", "3/900")
+    victim = f"victim-{uuid.uuid4().hex[:8]}@example.no"
+    take_order(ctx, order(shop, victim, f"o-{uuid.uuid4().hex}"))
+    nobody = f"nobody-{uuid.uuid4().hex[:8]}@example.no"
+    answers = []
+    for address in (victim, nobody):
+        for _ in range(8):
+            attacker = bearer(shop, f"attacker-{uuid.uuid4().hex}")
+            answers.append(call("my_links", "POST", shop, attacker, {"email": address}))
+    assert all(a == (202, {"status": "sent"}) for a in answers)  # the same answer always: nothing revealed
+    sent_to_victim = [n for n in notices.delivered.values() if n.to == victim]
+    assert len(sent_to_victim) == 3, "codes sent to one address must be bounded across logins"
