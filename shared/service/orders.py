@@ -238,7 +238,8 @@ def _link_buyer(ctx: Context, order: PlaceOrder, subscriber_no: int, buyer: Subs
 
 def _checkouts_only(ctx: Context, tenant: str, owner: int, sub_id: str) -> bool:
     """The e-mail's account holds nothing but checkouts (a Vipps or card order declined, expired
-    or still pending), or there is none: no subscription, no invoice, nothing to protect. Not yet
+    or still pending) and no login is linked to it, or there is none: no subscription, no
+    invoice, no one's login, nothing to protect. Not yet
     a subscriber, so the next order on it is taken as the first was (a payer who declined Vipps
     and then orders with invoice is not held for customer service); and that order posted again
     (``sub_id`` placed on it, or its checkout started) gets the same answer."""
@@ -248,6 +249,8 @@ def _checkouts_only(ctx: Context, tenant: str, owner: int, sub_id: str) -> bool:
     acc = loaded.account
     if sub_id in acc.subscriptions or any(a.subscription_id == sub_id for a in acc.agreements.values()):
         return True
+    if acc.logins:  # a login is linked to it (a checkout begun signed in): someone's, though nothing is bought;
+        return False  # taking this order on it would show it to that login, whose e-mail no one proved: held
     return not acc.subscriptions and acc.next_ledger_seq == 1
 
 
