@@ -189,7 +189,9 @@ def take_order(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal | Non
     catalogue = ctx.catalogue.get(order.tenant)
     _check(order, catalogue, ctx.today(catalogue))
     if buyer is not None:
-        mine = _linked_owner(ctx, order, buyer)
+        mine, room = _linked_owner(ctx, order, buyer)
+        if not room:  # the login acts for as many subscribers as one may: the order is taken, nothing linked
+            buyer = None
         if mine is not None:
             placed = place_order(ctx, order, subscriber_no=mine)
             return OrderTaken(accepted=True, created=placed.created, payment=_payment(placed, catalogue),
@@ -219,12 +221,16 @@ def take_order(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal | Non
     return OrderTaken(accepted=True, created=placed.created, payment=_payment(placed, catalogue))
 
 
-def _linked_owner(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal) -> int | None:
-    """The subscriber the order's e-mail belongs to, if the buyer's login acts for it."""
-    from .self_service import record_of  # self_service -> checkout -> orders: imported when used
+def _linked_owner(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal) -> tuple[int | None, bool]:
+    """The subscriber the order's e-mail belongs to, if the buyer's login acts for it; and
+    whether the login may be linked to one more (``identity.has_room``)."""
+    from . import identity  # identity -> self_service -> checkout -> orders: imported when used
+    from .self_service import record_of
 
+    record = record_of(ctx, buyer)
     owner = ctx.emails.find(order.tenant, order.email)
-    return owner if owner is not None and record_of(ctx, buyer).acts_for(owner) else None
+    mine = owner if owner is not None and record.acts_for(owner) else None
+    return mine, mine is not None or identity.has_room(record)
 
 
 def _link_buyer(ctx: Context, order: PlaceOrder, subscriber_no: int, buyer: SubscriberPrincipal) -> None:
