@@ -21,6 +21,7 @@ address are limited across all logins (``ABONNO_LINK_ADDRESS_RATE_LIMIT``), sile
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -31,19 +32,21 @@ import azure.functions as func
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from functions.http import Call, Endpoint, endpoint, json_response, problem
-from functions.salesposter_http.guard import CODE_RATE, LINK_RATE, limiter, per_login
+from functions.salesposter_http.guard import CODE_RATE, LINK_RATE, client_ip, limiter, per_login
 from shared import bootstrap
 from shared.adapters.auth import AuthError
 from shared.adapters.mypage_signin import ProviderUnreachable, SignInFailed
 from shared.adapters.subscriber_auth import COOKIE, session_cookie, session_key
 from shared.ports import Session, SubscriberPrincipal
 from shared.service import identity, self_service
+from shared.service.context import Context
 
 bp = func.Blueprint()
 TAG = "My page sign-in"
 PENDING_TTL = timedelta(minutes=10)  # a sign-in under way
 SESSION_TTL = timedelta(hours=8)
 RETURN_TO = re.compile(r"^/api/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,500}$")
+LOGIN_RATE = "30/300"  # sign-ins begun per client (network) and tenant: each stores a pending session
 ADDRESS_RATE = "5/900"  # codes sent to one address across ALL logins (a code has 5 tries: this bounds guesses)
 CALLBACK = {"code": 4096, "state": 512, "error": 200, "error_description": 2000, "session_state": 200,
             "client_info": 2000, "iss": 500, "error_uri": 500}  # what a provider sends back, and how long it may be
@@ -84,10 +87,27 @@ def _drop_old(call: Call) -> None:
         call.ctx.sessions.delete(call.route["tenant"], session_key(old))
 
 
+def login_limits(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | None:
+    """429 when a client (its network) has begun too many sign-ins. Anyone may begin one, and
+    each stores a pending session row that nothing sweeps (the Table service has no time to
+    live), so without a limit an anonymous client could fill the table without end."""
+    buckets = limiter(os.environ.get("ABONNO_LOGIN_RATE_LIMIT", LOGIN_RATE))
+    if buckets is None:
+        return None
+    tenant = req.route_params.get("tenant", "")[:40]
+    wait = buckets.take(f"login|{client_ip(req)}|{tenant}", ctx.clock.now().timestamp())
+    if wait <= 0:
+        return None
+    return problem(429, "Too many requests", "too many sign-ins begun from this network; try again later",
+                   headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
 @endpoint(bp, Endpoint("my_login", "my/{tenant}/login", ["GET"], "Sign in to My page: redirect to the identity "
                        "provider", TAG, params={"return_to": "the page to come back to (a path under /api/)"},
                        types={"return_to": Annotated[str, StringConstraints(max_length=500)]}, status=302,
+                       guard=login_limits,
                        statuses={401: "This tenant has no My page sign-in configured",
+                                 429: "Too many sign-ins begun from this network (Retry-After)",
                                  503: "The identity provider does not answer (Retry-After)"}))
 def login(call: Call) -> Any:
     tenant = call.route["tenant"]

@@ -11,6 +11,7 @@ import function_app  # noqa: F401  (registers every endpoint)
 from shared.service.context import Context
 from shared.service.orders import take_order
 from tests.fakes import FakeNotifier
+from tests.fixtures import function, http
 from tests.integration.test_identity_http import bearer, call
 from tests.service.test_identity_links import order
 
@@ -40,3 +41,20 @@ def test_many_logins_cannot_multiply_the_codes_of_one_address(ctx: Context, shop
     assert all(a == (202, {"status": "sent"}) for a in answers)  # the same answer always: nothing revealed
     sent_to_victim = [n for n in notices.delivered.values() if n.to == victim]
     assert len(sent_to_victim) == 3, "codes sent to one address must be bounded across logins"
+
+
+def test_an_anonymous_client_cannot_begin_sign_ins_without_end(ctx: Context, shop: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beginning a sign-in needs nothing and stores a pending session row that nothing ever
+    sweeps; a script calling GET my/{tenant}/login in a loop filled the Sessions table. Each
+    client network gets a bucket: beyond it 429 with Retry-After, no row, no cookie."""
+    monkeypatch.setenv("ABONNO_LOGIN_RATE_LIMIT", "3/3600")
+    network = f"198.51.100.{uuid.uuid4().int % 250}"
+    answers = [function("my_login")(http("GET", f"/api/my/{shop}/login", None, route={"tenant": shop},
+                                         headers={"X-Forwarded-For": network})) for _ in range(5)]
+    assert [a.status_code for a in answers[3:]] == [429, 429]
+    assert all(a.status_code != 429 for a in answers[:3])
+    assert all("Set-Cookie" not in a.headers and a.headers.get("Retry-After") for a in answers[3:])
+    other = function("my_login")(http("GET", f"/api/my/{shop}/login", None, route={"tenant": shop},
+                                      headers={"X-Forwarded-For": "203.0.113.9"}))
+    assert other.status_code != 429  # another network has its own bucket
