@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 import function_app  # noqa: F401  (registers every endpoint)
+from functions.http import REGISTRY, Endpoint
 from shared.service.context import Context
 from shared.service.orders import take_order
 from tests.fakes import FakeNotifier
@@ -58,3 +59,21 @@ def test_an_anonymous_client_cannot_begin_sign_ins_without_end(ctx: Context, sho
     other = function("my_login")(http("GET", f"/api/my/{shop}/login", None, route={"tenant": shop},
                                       headers={"X-Forwarded-For": "203.0.113.9"}))
     assert other.status_code != 429  # another network has its own bucket
+
+
+SUBSCRIBER_ENDPOINTS = [spec for spec in REGISTRY if spec.subscriber]
+IDS = {"subscriber_no": "1", "invoice_number": "1", "subscription_id": "s1", "member": "m1"}
+
+
+@pytest.mark.parametrize("spec", SUBSCRIBER_ENDPOINTS, ids=lambda s: s.name)
+def test_no_subscriber_answer_may_be_kept_by_a_cache(ctx: Context, shop: str, spec: Endpoint) -> None:
+    """A subscriber's answers (profile, export, invoices, PDFs) went out without any
+    Cache-Control, so a browser's disk cache (a shared computer's Back button) or a proxy
+    could keep one person's data; only the session endpoint said no-store. Every answer of
+    every subscriber endpoint, found or not, says no-store."""
+    route = {"tenant": shop} | {k: v for k, v in IDS.items() if "{" + k + "}" in spec.route}
+    for method in spec.methods:
+        response = function(spec.name)(http(method, f"/api/{spec.route}", {}, route=route,
+                                            headers=bearer(shop, f"reader-{uuid.uuid4().hex}")))
+        assert response.status_code < 500
+        assert response.headers.get("Cache-Control") == "no-store", (spec.name, response.status_code)
