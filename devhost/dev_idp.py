@@ -81,7 +81,7 @@ def handle(method: str, path: str, query: Mapping[str, str], body: bytes) -> Ans
         return _token(tenant, form)
     if what == "logout":
         back = query.get("post_logout_redirect_uri") or "/"
-        return 302, {"Location": back if back.startswith(("http://127.0.0.1", "http://localhost", "/")) else "/"}, b""
+        return 302, {"Location": back if _this_host(back) else "/"}, b""
     return _json(404, {"error": "not_found"})
 
 
@@ -116,7 +116,28 @@ Azure AD B2C / Entra External ID on this machine. No password is asked.</p>{aler
     return 200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}, page.encode()
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+def _this_host(url: str, path: str | None = None) -> bool:
+    """Whether ``url`` is on this machine's host (``http://127.0.0.1`` or ``localhost``, any
+    port), and at ``path`` if one is given: where the provider may send a browser. A prefix
+    test let ``http://localhost.evil.example`` or ``//evil.example`` through."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    if url.startswith("/") and not url.startswith(("//", "/\\")) and path is None:
+        return "\\" not in url
+    return (parts.scheme == "http" and parts.hostname in LOCAL_HOSTS and parts.username is None
+            and parts.password is None and (port is None or port > 0) and "\\" not in url
+            and (path is None or parts.path == path))
+
+
 def _signed_in(tenant: str, form: Mapping[str, str]) -> Answer:
+    if not _this_host(form.get("redirect_uri", ""), f"/api/my/{tenant}/auth"):  # a registered redirect URI only
+        return _json(400, {"error": "invalid_request", "error_description": "redirect_uri is not registered"})
     email = (form.get("email") or "").strip()
     if "@" not in email or len(email) > 254 or any(ord(c) < 32 for c in email):
         return _page(tenant, form, "Enter an e-mail address.")

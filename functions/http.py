@@ -319,6 +319,8 @@ def preflight(req: func.HttpRequest, route: str) -> func.HttpResponse:
 
 def dispatch(req: func.HttpRequest, spec: Endpoint, handler: Handler) -> func.HttpResponse:
     response = _dispatch(req, spec, handler)
+    if spec.subscriber:  # one person's data (or that there is none): no browser or proxy cache may keep it
+        response.headers["Cache-Control"] = "no-store"
     return with_cors(req, response) if spec.cross_origin and "OPTIONS" not in spec.methods else response
 
 

@@ -15,11 +15,14 @@
 
 The cookie is ``abonno_session``: HttpOnly; Secure; SameSite=Lax; Path=/api. Links and
 codes are rate limited per login (``ABONNO_LINK_RATE_LIMIT``, ``ABONNO_CODE_RATE_LIMIT``,
-``"{burst}/{seconds}"``) on top of the codes' own five tries.
+``"{burst}/{seconds}"``) on top of the codes' own five tries, and the codes sent to one
+address are limited across all logins (``ABONNO_LINK_ADDRESS_RATE_LIMIT``), silently.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import secrets
 from datetime import timedelta
@@ -29,19 +32,22 @@ import azure.functions as func
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from functions.http import Call, Endpoint, endpoint, json_response, problem
-from functions.salesposter_http.guard import CODE_RATE, LINK_RATE, per_login
+from functions.salesposter_http.guard import CODE_RATE, LINK_RATE, client_ip, limiter, per_login
 from shared import bootstrap
 from shared.adapters.auth import AuthError
 from shared.adapters.mypage_signin import ProviderUnreachable, SignInFailed
 from shared.adapters.subscriber_auth import COOKIE, session_cookie, session_key
 from shared.ports import Session, SubscriberPrincipal
 from shared.service import identity, self_service
+from shared.service.context import Context
 
 bp = func.Blueprint()
 TAG = "My page sign-in"
 PENDING_TTL = timedelta(minutes=10)  # a sign-in under way
 SESSION_TTL = timedelta(hours=8)
 RETURN_TO = re.compile(r"^/api/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,500}$")
+LOGIN_RATE = "30/300"  # sign-ins begun per client (network) and tenant: each stores a pending session
+ADDRESS_RATE = "5/900"  # codes sent to one address across ALL logins (a code has 5 tries: this bounds guesses)
 CALLBACK = {"code": 4096, "state": 512, "error": 200, "error_description": 2000, "session_state": 200,
             "client_info": 2000, "iss": 500, "error_uri": 500}  # what a provider sends back, and how long it may be
 UNREACHABLE = "the identity provider does not answer; try again shortly"
@@ -81,10 +87,27 @@ def _drop_old(call: Call) -> None:
         call.ctx.sessions.delete(call.route["tenant"], session_key(old))
 
 
+def login_limits(req: func.HttpRequest, ctx: Context) -> func.HttpResponse | None:
+    """429 when a client (its network) has begun too many sign-ins. Anyone may begin one, and
+    each stores a pending session row that nothing sweeps (the Table service has no time to
+    live), so without a limit an anonymous client could fill the table without end."""
+    buckets = limiter(os.environ.get("ABONNO_LOGIN_RATE_LIMIT", LOGIN_RATE))
+    if buckets is None:
+        return None
+    tenant = req.route_params.get("tenant", "")[:40]
+    wait = buckets.take(f"login|{client_ip(req)}|{tenant}", ctx.clock.now().timestamp())
+    if wait <= 0:
+        return None
+    return problem(429, "Too many requests", "too many sign-ins begun from this network; try again later",
+                   headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
 @endpoint(bp, Endpoint("my_login", "my/{tenant}/login", ["GET"], "Sign in to My page: redirect to the identity "
                        "provider", TAG, params={"return_to": "the page to come back to (a path under /api/)"},
                        types={"return_to": Annotated[str, StringConstraints(max_length=500)]}, status=302,
+                       guard=login_limits,
                        statuses={401: "This tenant has no My page sign-in configured",
+                                 429: "Too many sign-ins begun from this network (Retry-After)",
                                  503: "The identity provider does not answer (Retry-After)"}))
 def login(call: Call) -> Any:
     tenant = call.route["tenant"]
@@ -216,8 +239,22 @@ def links(call: Call) -> Any:
     if refused is not None:
         return refused
     body: LinkRequest = call.body
-    identity.start_link(call.ctx, call.me, str(body.email), body.language)
+    if _address_has_codes_left(call, str(body.email)):
+        identity.start_link(call.ctx, call.me, str(body.email), body.language)
     return {"status": "sent"}
+
+
+def _address_has_codes_left(call: Call, email: str) -> bool:
+    """Whether another link code may go to ``email``. A code is bound to the login that asked,
+    so the per-login bucket alone let anyone with many logins get fresh codes (five tries
+    each) for one victim's address without end; this bucket is per address, whoever asks.
+    Beyond it the answer is the same 202 and nothing is sent or stored, for any address, so
+    it tells nothing about whether the address is a subscriber's."""
+    buckets = limiter(os.environ.get("ABONNO_LINK_ADDRESS_RATE_LIMIT", ADDRESS_RATE))
+    if buckets is None:
+        return True
+    return buckets.take(f"link-address|{call.me.tenant}|{identity.normal(email)}",
+                        call.ctx.clock.now().timestamp()) <= 0
 
 
 @endpoint(bp, Endpoint("my_links_confirm", "my/{tenant}/links/confirm", ["POST"], "Link the subscriber the code "

@@ -58,6 +58,7 @@ KEYS_TTL = 3600.0  # seconds a provider's key set is kept
 REFRESH_AFTER = 60.0  # at most one fetch per this many seconds for an unknown key id
 LEEWAY = 30  # seconds of clock skew allowed on exp / nbf / iat
 MAX_TOKEN = 16 * 1024
+MAX_KEY_SETS = 256  # providers' key sets kept at once (a "*" entry templated per tenant makes one per tenant)
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,14 @@ class SubscriberAuthenticator:
         return Provider(*(str(raw[k]) for k in ("issuer", "audience", "jwks_url")))
 
     def key_set(self, url: str) -> KeySet:
+        """The key set of ``url``, kept between calls; at most ``MAX_KEY_SETS`` are kept (the
+        oldest made goes first), since the tenant in a route, anyone's to choose, can name
+        the URL."""
         with self._lock:
             found = self._keys.get(url)
             if found is None:
+                while len(self._keys) >= MAX_KEY_SETS:
+                    del self._keys[next(iter(self._keys))]
                 found = self._keys[url] = KeySet(url)
             return found
 

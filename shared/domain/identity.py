@@ -154,20 +154,34 @@ class SiteTable:
 
     def products_for(self, address: str, day: date) -> tuple[str, ...]:
         """The products the site at ``address`` may access on ``day`` (ValueError: not an address)."""
-        ip = ipaddress.ip_address(address)
+        ip = plain_address(ipaddress.ip_address(address))
         return tuple(sorted({p for e in self.entries if ip in ipaddress.ip_network(e.network)
                              for g in e.grants if g.open_on(day) for p in g.products}))
 
 
+def plain_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IPv4-mapped IPv6 address (``::ffff:192.0.2.1``, as a dual-stack proxy reports an IPv4
+    visitor) as the IPv4 address it is; any other address as it is.
+
+    >>> str(plain_address(ipaddress.ip_address("::ffff:192.0.2.1")))
+    '192.0.2.1'
+    """
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return mapped if mapped is not None else ip
+
+
 def normalise_network(text: str) -> str:
-    """A CIDR range as stored (ValueError if it is none; ranges wider than /8 or /32 for IPv6 are refused).
+    """A CIDR range as stored (ValueError if it is none; ranges wider than /8 or /32 for IPv6 are refused;
+    a range in the IPv4-mapped form is the IPv4 range it stands for, held to the IPv4 limit).
 
     >>> normalise_network("192.0.2.17/24")
     '192.0.2.0/24'
     >>> normalise_network("2001:db8::1/48")
     '2001:db8::/48'
     """
-    net = ipaddress.ip_network(text.strip(), strict=False)
+    net: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.ip_network(text.strip(), strict=False)
+    if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.network_address.ipv4_mapped is not None:
+        net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")  # IPv4, written as IPv6
     if net.prefixlen < (8 if net.version == 4 else 32):
         raise ValueError(f"the range {text!r} is too wide")
     return str(net)

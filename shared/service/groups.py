@@ -34,7 +34,7 @@ from ..domain.subscriptions import SubscriberError, Subscription, SubscriptionSt
 from ..ports import NotFound, SubscriberPrincipal
 from . import access, identity, verification
 from .context import Context
-from .self_service import authorize
+from .self_service import authorize, record_of
 from .unit_of_work import Seen, change
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,7 @@ def accept(ctx: Context, me: SubscriberPrincipal, code: str, email: str | None =
     address = (email or me.email or "").strip()
     if not address:
         raise verification.CodeRefused("give the e-mail address the invitation was sent to")
+    identity.require_room(record_of(ctx, me))  # the login's cap, as every way of linking (before the code is used)
     payload = verification.redeem(ctx, me.tenant, INVITE_PURPOSE, invite_target(address), code)
     subscriber_no, subscription_id, inv_id = int(payload["subscriber"]), payload["subscription"], payload["invitation"]
 

@@ -23,7 +23,14 @@ from dataclasses import replace
 from datetime import date
 
 from ..domain.account import Account, Changes
-from ..domain.identity import MAX_LOGINS_PER_SUBSCRIBER, MAX_SUBSCRIBERS_PER_LOGIN, LoginLink, Role, link_key
+from ..domain.identity import (
+    MAX_LOGINS_PER_SUBSCRIBER,
+    MAX_SUBSCRIBERS_PER_LOGIN,
+    AccessRecord,
+    LoginLink,
+    Role,
+    link_key,
+)
 from ..domain.subscriptions import SubscriberError
 from ..ports import NotFound, OneTimeCode, SubscriberPrincipal
 from . import access, verification
@@ -66,9 +73,7 @@ def confirm_link(ctx: Context, me: SubscriberPrincipal, email: str, code: str) -
     if "subscriber" not in payload:
         raise CodeRefused(verification.REFUSED)
     number = int(payload["subscriber"])
-    record = record_of(ctx, me)
-    if not record.acts_for(number) and len(record.holder_of) + len(record.member_of) >= MAX_SUBSCRIBERS_PER_LOGIN:
-        raise SubscriberError(f"a login may be linked to at most {MAX_SUBSCRIBERS_PER_LOGIN} subscribers")
+    require_room(record_of(ctx, me), number)
 
     def decide(seen: Seen) -> Changes:
         subscriber = seen.account.subscriber  # the code proves the mailbox it went to: still the subscriber's?
@@ -79,6 +84,21 @@ def confirm_link(ctx: Context, me: SubscriberPrincipal, email: str, code: str) -
     change(ctx, me.tenant, number, decide)
     refresh_links(ctx, me, number)
     return [number]
+
+
+def has_room(record: AccessRecord, number: int | None = None) -> bool:
+    """Whether the login of ``record`` may be linked to subscriber ``number``: it is already,
+    or it acts for fewer than ``MAX_SUBSCRIBERS_PER_LOGIN`` (its access row is one entity,
+    and each refresh of it reads every subscriber it names). Every way of making a link
+    (a code, a checkout, a group invitation) asks this first."""
+    if number is not None and record.acts_for(number):
+        return True
+    return len(record.holder_of) + len(record.member_of) < MAX_SUBSCRIBERS_PER_LOGIN
+
+
+def require_room(record: AccessRecord, number: int | None = None) -> None:
+    if not has_room(record, number):
+        raise SubscriberError(f"a login may be linked to at most {MAX_SUBSCRIBERS_PER_LOGIN} subscribers")
 
 
 def linked(account: Account, login: str, email: str, today: date) -> Account:

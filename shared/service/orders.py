@@ -217,7 +217,9 @@ def take_order(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal | Non
     catalogue = ctx.catalogue.get(order.tenant)
     _check(order, catalogue, ctx.today(catalogue))
     if buyer is not None:
-        mine = _linked_owner(ctx, order, buyer)
+        mine, room = _linked_owner(ctx, order, buyer)
+        if not room:  # the login acts for as many subscribers as one may: the order is taken, nothing linked
+            buyer = None
         if mine is not None:
             placed = place_order(ctx, order, subscriber_no=mine)
             return OrderTaken(accepted=True, created=placed.created, payment=_payment(placed, catalogue),
@@ -247,12 +249,16 @@ def take_order(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal | Non
     return OrderTaken(accepted=True, created=placed.created, payment=_payment(placed, catalogue))
 
 
-def _linked_owner(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal) -> int | None:
-    """The subscriber the order's e-mail belongs to, if the buyer's login acts for it."""
-    from .self_service import record_of  # self_service -> checkout -> orders: imported when used
+def _linked_owner(ctx: Context, order: PlaceOrder, buyer: SubscriberPrincipal) -> tuple[int | None, bool]:
+    """The subscriber the order's e-mail belongs to, if the buyer's login acts for it; and
+    whether the login may be linked to one more (``identity.has_room``)."""
+    from . import identity  # identity -> self_service -> checkout -> orders: imported when used
+    from .self_service import record_of
 
+    record = record_of(ctx, buyer)
     owner = ctx.emails.find(order.tenant, order.email)
-    return owner if owner is not None and record_of(ctx, buyer).acts_for(owner) else None
+    mine = owner if owner is not None and record.acts_for(owner) else None
+    return mine, mine is not None or identity.has_room(record)
 
 
 def _link_buyer(ctx: Context, order: PlaceOrder, subscriber_no: int, buyer: SubscriberPrincipal) -> None:
@@ -266,7 +272,8 @@ def _link_buyer(ctx: Context, order: PlaceOrder, subscriber_no: int, buyer: Subs
 
 def _checkouts_only(ctx: Context, tenant: str, owner: int, sub_id: str) -> bool:
     """The e-mail's account holds nothing but checkouts (a Vipps or card order declined, expired
-    or still pending), or there is none: no subscription, no invoice, nothing to protect. Not yet
+    or still pending) and no login is linked to it, or there is none: no subscription, no
+    invoice, no one's login, nothing to protect. Not yet
     a subscriber, so the next order on it is taken as the first was (a payer who declined Vipps
     and then orders with invoice is not held for customer service); and that order posted again
     (``sub_id`` placed on it, or its checkout started) gets the same answer."""
@@ -276,6 +283,8 @@ def _checkouts_only(ctx: Context, tenant: str, owner: int, sub_id: str) -> bool:
     acc = loaded.account
     if sub_id in acc.subscriptions or any(a.subscription_id == sub_id for a in acc.agreements.values()):
         return True
+    if acc.logins:  # a login is linked to it (a checkout begun signed in): someone's, though nothing is bought;
+        return False  # taking this order on it would show it to that login, whose e-mail no one proved: held
     return not acc.subscriptions and acc.next_ledger_seq == 1
 
 
