@@ -44,14 +44,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory, smtp_server: Mailbox) -> Iterator[Azurite]:
-    """Azurite, and (``smtp_server``) the SMTP server every context built on it mails to."""
+@pytest.fixture(scope="session", autouse=True)
+def dev_identity(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The development issuer's keys and every tenant's identity settings, set before the
+    first test of the run: the app caches its authenticators when first asked, so a test on
+    the fakes that asks first (a group invitation, say) must see the settings the rest see."""
     os.environ["ABONNO_DEV_DIR"] = str(tmp_path_factory.mktemp("abonno-dev"))
+    issuer.configure_environment()
+
+
+@pytest.fixture(scope="session")
+def azurite(dev_identity: None, smtp_server: Mailbox) -> Iterator[Azurite]:
+    """Azurite, and (``smtp_server``) the SMTP server every context built on it mails to."""
     server = Azurite.start(in_memory=True)  # raises AzuriteError: no skipping
     os.environ["AzureWebJobsStorage"] = server.connection_string
     os.environ["ABONNO_CLOCK"] = "settable"
-    issuer.configure_environment()
     yield server
     server.stop()
 

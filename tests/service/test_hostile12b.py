@@ -42,12 +42,6 @@ from tests.service.my_data_support import install_group_plan, last_code, link_ho
 from tests.service.test_self_service import holder
 
 
-@pytest.fixture(autouse=True)
-def _environment(azurite: Any) -> None:
-    """The session's settings (the subscriber identity providers) set before any test here makes
-    the app's cached authenticator (a group invitation asks it), as on Azurite."""
-
-
 @pytest.fixture
 def shop(fake_ctx: FakeContext, tenant: str) -> str:
     install_catalogue(fake_ctx, tenant)
