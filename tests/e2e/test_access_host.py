@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -23,14 +21,14 @@ import pytest
 import requests
 
 from devhost import issuer
-from devhost.azurite import Azurite, free_port
+from devhost.azurite import Azurite
 from devhost.demo import catalogue
 from shared import bootstrap
 from shared.clock import SettableClock
 from shared.domain.account import Changes
 from shared.domain.identity import LoginLink, Role, login_key
 from shared.service.unit_of_work import change
-from tests.e2e.test_local_host import BIN
+from tests.e2e import running_host
 
 START = "2026-03-02T08:00:00+00:00"
 CONNECTOR = {"username": "e2e-connector", "password": "e2e-connector-password"}
@@ -38,27 +36,9 @@ CONNECTOR = {"username": "e2e-connector", "password": "e2e-connector-password"}
 
 @pytest.fixture(scope="module")
 def host(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    env = os.environ | {"ABONNO_LOG": "WARNING", "ABONNO_CONNECTOR_CREDENTIALS": json.dumps({"*": CONNECTOR})}
-    log_file = (tmp_path_factory.mktemp("host") / "host.log").open("w+")
-    process = subprocess.Popen([str(BIN), "host", "--port", str(port), "--storage", azurite.connection_string,
-                                "--clock", START], env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{url}/api/openapi.json", timeout=2).raise_for_status()
-            break
-        except requests.RequestException as exc:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                log_file.seek(0)
-                raise RuntimeError(f"abonno host did not start: {log_file.read()}") from exc
-            time.sleep(0.3)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-    log_file.close()
+    with running_host(azurite, tmp_path_factory.mktemp("host"), START,
+                      {"ABONNO_CONNECTOR_CREDENTIALS": json.dumps({"*": CONNECTOR})}) as url:
+        yield url
 
 
 def eventually(probe: Callable[[], Any], expected: Any, seconds: float = 45) -> Any:

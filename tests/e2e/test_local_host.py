@@ -5,21 +5,17 @@ the test clock ticked a month with ``abonno tick``, the overview read back."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from devhost.azurite import Azurite, free_port
+from devhost.azurite import Azurite
 from devhost.demo import catalogue
 from devhost.mailbox import Mailbox
-
-BIN = Path(sys.executable).parent / "abonno"
+from tests.e2e import BIN, running_host
 
 
 def cli(*args: str) -> str:
@@ -28,30 +24,8 @@ def cli(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def host(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    env = os.environ | {"ABONNO_LOG": "WARNING"}
-    # the host's output goes to a file: a pipe nobody reads fills up (64 KiB of warnings) and
-    # then blocks the host's next log line, and with it the tick that logged it
-    log_file = (tmp_path_factory.mktemp("host") / "host.log").open("w+")
-    process = subprocess.Popen([str(BIN), "host", "--port", str(port), "--storage", azurite.connection_string,
-                                "--clock", "2026-03-02T08:00:00+00:00"], env=env,
-                               stdout=log_file, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{url}/api/openapi.json", timeout=2).raise_for_status()
-            break
-        except requests.RequestException as exc:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                log_file.seek(0)
-                raise RuntimeError(f"abonno host did not start: {log_file.read()}") from exc
-            time.sleep(0.3)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-    log_file.close()
+    with running_host(azurite, tmp_path_factory.mktemp("host")) as url:
+        yield url
 
 
 @pytest.mark.e2e

@@ -6,47 +6,24 @@ cookie's flags, a new cookie after sign-in (no fixation), CSRF on changes, sign-
 from __future__ import annotations
 
 import html
-import os
 import re
-import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from devhost.azurite import Azurite, free_port
+from devhost.azurite import Azurite
+from tests.e2e import running_host
 
-BIN = Path(sys.executable).parent / "abonno"
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def host(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log_file = (tmp_path_factory.mktemp("host") / "host.log").open("w+")
-    process = subprocess.Popen([str(BIN), "host", "--port", str(port), "--storage", azurite.connection_string,
-                                "--clock", "2026-03-02T08:00:00+00:00"], env=os.environ | {"ABONNO_LOG": "WARNING"},
-                               stdout=log_file, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{url}/api/openapi.json", timeout=2).raise_for_status()
-            break
-        except requests.RequestException as exc:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                log_file.seek(0)
-                raise RuntimeError(f"abonno host did not start: {log_file.read()}") from exc
-            time.sleep(0.3)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-    log_file.close()
+    with running_host(azurite, tmp_path_factory.mktemp("host")) as url:
+        yield url
 
 
 def cookie_of(response: requests.Response) -> tuple[str, str]:
