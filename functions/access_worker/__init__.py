@@ -24,9 +24,8 @@ import azure.functions as func
 from shared import bootstrap
 from shared.adapters.bus import ACCESS, decode, event_of
 from shared.domain.events import AccessChanged
-from shared.ports import transient
 from shared.service import access
-from shared.service.isolation import reason
+from shared.service.isolation import each_job, reason
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -59,26 +58,12 @@ def merged(bodies: Sequence[bytes | str]) -> tuple[dict[tuple[str, int], tuple[s
 def handle(bodies: Sequence[bytes | str]) -> int:
     """Rebuild the access rows the messages name; returns the subscribers (and tenants) done."""
     ctx = bootstrap.context()
-    passing: list[Exception] = []
-    done = 0
     work, tenants = merged(bodies)
-    jobs: list[tuple[str, str, Callable[[], object]]] = [
-        (tenant, "all", partial(access.refresh_tenant, ctx, tenant)) for tenant in sorted(tenants)]
-    jobs += [(tenant, str(n), partial(access.refresh, ctx, tenant, n, logins, sites))
+    jobs: list[tuple[str, Callable[[], object]]] = [
+        (f"{tenant}/all", partial(access.refresh_tenant, ctx, tenant)) for tenant in sorted(tenants)]
+    jobs += [(f"{tenant}/{n}", partial(access.refresh, ctx, tenant, n, logins, sites))
              for (tenant, n), (logins, sites) in work.items()]  # a login linked first has no row the tenant's finds
-    for tenant, which, job in jobs:
-        try:
-            job()
-            done += 1
-        except Exception as exc:
-            if transient(exc):
-                log.warning("access rows of %s/%s: %s; the batch comes again", tenant, which, reason(exc))
-                passing.append(exc)
-                continue
-            log.error("access rows of %s/%s not rebuilt: %s", tenant, which, reason(exc))
-    if passing:
-        raise passing[0]
-    return done
+    return len(each_job(jobs, "access rows"))
 
 
 @bp.function_name("access_worker")

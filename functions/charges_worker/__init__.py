@@ -20,15 +20,16 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import partial
 
 import azure.functions as func
 
 from shared import bootstrap
 from shared.adapters.bus import CHARGES, decode, event_of
 from shared.domain.events import ChargeRequested
-from shared.ports import TENANT_RUN, transient
+from shared.ports import TENANT_RUN
 from shared.service import charges, checkout
-from shared.service.isolation import reason
+from shared.service.isolation import each_job, reason
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -51,22 +52,13 @@ def handle(bodies: Sequence[bytes | str]) -> dict[str, int]:
             continue
         by_tenant[tenant].append(event)
     ctx = bootstrap.context()
-    done: dict[str, int] = {}
-    passing: list[Exception] = []
-    for tenant, requests in by_tenant.items():
-        try:
-            charges.create_requested(ctx, tenant, requests)
-            done[tenant] = len(requests)
-        except Exception as exc:
-            if transient(exc):
-                log.warning("charges of %s: %s; the batch comes again", tenant, reason(exc))
-                passing.append(exc)
-                continue
-            log.error("charges of %s failed for good: %s", tenant, reason(exc))
-            ctx.attention.record(tenant, RUN, TENANT_RUN, ctx.clock.now().date(), reason(exc), ref="charges")
-    if passing:
-        raise passing[0]
-    return done
+
+    def failed(tenant: str, exc: Exception) -> None:
+        ctx.attention.record(tenant, RUN, TENANT_RUN, ctx.clock.now().date(), reason(exc), ref="charges")
+
+    jobs = [(tenant, partial(charges.create_requested, ctx, tenant, requests))
+            for tenant, requests in by_tenant.items()]
+    return {tenant: len(by_tenant[tenant]) for tenant in each_job(jobs, "charges", failed)}
 
 
 @bp.function_name("charges_worker")

@@ -137,6 +137,32 @@ def for_each_tenant(ctx: Context, run: str, start: Callable[[Context, str], T]) 
 
 
 
+def each_job(jobs: Iterable[tuple[str, Callable[[], Any]]], what: str,
+             on_failure: Callable[[str, Exception], None] | None = None) -> list[str]:
+    """A queue worker's batch: run every job (``name``, call); returns the names done.
+
+    One job that fails for good is logged (and handed to ``on_failure``) and the others go
+    on; a passing failure (``transient``) is logged, the others go on, and the first one is
+    raised at the end, so the host delivers the whole batch again (its jobs are idempotent)."""
+    done: list[str] = []
+    passing: list[Exception] = []
+    for name, job in jobs:
+        try:
+            job()
+            done.append(name)
+        except Exception as exc:
+            if transient(exc):
+                log.warning("%s of %s: %s; the batch comes again", what, name, reason(exc))
+                passing.append(exc)
+                continue
+            log.error("%s of %s failed for good: %s", what, name, reason(exc))
+            if on_failure is not None:
+                on_failure(name, exc)
+    if passing:
+        raise passing[0]
+    return done
+
+
 def needs_attention(ctx: Context, tenant: str) -> list[dict[str, Any]]:
     """Customer service's list: what each run could not do, newest failure first."""
     rows = sorted(ctx.attention.all(tenant), key=lambda a: (a.day, a.run, a.subscriber_no), reverse=True)
