@@ -88,14 +88,16 @@ def build(storage: Storage, clock: Clock, bus: Bus, blobs: BlobServiceClient | N
     """Every port on its Azure adapter over ``storage`` (and ``blobs``, the same account's
     Blob Storage; the mailer from the app settings unless given)."""
     blobs = blobs or blob_service()
-    return AzureContext(clock=clock, bus=bus, accounts=AccountRepository(storage), catalogue=CatalogueStore(storage),
+    accounts = AccountRepository(storage)
+    return AzureContext(clock=clock, bus=bus, accounts=accounts, catalogue=CatalogueStore(storage),
                         invoice_numbers=InvoiceNumbers(storage), subscriber_numbers=SubscriberNumbers(storage),
                         due_index=DueIndex(storage), emails=EmailIndex(storage), tenants=Tenants(storage),
                         dunning_index=DunningIndex(storage), attention=AttentionStore(storage),
-                        orders=OrderRecords(storage), pending=PendingOrders(storage), inbox=PaymentsInbox(storage),
+                        orders=OrderRecords(storage), pending=PendingOrders(storage),
+                        inbox=PaymentsInbox(storage, accounts),
                         imports=ImportLog(storage), mailer=mailer or mailer_from_settings(),
                         access_point=BlobAccessPoint(blobs), document_files=BlobDocumentFiles(blobs),
-                        deliveries=DeliveryRows(storage), print_queue=PrintRows(storage),
+                        deliveries=DeliveryRows(storage, accounts), print_queue=PrintRows(storage),
                         mail_sender=os.environ.get("ABONNO_MAIL_SENDER") or DEFAULT_SENDER,
                         notifier=BlobNotifier(blobs), print_files=BlobPrintFiles(blobs), vipps=vipps_from_settings(),
                         swedbankpay=swedbankpay_from_settings(), provider_watch=WatchRows(storage),

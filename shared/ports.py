@@ -41,7 +41,10 @@ from .formats.payments import IncomingPayment, UnreadableRecord
 
 
 class ConcurrencyConflict(Exception):
-    """Someone else changed the partition since it was read (ETag mismatch or insert race)."""
+    """Someone else changed the partition since it was read (ETag mismatch or insert race).
+    ``at``: the operation of a transaction that failed, when the service says which."""
+
+    at: int | None = None
 
 
 class NotFound(LookupError):
@@ -84,6 +87,7 @@ class Loaded:
     etag: str | None  # None: the subscriber is new and not stored yet
     outbox: list[Event] = field(default_factory=list)
     stored: dict[str, Any] = field(default_factory=dict)  # the adapter's item rows as stored: RowKey -> value
+    where: str = ""  # the partition it was read from (a tenant moving between layouts has two)
 
 
 @dataclass
@@ -124,6 +128,16 @@ class Accounts(Protocol):
                           ) -> tuple[Loaded | None, Invoice | None]: ...  # one round trip: load + invoice
     def fence(self, tenant: str, subscriber_no: int) -> bool: ...
     def scan_tenant(self, tenant: str) -> Iterator[tuple[Loaded, History]]: ...
+    # Many subscribers at once (issue 13): the partition a subscriber lives in, so a batch can
+    # be grouped by it; the hot rows of many subscribers in one query per partition; and the
+    # changes of many committed in as few transactions as the 100-row / 4 MiB limits allow.
+    # ``commit_many`` answers per item, in order: the partition as now (like ``commit``), or
+    # the exception that item alone met (``ConcurrencyConflict`` on its ETag or a row it
+    # creates twice, ``TooManyEntities``, a ``StorageLimit``); the others commit without it.
+    def partition_of(self, tenant: str, subscriber_no: int) -> str: ...
+    def load_many(self, tenant: str, subscriber_nos: Sequence[int]) -> dict[int, Loaded]: ...
+    def commit_many(self, tenant: str, items: Sequence[tuple[Loaded | None, Changes]]
+                    ) -> list[Loaded | Exception]: ...
 
 
 # ---- catalogue ---------------------------------------------------------------------------------
@@ -182,6 +196,9 @@ class DunningVisits(Protocol):
     """Whom the dunning run must visit on a day besides the renewals."""
 
     def add(self, tenant: str, day: date, subscriber_no: int) -> None: ...
+    def add_many(self, tenant: str, visits: Iterable[tuple[date, int]]) -> None:
+        """Many (day, subscriber) at once: one transaction per day's partition and 100 rows."""
+        ...
     def subscribers(self, tenant: str, days: Iterable[date]) -> set[int]: ...
 
 

@@ -52,6 +52,7 @@ still loads; its first commit moves them to rows of their own.
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -69,9 +70,10 @@ from ..domain.invoicing import CreditNote, Invoice
 from ..domain.ledger import LedgerEntry
 from ..domain.payments import BookedPayment, row_id
 from ..domain.subscriptions import Subscriber, Subscription
-from ..ports import ConcurrencyConflict, History, Loaded, TooManyEntities, with_documents
+from ..ports import ConcurrencyConflict, History, Loaded, StorageLimit, TooManyEntities, with_documents
 from .codec import demand_from, dump_demand, dump_event, dumps, load_demand, load_event, loads
-from .tables import MAX_BATCH, Operation, Storage, prefix_filter
+from .layouts import Layouts
+from .tables import MAX_BATCH, Operation, Storage, check_entity
 
 TABLE = "Subscribers"
 HEAD = "0|subscriber"
@@ -149,15 +151,15 @@ def _ordered_rows(prefix: str, items: Sequence[Any], stored: Mapping[str, Any]) 
     return rows
 
 
-def _item_ops(pk: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[Operation]:
+def _item_ops(place: Place, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[Operation]:
     """Create, replace or delete the item rows that differ; an unchanged row is not written."""
     ops: list[Operation] = []
     for rk, value in wanted.items():
         if rk not in stored:
-            ops.append(("create", _item_entity(pk, rk, value)))
+            ops.append(("create", _item_entity(place.pk, place.rk(rk), value)))
         elif stored[rk] is not value and stored[rk] != value:
-            ops.append(("update", _item_entity(pk, rk, value), {"mode": "replace"}))
-    ops += [("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in stored if rk not in wanted]
+            ops.append(("update", _item_entity(place.pk, place.rk(rk), value), {"mode": "replace"}))
+    ops += [("delete", {"PartitionKey": place.pk, "RowKey": place.rk(rk)}) for rk in stored if rk not in wanted]
     return ops
 
 
@@ -206,40 +208,211 @@ def _first_layout(head: dict[str, Any], name: str) -> Any:
     return value
 
 
-def _build(rows: list[dict[str, Any]]) -> Loaded | None:
+def _build(place: Place, stored_rows: list[dict[str, Any]]) -> tuple[Loaded | None, bool]:
+    """The subscriber from its hot rows as stored at ``place``; and whether its head says it
+    has moved to its bucket (a partition of the first shape left behind by ``abonno layout``)."""
+    rows = [r | {"RowKey": place.local(r["RowKey"])} for r in stored_rows] if place.bucketed else stored_rows
     head = next((r for r in rows if r["RowKey"] == HEAD), None)
     if head is None:
-        return None
+        return None, False
+    if head.get("Moved"):
+        return None, True
     subs = {s.id: s for s in (loads(Subscription, r["Body"]) for r in rows if r["RowKey"].startswith("0|sub|"))}
     outbox = [load_event(r["Body"]) for r in rows if r["RowKey"].startswith("0|out|")]
     stored = _stored_items(rows)
-    return Loaded(_account(head, stored, subs), head["etag"], outbox, stored)
+    return Loaded(_account(head, stored, subs), head["etag"], outbox, stored, place.pk), False
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one subscriber's rows are: its partition and how its row keys are written.
+
+    In a partition of its own (layout 2) a row key is the item's own (``0|sub|{id}``); in
+    a bucket (layout 3) the subscriber number follows the hot/history mark
+    (``0|{subscriber:010d}|sub|{id}``), so the bucket's hot rows are one range, ahead of
+    every history row, and each subscriber's hot rows (and its history) are one prefix.
+    ``local`` turns a stored key back into the item's own, which is what the rest of this
+    module reads."""
+
+    pk: str
+    number: int
+    bucketed: bool
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.number:010d}|" if self.bucketed else ""
+
+    def rk(self, local: str) -> str:
+        return f"{local[:2]}{self.prefix}{local[2:]}" if self.bucketed else local
+
+    def local(self, rk: str) -> str:
+        return f"{rk[:2]}{rk[13:]}" if self.bucketed else rk
+
+    def span(self, side: str) -> tuple[str, str]:
+        """The row-key range of the subscriber's hot rows (``"0"``) or history (``"1"``)."""
+        lo = f"{side}|{self.prefix}"
+        return lo, lo[:-1] + chr(ord(lo[-1]) + 1)
+
+    def within(self, local_lo: str, local_hi: str) -> tuple[str, str]:
+        """A range of the subscriber's own keys (``1|pay|`` to ``1|pay}``; ``1|`` to ``1}``: all
+        its history), as stored: a bound past the hot/history mark ends the subscriber's side."""
+        hi = self.rk(local_hi) if local_hi[:2] == local_lo[:2] else self.span(local_lo[0])[1]
+        return self.rk(local_lo), hi
+
+
+def first_shape_key(tenant: str, subscriber_no: int) -> str:
+    return partition_key(tenant, subscriber_no)
+
+
+def bucket_key(tenant: str, bucket: int) -> str:
+    """A bucket partition: ``{tenant}||{spread}|{bucket}``. The double bar keeps every bucket
+    of the tenant in one key range apart from its partitions of the first shape
+    (``{tenant}|{spread}|...``: a hex digit follows the bar), so either is found by a range."""
+    spread = zlib.crc32(str(bucket).encode()) & 0xFF
+    return f"{tenant}||{spread:02x}|{bucket:09d}"
+
+
+def subscriber_of(pk: str, rk: str) -> int:
+    """The subscriber a stored row belongs to, from its keys."""
+    if "||" in pk:
+        return int(rk[2:12])
+    return int(pk.rsplit("|", 1)[1])
+
+
+MOVE_WAITS = 10  # loads that find a subscriber mid-move look again this many times (50 ms, 100 ms, ...)
+BATCH_BYTES = 3 * 1024 * 1024  # what we put in one transaction: the 4 MiB limit less the multipart framing
+OP_FRAMING = 600  # bytes of multipart headers around each operation of a transaction
 
 
 class AccountRepository:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, layouts: Layouts | None = None) -> None:
         self.storage = storage
+        self.layouts = layouts or Layouts(storage)
 
+    # ---- where ---------------------------------------------------------------------------------
+    def place(self, tenant: str, subscriber_no: int) -> Place:
+        """Where the subscriber's rows are now. Only during a move does this read (the head in
+        the bucket: moved there yet?); otherwise the tenant's layout says."""
+        layout = self.layouts.get(tenant)
+        if not layout.bucketed:
+            return Place(first_shape_key(tenant, subscriber_no), subscriber_no, False)
+        bucketed = Place(bucket_key(tenant, layout.bucket(subscriber_no)), subscriber_no, True)
+        if layout.moving and self.storage.get(TABLE, bucketed.pk, bucketed.rk(HEAD)) is None:
+            return Place(first_shape_key(tenant, subscriber_no), subscriber_no, False)
+        return bucketed
+
+    def partition_of(self, tenant: str, subscriber_no: int) -> str:
+        layout = self.layouts.get(tenant)
+        if layout.bucketed:
+            return bucket_key(tenant, layout.bucket(subscriber_no))
+        return first_shape_key(tenant, subscriber_no)
+
+    def _home(self, tenant: str, loaded: Loaded | None, subscriber_no: int) -> Place:
+        """Where a commit goes: where ``loaded`` was read, else (a new subscriber) where the
+        tenant's layout puts new subscribers."""
+        if loaded is not None and loaded.where:
+            return Place(loaded.where, subscriber_no, "||" in loaded.where)
+        layout = self.layouts.get(tenant)
+        if layout.bucketed:
+            return Place(bucket_key(tenant, layout.bucket(subscriber_no)), subscriber_no, True)
+        return Place(first_shape_key(tenant, subscriber_no), subscriber_no, False)
+
+    # ---- reads ---------------------------------------------------------------------------------
     def load(self, tenant: str, subscriber_no: int) -> Loaded | None:
-        pk = partition_key(tenant, subscriber_no)
-        rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and RowKey lt '1'", {"pk": pk}))
-        return _build(rows)
+        layout = self.layouts.get(tenant)
+        if not layout.bucketed:
+            loaded, moved = self._load_at(Place(first_shape_key(tenant, subscriber_no), subscriber_no, False))
+            if not moved:
+                return loaded
+            self.layouts.forget(tenant)  # moved since we read the layout: read it again
+            layout = self.layouts.get(tenant)
+            if not layout.bucketed:
+                raise ConcurrencyConflict(f"subscriber {subscriber_no} moved, but layout 2 is recorded")
+        bucketed = Place(bucket_key(tenant, layout.bucket(subscriber_no)), subscriber_no, True)
+        loaded, _ = self._load_at(bucketed)
+        if loaded is not None or not layout.moving:
+            return loaded
+        return self._load_moving(tenant, subscriber_no, bucketed)
+
+    def _load_moving(self, tenant: str, subscriber_no: int, bucketed: Place) -> Loaded | None:
+        """A tenant moving to buckets: the subscriber is in its partition of the first shape,
+        or mid-move (its old head marked ``Moved``, its bucket rows being written): wait."""
+        for wait in range(MOVE_WAITS):
+            loaded, moved = self._load_at(Place(first_shape_key(tenant, subscriber_no), subscriber_no, False))
+            if not moved:
+                return loaded
+            time.sleep(0.05 * (wait + 1))
+            loaded, _ = self._load_at(bucketed)
+            if loaded is not None:
+                return loaded
+        raise ConcurrencyConflict(f"subscriber {subscriber_no} is being moved to its bucket; try again")
+
+    def _load_at(self, place: Place) -> tuple[Loaded | None, bool]:
+        lo, hi = place.span("0")
+        rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                                       {"pk": place.pk, "lo": lo, "hi": hi}))
+        return _build(place, rows)
+
+    def load_many(self, tenant: str, subscriber_nos: Sequence[int]) -> dict[int, Loaded]:
+        """The hot rows of many subscribers: one query per bucket (layout 3), each bucket's
+        hot rows being one range; elsewhere (layout 2, a move under way) one load each."""
+        layout = self.layouts.get(tenant)
+        if not layout.bucketed or layout.moving:
+            return {n: loaded for n in dict.fromkeys(subscriber_nos) if (loaded := self.load(tenant, n)) is not None}
+        wanted: dict[int, set[int]] = {}
+        for n in subscriber_nos:
+            wanted.setdefault(layout.bucket(n), set()).add(n)
+        found: dict[int, Loaded] = {}
+        for bucket, numbers in wanted.items():
+            pk = bucket_key(tenant, bucket)
+            rows: dict[int, list[dict[str, Any]]] = {}
+            for row in self.storage.query(TABLE, "PartitionKey eq @pk and RowKey lt '1'", {"pk": pk}):
+                n = int(row["RowKey"][2:12])
+                if n in numbers:
+                    rows.setdefault(n, []).append(row)
+            for n, own in rows.items():
+                loaded, _ = _build(Place(pk, n, True), own)
+                if loaded is not None:
+                    found[n] = loaded
+        return found
 
     def load_with_invoice(self, tenant: str, subscriber_no: int, demand_no: int
                           ) -> tuple[Loaded | None, Invoice | None]:
-        """``load`` and ``invoice`` in one query (the partition's ``0|`` rows and the one
+        """``load`` and ``invoice`` in one query (the subscriber's hot rows and the one
         ``1|inv|`` row): what delivering an invoice reads, in one round trip instead of two."""
-        pk, rk = partition_key(tenant, subscriber_no), f"1|inv|{demand_no:08d}"
-        rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and (RowKey eq @rk or RowKey lt '1')",
-                                       {"pk": pk, "rk": rk}))
+        place = self.place(tenant, subscriber_no)
+        lo, hi = place.span("0")
+        rk = place.rk(f"1|inv|{demand_no:08d}")
+        rows = list(self.storage.query(
+            TABLE, "PartitionKey eq @pk and (RowKey eq @rk or (RowKey ge @lo and RowKey lt @hi ) )",
+            {"pk": place.pk, "rk": rk, "lo": lo, "hi": hi}))
         invoice = next((loads(Invoice, r["Body"]) for r in rows if r["RowKey"] == rk), None)
-        return _build([r for r in rows if r["RowKey"] < "1"]), invoice
+        loaded, moved = _build(place, [r for r in rows if r["RowKey"] < "1"])
+        if moved:  # moved between our look and this read
+            return self.load(tenant, subscriber_no), self.invoice(tenant, subscriber_no, demand_no)
+        return loaded, invoice
 
+    def history_rows(self, tenant: str, subscriber_no: int, local_lo: str = "1|", local_hi: str = "1}"
+                     ) -> list[dict[str, Any]]:
+        """The subscriber's rows with own keys in [local_lo, local_hi), keys made local."""
+        place = self.place(tenant, subscriber_no)
+        lo, hi = place.within(local_lo, local_hi)
+        rows = self.storage.query(TABLE, "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                                  {"pk": place.pk, "lo": lo, "hi": hi})
+        return [r | {"RowKey": place.local(r["RowKey"])} for r in rows]
+
+    def row(self, tenant: str, subscriber_no: int, local: str) -> dict[str, Any] | None:
+        """One of the subscriber's rows by its own key (a point read)."""
+        place = self.place(tenant, subscriber_no)
+        found = self.storage.get(TABLE, place.pk, place.rk(local))
+        return found | {"RowKey": local} if found else None
+
+    # ---- writes --------------------------------------------------------------------------------
     def operations(self, tenant: str, loaded: Loaded | None, changes: Changes) -> list[Operation]:
         """The entity operations ``commit`` would send for ``changes``, the subscriber row first."""
-        return self._plan(tenant, loaded, changes)[0]
+        return self._plan(self._home(tenant, loaded, changes.account.number), loaded, changes)[0]
 
-    def _plan(self, tenant: str, loaded: Loaded | None, changes: Changes
+    def _plan(self, place: Place, loaded: Loaded | None, changes: Changes
               ) -> tuple[list[Operation], dict[str, Any], list[Event]]:
         """The operations, the item rows as committed, and the outbox rows left in place.
 
@@ -248,8 +421,8 @@ class AccountRepository:
         leaves; the rest stay, and the next transaction sends them again and deletes them
         (delivery is at least once). Before, a write-off cut to 83 rows after a renewal
         that left 24 events needed 107 and was refused."""
-        pk = partition_key(tenant, changes.account.number)
-        head = {"PartitionKey": pk, "RowKey": HEAD, **_head_row(changes.account)}
+        pk, rk = place.pk, place.rk
+        head = {"PartitionKey": pk, "RowKey": rk(HEAD), **_head_row(changes.account)}
         stored = loaded.stored if loaded is not None else {}
         items = _item_rows(changes.account, stored)
         ops: list[Operation] = []
@@ -261,37 +434,87 @@ class AccountRepository:
                                          "match_condition": MatchConditions.IfNotModified}))
             again = {e.id for e in changes.events}  # an event raised again is not deleted: its create then
             sent = [e for e in loaded.outbox if e.id not in again]  # conflicts, as a repeat should
-        ops += _item_ops(pk, stored, items)
-        ops += [("upsert", {"PartitionKey": pk, "RowKey": f"0|sub|{s.id}", "Body": dumps(s)})
+        ops += _item_ops(place, stored, items)
+        ops += [("upsert", {"PartitionKey": pk, "RowKey": rk(f"0|sub|{s.id}"), "Body": dumps(s)})
                 for s in changes.subscriptions]
-        ops += [("create", _invoice_row(pk, inv)) for inv in changes.invoices]
-        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|led|{e.seq:08d}", "Body": dumps(e),
+        ops += [("create", _invoice_row(place, inv)) for inv in changes.invoices]
+        ops += [("create", {"PartitionKey": pk, "RowKey": rk(f"1|led|{e.seq:08d}"), "Body": dumps(e),
                             "Amount": e.amount_minor, "Org": e.organization_id}) for e in changes.ledger]
-        ops += [("create", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}", "Body": dump_event(e)})
+        ops += [("create", {"PartitionKey": pk, "RowKey": rk(f"0|out|{e.id}"), "Body": dump_event(e)})
                 for e in changes.events]
-        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|pay|{row_id(b.payment)}", "Body": dumps(b),
+        ops += [("create", {"PartitionKey": pk, "RowKey": rk(f"1|pay|{row_id(b.payment)}"), "Body": dumps(b),
                             "Amount": b.payment.amount_minor, "Org": b.payment.organization_id})
                 for b in changes.payments]  # create: the same payment can never be booked twice
-        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|rem|{r.reminder.demand_no:08d}", "Body": dumps(r),
+        ops += [("create", {"PartitionKey": pk, "RowKey": rk(f"1|rem|{r.reminder.demand_no:08d}"), "Body": dumps(r),
                             "Amount": r.reminder.amount_minor, "Kid": r.reminder.kid, "Org": r.organization_id})
                 for r in changes.reminders]
-        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|crn|{c.number:010d}", "Body": dumps(c),
+        ops += [("create", {"PartitionKey": pk, "RowKey": rk(f"1|crn|{c.number:010d}"), "Body": dumps(c),
                             "Amount": c.total_minor, "Org": c.organization_id}) for c in changes.credit_notes]
         room = max(0, MAX_BATCH - len(ops))
-        ops[1:1] = [("delete", {"PartitionKey": pk, "RowKey": f"0|out|{e.id}"}) for e in sent[:room]]
+        ops[1:1] = [("delete", {"PartitionKey": pk, "RowKey": rk(f"0|out|{e.id}")}) for e in sent[:room]]
         return ops, items, sent[room:]
 
     def commit(self, tenant: str, loaded: Loaded | None, changes: Changes) -> Loaded:
         """Write ``changes`` atomically (the outbox rows already loaded are cleared) and
         return the partition as it is now. ``TooManyEntities`` before anything is sent if
         they need more than one transaction holds."""
-        ops, items, kept = self._plan(tenant, loaded, changes)
+        place = self._home(tenant, loaded, changes.account.number)
+        ops, items, kept = self._plan(place, loaded, changes)
         if len(ops) > MAX_BATCH:
             raise TooManyEntities(f"subscriber {changes.account.number}: this operation writes {len(ops)} rows, "
                                   f"more than one transaction holds ({MAX_BATCH}); do it in smaller parts")
         result = self.storage.transact(TABLE, ops)
-        account = replace(changes.account, credited=()) if changes.account.credited else changes.account
-        return Loaded(account, result[0].get("etag"), [*kept, *changes.events], items)
+        return _committed(place, changes, result[0].get("etag"), kept, items)
+
+    def commit_many(self, tenant: str, items: Sequence[tuple[Loaded | None, Changes]]) -> list[Loaded | Exception]:
+        """Commit many subscribers' changes in as few transactions as the limits allow (100
+        rows, ``BATCH_BYTES``), each subscriber's rows whole in one of them. A transaction
+        refused for one subscriber's ETag (or a row it creates twice) is sent again without
+        that subscriber, whose answer is the ``ConcurrencyConflict``; one refused for a reason
+        the service does not pin on an operation is sent again a subscriber at a time, so
+        every answer is that subscriber's own."""
+        answers: list[Loaded | Exception | None] = [None] * len(items)
+        plans: dict[str, list[_Planned]] = {}
+        for i, (loaded, changes) in enumerate(items):
+            try:
+                place = self._home(tenant, loaded, changes.account.number)
+                ops, rows, kept = self._plan(place, loaded, changes)
+                if len(ops) > MAX_BATCH:
+                    raise TooManyEntities(f"subscriber {changes.account.number}: this operation writes {len(ops)} "
+                                          f"rows, more than one transaction holds ({MAX_BATCH})")
+                size = sum(OP_FRAMING + (check_entity(op[1]) if op[0] != "delete" else 0) for op in ops)
+            except (TooManyEntities, StorageLimit) as exc:
+                answers[i] = exc
+                continue
+            plans.setdefault(place.pk, []).append(_Planned(i, place, changes, ops, rows, kept, size))
+        for planned in plans.values():
+            for group in _packed(planned):
+                self._send(group, answers)
+        return [a if a is not None else RuntimeError("not committed") for a in answers]
+
+    def _send(self, group: list[_Planned], answers: list[Loaded | Exception | None]) -> None:
+        pending = list(group)
+        while pending:
+            ops = [op for p in pending for op in p.ops]
+            try:
+                result = self.storage.transact(TABLE, ops)
+            except ConcurrencyConflict as conflict:
+                culprit = _owner(pending, conflict.at)
+                answers[culprit.index] = conflict
+                pending = [p for p in pending if p is not culprit]
+                continue
+            except Exception as exc:
+                if len(pending) == 1:
+                    answers[pending[0].index] = exc
+                    return
+                for one in pending:  # whose fault? each alone
+                    self._send([one], answers)
+                return
+            at = 0
+            for p in pending:
+                answers[p.index] = _committed(p.place, p.changes, result[at].get("etag"), p.kept, p.rows)
+                at += len(p.ops)
+            return
 
     def history(self, tenant: str, subscriber_no: int) -> tuple[list[Invoice], list[LedgerEntry]]:
         documents = self.documents(tenant, subscriber_no)
@@ -299,42 +522,37 @@ class AccountRepository:
 
     def documents(self, tenant: str, subscriber_no: int) -> History:
         """Everything issued to the subscriber: invoices, reminders, credit notes, ledger."""
-        pk = partition_key(tenant, subscriber_no)
-        rows = list(self.storage.query(TABLE, "PartitionKey eq @pk and RowKey gt '1'", {"pk": pk}))
-        return _documents(rows)
+        return _documents(self.history_rows(tenant, subscriber_no))
 
     def reminder(self, tenant: str, subscriber_no: int, demand_no: int) -> ReminderDocument | None:
-        row = self.storage.get(TABLE, partition_key(tenant, subscriber_no), f"1|rem|{demand_no:08d}")
+        row = self.row(tenant, subscriber_no, f"1|rem|{demand_no:08d}")
         return loads(ReminderDocument, row["Body"]) if row else None
 
     def booked(self, tenant: str, subscriber_no: int, payment_ids: list[str]) -> set[str]:
         """Which of these payments are already on the subscriber's ledger (point reads)."""
-        pk = partition_key(tenant, subscriber_no)
-        return {i for i in payment_ids if self.storage.get(TABLE, pk, f"1|pay|{i}") is not None}
+        place = self.place(tenant, subscriber_no)
+        return {i for i in payment_ids if self.storage.get(TABLE, place.pk, place.rk(f"1|pay|{i}")) is not None}
 
     def payments(self, tenant: str, subscriber_no: int) -> list[BookedPayment]:
         """The subscriber's booked payments and reversals (one query of the ``1|pay|`` rows)."""
-        pk = partition_key(tenant, subscriber_no)
-        rows = self.storage.query(TABLE, "PartitionKey eq @pk and RowKey ge '1|pay|' and RowKey lt '1|pay}'",
-                                  {"pk": pk})
-        return [loads(BookedPayment, r["Body"]) for r in rows]
+        return [loads(BookedPayment, r["Body"]) for r in self.history_rows(tenant, subscriber_no, "1|pay|", "1|pay}")]
 
     def invoice(self, tenant: str, subscriber_no: int, demand_no: int) -> Invoice | None:
         """One invoice by its demand number (what a KID decodes to): a point read."""
-        row = self.storage.get(TABLE, partition_key(tenant, subscriber_no), f"1|inv|{demand_no:08d}")
+        row = self.row(tenant, subscriber_no, f"1|inv|{demand_no:08d}")
         return loads(Invoice, row["Body"]) if row else None
 
     def fence(self, tenant: str, subscriber_no: int) -> bool:
         """Touch the subscriber row under its ETag: every commit based on an earlier load now
         fails with a conflict (used before releasing an invoice number, see numbering.py).
         False if the subscriber has no row yet."""
-        pk = partition_key(tenant, subscriber_no)
         for _ in range(MAX_FENCE_ATTEMPTS):
-            row = self.storage.get(TABLE, pk, HEAD)
+            place = self.place(tenant, subscriber_no)
+            row = self.storage.get(TABLE, place.pk, place.rk(HEAD))
             if row is None:
                 return False
             try:
-                self.storage.transact(TABLE, [("update", {"PartitionKey": pk, "RowKey": HEAD},
+                self.storage.transact(TABLE, [("update", {"PartitionKey": place.pk, "RowKey": place.rk(HEAD)},
                                                {"mode": "merge", "etag": row["etag"],
                                                 "match_condition": MatchConditions.IfNotModified})])
                 return True
@@ -343,20 +561,83 @@ class AccountRepository:
         raise ConcurrencyConflict(f"subscriber {subscriber_no} kept changing")
 
     def scan_tenant(self, tenant: str) -> Iterator[tuple[Loaded, History]]:
-        """Every subscriber of a tenant with history: for reports and search, never a hot path."""
-        query, params = prefix_filter(f"{tenant}|")
-        current: list[dict[str, Any]] = []
-        for row in self.storage.query(TABLE, query, params):
-            if current and row["PartitionKey"] != current[0]["PartitionKey"]:
-                yield _full(current)
-                current = []
-            current.append(row)
-        if current:
-            yield _full(current)
+        """Every subscriber of a tenant with history: for reports and search, never a hot path.
+        Subscribers moved to a bucket are read there, not from the first shape they left."""
+        for number, rows in self.scan_rows(tenant):
+            yield _full(number, rows)
+
+    def scan_rows(self, tenant: str) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """Every subscriber's rows (keys made local), a subscriber at a time: an admin scan."""
+        for lo, hi, bucketed in ((f"{tenant}|0", f"{tenant}|g", False), (f"{tenant}||", f"{tenant}|}}", True)):
+            current: list[dict[str, Any]] = []
+            for row in self.storage.query(TABLE, "PartitionKey ge @lo and PartitionKey lt @hi", {"lo": lo, "hi": hi}):
+                if current and row["PartitionKey"] != current[0]["PartitionKey"]:
+                    yield from _subscribers(current, bucketed)
+                    current = []
+                current.append(row)
+            if current:
+                yield from _subscribers(current, bucketed)
 
 
-def _invoice_row(pk: str, invoice: Invoice) -> dict[str, Any]:
-    return {"PartitionKey": pk, "RowKey": f"1|inv|{invoice.demand_no:08d}", "Body": dumps(invoice),
+@dataclass(frozen=True)
+class _Planned:
+    index: int
+    place: Place
+    changes: Changes
+    ops: list[Operation]
+    rows: dict[str, Any]
+    kept: list[Event]
+    size: int
+
+
+def _packed(planned: list[_Planned]) -> Iterator[list[_Planned]]:
+    """Consecutive subscribers' operations into transactions of at most ``MAX_BATCH`` rows and
+    ``BATCH_BYTES``, each subscriber whole in one."""
+    group: list[_Planned] = []
+    rows = size = 0
+    for p in planned:
+        if group and (rows + len(p.ops) > MAX_BATCH or size + p.size > BATCH_BYTES):
+            yield group
+            group, rows, size = [], 0, 0
+        group.append(p)
+        rows, size = rows + len(p.ops), size + p.size
+    if group:
+        yield group
+
+
+def _owner(pending: list[_Planned], at: int | None) -> _Planned:
+    """The subscriber whose operation ``at`` failed (the first, if the service did not say)."""
+    if at is not None:
+        for p in pending:
+            if at < len(p.ops):
+                return p
+            at -= len(p.ops)
+    return pending[0]
+
+
+def _committed(place: Place, changes: Changes, etag: str | None, kept: list[Event], items: dict[str, Any]) -> Loaded:
+    account = replace(changes.account, credited=()) if changes.account.credited else changes.account
+    return Loaded(account, etag, [*kept, *changes.events], items, place.pk)
+
+
+def _subscribers(rows: list[dict[str, Any]], bucketed: bool) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """A partition's rows, a subscriber at a time (keys made local); a subscriber that left a
+    partition of the first shape for its bucket (``Moved``) is skipped there."""
+    pk = rows[0]["PartitionKey"]
+    if not bucketed:
+        if any(r["RowKey"] == HEAD and r.get("Moved") for r in rows):
+            return
+        yield subscriber_of(pk, ""), rows
+        return
+    by: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        n = int(r["RowKey"][2:12])
+        by.setdefault(n, []).append(r | {"RowKey": f"{r['RowKey'][:2]}{r['RowKey'][13:]}"})
+    yield from sorted(by.items())
+
+
+def _invoice_row(place: Place, invoice: Invoice) -> dict[str, Any]:
+    return {"PartitionKey": place.pk, "RowKey": place.rk(f"1|inv|{invoice.demand_no:08d}"), "Body": dumps(invoice),
             "Number": invoice.number, "Kid": invoice.kid, "Total": invoice.total_minor,
             "Org": invoice.draft.organization_id}
 
@@ -371,9 +652,10 @@ def _documents(rows: list[dict[str, Any]]) -> History:
                    of(CreditNote, "1|crn|"))
 
 
-def _full(rows: list[dict[str, Any]]) -> tuple[Loaded, History]:
-    loaded = _build([r for r in rows if r["RowKey"] < "1"])
+def _full(number: int, rows: list[dict[str, Any]]) -> tuple[Loaded, History]:
+    """A subscriber from all its rows (keys local)."""
+    loaded, _ = _build(Place(rows[0]["PartitionKey"], number, False), [r for r in rows if r["RowKey"] < "1"])
     if loaded is None:
-        raise ValueError(f"partition {rows[0]['PartitionKey']} has no subscriber row")
+        raise ValueError(f"subscriber {number} in {rows[0]['PartitionKey']} has no subscriber row")
     history = _documents(rows)
     return with_documents(loaded, history), history

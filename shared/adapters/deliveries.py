@@ -24,7 +24,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import UpdateMode
 
 from ..ports import ConcurrencyConflict, Delivery, DeliveryStatus
-from .accounts import TABLE, partition_key
+from .accounts import TABLE, AccountRepository, Place
 from .tables import Storage, check_entity
 
 PREFIX = "1|dlv|"
@@ -34,8 +34,9 @@ def row_key(document_id: str, channel: str, attempt: int) -> str:
     return f"{PREFIX}{document_id}|{channel}|{attempt:03d}"
 
 
-def _entity(pk: str, d: Delivery) -> dict[str, Any]:
-    return {"PartitionKey": pk, "RowKey": row_key(d.document_id, d.channel, d.attempt), "Status": d.status.value,
+def _entity(place: Place, d: Delivery) -> dict[str, Any]:
+    return {"PartitionKey": place.pk, "RowKey": place.rk(row_key(d.document_id, d.channel, d.attempt)),
+            "Status": d.status.value,
             "At": d.at.isoformat(), "Recipient": d.recipient, "ProviderId": d.provider_id, "Reason": d.reason,
             "ClaimedAt": d.claimed_at.isoformat() if d.claimed_at else ""}
 
@@ -50,11 +51,15 @@ def _delivery(row: dict[str, Any]) -> Delivery:
 
 
 class DeliveryRows:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, accounts: AccountRepository | None = None) -> None:
         self.storage = storage
+        self.accounts = accounts or AccountRepository(storage)
+
+    def _place(self, tenant: str, subscriber_no: int) -> Place:
+        return self.accounts.place(tenant, subscriber_no)
 
     def claim(self, tenant: str, subscriber_no: int, delivery: Delivery) -> tuple[Delivery, bool]:
-        entity = _entity(partition_key(tenant, subscriber_no), delivery)
+        entity = _entity(self._place(tenant, subscriber_no), delivery)
         check_entity(entity)
         self.storage.round_trips.add()
         try:
@@ -68,7 +73,7 @@ class DeliveryRows:
         return found, False
 
     def update(self, tenant: str, subscriber_no: int, delivery: Delivery) -> Delivery:
-        entity = _entity(partition_key(tenant, subscriber_no), delivery)
+        entity = _entity(self._place(tenant, subscriber_no), delivery)
         check_entity(entity)
         self.storage.round_trips.add()
         try:
@@ -83,12 +88,10 @@ class DeliveryRows:
         return replace(delivery, etag=str(meta.get("etag") or ""))
 
     def get(self, tenant: str, subscriber_no: int, document_id: str, channel: str, attempt: int) -> Delivery | None:
-        row = self.storage.get(TABLE, partition_key(tenant, subscriber_no), row_key(document_id, channel, attempt))
+        row = self.accounts.row(tenant, subscriber_no, row_key(document_id, channel, attempt))
         return _delivery(row) if row else None
 
     def list(self, tenant: str, subscriber_no: int, document_id: str | None = None) -> list[Delivery]:
         lo = f"{PREFIX}{document_id}|" if document_id else PREFIX
         hi = lo[:-1] + chr(ord(lo[-1]) + 1)
-        rows = self.storage.query(TABLE, "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-                                  {"pk": partition_key(tenant, subscriber_no), "lo": lo, "hi": hi})
-        return [_delivery(r) for r in rows]
+        return [_delivery(r) for r in self.accounts.history_rows(tenant, subscriber_no, lo, hi)]

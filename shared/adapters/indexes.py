@@ -51,7 +51,7 @@ from typing import Any
 from azure.core import MatchConditions
 
 from ..ports import ConcurrencyConflict, OrderRecord, PendingOrder
-from .tables import Storage, prefix_filter
+from .tables import MAX_BATCH, Storage, prefix_filter
 
 TABLE = "Indexes"
 BUCKETS = 16
@@ -93,6 +93,17 @@ class DunningIndex:
     def add(self, tenant: str, day: date, subscriber_no: int) -> None:
         self.storage.upsert(TABLE, {"PartitionKey": f"dun|{tenant}|{day.isoformat()}",
                                     "RowKey": f"{subscriber_no:010d}"})
+
+    def add_many(self, tenant: str, visits: Iterable[tuple[date, int]]) -> None:
+        """A bucket's next visits: one upsert transaction per day (and 100 rows), not one call each."""
+        by_day: dict[date, set[int]] = {}
+        for day, subscriber_no in visits:
+            by_day.setdefault(day, set()).add(subscriber_no)
+        for day, numbers in sorted(by_day.items()):
+            pk, rows = f"dun|{tenant}|{day.isoformat()}", sorted(numbers)
+            for start in range(0, len(rows), MAX_BATCH):
+                self.storage.transact(TABLE, [("upsert", {"PartitionKey": pk, "RowKey": f"{n:010d}"})
+                                              for n in rows[start:start + MAX_BATCH]])
 
     def subscribers(self, tenant: str, days: Iterable[date]) -> set[int]:
         found: set[int] = set()

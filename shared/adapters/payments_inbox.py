@@ -32,12 +32,11 @@ from azure.core import MatchConditions
 from ..domain.payments import BookedPayment, ReceivedPayment
 from ..formats.payments import IncomingPayment, UnreadableRecord
 from ..ports import AwaitingPayment, Handling, Hold, MandateAside, SetAside
-from .accounts import partition_key
+from .accounts import AccountRepository
 from .codec import dumps, loads
 from .tables import Storage, prefix_filter
 
 TABLE = "Payments"
-SUBSCRIBERS = "Subscribers"
 BOOKED = ("1|pay|", "1|pay}")  # the RowKey range of a partition's booked payments
 
 
@@ -50,8 +49,9 @@ def _aside_pk(tenant: str) -> str:
 
 
 class PaymentsInbox:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, accounts: AccountRepository | None = None) -> None:
         self.storage = storage
+        self.accounts = accounts or AccountRepository(storage)
 
     # ---- requires processing ----------------------------------------------------------------
     def set_aside(self, tenant: str, aside: SetAside) -> bool:
@@ -107,13 +107,13 @@ class PaymentsInbox:
     # ---- booked payments (the subscribers' partitions) -------------------------------------------
     def booked_payments(self, tenant: str, subscriber_no: int | None = None) -> Iterator[tuple[int, BookedPayment]]:
         if subscriber_no is not None:
-            rows = self.storage.query(SUBSCRIBERS, "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-                                      {"pk": partition_key(tenant, subscriber_no), "lo": BOOKED[0], "hi": BOOKED[1]})
-        else:
-            query, params = prefix_filter(f"{tenant}|")
-            rows = (r for r in self.storage.query(SUBSCRIBERS, query, params) if r["RowKey"].startswith(BOOKED[0]))
-        for row in rows:
-            yield int(row["PartitionKey"].rsplit("|", 1)[1]), loads(BookedPayment, row["Body"])
+            for row in self.accounts.history_rows(tenant, subscriber_no, *BOOKED):
+                yield subscriber_no, loads(BookedPayment, row["Body"])
+            return
+        for number, rows in self.accounts.scan_rows(tenant):
+            for row in rows:
+                if row["RowKey"].startswith(BOOKED[0]):
+                    yield number, loads(BookedPayment, row["Body"])
 
 
 def _key(tenant: str, record: SetAside | AwaitingPayment) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from ..ports import BatchRefused, ConcurrencyConflict, StorageLimit, TooManyEnti
 
 T = TypeVar("T")
 MAX_BATCH = 100
+MAX_BATCH_BYTES = 4 * 1024 * 1024  # an entity-group transaction's payload (Table service limit)
 TRANSPORT_ATTEMPTS = 4
 TABLES = ("Catalogue", "Subscribers", "Numbering", "Indexes", "Tenants", "Payments", "Access")
 
@@ -118,6 +119,16 @@ class Storage:
             for entity in page:
                 yield _from_table(entity) | {"etag": entity.metadata.get("etag")}
 
+    def first(self, table: str, query_filter: str, parameters: dict[str, Any] | None = None,
+              select: list[str] | None = None) -> dict[str, Any] | None:
+        """The first entity matching ``query_filter`` (one round trip), or None."""
+        pages = self.table(table).query_entities(query_filter, parameters=parameters, select=select,
+                                                 results_per_page=1).by_page()
+        self.round_trips.add()
+        for entity in next(pages, []):
+            return _from_table(entity) | {"etag": entity.metadata.get("etag")}
+        return None
+
     def upsert(self, table: str, entity: dict[str, Any]) -> None:
         entity = _to_table(entity)
         check_entity(entity)
@@ -173,7 +184,9 @@ class Storage:
         except TableTransactionError as exc:
             code = getattr(exc, "error_code", None)  # set by the SDK's error decoding, not declared on the class
             if code in ("UpdateConditionNotSatisfied", "EntityAlreadyExists", "ConditionNotMet"):
-                raise ConcurrencyConflict(str(code)) from exc
+                conflict = ConcurrencyConflict(str(code))
+                conflict.at = getattr(exc, "index", None)  # which operation (Azure says "{index}:...")
+                raise conflict from exc
             raise
         except HttpResponseError as exc:
             if exc.status_code in (409, 412):
@@ -226,10 +239,10 @@ def _utf16_bytes(text: str) -> int:
     return 2 * len(text) if text.isascii() else len(text.encode("utf-16-le"))
 
 
-def check_entity(entity: Mapping[str, Any]) -> None:
+def check_entity(entity: Mapping[str, Any]) -> int:
     """Refuse an entity the Table service (or the SDK) would refuse; its size as the
-    service counts it: 4 bytes + keys in UTF-16 + per property 8 bytes, its name in
-    UTF-16 and its value."""
+    service counts it (returned): 4 bytes + keys in UTF-16 + per property 8 bytes, its
+    name in UTF-16 and its value."""
     size = 4
     for key in ("PartitionKey", "RowKey"):
         value = str(entity.get(key, ""))
@@ -245,6 +258,7 @@ def check_entity(entity: Mapping[str, Any]) -> None:
     if size > MAX_ENTITY_BYTES:
         raise EntityTooLarge(f"entity {entity.get('RowKey')!r} is {size} bytes; Table Storage allows "
                              f"{MAX_ENTITY_BYTES} (1 MiB)")
+    return size
 
 
 def _value_bytes(name: str, value: Any) -> int:

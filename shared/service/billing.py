@@ -32,12 +32,13 @@ from ..domain.account import Changes, issue
 from ..domain.calendar import cadence_keys_starting_on
 from ..domain.catalogue import Catalogue
 from ..ports import TENANT_RUN, BusMessage
+from .buckets import grouped
 from .context import Context
 from .isolation import for_each_subscriber, resolve
 from .unit_of_work import NoSuchSubscriber, Seen, change, drafts_that_fit
 
 log = logging.getLogger(__name__)
-BATCH = 50
+BATCH = 256  # subscribers per bus message: whole buckets (of up to 64) with their number claims in one go
 MAX_CATCH_UP_DAYS = 62
 INVOICE_RUN = "invoice"
 PARTS = 10  # transactions one subscriber's renewals take when billed alone (a backlog: the rest, next run)
@@ -72,16 +73,29 @@ def cadences_due(catalogue: Catalogue, days: Sequence[date]) -> set[str]:
     return keys
 
 
-def batches(tenant: str, today: date, subscribers: Sequence[int], kind: str = INVOICE_RUN,
+def batches(tenant: str, today: date, groups: Sequence[Sequence[int]], kind: str = INVOICE_RUN,
             attention: Collection[int] = ()) -> Iterator[BusMessage]:
-    """Bus messages of ``BATCH`` subscribers; those of ``attention`` failed before and are
-    named in the message, so the worker can clear their rows when they go through."""
-    for start in range(0, len(subscribers), BATCH):
-        chunk = list(subscribers[start : start + BATCH])
+    """Bus messages of whole partitions (``groups``: subscribers by the bucket they live in,
+    ``buckets.grouped``), as many as make up ``BATCH`` subscribers, so a worker reads each
+    bucket once and commits its subscribers together. Those of ``attention`` failed before and
+    are named in the message, so the worker can clear their rows when they go through."""
+    for chunk in _filled(groups, BATCH):
         body = {"kind": kind, "tenant": tenant, "date": today.isoformat(), "subscribers": chunk}
         if held := [n for n in chunk if n in attention]:
             body["attention"] = held
         yield BusMessage(f"{kind}-run.{tenant}.{today}.{chunk[0]}.{chunk[-1]}", body)
+
+
+def _filled(groups: Sequence[Sequence[int]], size: int) -> Iterator[list[int]]:
+    """Consecutive groups into lists of at most ``size`` (a group larger than that alone)."""
+    chunk: list[int] = []
+    for group in groups:
+        if chunk and len(chunk) + len(group) > size:
+            yield chunk
+            chunk = []
+        chunk += group
+    if chunk:
+        yield chunk
 
 
 def start_run(ctx: Context, tenant: str, kind: str,
@@ -99,7 +113,7 @@ def start_run(ctx: Context, tenant: str, kind: str,
         return RunStarted(tenant, today, 0, 0)
     retry = state.attention - {TENANT_RUN}
     subscribers = sorted(set(find(catalogue, days)) | retry)
-    messages = list(batches(tenant, today, subscribers, kind, retry))
+    messages = list(batches(tenant, today, grouped(ctx, tenant, subscribers), kind, retry))
     ctx.bus.send(RUN_WORK, messages)
     ctx.tenants.set_watermark(tenant, kind, today)
     if TENANT_RUN in state.attention:

@@ -32,6 +32,7 @@ from ..domain.dunning_visit import credited, dun
 from ..domain.events import SubscriberNotice, SubscriptionStopped
 from ..domain.invoicing import Invoice
 from .billing import RunStarted, batches, start_run
+from .buckets import grouped
 from .checkout import stopping
 from .context import Context
 from .isolation import for_each_subscriber
@@ -103,7 +104,7 @@ def sweep_dunning(ctx: Context, tenant: str) -> RunStarted:
     today = ctx.today(catalogue)
     found = sorted(loaded.account.number for loaded, _history in ctx.accounts.scan_tenant(tenant)
                    if loaded.account.open_demands)
-    messages = list(batches(tenant, today, found, DUNNING_RUN))
+    messages = list(batches(tenant, today, grouped(ctx, tenant, found), DUNNING_RUN))
     ctx.bus.send(RUN_WORK, messages)
     log.info("dunning sweep %s %s: %d subscribers in %d messages", tenant, today, len(found), len(messages))
     return RunStarted(tenant, today, len(found), len(messages))

@@ -36,8 +36,9 @@ from typing import Any, TypeVar
 
 from ..domain.account import Changes
 from ..ports import TENANT_RUN, transient
+from .buckets import PartitionOutcome, grouped, in_partition
 from .context import Context
-from .unit_of_work import Conflicted, Decision, Declare, NoSuchSubscriber, Seen, UnitOfWork
+from .unit_of_work import Decision, Declare, NoSuchSubscriber, Seen, UnitOfWork
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,9 +59,10 @@ def reason(exc: BaseException) -> str:
 
 
 def each(pool: Executor, fn: Callable[[T], R], items: Sequence[T], failures: dict[int, Exception],
-         number: Callable[[T], int]) -> list[tuple[T, R]]:
+         number: Callable[[T], int], whole: bool = False) -> list[tuple[T, R]]:
     """``fn`` over ``items`` in the pool; an item that raises goes to ``failures`` by its
-    subscriber number instead of stopping the others."""
+    subscriber number instead of stopping the others (``whole``: an item is a group of
+    subscriber numbers, and every one of them goes to ``failures``)."""
 
     def guarded(item: T) -> tuple[R | None, Exception | None]:
         try:
@@ -70,7 +72,9 @@ def each(pool: Executor, fn: Callable[[T], R], items: Sequence[T], failures: dic
 
     done: list[tuple[T, R]] = []
     for item, (value, error) in zip(items, pool.map(guarded, items), strict=True):
-        if error is not None:
+        if error is not None and whole:
+            failures |= dict.fromkeys(item, error)  # type: ignore[call-overload]
+        elif error is not None:
             failures[number(item)] = error
         else:
             done.append((item, value))  # type: ignore[arg-type]
@@ -193,12 +197,14 @@ def for_each_subscriber(ctx: Context, tenant: str, run: str, today: date, subscr
     each of ``subscribers`` through one ``UnitOfWork``; ``done`` is told what each committed
     (in this thread, so it may count without a lock).
 
-    * **Fast path.** Each subscriber is read, decided and committed in a thread pool. With
+    * **Fast path, by partition** (``buckets.in_partition``). The batch is grouped by the
+      partition its subscribers live in; each group is read in one query, decided, indexed
+      and committed in as few transactions as the limits allow, the groups in parallel. With
       ``declare`` (the natural keys a decision will number, known from the partition), the
       numbers of the whole batch are claimed first, one claim per series, and each subscriber
       commits the one transaction they were claimed for (what is left is due still: the next
-      run); without it, each decision claims its own, and takes up to ``parts`` transactions.
-      The events are published once, for the batch.
+      run); without it, each decision claims its own, and one taking ``parts`` transactions
+      goes on alone after its first. The events are published once, for the batch.
     * **Set aside.** A subscriber whose read, decision or commit raises is set aside; the rest
       of the batch goes on. A subscriber that conflicted (changed meanwhile) is redone alone,
       with retries (``UnitOfWork.change``), as are all when the batch's number claim failed.
@@ -209,10 +215,8 @@ def for_each_subscriber(ctx: Context, tenant: str, run: str, today: date, subscr
     failures: dict[int, Exception] = {}
     with UnitOfWork(ctx, tenant, today, collect=True) as uow:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            if declare is None:
-                fast = _each_alone(uow, pool, subscribers, decide, failures, parts=parts, touch=touch, visits=visits)
-            else:
-                fast = _each_declared(uow, pool, subscribers, decide, declare, failures, visits=visits)
+            fast = _by_partition(uow, pool, grouped(ctx, tenant, subscribers), decide, declare, failures,
+                                 parts=parts, touch=touch, visits=visits)
         uow.flush()  # one bus batch for the whole message
         for changes in fast.committed:
             done(changes)
@@ -235,59 +239,44 @@ def for_each_subscriber(ctx: Context, tenant: str, run: str, today: date, subscr
 class _Fast:
     committed: list[Changes] = field(default_factory=list)
     conflicted: list[int] = field(default_factory=list)  # changed meanwhile: redone alone
-    alone: list[int] = field(default_factory=list)  # the batch's number claim failed: each done alone
-
-    def add(self, number: int, changes: Changes | None, conflicted: bool) -> None:
-        if changes is not None:
-            self.committed.append(changes)
-        if conflicted:
-            self.conflicted.append(number)
+    alone: list[int] = field(default_factory=list)  # the batch's number claim failed, or a decision goes on
 
 
-def _once(uow: UnitOfWork, number: int, decide: Decision, **options: Any) -> tuple[Changes | None, bool]:
-    """One subscriber in the fast path: (what committed, whether it conflicted and is redone alone)."""
-    try:
-        return uow.change(number, decide, attempts=1, **options), False
-    except Conflicted as conflict:
-        return conflict.done, True
-    except NoSuchSubscriber:
-        return None, False
-
-
-def _each_alone(uow: UnitOfWork, pool: Executor, subscribers: Sequence[int], decide: Decision,
-                failures: dict[int, Exception], **options: Any) -> _Fast:
-    """Each subscriber read, decided (claiming its own numbers) and committed in the pool."""
+def _by_partition(uow: UnitOfWork, pool: Executor, groups: Sequence[Sequence[int]], decide: Decision,
+                  declare: Declare | None, failures: dict[int, Exception], *, parts: int, touch: bool,
+                  visits: bool) -> _Fast:
+    """Read every group (a query each), claim the batch's numbers if declared, then decide,
+    index and commit each group (``buckets.in_partition``), the groups in parallel."""
     fast = _Fast()
-    for number, (changes, conflicted) in each(pool, lambda n: _once(uow, n, decide, **options),
-                                              subscribers, failures, int):
-        fast.add(number, changes, conflicted)
-    return fast
-
-
-def _each_declared(uow: UnitOfWork, pool: Executor, subscribers: Sequence[int], decide: Decision,
-                   declare: Declare, failures: dict[int, Exception], visits: bool) -> _Fast:
-    """Read all and learn the numbers they will ask for; claim them in one go; commit each."""
-    def read(number: int) -> tuple[Seen, list[tuple[str, str]]] | None:
+    read = [seen for _, seen in each(pool, uow.read_many, groups, failures, _first, whole=True)]
+    numbers: dict[int, dict[str, int]] | None = None
+    if declare is not None:
+        wanted: list[tuple[int, str, str]] = []
+        for seen in read:
+            for n, one in seen.items():
+                try:
+                    wanted += [(n, org, key) for org, key in declare(one)]
+                except Exception as exc:  # this subscriber's alone
+                    failures[n] = exc
+        read = [{n: one for n, one in seen.items() if n not in failures} for seen in read]
         try:
-            seen = uow.read(number)
-        except NoSuchSubscriber:
-            return None
-        return seen, list(declare(seen))
+            numbers = uow.claims.numbers(wanted)
+        except Exception:  # one subscriber's keys may break the shared claim
+            log.warning("%s: the batch's number claim failed; each subscriber alone", uow.tenant, exc_info=True)
+            fast.alone = [n for seen in read for n in seen]
+            return fast
 
-    work = [w for _, w in each(pool, read, subscribers, failures, int) if w is not None]
-    fast = _Fast()
-    try:
-        numbers = uow.claims.numbers([(s.account.number, org, key) for s, keys in work for org, key in keys])
-    except Exception:  # one subscriber's keys may break the shared claim
-        log.warning("%s: the batch's number claim failed; each subscriber alone", uow.tenant, exc_info=True)
-        fast.alone = [s.account.number for s, _ in work]
-        return fast
+    def work(seen: dict[int, Seen]) -> PartitionOutcome:
+        return in_partition(uow, seen, lambda _n: decide, numbers=numbers, parts=1 if declare else parts,
+                            touch=touch, visits=visits)
 
-    def commit(item: tuple[Seen, list[tuple[str, str]]]) -> tuple[Changes | None, bool]:
-        seen, _keys = item
-        return _once(uow, seen.account.number, decide, seen=seen, numbers=numbers.get(seen.account.number, {}),
-                     visits=visits)
-
-    for (seen, _), (changes, conflicted) in each(pool, commit, work, failures, lambda w: w[0].account.number):
-        fast.add(seen.account.number, changes, conflicted)
+    for _seen, outcome in each(pool, work, read, failures, _first, whole=True):
+        failures |= outcome.failed
+        fast.committed += outcome.committed.values()
+        fast.conflicted += outcome.conflicted
+        fast.alone += outcome.more
     return fast
+
+
+def _first(group: Any) -> int:
+    return int(next(iter(group)))

@@ -373,6 +373,25 @@ class UnitOfWork:
             raise NoSuchSubscriber(f"subscriber {subscriber_no}")
         return Seen(account, self.catalogue, self.today, _no_number, loaded, history)
 
+    def read_many(self, subscriber_nos: Sequence[int]) -> dict[int, Seen]:
+        """Many subscribers' partitions as decisions see them, in one query per bucket
+        (``Accounts.load_many``); those with no partition are left out."""
+        loaded = self.ctx.accounts.load_many(self.tenant, subscriber_nos)
+        return {n: Seen(one.account, self.catalogue, self.today, _no_number, one) for n, one in loaded.items()}
+
+    def decide(self, seen: Seen, decide: Decision, numbers: Mapping[str, int] | None = None) -> Changes:
+        """``decide`` once, with the numbers claimed up front (``numbers``) or claimed now."""
+        return self._decide(seen, decide, numbers)
+
+    def index_many(self, items: Sequence[tuple[Loaded | None, Changes]], visits: bool = True) -> None:
+        """``index`` for many subscribers: the next dunning visits in one write per day."""
+        for loaded, changes in items:
+            self.index(loaded, changes, visits=False)
+        if visits:
+            self.ctx.dunning_index.add_many(self.tenant, [
+                (visit, changes.account.number) for _loaded, changes in items
+                if (visit := next_visit(changes.account, self.catalogue, self.today)) is not None])
+
     def change(self, subscriber_no: int, decide: Decision, *, documents: bool = False,
                new: Callable[[], Account] | None = None, parts: int = 1, attempts: int = MAX_ATTEMPTS,
                seen: Seen | None = None, numbers: Mapping[str, int] | None = None, touch: bool = False,

@@ -25,6 +25,7 @@ from shared.domain.events import Event
 from shared.domain.invoicing import CreditNote, Invoice
 from shared.domain.ledger import LedgerEntry
 from shared.domain.payments import BookedPayment, row_id
+from shared.domain.placement import BUCKETS
 from shared.domain.subscriptions import Subscription
 from shared.ports import ConcurrencyConflict, History, Loaded, TooManyEntities, with_documents
 
@@ -85,6 +86,8 @@ class FakeAccounts(Faults):
         super().__init__()
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.commits = 0  # transactions that went through (what a round-trip count would see)
+        self.queries = 0  # bucket reads of ``load_many``
+        self.layout = BUCKETS
         self._lock = threading.Lock()
 
     def load(self, tenant: str, subscriber_no: int) -> Loaded | None:
@@ -146,6 +149,17 @@ class FakeAccounts(Faults):
         if clashes:
             raise ConcurrencyConflict(f"EntityAlreadyExists: {clashes[0]}")
 
+    def partition_of(self, tenant: str, subscriber_no: int) -> str:
+        return f"{tenant}|{self.layout.bucket(subscriber_no)}"
+
+    def load_many(self, tenant: str, subscriber_nos: Sequence[int]) -> dict[int, Loaded]:
+        """One "query" per bucket (``queries`` counts them), as the adapter reads a bucket's hot rows."""
+        self.queries += len({self.partition_of(tenant, n) for n in subscriber_nos})
+        return {n: loaded for n in dict.fromkeys(subscriber_nos) if (loaded := self.load(tenant, n)) is not None}
+
+    def commit_many(self, tenant: str, items: Sequence[tuple[Loaded | None, Changes]]) -> list[Loaded | Exception]:
+        return commit_each(self, tenant, items)
+
     def history(self, tenant: str, subscriber_no: int) -> tuple[list[Invoice], list[LedgerEntry]]:
         documents = self.documents(tenant, subscriber_no)
         return documents.invoices, documents.ledger
@@ -196,6 +210,19 @@ class FakeAccounts(Faults):
             assert loaded is not None
             history = self.documents(t, number)
             yield with_documents(loaded, history), history
+
+
+def commit_each(accounts: Any, tenant: str, items: Sequence[tuple[Loaded | None, Changes]]
+                ) -> list[Loaded | Exception]:
+    """``commit_many`` as ``accounts.commit`` for each item, its failure its own (what the
+    adapter promises): for the fake, and for a test's wrapper that injects faults at ``commit``."""
+    answers: list[Loaded | Exception] = []
+    for loaded, changes in items:
+        try:
+            answers.append(accounts.commit(tenant, loaded, changes))
+        except Exception as exc:  # ConcurrencyConflict, TooManyEntities, an injected fault
+            answers.append(exc)
+    return answers
 
 
 def _history(p: Partition) -> History:

@@ -35,6 +35,10 @@ class FakeDunningIndex:
     def add(self, tenant: str, day: date, subscriber_no: int) -> None:
         self.entries.add((tenant, day, subscriber_no))
 
+    def add_many(self, tenant: str, visits: Iterable[tuple[date, int]]) -> None:
+        for day, subscriber_no in visits:
+            self.add(tenant, day, subscriber_no)
+
     def subscribers(self, tenant: str, days: Iterable[date]) -> set[int]:
         wanted = set(days)
         return {n for t, d, n in self.entries if t == tenant and d in wanted}

@@ -83,9 +83,11 @@ def test_random_account_changes_committed_and_reloaded_give_back_the_account_and
         stored = loaded.stored if loaded else {}
         wanted = _item_rows(account, stored)
         ops = repo.operations(tenant, loaded, Changes(account))
-        assert ops[0][1]["RowKey"] == HEAD and (loaded is None or ops[0][2]["etag"] == loaded.etag)  # type: ignore[misc]
+        place = repo.place(tenant, 7)
+        assert ops[0][1]["RowKey"] == place.rk(HEAD)
+        assert loaded is None or ops[0][2]["etag"] == loaded.etag  # type: ignore[misc]
         for op in ops[1:]:  # every item row written differs from what is stored
-            rk = op[1]["RowKey"]
+            rk = place.local(op[1]["RowKey"])
             assert rk not in stored or rk not in wanted or stored[rk] != wanted[rk], (op[0], rk)
         before = ctx.storage.round_trips.count
         loaded = repo.commit(tenant, loaded, Changes(account))
@@ -137,12 +139,12 @@ def test_a_subscriber_row_of_the_first_layout_loads_and_its_first_commit_moves_i
 def test_an_outbox_row_written_before_events_were_typed_loads_and_is_sent_and_deleted(ctx: Context) -> None:
     tenant = f"o{uuid.uuid4().hex[:10]}"
     account = Account(Subscriber(9, "Kari", "kari@example.no"), balances={"avisa": 0})
-    pk = partition_key(tenant, 9)
     ctx.accounts.commit(tenant, None, Changes(account))
+    place = ctx.accounts.place(tenant, 9)
     old_body = json.dumps({"id": "invoice-paid.avisa.3", "type": "InvoicePaid",  # no version: the first form
                            "payload": {"subscriber_no": 9, "invoice_number": 3, "organization_id": "avisa"}})
-    ctx.storage.transact(TABLE, [("create", {"PartitionKey": pk, "RowKey": "0|out|invoice-paid.avisa.3",
-                                             "Body": old_body})])
+    ctx.storage.transact(TABLE, [("create", {"PartitionKey": place.pk,
+                                             "RowKey": place.rk("0|out|invoice-paid.avisa.3"), "Body": old_body})])
     loaded = ctx.accounts.load(tenant, 9)
     assert loaded is not None and loaded.outbox == [InvoicePaid("invoice-paid.avisa.3", 9, 3, "avisa")]
     ctx.accounts.commit(tenant, loaded, Changes(replace(account, balances={"avisa": 100})))
@@ -154,15 +156,16 @@ def test_an_open_demand_row_as_written_before_the_split_loads_and_is_written_bac
         ctx: Context) -> None:
     tenant = f"d{uuid.uuid4().hex[:10]}"
     account = Account(Subscriber(10, "Ola", "ola@example.no"), balances={"avisa": -38700 - 3500}, next_demand_no=9)
-    pk = partition_key(tenant, 10)
     ctx.accounts.commit(tenant, None, Changes(account))
+    place = ctx.accounts.place(tenant, 10)
     body = ('{"demand_no":3,"invoice_number":3,"organization_id":"avisa","subscription_id":"s1",'  # a row of today
             '"due_date":"2026-03-05","open_minor":42200,"total_minor":38700,"amount_due_minor":38700,'
             '"kind":"subscription","fees_minor":3500,"reminders":[{"step":1,"produced":"2026-03-12",'
             '"due_date":"2026-03-22","fee_minor":3500,"amount_minor":42200,"demand_no":8,"kid":"000001000086"}],'
             '"postponed_to":null,"postpone_reason":"","stop_noticed":true,"period_start":"2026-03-05",'
             '"period_end":"2026-04-05","vat":[{"rate_bp":0,"gross_minor":38700,"vat_minor":0,"net_minor":38700}]}')
-    ctx.storage.transact(TABLE, [("create", {"PartitionKey": pk, "RowKey": "0|dem|00000003", "Body": body})])
+    ctx.storage.transact(TABLE, [("create", {"PartitionKey": place.pk, "RowKey": place.rk("0|dem|00000003"),
+                                             "Body": body})])
     loaded = ctx.accounts.load(tenant, 10)
     assert loaded is not None
     demand = loaded.account.open_demands[3]
@@ -173,7 +176,7 @@ def test_an_open_demand_row_as_written_before_the_split_loads_and_is_written_bac
     assert demand.answers_to(8) and demand.terms.vat[0].gross_minor == 38700
     paid = replace(demand, open_minor=3500)
     ctx.accounts.commit(tenant, loaded, Changes(replace(loaded.account, open_demands={3: paid})))
-    row = ctx.storage.get(TABLE, pk, "0|dem|00000003")
+    row = ctx.storage.get(TABLE, place.pk, place.rk("0|dem|00000003"))
     assert row is not None and json.loads(row["Body"]) == {**json.loads(body), "open_minor": 3500}  # the same form
     again = ctx.accounts.load(tenant, 10)
     assert again is not None and again.account.open_demands == {3: paid}

@@ -22,6 +22,7 @@ from shared.service.context import Context
 from shared.service.dunning import dun_subscribers
 from shared.service.orders import place_order
 from tests.conftest import oslo_morning
+from tests.fakes.accounts import commit_each
 from tests.fixtures import order
 from tests.service.test_large_account import weekly_plan_with_one_reminder_then_stop
 from tests.service.test_numbering_gapless import issued, series
@@ -44,6 +45,9 @@ class RacedFirstCommit:
             self.done.append(True)
             self.racer()
         return self.real.commit(tenant, loaded, changes)
+
+    def commit_many(self, tenant: str, items: Any) -> Any:  # each through this commit, faults and all
+        return commit_each(self, tenant, items)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 from pydantic import TypeAdapter
 
-from shared.adapters.accounts import HEAD, TABLE, partition_key
+from shared.adapters.accounts import HEAD, TABLE
 from shared.adapters.catalogue_store import KINDS
 from shared.clock import SettableClock
 from shared.domain.calendar import Frequency
@@ -52,7 +52,8 @@ def weekly_plan_with_one_reminder_then_stop(ctx: Context, tenant: str) -> None:
 
 
 def subscriber_row_bytes(ctx: Context, tenant: str, subscriber_no: int) -> int:
-    row = ctx.storage.get(TABLE, partition_key(tenant, subscriber_no), HEAD)
+    place = ctx.accounts.place(tenant, subscriber_no)  # type: ignore[attr-defined]
+    row = ctx.storage.get(TABLE, place.pk, place.rk(HEAD))
     assert row is not None
     return len(json.dumps({k: v for k, v in row.items() if k not in ("etag", "Timestamp")}, default=str).encode())
 

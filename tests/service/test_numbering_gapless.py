@@ -24,6 +24,7 @@ from shared.service.context import Context
 from shared.service.orders import place_order
 from shared.service.unit_of_work import Claims, claim_key, release_unissued
 from tests.conftest import oslo_morning
+from tests.fakes.accounts import commit_each
 from tests.fixtures import install_catalogue, order
 
 
@@ -45,6 +46,9 @@ class FlakyAccounts:
             self.failed += 1
             raise TooLarge("PropertyValueTooLarge")
         return self.real.commit(tenant, loaded, changes)
+
+    def commit_many(self, tenant: str, items: Any) -> Any:  # each through this commit, faults and all
+        return commit_each(self, tenant, items)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.accounts import partition_key
 from shared.adapters.codec import dumps
 from shared.adapters.payments_inbox import PaymentsInbox
 from shared.domain.payments import BookedPayment, MatchType, PaymentState, ReceivedPayment
@@ -48,8 +47,9 @@ def subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
     ctx: Context = request.getfixturevalue("ctx")
 
     def book(tenant: str, subscriber_no: int, booked: BookedPayment) -> None:  # the row AccountRepository writes
-        ctx.storage.upsert("Subscribers", {"PartitionKey": partition_key(tenant, subscriber_no),
-                                           "RowKey": f"1|pay|{booked.payment.id}", "Body": dumps(booked)})
+        place = ctx.accounts.place(tenant, subscriber_no)  # type: ignore[attr-defined]
+        ctx.storage.upsert("Subscribers", {"PartitionKey": place.pk, "RowKey": place.rk(f"1|pay|{booked.payment.id}"),
+                                           "Body": dumps(booked)})
     yield Subject(ctx.inbox, book)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from datetime import date
 
-from shared.adapters.accounts import partition_key
 from shared.adapters.codec import dumps, loads
 from shared.domain.invoicing import Invoice
 from shared.formats import ocr_giro
@@ -31,8 +30,8 @@ def test_a_number_issued_twice_is_not_a_gapless_series(ctx: Context, shop: str) 
     a = place_order(ctx, order(shop, 1))
     b = place_order(ctx, order(shop, 2))
 
-    row = ctx.storage.get("Subscribers", partition_key(shop, b.subscriber_no),
-                          f"1|inv|{b.invoices[0].demand_no:08d}")
+    place = ctx.accounts.place(shop, b.subscriber_no)  # type: ignore[attr-defined]
+    row = ctx.storage.get("Subscribers", place.pk, place.rk(f"1|inv|{b.invoices[0].demand_no:08d}"))
     assert row is not None
     twin = replace(loads(Invoice, row["Body"]), number=a.invoices[0].number)
     ctx.storage.upsert("Subscribers", {**{k: v for k, v in row.items() if k != "etag"}, "Body": dumps(twin),

@@ -26,6 +26,7 @@ from shared.service.context import Context
 from shared.service.orders import place_order
 from shared.service.unit_of_work import MAX_ATTEMPTS, Conflicted, NoSuchSubscriber, Seen, UnitOfWork, change
 from tests.conftest import oslo_morning
+from tests.fakes.accounts import commit_each
 from tests.fixtures import install_catalogue, order
 from tests.service.test_numbering_gapless import issued
 
@@ -46,6 +47,9 @@ class Racing:
         if self.commits <= self.conflicts:
             raise ConcurrencyConflict("changed meanwhile")
         return self.real.commit(tenant, loaded, changes)
+
+    def commit_many(self, tenant: str, items: Any) -> Any:  # each through this commit, faults and all
+        return commit_each(self, tenant, items)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
@@ -216,6 +220,9 @@ class Fated:
         if fate == "transient" and self.commits[no] == 1:
             raise ServiceResponseError("connection reset")
         return self.real.commit(tenant, loaded, changes)
+
+    def commit_many(self, tenant: str, items: Any) -> Any:  # each through this commit, faults and all
+        return commit_each(self, tenant, items)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
