@@ -12,8 +12,9 @@ back before it can be approved (``_reverse_awaiting``).
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
@@ -26,9 +27,11 @@ from ...domain.limits import ValueOutOfRange
 from ...domain.payments import BookedPayment, ReceivedPayment
 from ...formats.payments import MandateRecord
 from ...ports import ConcurrencyConflict, Handling, Hold, StorageLimit, TooManyEntities
+from ..buckets import in_partition
 from ..context import Context
 from ..unit_of_work import MAX_ATTEMPTS, NoSuchSubscriber, Seen, UnitOfWork
 
+log = logging.getLogger(__name__)
 PAYMENTS_PER_COMMIT = 10  # at most ~7 entities each, with room for the subscriber row and outbox
 RESUME_AFTER = timedelta(seconds=60)  # a resolve or approval claimed this long ago and not finished may be redone
 Landed = tuple[Outcome, Reason | None, str]  # where a payment landed, why it was set aside
@@ -67,14 +70,50 @@ def _book_together(uow: UnitOfWork, subscriber_no: int, payments: Sequence[Recei
     def decide(seen: Seen) -> Changes:
         if seen.attempt:  # a conflict: perhaps another import of the same file booked some (point reads)
             before.update(uow.ctx.accounts.booked(uow.tenant, subscriber_no, [p.id for p in payments]))
-        changes = Changes(seen.account)
-        for p in payments:
-            if p.id not in before:
-                changes = changes.then(receive_payment(changes.account, p, seen.catalogue, seen.today))
-        return changes
+        return _receive(seen, [p for p in payments if p.id not in before])
 
     uow.change(subscriber_no, decide, visits=False)
     return {p.id: (Outcome.ALREADY_BOOKED if p.id in before else Outcome.BOOKED, None, "") for p in payments}
+
+
+def _receive(seen: Seen, payments: Sequence[ReceivedPayment]) -> Changes:
+    """These payments onto the account as ``seen``, one after the other (pure)."""
+    changes = Changes(seen.account)
+    for p in payments:
+        changes = changes.then(receive_payment(changes.account, p, seen.catalogue, seen.today))
+    return changes
+
+
+def book_in_partition(uow: UnitOfWork, payments: Mapping[int, Sequence[ReceivedPayment]]) -> dict[str, Landed]:
+    """Book the payments of subscribers who share one partition (``buckets.grouped``): one read of
+    the partition, each subscriber's payments decided at once and committed with the others' in
+    as few transactions as the limits allow (``buckets.in_partition``). Whoever that path cannot
+    settle is booked alone (``book``), which lands each payment exactly as it always has: a
+    subscriber with more than ``PAYMENTS_PER_COMMIT`` payments, one not read (no such
+    subscriber), one whose commit conflicted (a racer, customer service, a payment row an import
+    of the same file created first) or failed (a limit, a passing storage error)."""
+    landed: dict[str, Landed] = {}
+    few = [n for n, items in payments.items() if 0 < len(items) <= PAYMENTS_PER_COMMIT]
+    alone = [n for n in payments if n not in few]
+    if few:
+        try:
+            seen = uow.read_many(few)
+        except Exception:  # the partition could not be read: each subscriber alone, as before
+            log.warning("%s: subscribers %s could not be read together; each alone", uow.tenant, few, exc_info=True)
+            seen = {}
+        committed: Collection[int] = ()
+        try:
+            committed = in_partition(uow, seen, lambda n: partial(_receive, payments=payments[n]),
+                                     visits=False).committed
+        except Exception:  # the commit's outcome unknown: alone, a payment a commit carried is found booked
+            log.warning("%s: subscribers %s could not be booked together; each alone", uow.tenant, few,
+                        exc_info=True)
+        for n in committed:
+            landed |= {p.id: (Outcome.BOOKED, None, "") for p in payments[n]}
+        alone += [n for n in few if n not in committed]
+    for n in alone:
+        landed |= book(uow, n, payments[n])
+    return landed
 
 
 def _unbookable(exc: Exception) -> Landed:
