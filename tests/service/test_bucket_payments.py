@@ -24,7 +24,7 @@ from shared.domain.account import Account, due_drafts, issue
 from shared.domain.calendar import Frequency
 from shared.domain.catalogue import PaymentType
 from shared.domain.import_report import Outcome, Reason
-from shared.domain.placement import Layout
+from shared.domain.placement import FIRST, Layout
 from shared.domain.subscriptions import Subscriber, Subscription
 from shared.service import payments_in
 from shared.service.context import Context
@@ -125,6 +125,21 @@ def test_a_file_paying_a_bucket_costs_a_query_and_its_rows_in_100_row_transactio
     if state == "invoiced by the run":
         assert booking / 64 <= 0.1, booking  # 6 / 64 = 0.094 (a partition per subscriber: 2)
     each_paid_once(ctx, shop, paid)
+
+
+def test_in_a_partition_per_subscriber_a_payment_still_costs_its_read_and_its_transaction(
+        ctx: Context, tenant: str) -> None:
+    ctx.accounts.layouts.set(tenant, FIRST)  # type: ignore[attr-defined]  # an early tenant, not yet moved
+    install_catalogue(ctx, tenant)
+    paid = invoiced(ctx, tenant, range(1, 9))
+    before = trips(ctx)
+    one = payments_in.import_bank_file(ctx, tenant, "one.txt", ocr([paid[0][1:]], "1000001"))
+    fixed = trips(ctx) - before - 2
+    before = trips(ctx)
+    report = payments_in.import_bank_file(ctx, tenant, "rest.txt", ocr([(k, t) for _, k, t in paid[1:]], "1000002"))
+    assert (one.count(Outcome.BOOKED), report.count(Outcome.BOOKED), report.balanced) == (1, 7, True)
+    assert trips(ctx) - before - fixed == 2 * 7
+    each_paid_once(ctx, tenant, paid)
 
 
 # ---- duplicates and races ----------------------------------------------------------------------
