@@ -26,6 +26,7 @@ from shared.domain.catalogue import PaymentType
 from shared.domain.import_report import Outcome, Reason
 from shared.domain.placement import FIRST, Layout
 from shared.domain.subscriptions import Subscriber, Subscription
+from shared.ports import ConcurrencyConflict
 from shared.service import payments_in
 from shared.service.context import Context
 from shared.service.customer_service import set_order_block
@@ -361,3 +362,52 @@ def test_any_ocr_file_paying_a_bucket_lands_every_record_once_and_adds_up(
     assert (again.status, again.count(Outcome.BOOKED), again.count(Outcome.DUPLICATE)) == (
         "duplicate", 0, len(items))
     assert sum(len(payments_of(ctx, tenant, n)) for n, *_ in paid) == len(good)
+
+
+FATES = ["committed", "refused", "failed", "committed, answer lost"]
+
+
+@pytest.mark.fakes
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(fates=st.lists(st.sampled_from(FATES), min_size=6, max_size=6),
+       payments=st.lists(st.integers(1, 3), min_size=6, max_size=6))
+def test_whatever_the_buckets_commit_answers_for_each_subscriber_every_payment_lands_once(
+        ctx: Context, fates: list[str], payments: list[int]) -> None:
+    """Fault injection at the bucket's commit, per subscriber: refused (a racer's ETag), failed
+    (nothing written), or written with the answer lost. Each is booked alone as the retry of
+    that attempt: booked once, and said to be already booked exactly when the lost answer did."""
+    tenant = f"f{uuid.uuid4().hex[:10]}"
+    install_catalogue(ctx, tenant)
+    paid = bucket_of_subscribers(ctx, tenant, 6)
+    fate = {n: f for (n, *_), f in zip(paid, fates, strict=True)}
+    real = ctx.accounts.commit_many
+    calls: list[int] = []
+
+    def injected(t: str, items: Sequence[Any]) -> list[Any]:
+        calls.append(len(items))
+        if len(calls) > 1:
+            return real(t, items)
+        written = [i for i in items if fate[i[1].account.number] in ("committed", "committed, answer lost")]
+        answers = iter(real(t, written))
+        out: list[Any] = []
+        for item in items:
+            f = fate[item[1].account.number]
+            answer = next(answers) if f in ("committed", "committed, answer lost") else None
+            out.append(answer if f == "committed" else ConcurrencyConflict("refused") if f == "refused"
+                       else ServiceResponseError("no answer"))
+        return out
+
+    ctx.accounts.commit_many = injected  # type: ignore[method-assign]
+    try:
+        lines = [(kid, 100 * (k + 1)) for (_, kid, _), count in zip(paid, payments, strict=True)
+                 for k in range(count)]
+        report = payments_in.import_bank_file(ctx, tenant, "ocr.txt", ocr(lines))
+    finally:
+        del ctx.accounts.commit_many
+    lost = sum(count for (n, *_), count in zip(paid, payments, strict=True) if fate[n] == "committed, answer lost")
+    assert (report.count(Outcome.ALREADY_BOOKED), report.count(Outcome.BOOKED)) == (lost, len(lines) - lost)
+    assert report.balanced and report.amount(Outcome.BOOKED) + report.amount(Outcome.ALREADY_BOOKED) == sum(
+        a for _, a in lines)
+    for (n, _kid, _total), count in zip(paid, payments, strict=True):
+        assert sorted(a for _, a in payments_of(ctx, tenant, n)) == [100 * (k + 1) for k in range(count)], n
