@@ -8,7 +8,7 @@ For each group, ``in_partition``:
 2. runs the pure decision for each subscriber in it, with the invoice numbers claimed for
    the whole message up front (or claimed by the decision itself);
 3. writes the indexes the runs need ahead of the commit (the next dunning visits in one
-   write per day);
+   write per day); a write that fails holds back only the subscribers it was for;
 4. commits every subscriber's changes in as few entity-group transactions as the 100-row
    and 4 MiB limits allow (``Accounts.commit_many``), each subscriber's rows whole in one.
 

@@ -333,3 +333,18 @@ def test_in_the_first_shape_every_subscriber_is_a_partition_of_its_own_and_commi
                                                 for n in numbers])
     assert [isinstance(a, ConcurrencyConflict) for a in answers] == [n == 10 for n in numbers]
     assert {n: len(ctx.accounts.payments(tenant, n)) for n in numbers} == {n: int(n != 10) for n in numbers}
+
+
+def test_concurrency_stays_per_subscriber_in_a_shared_bucket_commits_and_fences_touch_only_their_own(
+        ctx: Context, tenant: str) -> None:
+    in_small_buckets(ctx, tenant)
+    numbers = list(range(8, 16))
+    commit_new(ctx, tenant, numbers)
+    first = ctx.accounts.load_many(tenant, numbers)
+    for _ in range(3):  # subscriber 8 changes again and again, alone and in a commit_many
+        now = ctx.accounts.load(tenant, 8)
+        ctx.accounts.commit(tenant, now, Changes(replace(now.account, balances={"avisa": -1})))
+    assert ctx.accounts.fence(tenant, 9) is True and ctx.accounts.fence(tenant, 16) is False
+    answers = ctx.accounts.commit_many(tenant, [(first[n], Changes(first[n].account)) for n in numbers])
+    assert [isinstance(a, ConcurrencyConflict) for a in answers] == [n in (8, 9) for n in numbers]
+    assert all(isinstance(a, Loaded) for n, a in zip(numbers, answers, strict=True) if n not in (8, 9))

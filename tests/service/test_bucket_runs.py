@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
@@ -17,14 +18,16 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ServiceResponseError
 from azure.data.tables._serialize import _add_entity_properties
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.adapters.accounts import TABLE
 from shared.adapters.tables import _to_table
 from shared.domain.account import Account, Changes, Correction
 from shared.domain.placement import Layout
 from shared.domain.subscriptions import Subscriber
-from shared.ports import Loaded, StorageLimit
-from shared.service import customer_service, isolation
+from shared.ports import Loaded, StorageLimit, Unavailable
+from shared.service import billing, customer_service, isolation
 from shared.service.billing import bill_subscribers, start_invoice_run
 from shared.service.buckets import grouped, in_partition
 from shared.service.context import Context
@@ -33,8 +36,10 @@ from shared.service.orders import place_order
 from shared.service.unit_of_work import Seen, UnitOfWork
 from tests.conftest import oslo_morning
 from tests.contract.test_ports import subscription
-from tests.fixtures import order
+from tests.fakes import FakeContext
+from tests.fixtures import install_catalogue, order
 from tests.service.test_isolation import run
+from tests.service.test_numbering_gapless import series
 
 RENEWAL_DAY = date(2026, 1, 22)  # orders of 5 Jan renew on 5 Feb, produced 14 days before
 ONE_BUCKET = Layout(3, bucket_size=64, stride=1)  # numbers 64k .. 64k+63 share bucket k
@@ -359,3 +364,63 @@ def test_a_decision_in_parts_that_raises_when_asked_what_is_left_goes_on_alone_a
         outcome = in_partition(uow, uow.read_many(members), lambda _n: second, parts=2, visits=False)
     assert sorted(outcome.committed) == sorted(members) and outcome.failed == {}
     assert outcome.more == [odd]  # its first part is committed; the rest (and its failure) alone
+
+
+# ---- a property on the fakes: any mix of faults in one bucket ------------------------------------
+
+FAULTS = ("ok", "transient", "permanent", "decision", "racer", "read")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(FAULTS), min_size=1, max_size=12))
+def test_any_mix_of_faults_in_a_bucket_bills_each_good_subscriber_once_records_each_bad_one_and_keeps_numbers(
+        fake_ctx: FakeContext, monkeypatch: pytest.MonkeyPatch, kinds: list[str]) -> None:
+    tenant = f"p{uuid.uuid4().hex[:10]}"
+    install_catalogue(fake_ctx, tenant)
+    fake_ctx.accounts.layout = Layout(3, 16, 1)
+    placed = [place_order(fake_ctx, order(tenant, i)).subscriber_no for i in range(1, len(kinds) + 1)]
+    assert len(grouped(fake_ctx, tenant, placed)) <= 2
+    fault = dict(zip(placed, kinds, strict=True))
+    for n, kind in fault.items():
+        if kind == "transient":
+            fake_ctx.accounts.inject("commit", Unavailable("busy"), when=lambda _t, m, n=n: m == n)
+        if kind == "permanent":
+            fake_ctx.accounts.inject("commit", *[ValueError("refused")] * 10, when=lambda _t, m, n=n: m == n)
+    real_issue, load_many = billing.issue, fake_ctx.accounts.load_many
+    read_failed: set[int] = set()
+
+    def issue(account: Any, *args: Any, **kw: Any) -> Changes:
+        if fault.get(account.number) == "decision":
+            raise RuntimeError("bad data")
+        return real_issue(account, *args, **kw)
+
+    def racing(t: str, numbers: Any) -> Any:
+        got = load_many(t, numbers)
+        for n, one in got.items():
+            if fault.get(n) == "racer":  # customer service commits between the run's read and its commit
+                fake_ctx.accounts.commit(t, one, Changes(replace(one.account, corrections=(
+                    Correction(f"cs{n}", "avisa", -500, "goodwill", RENEWAL_DAY),))))
+        if any(fault.get(n) == "read" and n not in read_failed for n in numbers):
+            read_failed.update(n for n in numbers if fault.get(n) == "read")
+            raise Unavailable("the bucket's read")
+        return got
+
+    monkeypatch.setattr(billing, "issue", issue)
+    monkeypatch.setattr(fake_ctx.accounts, "load_many", racing)
+    try:
+        result = bill_subscribers(fake_ctx, tenant, RENEWAL_DAY, placed)
+    finally:
+        monkeypatch.undo()
+        fake_ctx.accounts.clear_faults()
+    bad = {n for n, kind in fault.items() if kind in ("permanent", "decision")}
+    assert (result.invoices, result.needs_attention) == (len(placed) - len(bad), len(bad))
+    assert {a.subscriber_no for a in fake_ctx.attention.all(tenant)} == bad
+    for n, kind in fault.items():
+        renewals = [i for i in fake_ctx.accounts.documents(tenant, n).invoices if i.draft.period_index == 1]
+        assert len(renewals) == (0 if n in bad else 1), (n, kind)
+        if kind == "racer":  # the racer's correction is on the renewal: neither lost nor twice
+            assert renewals[0].total_minor == RENEWAL - 500
+    issued = [i.number for n in placed for i in fake_ctx.accounts.documents(tenant, n).invoices]
+    free = fake_ctx.invoice_numbers.free_numbers(series(fake_ctx, tenant))
+    assert len(issued) == len(set(issued)) == 2 * len(placed) - len(bad)
+    assert sorted([*issued, *free]) == list(range(1, len(issued) + len(free) + 1))  # none lost, none twice
