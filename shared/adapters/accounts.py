@@ -73,7 +73,7 @@ from ..domain.subscriptions import Subscriber, Subscription
 from ..ports import ConcurrencyConflict, History, Loaded, StorageLimit, TooManyEntities, with_documents
 from .codec import demand_from, dump_demand, dump_event, dumps, load_demand, load_event, loads
 from .layouts import Layouts
-from .tables import MAX_BATCH, Operation, Storage, check_entity
+from .tables import MAX_BATCH, Operation, Storage, _to_table, check_entity
 
 TABLE = "Subscribers"
 HEAD = "0|subscriber"
@@ -599,7 +599,7 @@ def _wire_bytes(entity: Mapping[str, Any]) -> int:
     outside printable ASCII escaped (``\\u00f8``: 6 bytes, 12 for one beyond the BMP): a
     string with any is counted at three times its UTF-16 size, the rest as the service does
     (two bytes a character, twice what JSON takes for them)."""
-    size = check_entity(entity)
+    size = check_entity(_to_table(entity))  # what ``Storage.transact`` sends: an int past Int32 as Int64
     for value in entity.values():
         if isinstance(value, str) and not (value.isascii() and value.isprintable()):
             size += 2 * len(value.encode("utf-16-le"))

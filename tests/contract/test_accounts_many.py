@@ -55,7 +55,7 @@ def created(n: int, subs: int = 1, **documents: Any) -> tuple[None, Changes]:
 
 def commit_new(ctx: Context, tenant: str, numbers: list[int], subs: int = 1) -> dict[int, Loaded]:
     answers = ctx.accounts.commit_many(tenant, [created(n, subs) for n in numbers])
-    assert all(isinstance(a, Loaded) for a in answers), answers
+    assert all(isinstance(a, Loaded) for a in answers), [repr(a)[:300] for a in answers if not isinstance(a, Loaded)]
     return {n: a for n, a in zip(numbers, answers, strict=True) if isinstance(a, Loaded)}
 
 
@@ -165,7 +165,7 @@ def test_random_documents_for_random_subscribers_of_one_bucket_each_read_back_ex
         docs[n] = documents_for(template, n, invoices, reminders, credits, payments)
         items.append(created(n, subs, **docs[n]))
     answers = ctx.accounts.commit_many(shop, items)
-    assert all(isinstance(a, Loaded) for a in answers), answers
+    assert all(isinstance(a, Loaded) for a in answers), [repr(a)[:300] for a in answers if not isinstance(a, Loaded)]
     for slot, *_rest, dlv, _subs in plan:
         for k in range(dlv):
             ctx.deliveries.claim(shop, 8 * bucket + slot, delivery(8 * bucket + slot, k))
@@ -348,3 +348,55 @@ def test_concurrency_stays_per_subscriber_in_a_shared_bucket_commits_and_fences_
     answers = ctx.accounts.commit_many(tenant, [(first[n], Changes(first[n].account)) for n in numbers])
     assert [isinstance(a, ConcurrencyConflict) for a in answers] == [n in (8, 9) for n in numbers]
     assert all(isinstance(a, Loaded) for n, a in zip(numbers, answers, strict=True) if n not in (8, 9))
+
+
+@pytest.mark.parametrize("stranger", [0, 7, 16, 10**10 + 8, 10**10 * 8 + 8, 123456789012])
+def test_a_number_nobody_has_reads_nothing_of_a_full_bucket_whatever_its_digits(
+        ctx: Context, shop: str, stranger: int) -> None:
+    """A number from outside (a KID, a path) that nobody has, even one longer than the ten
+    digits of a row key, reads no row of the subscribers it shares a bucket or a prefix with."""
+    in_small_buckets(ctx, shop)
+    template = with_invoice(ctx.catalogue.get(shop), 1).invoices[0]
+    numbers = [*range(8, 16), 800_000, 1_000_000]
+    docs = {n: documents_for(template, n, 2, 1, 1, 2) for n in numbers}
+    answers = ctx.accounts.commit_many(shop, [created(n, **docs[n]) for n in numbers])
+    assert all(isinstance(a, Loaded) for a in answers), [repr(a)[:300] for a in answers if not isinstance(a, Loaded)]
+    for n in numbers:
+        ctx.deliveries.claim(shop, n, delivery(n, 0))
+    assert ctx.accounts.load(shop, stranger) is None and ctx.accounts.load_many(shop, [stranger]) == {}
+    history = ctx.accounts.documents(shop, stranger)
+    assert (history.invoices, history.ledger, history.reminders, history.credit_notes) == ([], [], [], [])
+    assert ctx.accounts.payments(shop, stranger) == [] and ctx.accounts.invoice(shop, stranger, 1) is None
+    assert ctx.accounts.booked(shop, stranger, [f"pay-{n}-0" for n in numbers]) == set()
+    assert ctx.accounts.load_with_invoice(shop, stranger, 1) == (None, None)
+    assert ctx.deliveries.list(shop, stranger) == []
+
+
+@pytest.mark.parametrize("what", ["invoice number past Int32", "amount past Int32", "name of 30 000 ø",
+                                  "name past 64 KiB", "ledger amount past Int64"])
+def test_commit_many_accepts_and_refuses_what_commit_does(ctx: Context, shop: str, what: str) -> None:
+    in_small_buckets(ctx, shop)
+    template = with_invoice(ctx.catalogue.get(shop), 1).invoices[0]
+
+    def changes(n: int) -> Changes:
+        a = account(n)
+        if what == "invoice number past Int32":
+            return Changes(a, invoices=(replace(template, number=3_000_000_000 + n),))
+        if what == "amount past Int32":
+            return Changes(a, payments=(replace(payment(n, 0), credit_minor=2**40),))
+        if what == "ledger amount past Int64":
+            return Changes(a, ledger=(LedgerEntry(1, "avisa", "NOK", DAY, EntryKind.INVOICE, -2**70, "r"),))
+        name = ("ø" * 30_000) if what == "name of 30 000 ø" else "x" * 40_000
+        return Changes(replace(a, subscriber=replace(a.subscriber, name=name)))
+
+    def outcome(call: Any) -> str:
+        try:
+            call()
+            return "committed"
+        except Exception as exc:
+            return type(exc).__name__
+
+    alone = outcome(lambda: ctx.accounts.commit(shop, None, changes(8)))
+    (many,) = ctx.accounts.commit_many(shop, [(None, changes(9))])
+    assert (type(many).__name__ if isinstance(many, Exception) else "committed") == alone
+    assert (ctx.accounts.load(shop, 9) is None) == (alone != "committed")
