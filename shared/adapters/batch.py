@@ -17,7 +17,6 @@ unknown kind or option) sends the whole transaction through the SDK.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -50,12 +49,18 @@ _ETAG = re.compile(rb"\r\netag: *([^\r\n]*)", re.IGNORECASE)
 _BOUNDARY = re.compile(rb"boundary=([^\s;\"]+)")
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.~|-]*")  # what ``quote(safe="")`` keeps, and the bar it writes %7C
+_JSON = AzureJSONEncoder()  # what ``json.dumps(value, cls=AzureJSONEncoder)`` builds on each call
+
+
 def _key(value: str) -> str:
+    if _PLAIN_KEY.fullmatch(value):  # our keys: quote's answer without its per-character walk
+        return value.replace("|", "%7C")
     return quote(value.replace("'", "''"), safe="")
 
 
 def _body(entity: Mapping[str, Any]) -> str:
-    return json.dumps(_add_entity_properties(entity), cls=AzureJSONEncoder)
+    return _JSON.encode(_add_entity_properties(entity))
 
 
 def _request(i: int, base: str, table: str, version: str, date: str, operation: Sequence[Any]) -> str | None:

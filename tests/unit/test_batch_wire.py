@@ -62,7 +62,8 @@ def client(transport: Canned) -> TableClient:
                                               retry_total=0)
 
 
-KEY = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20)
+KEY = st.one_of(st.from_regex(r"[a-z0-9|._~-]{1,30}", fullmatch=True),  # keys as we write them
+                st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20))
 VALUE = st.one_of(st.text(max_size=40), st.integers(-(2**31), 2**31 - 1), st.booleans(), st.none(),
                   st.floats(allow_nan=False, allow_infinity=False),
                   st.integers(-(2**63), 2**63 - 1).map(lambda v: (v, EdmType.INT64)),
