@@ -200,6 +200,7 @@ def test_a_move_killed_mid_subscriber_leaves_it_unreadable_not_half_read_and_the
         customer_service.add_correction(ctx, shop, victim, "avisa", -100, "During", "c9")
     assert ctx.accounts.load(shop, numbers[0]) is not None  # the others: moved or not yet, all readable
     assert ctx.accounts.load(shop, numbers[7]) is not None
+    assert asdict(queries.summary(ctx, shop)) == before["summary"]  # a scan counts the victim once, whole
 
     report = moved(ctx, shop)  # resumed
 
