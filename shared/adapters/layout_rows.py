@@ -31,7 +31,8 @@ from .layouts import TABLE as TENANTS
 from .tables import MAX_BATCH, Operation, Storage, check_entity
 
 SYSTEM = ("PartitionKey", "RowKey", "etag", "Timestamp")
-LEASE_S = 600.0  # a mover that stops renewing its lease for this long is taken for dead
+LEASE_S = 120.0  # a mover that stops renewing its lease (every RENEW_S) for this long is taken for dead
+RENEW_S = 30.0
 MONEY = ("Amount", "Total")
 
 Tally = dict[str, tuple[int, int, int]]  # row kind -> (rows, sum of Amount, sum of Total)
@@ -234,8 +235,8 @@ class Lease:
     holder: str
     renewed: float
 
-    def renew(self, every_s: float = 60.0) -> None:
-        """Keep the lease (at most once a minute); ``ConcurrencyConflict`` if another mover took it."""
+    def renew(self, every_s: float = RENEW_S) -> None:
+        """Keep the lease (at most every ``RENEW_S``); ``ConcurrencyConflict`` if another mover took it."""
         now = time.time()
         if now - self.renewed < every_s:
             return

@@ -31,6 +31,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -41,6 +42,7 @@ from ..domain.placement import BUCKET_SIZE, STRIDE, Layout
 from ..ports import ConcurrencyConflict
 
 MAX_PASSES = 5
+WORKERS = 8  # subscribers moved at once
 FENCE_ATTEMPTS = 20
 
 
@@ -135,7 +137,7 @@ def status(rows: LayoutRows, layouts: Layouts, tenant: str) -> dict[str, Any]:
 
 def move(rows: LayoutRows, layouts: Layouts, tenant: str, bucket_size: int | None = None,
          wait_s: float | None = None, progress: Callable[[str], None] = lambda _: None,
-         sleep: Callable[[float], None] = time.sleep) -> MoveReport:
+         sleep: Callable[[float], None] = time.sleep, workers: int = WORKERS) -> MoveReport:
     """Move the tenant to buckets (see the module doc); the report is stored before it returns,
     also when a subscriber failed (the layout then stays ``moving``; run the move again)."""
     layouts.forget(tenant)
@@ -154,7 +156,7 @@ def move(rows: LayoutRows, layouts: Layouts, tenant: str, bucket_size: int | Non
             sleep(pause)
         while report.passes < MAX_PASSES:
             report.passes += 1
-            done = _pass(rows, tenant, target, report, progress, lease.renew)
+            done = _pass(rows, tenant, target, report, progress, lease.renew, workers)
             if done == 0:
                 break
         report.verified = verify(rows, layouts, tenant, target)
@@ -180,30 +182,31 @@ def _target(current: Layout, bucket_size: int | None) -> Layout:
 
 
 def _pass(rows: LayoutRows, tenant: str, layout: Layout, report: MoveReport, progress: Callable[[str], None],
-          renew: Callable[[], None]) -> int:
-    """One pass over the first shape; how many subscribers it moved."""
+          renew: Callable[[], None], workers: int) -> int:
+    """One pass over the first shape, ``workers`` subscribers at a time; how many it moved."""
     keys = rows.first_shape(tenant)
     progress(f"{tenant}: pass {report.passes}: {len(keys)} partitions of the first shape")
     frozen: list[tuple[FirstShape, Place, dict[str, str], Moved]] = []
     acted = 0
-    for i, pk in enumerate(keys, start=1):
-        renew()
-        outcome = move_one(rows, tenant, layout, pk)
-        if outcome is None:
-            continue
-        moved, part, place, etags = outcome
-        if moved.status != "already" or moved.subscriber not in report.by_subscriber:
-            report.by_subscriber[moved.subscriber] = moved
-        if moved.status == "moved":
-            acted += 1
-            frozen.append((part, place, etags, moved))
-        if moved.status == "failed":
-            progress(f"{tenant}: subscriber {moved.subscriber} NOT moved: before {moved.before} "
-                     f"!= after {moved.after}; it stays in its partition")
-        if i % 100 == 0:
-            progress(f"{tenant}: pass {report.passes}: {i}/{len(keys)}")
-    for part, place, etags, moved in frozen:
-        moved.carried = rows.catch_up(part, place, etags)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for i, outcome in enumerate(pool.map(lambda pk: move_one(rows, tenant, layout, pk), keys), start=1):
+            renew()
+            if i % 100 == 0:
+                progress(f"{tenant}: pass {report.passes}: {i}/{len(keys)}")
+            if outcome is None:
+                continue
+            moved, part, place, etags = outcome
+            if moved.status != "already" or moved.subscriber not in report.by_subscriber:
+                report.by_subscriber[moved.subscriber] = moved
+            if moved.status == "moved":
+                acted += 1
+                frozen.append((part, place, etags, moved))
+            if moved.status == "failed":
+                progress(f"{tenant}: subscriber {moved.subscriber} NOT moved: before {moved.before} "
+                         f"!= after {moved.after}; it stays in its partition")
+        carried = pool.map(lambda f: rows.catch_up(f[0], f[1], f[2]), frozen)
+        for (*_, moved), n in zip(frozen, carried, strict=True):
+            moved.carried = n
     return acted
 
 
