@@ -28,7 +28,7 @@ from ..domain.placement import Layout
 from ..ports import ConcurrencyConflict
 from .accounts import BATCH_BYTES, HEAD, OP_FRAMING, TABLE, Place, bucket_key, subscriber_of
 from .layouts import TABLE as TENANTS
-from .tables import MAX_BATCH, Operation, Storage, check_entity
+from .tables import MAX_BATCH, Operation, Storage, _to_table, check_entity
 
 SYSTEM = ("PartitionKey", "RowKey", "etag", "Timestamp")
 LEASE_S = 120.0  # a mover that stops renewing its lease (every RENEW_S) for this long is taken for dead
@@ -266,7 +266,7 @@ def _packed(ops: Sequence[Operation]) -> Iterator[list[Operation]]:
     group: list[Operation] = []
     size = 0
     for op in ops:
-        bytes_ = OP_FRAMING + check_entity(op[1])
+        bytes_ = OP_FRAMING + check_entity(_to_table(op[1]))  # an Int64 column as it will be sent
         if group and (len(group) == MAX_BATCH or size + bytes_ > BATCH_BYTES):
             yield group
             group, size = [], 0

@@ -9,11 +9,14 @@ import json
 import os
 import threading
 import time
+import uuid
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import strategies as st
 
 from devhost import cli
 from functions.run_worker import handle as work
@@ -21,8 +24,10 @@ from shared.adapters.accounts import HEAD, TABLE, AccountRepository, Place, buck
 from shared.adapters.bus import RUN_WORK
 from shared.adapters.layout_rows import FirstShape, LayoutRows, kind, tally
 from shared.adapters.layouts import Layouts
+from shared.domain.account import Account, Changes
 from shared.domain.import_report import Outcome
 from shared.domain.placement import FIRST, Layout
+from shared.domain.subscriptions import Subscriber
 from shared.formats import ocr_giro
 from shared.ports import ConcurrencyConflict, Delivery, DeliveryStatus
 from shared.service import customer_service, layout_move, payments_in, queries
@@ -432,3 +437,41 @@ def test_a_delivery_row_written_to_the_first_shape_during_the_copy_is_carried_to
     assert in_bucket(ctx, shop, victim)
     assert [(d.document_id, d.status) for d in ctx.deliveries.list(shop, victim)] == [
         ("inv-1", DeliveryStatus.SENT), ("rem-1", DeliveryStatus.QUEUED)]
+
+
+history_rows = st.lists(st.tuples(st.sampled_from(["1|inv|", "1|led|", "1|pay|", "1|rem|", "1|crn|", "1|dlv|", "0|dem|",
+                                                   "0|sub|", "0|out|"]),
+                                  st.integers(-10**9, 10**12), st.integers(0, 60_000)), min_size=0, max_size=230)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck),
+          phases=(Phase.explicit, Phase.reuse, Phase.generate))  # Azurite: no minutes of shrinking
+@given(extra=history_rows)
+@example(extra=[("1|led|", 3_000_000_000, 30_000)] * 230)  # 230 rows of 60 KB: split by rows and by bytes
+def test_any_rows_a_subscriber_has_are_copied_whole_and_tally_the_same(ctx: Context, extra: list[Any]) -> None:
+    # up to 230 rows of any kind, money beyond Int32, bodies up to 60,000 characters: the copy
+    # is cut into transactions by rows (100) and bytes (3 MiB) and every row arrives as it was
+    tenant = f"p{uuid.uuid4().hex[:10]}"
+    ctx.accounts.layouts.set(tenant, FIRST)  # type: ignore[attr-defined]
+    ctx.accounts.commit(tenant, None, Changes(Account(Subscriber(7, "Ola", "ola@example.no"), balances={"avisa": 0})))
+    pk = first_shape_key(tenant, 7)
+    rows = [{"PartitionKey": pk, "RowKey": f"{k}{i:08d}", "Body": "x" * size, "Amount": amount,
+             **({"Total": -amount} if k == "1|inv|" else {})} for i, (k, amount, size) in enumerate(extra)]
+    for group in range(0, len(rows), 50):  # written as any history would have been, a part at a time
+        for row in rows[group:group + 50]:
+            ctx.storage.upsert(TABLE, row)  # type: ignore[attr-defined]
+    rows_ = LayoutRows(ctx.storage)  # type: ignore[attr-defined]
+    layout = Layout(3, 4, 16, moving=True)
+    ctx.accounts.layouts.set(tenant, layout)  # type: ignore[attr-defined]
+
+    outcome = layout_move.move_one(rows_, tenant, layout, pk)
+
+    assert outcome is not None
+    moved_, part, place, _ = outcome
+    assert moved_.status == "moved" and moved_.before == moved_.after
+    assert moved_.before == tally(part.items) | {HEAD: (1, 0, 0)}
+    back = {r["RowKey"]: r for r in rows_.read_back(place)}
+    assert {k: (r["Body"], r["Amount"], r.get("Total")) for k, r in back.items() if k != HEAD} == {
+        r["RowKey"]: (r["Body"], r["Amount"], r.get("Total")) for r in rows}
+    assert layout_move.verify(rows_, ctx.accounts.layouts, tenant, layout).ok  # type: ignore[attr-defined]
+    assert in_bucket(ctx, tenant, 7)
