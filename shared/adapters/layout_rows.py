@@ -99,6 +99,11 @@ class LayoutRows:
         rows = list(self.storage.query(TABLE, "PartitionKey eq @pk", {"pk": pk}))
         return FirstShape(pk, subscriber_of(pk, ""), rows)
 
+    def moved(self, pk: str) -> bool:
+        """Whether the partition's head is marked ``Moved`` (a point read)."""
+        head = self.storage.get(TABLE, pk, HEAD)
+        return bool(head and head.get("Moved"))
+
     def fence(self, part: FirstShape) -> bool:
         """Mark the head ``Moved`` under the ETag it was read with: False if it changed since."""
         head = part.head

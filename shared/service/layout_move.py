@@ -127,12 +127,12 @@ def status(rows: LayoutRows, layouts: Layouts, tenant: str) -> dict[str, Any]:
     """The tenant's layout, its partitions of the first shape (moved or not) and its last run."""
     layouts.forget(tenant)
     layout = layouts.get(tenant)
-    parts = [rows.read(pk) for pk in rows.first_shape(tenant)]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        moved = list(pool.map(rows.moved, rows.first_shape(tenant)))
     reports = rows.reports(tenant)
     return {"tenant": tenant, "layout": layout.version, "bucket_size": layout.bucket_size, "stride": layout.stride,
-            "moving": layout.moving, "first_shape_partitions": len(parts),
-            "moved": sum(1 for p in parts if p.moved), "left": sum(1 for p in parts if not p.moved),
-            "last_run": reports[-1] if reports else None}
+            "moving": layout.moving, "first_shape_partitions": len(moved),
+            "moved": sum(moved), "left": len(moved) - sum(moved), "last_run": reports[-1] if reports else None}
 
 
 def move(rows: LayoutRows, layouts: Layouts, tenant: str, bucket_size: int | None = None,
@@ -251,22 +251,26 @@ def verify(rows: LayoutRows, layouts: Layouts, tenant: str, layout: Layout | Non
     if not layout.bucketed:
         found.problems.append(f"{tenant} is in layout {layout.version}: nothing moved yet")
         return found
-    for pk in rows.first_shape(tenant):
-        part = rows.read(pk)
-        if part.head is None:
-            found.problems.append(f"{pk}: rows without a subscriber row")
-            continue
-        found.subscribers += 1
-        n = part.number
-        if not part.moved:
-            found.problems.append(f"subscriber {n}: not moved")
-            continue
-        back = {r["RowKey"]: r for r in rows.read_back(rows.bucket_place(tenant, n, layout))}
-        if HEAD not in back:
-            found.problems.append(f"subscriber {n}: no subscriber row in its bucket")
-        found.problems += _history_problems(n, part, back)
-        found.history_rows += sum(1 for r in part.items if r["RowKey"].startswith("1|"))
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for problems, history in pool.map(lambda pk: _verify_one(rows, tenant, layout, pk), rows.first_shape(tenant)):
+            found.subscribers += 1
+            found.history_rows += history
+            found.problems += problems
     return found
+
+
+def _verify_one(rows: LayoutRows, tenant: str, layout: Layout, pk: str) -> tuple[list[str], int]:
+    """One partition of the first shape against its subscriber's bucket: (problems, history rows)."""
+    part = rows.read(pk)
+    if part.head is None:
+        return [f"{pk}: rows without a subscriber row"], 0
+    n = part.number
+    if not part.moved:
+        return [f"subscriber {n}: not moved"], 0
+    back = {r["RowKey"]: r for r in rows.read_back(rows.bucket_place(tenant, n, layout))}
+    problems = [] if HEAD in back else [f"subscriber {n}: no subscriber row in its bucket"]
+    problems += _history_problems(n, part, back)
+    return problems, sum(1 for r in part.items if r["RowKey"].startswith("1|"))
 
 
 def _history_problems(n: int, part: FirstShape, back: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -441,7 +441,7 @@ def test_a_delivery_row_written_to_the_first_shape_during_the_copy_is_carried_to
 
 history_rows = st.lists(st.tuples(st.sampled_from(["1|inv|", "1|led|", "1|pay|", "1|rem|", "1|crn|", "1|dlv|", "0|dem|",
                                                    "0|sub|", "0|out|"]),
-                                  st.integers(-10**9, 10**12), st.integers(0, 60_000)), min_size=0, max_size=230)
+                                  st.integers(-10**9, 10**12), st.integers(0, 32_000)), min_size=0, max_size=230)
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck),
@@ -449,7 +449,7 @@ history_rows = st.lists(st.tuples(st.sampled_from(["1|inv|", "1|led|", "1|pay|",
 @given(extra=history_rows)
 @example(extra=[("1|led|", 3_000_000_000, 30_000)] * 230)  # 230 rows of 60 KB: split by rows and by bytes
 def test_any_rows_a_subscriber_has_are_copied_whole_and_tally_the_same(ctx: Context, extra: list[Any]) -> None:
-    # up to 230 rows of any kind, money beyond Int32, bodies up to 60,000 characters: the copy
+    # up to 230 rows of any kind, money beyond Int32, bodies up to 64 KB (32,000 characters): the copy
     # is cut into transactions by rows (100) and bytes (3 MiB) and every row arrives as it was
     tenant = f"p{uuid.uuid4().hex[:10]}"
     ctx.accounts.layouts.set(tenant, FIRST)  # type: ignore[attr-defined]
