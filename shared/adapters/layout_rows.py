@@ -9,8 +9,8 @@ bucket under ``Place.rk`` keys (history first, the head last: the bucket head's 
 means "the subscriber is here now"), and the copy read back. ``tally`` counts the rows
 per kind (``1|inv|``, ``0|dem|``, ...) and sums their ``Amount`` and ``Total`` columns: what
 the move compares before and after. The move's report is stored as rows of table
-``Tenants`` (``move|{tenant}``: one row per run with the totals, one per subscriber with
-its tallies); one mover at a time holds the tenant's lease row there.
+``Tenants`` (``move|{tenant}``: a row ``{run}`` with the run's totals, a row ``s|{run}|{n}``
+per subscriber with its tallies); one mover at a time holds the tenant's lease row there.
 """
 
 from __future__ import annotations
@@ -212,10 +212,10 @@ class LayoutRows:
     # ---- the stored report ---------------------------------------------------------------------------
     def store_report(self, tenant: str, run: str, totals: Mapping[str, Any],
                      subscribers: Sequence[Mapping[str, Any]]) -> None:
-        """The run's totals (row ``{run}``) and each subscriber's tallies (rows ``{run}|{n}``)."""
+        """The run's totals (row ``{run}``) and each subscriber's tallies (rows ``s|{run}|{n}``)."""
         pk = f"move|{tenant}"
         rows = [{"PartitionKey": pk, "RowKey": run, "Report": json.dumps(totals)}]
-        rows += [{"PartitionKey": pk, "RowKey": f"{run}|{int(s['subscriber']):010d}", "Report": json.dumps(s)}
+        rows += [{"PartitionKey": pk, "RowKey": f"s|{run}|{int(s['subscriber']):010d}", "Report": json.dumps(s)}
                  for s in subscribers]
         for group in _packed([("upsert", r, {"mode": "replace"}) for r in rows]):
             self.storage.transact(TENANTS, group)
@@ -224,12 +224,12 @@ class LayoutRows:
         """Every stored run's totals, oldest first."""
         rows = self.storage.query(TENANTS, "PartitionKey eq @pk and RowKey ge 'run-' and RowKey lt 'run.'",
                                   {"pk": f"move|{tenant}"})
-        return [json.loads(r["Report"]) for r in rows if "|" not in r["RowKey"]]
+        return [json.loads(r["Report"]) for r in rows]
 
     def report_of(self, tenant: str, run: str) -> list[dict[str, Any]]:
         """One run's rows per subscriber."""
         rows = self.storage.query(TENANTS, "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-                                  {"pk": f"move|{tenant}", "lo": f"{run}|", "hi": f"{run}}}"})
+                                  {"pk": f"move|{tenant}", "lo": f"s|{run}|", "hi": f"s|{run}}}"})
         return [json.loads(r["Report"]) for r in rows]
 
 
