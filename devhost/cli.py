@@ -5,6 +5,7 @@
     abonno tick --to 2026-04-01 [--url http://127.0.0.1:7071]
     abonno token --tenant demo --role admin
     abonno token --tenant demo --subscriber reader-1 [--email kari@example.no]
+    abonno layout --tenant demo [--status | --move [--bucket-size 64] [--wait S] | --verify] [--storage CONN]
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from . import issuer
 from .azurite import Azurite, Ports
 
 if TYPE_CHECKING:
+    from shared.adapters.layout_rows import LayoutRows
+    from shared.adapters.layouts import Layouts
+
     from .host import LocalHost
     from .mailbox import Mailbox
 
@@ -116,6 +120,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary["consistent"] else 1
 
 
+def cmd_layout(args: argparse.Namespace) -> int:
+    """A tenant's storage layout: show it, move it to buckets online, or verify a move
+    (``shared.service.layout_move``). JSON on stdout, progress on stderr; exit 1 when a
+    subscriber could not be moved or the verification found a problem."""
+    from shared.adapters.layout_rows import LayoutRows
+    from shared.adapters.layouts import Layouts
+    from shared.adapters.tables import Storage
+
+    conn = args.storage or os.environ.get("AzureWebJobsStorage")
+    azurite = None if conn else Azurite.running_or_start(Ports(), in_memory=False, location=args.data)
+    try:
+        storage = Storage.from_connection_string(conn or azurite.connection_string)  # type: ignore[union-attr]
+        storage.ensure_tables()
+        return _layout(args, LayoutRows(storage), Layouts(storage))
+    finally:
+        if azurite is not None:
+            azurite.stop()  # only if this command started it
+
+
+def _layout(args: argparse.Namespace, rows: LayoutRows, layouts: Layouts) -> int:
+    from shared.service import layout_move
+
+    if args.move:
+        def progress(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+
+        try:
+            report = layout_move.move(rows, layouts, args.tenant, args.bucket_size, args.wait, progress)
+        except layout_move.MoveRefused as refused:
+            print(f"abonno layout: {refused}", file=sys.stderr)
+            return 2
+        print(json.dumps(report.totals()))
+        return 0 if report.ok else 1
+    if args.verify:
+        found = layout_move.verify(rows, layouts, args.tenant)
+        for problem in found.problems:
+            print(problem, file=sys.stderr)
+        print(json.dumps({"tenant": args.tenant, "subscribers": found.subscribers,
+                          "history_rows": found.history_rows, "problems": len(found.problems), "ok": found.ok}))
+        return 0 if found.ok else 1
+    print(json.dumps(layout_move.status(rows, layouts, args.tenant)))
+    return 0
+
+
 def _readable(s: dict[str, object]) -> str:
     """The summary for a person: amounts in kroner, the consistency checks spelled out."""
     currency = str(s.get("currency") or "")
@@ -163,6 +211,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--port", type=int, default=0, help="HTTP port of the in-process host (0: any free)")
     p.set_defaults(run=cmd_demo)
+    p = sub.add_parser("layout", help="a tenant's storage layout: --status, --move to bucket partitions "
+                       "(online, resumable), --verify the move")
+    p.add_argument("--tenant", required=True)
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--status", action="store_true", help="the layout and what is left to move (the default)")
+    what.add_argument("--move", action="store_true", help="move every subscriber into its bucket, then verify")
+    what.add_argument("--verify", action="store_true", help="check every moved subscriber against its bucket")
+    p.add_argument("--bucket-size", type=int, help="subscribers per bucket (1-100; default 64)")
+    p.add_argument("--wait", type=float, help="seconds between announcing the move and moving anyone "
+                   "(default: the layout cache time + 5)")
+    p.add_argument("--storage", help="storage connection string (default: AzureWebJobsStorage, else the local Azurite)")
+    p.add_argument("--data", default=".azurite", help="Azurite data folder when a local Azurite is started")
+    p.set_defaults(run=cmd_layout)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -599,16 +599,43 @@ class AccountRepository:
             yield _full(number, rows)
 
     def scan_rows(self, tenant: str) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-        """Every subscriber's rows (keys made local), a subscriber at a time: an admin scan."""
-        for lo, hi, bucketed in ((f"{tenant}|0", f"{tenant}|g", False), (f"{tenant}||", f"{tenant}|}}", True)):
+        """Every subscriber's rows (keys made local), a subscriber at a time: an admin scan.
+
+        In buckets for good (layout 3, not moving) only the buckets are read: every partition
+        of the first shape was moved (``abonno layout`` verified it). During a move a subscriber
+        is read where it is: a head of the first shape marked ``Moved`` whose bucket head is not
+        written yet is a subscriber mid-copy, read whole from its first shape (frozen since the
+        fence), and its rows already in the bucket, having no head there, are not read."""
+        layout = self.layouts.get(tenant)
+        ranges = [(f"{tenant}|0", f"{tenant}|g", False), (f"{tenant}||", f"{tenant}|}}", True)]
+        for lo, hi, bucketed in ranges[1:] if layout.bucketed and not layout.moving else ranges:
             current: list[dict[str, Any]] = []
             for row in self.storage.query(TABLE, "PartitionKey ge @lo and PartitionKey lt @hi", {"lo": lo, "hi": hi}):
                 if current and row["PartitionKey"] != current[0]["PartitionKey"]:
-                    yield from _subscribers(current, bucketed)
+                    yield from self._scanned(tenant, current, bucketed)
                     current = []
                 current.append(row)
             if current:
-                yield from _subscribers(current, bucketed)
+                yield from self._scanned(tenant, current, bucketed)
+
+    def _scanned(self, tenant: str, rows: list[dict[str, Any]], bucketed: bool
+                 ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        for number, own in _subscribers(rows, bucketed):
+            head = next((r for r in own if r["RowKey"] == HEAD), None)
+            if head is None and bucketed and self.layouts.get(tenant).moving:
+                continue  # mid-move: read from its first shape
+            if head is not None and head.get("Moved"):
+                layout = self.layouts.get(tenant)
+                if not layout.bucketed:  # moved since the layout was read: read it again
+                    self.layouts.forget(tenant)
+                    layout = self.layouts.get(tenant)
+                if not layout.moving:
+                    continue
+                if self.storage.get(TABLE, bucket_key(tenant, layout.bucket(number)),
+                                    Place("", number, True).rk(HEAD)) is not None:
+                    continue  # in its bucket now: read there
+                own = [r | {"Moved": False} if r is head else r for r in own]
+            yield number, own
 
 
 @dataclass(frozen=True)
@@ -666,12 +693,9 @@ def _committed(place: Place, changes: Changes, etag: str | None, kept: list[Even
 
 
 def _subscribers(rows: list[dict[str, Any]], bucketed: bool) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """A partition's rows, a subscriber at a time (keys made local); a subscriber that left a
-    partition of the first shape for its bucket (``Moved``) is skipped there."""
+    """A partition's rows, a subscriber at a time (keys made local)."""
     pk = rows[0]["PartitionKey"]
     if not bucketed:
-        if any(r["RowKey"] == HEAD and r.get("Moved") for r in rows):
-            return
         yield subscriber_of(pk, ""), rows
         return
     by: dict[int, list[dict[str, Any]]] = {}
