@@ -17,6 +17,7 @@ from shared.clock import SettableClock
 from shared.domain.account import Account, Changes, due_drafts, issue
 from shared.domain.calendar import Frequency
 from shared.domain.catalogue import Catalogue, PaymentType
+from shared.domain.placement import Layout
 from shared.domain.subscriptions import Subscriber, Subscription
 from shared.service.context import Context
 
@@ -25,10 +26,13 @@ def context(azurite: Azurite, clock: SettableClock) -> AzureContext:
     return bootstrap.connect(azurite.connection_string, clock, pool_size=128)
 
 
-def shop(azurite: Azurite, day: date) -> tuple[Context, str]:
-    """A context with its clock on ``day`` and a new tenant with the demo newspaper catalogue."""
+def shop(azurite: Azurite, day: date, layout: Layout | None = None) -> tuple[Context, str]:
+    """A context with its clock on ``day`` and a new tenant with the demo newspaper catalogue;
+    ``layout``: the tenant's storage layout, set before any of its subscribers is written."""
     ctx = context(azurite, SettableClock(oslo_morning(day)))
     tenant = f"bench-{uuid.uuid4().hex[:6]}"
+    if layout is not None:
+        ctx.accounts.layouts.set(tenant, layout)  # type: ignore[attr-defined]
     install_catalogue(ctx, tenant)
     return ctx, tenant
 
