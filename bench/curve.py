@@ -17,6 +17,7 @@ a partition per subscriber, as size 0), then prints one JSON object:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from itertools import pairwise
 from typing import Any
@@ -44,12 +45,16 @@ def main() -> None:
     parser.add_argument("--flat", type=float, default=0.15, help="a doubling gaining less than this is flat")
     args = parser.parse_args()
     runs: list[dict[str, Any]] = []
-    if args.first_shape:
-        runs.append(run(args.subscriptions, layout_of(2, 1), engine=False))
-        print(runs[-1], file=sys.stderr)
-    for size in args.sizes:
-        runs.append(run(args.subscriptions, layout_of(3, size), engine=False))
-        print(runs[-1], file=sys.stderr)
+    failed: list[dict[str, Any]] = []
+    layouts = ([layout_of(2, 1)] if args.first_shape else []) + [layout_of(3, size) for size in args.sizes]
+    for layout in layouts:
+        try:
+            runs.append(run(args.subscriptions, layout, engine=False))
+        except Exception as exc:  # one size's Azurite falling over does not lose the others'
+            failed.append({"layout": layout.version, "bucket_size": layout.bucket_size, "error": repr(exc)})
+            print(failed[-1], file=sys.stderr)
+            continue
+        print(json.dumps(runs[-1]), file=sys.stderr)
     curve = []
     previous: dict[str, Any] | None = None
     for r in runs:
@@ -69,6 +74,7 @@ def main() -> None:
         "bends_at": bend([(r["bucket_size"], r["invoices_per_s"]) for r in bucketed], args.flat),
         "ceiling_bends_at": bend([(r["bucket_size"], r["ceiling_per_s"]) for r in bucketed], args.flat),
         "flat": args.flat,
+        "failed": failed,
         "runs": runs,
     })
 

@@ -134,6 +134,50 @@ def submit(table: TableClient, ops: list[Any], attempts: int = 4) -> None:
             return
 
 
+class PerSubscriber:
+    """The shape of a single-subscriber operation (a webhook, an order, customer service):
+    one read of a subscriber's hot rows and one transaction of ``entities`` entities, a
+    subscriber at a time, ``threads`` at once. In a bucket that read is a range of the
+    subscriber's own row keys, which Azurite serves as fast as a partition of its own, so
+    the partitions here are one per subscriber (the shape before issue 13)."""
+
+    def __init__(self, storage: Storage, n: int, entities: int, threads: int = 64) -> None:
+        self.table = storage.table("Subscribers")
+        tenant = f"ceiling-{uuid.uuid4().hex[:6]}"
+        self.pks = [f"{tenant}|{i:010d}" for i in range(n)]
+        self.entities = entities
+        self.threads = threads
+
+    def seed(self) -> None:
+        with ThreadPoolExecutor(self.threads) as pool:
+            list(pool.map(self._seed_one, self.pks))
+
+    def measure(self, pks: list[str] | None = None) -> float:
+        pks = self.pks if pks is None else pks
+        with ThreadPoolExecutor(self.threads) as pool:
+            started = time.perf_counter()
+            list(pool.map(self._work, pks))
+            return len(pks) / (time.perf_counter() - started)
+
+    def _seed_one(self, pk: str) -> None:
+        submit(self.table, [("create", {"PartitionKey": pk, "RowKey": HEAD, "Body": "x" * 600}),
+                            ("create", {"PartitionKey": pk, "RowKey": "0|sub|s", "Body": "x" * 300}),
+                            *[("create", {"PartitionKey": pk, "RowKey": f"0|out|{k}", "Body": "x" * 300})
+                              for k in range(OUTBOX_ROWS)]])
+
+    def _work(self, pk: str) -> None:
+        rows = list(self.table.query_entities("PartitionKey eq @pk and RowKey lt '1'", parameters={"pk": pk}))
+        head = next(r for r in rows if r["RowKey"] == HEAD)
+        ops: list[Any] = [("update", {"PartitionKey": pk, "RowKey": HEAD, "Body": "y" * 600},
+                           {"mode": "replace", "etag": head.metadata["etag"],
+                            "match_condition": MatchConditions.IfNotModified}),
+                          ("upsert", {"PartitionKey": pk, "RowKey": "0|sub|s", "Body": "y" * 300})]
+        ops += [("delete", {"PartitionKey": pk, "RowKey": f"0|out|{k}"}) for k in range(OUTBOX_ROWS)]
+        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|new|{k}", "Body": "y" * 800})
+                for k in range(self.entities - len(ops))]
+        submit(self.table, ops)
+
+
 def _packed(items: Sequence[list[Any]]) -> list[list[Any]]:
     """Items whole into transactions of at most ``MAX_BATCH`` (100) operations."""
     out: list[list[Any]] = []
