@@ -129,6 +129,7 @@ def main() -> None:
         "ceiling_per_s": round(ceiling_rate, 1),
         "ceiling_before_after_per_s": [round(ceiling_before, 1), round(ceiling_after, 1)],
         "ratio": round(rate / ceiling_rate, 3),
+        "partitions": len(ceiling.partitions),
         "entities_per_subscriber": round(written / max(visited, 1), 2),
         "entities_per_s": round(written / elapsed, 1),
         "raw_entities_per_s": round((raw_before + raw_after) / 2, 1),

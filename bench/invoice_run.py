@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from tqdm import tqdm
 
-from bench.common import emit, shop, work_items
+from bench.common import FIRST_NUMBER, emit, shop, work_items
 from bench.shape import Ceiling, EntityCount, layout_of, raw_entity_rate
 from devhost.azurite import Azurite
 from devhost.builders import newspaper, order, oslo_morning
@@ -109,8 +109,8 @@ def run(subscriptions: int, layout: Layout, in_flight: int = MESSAGES_IN_FLIGHT,
         with ThreadPoolExecutor(16) as pool, tqdm(total=subscriptions, desc="orders", file=sys.stderr,
                                                   disable=None) as bar:
             numbers = []
-            for placed in pool.map(lambda i: again(lambda: place_order(ctx, order(tenant, i))),
-                                   range(1, subscriptions + 1)):
+            for placed in pool.map(lambda i: again(lambda: place_order(ctx, order(tenant, i), FIRST_NUMBER + i)),
+                                   range(subscriptions)):
                 numbers.append(placed.subscriber_no)
                 bar.update()
         ceiling = Ceiling(ctx.storage, numbers, layout, RENEWAL_ENTITIES, concurrency)
@@ -144,6 +144,7 @@ def run(subscriptions: int, layout: Layout, in_flight: int = MESSAGES_IN_FLIGHT,
         "layout": layout.version,
         "bucket_size": layout.bucket_size if layout.bucketed else 1,
         "invoices": invoices,
+        "partitions": len(ceiling.partitions),
         "elapsed_s": round(elapsed, 2),
         "invoices_per_s": round(rate, 1),
         "round_trips_per_invoice": round(trips / max(invoices, 1), 3),

@@ -100,6 +100,7 @@ def main() -> None:
         "ceiling_per_s": round(ceiling_rate, 1),
         "ceiling_before_after_per_s": [round(ceiling_before, 1), round(ceiling_after, 1)],
         "ratio": round(rate / ceiling_rate, 3),
+        "partitions": len(ceiling.partitions),
         "entities_per_payment": round(written / max(booked, 1), 2),
         "entities_per_s": round(written / elapsed, 1),
         "ceiling_entities_per_s": round(ceiling_rate * BOOKING_ENTITIES, 1),
