@@ -1,0 +1,174 @@
+"""``batch.submit`` sends what ``TableClient.submit_transaction`` sends, byte for byte, and
+answers what it answers (issue 13: the SDK's per-operation machinery was most of the
+client CPU of a bucketed invoice run). The SDK is the oracle: both run against a transport
+that records the request and replies with a canned answer."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from http.client import HTTPResponse
+from typing import Any
+
+import pytest
+from azure.core import MatchConditions
+from azure.core.pipeline.transport import HttpTransport
+from azure.core.pipeline.transport._base import HttpClientTransportResponse
+from azure.core.utils._pipeline_transport_rest_shared import BytesIOSocket
+from azure.data.tables import EdmType, TableClient, TableTransactionError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.adapters import batch
+
+ACCOUNT = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1"
+           "OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:1/devstoreaccount1;")
+
+
+class Canned(HttpTransport):
+    """Records each request; replies with ``reply(request)`` (raw HTTP bytes) or raises ``Sent``."""
+
+    def __init__(self, reply: Any = None) -> None:
+        self.sent: list[Any] = []
+        self.reply = reply
+
+    def __enter__(self) -> Canned:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def send(self, request: Any, **_: Any) -> Any:
+        self.sent.append(request)
+        if self.reply is None:
+            raise Sent
+        raw = HTTPResponse(BytesIOSocket(self.reply(request)), method="POST")  # type: ignore[arg-type]
+        raw.begin()
+        return HttpClientTransportResponse(request, raw)
+
+
+class Sent(Exception):
+    pass
+
+
+def client(transport: Canned) -> TableClient:
+    return TableClient.from_connection_string(ACCOUNT, "Subscribers", transport=transport,
+                                              retry_total=0)
+
+
+KEY = st.one_of(st.from_regex(r"[a-z0-9|._~-]{1,30}", fullmatch=True),  # keys as we write them
+                st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20))
+VALUE = st.one_of(st.text(max_size=40), st.integers(-(2**31), 2**31 - 1), st.booleans(), st.none(),
+                  st.floats(allow_nan=False, allow_infinity=False),
+                  st.integers(-(2**63), 2**63 - 1).map(lambda v: (v, EdmType.INT64)),
+                  st.datetimes(min_value=datetime(1601, 1, 2), timezones=st.just(UTC)))
+ENTITY = st.dictionaries(st.from_regex(r"[A-Z][A-Za-z]{0,8}", fullmatch=True), VALUE, max_size=5)
+ETAG = st.from_regex(r"W/\"datetime'20[0-9]{2}-01-01T00%3A00%3A00\.[0-9]{1,7}Z'\"", fullmatch=True)
+OPTIONS = st.one_of(
+    st.tuples(st.just("create"), st.just({})),
+    st.tuples(st.just("upsert"), st.sampled_from([{}, {"mode": "merge"}, {"mode": "replace"}])),
+    st.tuples(st.just("update"), st.sampled_from([{}, {"mode": "merge"}, {"mode": "replace"}])),
+    st.tuples(st.just("update"), st.builds(lambda e, m: {"mode": m, "etag": e,
+                                                          "match_condition": MatchConditions.IfNotModified},
+                                           ETAG, st.sampled_from(["merge", "replace"]))),
+    st.tuples(st.just("delete"), st.just({})),
+    st.tuples(st.just("delete"), ETAG.map(lambda e: {"etag": e, "match_condition": MatchConditions.IfNotModified})))
+
+
+@st.composite
+def transactions(draw: Any) -> list[tuple[Any, ...]]:
+    pk = draw(KEY)
+    keys = draw(st.lists(KEY, min_size=1, max_size=8, unique=True))
+    ops: list[tuple[Any, ...]] = []
+    for rk in keys:
+        kind, options = draw(OPTIONS)
+        entity = {"PartitionKey": pk, "RowKey": rk, **(draw(ENTITY) if kind != "delete" else {})}
+        ops.append((kind, entity, options) if options or draw(st.booleans()) else (kind, entity))
+    return ops
+
+
+def sdk_body(ops: list[tuple[Any, ...]]) -> bytes:
+    transport = Canned()
+    with pytest.raises(Sent):
+        client(transport).submit_transaction(ops)
+    return bytes(transport.sent[0].body)
+
+
+@settings(max_examples=150, deadline=None)
+@given(transactions())
+def test_the_body_is_the_sdks_byte_for_byte(ops: list[tuple[Any, ...]]) -> None:
+    sdk = sdk_body(ops)
+    outer = re.search(rb"--(batch_[0-9a-f-]+)", sdk)
+    inner = re.search(rb"(changeset_[0-9a-f-]+)", sdk)
+    date = re.search(rb"x-ms-date: ([^\r]+)", sdk)
+    assert outer and inner and date
+    mine = batch.encode(client(Canned()), ops, inner.group(1).decode(), outer.group(1).decode(),
+                        date.group(1).decode())
+    assert mine == sdk
+
+
+def test_the_request_is_the_sdks_but_for_its_boundaries_and_ids() -> None:
+    ops: list[Any] = [("create", {"PartitionKey": "p", "RowKey": "a", "Body": "x"}),
+                      ("delete", {"PartitionKey": "p", "RowKey": "b"})]
+    theirs, mine = Canned(), Canned()
+    with pytest.raises(Sent):
+        client(theirs).submit_transaction(ops)
+    with pytest.raises(Sent):
+        batch.submit(client(mine), ops)
+    varying = {"x-ms-client-request-id", "content-type", "authorization", "content-length", "x-ms-date", "date"}
+    a, b = theirs.sent[0], mine.sent[0]
+    assert (a.method, a.url) == (b.method, b.url)
+    assert {k.lower(): v for k, v in a.headers.items() if k.lower() not in varying} == \
+           {k.lower(): v for k, v in b.headers.items() if k.lower() not in varying}
+    assert a.headers["Content-Type"].split(";")[0] == b.headers["Content-Type"].split(";")[0] == "multipart/mixed"
+
+
+def reply(parts: list[tuple[int, str, str]], changeset: bool = True) -> Any:
+    """A ``$batch`` reply: each part (status, headers, body) as Azure writes it."""
+    def build(_request: Any) -> bytes:
+        http = [f"Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+                f"HTTP/1.1 {status} X\r\n{headers}\r\n{body}\r\n" for status, headers, body in parts]
+        inner = "".join(f"--changesetresponse_c\r\n{p}" for p in http) + "--changesetresponse_c--\r\n"
+        payload = (f"--batchresponse_b\r\nContent-Type: multipart/mixed; boundary=changesetresponse_c\r\n\r\n{inner}"
+                   if changeset else "".join(f"--batchresponse_b\r\n{p}" for p in http)) + "--batchresponse_b--\r\n"
+        data = payload.encode()
+        return (b"HTTP/1.1 202 Accepted\r\nContent-Type: multipart/mixed; boundary=batchresponse_b\r\n"
+                b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+    return build
+
+
+OPS: list[Any] = [("update", {"PartitionKey": "p", "RowKey": "a"},
+                   {"mode": "replace", "etag": 'W/"1"', "match_condition": MatchConditions.IfNotModified}),
+                  ("create", {"PartitionKey": "p", "RowKey": "b", "Body": "x"}),
+                  ("delete", {"PartitionKey": "p", "RowKey": "c"})]
+ERROR = ('Content-Type: application/json;odata=minimalmetadata;streaming=true;charset=utf-8\r\n',
+         '{"odata.error":{"code":"%s","message":{"lang":"en-US","value":"%s:The condition.\\nRequestId:x"}}}')
+
+
+@pytest.mark.parametrize("parts,changeset", [
+    ([(204, 'ETag: W/"2"\r\n', ""), (201, 'ETag: W/"3"\r\nContent-Type: application/json\r\n',
+                                      '{"HTTP/1.1 500 x": 1}'), (204, "", "")], True),
+    ([(412, ERROR[0], ERROR[1] % ("UpdateConditionNotSatisfied", 0))], True),
+    ([(409, ERROR[0], ERROR[1] % ("EntityAlreadyExists", 1))], True),
+    ([(409, ERROR[0], ERROR[1] % ("EntityAlreadyExists", 1))], False),
+    ([(400, ERROR[0], ERROR[1] % ("InvalidInput", 2))], True),
+    ([(204, "", "")], True),
+])
+def test_the_answer_is_the_sdks(parts: list[tuple[int, str, str]], changeset: bool) -> None:
+    """Success (each ETag), a refused operation (its code and index), an unreadable reply."""
+    def outcome(call: Any) -> Any:
+        try:
+            return [dict(r) for r in call(client(Canned(reply(parts, changeset))), OPS)]
+        except Exception as exc:  # compared below
+            return (type(exc), getattr(exc, "error_code", None), getattr(exc, "index", None),
+                    getattr(exc, "status_code", None), str(exc))
+    theirs = outcome(lambda c, ops: c.submit_transaction(ops))
+    mine = outcome(batch.submit)
+    assert mine == theirs
+    assert not isinstance(theirs, tuple) or theirs[0] is TableTransactionError
