@@ -128,6 +128,7 @@ def main() -> None:
         "client_cpu_ms_per_subscriber": round(1000 * cpu / max(visited, 1), 2),
         "ceiling_per_s": round(ceiling_rate, 1),
         "ceiling_before_after_per_s": [round(ceiling_before, 1), round(ceiling_after, 1)],
+        "ceiling_client_cpu_ms_per_subscriber": round(ceiling.cpu_ms_per_subscriber, 2),
         "ratio": round(rate / ceiling_rate, 3),
         "partitions": len(ceiling.partitions),
         "entities_per_subscriber": round(written / max(visited, 1), 2),
