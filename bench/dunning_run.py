@@ -140,7 +140,7 @@ def main() -> None:
         "conflicts": sum(r.conflicts for r in results),
         "messages": len(batches),
         "concurrency": {"messages_in_flight": in_flight, "threads_per_message": threads,
-                        "partitions_at_once": concurrency},
+                        "partitions_at_once": ceiling.concurrency},
     })
 
 

@@ -164,7 +164,7 @@ def run(subscriptions: int, layout: Layout, in_flight: int = MESSAGES_IN_FLIGHT,
         "needs_attention": sum(r.needs_attention for r in results),
         "messages": len(batches),
         "concurrency": {"messages_in_flight": in_flight, "threads_per_message": threads,
-                        "partitions_at_once": concurrency},
+                        "partitions_at_once": ceiling.concurrency},
     }
     if engine:
         result["engine_invoices_per_s"] = round(engine_rate(20000), 1)

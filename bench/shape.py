@@ -63,6 +63,7 @@ class Ceiling:
                 place = Place(first_shape_key(self.tenant, n), n, False)
             groups.setdefault(place.pk, []).append(place)
         self.partitions = list(groups.values())
+        self.concurrency = min(concurrency, len(self.partitions))  # never more at once than there are
         self.subscribers = len(numbers)
         self.cpu_s = 0.0  # this process's CPU time in ``measure``: what the SDK costs the client
         self.measured = 0
