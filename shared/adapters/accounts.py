@@ -73,7 +73,7 @@ from ..domain.subscriptions import Subscriber, Subscription
 from ..ports import ConcurrencyConflict, History, Loaded, StorageLimit, TooManyEntities, with_documents
 from .codec import demand_from, dump_demand, dump_event, dumps, load_demand, load_event, loads
 from .layouts import Layouts
-from .tables import MAX_BATCH, Operation, Storage, check_entity
+from .tables import MAX_BATCH, Operation, Storage, _to_table, check_entity
 
 TABLE = "Subscribers"
 HEAD = "0|subscriber"
@@ -482,7 +482,10 @@ class AccountRepository:
                 if len(ops) > MAX_BATCH:
                     raise TooManyEntities(f"subscriber {changes.account.number}: this operation writes {len(ops)} "
                                           f"rows, more than one transaction holds ({MAX_BATCH})")
-                size = sum(OP_FRAMING + (check_entity(op[1]) if op[0] != "delete" else 0) for op in ops)
+                size = sum(OP_FRAMING + (_wire_bytes(op[1]) if op[0] != "delete" else 0) for op in ops)
+                if size > BATCH_BYTES:
+                    raise StorageLimit(f"subscriber {changes.account.number}: this operation writes about {size} "
+                                       f"bytes, more than one transaction carries ({BATCH_BYTES})")
             except (TooManyEntities, StorageLimit) as exc:
                 answers[i] = exc
                 continue
@@ -588,6 +591,19 @@ class _Planned:
     rows: dict[str, Any]
     kept: list[Event]
     size: int
+
+
+def _wire_bytes(entity: Mapping[str, Any]) -> int:
+    """An entity's bytes in a transaction's body, at most (``check_entity`` checks it first).
+    The 4 MiB limit is on the request, which the SDK writes as JSON with every character
+    outside printable ASCII escaped (``\\u00f8``: 6 bytes, 12 for one beyond the BMP): a
+    string with any is counted at three times its UTF-16 size, the rest as the service does
+    (two bytes a character, twice what JSON takes for them)."""
+    size = check_entity(_to_table(entity))  # what ``Storage.transact`` sends: an int past Int32 as Int64
+    for value in entity.values():
+        if isinstance(value, str) and not (value.isascii() and value.isprintable()):
+            size += 2 * len(value.encode("utf-16-le"))
+    return size
 
 
 def _packed(planned: list[_Planned]) -> Iterator[list[_Planned]]:

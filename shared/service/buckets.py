@@ -8,7 +8,7 @@ For each group, ``in_partition``:
 2. runs the pure decision for each subscriber in it, with the invoice numbers claimed for
    the whole message up front (or claimed by the decision itself);
 3. writes the indexes the runs need ahead of the commit (the next dunning visits in one
-   write per day);
+   write per day); a write that fails holds back only the subscribers it was for;
 4. commits every subscriber's changes in as few entity-group transactions as the 100-row
    and 4 MiB limits allow (``Accounts.commit_many``), each subscriber's rows whole in one.
 
@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..domain.account import Changes
+from ..domain.dunning_visit import next_visit
 from ..ports import ConcurrencyConflict, Loaded
 from .access import marked
 from .context import Context
@@ -66,15 +67,11 @@ def in_partition(uow: UnitOfWork, seen: Mapping[int, Seen], decide: Callable[[in
             out.failed[n] = exc
             continue
         work.append((one, changes))
-    to_index = [(one.loaded, changes) for one, changes in work
-                if touch or not unchanged_or_new(one.loaded, changes)]
-    try:
-        uow.index_many(to_index, visits)
-    except Exception as exc:  # written ahead: without it, none of them may commit
-        out.failed |= {one.account.number: exc for one, _ in work}
-        return out
+    _index_ahead(uow, work, out, touch=touch, visits=visits)
     commits: list[tuple[Seen, Changes]] = []
     for one, changes in work:
+        if one.account.number in out.failed:  # its index was not written: it may not commit
+            continue
         if unchanged_or_new(one.loaded, changes):
             out.untouched.append(one.account.number)
             if touch and one.loaded is not None:
@@ -88,7 +85,7 @@ def in_partition(uow: UnitOfWork, seen: Mapping[int, Seen], decide: Callable[[in
             uow.claims.committed(changes)
             out.committed[n] = changes
             uow.publish([*(one.loaded.outbox if one.loaded else []), *changes.events])
-            if parts > 1 and _goes_on(uow, one, answer, decide(n)):
+            if parts > 1 and _goes_on(uow, one, answer, decide, n):
                 out.more.append(n)
         elif isinstance(answer, ConcurrencyConflict):
             out.conflicted.append(n)
@@ -97,8 +94,42 @@ def in_partition(uow: UnitOfWork, seen: Mapping[int, Seen], decide: Callable[[in
     return out
 
 
-def _goes_on(uow: UnitOfWork, seen: Seen, now: Loaded, decide: Decision) -> bool:
+def _index_ahead(uow: UnitOfWork, work: list[tuple[Seen, Changes]], out: PartitionOutcome, *, touch: bool,
+                 visits: bool) -> None:
+    """Write what the runs must find ahead of the commits (``UnitOfWork.index``), each
+    subscriber's own write guarded alone, and the next dunning visits of all in one write per
+    day. A write that fails fails only the subscribers it was for: they may not commit without
+    it; one with nothing to write (nothing to commit, no visit) is not held back by another's."""
+    indexed: list[tuple[Seen, Changes]] = []
+    for one, changes in work:
+        if not touch and unchanged_or_new(one.loaded, changes):
+            continue
+        try:
+            uow.index(one.loaded, changes, visits=False)
+        except Exception as exc:  # this subscriber's alone
+            out.failed[one.account.number] = exc
+            continue
+        indexed.append((one, changes))
+    if not visits:
+        return
+    due = [(day, changes.account.number) for _one, changes in indexed
+           if (day := next_visit(changes.account, uow.catalogue, uow.today)) is not None]
+    if not due:
+        return
+    try:
+        uow.ctx.dunning_index.add_many(uow.tenant, due)
+    except Exception as exc:  # one write for them all: none of them may commit
+        out.failed |= {n: exc for _day, n in due}
+
+
+def _goes_on(uow: UnitOfWork, seen: Seen, now: Loaded, decide: Callable[[int], Decision], n: int) -> bool:
     """Whether a decision taken in parts has more to do after what just committed (asked with
-    no numbers claimed: the redo alone claims what it needs)."""
+    no numbers claimed: the redo alone claims what it needs). Its first part is committed: a
+    decision that raises on asking goes on alone too, where its failure is its own, instead
+    of failing the partition's subscribers whose work is already done."""
     after = replace(seen, account=now.account, loaded=now, part=1, number=lambda _org, _key: 0)
-    return not unchanged_or_new(now, decide(after))
+    try:
+        return not unchanged_or_new(now, decide(n)(after))
+    except Exception:  # this subscriber's alone: the redo meets it again
+        log.warning("%s: subscriber %s: asking what is left failed; it goes on alone", uow.tenant, n, exc_info=True)
+        return True

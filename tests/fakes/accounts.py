@@ -150,7 +150,9 @@ class FakeAccounts(Faults):
             raise ConcurrencyConflict(f"EntityAlreadyExists: {clashes[0]}")
 
     def partition_of(self, tenant: str, subscriber_no: int) -> str:
-        return f"{tenant}|{self.layout.bucket(subscriber_no)}"
+        if not self.layout.bucketed:  # layout 2: a partition per subscriber, as the adapter says
+            return f"{tenant}|{subscriber_no}"
+        return f"{tenant}||{self.layout.bucket(subscriber_no)}"
 
     def load_many(self, tenant: str, subscriber_nos: Sequence[int]) -> dict[int, Loaded]:
         """One "query" per bucket (``queries`` counts them), as the adapter reads a bucket's hot rows."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from shared.service.context import Context
 from shared.service.orders import place_order
 from shared.service.payments_in import bank_file, intake
 from shared.service.queries import summary
+from tests.fakes.accounts import commit_each
 from tests.fixtures import order
 
 ACCOUNT = "86011117947"
@@ -338,6 +340,7 @@ def test_a_file_rejected_part_way_is_finished_by_dropping_it_again_under_another
         return commit(*args, **kwargs)
 
     monkeypatch.setattr(ctx.accounts, "commit", dies_after_two)
+    monkeypatch.setattr(ctx.accounts, "commit_many", partial(commit_each, ctx.accounts))  # the bucket's commits too
     assert handle(f"{shop}/part.txt", data).status == "rejected"  # type: ignore[union-attr]
     monkeypatch.setattr(ctx.accounts, "commit", commit)
     report = handle(f"{shop}/part-again.txt", data)
@@ -382,6 +385,7 @@ def test_a_booking_whose_commit_conflicts_is_decided_again_and_lands_once(
         return commit(*args)
 
     monkeypatch.setattr(ctx.accounts, "commit", conflicts_once)
+    monkeypatch.setattr(ctx.accounts, "commit_many", partial(commit_each, ctx.accounts))  # the bucket's commits too
     landed = (Outcome.ALREADY_BOOKED if lost else Outcome.BOOKED, Outcome.ALREADY_BOOKED if lost else Outcome.REVERSED)
     if booking == "payment":
         report = payments_in.import_bank_file(ctx, shop, "p.txt", nets((kid, total, PURCHASE)).encode())

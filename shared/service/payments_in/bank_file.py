@@ -28,9 +28,10 @@ from ...domain.payments import MatchType, PaymentKind, ReceivedPayment
 from ...formats import read_bank_file
 from ...formats.payments import BankFile, IncomingPayment, MandateRecord, RecordKind, UnreadableRecord
 from ...ports import AwaitingPayment, Handling, ImportJournal, MandateAside, SetAside
+from ..buckets import grouped
 from ..context import Context
 from ..unit_of_work import UnitOfWork
-from .booking import book, book_mandate, book_reversal
+from .booking import book_in_partition, book_mandate, book_reversal
 from .identification import Failed, identify
 
 log = logging.getLogger(__name__)
@@ -204,9 +205,14 @@ def _sort(ctx: Context, job: _Import, record: Record, found: _Identified, curren
 
 
 def _book_payments(ctx: Context, job: _Import, found: _Identified) -> None:
-    """Subscribers in parallel in one unit of work, one bus batch for the chunk's outbox."""
+    """The chunk's payments by the partition of the subscriber they identify (a bucket of
+    subscribers, ``buckets.grouped``), each partition read once and committed in as few
+    transactions as the limits allow (``booking.book_in_partition``); the partitions in
+    parallel in one unit of work, one bus batch for the chunk's outbox."""
+    groups = grouped(ctx, job.tenant, list(found.payments))
     with _unit_of_work(ctx, job, collect=True) as uow, ThreadPoolExecutor(max_workers=16) as pool:
-        outcomes = list(pool.map(lambda item: book(uow, *item), found.payments.items()))
+        outcomes = list(pool.map(lambda group: book_in_partition(uow, {n: found.payments[n] for n in group}),
+                                 groups))
     for outcome in outcomes:
         for pid, (where, reason, why) in outcome.items():
             _landed(ctx, job, found.records[pid], pid, where, reason or Reason.NO_SUCH_SUBSCRIBER, why)

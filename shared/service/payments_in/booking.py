@@ -12,6 +12,7 @@ back before it can be approved (``_reverse_awaiting``).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,20 +27,24 @@ from ...domain.limits import ValueOutOfRange
 from ...domain.payments import BookedPayment, ReceivedPayment
 from ...formats.payments import MandateRecord
 from ...ports import ConcurrencyConflict, Handling, Hold, StorageLimit, TooManyEntities
+from ..buckets import PartitionOutcome, in_partition
 from ..context import Context
 from ..unit_of_work import MAX_ATTEMPTS, NoSuchSubscriber, Seen, UnitOfWork
 
+log = logging.getLogger(__name__)
 PAYMENTS_PER_COMMIT = 10  # at most ~7 entities each, with room for the subscriber row and outbox
 RESUME_AFTER = timedelta(seconds=60)  # a resolve or approval claimed this long ago and not finished may be redone
 Landed = tuple[Outcome, Reason | None, str]  # where a payment landed, why it was set aside
 
 
-def book(uow: UnitOfWork, subscriber_no: int, payments: Sequence[ReceivedPayment]) -> dict[str, Landed]:
+def book(uow: UnitOfWork, subscriber_no: int, payments: Sequence[ReceivedPayment],
+         raced: bool = False) -> dict[str, Landed]:
     """Book one subscriber's payments; where each landed (booked, already booked, or set aside
     because the subscriber does not exist or the booking cannot be written) and why.
 
     Threads may share ``uow`` (a chunk of a bank file books its subscribers in parallel);
-    with ``collect`` it keeps the events for one ``flush``.
+    with ``collect`` it keeps the events for one ``flush``. ``raced``: a first attempt to book
+    them together with others failed (``book_in_partition``), so this goes on as its retry.
     """
     landed: dict[str, Landed] = {}
     per_commit = PAYMENTS_PER_COMMIT
@@ -47,7 +52,7 @@ def book(uow: UnitOfWork, subscriber_no: int, payments: Sequence[ReceivedPayment
     while pending:
         chunk = pending[:per_commit]
         try:
-            landed |= _book_together(uow, subscriber_no, chunk)
+            landed |= _book_together(uow, subscriber_no, chunk, raced)
         except NoSuchSubscriber:
             return landed | {p.id: (Outcome.SET_ASIDE, Reason.NO_SUCH_SUBSCRIBER, f"KID {p.reference} names "
                                     f"subscriber {subscriber_no}, who does not exist") for p in pending}
@@ -60,21 +65,60 @@ def book(uow: UnitOfWork, subscriber_no: int, payments: Sequence[ReceivedPayment
     return landed
 
 
-def _book_together(uow: UnitOfWork, subscriber_no: int, payments: Sequence[ReceivedPayment]) -> dict[str, Landed]:
-    """These payments in one transaction; on a retry, those a racer booked first are left out."""
+def _book_together(uow: UnitOfWork, subscriber_no: int, payments: Sequence[ReceivedPayment],
+                   raced: bool = False) -> dict[str, Landed]:
+    """These payments in one transaction; on a retry (``raced``: the first attempt was made
+    with the subscriber's bucket), those a racer booked first are left out."""
     before: set[str] = set()
 
     def decide(seen: Seen) -> Changes:
-        if seen.attempt:  # a conflict: perhaps another import of the same file booked some (point reads)
+        if seen.attempt or raced:  # a conflict: perhaps another import of the same file booked some (point reads)
             before.update(uow.ctx.accounts.booked(uow.tenant, subscriber_no, [p.id for p in payments]))
-        changes = Changes(seen.account)
-        for p in payments:
-            if p.id not in before:
-                changes = changes.then(receive_payment(changes.account, p, seen.catalogue, seen.today))
-        return changes
+        return _receive(seen, [p for p in payments if p.id not in before])
 
     uow.change(subscriber_no, decide, visits=False)
     return {p.id: (Outcome.ALREADY_BOOKED if p.id in before else Outcome.BOOKED, None, "") for p in payments}
+
+
+def _receive(seen: Seen, payments: Sequence[ReceivedPayment]) -> Changes:
+    """These payments onto the account as ``seen``, one after the other (pure)."""
+    changes = Changes(seen.account)
+    for p in payments:
+        changes = changes.then(receive_payment(changes.account, p, seen.catalogue, seen.today))
+    return changes
+
+
+def book_in_partition(uow: UnitOfWork, payments: Mapping[int, Sequence[ReceivedPayment]]) -> dict[str, Landed]:
+    """Book the payments of subscribers who share one partition (``buckets.grouped``): one read of
+    the partition, each subscriber's payments decided at once and committed with the others' in
+    as few transactions as the limits allow (``buckets.in_partition``). Whoever that path cannot
+    settle is booked alone (``book``), which lands each payment exactly as it always has: a
+    subscriber with more than ``PAYMENTS_PER_COMMIT`` payments, one not read (no such
+    subscriber), one whose commit conflicted (a racer, customer service, a payment row an import
+    of the same file created first) or failed (a limit, a passing storage error). For those two,
+    the attempt together was the first attempt: booked alone, they go on as its retry (``raced``),
+    which first looks which payments a racer (or the lost answer of that attempt) booked."""
+    landed: dict[str, Landed] = {}
+    few = [n for n, items in payments.items() if 0 < len(items) <= PAYMENTS_PER_COMMIT]
+    alone = {n: False for n in payments if n not in few}
+    if few:
+        try:
+            seen = uow.read_many(few)
+        except Exception:  # the partition could not be read: each subscriber alone, as before
+            log.warning("%s: subscribers %s could not be read together; each alone", uow.tenant, few, exc_info=True)
+            seen = {}
+        try:
+            outcome = in_partition(uow, seen, lambda n: partial(_receive, payments=payments[n]), visits=False)
+        except Exception:  # the commit's outcome unknown: each alone, as a retry
+            log.warning("%s: subscribers %s could not be booked together; each alone", uow.tenant, few,
+                        exc_info=True)
+            outcome = PartitionOutcome(failed=dict.fromkeys(seen, RuntimeError("booked together")))
+        for n in outcome.committed:
+            landed |= {p.id: (Outcome.BOOKED, None, "") for p in payments[n]}
+        alone |= {n: n in outcome.failed or n in outcome.conflicted for n in few if n not in outcome.committed}
+    for n, raced in alone.items():
+        landed |= book(uow, n, payments[n], raced)
+    return landed
 
 
 def _unbookable(exc: Exception) -> Landed:
