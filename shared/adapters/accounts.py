@@ -71,7 +71,7 @@ from ..domain.ledger import LedgerEntry
 from ..domain.payments import BookedPayment, row_id
 from ..domain.subscriptions import Subscriber, Subscription
 from ..ports import ConcurrencyConflict, History, Loaded, StorageLimit, TooManyEntities, with_documents
-from .codec import demand_from, dump_demand, dump_event, dumps, load_demand, load_event, loads
+from .codec import demand_from, dump_demand, dump_event, dumps, event_from, load_demand, load_event, loads
 from .layouts import Layouts
 from .tables import MAX_BATCH, Operation, Storage, _to_table, check_entity
 
@@ -119,10 +119,32 @@ ITEM_PREFIXES = tuple(k.prefix for k in (*KEYED, *ORDERED))
 
 
 
-def _head_row(account: Account) -> dict[str, Any]:
+def _head_row(account: Account, outbox: Sequence[str] = ()) -> dict[str, Any]:
     return {"Subscriber": dumps(account.subscriber), "Balances": json.dumps(dict(account.balances)),
             "NextDemandNo": account.next_demand_no, "NextLedgerSeq": account.next_ledger_seq,
-            "Name": account.subscriber.name, "Email": account.subscriber.email, "Layout": LAYOUT}
+            "Name": account.subscriber.name, "Email": account.subscriber.email, "Layout": LAYOUT,
+            "Outbox": f"[{','.join(outbox)}]" if outbox else ""}
+
+
+OUTBOX = "0|out|"
+HEAD_OUTBOX_EVENTS = 16  # events a commit keeps in the subscriber row (the rest: rows of their own)
+HEAD_OUTBOX_CHARS = 12_000  # of its Outbox property (a property holds 32 Ki UTF-16 characters)
+
+
+def head_events(events: Sequence[Event]) -> tuple[list[str], list[Event]]:
+    """The outbox of a commit: the envelopes of the first events, kept in the subscriber row's
+    ``Outbox`` property (no row to create now, none to delete when the next commit replaces
+    the row: a renewal's event costs no entity), and the events after them that do not fit
+    (``HEAD_OUTBOX_EVENTS``, ``HEAD_OUTBOX_CHARS``), which get rows of their own as before."""
+    texts: list[str] = []
+    size = 2
+    for i, event in enumerate(events):
+        text = dump_event(event)
+        size += len(text) + 1
+        if i >= HEAD_OUTBOX_EVENTS or size > HEAD_OUTBOX_CHARS:
+            return texts, list(events[i:])
+        texts.append(text)
+    return texts, []
 
 
 def _item_rows(account: Account, stored: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,9 +240,11 @@ def _build(place: Place, stored_rows: list[dict[str, Any]]) -> tuple[Loaded | No
     if head.get("Moved"):
         return None, True
     subs = {s.id: s for s in (loads(Subscription, r["Body"]) for r in rows if r["RowKey"].startswith("0|sub|"))}
-    outbox = [load_event(r["Body"]) for r in rows if r["RowKey"].startswith("0|out|")]
+    in_rows = {r["RowKey"]: load_event(r["Body"]) for r in rows if r["RowKey"].startswith(OUTBOX)}
+    in_head = [event_from(e) for e in json.loads(head["Outbox"])] if head.get("Outbox") else []
     stored = _stored_items(rows)
-    return Loaded(_account(head, stored, subs), head["etag"], outbox, stored, place.pk), False
+    return Loaded(_account(head, stored, subs), head["etag"], [*in_head, *in_rows.values()], stored | in_rows,
+                  place.pk), False
 
 
 @dataclass(frozen=True)
@@ -422,26 +446,30 @@ class AccountRepository:
         (delivery is at least once). Before, a write-off cut to 83 rows after a renewal
         that left 24 events needed 107 and was refused."""
         pk, rk = place.pk, place.rk
-        head = {"PartitionKey": pk, "RowKey": rk(HEAD), **_head_row(changes.account)}
+        texts, overflow = head_events(changes.events)
+        head = {"PartitionKey": pk, "RowKey": rk(HEAD), **_head_row(changes.account, texts)}
         stored = loaded.stored if loaded is not None else {}
+        in_rows = {k: v for k, v in stored.items() if k.startswith(OUTBOX)}  # events with rows of their own
         items = _item_rows(changes.account, stored)
         ops: list[Operation] = []
-        sent: list[Event] = []  # outbox rows found at load, to delete
+        sent: list[str] = []  # outbox rows found at load, to delete (those in the subscriber row go with it)
         if loaded is None or loaded.etag is None:
             ops.append(("create", head))
         else:
             ops.append(("update", head, {"mode": "replace", "etag": loaded.etag,
                                          "match_condition": MatchConditions.IfNotModified}))
-            again = {e.id for e in changes.events}  # an event raised again is not deleted: its create then
-            sent = [e for e in loaded.outbox if e.id not in again]  # conflicts, as a repeat should
-        ops += _item_ops(place, stored, items)
+            again = {e.id for e in changes.events} & {e.id for e in loaded.outbox}
+            if again:  # an event raised again while still in the outbox: a repeat, refused as a created row was
+                raise ConcurrencyConflict(f"EntityAlreadyExists: event {sorted(again)[0]} is in the outbox")
+            sent = list(in_rows)
+        ops += _item_ops(place, {k: v for k, v in stored.items() if not k.startswith(OUTBOX)}, items)
         ops += [("upsert", {"PartitionKey": pk, "RowKey": rk(f"0|sub|{s.id}"), "Body": dumps(s)})
                 for s in changes.subscriptions]
         ops += [("create", _invoice_row(place, inv)) for inv in changes.invoices]
         ops += [("create", {"PartitionKey": pk, "RowKey": rk(f"1|led|{e.seq:08d}"), "Body": dumps(e),
                             "Amount": e.amount_minor, "Org": e.organization_id}) for e in changes.ledger]
-        ops += [("create", {"PartitionKey": pk, "RowKey": rk(f"0|out|{e.id}"), "Body": dump_event(e)})
-                for e in changes.events]
+        ops += [("create", {"PartitionKey": pk, "RowKey": rk(f"{OUTBOX}{e.id}"), "Body": dump_event(e)})
+                for e in overflow]
         ops += [("create", {"PartitionKey": pk, "RowKey": rk(f"1|pay|{row_id(b.payment)}"), "Body": dumps(b),
                             "Amount": b.payment.amount_minor, "Org": b.payment.organization_id})
                 for b in changes.payments]  # create: the same payment can never be booked twice
@@ -451,8 +479,9 @@ class AccountRepository:
         ops += [("create", {"PartitionKey": pk, "RowKey": rk(f"1|crn|{c.number:010d}"), "Body": dumps(c),
                             "Amount": c.total_minor, "Org": c.organization_id}) for c in changes.credit_notes]
         room = max(0, MAX_BATCH - len(ops))
-        ops[1:1] = [("delete", {"PartitionKey": pk, "RowKey": rk(f"0|out|{e.id}")}) for e in sent[:room]]
-        return ops, items, sent[room:]
+        ops[1:1] = [("delete", {"PartitionKey": pk, "RowKey": rk(key)}) for key in sent[:room]]
+        kept = {key: in_rows[key] for key in sent[room:]}
+        return ops, items | kept | {f"{OUTBOX}{e.id}": e for e in overflow}, list(kept.values())
 
     def commit(self, tenant: str, loaded: Loaded | None, changes: Changes) -> Loaded:
         """Write ``changes`` atomically (the outbox rows already loaded are cleared) and
@@ -486,7 +515,7 @@ class AccountRepository:
                 if size > BATCH_BYTES:
                     raise StorageLimit(f"subscriber {changes.account.number}: this operation writes about {size} "
                                        f"bytes, more than one transaction carries ({BATCH_BYTES})")
-            except (TooManyEntities, StorageLimit) as exc:
+            except (TooManyEntities, StorageLimit, ConcurrencyConflict) as exc:
                 answers[i] = exc
                 continue
             plans.setdefault(place.pk, []).append(_Planned(i, place, changes, ops, rows, kept, size))

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from shared.adapters.accounts import head_events
 from shared.domain.account import Account, Changes, ReminderDocument
 from shared.domain.events import Event
 from shared.domain.invoicing import CreditNote, Invoice
@@ -43,6 +44,7 @@ class Partition:
     etag: str
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     outbox: dict[str, Event] = field(default_factory=dict)
+    out_rows: set[str] = field(default_factory=set)  # outbox events in rows of their own (not the subscriber row)
     invoices: dict[int, Invoice] = field(default_factory=dict)  # demand no ->
     ledger: dict[int, LedgerEntry] = field(default_factory=dict)  # seq ->
     payments: dict[str, BookedPayment] = field(default_factory=dict)  # row id ->
@@ -107,9 +109,11 @@ class FakeAccounts(Faults):
             p = self.partitions.get(key)
             new = loaded is None or loaded.etag is None
             again = {e.id for e in changes.events}
+            _, overflow = head_events(changes.events)  # the rest ride in the subscriber row, as the adapter keeps them
+            in_rows = set() if p is None else p.out_rows
             sent = [] if new or loaded is None else [e for e in loaded.outbox if e.id not in again]
             rows = (1 + item_writes(None if new or loaded is None else loaded.account, changes.account)
-                    + len(changes.subscriptions) + len(changes.invoices) + len(changes.ledger) + len(changes.events)
+                    + len(changes.subscriptions) + len(changes.invoices) + len(changes.ledger) + len(overflow)
                     + len(changes.payments) + len(changes.reminders) + len(changes.credit_notes))
             if rows > MAX_BATCH:
                 raise TooManyEntities(f"subscriber {changes.account.number}: this operation writes {rows} rows, "
@@ -121,8 +125,11 @@ class FakeAccounts(Faults):
             target = p or Partition(changes.account, "")
             self._refuse_duplicates(target, changes)
             room = max(0, MAX_BATCH - rows)
-            for e in sent[:room]:
+            sent_rows = [e for e in sent if e.id in in_rows]  # those in the subscriber row go with it
+            for e in [e for e in sent if e.id not in in_rows] + sent_rows[:room]:
                 target.outbox.pop(e.id, None)
+                target.out_rows.discard(e.id)
+            target.out_rows |= {e.id for e in overflow}
             target.account = replace(changes.account, subscriptions={}, credited=())
             target.etag = _tag()
             target.subscriptions |= {s.id: s for s in changes.subscriptions}
@@ -135,7 +142,7 @@ class FakeAccounts(Faults):
             self.partitions[key] = target
             self.commits += 1
             account = replace(changes.account, credited=()) if changes.account.credited else changes.account
-            return Loaded(account, target.etag, [*sent[room:], *changes.events])
+            return Loaded(account, target.etag, [*sent_rows[room:], *changes.events])
 
     @staticmethod
     def _refuse_duplicates(p: Partition, changes: Changes) -> None:

@@ -106,11 +106,16 @@ def test_the_body_is_the_sdks_byte_for_byte(ops: list[tuple[Any, ...]]) -> None:
     sdk = sdk_body(ops)
     outer = re.search(rb"--(batch_[0-9a-f-]+)", sdk)
     inner = re.search(rb"(changeset_[0-9a-f-]+)", sdk)
-    date = re.search(rb"x-ms-date: ([^\r]+)", sdk)
-    assert outer and inner and date
+    assert outer and inner
     mine = batch.encode(client(Canned()), ops, inner.group(1).decode(), outer.group(1).decode(),
-                        date.group(1).decode())
-    assert mine == sdk
+                        "Mon, 30 Nov 2026 09:00:00 GMT")
+    # the SDK stamps each operation with the clock as it serialises it (a second may turn
+    # between two); the stamp is the only thing that may differ
+    assert dated(mine) == dated(sdk)
+
+
+def dated(body: bytes) -> bytes:
+    return re.sub(rb"\r\n(x-ms-date|Date): [^\r]+", rb"\r\n\1: Mon, 30 Nov 2026 09:00:00 GMT", body)
 
 
 def test_the_request_is_the_sdks_but_for_its_boundaries_and_ids() -> None:
