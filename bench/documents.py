@@ -54,6 +54,7 @@ from devhost import sample_documents
 from devhost.azurite import Azurite
 from devhost.builders import install_catalogue, order, oslo_morning
 from shared import bootstrap
+from shared.adapters.accounts import Place, subscriber_of
 from shared.adapters.bus import NOTICES, unpack
 from shared.adapters.mail import SmtpMailer
 from shared.clock import SettableClock
@@ -175,7 +176,7 @@ class Ceiling:
         self.port, self.mail = port, mail
         self.tag = uuid.uuid4().hex[:6]
 
-    def measure(self, partitions: list[tuple[str, str]]) -> tuple[float, float]:
+    def measure(self, partitions: list[tuple[Place, str]]) -> tuple[float, float]:
         """Deliveries per second over ``partitions`` (partition key, invoice row key), and this
         process's CPU seconds for them."""
         with ThreadPoolExecutor(CONCURRENCY) as pool:
@@ -183,11 +184,12 @@ class Ceiling:
             list(pool.map(self._one, partitions))
             return len(partitions) / (time.perf_counter() - started), time.process_time() - cpu
 
-    def _one(self, partition: tuple[str, str]) -> None:
-        pk, invoice = partition
-        list(self.table.query_entities("PartitionKey eq @pk and (RowKey eq @rk or RowKey lt '1')",
-                                       parameters={"pk": pk, "rk": invoice}))
-        row = {"PartitionKey": pk, "RowKey": f"1|dlv|ceiling-{self.tag}|email|001", "Status": "queued",
+    def _one(self, partition: tuple[Place, str]) -> None:
+        place, invoice = partition
+        lo, hi = place.span("0")  # the subscriber's hot rows (in a bucket: its own prefix)
+        list(self.table.query_entities("PartitionKey eq @pk and (RowKey eq @rk or (RowKey ge @lo and RowKey lt @hi ) )",
+                                       parameters={"pk": place.pk, "rk": invoice, "lo": lo, "hi": hi}))
+        row = {"PartitionKey": place.pk, "RowKey": place.rk(f"1|dlv|ceiling-{self.tag}|email|001"), "Status": "queued",
                "At": "2026-01-05T08:00:00+00:00",
                "Recipient": "ceiling@example.no", "ProviderId": "", "Reason": "", "ClaimedAt": ""}
         meta = self.table.create_entity(row)
@@ -255,11 +257,19 @@ def delivery_rates(n: int) -> dict[str, Any]:
     }
 
 
-def _partitions(ctx: Context, tenant: str) -> list[tuple[str, str]]:
-    """(partition key, invoice row key) of each of the tenant's invoices."""
+def _partitions(ctx: Context, tenant: str) -> list[tuple[Place, str]]:
+    """(where the subscriber is, invoice row key as stored) of each of the tenant's invoices,
+    in either layout (a partition of its own, or a bucket: ``Place``)."""
     table = ctx.storage.table("Subscribers")  # type: ignore[attr-defined]
-    rows = table.query_entities("RowKey ge '1|inv|' and RowKey lt '1|inv}'", select=["PartitionKey", "RowKey"])
-    return [(r["PartitionKey"], r["RowKey"]) for r in rows if r["PartitionKey"].startswith(f"{tenant}|")]
+    rows = table.query_entities("PartitionKey ge @lo and PartitionKey lt @hi", select=["PartitionKey", "RowKey"],
+                                parameters={"lo": f"{tenant}|", "hi": f"{tenant}}}"})
+    found = []
+    for r in rows:
+        pk, rk = r["PartitionKey"], r["RowKey"]
+        place = Place(pk, subscriber_of(pk, rk), "||" in pk)
+        if place.local(rk).startswith("1|inv|"):
+            found.append((place, rk))
+    return found
 
 
 # ---- the print batch (the print helper's benchmark) ------------------------------------------------

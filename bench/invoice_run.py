@@ -6,12 +6,19 @@ Prints one JSON object:
   client_cpu_ms_per_invoice  CPU time of this (client) process during the run / invoices:
                           what a Functions instance pays per invoice (Azurite not included)
   ceiling_per_s           the same storage shape done directly with the SDK in this run
-                          (per subscriber: one partition read and one entity-group
-                          transaction of as many entities), at the same concurrency
+                          (``bench.shape.Ceiling``: per partition of the tenant's layout one
+                          query of the hot rows and the same entities per subscriber in
+                          transactions of at most 100, as many partitions at once as the run
+                          works); half measured just before the run, half just after
   ratio                   invoices_per_s / ceiling_per_s
+  entities_per_s          entities the run's transactions carried per second (every table)
+  raw_entities_per_s      Azurite's own rate in 100-entity create transactions, this run
   engine_invoices_per_s   the pure domain alone (due drafts + issue), one core, no storage
 
-    python -m bench.invoice_run --subscriptions 5000
+    python -m bench.invoice_run --subscriptions 5000 [--bucket-size 64] [--layout 2|3]
+
+``--layout 2`` is the first shape (a partition per subscriber); ``--bucket-size`` sets the
+tenant's buckets (layout 3) before any of its data is written.
 """
 
 from __future__ import annotations
@@ -19,30 +26,43 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from azure.core import MatchConditions
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from tqdm import tqdm
 
-from bench.common import emit, shop, work_items
+from bench.common import FIRST_NUMBER, emit, shop, work_items
+from bench.shape import Ceiling, EntityCount, layout_of, raw_entity_rate
 from devhost.azurite import Azurite
 from devhost.builders import newspaper, order, oslo_morning
 from shared.adapters.bus import RUN_WORK
-from shared.adapters.tables import Storage
 from shared.clock import SettableClock
 from shared.domain.account import Account, due_drafts, issue
 from shared.domain.calendar import Frequency
 from shared.domain.catalogue import PaymentType
+from shared.domain.placement import BUCKET_SIZE, Layout
 from shared.domain.subscriptions import Subscriber, Subscription
-from shared.service.billing import bill_subscribers, start_invoice_run
+from shared.service.billing import BATCH, bill_subscribers, start_invoice_run
 from shared.service.orders import place_order
 
+T = TypeVar("T")
 ORDER_DAY, RUN_DAY = date(2026, 1, 5), date(2026, 1, 22)  # renewal of 5 Feb is produced 14 days before
 MESSAGES_IN_FLIGHT = 4
 THREADS_PER_MESSAGE = 16
+# a renewal commit: subscriber, subscription, open demand, invoice, ledger entry, outbox row,
+# and the deletes of the order's two delivered outbox rows = 8 entities (the run's
+# ``entities_by_table`` shows what it really wrote)
+RENEWAL_ENTITIES = 8
+
+
+def partitions_at_once(layout: Layout, in_flight: int, threads: int) -> int:
+    """How many partitions the run works at once: each message in flight works its
+    partitions (``BATCH`` subscribers, whole buckets) ``threads`` at a time."""
+    size = layout.bucket_size if layout.bucketed else 1
+    return in_flight * min(threads, max(1, BATCH // size))
 
 
 def engine_rate(n: int) -> float:
@@ -65,99 +85,107 @@ def engine_rate(n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-class Ceiling:
-    """Per partition: one read and one transaction of ``entities`` entities, via the SDK.
-
-    ``seed`` runs before the orders are placed and ``measure`` just before the invoice
-    run, so both see the same volume of data in Azurite (it slows as its store grows).
-    """
-
-    def __init__(self, storage: Storage, n: int, entities: int) -> None:
-        self.table = storage.table("Subscribers")
-        tenant = f"ceiling-{uuid.uuid4().hex[:6]}"
-        self.pks = [f"{tenant}|{i:010d}" for i in range(n)]
-        self.entities = entities
-        self.threads = MESSAGES_IN_FLIGHT * THREADS_PER_MESSAGE
-
-    def seed(self) -> None:
-        with ThreadPoolExecutor(self.threads) as pool:
-            list(pool.map(self._seed_one, self.pks))
-
-    def measure(self, pks: list[str] | None = None) -> float:
-        """Partitions worked per second, over all of them or over ``pks``."""
-        pks = self.pks if pks is None else pks
-        with ThreadPoolExecutor(self.threads) as pool:
-            started = time.perf_counter()
-            list(pool.map(self._work, pks))
-            return len(pks) / (time.perf_counter() - started)
-
-    def _seed_one(self, pk: str) -> None:
-        self.table.submit_transaction([("create", {"PartitionKey": pk, "RowKey": "0|subscriber", "Body": "x" * 600}),
-                                  ("create", {"PartitionKey": pk, "RowKey": "0|sub|s", "Body": "x" * 300}),
-                                  *[("create", {"PartitionKey": pk, "RowKey": f"0|out|{k}", "Body": "x" * 300})
-                                    for k in range(2)]])
-
-    def _work(self, pk: str) -> None:
-        rows = list(self.table.query_entities("PartitionKey eq @pk and RowKey lt '1'", parameters={"pk": pk}))
-        head = next(r for r in rows if r["RowKey"] == "0|subscriber")
-        ops: list[Any] = [("update", {"PartitionKey": pk, "RowKey": "0|subscriber", "Body": "y" * 600},
-                           {"mode": "replace", "etag": head.metadata["etag"],
-                            "match_condition": MatchConditions.IfNotModified}),
-                          ("upsert", {"PartitionKey": pk, "RowKey": "0|sub|s", "Body": "y" * 300})]
-        ops += [("delete", {"PartitionKey": pk, "RowKey": f"0|out|{k}"}) for k in range(2)]
-        ops += [("create", {"PartitionKey": pk, "RowKey": f"1|new|{k}", "Body": "y" * 800})
-                for k in range(self.entities - len(ops))]
-        self.table.submit_transaction(ops)
+def again(call: Callable[[], T], attempts: int = 4) -> T:
+    """The set-up's call again after a connection reset (a loaded Azurite drops some; an
+    order placed again is the same order, so nothing is placed twice)."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except (ServiceRequestError, ServiceResponseError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--subscriptions", type=int, default=5000)
-    args = parser.parse_args()
+def run(subscriptions: int, layout: Layout, in_flight: int = MESSAGES_IN_FLIGHT,
+        threads: int = THREADS_PER_MESSAGE, engine: bool = True) -> dict[str, Any]:
+    """One invoice run of ``subscriptions`` renewals on a private Azurite, with its ceiling."""
+    concurrency = partitions_at_once(layout, in_flight, threads)
     azurite = Azurite.start(in_memory=True)
     try:
-        ctx, tenant = shop(azurite, ORDER_DAY)
+        ctx, tenant = shop(azurite, ORDER_DAY, layout)
         clock: SettableClock = ctx.clock  # type: ignore[assignment]
-        # a renewal commit: subscriber, subscription, invoice, ledger entry, outbox row,
-        # and the deletes of the order's two delivered outbox rows = 7 entities
-        ceiling = Ceiling(ctx.storage, args.subscriptions, entities=7)
-        ceiling.seed()
-        with ThreadPoolExecutor(32) as pool, tqdm(total=args.subscriptions, desc="orders", file=sys.stderr,
+        with ThreadPoolExecutor(16) as pool, tqdm(total=subscriptions, desc="orders", file=sys.stderr,
                                                   disable=None) as bar:
-            for _ in pool.map(lambda i: place_order(ctx, order(tenant, i)), range(1, args.subscriptions + 1)):
+            numbers = []
+            for placed in pool.map(lambda i: again(lambda: place_order(ctx, order(tenant, i), FIRST_NUMBER + i)),
+                                   range(subscriptions)):
+                numbers.append(placed.subscriber_no)
                 bar.update()
-
-        ceiling_rate = ceiling.measure()
+        ceiling = Ceiling(ctx.storage, numbers, layout, RENEWAL_ENTITIES, concurrency)
+        ceiling.seed()
+        raw_before = raw_entity_rate(ctx.storage, concurrency)
+        ceiling_before = ceiling.measure_half(second=False)
         clock.set(oslo_morning(RUN_DAY))
         ctx.bus.service.get_queue_client(RUN_WORK).clear_messages()  # type: ignore[attr-defined]
+        entities = EntityCount(ctx.storage)
         trips_before = ctx.storage.round_trips.count
         started, cpu = time.perf_counter(), time.process_time()
         start_invoice_run(ctx, tenant)
         batches = work_items(ctx)
-        with ThreadPoolExecutor(MESSAGES_IN_FLIGHT) as pool:
+        with ThreadPoolExecutor(in_flight) as pool:
             results = list(pool.map(lambda b: bill_subscribers(ctx, tenant, RUN_DAY, b["subscribers"],
-                                                               workers=THREADS_PER_MESSAGE), batches))
+                                                               workers=threads), batches))
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu
         invoices = sum(r.invoices for r in results)
         trips = ctx.storage.round_trips.count - trips_before
+        written, by_table, calls = entities.count, entities.by_table, entities.calls
+        ceiling_after = ceiling.measure_half(second=True)
+        raw_after = raw_entity_rate(ctx.storage, concurrency)
     finally:
         azurite.stop()
     rate = invoices / elapsed
-    emit({
-        "subscriptions": args.subscriptions,
+    ceiling_rate = (ceiling_before + ceiling_after) / 2
+    raw = (raw_before + raw_after) / 2
+    result = {
+        "subscriptions": subscriptions,
+        "layout": layout.version,
+        "bucket_size": layout.bucket_size if layout.bucketed else 1,
         "invoices": invoices,
+        "partitions": len(ceiling.partitions),
         "elapsed_s": round(elapsed, 2),
         "invoices_per_s": round(rate, 1),
         "round_trips_per_invoice": round(trips / max(invoices, 1), 3),
         "client_cpu_ms_per_invoice": round(1000 * cpu / max(invoices, 1), 2),
         "ceiling_per_s": round(ceiling_rate, 1),
+        "ceiling_before_after_per_s": [round(ceiling_before, 1), round(ceiling_after, 1)],
+        "ceiling_client_cpu_ms_per_subscriber": round(ceiling.cpu_ms_per_subscriber, 2),
         "ratio": round(rate / ceiling_rate, 3),
-        "engine_invoices_per_s": round(engine_rate(20000), 1),
+        "entities_per_invoice": round(written / max(invoices, 1), 2),
+        "entities_per_s": round(written / elapsed, 1),
+        "entities_by_table": by_table,
+        "calls": dict(sorted(calls.items())),
+        "ceiling_entities_per_s": round(ceiling_rate * RENEWAL_ENTITIES, 1),
+        "raw_entities_per_s": round(raw, 1),
+        "raw_before_after_per_s": [round(raw_before, 1), round(raw_after, 1)],
         "conflicts": sum(r.conflicts for r in results),
+        "needs_attention": sum(r.needs_attention for r in results),
         "messages": len(batches),
-        "concurrency": {"messages_in_flight": MESSAGES_IN_FLIGHT, "threads_per_message": THREADS_PER_MESSAGE},
-    })
+        "concurrency": {"messages_in_flight": in_flight, "threads_per_message": threads,
+                        "partitions_at_once": ceiling.concurrency},
+    }
+    if engine:
+        result["engine_invoices_per_s"] = round(engine_rate(20000), 1)
+    return result
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--layout", type=int, choices=(2, 3), default=3,
+                        help="2: a partition per subscriber (the first shape); 3: bucket partitions")
+    parser.add_argument("--bucket-size", type=int, default=BUCKET_SIZE, help="subscribers per bucket (layout 3)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscriptions", type=int, default=5000)
+    parser.add_argument("--messages-in-flight", type=int, default=MESSAGES_IN_FLIGHT)
+    parser.add_argument("--threads-per-message", type=int, default=THREADS_PER_MESSAGE)
+    arguments(parser)
+    args = parser.parse_args()
+    emit(run(args.subscriptions, layout_of(args.layout, args.bucket_size), args.messages_in_flight,
+             args.threads_per_message))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ from azure.storage.queue import QueueServiceClient
 from tqdm import tqdm
 
 from bench.common import emit
-from bench.invoice_run import Ceiling
+from bench.shape import PerSubscriber as Ceiling
 from devhost.azurite import Azurite
 from devhost.builders import install_catalogue, oslo_morning
 from devhost.cli import start_host
