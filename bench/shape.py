@@ -32,12 +32,13 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.data.tables import TableClient, TableTransactionError
 
+from shared.adapters import batch
 from shared.adapters.accounts import Place, bucket_key, first_shape_key
 from shared.adapters.tables import MAX_BATCH, Storage
 from shared.domain.placement import Layout
 
 HEAD = "0|subscriber"
-OUTBOX_ROWS = 2  # an order's two delivered outbox rows, deleted by the next commit
+OUTBOX_ROWS = 0  # outbox rows a commit deletes: none, the events ride in the subscriber row (issue 13)
 
 
 class Ceiling:
@@ -132,7 +133,7 @@ def submit(table: TableClient, ops: list[Any], attempts: int = 4) -> None:
     commit (its ETag or its new rows already there) counts as done."""
     for attempt in range(attempts):
         try:
-            table.submit_transaction(ops)
+            batch.submit(table, ops)  # the transaction writer the run uses (adapters.batch), not the SDK's
             return
         except (ServiceRequestError, ServiceResponseError):
             if attempt == attempts - 1:
