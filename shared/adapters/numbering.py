@@ -35,7 +35,9 @@ carry (the transaction failed for good: a value too large for a property, a bad 
 or the account changed so that the document is no longer due) is released:
 
 1. ``void``: the claim row is marked void (``If-Match``). From then on no claimer is
-   handed its number: a claimer that meets a void claim replaces it with a new number.
+   handed its number: a claimer that meets a void claim waits for the release to end
+   (restored: it uses that number; freed: it claims again, the free number first), and
+   replaces it with a new number only if it stays void ``RELEASE_WAIT_S`` (a releaser that died).
 2. *fence*: the subscriber row is touched under its ETag (``AccountRepository.fence``).
    Every operation loads the partition *before* it claims and commits under that
    load's ETag, so anyone who could still hold the old number fails its commit,
@@ -79,6 +81,8 @@ from .tables import MAX_BATCH, Operation, Storage
 
 TABLE = "Numbering"
 MAX_ATTEMPTS = 50
+RELEASE_WAIT_S = 5.0  # a claim void this long: its releaser died; a claimer replaces it
+RELEASE_POLL_S = 0.02
 VOID = "void"
 IF_MATCH = MatchConditions.IfNotModified
 
@@ -201,7 +205,9 @@ class InvoiceNumbers:
     def _claim_chunk(self, pk: str, keys: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         void: dict[str, str] = {}  # claim key -> ETag of its void claim row, to be replaced
-        for attempt in range(MAX_ATTEMPTS):
+        met: dict[str, float] = {}  # claim key -> when we first met its claim void (a release under way)
+        attempt = 0
+        while attempt < MAX_ATTEMPTS:
             todo = [k for k in keys if k not in found]
             if not todo:
                 return found
@@ -213,15 +219,32 @@ class InvoiceNumbers:
                 self.counter.advance(pk, state, state.next + fresh, state.free[len(reused):],
                                      [self._claim_op(pk, k, n, void.get(k)) for k, n in numbers.items()])
             except ConcurrencyConflict:
-                for key, claim in self.read_claims(pk, todo).items():
-                    if claim.void:
-                        void[key] = claim.etag
-                    else:
-                        found[key] = claim.number
+                if self._met_release(pk, todo, found, void, met):
+                    time.sleep(RELEASE_POLL_S)  # not an attempt: the release ends by restoring or freeing
+                    continue
                 _backoff(attempt)
+                attempt += 1
                 continue
             return found | numbers
         raise ConcurrencyConflict(f"could not claim invoice numbers in {pk} after {MAX_ATTEMPTS} attempts")
+
+    def _met_release(self, pk: str, todo: list[str], found: dict[str, int], void: dict[str, str],
+                     met: dict[str, float]) -> bool:
+        """After a refused claim: note the claims others hold (``found``). A void claim is a
+        release under way (void -> fence -> verify -> restore or free): its number is not
+        ours to replace yet, for the release may still restore it (a document carries it)
+        or free it (then we take it from the free list). A fresh number now would be one
+        more to release, and so a hole below the numbers claimed meanwhile. Only a void that
+        outlasts ``RELEASE_WAIT_S`` (a releaser that died) is replaced. True: wait for one."""
+        now, waiting = time.monotonic(), False
+        for key, claim in self.read_claims(pk, todo).items():
+            if not claim.void:
+                found[key] = claim.number
+            elif now - met.setdefault(key, now) >= RELEASE_WAIT_S:
+                void[key] = claim.etag
+            else:
+                waiting = True
+        return waiting
 
     @staticmethod
     def _claim_op(pk: str, key: str, number: int, void_etag: str | None) -> Operation:

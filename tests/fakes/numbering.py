@@ -1,7 +1,8 @@
 """In-memory invoice and subscriber numbering with the adapter's guarantees: a series is
 gapless (issued and free numbers are exactly ``1 .. next - 1``), a claim key keeps its
 number until it is released, released numbers are handed out again lowest first, and a
-void claim is never handed to anyone (a claimer meeting one gets a new number)."""
+void claim is never handed to anyone (a claimer meeting one waits for its release to end,
+and takes a new number only if it stays void ``RELEASE_WAIT_S``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from shared.adapters.numbering import RELEASE_POLL_S, RELEASE_WAIT_S
 from shared.ports import NumberClaim
 
 from .faults import Faults
@@ -49,21 +51,29 @@ class FakeInvoiceNumbers(Faults):
 
     def claim(self, pk: str, keys: Sequence[str]) -> dict[str, int]:
         self.fault("claim")
-        with self._lock:
-            s, now = self._of(pk), int(time.time())
-            found: dict[str, int] = {}
-            for key in dict.fromkeys(keys):
-                row = s.claims.get(key)
-                if row is not None and not row.void:
-                    found[key] = row.number
-                    continue
-                if s.free:
-                    number = s.free.pop(0)
-                else:
-                    number, s.next = s.next, s.next + 1
-                s.claims[key] = _Row(number, _tag(), now)
-                found[key] = number
-            return found
+        met = time.monotonic()
+        while True:
+            with self._lock:
+                s, now = self._of(pk), int(time.time())
+                mid_release = [k for k in keys if (row := s.claims.get(k)) is not None and row.void]
+                if not mid_release or time.monotonic() - met >= RELEASE_WAIT_S:
+                    return self._claim(s, keys, now)
+            time.sleep(RELEASE_POLL_S)  # a release under way: it restores the number or frees it
+
+    def _claim(self, s: _Series, keys: Sequence[str], now: int) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for key in dict.fromkeys(keys):
+            row = s.claims.get(key)
+            if row is not None and not row.void:
+                found[key] = row.number
+                continue
+            if s.free:
+                number = s.free.pop(0)
+            else:
+                number, s.next = s.next, s.next + 1
+            s.claims[key] = _Row(number, _tag(), now)
+            found[key] = number
+        return found
 
     def claims(self, pk: str, older_than: float | None = None) -> dict[str, int]:
         with self._lock:
