@@ -11,8 +11,11 @@ operation carries: ``tests/unit/test_batch_wire.py`` holds it byte for byte to w
 sends) and goes through the client's own pipeline (signing, retries, transport); a reply
 whose every part succeeded is read with a few splits. Anything else (a refused operation,
 a non-202 reply, a reply we cannot read) is decoded by the SDK's own error decoding, so the
-exceptions, codes and indexes are the SDK's. An operation of a shape not handled here (an
-unknown kind or option) sends the whole transaction through the SDK.
+exceptions, codes and indexes are the SDK's; but a 202 whose parts do not answer every
+operation sent (the SDK returns the parts it found) raises ``ServiceResponseError``: whether
+it committed is unknown, as after a cut connection, and ``Storage.transact`` treats it so.
+An operation of a shape not handled here (an unknown kind or option) sends the whole
+transaction through the SDK.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from azure.core import MatchConditions
+from azure.core.exceptions import ServiceResponseError
 from azure.core.rest import HttpRequest, HttpResponse
 from azure.core.rest._http_response_impl import RestHttpClientTransportResponse as _Part
 from azure.core.serialization import AzureJSONEncoder
@@ -150,7 +154,12 @@ def submit(client: TableClient, operations: Sequence[Sequence[Any]]) -> list[dic
     etags = _succeeded(content, len(operations))
     if etags is not None:
         return [{"etag": e} if e is not None else {} for e in etags]
-    return _read_slowly(response, content, client.table_name)
+    if "Content-Type" not in response.headers:
+        raise ServiceResponseError("a $batch reply without a Content-Type: committed or not, unknown")
+    answered = _read_slowly(response, content, client.table_name)
+    if len(answered) != len(operations):  # the SDK returns what it found; committed or not is unknown
+        raise ServiceResponseError(f"a $batch reply answering {len(answered)} of {len(operations)} operations")
+    return answered
 
 
 def _via_sdk(client: TableClient, operations: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
