@@ -164,6 +164,19 @@ def _layout_refused(args: argparse.Namespace) -> str | None:
 
 
 def _layout(args: argparse.Namespace, rows: LayoutRows, layouts: Layouts) -> int:
+    from shared.adapters.layouts import LayoutUnknown
+
+    try:
+        return _layout_known(args, rows, layouts)
+    except LayoutUnknown as unknown:  # its row lost or garbled: say so; the last move says what it was
+        print(f"abonno layout: {unknown}", file=sys.stderr)
+        if not (args.move or args.verify):
+            reports = rows.reports(args.tenant)
+            print(json.dumps({"tenant": args.tenant, "layout": None, "last_run": reports[-1] if reports else None}))
+        return 1
+
+
+def _layout_known(args: argparse.Namespace, rows: LayoutRows, layouts: Layouts) -> int:
     from shared.service import layout_move
 
     if args.move:

@@ -55,7 +55,7 @@ class Layouts:
             return self.default
         if self._any(tenant, f"{tenant}||", f"{tenant}|}}") is not None:
             raise LayoutUnknown(f"tenant {tenant} has partitions of both shapes but no layout row: "
-                                f"restore its row (abonno layout --status shows its last move) before it runs")
+                                f"restore its row (abonno layout --status shows its last move's layout)")
         return FIRST
 
     def _any(self, tenant: str, lo: str, hi: str) -> dict[str, object] | None:

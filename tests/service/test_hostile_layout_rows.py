@@ -5,8 +5,11 @@ and a row it cannot read is an error of the layout, not the caller's bad request
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from devhost import cli
 from shared.adapters.layouts import TABLE as TENANTS
 from shared.adapters.layouts import Layouts, LayoutUnknown
 from shared.domain.placement import BUCKETS, FIRST, Layout
@@ -51,3 +54,18 @@ def test_a_garbled_layout_row_is_an_error_of_the_layout(ctx: Context, shop: str,
     with pytest.raises(LayoutUnknown, match=shop):
         Layouts(ctx.storage).get(shop)  # type: ignore[attr-defined]
     assert not isinstance(LayoutUnknown(""), ValueError)  # a ValueError is answered 400: the caller's fault
+
+
+@pytest.mark.parametrize("what", [["--status"], ["--verify"], ["--move", "--wait", "0"]])
+def test_the_command_on_a_tenant_whose_layout_is_unknown_says_so_and_changes_nothing(
+        ctx: Context, shop: str, what: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    a_tenant_of_layout_2(ctx, shop)
+    assert moved(ctx, shop, bucket_size=8).ok
+    ctx.storage.delete(TENANTS, "layout", shop)  # type: ignore[attr-defined]
+    capsys.readouterr()
+    assert cli.main(["layout", "--tenant", shop, *what]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and err.startswith("abonno layout:") and shop in err
+    assert ctx.storage.get(TENANTS, "layout", shop) is None  # type: ignore[attr-defined]
+    if what == ["--status"]:  # what the operator needs to restore the row: the last move's layout
+        assert json.loads(out)["last_run"]["bucket_size"] == 8
