@@ -239,3 +239,25 @@ def test_a_refused_batch_whose_error_cannot_be_read_is_still_the_services_refusa
     with pytest.raises(HttpResponseError) as refused:
         batch.submit(client(Canned(answer)), OPS)
     assert refused.value.status_code == status
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([200, 201, 204, 400, 404, 409, 412, 413, 500, 503]),
+                          st.sampled_from(["", 'ETag: W/"9"\r\n']),
+                          st.sampled_from(["", "{}", "not json", ERROR[1] % ("UpdateConditionNotSatisfied", 0),
+                                           '{"odata.error": 5}', "HTTP/1.1 204 X"])),
+                max_size=5),
+       st.booleans())
+def test_any_reply_is_a_success_only_when_each_operation_succeeded_and_never_a_stray_exception(
+        parts: list[tuple[int, str, str]], changeset: bool) -> None:
+    """Fault injection over reply shapes: ``submit`` answers only when every operation sent
+    has a 2xx part; otherwise it raises one of the Azure exceptions ``Storage`` and the HTTP
+    boundary map (a refusal, or ``ServiceResponseError``: unknown), never ``TypeError``,
+    ``http.client``'s or a codec's."""
+    from azure.core.exceptions import AzureError
+
+    try:
+        answered = batch.submit(client(Canned(reply(parts, changeset))), OPS)
+    except AzureError:
+        return
+    assert len(parts) == len(OPS) == len(answered) and all(200 <= s < 300 for s, _, _ in parts)
