@@ -125,6 +125,8 @@ def cmd_layout(args: argparse.Namespace) -> int:
     """A tenant's storage layout: show it, move it to buckets online, or verify a move
     (``shared.service.layout_move``). JSON on stdout, progress on stderr; exit 1 when a
     subscriber could not be moved or the verification found a problem (2: refused, nothing done)."""
+    from azure.core.exceptions import AzureError
+
     from shared.adapters.indexes import Tenants
     from shared.adapters.layout_rows import LayoutRows
     from shared.adapters.layouts import Layouts
@@ -137,12 +139,20 @@ def cmd_layout(args: argparse.Namespace) -> int:
     conn = args.storage or os.environ.get("AzureWebJobsStorage")
     azurite = None if conn else Azurite.running_or_start(Ports(), in_memory=False, location=args.data)
     try:
-        storage = Storage.from_connection_string(conn or azurite.connection_string)  # type: ignore[union-attr]
+        try:
+            storage = Storage.from_connection_string(conn or azurite.connection_string)  # type: ignore[union-attr]
+        except ValueError:  # the SDK's words; the string itself holds the account key: not echoed
+            print("abonno layout: --storage is not a storage connection string", file=sys.stderr)
+            return 2
         storage.ensure_tables()
         if not Tenants(storage).exists(args.tenant):  # a typo would get a layout row, a lease, a report
             print(f"abonno layout: no tenant {args.tenant}", file=sys.stderr)
             return 2
         return _layout(args, LayoutRows(storage), Layouts(storage))
+    except AzureError as exc:  # unreachable, or failed mid-way: a move is resumable, run it again
+        print(f"abonno layout: storage failed ({type(exc).__name__}); a move resumes where it stopped: run it again",
+              file=sys.stderr)
+        return 1
     finally:
         if azurite is not None:
             azurite.stop()  # only if this command started it

@@ -67,3 +67,15 @@ def test_an_unknown_tenant_is_refused_and_gets_no_rows(
     assert code == 2, err
     assert f"no tenant {tenant}" in err
     assert tenants_rows(ctx) == before
+
+
+@pytest.mark.parametrize(("storage", "code"), [
+    ("garbage", 2),  # not a connection string: a bad argument
+    ("AccountName=x", 2),
+    ("DefaultEndpointsProtocol=http;AccountName=x;AccountKey=eA==;TableEndpoint=http://127.0.0.1:1/x;", 1),  # nobody
+])
+def test_a_storage_that_is_malformed_or_unreachable_is_a_message_not_a_traceback(
+        storage: str, code: int, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["layout", "--tenant", "acme", "--status", "--storage", storage]) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("abonno layout:") and "AccountKey" not in err
