@@ -170,6 +170,12 @@ def _layout_refused(args: argparse.Namespace) -> str | None:
         return f"--bucket-size goes with --move and is 1-{MAX_BUCKET_SIZE}, not {args.bucket_size}"
     if args.wait is not None and not (args.move and math.isfinite(args.wait) and args.wait >= 0):
         return f"--wait goes with --move and is a number of seconds, 0 or more, not {args.wait}"
+    from shared.adapters.layouts import TTL_S
+
+    if args.wait is not None and args.wait < TTL_S and not args.alone:
+        return (f"--wait {args.wait:g} is shorter than the layout cache ({TTL_S:g} s): a running process could "
+                "still create a subscriber the old way after the move; say --alone if no other process uses "
+                "this storage")
     return None
 
 
@@ -268,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bucket-size", type=int, help="subscribers per bucket (1-100; default 64)")
     p.add_argument("--wait", type=float, help="seconds between announcing the move and moving anyone "
                    "(default: the layout cache time + 5)")
+    p.add_argument("--alone", action="store_true", help="no other process uses this storage: a --wait shorter "
+                   "than the layout cache is safe")
     p.add_argument("--storage", help="storage connection string (default: AzureWebJobsStorage, else the local Azurite)")
     p.add_argument("--data", default=".azurite", help="Azurite data folder when a local Azurite is started")
     p.set_defaults(run=cmd_layout)

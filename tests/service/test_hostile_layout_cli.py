@@ -29,6 +29,7 @@ def tenants_rows(ctx: Context) -> list[tuple[str, str, Any]]:
     ["--move", "--wait", "-1"],
     ["--move", "--wait", "nan"],
     ["--move", "--wait", "inf"],
+    ["--move", "--wait", "0"],  # shorter than the layout cache, and not --alone
     ["--status", "--bucket-size", "0"],
 ])
 def test_bad_numbers_are_refused_before_anything_moves(
@@ -45,7 +46,7 @@ def test_bad_numbers_are_refused_before_anything_moves(
 
 
 @pytest.mark.parametrize("tenant", ["", "Shop", "a|b", "a||", "x'y", "a/b", "a#b", "é", "a" * 41, "-a"])
-@pytest.mark.parametrize("what", [["--status"], ["--verify"], ["--move", "--wait", "0"]])
+@pytest.mark.parametrize("what", [["--status"], ["--verify"], ["--move", "--wait", "0", "--alone"]])
 def test_a_tenant_id_that_cannot_be_one_is_refused(
         ctx: Context, tenant: str, what: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     before = tenants_rows(ctx)
@@ -57,7 +58,7 @@ def test_a_tenant_id_that_cannot_be_one_is_refused(
     assert tenants_rows(ctx) == before
 
 
-@pytest.mark.parametrize("what", [["--status"], ["--verify"], ["--move", "--wait", "0"]])
+@pytest.mark.parametrize("what", [["--status"], ["--verify"], ["--move", "--wait", "0", "--alone"]])
 def test_an_unknown_tenant_is_refused_and_gets_no_rows(
         ctx: Context, tenant: str, what: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     before = tenants_rows(ctx)

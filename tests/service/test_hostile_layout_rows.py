@@ -56,7 +56,7 @@ def test_a_garbled_layout_row_is_an_error_of_the_layout(ctx: Context, shop: str,
     assert not isinstance(LayoutUnknown(""), ValueError)  # a ValueError is answered 400: the caller's fault
 
 
-@pytest.mark.parametrize("what", [["--status"], ["--verify"], ["--move", "--wait", "0"]])
+@pytest.mark.parametrize("what", [["--status"], ["--verify"], ["--move", "--wait", "0", "--alone"]])
 def test_the_command_on_a_tenant_whose_layout_is_unknown_says_so_and_changes_nothing(
         ctx: Context, shop: str, what: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     a_tenant_of_layout_2(ctx, shop)
