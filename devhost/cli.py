@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from datetime import datetime
@@ -123,23 +124,75 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_layout(args: argparse.Namespace) -> int:
     """A tenant's storage layout: show it, move it to buckets online, or verify a move
     (``shared.service.layout_move``). JSON on stdout, progress on stderr; exit 1 when a
-    subscriber could not be moved or the verification found a problem."""
+    subscriber could not be moved or the verification found a problem (2: refused, nothing done)."""
+    from azure.core.exceptions import AzureError
+
+    from shared.adapters.indexes import Tenants
     from shared.adapters.layout_rows import LayoutRows
     from shared.adapters.layouts import Layouts
     from shared.adapters.tables import Storage
 
+    refused = _layout_refused(args)  # before storage is touched: a bad argument changes nothing
+    if refused:
+        print(f"abonno layout: {refused}", file=sys.stderr)
+        return 2
     conn = args.storage or os.environ.get("AzureWebJobsStorage")
     azurite = None if conn else Azurite.running_or_start(Ports(), in_memory=False, location=args.data)
     try:
-        storage = Storage.from_connection_string(conn or azurite.connection_string)  # type: ignore[union-attr]
+        try:
+            storage = Storage.from_connection_string(conn or azurite.connection_string)  # type: ignore[union-attr]
+        except ValueError:  # the SDK's words; the string itself holds the account key: not echoed
+            print("abonno layout: --storage is not a storage connection string", file=sys.stderr)
+            return 2
         storage.ensure_tables()
+        if not Tenants(storage).exists(args.tenant):  # a typo would get a layout row, a lease, a report
+            print(f"abonno layout: no tenant {args.tenant}", file=sys.stderr)
+            return 2
         return _layout(args, LayoutRows(storage), Layouts(storage))
+    except AzureError as exc:  # unreachable, or failed mid-way: a move is resumable, run it again
+        print(f"abonno layout: storage failed ({type(exc).__name__}); a move resumes where it stopped: run it again",
+              file=sys.stderr)
+        return 1
     finally:
         if azurite is not None:
             azurite.stop()  # only if this command started it
 
 
+def _layout_refused(args: argparse.Namespace) -> str | None:
+    """Why the arguments cannot be acted on (None: they can). A tenant id goes into table keys,
+    a bucket size into ``Layout`` and a wait into ``sleep`` after the move is announced."""
+    from shared.adapters.auth import is_tenant_id
+    from shared.domain.placement import MAX_BUCKET_SIZE
+
+    if not is_tenant_id(args.tenant):
+        return f"{args.tenant!r} is not a tenant id (1-40 of a-z 0-9 -, not starting with -)"
+    if args.bucket_size is not None and not (args.move and 1 <= args.bucket_size <= MAX_BUCKET_SIZE):
+        return f"--bucket-size goes with --move and is 1-{MAX_BUCKET_SIZE}, not {args.bucket_size}"
+    if args.wait is not None and not (args.move and math.isfinite(args.wait) and args.wait >= 0):
+        return f"--wait goes with --move and is a number of seconds, 0 or more, not {args.wait}"
+    from shared.adapters.layouts import TTL_S
+
+    if args.wait is not None and args.wait < TTL_S and not args.alone:
+        return (f"--wait {args.wait:g} is shorter than the layout cache ({TTL_S:g} s): a running process could "
+                "still create a subscriber the old way after the move; say --alone if no other process uses "
+                "this storage")
+    return None
+
+
 def _layout(args: argparse.Namespace, rows: LayoutRows, layouts: Layouts) -> int:
+    from shared.adapters.layouts import LayoutUnknown
+
+    try:
+        return _layout_known(args, rows, layouts)
+    except LayoutUnknown as unknown:  # its row lost or garbled: say so; the last move says what it was
+        print(f"abonno layout: {unknown}", file=sys.stderr)
+        if not (args.move or args.verify):
+            reports = rows.reports(args.tenant)
+            print(json.dumps({"tenant": args.tenant, "layout": None, "last_run": reports[-1] if reports else None}))
+        return 1
+
+
+def _layout_known(args: argparse.Namespace, rows: LayoutRows, layouts: Layouts) -> int:
     from shared.service import layout_move
 
     if args.move:
@@ -221,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bucket-size", type=int, help="subscribers per bucket (1-100; default 64)")
     p.add_argument("--wait", type=float, help="seconds between announcing the move and moving anyone "
                    "(default: the layout cache time + 5)")
+    p.add_argument("--alone", action="store_true", help="no other process uses this storage: a --wait shorter "
+                   "than the layout cache is safe")
     p.add_argument("--storage", help="storage connection string (default: AzureWebJobsStorage, else the local Azurite)")
     p.add_argument("--data", default=".azurite", help="Azurite data folder when a local Azurite is started")
     p.set_defaults(run=cmd_layout)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from pydantic import TypeAdapter, ValidationError
 
 from shared import bootstrap
@@ -77,6 +77,8 @@ STATUS_OF: dict[type[BaseException], tuple[int, str]] = {
     StorageLimit: (422, "Too large to store"),  # beyond what Table Storage holds: nothing was written
     ProviderRefused: (502, "Payment provider refused"),  # a call of ours to Vipps / Swedbank Pay, refused (4xx)
     ProviderUnavailable: (503, "Payment provider unavailable"),  # no answer after the retries: try again
+    ServiceRequestError: (503, "Storage unavailable"),  # not reached after the retries: nothing was written
+    ServiceResponseError: (503, "Storage unavailable"),  # no answer we can read: try again (writes are guarded)
     json.JSONDecodeError: (400, "Malformed body"),
     UnicodeDecodeError: (400, "Malformed body"),
     ValueError: (400, "Bad request"),
@@ -374,6 +376,8 @@ def _detail(exc: Exception, cls: type[BaseException]) -> str:
         return f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
     if isinstance(exc, UnicodeDecodeError):
         return "the body is not UTF-8"
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):  # the library's text names hosts and objects
+        return "storage could not be reached or its answer could not be read; try again"
     if isinstance(exc, (ProviderRefused, ProviderUnavailable)):  # the provider's text is not the caller's to see
         return "the payment provider could not do what the request needs; try again later"
     if isinstance(exc, KeyError):

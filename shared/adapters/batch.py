@@ -11,8 +11,12 @@ operation carries: ``tests/unit/test_batch_wire.py`` holds it byte for byte to w
 sends) and goes through the client's own pipeline (signing, retries, transport); a reply
 whose every part succeeded is read with a few splits. Anything else (a refused operation,
 a non-202 reply, a reply we cannot read) is decoded by the SDK's own error decoding, so the
-exceptions, codes and indexes are the SDK's. An operation of a shape not handled here (an
-unknown kind or option) sends the whole transaction through the SDK.
+exceptions, codes and indexes are the SDK's; but a 202 whose parts do not answer every
+operation sent (the SDK returns the parts it found) or cannot be read (the SDK raises what
+``http.client`` raised) raises ``ServiceResponseError``: whether
+it committed is unknown, as after a cut connection, and ``Storage.transact`` treats it so.
+An operation of a shape not handled here (an unknown kind or option) sends the whole
+transaction through the SDK.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, HttpResponseError, ServiceResponseError
 from azure.core.rest import HttpRequest, HttpResponse
 from azure.core.rest._http_response_impl import RestHttpClientTransportResponse as _Part
 from azure.core.serialization import AzureJSONEncoder
@@ -141,16 +146,40 @@ def submit(client: TableClient, operations: Sequence[Sequence[Any]]) -> list[dic
     response = client._client.send_request(request, stream=True)
     content: bytes = cast(Any, response).body()  # read whole (the SDK reads it whole too)
     if response.status_code == 413:
-        raise _decode_error(response, error_message="The transaction request was too large",
-                            error_type=RequestTooLargeError)
+        raise _refusal(response, error_message="The transaction request was too large",
+                       error_type=RequestTooLargeError)
     if response.status_code != 202:
-        decoded = _decode_error(response)
+        decoded = _refusal(response)
         _validate_tablename_error(decoded, client.table_name)
         raise decoded
     etags = _succeeded(content, len(operations))
     if etags is not None:
         return [{"etag": e} if e is not None else {} for e in etags]
-    return _read_slowly(response, content, client.table_name)
+    if "Content-Type" not in response.headers:
+        raise ServiceResponseError("a $batch reply without a Content-Type: committed or not, unknown")
+    try:
+        answered = _read_slowly(response, content, client.table_name)
+    except AzureError:
+        raise  # the service's answer, decoded: a refused operation
+    except Exception as exc:  # http.client, email or the SDK's decoding could not read it
+        raise ServiceResponseError(f"a $batch reply that cannot be read ({type(exc).__name__}): "
+                                   "committed or not, unknown") from exc
+    if len(answered) != len(operations):  # the SDK returns what it found; committed or not is unknown
+        raise ServiceResponseError(f"a $batch reply answering {len(answered)} of {len(operations)} operations")
+    return answered
+
+
+def _refusal(response: Any, **kwargs: Any) -> Exception:
+    """The SDK's exception for a refused reply; one with the reply's status when the SDK's
+    decoding fails on an error body that is not the service's (it raised ``TypeError`` or
+    ``UnicodeDecodeError``, which the HTTP boundary took for a bug or a bad request)."""
+    try:
+        decoded: Exception = _decode_error(response=response, **kwargs)
+    except Exception:
+        decoded = HttpResponseError(message=f"a refusal ({response.status_code}) whose error cannot be read",
+                                    response=response)
+        decoded.error_code = None  # type: ignore[attr-defined]  # what the SDK's checks read
+    return decoded
 
 
 def _via_sdk(client: TableClient, operations: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -207,8 +236,8 @@ def _read_slowly(response: HttpResponse, content: bytes, table: str) -> list[dic
     if not failed:
         return [{"etag": p.headers["Etag"]} if "Etag" in p.headers else {} for p in parts]
     if failed[0].status_code == 413:
-        raise _decode_error(response, error_message="The transaction request was too large",
-                            error_type=RequestTooLargeError)
-    decoded = _decode_error(response=failed[0], error_type=TableTransactionError)
+        raise _refusal(response, error_message="The transaction request was too large",
+                       error_type=RequestTooLargeError)
+    decoded = _refusal(failed[0], error_type=TableTransactionError)
     _validate_tablename_error(decoded, table)
     raise decoded

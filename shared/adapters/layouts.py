@@ -38,15 +38,29 @@ class Layouts:
             return known[0]
         row = self.storage.get(TABLE, "layout", tenant)
         if row is None:
-            first = self.storage.first(SUBSCRIBERS, "PartitionKey ge @lo and PartitionKey lt @hi",
-                                       {"lo": f"{tenant}|0", "hi": f"{tenant}|g"}, select=["PartitionKey"])
-            layout = FIRST if first is not None else self.default
+            layout = self._probe(tenant)
             if not self.storage.insert(TABLE, _row(tenant, layout)):
                 row = self.storage.get(TABLE, "layout", tenant)
         if row is not None:
-            layout = Layout(int(row["Version"]), int(row["BucketSize"]), int(row["Stride"]), bool(row.get("Moving")))
+            layout = _layout(tenant, row)
         self._remember(tenant, layout)
         return layout
+
+    def _probe(self, tenant: str) -> Layout:
+        """The layout of a tenant without a row: its shape in ``Subscribers``. Partitions of the
+        first shape beside buckets mean a move began (its old partitions stay as evidence):
+        neither layout 2 (their heads say ``Moved``) nor a bucket size can be told from that."""
+        first = self._any(tenant, f"{tenant}|0", f"{tenant}|g")
+        if first is None:
+            return self.default
+        if self._any(tenant, f"{tenant}||", f"{tenant}|}}") is not None:
+            raise LayoutUnknown(f"tenant {tenant} has partitions of both shapes but no layout row: "
+                                f"restore its row (abonno layout --status shows its last move's layout)")
+        return FIRST
+
+    def _any(self, tenant: str, lo: str, hi: str) -> dict[str, object] | None:
+        return self.storage.first(SUBSCRIBERS, "PartitionKey ge @lo and PartitionKey lt @hi", {"lo": lo, "hi": hi},
+                                  select=["PartitionKey"])
 
     def set(self, tenant: str, layout: Layout) -> None:
         self.storage.upsert(TABLE, _row(tenant, layout))
@@ -60,6 +74,27 @@ class Layouts:
         until = float("inf") if layout.bucketed and not layout.moving else time.monotonic() + self.ttl_s
         with self._lock:
             self._known[tenant] = (layout, until)
+
+
+class LayoutUnknown(RuntimeError):
+    """The tenant's layout cannot be read or told: an operator's matter, never the caller's
+    bad request (a ``ValueError`` is answered 400), and nothing is guessed."""
+
+
+def _layout(tenant: str, row: dict[str, object]) -> Layout:
+    try:
+        moving = row.get("Moving", False)
+        if not isinstance(moving, bool):
+            raise ValueError(f"Moving {moving!r}")
+        return Layout(*(_whole(row[k]) for k in ("Version", "BucketSize", "Stride")), moving=moving)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LayoutUnknown(f"tenant {tenant}: its layout row cannot be read ({exc})") from exc
+
+
+def _whole(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
 
 
 def _row(tenant: str, layout: Layout) -> dict[str, object]:

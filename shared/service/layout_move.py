@@ -28,6 +28,7 @@ lease.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -38,7 +39,7 @@ from typing import Any
 from ..adapters.accounts import HEAD, Place
 from ..adapters.layout_rows import FirstShape, LayoutRows, Tally, new_run, tally
 from ..adapters.layouts import TTL_S, Layouts
-from ..domain.placement import BUCKET_SIZE, STRIDE, Layout
+from ..domain.placement import BUCKET_SIZE, MAX_BUCKET_SIZE, STRIDE, Layout
 from ..ports import ConcurrencyConflict
 
 MAX_PASSES = 5
@@ -140,6 +141,8 @@ def move(rows: LayoutRows, layouts: Layouts, tenant: str, bucket_size: int | Non
          sleep: Callable[[float], None] = time.sleep, workers: int = WORKERS) -> MoveReport:
     """Move the tenant to buckets (see the module doc); the report is stored before it returns,
     also when a subscriber failed (the layout then stays ``moving``; run the move again)."""
+    if wait_s is not None and not (math.isfinite(wait_s) and wait_s >= 0):  # sleep() would raise once announced
+        raise MoveRefused(f"wait {wait_s}: a number of seconds, 0 or more")
     layouts.forget(tenant)
     current = layouts.get(tenant)
     target = _target(current, bucket_size)
@@ -178,7 +181,9 @@ def _target(current: Layout, bucket_size: int | None) -> Layout:
                           f"--bucket-size {bucket_size} would put subscribers elsewhere")
     if current.bucketed:
         return replace(current, moving=True)
-    return Layout(3, bucket_size or BUCKET_SIZE, STRIDE, moving=True)
+    if bucket_size is not None and not 1 <= bucket_size <= MAX_BUCKET_SIZE:  # 0 is not "the default"
+        raise MoveRefused(f"bucket size {bucket_size}: 1-{MAX_BUCKET_SIZE}")
+    return Layout(3, BUCKET_SIZE if bucket_size is None else bucket_size, STRIDE, moving=True)
 
 
 def _pass(rows: LayoutRows, tenant: str, layout: Layout, report: MoveReport, progress: Callable[[str], None],

@@ -285,7 +285,7 @@ def test_the_command_moves_shows_the_status_and_refuses_another_bucket_size(
     assert (status["layout"], status["first_shape_partitions"], status["left"], status["last_run"]) == (
         2, SUBSCRIBERS, SUBSCRIBERS, None)
 
-    assert cli.main(["layout", "--tenant", shop, "--move", "--bucket-size", "8", "--wait", "0"]) == 0
+    assert cli.main(["layout", "--tenant", shop, "--move", "--bucket-size", "8", "--wait", "0", "--alone"]) == 0
     out, err = capsys.readouterr()
     totals = json.loads(out)
     assert totals["ok"] and totals["moved"] == SUBSCRIBERS and totals["bucket_size"] == 8
@@ -297,7 +297,7 @@ def test_the_command_moves_shows_the_status_and_refuses_another_bucket_size(
     ctx.accounts.layouts.forget(shop)  # type: ignore[attr-defined]
     assert all(in_bucket(ctx, shop, n) for n in numbers)
 
-    assert cli.main(["layout", "--tenant", shop, "--move", "--bucket-size", "16", "--wait", "0"]) == 2
+    assert cli.main(["layout", "--tenant", shop, "--move", "--bucket-size", "16", "--wait", "0", "--alone"]) == 2
     assert "buckets of 8 already" in capsys.readouterr().err
 
 

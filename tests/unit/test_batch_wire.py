@@ -163,7 +163,6 @@ ERROR = ('Content-Type: application/json;odata=minimalmetadata;streaming=true;ch
     ([(409, ERROR[0], ERROR[1] % ("EntityAlreadyExists", 1))], True),
     ([(409, ERROR[0], ERROR[1] % ("EntityAlreadyExists", 1))], False),
     ([(400, ERROR[0], ERROR[1] % ("InvalidInput", 2))], True),
-    ([(204, "", "")], True),
 ])
 def test_the_answer_is_the_sdks(parts: list[tuple[int, str, str]], changeset: bool) -> None:
     """Success (each ETag), a refused operation (its code and index), an unreadable reply."""
@@ -177,3 +176,88 @@ def test_the_answer_is_the_sdks(parts: list[tuple[int, str, str]], changeset: bo
     mine = outcome(batch.submit)
     assert mine == theirs
     assert not isinstance(theirs, tuple) or theirs[0] is TableTransactionError
+
+
+def raw_reply(head: bytes, payload: bytes) -> Any:
+    return lambda _request: head + b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload
+
+
+OK = (204, 'ETag: W/"2"\r\n', "")
+
+
+@pytest.mark.parametrize("answer", [
+    reply([]),  # a 202 answering no operation
+    reply([OK]),  # one of three
+    reply([OK, OK]),
+    reply([OK, OK, OK, OK]),  # more than were sent
+    reply([OK, OK, OK], changeset=False),  # parts, but not of the changeset sent... still three: see below
+    raw_reply(b"HTTP/1.1 202 Accepted\r\nContent-Type: text/plain\r\n", b"ok"),
+    raw_reply(b"HTTP/1.1 202 Accepted\r\n", b""),  # no Content-Type at all
+    raw_reply(b"HTTP/1.1 202 Accepted\r\nContent-Type: multipart/mixed; boundary=b\r\n", b"--b\r\n"),  # cut short
+    raw_reply(b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n", b"{}"),
+    raw_reply(b"HTTP/1.1 202 Accepted\r\nContent-Type: multipart/mixed; boundary=\xc3\xa9\r\n", b""),
+    raw_reply(b"HTTP/1.1 202 Accepted\r\nContent-Type: multipart/mixed; boundary=b\r\n",  # a garbled status line
+              b"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\nContent-Type: application/http\r\n"
+              b"Content-Transfer-Encoding: binary\r\n\r\nHTTP/1.1 xx Bad\r\n\r\n\r\n--c--\r\n--b--\r\n"),
+    raw_reply(b"HTTP/1.1 202 Accepted\r\nContent-Type: multipart/mixed; boundary=b\r\n",  # an empty part
+              b"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\nContent-Type: application/http\r\n"
+              b"Content-Transfer-Encoding: binary\r\n\r\n\r\n--c--\r\n--b--\r\n"),
+    reply([(412, "Content-Type: application/json\r\n", '{"odata.error": 5}')]),  # a refusal we cannot read
+])
+def test_a_reply_that_does_not_answer_every_operation_is_never_a_success(answer: Any) -> None:
+    """A 202 whose parts do not answer each operation sent (none, fewer, more, no multipart,
+    no Content-Type) or cannot be read (a garbled status line, an empty part, a refusal whose
+    error body is not the service's): whether the transaction committed is unknown, so it is
+    never reported as committed (the SDK returns the parts it found, or raises whatever
+    ``http.client`` or its decoding raised: a ``UnicodeEncodeError`` became a 400 at the HTTP
+    boundary, a ``TypeError`` a 500). It is raised as a reply that could not be read
+    (``ServiceResponseError``): ``Storage`` sends it again, and a guarded transaction that
+    did commit then conflicts, so the caller reloads and finds its work."""
+    from azure.core.exceptions import HttpResponseError, ServiceResponseError
+
+    try:
+        answered = batch.submit(client(Canned(answer)), OPS)
+    except ServiceResponseError:
+        return
+    except HttpResponseError as refused:  # a refusal of an operation (a conflict, a bad value): nothing committed
+        assert refused.status_code is not None and 400 <= refused.status_code < 500
+        return
+    assert len(answered) == len(OPS)  # only the changeset=False shape with three 2xx parts may pass
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 413, 500, 503])
+@pytest.mark.parametrize("body", [b'{"odata.error": 5}', b"\xff\xfe", b"[1]", b"",
+                                  b'{"odata.error":{"code":7,"message":null}}'])
+def test_a_refused_batch_whose_error_cannot_be_read_is_still_the_services_refusal(status: int, body: bytes) -> None:
+    """A non-202 reply with an error body that is not the service's JSON: the SDK's decoding
+    raised ``TypeError`` (a 500 at the HTTP boundary) or ``UnicodeDecodeError`` (a 400 there:
+    the caller blamed for storage's reply). It is an ``HttpResponseError`` with the reply's
+    status, as an unreadable refusal is."""
+    from azure.core.exceptions import HttpResponseError
+
+    answer = raw_reply(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n" % status, body)
+    with pytest.raises(HttpResponseError) as refused:
+        batch.submit(client(Canned(answer)), OPS)
+    assert refused.value.status_code == status
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([200, 201, 204, 400, 404, 409, 412, 413, 500, 503]),
+                          st.sampled_from(["", 'ETag: W/"9"\r\n']),
+                          st.sampled_from(["", "{}", "not json", ERROR[1] % ("UpdateConditionNotSatisfied", 0),
+                                           '{"odata.error": 5}', "HTTP/1.1 204 X"])),
+                max_size=5),
+       st.booleans())
+def test_any_reply_is_a_success_only_when_each_operation_succeeded_and_never_a_stray_exception(
+        parts: list[tuple[int, str, str]], changeset: bool) -> None:
+    """Fault injection over reply shapes: ``submit`` answers only when every operation sent
+    has a 2xx part; otherwise it raises one of the Azure exceptions ``Storage`` and the HTTP
+    boundary map (a refusal, or ``ServiceResponseError``: unknown), never ``TypeError``,
+    ``http.client``'s or a codec's."""
+    from azure.core.exceptions import AzureError
+
+    try:
+        answered = batch.submit(client(Canned(reply(parts, changeset))), OPS)
+    except AzureError:
+        return
+    assert len(parts) == len(OPS) == len(answered) and all(200 <= s < 300 for s, _, _ in parts)
