@@ -86,7 +86,7 @@ def _layout(tenant: str, row: dict[str, object]) -> Layout:
         moving = row.get("Moving", False)
         if not isinstance(moving, bool):
             raise ValueError(f"Moving {moving!r}")
-        return Layout(*(_whole(row[k]) for k in ("Version", "BucketSize", "Stride")), moving=moving)
+        return Layout(_whole(row["Version"]), _whole(row["BucketSize"]), _whole(row["Stride"]), moving=moving)
     except (KeyError, TypeError, ValueError) as exc:
         raise LayoutUnknown(f"tenant {tenant}: its layout row cannot be read ({exc})") from exc
 
