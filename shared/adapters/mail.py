@@ -25,9 +25,11 @@ import socket
 import ssl
 import threading
 import uuid
+from email import message_from_bytes
 from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import default as default_policy
 from email.utils import formatdate
 from typing import Any
 
@@ -51,9 +53,22 @@ def checked_address(what: str, value: str) -> str:
     """``value`` if it is one addr-spec (RFC 5322; a non-ASCII local part as RFC 6531 allows),
     else ``MailRefused``: an address with a line break, two addresses or a display name is
     refused for good (the document falls back to print) instead of failing on every retry."""
-    if BREAKS.search(value) or not one_address(value):
+    if BREAKS.search(value) or not one_address(value) or not _reads_back(value):
         raise MailRefused(f"{what} {value!r} is not an e-mail address")
     return value
+
+
+def _reads_back(value: str | Address) -> bool:
+    """The address, written into a header and read back as a receiving parser reads it, is
+    still one address: CPython's writing side accepts some that its reading side cannot
+    parse (IndexError, HeaderParseError), which a mail server or client would choke on too."""
+    try:
+        probe = EmailMessage()
+        probe["To"] = value
+        back = message_from_bytes(probe.as_bytes(), policy=default_policy)["To"]
+        return back is not None and len(back.addresses) == 1
+    except Exception:  # whatever the parser raises, it is not one address
+        return False
 
 
 def _mailbox(name: str, address: str) -> Address:
@@ -71,7 +86,10 @@ def as_message(mail: Mail) -> EmailMessage:
     Every header is one line (``one_line``, ``checked_address``): no header injection."""
     message = EmailMessage()
     sender = checked_address("sender", mail.sender)
-    message["From"] = _mailbox(one_line(mail.sender_name), sender)
+    mailbox = _mailbox(one_line(mail.sender_name), sender)
+    if not _reads_back(mailbox):  # the name and the address together may not read back as one
+        raise MailRefused(f"sender {mail.sender!r} with the name {mail.sender_name!r} is not one mailbox")
+    message["From"] = mailbox
     message["To"] = checked_address("recipient", mail.to)
     if mail.reply_to:
         message["Reply-To"] = checked_address("reply-to", mail.reply_to)
