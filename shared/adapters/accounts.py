@@ -1,9 +1,13 @@
-"""The subscriber partition in Table Storage: load an ``Account``, commit ``Changes``.
+"""The subscriber's rows in Table Storage: load an ``Account``, commit ``Changes``.
 
-Layout of table ``Subscribers``, one partition per subscriber
-(``PartitionKey = "{tenant}|{spread}|{subscriber_no}"``; the two hex digits of
-``spread`` keep consecutive subscriber numbers in different key ranges so that a burst
-of new subscribers does not append to one range server):
+Where they are depends on the tenant's layout (``domain.placement``, decision 0012): in
+layout 3 a bucket partition of up to 64 subscribers (``PartitionKey =
+"{tenant}||{spread}|{bucket}"``), each row key carrying the subscriber number after the
+hot/history mark (``Place``: ``0|subscriber`` is stored as ``0|{subscriber:010d}|subscriber``);
+in layout 2 a partition per subscriber (``PartitionKey = "{tenant}|{spread}|{subscriber_no}"``)
+with the keys below as they are. The two hex digits of ``spread`` keep consecutive numbers
+in different key ranges so that a burst of new subscribers does not append to one range
+server. A subscriber's own keys (layout 2's, below) are what the rest of this module reads:
 
 | RowKey                 | what                                                   |
 |------------------------|--------------------------------------------------------|
@@ -20,7 +24,9 @@ of new subscribers does not append to one range server):
 | ``0|sea|{id}``         | a group seat offered by e-mail (``Invitation``)        |
 | ``0|sub|{id}``         | a subscription                                         |
 | ``0|out|{event id}``   | outbox message not yet known to be delivered: the      |
-|                        | codec's event envelope (``codec.dump_event``)          |
+|                        | codec's event envelope (``codec.dump_event``); only    |
+|                        | those a commit's subscriber row has no room for (its   |
+|                        | ``Outbox`` property holds 16: ``head_events``)         |
 | ``1|inv|{demand no}``  | an issued invoice (never changed)                      |
 | ``1|rem|{demand no}``  | a reminder (a demand of its own, for its invoice)      |
 | ``1|crn|{number}``     | a credit note                                          |
@@ -69,6 +75,7 @@ from ..domain.identity import Invitation, LoginLink
 from ..domain.invoicing import CreditNote, Invoice
 from ..domain.ledger import LedgerEntry
 from ..domain.payments import BookedPayment, row_id
+from ..domain.placement import Layout
 from ..domain.subscriptions import Subscriber, Subscription
 from ..ports import ConcurrencyConflict, History, Loaded, StorageLimit, TooManyEntities, with_documents
 from .codec import demand_from, dump_demand, dump_event, dumps, event_from, load_demand, load_event, loads
@@ -296,11 +303,20 @@ def bucket_key(tenant: str, bucket: int) -> str:
     return f"{tenant}||{spread:02x}|{bucket:09d}"
 
 
-def subscriber_of(pk: str, rk: str) -> int:
-    """The subscriber a stored row belongs to, from its keys."""
-    if "||" in pk:
-        return int(rk[2:12])
+def subscriber_of(pk: str) -> int:
+    """The subscriber a partition of the first shape belongs to."""
     return int(pk.rsplit("|", 1)[1])
+
+
+def first_shape(tenant: str, subscriber_no: int) -> Place:
+    return Place(first_shape_key(tenant, subscriber_no), subscriber_no, False)
+
+
+def placed(tenant: str, subscriber_no: int, layout: Layout) -> Place:
+    """Where ``layout`` puts the subscriber: its bucket (layout 3) or its own partition (2)."""
+    if layout.bucketed:
+        return Place(bucket_key(tenant, layout.bucket(subscriber_no)), subscriber_no, True)
+    return first_shape(tenant, subscriber_no)
 
 
 MOVE_WAITS = 10  # loads that find a subscriber mid-move look again this many times (50 ms, 100 ms, ...)
@@ -318,41 +334,33 @@ class AccountRepository:
         """Where the subscriber's rows are now. Only during a move does this read (the head in
         the bucket: moved there yet?); otherwise the tenant's layout says."""
         layout = self.layouts.get(tenant)
-        if not layout.bucketed:
-            return Place(first_shape_key(tenant, subscriber_no), subscriber_no, False)
-        bucketed = Place(bucket_key(tenant, layout.bucket(subscriber_no)), subscriber_no, True)
-        if layout.moving and self.storage.get(TABLE, bucketed.pk, bucketed.rk(HEAD)) is None:
-            return Place(first_shape_key(tenant, subscriber_no), subscriber_no, False)
-        return bucketed
+        where = placed(tenant, subscriber_no, layout)
+        if layout.moving and self.storage.get(TABLE, where.pk, where.rk(HEAD)) is None:
+            return first_shape(tenant, subscriber_no)
+        return where
 
     def partition_of(self, tenant: str, subscriber_no: int) -> str:
-        layout = self.layouts.get(tenant)
-        if layout.bucketed:
-            return bucket_key(tenant, layout.bucket(subscriber_no))
-        return first_shape_key(tenant, subscriber_no)
+        return placed(tenant, subscriber_no, self.layouts.get(tenant)).pk
 
     def _home(self, tenant: str, loaded: Loaded | None, subscriber_no: int) -> Place:
         """Where a commit goes: where ``loaded`` was read, else (a new subscriber) where the
         tenant's layout puts new subscribers."""
         if loaded is not None and loaded.where:
             return Place(loaded.where, subscriber_no, "||" in loaded.where)
-        layout = self.layouts.get(tenant)
-        if layout.bucketed:
-            return Place(bucket_key(tenant, layout.bucket(subscriber_no)), subscriber_no, True)
-        return Place(first_shape_key(tenant, subscriber_no), subscriber_no, False)
+        return placed(tenant, subscriber_no, self.layouts.get(tenant))
 
     # ---- reads ---------------------------------------------------------------------------------
     def load(self, tenant: str, subscriber_no: int) -> Loaded | None:
         layout = self.layouts.get(tenant)
         if not layout.bucketed:
-            loaded, moved = self._load_at(Place(first_shape_key(tenant, subscriber_no), subscriber_no, False))
+            loaded, moved = self._load_at(first_shape(tenant, subscriber_no))
             if not moved:
                 return loaded
             self.layouts.forget(tenant)  # moved since we read the layout: read it again
             layout = self.layouts.get(tenant)
             if not layout.bucketed:
                 raise ConcurrencyConflict(f"subscriber {subscriber_no} moved, but layout 2 is recorded")
-        bucketed = Place(bucket_key(tenant, layout.bucket(subscriber_no)), subscriber_no, True)
+        bucketed = placed(tenant, subscriber_no, layout)
         loaded, _ = self._load_at(bucketed)
         if loaded is not None or not layout.moving:
             return loaded
@@ -362,7 +370,7 @@ class AccountRepository:
         """A tenant moving to buckets: the subscriber is in its partition of the first shape,
         or mid-move (its old head marked ``Moved``, its bucket rows being written): wait."""
         for wait in range(MOVE_WAITS):
-            loaded, moved = self._load_at(Place(first_shape_key(tenant, subscriber_no), subscriber_no, False))
+            loaded, moved = self._load_at(first_shape(tenant, subscriber_no))
             if not moved:
                 return loaded
             time.sleep(0.05 * (wait + 1))
@@ -696,7 +704,7 @@ def _subscribers(rows: list[dict[str, Any]], bucketed: bool) -> Iterator[tuple[i
     """A partition's rows, a subscriber at a time (keys made local)."""
     pk = rows[0]["PartitionKey"]
     if not bucketed:
-        yield subscriber_of(pk, ""), rows
+        yield subscriber_of(pk), rows
         return
     by: dict[int, list[dict[str, Any]]] = {}
     for r in rows:

@@ -97,7 +97,7 @@ class LayoutRows:
 
     def read(self, pk: str) -> FirstShape:
         rows = list(self.storage.query(TABLE, "PartitionKey eq @pk", {"pk": pk}))
-        return FirstShape(pk, subscriber_of(pk, ""), rows)
+        return FirstShape(pk, subscriber_of(pk), rows)
 
     def moved(self, pk: str) -> bool:
         """Whether the partition's head is marked ``Moved`` (a point read)."""

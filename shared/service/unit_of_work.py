@@ -383,15 +383,6 @@ class UnitOfWork:
         """``decide`` once, with the numbers claimed up front (``numbers``) or claimed now."""
         return self._decide(seen, decide, numbers)
 
-    def index_many(self, items: Sequence[tuple[Loaded | None, Changes]], visits: bool = True) -> None:
-        """``index`` for many subscribers: the next dunning visits in one write per day."""
-        for loaded, changes in items:
-            self.index(loaded, changes, visits=False)
-        if visits:
-            self.ctx.dunning_index.add_many(self.tenant, [
-                (visit, changes.account.number) for _loaded, changes in items
-                if (visit := next_visit(changes.account, self.catalogue, self.today)) is not None])
-
     def change(self, subscriber_no: int, decide: Decision, *, documents: bool = False,
                new: Callable[[], Account] | None = None, parts: int = 1, attempts: int = MAX_ATTEMPTS,
                seen: Seen | None = None, numbers: Mapping[str, int] | None = None, touch: bool = False,
