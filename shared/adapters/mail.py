@@ -25,17 +25,15 @@ import socket
 import ssl
 import threading
 import uuid
-from email import message_from_bytes
 from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import default as default_policy
 from email.utils import formatdate
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-from ..domain.catalogue import one_address
+from ..domain.catalogue import one_address, reads_back
 from ..ports import Mail, MailRefused, MailUnavailable
 
 # what ends a line somewhere (str.splitlines) and any other control character: never in a header
@@ -53,22 +51,9 @@ def checked_address(what: str, value: str) -> str:
     """``value`` if it is one addr-spec (RFC 5322; a non-ASCII local part as RFC 6531 allows),
     else ``MailRefused``: an address with a line break, two addresses or a display name is
     refused for good (the document falls back to print) instead of failing on every retry."""
-    if BREAKS.search(value) or not one_address(value) or not _reads_back(value):
+    if BREAKS.search(value) or not one_address(value):
         raise MailRefused(f"{what} {value!r} is not an e-mail address")
     return value
-
-
-def _reads_back(value: str | Address) -> bool:
-    """The address, written into a header and read back as a receiving parser reads it, is
-    still one address: CPython's writing side accepts some that its reading side cannot
-    parse (IndexError, HeaderParseError), which a mail server or client would choke on too."""
-    try:
-        probe = EmailMessage()
-        probe["To"] = value
-        back = message_from_bytes(probe.as_bytes(), policy=default_policy)["To"]
-        return back is not None and len(back.addresses) == 1
-    except Exception:  # whatever the parser raises, it is not one address
-        return False
 
 
 def _mailbox(name: str, address: str) -> Address:
@@ -87,7 +72,7 @@ def as_message(mail: Mail) -> EmailMessage:
     message = EmailMessage()
     sender = checked_address("sender", mail.sender)
     mailbox = _mailbox(one_line(mail.sender_name), sender)
-    if not _reads_back(mailbox):  # the name and the address together may not read back as one
+    if not reads_back(mailbox):  # the name and the address together may not read back as one
         raise MailRefused(f"sender {mail.sender!r} with the name {mail.sender_name!r} is not one mailbox")
     message["From"] = mailbox
     message["To"] = checked_address("recipient", mail.to)

@@ -22,8 +22,11 @@ import zoneinfo
 from collections.abc import Sized
 from dataclasses import dataclass, field
 from datetime import date
+from email import message_from_bytes
 from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import default as default_policy
 from enum import StrEnum
 from functools import cache
 
@@ -81,7 +84,21 @@ def one_address(value: str) -> bool:
         # ValueError, HeaderParseError, IndexError, and even AttributeError from CPython's
         # header parser itself (``"\\@["``: 'InvalidHeaderDefect' object has no attribute 'all_defects')
         return False
-    return True
+    return reads_back(value)
+
+
+def reads_back(value: str | Address) -> bool:
+    """``value`` (an address, or a mailbox with its display name), written into a header and
+    read back as a receiving parser reads it, is still one address: CPython's writing side
+    accepts some that its reading side cannot parse (IndexError, HeaderParseError), which a
+    mail server or client would choke on too."""
+    try:
+        probe = EmailMessage()
+        probe["To"] = value
+        back = message_from_bytes(probe.as_bytes(), policy=default_policy)["To"]
+        return back is not None and len(back.addresses) == 1
+    except Exception:  # whatever the parser raises, it is not one address
+        return False
 
 
 def _between(what: str, value: int | None, low: int, high: int) -> None:
